@@ -1,0 +1,57 @@
+"""Seeded train / valid / test splits stored in a catalog's ``split`` column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from galmet.errors import ConfigError
+
+SPLITS = ("train", "valid", "test")
+
+
+def assign_splits(
+    catalog: pd.DataFrame,
+    test: float | int = 0.176,
+    valid_fraction: float = 0.2,
+    seed: int = 0,
+) -> pd.Series:
+    """Return a ``split`` column (``train``/``valid``/``test``) for ``catalog``.
+
+    An existing ``split`` column is respected: its ``test`` rows stay test, and if it has no
+    ``valid`` rows, ``valid_fraction`` of its ``train`` rows become ``valid`` (seeded).
+    Otherwise a held-out test set is drawn first (``test`` is a fraction in [0, 1) or a row
+    count; the paper held out 25,000 of 142,182, about 0.176), then the rest is split
+    ``1 - valid_fraction`` / ``valid_fraction`` into train / valid.
+
+    The same seed and catalog always give the same split.
+    """
+    n = len(catalog)
+    if not 0 <= valid_fraction < 1:
+        raise ConfigError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    rng = np.random.default_rng(seed)
+    if "split" in catalog.columns and catalog["split"].notna().any():
+        split = catalog["split"].astype("string").str.strip().str.lower().fillna("train").to_numpy(dtype=object)
+        bad = sorted(set(split) - set(SPLITS))
+        if bad:
+            raise ConfigError(f"split column has unknown values {bad}; allowed: {list(SPLITS)}")
+        if not (split == "valid").any():
+            train_idx = np.flatnonzero(split == "train")
+            n_valid = int(round(valid_fraction * len(train_idx)))
+            split[rng.permutation(train_idx)[:n_valid]] = "valid"
+        return pd.Series(split, index=catalog.index, name="split", dtype=object)
+
+    if isinstance(test, float) and test < 1:
+        if test < 0:
+            raise ConfigError(f"test fraction must be in [0, 1), got {test}")
+        n_test = int(round(test * n))
+    else:
+        n_test = int(test)
+        if not 0 <= n_test <= n:
+            raise ConfigError(f"test count must be between 0 and {n} (the catalog size), got {n_test}")
+    order = rng.permutation(n)
+    n_valid = int(round(valid_fraction * (n - n_test)))
+    split = np.full(n, "train", dtype=object)
+    split[order[:n_test]] = "test"
+    split[order[n_test : n_test + n_valid]] = "valid"
+    return pd.Series(split, index=catalog.index, name="split", dtype=object)

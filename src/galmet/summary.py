@@ -1,0 +1,28 @@
+"""Plain-text summaries of datasets for the terminal."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
+    """A short table: rows per split and mean/std/range of each label column."""
+    cat = ds.catalog
+    lines = [f"dataset {ds.root}: {len(ds)} galaxies, images {ds.image_size}x{ds.image_size} RGB"]
+    if ds.cache_path is not None:
+        lines.append(f"decode cache: {ds.cache_path}")
+    if ds.skipped:
+        lines.append(f"skipped {len(ds.skipped)} bad rows, first: {ds.skipped[0]}")
+    counts = cat["split"].value_counts()
+    lines.append("split: " + ", ".join(f"{s} {int(counts.get(s, 0))}" for s in ("train", "valid", "test")))
+    cols = list(targets) if targets else [c for c in ("oh_p50", "lgm_tot_p50", "z") if c in cat.columns]
+    if cols:
+        lines.append(f"{'column':<14}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}")
+        for c in cols:
+            v = cat[c].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            if len(v):
+                lines.append(f"{c:<14}{v.mean():9.3f}{v.std():9.3f}{v.min():9.3f}{v.max():9.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny datasets made on the fly, and the real SDSS sample when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SDSS_SAMPLE = ROOT.parent / "shared" / "data" / "sdss_sample"
+
+
+def make_tiny_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0, split: bool = False) -> Path:
+    """Write a small dataset directory: random-blob RGB JPEGs and a catalog whose oh_p50
+    depends on image brightness (so a model can learn something). Returns ``root``."""
+    from galmet.data import write_catalog
+    from galmet.images import encode_jpeg
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    ids = 1237648700000000000 + np.arange(n, dtype=np.int64) * 7
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    brightness = rng.uniform(0.2, 1.0, n)
+    for oid, b in zip(ids, brightness):
+        blob = np.exp(-(xx**2 + yy**2) / (2 * (size / 6) ** 2))
+        img = np.stack([blob * b * 255 * f for f in (0.9, 0.7, 0.5)], -1) + rng.normal(0, 4, (size, size, 3))
+        (root / "images" / f"{oid}.jpg").write_bytes(encode_jpeg(np.clip(img, 0, 255).astype(np.uint8), 95))
+    cat = pd.DataFrame({
+        "objID": ids,
+        "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n),
+        "z": rng.uniform(0.02, 0.2, n),
+        "oh_p50": 8.4 + 0.8 * brightness,
+        "lgm_tot_p50": 9.0 + 2.0 * brightness,
+    })
+    for band, off in zip("ugriz", (2.0, 1.0, 0.5, 0.2, 0.0)):
+        cat[f"modelMag_{band}"] = 17.5 - 2 * brightness + off + rng.normal(0, 0.05, n)
+    if split:
+        cat["split"] = np.where(np.arange(n) % 4 == 0, "test", "train")
+    write_catalog(root, cat)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """A 24-galaxy dataset directory with 16x16 images and no split column."""
+    return make_tiny_dataset(tmp_path / "tiny")
+
+
+@pytest.fixture
+def sdss_sample() -> Path:
+    """The real 500-galaxy SDSS sample (../shared/data/sdss_sample); skipped when absent."""
+    if not (SDSS_SAMPLE / "catalog.csv").is_file():
+        pytest.skip(f"real SDSS sample not found at {SDSS_SAMPLE}")
+    return SDSS_SAMPLE
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Decode caches of read-only datasets go to a per-test folder, not ~/.cache."""
+    monkeypatch.setenv("GALMET_CACHE_DIR", str(tmp_path / "galmet-cache"))
