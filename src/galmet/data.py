@@ -221,7 +221,7 @@ def load_dataset(
         catalog["objID"] = catalog["objID"].astype(np.int64)
 
     if size is None:
-        size = read_image(paths[0], where=f"{root}: objID {names[0]} ({paths[0].name})").shape[0]
+        size = _first_image_size(root, paths, names, on_error)
     ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size),
                  skipped=sorted(problems.values()))
     if load_images:
@@ -229,6 +229,17 @@ def load_dataset(
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _first_image_size(root: Path, paths: list[Path], names: list[str], on_error: str) -> int:
+    """Width of the first decodable image (the size every other image must have)."""
+    for p, name in zip(paths, names):
+        try:
+            return read_image(p, where=f"{root}: objID {name} ({p.name})").shape[1]
+        except DataError:
+            if on_error == "raise":
+                raise
+    raise DataError(f"{root}: no image could be decoded")
 
 
 def _settle(problems: dict[int, str], on_error: str) -> dict[int, str]:
