@@ -36,3 +36,13 @@ def tremonti_mzr(log_mass):
     """
     x = np.asarray(log_mass, dtype=float)
     return -1.492 + 1.847 * x - 0.08026 * x**2
+
+
+#: Fractions of the test set with 12 + log(O/H) > 9.1: true vs predicted (paper, section 4.1).
+PAPER_HIGH_Z_FRACTIONS = {"frac_true_above_9.1": 0.126, "frac_pred_above_9.1": 0.057}
+#: Image sizes (pixels) of the paper's resolution study (Fig 4).
+PAPER_RESOLUTION_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
+#: Smallest image size (pixels) at which the paper's CNN beats the gri random forest (Fig 4).
+PAPER_CNN_BEATS_RF_FROM = 4
+#: Width of the stellar-mass bins of the paper's MZR figure (Fig 6), dex.
+PAPER_MZR_BIN_DEX = 0.2
