@@ -1,0 +1,248 @@
+"""A real threaded HTTP server on 127.0.0.1 that imitates SkyServer and injects faults.
+
+Cutouts (``/SkyServerWS/ImgCutout/getjpeg``) are keyed by position: :func:`key_of`
+(ra, dec). Each key has a *plan*, a list of actions used one per request; the last action
+repeats forever (so ``["503", "ok"]`` is a transient failure and ``["404"]`` a permanent
+one). Actions:
+
+========== ================================================================
+ok         a valid JPEG of the requested width x height
+503ra      HTTP 503 with ``Retry-After`` (``retry_after`` seconds)
+500, 503   HTTP 500 / 503 with an HTML body, no Retry-After
+429        HTTP 429 with ``Retry-After: 0``
+slow       waits ``slow_seconds`` (past the client's timeout), then sends the JPEG
+reset      closes the connection without a response (TCP RST)
+short      announces the full Content-Length, sends half the body, closes
+truncated  status 200 and a self-consistent response holding half a JPEG
+html       status 200, an HTML error page
+text       status 200, a plain-text error message
+empty      status 200, empty body
+wrongsize  a valid JPEG of half the requested size
+404        HTTP 404 (permanent)
+========== ================================================================
+
+SqlSearch (``/SkyServerWS/SearchTools/SqlSearch``) calls ``sql_responder(cmd, n)`` with
+the SQL text and how many times that exact SQL was requested before; it returns an action
+name (as above: "html", "500", ...) or ``(status, content_type, body)``.
+
+Every request is counted per key (``counts``, ``sql_counts``) and logged with its time.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+from galmet.images import encode_jpeg
+
+CUTOUT_PATH = "/SkyServerWS/ImgCutout/getjpeg"
+SQL_PATH = "/SkyServerWS/SearchTools/SqlSearch"
+ERROR_HTML = (b"<!DOCTYPE html><html><head><title>Server Error in '/SkyServerWS' Application.</title>"
+              b"</head><body><h1>Runtime Error</h1><p>An application error occurred.</p></body></html>")
+TRANSIENT_ACTIONS = ("503ra", "500", "503", "429", "slow", "reset", "short", "truncated", "html", "text",
+                     "empty", "wrongsize")
+
+
+def key_of(ra, dec) -> str:
+    """The key of a cutout position (degrees), as the server sees it."""
+    return f"{float(ra):.6f},{float(dec):.6f}"
+
+
+def fake_image(key: str, width: int, height: int) -> np.ndarray:
+    """A deterministic uint8 (height, width, 3) image for ``key``: a blob whose colour depends on the key."""
+    seed = sum(key.encode()) * 7919 % (2**32)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width]
+    blob = np.exp(-((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / (2 * (min(width, height) / 5) ** 2))
+    img = np.stack([blob * c for c in rng.uniform(120, 255, 3)], -1) + rng.normal(0, 3, (height, width, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+class FaultyServer:
+    """Start with ``with FaultyServer(...) as srv:``; ``srv.url`` is its base URL.
+
+    Parameters
+    ----------
+    plans : dict, optional
+        key (:func:`key_of`) -> list of actions for cutout requests.
+    default_plan : sequence of str
+        Plan of keys not in ``plans``.
+    latency : float
+        Seconds added to every request (a slow, far-away server).
+    slow_seconds : float
+        How long a ``slow`` action stalls.
+    retry_after : str
+        ``Retry-After`` header value of ``503ra``.
+    sql_responder : callable, optional
+        ``(cmd, n_before) -> action | (status, content_type, body)`` for SqlSearch.
+    """
+
+    def __init__(self, plans=None, default_plan=("ok",), latency=0.0, slow_seconds=2.0, retry_after="1",
+                 sql_responder=None):
+        self.plans = dict(plans or {})
+        self.default_plan = list(default_plan)
+        self.latency = latency
+        self.slow_seconds = slow_seconds
+        self.retry_after = retry_after
+        self.sql_responder = sql_responder
+        self.counts: collections.Counter = collections.Counter()
+        self.sql_counts: collections.Counter = collections.Counter()
+        self.log: list[tuple[str, str, float, dict]] = []
+        self.lock = threading.Lock()
+        self._jpegs: dict[tuple, bytes] = {}
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> "FaultyServer":
+        handler = type("Handler", (_Handler,), {"srv": self})
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        httpd.daemon_threads = True
+        httpd.request_queue_size = 256
+        httpd.handle_error = lambda request, client_address: None  # faults make noisy tracebacks
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> "FaultyServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- behaviour ------------------------------------------------------------------------
+    def next_action(self, key: str, query: dict) -> str:
+        with self.lock:
+            n = self.counts[key]
+            self.counts[key] += 1
+            plan = self.plans.get(key, self.default_plan)
+            action = plan[min(n, len(plan) - 1)]
+            self.log.append((key, action, time.monotonic(), query))
+        return action
+
+    def jpeg(self, key: str, width: int, height: int) -> bytes:
+        k = (key, width, height)
+        if k not in self._jpegs:
+            self._jpegs[k] = encode_jpeg(fake_image(key, width, height), 90)
+        return self._jpegs[k]
+
+    def times(self, key: str) -> list[float]:
+        """Monotonic times of the requests for ``key``."""
+        with self.lock:
+            return [t for k, _, t, _ in self.log if k == key]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    srv: FaultyServer
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        srv = self.srv
+        if srv.latency:
+            time.sleep(srv.latency)
+        parsed = urllib.parse.urlparse(self.path)
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+        try:
+            if parsed.path == CUTOUT_PATH:
+                self._cutout(query)
+            elif parsed.path == SQL_PATH:
+                self._sql(query)
+            else:
+                self._send(404, "text/html", ERROR_HTML)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _cutout(self, query: dict) -> None:
+        srv = self.srv
+        key = key_of(query.get("ra", "nan"), query.get("dec", "nan"))
+        width, height = int(query.get("width", 128)), int(query.get("height", 128))
+        action = srv.next_action(key, query)
+        jpeg = srv.jpeg(key, width, height)
+        if action == "slow":
+            time.sleep(srv.slow_seconds)
+            action = "ok"
+        if action == "ok":
+            self._send(200, "image/jpeg", jpeg)
+        elif action == "wrongsize":
+            self._send(200, "image/jpeg", srv.jpeg(key, max(1, width // 2), max(1, height // 2)))
+        else:
+            self._fault(action, jpeg)
+
+    def _sql(self, query: dict) -> None:
+        srv = self.srv
+        cmd = query.get("cmd", "")
+        with srv.lock:
+            n = srv.sql_counts[cmd]
+            srv.sql_counts[cmd] += 1
+            srv.log.append(("sql", "", time.monotonic(), query))
+        if srv.sql_responder is None:
+            self._send(500, "text/html", ERROR_HTML)
+            return
+        reply = srv.sql_responder(cmd, n)
+        if isinstance(reply, str):
+            self._fault(reply, b"")
+        else:
+            self._send(*reply)
+
+    def _fault(self, action: str, payload: bytes) -> None:
+        srv = self.srv
+        if action == "503ra":
+            self._send(503, "text/html", ERROR_HTML, {"Retry-After": srv.retry_after})
+        elif action in ("500", "503", "404"):
+            self._send(int(action), "text/html", ERROR_HTML)
+        elif action == "429":
+            self._send(429, "text/plain", b"Too Many Requests", {"Retry-After": "0"})
+        elif action == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+        elif action == "short":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(payload) or 1000))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif action == "truncated":
+            self._send(200, "image/jpeg", payload[: len(payload) // 2])
+        elif action == "html":
+            self._send(200, "text/html", ERROR_HTML)
+        elif action == "text":
+            self._send(200, "text/plain", b"ERROR: The service is temporarily unavailable. Please try again later.")
+        elif action == "empty":
+            self._send(200, "image/jpeg", b"")
+        else:
+            raise ValueError(f"unknown fault action {action!r}")
+
+    def _send(self, status: int, content_type: str, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
