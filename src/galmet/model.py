@@ -499,7 +499,10 @@ class GalmetModel:
 def _to_device(batch, dev: torch.device) -> torch.Tensor:
     if isinstance(batch, torch.Tensor):
         return batch.to(dev, non_blocking=True)
-    xb = torch.from_numpy(np.ascontiguousarray(batch))
+    batch = np.ascontiguousarray(batch)
+    if not batch.flags.writeable:  # a read-only memmap slice: torch wants memory it may own
+        batch = batch.copy()
+    xb = torch.from_numpy(batch)
     if dev.type == "cuda":
         xb = xb.pin_memory()
     return xb.to(dev, non_blocking=True)

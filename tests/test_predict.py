@@ -1,0 +1,125 @@
+"""Prediction over datasets and image folders, and the ``galmet predict`` command."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import make_tiny_dataset
+
+from galmet.cli import main
+from galmet.data import load_dataset
+from galmet.model import build_model, load_model, save_bundle
+from galmet.predict import predict_dataset
+from galmet.tables import read_table
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    torch.manual_seed(0)
+    net = build_model("resnet18", n_targets=1)
+    return save_bundle(tmp_path / "run" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 16})
+
+
+@pytest.fixture
+def split_dataset(tmp_path):
+    return make_tiny_dataset(tmp_path / "ds", n=16, size=16, split=True)
+
+
+def test_predict_dataset_columns_and_values(bundle, split_dataset):
+    model = load_model(bundle)
+    ds = load_dataset(split_dataset, targets=[])
+    df = predict_dataset(model, ds, tta=True, batch_size=5, device="cpu")
+    assert list(df.columns) == ["objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50",
+                                "lgm_tot_p50", "z", "ra", "dec"]
+    assert df["objID"].tolist() == ds.catalog["objID"].tolist()
+    np.testing.assert_array_equal(df["oh_p50"], ds.catalog["oh_p50"])
+    direct = model.predict(np.asarray(ds.images()), tta=True, device="cpu")
+    np.testing.assert_allclose(df["oh_p50_pred"], direct, rtol=1e-5)
+    assert (df["oh_p50_pred_std"] > 0).all()
+    plain = predict_dataset(model, ds, tta=False, device="cpu")
+    assert plain["oh_p50_pred_std"].isna().all()
+
+
+def _run(capsys, *argv):
+    code = main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".fits"])
+def test_cli_writes_each_format(tmp_path, capsys, bundle, split_dataset, suffix):
+    out = tmp_path / f"pred{suffix}"
+    code, stdout, err = _run(capsys, bundle.parent, split_dataset, "--out", out, "--device", "cpu",
+                             "--split", "test", "--batch-size", "3")
+    assert code == 0, err
+    df = read_table(out)
+    assert {"objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50", "ra", "dec"} <= set(df.columns)
+    assert len(df) == 4 and set(df["split"].astype(str)) == {"test"}
+    assert "wrote 4 predictions" in stdout and "RMSE of oh_p50: test" in stdout
+
+
+def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, p in enumerate(sorted((split_dataset / "images").iterdir())[:3]):
+        (folder / f"galaxy_{i}.jpg").write_bytes(p.read_bytes())
+    out = tmp_path / "p.csv"
+    code, _, err = _run(capsys, bundle, folder, "--out", out, "--no-tta", "--device", "cpu")
+    assert code == 0, err
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_pred_std"]
+    assert df["file"].tolist() == [f"galaxy_{i}.jpg" for i in range(3)] and df["oh_p50_pred_std"].isna().all()
+
+
+def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, split_dataset):
+    out = tmp_path / "p.parquet"
+    out.write_bytes(b"previous")
+    wrong = make_tiny_dataset(tmp_path / "big", n=4, size=24)
+    cases = [
+        ((tmp_path / "missing.pt", split_dataset), "no such model bundle"),
+        ((bundle, wrong), "image is 24x24 pixels, expected 16x16"),
+        ((bundle, tmp_path / "nowhere"), "no such dataset directory"),
+        ((bundle, split_dataset, "--split", "nosuch"), "no rows in split nosuch"),
+        ((bundle,), "give INPUT"),
+        ((bundle, split_dataset, "--ra", "10"), "--ra and --dec go together"),
+        ((bundle, split_dataset, "--batch-size", "0"), "--batch-size"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(((bundle, split_dataset, "--device", "cuda"), "CUDA is not available"))
+    for argv, msg in cases:
+        code, _, err = _run(capsys, *argv, "--out", out)
+        assert code == 2, (argv, err)
+        assert msg in err and err.count("\n") == 1, (argv, err)
+        assert out.read_bytes() == b"previous"
+    code, _, err = _run(capsys, bundle, split_dataset, "--out", tmp_path / "p.txt")
+    assert code == 2 and "unknown table format" in err
+
+
+def test_cli_skip_bad_drops_wrong_size_images(tmp_path, capsys, bundle, split_dataset):
+    from galmet.images import encode_jpeg
+
+    victim = sorted((split_dataset / "images").iterdir())[0]
+    victim.write_bytes(encode_jpeg(np.zeros((8, 8, 3), np.uint8)))
+    out = tmp_path / "p.parquet"
+    code, stdout, err = _run(capsys, bundle, split_dataset, "--out", out, "--skip-bad", "--no-cache")
+    assert code == 0, err
+    assert len(pd.read_parquet(out)) == 15 and "skipped 1 bad rows" in stdout
+
+
+def test_cli_sky_position(tmp_path, capsys, bundle):
+    from faulty_server import FaultyServer
+
+    out = tmp_path / "one.csv"
+    with FaultyServer() as srv:
+        code, _, err = _run(capsys, bundle, "--ra", "185.5", "--dec", "15.25", "--base-url", srv.url,
+                            "--out", out, "--device", "cpu")
+        assert code == 0, err
+        assert sum(srv.counts.values()) == 1
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_pred_std"]
+    assert df["ra"].tolist() == [185.5] and np.isfinite(df["oh_p50_pred"]).all()
+    with FaultyServer(default_plan=("404",)) as srv:
+        code, _, err = _run(capsys, bundle, "--ra", "1", "--dec", "2", "--base-url", srv.url, "--out", out)
+    assert code == 2 and err.count("\n") == 1
