@@ -246,3 +246,145 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+
+# -- scenarios shared by tests/test_download.py and benchmarks/download_throughput.py --------
+def make_catalog(root, n: int, seed: int = 0):
+    """Write ``root/catalog.parquet`` with ``n`` galaxies at distinct positions; return the DataFrame."""
+    import pandas as pd
+
+    from galmet.data import write_catalog
+
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    cat = pd.DataFrame({
+        "objID": 1237600000000000000 + i.astype(np.int64) * 13,
+        "ra": 10.0 + i * 0.001 + rng.uniform(0, 1e-4, n),
+        "dec": -1.0 + (i % 97) * 0.01,
+        "petroR90_r": rng.uniform(3.0, 15.0, n),
+        "oh_p50": rng.uniform(8.4, 9.2, n),
+    })
+    write_catalog(root, cat)
+    return cat
+
+
+def fault_plans(cat, transient: float, permanent: float, seed: int = 0):
+    """Choose rows with transient faults (1-2 of every kind in TRANSIENT_ACTIONS, then ok) and
+    permanent ones (404 or an HTML page on every try).
+
+    Returns
+    -------
+    plans : dict
+        key -> actions, for :class:`FaultyServer`.
+    transient_ids, permanent_ids : set of int
+        objIDs of each group.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(cat)
+    order = rng.permutation(n)
+    n_perm, n_trans = int(round(permanent * n)), int(round(transient * n))
+    plans, transient_ids, permanent_ids = {}, set(), set()
+    for j, row in enumerate(order[:n_perm]):
+        key = key_of(cat["ra"].iloc[row], cat["dec"].iloc[row])
+        plans[key] = ["404"] if j % 2 == 0 else ["html"]
+        permanent_ids.add(int(cat["objID"].iloc[row]))
+    for j, row in enumerate(order[n_perm : n_perm + n_trans]):
+        key = key_of(cat["ra"].iloc[row], cat["dec"].iloc[row])
+        first = TRANSIENT_ACTIONS[j % len(TRANSIENT_ACTIONS)]
+        plans[key] = [first, "ok"] if j % 3 else [first, TRANSIENT_ACTIONS[(j + 5) % len(TRANSIENT_ACTIONS)], "ok"]
+        transient_ids.add(int(cat["objID"].iloc[row]))
+    return plans, transient_ids, permanent_ids
+
+
+def kill_resume_scenario(workdir, n: int, transient: float = 0.10, permanent: float = 0.02, workers: int = 8,
+                         size: int = 32, kill_after: int | None = None, latency: float = 0.0, seed: int = 0,
+                         timeout: float = 0.5, extra_args=()) -> dict:
+    """Download ``n`` cutouts with ``python -m galmet download`` from a faulty server, SIGKILL it
+    after ``kill_after`` images (None: no kill), rerun to the end, then check everything.
+
+    Returns a dict of facts: counts, exit codes, summary lines, and the problem lists
+    ``missing``, ``invalid``, ``temp_files``, ``extra_files``, ``refetched`` (objIDs whose image
+    existed at the kill and were requested again), ``transient_not_ok``, ``permanent_not_in_manifest``
+    and ``ok_fetched_twice`` (objIDs requested again after a successful response).
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from galmet.images import read_image
+
+    root = Path(workdir) / "ds"
+    root.mkdir(parents=True, exist_ok=True)
+    cat = make_catalog(root, n, seed)
+    plans, transient_ids, permanent_ids = fault_plans(cat, transient, permanent, seed)
+    keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"])}
+    facts: dict = {"n": n, "transient": len(transient_ids), "permanent": len(permanent_ids)}
+    with FaultyServer(plans, latency=latency, slow_seconds=2 * timeout, retry_after="1") as srv:
+        cmd = [sys.executable, "-m", "galmet", "download", str(root), "--base-url", srv.url,
+               "--workers", str(workers), "--rate", "0", "--size", str(size), "--timeout", str(timeout),
+               "--retries", "4", "--backoff-base", "0.02", "--manifest-every", "0.5", "--no-progress", *extra_args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        t0 = time.monotonic()
+        at_kill: dict = {}
+        if kill_after is not None:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            images = root / "images"
+            while proc.poll() is None and (not images.is_dir() or
+                                           sum(1 for _ in images.glob("*.jpg")) < kill_after):
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            facts["killed_rc"] = proc.returncode
+            facts["killed_after_s"] = round(time.monotonic() - t0, 2)
+            with srv.lock:
+                at_kill = dict(srv.counts)
+            present = {int(p.stem) for p in images.glob("*.jpg")}
+            facts["present_at_kill"] = len(present)
+            facts["temp_files_at_kill"] = len(list(root.rglob("*.tmp")))
+        else:
+            present = set()
+        t1 = time.monotonic()
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        facts["resume_s"] = round(time.monotonic() - t1, 2)
+        facts["total_s"] = round(time.monotonic() - t0, 2)
+        facts["rc"] = done.returncode
+        facts["summary"] = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:]
+        with srv.lock:
+            counts = dict(srv.counts)
+            log = list(srv.log)
+        facts["requests"] = sum(counts.values())
+    # requests for a key after its first "ok" answer (a good image fetched twice)
+    first_ok: dict = {}
+    twice = set()
+    for key, action, _, _ in log:
+        if key in first_ok:
+            twice.add(key)
+        elif action == "ok":  # "slow" also ends in an image, but after the client gave up
+            first_ok[key] = True
+    by_key = {v: k for k, v in keys.items()}
+    facts["ok_fetched_twice"] = sorted(by_key[k] for k in twice if k in by_key)
+    facts["refetched"] = sorted(o for o in present if counts.get(keys[o], 0) != at_kill.get(keys[o], 0))
+    files = {p.name for p in (root / "images").iterdir()}
+    expect = {f"{o}.jpg" for o in keys if o not in permanent_ids}
+    facts["missing"] = sorted(expect - files)
+    facts["extra_files"] = sorted(files - expect)
+    invalid = []
+    for name in sorted(expect & files):
+        try:
+            read_image(root / "images" / name, size)
+        except Exception as exc:  # noqa: BLE001 - collected as a fact
+            invalid.append(f"{name}: {exc}")
+    facts["invalid"] = invalid
+    facts["temp_files"] = sorted(str(p.relative_to(root)) for p in root.rglob("*.tmp"))
+    man = pd.read_parquet(root / "manifest.parquet")
+    status = dict(zip(man["objID"].astype(np.int64), man["status"]))
+    facts["manifest_rows"] = len(man)
+    facts["transient_not_ok"] = sorted(o for o in transient_ids if status.get(o) != "ok")
+    facts["permanent_not_in_manifest"] = sorted(o for o in permanent_ids if status.get(o) != "failed")
+    facts["manifest_ok"] = int((man["status"] == "ok").sum())
+    facts["manifest_failed"] = int((man["status"] == "failed").sum())
+    return facts

@@ -381,11 +381,12 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
     if not lines:
         raise BadBody("no CSV header in the body" if text.strip() else "empty body")
     header = [h.strip() for h in lines[0].split(",")]
-    missing = [c for c in expect_columns if c not in header]
+    lower = {h.lower() for h in header}
+    missing = [c for c in expect_columns if c.lower() not in lower]
     if missing:
         raise BadBody(f"no CSV table ({describe_body(body)})")
     try:
-        ids = {c: "Int64" for c in ("objID", "specObjID") if c in header}  # exact 64-bit ids, never float
+        ids = {h: "Int64" for h in header if h.lower() in ("objid", "specobjid")}  # exact 64-bit ids, never float
         return pd.read_csv(io.StringIO("\n".join(lines)), dtype=ids or None)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for malformed CSV
         raise BadBody(f"malformed CSV ({type(exc).__name__}: {_one_line(str(exc), 100)})") from None
