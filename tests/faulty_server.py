@@ -99,6 +99,7 @@ class FaultyServer:
         self._jpegs: dict[tuple, bytes] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._url = ""
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> "FaultyServer":
@@ -108,6 +109,8 @@ class FaultyServer:
         httpd.request_queue_size = 256
         httpd.handle_error = lambda request, client_address: None  # faults make noisy tracebacks
         self._httpd = httpd
+        host, port = httpd.server_address[:2]
+        self._url = f"http://{host}:{port}"
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -126,8 +129,8 @@ class FaultyServer:
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        """Base URL (stays valid after stop(), so a test can point a client at a dead port)."""
+        return self._url
 
     # -- behaviour ------------------------------------------------------------------------
     def next_action(self, key: str, query: dict) -> str:

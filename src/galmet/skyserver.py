@@ -384,7 +384,9 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
     lower = {h.lower() for h in header}
     missing = [c for c in expect_columns if c.lower() not in lower]
     if missing:
-        raise BadBody(f"no CSV table ({describe_body(body)})")
+        if len(header) > 1 and not lines[0].lstrip().startswith("<"):
+            raise BadBody(f"CSV header lacks columns {missing}: {_one_line(lines[0], 100)!r}")
+        raise BadBody(describe_body(body))
     try:
         ids = {h: "Int64" for h in header if h.lower() in ("objid", "specobjid")}  # exact 64-bit ids, never float
         return pd.read_csv(io.StringIO("\n".join(lines)), dtype=ids or None)
