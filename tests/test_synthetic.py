@@ -1,0 +1,206 @@
+"""Tests of the synthetic galaxy generator (galmet.synthetic, galmet synth)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from galmet.cli import main
+from galmet.data import load_dataset
+from galmet.errors import ConfigError
+from galmet.paper import tremonti_mzr
+from galmet.synthetic import SDSS_COLUMNS, check_options, synthesize
+from galmet.synthetic_physics import NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy
+
+N, SIZE = 200, 32
+
+
+def _synth_cli(out, seed=1, workers=2, extra=()):
+    return main(["synth", "--n", str(N), "--out", str(out), "--seed", str(seed), "--size", str(SIZE),
+                 "--workers", str(workers), "--no-progress", *extra])
+
+
+@pytest.fixture(scope="module")
+def synth_dirs(tmp_path_factory):
+    """The same seed made with 2 workers and with 1, and another seed."""
+    base = tmp_path_factory.mktemp("synth")
+    assert _synth_cli(base / "a", seed=1, workers=2) == 0
+    assert _synth_cli(base / "b", seed=1, workers=1) == 0
+    synthesize(base / "c", N, seed=2, size=SIZE, workers=1, progress=False)
+    return base / "a", base / "b", base / "c"
+
+
+@pytest.fixture(scope="module")
+def population():
+    """Latent truths and catalog values of 3000 galaxies (no images: fast)."""
+    return pd.DataFrame([{k: v for k, v in draw_galaxy(7, i)[0].items() if not k.startswith("flux_")}
+                         for i in range(3000)])
+
+
+def _image_bytes(root):
+    return {p.name: p.read_bytes() for p in sorted((root / "images").glob("*.jpg"))}
+
+
+def test_same_seed_is_byte_identical_whatever_the_workers(synth_dirs):
+    a, b, _ = synth_dirs
+    assert (a / "catalog.parquet").read_bytes() == (b / "catalog.parquet").read_bytes()
+    images_a, images_b = _image_bytes(a), _image_bytes(b)
+    assert len(images_a) == N
+    assert images_a == images_b
+    assert (a / "synth_config.yaml").read_bytes() == (b / "synth_config.yaml").read_bytes()
+
+
+def test_another_seed_differs(synth_dirs):
+    a, _, c = synth_dirs
+    cat_a, cat_c = pd.read_parquet(a / "catalog.parquet"), pd.read_parquet(c / "catalog.parquet")
+    assert not np.allclose(cat_a["oh_p50"], cat_c["oh_p50"])
+    assert set(cat_a["objID"]).isdisjoint(cat_c["objID"])
+    assert _image_bytes(a).keys().isdisjoint(_image_bytes(c).keys())
+
+
+def test_output_loads_as_a_dataset(synth_dirs):
+    a = synth_dirs[0]
+    ds = load_dataset(a)
+    assert len(ds) == N and ds.image_size == SIZE
+    assert ds.images().shape == (N, SIZE, SIZE, 3)
+    cat = pd.read_parquet(a / "catalog.parquet")
+    assert cat["objID"].dtype == np.int64 and cat["objID"].is_unique
+    assert list(cat.columns[: len(SDSS_COLUMNS)]) == SDSS_COLUMNS
+    for col in ("split", "oh_observable", "oh_unexplained", "oh_mzr", "log_ssfr", "bt_r", "inclination_deg",
+                "r_disk_kpc", "r_bulge_kpc", "r_disk_arcsec", "psf_fwhm"):
+        assert col in cat.columns, col
+    assert not cat[SDSS_COLUMNS].isna().any().any()
+    counts = cat["split"].value_counts()
+    assert counts["test"] == round(0.176 * N)
+    assert counts["valid"] == round(0.2 * (N - counts["test"]))
+    assert (ds.catalog["split"].to_numpy() == cat["split"].to_numpy()).all()
+    config = json.loads(cat.attrs["galmet_synthetic"])  # also in the parquet metadata
+    assert config["physics"]["noise_floor_rmse"] == pytest.approx(NOISE_FLOOR_RMSE, abs=1e-6)
+    import yaml
+
+    saved = yaml.safe_load((a / "synth_config.yaml").read_text())
+    assert saved["n"] == N and saved["seed"] == 1 and saved["size"] == SIZE
+    assert saved["physics"]["noise_floor_rmse"] == pytest.approx(np.hypot(SIGMA_UNOBS, SIGMA_MEAS), abs=1e-6)
+
+
+def test_catalog_values_are_sdss_like(synth_dirs):
+    cat = pd.read_parquet(synth_dirs[0] / "catalog.parquet")
+    assert cat["lgm_tot_p50"].between(8.5, 11.5).all()
+    assert 9.9 < cat["lgm_tot_p50"].median() < 10.7
+    assert cat["z"].between(0.02, 0.3).all() and 0.05 < cat["z"].median() < 0.09
+    assert cat["modelMag_r"].between(12, 18.2).all()
+    u_r = cat["modelMag_u"] - cat["modelMag_r"]
+    assert u_r.between(0, 6).all()
+    assert (cat["petroR90_r"] > cat["petroR50_r"]).all() and cat["petroR90_r"].median() > 3
+    assert (cat["modelMag_g"] > cat["modelMag_r"]).mean() > 0.9  # galaxies are red in g - r
+    assert 0.12 < cat["oh_p50"].std() < 0.22
+
+
+def test_images_reveal_brightness_and_colour(synth_dirs):
+    a = synth_dirs[0]
+    ds = load_dataset(a, cache=False)
+    img = ds.images().astype(np.float64)
+    cat = ds.catalog
+    c = SIZE // 2
+    centre = img[:, c - 2 : c + 2, c - 2 : c + 2].mean(axis=(1, 2))  # (N, 3)
+    corner = img[:, :4, :4].mean(axis=(1, 2))
+    assert np.median(centre.sum(1)) > 4 * np.median(corner.sum(1))  # galaxy on a dark sky
+    assert np.median(corner) < 20
+    # Brighter galaxies give brighter images; redder galaxies (g - r) redder centres (R - B).
+    assert spearmanr(img.sum(axis=(1, 2, 3)), -cat["modelMag_r"]).statistic > 0.4
+    red = (centre[:, 0] - centre[:, 2]) / centre.sum(1)
+    assert spearmanr(red, cat["modelMag_g"] - cat["modelMag_r"]).statistic > 0.5
+
+
+def test_metallicity_follows_mass(population):
+    assert spearmanr(population["oh_p50"], population["lgm_tot_p50"]).statistic > 0.5
+
+
+def _partial_slope(resid, x, logm):
+    """Slope of resid against x after removing a linear trend of both with mass."""
+    def detrend(v):
+        return v - np.polyval(np.polyfit(logm, v, 1), logm)
+
+    return np.polyfit(detrend(x), detrend(resid), 1)[0]
+
+
+def test_metallicity_at_fixed_mass_reveals_star_formation_and_inclination(population):
+    p = population
+    resid = p["oh_p50"] - tremonti_mzr(p["lgm_tot_p50"])
+    # Star-forming, bluer disks are metal-poorer at fixed mass.
+    assert spearmanr(resid, p["delta_ssfr"]).statistic < -0.3
+    assert _partial_slope(resid, p["disk_gr_rest"], p["lgm_tot_p50"]) > 0.2
+    # Edge-on disks show lower Z.
+    assert spearmanr(resid, 1 - p["cos_incl"]).statistic < -0.1
+    assert _partial_slope(resid, 1 - p["cos_incl"], p["lgm_tot_p50"]) < -0.05
+
+
+def test_noise_floor_is_recorded_and_matches(population):
+    p = population
+    unexplained = p["oh_p50"] - p["oh_observable"]
+    np.testing.assert_allclose(unexplained, p["oh_unexplained"], atol=1e-9)
+    assert np.sqrt(np.mean(unexplained**2)) == pytest.approx(NOISE_FLOOR_RMSE, rel=0.08)
+    # The observable part carries most of the variance: a perfect predictor beats the mean clearly.
+    assert p["oh_p50"].std() > 2 * NOISE_FLOOR_RMSE
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n", "0"], "--n must be"),
+    (["--n", "5", "--size", "48"], "--size must be a power of two"),
+    (["--n", "5", "--size", "4"], "--size must be a power of two"),
+    (["--n", "5", "--seed", "-1"], "--seed must be"),
+    (["--n", "5", "--workers", "0"], "--workers must be"),
+    (["--n", "5", "--test", "1.5"], "--test must be"),
+    (["--n", "5", "--test", "9"], "--test count 9 is larger than --n 5"),
+    (["--n", "5", "--valid-fraction", "1"], "--valid-fraction must be"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main(["synth", "--out", str(out), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+def test_existing_nonempty_directory_is_not_touched(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["synth", "--n", "3", "--out", str(out), "--size", "16", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not empty" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_a_previous_synthesis(tmp_path):
+    out = tmp_path / "out"
+    synthesize(out, 6, seed=3, size=16, workers=1, progress=False)
+    with pytest.raises(ConfigError, match="not empty"):
+        synthesize(out, 4, seed=4, size=16, workers=1, progress=False)
+    synthesize(out, 4, seed=4, size=16, workers=1, progress=False, overwrite=True)
+    ds = load_dataset(out)
+    assert len(ds) == 4 and len(list((out / "images").glob("*.jpg"))) == 4
+
+
+@pytest.mark.parametrize("size", [8, 64])
+def test_other_sizes_keep_the_field_of_view(tmp_path, size):
+    out = synthesize(tmp_path / "s", 4, seed=5, size=size, workers=1, progress=False, test=1)
+    ds = load_dataset(out)
+    assert ds.image_size == size
+    assert (ds.catalog["split"] == "test").sum() == 1
+    ref = synthesize(tmp_path / "ref", 4, seed=5, size=32, workers=1, progress=False, test=1)
+    # The same galaxies (same latent truths) whatever the pixel size.
+    np.testing.assert_allclose(pd.read_parquet(out / "catalog.parquet")["oh_p50"],
+                               pd.read_parquet(ref / "catalog.parquet")["oh_p50"])
+
+
+def test_check_options_rejects_non_integers():
+    with pytest.raises(ConfigError, match="--n"):
+        check_options(2.5, 0, 32)
+    with pytest.raises(ConfigError, match="--seed"):
+        check_options(2, 2**32, 32)
