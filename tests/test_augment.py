@@ -71,3 +71,17 @@ def test_random_dihedral_is_seeded_and_varies():
 def test_random_dihedral_rejects_non_square():
     with pytest.raises(ValueError, match="square"):
         random_dihedral(torch.zeros(2, 4, 6, 3))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x = torch.from_numpy(np.random.default_rng(5).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8))
+    xc = x.cuda()
+    assert torch.allclose(to_model_input(xc).cpu(), to_model_input(x))
+    assert torch.equal(dihedral_views(xc).cpu(), dihedral_views(x))
+    out, index = random_dihedral(xc, generator=torch.Generator("cuda").manual_seed(0), return_index=True)
+    views = dihedral_views(x)
+    for n in range(16):
+        assert torch.equal(out[n].cpu(), views[index[n].item(), n])

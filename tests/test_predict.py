@@ -123,3 +123,16 @@ def test_cli_sky_position(tmp_path, capsys, bundle):
     with FaultyServer(default_plan=("404",)) as srv:
         code, _, err = _run(capsys, bundle, "--ra", "1", "--dec", "2", "--base-url", srv.url, "--out", out)
     assert code == 2 and err.count("\n") == 1
+
+
+@pytest.mark.gpu
+def test_cuda_prediction_matches_cpu(bundle):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    model = load_model(bundle)
+    imgs = np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    cpu = model.predict(imgs, device="cpu", batch_size=16)
+    gpu = model.predict(imgs, device="cuda", batch_size=16)
+    on_device = model.predict(torch.from_numpy(imgs).cuda(), device="cuda", batch_size=16)
+    np.testing.assert_allclose(gpu, cpu, atol=0.05 * np.abs(cpu).max() + 1e-3)  # bf16 autocast
+    np.testing.assert_allclose(on_device, gpu, rtol=1e-6)
