@@ -52,7 +52,7 @@ TRANSIENT_ACTIONS = ("503ra", "500", "503", "429", "slow", "reset", "short", "tr
 
 def key_of(ra, dec) -> str:
     """The key of a cutout position (degrees), as the server sees it."""
-    return f"{float(ra):.6f},{float(dec):.6f}"
+    return f"{float(ra):.8f},{float(dec):.8f}"  # the precision of the request URL
 
 
 def fake_image(key: str, width: int, height: int) -> np.ndarray:
@@ -104,9 +104,7 @@ class FaultyServer:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> "FaultyServer":
         handler = type("Handler", (_Handler,), {"srv": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        httpd.request_queue_size = 256
+        httpd = _Server(("127.0.0.1", 0), handler)
         httpd.handle_error = lambda request, client_address: None  # faults make noisy tracebacks
         self._httpd = httpd
         host, port = httpd.server_address[:2]
@@ -152,6 +150,11 @@ class FaultyServer:
         """Monotonic times of the requests for ``key``."""
         with self.lock:
             return [t for k, _, t, _ in self.log if k == key]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # listen() backlog: a burst of connections must not be refused
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -41,7 +41,7 @@ MANIFEST_NAME = "manifest.parquet"
 LOCK_NAME = ".download.lock"
 #: Pixel scale of the SDSS camera, arcsec (used by the authors' field-scaled mode).
 SDSS_PIXEL = 0.396
-MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "updated")
+MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
 
 
 @dataclass
@@ -148,6 +148,7 @@ class DownloadSummary:
 class _Result:
     oid: int
     status: str | None  # "ok", "failed", None = not attempted (stopping)
+    scale: float = 0.0
     attempts: int = 0
     error: str = ""
     permanent: bool = False
@@ -183,6 +184,8 @@ def load_manifest(path: Path) -> dict[int, dict]:
         rec["attempts"] = int(rec["attempts"] or 0)
         rec["permanent"] = bool(rec.get("permanent") or False)
         rec["bytes"] = int(rec.get("bytes") or 0)
+        rec["size"] = int(rec.get("size") or 0)
+        rec["scale"] = float(rec.get("scale") or 0.0)
         rec["last_error"] = rec.get("last_error") or ""
         records[int(row["objID"])] = rec
     return records
@@ -200,6 +203,8 @@ def write_manifest(path: Path, records: dict[int, dict]) -> None:
         "last_error": [records[i]["last_error"] for i in ids],
         "permanent": np.array([records[i]["permanent"] for i in ids], dtype=bool),
         "bytes": np.array([records[i]["bytes"] for i in ids], dtype=np.int64),
+        "size": np.array([records[i]["size"] for i in ids], dtype=np.int64),
+        "scale": np.array([records[i]["scale"] for i in ids], dtype=np.float64),
         "updated": [records[i]["updated"] for i in ids],
     }, columns=list(MANIFEST_COLUMNS))
     write_table(df, path)
@@ -325,12 +330,16 @@ class _Run:
             except FileNotFoundError:
                 nbytes = -1
             if nbytes >= 0:
-                trusted = (rec is not None and rec["status"] == "ok" and rec["bytes"] == nbytes and not self.opts.verify)
-                if not trusted:
+                same = rec is not None and rec["status"] == "ok" and rec["bytes"] == nbytes
+                other_cutout = same and (rec["size"] != self.opts.size or not math.isclose(rec["scale"], scale, rel_tol=1e-6))
+                trusted = same and not other_cutout and not self.opts.verify
+                if other_cutout:
+                    log.debug("%s: made with another size or scale; re-fetching", path)
+                elif not trusted:
                     try:
                         read_image(path, self.opts.size, where=f"objID {oid}")
                         trusted = True
-                        self._record(oid, "ok", 0, "", False, nbytes)
+                        self._record(oid, "ok", 0, "", False, nbytes, float(scale))
                     except DataError as exc:
                         log.warning("%s: re-fetching (%s)", path, str(exc).removeprefix(f"objID {oid}: "))
                 if trusted:
@@ -342,34 +351,37 @@ class _Run:
             bad = ("ra/dec are not finite numbers" if not (math.isfinite(ra) and math.isfinite(dec)) else
                    "petroR90_r is not a positive number (--scale-by-size)" if not scale > 0 else "")
             if bad:
-                self._record(oid, "failed", 0, bad, True, 0)
+                self._record(oid, "failed", 0, bad, True, 0, float(scale))
                 self.summary.failed += 1
                 continue
             todo.append(_Task(oid, float(ra), float(dec), float(scale)))
         return todo
 
-    def _record(self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int) -> None:
+    def _record(self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int,
+                scale: float) -> None:
         old = self.records.get(oid, {})
         self.records[oid] = {"objID": oid, "status": status, "attempts": int(old.get("attempts", 0)) + attempts,
-                             "last_error": error, "permanent": permanent, "bytes": nbytes, "updated": _now()}
+                             "last_error": error, "permanent": permanent, "bytes": nbytes, "size": self.opts.size,
+                             "scale": scale, "updated": _now()}
 
     # -- one image (worker threads) -------------------------------------------------------
     def fetch(self, task: _Task) -> _Result:
         where = f"objID {task.oid}"
         if self.stop.is_set():
             return _Result(task.oid, None)
+        scale = task.scale
         try:
             body, _, attempts = self.client.get_cutout(task.ra, task.dec, task.scale, self.opts.size,
                                                        where=where, stop=self.stop)
         except Interrupted:
             return _Result(task.oid, None)
         except SkyServerError as exc:
-            return _Result(task.oid, "failed", exc.attempts, str(exc).removeprefix(f"{where}: "), exc.permanent)
+            return _Result(task.oid, "failed", scale, exc.attempts, str(exc).removeprefix(f"{where}: "), exc.permanent)
         try:
             atomic_write_bytes(self.images / f"{task.oid}.jpg", body)
         except OSError as exc:
-            return _Result(task.oid, None, attempts, fatal=f"{self.images}: cannot write {task.oid}.jpg ({exc})")
-        return _Result(task.oid, "ok", attempts, nbytes=len(body))
+            return _Result(task.oid, None, scale, attempts, fatal=f"{self.images}: cannot write {task.oid}.jpg ({exc})")
+        return _Result(task.oid, "ok", scale, attempts, nbytes=len(body))
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> DownloadSummary:
@@ -459,7 +471,7 @@ class _Run:
         s.requests += res.attempts
         if res.status is None:
             return res.fatal
-        self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes)
+        self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
         if res.status == "ok":
             s.ok += 1
         else:

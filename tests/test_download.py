@@ -1,0 +1,225 @@
+"""galmet download: faults, validation, atomic writes, manifest, resume, SIGKILL, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from faulty_server import FaultyServer, fault_plans, key_of, kill_resume_scenario, make_catalog
+from galmet.cli import main
+from galmet.download import DownloadOptions, download_cutouts
+from galmet.images import read_image
+
+
+def fast_options(url: str, **kw) -> DownloadOptions:
+    base = dict(base_url=url, workers=8, rate=0, retries=3, timeout=0.4, backoff_base=0.005, size=16,
+                progress=False, manifest_every=0.2)
+    base.update(kw)
+    return DownloadOptions(**base)
+
+
+def cli_args(ds, url, *extra):
+    return ["download", str(ds), "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "0.4",
+            "--retries", "3", "--backoff-base", "0.005", "--no-progress", *extra]
+
+
+def test_150_cutouts_with_transient_and_permanent_faults_then_resume(tmp_path):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 150, seed=1)
+    plans, transient, permanent = fault_plans(cat, 0.10, 0.02, seed=1)
+    keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"])}
+    with FaultyServer(plans, slow_seconds=0.8, retry_after="0.2") as srv:
+        s = download_cutouts(ds, fast_options(srv.url))
+        first = dict(srv.counts)
+        assert (s.ok, s.failed, s.skipped, s.aborted, s.interrupted) == (147, 3, 0, False, False)
+        assert s.requests == sum(first.values())
+        # every image is there, valid, and byte-identical to what the server sent
+        for oid, key in keys.items():
+            path = ds / "images" / f"{oid}.jpg"
+            if oid in permanent:
+                assert not path.exists()
+                continue
+            assert read_image(path, 16).shape == (16, 16, 3)
+            assert path.read_bytes() == srv.jpeg(key, 16, 16)
+            plan = plans.get(key, ["ok"])
+            assert first[key] == plan.index("ok") + 1  # no image fetched again after a good answer
+        man = pd.read_parquet(ds / "manifest.parquet").set_index("objID")
+        assert man.index.dtype == np.int64 and len(man) == 150
+        assert set(man.index[man["status"] == "failed"]) == permanent
+        assert man.loc[list(permanent), "permanent"].all()
+        for oid in permanent:
+            err = man.loc[oid, "last_error"]
+            assert ("HTTP 404" in err and man.loc[oid, "attempts"] == 1) or \
+                   ("HTML error page" in err and man.loc[oid, "attempts"] == 4)
+        assert (man.loc[list(transient), "attempts"] >= 2).all()
+        assert not list(ds.rglob("*.tmp"))
+
+        again = download_cutouts(ds, fast_options(srv.url))
+        assert (again.ok, again.failed, again.present, again.failed_before) == (0, 0, 147, 3)
+        assert dict(srv.counts) == first  # the resume sent nothing at all
+
+
+def test_cli_summary_resume_and_retry_failed(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 12)
+    gone = key_of(cat["ra"].iloc[3], cat["dec"].iloc[3])
+    with FaultyServer({gone: ["404"]}) as srv:
+        assert main(cli_args(ds, srv.url, "--max-failures", "0.1")) == 0
+        assert capsys.readouterr().out.strip().startswith("download: 11 ok, 1 failed, 0 skipped")
+        assert main(cli_args(ds, srv.url)) == 0
+        assert capsys.readouterr().out.startswith("download: 0 ok, 0 failed, 12 skipped (11 already present, 1 failed before)")
+        assert srv.counts[gone] == 1
+        srv.plans[gone] = ["ok"]  # the object came back
+        assert main(cli_args(ds, srv.url, "--retry-failed")) == 0
+        assert capsys.readouterr().out.startswith("download: 1 ok, 0 failed, 11 skipped")
+    man = pd.read_parquet(ds / "manifest.parquet")
+    row = man[man["objID"] == cat["objID"].iloc[3]].iloc[0]
+    assert row["status"] == "ok" and row["attempts"] == 2 and row["last_error"] == ""
+
+
+def test_too_many_failures_stops_early_with_exit_1(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    make_catalog(ds, 60)
+    with FaultyServer(default_plan=["404"]) as srv:
+        rc = main(cli_args(ds, srv.url, "--workers", "2", "--max-failures", "0.05"))
+        sent = sum(srv.counts.values())
+    out = capsys.readouterr().out
+    assert rc == 1 and "stopped early: too many failures" in out
+    assert sent < 20  # 4 failures (> 5% of 60) are enough to stop; a few were in flight
+    man = pd.read_parquet(ds / "manifest.parquet")
+    assert (man["status"] == "failed").all() and len(man) == sent
+
+
+def test_invalid_existing_image_and_stale_temp_files_are_repaired(tmp_path):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 5)
+    (ds / "images").mkdir()
+    bad = ds / "images" / f"{cat['objID'].iloc[0]}.jpg"
+    bad.write_bytes(b"<html>proxy error</html>")
+    (ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.tmp").write_bytes(b"\xff\xd8half")
+    (ds / ".manifest.parquet.abc.tmp").write_bytes(b"PAR1")
+    with FaultyServer() as srv:
+        s = download_cutouts(ds, fast_options(srv.url))
+    assert s.ok == 5 and read_image(bad, 16).shape == (16, 16, 3)
+    assert not list(ds.rglob("*.tmp"))
+
+
+def test_images_already_on_disk_are_checked_not_fetched(tmp_path):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 4)
+    with FaultyServer() as srv:
+        download_cutouts(ds, fast_options(srv.url))
+        (ds / "manifest.parquet").unlink()  # lost bookkeeping: the images on disk are the truth
+        s = download_cutouts(ds, fast_options(srv.url, size=16))
+        assert s.present == 4 and sum(srv.counts.values()) == 4
+        s = download_cutouts(ds, fast_options(srv.url, size=24))  # another size: all fetched again
+        assert s.ok == 4 and read_image(ds / "images" / f"{cat['objID'].iloc[0]}.jpg", 24).shape == (24, 24, 3)
+        s = download_cutouts(ds, fast_options(srv.url, size=24, scale=0.5))  # another scale: the same
+        assert s.ok == 4 and sum(srv.counts.values()) == 12
+        assert (pd.read_parquet(ds / "manifest.parquet")["scale"] == 0.5).all()
+
+
+def test_scale_by_size_uses_the_authors_formula(tmp_path):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 3)
+    with FaultyServer() as srv:
+        download_cutouts(ds, fast_options(srv.url, scale_by_size=True))
+        got = {key: float(q["scale"]) for key, _, _, q in srv.log}
+    for r, d, r90 in zip(cat["ra"], cat["dec"], cat["petroR90_r"]):
+        assert got[key_of(r, d)] == pytest.approx(2 * r90 / 0.396 / 16, rel=1e-5)
+
+
+def test_rate_limit_is_global(tmp_path):
+    ds = tmp_path / "ds"
+    make_catalog(ds, 12)
+    with FaultyServer() as srv:
+        t0 = time.monotonic()
+        download_cutouts(ds, fast_options(srv.url, rate=40.0, workers=8))
+        assert time.monotonic() - t0 >= 11 / 40 - 0.01
+        times = sorted(t for _, _, t, _ in srv.log)
+    assert np.median(np.diff(times)) >= 0.015
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    (lambda ds: None, [], "no catalog.parquet"),
+    (lambda ds: pd.DataFrame({"objID": [1], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"), [],
+     "column 'ra' is missing"),
+    (lambda ds: pd.DataFrame({"objID": [1], "ra": [1.0], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
+     ["--scale-by-size"], "column 'petroR90_r' is missing (needed by --scale-by-size)"),
+    (lambda ds: pd.DataFrame({"objID": ["x"], "ra": [1.0], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
+     [], "row 0: objID 'x' is not an integer"),
+    (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers must be at least 1"),
+    (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures must be a fraction"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, args, message):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    setup(ds)
+    assert main(cli_args(ds, "http://127.0.0.1:9", *args)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("galmet download: error: ") and message in err[0]
+
+
+def test_a_second_download_on_the_same_dataset_is_refused(tmp_path, capsys):
+    import fcntl
+
+    ds = tmp_path / "ds"
+    make_catalog(ds, 2)
+    with open(ds / ".download.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(cli_args(ds, "http://127.0.0.1:9")) == 2
+    assert "another 'galmet download' is running" in capsys.readouterr().err
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    f = kill_resume_scenario(tmp_path, 120, transient=0.1, permanent=0.02, workers=4, size=16,
+                             kill_after=30, latency=0.03, timeout=0.5)
+    assert f["killed_rc"] == -signal.SIGKILL and 30 <= f["present_at_kill"] < 120 - 2
+    assert f["rc"] == 0, f["summary"]
+    assert f["summary"].startswith(f"download: {120 - 2 - f['present_at_kill']} ok, 2 failed, {f['present_at_kill']} skipped")
+    for problem in ("missing", "extra_files", "invalid", "temp_files", "refetched", "transient_not_ok",
+                    "permanent_not_in_manifest"):
+        assert f[problem] == [], (problem, f[problem])
+    assert len(f["ok_fetched_twice"]) <= 4  # at most the requests in flight at the kill
+    assert f["manifest_rows"] == 120 and f["manifest_ok"] == 118
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
+    ds = tmp_path / "ds"
+    make_catalog(ds, 200)
+    with FaultyServer(latency=0.05) as srv:
+        cmd = [sys.executable, "-m", "galmet", *cli_args(ds, srv.url, "--workers", "2", "--timeout", "2")]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        while proc.poll() is None and len(list(ds.glob("images/*.jpg"))) < 10:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130, err
+        assert "interrupted, rerun to resume" in out and "not fetched yet" in out
+        man = pd.read_parquet(ds / "manifest.parquet")
+        on_disk = {int(p.stem) for p in (ds / "images").glob("*.jpg")}
+        assert set(man.loc[man["status"] == "ok", "objID"]) <= on_disk and len(man) >= 10
+        assert not list(ds.rglob("*.tmp"))
+        s = download_cutouts(ds, fast_options(srv.url))
+        assert s.ok + s.present == 200 and s.present >= 10
+
+
+@pytest.mark.slow
+def test_acceptance_2000_cutouts_10pct_transient_2pct_permanent_kill_and_resume(tmp_path):
+    f = kill_resume_scenario(tmp_path, 2000, transient=0.10, permanent=0.02, workers=8, size=32,
+                             kill_after=600, latency=0.005, timeout=0.5)
+    print(f)
+    assert f["killed_rc"] == -signal.SIGKILL and f["rc"] == 0
+    for problem in ("missing", "extra_files", "invalid", "temp_files", "refetched", "transient_not_ok",
+                    "permanent_not_in_manifest"):
+        assert f[problem] == [], (problem, f[problem][:5])
+    assert f["manifest_failed"] == 40 and f["manifest_ok"] == 1960
+    assert len(f["ok_fetched_twice"]) <= 8
