@@ -416,7 +416,7 @@ def plot_resolution(table: pd.DataFrame, rf_rmse: float | None = None, constant_
         raise DataError("resolution table has no finished sizes")
     with _style():
         if ax is None:
-            fig = _new_figure((5.6, 4.0))
+            fig = _new_figure((5.6, 4.6))
             ax = fig.add_subplot(1, 1, 1)
         ax.set_xscale("log", base=2)
         ax.plot(tab["size"], tab["rmse"], "o-", color=_COLORS["rmse"], label="CNN RMSE", zorder=3)
@@ -429,7 +429,7 @@ def plot_resolution(table: pd.DataFrame, rf_rmse: float | None = None, constant_
             from galmet.paper import PAPER_RF_GRI_RMSE
 
             ax.axhline(PAPER_RF_GRI_RMSE, color=_COLORS["rf"], lw=1, ls=":", label="paper's RF RMSE")
-        sizes = sorted(set(int(s) for s in tab["size"]) | {1, 128} & set(int(s) for s in tab["size"]))
+        sizes = sorted(set(int(s) for s in tab["size"]))
         ax.set_xticks(sizes)
         ax.set_xticklabels([str(s) for s in sizes])
         ax.minorticks_off()
@@ -437,7 +437,8 @@ def plot_resolution(table: pd.DataFrame, rf_rmse: float | None = None, constant_
         ax.set_xlabel("image size (pixels per side, after block averaging)")
         ax.set_ylabel("scatter of $\\Delta Z$ (dex)")
         ax.set_ylim(0, None)
-        ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="0.8")
+        # below the axes: the curves span every size, so any spot inside could hide a point
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
         if len(ax.figure.axes) == 1:
             ax.figure.tight_layout()
     return ax.figure
