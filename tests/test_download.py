@@ -157,6 +157,7 @@ def test_rate_limit_is_global(tmp_path):
      [], "row 0: objID 'x' is not an integer"),
     (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers must be at least 1"),
     (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures must be a fraction"),
+    (lambda ds: make_catalog(ds, 2), ["--base-url", "ftp://x"], "must start with http:// or https://"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, args, message):
     ds = tmp_path / "ds"

@@ -40,6 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--from-table", metavar="FILE", help="apply the cuts to this FITS/CSV/parquet table instead of querying SDSS")
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET/catalog.parquet")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("server")
     g.add_argument("--base-url", default=DEFAULT_BASE_URL, help="SkyServer root (default: %(default)s)")
     g.add_argument("--limit", type=int, metavar="N", help="stop after N galaxies (SQL TOP)")
@@ -119,7 +120,7 @@ def run(args) -> int:
         catalog = catalog_from_table(args.from_table, cuts)
         source = {"from_table": str(Path(args.from_table).resolve())}
     else:
-        catalog = query_catalog(client, cuts, args.chunks, args.limit)
+        catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress)
         source = {"base_url": client.base_url, "chunks": args.chunks, "limit": args.limit,
                   "sql": build_sql(cuts, top=args.limit)}
     if len(catalog) == 0:
