@@ -447,7 +447,7 @@ class GalmetModel:
         batch_size : int
             Images per forward pass (each TTA view is its own pass of this size).
         device : {"auto", "cpu", "cuda"}
-            Where to run; on CUDA it uses bf16 autocast and channels_last.
+            Where to run; channels_last everywhere, and bf16 autocast on CUDA.
         return_std : bool
             Also return the population standard deviation over the 8 views (in target units;
             NaN without TTA).
@@ -463,10 +463,9 @@ class GalmetModel:
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         dev = resolve_device(device)
-        net = self.net.to(dev).eval()
+        # channels_last helps on CPU (oneDNN) as much as on CUDA (tensor cores)
+        net = self.net.to(dev, memory_format=torch.channels_last).eval()
         cuda = dev.type == "cuda"
-        if cuda:
-            net = net.to(memory_format=torch.channels_last)
         n, t = len(images), len(self.targets)
         mean_out = torch.empty((n, t), dtype=torch.float32, device=dev)
         std_out = torch.full((n, t), float("nan"), dtype=torch.float32, device=dev)
