@@ -198,6 +198,21 @@ def test_a_chunk_that_keeps_failing_is_named(tmp_path, capsys):
     assert not (tmp_path / "ds" / "catalog.parquet").exists()
 
 
+def test_a_rerun_after_a_failed_chunk_only_asks_for_the_missing_chunks(tmp_path, capsys):
+    table = sky()
+    args = ["catalog", "--out", str(tmp_path / "ds"), "--chunks", "3", "--rate", "0", "--retries", "1",
+            "--backoff-base", "0.001", "--no-progress"]
+    with FaultyServer(sql_responder=responder(table, {1: ["503"] * 2})) as srv:
+        assert main(args + ["--base-url", srv.url]) == 2
+        assert "chunk 2/3" in capsys.readouterr().err
+        assert sorted(srv.sql_counts.values()) == [1, 2]  # chunk 1 done, chunk 2 failed twice, 3 never sent
+        assert main(args + ["--base-url", srv.url]) == 0
+        counts = sorted(srv.sql_counts.values())
+    assert counts == [1, 1, 3]  # chunk 1 came from the cache; 2 was asked again, 3 for the first time
+    assert len(pd.read_parquet(tmp_path / "ds" / "catalog.parquet")) == 12
+    assert not (tmp_path / "ds" / ".catalog_chunks").exists()
+
+
 def test_limit_stops_early(tmp_path):
     with FaultyServer(sql_responder=responder(sky(), {})) as srv:
         assert main(["catalog", "--out", str(tmp_path / "ds"), "--base-url", srv.url, "--chunks", "3",

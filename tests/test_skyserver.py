@@ -72,6 +72,11 @@ def test_sql_error_shapes_with_status_200_are_recognised(body, shape):
         parse_sql_csv(body)
 
 
+def test_csv_without_the_expected_columns_is_rejected():
+    with pytest.raises(BadBody, match=r"CSV header lacks columns \['objID'\]"):
+        parse_sql_csv(b"#Table1\nra,dec\n1,2\n")
+
+
 def test_status_200_error_page_is_retried_then_reported_with_its_chunk():
     c = Scripted([Response(200, {}, ERROR_HTML)])
     with pytest.raises(SkyServerError) as info:

@@ -13,6 +13,7 @@ already has (:func:`apply_cuts`), so the two can not drift apart.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from galmet.errors import ConfigError, DataError
+from galmet.tables import write_table
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,8 @@ def _label(i: int, chunks: int, band: tuple[float, float]) -> str:
 
 
 def query_catalog(client, cuts: Cuts = Cuts(), chunks: int = 36, limit: int | None = None,
-                  progress: bool = True, stop: threading.Event | None = None) -> pd.DataFrame:
+                  progress: bool = True, stop: threading.Event | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Run the paper's query chunk by chunk on SkyServer and return the merged, typed catalog.
 
     Parameters
@@ -144,6 +147,9 @@ def query_catalog(client, cuts: Cuts = Cuts(), chunks: int = 36, limit: int | No
         The selection, and the number of ra bands it is split into (one request each).
     limit : int, optional
         Stop once this many rows are in (``TOP`` in each request); None for all.
+    cache_dir : path-like, optional
+        Keep each chunk's result here (parquet named by a hash of its SQL, written atomically)
+        and reuse it, so a rerun after a failed chunk only asks for the chunks still missing.
 
     Raises
     ------
@@ -162,8 +168,15 @@ def query_catalog(client, cuts: Cuts = Cuts(), chunks: int = 36, limit: int | No
         for i, band in enumerate(bands):
             label = _label(i, chunks, band)
             sql = build_sql(cuts, band, None if limit is None else limit - n)
-            frame = client.sql_search(sql, where=label, expect_columns=("objID",), stop=stop)
-            log.debug("%s: %d rows", label, len(frame))
+            cached = None if cache_dir is None else Path(cache_dir) / f"{hashlib.sha1(sql.encode()).hexdigest()[:20]}.parquet"
+            if cached is not None and cached.is_file():
+                frame = pd.read_parquet(cached)
+                log.debug("%s: %d rows from %s", label, len(frame), cached)
+            else:
+                frame = client.sql_search(sql, where=label, expect_columns=("objID",), stop=stop)
+                log.debug("%s: %d rows", label, len(frame))
+                if cached is not None:
+                    write_table(frame, cached)
             frames.append(frame)
             n += len(frame)
             if bar is not None:

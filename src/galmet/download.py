@@ -290,7 +290,12 @@ def download_cutouts(dataset: str | os.PathLike, opts: DownloadOptions | None = 
                                        RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
                                        rate=opts.rate or None)
     images = root / "images"
-    images.mkdir(exist_ok=True)
+    try:
+        images.mkdir(exist_ok=True)
+        with open(root / LOCK_NAME, "a"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
     with _exclusive(root):
         removed = remove_stale_temp_files(images)
         for tmp in root.glob(f".{MANIFEST_NAME}.*.tmp"):

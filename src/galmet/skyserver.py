@@ -299,7 +299,7 @@ class SkyServerClient:
             else:
                 if resp.status == 200:
                     try:
-                        if not resp.body.strip():
+                        if len(resp.body) < 64 and not resp.body.strip():
                             raise BadBody("empty body")
                         return accept(resp.body), attempt + 1
                     except BadBody as exc:

@@ -11,7 +11,8 @@ photometry, rChi2 < 2, oh_p50 measured, 10 < ugriz < 25, 0 < u - r < 6, z > 0.02
 0 < zErr < 0.01, 10 < petroMag_r < 18 (every bound is an option below). The query runs on the
 SkyServer SqlSearch service in ra bands (--chunks), each retried on failure; the merged,
 de-duplicated catalog gets a seeded train/valid/test split column and is written atomically to
-DATASET/catalog.parquet (with catalog.json: the cuts, the server and the SQL).
+DATASET/catalog.parquet (with catalog.json: the cuts, the server and the SQL). Finished chunks
+are kept in DATASET/.catalog_chunks/ until the end, so a rerun after a failure resumes.
 
 Examples:
   galmet catalog --dry-run                    # print the SQL and the URLs, send nothing
@@ -19,6 +20,10 @@ Examples:
   galmet catalog --out paper                  # the full sample (about 142,000 galaxies)
   galmet catalog --out mine --from-table mpajhu_dr14.fits   # same cuts, local table
 """
+
+
+#: Finished chunks of an unfinished query, reused by the next run, removed once the catalog is written.
+CHUNK_CACHE = ".catalog_chunks"
 
 
 def _test_size(text: str):
@@ -88,6 +93,7 @@ def _check(args) -> None:
 
 def run(args) -> int:
     import json
+    import shutil
     from pathlib import Path
 
     from galmet.atomic import atomic_write_text
@@ -120,7 +126,9 @@ def run(args) -> int:
         catalog = catalog_from_table(args.from_table, cuts)
         source = {"from_table": str(Path(args.from_table).resolve())}
     else:
-        catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress)
+        cache = out / CHUNK_CACHE
+        catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress,
+                                cache_dir=cache)
         source = {"base_url": client.base_url, "chunks": args.chunks, "limit": args.limit,
                   "sql": build_sql(cuts, top=args.limit)}
     if len(catalog) == 0:
@@ -130,6 +138,7 @@ def run(args) -> int:
     config = {"cuts": cuts_config(cuts), **source, "rows": len(catalog),
               "split": {"test": args.test, "valid_fraction": args.valid_fraction, "seed": args.seed}}
     atomic_write_text(out / "catalog.json", json.dumps(config, indent=2) + "\n")
+    shutil.rmtree(out / CHUNK_CACHE, ignore_errors=True)
     counts = catalog["split"].value_counts()
     parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "valid", "test"))
     print(f"catalog: {len(catalog)} galaxies ({parts}) -> {target}")
