@@ -19,14 +19,14 @@ from galmet.images import read_image
 
 
 def fast_options(url: str, **kw) -> DownloadOptions:
-    base = dict(base_url=url, workers=8, rate=0, retries=3, timeout=0.4, backoff_base=0.005, size=16,
+    base = dict(base_url=url, workers=8, rate=0, retries=3, timeout=1.0, backoff_base=0.005, size=16,
                 progress=False, manifest_every=0.2)
     base.update(kw)
     return DownloadOptions(**base)
 
 
 def cli_args(ds, url, *extra):
-    return ["download", str(ds), "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "0.4",
+    return ["download", str(ds), "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "1",
             "--retries", "3", "--backoff-base", "0.005", "--no-progress", *extra]
 
 
@@ -35,7 +35,7 @@ def test_150_cutouts_with_transient_and_permanent_faults_then_resume(tmp_path):
     cat = make_catalog(ds, 150, seed=1)
     plans, transient, permanent = fault_plans(cat, 0.10, 0.02, seed=1)
     keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"])}
-    with FaultyServer(plans, slow_seconds=0.8, retry_after="0.2") as srv:
+    with FaultyServer(plans, slow_seconds=2.0, retry_after="0.2") as srv:
         s = download_cutouts(ds, fast_options(srv.url))
         first = dict(srv.counts)
         assert (s.ok, s.failed, s.skipped, s.aborted, s.interrupted) == (147, 3, 0, False, False)
@@ -181,7 +181,7 @@ def test_a_second_download_on_the_same_dataset_is_refused(tmp_path, capsys):
 
 def test_sigkill_mid_run_then_resume(tmp_path):
     f = kill_resume_scenario(tmp_path, 120, transient=0.1, permanent=0.02, workers=4, size=16,
-                             kill_after=30, latency=0.03, timeout=0.5)
+                             kill_after=30, latency=0.03, timeout=1.0)
     assert f["killed_rc"] == -signal.SIGKILL and 30 <= f["present_at_kill"] < 120 - 2
     assert f["rc"] == 0, f["summary"]
     assert f["summary"].startswith(f"download: {120 - 2 - f['present_at_kill']} ok, 2 failed, {f['present_at_kill']} skipped")

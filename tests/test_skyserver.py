@@ -169,8 +169,8 @@ def test_fetch_cutout_returns_the_served_image():
 @pytest.mark.parametrize("action", TRANSIENT_ACTIONS)
 def test_each_transient_fault_is_retried_to_a_valid_image(action):
     key = key_of(1.0, 2.0)
-    with FaultyServer({key: [action, "ok"]}, slow_seconds=0.6, retry_after="0") as srv:
-        c = SkyServerClient(srv.url, timeout=0.25, policy=FAST)
+    with FaultyServer({key: [action, "ok"]}, slow_seconds=1.5, retry_after="0") as srv:
+        c = SkyServerClient(srv.url, timeout=0.6, policy=FAST)
         body, img, attempts = c.get_cutout(1.0, 2.0, size=16)
         assert attempts == 2 and srv.counts[key] == 2
         assert img.shape == (16, 16, 3) and body == srv.jpeg(key, 16, 16)
