@@ -99,6 +99,12 @@ def test_404_is_permanent_and_not_retried():
     assert info.value.permanent and info.value.attempts == 1 and "HTTP 404" in str(info.value)
 
 
+def test_a_status_error_quotes_the_body():
+    c = Scripted([Response(400, {}, b"Incorrect syntax near the keyword 'FROM'.")])
+    with pytest.raises(SkyServerError, match=r"chunk 1/1: HTTP 400 Bad Request \(text error page: \"Incorrect syntax"):
+        c.sql_search("SELECT FROM", where="chunk 1/1")
+
+
 def test_retry_after_seconds_and_date():
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None

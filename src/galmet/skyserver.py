@@ -305,10 +305,10 @@ class SkyServerClient:
                     except BadBody as exc:
                         error, bad_body = str(exc), True
                 elif resp.status in TRANSIENT_STATUSES or resp.status >= 500:
-                    error = f"HTTP {resp.status} {_reason(resp.status)}"
+                    error = _status_error(resp)
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
                 else:
-                    error = f"HTTP {resp.status} {_reason(resp.status)}"
+                    error = _status_error(resp)
                     raise SkyServerError(f"{where}: {error}", attempts=attempt + 1, permanent=True)
             if attempt == retries:
                 raise SkyServerError(f"{where}: {error} (gave up after {attempt + 1} requests)",
@@ -348,8 +348,12 @@ class SkyServerClient:
         return body, image, attempts
 
 
-def _reason(status: int) -> str:
-    return http.client.responses.get(status, "")
+def _status_error(resp: Response) -> str:
+    """``HTTP 500 Internal Server Error`` plus what the body says (SkyServer puts SQL errors there)."""
+    text = f"HTTP {resp.status} {http.client.responses.get(resp.status, '')}".rstrip()
+    if resp.body.strip():
+        text += f" ({describe_body(resp.body, limit=80)})"
+    return text
 
 
 def validate_jpeg(body: bytes, size: int, where: str) -> np.ndarray:
