@@ -178,16 +178,19 @@ def load_manifest(path: Path) -> dict[int, dict]:
     except DataError as exc:
         log.warning("%s; starting a new manifest (images on disk are kept)", exc)
         return {}
+    n = len(df)
+    defaults = {"last_error": "", "permanent": False, "bytes": 0, "size": 0, "scale": 0.0, "updated": ""}
+    cols = {c: df[c].tolist() if c in df.columns else [defaults[c]] * n for c in MANIFEST_COLUMNS}
     records = {}
-    for row in df.to_dict("records"):
-        rec = {c: row.get(c) for c in MANIFEST_COLUMNS}
+    for i in range(n):
+        rec = {c: cols[c][i] for c in MANIFEST_COLUMNS}
+        rec["objID"] = int(rec["objID"])
         rec["attempts"] = int(rec["attempts"] or 0)
-        rec["permanent"] = bool(rec.get("permanent") or False)
-        rec["bytes"] = int(rec.get("bytes") or 0)
-        rec["size"] = int(rec.get("size") or 0)
-        rec["scale"] = float(rec.get("scale") or 0.0)
-        rec["last_error"] = rec.get("last_error") or ""
-        records[int(row["objID"])] = rec
+        rec["permanent"] = bool(rec["permanent"] or False)
+        rec["last_error"] = rec["last_error"] or ""
+        for c, kind in (("bytes", int), ("size", int), ("scale", float)):
+            rec[c] = kind(rec[c] or 0)
+        records[rec["objID"]] = rec
     return records
 
 
@@ -336,8 +339,9 @@ class _Run:
                 nbytes = -1
             if nbytes >= 0:
                 same = rec is not None and rec["status"] == "ok" and rec["bytes"] == nbytes
-                other_cutout = same and (rec["size"] != self.opts.size or not math.isclose(rec["scale"], scale, rel_tol=1e-6))
-                trusted = same and not other_cutout and not self.opts.verify
+                other_cutout = same and ((rec["size"] and rec["size"] != self.opts.size) or
+                                         (rec["scale"] and not math.isclose(rec["scale"], scale, rel_tol=1e-6)))
+                trusted = same and bool(rec["size"]) and not other_cutout and not self.opts.verify
                 if other_cutout:
                     log.debug("%s: made with another size or scale; re-fetching", path)
                 elif not trusted:
@@ -409,7 +413,7 @@ class _Run:
         for w in workers:
             w.start()
         outstanding, feed, fatal = 0, iter(todo), ""
-        last_flush = time.monotonic()
+        last_flush, interval = time.monotonic(), self.opts.manifest_every
         try:
             while True:
                 while not self.stop.is_set() and outstanding < 2 * len(workers):
@@ -434,9 +438,12 @@ class _Run:
                         log.error("stopping: %d failures exceed --max-failures %g of %d to fetch",
                                   s.failed, self.opts.max_failures, s.to_fetch)
                         self.stop.set()
-                if time.monotonic() - last_flush >= self.opts.manifest_every:
+                if time.monotonic() - last_flush >= interval:
+                    t_write = time.monotonic()
                     write_manifest(self.manifest_path, self.records)
                     last_flush = time.monotonic()
+                    # a huge manifest must not take more than ~10% of the main thread's time
+                    interval = max(self.opts.manifest_every, 10 * (last_flush - t_write))
         except KeyboardInterrupt:
             s.interrupted = True
             self.stop.set()
