@@ -126,6 +126,18 @@ def test_images_already_on_disk_are_checked_not_fetched(tmp_path):
         assert (pd.read_parquet(ds / "manifest.parquet")["scale"] == 0.5).all()
 
 
+def test_a_corrupt_manifest_is_rebuilt_from_the_images_on_disk(tmp_path, caplog):
+    ds = tmp_path / "ds"
+    make_catalog(ds, 4)
+    with FaultyServer() as srv:
+        download_cutouts(ds, fast_options(srv.url))
+        (ds / "manifest.parquet").write_bytes(b"not parquet")
+        s = download_cutouts(ds, fast_options(srv.url))
+        assert s.present == 4 and sum(srv.counts.values()) == 4
+    assert "starting a new manifest" in caplog.text
+    assert len(pd.read_parquet(ds / "manifest.parquet")) == 4
+
+
 def test_scale_by_size_uses_the_authors_formula(tmp_path):
     ds = tmp_path / "ds"
     cat = make_catalog(ds, 3)
