@@ -355,6 +355,9 @@ def train(
             saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in ("device", "workers", "compile", "progress")})
         config = saved
     config = (config or TrainConfig()).resolved()
+    if ckpt is not None and int(ckpt["epoch"]) >= config.epochs and (run / BUNDLE_NAME).is_file():
+        log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.epochs)
+        return _result(run, pd.DataFrame(ckpt["history"]), config)
 
     dist = _dist_from_env()
     device = resolve_device(config.device)
@@ -548,10 +551,13 @@ def train(
         import torch.distributed as td
 
         td.destroy_process_group()
-    hist = pd.DataFrame(history)
+    return _result(run, pd.DataFrame(history), config)
+
+
+def _result(run: Path, hist: pd.DataFrame, config: TrainConfig) -> TrainResult:
     first = f"valid_rmse_{config.targets[0]}"
     return TrainResult(
-        run_dir=run, bundle_path=bundle_path, history=hist,
+        run_dir=run, bundle_path=run / BUNDLE_NAME, history=hist,
         best_valid_rmse=float(hist[first].min()), final_valid_rmse=float(hist[first].iloc[-1]),
         valid_rmse={t: float(hist[f"valid_rmse_{t}"].iloc[-1]) for t in config.targets},
     )

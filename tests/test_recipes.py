@@ -1,0 +1,101 @@
+"""Recipes and config: phases, per-step schedules against analytic formulas, config validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from galmet.errors import ConfigError
+from galmet.recipes import build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
+from galmet.train_config import TrainConfig, load_config, save_config
+
+
+def _groups():
+    return [[torch.nn.Parameter(torch.zeros(2))] for _ in range(3)]
+
+
+def _sweep(phase, steps_per_epoch, config):
+    opt = make_optimizer(_groups(), phase, config.weight_decay)
+    sched = make_scheduler(opt, phase, steps_per_epoch, config)
+    out = []
+    for _ in range(phase.epochs * steps_per_epoch):
+        out.append(current_lrs(opt))
+        opt.step()
+        sched.step()
+    return np.array(out)
+
+
+def test_paper_phases_match_the_appendix():
+    phases = build_phases(TrainConfig().resolved())
+    assert [(p.name, p.start_epoch, p.epochs, p.frozen) for p in phases] == [
+        ("frozen", 0, 2, True), ("unfrozen", 2, 8, False)]
+    assert phases[0].lrs == (0.1, 0.1, 0.1) and phases[0].cycles == (1, 1)
+    assert phases[1].lrs == (1e-3, 1e-2, 1e-2) and phases[1].cycles == (1, 1, 2, 4)
+    assert [phase_index(phases, e) for e in range(10)] == [0, 0] + [1] * 8
+    with pytest.raises(IndexError):
+        phase_index(phases, 10)
+
+
+@pytest.mark.parametrize("steps_per_epoch", [1, 3, 7])
+def test_paper_lrs_follow_sgdr_cosine_every_step(steps_per_epoch):
+    config = TrainConfig().resolved()
+    got = np.concatenate([_sweep(p, steps_per_epoch, config) for p in build_phases(config)])
+    expected = []
+    for cycle_epochs, maxima in [(1, (0.1,) * 3), (1, (0.1,) * 3)] + [(c, (1e-3, 1e-2, 1e-2)) for c in (1, 1, 2, 4)]:
+        n = cycle_epochs * steps_per_epoch
+        for j in range(n):
+            expected.append([m * (1 + math.cos(math.pi * j / n)) / 2 for m in maxima])
+    assert got.shape == (10 * steps_per_epoch, 3)
+    np.testing.assert_allclose(got, np.array(expected), rtol=1e-9, atol=1e-15)
+
+
+def test_onecycle_shape():
+    config = TrainConfig(recipe="onecycle", epochs=4, lr=[2e-3]).resolved()
+    (phase,) = build_phases(config)
+    lrs = _sweep(phase, 25, config)[:, 2]
+    peak = int(np.argmax(lrs))
+    assert lrs[0] == pytest.approx(2e-3 / 25)
+    assert lrs.max() == pytest.approx(2e-3, rel=1e-3)
+    assert abs(peak - 0.25 * 100) <= 1
+    assert lrs[-1] < 2e-3 / 25 / 1e3
+    assert np.all(np.diff(lrs[:peak]) > 0) and np.all(np.diff(lrs[peak:]) < 0)
+
+
+def test_config_defaults_and_resolution():
+    c = TrainConfig().resolved()
+    assert (c.recipe, c.arch, c.batch_size, c.epochs, c.lr, c.frozen_lr) == ("paper", "resnet34", 256, 10, [1e-3, 1e-2, 1e-2], 0.1)
+    assert TrainConfig(recipe="onecycle").resolved().epochs == 30
+    assert TrainConfig(lr=[5e-3]).resolved().lr == [5e-3] * 3
+    assert TrainConfig(cycles=[1, 2], frozen_epochs=1).resolved().epochs == 4
+    assert TrainConfig(epochs=10).resolved().epochs == 10
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 5}, "paper recipe's length"),
+    ({"recipe": "onecycle", "epochs": -1}, "epochs must be >= 1"),
+    ({"frozen_epochs": -1}, "frozen epochs"),
+    ({"cycles": [1, 0]}, "cycle lengths"),
+    ({"batch_size": 1}, "batch size"),
+    ({"lr": [1e-3, 1e-2]}, "1 or 3 values"),
+    ({"lr": [-1.0]}, "learning rates must be > 0"),
+    ({"weight_decay": -0.1}, "weight decay"),
+    ({"recipe": "sgd"}, "recipe must be one of"),
+    ({"arch": "vgg16"}, "arch must be one of"),
+    ({"max_zoom": 0.9}, "max zoom"),
+    ({"targets": []}, "at least one target"),
+])
+def test_bad_config_values(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes).resolved()
+
+
+def test_config_yaml_roundtrip(tmp_path):
+    c = TrainConfig(recipe="onecycle", targets=["oh_p50", "lgm_tot_p50"], lr=[1e-3, 2e-3, 3e-3]).resolved()
+    save_config(c, tmp_path / "config.yaml", extra={"dataset": "x"})
+    assert load_config(tmp_path / "config.yaml") == c
+    (tmp_path / "bad.yaml").write_text("recipe: paper\nlearning_rate: 3\n")
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        load_config(tmp_path / "bad.yaml")
