@@ -119,7 +119,7 @@ def _finite_pairs(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
     return x[ok], y[ok]
 
 
-def _density(ax, x, y, bins=None, cmap="Greys", vmin_count=1):
+def _density(ax, x, y, bins=None, cmap="Greys"):
     """A 2D histogram (log colour scale) of y against x, or points when there are few; returns the mappable."""
     from matplotlib.colors import LogNorm
 
@@ -129,7 +129,7 @@ def _density(ax, x, y, bins=None, cmap="Greys", vmin_count=1):
         bx, by = fd_bins(x, max_bins=80), fd_bins(y, max_bins=80)
     else:
         bx = by = bins
-    h = ax.hist2d(x, y, bins=[bx, by], cmap=cmap, norm=LogNorm(vmin=vmin_count), rasterized=True, zorder=1)
+    h = ax.hist2d(x, y, bins=[bx, by], cmap=cmap, norm=LogNorm(vmin=1), rasterized=True, zorder=1)
     return h[3]
 
 
@@ -289,7 +289,8 @@ def plot_histograms(z_true, z_pred, target: str = "oh_p50", bins=None, ax=None):
             _stats_box(ax, f"Z > {HIGH_Z}:\n true {np.mean(t > HIGH_Z):.1%}\n pred {np.mean(p > HIGH_Z):.1%}", loc="upper right")
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(0, None)
-        ax.figure.tight_layout() if ax.figure.get_layout_engine() is None and len(ax.figure.axes) == 1 else None
+        if len(ax.figure.axes) == 1:  # our own figure: tidy it; a caller's layout is left alone
+            ax.figure.tight_layout()
     return ax.figure
 
 
