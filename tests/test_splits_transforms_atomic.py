@@ -63,3 +63,14 @@ def test_table_round_trip(tmp_path, suffix):
     back = read_table(path)
     assert back["objID"].tolist() == df["objID"].tolist()
     np.testing.assert_allclose(back["oh_p50"], df["oh_p50"])
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "f", b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
