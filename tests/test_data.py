@@ -143,3 +143,18 @@ def test_python_m_galmet_runs():
     assert out.returncode == 0 and "commands" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "galmet", "info", "/no/such/dir"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no such dataset" in bad.stderr
+
+
+def test_rows_the_downloader_marked_failed_are_dropped_not_fatal(tiny_dataset):
+    cat = _catalog(tiny_dataset)
+    oid = int(cat["objID"].iloc[3])
+    (tiny_dataset / "images" / f"{oid}.jpg").unlink()
+    pd.DataFrame({"objID": [oid], "status": ["failed"], "last_error": ["HTTP 404"]}).to_parquet(
+        tiny_dataset / "manifest.parquet")
+    ds = load_dataset(tiny_dataset)
+    assert len(ds) == 23 and "HTTP 404" in ds.skipped[0]
+    # a missing image that the manifest does not explain still fails
+    other = int(cat["objID"].iloc[7])
+    (tiny_dataset / "images" / f"{other}.jpg").unlink()
+    with pytest.raises(DataError, match=str(other)):
+        load_dataset(tiny_dataset)

@@ -207,10 +207,19 @@ def load_dataset(
         for i in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)):
             what = "is NaN" if not np.isfinite(values[i]) else f"= {values[i]:g} is outside {lo:g}-{hi:g}"
             problems.setdefault(int(i), f"{root}: objID {names[i]} ({paths[i].name}): label {col} {what}")
+    failed = _failed_downloads(root)
+    known_failures: dict[int, str] = {}
     for i, p in enumerate(paths):
         if i not in problems and not p.is_file():
-            problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
+            if names[i] in failed:
+                known_failures[i] = f"{root}: objID {names[i]}: no image (download failed: {failed[names[i]]})"
+            else:
+                problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
     problems = _settle(problems, on_error)
+    if known_failures:
+        log.info("%s: %d galaxies have no image because their download failed (see manifest.parquet)",
+                 root, len(known_failures))
+        problems.update(known_failures)
 
     keep = np.array([i for i in range(len(catalog)) if i not in problems], dtype=np.int64)
     catalog, paths, names = catalog.iloc[keep].reset_index(drop=True), [paths[i] for i in keep], [names[i] for i in keep]
@@ -229,6 +238,24 @@ def load_dataset(
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _failed_downloads(root: Path) -> dict[str, str]:
+    """objID -> last error of the rows ``galmet download`` recorded as failed in manifest.parquet.
+
+    Such rows are dropped (and listed in ``Dataset.skipped``) rather than failing the load: the
+    downloader already reported them, and a few permanent 404s are normal for SDSS.
+    """
+    path = root / "manifest.parquet"
+    if not path.is_file():
+        return {}
+    try:
+        man = pd.read_parquet(path, columns=["objID", "status", "last_error"])
+    except Exception as exc:  # noqa: BLE001 - an unreadable manifest only loses this convenience
+        log.warning("%s: cannot read the download manifest (%s); ignoring it", path, exc)
+        return {}
+    man = man[man["status"] == "failed"]
+    return {str(int(o)): str(e) for o, e in zip(man["objID"], man["last_error"])}
 
 
 def _first_image_size(root: Path, paths: list[Path], names: list[str], on_error: str) -> int:
