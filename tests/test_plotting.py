@@ -147,3 +147,12 @@ def test_figures_cli_unknown_objid(tmp_path, tiny_dataset, capsys):
     _table(10).to_csv(f, index=False)
     assert main(["figures", str(f), "--dataset", str(tiny_dataset), "--out", str(tmp_path / "o")]) == 2
     assert "objID 1 of the predictions is not in the dataset" in capsys.readouterr().err
+
+
+def test_figures_cli_bad_resolution_writes_nothing(tmp_path, capsys):
+    f = tmp_path / "p.csv"
+    _table(50).to_csv(f, index=False)
+    out = tmp_path / "o"
+    assert main(["figures", str(f), "--out", str(out), "--resolution", str(tmp_path / "none")]) == 2
+    assert "no resolution table" in capsys.readouterr().err
+    assert not out.exists()

@@ -651,6 +651,20 @@ def make_figures(
     if bad.any():
         log.warning("figures: dropping %d rows with NaN truth or prediction", int(bad.sum()))
         df = df[~bad].reset_index(drop=True)
+    # read every optional input before drawing, so a bad one fails before any file is written
+    res_table = None
+    if resolution is not None:
+        from galmet.analysis.resolution import read_resolution
+
+        res_table, base = read_resolution(resolution)
+    mzr = None
+    if mass is not None:
+        from galmet.analysis.mzr import mzr_analysis
+
+        mzr = mzr_analysis(df, mass, dataset=dataset, split=None)
+    images = None
+    if dataset is not None and getattr(dataset, "_images", None) is not None:
+        images = _dataset_images_for(df, dataset)
     out = Path(out_dir)
     written: list[Path] = []
     t, p = df[target].to_numpy(dtype=float), df[f"{target}_pred"].to_numpy(dtype=float)
@@ -658,23 +672,17 @@ def make_figures(
     def emit(k, fig):
         written.extend(save_figure(fig, out / FIGURE_NAMES[k], formats))
 
-    if dataset is not None and getattr(dataset, "_images", None) is not None:
-        emit(1, plot_image_grid(_dataset_images_for(df, dataset), df, target, n_thumbnails, seed))
+    if images is not None:
+        emit(1, plot_image_grid(images, df, target, n_thumbnails, seed))
     else:
         log.info("figures: no dataset images given, skipping Figure 1")
     emit(2, plot_histograms(t, p, target))
     emit(3, plot_pred_vs_true(t, p, target))
-    if resolution is not None:
-        from galmet.analysis.resolution import read_resolution
-
-        tab, base = read_resolution(resolution)
-        emit(4, plot_resolution(tab, base.get("rf_rmse"), base.get("constant_rmse"),
+    if res_table is not None:
+        emit(4, plot_resolution(res_table, base.get("rf_rmse"), base.get("constant_rmse"),
                                 rf_label=f"random forest ({base.get('bands', 'gri')})"))
-    if mass is not None:
-        from galmet.analysis.mzr import mzr_analysis
-
-        res = mzr_analysis(df, mass, dataset=dataset, split=None)
-        j = res["joined"]
+    if mzr is not None:
+        j = mzr["joined"]
         emit(5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"]))
-        emit(6, plot_mzr(j["lgm_tot_p50"], j["oh_p50_pred"], res["bins"], z_true=j["oh_p50"]))
+        emit(6, plot_mzr(j["lgm_tot_p50"], j["oh_p50_pred"], mzr["bins"], z_true=j["oh_p50"]))
     return written
