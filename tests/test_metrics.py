@@ -166,3 +166,11 @@ def test_evaluate_bad_inputs_exit_2(tmp_path, capsys, content, msg):
 def test_evaluate_missing_file_exit_2(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope.parquet")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_outliers_measured_from_zero_not_the_median():
+    # median 0.2, NMAD 1.4826 * 0.01: 0.35 is 0.15 from the median (< 0.3) but |dZ| = 0.35 > 0.3 dex
+    d = np.array([0.2] * 5 + [0.21, 0.19, 0.21, 0.19, 0.35])
+    assert M.outlier_mask(d).tolist() == [False] * 9 + [True]
+    tab = M.binned_statistics(np.zeros(10), d, [-1, 1], ["outlier_fraction"])
+    assert tab["outlier_fraction"][0] == pytest.approx(0.1)

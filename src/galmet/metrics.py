@@ -10,7 +10,7 @@ Definitions (Wu & Boada 2019, section 4):
 - RMSE = sqrt(mean(dZ**2))
 - NMAD = 1.4826 * median(|dZ - median(dZ)|), a robust scatter equal to sigma for a normal
 - bias = median(dZ)
-- outlier fraction = fraction with |dZ - median(dZ)| > 3 NMAD *and* |dZ| > 0.3 dex
+- outlier fraction = fraction with |dZ| > 3 NMAD *and* |dZ| > 0.3 dex
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from galmet.errors import DataError
 
 #: Scale factor that makes the median absolute deviation equal sigma for a normal distribution.
 NMAD_SCALE = 1.4826
-#: Outliers: |dZ - median| beyond this many NMAD ...
+#: Outliers: |dZ| beyond this many NMAD ...
 OUTLIER_NMAD = 3.0
 #: ... and |dZ| beyond this many dex.
 OUTLIER_DEX = 0.3
@@ -70,9 +70,9 @@ def median_bias(dz) -> float:
 
 
 def outlier_mask(dz, n_nmad: float = OUTLIER_NMAD, min_dex: float = OUTLIER_DEX) -> np.ndarray:
-    """Boolean mask of catastrophic outliers: |dz - median| > n_nmad * NMAD and |dz| > min_dex."""
+    """Boolean mask of catastrophic outliers: |dz| > n_nmad * NMAD(dz) and |dz| > min_dex."""
     d = _values(dz, "residuals")
-    return (np.abs(d - np.median(d)) > n_nmad * nmad(d)) & (np.abs(d) > min_dex)
+    return (np.abs(d) > n_nmad * nmad(d)) & (np.abs(d) > min_dex)
 
 
 def outlier_fraction(dz, n_nmad: float = OUTLIER_NMAD, min_dex: float = OUTLIER_DEX) -> float:
@@ -180,7 +180,8 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
     "rmse": lambda v: float(np.sqrt(np.mean(v**2))),
     "nmad": lambda v: float(NMAD_SCALE * np.median(np.abs(v - np.median(v)))),
     "bias": lambda v: float(np.median(v)),
-    "outlier_fraction": lambda v: float(np.mean((np.abs(v - np.median(v)) > OUTLIER_NMAD * NMAD_SCALE * np.median(np.abs(v - np.median(v)))) & (np.abs(v) > OUTLIER_DEX))),
+    "outlier_fraction": lambda v: float(np.mean((np.abs(v) > OUTLIER_NMAD * NMAD_SCALE * np.median(np.abs(v - np.median(v))))
+                                                & (np.abs(v) > OUTLIER_DEX))),
     "p16": _p16,
     "p84": _p84,
 }

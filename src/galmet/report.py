@@ -187,7 +187,7 @@ def metrics_section(summary: dict, source: str) -> str:
         rows.append(["Z_pred &gt; 9.1", _num(100 * summary["frac_pred_above_9.1"], "{:.1f}%"),
                      _num(100 * paper.get("frac_pred_above_9.1", np.nan), "{:.1f}%"), ""])
     head = f"<p>Target <b>{_e(summary['target'])}</b>, split <b>{_e(summary['split'])}</b> (from {_e(source)}).</p>"
-    note = ('<p class="note">Outliers: |&Delta;Z &minus; median| &gt; 3 NMAD and |&Delta;Z| &gt; 0.3 dex. The paper\'s '
+    note = ('<p class="note">Outliers: |&Delta;Z| &gt; 3 NMAD and |&Delta;Z| &gt; 0.3 dex. The paper\'s '
             "values are for its 20,466 SDSS test galaxies (Wu &amp; Boada 2019).</p>") if paper else ""
     return head + _table(["metric", "galmet", "paper", ""], rows) + note
 

@@ -8,7 +8,7 @@ HELP = "RMSE, NMAD, bias and outliers of a predictions file (paper's values besi
 DESCRIPTION = """\
 Read a predictions file (parquet/CSV/FITS as written by 'galmet predict' or 'galmet baseline')
 and print RMSE, NMAD = 1.4826 median(|dZ - median dZ|), median bias, outlier fraction
-(|dZ - median| > 3 NMAD and |dZ| > 0.3 dex) and N, for one split. For oh_p50 the paper's
+(|dZ| > 3 NMAD and |dZ| > 0.3 dex) and N, for one split. For oh_p50 the paper's
 test-set values (RMSE 0.085, NMAD 0.067, bias -0.006 dex) are shown beside ours.
 When the file lacks the truth column, --dataset joins it from a dataset's catalog by objID.
 
