@@ -36,21 +36,25 @@ PIXEL_SCALE_128 = 0.296
 FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
 #: White sky noise per 0.296" pixel before resampling (nanomaggies), g r i: about the SDSS
 #: 5-sigma point-source depths (22.3, 22.2, 21.7 mag in 1.4" seeing).
-SKY_SIGMA = {"g": 0.027, "r": 0.036, "i": 0.055}
+SKY_SIGMA = {"g": 0.021, "r": 0.034, "i": 0.054}
 #: Correlation length (Gaussian sigma, arcsec) of the noise after the cutout service resamples
 #: the 0.396" frames; calibrated so the JPEG sky matches real cutouts (see docs/synthetic.md).
 NOISE_CORRELATION_ARCSEC = 0.3
 #: Electrons per nanomaggy (gain x counts per nanomaggy), for the source's Poisson noise.
 ELECTRONS_PER_NMGY = {"g": 700.0, "r": 950.0, "i": 650.0}
 #: Scale of each band before the asinh stretch (the cutout service weights g most).
-RGB_SCALES = {"i": 1.0, "r": 1.15, "g": 1.5}
+RGB_SCALES = {"i": 1.0, "r": 1.2, "g": 1.6}
 LUPTON_Q = 8.0
-LUPTON_STRETCH = 0.35
+LUPTON_STRETCH = 0.33
+#: Black level (nanomaggies per pixel, after the band scales): slightly below zero, so the sky
+#: shows as the faint positive background of real cutouts.
+LUPTON_MINIMUM = -0.004
 JPEG_QUALITY = 80
 PSF_FWHM_RANGE = (1.2, 1.6)
 PSF_BETA = 3.5
-#: Mean numbers of neighbouring stars and galaxies in a cutout.
-MEAN_STARS, MEAN_NEIGHBOUR_GALAXIES = 0.8, 0.6
+#: Mean numbers of neighbouring stars (r < 22.5) and galaxies (r < 22.5) in a cutout, about
+#: the high-latitude SDSS counts; magnitudes follow dN/dm ~ 10^(0.2 m) and 10^(0.4 m).
+MEAN_STARS, MEAN_NEIGHBOUR_GALAXIES = 0.4, 1.0
 N_KNOTS = 30
 #: Synthetic objIDs: BASE + (seed mod SEED_SLOTS) * MAX_N + index, all below real SDSS ids (1237...).
 OBJID_BASE = 1_230_000_000_000_000_000
@@ -155,11 +159,11 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     for k in range(n_stars + n_gal):
         pos = _neighbour_position(rng, size * scale)
         if k < n_stars:
-            r_mag, gr = rng.uniform(15.0, 22.5), rng.uniform(0.3, 1.5)
+            r_mag, gr = _number_count_mag(rng, 15.0, 22.5, 0.2), rng.uniform(0.3, 1.5)
             ri = 0.05 + 0.4 * gr
             obj = galsim.DeltaFunction()
         else:
-            r_mag, gr = rng.uniform(17.5, 22.0), rng.uniform(0.4, 1.3)
+            r_mag, gr = _number_count_mag(rng, 17.5, 22.5, 0.4), rng.uniform(0.4, 1.3)
             ri = 0.25 + 0.2 * gr
             obj = galsim.Exponential(half_light_radius=rng.uniform(0.4, 2.0)).shear(
                 q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees)
@@ -194,8 +198,14 @@ def to_rgb(g: np.ndarray, r: np.ndarray, i: np.ndarray, size: int = 128) -> np.n
 
     sb = (PIXEL_SCALE_128 / pixel_scale(size)) ** 2
     rgb = make_lupton_rgb(i * RGB_SCALES["i"] * sb, r * RGB_SCALES["r"] * sb, g * RGB_SCALES["g"] * sb,
-                          minimum=0.0, stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+                          minimum=LUPTON_MINIMUM, stretch=LUPTON_STRETCH, Q=LUPTON_Q)
     return np.ascontiguousarray(rgb[::-1])  # GalSim's row 0 is the bottom (y up)
+
+
+def _number_count_mag(rng: np.random.Generator, m0: float, m1: float, slope: float) -> float:
+    """A magnitude in [m0, m1] from number counts dN/dm proportional to 10^(slope m)."""
+    span = 10 ** (slope * (m1 - m0)) - 1
+    return float(m0 + math.log10(1 + rng.random() * span) / slope)
 
 
 def _neighbour_position(rng: np.random.Generator, fov: float) -> tuple[float, float]:

@@ -48,7 +48,7 @@ NOISE_FLOOR_RMSE = math.hypot(SIGMA_UNOBS, SIGMA_MEAS)
 #: Main sequence: log sSFR/yr^-1 = MS0 + MS_SLOPE (log M* - 10), scatter MS_SCATTER.
 MS0, MS_SLOPE, MS_SCATTER = -9.7, -0.3, 0.3
 #: Size-mass relations (half-light radii, kpc): log r = log r0 + slope (log M* - 10.3) + N(0, scatter).
-DISK_SIZE = (4.0, 0.25, 0.15)
+DISK_SIZE = (4.5, 0.25, 0.15)
 BULGE_SIZE = (1.2, 0.45, 0.12)
 
 #: Rest-frame bulge colours (old stellar population): u-g, g-r, r-i, i-z.
@@ -155,7 +155,7 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     log_ssfr = ms + d_ssfr
 
     # Structure.
-    bt = 0.03 + 0.45 * _sigmoid((logm - 10.7) / 0.3) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
+    bt = 0.08 + 0.45 * _sigmoid((logm - 10.4) / 0.35) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
     bt = float(np.clip(bt, 0.0, 0.85))
     d_logr = DISK_SIZE[2] * rng.standard_normal()
     r_disk_kpc = DISK_SIZE[0] * 10 ** (DISK_SIZE[1] * (logm - 10.3) + d_logr)
@@ -172,7 +172,7 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     disk_col = np.array([1.0 + 1.3 * (gr_d - 0.3), gr_d, 0.05 + 0.45 * gr_d, 0.05 + 0.3 * gr_d])
     knot_col = disk_col - np.array([0.3, 0.22, 0.1, 0.05])
     bulge_col = np.array(BULGE_COLOURS) + 0.03 * rng.standard_normal(4)
-    av_scale = float(np.clip(0.2 + 0.2 * (logm - 9.5), 0.1, 0.6))
+    av_scale = float(np.clip(0.15 + 0.15 * (logm - 9.5), 0.1, 0.45))
     av = av_scale * math.log(1.0 / max(cos_i, 0.1))
     dust = av * np.array(DUST_PER_AV)
     dust_col = -np.diff(dust)  # reddening of u-g, g-r, r-i, i-z
