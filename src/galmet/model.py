@@ -334,7 +334,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> "GalmetModel":
     :class:`ConfigError` naming the file.
     """
     path = Path(path)
-    if path.is_dir() and (path / BUNDLE_NAME).is_file():
+    if path.is_dir():
+        if not (path / BUNDLE_NAME).is_file():
+            raise ConfigError(f"{path}: directory holds no {BUNDLE_NAME} (an unfinished training run?); give the bundle file")
         path = path / BUNDLE_NAME
     if not path.exists():
         raise ConfigError(f"{path}: no such model bundle")

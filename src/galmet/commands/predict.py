@@ -66,9 +66,7 @@ def run(args) -> int:
                           else "give INPUT (a dataset directory or image folder) or --ra/--dec")
     device = resolve_device(args.device)
     model = load_model(args.model)
-    t0 = time.perf_counter()
-    table = _predict_position(model, args, device) if position else _predict_input(model, args, device)
-    seconds = time.perf_counter() - t0
+    table, seconds = _predict_position(model, args, device) if position else _predict_input(model, args, device)
     write_table(table, args.out)
     mode = "TTA x8" if args.tta else "no TTA"
     print(f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
@@ -78,6 +76,7 @@ def run(args) -> int:
 
 
 def _predict_input(model, args, device):
+    """(predictions table, seconds spent predicting) for a dataset directory or image folder."""
     from galmet.data import load_dataset
     from galmet.errors import DataError
     from galmet.predict import predict_dataset
@@ -91,10 +90,13 @@ def _predict_input(model, args, device):
         ds = ds.subset(rows)
     if ds.skipped:
         print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
-    return predict_dataset(model, ds, tta=args.tta, batch_size=args.batch_size, device=device, progress=None)
+    t0 = time.perf_counter()
+    table = predict_dataset(model, ds, tta=args.tta, batch_size=args.batch_size, device=device, progress=None)
+    return table, time.perf_counter() - t0
 
 
 def _predict_position(model, args, device):
+    """(one-row predictions table, seconds spent predicting) for the cutout at --ra/--dec."""
     import numpy as np
     import pandas as pd
 
@@ -102,13 +104,15 @@ def _predict_position(model, args, device):
 
     kwargs = {"base_url": args.base_url} if args.base_url else {}
     image = skyserver.fetch_cutout(args.ra, args.dec, scale=args.scale, size=model.image_size or 128, **kwargs)
+    t0 = time.perf_counter()
     pred, std = model.predict(image[None], tta=args.tta, batch_size=1, device=device, return_std=True)
+    seconds = time.perf_counter() - t0
     pred, std = np.reshape(pred, (1, -1)), np.reshape(std, (1, -1))
     table = pd.DataFrame({"ra": [args.ra], "dec": [args.dec]})
     for j, t in enumerate(model.targets):
         table[f"{t}_pred"] = pred[:, j]
         table[f"{t}_pred_std"] = std[:, j]
-    return table
+    return table, seconds
 
 
 def _print_scores(table, targets) -> None:
