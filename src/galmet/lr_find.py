@@ -141,10 +141,8 @@ def lr_find(
         raise ConfigError(f"{ds.root}: too few train rows ({len(train_rows)}) for an lr range test")
 
     torch.manual_seed(config.seed)
-    net = build_model(config.arch, len(config.targets), config.weights).to(device)
+    net = build_model(config.arch, len(config.targets), config.weights).to(device, memory_format=torch.channels_last)
     cuda = device.type == "cuda"
-    if cuda:
-        net = net.to(memory_format=torch.channels_last)
     freeze_body(net, freeze)
     opt = make_optimizer(layer_groups(net), Phase("lr_find", 0, 1, freeze, (start_lr,) * 3), config.weight_decay)
     sched = ExponentialLR(opt, gamma=(end_lr / start_lr) ** (1 / (num_steps - 1)))

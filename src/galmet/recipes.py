@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, SequentialLR
 
+from galmet.errors import ConfigError
 from galmet.train_config import TrainConfig
 
 
@@ -102,9 +103,13 @@ def make_optimizer(groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase,
 def make_scheduler(optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig) -> LRScheduler:
     """The phase's per-step scheduler (call ``.step()`` after every ``optimizer.step()``)."""
     if phase.name == "onecycle":
+        total = phase.epochs * steps_per_epoch
+        if total < 2:
+            raise ConfigError(f"the onecycle recipe needs at least 2 steps, got {total} (more epochs or a smaller batch)")
+        # OneCycleLR divides by (pct_start * total - 1): keep at least 2 warm-up steps on tiny runs.
         return OneCycleLR(
-            optimizer, max_lr=list(phase.lrs), total_steps=phase.epochs * steps_per_epoch,
-            pct_start=config.pct_start, div_factor=config.div_factor,
+            optimizer, max_lr=list(phase.lrs), total_steps=total,
+            pct_start=max(config.pct_start, min(2 / total, 1.0)), div_factor=config.div_factor,
             final_div_factor=config.final_div_factor, anneal_strategy="cos",
             cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
         )

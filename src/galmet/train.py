@@ -11,7 +11,7 @@ One entry point, :func:`train`. A run directory holds::
 Fast path: the train and valid images go to the device once as uint8 (N, H, W, 3) when they fit;
 each epoch draws a ``torch.randperm`` on the device, gathers batches by index, applies a random
 dihedral element per image (and fastai's random zoom) on the device, normalises, runs under bf16
-autocast with channels_last on CUDA, and accumulates the loss on the device: the host reads it
+autocast on CUDA, channels_last everywhere, and accumulates the loss on the device: the host reads it
 once per epoch. When the images do not fit, batches are gathered from the memory-mapped decode
 cache (in a DataLoader with ``workers`` processes).
 
@@ -404,9 +404,7 @@ def train(
 
     phases = build_phases(config)
     torch.manual_seed(config.seed)
-    net = build_model(config.arch, n_targets, config.weights).to(device)
-    if cuda:
-        net = net.to(memory_format=torch.channels_last)
+    net = build_model(config.arch, n_targets, config.weights).to(device, memory_format=torch.channels_last)
     groups = layer_groups(net)
 
     history: list[dict] = []

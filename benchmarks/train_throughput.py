@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Training images/s of ``galmet.train.train`` against a minimal plain-PyTorch loop, same run.
+
+Both train the same network (galmet's ResNet + fastai head, channels_last, AdamW, RMSE loss) on
+the same uint8 images held in memory, with the same batch size and thread count. The plain loop
+is what a user would write by hand: ``randperm`` batches from a uint8 tensor, one random
+rotation/flip per batch, normalise, forward, backward, step. galmet's loop additionally does a
+per-image dihedral element and the fastai random zoom, tracks per-target RMSE, validates and
+writes an atomic checkpoint every epoch (those last two are outside its timed train phase, as
+they are outside the plain loop).
+
+Rounds alternate galmet / plain (A B A B ...) so that load from other processes hits both alike;
+the figure of merit is the ratio of the median per-epoch images/s.
+
+    python benchmarks/train_throughput.py                 # resnet34, batch 64, 128 px, 2 threads
+    python benchmarks/train_throughput.py --smoke         # seconds: resnet18, 16 px
+
+Prints a markdown table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def make_dataset(n_train: int, n_valid: int, size: int, seed: int = 0):
+    """An in-memory galmet Dataset of random-blob uint8 images with a brightness-dependent label."""
+    from galmet.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    n = n_train + n_valid
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    blob = np.exp(-(xx**2 + yy**2) / (2 * (size / 6) ** 2))
+    b = rng.uniform(0.2, 1.0, n)
+    images = (blob[None, :, :, None] * b[:, None, None, None] * np.array([230, 180, 130]) +
+              rng.normal(0, 6, (n, size, size, 3))).clip(0, 255).astype(np.uint8)
+    catalog = pd.DataFrame({"objID": np.arange(n, dtype=np.int64), "oh_p50": 8.4 + 0.8 * b,
+                            "split": ["train"] * n_train + ["valid"] * n_valid})
+    root = Path(tempfile.gettempdir()) / "galmet-bench-train"
+    return Dataset(root=root, catalog=catalog, paths=[root / f"{i}.jpg" for i in range(n)],
+                   image_size=size, _images=images)
+
+
+def galmet_round(ds, arch: str, batch: int, epochs: int, workdir: Path) -> list[float]:
+    """Per-epoch train images/s of galmet's loop (from its history)."""
+    from galmet.train import train
+    from galmet.train_config import TrainConfig
+
+    config = TrainConfig(recipe="onecycle", arch=arch, weights="none", batch_size=batch, epochs=epochs,
+                         device="cpu", progress=False, seed=1)
+    result = train(ds, workdir, config, overwrite=True)
+    return list(result.history["images_per_s"])
+
+
+def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
+    """Per-epoch train images/s of a minimal hand-written loop over the same data."""
+    from galmet.model import build_model
+
+    x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[ds.split_indices("train")]))
+    y_all = torch.from_numpy(ds.catalog.loc[ds.split_indices("train"), "oh_p50"].to_numpy(np.float32)).unsqueeze(1)
+    y_all = (y_all - y_all.mean()) / y_all.std()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
+    torch.manual_seed(1)
+    model = build_model(arch, 1, "none").to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+    n = len(x_all)
+    steps = n // batch
+    rates = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n)
+        for i in range(steps):
+            idx = perm[i * batch:(i + 1) * batch]
+            xb = x_all[idx].permute(0, 3, 1, 2)
+            xb = torch.rot90(xb, int(torch.randint(0, 4, ())), (2, 3))
+            if torch.rand(()) < 0.5:
+                xb = xb.flip(3)
+            xb = ((xb.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+            loss = torch.sqrt(((model(xb) - y_all[idx]) ** 2).mean())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        loss.item()
+        rates.append(steps * batch / (time.perf_counter() - t0))
+    return rates
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arch", default="resnet34")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=4, help="train steps per epoch")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per round (the first of each is warm-up, not counted)")
+    ap.add_argument("--rounds", type=int, default=2, help="A/B rounds")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, for checking the script")
+    a = ap.parse_args()
+    if a.smoke:
+        a.arch, a.batch, a.size, a.steps, a.epochs, a.rounds = "resnet18", 8, 16, 2, 2, 1
+    torch.set_num_threads(a.threads)
+    ds = make_dataset(a.steps * a.batch, a.batch, a.size)
+    galmet_rates, plain_rates = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            # Each round builds a fresh model: its first epoch pays one-off allocation/kernel set-up.
+            gr = galmet_round(ds, a.arch, a.batch, a.epochs, Path(tmp) / "run")[1:]
+            pr = plain_round(ds, a.arch, a.batch, a.epochs)[1:]
+            galmet_rates += gr
+            plain_rates += pr
+            print(f"round {r + 1}/{a.rounds}: galmet {[round(v, 2) for v in gr]}, plain {[round(v, 2) for v in pr]}",
+                  flush=True)
+    g, p = statistics.median(galmet_rates), statistics.median(plain_rates)
+    res = {"arch": a.arch, "batch": a.batch, "size": a.size, "threads": a.threads, "steps_per_epoch": a.steps,
+           "epochs": len(galmet_rates), "galmet_img_s": round(g, 2), "plain_img_s": round(p, 2),
+           "ratio": round(g / p, 3), "torch": str(torch.__version__), "machine": platform.machine(),
+           "galmet_all": [round(v, 2) for v in galmet_rates], "plain_all": [round(v, 2) for v in plain_rates]}
+    print(f"\n| loop | images/s (median of {len(galmet_rates)} epochs) |\n|---|---|\n"
+          f"| galmet train | {g:.2f} |\n| plain PyTorch | {p:.2f} |\n| ratio | {g / p:.3f} |\n")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
