@@ -500,10 +500,13 @@ class GalmetModel:
 def _to_device(batch, dev: torch.device) -> torch.Tensor:
     if isinstance(batch, torch.Tensor):
         return batch.to(dev, non_blocking=True)
+    if dev.type == "cuda":
+        # One copy from the (possibly memory-mapped) array straight into pinned memory; the
+        # caching host allocator keeps it alive until the asynchronous upload has finished.
+        pinned = torch.empty(batch.shape, dtype=torch.uint8, pin_memory=True)
+        pinned.numpy()[...] = batch
+        return pinned.to(dev, non_blocking=True)
     batch = np.ascontiguousarray(batch)
     if not batch.flags.writeable:  # a read-only memmap slice: torch wants memory it may own
         batch = batch.copy()
-    xb = torch.from_numpy(batch)
-    if dev.type == "cuda":
-        xb = xb.pin_memory()
-    return xb.to(dev, non_blocking=True)
+    return torch.from_numpy(batch)
