@@ -145,3 +145,25 @@ def test_cuda_prediction_matches_cpu(bundle):
     on_device = model.predict(torch.from_numpy(imgs).cuda(), device="cuda", batch_size=16)
     np.testing.assert_allclose(gpu, cpu, atol=0.05 * np.abs(cpu).max() + 1e-3)  # bf16 autocast
     np.testing.assert_allclose(on_device, gpu, rtol=1e-6)
+
+
+def test_cli_table_of_positions(tmp_path, capsys, bundle):
+    from faulty_server import FaultyServer, key_of
+
+    table = tmp_path / "targets.csv"
+    pd.DataFrame({"objID": [11, 22, 33], "ra": [10.0, 20.0, 30.0], "dec": [1.0, 2.0, 3.0],
+                  "oh_p50": [8.5, 8.9, 9.0]}).to_csv(table, index=False)
+    out = tmp_path / "pred.parquet"
+    with FaultyServer(plans={key_of(20.0, 2.0): ["404"]}) as srv:
+        code, _, err = _run(capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu")
+        assert code == 2 and "row 1" in err and "--skip-bad" in err and err.count("\n") == 1
+        assert not out.exists()
+        code, stdout, err = _run(capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu",
+                                 "--skip-bad")
+    assert code == 0, err
+    df = pd.read_parquet(out)
+    assert list(df.columns) == ["objID", "ra", "dec", "oh_p50_pred", "oh_p50_pred_std", "oh_p50"]
+    assert df["objID"].tolist() == [11, 33] and "skipped" in stdout and "RMSE of oh_p50: all" in stdout
+    (tmp_path / "noradec.csv").write_text("objID,x\n1,2\n")
+    code, _, err = _run(capsys, bundle, tmp_path / "noradec.csv", "--out", out)
+    assert code == 2 and "no ra column" in err

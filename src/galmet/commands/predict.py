@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 NAME = "predict"
 ORDER = 50
@@ -19,13 +20,17 @@ suffix of --out (.parquet, .csv, .fits); it is written atomically.
 Columns: objID (or file), split (dataset directories), <target>_pred, <target>_pred_std,
 <target> (truth, when the catalog has it), and lgm_tot_p50/oh_p50/z/ra/dec when present.
 
-With --ra/--dec instead of INPUT, the SDSS cutout at that position (the model's image size,
-0.296 arcsec/pixel) is fetched from SkyServer and predicted (one output row).
+INPUT may also be a table (.csv/.parquet/.fits) with ra and dec columns (objID optional), or
+--ra/--dec may give one position: the SDSS cutouts there (the model's image size, 0.296
+arcsec/pixel) are fetched from SkyServer one by one and predicted; the output keeps objID, ra,
+dec. For large catalogs, 'galmet download' into a dataset directory first (concurrent,
+resumable), then predict on the directory.
 
 Examples:
   galmet predict runs/r1/model.pt ../shared/data/sdss_sample --out preds.parquet --split test
   galmet predict runs/r1 my_cutouts/ --out preds.csv --no-tta --device cpu
   galmet predict runs/r1/model.pt --ra 185.0 --dec 15.8 --out one.csv
+  galmet predict runs/r1/model.pt targets.csv --out targets_pred.csv
 """
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,9 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p) -> None:
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
-    p.add_argument("input", nargs="?", help="dataset directory or folder of images (omit with --ra/--dec)")
+    p.add_argument("input", nargs="?",
+                   help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
+                        "whose cutouts are fetched (omit with --ra/--dec)")
     p.add_argument("--out", required=True, help="predictions file: .parquet, .csv or .fits")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                    help="average the 8 dihedral views (default: on)")
@@ -45,8 +52,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
     p.add_argument("--ra", type=float, help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
     p.add_argument("--dec", type=float, help="declination of one galaxy, degrees")
-    p.add_argument("--base-url", help="SkyServer root for --ra/--dec (default: SDSS DR14)")
-    p.add_argument("--scale", type=float, default=0.296, help="cutout arcsec/pixel for --ra/--dec (default: 0.296)")
+    p.add_argument("--base-url", help="SkyServer root for fetched cutouts (default: SDSS DR14)")
+    p.add_argument("--scale", type=float, default=0.296, help="arcsec/pixel of fetched cutouts (default: 0.296)")
 
 
 def run(args) -> int:
@@ -63,10 +70,19 @@ def run(args) -> int:
         raise ConfigError("--ra and --dec go together")
     if position == (args.input is not None):
         raise ConfigError("give either INPUT (a dataset directory or image folder) or --ra/--dec, not both" if position
-                          else "give INPUT (a dataset directory or image folder) or --ra/--dec")
+                          else "give INPUT (a dataset directory, image folder or ra/dec table) or --ra/--dec")
     device = resolve_device(args.device)
     model = load_model(args.model)
-    table, seconds = _predict_position(model, args, device) if position else _predict_input(model, args, device)
+    if position:
+        import pandas as pd
+
+        table, seconds = _predict_positions(model, args, device, pd.DataFrame({"ra": [args.ra], "dec": [args.dec]}))
+    elif Path(args.input).is_file():
+        from galmet.tables import read_table
+
+        table, seconds = _predict_positions(model, args, device, read_table(args.input), where=args.input)
+    else:
+        table, seconds = _predict_input(model, args, device)
     write_table(table, args.out)
     mode = "TTA x8" if args.tta else "no TTA"
     print(f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
@@ -95,24 +111,53 @@ def _predict_input(model, args, device):
     return table, time.perf_counter() - t0
 
 
-def _predict_position(model, args, device):
-    """(one-row predictions table, seconds spent predicting) for the cutout at --ra/--dec."""
+def _predict_positions(model, args, device, catalog, where: str = "--ra/--dec"):
+    """(predictions table, seconds spent predicting) for the SDSS cutouts at a table's ra/dec.
+
+    Cutouts are fetched one after another (for large catalogs use ``galmet download`` into a
+    dataset directory, which is concurrent and resumable, then predict on that directory).
+    """
     import numpy as np
-    import pandas as pd
+    from tqdm.auto import tqdm
 
     from galmet import skyserver
+    from galmet.errors import DataError, GalmetError
 
+    for col in ("ra", "dec"):
+        if col not in catalog.columns:
+            raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, catalog.columns))})")
     kwargs = {"base_url": args.base_url} if args.base_url else {}
-    image = skyserver.fetch_cutout(args.ra, args.dec, scale=args.scale, size=model.image_size or 128, **kwargs)
+    size = model.image_size or 128
+    images, keep = [], []
+    rows = list(zip(catalog["ra"].to_numpy(dtype=float), catalog["dec"].to_numpy(dtype=float)))
+    for i, (ra, dec) in enumerate(tqdm(rows, desc="fetching cutouts", unit="img", disable=len(rows) < 20)):
+        try:
+            images.append(skyserver.fetch_cutout(ra, dec, scale=args.scale, size=size, **kwargs))
+            keep.append(i)
+        except GalmetError as exc:
+            if not args.skip_bad:
+                label = "" if where == "--ra/--dec" else f"row {i}: "
+                raise type(exc)(f"{where}: {label}{exc} (use --skip-bad to drop such rows)") from exc
+            print(f"skipped {where} row {i} (ra {ra}, dec {dec}): {exc}")
+    if not images:
+        raise DataError(f"{where}: no cutout could be fetched")
     t0 = time.perf_counter()
-    pred, std = model.predict(image[None], tta=args.tta, batch_size=1, device=device, return_std=True)
+    pred, std = model.predict(np.stack(images), tta=args.tta, batch_size=args.batch_size, device=device,
+                              return_std=True)
     seconds = time.perf_counter() - t0
-    pred, std = np.reshape(pred, (1, -1)), np.reshape(std, (1, -1))
-    table = pd.DataFrame({"ra": [args.ra], "dec": [args.dec]})
+    pred, std = np.reshape(pred, (len(keep), -1)), np.reshape(std, (len(keep), -1))
+    table = catalog.iloc[keep].reset_index(drop=True)
+    front = [c for c in ("objID", "ra", "dec") if c in table.columns]
+    out = table[front].copy()
     for j, t in enumerate(model.targets):
-        table[f"{t}_pred"] = pred[:, j]
-        table[f"{t}_pred_std"] = std[:, j]
-    return table, seconds
+        out[f"{t}_pred"] = pred[:, j]
+        out[f"{t}_pred_std"] = std[:, j]
+        if t in table.columns and t not in front:
+            out[t] = table[t].to_numpy()
+    for col in ("lgm_tot_p50", "oh_p50", "z"):
+        if col in table.columns and col not in out.columns:
+            out[col] = table[col].to_numpy()
+    return out, seconds
 
 
 def _print_scores(table, targets) -> None:
