@@ -167,3 +167,5 @@ def test_cli_table_of_positions(tmp_path, capsys, bundle):
     (tmp_path / "noradec.csv").write_text("objID,x\n1,2\n")
     code, _, err = _run(capsys, bundle, tmp_path / "noradec.csv", "--out", out)
     assert code == 2 and "no ra column" in err
+    code, _, err = _run(capsys, bundle, table, "--out", out, "--split", "test")
+    assert code == 2 and "--split applies to dataset directories only" in err

@@ -123,6 +123,8 @@ def _predict_positions(model, args, device, catalog, where: str = "--ra/--dec"):
     from galmet import skyserver
     from galmet.errors import DataError, GalmetError
 
+    if args.split:
+        raise DataError(f"{where}: --split applies to dataset directories only")
     for col in ("ra", "dec"):
         if col not in catalog.columns:
             raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, catalog.columns))})")
