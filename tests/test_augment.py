@@ -94,3 +94,12 @@ def test_cuda_matches_cpu():
     views = dihedral_views(x)
     for n in range(16):
         assert torch.equal(out[n].cpu(), views[index[n].item(), n])
+    # Once warm (constants and permutations cached), a training step's augmentation never syncs.
+    gen = torch.Generator("cuda").manual_seed(1)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            x_in = to_model_input(random_dihedral(xc, generator=gen))
+            dihedral_view(x_in, 6)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

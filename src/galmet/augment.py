@@ -23,6 +23,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _PERM_CACHE: dict[tuple[int, str], torch.Tensor] = {}
+_NORM_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def is_nhwc(x: torch.Tensor) -> bool:
@@ -54,11 +55,24 @@ def to_model_input(
     if is_nhwc(x):
         x = x.permute(0, 3, 1, 2)  # a contiguous NHWC tensor viewed as NCHW *is* channels_last
     x = x.contiguous(memory_format=torch.channels_last)
-    # One fused multiply-add: (x/255 - m)/s = x * (1/(255 s)) - m/s
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    scale, shift = _norm_constants(tuple(mean), tuple(std), x.device)
     out = x.to(torch.float32).mul_(scale).sub_(shift)
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def _norm_constants(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) of shape (1, 3, 1, 1) with (x/255 - m)/s = x * scale - shift, cached per device.
+
+    Cached because building a small tensor on a GPU from Python numbers is a blocking copy:
+    once per batch it would be a host synchronisation per training step.
+    """
+    key = (mean, std, str(device))
+    consts = _NORM_CACHE.get(key)
+    if consts is None:
+        scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32).view(1, 3, 1, 1)
+        shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=torch.float32).view(1, 3, 1, 1)
+        consts = _NORM_CACHE[key] = (scale.to(device), shift.to(device))
+    return consts
 
 
 def _spatial_dims(x: torch.Tensor) -> tuple[int, int]:
