@@ -218,3 +218,20 @@ def test_unreadable_checkpoint_and_missing_cuda(tiny, tmp_path, capsys):
     if not torch.cuda.is_available():
         code, _, err = _cli(capsys, tiny, "--out", tmp_path / "gpu", "--device", "cuda", "--weights", "none")
         assert code == 2 and "CUDA is not available" in err and not (tmp_path / "gpu").exists()
+
+
+def test_background_checkpoint_writer_snapshots_state(tmp_path):
+    from galmet.train import HISTORY_NAME, _cpu_copy, _Writer
+
+    w = torch.zeros(3)
+    writer = _Writer(background=True)  # the CUDA path, exercised on the CPU
+    writer.submit(_cpu_copy({"model": {"w": w}, "history": [{"epoch": 1}]}), tmp_path)
+    w += 1  # training goes on while the file is written: the snapshot must not see this
+    writer.wait()
+    ck = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert torch.equal(ck["model"]["w"], torch.zeros(3))
+    assert list(pd.read_csv(tmp_path / HISTORY_NAME)["epoch"]) == [1]
+
+    writer.submit({"model": {"w": w}, "history": [], "bad": lambda: 0}, tmp_path / "sub")
+    with pytest.raises(Exception):
+        writer.wait()

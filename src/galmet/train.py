@@ -172,15 +172,23 @@ def _load(dataset, config: TrainConfig):
         raise DataError(f"{ds.root}: no rows with split 'train'")
     if len(valid_rows) == 0:
         raise DataError(f"{ds.root}: no rows with split 'valid' (set valid_fraction > 0 or add valid rows)")
-    y_train = ds.subset(train_rows).targets(config.targets).astype(np.float64)
-    y_valid = ds.subset(valid_rows).targets(config.targets).astype(np.float64)
+    labels = dataclasses.replace(ds, _images=None)  # subset the catalog, not the images
+    y_train = labels.subset(train_rows).targets(config.targets).astype(np.float64)
+    y_valid = labels.subset(valid_rows).targets(config.targets).astype(np.float64)
     return ds, train_rows, valid_rows, y_train, y_valid
 
 
-def _place(images: np.ndarray, rows: np.ndarray, y: np.ndarray, device: torch.device, extra_bytes: int) -> _Split:
-    """Put a split's images on ``device`` as uint8 when they fit, else leave them memory-mapped."""
-    need = len(rows) * int(np.prod(images.shape[1:]))
+def _place(images, rows: np.ndarray, y: np.ndarray, device: torch.device, extra_bytes: int) -> _Split:
+    """Put a split's images on ``device`` as uint8 when they fit, else leave them memory-mapped.
+
+    ``images`` is the dataset's uint8 (N, H, W, 3) numpy array or memmap, or a uint8 torch
+    tensor (e.g. built on the GPU), which is indexed where it lives.
+    """
     targets = torch.from_numpy(y.astype(np.float32)).to(device)
+    if isinstance(images, torch.Tensor):
+        x = images[torch.as_tensor(rows, device=images.device)]
+        return _Split(images=x.to(device), targets=targets, resident=True)
+    need = len(rows) * int(np.prod(images.shape[1:]))
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         fits = need + extra_bytes < 0.6 * free
@@ -284,6 +292,63 @@ def _read_checkpoint(path: Path) -> dict:
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a galmet training checkpoint")
     return ck
+
+
+def _cpu_copy(obj):
+    """``obj`` with every tensor copied to the CPU (a snapshot the training may then overwrite)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return obj
+
+
+class _Writer:
+    """Writes checkpoint.pt then history.csv (each atomically), one epoch at a time.
+
+    On CUDA in a background thread, so the GPU trains on while the file is written; the next
+    write (and the end of training) waits for the previous one.
+    """
+
+    def __init__(self, background: bool):
+        self.background = background
+        self._thread = None
+        self._error: BaseException | None = None
+
+    def _write(self, state: dict, run: Path) -> None:
+        from galmet.tables import write_table
+
+        try:
+            with atomic_path(run / CHECKPOINT_NAME) as tmp:
+                torch.save(state, tmp)
+            write_table(pd.DataFrame(state["history"]), run / HISTORY_NAME)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the training thread
+            self._error = exc
+
+    def submit(self, state: dict, run: Path) -> None:
+        self.wait()
+        if not self.background:
+            self._write(state, run)
+            self.raise_pending()
+            return
+        import threading
+
+        self._thread = threading.Thread(target=self._write, args=(state, run), daemon=False)
+        self._thread.start()
+
+    def wait(self, raise_errors: bool = True) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if raise_errors:
+            self.raise_pending()
+
+    def raise_pending(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -426,114 +491,115 @@ def train(
             "device": str(device), "torch": str(torch.__version__)})
     _barrier(dist)
 
+    writer = _Writer(background=cuda)
+
     def save_checkpoint(epoch: int, pi: int, opt, sched) -> None:
         state = {
             "format": CHECKPOINT_FORMAT, "epoch": epoch, "step": global_step, "phase": pi,
-            "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "rng": _rng_state(device), "config": config.to_dict(), "history": history,
+            "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": _rng_state(device), "config": config.to_dict(), "history": list(history),
             "target_shift": [float(v) for v in shift], "target_scale": [float(v) for v in scale],
             "data": meta,
         }
-        with atomic_path(run / CHECKPOINT_NAME) as tmp:
-            torch.save(state, tmp)
-        from galmet.tables import write_table
-
-        write_table(pd.DataFrame(history), run / HISTORY_NAME)
+        writer.submit(_cpu_copy(state), run)
 
     scale_t = torch.as_tensor(scale, dtype=torch.float32, device=device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.amp)
     opt = sched = None
     current_phase = -1
     forward = net
-    for epoch in range(start_epoch, config.epochs):
-        pi = phase_index(phases, epoch)
-        phase = phases[pi]
-        if pi != current_phase:
-            freeze_body(net, phase.frozen)
-            opt = make_optimizer(groups, phase, config.weight_decay)
-            sched = make_scheduler(opt, phase, steps, config)
-            if ckpt is not None and int(ckpt["phase"]) == pi and epoch == start_epoch:
-                opt.load_state_dict(ckpt["optimizer"])
-                sched.load_state_dict(ckpt["scheduler"])
-                _set_rng_state(ckpt["rng"], device)
-            forward = net
-            if dist.world > 1:
-                from torch.nn.parallel import DistributedDataParallel as DDP
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            pi = phase_index(phases, epoch)
+            phase = phases[pi]
+            if pi != current_phase:
+                freeze_body(net, phase.frozen)
+                opt = make_optimizer(groups, phase, config.weight_decay)
+                sched = make_scheduler(opt, phase, steps, config)
+                if ckpt is not None and int(ckpt["phase"]) == pi and epoch == start_epoch:
+                    opt.load_state_dict(ckpt["optimizer"])
+                    sched.load_state_dict(ckpt["scheduler"])
+                    _set_rng_state(ckpt["rng"], device)
+                forward = net
+                if dist.world > 1:
+                    from torch.nn.parallel import DistributedDataParallel as DDP
 
-                forward = DDP(net, device_ids=[device.index] if cuda else None)
-            if config.compile:
-                forward = torch.compile(forward)
-            current_phase = pi
+                    forward = DDP(net, device_ids=[device.index] if cuda else None)
+                if config.compile:
+                    forward = torch.compile(forward)
+                current_phase = pi
 
-        torch.manual_seed(_seed(config.seed, epoch, 2, dist.rank))  # dropout
-        g_aug = torch.Generator(device=device)
-        g_aug.manual_seed(_seed(config.seed, epoch, 3, dist.rank))
-        lrs_start = current_lrs(opt)
-        net.train()
-        idx_all = _epoch_indices(len(train_rows), epoch, config, dist,
-                                 device if train_data.resident else torch.device("cpu"))
-        batches = [idx_all[i * local_batch:(i + 1) * local_batch] for i in range(steps)]
-        sse = torch.zeros(n_targets, dtype=torch.float64, device=device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        seen = 0
-        bar = _progress(config.progress and dist.main, steps * config.batch_size,
-                        f"epoch {epoch + 1}/{config.epochs} {phase.name}")
-        t0 = time.perf_counter()
-        for step, (xb, idx) in enumerate(_batch_iter(train_data, batches, config.workers, device)):
-            yb = train_data.targets[idx]
-            if config.dihedral:
-                xb = random_dihedral(xb, generator=g_aug)
-            x = to_model_input(xb)
-            if config.max_zoom > 1:
-                x = random_zoom(x, config.max_zoom, g_aug)
-            with amp:
-                out = forward(x)
-            out = out.float()
-            err = out - yb
-            loss = torch.sqrt((err * err).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if on_step is not None:
-                on_step(StepInfo(epoch, step, global_step, phase, current_lrs(opt), net))
-            opt.step()
-            sched.step()
-            global_step += 1
-            with torch.no_grad():
-                sse += (err.detach() ** 2).sum(0).double()
-                loss_sum += loss.detach().double() * len(idx)
-            seen += len(idx)
+            torch.manual_seed(_seed(config.seed, epoch, 2, dist.rank))  # dropout
+            g_aug = torch.Generator(device=device)
+            g_aug.manual_seed(_seed(config.seed, epoch, 3, dist.rank))
+            lrs_start = current_lrs(opt)
+            net.train()
+            idx_all = _epoch_indices(len(train_rows), epoch, config, dist,
+                                     device if train_data.resident else torch.device("cpu"))
+            batches = [idx_all[i * local_batch:(i + 1) * local_batch] for i in range(steps)]
+            sse = torch.zeros(n_targets, dtype=torch.float64, device=device)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            seen = 0
+            bar = _progress(config.progress and dist.main, steps * config.batch_size,
+                            f"epoch {epoch + 1}/{config.epochs} {phase.name}")
+            t0 = time.perf_counter()
+            for step, (xb, idx) in enumerate(_batch_iter(train_data, batches, config.workers, device)):
+                yb = train_data.targets[idx]
+                if config.dihedral:
+                    xb = random_dihedral(xb, generator=g_aug)
+                x = to_model_input(xb)
+                if config.max_zoom > 1:
+                    x = random_zoom(x, config.max_zoom, g_aug)
+                with amp:
+                    out = forward(x)
+                out = out.float()
+                err = out - yb
+                loss = torch.sqrt((err * err).mean())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if on_step is not None:
+                    on_step(StepInfo(epoch, step, global_step, phase, current_lrs(opt), net))
+                opt.step()
+                sched.step()
+                global_step += 1
+                with torch.no_grad():
+                    sse += (err.detach() ** 2).sum(0).double()
+                    loss_sum += loss.detach().double() * len(idx)
+                seen += len(idx)
+                if bar is not None:
+                    bar.update(len(idx) * dist.world)
+                    if not cuda:  # on a CPU reading the loss costs nothing; on a GPU it would sync every step
+                        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            counts = _all_reduce(torch.tensor([float(seen)], dtype=torch.float64, device=device), dist)
+            sse = _all_reduce(sse, dist)
+            loss_sum = _all_reduce(loss_sum, dist)
+            train_rmse = (torch.sqrt(sse / counts) * scale_t.double()).cpu().numpy()
+            train_time = time.perf_counter() - t0
+            valid_rmse = _evaluate(net, valid_data, len(valid_rows), local_batch * 2, device, amp, scale_t, dist)
+            elapsed = time.perf_counter() - t0
+            n_images = float(counts.item())
+            row = {"epoch": epoch + 1, "phase": phase.name, "train_loss": float(loss_sum.item() / n_images)}
+            for t, name in enumerate(config.targets):
+                row[f"train_rmse_{name}"] = float(train_rmse[t])
+                row[f"valid_rmse_{name}"] = float(valid_rmse[t])
+            for g, lr in enumerate(lrs_start):
+                row[f"lr_group{g}"] = lr
+            row.update({"time_s": elapsed, "train_time_s": train_time, "images_per_s": n_images / train_time,
+                        "steps": steps})
+            history.append(row)
             if bar is not None:
-                bar.update(len(idx) * dist.world)
-                if not cuda:  # on a CPU reading the loss costs nothing; on a GPU it would sync every step
-                    bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-        counts = _all_reduce(torch.tensor([float(seen)], dtype=torch.float64, device=device), dist)
-        sse = _all_reduce(sse, dist)
-        loss_sum = _all_reduce(loss_sum, dist)
-        train_rmse = (torch.sqrt(sse / counts) * scale_t.double()).cpu().numpy()
-        train_time = time.perf_counter() - t0
-        valid_rmse = _evaluate(net, valid_data, len(valid_rows), local_batch * 2, device, amp, scale_t, dist)
-        elapsed = time.perf_counter() - t0
-        n_images = float(counts.item())
-        row = {"epoch": epoch + 1, "phase": phase.name, "train_loss": float(loss_sum.item() / n_images)}
-        for t, name in enumerate(config.targets):
-            row[f"train_rmse_{name}"] = float(train_rmse[t])
-            row[f"valid_rmse_{name}"] = float(valid_rmse[t])
-        for g, lr in enumerate(lrs_start):
-            row[f"lr_group{g}"] = lr
-        row.update({"time_s": elapsed, "train_time_s": train_time, "images_per_s": n_images / train_time,
-                    "steps": steps})
-        history.append(row)
-        if bar is not None:
-            bar.set_postfix(loss=f"{row['train_loss']:.4f}", refresh=False)
-            bar.close()
-        if dist.main:
-            save_checkpoint(epoch + 1, pi, opt, sched)
-            first = config.targets[0]
-            log.info("epoch %d/%d %s: train RMSE %.4f, valid RMSE %.4f (%s), lr %s, %.1f s, %.0f img/s",
-                     epoch + 1, config.epochs, phase.name, row[f"train_rmse_{first}"], row[f"valid_rmse_{first}"],
-                     first, "/".join(f"{lr:.1e}" for lr in lrs_start), elapsed, row["images_per_s"])
-        _barrier(dist)
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}", refresh=False)
+                bar.close()
+            if dist.main:
+                save_checkpoint(epoch + 1, pi, opt, sched)
+                first = config.targets[0]
+                log.info("epoch %d/%d %s: train RMSE %.4f, valid RMSE %.4f (%s), lr %s, %.1f s, %.0f img/s",
+                         epoch + 1, config.epochs, phase.name, row[f"train_rmse_{first}"], row[f"valid_rmse_{first}"],
+                         first, "/".join(f"{lr:.1e}" for lr in lrs_start), elapsed, row["images_per_s"])
+            _barrier(dist)
+    finally:
+        writer.wait(raise_errors=False)
+    writer.raise_pending()
 
     bundle_path = run / BUNDLE_NAME
     if dist.main:
