@@ -169,3 +169,16 @@ def test_cli_table_of_positions(tmp_path, capsys, bundle):
     assert code == 2 and "no ra column" in err
     code, _, err = _run(capsys, bundle, table, "--out", out, "--split", "test")
     assert code == 2 and "--split applies to dataset directories only" in err
+
+
+def test_cli_on_real_sample_catalog_csv(tmp_path, capsys, sdss_sample):
+    torch.manual_seed(0)
+    path = save_bundle(tmp_path / "m.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 128})
+    out = tmp_path / "real.parquet"
+    code, stdout, err = _run(capsys, path, sdss_sample, "--out", out, "--split", "test", "--no-tta", "--device", "cpu")
+    assert code == 0, err
+    df = pd.read_parquet(out)
+    truth = pd.read_csv(sdss_sample / "catalog.csv").set_index("objID")
+    assert len(df) == (truth["split"] == "test").sum() and (df["split"] == "test").all()
+    np.testing.assert_allclose(df["oh_p50"], truth.loc[df["objID"], "oh_p50"].to_numpy(), rtol=1e-6)
+    assert np.isfinite(df["oh_p50_pred"]).all() and "RMSE of oh_p50: test" in stdout
