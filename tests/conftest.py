@@ -60,3 +60,14 @@ def sdss_sample() -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """Decode caches of read-only datasets go to a per-test folder, not ~/.cache."""
     monkeypatch.setenv("GALMET_CACHE_DIR", str(tmp_path / "galmet-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models run faster on one thread, and a shared 2-core CI box does not oversubscribe."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
