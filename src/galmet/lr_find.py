@@ -165,7 +165,7 @@ def lr_find(
                 x = random_zoom(x, config.max_zoom, g)
             with amp:
                 out = net(x).float()
-            loss = torch.sqrt(((out - data.targets[idx]) ** 2).mean())
+            loss = torch.sqrt(((out - data.targets.index_select(0, idx)) ** 2).mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             lr = float(opt.param_groups[-1]["lr"])

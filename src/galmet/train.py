@@ -544,7 +544,7 @@ def train(
                             f"epoch {epoch + 1}/{config.epochs} {phase.name}")
             t0 = time.perf_counter()
             for step, (xb, idx) in enumerate(_batch_iter(train_data, batches, config.workers, device)):
-                yb = train_data.targets[idx]
+                yb = train_data.targets.index_select(0, idx)
                 if config.dihedral:
                     xb = random_dihedral(xb, generator=g_aug)
                 x = to_model_input(xb)
@@ -639,7 +639,7 @@ def _batch_iter(data: _Split, batches: list[torch.Tensor], workers: int, device:
     """Yield (uint8 (B, H, W, 3) on ``device``, index tensor on the targets' device) per batch."""
     if data.resident:
         for idx in batches:
-            yield data.images[idx], idx
+            yield data.images.index_select(0, idx), idx  # much faster than x[idx] for uint8 on CPU
         return
     images, rows = data.images
     source = _MemmapBatches(images, rows, [b.numpy() for b in batches])
@@ -662,7 +662,7 @@ def _evaluate(net, data: _Split, n_total: int, batch: int, device, amp, scale_t,
     for xb, idx in _batch_iter(data, batches, 0, device):
         with amp:
             out = net(to_model_input(xb)).float()
-        sse += ((out - data.targets[idx]) ** 2).sum(0).double()
+        sse += ((out - data.targets.index_select(0, idx)) ** 2).sum(0).double()
     sse = _all_reduce(sse, dist)
     return (torch.sqrt(sse / n_total) * scale_t.double()).cpu().numpy()
 
