@@ -249,4 +249,8 @@ def test_images_are_learnable(tmp_path):
         pred = net(x[test]).squeeze(1) * sd + mu
     rmse = float(((pred - y[test]) ** 2).mean().sqrt())
     const = float(((y[test] - mu) ** 2).mean().sqrt())
+    floor = float(np.sqrt(np.mean(ds.catalog["oh_unexplained"].to_numpy()[test] ** 2)))
+    mzr = float(np.sqrt(np.mean((ds.catalog["oh_p50"] - tremonti_mzr(ds.catalog["lgm_tot_p50"])).to_numpy()[test] ** 2)))
+    print(f"\nlearnability (test set, {len(test)} galaxies): CNN RMSE {rmse:.4f}, constant {const:.4f}, "
+          f"MZR at the true mass {mzr:.4f}, noise floor {floor:.4f} dex")
     assert rmse < 0.8 * const, (rmse, const)
