@@ -263,6 +263,14 @@ def _work(task: tuple[int, int, int, str]) -> dict:
     return row
 
 
+def _warm_up() -> None:
+    import galsim  # noqa: F401
+
+    from galmet.synthetic_physics import _cosmology_grid
+
+    _cosmology_grid()
+
+
 def _prepare_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: output exists and is not a directory")
@@ -333,6 +341,7 @@ def synthesize(
     images_dir = str(out / "images")
     tasks = [(int(seed), i, int(size), images_dir) for i in range(n)]
     workers = max(1, min(int(workers), n))
+    _warm_up()  # forked workers inherit the imports and the cosmology grid
     bar = tqdm(total=n, desc="synthesizing galaxies", unit="gal", disable=not progress)
     rows = []
     try:
