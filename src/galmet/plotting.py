@@ -437,7 +437,10 @@ def plot_resolution(table: pd.DataFrame, rf_rmse: float | None = None, constant_
         ax.set_xlim(min(sizes) / 1.4, max(sizes) * 1.4)
         ax.set_xlabel("image size (pixels per side, after block averaging)")
         ax.set_ylabel("scatter of $\\Delta Z$ (dex)")
-        ax.set_ylim(0, None)
+        levels = [*tab["rmse"], *tab["nmad"], *(v for v in (rf_rmse, constant_rmse) if v is not None)]
+        if paper_rf:
+            levels.append(PAPER_RF_GRI_RMSE)
+        ax.set_ylim(0, 1.12 * np.nanmax(levels))  # keep every baseline line clear of the frame
         # below the axes: the curves span every size, so any spot inside could hide a point
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
         if len(ax.figure.axes) == 1:
