@@ -180,14 +180,24 @@ def test_existing_nonempty_directory_is_not_touched(tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_output_path_that_is_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "file.txt"
+    out.write_text("keep")
+    assert main(["synth", "--n", "2", "--out", str(out), "--size", "16", "--no-progress"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert out.read_text() == "keep"
+
+
 def test_overwrite_replaces_a_previous_synthesis(tmp_path):
     out = tmp_path / "out"
     synthesize(out, 6, seed=3, size=16, workers=1, progress=False)
     with pytest.raises(ConfigError, match="not empty"):
         synthesize(out, 4, seed=4, size=16, workers=1, progress=False)
+    (out / "mine.txt").write_text("keep")
     synthesize(out, 4, seed=4, size=16, workers=1, progress=False, overwrite=True)
     ds = load_dataset(out)
     assert len(ds) == 4 and len(list((out / "images").glob("*.jpg"))) == 4
+    assert (out / "mine.txt").read_text() == "keep"  # only what a synthesis writes is removed
 
 
 @pytest.mark.parametrize("size", [8, 64])
