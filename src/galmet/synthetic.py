@@ -121,12 +121,17 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     import galsim
 
     scale = pixel_scale(size)
+    # GalSim draws coarse pixels slowly (16-pixel cutouts 20x slower than 64): draw on a grid
+    # of at most 0.592" (64 px) and sum blocks of fine pixels, the same pixel integration.
+    fine = max(1, 64 // size)
+    fine_scale, fine_size = scale / fine, size * fine
     fwhm = float(rng.uniform(*PSF_FWHM_RANGE))
     psf = galsim.Moffat(beta=PSF_BETA, fwhm=fwhm)
-    offset = galsim.PositionD(*rng.uniform(-0.5, 0.5, 2))
+    offset = galsim.PositionD(*(rng.uniform(-0.5, 0.5, 2) * fine))  # in fine pixels
 
     def draw(obj, off=offset):
-        return galsim.Convolve(obj, psf).drawImage(nx=size, ny=size, scale=scale, offset=off).array.astype(np.float64)
+        image = galsim.Convolve(obj, psf).drawImage(nx=fine_size, ny=fine_size, scale=fine_scale, offset=off)
+        return image.array.astype(np.float64)
 
     incl = math.acos(params["cos_incl"])
     pa = params["pa_deg"] * galsim.degrees
@@ -140,7 +145,7 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     knots = knots.shear(q=q, beta=pa).dilate(math.sqrt(q))
     bands = ("g", "r", "i")
     band_index = {"g": 1, "r": 2, "i": 3}
-    images = {b: np.zeros((size, size)) for b in bands}
+    images = {b: np.zeros((fine_size, fine_size)) for b in bands}
     parts = [(obj, params[f"flux_{name}"]) for name, obj in (("bulge", bulge), ("disk", disk), ("knots", knots))
              if params[f"flux_{name}"][2] > 0]
     for obj, flux in parts:
@@ -150,14 +155,14 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     if params["r_disk_arcsec"] > FIELD_OF_VIEW / 8:
         # A large galaxy's Petrosian aperture runs off the cutout: measure on a wider stamp.
         wide = galsim.Convolve(galsim.Add([obj * flux[2] for obj, flux in parts]), psf)
-        wide_image = wide.drawImage(nx=3 * size, ny=3 * size, scale=scale, offset=offset).array
-        measured = _petrosian(wide_image.astype(np.float64), scale, offset)
+        wide_image = wide.drawImage(nx=3 * fine_size, ny=3 * fine_size, scale=fine_scale, offset=offset).array
+        measured = _petrosian(wide_image.astype(np.float64), fine_scale, offset)
     else:
-        measured = _petrosian(images["r"], scale, offset)
+        measured = _petrosian(images["r"], fine_scale, offset)
 
     n_stars, n_gal = int(rng.poisson(MEAN_STARS)), int(rng.poisson(MEAN_NEIGHBOUR_GALAXIES))
     for k in range(n_stars + n_gal):
-        pos = _neighbour_position(rng, size * scale)
+        pos = _neighbour_position(rng, FIELD_OF_VIEW)
         if k < n_stars:
             r_mag, gr = _number_count_mag(rng, 15.0, 22.5, 0.2), rng.uniform(0.3, 1.5)
             ri = 0.05 + 0.4 * gr
@@ -167,11 +172,13 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
             ri = 0.25 + 0.2 * gr
             obj = galsim.Exponential(half_light_radius=rng.uniform(0.4, 2.0)).shear(
                 q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees)
-        unit = draw(obj, offset + galsim.PositionD(pos[0] / scale, pos[1] / scale))
+        unit = draw(obj, offset + galsim.PositionD(pos[0] / fine_scale, pos[1] / fine_scale))
         f_r = 10 ** (-0.4 * (r_mag - 22.5))
         for b, f in (("g", f_r * 10 ** (-0.4 * gr)), ("r", f_r), ("i", f_r * 10 ** (0.4 * ri))):
             images[b] += f * unit
 
+    if fine > 1:
+        images = {b: im.reshape(size, fine, size, fine).sum(axis=(1, 3)) for b, im in images.items()}
     pix_ratio = scale / PIXEL_SCALE_128
     smooth = NOISE_CORRELATION_ARCSEC / scale
     for b in bands:
