@@ -63,7 +63,7 @@ SEED_SLOTS = 7_000_000
 MAX_SEED = 2**32 - 1
 CONFIG_NAME = "synth_config.yaml"
 #: Catalog columns in SDSS naming, first; latent truths follow.
-SDSS_COLUMNS = ["objID", "ra", "dec", "z"] + [f"modelMag_{b}" for b in "ugriz"] + [
+SDSS_COLUMNS = ["objID", "ra", "dec", "z", "zErr", "rChi2"] + [f"modelMag_{b}" for b in "ugriz"] + [
     f"modelMagErr_{b}" for b in "ugriz"] + ["petroMag_r", "petroR50_r", "petroR90_r", "oh_p50", "lgm_tot_p50"]
 
 

@@ -188,7 +188,8 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     z_hi = zs[ok][-1] if ok.any() else Z_MIN + 0.005
     z_hi = max(z_hi, Z_MIN + 0.005)
     grid = (zs >= Z_MIN) & (zs <= z_hi)
-    cdf = np.cumsum(dvdz[sel][grid])
+    dens = dvdz[sel][grid]
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]))])  # starts at 0: no pile-up at Z_MIN
     z = float(np.interp(rng.uniform(0, cdf[-1]), cdf, zs[grid]))
     p["z"] = z
 
@@ -218,7 +219,12 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     unobs = SIGMA_UNOBS * rng.standard_normal()
     noise = SIGMA_MEAS * rng.standard_normal()
     kpc_per_arcsec = float(angular_scale_kpc_per_arcsec(z))
+    # Spectroscopic quality columns the SDSS catalog cuts use (galmet.catalog), drawn from a
+    # separate stream so they do not change anything else.
+    aux = np.random.default_rng([int(seed), int(index), 0x5D55])
     p.update(
+        zErr=float(10 ** aux.uniform(-5.3, -4.3)),
+        rChi2=float(1.0 + abs(0.15 * aux.standard_normal())),
         ra=float(rng.uniform(120.0, 250.0)),
         dec=float(np.degrees(np.arcsin(rng.uniform(0.0, math.sin(math.radians(60.0)))))),
         lgm_tot_p50=float(logm),
