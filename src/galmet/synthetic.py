@@ -34,21 +34,22 @@ log = logging.getLogger(__name__)
 #: Pixel scale (arcsec) of a 128-pixel cutout; other sizes keep the same field of view.
 PIXEL_SCALE_128 = 0.296
 FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
-#: White sky noise per 0.296" pixel before resampling (nanomaggies), g r i: about the SDSS
-#: 5-sigma point-source depths (22.3, 22.2, 21.7 mag in 1.4" seeing).
-SKY_SIGMA = {"g": 0.021, "r": 0.034, "i": 0.054}
+#: White sky noise per 0.296" pixel before resampling (nanomaggies), g r i. Calibrated so the
+#: JPEG sky matches real cutouts (docs/synthetic.md); about half the noise of the nominal SDSS
+#: point-source depth, as the cutout service's resampling and JPEG smooth the noise further.
+SKY_SIGMA = {"g": 0.0105, "r": 0.017, "i": 0.0227}
 #: Correlation length (Gaussian sigma, arcsec) of the noise after the cutout service resamples
 #: the 0.396" frames; calibrated so the JPEG sky matches real cutouts (see docs/synthetic.md).
-NOISE_CORRELATION_ARCSEC = 0.3
+NOISE_CORRELATION_ARCSEC = 0.35
 #: Electrons per nanomaggy (gain x counts per nanomaggy), for the source's Poisson noise.
 ELECTRONS_PER_NMGY = {"g": 700.0, "r": 950.0, "i": 650.0}
 #: Scale of each band before the asinh stretch (the cutout service weights g most).
 RGB_SCALES = {"i": 1.0, "r": 1.2, "g": 1.6}
 LUPTON_Q = 8.0
 LUPTON_STRETCH = 0.33
-#: Black level (nanomaggies per pixel, after the band scales): slightly below zero, so the sky
-#: shows as the faint positive background of real cutouts.
-LUPTON_MINIMUM = -0.004
+#: Black level of each of R, G, B (i, r, g; nanomaggies per 0.296" pixel after the band
+#: scales): below zero, so the sky shows the faint reddish pedestal of real cutouts.
+LUPTON_MINIMUM = (-0.0105, -0.0065, -0.005)
 JPEG_QUALITY = 80
 PSF_FWHM_RANGE = (1.2, 1.6)
 PSF_BETA = 3.5
@@ -401,7 +402,8 @@ def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) 
         "psf_fwhm_range_arcsec": list(PSF_FWHM_RANGE),
         "sky_sigma_nmgy_per_0.296arcsec_pixel": dict(SKY_SIGMA),
         "rgb": {"bands_as_RGB": "i, r, g", "scales": dict(RGB_SCALES), "Q": LUPTON_Q,
-                "stretch": LUPTON_STRETCH, "jpeg_quality": JPEG_QUALITY},
+                "stretch": LUPTON_STRETCH, "minimum": list(LUPTON_MINIMUM), "jpeg_quality": JPEG_QUALITY},
+        "noise_correlation_arcsec": NOISE_CORRELATION_ARCSEC,
         "physics": physics_metadata(),
     }
 
