@@ -17,7 +17,8 @@ from galmet.data import load_dataset  # noqa: E402
 from galmet.errors import ConfigError  # noqa: E402
 from galmet.paper import tremonti_mzr  # noqa: E402
 from galmet.synthetic import SDSS_COLUMNS, check_options, synthesize  # noqa: E402
-from galmet.synthetic_physics import NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy  # noqa: E402
+from galmet.synthetic_physics import (  # noqa: E402
+    NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy, observable_metallicity)
 
 N, SIZE = 200, 32
 
@@ -146,6 +147,9 @@ def test_noise_floor_is_recorded_and_matches(population):
     p = population
     unexplained = p["oh_p50"] - p["oh_observable"]
     np.testing.assert_allclose(unexplained, p["oh_unexplained"], atol=1e-9)
+    np.testing.assert_allclose(
+        observable_metallicity(p["lgm_tot_p50"], p["delta_ssfr"], p["cos_incl"], p["delta_log_rdisk"]),
+        p["oh_observable"], atol=1e-9)
     assert np.sqrt(np.mean(unexplained**2)) == pytest.approx(NOISE_FLOOR_RMSE, rel=0.08)
     # The observable part carries most of the variance: a perfect predictor beats the mean clearly.
     assert p["oh_p50"].std() > 2 * NOISE_FLOOR_RMSE
@@ -260,7 +264,8 @@ def test_images_are_learnable(tmp_path):
     rmse = float(((pred - y[test]) ** 2).mean().sqrt())
     const = float(((y[test] - mu) ** 2).mean().sqrt())
     floor = float(np.sqrt(np.mean(ds.catalog["oh_unexplained"].to_numpy()[test] ** 2)))
-    mzr = float(np.sqrt(np.mean((ds.catalog["oh_p50"] - tremonti_mzr(ds.catalog["lgm_tot_p50"])).to_numpy()[test] ** 2)))
+    cat = ds.catalog.iloc[test]
+    mzr = float(np.sqrt(np.mean((cat["oh_p50"] - tremonti_mzr(cat["lgm_tot_p50"])) ** 2)))
     print(f"\nlearnability (test set, {len(test)} galaxies): CNN RMSE {rmse:.4f}, constant {const:.4f}, "
           f"MZR at the true mass {mzr:.4f}, noise floor {floor:.4f} dex")
     assert rmse < 0.8 * const, (rmse, const)
