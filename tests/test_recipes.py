@@ -99,3 +99,20 @@ def test_config_yaml_roundtrip(tmp_path):
     (tmp_path / "bad.yaml").write_text("recipe: paper\nlearning_rate: 3\n")
     with pytest.raises(ConfigError, match="unknown config keys"):
         load_config(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("total", [2, 3, 4, 5, 8, 13, 1000])
+def test_onecycle_survives_every_tiny_run_length(total):
+    import torch
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    from galmet.recipes import onecycle_pct_start
+
+    pct = onecycle_pct_start(0.25, total)
+    if total >= 8:
+        assert pct == pytest.approx(0.25)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = OneCycleLR(opt, max_lr=1.0, total_steps=total, pct_start=pct)
+    for _ in range(total):
+        opt.step()
+        sched.step()

@@ -100,16 +100,27 @@ def make_optimizer(groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase,
     )
 
 
+def onecycle_pct_start(pct_start: float, total_steps: int) -> float:
+    """``pct_start`` nudged so that OneCycleLR's phase boundaries stay valid on tiny runs.
+
+    OneCycleLR ends the warm-up at step ``pct_start * total - 1`` and divides by the length of
+    each phase, so that point must lie strictly between 0 and ``total - 1`` (else a zero
+    division, e.g. 4 steps at 0.25 or 2 steps at 1.0). Long runs are unaffected.
+    """
+    end = pct_start * total_steps - 1
+    end = min(max(end, 0.5), total_steps - 1.5)
+    return (end + 1) / total_steps
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig) -> LRScheduler:
     """The phase's per-step scheduler (call ``.step()`` after every ``optimizer.step()``)."""
     if phase.name == "onecycle":
         total = phase.epochs * steps_per_epoch
         if total < 2:
             raise ConfigError(f"the onecycle recipe needs at least 2 steps, got {total} (more epochs or a smaller batch)")
-        # OneCycleLR divides by (pct_start * total - 1): keep at least 2 warm-up steps on tiny runs.
         return OneCycleLR(
             optimizer, max_lr=list(phase.lrs), total_steps=total,
-            pct_start=max(config.pct_start, min(2 / total, 1.0)), div_factor=config.div_factor,
+            pct_start=onecycle_pct_start(config.pct_start, total), div_factor=config.div_factor,
             final_div_factor=config.final_div_factor, anneal_strategy="cos",
             cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
         )
