@@ -386,8 +386,8 @@ def plot_pred_vs_true(z_true, z_pred, target: str = "oh_p50", fig=None, min_coun
         top.set_ylabel("scatter (dex)")
         top.tick_params(labelbottom=False)
         top.legend(loc="upper center", ncol=2, frameon=False, fontsize=8.5, markerscale=0.6)
-        top.text(0.99, 0.04, "marker area $\\propto$ galaxies per bin", transform=top.transAxes, fontsize=7,
-                 ha="right", va="bottom", color="0.35")
+        top.text(0.01, 0.96, "marker area\n$\\propto$ galaxies per bin", transform=top.transAxes, fontsize=7,
+                 ha="left", va="top", color="0.35")
     return fig
 
 
