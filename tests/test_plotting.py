@@ -156,3 +156,18 @@ def test_figures_cli_bad_resolution_writes_nothing(tmp_path, capsys):
     assert main(["figures", str(f), "--out", str(out), "--resolution", str(tmp_path / "none")]) == 2
     assert "no resolution table" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_image_grid_with_precomputed_rows_matches():
+    from galmet.plotting import plot_image_grid, select_grid_rows
+
+    df = _table(30)
+    imgs = np.random.default_rng(1).integers(0, 255, (30, 8, 8, 3), dtype=np.uint8)
+    full = plot_image_grid(imgs, df, n=3)
+    rows = select_grid_rows(df, n=3)
+    needed = np.unique(np.concatenate(list(rows.values())))
+    where = {int(o): k for k, o in enumerate(needed)}
+    sub = plot_image_grid(imgs[needed], df.iloc[needed].reset_index(drop=True), n=3,
+                          rows={k: np.array([where[int(i)] for i in v]) for k, v in rows.items()})
+    texts = lambda f: [t.get_text() for a in f.axes for t in a.texts]  # noqa: E731
+    assert texts(full) == texts(sub)

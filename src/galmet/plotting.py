@@ -200,7 +200,7 @@ def select_grid_rows(table: pd.DataFrame, target: str = "oh_p50", n: int = 6, se
 
 
 def plot_image_grid(images: np.ndarray, table: pd.DataFrame, target: str = "oh_p50", n: int = 6,
-                    seed: int = 0, fig=None):
+                    seed: int = 0, fig=None, rows: dict[str, np.ndarray] | None = None):
     """Figure 1: a grid of galaxy thumbnails, one row per category, Z_pred and Z_true on each.
 
     Parameters
@@ -215,11 +215,14 @@ def plot_image_grid(images: np.ndarray, table: pd.DataFrame, target: str = "oh_p
         Seed of the random row.
     fig : matplotlib Figure, optional
         Draw into this figure (it is cleared); default: a new one.
+    rows : dict, optional
+        Precomputed :func:`select_grid_rows` (positions in ``table``); lets a caller pass only
+        the images and table rows that are shown.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[0] != len(table):
         raise DataError(f"image grid: {images.shape[0] if images.ndim else 0} images for {len(table)} table rows")
-    rows = select_grid_rows(table, target, n, seed)
+    rows = rows if rows is not None else select_grid_rows(table, target, n, seed)
     n = len(next(iter(rows.values())))
     t = table[target].to_numpy(dtype=float)
     p = table[f"{target}_pred"].to_numpy(dtype=float)
@@ -665,9 +668,15 @@ def make_figures(
         from galmet.analysis.mzr import mzr_analysis
 
         mzr = mzr_analysis(df, mass, dataset=dataset, split=None)
-    images = None
+    grid = None
     if dataset is not None and getattr(dataset, "_images", None) is not None:
-        images = _dataset_images_for(df, dataset)
+        # only the thumbnails shown are read: a large test set's images need not fit in memory
+        rows = select_grid_rows(df, target, n_thumbnails, seed)
+        needed = np.unique(np.concatenate(list(rows.values())))
+        shown = df.iloc[needed].reset_index(drop=True)
+        where = {int(old): new for new, old in enumerate(needed)}
+        rows = {k: np.array([where[int(i)] for i in v], dtype=np.int64) for k, v in rows.items()}
+        grid = (_dataset_images_for(shown, dataset), shown, rows)
     out = Path(out_dir)
     written: list[Path] = []
     t, p = df[target].to_numpy(dtype=float), df[f"{target}_pred"].to_numpy(dtype=float)
@@ -675,8 +684,8 @@ def make_figures(
     def emit(k, fig):
         written.extend(save_figure(fig, out / FIGURE_NAMES[k], formats))
 
-    if images is not None:
-        emit(1, plot_image_grid(images, df, target, n_thumbnails, seed))
+    if grid is not None:
+        emit(1, plot_image_grid(grid[0], grid[1], target, n_thumbnails, seed, rows=grid[2]))
     else:
         log.info("figures: no dataset images given, skipping Figure 1")
     emit(2, plot_histograms(t, p, target))
