@@ -11,15 +11,6 @@ from galmet.augment import (IMAGENET_MEAN, IMAGENET_STD, dihedral_view, dihedral
 from galmet.transforms import dihedral
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and OpenMP spin-waits crawl on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def batch():
     rng = np.random.default_rng(1)

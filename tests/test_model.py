@@ -19,15 +19,6 @@ from galmet.model import (AdaptiveConcatPool2d, GalmetModel, build_model, freeze
                           layer_groups, load_model, save_bundle)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and OpenMP spin-waits crawl on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def net():
     torch.manual_seed(0)

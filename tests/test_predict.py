@@ -15,15 +15,6 @@ from galmet.predict import predict_dataset
 from galmet.tables import read_table
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from 2 threads, and OpenMP spin-waits crawl on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def bundle(tmp_path):
     torch.manual_seed(0)
