@@ -10,7 +10,12 @@ writes an atomic checkpoint every epoch (those last two are outside its timed tr
 they are outside the plain loop).
 
 Rounds alternate galmet / plain (A B A B ...) so that load from other processes hits both alike;
-the figure of merit is the ratio of the median per-epoch images/s.
+each round builds fresh models and its first epoch (one-off set-up) is not counted. Reported:
+the median per-epoch images/s of each loop, their ratio, and the median of the per-round ratios
+(each galmet epoch against the plain epoch timed right after it), which is the figure that best
+resists load from other processes on a shared machine among the epoch figures. Last, single
+steps of galmet's step (its augmentation, optimizer and scheduler) and of the plain step are
+alternated in one process (``--pairs``), which cancels load drift best.
 
     python benchmarks/train_throughput.py                 # resnet34, batch 64, 128 px, 2 threads
     python benchmarks/train_throughput.py --smoke         # seconds: resnet18, 16 px
@@ -96,19 +101,81 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
     return rates
 
 
+def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list[float]]:
+    """Seconds per step of galmet's step (its own augmentation, recipe optimizer and scheduler)
+    and of the plain step, alternated step by step (order swapped every pair) in one process."""
+    from galmet.augment import random_dihedral, to_model_input
+    from galmet.model import build_model, layer_groups
+    from galmet.recipes import build_phases, make_optimizer, make_scheduler
+    from galmet.train import random_zoom
+    from galmet.train_config import TrainConfig
+
+    rows = ds.split_indices("train")
+    x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[rows]))
+    y_all = torch.from_numpy(ds.catalog.loc[rows, "oh_p50"].to_numpy(np.float32)).unsqueeze(1)
+    n = len(x_all)
+    cfg = TrainConfig(recipe="onecycle", epochs=pairs + 1, arch=arch, weights="none").resolved()
+    torch.manual_seed(1)
+    mg = build_model(arch, 1, "none").to(memory_format=torch.channels_last).train()
+    phase = build_phases(cfg)[0]
+    og = make_optimizer(layer_groups(mg), phase, cfg.weight_decay)
+    sg = make_scheduler(og, phase, 1, cfg)
+    torch.manual_seed(1)
+    mp = build_model(arch, 1, "none").to(memory_format=torch.channels_last).train()
+    op = torch.optim.AdamW(mp.parameters(), lr=1e-3, weight_decay=1e-2)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
+    g = torch.Generator()
+    g.manual_seed(0)
+
+    def galmet_step():
+        idx = torch.randperm(n)[:batch]
+        xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
+        x = random_zoom(to_model_input(random_dihedral(xb, generator=g)), 1.1, g)
+        err = mg(x).float() - yb
+        loss = torch.sqrt((err * err).mean())
+        og.zero_grad(set_to_none=True)
+        loss.backward()
+        og.step()
+        sg.step()
+
+    def plain_step():
+        idx = torch.randperm(n)[:batch]
+        xb = torch.rot90(x_all[idx].permute(0, 3, 1, 2), int(torch.randint(0, 4, ())), (2, 3))
+        if torch.rand(()) < 0.5:
+            xb = xb.flip(3)
+        xb = ((xb.float() - mean) / std).contiguous(memory_format=torch.channels_last)
+        loss = torch.sqrt(((mp(xb) - y_all[idx]) ** 2).mean())
+        op.zero_grad(set_to_none=True)
+        loss.backward()
+        op.step()
+
+    galmet_step()
+    plain_step()
+    tg, tp = [], []
+    for i in range(pairs):
+        order = [(galmet_step, tg), (plain_step, tp)]
+        for f, times in order if i % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+    return tg, tp
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="resnet34")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=4, help="train steps per epoch")
-    ap.add_argument("--epochs", type=int, default=3, help="epochs per round (the first of each is warm-up, not counted)")
-    ap.add_argument("--rounds", type=int, default=2, help="A/B rounds")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per round (the first of each is warm-up, not counted)")
+    ap.add_argument("--rounds", type=int, default=5, help="A/B rounds")
+    ap.add_argument("--pairs", type=int, default=8, help="alternated single-step pairs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, for checking the script")
     a = ap.parse_args()
     if a.smoke:
-        a.arch, a.batch, a.size, a.steps, a.epochs, a.rounds = "resnet18", 8, 16, 2, 2, 1
+        a.arch, a.batch, a.size, a.steps, a.epochs, a.rounds, a.pairs = "resnet18", 8, 16, 2, 2, 1, 2
     torch.set_num_threads(a.threads)
     ds = make_dataset(a.steps * a.batch, a.batch, a.size)
     galmet_rates, plain_rates = [], []
@@ -122,12 +189,21 @@ def main() -> None:
             print(f"round {r + 1}/{a.rounds}: galmet {[round(v, 2) for v in gr]}, plain {[round(v, 2) for v in pr]}",
                   flush=True)
     g, p = statistics.median(galmet_rates), statistics.median(plain_rates)
+    paired = statistics.median(a / b for a, b in zip(galmet_rates, plain_rates))
+    tg, tp = step_pairs(ds, a.arch, a.batch, a.pairs)
+    step_ratio = statistics.median(p_ / g_ for g_, p_ in zip(tg, tp))
     res = {"arch": a.arch, "batch": a.batch, "size": a.size, "threads": a.threads, "steps_per_epoch": a.steps,
            "epochs": len(galmet_rates), "galmet_img_s": round(g, 2), "plain_img_s": round(p, 2),
-           "ratio": round(g / p, 3), "torch": str(torch.__version__), "machine": platform.machine(),
+           "ratio": round(g / p, 3), "paired_ratio_median": round(paired, 3),
+           "step_s_galmet": [round(v, 3) for v in tg], "step_s_plain": [round(v, 3) for v in tp],
+           "step_ratio_median": round(step_ratio, 3),
+           "torch": str(torch.__version__), "machine": platform.machine(),
            "galmet_all": [round(v, 2) for v in galmet_rates], "plain_all": [round(v, 2) for v in plain_rates]}
     print(f"\n| loop | images/s (median of {len(galmet_rates)} epochs) |\n|---|---|\n"
-          f"| galmet train | {g:.2f} |\n| plain PyTorch | {p:.2f} |\n| ratio | {g / p:.3f} |\n")
+          f"| galmet train | {g:.2f} |\n| plain PyTorch | {p:.2f} |\n| ratio of medians | {g / p:.3f} |\n"
+          f"| median of paired ratios | {paired:.3f} |\n"
+          f"| step-alternated: median step time galmet / plain | {statistics.median(tg):.3f} s / "
+          f"{statistics.median(tp):.3f} s |\n| step-alternated: median ratio (images/s) | {step_ratio:.3f} |\n")
     print(json.dumps(res))
 
 
