@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from galmet.atomic import atomic_path, remove_stale_temp_files
 from galmet.errors import ConfigError, DataError
 from galmet.recipes import Phase, build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
-from galmet.train_config import TrainConfig, save_config
+from galmet.train_config import RUNTIME_FIELDS, TrainConfig, save_config
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ def train(
             if diff:
                 raise ConfigError(f"{run}: --resume with different settings than the checkpoint ({', '.join(diff)}); "
                                   f"use --overwrite to start again")
-            saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in ("device", "workers", "compile", "progress")})
+            saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in RUNTIME_FIELDS})
         config = saved
     config = (config or TrainConfig()).resolved()
     if ckpt is not None and int(ckpt["epoch"]) >= config.epochs and (run / BUNDLE_NAME).is_file():

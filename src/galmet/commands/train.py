@@ -88,6 +88,7 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    import os
     from pathlib import Path
 
     from galmet.train import CONFIG_NAME, train
@@ -105,7 +106,7 @@ def run(args) -> int:
             if other:
                 config = dataclasses.replace(config, **other)  # train() reports the mismatch
     result = train(args.dataset, args.out, config, resume=args.resume, overwrite=args.overwrite)
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         first = config.targets[0] if config.targets else "target"
         print(f"model bundle: {result.bundle_path}")
         print(f"valid RMSE ({first}): final {result.final_valid_rmse:.4f}, best {result.best_valid_rmse:.4f} "
