@@ -235,3 +235,15 @@ def test_background_checkpoint_writer_snapshots_state(tmp_path):
     writer.submit({"model": {"w": w}, "history": [], "bad": lambda: 0}, tmp_path / "sub")
     with pytest.raises(Exception):
         writer.wait()
+
+
+def test_memory_mapped_path_matches_in_ram_path(tiny, tmp_path, monkeypatch):
+    import galmet.train as gt
+
+    config = TrainConfig(**TINY, recipe="onecycle", epochs=2)
+    in_ram = train(tiny, tmp_path / "ram", config)
+    monkeypatch.setattr(gt, "RAM_FRACTION", 0.0)  # pretend nothing fits: batches come from images.npy
+    mapped = train(tiny, tmp_path / "mmap", dataclasses.replace(config, workers=1))
+    a, b = _weights(in_ram.bundle_path), _weights(mapped.bundle_path)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

@@ -643,8 +643,10 @@ def _batch_iter(data: _Split, batches: list[torch.Tensor], workers: int, device:
         return
     images, rows = data.images
     source = _MemmapBatches(images, rows, [b.numpy() for b in batches])
+    # Its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG,
+    # which would shift the dropout masks and break exact resume/equivalence with the in-RAM path.
     loader = torch.utils.data.DataLoader(source, batch_size=None, shuffle=False, num_workers=workers,
-                                         pin_memory=device.type == "cuda")
+                                         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
     for xb, idx in loader:
         yield xb.to(device, non_blocking=True), idx.to(device, non_blocking=True)
 
