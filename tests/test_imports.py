@@ -1,0 +1,33 @@
+"""The GPU machines have no astropy or galsim: training and prediction must not need them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('astropy', 'galsim'):
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_train_predict_and_metrics_import_without_astropy_or_galsim():
+    code = BLOCKER + (
+        "import galmet.cli, galmet.train, galmet.predict, galmet.model, galmet.data, galmet.metrics, "
+        "galmet.lr_find, galmet.download, galmet.catalog\n"
+        "galmet.cli.build_parser()\n"
+        "assert not any(m.split('.')[0] in ('astropy', 'galsim') for m in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_metrics_and_plotting_do_not_import_torch():
+    code = ("import sys, galmet.metrics, galmet.plotting, galmet.analysis.baseline, galmet.report\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
