@@ -119,10 +119,9 @@ def lr_find(
     """
     from torch.optim.lr_scheduler import ExponentialLR
 
-    from galmet.augment import random_dihedral, to_model_input
     from galmet.model import build_model, freeze_body, layer_groups, resolve_device
     from galmet.recipes import Phase, make_optimizer
-    from galmet.train import _Dist, _batch_iter, _epoch_indices, _load, _place, _steps_per_epoch, random_zoom
+    from galmet.train import _Dist, _batch_iter, _epoch_indices, _load, _place, _steps_per_epoch, augmented_input
 
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"lr range must satisfy 0 < --start-lr < --end-lr, got {start_lr} and {end_lr}")
@@ -158,11 +157,7 @@ def lr_find(
         idx_all = _epoch_indices(len(train_rows), epoch, config, _Dist(), device if data.resident else torch.device("cpu"))
         batches = [idx_all[i * config.batch_size:(i + 1) * config.batch_size] for i in range(steps)]
         for xb, idx in _batch_iter(data, batches, config.workers, device):
-            if config.dihedral:
-                xb = random_dihedral(xb, generator=g)
-            x = to_model_input(xb)
-            if config.max_zoom > 1:
-                x = random_zoom(x, config.max_zoom, g)
+            x = augmented_input(xb, config, g)
             with amp:
                 out = net(x).float()
             loss = torch.sqrt(((out - data.targets.index_select(0, idx)) ** 2).mean())

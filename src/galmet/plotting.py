@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from galmet.errors import DataError, GalmetError
-from galmet.metrics import binned_statistics, fd_bins, fixed_width_bins, nmad, rmse
+from galmet.metrics import binned_statistics, fd_bins, nmad, rmse
 
 #: File stems of the figures written by :func:`make_figures`.
 FIGURE_NAMES = {

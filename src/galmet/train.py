@@ -265,6 +265,19 @@ def random_zoom(x: torch.Tensor, max_zoom: float, generator: torch.Generator | N
 # ------------------------------------------------------------------------------ run directory
 
 
+def augmented_input(xb: torch.Tensor, config: TrainConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """A uint8 batch (N, H, W, 3) as training feeds it to the network: random dihedral element,
+    ImageNet normalisation (float NCHW, channels_last), then the random zoom."""
+    from galmet.augment import random_dihedral, to_model_input
+
+    if config.dihedral:
+        xb = random_dihedral(xb, generator=generator)
+    x = to_model_input(xb)
+    if config.max_zoom > 1:
+        x = random_zoom(x, config.max_zoom, generator)
+    return x
+
+
 def _check_run_dir(run: Path, resume: bool, overwrite: bool) -> None:
     bundle, ckpt = run / BUNDLE_NAME, run / CHECKPOINT_NAME
     if run.exists() and not run.is_dir():
@@ -403,7 +416,6 @@ def train(
     ConfigError, DataError
         One-line messages for bad options, datasets, run directories or checkpoints.
     """
-    from galmet.augment import random_dihedral, to_model_input
     from galmet.model import build_model, freeze_body, layer_groups, resolve_device, save_bundle, unwrap
 
     run = Path(out_dir)
@@ -545,11 +557,7 @@ def train(
             t0 = time.perf_counter()
             for step, (xb, idx) in enumerate(_batch_iter(train_data, batches, config.workers, device)):
                 yb = train_data.targets.index_select(0, idx)
-                if config.dihedral:
-                    xb = random_dihedral(xb, generator=g_aug)
-                x = to_model_input(xb)
-                if config.max_zoom > 1:
-                    x = random_zoom(x, config.max_zoom, g_aug)
+                x = augmented_input(xb, config, g_aug)
                 with amp:
                     out = forward(x)
                 out = out.float()
