@@ -67,6 +67,25 @@ def galmet_round(ds, arch: str, batch: int, epochs: int, workdir: Path) -> list[
     return list(result.history["images_per_s"])
 
 
+#: ImageNet statistics on the 0-255 scale, shape (1, 3, 1, 1).
+IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
+IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
+
+
+def plain_step(model, opt, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    """One step of the minimal loop on a uint8 NHWC batch: one random rot90/flip for the whole
+    batch, ImageNet normalisation, channels_last forward, RMSE loss, AdamW step. Returns the loss."""
+    xb = torch.rot90(xb.permute(0, 3, 1, 2), int(torch.randint(0, 4, ())), (2, 3))
+    if torch.rand(()) < 0.5:
+        xb = xb.flip(3)
+    xb = ((xb.float() - IMAGENET_MEAN) / IMAGENET_STD).contiguous(memory_format=torch.channels_last)
+    loss = torch.sqrt(((model(xb) - yb) ** 2).mean())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
+
+
 def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
     """Per-epoch train images/s of a minimal hand-written loop over the same data."""
     from galmet.model import build_model
@@ -74,8 +93,6 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
     x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[ds.split_indices("train")]))
     y_all = torch.from_numpy(ds.catalog.loc[ds.split_indices("train"), "oh_p50"].to_numpy(np.float32)).unsqueeze(1)
     y_all = (y_all - y_all.mean()) / y_all.std()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
     torch.manual_seed(1)
     model = build_model(arch, 1, "none").to(memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
@@ -87,15 +104,7 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
         perm = torch.randperm(n)
         for i in range(steps):
             idx = perm[i * batch:(i + 1) * batch]
-            xb = x_all[idx].permute(0, 3, 1, 2)
-            xb = torch.rot90(xb, int(torch.randint(0, 4, ())), (2, 3))
-            if torch.rand(()) < 0.5:
-                xb = xb.flip(3)
-            xb = ((xb.float() - mean) / std).contiguous(memory_format=torch.channels_last)
-            loss = torch.sqrt(((model(xb) - y_all[idx]) ** 2).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss = plain_step(model, opt, x_all[idx], y_all[idx])
         loss.item()
         rates.append(steps * batch / (time.perf_counter() - t0))
     return rates
@@ -104,10 +113,9 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
 def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list[float]]:
     """Seconds per step of galmet's step (its own augmentation, recipe optimizer and scheduler)
     and of the plain step, alternated step by step (order swapped every pair) in one process."""
-    from galmet.augment import random_dihedral, to_model_input
     from galmet.model import build_model, layer_groups
     from galmet.recipes import build_phases, make_optimizer, make_scheduler
-    from galmet.train import random_zoom
+    from galmet.train import augmented_input
     from galmet.train_config import TrainConfig
 
     rows = ds.split_indices("train")
@@ -123,15 +131,13 @@ def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list
     torch.manual_seed(1)
     mp = build_model(arch, 1, "none").to(memory_format=torch.channels_last).train()
     op = torch.optim.AdamW(mp.parameters(), lr=1e-3, weight_decay=1e-2)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
     g = torch.Generator()
     g.manual_seed(0)
 
     def galmet_step():
         idx = torch.randperm(n)[:batch]
         xb, yb = x_all.index_select(0, idx), y_all.index_select(0, idx)
-        x = random_zoom(to_model_input(random_dihedral(xb, generator=g)), 1.1, g)
+        x = augmented_input(xb, cfg, g)  # dihedral, normalisation, zoom 1.1: the train loop's chain
         err = mg(x).float() - yb
         loss = torch.sqrt((err * err).mean())
         og.zero_grad(set_to_none=True)
@@ -139,22 +145,15 @@ def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list
         og.step()
         sg.step()
 
-    def plain_step():
+    def plain_pair_step():
         idx = torch.randperm(n)[:batch]
-        xb = torch.rot90(x_all[idx].permute(0, 3, 1, 2), int(torch.randint(0, 4, ())), (2, 3))
-        if torch.rand(()) < 0.5:
-            xb = xb.flip(3)
-        xb = ((xb.float() - mean) / std).contiguous(memory_format=torch.channels_last)
-        loss = torch.sqrt(((mp(xb) - y_all[idx]) ** 2).mean())
-        op.zero_grad(set_to_none=True)
-        loss.backward()
-        op.step()
+        plain_step(mp, op, x_all[idx], y_all[idx])
 
     galmet_step()
-    plain_step()
+    plain_pair_step()
     tg, tp = [], []
     for i in range(pairs):
-        order = [(galmet_step, tg), (plain_step, tp)]
+        order = [(galmet_step, tg), (plain_pair_step, tp)]
         for f, times in order if i % 2 == 0 else order[::-1]:
             t0 = time.perf_counter()
             f()
