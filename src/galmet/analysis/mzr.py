@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from galmet.errors import DataError
-from galmet.metrics import NMAD_SCALE, binned_statistics, fixed_width_bins, regression_metrics
+from galmet.metrics import STATISTICS, binned_statistics, fixed_width_bins, regression_metrics
 
 MASS = "lgm_tot_p50"
 Z = "oh_p50"
@@ -30,10 +30,6 @@ Z = "oh_p50"
 
 def _rms_about_median(v: np.ndarray) -> float:
     return float(np.sqrt(np.mean((v - np.median(v)) ** 2)))
-
-
-def _nmad(v: np.ndarray) -> float:
-    return float(NMAD_SCALE * np.median(np.abs(v - np.median(v))))
 
 
 def mzr_bins(log_mass, z, bin_width: float = 0.2, min_count: int = 10) -> pd.DataFrame:
@@ -60,9 +56,10 @@ def mzr_bins(log_mass, z, bin_width: float = 0.2, min_count: int = 10) -> pd.Dat
 
     m = np.asarray(log_mass, dtype=float)
     edges = fixed_width_bins(m, bin_width)
-    tab = binned_statistics(m, z, edges, {"median": lambda v: float(np.median(v)), "rmse": _rms_about_median,
-                                          "nmad": _nmad, "p16": lambda v: float(np.percentile(v, 16)),
-                                          "p84": lambda v: float(np.percentile(v, 84))}, min_count)
+    # rmse here is the scatter about the bin median, not about zero; the rest are the shared ones
+    stats = {"median": STATISTICS["median"], "rmse": _rms_about_median, "nmad": STATISTICS["nmad"],
+             "p16": STATISTICS["p16"], "p84": STATISTICS["p84"]}
+    tab = binned_statistics(m, z, edges, stats, min_count)
     tab["tremonti"] = tremonti_mzr(tab["center"].to_numpy())
     tab["offset"] = tab["median"] - tab["tremonti"]
     return tab
