@@ -45,8 +45,8 @@ def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, 
     from galmet.data import load_dataset
     from galmet.metrics import format_metrics_table
     from galmet.model import load_model
-    from galmet.mosaic import plot_mosaic, save_figure
-    from galmet.plotting import make_figures
+    from galmet.mosaic import plot_mosaic
+    from galmet.plotting import make_figures, save_figure
     from galmet.predict import predict_dataset
     from galmet.report import write_report
     from galmet.summary import dataset_summary
@@ -69,7 +69,7 @@ def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, 
     pick = np.arange(min(24, len(ds)))
     labels = [f"Z={z:.2f}" for z in ds.catalog["oh_p50"].to_numpy()[pick]]
     mosaic = save_figure(plot_mosaic(ds.images()[pick], labels, ncols=8, title="Synthetic SDSS-like galaxies and their Z"),
-                         out / "mosaic.png")
+                         out / "mosaic", formats=("png",))[0]
     _say(f"mosaic of example galaxies: {mosaic}")
 
     _say(f"[2/6] training a {arch} ({epochs} one-cycle epochs, from scratch) -> {out / 'run'}")

@@ -1,4 +1,7 @@
-"""A mosaic of galaxy thumbnails with a label on each, for quick looks (``galmet demo``)."""
+"""A mosaic of galaxy thumbnails with a label on each, for quick looks (``galmet demo``).
+
+Save it with :func:`galmet.plotting.save_figure`.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +17,13 @@ def plot_mosaic(images: np.ndarray, labels: Sequence[str], ncols: int = 8, title
     Labels are drawn inside the top-left corner of each thumbnail in white on a dark box, so
     they stay legible on any galaxy.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: nothing global to close, no backend to pick
 
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * thumb_inches, nrows * thumb_inches + (0.4 if title else 0)),
-                             squeeze=False)
+    fig = Figure(figsize=(ncols * thumb_inches, nrows * thumb_inches + (0.4 if title else 0)))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, img, label in zip(axes.flat, images, labels):
@@ -35,17 +35,3 @@ def plot_mosaic(images: np.ndarray, labels: Sequence[str], ncols: int = 8, title
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=(0.93 if title else 0.99), wspace=0.03, hspace=0.03)
     return fig
 
-
-def save_figure(fig, path, dpi: int = 150):
-    """Save a Figure atomically (format from the suffix) and close it; returns the path."""
-    from pathlib import Path
-
-    import matplotlib.pyplot as plt
-
-    from galmet.atomic import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return path
