@@ -74,9 +74,7 @@ class Dataset:
     @property
     def names(self) -> list[str]:
         """A label for each row: ``objID`` when known, else the file name."""
-        if "objID" in self.catalog.columns:
-            return [str(v) for v in self.catalog["objID"]]
-        return [p.name for p in self.paths]
+        return _names(self.catalog, self.paths)
 
     def images(self) -> np.ndarray:
         """All images as uint8 (N, H, W, 3); memory-mapped from the decode cache when there is one."""
