@@ -94,3 +94,17 @@ def test_cuda_matches_cpu():
             dihedral_view(x_in, 6)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_center_crop_numpy_and_torch_both_layouts():
+    from galmet.augment import center_crop
+
+    x = np.arange(2 * 7 * 7 * 3, dtype=np.uint8).reshape(2, 7, 7, 3)
+    np.testing.assert_array_equal(center_crop(x, 3), x[:, 2:5, 2:5])
+    assert center_crop(x, None) is x and center_crop(x, 7).shape == x.shape
+    t = torch.from_numpy(x)
+    assert torch.equal(center_crop(t, 4), t[:, 1:5, 1:5])  # odd margin: extra pixel bottom/right
+    nchw = t.permute(0, 3, 1, 2)
+    assert torch.equal(center_crop(nchw, 3), nchw[:, :, 2:5, 2:5])
+    with pytest.raises(ValueError, match="cannot crop 8x8 pixels out of 7x7"):
+        center_crop(x, 8)

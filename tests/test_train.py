@@ -130,6 +130,41 @@ def test_several_targets_and_in_memory_rebinned_dataset(tiny, tmp_path):
     assert np.all(np.abs(pred - y.mean(0)) < 6 * y.std(0))
 
 
+def test_crop_trains_on_the_centre_and_the_bundle_crops_full_size_images(tiny, tmp_path):
+    from galmet.augment import to_model_input
+    from galmet.model import load_model
+
+    config = TrainConfig(**TINY, recipe="onecycle", epochs=1, crop=8)
+    seen = []
+    result = train(tiny, tmp_path / "run", config,
+                   on_step=lambda info: seen.append(info.step))
+    assert seen and load_config(tmp_path / "run" / "config.yaml").crop == 8
+    model = load_model(result.bundle_path)
+    assert model.crop == 8 and model.image_size == 16
+    assert torch.load(result.bundle_path, weights_only=True)["bundle_version"] == 2
+
+    images = np.asarray(load_dataset(tiny).images()[:5])
+    pred = model.predict(images, tta=False)
+    # The network itself sees only the central 8 x 8 pixels ...
+    with torch.no_grad():
+        raw = model.net(to_model_input(torch.from_numpy(images[:, 4:12, 4:12].copy()))).numpy()[:, 0]
+    np.testing.assert_allclose(pred, raw * model.meta["target_scale"][0] + model.meta["target_shift"][0],
+                               rtol=1e-5, atol=1e-6)
+    # ... so changing the border changes nothing, and changing the centre does.
+    border = images.copy()
+    border[:, :4] = 255
+    np.testing.assert_allclose(model.predict(border, tta=False), pred, rtol=1e-6)
+    centre = images.copy()
+    centre[:, 6:10, 6:10] = 255
+    assert np.abs(model.predict(centre, tta=False) - pred).max() > 1e-4
+
+
+def test_uncropped_bundles_keep_version_1(tiny, tmp_path):
+    result = train(tiny, tmp_path / "run", TrainConfig(**TINY, recipe="onecycle", epochs=1))
+    bundle = torch.load(result.bundle_path, weights_only=True)
+    assert bundle["bundle_version"] == 1 and bundle["meta"]["crop"] is None
+
+
 def _cli(capsys, *argv):
     code = main(["train", *map(str, argv)])
     captured = capsys.readouterr()
@@ -189,6 +224,8 @@ def _odd_size_image(dst, cat):
     ("mixed_sizes", None, _odd_size_image, [], "image is 20x20 pixels, expected 16x16"),
     ("bad_epochs", None, None, ["--recipe", "onecycle", "--epochs", "-2"], "epochs must be >= 1"),
     ("paper_epochs", None, None, ["--epochs", "3"], "paper recipe's length"),
+    ("crop_too_small", None, None, ["--crop", "4"], "crop must be at least 8 pixels"),
+    ("crop_too_big", None, None, ["--crop", "24"], "smaller than --crop 24"),
 ])
 def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, name, edit_catalog, edit_images, extra, message):
     ds = _write_variant(tiny, tmp_path, name, edit_catalog, edit_images) if (edit_catalog or edit_images) else tiny

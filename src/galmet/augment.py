@@ -1,6 +1,7 @@
 """Torch-side image transforms for training and prediction, on any device, without host syncs.
 
 - :func:`to_model_input`: uint8 images -> float NCHW (channels_last), ImageNet-normalised.
+- :func:`center_crop`: the central square of each image.
 - :func:`random_dihedral`: a random element of the dihedral group D4 per sample (augmentation).
 - :func:`dihedral_view` / :func:`dihedral_views`: the 8 fixed D4 views (test-time augmentation).
 
@@ -31,6 +32,24 @@ def is_nhwc(x: torch.Tensor) -> bool:
     if x.ndim != 4:
         raise ValueError(f"expected a 4-d image batch, got shape {tuple(x.shape)}")
     return x.shape[-1] == 3 and x.shape[1] != 3
+
+
+def center_crop(x, size: int | None):
+    """The central ``size`` x ``size`` pixels of a batch (N, H, W, 3) or (N, 3, H, W): a view, no copy.
+
+    Works on torch tensors and numpy arrays alike. ``size=None`` (or the full size) returns ``x``.
+    An odd margin puts the extra pixel at the bottom/right, the same for every image.
+    """
+    if size is None:
+        return x
+    nhwc = x.shape[-1] == 3 and x.shape[1] != 3
+    h = x.shape[1] if nhwc else x.shape[2]
+    if size > h:
+        raise ValueError(f"cannot crop {size}x{size} pixels out of {h}x{h} images")
+    lo = (h - size) // 2
+    if nhwc:
+        return x[:, lo:lo + size, lo:lo + size, :]
+    return x[:, :, lo:lo + size, lo:lo + size]
 
 
 def to_model_input(

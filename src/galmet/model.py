@@ -26,14 +26,14 @@ import torch
 from torch import nn
 
 from galmet.atomic import atomic_path
-from galmet.augment import IMAGENET_MEAN, IMAGENET_STD, dihedral_view, to_model_input
+from galmet.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, dihedral_view, to_model_input
 from galmet.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 BUNDLE_FORMAT = "galmet-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: meta may hold "crop", which a version-1 reader would silently ignore
 BUNDLE_NAME = "model.pt"
 HEAD_DESCRIPTION = (
     "concat(AdaptiveMaxPool2d(1), AdaptiveAvgPool2d(1)) -> Flatten -> BatchNorm1d(2C) -> Dropout(0.25) -> "
@@ -292,6 +292,7 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         JSON-able description. ``targets`` (list of column names) is required unless
         ``n_targets`` is 1; the rest is filled in when absent: ``arch``, ``n_targets``,
         ``targets``, ``head``, ``norm_mean``/``norm_std``, ``image_size`` (None = any),
+        ``crop`` (None, or the central pixels the network sees),
         ``target_shift``/``target_scale`` (prediction = raw output * scale + shift),
         ``galmet_version``. Anything else (recipe, provenance) is kept as given.
     """
@@ -318,7 +319,10 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         raise ConfigError(f"{path}: target_shift/target_scale need {n_out} values each")
     meta.setdefault("galmet_version", __version__)
     state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-    bundle = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "meta": meta, "state_dict": state}
+    meta.setdefault("crop", None)
+    # Bundles without a crop stay readable by galmet versions that know only version 1.
+    version = BUNDLE_VERSION if meta["crop"] is not None else 1
+    bundle = {"format": BUNDLE_FORMAT, "bundle_version": version, "meta": meta, "state_dict": state}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
@@ -415,6 +419,12 @@ class GalmetModel:
         size = self.meta.get("image_size")
         return None if size is None else int(size)
 
+    @property
+    def crop(self) -> int | None:
+        """The central crop (pixels) the network sees, or None for the whole image."""
+        crop = self.meta.get("crop")
+        return None if crop is None else int(crop)
+
     def to(self, device: str | torch.device) -> "GalmetModel":
         self.net.to(resolve_device(device))
         return self
@@ -481,7 +491,7 @@ class GalmetModel:
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             for start in starts:
                 xb = _to_device(images[start:start + batch_size], dev)
-                x = to_model_input(xb, *norm)
+                x = to_model_input(center_crop(xb, self.crop), *norm)
                 if tta:
                     views = torch.stack([net(dihedral_view(x, i)).float() for i in range(8)])
                     mean_out[start:start + len(x)] = views.mean(0)

@@ -167,6 +167,8 @@ def _load(dataset, config: TrainConfig):
                           size=config.size, valid_fraction=config.valid_fraction, split_seed=config.split_seed)
     if config.size is not None and ds.image_size != config.size:
         raise DataError(f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, --size is {config.size}")
+    if config.crop is not None and config.crop > ds.image_size:
+        raise DataError(f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, smaller than --crop {config.crop}")
     train_rows, valid_rows = ds.split_indices("train"), ds.split_indices("valid")
     if len(train_rows) == 0:
         raise DataError(f"{ds.root}: no rows with split 'train'")
@@ -266,10 +268,12 @@ def random_zoom(x: torch.Tensor, max_zoom: float, generator: torch.Generator | N
 
 
 def augmented_input(xb: torch.Tensor, config: TrainConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """A uint8 batch (N, H, W, 3) as training feeds it to the network: random dihedral element,
-    ImageNet normalisation (float NCHW, channels_last), then the random zoom."""
-    from galmet.augment import random_dihedral, to_model_input
+    """A uint8 batch (N, H, W, 3) as training feeds it to the network: the central crop (when
+    ``config.crop``), a random dihedral element, ImageNet normalisation (float NCHW,
+    channels_last), then the random zoom."""
+    from galmet.augment import center_crop, random_dihedral, to_model_input
 
+    xb = center_crop(xb, config.crop)
     if config.dihedral:
         xb = random_dihedral(xb, generator=generator)
     x = to_model_input(xb)
@@ -583,7 +587,8 @@ def train(
             loss_sum = _all_reduce(loss_sum, dist)
             train_rmse = (torch.sqrt(sse / counts) * scale_t.double()).cpu().numpy()
             train_time = time.perf_counter() - t0
-            valid_rmse = _evaluate(net, valid_data, len(valid_rows), local_batch * 2, device, amp, scale_t, dist)
+            valid_rmse = _evaluate(net, valid_data, len(valid_rows), local_batch * 2, device, amp, scale_t, dist,
+                                   crop=config.crop)
             elapsed = time.perf_counter() - t0
             n_images = float(counts.item())
             row = {"epoch": epoch + 1, "phase": phase.name, "train_loss": float(loss_sum.item() / n_images)}
@@ -613,7 +618,8 @@ def train(
     if dist.main:
         bundle_meta = {
             "targets": list(config.targets), "target_shift": [float(v) for v in shift],
-            "target_scale": [float(v) for v in scale], "image_size": ds.image_size, "recipe": config.recipe,
+            "target_scale": [float(v) for v in scale], "image_size": ds.image_size, "crop": config.crop,
+            "recipe": config.recipe,
             "config": config.to_dict(), "dataset": str(ds.root), "epochs": config.epochs,
             "valid_rmse": {t: history[-1][f"valid_rmse_{t}"] for t in config.targets} if history else {},
         }
@@ -660,18 +666,20 @@ def _batch_iter(data: _Split, batches: list[torch.Tensor], workers: int, device:
 
 
 @torch.no_grad()
-def _evaluate(net, data: _Split, n_total: int, batch: int, device, amp, scale_t, dist: _Dist) -> np.ndarray:
-    """Per-target RMSE (target units) over the whole valid split (sharded over ranks, all-reduced)."""
+def _evaluate(net, data: _Split, n_total: int, batch: int, device, amp, scale_t, dist: _Dist,
+              crop: int | None = None) -> np.ndarray:
+    """Per-target RMSE (target units) over the whole valid split (sharded over ranks, all-reduced),
+    on the central ``crop`` pixels when given."""
     net.eval()
     n = len(data.targets)
     sse = torch.zeros(len(scale_t), dtype=torch.float64, device=device)
-    from galmet.augment import to_model_input
+    from galmet.augment import center_crop, to_model_input
 
     order = torch.arange(n, device=device if data.resident else torch.device("cpu"))
     batches = [order[i:i + batch] for i in range(0, n, batch)]
     for xb, idx in _batch_iter(data, batches, 0, device):
         with amp:
-            out = net(to_model_input(xb)).float()
+            out = net(to_model_input(center_crop(xb, crop))).float()
         sse += ((out - data.targets.index_select(0, idx)) ** 2).sum(0).double()
     sse = _all_reduce(sse, dist)
     return (torch.sqrt(sse / n_total) * scale_t.double()).cpu().numpy()

@@ -36,6 +36,9 @@ ONECYCLE_EPOCHS = 30
 #: Default maximum learning rate of the ``onecycle`` recipe (every group).
 ONECYCLE_LR = 3e-3
 
+#: Smallest --crop: the ResNet body divides the input by 32.
+MIN_CROP = 8
+
 #: Fields that may differ between a checkpoint and the run that resumes it.
 RUNTIME_FIELDS = frozenset({"device", "workers", "compile", "progress"})
 
@@ -73,6 +76,11 @@ class TrainConfig:
         Global batch size (split evenly over DDP processes).
     size : int or None
         Required image width = height in pixels; ``None`` accepts the dataset's size.
+    crop : int or None
+        Train (and later predict) on the central ``crop`` x ``crop`` pixels of each image;
+        ``None`` uses the whole image. The bundle records it, so prediction takes the same
+        full-size images and crops them itself. On the 0.296 arcsec/pixel SDSS cutouts, 64
+        pixels (19 arcsec) hold the galaxy and cost a quarter of the compute of 128.
     max_zoom : float
         Random zoom in [1, max_zoom] (probability 0.75) then a random crop back to the
         original size, as fastai's ``max_zoom``; 1 disables it.
@@ -115,6 +123,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     batch_size: int = 256
     size: int | None = None
+    crop: int | None = None
     max_zoom: float = 1.1
     dihedral: bool = True
     standardize_targets: bool = True
@@ -142,6 +151,8 @@ class TrainConfig:
         _check(len(set(c.targets)) == len(c.targets), f"target columns repeat: {c.targets}")
         _check(c.batch_size >= 2, f"batch size must be at least 2 (batch norm), got {c.batch_size}")
         _check(c.size is None or c.size >= 1, f"size must be a positive number of pixels, got {c.size}")
+        _check(c.crop is None or c.crop >= MIN_CROP, f"crop must be at least {MIN_CROP} pixels, got {c.crop}")
+        _check(c.crop is None or c.size is None or c.crop <= c.size, f"crop {c.crop} is larger than size {c.size}")
         _check(c.weight_decay >= 0, f"weight decay must be >= 0, got {c.weight_decay}")
         _check(c.max_zoom >= 1, f"max zoom must be >= 1, got {c.max_zoom}")
         _check(c.workers >= 0, f"workers must be >= 0, got {c.workers}")

@@ -32,6 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=100, help="number of steps (batches) of the sweep (default 100)")
     p.add_argument("--freeze-body", action="store_true", help="sweep the head only, body frozen")
     p.add_argument("--size", type=int, help="required image size in pixels (default: the dataset's)")
+    p.add_argument("--crop", type=int, metavar="N", help="use the central N x N pixels, as train --crop (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: auto)")
     p.add_argument("--skip-bad", action="store_true", help="drop bad rows instead of failing")
@@ -43,7 +44,7 @@ def run(args) -> int:
 
     config = TrainConfig(targets=args.target or ["oh_p50"], arch=args.arch, weights=args.weights,
                          batch_size=args.batch_size, weight_decay=args.weight_decay, size=args.size,
-                         seed=args.seed, device=args.device, skip_bad=args.skip_bad, progress=False)
+                         crop=args.crop, seed=args.seed, device=args.device, skip_bad=args.skip_bad, progress=False)
     r = lr_find(args.dataset, args.out, config, start_lr=args.start_lr, end_lr=args.end_lr,
                 num_steps=args.steps, freeze=args.freeze_body)
     stop = "stopped early: loss diverged" if r.diverged else "full sweep"

@@ -26,7 +26,7 @@ Examples:
 _FIELDS = {
     "recipe": "recipe", "target": "targets", "arch": "arch", "weights": "weights", "epochs": "epochs",
     "frozen_epochs": "frozen_epochs", "cycles": "cycles", "lr": "lr", "frozen_lr": "frozen_lr",
-    "weight_decay": "weight_decay", "batch_size": "batch_size", "size": "size", "max_zoom": "max_zoom",
+    "weight_decay": "weight_decay", "batch_size": "batch_size", "size": "size", "crop": "crop", "max_zoom": "max_zoom",
     "seed": "seed", "valid_fraction": "valid_fraction", "split_seed": "split_seed", "device": "device",
     "workers": "workers", "compile": "compile", "skip_bad": "skip_bad",
 }
@@ -52,6 +52,8 @@ def add_arguments(p) -> None:
     p.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay (default 0.01)")
     p.add_argument("--batch-size", type=int, help="global batch size (default 256)")
     p.add_argument("--size", type=int, help="required image size in pixels (default: the dataset's)")
+    p.add_argument("--crop", type=int, metavar="N",
+                   help="train and predict on the central N x N pixels (default: the whole image)")
     p.add_argument("--max-zoom", type=float, help="random zoom up to this factor, then crop (default 1.1; 1 = off)")
     p.add_argument("--no-dihedral", action="store_true", help="no random rotations/flips")
     p.add_argument("--no-standardize", action="store_true", help="train on raw target values (not (y-mean)/std)")
