@@ -9,6 +9,8 @@
 - :func:`save_bundle` / :func:`load_model`: one ``model.pt`` file, loaded with
   ``torch.load(weights_only=True)`` (no arbitrary pickle), returning a :class:`GalmetModel`
   whose :meth:`GalmetModel.predict` takes uint8 (N, H, W, 3) images.
+- :func:`save_ensemble`: several compatible bundles (e.g. the fold models of a cross-validated
+  run) in one file; :func:`load_model` reads it the same way and predictions average the members.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ log = logging.getLogger(__name__)
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 BUNDLE_FORMAT = "galmet-bundle"
-BUNDLE_VERSION = 2  # 2: meta may hold "crop", which a version-1 reader would silently ignore
+# Version 2 adds meta "crop" and ensembles (meta "members" + "state_dicts"), which a version-1
+# reader would misread; bundles that use neither are still written as version 1.
+BUNDLE_VERSION = 2
 BUNDLE_NAME = "model.pt"
 HEAD_DESCRIPTION = (
     "concat(AdaptiveMaxPool2d(1), AdaptiveAvgPool2d(1)) -> Flatten -> BatchNorm1d(2C) -> Dropout(0.25) -> "
@@ -320,9 +324,56 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     meta.setdefault("galmet_version", __version__)
     state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
     meta.setdefault("crop", None)
-    # Bundles without a crop stay readable by galmet versions that know only version 1.
     version = BUNDLE_VERSION if meta["crop"] is not None else 1
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": version, "meta": meta, "state_dict": state}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(bundle, tmp)
+    return path
+
+
+#: Meta fields every member of an ensemble must share.
+_SHARED_META = ("arch", "n_targets", "targets", "norm_mean", "norm_std", "image_size", "crop")
+#: Meta fields kept per member of an ensemble.
+_MEMBER_META = ("target_shift", "target_scale", "valid_rmse")
+
+
+def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = None) -> Path:
+    """Write several compatible model bundles as one ensemble bundle that :func:`load_model` reads.
+
+    Parameters
+    ----------
+    path : path-like
+        Output file (written atomically).
+    members : list of path-like or GalmetModel
+        Single-model bundles with the same architecture, targets, normalisation, image size
+        and crop (typically the fold models of ``galmet train --folds``).
+    meta : dict, optional
+        Extra JSON-able description (e.g. the cross-validation scores).
+
+    Predictions of the ensemble are the mean over members (and over the TTA views); each
+    member keeps its own target standardisation.
+    """
+    models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
+    if len(models) < 2:
+        raise ConfigError(f"{path}: an ensemble needs at least 2 member bundles, got {len(models)}")
+    first = models[0]
+    out = {k: first.meta.get(k) for k in _SHARED_META}
+    for m in models:
+        if len(m.nets) != 1:
+            raise ConfigError(f"{m.path}: is already an ensemble; give its members instead")
+        for k in _SHARED_META:
+            if m.meta.get(k) != out[k]:
+                raise ConfigError(f"{m.path}: its {k} ({m.meta.get(k)!r}) differs from {first.path}'s ({out[k]!r})")
+    from galmet import __version__
+
+    out.update({"head": HEAD_DESCRIPTION, "galmet_version": __version__, "recipe": first.meta.get("recipe"),
+                "config": first.meta.get("config")})
+    out.update(meta or {})
+    out["members"] = [{**{k: m.meta.get(k) for k in _MEMBER_META}, "source": str(m.path) if m.path else None}
+                      for m in models]
+    states = [{k: v.detach().to("cpu", copy=True) for k, v in m.net.state_dict().items()} for m in models]
+    bundle = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "meta": out, "state_dicts": states}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
@@ -352,9 +403,14 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> "GalmetModel":
         raise ConfigError(f"{path}: bad bundle_version {version!r}")
     if version > BUNDLE_VERSION:
         raise ConfigError(f"{path}: bundle version {version} is newer than this galmet reads ({BUNDLE_VERSION}); upgrade galmet")
-    meta, state = obj.get("meta"), obj.get("state_dict")
-    if not isinstance(meta, dict) or not isinstance(state, dict):
+    meta = obj.get("meta")
+    states = obj.get("state_dicts") if "state_dicts" in obj else [obj.get("state_dict")]
+    if not isinstance(meta, dict) or not isinstance(states, list) or not states \
+            or not all(isinstance(s, dict) for s in states):
         raise ConfigError(f"{path}: galmet bundle lacks its meta or state_dict")
+    if "state_dicts" in obj and (not isinstance(meta.get("members"), list) or len(meta["members"]) != len(states)):
+        raise ConfigError(f"{path}: ensemble bundle lists {len(meta.get('members') or [])} members "
+                          f"but holds {len(states)} weight sets")
     arch = meta.get("arch")
     if arch not in ARCHS:
         raise ConfigError(f"{path}: unknown architecture {arch!r} in bundle (this galmet knows {', '.join(ARCHS)})")
@@ -362,14 +418,17 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> "GalmetModel":
     targets = meta.get("targets")
     if not isinstance(n_targets, int) or not isinstance(targets, list) or len(targets) != n_targets:
         raise ConfigError(f"{path}: bundle meta has inconsistent n_targets/targets ({n_targets!r}, {targets!r})")
-    net = build_model(arch, n_targets, "none")
-    expected = net.state_dict()
-    if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        bad = sorted(set(state) ^ set(expected)) or [k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
-        raise ConfigError(f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})")
-    net.load_state_dict(state)
-    net.eval()
-    return GalmetModel(net, meta, path).to(device)
+    nets = []
+    for state in states:
+        net = build_model(arch, n_targets, "none")
+        expected = net.state_dict()
+        if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
+            bad = sorted(set(state) ^ set(expected)) or [k for k, v in expected.items()
+                                                         if tuple(state[k].shape) != tuple(v.shape)]
+            raise ConfigError(f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})")
+        net.load_state_dict(state)
+        nets.append(net.eval())
+    return GalmetModel(nets if len(nets) > 1 or "state_dicts" in obj else nets[0], meta, path).to(device)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -386,25 +445,41 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 class GalmetModel:
-    """A trained network with everything needed to use it: targets, normalisation, image size.
+    """A trained network (or an ensemble of them) with everything needed to use it: targets,
+    normalisation, image size, crop.
 
     Attributes
     ----------
-    net : GalmetNet
-        In eval mode.
+    nets : list of GalmetNet
+        In eval mode: one for a single model, the members of an ensemble.
     meta : dict
-        The bundle's description (see :func:`save_bundle`).
+        The bundle's description (see :func:`save_bundle`; an ensemble's per-member target
+        standardisation is in ``meta["members"]``).
     path : Path or None
         Where it was loaded from.
     """
 
-    def __init__(self, net: GalmetNet, meta: dict, path: Path | None = None) -> None:
-        self.net = net.eval()
+    def __init__(self, net: GalmetNet | list[GalmetNet], meta: dict, path: Path | None = None) -> None:
+        self.nets = [n.eval() for n in (net if isinstance(net, list) else [net])]
         self.meta = meta
         self.path = path
 
     def __repr__(self) -> str:
-        return f"GalmetModel({self.arch}, targets={self.targets}, image_size={self.image_size}, path={self.path})"
+        members = f", members={len(self.nets)}" if len(self.nets) > 1 else ""
+        return (f"GalmetModel({self.arch}, targets={self.targets}, image_size={self.image_size}, "
+                f"crop={self.crop}{members}, path={self.path})")
+
+    @property
+    def net(self) -> GalmetNet:
+        """The network (an ensemble's first member)."""
+        return self.nets[0]
+
+    def _member_scaling(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(target_scale, target_shift) of each member: prediction = raw output * scale + shift."""
+        t = len(self.targets)
+        metas = self.meta["members"] if "members" in self.meta else [self.meta]
+        return [(np.asarray(m.get("target_scale") or [1.0] * t, dtype=np.float64),
+                 np.asarray(m.get("target_shift") or [0.0] * t, dtype=np.float64)) for m in metas]
 
     @property
     def arch(self) -> str:
@@ -426,7 +501,8 @@ class GalmetModel:
         return None if crop is None else int(crop)
 
     def to(self, device: str | torch.device) -> "GalmetModel":
-        self.net.to(resolve_device(device))
+        for net in self.nets:
+            net.to(resolve_device(device))
         return self
 
     def _check_images(self, images) -> None:
@@ -461,8 +537,8 @@ class GalmetModel:
         device : {"auto", "cpu", "cuda"}
             Where to run; channels_last everywhere, and bf16 autocast on CUDA.
         return_std : bool
-            Also return the population standard deviation over the 8 views (in target units;
-            NaN without TTA).
+            Also return the population standard deviation over the 8 views (and, for an
+            ensemble, over its members), in target units; NaN for one model without TTA.
         progress : bool, optional
             tqdm bar over batches; default: when there are more than 20 batches.
 
@@ -476,11 +552,14 @@ class GalmetModel:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         dev = resolve_device(device)
         # channels_last helps on CPU (oneDNN) as much as on CUDA (tensor cores)
-        net = self.net.to(dev, memory_format=torch.channels_last).eval()
+        nets = [net.to(dev, memory_format=torch.channels_last).eval() for net in self.nets]
         cuda = dev.type == "cuda"
         n, t = len(images), len(self.targets)
-        mean_out = torch.empty((n, t), dtype=torch.float32, device=dev)
-        std_out = torch.full((n, t), float("nan"), dtype=torch.float32, device=dev)
+        # Each member's raw outputs go to target units with its own standardisation (float64: the
+        # shift is ~9 dex, the spread ~1e-3); then mean and spread over members x views.
+        scaling = [tuple(torch.as_tensor(a, device=dev) for a in pair) for pair in self._member_scaling()]
+        mean_out = torch.empty((n, t), dtype=torch.float64, device=dev)
+        std_out = torch.full((n, t), float("nan"), dtype=torch.float64, device=dev)
         norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
         starts = range(0, n, batch_size)
         show = progress if progress is not None else len(starts) > 20
@@ -492,16 +571,16 @@ class GalmetModel:
             for start in starts:
                 xb = _to_device(images[start:start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
-                if tta:
-                    views = torch.stack([net(dihedral_view(x, i)).float() for i in range(8)])
-                    mean_out[start:start + len(x)] = views.mean(0)
+                views = []
+                for net, (scale, shift) in zip(nets, scaling):
+                    raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
+                    views += [r.double() * scale + shift for r in raw]
+                views = torch.stack(views)  # (members x views, B, T), target units
+                mean_out[start:start + len(x)] = views.mean(0)
+                if len(views) > 1:
                     std_out[start:start + len(x)] = views.std(0, correction=0)
-                else:
-                    mean_out[start:start + len(x)] = net(x).float()
-        scale = np.asarray(self.meta.get("target_scale", [1.0] * t), dtype=np.float64)
-        shift = np.asarray(self.meta.get("target_shift", [0.0] * t), dtype=np.float64)
-        pred = mean_out.cpu().numpy().astype(np.float64) * scale + shift
-        std = std_out.cpu().numpy().astype(np.float64) * np.abs(scale)
+        pred = mean_out.cpu().numpy()
+        std = std_out.cpu().numpy()
         if t == 1:
             pred, std = pred[:, 0], std[:, 0]
         return (pred, std) if return_std else pred
