@@ -115,3 +115,18 @@ def test_cli_folds_errors_are_one_line(tiny, tmp_path, capsys):
     code = main(["train", *base, "--out", str(tmp_path / "r2"), "--folds", "40"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "too few for 40 folds" in err
+
+
+def test_ensemble_command_flattens_ensembles(tiny, cv_run, tmp_path, capsys):
+    single = train(tiny, tmp_path / "one", TrainConfig(**TINY, seed=5)).bundle_path
+    out = tmp_path / "ens.pt"
+    assert main(["ensemble", str(cv_run.run_dir), str(single), "--out", str(out)]) == 0
+    assert "an ensemble of 4 resnet18 networks from 2 bundles" in capsys.readouterr().out
+    ens = load_model(out)
+    assert len(ens.nets) == 4 and len(ens.meta["members"]) == 4
+    x = np.asarray(load_dataset(tiny).images()[:4])
+    parts = [load_model(cv_run.bundle_path), load_model(single)]
+    expected = (3 * parts[0].predict(x, tta=False) + parts[1].predict(x, tta=False)) / 4
+    np.testing.assert_allclose(ens.predict(x, tta=False), expected, atol=1e-6)
+    assert main(["ensemble", str(single), "--out", str(tmp_path / "e1.pt")]) == 2
+    assert "at least 2 member networks" in capsys.readouterr().err

@@ -346,8 +346,9 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     path : path-like
         Output file (written atomically).
     members : list of path-like or GalmetModel
-        Single-model bundles with the same architecture, targets, normalisation, image size
-        and crop (typically the fold models of ``galmet train --folds``).
+        Bundles with the same architecture, targets, normalisation, image size and crop
+        (typically the fold models of ``galmet train --folds``); an ensemble given as a member
+        contributes all of its members.
     meta : dict, optional
         Extra JSON-able description (e.g. the cross-validation scores).
 
@@ -355,13 +356,12 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     member keeps its own target standardisation.
     """
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
-    if len(models) < 2:
-        raise ConfigError(f"{path}: an ensemble needs at least 2 member bundles, got {len(models)}")
+    if sum(len(m.nets) for m in models) < 2:
+        raise ConfigError(f"{path}: an ensemble needs at least 2 member networks, got "
+                          f"{sum(len(m.nets) for m in models)}")
     first = models[0]
     out = {k: first.meta.get(k) for k in _SHARED_META}
     for m in models:
-        if len(m.nets) != 1:
-            raise ConfigError(f"{m.path}: is already an ensemble; give its members instead")
         for k in _SHARED_META:
             if m.meta.get(k) != out[k]:
                 raise ConfigError(f"{m.path}: its {k} ({m.meta.get(k)!r}) differs from {first.path}'s ({out[k]!r})")
@@ -370,9 +370,12 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     out.update({"head": HEAD_DESCRIPTION, "galmet_version": __version__, "recipe": first.meta.get("recipe"),
                 "config": first.meta.get("config")})
     out.update(meta or {})
-    out["members"] = [{**{k: m.meta.get(k) for k in _MEMBER_META}, "source": str(m.path) if m.path else None}
-                      for m in models]
-    states = [{k: v.detach().to("cpu", copy=True) for k, v in m.net.state_dict().items()} for m in models]
+    out["members"], states = [], []
+    for m in models:
+        source = str(m.path) if m.path else None
+        for net, member in zip(m.nets, m.meta["members"] if "members" in m.meta else [m.meta]):
+            out["members"].append({**{k: member.get(k) for k in _MEMBER_META}, "source": member.get("source", source)})
+            states.append({k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()})
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "meta": out, "state_dicts": states}
     path = Path(path)
     with atomic_path(path) as tmp:
