@@ -38,6 +38,21 @@ from galmet.train_config import TrainConfig
 from galmet.transforms import rebin
 
 
+def _set_head_dropout(p1: float, p2: float) -> None:
+    """Make galmet.model.build_model (looked up by train() at call time) use other head dropouts."""
+    import galmet.model
+
+    build = galmet.model.build_model
+
+    def build_with_dropout(*args, **kwargs):
+        net = build(*args, **kwargs)
+        drops = [m for m in net.head if isinstance(m, torch.nn.Dropout)]
+        drops[0].p, drops[1].p = p1, p2
+        return net
+
+    galmet.model.build_model = build_with_dropout
+
+
 def main() -> None:
     here = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,9 +71,13 @@ def main() -> None:
     ap.add_argument("--crop", type=int, help="train on the central CROP x CROP pixels")
     ap.add_argument("--rebin", type=int, help="then block-average the images to REBIN x REBIN pixels")
     ap.add_argument("--upsample", type=int, help="then repeat each pixel UPSAMPLE x UPSAMPLE times")
+    ap.add_argument("--head-dropout", type=float, nargs=2, metavar=("P1", "P2"),
+                    help="experiment: the head's two dropout probabilities (paper: 0.25 0.5)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.head_dropout:
+        _set_head_dropout(*a.head_dropout)
 
     ds = load_dataset(a.sample)
     ds = ds.subset(ds.split_indices(["train", "valid"]))  # the test rows are never read
