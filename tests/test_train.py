@@ -284,3 +284,17 @@ def test_memory_mapped_path_matches_in_ram_path(tiny, tmp_path, monkeypatch):
     a, b = _weights(in_ram.bundle_path), _weights(mapped.bundle_path)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_compile_on_cpu_trains_and_saves_a_plain_bundle(tiny, tmp_path):
+    """--compile (torch.compile, ~1 min of compilation on the CPU): same run directory, a bundle
+    without compile wrappers that loads and predicts."""
+    from galmet.model import load_model
+
+    result = train(tiny, tmp_path / "run", TrainConfig(**TINY, recipe="onecycle", epochs=1, compile=True, device="cpu"))
+    assert len(result.history) == 1 and np.isfinite(result.final_valid_rmse)
+    model = load_model(result.bundle_path)
+    assert not any(k.startswith("_orig_mod") for k in model.net.state_dict())
+    pred = model.predict(np.asarray(load_dataset(tiny).images()[:3]), tta=False)
+    assert pred.shape == (3,) and np.all(np.isfinite(pred))
