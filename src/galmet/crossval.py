@@ -162,7 +162,7 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
         pred = predict_dataset(model, held, tta=tta, device=config.device, progress=False)
         pred.insert(1 if pred.columns[0] in ("objID", "file") else 0, "fold", k)
         parts.append(pred)
-        members.append(fold_run / BUNDLE_NAME)
+        members.append(model)
         first = config.targets[0]
         if first in pred.columns:
             m = regression_metrics(pred[first].to_numpy(), pred[f"{first}_pred"].to_numpy())
