@@ -71,3 +71,17 @@ def test_report_empty_dir_exit_2(tmp_path, capsys):
 def test_report_missing_dir_exit_2(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+
+
+def test_report_shows_cross_validation_scores(tmp_path):
+    from galmet.report import write_report
+
+    run = _run_dir(tmp_path)
+    cv = {"folds": 5, "fold_seed": 0, "n": 400, "tta": True,
+          "targets": {"oh_p50": {"rmse": 0.10084, "nmad": 0.0906, "bias": -0.0073, "rmse_fold_sem": 0.0032,
+                                 "rmse_per_fold": [0.1076, 0.0923, 0.1022, 0.107, 0.0942]}}}
+    (run / "cv.json").write_text(json.dumps(cv))
+    text = write_report(run).read_text()
+    section = text[text.index("<h2>Cross-validation</h2>"):]
+    assert "5-fold cross-validation" in section and "(TTA x8)" in section
+    assert "0.1008" in section and "0.0032" in section and "-0.0073" in section and "0.1076, 0.0923" in section

@@ -94,7 +94,8 @@ def collect(root: str | os.PathLike) -> dict:
     Returns
     -------
     dict
-        ``metrics`` (list of (path, dict)), ``baselines``, ``resolution`` (table, extra, path),
+        ``metrics`` (list of (path, dict)), ``baselines``, ``crossval`` (cv.json of
+        ``galmet train --folds``), ``resolution`` (table, extra, path),
         ``mzr``, ``figures`` (list of png paths), ``config`` (text), ``history`` (DataFrame),
         ``predictions`` (path or None).
     """
@@ -103,7 +104,7 @@ def collect(root: str | os.PathLike) -> dict:
         raise DataError(f"{root}: no such run directory")
     if not root.is_dir():
         raise DataError(f"{root}: not a directory (give the folder holding the run's outputs)")
-    found: dict = {"root": root, "metrics": [], "baselines": [], "mzr": [], "resolution": None,
+    found: dict = {"root": root, "metrics": [], "baselines": [], "mzr": [], "crossval": [], "resolution": None,
                    "figures": [], "config": None, "config_path": None, "history": None, "predictions": None}
     for p in _find(root, "*.json"):
         data = _read_json(p)
@@ -113,6 +114,8 @@ def collect(root: str | os.PathLike) -> dict:
             found["baselines"].append((p, data))
         elif p.name == "mzr_metrics.json" and "mass" in data:
             found["mzr"].append((p, data))
+        elif p.name == "cv.json" and isinstance(data.get("targets"), dict) and "folds" in data:
+            found["crossval"].append((p, data))
         elif {"rmse", "nmad", "target"} <= set(data):
             found["metrics"].append((p, data))
     res = _find(root, "resolution.csv")
@@ -213,6 +216,19 @@ def _baselines_section(items, root: Path) -> str:
                          _num(paper, "{:.3f}")])
         out.append(f"<p>From {_e(_rel(path, root))}; fitted on train + valid, scored on test.</p>"
                    + _table(["predictor", "N", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "paper RMSE"], rows))
+    return "".join(out)
+
+
+def _crossval_section(items, root: Path) -> str:
+    out = []
+    for path, cv in items:
+        rows = [[_e(t), f"{cv.get('n', 0):,}", _num(m.get("rmse")), _num(m.get("rmse_fold_sem")), _num(m.get("nmad")),
+                 _num(m.get("bias"), "{:+.4f}"), _e(", ".join(f"{v:.4f}" for v in m.get("rmse_per_fold", [])))]
+                for t, m in cv["targets"].items()]
+        out.append(f"<p>From {_e(_rel(path, root))}: {cv['folds']}-fold cross-validation, every galaxy predicted "
+                   f"by the fold model that did not see it{' (TTA x8)' if cv.get('tta') else ''}.</p>"
+                   + _table(["target", "N", "RMSE (dex)", "+- (fold s.e.)", "NMAD (dex)", "bias (dex)",
+                             "RMSE per fold"], rows))
     return "".join(out)
 
 
@@ -341,6 +357,8 @@ def render(found: dict, title: str | None = None) -> str:
     if summaries:
         parts.append("<h2>Metrics</h2>")
         parts += [metrics_section(s, _rel(p, root)) for p, s in summaries]
+    if found["crossval"]:
+        parts.append("<h2>Cross-validation</h2>" + _crossval_section(found["crossval"], root))
     if found["baselines"]:
         parts.append("<h2>Baselines</h2>" + _baselines_section(found["baselines"], root))
     if found["resolution"] is not None:
