@@ -42,7 +42,7 @@ def center_crop(x, size: int | None):
     """
     if size is None:
         return x
-    nhwc = x.shape[-1] == 3 and x.shape[1] != 3
+    nhwc = is_nhwc(x)
     h = x.shape[1] if nhwc else x.shape[2]
     if size > h:
         raise ValueError(f"cannot crop {size}x{size} pixels out of {h}x{h} images")

@@ -115,9 +115,10 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
         One-line messages (bad options, too few rows, a resumed run with other settings or data).
     """
     from galmet.data import Dataset, load_dataset
-    from galmet.metrics import regression_metrics
+    from galmet.metrics import regression_metrics, residuals, rmse
     from galmet.model import load_model, save_ensemble
     from galmet.predict import predict_dataset
+    from galmet.tables import write_table
     from galmet.train import BUNDLE_NAME, CHECKPOINT_NAME, train
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -133,7 +134,7 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
                           size=config.size, valid_fraction=0.0)
     pool = ds.split_indices(["train", "valid"])
     fold_of_pool = assign_folds(len(pool), folds, fold_seed)
-    table = pd.DataFrame({"row": pool, "name": np.asarray(ds.names, dtype=object)[pool], "fold": fold_of_pool})
+    table = pd.DataFrame({"name": np.asarray(ds.names, dtype=object)[pool], "fold": fold_of_pool})
     folds_file = run / FOLDS_NAME
     if resume:
         saved = pd.read_csv(folds_file, dtype={"name": str})
@@ -144,7 +145,7 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
     if overwrite and not resume:
         for name in (FOLDS_NAME, OOF_NAME, CV_NAME, ENSEMBLE_NAME):
             (run / name).unlink(missing_ok=True)
-    atomic_write_text(folds_file, table[["name", "fold"]].to_csv(index=False))
+    atomic_write_text(folds_file, table.to_csv(index=False))
 
     parts, members = [], []
     for k in range(folds):
@@ -173,13 +174,11 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
     scores = {"folds": folds, "fold_seed": fold_seed, "n": len(oof), "tta": tta, "targets": {}}
     for t in config.targets:
         m = regression_metrics(oof[t].to_numpy(), oof[f"{t}_pred"].to_numpy())
-        per_fold = [float(np.sqrt(np.mean((g[t] - g[f"{t}_pred"]) ** 2))) for _, g in oof.groupby("fold")]
+        per_fold = [rmse(residuals(g[t], g[f"{t}_pred"])) for _, g in oof.groupby("fold")]
         scores["targets"][t] = {"rmse": m["rmse"], "nmad": m["nmad"], "bias": m["bias"],
                                 "rmse_per_fold": per_fold,
                                 "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds))}
     scores["config"] = config.to_dict()
-    from galmet.tables import write_table
-
     write_table(oof, run / OOF_NAME)
     atomic_write_text(run / CV_NAME, json.dumps(scores, indent=1) + "\n")
     bundle = save_ensemble(run / ENSEMBLE_NAME, members, meta={"cross_validation": {

@@ -322,14 +322,18 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     if len(meta["target_shift"]) != n_out or len(meta["target_scale"]) != n_out:
         raise ConfigError(f"{path}: target_shift/target_scale need {n_out} values each")
     meta.setdefault("galmet_version", __version__)
-    state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
     meta.setdefault("crop", None)
     version = BUNDLE_VERSION if meta["crop"] is not None else 1
-    bundle = {"format": BUNDLE_FORMAT, "bundle_version": version, "meta": meta, "state_dict": state}
+    bundle = {"format": BUNDLE_FORMAT, "bundle_version": version, "meta": meta, "state_dict": _cpu_state(net)}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
     return path
+
+
+def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``net``'s weights on the CPU, as a bundle stores them."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
 
 #: Meta fields every member of an ensemble must share.
@@ -375,7 +379,7 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
         source = str(m.path) if m.path else None
         for net, member in zip(m.nets, m.meta["members"] if "members" in m.meta else [m.meta]):
             out["members"].append({**{k: member.get(k) for k in _MEMBER_META}, "source": member.get("source", source)})
-            states.append({k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()})
+            states.append(_cpu_state(net))
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "meta": out, "state_dicts": states}
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -431,7 +435,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> "GalmetModel":
             raise ConfigError(f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})")
         net.load_state_dict(state)
         nets.append(net.eval())
-    return GalmetModel(nets if len(nets) > 1 or "state_dicts" in obj else nets[0], meta, path).to(device)
+    return GalmetModel(nets, meta, path).to(device)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
