@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.data import load_dataset
-from galmet.images import read_image
+from galmet.data.dataset import load_dataset
+from galmet.io.images import read_image
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from faulty_server import FaultyServer, fake_image, key_of, kill_resume_scenario, make_catalog  # noqa: E402
-from galmet.atomic import atomic_write_bytes  # noqa: E402
-from galmet.download import DownloadOptions, download_cutouts  # noqa: E402
-from galmet.images import encode_jpeg  # noqa: E402
-from galmet.skyserver import validate_jpeg  # noqa: E402
+from galmet.io.atomic import atomic_write_bytes  # noqa: E402
+from galmet.sdss.download import DownloadOptions, download_cutouts  # noqa: E402
+from galmet.io.images import encode_jpeg  # noqa: E402
+from galmet.sdss.skyserver import validate_jpeg  # noqa: E402
 
 
 def throughput(n: int, workers_list: list[int], latency: float, size: int, repeats: int) -> list[dict]:

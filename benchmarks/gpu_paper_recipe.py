@@ -5,7 +5,7 @@ The training set is made on the device: a small carried set of real or synthetic
 (``--seed-images``: a dataset directory, or an ``.npy`` of uint8 (N, H, W, 3) with an optional
 ``--seed-labels`` ``.npy``) is replicated with random dihedral transforms and a little noise up
 to ``--n-train + --n-valid`` images; without one, random Gaussian blobs whose brightness sets the
-label. Then ``galmet.train.train`` runs the paper recipe (2 frozen + 1, 1, 2, 4 SGDR epochs, batch
+label. Then ``galmet.training.loop.train`` runs the paper recipe (2 frozen + 1, 1, 2, 4 SGDR epochs, batch
 256, bf16, channels_last, images resident on the GPU) from random init (no internet for the
 ImageNet weights), and ``GalmetModel.predict`` measures inference with and without TTA.
 
@@ -35,14 +35,14 @@ def seed_set(path: str | None, labels: str | None, size: int):
         x = np.load(p)
         y = np.load(labels) if labels else None
     else:
-        from galmet.data import load_dataset
+        from galmet.data.dataset import load_dataset
 
         ds = load_dataset(p, cache=False)
         ds = ds.subset(["train", "valid"])  # a timing run still never looks at test rows
         x = np.asarray(ds.images())
         y = ds.catalog["oh_p50"].to_numpy(np.float32) if "oh_p50" in ds.catalog else None
     if x.shape[1] != size:
-        from galmet.transforms import rebin
+        from galmet.data.transforms import rebin
 
         x = rebin(x, size) if x.shape[1] % size == 0 else x
     return x, y
@@ -50,7 +50,7 @@ def seed_set(path: str | None, labels: str | None, size: int):
 
 def build_images(n: int, size: int, device: torch.device, seed: int, base=None, base_y=None):
     """uint8 (n, size, size, 3) images and float32 (n,) labels, generated on ``device``."""
-    from galmet.augment import random_dihedral
+    from galmet.nn.augment import random_dihedral
 
     g = torch.Generator(device=device)
     g.manual_seed(seed)
@@ -95,10 +95,10 @@ def main() -> None:
     if a.smoke:
         a.n_train, a.n_valid, a.size, a.arch, a.batch, a.infer_n = 48, 16, 16, "resnet18", 16, 32
 
-    from galmet.data import Dataset
-    from galmet.model import load_model
-    from galmet.train import train
-    from galmet.train_config import TrainConfig
+    from galmet.data.dataset import Dataset
+    from galmet.nn.bundle import load_model
+    from galmet.training.loop import train
+    from galmet.training.config import TrainConfig
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"

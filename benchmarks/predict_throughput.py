@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from galmet.augment import to_model_input
-from galmet.model import GalmetModel, build_model, resolve_device
+from galmet.nn.augment import to_model_input
+from galmet.nn.bundle import GalmetModel, build_model, resolve_device
 
 
 def _sync(dev: torch.device) -> None:
@@ -123,7 +123,7 @@ def main() -> None:
         result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
     print(json.dumps(result, indent=2))
     if args.json:
-        from galmet.atomic import atomic_write_text
+        from galmet.io.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result, indent=2))
 

@@ -6,7 +6,7 @@
         [--max-zoom 1.1] [--seed 0] [--crop N] [--rebin N] [--upsample F]
         [--head-dropout P1 P2] [--threads 2]
 
-It runs `galmet.crossval.cross_validate` (what `galmet train --folds` runs) on the training
+It runs `galmet.science.crossval.cross_validate` (what `galmet train --folds` runs) on the training
 images after image variants that are not training options: a crop stored as the image
 (--crop; the same numbers as `train --crop`), block-averaging (--rebin), pixel repetition
 (--upsample), and other head dropouts (--head-dropout), for the experiments in BENCHMARKS.md.
@@ -28,18 +28,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from galmet.augment import center_crop
-from galmet.crossval import cross_validate
-from galmet.data import load_dataset
-from galmet.train_config import TrainConfig
-from galmet.transforms import rebin
+from galmet.nn.augment import center_crop
+from galmet.science.crossval import cross_validate
+from galmet.data.dataset import load_dataset
+from galmet.training.config import TrainConfig
+from galmet.data.transforms import rebin
 
 
 def _set_head_dropout(p1: float, p2: float) -> None:
-    """Make galmet.model.build_model (looked up by train() at call time) use other head dropouts."""
-    import galmet.model
+    """Make galmet.nn.bundle.build_model (looked up by train() at call time) use other head dropouts."""
+    import galmet.nn.bundle
 
-    build = galmet.model.build_model
+    build = galmet.nn.bundle.build_model
 
     def build_with_dropout(*args, **kwargs):
         net = build(*args, **kwargs)
@@ -47,7 +47,7 @@ def _set_head_dropout(p1: float, p2: float) -> None:
         drops[0].p, drops[1].p = p1, p2
         return net
 
-    galmet.model.build_model = build_with_dropout
+    galmet.nn.bundle.build_model = build_with_dropout
 
 
 def main() -> None:

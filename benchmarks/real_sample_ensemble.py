@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.analysis import evaluate_predictions
-from galmet.data import load_dataset
-from galmet.model import load_model
+from galmet.science.predictions import evaluate_predictions
+from galmet.data.dataset import load_dataset
+from galmet.nn.bundle import load_model
 from galmet.predict import predict_dataset
-from galmet.train import train
-from galmet.train_config import TrainConfig
+from galmet.training.loop import train
+from galmet.training.config import TrainConfig
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from galmet.synthetic import synthesize
+from galmet.synthetic.render import synthesize
 
 
 def _digest(root: Path) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training images/s of ``galmet.train.train`` against a minimal plain-PyTorch loop, same run.
+"""Training images/s of ``galmet.training.loop.train`` against a minimal plain-PyTorch loop, same run.
 
 Both train the same network (galmet's ResNet + fastai head, channels_last, AdamW, RMSE loss) on
 the same uint8 images held in memory, with the same batch size and thread count. The plain loop
@@ -40,7 +40,7 @@ import torch
 
 def make_dataset(n_train: int, n_valid: int, size: int, seed: int = 0):
     """An in-memory galmet Dataset of random-blob uint8 images with a brightness-dependent label."""
-    from galmet.data import Dataset
+    from galmet.data.dataset import Dataset
 
     rng = np.random.default_rng(seed)
     n = n_train + n_valid
@@ -58,8 +58,8 @@ def make_dataset(n_train: int, n_valid: int, size: int, seed: int = 0):
 
 def galmet_round(ds, arch: str, batch: int, epochs: int, workdir: Path) -> list[float]:
     """Per-epoch train images/s of galmet's loop (from its history)."""
-    from galmet.train import train
-    from galmet.train_config import TrainConfig
+    from galmet.training.loop import train
+    from galmet.training.config import TrainConfig
 
     config = TrainConfig(recipe="onecycle", arch=arch, weights="none", batch_size=batch, epochs=epochs,
                          device="cpu", progress=False, seed=1)
@@ -88,7 +88,7 @@ def plain_step(model, opt, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
 
 def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
     """Per-epoch train images/s of a minimal hand-written loop over the same data."""
-    from galmet.model import build_model
+    from galmet.nn.bundle import build_model
 
     x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[ds.split_indices("train")]))
     y_all = torch.from_numpy(ds.catalog.loc[ds.split_indices("train"), "oh_p50"].to_numpy(np.float32)).unsqueeze(1)
@@ -113,10 +113,10 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
 def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list[float]]:
     """Seconds per step of galmet's step (its own augmentation, recipe optimizer and scheduler)
     and of the plain step, alternated step by step (order swapped every pair) in one process."""
-    from galmet.model import build_model, layer_groups
-    from galmet.recipes import build_phases, make_optimizer, make_scheduler
-    from galmet.train import augmented_input
-    from galmet.train_config import TrainConfig
+    from galmet.nn.bundle import build_model, layer_groups
+    from galmet.training.recipes import build_phases, make_optimizer, make_scheduler
+    from galmet.training.loop import augmented_input
+    from galmet.training.config import TrainConfig
 
     rows = ds.split_indices("train")
     x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[rows]))

@@ -15,8 +15,8 @@ SDSS_SAMPLE = ROOT.parent / "shared" / "data" / "sdss_sample"
 def make_tiny_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0, split: bool = False) -> Path:
     """Write a small dataset directory: random-blob RGB JPEGs and a catalog whose oh_p50
     depends on image brightness (so a model can learn something). Returns ``root``."""
-    from galmet.data import write_catalog
-    from galmet.images import encode_jpeg
+    from galmet.data.dataset import write_catalog
+    from galmet.io.images import encode_jpeg
 
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)

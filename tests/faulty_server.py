@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from galmet.images import encode_jpeg
+from galmet.io.images import encode_jpeg
 
 CUTOUT_PATH = "/SkyServerWS/ImgCutout/getjpeg"
 SQL_PATH = "/SkyServerWS/SearchTools/SqlSearch"
@@ -259,7 +259,7 @@ def make_catalog(root, n: int, seed: int = 0):
     """Write ``root/catalog.parquet`` with ``n`` galaxies at distinct positions; return the DataFrame."""
     import pandas as pd
 
-    from galmet.data import write_catalog
+    from galmet.data.dataset import write_catalog
 
     rng = np.random.default_rng(seed)
     i = np.arange(n)
@@ -321,7 +321,7 @@ def kill_resume_scenario(workdir, n: int, transient: float = 0.10, permanent: fl
 
     import pandas as pd
 
-    from galmet.images import read_image
+    from galmet.io.images import read_image
 
     root = Path(workdir) / "ds"
     root.mkdir(parents=True, exist_ok=True)

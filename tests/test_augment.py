@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from galmet.augment import (IMAGENET_MEAN, IMAGENET_STD, dihedral_view, dihedral_views, random_dihedral,
+from galmet.nn.augment import (IMAGENET_MEAN, IMAGENET_STD, dihedral_view, dihedral_views, random_dihedral,
                             to_model_input)
-from galmet.transforms import dihedral
+from galmet.data.transforms import dihedral
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_cuda_matches_cpu():
 
 
 def test_center_crop_numpy_and_torch_both_layouts():
-    from galmet.augment import center_crop
+    from galmet.nn.augment import center_crop
 
     x = np.arange(2 * 7 * 7 * 3, dtype=np.uint8).reshape(2, 7, 7, 3)
     np.testing.assert_array_equal(center_crop(x, 3), x[:, 2:5, 2:5])

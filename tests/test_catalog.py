@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from faulty_server import FaultyServer
-from galmet.catalog import COLUMNS, Cuts, apply_cuts, build_sql, merge_chunks, ra_bands
-from galmet.cli import main
+from galmet.sdss.catalog import COLUMNS, Cuts, apply_cuts, build_sql, merge_chunks, ra_bands
+from galmet.cli.main import main
 
 #: Every cut of the paper (shared/docs/PAPER.md, "Data"), as it must appear in the SQL.
 PAPER_CUTS = [
@@ -235,8 +235,8 @@ def test_apply_cuts_drops_repeated_objids():
 
 @pytest.mark.remote_data
 def test_real_query_limit_5_and_two_cutouts(tmp_path):
-    from galmet.download import DownloadOptions, download_cutouts
-    from galmet.images import read_image
+    from galmet.sdss.download import DownloadOptions, download_cutouts
+    from galmet.io.images import read_image
 
     out = tmp_path / "real"
     assert main(["catalog", "--out", str(out), "--limit", "5", "--retries", "2"]) == 0

@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import make_tiny_dataset
 
-from galmet.cli import main
-from galmet.crossval import assign_folds, cross_validate
-from galmet.data import load_dataset
+from galmet.cli.main import main
+from galmet.science.crossval import assign_folds, cross_validate
+from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
-from galmet.model import load_model, save_ensemble
-from galmet.train import train
-from galmet.train_config import TrainConfig
+from galmet.nn.bundle import load_model, save_ensemble
+from galmet.training.loop import train
+from galmet.training.config import TrainConfig
 
 TINY = dict(arch="resnet18", weights="none", batch_size=8, progress=False, recipe="onecycle", epochs=1,
             device="cpu")

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import make_tiny_dataset
-from galmet.cli import main
-from galmet.data import load_dataset
+from galmet.cli.main import main
+from galmet.data.dataset import load_dataset
 from galmet.errors import DataError
-from galmet.images import encode_jpeg
+from galmet.io.images import encode_jpeg
 
 
 def _catalog(root):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from galmet.cli import main
+from galmet.cli.main import main
 
 
 def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):

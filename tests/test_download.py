@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from faulty_server import FaultyServer, fault_plans, key_of, kill_resume_scenario, make_catalog
-from galmet.cli import main
-from galmet.download import DownloadOptions, download_cutouts
-from galmet.images import read_image
+from galmet.cli.main import main
+from galmet.sdss.download import DownloadOptions, download_cutouts
+from galmet.io.images import read_image
 
 
 def fast_options(url: str, **kw) -> DownloadOptions:

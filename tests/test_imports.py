@@ -17,9 +17,9 @@ sys.meta_path.insert(0, Block())
 
 def test_train_predict_and_metrics_import_without_astropy_or_galsim():
     code = BLOCKER + (
-        "import galmet.cli, galmet.train, galmet.predict, galmet.model, galmet.data, galmet.metrics, "
-        "galmet.lr_find, galmet.download, galmet.catalog\n"
-        "galmet.cli.build_parser()\n"
+        "import galmet.cli.main, galmet.training.loop, galmet.predict, galmet.nn.bundle, galmet.data.dataset, galmet.science.metrics, "
+        "galmet.training.lr_find, galmet.sdss.download, galmet.sdss.catalog\n"
+        "galmet.cli.main.build_parser()\n"
         "assert not any(m.split('.')[0] in ('astropy', 'galsim') for m in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -27,7 +27,7 @@ def test_train_predict_and_metrics_import_without_astropy_or_galsim():
 
 
 def test_metrics_and_plotting_do_not_import_torch():
-    code = ("import sys, galmet.metrics, galmet.plotting, galmet.analysis.baseline, galmet.report\n"
+    code = ("import sys, galmet.science.metrics, galmet.science.plots.figures, galmet.science.baseline, galmet.science.runs.report\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

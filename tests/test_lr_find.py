@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from conftest import make_tiny_dataset
 
-from galmet.cli import main
-from galmet.lr_find import lr_find, smooth, suggest
-from galmet.train_config import TrainConfig
+from galmet.cli.main import main
+from galmet.training.lr_find import lr_find, smooth, suggest
+from galmet.training.config import TrainConfig
 
 
 def test_smoothing_is_bias_corrected_ema():

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galmet import metrics as M
-from galmet.cli import main
+from galmet.science import metrics as M
+from galmet.cli.main import main
 from galmet.errors import DataError
 
 
@@ -136,7 +136,7 @@ def test_evaluate_cli(tmp_path, capsys):
 
 
 def test_evaluate_joins_truth_from_dataset(tmp_path, tiny_dataset):
-    from galmet.data import load_dataset
+    from galmet.data.dataset import load_dataset
 
     ds = load_dataset(tiny_dataset, load_images=False)
     cat = ds.catalog

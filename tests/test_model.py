@@ -13,9 +13,9 @@ import torch
 import torchvision
 from torch import nn
 
-from galmet.augment import dihedral_view, to_model_input
+from galmet.nn.augment import dihedral_view, to_model_input
 from galmet.errors import ConfigError, DataError
-from galmet.model import (AdaptiveConcatPool2d, GalmetModel, build_model, freeze_body, imagenet_cache_file,
+from galmet.nn.bundle import (AdaptiveConcatPool2d, GalmetModel, build_model, freeze_body, imagenet_cache_file,
                           layer_groups, load_model, save_bundle)
 
 

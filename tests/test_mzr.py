@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galmet.cli import main
-from galmet.paper import tremonti_mzr
+from galmet.cli.main import main
+from galmet.science.paper import tremonti_mzr
 
 
 def _pair(tmp_path, n=1500, seed=0, truth_in_files=True):
@@ -36,7 +36,7 @@ def test_tremonti_values():
 
 
 def test_mzr_bins_hand_values():
-    from galmet.analysis.mzr import mzr_bins
+    from galmet.science.mzr import mzr_bins
 
     m = np.array([9.01, 9.05, 9.15, 9.21, 9.3, 9.35])
     z = np.array([8.5, 8.7, 8.6, 8.8, 9.0, 9.1])
@@ -48,7 +48,7 @@ def test_mzr_bins_hand_values():
 
 
 def test_mzr_analysis_recovers_known_scatter(tmp_path):
-    from galmet.analysis.mzr import mzr_analysis
+    from galmet.science.mzr import mzr_analysis
 
     m, zt, *_ = _pair(tmp_path, n=6000)
     res = mzr_analysis(tmp_path / "z.parquet", tmp_path / "m.csv", split="all")
@@ -76,7 +76,7 @@ def test_mzr_cli_writes_outputs(tmp_path):
 
 
 def test_mzr_joins_truth_from_dataset(tmp_path, tiny_dataset):
-    from galmet.data import load_dataset
+    from galmet.data.dataset import load_dataset
 
     cat = load_dataset(tiny_dataset, load_images=False).catalog
     pd.DataFrame({"objID": cat.objID, "oh_p50_pred": cat.oh_p50}).to_csv(tmp_path / "z.csv", index=False)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import make_tiny_dataset
 
-from galmet.cli import main
-from galmet.data import load_dataset
-from galmet.model import build_model, load_model, save_bundle
+from galmet.cli.main import main
+from galmet.data.dataset import load_dataset
+from galmet.nn.bundle import build_model, load_model, save_bundle
 from galmet.predict import predict_dataset
-from galmet.tables import read_table
+from galmet.io.tables import read_table
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, spl
 
 
 def test_cli_skip_bad_drops_wrong_size_images(tmp_path, capsys, bundle, split_dataset):
-    from galmet.images import encode_jpeg
+    from galmet.io.images import encode_jpeg
 
     victim = sorted((split_dataset / "images").iterdir())[0]
     victim.write_bytes(encode_jpeg(np.zeros((8, 8, 3), np.uint8)))

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from galmet.errors import ConfigError
-from galmet.recipes import build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
-from galmet.train_config import TrainConfig, load_config, save_config
+from galmet.training.recipes import build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
+from galmet.training.config import TrainConfig, load_config, save_config
 
 
 def _groups():
@@ -106,7 +106,7 @@ def test_onecycle_survives_every_tiny_run_length(total):
     import torch
     from torch.optim.lr_scheduler import OneCycleLR
 
-    from galmet.recipes import onecycle_pct_start
+    from galmet.training.recipes import onecycle_pct_start
 
     pct = onecycle_pct_start(0.25, total)
     if total >= 8:

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from galmet.cli import main
+from galmet.cli.main import main
 
 
 def _run_dir(tmp_path, n=300):
@@ -25,7 +25,7 @@ def _run_dir(tmp_path, n=300):
 
 
 def test_report_from_predictions_only(tmp_path):
-    from galmet.report import write_report
+    from galmet.science.runs.report import write_report
 
     run = _run_dir(tmp_path)
     out = write_report(run)
@@ -74,7 +74,7 @@ def test_report_missing_dir_exit_2(tmp_path, capsys):
 
 
 def test_report_shows_cross_validation_scores(tmp_path):
-    from galmet.report import write_report
+    from galmet.science.runs.report import write_report
 
     run = _run_dir(tmp_path)
     cv = {"folds": 5, "fold_seed": 0, "n": 400, "tta": True,

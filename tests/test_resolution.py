@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from conftest import make_tiny_dataset
-from galmet.cli import main
+from galmet.cli.main import main
 from galmet.errors import ConfigError
 
 
 def test_parse_sizes():
-    from galmet.analysis.resolution import parse_sizes
+    from galmet.science.resolution import parse_sizes
 
     assert parse_sizes("1,128, 64,64", 128) == [128, 64, 1]
     with pytest.raises(ConfigError, match="size 48 does not divide the 128-pixel images"):
@@ -26,7 +26,7 @@ def test_parse_sizes():
 
 
 def test_degrade_is_block_average_then_replication():
-    from galmet.analysis.resolution import degrade, input_size
+    from galmet.science.resolution import degrade, input_size
 
     assert [input_size(s, 32) for s in (128, 64, 32, 16, 8, 4, 2, 1)] == [128, 64, 32, 32, 32, 32, 32, 32]
     assert input_size(3, 32) == 33
@@ -43,7 +43,7 @@ def test_degrade_is_block_average_then_replication():
 
 
 def test_read_resolution_errors(tmp_path):
-    from galmet.analysis.resolution import read_resolution
+    from galmet.science.resolution import read_resolution
     from galmet.errors import DataError
 
     with pytest.raises(DataError, match="no resolution table"):
@@ -81,12 +81,12 @@ def test_tiny_study_end_to_end_and_resume(study_dataset, tmp_path, monkeypatch):
     assert (out / "fig4_resolution.png").is_file() and (out / "fig4_resolution.pdf").is_file()
 
     # finished sizes are not redone; a size whose row is lost but whose model exists is only re-scored
-    import galmet.train
+    import galmet.training.loop
 
     def no_training(*a, **k):
         raise AssertionError("train() must not run again")
 
-    monkeypatch.setattr(galmet.train, "train", no_training)
+    monkeypatch.setattr(galmet.training.loop, "train", no_training)
     assert main(_argv(study_dataset, out)) == 0
     pd.read_csv(out / "resolution.csv").iloc[:1].to_csv(out / "resolution.csv", index=False)
     assert main(_argv(study_dataset, out)) == 0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from faulty_server import ERROR_HTML, TRANSIENT_ACTIONS, FaultyServer, fake_image, key_of
-from galmet.images import decode_image, encode_jpeg
-from galmet.skyserver import (BadBody, Interrupted, RateLimiter, Response, RetryPolicy, SkyServerClient,
+from galmet.io.images import decode_image, encode_jpeg
+from galmet.sdss.skyserver import (BadBody, Interrupted, RateLimiter, Response, RetryPolicy, SkyServerClient,
                               SkyServerError, TransportError, describe_body, fetch_cutout, parse_retry_after,
                               parse_sql_csv)
 

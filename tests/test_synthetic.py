@@ -1,4 +1,4 @@
-"""Tests of the synthetic galaxy generator (galmet.synthetic, galmet synth)."""
+"""Tests of the synthetic galaxy generator (galmet.synthetic.render, galmet synth)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ pytest.importorskip("galsim", reason="the synthetic generator needs GalSim")
 pytest.importorskip("astropy", reason="the synthetic generator needs astropy")
 spearmanr = pytest.importorskip("scipy.stats").spearmanr
 
-from galmet.cli import main  # noqa: E402
-from galmet.data import load_dataset  # noqa: E402
+from galmet.cli.main import main  # noqa: E402
+from galmet.data.dataset import load_dataset  # noqa: E402
 from galmet.errors import ConfigError  # noqa: E402
-from galmet.paper import tremonti_mzr  # noqa: E402
-from galmet.synthetic import SDSS_COLUMNS, check_options, synthesize  # noqa: E402
-from galmet.synthetic_physics import (  # noqa: E402
+from galmet.science.paper import tremonti_mzr  # noqa: E402
+from galmet.synthetic.render import SDSS_COLUMNS, check_options, synthesize  # noqa: E402
+from galmet.synthetic.physics import (  # noqa: E402
     NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy, observable_metallicity)
 
 N, SIZE = 200, 32

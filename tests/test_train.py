@@ -12,11 +12,11 @@ import pytest
 import torch
 from conftest import make_tiny_dataset
 
-from galmet.cli import main
-from galmet.data import load_dataset
-from galmet.train import CHECKPOINT_NAME, StepInfo, train
-from galmet.train_config import TrainConfig, load_config
-from galmet.transforms import rebin
+from galmet.cli.main import main
+from galmet.data.dataset import load_dataset
+from galmet.training.loop import CHECKPOINT_NAME, StepInfo, train
+from galmet.training.config import TrainConfig, load_config
+from galmet.data.transforms import rebin
 
 TINY = dict(arch="resnet18", weights="none", batch_size=8, progress=False)
 
@@ -110,7 +110,7 @@ def test_resume_after_interrupted_epoch_is_bitwise_identical(tiny, tmp_path, sto
 
 
 def test_several_targets_and_in_memory_rebinned_dataset(tiny, tmp_path):
-    from galmet.model import load_model
+    from galmet.nn.bundle import load_model
 
     ds = load_dataset(tiny, targets=["oh_p50", "lgm_tot_p50"])
     small = dataclasses.replace(ds, _images=rebin(np.asarray(ds.images()), 8), image_size=8)
@@ -131,8 +131,8 @@ def test_several_targets_and_in_memory_rebinned_dataset(tiny, tmp_path):
 
 
 def test_crop_trains_on_the_centre_and_the_bundle_crops_full_size_images(tiny, tmp_path):
-    from galmet.augment import to_model_input
-    from galmet.model import load_model
+    from galmet.nn.augment import to_model_input
+    from galmet.nn.bundle import load_model
 
     config = TrainConfig(**TINY, recipe="onecycle", epochs=1, crop=8)
     seen = []
@@ -196,7 +196,7 @@ def test_cli_run_refuses_to_overwrite_and_resumes_finished_run(tiny, tmp_path, c
 def _write_variant(root, tmp_path, name, edit_catalog=None, edit_images=None):
     import shutil
 
-    from galmet.data import write_catalog
+    from galmet.data.dataset import write_catalog
 
     dst = tmp_path / name
     shutil.copytree(root, dst, ignore=shutil.ignore_patterns("images.npy", "images.json"))
@@ -210,7 +210,7 @@ def _write_variant(root, tmp_path, name, edit_catalog=None, edit_images=None):
 
 
 def _odd_size_image(dst, cat):
-    from galmet.images import encode_jpeg
+    from galmet.io.images import encode_jpeg
 
     (dst / "images" / f"{cat['objID'].iloc[3]}.jpg").write_bytes(encode_jpeg(np.zeros((20, 20, 3), np.uint8)))
 
@@ -258,7 +258,7 @@ def test_unreadable_checkpoint_and_missing_cuda(tiny, tmp_path, capsys):
 
 
 def test_background_checkpoint_writer_snapshots_state(tmp_path):
-    from galmet.train import HISTORY_NAME, _cpu_copy, _Writer
+    from galmet.training.loop import HISTORY_NAME, _cpu_copy, _Writer
 
     w = torch.zeros(3)
     writer = _Writer(background=True)  # the CUDA path, exercised on the CPU
@@ -275,7 +275,7 @@ def test_background_checkpoint_writer_snapshots_state(tmp_path):
 
 
 def test_memory_mapped_path_matches_in_ram_path(tiny, tmp_path, monkeypatch):
-    import galmet.train as gt
+    import galmet.training.loop as gt
 
     config = TrainConfig(**TINY, recipe="onecycle", epochs=2)
     in_ram = train(tiny, tmp_path / "ram", config)
@@ -290,7 +290,7 @@ def test_memory_mapped_path_matches_in_ram_path(tiny, tmp_path, monkeypatch):
 def test_compile_on_cpu_trains_and_saves_a_plain_bundle(tiny, tmp_path):
     """--compile (torch.compile, ~1 min of compilation on the CPU): same run directory, a bundle
     without compile wrappers that loads and predicts."""
-    from galmet.model import load_model
+    from galmet.nn.bundle import load_model
 
     result = train(tiny, tmp_path / "run", TrainConfig(**TINY, recipe="onecycle", epochs=1, compile=True, device="cpu"))
     assert len(result.history) == 1 and np.isfinite(result.final_valid_rmse)

@@ -15,14 +15,14 @@ __all__ = ["GalmetError", "__version__", "load_dataset", "load_model"]
 
 
 def load_dataset(*args, **kwargs):
-    """Load a dataset directory; see :func:`galmet.data.load_dataset`."""
-    from galmet.data import load_dataset as _load
+    """Load a dataset directory; see :func:`galmet.data.dataset.load_dataset`."""
+    from galmet.data.dataset import load_dataset as _load
 
     return _load(*args, **kwargs)
 
 
 def load_model(*args, **kwargs):
-    """Load a trained model bundle; see :func:`galmet.model.load_model`."""
-    from galmet.model import load_model as _load
+    """Load a trained model bundle; see :func:`galmet.nn.bundle.load_model`."""
+    from galmet.nn.bundle import load_model as _load
 
     return _load(*args, **kwargs)

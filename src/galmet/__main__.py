@@ -2,6 +2,6 @@
 
 import sys
 
-from galmet.cli import main
+from galmet.cli.main import main
 
 sys.exit(main())

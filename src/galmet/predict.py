@@ -20,7 +20,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from galmet.data import Dataset, find_catalog
+from galmet.data.dataset import Dataset, find_catalog
 from galmet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,12 @@ def predict_dataset(model, dataset: Dataset, tta: bool = True, batch_size: int =
 
     Parameters
     ----------
-    model : galmet.model.GalmetModel
+    model : galmet.nn.bundle.GalmetModel
         A loaded bundle.
-    dataset : galmet.data.Dataset
+    dataset : galmet.data.dataset.Dataset
         Loaded with images; their size must be the bundle's image size.
     tta, batch_size, device, progress
-        See :meth:`galmet.model.GalmetModel.predict`.
+        See :meth:`galmet.nn.bundle.GalmetModel.predict`.
 
     Raises
     ------

@@ -1,0 +1,1 @@
+"""One module per ``galmet`` subcommand; :mod:`galmet.cli.main` discovers them."""

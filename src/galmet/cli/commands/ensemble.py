@@ -1,0 +1,34 @@
+"""``galmet ensemble``: combine model bundles into one ensemble bundle."""
+
+from __future__ import annotations
+
+NAME = "ensemble"
+ORDER = 45
+HELP = "combine several model bundles (e.g. cross-validation runs with other seeds) into one"
+DESCRIPTION = """\
+Write one bundle that holds every given model: predictions are the mean over the members (and
+over the 8 TTA views), <target>_pred_std their spread. The members must share architecture,
+targets, normalisation, image size and crop. An ensemble given as a MODEL (such as RUN/model.pt
+of 'galmet train --folds') contributes all of its members.
+
+Example:
+  galmet train DATASET --out cv_s0 --folds 5 --seed 0 ...
+  galmet train DATASET --out cv_s1 --folds 5 --seed 1 ...
+  galmet ensemble cv_s0 cv_s1 --out ens.pt        # 10 members
+  galmet predict ens.pt DATASET --split test --out pred.parquet
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model bundles or run directories holding one")
+    p.add_argument("--out", required=True, help="the ensemble bundle to write (.pt)")
+
+
+def run(args) -> int:
+    from galmet.nn.bundle import load_model, save_ensemble
+
+    models = [load_model(m) for m in args.models]
+    path = save_ensemble(args.out, models)
+    n = sum(len(m.nets) for m in models)
+    print(f"wrote {path}: an ensemble of {n} {models[0].arch} networks from {len(models)} bundles")
+    return 0

@@ -1,0 +1,49 @@
+"""``galmet figures``: the paper's figures from a predictions file."""
+
+from __future__ import annotations
+
+NAME = "figures"
+ORDER = 64
+HELP = "draw the paper's Figures 1-3 (and 4-6 when their inputs are given), PNG and PDF"
+DESCRIPTION = """\
+Draw from a predictions file (the 'galmet predict' format):
+  fig1_image_grid     thumbnails: lowest/highest predicted, lowest/highest true, most under- and
+                      over-predicted, random (needs --dataset for the images)
+  fig2_histograms     Z_true and Z_pred, Freedman-Diaconis bins
+  fig3_pred_vs_true   2D histogram, running median, RMSE/NMAD bands, one-to-one line,
+                      residual inset, binned RMSE/NMAD (marker area ~ counts)
+  fig4_resolution     with --resolution DIR (a 'galmet resolution-study' output)
+  fig5_mass, fig6_mzr with --mass PRED_M (stellar-mass predictions, lgm_tot_p50_pred)
+each as .png and .pdf in --out.
+
+Example:
+  galmet figures runs/r1/predictions.parquet --dataset ../shared/data/sdss_sample --out figs
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("predictions", help="predictions file (.parquet, .csv or .fits)")
+    p.add_argument("--dataset", help="dataset directory: images for Figure 1, truth when the file lacks it")
+    p.add_argument("--out", default="figures", metavar="FIGDIR", help="output folder (default: ./figures)")
+    p.add_argument("--target", help="label column (default: oh_p50, or the file's only *_pred column)")
+    p.add_argument("--split", default="test", help="split to show: train, valid, test or all (default: test)")
+    p.add_argument("--resolution", metavar="TABLE", help="resolution-study folder or table: adds Figure 4")
+    p.add_argument("--mass", metavar="PRED_M", help="stellar-mass predictions file: adds Figures 5 and 6")
+    p.add_argument("--thumbnails", type=int, default=6, help="thumbnails per row in Figure 1 (default: 6)")
+    p.add_argument("--seed", type=int, default=0, help="seed of Figure 1's random row (default: 0)")
+    p.add_argument("--format", action="append", choices=["png", "pdf", "svg"],
+                   help="file format(s) (default: png and pdf)")
+
+
+def run(args) -> int:
+    from galmet.errors import ConfigError
+    from galmet.science.plots.figures import make_figures
+
+    if not 1 <= args.thumbnails <= 20:
+        raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
+    paths = make_figures(args.predictions, args.dataset, args.out, args.target, args.split,
+                         args.resolution, args.mass, tuple(args.format or ("png", "pdf")),
+                         args.thumbnails, args.seed)
+    for p in paths:
+        print(p)
+    return 0

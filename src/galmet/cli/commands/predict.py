@@ -1,0 +1,182 @@
+"""``galmet predict``: run a model bundle over a dataset, an image folder, or one sky position."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+NAME = "predict"
+ORDER = 50
+HELP = "predict metallicity (or any trained target) for images with a model bundle, with TTA"
+DESCRIPTION = """\
+Load a model bundle (model.pt, or a training run directory holding one) and predict every
+image of INPUT: a dataset directory (catalog + images/) or a plain folder of JPEG/PNG images.
+Test-time augmentation (default) averages the 8 dihedral views (rotations by 90 degrees and
+flips); <target>_pred_std is their spread (NaN with --no-tta). The output format follows the
+suffix of --out (.parquet, .csv, .fits); it is written atomically.
+
+Columns: objID (or file), split (dataset directories), <target>_pred, <target>_pred_std,
+<target> (truth, when the catalog has it), and lgm_tot_p50/oh_p50/z/ra/dec when present.
+
+INPUT may also be a table (.csv/.parquet/.fits) with ra and dec columns (objID optional), or
+--ra/--dec may give one position: the SDSS cutouts there (the model's image size, 0.296
+arcsec/pixel) are fetched from SkyServer one by one and predicted; the output keeps objID, ra,
+dec. For large catalogs, 'galmet download' into a dataset directory first (concurrent,
+resumable), then predict on the directory.
+
+Examples:
+  galmet predict runs/r1/model.pt ../shared/data/sdss_sample --out preds.parquet --split test
+  galmet predict runs/r1 my_cutouts/ --out preds.csv --no-tta --device cpu
+  galmet predict runs/r1/model.pt --ra 185.0 --dec 15.8 --out one.csv
+  galmet predict runs/r1/model.pt targets.csv --out targets_pred.csv
+"""
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
+    p.add_argument("input", nargs="?",
+                   help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
+                        "whose cutouts are fetched (omit with --ra/--dec)")
+    p.add_argument("--out", required=True, help="predictions file: .parquet, .csv or .fits")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                   help="average the 8 dihedral views (default: on)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
+    p.add_argument("--split", nargs="+", metavar="SPLIT",
+                   help="only these splits of a dataset directory (train, valid, test)")
+    p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
+    p.add_argument("--ra", type=float, help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
+    p.add_argument("--dec", type=float, help="declination of one galaxy, degrees")
+    p.add_argument("--base-url", help="SkyServer root for fetched cutouts (default: SDSS DR14)")
+    p.add_argument("--scale", type=float, default=0.296, help="arcsec/pixel of fetched cutouts (default: 0.296)")
+
+
+def run(args) -> int:
+    from galmet.errors import ConfigError
+    from galmet.nn.bundle import load_model, resolve_device
+    from galmet.io.tables import TABLE_SUFFIXES, write_table
+
+    if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
+        raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv or .fits)")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
+    position = args.ra is not None or args.dec is not None
+    if position and (args.ra is None or args.dec is None):
+        raise ConfigError("--ra and --dec go together")
+    if position == (args.input is not None):
+        raise ConfigError("give either INPUT (a dataset directory or image folder) or --ra/--dec, not both" if position
+                          else "give INPUT (a dataset directory, image folder or ra/dec table) or --ra/--dec")
+    device = resolve_device(args.device)
+    model = load_model(args.model)
+    if position:
+        import pandas as pd
+
+        table, seconds = _predict_positions(model, args, device, pd.DataFrame({"ra": [args.ra], "dec": [args.dec]}))
+    elif Path(args.input).is_file():
+        from galmet.io.tables import read_table
+
+        table, seconds = _predict_positions(model, args, device, read_table(args.input), where=args.input)
+    else:
+        table, seconds = _predict_input(model, args, device)
+    write_table(table, args.out)
+    mode = "TTA x8" if args.tta else "no TTA"
+    print(f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
+          f"({mode}, {device.type}, {len(table) / max(seconds, 1e-9):.0f} images/s)")
+    _print_scores(table, model.targets)
+    return 0
+
+
+def _predict_input(model, args, device):
+    """(predictions table, seconds spent predicting) for a dataset directory or image folder."""
+    from galmet.data.dataset import load_dataset
+    from galmet.errors import DataError
+    from galmet.predict import predict_dataset
+
+    ds = load_dataset(args.input, targets=[], on_error="skip" if args.skip_bad else "raise",
+                      size=model.image_size, cache=not args.no_cache)
+    if args.split:
+        rows = ds.split_indices(args.split)
+        if len(rows) == 0:
+            raise DataError(f"{args.input}: no rows in split {', '.join(args.split)}")
+        ds = ds.subset(rows)
+    if ds.skipped:
+        print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
+    t0 = time.perf_counter()
+    table = predict_dataset(model, ds, tta=args.tta, batch_size=args.batch_size, device=device, progress=None)
+    return table, time.perf_counter() - t0
+
+
+def _predict_positions(model, args, device, catalog, where: str = "--ra/--dec"):
+    """(predictions table, seconds spent predicting) for the SDSS cutouts at a table's ra/dec.
+
+    Cutouts are fetched one after another (for large catalogs use ``galmet download`` into a
+    dataset directory, which is concurrent and resumable, then predict on that directory).
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from galmet.sdss import skyserver
+    from galmet.errors import DataError, GalmetError
+
+    if args.split:
+        raise DataError(f"{where}: --split applies to dataset directories only")
+    for col in ("ra", "dec"):
+        if col not in catalog.columns:
+            raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, catalog.columns))})")
+    kwargs = {"base_url": args.base_url} if args.base_url else {}
+    size = model.image_size or 128
+    images, keep = [], []
+    rows = list(zip(catalog["ra"].to_numpy(dtype=float), catalog["dec"].to_numpy(dtype=float)))
+    for i, (ra, dec) in enumerate(tqdm(rows, desc="fetching cutouts", unit="img", disable=len(rows) < 20)):
+        try:
+            images.append(skyserver.fetch_cutout(ra, dec, scale=args.scale, size=size, **kwargs))
+            keep.append(i)
+        except GalmetError as exc:
+            if not args.skip_bad:
+                label = "" if where == "--ra/--dec" else f"row {i}: "
+                raise type(exc)(f"{where}: {label}{exc} (use --skip-bad to drop such rows)") from exc
+            print(f"skipped {where} row {i} (ra {ra}, dec {dec}): {exc}")
+    if not images:
+        raise DataError(f"{where}: no cutout could be fetched")
+    t0 = time.perf_counter()
+    pred, std = model.predict(np.stack(images), tta=args.tta, batch_size=args.batch_size, device=device,
+                              return_std=True)
+    seconds = time.perf_counter() - t0
+    pred, std = np.reshape(pred, (len(keep), -1)), np.reshape(std, (len(keep), -1))
+    table = catalog.iloc[keep].reset_index(drop=True)
+    front = [c for c in ("objID", "ra", "dec") if c in table.columns]
+    out = table[front].copy()
+    for j, t in enumerate(model.targets):
+        out[f"{t}_pred"] = pred[:, j]
+        out[f"{t}_pred_std"] = std[:, j]
+        if t in table.columns and t not in front:
+            out[t] = table[t].to_numpy()
+    for col in ("lgm_tot_p50", "oh_p50", "z"):
+        if col in table.columns and col not in out.columns:
+            out[col] = table[col].to_numpy()
+    return out, seconds
+
+
+def _print_scores(table, targets) -> None:
+    """RMSE per split for each target whose truth is in the table (a quick sanity check)."""
+    import numpy as np
+
+    from galmet.science.metrics import rmse
+
+    for t in targets:
+        if t not in table.columns:
+            continue
+        groups = table.groupby("split") if "split" in table.columns else [("all", table)]
+        parts = []
+        for split, g in groups:
+            ok = np.isfinite(g[t].to_numpy(dtype=float))
+            if ok.any():
+                parts.append(f"{split} {rmse(g[f'{t}_pred'].to_numpy()[ok] - g[t].to_numpy(dtype=float)[ok]):.4f}"
+                             f" (n={int(ok.sum())})")
+        if parts:
+            print(f"RMSE of {t}: " + ", ".join(parts))

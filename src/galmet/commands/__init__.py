@@ -1,1 +1,0 @@
-"""One module per ``galmet`` subcommand; :mod:`galmet.cli` discovers them."""

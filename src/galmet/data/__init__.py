@@ -1,0 +1,1 @@
+"""galmet.data.dataset."""

@@ -1,0 +1,430 @@
+"""Dataset directories: catalog + images, validated on load, with a memory-mapped decode cache.
+
+A dataset directory (see docs/architecture.md)::
+
+    DATASET/
+      catalog.parquet     one row per galaxy: objID (int64), ra, dec, z, modelMag_u..z,
+                          petroR90_r, oh_p50 (label, dex), lgm_tot_p50, split, ...
+                          (catalog.csv is read too: that is how the real SDSS sample ships)
+      images/<objID>.jpg  RGB cutouts, all the same size (128x128 for SDSS)
+      images.npy          decode cache: uint8 (N, H, W, 3), row order = catalog order
+
+A plain folder of JPEG/PNG images (no catalog) loads too, for prediction: its rows are the
+files in sorted order, with a ``file`` column and ``objID`` taken from numeric file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from galmet.io.atomic import atomic_path, atomic_write_text
+from galmet.errors import DataError
+from galmet.io.images import IMAGE_SUFFIXES, read_image
+from galmet.data.splits import assign_splits
+from galmet.io.tables import read_table, write_table
+
+log = logging.getLogger(__name__)
+
+CATALOG_NAMES = ("catalog.parquet", "catalog.csv")
+CACHE_NAME = "images.npy"
+#: Physically allowed range of each known label column (inclusive), used to reject bad rows.
+LABEL_RANGES = {"oh_p50": (7.0, 10.0), "lgm_tot_p50": (5.0, 13.0)}
+DEFAULT_TARGET = "oh_p50"
+
+
+@dataclass
+class Dataset:
+    """A validated set of galaxies: a catalog table and one image per row.
+
+    Attributes
+    ----------
+    root : Path
+        The dataset directory (or image folder).
+    catalog : pandas.DataFrame
+        One row per galaxy, index 0..N-1, with a ``split`` column (train/valid/test).
+    paths : list of Path
+        Image file of each row.
+    image_size : int
+        Width = height of every image, pixels.
+    skipped : list of str
+        One line per row dropped with ``on_error="skip"``.
+    """
+
+    root: Path
+    catalog: pd.DataFrame
+    paths: list[Path]
+    image_size: int
+    cache_path: Path | None = None
+    skipped: list[str] = field(default_factory=list)
+    _images: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    @property
+    def names(self) -> list[str]:
+        """A label for each row: ``objID`` when known, else the file name."""
+        return _names(self.catalog, self.paths)
+
+    def images(self) -> np.ndarray:
+        """All images as uint8 (N, H, W, 3); memory-mapped from the decode cache when there is one."""
+        if self._images is None:
+            raise DataError(f"{self.root}: images were not loaded (load_dataset(..., load_images=False))")
+        return self._images
+
+    def split_indices(self, split: str | Sequence[str]) -> np.ndarray:
+        """Row indices (int64) whose ``split`` is ``split`` (or one of several)."""
+        wanted = [split] if isinstance(split, str) else list(split)
+        return np.flatnonzero(self.catalog["split"].isin(wanted).to_numpy())
+
+    def subset(self, rows: np.ndarray | str | Sequence[str]) -> "Dataset":
+        """A new Dataset with the given row indices, or the rows of the given split(s)."""
+        if isinstance(rows, str) or (len(rows) and isinstance(rows[0], str)):
+            rows = self.split_indices(rows)
+        rows = np.asarray(rows, dtype=np.int64)
+        images = None if self._images is None else self._images[rows]
+        return Dataset(
+            root=self.root,
+            catalog=self.catalog.iloc[rows].reset_index(drop=True),
+            paths=[self.paths[i] for i in rows],
+            image_size=self.image_size,
+            cache_path=None,
+            skipped=list(self.skipped),
+            _images=images,
+        )
+
+    def targets(self, columns: str | Sequence[str]) -> np.ndarray:
+        """Label columns as float32 (N, T); raise DataError naming the first NaN row."""
+        columns = [columns] if isinstance(columns, str) else list(columns)
+        check_target_columns(self.catalog, columns, self.root)
+        values = self.catalog[columns].to_numpy(dtype=np.float32)
+        bad = np.argwhere(~np.isfinite(values))
+        if len(bad):
+            i, j = bad[0]
+            raise DataError(f"{_row_label(self, i)}: label {columns[j]} is NaN")
+        return values
+
+
+def _row_label(ds: Dataset, i: int) -> str:
+    return f"{ds.root}: objID {ds.names[i]} ({ds.paths[i].name})"
+
+
+def check_target_columns(catalog: pd.DataFrame, columns: Iterable[str], where: Path | str) -> None:
+    """Raise DataError if a target column is missing, non-numeric or entirely NaN."""
+    for col in columns:
+        if col not in catalog.columns:
+            raise DataError(f"{where}: target column {col!r} is not in the catalog (columns: {', '.join(map(str, catalog.columns))})")
+        values = pd.to_numeric(catalog[col], errors="coerce")
+        if values.isna().all():
+            raise DataError(f"{where}: target column {col!r} has no numeric values")
+
+
+def find_catalog(root: Path) -> Path | None:
+    """The catalog file of a dataset directory, or None for a plain image folder."""
+    for name in CATALOG_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    targets: Sequence[str] | None = None,
+    on_error: str = "raise",
+    size: int | None = None,
+    load_images: bool = True,
+    cache: bool | str | os.PathLike = True,
+    test: float | int = 0.176,
+    valid_fraction: float = 0.2,
+    split_seed: int = 0,
+    progress: bool | None = None,
+) -> Dataset:
+    """Load and validate a dataset directory or a folder of images.
+
+    Parameters
+    ----------
+    path : path-like
+        A dataset directory (``catalog.parquet`` or ``catalog.csv`` + ``images/``), or a
+        folder of ``.jpg``/``.jpeg``/``.png`` images.
+    targets : sequence of str, optional
+        Label columns that must be finite (and within :data:`LABEL_RANGES` when known).
+        Default: ``oh_p50`` when the catalog has it, else none.
+    on_error : {"raise", "skip"}
+        Bad rows (missing or undecodable image, wrong size or mode, NaN or out-of-range
+        label) raise a one-line DataError naming the objID and file (default), or are
+        dropped and counted in ``Dataset.skipped``.
+    size : int, optional
+        Required image width and height in pixels; default: the size of the first image.
+    load_images : bool
+        Decode (or memory-map) the images; False only validates the catalog and file presence.
+    cache : bool or path
+        Use and build the decode cache ``images.npy``. True puts it in the dataset directory
+        (or, when that is not writable, under ``$GALMET_CACHE_DIR`` or ``~/.cache/galmet``);
+        a path puts it there; False decodes into memory every time.
+    test, valid_fraction, split_seed
+        How to make the ``split`` column when the catalog has none; see
+        :func:`galmet.data.splits.assign_splits`. An existing split column is respected.
+    progress : bool, optional
+        Show a progress bar while decoding; default: when there are more than 2,000 images.
+    """
+    if on_error not in ("raise", "skip"):
+        raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: no such dataset directory or image folder")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory (expected a dataset directory or an image folder)")
+    catalog_file = find_catalog(root)
+    if catalog_file is not None:
+        catalog = read_table(catalog_file)
+        paths = _catalog_image_paths(root, catalog, catalog_file)
+    else:
+        catalog, paths = _image_folder_rows(root)
+    catalog = catalog.reset_index(drop=True)
+
+    if targets is None:
+        targets = [DEFAULT_TARGET] if DEFAULT_TARGET in catalog.columns else []
+    targets = list(targets)
+    check_target_columns(catalog, targets, catalog_file or root)
+
+    problems: dict[int, str] = {}
+    names = _names(catalog, paths)
+    for col in targets:
+        values = pd.to_numeric(catalog[col], errors="coerce").to_numpy(dtype=np.float64)
+        lo, hi = LABEL_RANGES.get(col, (-np.inf, np.inf))
+        for i in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)):
+            what = "is NaN" if not np.isfinite(values[i]) else f"= {values[i]:g} is outside {lo:g}-{hi:g}"
+            problems.setdefault(int(i), f"{root}: objID {names[i]} ({paths[i].name}): label {col} {what}")
+    failed = _failed_downloads(root)
+    known_failures: dict[int, str] = {}
+    for i, p in enumerate(paths):
+        if i not in problems and not p.is_file():
+            if names[i] in failed:
+                known_failures[i] = f"{root}: objID {names[i]}: no image (download failed: {failed[names[i]]})"
+            else:
+                problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
+    problems = _settle(problems, on_error)
+    if known_failures:
+        log.info("%s: %d galaxies have no image because their download failed (see manifest.parquet)",
+                 root, len(known_failures))
+        problems.update(known_failures)
+
+    keep = np.array([i for i in range(len(catalog)) if i not in problems], dtype=np.int64)
+    catalog, paths, names = catalog.iloc[keep].reset_index(drop=True), [paths[i] for i in keep], [names[i] for i in keep]
+    if len(catalog) == 0:
+        raise DataError(f"{root}: no usable images" + (f" ({len(problems)} bad rows skipped)" if problems else ""))
+    catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed)
+    if "objID" in catalog.columns:
+        catalog["objID"] = catalog["objID"].astype(np.int64)
+
+    if size is None:
+        size = _first_image_size(root, paths, names, on_error)
+    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size),
+                 skipped=sorted(problems.values()))
+    if load_images:
+        ds = _attach_images(ds, names, on_error, cache, progress)
+    if ds.skipped:
+        log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
+    return ds
+
+
+def _failed_downloads(root: Path) -> dict[str, str]:
+    """objID -> last error of the rows ``galmet download`` recorded as failed in manifest.parquet.
+
+    Such rows are dropped (and listed in ``Dataset.skipped``) rather than failing the load: the
+    downloader already reported them, and a few permanent 404s are normal for SDSS.
+    """
+    path = root / "manifest.parquet"
+    if not path.is_file():
+        return {}
+    try:
+        man = pd.read_parquet(path, columns=["objID", "status", "last_error"])
+    except Exception as exc:  # noqa: BLE001 - an unreadable manifest only loses this convenience
+        log.warning("%s: cannot read the download manifest (%s); ignoring it", path, exc)
+        return {}
+    man = man[man["status"] == "failed"]
+    return {str(int(o)): str(e) for o, e in zip(man["objID"], man["last_error"])}
+
+
+def _first_image_size(root: Path, paths: list[Path], names: list[str], on_error: str) -> int:
+    """Width of the first decodable image (the size every other image must have)."""
+    for p, name in zip(paths, names):
+        try:
+            return read_image(p, where=f"{root}: objID {name} ({p.name})").shape[1]
+        except DataError:
+            if on_error == "raise":
+                raise
+    raise DataError(f"{root}: no image could be decoded")
+
+
+def _settle(problems: dict[int, str], on_error: str) -> dict[int, str]:
+    if problems and on_error == "raise":
+        first = problems[min(problems)]
+        more = len(problems) - 1
+        suffix = f" (and {more} more bad rows; use --skip-bad to drop them)" if more else ""
+        raise DataError(first + suffix)
+    return problems
+
+
+def _names(catalog: pd.DataFrame, paths: list[Path]) -> list[str]:
+    if "objID" in catalog.columns:
+        return [str(v) for v in catalog["objID"]]
+    return [p.name for p in paths]
+
+
+def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) -> list[Path]:
+    if "file" in catalog.columns:
+        return [root / str(f) for f in catalog["file"]]
+    if "objID" not in catalog.columns:
+        raise DataError(f"{catalog_file}: catalog needs an objID column (or a file column)")
+    ids = pd.to_numeric(catalog["objID"], errors="coerce")
+    if ids.isna().any():
+        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise DataError(f"{catalog_file}: row {i}: objID {catalog['objID'].iloc[i]!r} is not an integer")
+    catalog["objID"] = ids.astype(np.int64)
+    dup = catalog["objID"].duplicated()
+    if dup.any():
+        raise DataError(f"{catalog_file}: objID {catalog['objID'][dup].iloc[0]} appears more than once")
+    images = root / "images"
+    paths = []
+    for oid in catalog["objID"]:
+        p = images / f"{oid}.jpg"
+        if not p.exists():
+            for suffix in (".jpeg", ".png"):
+                if (alt := images / f"{oid}{suffix}").exists():
+                    p = alt
+                    break
+        paths.append(p)
+    return paths
+
+
+def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path]]:
+    folder = root / "images" if (root / "images").is_dir() else root
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not paths:
+        raise DataError(f"{root}: no catalog (catalog.parquet/catalog.csv) and no .jpg/.png images")
+    catalog = pd.DataFrame({"file": [str(p.relative_to(root)) for p in paths]})
+    stems = [p.stem for p in paths]
+    if all(s.isdigit() for s in stems):
+        catalog.insert(0, "objID", np.array([int(s) for s in stems], dtype=np.int64))
+    return catalog, paths
+
+
+def _cache_location(ds: Dataset, cache: bool | str | os.PathLike) -> Path | None:
+    if cache is False:
+        return None
+    if cache is not True:
+        return Path(cache)
+    # Only write into directories galmet made (catalog.parquet): never into a shipped sample,
+    # a user's photo folder or a read-only share, even when running as root.
+    if (ds.root / "catalog.parquet").is_file() and os.access(ds.root, os.W_OK) and ds.root.stat().st_mode & 0o222:
+        return ds.root / CACHE_NAME
+    base = Path(os.environ.get("GALMET_CACHE_DIR", Path.home() / ".cache" / "galmet"))
+    key = hashlib.sha1(str(ds.root.resolve()).encode()).hexdigest()[:16]
+    return base / key / CACHE_NAME
+
+
+def _cache_key(names: list[str], size: int, paths: list[Path]) -> dict:
+    h = hashlib.sha1()
+    for name, p in zip(names, paths):
+        st = p.stat()
+        h.update(f"{name}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return {"n": len(names), "size": size, "rows_sha1": h.hexdigest(), "format": 1}
+
+
+def _attach_images(ds: Dataset, names: list[str], on_error: str, cache, progress) -> Dataset:
+    location = _cache_location(ds, cache)
+    key = _cache_key(names, ds.image_size, ds.paths)
+    if location is not None:
+        cached = _open_cache(location, key)
+        if cached is not None:
+            ds._images, ds.cache_path = cached, location
+            return ds
+
+    images, problems = decode_all(ds, names, progress)
+    problems = _settle(problems, on_error)
+    if problems:
+        keep = np.array([i for i in range(len(ds)) if i not in problems], dtype=np.int64)
+        skipped = ds.skipped + sorted(problems.values())
+        ds = ds.subset(keep)
+        ds.skipped = skipped
+        images = images[keep]
+        names = [names[i] for i in keep]
+        if len(ds) == 0:
+            raise DataError(f"{ds.root}: no usable images ({len(skipped)} bad rows skipped)")
+        key = _cache_key(names, ds.image_size, ds.paths)
+    ds._images = images
+    if location is not None:
+        try:
+            _write_cache(location, images, key)
+            ds._images, ds.cache_path = _open_cache(location, key), location
+        except OSError as exc:
+            log.warning("could not write decode cache %s (%s); continuing from memory", location, exc)
+    return ds
+
+
+def decode_all(ds: Dataset, names: list[str] | None = None, progress: bool | None = None, workers: int | None = None):
+    """Decode every image of ``ds``; return (uint8 (N, H, W, 3), {row: problem line})."""
+    names = names or ds.names
+    n, s = len(ds), ds.image_size
+    out = np.zeros((n, s, s, 3), dtype=np.uint8)
+    problems: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        try:
+            out[i] = read_image(ds.paths[i], s, where=f"{ds.root}: objID {names[i]} ({ds.paths[i].name})")
+        except DataError as exc:
+            problems[i] = str(exc)
+
+    show = progress if progress is not None else n > 2000
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(workers) as pool:  # PIL decodes outside the GIL
+        it = pool.map(work, range(n))
+        if show:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, total=n, desc="decoding images", unit="img")
+        for _ in it:
+            pass
+    return out, problems
+
+
+def _open_cache(location: Path, key: dict) -> np.ndarray | None:
+    meta = location.with_suffix(".json")
+    try:
+        if json.loads(meta.read_text()) != key:
+            return None
+        arr = np.load(location, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if arr.dtype != np.uint8 or arr.shape != (key["n"], key["size"], key["size"], 3):
+        return None
+    return arr
+
+
+def _write_cache(location: Path, images: np.ndarray, key: dict) -> None:
+    location.parent.mkdir(parents=True, exist_ok=True)
+    meta = location.with_suffix(".json")
+    meta.unlink(missing_ok=True)  # invalidate first: a crash below leaves no stale pair
+    with atomic_path(location) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, images)
+    atomic_write_text(meta, json.dumps(key))
+
+
+def write_catalog(root: str | os.PathLike, catalog: pd.DataFrame) -> Path:
+    """Write ``catalog`` as ``root/catalog.parquet`` atomically (objID stored as int64)."""
+    catalog = catalog.copy()
+    if "objID" in catalog.columns:
+        catalog["objID"] = catalog["objID"].astype(np.int64)
+    return write_table(catalog, Path(root) / "catalog.parquet")

@@ -1,0 +1,347 @@
+"""Regression metrics for metallicity (or any label) predictions, and binned statistics.
+
+Numpy (and pandas for tables) only: no torch, so figures and reports run anywhere.
+
+All quantities are in the units of the label (dex for ``oh_p50`` and ``lgm_tot_p50``).
+Residuals are ``dZ = Z_pred - Z_true``, so a positive bias means over-prediction.
+
+Definitions (Wu & Boada 2019, section 4):
+
+- RMSE = sqrt(mean(dZ**2))
+- NMAD = 1.4826 * median(|dZ - median(dZ)|), a robust scatter equal to sigma for a normal
+- bias = median(dZ)
+- outlier fraction = fraction with |dZ| > 3 NMAD *and* |dZ| > 0.3 dex
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from galmet.errors import DataError
+
+#: Scale factor that makes the median absolute deviation equal sigma for a normal distribution.
+NMAD_SCALE = 1.4826
+#: Outliers: |dZ| beyond this many NMAD ...
+OUTLIER_NMAD = 3.0
+#: ... and |dZ| beyond this many dex.
+OUTLIER_DEX = 0.3
+#: 12 + log(O/H) above which the paper counts "high-metallicity" galaxies (12.6% true, 5.7% predicted).
+HIGH_Z = 9.1
+
+
+def _values(x, name: str = "values") -> np.ndarray:
+    """1-D float array with every value finite; raise DataError (one line) otherwise."""
+    arr = np.asarray(x, dtype=float).ravel()
+    if arr.size == 0:
+        raise DataError(f"{name}: no values to compute a metric on (empty input)")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataError(f"{name}: {int(bad.sum())} of {arr.size} values are NaN or infinite (first at index {int(np.flatnonzero(bad)[0])})")
+    return arr
+
+
+def residuals(y_true, y_pred) -> np.ndarray:
+    """dZ = y_pred - y_true as a float array; raise DataError on a shape mismatch, NaN or empty input."""
+    t = _values(y_true, "truth")
+    p = _values(y_pred, "prediction")
+    if t.shape != p.shape:
+        raise DataError(f"truth has {t.size} values but prediction has {p.size}")
+    return p - t
+
+
+def rmse(dz) -> float:
+    """Root-mean-square of residuals ``dz`` (dex)."""
+    d = _values(dz, "residuals")
+    return float(np.sqrt(np.mean(d**2)))
+
+
+def nmad(dz) -> float:
+    """Normalised median absolute deviation 1.4826 * median(|dz - median(dz)|) (dex)."""
+    d = _values(dz, "residuals")
+    return float(NMAD_SCALE * np.median(np.abs(d - np.median(d))))
+
+
+def median_bias(dz) -> float:
+    """Median residual (dex); positive means the predictions are too high."""
+    return float(np.median(_values(dz, "residuals")))
+
+
+def outlier_mask(dz, n_nmad: float = OUTLIER_NMAD, min_dex: float = OUTLIER_DEX) -> np.ndarray:
+    """Boolean mask of catastrophic outliers: |dz| > n_nmad * NMAD(dz) and |dz| > min_dex."""
+    d = _values(dz, "residuals")
+    return (np.abs(d) > n_nmad * nmad(d)) & (np.abs(d) > min_dex)
+
+
+def outlier_fraction(dz, n_nmad: float = OUTLIER_NMAD, min_dex: float = OUTLIER_DEX) -> float:
+    """Fraction (0-1) of residuals flagged by :func:`outlier_mask`."""
+    return float(np.mean(outlier_mask(dz, n_nmad, min_dex)))
+
+
+def regression_metrics(y_true, y_pred) -> dict:
+    """All headline metrics of a prediction set.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like, shape (N,)
+        True and predicted labels (dex).
+
+    Returns
+    -------
+    dict
+        ``n``, ``rmse``, ``nmad``, ``bias`` (median dZ), ``mean_bias``, ``std`` (of dZ),
+        ``outlier_fraction``, ``n_outliers`` — floats in dex except the counts and fraction.
+    """
+    d = residuals(y_true, y_pred)
+    out = outlier_mask(d)
+    return {
+        "n": int(d.size),
+        "rmse": rmse(d),
+        "nmad": nmad(d),
+        "bias": median_bias(d),
+        "mean_bias": float(np.mean(d)),
+        "std": float(np.std(d)),
+        "outlier_fraction": float(np.mean(out)),
+        "n_outliers": int(out.sum()),
+    }
+
+
+# --- binning -------------------------------------------------------------------------------
+
+
+def fd_bin_width(x) -> float:
+    """Freedman-Diaconis bin width 2 * IQR * n**(-1/3) of the finite values of ``x``.
+
+    Falls back to Scott's rule (3.49 sigma n**(-1/3)) when the IQR is zero, and to 1 when
+    every value is the same.
+    """
+    v = np.asarray(x, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise DataError("Freedman-Diaconis bins: no finite values")
+    q25, q75 = np.percentile(v, [25, 75])
+    width = 2.0 * (q75 - q25) * v.size ** (-1 / 3)
+    if width <= 0:
+        width = 3.49 * np.std(v) * v.size ** (-1 / 3)
+    return float(width) if width > 0 else 1.0
+
+
+def fd_bins(*arrays, max_bins: int = 200, range: tuple[float, float] | None = None) -> np.ndarray:
+    """Common Freedman-Diaconis bin edges for one or more arrays (e.g. Z_true and Z_pred).
+
+    The width is the smallest FD width among the arrays, so both histograms resolve their
+    structure; the edges cover all finite values (or ``range``) with at most ``max_bins`` bins.
+    """
+    if not arrays:
+        raise DataError("Freedman-Diaconis bins: no arrays given")
+    finite = [np.asarray(a, dtype=float).ravel() for a in arrays]
+    finite = [a[np.isfinite(a)] for a in finite]
+    if not any(a.size for a in finite):
+        raise DataError("Freedman-Diaconis bins: no finite values")
+    width = min(fd_bin_width(a) for a in finite if a.size)
+    lo, hi = range if range is not None else (min(a.min() for a in finite if a.size), max(a.max() for a in finite if a.size))
+    if hi <= lo:
+        hi = lo + width
+    n = int(np.clip(np.ceil((hi - lo) / width), 1, max_bins))
+    return np.linspace(lo, hi, n + 1)
+
+
+def fixed_width_bins(x, width: float, anchor: float = 0.0) -> np.ndarray:
+    """Bin edges of a given width aligned to ``anchor + k * width`` that cover the finite ``x``.
+
+    Used for the paper's 0.2 dex stellar-mass bins (edges at 9.0, 9.2, ...).
+    """
+    if not width > 0:
+        raise DataError(f"bin width must be positive, got {width}")
+    v = np.asarray(x, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise DataError("fixed-width bins: no finite values")
+    k0 = np.floor((v.min() - anchor) / width)
+    k1 = np.floor((v.max() - anchor) / width) + 1
+    return anchor + np.arange(k0, k1 + 1) * width
+
+
+def _p16(v):
+    return float(np.percentile(v, 16))
+
+
+def _p84(v):
+    return float(np.percentile(v, 84))
+
+
+#: Statistics available to :func:`binned_statistics` by name; each maps a 1-D array to a float.
+STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
+    "median": lambda v: float(np.median(v)),
+    "mean": lambda v: float(np.mean(v)),
+    "std": lambda v: float(np.std(v)),
+    "rmse": lambda v: float(np.sqrt(np.mean(v**2))),
+    "nmad": lambda v: float(NMAD_SCALE * np.median(np.abs(v - np.median(v)))),
+    "bias": lambda v: float(np.median(v)),
+    "outlier_fraction": lambda v: float(np.mean((np.abs(v) > OUTLIER_NMAD * NMAD_SCALE * np.median(np.abs(v - np.median(v))))
+                                                & (np.abs(v) > OUTLIER_DEX))),
+    "p16": _p16,
+    "p84": _p84,
+}
+
+
+def binned_statistics(
+    x,
+    y,
+    bins,
+    statistics: Sequence[str] | Mapping[str, Callable[[np.ndarray], float]] = ("median", "rmse", "nmad"),
+    min_count: int = 1,
+) -> pd.DataFrame:
+    """Statistics of ``y`` in bins of ``x``: the running median, scatter and counts.
+
+    Parameters
+    ----------
+    x : array-like, shape (N,)
+        The binning column (e.g. Z_true or log stellar mass).
+    y : array-like, shape (N,)
+        The values summarised in each bin (e.g. Z_pred for a running median, or the
+        residuals dZ for RMSE / NMAD). Pairs where either is NaN are ignored.
+    bins : int or array-like
+        Bin edges, or a number of equal-width bins over the range of ``x``.
+    statistics : sequence of names in :data:`STATISTICS`, or mapping name -> function
+    min_count : int
+        Bins with fewer values get NaN statistics (their ``count`` is still reported).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin: ``lo``, ``hi``, ``center``, ``count`` and one column per statistic.
+        Values equal to the last edge fall in the last bin.
+    """
+    xv = np.asarray(x, dtype=float).ravel()
+    yv = np.asarray(y, dtype=float).ravel()
+    if xv.shape != yv.shape:
+        raise DataError(f"binned statistics: x has {xv.size} values but y has {yv.size}")
+    ok = np.isfinite(xv) & np.isfinite(yv)
+    xv, yv = xv[ok], yv[ok]
+    if np.ndim(bins) == 0:
+        if xv.size == 0:
+            raise DataError("binned statistics: no finite (x, y) pairs")
+        lo, hi = xv.min(), xv.max()
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, int(bins) + 1)
+    else:
+        edges = np.asarray(bins, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise DataError("binned statistics: bin edges must be increasing with at least two edges")
+    if isinstance(statistics, Mapping):
+        funcs = dict(statistics)
+    else:
+        unknown = [s for s in statistics if s not in STATISTICS]
+        if unknown:
+            raise DataError(f"unknown statistic {unknown[0]!r}; choose from {', '.join(STATISTICS)}")
+        funcs = {s: STATISTICS[s] for s in statistics}
+    idx = np.digitize(xv, edges[1:-1], right=False)
+    inside = (xv >= edges[0]) & (xv <= edges[-1])
+    rows = []
+    for b in range(edges.size - 1):
+        v = yv[inside & (idx == b)]
+        row = {"lo": edges[b], "hi": edges[b + 1], "center": 0.5 * (edges[b] + edges[b + 1]), "count": int(v.size)}
+        for name, f in funcs.items():
+            row[name] = f(v) if v.size >= max(min_count, 1) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["lo", "hi", "center", "count", *funcs])
+
+
+# --- prediction tables ---------------------------------------------------------------------
+
+
+def pred_column(target: str) -> str:
+    """Column holding the predictions of ``target`` in a predictions table."""
+    return f"{target}_pred"
+
+
+def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None = "test") -> dict:
+    """Headline metrics of a predictions table (the ``galmet predict`` format).
+
+    Parameters
+    ----------
+    pred_df : pandas.DataFrame
+        Columns ``<target>_pred`` and ``<target>`` (the truth), optionally ``split``.
+    target : str
+        Label name, e.g. ``oh_p50`` (dex).
+    split : str or None
+        Keep only rows of this split when the table has a ``split`` column; ``None`` or
+        ``"all"`` uses every row.
+
+    Returns
+    -------
+    dict
+        ``target``, ``split``, the :func:`regression_metrics` entries and, for ``oh_p50``,
+        ``frac_true_above_9.1`` / ``frac_pred_above_9.1`` (the paper quotes 12.6% / 5.7%)
+        and ``paper`` (the paper's test-set values).
+    """
+    df = select_split(pred_df, split)
+    pc = pred_column(target)
+    for col in (pc, target):
+        if col not in df.columns:
+            raise DataError(f"predictions table has no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+    t = df[target].to_numpy(dtype=float)
+    p = df[pc].to_numpy(dtype=float)
+    bad = ~(np.isfinite(t) & np.isfinite(p))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        who = f"objID {df['objID'].iloc[i]}" if "objID" in df.columns else f"row {i}"
+        col = target if not np.isfinite(t[i]) else pc
+        raise DataError(f"predictions: {who}: {col} is NaN ({int(bad.sum())} rows with NaN truth or prediction)")
+    out = {"target": target, "split": split if split not in (None, "all") else "all"}
+    out.update(regression_metrics(t, p))
+    if target == "oh_p50":
+        from galmet.science.paper import PAPER_HIGH_Z_FRACTIONS, PAPER_METRICS, PAPER_SIZES
+
+        out["frac_true_above_9.1"] = float(np.mean(t > HIGH_Z))
+        out["frac_pred_above_9.1"] = float(np.mean(p > HIGH_Z))
+        out["paper"] = {**PAPER_METRICS, **PAPER_HIGH_Z_FRACTIONS, "n": PAPER_SIZES["test_images"]}
+    elif target == "lgm_tot_p50":
+        from galmet.science.paper import PAPER_MASS_METRICS
+
+        out["paper"] = dict(PAPER_MASS_METRICS)
+    return out
+
+
+def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
+    """Rows of ``df`` whose ``split`` is ``split``; all rows for None/"all" or when there is no split column.
+
+    Raises DataError when the split is asked for, exists as a column, but has no rows.
+    """
+    if split in (None, "all") or "split" not in df.columns:
+        if len(df) == 0:
+            raise DataError("predictions table is empty")
+        return df.reset_index(drop=True)
+    sel = df[df["split"].astype(str) == split]
+    if len(sel) == 0:
+        have = sorted(df["split"].astype(str).unique())
+        raise DataError(f"predictions table has no rows with split {split!r} (splits present: {', '.join(have)}); use --split all")
+    return sel.reset_index(drop=True)
+
+
+def format_metrics_table(summary: dict) -> str:
+    """A plain-text table of a :func:`summarize` dict, with the paper's values beside ours."""
+    paper = summary.get("paper", {})
+    rows = [
+        ("N", f"{summary['n']:d}", _fmt_paper(paper.get("n"), "{:d}")),
+        ("RMSE (dex)", f"{summary['rmse']:.4f}", _fmt_paper(paper.get("rmse"))),
+        ("NMAD (dex)", f"{summary['nmad']:.4f}", _fmt_paper(paper.get("nmad"))),
+        ("median bias (dex)", f"{summary['bias']:+.4f}", _fmt_paper(paper.get("bias"), "{:+.3f}")),
+        ("mean bias (dex)", f"{summary['mean_bias']:+.4f}", ""),
+        ("outlier fraction", f"{100 * summary['outlier_fraction']:.2f}%", ""),
+    ]
+    if "frac_true_above_9.1" in summary:
+        rows.append(("Z_true > 9.1", f"{100 * summary['frac_true_above_9.1']:.1f}%", _fmt_paper(paper.get("frac_true_above_9.1"), "{:.1%}")))
+        rows.append(("Z_pred > 9.1", f"{100 * summary['frac_pred_above_9.1']:.1f}%", _fmt_paper(paper.get("frac_pred_above_9.1"), "{:.1%}")))
+    head = f"{summary['target']} on split {summary['split']}"
+    has_paper = bool(paper)
+    lines = [head, f"{'metric':<20}{'galmet':>12}" + (f"{'paper':>12}" if has_paper else "")]
+    for name, ours, theirs in rows:
+        lines.append(f"{name:<20}{ours:>12}" + (f"{theirs:>12}" if has_paper else ""))
+    return "\n".join(lines)
+
+
+def _fmt_paper(value, fmt: str = "{:.3f}") -> str:
+    return "-" if value is None else fmt.format(value)

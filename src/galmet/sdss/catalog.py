@@ -1,0 +1,281 @@
+"""The paper's galaxy catalog: SQL with its cuts, chunked SkyServer queries, local cuts.
+
+Wu & Boada (2019) selected galaxies from the MPA-JHU DR7 spectroscopic catalog joined to
+DR14 photometry (see shared/docs/PAPER.md, "Data")::
+
+    rChi2 < 2;  oh_p50 available (not -9999);  10 < u,g,r,i,z (modelMag) < 25;
+    0 < u - r < 6;  z > 0.02;  0 < zErr < 0.01;  10 < petroMag_r < 18
+
+Every bound is a field of :class:`Cuts` with the paper's value as default. The same cut
+list drives both the SQL (:func:`build_sql`) and the local filter for a table the user
+already has (:func:`apply_cuts`), so the two can not drift apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from galmet.errors import ConfigError, DataError
+from galmet.io.tables import write_table
+
+log = logging.getLogger(__name__)
+
+BANDS = "ugriz"
+#: (SQL expression, output column) of every column the query returns.
+COLUMNS: list[tuple[str, str]] = (
+    [("g.objID", "objID"), ("s.specObjID", "specObjID"), ("g.ra", "ra"), ("g.dec", "dec"),
+     ("s.z", "z"), ("s.zErr", "zErr"), ("s.rChi2", "rChi2")]
+    + [(f"g.modelMag_{b}", f"modelMag_{b}") for b in BANDS]
+    + [(f"g.modelMagErr_{b}", f"modelMagErr_{b}") for b in BANDS]
+    + [("g.petroMag_r", "petroMag_r"), ("g.petroR50_r", "petroR50_r"), ("g.petroR90_r", "petroR90_r")]
+    + [(f"e.{c}", c) for c in ("oh_p16", "oh_p50", "oh_p84", "lgm_tot_p50", "sfr_tot_p50", "bptclass")]
+)
+SQL_OF = {name: expr for expr, name in COLUMNS}
+INT_COLUMNS = ("objID", "specObjID", "bptclass")
+FROM_CLAUSE = """FROM SpecObj AS s
+  JOIN Galaxy AS g ON g.objID = s.bestObjID
+  JOIN GalSpecInfo AS i ON i.specObjID = s.specObjID
+  JOIN GalSpecLine AS l ON l.specObjID = s.specObjID
+  JOIN GalSpecExtra AS e ON e.specObjID = s.specObjID"""
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """The paper's selection; every bound is strict (``<``/``>``), as in the paper.
+
+    Attributes
+    ----------
+    rchi2_max : float
+        Upper bound of the reduced chi^2 of the spectrum fit (SpecObj.rChi2).
+    oh_missing : float
+        The MPA-JHU "no measurement" value of oh_p50 that is excluded.
+    mag_min, mag_max : float
+        Bounds of each of modelMag_u, g, r, i, z (AB mag).
+    u_r_min, u_r_max : float
+        Bounds of the colour modelMag_u - modelMag_r (mag).
+    z_min : float
+        Lower bound of the redshift.
+    zerr_min, zerr_max : float
+        Bounds of the redshift error.
+    petro_r_min, petro_r_max : float
+        Bounds of petroMag_r (mag); 18 is near the spectroscopic flux limit.
+    """
+
+    rchi2_max: float = 2.0
+    oh_missing: float = -9999.0
+    mag_min: float = 10.0
+    mag_max: float = 25.0
+    u_r_min: float = 0.0
+    u_r_max: float = 6.0
+    z_min: float = 0.02
+    zerr_min: float = 0.0
+    zerr_max: float = 0.01
+    petro_r_min: float = 10.0
+    petro_r_max: float = 18.0
+
+    def terms(self) -> list[tuple[tuple[str, ...], str, float]]:
+        """Each cut as (columns, operator, value); two columns mean their difference."""
+        t: list[tuple[tuple[str, ...], str, float]] = [(("rChi2",), "<", self.rchi2_max),
+                                                        (("oh_p50",), "<>", self.oh_missing)]
+        for b in BANDS:
+            t += [((f"modelMag_{b}",), ">", self.mag_min), ((f"modelMag_{b}",), "<", self.mag_max)]
+        t += [(("modelMag_u", "modelMag_r"), ">", self.u_r_min), (("modelMag_u", "modelMag_r"), "<", self.u_r_max),
+              (("z",), ">", self.z_min),
+              (("zErr",), ">", self.zerr_min), (("zErr",), "<", self.zerr_max),
+              (("petroMag_r",), ">", self.petro_r_min), (("petroMag_r",), "<", self.petro_r_max)]
+        return t
+
+    def describe(self) -> list[str]:
+        """Each cut in words over the output columns, e.g. ``'rChi2 < 2'``."""
+        return [f"{' - '.join(cols)} {op} {_num(v)}" for cols, op, v in self.terms()]
+
+    def sql_conditions(self) -> list[str]:
+        """Each cut as a SQL condition over the joined tables, e.g. ``'s.rChi2 < 2'``."""
+        return [f"{' - '.join(SQL_OF[c] for c in cols)} {op} {_num(v)}" for cols, op, v in self.terms()]
+
+
+def _num(v: float) -> str:
+    return format(float(v), ".10g")
+
+
+def ra_bands(chunks: int) -> list[tuple[float, float]]:
+    """Split 0 <= ra < 360 degrees into ``chunks`` equal bands [lo, hi)."""
+    if chunks < 1:
+        raise ConfigError(f"--chunks must be at least 1, got {chunks}")
+    edges = np.linspace(0.0, 360.0, chunks + 1)
+    return [(float(edges[i]), float(edges[i + 1])) for i in range(chunks)]
+
+
+def build_sql(cuts: Cuts = Cuts(), ra_band: tuple[float, float] | None = None, top: int | None = None) -> str:
+    """The paper's SkyServer SQL (DR14 schema), optionally for one ra band and the first ``top`` rows."""
+    select = "SELECT" + (f" TOP {int(top)}" if top else "")
+    # no "AS" alias where the name is the column's own (DEC is an ODBC reserved word)
+    cols = ",\n  ".join(expr if expr.split(".")[-1] == name else f"{expr} AS {name}" for expr, name in COLUMNS)
+    conds = cuts.sql_conditions()
+    if ra_band is not None:
+        conds += [f"g.ra >= {_num(ra_band[0])}", f"g.ra < {_num(ra_band[1])}"]
+    return f"{select}\n  {cols}\n{FROM_CLAUSE}\nWHERE " + "\n  AND ".join(conds)
+
+
+def chunk_queries(cuts: Cuts, chunks: int, limit: int | None = None) -> list[tuple[str, str]]:
+    """(label, SQL) of each ra-band chunk, in order."""
+    return [(_label(i, chunks, band), build_sql(cuts, band, limit)) for i, band in enumerate(ra_bands(chunks))]
+
+
+def _label(i: int, chunks: int, band: tuple[float, float]) -> str:
+    return f"chunk {i + 1}/{chunks} (ra {_num(band[0])}-{_num(band[1])} deg)"
+
+
+def query_catalog(client, cuts: Cuts = Cuts(), chunks: int = 36, limit: int | None = None,
+                  progress: bool = True, stop: threading.Event | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Run the paper's query chunk by chunk on SkyServer and return the merged, typed catalog.
+
+    Parameters
+    ----------
+    client : galmet.sdss.skyserver.SkyServerClient
+        Sends the requests (with its retries and rate limit).
+    cuts, chunks
+        The selection, and the number of ra bands it is split into (one request each).
+    limit : int, optional
+        Stop once this many rows are in (``TOP`` in each request); None for all.
+    cache_dir : path-like, optional
+        Keep each chunk's result here (parquet named by a hash of its SQL, written atomically)
+        and reuse it, so a rerun after a failed chunk only asks for the chunks still missing.
+
+    Raises
+    ------
+    galmet.sdss.skyserver.SkyServerError
+        A chunk failed after its retries; the message names the chunk.
+    """
+    frames: list[pd.DataFrame] = []
+    n = 0
+    bands = ra_bands(chunks)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(bands), desc="catalog chunks", unit="chunk")
+    try:
+        for i, band in enumerate(bands):
+            label = _label(i, chunks, band)
+            sql = build_sql(cuts, band, None if limit is None else limit - n)
+            cached = None if cache_dir is None else Path(cache_dir) / f"{hashlib.sha1(sql.encode()).hexdigest()[:20]}.parquet"
+            if cached is not None and cached.is_file():
+                frame = pd.read_parquet(cached)
+                log.debug("%s: %d rows from %s", label, len(frame), cached)
+            else:
+                frame = client.sql_search(sql, where=label, expect_columns=("objID",), stop=stop)
+                log.debug("%s: %d rows", label, len(frame))
+                if cached is not None:
+                    write_table(frame, cached)
+            frames.append(frame)
+            n += len(frame)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(rows=n)
+            if limit is not None and n >= limit:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    merged = merge_chunks(frames)
+    return merged.head(limit).reset_index(drop=True) if limit is not None else merged
+
+
+def merge_chunks(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate chunk results, type them and keep one row per objID.
+
+    A photometric object with several spectra keeps the row with the smallest specObjID
+    (deterministic). Rows are sorted by objID.
+    """
+    frames = [f for f in frames if len(f.columns)]
+    if not frames:
+        return type_columns(pd.DataFrame(columns=[name for _, name in COLUMNS]))
+    df = type_columns(canonical_columns(pd.concat(frames, ignore_index=True)))
+    order = [c for c in ("objID", "specObjID") if c in df.columns]
+    df = df.sort_values(order, kind="stable").drop_duplicates("objID", keep="first")
+    return df.reset_index(drop=True)
+
+
+def type_columns(df: pd.DataFrame, where: str = "catalog") -> pd.DataFrame:
+    """objID/specObjID/bptclass as int64, every other known column as float64."""
+    df = df.copy()
+    for name in df.columns:
+        if name in INT_COLUMNS:
+            values = pd.to_numeric(df[name], errors="coerce")
+            if values.isna().any():
+                i = int(np.flatnonzero(values.isna().to_numpy())[0])
+                if name == "objID":
+                    raise DataError(f"{where}: row {i}: objID {df[name].iloc[i]!r} is not an integer")
+                values = values.fillna(-1)
+            df[name] = values.astype(np.int64)
+        elif name in SQL_OF:
+            df[name] = pd.to_numeric(df[name], errors="coerce").astype(np.float64)
+    return df
+
+
+def canonical_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Rename columns that match a known name up to case (e.g. FITS ``OH_P50`` -> ``oh_p50``)."""
+    known = {name.lower(): name for _, name in COLUMNS}
+    renames = {c: known[str(c).lower()] for c in df.columns if str(c).lower() in known and c != known[str(c).lower()]}
+    return df.rename(columns=renames)
+
+
+def cut_mask(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> tuple[np.ndarray, dict[str, int]]:
+    """Which rows of ``df`` pass every cut, and how many rows each cut rejects.
+
+    NaN fails every cut (as NULL does in SQL). Raises DataError naming the first missing column.
+    """
+    keep = np.ones(len(df), dtype=bool)
+    rejected: dict[str, int] = {}
+    for (cols, op, value), text in zip(cuts.terms(), cuts.describe()):
+        for c in cols:
+            if c not in df.columns:
+                raise DataError(f"{where}: column {c!r} (needed for the cut '{text}') is missing")
+        x = pd.to_numeric(df[cols[0]], errors="coerce").to_numpy(dtype=np.float64)
+        if len(cols) == 2:
+            x = x - pd.to_numeric(df[cols[1]], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            ok = {"<": x < value, ">": x > value, "<>": np.isfinite(x) & (x != value)}[op]
+        rejected[text] = int((~ok).sum())
+        keep &= ok
+    return keep, rejected
+
+
+def apply_cuts(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> pd.DataFrame:
+    """The rows of a local table (same column names as the query) that pass the paper's cuts, typed."""
+    df = canonical_columns(df)
+    if "objID" not in df.columns:
+        raise DataError(f"{where}: column 'objID' is missing (columns: {', '.join(map(str, df.columns))})")
+    keep, rejected = cut_mask(df, cuts, where)
+    for text, n in rejected.items():
+        if n:
+            log.debug("%s: cut '%s' rejects %d rows", where, text, n)
+    kept = type_columns(df.loc[keep].reset_index(drop=True), where)
+    dup = kept["objID"].duplicated()
+    if dup.any():
+        kept = kept.loc[~dup].reset_index(drop=True)
+        log.warning("%s: dropped %d rows with a repeated objID", where, int(dup.sum()))
+    return kept
+
+
+def catalog_from_table(path: str | os.PathLike, cuts: Cuts = Cuts()) -> pd.DataFrame:
+    """Read a FITS/CSV/parquet table (MPA-JHU files joined, a CasJobs export) and apply the cuts."""
+    from galmet.io.tables import read_table
+
+    path = Path(path)
+    return apply_cuts(read_table(path), cuts, str(path))
+
+
+def cuts_config(cuts: Cuts) -> dict:
+    """The cuts as a plain dict (for the JSON written beside the catalog)."""
+    return asdict(cuts)

@@ -1,0 +1,495 @@
+"""Fetch the catalog's JPEG cutouts into ``DATASET/images/<objID>.jpg``, reliably and resumably.
+
+- Bounded concurrency (``workers`` daemon threads) under one global requests-per-second
+  limit; retries with backoff, jitter and ``Retry-After`` (see :mod:`galmet.sdss.skyserver`).
+- Every body is decoded and checked (JPEG, RGB, requested size) before it is kept, and
+  written atomically (temp file + rename): after a crash or ``kill -9`` only complete,
+  valid images exist. Leftover temp files are removed by the next run.
+- ``DATASET/manifest.parquet`` holds per objID: status (ok / failed), attempts (over all
+  runs), last error, whether the failure is permanent (404, bad bodies to the last try) and
+  the image size in bytes. It is rewritten atomically every few seconds, so a kill loses at
+  most that much bookkeeping, never an image.
+- A rerun fetches only rows without a valid image; permanent failures are skipped unless
+  ``retry_failed``; failures that were only transient (timeouts, 5xx) are tried again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
+from galmet.errors import ConfigError, DataError, GalmetError
+from galmet.sdss.skyserver import (DEFAULT_BASE_URL, DEFAULT_SCALE, DEFAULT_SIZE, Interrupted, RetryPolicy,
+                              SkyServerClient, SkyServerError)
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.parquet"
+LOCK_NAME = ".download.lock"
+#: Pixel scale of the SDSS camera, arcsec (used by the authors' field-scaled mode).
+SDSS_PIXEL = 0.396
+MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
+
+
+@dataclass
+class DownloadOptions:
+    """Settings of one download run (the CLI options of ``galmet download``).
+
+    Attributes
+    ----------
+    base_url : str
+        SkyServer root.
+    workers : int
+        Concurrent requests at most.
+    rate : float or None
+        Requests per second over all workers (retries count); None or 0 for no limit.
+    retries, timeout, backoff_base
+        Retries per image after the first try; seconds per request; first backoff, s.
+    scale : float
+        Arcsec per pixel (0.296: the paper's 38" field).
+    size : int
+        Width = height of the cutouts, pixels.
+    scale_by_size : bool
+        The authors' alternative: scale = 2 * petroR90_r / 0.396 / size per galaxy.
+    max_failures : float
+        Fraction of the images to fetch that may fail; more stops the run (exit code 1).
+    retry_failed : bool
+        Try permanent failures of earlier runs again.
+    verify : bool
+        Decode every existing image, even those the manifest lists as ok.
+    manifest_every : float
+        Seconds between manifest rewrites.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    workers: int = 8
+    rate: float | None = 5.0
+    retries: int = 5
+    timeout: float = 30.0
+    backoff_base: float = 1.0
+    scale: float = DEFAULT_SCALE
+    size: int = DEFAULT_SIZE
+    scale_by_size: bool = False
+    max_failures: float = 0.05
+    retry_failed: bool = False
+    verify: bool = False
+    manifest_every: float = 5.0
+    progress: bool = True
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first bad option."""
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.rate is not None and self.rate < 0:
+            raise ConfigError(f"--rate must be 0 (no limit) or positive, got {self.rate}")
+        if self.retries < 0:
+            raise ConfigError(f"--retries must be 0 or more, got {self.retries}")
+        if not self.timeout > 0:
+            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
+        if not 1 <= self.size <= 2048:
+            raise ConfigError(f"--size must be between 1 and 2048 pixels, got {self.size}")
+        if not self.scale > 0:
+            raise ConfigError(f"--scale must be positive, got {self.scale}")
+        if not 0 <= self.max_failures <= 1:
+            raise ConfigError(f"--max-failures must be a fraction in [0, 1], got {self.max_failures}")
+
+
+@dataclass
+class DownloadSummary:
+    """What a run did. ``ok``/``failed`` count this run's fetches; the rest were skipped."""
+
+    total: int = 0
+    to_fetch: int = 0
+    ok: int = 0
+    failed: int = 0
+    present: int = 0
+    failed_before: int = 0
+    not_done: int = 0
+    requests: int = 0
+    interrupted: bool = False
+    aborted: bool = False
+    seconds: float = 0.0
+    manifest: Path | None = None
+
+    @property
+    def skipped(self) -> int:
+        return self.present + self.failed_before
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        text = (f"download: {self.ok} ok, {self.failed} failed, {self.skipped} skipped "
+                f"({self.present} already present, {self.failed_before} failed before)")
+        if self.not_done:
+            text += f", {self.not_done} not fetched yet"
+        text += f"; {self.requests} requests in {self.seconds:.1f} s"
+        if self.interrupted:
+            text += "; interrupted, rerun to resume"
+        elif self.aborted:
+            text += "; stopped early: too many failures"
+        return text
+
+
+@dataclass
+class _Result:
+    oid: int
+    status: str | None  # "ok", "failed", None = not attempted (stopping)
+    scale: float = 0.0
+    attempts: int = 0
+    error: str = ""
+    permanent: bool = False
+    nbytes: int = 0
+    fatal: str = ""
+
+
+@dataclass
+class _Task:
+    oid: int
+    ra: float
+    dec: float
+    scale: float
+
+
+def load_manifest(path: Path) -> dict[int, dict]:
+    """objID -> manifest record; an unreadable manifest is ignored with a warning (disk is the truth)."""
+    if not path.is_file():
+        return {}
+    from galmet.io.tables import read_table
+
+    try:
+        df = read_table(path)
+        missing = [c for c in ("objID", "status", "attempts") if c not in df.columns]
+        if missing:
+            raise DataError(f"{path}: columns {missing} are missing")
+    except DataError as exc:
+        log.warning("%s; starting a new manifest (images on disk are kept)", exc)
+        return {}
+    n = len(df)
+    defaults = {"last_error": "", "permanent": False, "bytes": 0, "size": 0, "scale": 0.0, "updated": ""}
+    cols = {c: df[c].tolist() if c in df.columns else [defaults[c]] * n for c in MANIFEST_COLUMNS}
+    records = {}
+    for i in range(n):
+        rec = {c: cols[c][i] for c in MANIFEST_COLUMNS}
+        rec["objID"] = int(rec["objID"])
+        rec["attempts"] = int(rec["attempts"] or 0)
+        rec["permanent"] = bool(rec["permanent"] or False)
+        rec["last_error"] = rec["last_error"] or ""
+        for c, kind in (("bytes", int), ("size", int), ("scale", float)):
+            rec[c] = kind(rec[c] or 0)
+        records[rec["objID"]] = rec
+    return records
+
+
+def write_manifest(path: Path, records: dict[int, dict]) -> None:
+    """Write the manifest atomically, one row per objID, sorted by objID."""
+    from galmet.io.tables import write_table
+
+    ids = sorted(records)
+    df = pd.DataFrame({
+        "objID": np.array(ids, dtype=np.int64),
+        "status": [records[i]["status"] for i in ids],
+        "attempts": np.array([records[i]["attempts"] for i in ids], dtype=np.int64),
+        "last_error": [records[i]["last_error"] for i in ids],
+        "permanent": np.array([records[i]["permanent"] for i in ids], dtype=bool),
+        "bytes": np.array([records[i]["bytes"] for i in ids], dtype=np.int64),
+        "size": np.array([records[i]["size"] for i in ids], dtype=np.int64),
+        "scale": np.array([records[i]["scale"] for i in ids], dtype=np.float64),
+        "updated": [records[i]["updated"] for i in ids],
+    }, columns=list(MANIFEST_COLUMNS))
+    write_table(df, path)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``root`` so two downloads never share a dataset (released by the OS on kill)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield
+        return
+    fh = open(root / LOCK_NAME, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise GalmetError(f"{root}: another 'galmet download' is running on this dataset") from None
+        yield
+    finally:
+        fh.close()
+
+
+def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
+    """The dataset's catalog with objID (int64), ra, dec (and petroR90_r when scaling by size)."""
+    from galmet.data.dataset import find_catalog
+    from galmet.io.tables import read_table
+
+    path = find_catalog(root)
+    if path is None:
+        raise DataError(f"{root}: no catalog.parquet (run 'galmet catalog --out {root}' first)")
+    cat = read_table(path)
+    need = ["objID", "ra", "dec"] + (["petroR90_r"] if opts.scale_by_size else [])
+    for col in need:
+        if col not in cat.columns:
+            why = " (needed by --scale-by-size)" if col == "petroR90_r" else ""
+            raise DataError(f"{path}: column {col!r} is missing{why}")
+    ids = pd.to_numeric(cat["objID"], errors="coerce")
+    if ids.isna().any():
+        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise DataError(f"{path}: row {i}: objID {cat['objID'].iloc[i]!r} is not an integer")
+    cat = cat.assign(objID=ids.astype(np.int64)).drop_duplicates("objID").reset_index(drop=True)
+    return cat
+
+
+def _scales(cat: pd.DataFrame, opts: DownloadOptions) -> np.ndarray:
+    if not opts.scale_by_size:
+        return np.full(len(cat), float(opts.scale))
+    r90 = pd.to_numeric(cat["petroR90_r"], errors="coerce").to_numpy(dtype=np.float64)
+    return 2.0 * r90 / SDSS_PIXEL / opts.size
+
+
+def download_cutouts(dataset: str | os.PathLike, opts: DownloadOptions | None = None,
+                     client: SkyServerClient | None = None) -> DownloadSummary:
+    """Fetch every missing cutout of ``dataset``; see the module docstring.
+
+    Parameters
+    ----------
+    dataset : path-like
+        Dataset directory with ``catalog.parquet`` (objID, ra, dec).
+    opts : DownloadOptions
+        Settings; defaults are the paper's cutouts at a polite 5 requests/s.
+    client : SkyServerClient, optional
+        Use this client (tests swap its ``_request``); default: one built from ``opts``.
+
+    Returns
+    -------
+    DownloadSummary
+        Counts; ``interrupted`` after Ctrl-C, ``aborted`` when failures passed ``max_failures``.
+    """
+    opts = opts or DownloadOptions()
+    opts.check()
+    root = Path(dataset)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such dataset directory")
+    cat = read_download_catalog(root, opts)
+    client = client or SkyServerClient(opts.base_url, opts.timeout,
+                                       RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
+                                       rate=opts.rate or None)
+    images = root / "images"
+    try:
+        images.mkdir(exist_ok=True)
+        with open(root / LOCK_NAME, "a"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
+    with _exclusive(root):
+        removed = remove_stale_temp_files(images)
+        for tmp in root.glob(f".{MANIFEST_NAME}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            log.info("removed %d temporary files left by an interrupted run", removed)
+        return _Run(root, cat, opts, client).run()
+
+
+class _Run:
+    """One download run: plan, fetch concurrently, keep the manifest."""
+
+    def __init__(self, root: Path, cat: pd.DataFrame, opts: DownloadOptions, client: SkyServerClient):
+        self.root, self.cat, self.opts, self.client = root, cat, opts, client
+        self.images = root / "images"
+        self.manifest_path = root / MANIFEST_NAME
+        self.records = load_manifest(self.manifest_path)
+        self.stop = threading.Event()
+        self.summary = DownloadSummary(total=len(cat), manifest=self.manifest_path)
+
+    # -- planning -------------------------------------------------------------------------
+    def plan(self) -> list[_Task]:
+        """Rows still to fetch; counts present images and earlier permanent failures."""
+        from galmet.io.images import read_image
+
+        todo: list[_Task] = []
+        ids = self.cat["objID"].to_numpy(dtype=np.int64)
+        ras = pd.to_numeric(self.cat["ra"], errors="coerce").to_numpy(dtype=np.float64)
+        decs = pd.to_numeric(self.cat["dec"], errors="coerce").to_numpy(dtype=np.float64)
+        scales = _scales(self.cat, self.opts)
+        for oid, ra, dec, scale in zip(ids.tolist(), ras, decs, scales):
+            rec = self.records.get(oid)
+            path = self.images / f"{oid}.jpg"
+            try:
+                nbytes = path.stat().st_size
+            except FileNotFoundError:
+                nbytes = -1
+            if nbytes >= 0:
+                same = rec is not None and rec["status"] == "ok" and rec["bytes"] == nbytes
+                other_cutout = same and ((rec["size"] and rec["size"] != self.opts.size) or
+                                         (rec["scale"] and not math.isclose(rec["scale"], scale, rel_tol=1e-6)))
+                trusted = same and bool(rec["size"]) and not other_cutout and not self.opts.verify
+                if other_cutout:
+                    log.debug("%s: made with another size or scale; re-fetching", path)
+                elif not trusted:
+                    try:
+                        read_image(path, self.opts.size, where=f"objID {oid}")
+                        trusted = True
+                        self._record(oid, "ok", 0, "", False, nbytes, float(scale))
+                    except DataError as exc:
+                        log.warning("%s: re-fetching (%s)", path, str(exc).removeprefix(f"objID {oid}: "))
+                if trusted:
+                    self.summary.present += 1
+                    continue
+            if rec is not None and rec["status"] == "failed" and rec["permanent"] and not self.opts.retry_failed:
+                self.summary.failed_before += 1
+                continue
+            bad = ("ra/dec are not finite numbers" if not (math.isfinite(ra) and math.isfinite(dec)) else
+                   "petroR90_r is not a positive number (--scale-by-size)" if not scale > 0 else "")
+            if bad:
+                self._record(oid, "failed", 0, bad, True, 0, float(scale))
+                self.summary.failed += 1
+                continue
+            todo.append(_Task(oid, float(ra), float(dec), float(scale)))
+        return todo
+
+    def _record(self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int,
+                scale: float) -> None:
+        old = self.records.get(oid, {})
+        self.records[oid] = {"objID": oid, "status": status, "attempts": int(old.get("attempts", 0)) + attempts,
+                             "last_error": error, "permanent": permanent, "bytes": nbytes, "size": self.opts.size,
+                             "scale": scale, "updated": _now()}
+
+    # -- one image (worker threads) -------------------------------------------------------
+    def fetch(self, task: _Task) -> _Result:
+        where = f"objID {task.oid}"
+        if self.stop.is_set():
+            return _Result(task.oid, None)
+        scale = task.scale
+        try:
+            body, _, attempts = self.client.get_cutout(task.ra, task.dec, task.scale, self.opts.size,
+                                                       where=where, stop=self.stop)
+        except Interrupted:
+            return _Result(task.oid, None)
+        except SkyServerError as exc:
+            return _Result(task.oid, "failed", scale, exc.attempts, str(exc).removeprefix(f"{where}: "), exc.permanent)
+        try:
+            atomic_write_bytes(self.images / f"{task.oid}.jpg", body)
+        except OSError as exc:
+            return _Result(task.oid, None, scale, attempts, fatal=f"{self.images}: cannot write {task.oid}.jpg ({exc})")
+        return _Result(task.oid, "ok", scale, attempts, nbytes=len(body))
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> DownloadSummary:
+        t0 = time.monotonic()
+        todo = self.plan()
+        s = self.summary
+        s.to_fetch = len(todo) + s.failed
+        log.info("%s: %d cutouts to fetch, %d already present, %d failed before%s", self.root, len(todo),
+                 s.present, s.failed_before, " (use --retry-failed to try them again)" if s.failed_before else "")
+        allowed = self.opts.max_failures * s.to_fetch
+        bar = None
+        if self.opts.progress and todo:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc="cutouts", unit="img", dynamic_ncols=True, smoothing=0.05)
+        tasks: queue.Queue = queue.Queue()
+        results: queue.Queue = queue.Queue()
+        workers = [threading.Thread(target=self._worker, args=(tasks, results), daemon=True, name=f"galmet-dl-{i}")
+                   for i in range(min(self.opts.workers, max(1, len(todo))))]
+        for w in workers:
+            w.start()
+        outstanding, feed, fatal = 0, iter(todo), ""
+        last_flush, interval = time.monotonic(), self.opts.manifest_every
+        try:
+            while True:
+                while not self.stop.is_set() and outstanding < 2 * len(workers):
+                    task = next(feed, None)
+                    if task is None:
+                        break
+                    tasks.put(task)
+                    outstanding += 1
+                if outstanding == 0:
+                    break
+                try:
+                    res = results.get(timeout=0.2)
+                except queue.Empty:
+                    res = None
+                if res is not None:
+                    outstanding -= 1
+                    fatal = fatal or self._take(res, bar)
+                    if fatal:
+                        self.stop.set()
+                    if s.failed > allowed and not s.aborted:
+                        s.aborted = True
+                        log.error("stopping: %d failures exceed --max-failures %g of %d to fetch",
+                                  s.failed, self.opts.max_failures, s.to_fetch)
+                        self.stop.set()
+                if time.monotonic() - last_flush >= interval:
+                    t_write = time.monotonic()
+                    write_manifest(self.manifest_path, self.records)
+                    last_flush = time.monotonic()
+                    # a huge manifest must not take more than ~10% of the main thread's time
+                    interval = max(self.opts.manifest_every, 10 * (last_flush - t_write))
+        except KeyboardInterrupt:
+            s.interrupted = True
+            self.stop.set()
+            # give in-flight requests a moment; the rest are abandoned (daemon threads), and any
+            # image they finish later is found valid on disk by the next run
+            deadline = time.monotonic() + 2.0
+            with contextlib.suppress(KeyboardInterrupt):
+                while outstanding and time.monotonic() < deadline:
+                    with contextlib.suppress(queue.Empty):
+                        self._take(results.get(timeout=0.1), bar)
+                        outstanding -= 1
+        finally:
+            for _ in workers:
+                tasks.put(None)
+            if bar is not None:
+                bar.close()
+            write_manifest(self.manifest_path, self.records)
+            s.seconds = time.monotonic() - t0
+            s.not_done = max(0, s.to_fetch - s.ok - s.failed)
+        if fatal:
+            raise DataError(fatal)
+        return s
+
+    def _worker(self, tasks: queue.Queue, results: queue.Queue) -> None:
+        while True:
+            task = tasks.get()
+            if task is None:
+                return
+            try:
+                results.put(self.fetch(task))
+            except Exception as exc:  # noqa: BLE001 - a bug must not hang the main loop
+                log.exception("objID %s: unexpected error", task.oid)
+                results.put(_Result(task.oid, None, fatal=f"objID {task.oid}: unexpected {type(exc).__name__}: {exc}"))
+
+    def _take(self, res: _Result, bar) -> str:
+        s = self.summary
+        s.requests += res.attempts
+        if res.status is None:
+            return res.fatal
+        self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
+        if res.status == "ok":
+            s.ok += 1
+        else:
+            s.failed += 1
+            log.debug("objID %d failed: %s", res.oid, res.error)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"ok={s.ok} failed={s.failed}", refresh=False)
+        return ""

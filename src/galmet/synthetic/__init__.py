@@ -1,0 +1,1 @@
+"""galmet.synthetic.render."""

@@ -1,0 +1,286 @@
+"""The synthetic galaxy population: masses, redshifts, structure, colours and metallicity.
+
+Each galaxy is drawn from its own random generator, seeded by ``(seed, index)``, so a galaxy
+does not depend on any other and the population is the same however it is split over
+processes. No image is made here (see :mod:`galmet.synthetic.render`); this module turns random
+numbers into the latent truths and the SDSS-like catalog values of one galaxy.
+
+The physics (all numbers are the module constants below; see docs/synthetic.md):
+
+- log M* from a skewed distribution like the SDSS DR7 star-forming sample (8.5-11.5, peak
+  near 10.3); redshift volume-weighted up to the r < 17.77 flux limit (median ~0.07).
+- Star formation on the main sequence, log sSFR = -9.7 - 0.3 (log M* - 10) with scatter.
+- Bulge (de Vaucouleurs) + inclined exponential disk; B/T (r-band light) rising with mass and
+  falling with sSFR; sizes from a size-mass relation; bulge red, disk colour set by sSFR, plus
+  inclination-dependent dust reddening; star-forming knots in the disk.
+- Z = Tremonti MZR(M*) - 0.30 dsSFR - 0.12 (1 - cos i) - 0.15 dlog r_d  (``oh_observable``)
+  + N(0, 0.06) unobservable scatter + N(0, 0.03) measurement noise  (``oh_p50``).
+- Cosmology FlatLambdaCDM(H0=70, Om0=0.3) for distances, angular sizes and fluxes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from galmet.science.paper import tremonti_mzr
+
+#: Bands of the catalog magnitudes, and those rendered into the image (R, G, B = i, r, g).
+BANDS = "ugriz"
+#: Flux limit of the SDSS main spectroscopic sample (Petrosian r, AB mag).
+R_LIMIT = 17.77
+Z_MIN, Z_MAX = 0.02, 0.30
+LOGM_MIN, LOGM_MAX = 8.5, 11.5
+#: Skew-normal stellar-mass distribution: location, scale, shape (log Msun).
+LOGM_SKEWNORM = (10.9, 0.75, -3.0)
+
+#: Metallicity coefficients (dex). The first three terms are visible in the image.
+ALPHA_SSFR = -0.30  # per dex of sSFR above the main sequence (fundamental metallicity relation)
+ALPHA_INCL = -0.12  # times (1 - cos i): edge-on disks show lower measured Z
+ALPHA_SIZE = -0.15  # per dex of disk size above the size-mass relation (compact -> metal-rich)
+SIGMA_UNOBS = 0.06  # intrinsic scatter no image can explain
+SIGMA_MEAS = 0.03  # measurement noise of oh_p50
+#: Expected RMSE of a perfect image-based predictor (the noise floor), dex.
+NOISE_FLOOR_RMSE = math.hypot(SIGMA_UNOBS, SIGMA_MEAS)
+
+#: Main sequence: log sSFR/yr^-1 = MS0 + MS_SLOPE (log M* - 10), scatter MS_SCATTER.
+MS0, MS_SLOPE, MS_SCATTER = -9.7, -0.3, 0.3
+#: Size-mass relations (half-light radii, kpc): log r = log r0 + slope (log M* - 10.3) + N(0, scatter).
+DISK_SIZE = (4.5, 0.25, 0.15)
+BULGE_SIZE = (1.2, 0.45, 0.12)
+
+#: Rest-frame bulge colours (old stellar population): u-g, g-r, r-i, i-z.
+BULGE_COLOURS = (1.75, 0.78, 0.42, 0.33)
+#: Extinction in each band per unit A_V (Cardelli-like), u g r i z.
+DUST_PER_AV = (1.58, 1.20, 0.87, 0.65, 0.48)
+#: Observed-frame colour change per unit redshift (a crude K-correction): u-g, g-r, r-i, i-z; and K_r.
+KCORR_COLOURS = (1.0, 1.2, 0.3, 0.2)
+KCORR_R = 0.8
+#: Sun's absolute r magnitude (AB) for the Bell et al. (2003) mass-to-light ratio.
+MSUN_R = 4.65
+#: Flux errors of the catalog photometry (nanomaggies), u g r i z, plus a 0.01 mag floor.
+FLUX_ERR_NMGY = (0.25, 0.05, 0.07, 0.10, 0.40)
+
+
+def galaxy_rng(seed: int, index: int) -> np.random.Generator:
+    """The random generator of galaxy ``index`` in the data set with ``seed``."""
+    return np.random.default_rng([int(seed), int(index), 0x6A1E7])
+
+
+@functools.lru_cache(maxsize=1)
+def _cosmology_grid():
+    """Redshift grid with D_L, D_A (Mpc) and dV/dz for FlatLambdaCDM(70, 0.3)."""
+    from astropy.cosmology import FlatLambdaCDM
+
+    cosmo = FlatLambdaCDM(H0=70, Om0=0.3)
+    z = np.linspace(0.0, 0.5, 2001)
+    z[0] = 1e-5
+    dl = cosmo.luminosity_distance(z).value
+    da = cosmo.angular_diameter_distance(z).value
+    dvdz = cosmo.differential_comoving_volume(z).value
+    return z, dl, da, dvdz
+
+
+def luminosity_distance(z):
+    """Luminosity distance in Mpc for FlatLambdaCDM(70, 0.3) (interpolated, 0 < z < 0.5)."""
+    zg, dl, _, _ = _cosmology_grid()
+    return np.interp(z, zg, dl)
+
+
+def angular_scale_kpc_per_arcsec(z):
+    """Proper kpc per arcsec at redshift ``z``."""
+    zg, _, da, _ = _cosmology_grid()
+    return np.interp(z, zg, da) * 1e3 * math.pi / (180 * 3600)
+
+
+def _skewnorm(rng: np.random.Generator, loc: float, scale: float, shape: float) -> float:
+    delta = shape / math.sqrt(1 + shape**2)
+    u0, u1 = rng.standard_normal(2)
+    return loc + scale * (delta * abs(u0) + math.sqrt(1 - delta**2) * u1)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _mags_from_colours(r: float, colours) -> np.ndarray:
+    """u g r i z magnitudes from r and (u-g, g-r, r-i, i-z)."""
+    ug, gr, ri, iz = colours
+    g = r + gr
+    return np.array([g + ug, g, r, r - ri, r - ri - iz])
+
+
+def _flux_nmgy(mag):
+    return 10 ** (-0.4 * (np.asarray(mag, dtype=float) - 22.5))
+
+
+def _mag(flux_nmgy):
+    return 22.5 - 2.5 * np.log10(flux_nmgy)
+
+
+def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
+    """Draw the latent truths and catalog values of one galaxy.
+
+    Parameters
+    ----------
+    seed : int
+        Data-set seed.
+    index : int
+        Galaxy number within the data set (0-based).
+
+    Returns
+    -------
+    params : dict
+        Catalog values (``z``, ``lgm_tot_p50``, ``oh_p50``, ``modelMag_*``, ...) and latent
+        truths. Fluxes of the rendered components are ``flux_bulge``, ``flux_disk``,
+        ``flux_knots``: arrays of 5 (u g r i z), nanomaggies.
+    rng : numpy.random.Generator
+        The galaxy's generator, advanced past the draws made here; the renderer keeps
+        using it so the whole galaxy (image included) depends only on ``(seed, index)``.
+    """
+    rng = galaxy_rng(seed, index)
+    p: dict = {}
+    logm = _skewnorm(rng, *LOGM_SKEWNORM)
+    while not LOGM_MIN <= logm <= LOGM_MAX:
+        logm = _skewnorm(rng, *LOGM_SKEWNORM)
+    dm = logm - 10.0
+
+    # Star formation: main sequence plus a tail of low-sSFR (composite) galaxies at high mass.
+    ms = MS0 + MS_SLOPE * dm
+    d_ssfr = MS_SCATTER * rng.standard_normal()
+    if rng.random() < 0.15 * _sigmoid((logm - 10.5) / 0.3):
+        d_ssfr -= 0.6
+    log_ssfr = ms + d_ssfr
+
+    # Structure.
+    bt = 0.08 + 0.45 * _sigmoid((logm - 10.4) / 0.35) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
+    bt = float(np.clip(bt, 0.0, 0.85))
+    d_logr = DISK_SIZE[2] * rng.standard_normal()
+    r_disk_kpc = DISK_SIZE[0] * 10 ** (DISK_SIZE[1] * (logm - 10.3) + d_logr)
+    r_bulge_kpc = BULGE_SIZE[0] * 10 ** (BULGE_SIZE[1] * (logm - 10.3) + BULGE_SIZE[2] * rng.standard_normal())
+    r_bulge_kpc = min(r_bulge_kpc, 0.6 * r_disk_kpc)
+    cos_i = rng.uniform(0.02, 1.0)
+    pa = rng.uniform(0.0, 180.0)
+    bulge_q = rng.uniform(0.65, 1.0)
+    bulge_pa = pa + np.degrees(0.2 * rng.standard_normal())
+
+    # Colours (rest frame). Disk colour follows sSFR; knots are bluer still; dust reddens
+    # inclined disks, more so in massive galaxies.
+    gr_d = float(np.clip(0.62 - 0.28 * (log_ssfr + 10.5), 0.15, 0.85)) + 0.03 * rng.standard_normal()
+    disk_col = np.array([1.0 + 1.3 * (gr_d - 0.3), gr_d, 0.05 + 0.45 * gr_d, 0.05 + 0.3 * gr_d])
+    knot_col = disk_col - np.array([0.3, 0.22, 0.1, 0.05])
+    bulge_col = np.array(BULGE_COLOURS) + 0.03 * rng.standard_normal(4)
+    av_scale = float(np.clip(0.15 + 0.15 * (logm - 9.5), 0.1, 0.45))
+    av = av_scale * math.log(1.0 / max(cos_i, 0.1))
+    dust = av * np.array(DUST_PER_AV)
+    dust_col = -np.diff(dust)  # reddening of u-g, g-r, r-i, i-z
+    knot_frac = float(np.clip(0.08 + 0.15 * (log_ssfr + 10.5), 0.0, 0.35))
+
+    # Redshift: volume-weighted below the flux limit of the whole galaxy's r magnitude.
+    zg, dl, da, dvdz = _cosmology_grid()
+    abs_mag_r = _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust[2])
+    sel = (zg >= Z_MIN) & (zg <= Z_MAX)
+    zs = zg[sel]
+    app_r = abs_mag_r + 5 * np.log10(dl[sel] * 1e5) + KCORR_R * zs
+    ok = app_r <= R_LIMIT
+    z_hi = zs[ok][-1] if ok.any() else Z_MIN + 0.005
+    z_hi = max(z_hi, Z_MIN + 0.005)
+    grid = (zs >= Z_MIN) & (zs <= z_hi)
+    dens = dvdz[sel][grid]
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]))])  # starts at 0: no pile-up at Z_MIN
+    z = float(np.interp(rng.uniform(0, cdf[-1]), cdf, zs[grid]))
+    p["z"] = z
+
+    # Apparent magnitudes of each component (observed frame), then total and noisy catalog mags.
+    kcol = z * np.array(KCORR_COLOURS)
+    r_tot = abs_mag_r + 5 * math.log10(float(luminosity_distance(z)) * 1e5) + KCORR_R * z
+    f_r = _flux_nmgy(r_tot)
+    comp = {
+        "bulge": (bt * f_r, bulge_col + kcol),
+        "disk": ((1 - bt) * (1 - knot_frac) * f_r, disk_col + dust_col + kcol),
+        "knots": ((1 - bt) * knot_frac * f_r, knot_col + dust_col + kcol),
+    }
+    total = np.zeros(5)
+    for name, (fr, col) in comp.items():
+        flux = _flux_nmgy(_mags_from_colours(_mag(max(fr, 1e-12)), col)) if fr > 0 else np.zeros(5)
+        p[f"flux_{name}"] = flux
+        total += flux
+    err = np.array(FLUX_ERR_NMGY)
+    mag_err = np.sqrt(0.01**2 + (1.0857 * err / total) ** 2)
+    for b, m, e in zip(BANDS, _mag(total), mag_err):
+        p[f"modelMag_{b}"] = float(m + e * rng.standard_normal())
+        p[f"modelMagErr_{b}"] = float(e)
+
+    # Metallicity.
+    oh_mzr = float(tremonti_mzr(logm))
+    oh_obs = oh_mzr + ALPHA_SSFR * d_ssfr + ALPHA_INCL * (1 - cos_i) + ALPHA_SIZE * d_logr
+    unobs = SIGMA_UNOBS * rng.standard_normal()
+    noise = SIGMA_MEAS * rng.standard_normal()
+    kpc_per_arcsec = float(angular_scale_kpc_per_arcsec(z))
+    # Spectroscopic quality columns the SDSS catalog cuts use (galmet.sdss.catalog), drawn from a
+    # separate stream so they do not change anything else.
+    aux = np.random.default_rng([int(seed), int(index), 0x5D55])
+    p.update(
+        zErr=float(10 ** aux.uniform(-5.3, -4.3)),
+        rChi2=float(1.0 + abs(0.15 * aux.standard_normal())),
+        ra=float(rng.uniform(120.0, 250.0)),
+        dec=float(np.degrees(np.arcsin(rng.uniform(0.0, math.sin(math.radians(60.0)))))),
+        lgm_tot_p50=float(logm),
+        oh_p50=float(oh_obs + unobs + noise),
+        oh_mzr=oh_mzr,
+        oh_observable=float(oh_obs),
+        oh_unobservable=float(unobs),
+        oh_meas_noise=float(noise),
+        oh_unexplained=float(unobs + noise),
+        log_ssfr=float(log_ssfr),
+        delta_ssfr=float(d_ssfr),
+        bt_r=bt,
+        inclination_deg=float(np.degrees(np.arccos(cos_i))),
+        cos_incl=float(cos_i),
+        pa_deg=float(pa),
+        bulge_q=float(bulge_q),
+        bulge_pa_deg=float(bulge_pa % 180.0),
+        r_disk_kpc=float(r_disk_kpc),
+        r_bulge_kpc=float(r_bulge_kpc),
+        delta_log_rdisk=float(d_logr),
+        r_disk_arcsec=float(r_disk_kpc / kpc_per_arcsec),
+        r_bulge_arcsec=float(r_bulge_kpc / kpc_per_arcsec),
+        knot_frac=knot_frac,
+        dust_av=float(av),
+        disk_gr_rest=float(disk_col[1]),
+        abs_mag_r=float(abs_mag_r),
+    )
+    return p, rng
+
+
+def _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust_r) -> float:
+    """Absolute r magnitude (AB) from the mass and the Bell et al. (2003) M/L of the g-r colour."""
+    gr_b, gr_d = bulge_col[1], disk_col[1] + dust_col[1]
+    gr = -2.5 * math.log10(bt * 10 ** (-0.4 * gr_b) + (1 - bt) * 10 ** (-0.4 * gr_d))
+    log_ml = -0.306 + 1.097 * gr - 0.093  # Bell et al. (2003) diet Salpeter -> Kroupa IMF, like MPA-JHU
+    return MSUN_R - 2.5 * (logm - log_ml) + (1 - bt) * dust_r
+
+
+def observable_metallicity(logm, delta_ssfr, cos_incl, delta_log_rdisk):
+    """The image-predictable part of Z (dex) from the latent truths; arrays broadcast."""
+    return (tremonti_mzr(logm) + ALPHA_SSFR * np.asarray(delta_ssfr)
+            + ALPHA_INCL * (1 - np.asarray(cos_incl)) + ALPHA_SIZE * np.asarray(delta_log_rdisk))
+
+
+def physics_metadata() -> dict:
+    """The constants of the population, for the data set's config and catalog metadata."""
+    return {
+        "cosmology": "FlatLambdaCDM(H0=70, Om0=0.3)",
+        "mzr": "Tremonti et al. (2004): -1.492 + 1.847 x - 0.08026 x^2",
+        "alpha_ssfr": ALPHA_SSFR,
+        "alpha_incl": ALPHA_INCL,
+        "alpha_size": ALPHA_SIZE,
+        "sigma_unobs": SIGMA_UNOBS,
+        "sigma_meas": SIGMA_MEAS,
+        "noise_floor_rmse": round(NOISE_FLOOR_RMSE, 6),
+        "r_limit": R_LIMIT,
+        "logm_range": [LOGM_MIN, LOGM_MAX],
+        "z_range": [Z_MIN, Z_MAX],
+    }

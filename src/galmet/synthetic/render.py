@@ -1,0 +1,416 @@
+"""Synthetic SDSS-like galaxies with known physics, written as a dataset directory.
+
+:func:`synthesize` draws a galaxy population (:mod:`galmet.synthetic.physics`), renders each
+galaxy with GalSim as g, r, i images (bulge + inclined disk + star-forming knots, Moffat
+seeing, neighbouring stars and galaxies, sky and source noise at SDSS depth), turns them into
+RGB with the Lupton et al. (2004) asinh stretch (astropy's ``make_lupton_rgb``, i r g as
+R G B) and writes JPEGs like the SDSS cutout service, then the catalog::
+
+    OUT/
+      images/<objID>.jpg   size x size RGB JPEG, field of view 37.9 arcsec
+      catalog.parquet      SDSS-named columns + latent truths (written last)
+      synth_config.yaml    parameters, physics constants, galmet version
+
+Galaxy ``i`` depends only on ``(seed, i)``, so the output is byte-identical for any number
+of worker processes. GalSim and astropy are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from galmet.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Pixel scale (arcsec) of a 128-pixel cutout; other sizes keep the same field of view.
+PIXEL_SCALE_128 = 0.296
+FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
+#: White sky noise per 0.296" pixel before resampling (nanomaggies), g r i. Calibrated so the
+#: JPEG sky matches real cutouts (docs/synthetic.md); about half the noise of the nominal SDSS
+#: point-source depth, as the cutout service's resampling and JPEG smooth the noise further.
+SKY_SIGMA = {"g": 0.0105, "r": 0.017, "i": 0.0227}
+#: Correlation length (Gaussian sigma, arcsec) of the noise after the cutout service resamples
+#: the 0.396" frames; calibrated so the JPEG sky matches real cutouts (see docs/synthetic.md).
+NOISE_CORRELATION_ARCSEC = 0.35
+#: Electrons per nanomaggy (gain x counts per nanomaggy), for the source's Poisson noise.
+ELECTRONS_PER_NMGY = {"g": 700.0, "r": 950.0, "i": 650.0}
+#: Scale of each band before the asinh stretch (the cutout service weights g most).
+RGB_SCALES = {"i": 1.0, "r": 1.2, "g": 1.6}
+LUPTON_Q = 8.0
+LUPTON_STRETCH = 0.33
+#: Black level of each of R, G, B (i, r, g; nanomaggies per 0.296" pixel after the band
+#: scales): below zero, so the sky shows the faint reddish pedestal of real cutouts.
+LUPTON_MINIMUM = (-0.0105, -0.0065, -0.005)
+JPEG_QUALITY = 80
+PSF_FWHM_RANGE = (1.2, 1.6)
+PSF_BETA = 3.5
+#: Mean numbers of neighbouring stars (r < 22.5) and galaxies (r < 22.5) in a cutout, about
+#: the high-latitude SDSS counts; magnitudes follow dN/dm ~ 10^(0.2 m) and 10^(0.4 m).
+MEAN_STARS, MEAN_NEIGHBOUR_GALAXIES = 0.4, 1.0
+N_KNOTS = 30
+#: Synthetic objIDs: BASE + (seed mod SEED_SLOTS) * MAX_N + index, all below real SDSS ids (1237...).
+OBJID_BASE = 1_230_000_000_000_000_000
+MAX_N = 1_000_000_000
+SEED_SLOTS = 7_000_000
+MAX_SEED = 2**32 - 1
+CONFIG_NAME = "synth_config.yaml"
+#: Catalog columns in SDSS naming, first; latent truths follow.
+SDSS_COLUMNS = ["objID", "ra", "dec", "z", "zErr", "rChi2"] + [f"modelMag_{b}" for b in "ugriz"] + [
+    f"modelMagErr_{b}" for b in "ugriz"] + ["petroMag_r", "petroR50_r", "petroR90_r", "oh_p50", "lgm_tot_p50"]
+
+
+def pixel_scale(size: int) -> float:
+    """Arcsec per pixel for a ``size``-pixel cutout with the SDSS 128-pixel field of view."""
+    return FIELD_OF_VIEW / size
+
+
+def object_id(seed: int, index: int) -> int:
+    """The synthetic objID of galaxy ``index`` in the data set with ``seed``."""
+    return OBJID_BASE + (int(seed) % SEED_SLOTS) * MAX_N + int(index)
+
+
+def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -> None:
+    """Raise ConfigError (one line naming the option) for a bad synthesis option."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < MAX_N:
+        raise ConfigError(f"--n must be an integer from 1 to {MAX_N - 1}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    if (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8 or size > 1024
+            or size & (size - 1)):
+        raise ConfigError(f"--size must be a power of two from 8 to 1024 pixels, got {size!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    if isinstance(test, bool) or not isinstance(test, (int, float, np.integer, np.floating)) or test < 0 \
+            or (isinstance(test, (float, np.floating)) and test >= 1 and test != int(test)):
+        raise ConfigError(f"--test must be a fraction in [0, 1) or a count of galaxies, got {test!r}")
+    if test >= 1 and int(test) > n:
+        raise ConfigError(f"--test count {int(test)} is larger than --n {n}")
+    if not 0 <= valid_fraction < 1:
+        raise ConfigError(f"--valid-fraction must be in [0, 1), got {valid_fraction!r}")
+
+
+def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, dict]:
+    """Render one galaxy as an RGB cutout.
+
+    Parameters
+    ----------
+    params : dict
+        Output of :func:`galmet.synthetic.physics.draw_galaxy`.
+    rng : numpy.random.Generator
+        The galaxy's generator (continues the one that drew ``params``).
+    size : int
+        Cutout width = height, pixels.
+
+    Returns
+    -------
+    rgb : ndarray
+        uint8 (size, size, 3): the Lupton RGB image (R, G, B = i, r, g).
+    measured : dict
+        ``petroR50_r``, ``petroR90_r`` (arcsec), ``petroMag_r`` (AB) measured on the noiseless
+        r-band galaxy image, ``psf_fwhm`` (arcsec), ``n_stars``, ``n_neighbours``.
+    """
+    import galsim
+
+    scale = pixel_scale(size)
+    # GalSim draws coarse pixels slowly (16-pixel cutouts 20x slower than 64): draw on a grid
+    # of at most 0.592" (64 px) and sum blocks of fine pixels, the same pixel integration.
+    fine = max(1, 64 // size)
+    fine_scale, fine_size = scale / fine, size * fine
+    fwhm = float(rng.uniform(*PSF_FWHM_RANGE))
+    psf = galsim.Moffat(beta=PSF_BETA, fwhm=fwhm)
+    offset = galsim.PositionD(*(rng.uniform(-0.5, 0.5, 2) * fine))  # in fine pixels
+
+    def draw(obj, off=offset):
+        image = galsim.Convolve(obj, psf).drawImage(nx=fine_size, ny=fine_size, scale=fine_scale, offset=off)
+        return image.array.astype(np.float64)
+
+    incl = math.acos(params["cos_incl"])
+    pa = params["pa_deg"] * galsim.degrees
+    bulge = galsim.DeVaucouleurs(half_light_radius=params["r_bulge_arcsec"]).shear(
+        q=params["bulge_q"], beta=params["bulge_pa_deg"] * galsim.degrees)
+    disk = galsim.InclinedExponential(incl * galsim.radians, half_light_radius=params["r_disk_arcsec"],
+                                      scale_h_over_r=0.1).rotate(pa)
+    q = max(params["cos_incl"], 0.1)
+    knots = galsim.RandomKnots(N_KNOTS, half_light_radius=params["r_disk_arcsec"], flux=1.0,
+                               rng=galsim.BaseDeviate(int(rng.integers(1, 2**31 - 1))))
+    knots = knots.shear(q=q, beta=pa).dilate(math.sqrt(q))
+    bands = ("g", "r", "i")
+    band_index = {"g": 1, "r": 2, "i": 3}
+    images = {b: np.zeros((fine_size, fine_size)) for b in bands}
+    parts = [(obj, params[f"flux_{name}"]) for name, obj in (("bulge", bulge), ("disk", disk), ("knots", knots))
+             if params[f"flux_{name}"][2] > 0]
+    for obj, flux in parts:
+        unit = draw(obj)
+        for b in bands:
+            images[b] += flux[band_index[b]] * unit
+    if params["r_disk_arcsec"] > FIELD_OF_VIEW / 8:
+        # A large galaxy's Petrosian aperture runs off the cutout: measure on a wider stamp.
+        wide = galsim.Convolve(galsim.Add([obj * flux[2] for obj, flux in parts]), psf)
+        wide_image = wide.drawImage(nx=3 * fine_size, ny=3 * fine_size, scale=fine_scale, offset=offset).array
+        measured = _petrosian(wide_image.astype(np.float64), fine_scale, offset)
+    else:
+        measured = _petrosian(images["r"], fine_scale, offset)
+
+    n_stars, n_gal = int(rng.poisson(MEAN_STARS)), int(rng.poisson(MEAN_NEIGHBOUR_GALAXIES))
+    for k in range(n_stars + n_gal):
+        pos = _neighbour_position(rng, FIELD_OF_VIEW)
+        if k < n_stars:
+            r_mag, gr = _number_count_mag(rng, 15.0, 22.5, 0.2), rng.uniform(0.3, 1.5)
+            ri = 0.05 + 0.4 * gr
+            obj = galsim.DeltaFunction()
+        else:
+            r_mag, gr = _number_count_mag(rng, 17.5, 22.5, 0.4), rng.uniform(0.4, 1.3)
+            ri = 0.25 + 0.2 * gr
+            obj = galsim.Exponential(half_light_radius=rng.uniform(0.4, 2.0)).shear(
+                q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees)
+        unit = draw(obj, offset + galsim.PositionD(pos[0] / fine_scale, pos[1] / fine_scale))
+        f_r = 10 ** (-0.4 * (r_mag - 22.5))
+        for b, f in (("g", f_r * 10 ** (-0.4 * gr)), ("r", f_r), ("i", f_r * 10 ** (0.4 * ri))):
+            images[b] += f * unit
+
+    if fine > 1:
+        images = {b: im.reshape(size, fine, size, fine).sum(axis=(1, 3)) for b, im in images.items()}
+    pix_ratio = scale / PIXEL_SCALE_128
+    smooth = NOISE_CORRELATION_ARCSEC / scale
+    for b in bands:
+        var = (SKY_SIGMA[b] * pix_ratio) ** 2 + np.clip(images[b], 0, None) / ELECTRONS_PER_NMGY[b]
+        noise = np.sqrt(var) * rng.standard_normal((size, size))
+        if smooth > 0.3:
+            from scipy.ndimage import gaussian_filter
+
+            # Resampling to 0.296" correlates the noise; a unit-sum kernel keeps the depth.
+            noise = gaussian_filter(noise, smooth, mode="wrap")
+        images[b] += noise
+    rgb = to_rgb(images["g"], images["r"], images["i"], size)
+    measured.update(psf_fwhm=fwhm, n_stars=n_stars, n_neighbours=n_gal)
+    return rgb, measured
+
+
+def to_rgb(g: np.ndarray, r: np.ndarray, i: np.ndarray, size: int = 128) -> np.ndarray:
+    """Lupton asinh RGB (R, G, B = i, r, g) of band images in nanomaggies per pixel.
+
+    Images are first converted to surface brightness at the 128-pixel scale, so a cutout
+    looks the same at any ``size``. Returns uint8 (H, W, 3), image row 0 at the top.
+    """
+    from astropy.visualization import make_lupton_rgb
+
+    sb = (PIXEL_SCALE_128 / pixel_scale(size)) ** 2
+    rgb = make_lupton_rgb(i * RGB_SCALES["i"] * sb, r * RGB_SCALES["r"] * sb, g * RGB_SCALES["g"] * sb,
+                          minimum=LUPTON_MINIMUM, stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+    return np.ascontiguousarray(rgb[::-1])  # GalSim's row 0 is the bottom (y up)
+
+
+def _number_count_mag(rng: np.random.Generator, m0: float, m1: float, slope: float) -> float:
+    """A magnitude in [m0, m1] from number counts dN/dm proportional to 10^(slope m)."""
+    span = 10 ** (slope * (m1 - m0)) - 1
+    return float(m0 + math.log10(1 + rng.random() * span) / slope)
+
+
+def _neighbour_position(rng: np.random.Generator, fov: float) -> tuple[float, float]:
+    """A position (arcsec from the centre) in the field, at least 4 arcsec from the target."""
+    while True:
+        x, y = rng.uniform(-fov / 2, fov / 2, 2)
+        if x * x + y * y >= 16.0:
+            return float(x), float(y)
+
+
+def _petrosian(image: np.ndarray, scale: float, offset) -> dict:
+    """SDSS-style Petrosian radius, flux (within 2 R_P), R50 and R90 of a noiseless image."""
+    size = image.shape[0]
+    c = (size - 1) / 2
+    yy, xx = np.mgrid[:size, :size]
+    rad = np.hypot(xx - c - offset.x, yy - c - offset.y).ravel() * scale
+    order = np.argsort(rad)
+    rs, cum = rad[order], np.cumsum(image.ravel()[order])
+    r_max = (size / 2) * scale
+    grid = np.linspace(2 * scale, r_max, 200)  # annuli narrower than a pixel are empty
+    flux_at = lambda r: np.interp(r, rs, cum)  # noqa: E731
+    inner = flux_at(grid) / (math.pi * grid**2)
+    annulus = (flux_at(np.minimum(1.25 * grid, r_max)) - flux_at(0.8 * grid)) / (
+        math.pi * (np.minimum(1.25 * grid, r_max) ** 2 - (0.8 * grid) ** 2))
+    ratio = annulus / np.maximum(inner, 1e-30)
+    below = np.flatnonzero(ratio < 0.2)
+    r_petro = float(grid[below[0]]) if len(below) else r_max
+    f_petro = float(flux_at(min(2 * r_petro, r_max)))
+    r50 = float(np.interp(0.5 * f_petro, cum, rs))
+    r90 = float(np.interp(0.9 * f_petro, cum, rs))
+    return {"petroRad_r": r_petro, "petroR50_r": r50, "petroR90_r": r90,
+            "petroMag_r": float(22.5 - 2.5 * math.log10(max(f_petro, 1e-12)))}
+
+
+def make_galaxy(seed: int, index: int, size: int) -> tuple[dict, np.ndarray]:
+    """Draw and render galaxy ``index``; return (catalog row, uint8 RGB image)."""
+    from galmet.synthetic.physics import draw_galaxy
+
+    params, rng = draw_galaxy(seed, index)
+    rgb, measured = render_galaxy(params, rng, size)
+    row = {k: v for k, v in params.items() if not k.startswith("flux_")}
+    row.update(measured)
+    row["objID"] = object_id(seed, index)
+    return row, rgb
+
+
+def _work(task: tuple[int, int, int, str]) -> dict:
+    """Worker: make galaxy ``index`` and write images/<objID>.jpg atomically; return its row."""
+    from galmet.io.atomic import atomic_write_bytes
+    from galmet.io.images import encode_jpeg
+
+    seed, index, size, images_dir = task
+    row, rgb = make_galaxy(seed, index, size)
+    atomic_write_bytes(Path(images_dir) / f"{row['objID']}.jpg", encode_jpeg(rgb, JPEG_QUALITY))
+    return row
+
+
+def _warm_up() -> None:
+    import galsim  # noqa: F401
+
+    from galmet.synthetic.physics import _cosmology_grid
+
+    _cosmology_grid()
+
+
+def _prepare_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: output exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{out}: output directory exists and is not empty (use --overwrite to replace it)")
+        # Remove what a previous synthesis wrote, catalog first: never a catalog without its images.
+        for name in ("catalog.parquet", "images.npy", "images.json", CONFIG_NAME):
+            (out / name).unlink(missing_ok=True)
+        if (out / "images").is_dir():
+            for p in (out / "images").glob("*.jpg"):
+                p.unlink()
+    (out / "images").mkdir(parents=True, exist_ok=True)
+
+
+def synthesize(
+    out: str | os.PathLike,
+    n: int,
+    seed: int = 0,
+    size: int = 128,
+    workers: int | None = None,
+    progress: bool = True,
+    test: float | int = 0.176,
+    valid_fraction: float = 0.2,
+    overwrite: bool = False,
+) -> Path:
+    """Write a synthetic dataset directory of ``n`` SDSS-like galaxies.
+
+    Parameters
+    ----------
+    out : path-like
+        Output directory; must be absent or empty unless ``overwrite``.
+    n : int
+        Number of galaxies.
+    seed : int
+        0 to 2**32 - 1; the same seed gives byte-identical catalog and images.
+    size : int
+        Cutout size in pixels (power of two, 8-1024); the field of view stays 37.9 arcsec.
+    workers : int, optional
+        Worker processes (default ``os.cpu_count()``); does not change the output.
+    progress : bool
+        Show a tqdm progress bar.
+    test, valid_fraction
+        Held-out test fraction (or count) and validation fraction of the rest, for the
+        seeded ``split`` column (see :func:`galmet.data.splits.assign_splits`).
+    overwrite : bool
+        Replace a previous synthesis in a non-empty ``out``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``, now holding ``images/``, ``synth_config.yaml`` and ``catalog.parquet``.
+
+    Raises
+    ------
+    ConfigError
+        A bad option, or ``out`` not empty without ``overwrite``.
+    """
+    from tqdm.auto import tqdm
+
+    from galmet.data.dataset import write_catalog
+    from galmet.data.splits import assign_splits
+
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    check_options(n, seed, size, workers, test, valid_fraction)
+    out = Path(out)
+    _prepare_output(out, overwrite)
+    images_dir = str(out / "images")
+    tasks = [(int(seed), i, int(size), images_dir) for i in range(n)]
+    workers = max(1, min(int(workers), n))
+    _warm_up()  # forked workers inherit the imports and the cosmology grid
+    bar = tqdm(total=n, desc="synthesizing galaxies", unit="gal", disable=not progress)
+    rows = []
+    try:
+        if workers == 1:
+            for task in tasks:
+                rows.append(_work(task))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                for row in pool.map(_work, tasks, chunksize=max(1, min(32, n // (4 * workers)))):
+                    rows.append(row)
+                    bar.update()
+    finally:
+        bar.close()
+
+    catalog = _catalog_frame(rows)
+    catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=int(seed))
+    config = synthesis_config(n, seed, size, test, valid_fraction)
+    catalog.attrs["galmet_synthetic"] = json.dumps(config, sort_keys=True)
+    _write_config(out / CONFIG_NAME, config)
+    write_catalog(out, catalog)
+    log.debug("wrote %d synthetic galaxies (%dx%d px) to %s", n, size, size, out)
+    return out
+
+
+def _catalog_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    df["objID"] = df["objID"].astype(np.int64)
+    for col in ("n_stars", "n_neighbours"):
+        df[col] = df[col].astype(np.int64)
+    rest = [c for c in df.columns if c not in SDSS_COLUMNS]
+    return df[SDSS_COLUMNS + rest]
+
+
+def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) -> dict:
+    """The parameters of a synthesis, the physics constants and the galmet version."""
+    from galmet import __version__
+    from galmet.synthetic.physics import physics_metadata
+
+    return {
+        "generator": "galmet.synthetic.render",
+        "galmet_version": __version__,
+        "n": int(n),
+        "seed": int(seed),
+        "size": int(size),
+        "pixel_scale_arcsec": pixel_scale(size),
+        "field_of_view_arcsec": FIELD_OF_VIEW,
+        "test": test,
+        "valid_fraction": valid_fraction,
+        "psf_fwhm_range_arcsec": list(PSF_FWHM_RANGE),
+        "sky_sigma_nmgy_per_0.296arcsec_pixel": dict(SKY_SIGMA),
+        "rgb": {"bands_as_RGB": "i, r, g", "scales": dict(RGB_SCALES), "Q": LUPTON_Q,
+                "stretch": LUPTON_STRETCH, "minimum": list(LUPTON_MINIMUM), "jpeg_quality": JPEG_QUALITY},
+        "noise_correlation_arcsec": NOISE_CORRELATION_ARCSEC,
+        "physics": physics_metadata(),
+    }
+
+
+def _write_config(path: Path, config: dict) -> None:
+    import yaml
+
+    from galmet.io.atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,136 @@
+"""Training recipes as torch optimizers and ``torch.optim.lr_scheduler`` schedulers.
+
+A recipe is a list of :class:`Phase` objects. Each phase gets a fresh AdamW optimizer with one
+parameter group per layer group (stem+layer1+layer2, layer3+layer4, head) -- as fastai 0.7 built
+a new optimizer for every ``fit`` call -- and a scheduler stepped once per optimizer step.
+
+``paper`` (Wu & Boada 2019, appendix A)::
+
+    phase "frozen":   body frozen, every group at lr 0.1, one cosine cycle per epoch (2 epochs)
+    phase "unfrozen": everything trainable, max lrs 1e-3 / 1e-2 / 1e-2, SGDR cycles 1, 1, 2, 4 epochs
+
+Within a cycle of ``L`` steps the lr at step ``j`` (0-based) is ``max_lr * (1 + cos(pi j / L)) / 2``
+(``CosineAnnealingLR(T_max=L)``, ``eta_min=0``); cycles are chained with ``SequentialLR``, which
+restarts each at its maximum (SGDR warm restarts).
+
+``onecycle``: one phase, everything trainable, ``OneCycleLR`` over all steps (cosine warm-up over
+``pct_start`` of the steps from ``max_lr / div_factor``, cosine annealing to
+``max_lr / div_factor / final_div_factor``; AdamW beta1 cycled 0.95 -> 0.85 -> 0.95).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Sequence
+
+import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, SequentialLR
+
+from galmet.errors import ConfigError
+from galmet.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one optimizer and one scheduler.
+
+    Attributes
+    ----------
+    name : str
+        ``"frozen"``, ``"unfrozen"`` or ``"onecycle"``.
+    start_epoch : int
+        Global index (0-based) of the phase's first epoch.
+    epochs : int
+        Length of the phase, epochs.
+    frozen : bool
+        Body parameters frozen (only the head trains).
+    lrs : tuple of 3 float
+        Maximum learning rate of each layer group.
+    cycles : tuple of int
+        SGDR cycle lengths in epochs (``paper`` phases); empty for ``onecycle``.
+    """
+
+    name: str
+    start_epoch: int
+    epochs: int
+    frozen: bool
+    lrs: tuple[float, float, float]
+    cycles: tuple[int, ...] = ()
+
+    @property
+    def end_epoch(self) -> int:
+        """Global index one past the phase's last epoch."""
+        return self.start_epoch + self.epochs
+
+
+def build_phases(config: TrainConfig) -> list[Phase]:
+    """The phases of ``config``'s recipe (``config`` must be :meth:`~TrainConfig.resolved`)."""
+    lrs = tuple(config.lr)
+    if config.recipe == "onecycle":
+        return [Phase("onecycle", 0, config.epochs, False, lrs)]
+    out = []
+    if config.frozen_epochs:
+        f = config.frozen_epochs
+        out.append(Phase("frozen", 0, f, True, (config.frozen_lr,) * 3, (1,) * f))
+    if config.cycles:
+        out.append(Phase("unfrozen", config.frozen_epochs, sum(config.cycles), False, lrs, tuple(config.cycles)))
+    return out
+
+
+def phase_index(phases: Sequence[Phase], epoch: int) -> int:
+    """Index of the phase that contains global epoch ``epoch`` (0-based)."""
+    for i, p in enumerate(phases):
+        if p.start_epoch <= epoch < p.end_epoch:
+            return i
+    raise IndexError(f"epoch {epoch} is past the end of the recipe")
+
+
+def make_optimizer(groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with one parameter group per layer group, at the phase's maximum lrs.
+
+    Frozen parameters stay in their groups: with no gradient AdamW leaves them (and their
+    weight decay) untouched.
+    """
+    params = [p for g in groups for p in g]
+    fused = bool(params) and all(p.is_cuda for p in params)
+    return torch.optim.AdamW(
+        [{"params": list(g), "lr": lr} for g, lr in zip(groups, phase.lrs)],
+        lr=phase.lrs[-1], weight_decay=weight_decay, fused=fused or None,
+    )
+
+
+def onecycle_pct_start(pct_start: float, total_steps: int) -> float:
+    """``pct_start`` nudged so that OneCycleLR's phase boundaries stay valid on tiny runs.
+
+    OneCycleLR ends the warm-up at step ``pct_start * total - 1`` and divides by the length of
+    each phase, so that point must lie strictly between 0 and ``total - 1`` (else a zero
+    division, e.g. 4 steps at 0.25 or 2 steps at 1.0). Long runs are unaffected.
+    """
+    end = pct_start * total_steps - 1
+    end = min(max(end, 0.5), total_steps - 1.5)
+    return (end + 1) / total_steps
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig) -> LRScheduler:
+    """The phase's per-step scheduler (call ``.step()`` after every ``optimizer.step()``)."""
+    if phase.name == "onecycle":
+        total = phase.epochs * steps_per_epoch
+        if total < 2:
+            raise ConfigError(f"the onecycle recipe needs at least 2 steps, got {total} (more epochs or a smaller batch)")
+        return OneCycleLR(
+            optimizer, max_lr=list(phase.lrs), total_steps=total,
+            pct_start=onecycle_pct_start(config.pct_start, total), div_factor=config.div_factor,
+            final_div_factor=config.final_div_factor, anneal_strategy="cos",
+            cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+        )
+    lengths = [c * steps_per_epoch for c in phase.cycles]
+    cosines = [CosineAnnealingLR(optimizer, T_max=n, eta_min=0.0) for n in lengths]
+    if len(cosines) == 1:
+        return cosines[0]
+    return SequentialLR(optimizer, cosines, milestones=list(accumulate(lengths))[:-1])
+
+
+def current_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
+    """The learning rate of every parameter group, in group order."""
+    return [float(g["lr"]) for g in optimizer.param_groups]
