@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 from galmet.nn.augment import to_model_input
-from galmet.nn.bundle import GalmetModel, build_model, resolve_device
+from galmet.nn.device import resolve_device
+from galmet.nn.inference import GalmetModel
+from galmet.nn.net import build_model
 
 
 def _sync(dev: torch.device) -> None:

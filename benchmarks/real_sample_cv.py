@@ -36,10 +36,10 @@ from galmet.data.transforms import rebin
 
 
 def _set_head_dropout(p1: float, p2: float) -> None:
-    """Make galmet.nn.bundle.build_model (looked up by train() at call time) use other head dropouts."""
-    import galmet.nn.bundle
+    """Make the build_model that galmet.training.loop calls use other head dropouts."""
+    import galmet.training.loop
 
-    build = galmet.nn.bundle.build_model
+    build = galmet.training.loop.build_model
 
     def build_with_dropout(*args, **kwargs):
         net = build(*args, **kwargs)
@@ -47,7 +47,7 @@ def _set_head_dropout(p1: float, p2: float) -> None:
         drops[0].p, drops[1].p = p1, p2
         return net
 
-    galmet.nn.bundle.build_model = build_with_dropout
+    galmet.training.loop.build_model = build_with_dropout
 
 
 def main() -> None:

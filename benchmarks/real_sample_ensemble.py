@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.science.predictions import evaluate_predictions
+from galmet.science.runs.evaluate import evaluate_predictions
 from galmet.data.dataset import load_dataset
 from galmet.nn.bundle import load_model
 from galmet.predict import predict_dataset

@@ -88,7 +88,7 @@ def plain_step(model, opt, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
 
 def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
     """Per-epoch train images/s of a minimal hand-written loop over the same data."""
-    from galmet.nn.bundle import build_model
+    from galmet.nn.net import build_model
 
     x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[ds.split_indices("train")]))
     y_all = torch.from_numpy(ds.catalog.loc[ds.split_indices("train"), "oh_p50"].to_numpy(np.float32)).unsqueeze(1)
@@ -113,9 +113,9 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
 def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list[float]]:
     """Seconds per step of galmet's step (its own augmentation, recipe optimizer and scheduler)
     and of the plain step, alternated step by step (order swapped every pair) in one process."""
-    from galmet.nn.bundle import build_model, layer_groups
+    from galmet.nn.net import build_model, layer_groups
     from galmet.training.recipes import build_phases, make_optimizer, make_scheduler
-    from galmet.training.loop import augmented_input
+    from galmet.training.data import augmented_input
     from galmet.training.config import TrainConfig
 
     rows = ds.split_indices("train")

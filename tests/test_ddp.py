@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from conftest import make_tiny_dataset
 
-from galmet.nn.bundle import build_model
+from galmet.nn.net import build_model
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -26,7 +26,7 @@ def test_torchrun_two_gloo_processes_train_identical_replicas(tmp_path):
     script.write_text(textwrap.dedent("""
         import os, sys
         import torch
-        import galmet.nn.bundle as gm
+        import galmet.training.loop as gm
         from galmet.training.loop import train
         from galmet.training.config import TrainConfig
 

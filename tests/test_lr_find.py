@@ -8,7 +8,8 @@ import pytest
 from conftest import make_tiny_dataset
 
 from galmet.cli.main import main
-from galmet.training.lr_find import lr_find, smooth, suggest
+from galmet.science.runs.lr_find import run_lr_find
+from galmet.training.lr_find import smooth, suggest
 from galmet.training.config import TrainConfig
 
 
@@ -37,7 +38,7 @@ def tiny(tmp_path_factory):
 
 def test_lr_find_writes_csv_and_plot(tiny, tmp_path):
     config = TrainConfig(arch="resnet18", weights="none", batch_size=8, progress=False)
-    r = lr_find(tiny, tmp_path / "out", config, start_lr=1e-5, end_lr=1e3, num_steps=30)
+    r = run_lr_find(tiny, tmp_path / "out", config, start_lr=1e-5, end_lr=1e3, num_steps=30)
     t = pd.read_csv(r.csv_path)
     assert list(t.columns) == ["lr", "loss", "smoothed_loss"]
     assert 6 <= len(t) <= 30 and (len(t) == 30 or r.diverged)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from galmet.science import metrics as M
+from galmet.science import stats as S
 from galmet.cli.main import main
 from galmet.errors import DataError
 
@@ -57,7 +58,7 @@ def test_residual_shape_mismatch():
 def test_binned_statistics_hand_values():
     x = np.array([0.1, 0.2, 0.6, 0.7, 0.9, 1.0, np.nan])
     y = np.array([1.0, 3.0, 2.0, 4.0, 6.0, -1.0, 5.0])
-    tab = M.binned_statistics(x, y, [0.0, 0.5, 1.0], ["median", "rmse", "nmad", "mean"])
+    tab = S.binned_statistics(x, y, [0.0, 0.5, 1.0], ["median", "rmse", "nmad", "mean"])
     assert tab["count"].tolist() == [2, 4]  # x = 1.0 goes into the last bin, NaN is ignored
     assert tab["median"].tolist() == [2.0, 3.0]
     assert tab["rmse"][0] == pytest.approx(np.sqrt(5.0))
@@ -66,29 +67,29 @@ def test_binned_statistics_hand_values():
 
 
 def test_binned_statistics_min_count_and_errors():
-    tab = M.binned_statistics([0.1, 0.2, 0.8], [1, 2, 3], [0, 0.5, 1], ["median"], min_count=2)
+    tab = S.binned_statistics([0.1, 0.2, 0.8], [1, 2, 3], [0, 0.5, 1], ["median"], min_count=2)
     assert tab["median"][0] == 1.5 and np.isnan(tab["median"][1]) and tab["count"][1] == 1
     with pytest.raises(DataError, match="unknown statistic 'mode'"):
-        M.binned_statistics([1], [1], [0, 2], ["mode"])
+        S.binned_statistics([1], [1], [0, 2], ["mode"])
     with pytest.raises(DataError, match="increasing"):
-        M.binned_statistics([1], [1], [2, 0])
+        S.binned_statistics([1], [1], [2, 0])
 
 
 def test_fd_bins():
     x = np.random.default_rng(0).normal(0, 1, 8000)
     iqr = np.subtract(*np.percentile(x, [75, 25]))
-    assert M.fd_bin_width(x) == pytest.approx(2 * iqr / 20.0)
-    edges = M.fd_bins(x, x * 2)
+    assert S.fd_bin_width(x) == pytest.approx(2 * iqr / 20.0)
+    edges = S.fd_bins(x, x * 2)
     assert edges[0] == pytest.approx(min(x.min(), 2 * x.min()))
     assert edges[-1] == pytest.approx(max(x.max(), 2 * x.max()))
-    assert np.diff(edges)[0] <= M.fd_bin_width(x) + 1e-12
-    assert M.fd_bin_width([3.0] * 10) == 1.0
+    assert np.diff(edges)[0] <= S.fd_bin_width(x) + 1e-12
+    assert S.fd_bin_width([3.0] * 10) == 1.0
     with pytest.raises(DataError, match="no finite values"):
-        M.fd_bins([np.nan])
+        S.fd_bins([np.nan])
 
 
 def test_fixed_width_bins_aligned():
-    edges = M.fixed_width_bins([9.05, 10.93], 0.2)
+    edges = S.fixed_width_bins([9.05, 10.93], 0.2)
     assert edges[0] == pytest.approx(9.0) and edges[-1] == pytest.approx(11.0)
     assert np.allclose(np.diff(edges), 0.2)
 
@@ -172,5 +173,5 @@ def test_outliers_measured_from_zero_not_the_median():
     # median 0.2, NMAD 1.4826 * 0.01: 0.35 is 0.15 from the median (< 0.3) but |dZ| = 0.35 > 0.3 dex
     d = np.array([0.2] * 5 + [0.21, 0.19, 0.21, 0.19, 0.35])
     assert M.outlier_mask(d).tolist() == [False] * 9 + [True]
-    tab = M.binned_statistics(np.zeros(10), d, [-1, 1], ["outlier_fraction"])
+    tab = S.binned_statistics(np.zeros(10), d, [-1, 1], ["outlier_fraction"])
     assert tab["outlier_fraction"][0] == pytest.approx(0.1)

@@ -15,8 +15,10 @@ from torch import nn
 
 from galmet.nn.augment import dihedral_view, to_model_input
 from galmet.errors import ConfigError, DataError
-from galmet.nn.bundle import (AdaptiveConcatPool2d, GalmetModel, build_model, freeze_body, imagenet_cache_file,
-                          layer_groups, load_model, save_bundle)
+from galmet.nn.bundle import load_model, save_bundle
+from galmet.nn.inference import GalmetModel
+from galmet.nn.net import AdaptiveConcatPool2d, build_model, freeze_body, layer_groups
+from galmet.nn.weights import imagenet_cache_file
 
 
 @pytest.fixture

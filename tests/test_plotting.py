@@ -51,7 +51,7 @@ def test_image_grid_labels_every_thumbnail():
 
 
 def test_histograms_use_fd_bins_and_units():
-    from galmet.science.metrics import fd_bins
+    from galmet.science.stats import fd_bins
     from galmet.science.plots.figures import plot_histograms
 
     df = _table()

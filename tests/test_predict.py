@@ -10,7 +10,8 @@ from conftest import make_tiny_dataset
 
 from galmet.cli.main import main
 from galmet.data.dataset import load_dataset
-from galmet.nn.bundle import build_model, load_model, save_bundle
+from galmet.nn.bundle import load_model, save_bundle
+from galmet.nn.net import build_model
 from galmet.predict import predict_dataset
 from galmet.io.tables import read_table
 

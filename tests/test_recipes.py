@@ -10,7 +10,7 @@ import torch
 
 from galmet.errors import ConfigError
 from galmet.training.recipes import build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
-from galmet.training.config import TrainConfig, load_config, save_config
+from galmet.training.config import load_config, save_config, TrainConfig
 
 
 def _groups():

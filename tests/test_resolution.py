@@ -81,12 +81,12 @@ def test_tiny_study_end_to_end_and_resume(study_dataset, tmp_path, monkeypatch):
     assert (out / "fig4_resolution.png").is_file() and (out / "fig4_resolution.pdf").is_file()
 
     # finished sizes are not redone; a size whose row is lost but whose model exists is only re-scored
-    import galmet.training.loop
+    import galmet.science.runs.resolution
 
     def no_training(*a, **k):
         raise AssertionError("train() must not run again")
 
-    monkeypatch.setattr(galmet.training.loop, "train", no_training)
+    monkeypatch.setattr(galmet.science.runs.resolution, "train", no_training)
     assert main(_argv(study_dataset, out)) == 0
     pd.read_csv(out / "resolution.csv").iloc[:1].to_csv(out / "resolution.csv", index=False)
     assert main(_argv(study_dataset, out)) == 0

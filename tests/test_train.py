@@ -14,8 +14,9 @@ from conftest import make_tiny_dataset
 
 from galmet.cli.main import main
 from galmet.data.dataset import load_dataset
-from galmet.training.loop import CHECKPOINT_NAME, StepInfo, train
-from galmet.training.config import TrainConfig, load_config
+from galmet.layout import CHECKPOINT as CHECKPOINT_NAME
+from galmet.training.loop import StepInfo, train
+from galmet.training.config import load_config, TrainConfig
 from galmet.data.transforms import rebin
 
 TINY = dict(arch="resnet18", weights="none", batch_size=8, progress=False)
@@ -258,24 +259,26 @@ def test_unreadable_checkpoint_and_missing_cuda(tiny, tmp_path, capsys):
 
 
 def test_background_checkpoint_writer_snapshots_state(tmp_path):
-    from galmet.training.loop import HISTORY_NAME, _cpu_copy, _Writer
+    from galmet.layout import HISTORY as HISTORY_NAME
+    from galmet.training.checkpoint import CheckpointWriter as _Writer, cpu_copy as _cpu_copy
 
     w = torch.zeros(3)
-    writer = _Writer(background=True)  # the CUDA path, exercised on the CPU
-    writer.submit(_cpu_copy({"model": {"w": w}, "history": [{"epoch": 1}]}), tmp_path)
+    writer = _Writer(tmp_path, background=True)  # the CUDA path, exercised on the CPU
+    writer.submit(_cpu_copy({"model": {"w": w}, "history": [{"epoch": 1}]}))
     w += 1  # training goes on while the file is written: the snapshot must not see this
     writer.wait()
     ck = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert torch.equal(ck["model"]["w"], torch.zeros(3))
     assert list(pd.read_csv(tmp_path / HISTORY_NAME)["epoch"]) == [1]
 
-    writer.submit({"model": {"w": w}, "history": [], "bad": lambda: 0}, tmp_path / "sub")
+    writer.run = tmp_path / "sub"
+    writer.submit({"model": {"w": w}, "history": [], "bad": lambda: 0})
     with pytest.raises(Exception):
         writer.wait()
 
 
 def test_memory_mapped_path_matches_in_ram_path(tiny, tmp_path, monkeypatch):
-    import galmet.training.loop as gt
+    import galmet.training.data as gt
 
     config = TrainConfig(**TINY, recipe="onecycle", epochs=2)
     in_ram = train(tiny, tmp_path / "ram", config)

@@ -3,26 +3,52 @@
 A reproduction, as installable software, of Wu & Boada (2019, MNRAS 484, 4683): a ResNet
 regresses Z = 12 + log(O/H) from 128x128 gri JPEG cutouts.
 
-Heavy dependencies (torch, astropy, galsim, matplotlib) are imported lazily, inside the
-functions that need them, so ``import galmet`` stays cheap.
+The public API::
+
+    galmet.load_dataset(path)              # a validated dataset directory or image folder
+    galmet.train(dataset, out_dir, config)  # train a model (the paper's recipe by default)
+    galmet.load_model("RUN/model.pt")      # a trained model bundle; .predict(images)
+    galmet.predict_dataset(model, dataset) # the predictions table
+    galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3)
+
+Each name is imported on first use, so ``import galmet`` stays cheap and pulls in neither torch
+nor astropy; everything else lives in the stage packages (see docs/architecture.md).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from galmet.errors import GalmetError  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["GalmetError", "__version__", "load_dataset", "load_model"]
+from galmet._version import __version__
+from galmet.errors import ConfigError, DataError, GalmetError
+
+if TYPE_CHECKING:
+    from galmet.data.dataset import load_dataset
+    from galmet.nn.bundle import load_model
+    from galmet.predict import predict_dataset
+    from galmet.sdss.skyserver import fetch_cutout
+    from galmet.training.loop import train
+
+#: Public name -> module that defines it.
+_LAZY = {
+    "load_dataset": "galmet.data.dataset",
+    "load_model": "galmet.nn.bundle",
+    "predict_dataset": "galmet.predict",
+    "train": "galmet.training.loop",
+    "fetch_cutout": "galmet.sdss.skyserver",
+}
+
+__all__ = ["ConfigError", "DataError", "GalmetError", "__version__", *_LAZY]
 
 
-def load_dataset(*args, **kwargs):
-    """Load a dataset directory; see :func:`galmet.data.dataset.load_dataset`."""
-    from galmet.data.dataset import load_dataset as _load
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'galmet' has no attribute {name!r}")
 
-    return _load(*args, **kwargs)
 
-
-def load_model(*args, **kwargs):
-    """Load a trained model bundle; see :func:`galmet.nn.bundle.load_model`."""
-    from galmet.nn.bundle import load_model as _load
-
-    return _load(*args, **kwargs)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

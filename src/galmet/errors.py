@@ -1,5 +1,7 @@
 """Exceptions a user can cause; the CLI turns each into one line and exit code 2."""
 
+from __future__ import annotations
+
 
 class GalmetError(Exception):
     """A problem with the user's input (file, row, column, option) rather than a bug.
@@ -14,3 +16,11 @@ class DataError(GalmetError):
 
 class ConfigError(GalmetError):
     """A bad option or configuration value."""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """``TypeName: first line of the message`` (at most ``limit`` characters of it), for
+    wrapping a foreign exception into a one-line galmet error."""
+    text = str(exc)
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:limit]}" if first else type(exc).__name__

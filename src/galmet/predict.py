@@ -1,12 +1,13 @@
-"""Catalog in, predictions table out: run a model bundle over a dataset (with test-time augmentation).
+"""Catalog in, predictions table out: run a model bundle over a dataset or over sky positions.
 
-The table has one row per image, in the dataset's row order:
+The table has one row per image, in the input's row order (columns: see :mod:`galmet.columns`):
 
 ==================== =============================================================
 objID / file         the galaxy's objID, or the image file when there is none
 split                train/valid/test (only for a dataset directory with a catalog)
 <target>_pred        prediction (mean over the 8 dihedral views with TTA), target units
-<target>_pred_std    population std over the 8 views; NaN without TTA
+<target>_pred_std    population std over the views (and ensemble members); NaN for one
+                     model without TTA
 <target>             the truth, when the catalog has that column
 lgm_tot_p50, oh_p50, passed through from the catalog when present, for joins and analyses
 z, ra, dec
@@ -16,31 +17,32 @@ z, ra, dec
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from galmet.columns import FILE, OBJID, PASSTHROUGH, SPLIT, pred_column, spread_column
 from galmet.data.dataset import Dataset, find_catalog
-from galmet.errors import DataError
+from galmet.errors import DataError, GalmetError
+from galmet.nn.inference import GalmetModel
+from galmet.sdss.skyserver import DEFAULT_BASE_URL, DEFAULT_SCALE, fetch_cutout
 
 log = logging.getLogger(__name__)
 
-#: Catalog columns copied into every predictions table when present.
-PASSTHROUGH = ("lgm_tot_p50", "oh_p50", "z", "ra", "dec")
 
-
-def predict_dataset(model, dataset: Dataset, tta: bool = True, batch_size: int = 256, device: str = "auto",
-                    progress: bool | None = None) -> pd.DataFrame:
+def predict_dataset(model: GalmetModel, dataset: Dataset, tta: bool = True, batch_size: int = 256,
+                    device: str = "auto", progress: bool | None = None) -> pd.DataFrame:
     """Predict every image of ``dataset`` with ``model``; return the predictions table (see module doc).
 
     Parameters
     ----------
-    model : galmet.nn.bundle.GalmetModel
+    model : galmet.nn.inference.GalmetModel
         A loaded bundle.
     dataset : galmet.data.dataset.Dataset
         Loaded with images; their size must be the bundle's image size.
     tta, batch_size, device, progress
-        See :meth:`galmet.nn.bundle.GalmetModel.predict`.
+        See :meth:`galmet.nn.inference.GalmetModel.predict`.
 
     Raises
     ------
@@ -59,24 +61,92 @@ def predict_dataset(model, dataset: Dataset, tta: bool = True, batch_size: int =
 
 def predictions_table(dataset: Dataset, targets: list[str], pred: np.ndarray, std: np.ndarray,
                       with_split: bool = True) -> pd.DataFrame:
-    """Assemble the predictions table from (N,) or (N, T) predictions and their TTA spread."""
+    """Assemble the predictions table from (N,) or (N, T) predictions and their spread."""
     cat = dataset.catalog
+    out = pd.DataFrame(index=range(len(cat)))
+    if OBJID in cat.columns:
+        out[OBJID] = cat[OBJID].to_numpy(dtype=np.int64)
+    else:
+        out[FILE] = [str(p.relative_to(dataset.root)) if p.is_relative_to(dataset.root) else str(p)
+                     for p in dataset.paths]
+    if with_split and SPLIT in cat.columns:
+        out[SPLIT] = cat[SPLIT].astype(str).to_numpy()
+    return _add_predictions(out, cat, targets, pred, std)
+
+
+def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], pred, std) -> pd.DataFrame:
+    """``out`` with the prediction, spread, truth and pass-through columns of ``cat``'s rows."""
     pred = np.asarray(pred, dtype=np.float64).reshape(len(cat), -1)
     std = np.asarray(std, dtype=np.float64).reshape(len(cat), -1)
-    out = pd.DataFrame(index=range(len(cat)))
-    if "objID" in cat.columns:
-        out["objID"] = cat["objID"].to_numpy(dtype=np.int64)
-    else:
-        out["file"] = [str(p.relative_to(dataset.root)) if p.is_relative_to(dataset.root) else str(p)
-                       for p in dataset.paths]
-    if with_split and "split" in cat.columns:
-        out["split"] = cat["split"].astype(str).to_numpy()
     for j, t in enumerate(targets):
-        out[f"{t}_pred"] = pred[:, j]
-        out[f"{t}_pred_std"] = std[:, j]
-        if t in cat.columns:
+        out[pred_column(t)] = pred[:, j]
+        out[spread_column(t)] = std[:, j]
+        if t in cat.columns and t not in out.columns:
             out[t] = pd.to_numeric(cat[t], errors="coerce").to_numpy(dtype=np.float64)
     for col in PASSTHROUGH:
         if col in cat.columns and col not in out.columns:
             out[col] = cat[col].to_numpy()
     return out
+
+
+def predict_positions(model: GalmetModel, positions: pd.DataFrame, *, scale: float = DEFAULT_SCALE,
+                      base_url: str = DEFAULT_BASE_URL, skip_bad: bool = False, tta: bool = True,
+                      batch_size: int = 256, device: str = "auto", where: str = "positions",
+                      fetch: Callable[..., np.ndarray] | None = None,
+                      progress: bool | None = None) -> pd.DataFrame:
+    """Fetch the SDSS cutout at every ra/dec of ``positions`` and predict it.
+
+    Parameters
+    ----------
+    model : GalmetModel
+        Its image size (default 128) is the cutout size fetched.
+    positions : pandas.DataFrame
+        ``ra`` and ``dec`` in degrees; ``objID`` and the truth columns are kept when present.
+    scale : float
+        Arcsec per pixel of the cutouts (0.296: the paper's).
+    base_url : str
+        SkyServer root.
+    skip_bad : bool
+        Drop rows whose cutout cannot be fetched (logged) instead of failing on the first.
+    tta, batch_size, device
+        See :meth:`galmet.nn.inference.GalmetModel.predict`.
+    where : str
+        Names the input in error messages.
+    fetch : callable, optional
+        ``fetch(ra, dec, scale=, size=, base_url=) -> uint8 (size, size, 3)``; default
+        :func:`galmet.sdss.skyserver.fetch_cutout`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``objID`` (when given), ``ra``, ``dec``, then the prediction columns, one row per
+        fetched position.
+    """
+    fetch = fetch or fetch_cutout
+    for col in ("ra", "dec"):
+        if col not in positions.columns:
+            raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, positions.columns))})")
+    size = model.image_size or 128
+    images, keep = [], []
+    rows = list(zip(positions["ra"].to_numpy(dtype=float), positions["dec"].to_numpy(dtype=float)))
+    show = progress if progress is not None else len(rows) >= 20
+    iterator = rows
+    if show:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(rows, desc="fetching cutouts", unit="img")
+    for i, (ra, dec) in enumerate(iterator):
+        try:
+            images.append(fetch(ra, dec, scale=scale, size=size, base_url=base_url))
+            keep.append(i)
+        except GalmetError as exc:
+            label = f"row {i}: " if len(rows) > 1 else ""
+            if not skip_bad:
+                raise type(exc)(f"{where}: {label}{exc} (use --skip-bad to drop such rows)") from exc
+            log.warning("skipped %s row %d (ra %s, dec %s): %s", where, i, ra, dec, exc)
+    if not images:
+        raise DataError(f"{where}: no cutout could be fetched")
+    pred, std = model.predict(np.stack(images), tta=tta, batch_size=batch_size, device=device, return_std=True)
+    table = positions.iloc[keep].reset_index(drop=True)
+    front = [c for c in (OBJID, "ra", "dec") if c in table.columns]
+    return _add_predictions(table[front].copy(), table, model.targets, pred, std)

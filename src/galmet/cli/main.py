@@ -13,7 +13,7 @@ import logging
 import pkgutil
 import sys
 
-from galmet import __version__
+from galmet._version import __version__
 from galmet.errors import GalmetError
 
 EXIT_USER_ERROR = 2

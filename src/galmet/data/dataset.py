@@ -15,11 +15,10 @@ files in sorted order, with a ``file`` column and ``objID`` taken from numeric f
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -27,19 +26,16 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from galmet.io.atomic import atomic_path, atomic_write_text
+from galmet.columns import DEFAULT_TARGET, LABEL_RANGES, OBJID, objid_array
+from galmet.data.cache import cache_key, cache_location, open_cache, write_cache
+from galmet.data.splits import assign_splits
 from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, read_image
-from galmet.data.splits import assign_splits
 from galmet.io.tables import read_table, write_table
+from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
 
 log = logging.getLogger(__name__)
 
-CATALOG_NAMES = ("catalog.parquet", "catalog.csv")
-CACHE_NAME = "images.npy"
-#: Physically allowed range of each known label column (inclusive), used to reject bad rows.
-LABEL_RANGES = {"oh_p50": (7.0, 10.0), "lgm_tot_p50": (5.0, 13.0)}
-DEFAULT_TARGET = "oh_p50"
 
 
 @dataclass
@@ -76,11 +72,37 @@ class Dataset:
         """A label for each row: ``objID`` when known, else the file name."""
         return _names(self.catalog, self.paths)
 
+    def __repr__(self) -> str:
+        splits = self.catalog["split"].value_counts() if "split" in self.catalog.columns else {}
+        parts = ", ".join(f"{s}={int(splits.get(s, 0))}" for s in ("train", "valid", "test") if s in splits)
+        images = "loaded" if self.has_images else "not loaded"
+        return (f"Dataset({str(self.root)!r}, n={len(self)}, image_size={self.image_size}"
+                f"{', ' + parts if parts else ''}, images {images}"
+                f"{f', skipped={len(self.skipped)}' if self.skipped else ''})")
+
+    @property
+    def has_images(self) -> bool:
+        """True when the images were loaded (``load_dataset(..., load_images=True)``)."""
+        return self._images is not None
+
     def images(self) -> np.ndarray:
         """All images as uint8 (N, H, W, 3); memory-mapped from the decode cache when there is one."""
         if self._images is None:
             raise DataError(f"{self.root}: images were not loaded (load_dataset(..., load_images=False))")
         return self._images
+
+    def without_images(self) -> Dataset:
+        """The same rows without their images (cheap to subset when only labels are needed)."""
+        return dataclasses.replace(self, _images=None, cache_path=None)
+
+    def with_images(self, images: np.ndarray) -> Dataset:
+        """The same rows with other images, uint8 (N, S, S, 3) in row order (e.g. re-binned ones)."""
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[0] != len(self) or images.shape[1] != images.shape[2] \
+                or images.shape[3] != 3 or images.dtype != np.uint8:
+            raise DataError(f"{self.root}: replacement images must be uint8 ({len(self)}, S, S, 3), "
+                            f"got {images.dtype} {images.shape}")
+        return dataclasses.replace(self, _images=images, image_size=int(images.shape[1]), cache_path=None)
 
     def split_indices(self, split: str | Sequence[str]) -> np.ndarray:
         """Row indices (int64) whose ``split`` is ``split`` (or one of several)."""
@@ -224,8 +246,8 @@ def load_dataset(
     if len(catalog) == 0:
         raise DataError(f"{root}: no usable images" + (f" ({len(problems)} bad rows skipped)" if problems else ""))
     catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed)
-    if "objID" in catalog.columns:
-        catalog["objID"] = catalog["objID"].astype(np.int64)
+    if OBJID in catalog.columns:
+        catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 
     if size is None:
         size = _first_image_size(root, paths, names, on_error)
@@ -244,7 +266,7 @@ def _failed_downloads(root: Path) -> dict[str, str]:
     Such rows are dropped (and listed in ``Dataset.skipped``) rather than failing the load: the
     downloader already reported them, and a few permanent 404s are normal for SDSS.
     """
-    path = root / "manifest.parquet"
+    path = root / MANIFEST
     if not path.is_file():
         return {}
     try:
@@ -287,15 +309,11 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
         return [root / str(f) for f in catalog["file"]]
     if "objID" not in catalog.columns:
         raise DataError(f"{catalog_file}: catalog needs an objID column (or a file column)")
-    ids = pd.to_numeric(catalog["objID"], errors="coerce")
-    if ids.isna().any():
-        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise DataError(f"{catalog_file}: row {i}: objID {catalog['objID'].iloc[i]!r} is not an integer")
-    catalog["objID"] = ids.astype(np.int64)
+    catalog["objID"] = objid_array(catalog["objID"], str(catalog_file))
     dup = catalog["objID"].duplicated()
     if dup.any():
         raise DataError(f"{catalog_file}: objID {catalog['objID'][dup].iloc[0]} appears more than once")
-    images = root / "images"
+    images = root / IMAGES_DIR
     paths = []
     for oid in catalog["objID"]:
         p = images / f"{oid}.jpg"
@@ -309,7 +327,7 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
 
 
 def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path]]:
-    folder = root / "images" if (root / "images").is_dir() else root
+    folder = root / IMAGES_DIR if (root / IMAGES_DIR).is_dir() else root
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not paths:
         raise DataError(f"{root}: no catalog (catalog.parquet/catalog.csv) and no .jpg/.png images")
@@ -320,33 +338,11 @@ def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path]]:
     return catalog, paths
 
 
-def _cache_location(ds: Dataset, cache: bool | str | os.PathLike) -> Path | None:
-    if cache is False:
-        return None
-    if cache is not True:
-        return Path(cache)
-    # Only write into directories galmet made (catalog.parquet): never into a shipped sample,
-    # a user's photo folder or a read-only share, even when running as root.
-    if (ds.root / "catalog.parquet").is_file() and os.access(ds.root, os.W_OK) and ds.root.stat().st_mode & 0o222:
-        return ds.root / CACHE_NAME
-    base = Path(os.environ.get("GALMET_CACHE_DIR", Path.home() / ".cache" / "galmet"))
-    key = hashlib.sha1(str(ds.root.resolve()).encode()).hexdigest()[:16]
-    return base / key / CACHE_NAME
-
-
-def _cache_key(names: list[str], size: int, paths: list[Path]) -> dict:
-    h = hashlib.sha1()
-    for name, p in zip(names, paths):
-        st = p.stat()
-        h.update(f"{name}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return {"n": len(names), "size": size, "rows_sha1": h.hexdigest(), "format": 1}
-
-
 def _attach_images(ds: Dataset, names: list[str], on_error: str, cache, progress) -> Dataset:
-    location = _cache_location(ds, cache)
-    key = _cache_key(names, ds.image_size, ds.paths)
+    location = cache_location(ds.root, cache)
+    key = cache_key(names, ds.image_size, ds.paths)
     if location is not None:
-        cached = _open_cache(location, key)
+        cached = open_cache(location, key)
         if cached is not None:
             ds._images, ds.cache_path = cached, location
             return ds
@@ -362,12 +358,12 @@ def _attach_images(ds: Dataset, names: list[str], on_error: str, cache, progress
         names = [names[i] for i in keep]
         if len(ds) == 0:
             raise DataError(f"{ds.root}: no usable images ({len(skipped)} bad rows skipped)")
-        key = _cache_key(names, ds.image_size, ds.paths)
+        key = cache_key(names, ds.image_size, ds.paths)
     ds._images = images
     if location is not None:
         try:
-            _write_cache(location, images, key)
-            ds._images, ds.cache_path = _open_cache(location, key), location
+            write_cache(location, images, key)
+            ds._images, ds.cache_path = open_cache(location, key), location
         except OSError as exc:
             log.warning("could not write decode cache %s (%s); continuing from memory", location, exc)
     return ds
@@ -399,32 +395,23 @@ def decode_all(ds: Dataset, names: list[str] | None = None, progress: bool | Non
     return out, problems
 
 
-def _open_cache(location: Path, key: dict) -> np.ndarray | None:
-    meta = location.with_suffix(".json")
-    try:
-        if json.loads(meta.read_text()) != key:
-            return None
-        arr = np.load(location, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    if arr.dtype != np.uint8 or arr.shape != (key["n"], key["size"], key["size"], 3):
-        return None
-    return arr
-
-
-def _write_cache(location: Path, images: np.ndarray, key: dict) -> None:
-    location.parent.mkdir(parents=True, exist_ok=True)
-    meta = location.with_suffix(".json")
-    meta.unlink(missing_ok=True)  # invalidate first: a crash below leaves no stale pair
-    with atomic_path(location) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, images)
-    atomic_write_text(meta, json.dumps(key))
-
-
 def write_catalog(root: str | os.PathLike, catalog: pd.DataFrame) -> Path:
     """Write ``catalog`` as ``root/catalog.parquet`` atomically (objID stored as int64)."""
     catalog = catalog.copy()
-    if "objID" in catalog.columns:
-        catalog["objID"] = catalog["objID"].astype(np.int64)
-    return write_table(catalog, Path(root) / "catalog.parquet")
+    if OBJID in catalog.columns:
+        catalog[OBJID] = objid_array(catalog[OBJID], "catalog")
+    return write_table(catalog, Path(root) / CATALOG_PARQUET)
+
+
+def as_dataset(dataset, **load_kwargs) -> Dataset:
+    """``dataset`` itself when it is a :class:`Dataset`, else :func:`load_dataset` of it.
+
+    Parameters
+    ----------
+    dataset : path-like or Dataset
+    **load_kwargs
+        Passed to :func:`load_dataset`; ignored for a Dataset, which is used as it is.
+    """
+    if isinstance(dataset, Dataset):
+        return dataset
+    return load_dataset(dataset, **load_kwargs)

@@ -4,6 +4,7 @@
 - :func:`center_crop`: the central square of each image.
 - :func:`random_dihedral`: a random element of the dihedral group D4 per sample (augmentation).
 - :func:`dihedral_view` / :func:`dihedral_views`: the 8 fixed D4 views (test-time augmentation).
+- :func:`random_zoom`: fastai's random zoom (``max_zoom``) on a float batch.
 
 Element ``i`` (0-7) is the same transform as the numpy reference :func:`galmet.data.transforms.dihedral`:
 0-3 rotate by 0/90/180/270 degrees, 4-7 flip left-right and then rotate.
@@ -16,12 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from galmet.data.transforms import DIHEDRAL, dihedral
 
 #: ImageNet channel statistics (RGB, on the 0-1 scale) used by torchvision's pretrained weights.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Probability that fastai's RandomScale zooms an image (the rest are left at scale 1).
+ZOOM_PROBABILITY = 0.75
 
 _PERM_CACHE: dict[tuple[int, str], torch.Tensor] = {}
 _NORM_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -178,3 +183,24 @@ def random_dihedral(
         flat = x.reshape(n, c, size * size)
         out = torch.gather(flat, 2, idx.unsqueeze(1).expand(n, c, size * size)).view(n, c, size, size)
     return (out, index) if return_index else out
+
+
+def random_zoom(x: torch.Tensor, max_zoom: float, generator: torch.Generator | None = None,
+                p: float = ZOOM_PROBABILITY) -> torch.Tensor:
+    """fastai's ``RandomScale`` + ``RandomCrop`` on a float batch (N, C, H, W), on its device.
+
+    Each image is, with probability ``p``, magnified by a factor uniform in [1, max_zoom]
+    (bilinear, about a random centre that keeps the view inside the image) and cropped back
+    to H x W; the rest pass through unchanged. No host synchronisation.
+    """
+    n = x.shape[0]
+    u = torch.rand((n, 4), device=x.device, generator=generator)
+    zoom = torch.where(u[:, 1] < p, 1 + (max_zoom - 1) * u[:, 0], torch.ones_like(u[:, 0]))
+    inv = 1.0 / zoom
+    theta = torch.zeros((n, 2, 3), device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = inv
+    theta[:, 1, 1] = inv
+    theta[:, :, 2] = (1 - inv).unsqueeze(1) * (2 * u[:, 2:] - 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last)

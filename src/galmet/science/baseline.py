@@ -11,15 +11,13 @@ a forest is invariant to monotonic rescaling, so no normalisation is needed.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from galmet.science.predictions import PASSTHROUGH, write_json
+from galmet.columns import PASSTHROUGH
 from galmet.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -136,79 +134,3 @@ def random_forest_baseline(
     log.info("random forest on %s fitted to %d galaxies in %.1f s", bands, len(fit), time.perf_counter() - t0)
     per_tree = np.stack([tree.predict(X) for tree in rf.estimators_])
     return _frame(catalog, target, per_tree.mean(axis=0), per_tree.std(axis=0))
-
-
-def run_baselines(
-    dataset,
-    out_dir: str | os.PathLike,
-    bands: str = "gri",
-    target: str = "oh_p50",
-    config: ForestConfig | None = None,
-) -> dict:
-    """Fit both baselines on a dataset, write their predictions and metrics; return the metrics.
-
-    Parameters
-    ----------
-    dataset : path-like or galmet.data.dataset.Dataset
-        Needs ``modelMag_<band>`` columns, ``target`` and a split (made if absent).
-    out_dir : path-like
-        Receives ``rf_<bands>_predictions.parquet``, ``constant_predictions.parquet`` and
-        ``baseline_metrics.json`` (test-set metrics of both, config, provenance).
-
-    Returns
-    -------
-    dict
-        ``{"rf": summary, "constant": summary, "bands": ..., "config": ..., "files": ...}``,
-        each summary as :func:`galmet.science.metrics.summarize` on the test split.
-    """
-    from galmet.science.metrics import summarize
-
-    bands = parse_bands(bands)
-    if hasattr(dataset, "catalog"):
-        catalog, where = dataset.catalog, str(dataset.root)
-    else:
-        from galmet.data.dataset import load_dataset
-
-        ds = load_dataset(dataset, targets=[target], load_images=False)
-        catalog, where = ds.catalog, str(ds.root)
-    out = Path(out_dir)
-    config = config or ForestConfig()
-    t0 = time.perf_counter()
-    rf = random_forest_baseline(catalog, bands, target, config, where)
-    rf_time = time.perf_counter() - t0
-    const = constant_baseline(catalog, target, where)
-    from galmet.io.tables import write_table
-
-    rf_path = write_table(rf, out / f"rf_{bands}_predictions.parquet")
-    const_path = write_table(const, out / "constant_predictions.parquet")
-    result = {
-        "target": target,
-        "bands": bands,
-        "dataset": str(Path(where).resolve()),
-        "config": asdict(config),
-        "fit_seconds": rf_time,
-        "rf": summarize(rf, target, "test"),
-        "constant": summarize(const, target, "test"),
-        "files": {"rf": str(rf_path), "constant": str(const_path)},
-    }
-    # summarize() quotes the paper's CNN; beside a baseline only the paper's RF number belongs.
-    result["rf"].pop("paper", None)
-    result["constant"].pop("paper", None)
-    if target == "oh_p50" and bands == "gri":
-        from galmet.science.paper import PAPER_RF_GRI_RMSE
-
-        result["rf"]["paper"] = {"rmse": PAPER_RF_GRI_RMSE}
-    write_json(out / "baseline_metrics.json", result)
-    return result
-
-
-def format_baselines(result: dict) -> str:
-    """Plain-text table of :func:`run_baselines` metrics (test split)."""
-    rows = [(f"random forest ({result['bands']})", result["rf"]), ("constant mean", result["constant"])]
-    lines = [f"{result['target']} baselines on the test split",
-             f"{'predictor':<24}{'N':>7}{'RMSE':>9}{'NMAD':>9}{'bias':>9}{'paper RMSE':>12}"]
-    for name, s in rows:
-        paper = s.get("paper", {}).get("rmse") if name.startswith("random") else None
-        lines.append(f"{name:<24}{s['n']:>7d}{s['rmse']:>9.4f}{s['nmad']:>9.4f}{s['bias']:>+9.4f}"
-                     + (f"{paper:>12.3f}" if paper is not None else f"{'-':>12}"))
-    return "\n".join(lines)

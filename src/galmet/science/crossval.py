@@ -29,15 +29,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmet.io.atomic import atomic_write_text
+from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError
+from galmet.io.atomic import atomic_write_text
+from galmet.io.tables import write_table
+from galmet.layout import BUNDLE, CHECKPOINT, CV_SCORES, FOLDS, OOF, fold_dir
+from galmet.nn.bundle import load_model, save_ensemble
+from galmet.predict import predict_dataset
+from galmet.science.metrics import regression_metrics, residuals, rmse
+from galmet.training.loop import train
 
 log = logging.getLogger(__name__)
 
-FOLDS_NAME = "folds.csv"
-OOF_NAME = "oof.parquet"
-CV_NAME = "cv.json"
-ENSEMBLE_NAME = "model.pt"
 
 
 @dataclass
@@ -80,8 +83,8 @@ def _check_cv_dir(run: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     started = run.is_dir() and any(run.iterdir())
-    if resume and not (run / FOLDS_NAME).is_file():
-        raise ConfigError(f"{run}: no {FOLDS_NAME}: not a cross-validation run to resume")
+    if resume and not (run / FOLDS).is_file():
+        raise ConfigError(f"{run}: no {FOLDS}: not a cross-validation run to resume")
     if started and not (resume or overwrite):
         raise ConfigError(f"{run}: is not empty; use --resume to continue a cross-validation run there or --overwrite")
 
@@ -114,28 +117,18 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
     ConfigError, DataError
         One-line messages (bad options, too few rows, a resumed run with other settings or data).
     """
-    from galmet.data.dataset import Dataset, load_dataset
-    from galmet.science.metrics import regression_metrics, residuals, rmse
-    from galmet.nn.bundle import load_model, save_ensemble
-    from galmet.predict import predict_dataset
-    from galmet.io.tables import write_table
-    from galmet.training.loop import BUNDLE_NAME, CHECKPOINT_NAME, train
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--folds runs one process; start it without torchrun")
     config = config.resolved()
     run = Path(out_dir)
     _check_cv_dir(run, resume, overwrite)
     fold_seed = config.split_seed if fold_seed is None else fold_seed
-    if isinstance(dataset, Dataset):
-        ds = dataset
-    else:
-        ds = load_dataset(dataset, targets=config.targets, on_error="skip" if config.skip_bad else "raise",
-                          size=config.size, valid_fraction=0.0)
+    ds = as_dataset(dataset, targets=config.targets, on_error="skip" if config.skip_bad else "raise",
+                    size=config.size, valid_fraction=0.0)
     pool = ds.split_indices(["train", "valid"])
     fold_of_pool = assign_folds(len(pool), folds, fold_seed)
     table = pd.DataFrame({"name": np.asarray(ds.names, dtype=object)[pool], "fold": fold_of_pool})
-    folds_file = run / FOLDS_NAME
+    folds_file = run / FOLDS
     if resume:
         saved = pd.read_csv(folds_file, dtype={"name": str})
         if saved["name"].tolist() != table["name"].astype(str).tolist() or saved["fold"].tolist() != table["fold"].tolist():
@@ -143,22 +136,22 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
                               f"use --overwrite to start again")
     run.mkdir(parents=True, exist_ok=True)
     if overwrite and not resume:
-        for name in (FOLDS_NAME, OOF_NAME, CV_NAME, ENSEMBLE_NAME):
+        for name in (FOLDS, OOF, CV_SCORES, BUNDLE):
             (run / name).unlink(missing_ok=True)
     atomic_write_text(folds_file, table.to_csv(index=False))
 
     parts, members = [], []
     for k in range(folds):
-        fold_run = run / f"fold{k}"
+        fold_run = run / fold_dir(k)
         cat = ds.catalog.copy()
         cat.loc[pool, "split"] = np.where(fold_of_pool == k, "valid", "train")
         ds_k = dataclasses.replace(ds, catalog=cat)
         t0 = time.perf_counter()
-        resume_k = resume and (fold_run / CHECKPOINT_NAME).is_file()
+        resume_k = resume and (fold_run / CHECKPOINT).is_file()
         log.info("fold %d/%d: training on %d rows, validating on %d", k + 1, folds,
                  int(np.sum(fold_of_pool != k)), int(np.sum(fold_of_pool == k)))
         train(ds_k, fold_run, config, resume=resume_k, overwrite=not resume_k)
-        model = load_model(fold_run / BUNDLE_NAME)
+        model = load_model(fold_run / BUNDLE)
         held = ds_k.subset(pool[fold_of_pool == k])
         pred = predict_dataset(model, held, tta=tta, device=config.device, progress=False)
         pred.insert(1 if pred.columns[0] in ("objID", "file") else 0, "fold", k)
@@ -179,8 +172,8 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
                                 "rmse_per_fold": per_fold,
                                 "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds))}
     scores["config"] = config.to_dict()
-    write_table(oof, run / OOF_NAME)
-    atomic_write_text(run / CV_NAME, json.dumps(scores, indent=1) + "\n")
-    bundle = save_ensemble(run / ENSEMBLE_NAME, members, meta={"cross_validation": {
+    write_table(oof, run / OOF)
+    atomic_write_text(run / CV_SCORES, json.dumps(scores, indent=1) + "\n")
+    bundle = save_ensemble(run / BUNDLE, members, meta={"cross_validation": {
         k: scores[k] for k in ("folds", "fold_seed", "n", "targets")}})
     return CVResult(run_dir=run, bundle_path=bundle, oof=oof, scores=scores)

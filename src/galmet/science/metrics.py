@@ -15,11 +15,10 @@ Definitions (Wu & Boada 2019, section 4):
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
-
 import numpy as np
 import pandas as pd
 
+from galmet.columns import pred_column
 from galmet.errors import DataError
 
 #: Scale factor that makes the median absolute deviation equal sigma for a normal distribution.
@@ -108,153 +107,7 @@ def regression_metrics(y_true, y_pred) -> dict:
     }
 
 
-# --- binning -------------------------------------------------------------------------------
-
-
-def fd_bin_width(x) -> float:
-    """Freedman-Diaconis bin width 2 * IQR * n**(-1/3) of the finite values of ``x``.
-
-    Falls back to Scott's rule (3.49 sigma n**(-1/3)) when the IQR is zero, and to 1 when
-    every value is the same.
-    """
-    v = np.asarray(x, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        raise DataError("Freedman-Diaconis bins: no finite values")
-    q25, q75 = np.percentile(v, [25, 75])
-    width = 2.0 * (q75 - q25) * v.size ** (-1 / 3)
-    if width <= 0:
-        width = 3.49 * np.std(v) * v.size ** (-1 / 3)
-    return float(width) if width > 0 else 1.0
-
-
-def fd_bins(*arrays, max_bins: int = 200, range: tuple[float, float] | None = None) -> np.ndarray:
-    """Common Freedman-Diaconis bin edges for one or more arrays (e.g. Z_true and Z_pred).
-
-    The width is the smallest FD width among the arrays, so both histograms resolve their
-    structure; the edges cover all finite values (or ``range``) with at most ``max_bins`` bins.
-    """
-    if not arrays:
-        raise DataError("Freedman-Diaconis bins: no arrays given")
-    finite = [np.asarray(a, dtype=float).ravel() for a in arrays]
-    finite = [a[np.isfinite(a)] for a in finite]
-    if not any(a.size for a in finite):
-        raise DataError("Freedman-Diaconis bins: no finite values")
-    width = min(fd_bin_width(a) for a in finite if a.size)
-    lo, hi = range if range is not None else (min(a.min() for a in finite if a.size), max(a.max() for a in finite if a.size))
-    if hi <= lo:
-        hi = lo + width
-    n = int(np.clip(np.ceil((hi - lo) / width), 1, max_bins))
-    return np.linspace(lo, hi, n + 1)
-
-
-def fixed_width_bins(x, width: float, anchor: float = 0.0) -> np.ndarray:
-    """Bin edges of a given width aligned to ``anchor + k * width`` that cover the finite ``x``.
-
-    Used for the paper's 0.2 dex stellar-mass bins (edges at 9.0, 9.2, ...).
-    """
-    if not width > 0:
-        raise DataError(f"bin width must be positive, got {width}")
-    v = np.asarray(x, dtype=float).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        raise DataError("fixed-width bins: no finite values")
-    k0 = np.floor((v.min() - anchor) / width)
-    k1 = np.floor((v.max() - anchor) / width) + 1
-    return anchor + np.arange(k0, k1 + 1) * width
-
-
-def _p16(v):
-    return float(np.percentile(v, 16))
-
-
-def _p84(v):
-    return float(np.percentile(v, 84))
-
-
-#: Statistics available to :func:`binned_statistics` by name; each maps a 1-D array to a float.
-STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
-    "median": lambda v: float(np.median(v)),
-    "mean": lambda v: float(np.mean(v)),
-    "std": lambda v: float(np.std(v)),
-    "rmse": lambda v: float(np.sqrt(np.mean(v**2))),
-    "nmad": lambda v: float(NMAD_SCALE * np.median(np.abs(v - np.median(v)))),
-    "bias": lambda v: float(np.median(v)),
-    "outlier_fraction": lambda v: float(np.mean((np.abs(v) > OUTLIER_NMAD * NMAD_SCALE * np.median(np.abs(v - np.median(v))))
-                                                & (np.abs(v) > OUTLIER_DEX))),
-    "p16": _p16,
-    "p84": _p84,
-}
-
-
-def binned_statistics(
-    x,
-    y,
-    bins,
-    statistics: Sequence[str] | Mapping[str, Callable[[np.ndarray], float]] = ("median", "rmse", "nmad"),
-    min_count: int = 1,
-) -> pd.DataFrame:
-    """Statistics of ``y`` in bins of ``x``: the running median, scatter and counts.
-
-    Parameters
-    ----------
-    x : array-like, shape (N,)
-        The binning column (e.g. Z_true or log stellar mass).
-    y : array-like, shape (N,)
-        The values summarised in each bin (e.g. Z_pred for a running median, or the
-        residuals dZ for RMSE / NMAD). Pairs where either is NaN are ignored.
-    bins : int or array-like
-        Bin edges, or a number of equal-width bins over the range of ``x``.
-    statistics : sequence of names in :data:`STATISTICS`, or mapping name -> function
-    min_count : int
-        Bins with fewer values get NaN statistics (their ``count`` is still reported).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bin: ``lo``, ``hi``, ``center``, ``count`` and one column per statistic.
-        Values equal to the last edge fall in the last bin.
-    """
-    xv = np.asarray(x, dtype=float).ravel()
-    yv = np.asarray(y, dtype=float).ravel()
-    if xv.shape != yv.shape:
-        raise DataError(f"binned statistics: x has {xv.size} values but y has {yv.size}")
-    ok = np.isfinite(xv) & np.isfinite(yv)
-    xv, yv = xv[ok], yv[ok]
-    if np.ndim(bins) == 0:
-        if xv.size == 0:
-            raise DataError("binned statistics: no finite (x, y) pairs")
-        lo, hi = xv.min(), xv.max()
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, int(bins) + 1)
-    else:
-        edges = np.asarray(bins, dtype=float)
-    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-        raise DataError("binned statistics: bin edges must be increasing with at least two edges")
-    if isinstance(statistics, Mapping):
-        funcs = dict(statistics)
-    else:
-        unknown = [s for s in statistics if s not in STATISTICS]
-        if unknown:
-            raise DataError(f"unknown statistic {unknown[0]!r}; choose from {', '.join(STATISTICS)}")
-        funcs = {s: STATISTICS[s] for s in statistics}
-    idx = np.digitize(xv, edges[1:-1], right=False)
-    inside = (xv >= edges[0]) & (xv <= edges[-1])
-    rows = []
-    for b in range(edges.size - 1):
-        v = yv[inside & (idx == b)]
-        row = {"lo": edges[b], "hi": edges[b + 1], "center": 0.5 * (edges[b] + edges[b + 1]), "count": int(v.size)}
-        for name, f in funcs.items():
-            row[name] = f(v) if v.size >= max(min_count, 1) else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["lo", "hi", "center", "count", *funcs])
-
-
 # --- prediction tables ---------------------------------------------------------------------
-
-
-def pred_column(target: str) -> str:
-    """Column holding the predictions of ``target`` in a predictions table."""
-    return f"{target}_pred"
 
 
 def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None = "test") -> dict:

@@ -15,14 +15,15 @@ applied as is outside that range, as in the paper.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from galmet.errors import DataError
-from galmet.science.metrics import STATISTICS, binned_statistics, fixed_width_bins, regression_metrics
+from galmet.science.metrics import regression_metrics, select_split
+from galmet.science.paper import (PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA,
+                                  tremonti_mzr)
+from galmet.science.predictions import join_dataset, load_predictions
+from galmet.science.stats import STATISTICS, binned_statistics, fixed_width_bins
 
 MASS = "lgm_tot_p50"
 Z = "oh_p50"
@@ -52,8 +53,6 @@ def mzr_bins(log_mass, z, bin_width: float = 0.2, min_count: int = 10) -> pd.Dat
         median), ``nmad``, ``p16``, ``p84``, ``tremonti`` (Tremonti median at the centre),
         ``offset`` (median - tremonti), all in dex.
     """
-    from galmet.science.paper import tremonti_mzr
-
     m = np.asarray(log_mass, dtype=float)
     edges = fixed_width_bins(m, bin_width)
     # rmse here is the scatter about the bin median, not about zero; the rest are the shared ones
@@ -84,10 +83,6 @@ def join_mass_metallicity(metallicity, mass, dataset=None, split: str | None = "
         ``lgm_tot_p50_pred`` and ``z_mzr`` (Tremonti Z of the predicted mass), rows with
         any NaN dropped.
     """
-    from galmet.science.predictions import join_dataset, load_predictions
-    from galmet.science.metrics import select_split
-    from galmet.science.paper import tremonti_mzr
-
     met, _ = load_predictions(metallicity, Z, dataset)
     ms, _ = load_predictions(mass, MASS, dataset)
     for name, df in (("metallicity", met), ("mass", ms)):
@@ -127,8 +122,6 @@ def mzr_analysis(metallicity, mass, dataset=None, split: str | None = "test", bi
         ``mzr_true_scatter`` (count-weighted mean NMAD over the mass bins), with the paper's
         numbers.
     """
-    from galmet.science.paper import PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA, tremonti_mzr
-
     j = join_mass_metallicity(metallicity, mass, dataset, split)
     zt, zp = j[Z].to_numpy(float), j[f"{Z}_pred"].to_numpy(float)
     mt, mp = j[MASS].to_numpy(float), j[f"{MASS}_pred"].to_numpy(float)
@@ -152,38 +145,6 @@ def mzr_analysis(metallicity, mass, dataset=None, split: str | None = "test", bi
         "bin_width": bin_width,
     }
     return {"joined": j, "bins": bins, "bins_true": bins_true, "metrics": metrics}
-
-
-def run_mzr(metallicity, mass, out_dir: str | os.PathLike, dataset=None, split: str | None = "test",
-            bin_width: float = 0.2, formats=("png", "pdf")) -> dict:
-    """Compute :func:`mzr_analysis` and write it to ``out_dir``.
-
-    Files: ``mzr_metrics.json``, ``mzr_bins.csv`` (Z_pred and Z_true statistics per mass
-    bin), ``mzr_joined.parquet`` and Figures 5 and 6 (``fig5_mass``, ``fig6_mzr``, PNG + PDF).
-    Returns the analysis dict with ``files`` added.
-    """
-    from galmet.science.predictions import provenance, write_json
-    from galmet.science.plots.figures import FIGURE_NAMES, plot_mass, plot_mzr, save_figure
-    from galmet.io.tables import write_table
-
-    out = Path(out_dir)
-    res = mzr_analysis(metallicity, mass, dataset, split, bin_width)
-    j = res["joined"]
-    both = res["bins"].merge(res["bins_true"][["center", "count", "median", "rmse", "nmad"]], on="center",
-                             suffixes=("_pred", "_true"))
-    files = [write_table(both, out / "mzr_bins.csv"), write_table(j, out / "mzr_joined.parquet")]
-    meta = dict(res["metrics"])
-    for name, src in (("metallicity", metallicity), ("mass", mass)):
-        if not isinstance(src, pd.DataFrame):
-            meta[f"{name}_predictions"] = provenance(src)
-    if dataset is not None and not isinstance(dataset, pd.DataFrame):
-        meta["dataset"] = str(Path(getattr(dataset, "root", dataset)).resolve())
-    files.append(write_json(out / "mzr_metrics.json", meta))
-    files += save_figure(plot_mass(j[MASS], j[f"{MASS}_pred"], j[Z], j["z_mzr"]), out / FIGURE_NAMES[5], formats)
-    files += save_figure(plot_mzr(j[MASS], j[f"{Z}_pred"], res["bins"], z_true=j[Z], bin_width=bin_width),
-                         out / FIGURE_NAMES[6], formats)
-    res["files"] = files
-    return res
 
 
 def format_mzr(metrics: dict) -> str:

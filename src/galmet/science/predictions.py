@@ -1,7 +1,4 @@
-"""Science analyses on top of predictions: baselines, the resolution study and the MZR.
-
-This module also holds the shared reading of predictions tables (the ``galmet predict``
-format) so every analysis command treats them the same way:
+"""Reading predictions tables (the ``galmet predict`` format), the same way for every analysis:
 
 =====================  ====================================================================
 column                 meaning
@@ -18,15 +15,17 @@ column                 meaning
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from galmet.columns import PASSTHROUGH, SPLIT
+from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
+from galmet.io.tables import read_table
 
 #: Columns copied from a dataset's catalog into a predictions table when it lacks them.
-PASSTHROUGH = ("split", "oh_p50", "lgm_tot_p50", "z", "ra", "dec")
+JOINED = (SPLIT, *PASSTHROUGH)
 
 
 def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
@@ -44,15 +43,11 @@ def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
 def _dataset_catalog(dataset) -> tuple[pd.DataFrame, str]:
     if isinstance(dataset, pd.DataFrame):
         return dataset, "catalog"
-    if hasattr(dataset, "catalog"):
-        return dataset.catalog, str(dataset.root)
-    from galmet.data.dataset import load_dataset
-
-    ds = load_dataset(dataset, targets=[], load_images=False)
+    ds = as_dataset(dataset, targets=[], load_images=False)
     return ds.catalog, str(ds.root)
 
 
-def join_dataset(df: pd.DataFrame, dataset, columns=PASSTHROUGH) -> pd.DataFrame:
+def join_dataset(df: pd.DataFrame, dataset, columns=JOINED) -> pd.DataFrame:
     """Fill missing (or all-NaN) ``columns`` of a predictions table from a dataset's catalog.
 
     Parameters
@@ -103,8 +98,6 @@ def load_predictions(
     (pandas.DataFrame, str)
         The table and the target name.
     """
-    from galmet.io.tables import read_table
-
     if isinstance(path, pd.DataFrame):
         df, where = path.copy(), "predictions"
     else:
@@ -120,71 +113,3 @@ def load_predictions(
         hint = "; pass --dataset DATASET to join it by objID" if dataset is None else f" and the dataset has no {target!r} for these objIDs"
         raise DataError(f"{where}: no truth column {target!r}{hint}")
     return df, target
-
-
-def provenance(path: str | os.PathLike) -> dict:
-    """Where a file came from: its path, size (bytes), modification time (UTC ISO) and SHA-256."""
-    import datetime
-    import hashlib
-
-    p = Path(path)
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    st = p.stat()
-    return {
-        "path": str(p.resolve()),
-        "bytes": st.st_size,
-        "modified": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(timespec="seconds"),
-        "sha256": h.hexdigest(),
-    }
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path: str | os.PathLike, obj) -> Path:
-    """Write ``obj`` as indented JSON atomically (NaN/inf become null); return the path."""
-    import json
-
-    from galmet.io.atomic import atomic_write_text
-
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
-    return Path(path)
-
-
-def evaluate_predictions(
-    path: str | os.PathLike | pd.DataFrame,
-    target: str | None = None,
-    split: str | None = "test",
-    dataset=None,
-    json_out: str | os.PathLike | None = None,
-) -> dict:
-    """Read a predictions file, compute :func:`galmet.science.metrics.summarize`, optionally write JSON.
-
-    The JSON (``galmet evaluate --json``) holds the metrics, the paper's values (for
-    ``oh_p50``) and the provenance of the predictions file (and dataset when given).
-    """
-    from galmet.science.metrics import summarize
-
-    df, target = load_predictions(path, target, dataset)
-    summary = summarize(df, target, split)
-    if not isinstance(path, pd.DataFrame):
-        summary["predictions"] = provenance(path)
-    if dataset is not None and not isinstance(dataset, pd.DataFrame):
-        summary["dataset"] = str(Path(getattr(dataset, "root", dataset)).resolve())
-    if json_out is not None:
-        write_json(json_out, summary)
-    return summary

@@ -34,7 +34,6 @@ the next unfinished size; an interrupted size resumes from its training checkpoi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -44,12 +43,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from galmet.data.transforms import rebin
 from galmet.errors import ConfigError, DataError
+from galmet.io.tables import read_table
+from galmet.layout import RESOLUTION_META, RESOLUTION_TABLE
+from galmet.science.baseline import constant_baseline, ForestConfig, random_forest_baseline
+from galmet.science.metrics import summarize
 
 log = logging.getLogger(__name__)
 
-TABLE_NAME = "resolution.csv"
-META_NAME = "resolution.json"
 COLUMNS = ["size", "input_size", "rmse", "nmad", "bias", "outlier_fraction", "n", "train_seconds", "valid_rmse", "run_dir"]
 #: Default smallest image side fed to the network (see the module docstring).
 MIN_INPUT = 32
@@ -85,8 +87,6 @@ def degrade(images: np.ndarray, size: int, min_input: int = MIN_INPUT) -> np.nda
 
     Returns uint8 (N, S, S, 3) with S = ``input_size(size, min_input)``.
     """
-    from galmet.data.transforms import rebin
-
     small = images if size == images.shape[1] else rebin(np.asarray(images), size)
     f = input_size(size, min_input) // size
     if f == 1:
@@ -106,16 +106,14 @@ def read_resolution(path: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFram
     if isinstance(path, pd.DataFrame):
         return path, {}
     p = Path(path)
-    table = p / TABLE_NAME if p.is_dir() else p
+    table = p / RESOLUTION_TABLE if p.is_dir() else p
     if not table.is_file():
-        raise DataError(f"{p}: no resolution table ({TABLE_NAME}); run 'galmet resolution-study' first")
-    from galmet.io.tables import read_table
-
+        raise DataError(f"{p}: no resolution table ({RESOLUTION_TABLE}); run 'galmet resolution-study' first")
     tab = read_table(table)
     missing = [c for c in ("size", "rmse", "nmad") if c not in tab.columns]
     if missing:
         raise DataError(f"{table}: not a resolution table (no column {missing[0]!r})")
-    meta_path = table.with_name(META_NAME)
+    meta_path = table.with_name(RESOLUTION_META)
     meta = {}
     if meta_path.is_file():
         try:
@@ -125,10 +123,9 @@ def read_resolution(path: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFram
     return tab, meta
 
 
-def _baselines(dataset, target: str, bands: str) -> dict:
-    from galmet.science.baseline import ForestConfig, constant_baseline, random_forest_baseline
-    from galmet.science.metrics import summarize
-
+def baselines(dataset, target: str, bands: str) -> dict:
+    """Test RMSE of the constant-mean and random-forest (``bands`` magnitudes) baselines of a
+    dataset: ``bands``, ``constant_rmse``, ``rf_rmse`` (None without magnitudes), ``rf_nmad``."""
     cat, where = dataset.catalog, str(dataset.root)
     out = {"bands": bands}
     out["constant_rmse"] = summarize(constant_baseline(cat, target, where), target, "test")["rmse"]
@@ -141,129 +138,6 @@ def _baselines(dataset, target: str, bands: str) -> dict:
         s = summarize(rf, target, "test")
         out["rf_rmse"], out["rf_nmad"] = s["rmse"], s["nmad"]
     return out
-
-
-def _load_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        return pd.DataFrame(columns=COLUMNS)
-    tab = pd.read_csv(path)
-    return tab[np.isfinite(pd.to_numeric(tab["rmse"], errors="coerce"))].reset_index(drop=True)
-
-
-def run_study(
-    dataset,
-    out_dir: str | os.PathLike,
-    sizes: Sequence[int] | str = (128, 64, 32, 16, 8, 4, 2, 1),
-    config=None,
-    min_input: int = MIN_INPUT,
-    bands: str = "gri",
-    tta: bool = True,
-    formats: Sequence[str] = ("png", "pdf"),
-) -> pd.DataFrame:
-    """Train and test the CNN at each image size; return the results table (largest size first).
-
-    Parameters
-    ----------
-    dataset : path-like or galmet.data.dataset.Dataset
-        With a split column including ``test``; ``modelMag_<band>`` columns enable the
-        random-forest line.
-    out_dir : path-like
-        Study folder (see the module docstring); reused to resume.
-    sizes : sequence of int or "128,64,..."
-        Re-binned image sides in pixels; each must divide the image size.
-    config : galmet.training.config.TrainConfig, optional
-        Training recipe shared by every size (default: the paper's).
-    min_input : int
-        Smallest network input side; re-binned images are pixel-replicated up to it.
-    bands : str
-        Magnitudes of the random-forest baseline.
-    tta : bool
-        Test-time augmentation when predicting the test split.
-    """
-    import time
-
-    from galmet.science.predictions import write_json
-    from galmet.science.metrics import summarize
-    from galmet.io.tables import write_table
-    from galmet.training.config import TrainConfig
-
-    if min_input < 1:
-        raise ConfigError(f"--min-input must be >= 1 pixel, got {min_input}")
-    config = (config or TrainConfig()).resolved()
-    target = config.targets[0]
-    if not hasattr(dataset, "catalog"):
-        from galmet.data.dataset import load_dataset
-
-        dataset = load_dataset(dataset, targets=config.targets, valid_fraction=config.valid_fraction,
-                               split_seed=config.split_seed)
-    sizes = parse_sizes(sizes, dataset.image_size)
-    if not len(dataset.split_indices("test")):
-        raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / META_NAME
-    settings = {"config": config.to_dict(), "min_input": min_input, "target": target,
-                "dataset": str(Path(dataset.root).resolve()), "n": len(dataset)}
-    if meta_path.is_file():
-        old = json.loads(meta_path.read_text())
-        changed = [k for k in ("min_input", "target", "n") if old.get(k) != settings[k]]
-        changed += [f"config.{k}" for k in config.to_dict() if k not in ("device", "workers", "compile", "progress")
-                    and old.get("config", {}).get(k) != config.to_dict()[k]]
-        if changed:
-            raise ConfigError(f"{out}: holds a study with different settings ({', '.join(changed)}); use a new --out")
-        meta = old
-    else:
-        meta = {**settings, **_baselines(dataset, target, bands)}
-    meta["sizes"] = sorted(set(meta.get("sizes", [])) | set(sizes), reverse=True)
-    write_json(meta_path, meta)
-
-    table_path = out / TABLE_NAME
-    table = _load_table(table_path)
-    done = set(int(s) for s in table["size"])
-    images = dataset.images()
-    for size in sizes:
-        if size in done:
-            log.info("resolution study: size %d already done, skipping", size)
-            continue
-        run_dir = out / "runs" / f"size_{size:03d}"
-        s_in = input_size(size, min_input)
-        log.info("resolution study: size %dx%d (network input %dx%d)", size, size, s_in, s_in)
-        ds = dataclasses.replace(dataset, _images=degrade(images, size, min_input), image_size=s_in, cache_path=None)
-        from galmet.training.loop import train
-
-        resume = (run_dir / "checkpoint.pt").is_file() and not (run_dir / "model.pt").is_file()
-        t0 = time.perf_counter()
-        if (run_dir / "model.pt").is_file():
-            bundle = run_dir / "model.pt"
-            hist = pd.read_csv(run_dir / "history.csv") if (run_dir / "history.csv").is_file() else pd.DataFrame()
-        else:
-            res = train(ds, run_dir, dataclasses.replace(config, size=None), resume=resume)
-            bundle, hist = res.bundle_path, res.history
-        train_seconds = float(hist["time_s"].sum()) if "time_s" in hist.columns else time.perf_counter() - t0
-        from galmet.nn.bundle import load_model
-        from galmet.predict import predict_dataset
-
-        model = load_model(bundle, device=config.device)
-        pred = predict_dataset(model, ds.subset("test"), tta=tta, device=config.device)
-        write_table(pred, run_dir / "predictions.parquet")
-        s = summarize(pred, target, "test")
-        vcol = f"valid_rmse_{target}"
-        row = {"size": size, "input_size": s_in, "rmse": s["rmse"], "nmad": s["nmad"], "bias": s["bias"],
-               "outlier_fraction": s["outlier_fraction"], "n": s["n"], "train_seconds": train_seconds,
-               "valid_rmse": float(hist[vcol].iloc[-1]) if vcol in hist.columns and len(hist) else np.nan,
-               "run_dir": str(run_dir.relative_to(out))}
-        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
-        table = table.sort_values("size", ascending=False).reset_index(drop=True)[COLUMNS]
-        write_table(table, table_path)
-        log.info("resolution study: size %d: test RMSE %.4f, NMAD %.4f (N=%d), trained in %.0f s",
-                 size, s["rmse"], s["nmad"], s["n"], train_seconds)
-
-    from galmet.science.plots.figures import FIGURE_NAMES, plot_resolution, save_figure
-
-    save_figure(plot_resolution(table, meta.get("rf_rmse"), meta.get("constant_rmse"),
-                                rf_label=f"random forest ({meta.get('bands', bands)})"),
-                out / FIGURE_NAMES[4], formats)
-    return table
 
 
 def format_resolution(table: pd.DataFrame, meta: dict) -> str:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from galmet.columns import ARCHS
 from galmet.errors import ConfigError
 
 RECIPES = ("paper", "onecycle")
-ARCHS = ("resnet18", "resnet34", "resnet50")
 DEVICES = ("auto", "cpu", "cuda")
 
 #: The paper's per-group maximum learning rates after unfreezing: (stem+layer1+layer2, layer3+layer4, head).

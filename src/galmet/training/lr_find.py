@@ -21,11 +21,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from galmet.errors import ConfigError
-from galmet.training.config import TrainConfig
+from torch.optim.lr_scheduler import ExponentialLR
 
-CSV_NAME = "lr_find.csv"
-PLOT_NAME = "lr_find.png"
+from galmet.errors import ConfigError
+from galmet.io.tables import write_table
+from galmet.layout import LR_FIND_TABLE
+from galmet.nn.device import resolve_device
+from galmet.nn.net import build_model, freeze_body, layer_groups
+from galmet.training.config import TrainConfig
+from galmet.training.data import (augmented_input, batch_iter, epoch_batches, load_training_rows, place, standardisation,
+                                  steps_per_epoch)
+from galmet.training.distributed import Dist
+from galmet.training.recipes import Phase, make_optimizer
 
 
 @dataclass
@@ -44,8 +51,10 @@ class LRFindResult:
         lr where the smoothed loss falls fastest (per decade of lr).
     diverged : bool
         Stopped early because the loss blew up.
-    csv_path, plot_path : Path or None
-        Files written (None when ``out_dir`` was None).
+    csv_path : Path or None
+        ``lr_find.csv`` when written (``out_dir`` given).
+    plot_path : Path or None
+        ``lr_find.png``, set by :func:`galmet.science.runs.lr_find.run_lr_find` which draws it.
     """
 
     table: pd.DataFrame
@@ -103,7 +112,8 @@ def lr_find(
     ----------
     dataset : path-like or galmet.data.dataset.Dataset
     out_dir : path-like, optional
-        Where to write ``lr_find.csv`` and ``lr_find.png`` (atomically).
+        Where to write ``lr_find.csv`` (atomically); the plot is drawn by
+        :func:`galmet.science.runs.lr_find.run_lr_find`.
     config : TrainConfig, optional
         Model, batch size, augmentation, device, weight decay and seed (the recipe is ignored).
     start_lr, end_lr : float
@@ -117,12 +127,6 @@ def lr_find(
     freeze : bool
         Freeze the body (as for the paper's first two epochs) and sweep the head only.
     """
-    from torch.optim.lr_scheduler import ExponentialLR
-
-    from galmet.nn.bundle import build_model, freeze_body, layer_groups, resolve_device
-    from galmet.training.recipes import Phase, make_optimizer
-    from galmet.training.loop import _Dist, _batch_iter, _epoch_indices, _load, _place, _steps_per_epoch, augmented_input
-
     if not 0 < start_lr < end_lr:
         raise ConfigError(f"lr range must satisfy 0 < --start-lr < --end-lr, got {start_lr} and {end_lr}")
     if num_steps < 2:
@@ -131,11 +135,11 @@ def lr_find(
         raise ConfigError(f"need 0 <= beta < 1 and diverge > 1, got {beta} and {diverge}")
     config = (config or TrainConfig()).resolved()
     device = resolve_device(config.device)
-    ds, train_rows, _, y_train, _ = _load(dataset, config)
-    shift, scale = (y_train.mean(0), np.where(y_train.std(0) > 0, y_train.std(0), 1.0)) if config.standardize_targets \
-        else (0.0, 1.0)
-    data = _place(ds.images(), train_rows, (y_train - shift) / scale, device, 0)
-    steps = _steps_per_epoch(len(train_rows), config.batch_size)
+    rows = load_training_rows(dataset, config)
+    ds, train_rows, y_train = rows.dataset, rows.train_rows, rows.y_train
+    shift, scale = standardisation(y_train, config)
+    data = place(ds.images(), train_rows, (y_train - shift) / scale, device, 0)
+    steps = steps_per_epoch(len(train_rows), config.batch_size)
     if steps == 0:
         raise ConfigError(f"{ds.root}: too few train rows ({len(train_rows)}) for an lr range test")
 
@@ -154,9 +158,8 @@ def lr_find(
     epoch = 0
     net.train()
     while len(losses) < num_steps and not diverged:
-        idx_all = _epoch_indices(len(train_rows), epoch, config, _Dist(), device if data.resident else torch.device("cpu"))
-        batches = [idx_all[i * config.batch_size:(i + 1) * config.batch_size] for i in range(steps)]
-        for xb, idx in _batch_iter(data, batches, config.workers, device):
+        batches = epoch_batches(data, len(train_rows), epoch, config.seed, Dist(), device, config.batch_size, steps)
+        for xb, idx in batch_iter(data, batches, config.workers, device):
             x = augmented_input(xb, config, g)
             with amp:
                 out = net(x).float()
@@ -183,45 +186,5 @@ def lr_find(
     suggested, at_min, steepest = suggest(table["lr"].to_numpy(), table["smoothed_loss"].to_numpy())
     result = LRFindResult(table, suggested, at_min, steepest, diverged)
     if out_dir is not None:
-        out = Path(out_dir)
-        from galmet.io.tables import write_table
-
-        result.csv_path = write_table(table, out / CSV_NAME)
-        result.plot_path = plot_lr_find(result, out / PLOT_NAME, title=f"{config.arch}, batch {config.batch_size}, "
-                                        f"{'head only' if freeze else 'all layers'}",
-                                        units="standardised target units" if config.standardize_targets else "target units")
+        result.csv_path = write_table(table, Path(out_dir) / LR_FIND_TABLE)
     return result
-
-
-def plot_lr_find(result: LRFindResult, path: str | os.PathLike, title: str = "", units: str = "standardised target units") -> Path:
-    """Save the loss-vs-lr curve with the suggested, min-loss and steepest lrs marked (PNG, atomic)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from galmet.io.atomic import atomic_path
-
-    t = result.table
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.plot(t["lr"], t["loss"], color="0.75", lw=0.8, label="loss per step")
-    ax.plot(t["lr"], t["smoothed_loss"], color="C0", lw=1.8, label="smoothed loss")
-    ax.axvline(result.suggested_lr, color="C3", ls="--", label=f"suggested {result.suggested_lr:.2e}")
-    ax.axvline(result.steepest_lr, color="C2", ls=":", label=f"steepest {result.steepest_lr:.2e}")
-    ax.set_xscale("log")
-    shown = t["smoothed_loss"].iloc[max(3, len(t) // 10):]
-    shown = shown[np.isfinite(shown)]
-    if len(shown) > 1:
-        lo, hi = float(shown.min()), float(shown.iloc[0])
-        ax.set_ylim(lo - 0.1 * abs(lo), lo + 2.0 * max(hi - lo, 0.05 * abs(lo)) + 1e-9)
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel(f"training loss: RMSE ({units})")
-    ax.set_title(f"LR range test{': ' + title if title else ''}", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-

@@ -31,7 +31,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.baseline import ForestConfig, format_baselines, run_baselines
+    from galmet.science.baseline import ForestConfig
+    from galmet.science.runs.baseline import format_baselines, run_baselines
     from galmet.errors import ConfigError
 
     if args.n_estimators < 1 or args.min_samples_leaf < 1:

@@ -27,7 +27,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.predictions import evaluate_predictions
+    from galmet.science.runs.evaluate import evaluate_predictions
     from galmet.science.metrics import format_metrics_table
 
     summary = evaluate_predictions(args.predictions, args.target, args.split, args.dataset, args.json_out)

@@ -18,7 +18,8 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.training.config import ARCHS, DEVICES
+    from galmet.columns import ARCHS
+    from galmet.training.config import DEVICES
 
     p.add_argument("dataset", help="dataset directory (catalog + images/)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for lr_find.csv and lr_find.png")
@@ -39,13 +40,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.training.lr_find import lr_find
+    from galmet.science.runs.lr_find import run_lr_find
     from galmet.training.config import TrainConfig
 
     config = TrainConfig(targets=args.target or ["oh_p50"], arch=args.arch, weights=args.weights,
                          batch_size=args.batch_size, weight_decay=args.weight_decay, size=args.size,
                          crop=args.crop, seed=args.seed, device=args.device, skip_bad=args.skip_bad, progress=False)
-    r = lr_find(args.dataset, args.out, config, start_lr=args.start_lr, end_lr=args.end_lr,
+    r = run_lr_find(args.dataset, args.out, config, start_lr=args.start_lr, end_lr=args.end_lr,
                 num_steps=args.steps, freeze=args.freeze_body)
     stop = "stopped early: loss diverged" if r.diverged else "full sweep"
     print(f"{len(r.table)} steps, lr {r.table['lr'].iloc[0]:.1e} to {r.table['lr'].iloc[-1]:.1e} ({stop})")

@@ -30,7 +30,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.mzr import format_mzr, run_mzr
+    from galmet.science.mzr import format_mzr
+    from galmet.science.runs.mzr import run_mzr
     from galmet.errors import ConfigError
 
     if not 0 < args.bin_width <= 2:

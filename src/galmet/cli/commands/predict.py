@@ -58,7 +58,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.nn.bundle import load_model, resolve_device
+    from galmet.nn.bundle import load_model
+    from galmet.nn.device import resolve_device
     from galmet.io.tables import TABLE_SUFFIXES, write_table
 
     if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
@@ -111,55 +112,20 @@ def _predict_input(model, args, device):
     return table, time.perf_counter() - t0
 
 
-def _predict_positions(model, args, device, catalog, where: str = "--ra/--dec"):
-    """(predictions table, seconds spent predicting) for the SDSS cutouts at a table's ra/dec.
-
-    Cutouts are fetched one after another (for large catalogs use ``galmet download`` into a
-    dataset directory, which is concurrent and resumable, then predict on that directory).
-    """
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from galmet.sdss import skyserver
-    from galmet.errors import DataError, GalmetError
+def _predict_positions(model, args, device, positions, where: str = "--ra/--dec"):
+    """(predictions table, seconds) for the SDSS cutouts at a table's ra/dec (fetched one by one)."""
+    from galmet.errors import DataError
+    from galmet.predict import predict_positions
 
     if args.split:
         raise DataError(f"{where}: --split applies to dataset directories only")
-    for col in ("ra", "dec"):
-        if col not in catalog.columns:
-            raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, catalog.columns))})")
     kwargs = {"base_url": args.base_url} if args.base_url else {}
-    size = model.image_size or 128
-    images, keep = [], []
-    rows = list(zip(catalog["ra"].to_numpy(dtype=float), catalog["dec"].to_numpy(dtype=float)))
-    for i, (ra, dec) in enumerate(tqdm(rows, desc="fetching cutouts", unit="img", disable=len(rows) < 20)):
-        try:
-            images.append(skyserver.fetch_cutout(ra, dec, scale=args.scale, size=size, **kwargs))
-            keep.append(i)
-        except GalmetError as exc:
-            if not args.skip_bad:
-                label = "" if where == "--ra/--dec" else f"row {i}: "
-                raise type(exc)(f"{where}: {label}{exc} (use --skip-bad to drop such rows)") from exc
-            print(f"skipped {where} row {i} (ra {ra}, dec {dec}): {exc}")
-    if not images:
-        raise DataError(f"{where}: no cutout could be fetched")
     t0 = time.perf_counter()
-    pred, std = model.predict(np.stack(images), tta=args.tta, batch_size=args.batch_size, device=device,
-                              return_std=True)
-    seconds = time.perf_counter() - t0
-    pred, std = np.reshape(pred, (len(keep), -1)), np.reshape(std, (len(keep), -1))
-    table = catalog.iloc[keep].reset_index(drop=True)
-    front = [c for c in ("objID", "ra", "dec") if c in table.columns]
-    out = table[front].copy()
-    for j, t in enumerate(model.targets):
-        out[f"{t}_pred"] = pred[:, j]
-        out[f"{t}_pred_std"] = std[:, j]
-        if t in table.columns and t not in front:
-            out[t] = table[t].to_numpy()
-    for col in ("lgm_tot_p50", "oh_p50", "z"):
-        if col in table.columns and col not in out.columns:
-            out[col] = table[col].to_numpy()
-    return out, seconds
+    table = predict_positions(model, positions, scale=args.scale, skip_bad=args.skip_bad, tta=args.tta,
+                              batch_size=args.batch_size, device=device, where=where, **kwargs)
+    if len(table) < len(positions):
+        print(f"skipped {len(positions) - len(table)} of {len(positions)} positions whose cutout could not be fetched")
+    return table, time.perf_counter() - t0
 
 
 def _print_scores(table, targets) -> None:

@@ -26,7 +26,8 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.training.config import ARCHS, DEVICES, RECIPES
+    from galmet.columns import ARCHS
+    from galmet.training.config import DEVICES, RECIPES
 
     p.add_argument("dataset", help="dataset directory (catalog + images/) with a test split")
     p.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
@@ -51,7 +52,7 @@ def config_from_args(args):
     """The TrainConfig of the study: --config (or the paper's defaults) with the given overrides."""
     import dataclasses
 
-    from galmet.training.config import TrainConfig, load_config
+    from galmet.training.config import load_config, TrainConfig
 
     config = load_config(args.config) if args.config else TrainConfig()
     overrides = {k: getattr(args, k) for k in ("recipe", "epochs", "arch", "weights", "lr", "batch_size", "seed", "device")
@@ -66,7 +67,8 @@ def config_from_args(args):
 def run(args) -> int:
     from pathlib import Path
 
-    from galmet.science.resolution import format_resolution, read_resolution, run_study
+    from galmet.science.resolution import format_resolution, read_resolution
+    from galmet.science.runs.resolution import run_study
 
     config = config_from_args(args)
     run_study(args.dataset, args.out, args.sizes, config, args.min_input, args.bands, tta=not args.no_tta)

@@ -41,7 +41,8 @@ _FIELDS = {
 
 
 def add_arguments(p) -> None:
-    from galmet.training.config import ARCHS, DEVICES, RECIPES
+    from galmet.columns import ARCHS
+    from galmet.training.config import DEVICES, RECIPES
 
     p.add_argument("dataset", help="dataset directory (catalog + images/)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
@@ -85,7 +86,7 @@ def config_from_args(args):
     """The TrainConfig the options describe (on top of ``--config`` when given)."""
     import dataclasses
 
-    from galmet.training.config import TrainConfig, load_config
+    from galmet.training.config import load_config, TrainConfig
 
     base = load_config(args.config) if args.config else TrainConfig()
     changes = {field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt, None) is not None}
@@ -104,8 +105,9 @@ def run(args) -> int:
     import os
     from pathlib import Path
 
-    from galmet.training.loop import CONFIG_NAME, train
-    from galmet.training.config import RUNTIME_FIELDS, load_config
+    from galmet.layout import CONFIG as CONFIG_NAME
+    from galmet.training.loop import train
+    from galmet.training.config import load_config, RUNTIME_FIELDS
 
     config, changes = config_from_args(args)
     if args.resume and not args.config:
@@ -130,7 +132,8 @@ def run(args) -> int:
 
 
 def _run_folds(args, config) -> int:
-    from galmet.science.crossval import CV_NAME, OOF_NAME, cross_validate
+    from galmet.layout import CV_SCORES as CV_NAME, OOF as OOF_NAME
+    from galmet.science.crossval import cross_validate
 
     result = cross_validate(args.dataset, args.out, config, folds=args.folds, resume=args.resume,
                             overwrite=args.overwrite)

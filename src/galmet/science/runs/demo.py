@@ -40,13 +40,14 @@ def _say(text: str) -> None:
 def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, arch: str = "resnet18",
              seed: int = 0, device: str = "auto") -> dict:
     """Run every stage into ``out``; return the test-set metrics of the CNN and the baselines."""
-    from galmet.science.predictions import evaluate_predictions
-    from galmet.science.baseline import run_baselines
+    from galmet.science.runs.evaluate import evaluate_predictions
+    from galmet.science.runs.baseline import run_baselines
     from galmet.data.dataset import load_dataset
     from galmet.science.metrics import format_metrics_table
     from galmet.nn.bundle import load_model
     from galmet.science.plots.mosaic import plot_mosaic
-    from galmet.science.plots.figures import make_figures, save_figure
+    from galmet.science.plots.figures import save_figure
+    from galmet.science.runs.figures import make_figures
     from galmet.predict import predict_dataset
     from galmet.science.runs.report import write_report
     from galmet.data.summary import dataset_summary

@@ -344,7 +344,8 @@ def render(found: dict, title: str | None = None) -> str:
              "NMAD = 1.4826 median(|&Delta;Z &minus; median &Delta;Z|).</p>"]
     summaries = list(found["metrics"])
     if not summaries and found["predictions"] is not None:
-        from galmet.science.predictions import load_predictions, provenance
+        from galmet.io.jsonfile import provenance
+        from galmet.science.predictions import load_predictions
 
         try:
             df, target = load_predictions(found["predictions"])

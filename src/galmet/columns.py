@@ -1,0 +1,137 @@
+"""Column names and their rules: prediction columns, identities, pass-through, label ranges.
+
+A predictions table (``galmet predict``) has one row per image:
+
+=========================  ============================================================
+column                     meaning
+=========================  ============================================================
+``objID`` / ``file``       row identity: the SDSS objID (exact int64), else the image file
+``split``                  train / valid / test (dataset directories with a catalogue)
+``<target>_pred``          prediction, target units (dex for ``oh_p50``, ``lgm_tot_p50``)
+``<target>_pred_std``      spread of the predictions over TTA views and ensemble members
+``<target>``               the truth, when the catalogue has it
+:data:`PASSTHROUGH`        catalogue columns copied for joins and analyses
+=========================  ============================================================
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+
+from galmet.errors import DataError
+
+#: The SDSS photometric object ID, an exact 64-bit integer.
+OBJID = "objID"
+#: Image file of a row, relative to its dataset (image folders without objIDs).
+FILE = "file"
+#: Columns that identify a row, in order of preference.
+ID_COLUMNS = (OBJID, FILE)
+SPLIT = "split"
+#: The paper's label: MPA-JHU median 12 + log(O/H), dex.
+METALLICITY = "oh_p50"
+#: MPA-JHU median log stellar mass, dex (solar masses).
+STELLAR_MASS = "lgm_tot_p50"
+DEFAULT_TARGET = METALLICITY
+#: Catalogue columns copied into every predictions table when present (truths for analyses,
+#: positions for joins).
+PASSTHROUGH = (METALLICITY, STELLAR_MASS, "z", "ra", "dec")
+#: Physically allowed range (inclusive) of each known label column; values outside (such as
+#: MPA-JHU's -9999 for "missing") are not labels.
+LABEL_RANGES = {METALLICITY: (7.0, 10.0), STELLAR_MASS: (5.0, 13.0)}
+#: torchvision ResNets galmet builds bodies from.
+ARCHS = ("resnet18", "resnet34", "resnet50")
+
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
+#: Largest integer a float64 holds exactly; objIDs (~1.2e18) stored as floats have lost digits.
+_FLOAT_EXACT = 2**53
+
+
+def pred_column(target: str) -> str:
+    """Column holding the predictions of ``target``."""
+    return f"{target}_pred"
+
+
+def spread_column(target: str) -> str:
+    """Column holding the spread of ``target``'s predictions over TTA views and ensemble members."""
+    return f"{target}_pred_std"
+
+
+def target_of(pred_col: str) -> str | None:
+    """The target of a prediction column name (``oh_p50_pred`` -> ``oh_p50``), or None."""
+    suffix = "_pred"
+    return pred_col[: -len(suffix)] if pred_col.endswith(suffix) and len(pred_col) > len(suffix) else None
+
+
+def objid_array(values: Any, where: str = "catalog", column: str = OBJID) -> np.ndarray:
+    """Exact int64 objIDs from a column of integers or integer strings.
+
+    Parameters
+    ----------
+    values : array-like
+        A pandas Series or array: integer dtype, strings of digits (optionally ``.0``), or
+        floats only when every value is an integer below 2**53 (so no digit was lost).
+    where : str
+        The file or table named in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 (N,).
+
+    Raises
+    ------
+    DataError
+        One line naming the first row that is missing, not an integer, in scientific
+        notation, out of the int64 range, or a float that cannot hold it exactly.
+    """
+    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values, dtype=object)
+    kind = getattr(getattr(values, "dtype", None), "kind", None)
+    if kind in ("i", "u") and not hasattr(getattr(values, "dtype", None), "na_value"):
+        out = np.asarray(values)
+        if out.dtype.kind == "u" and out.size and out.max() > _INT64_MAX:
+            i = int(np.argmax(out > _INT64_MAX))
+            raise DataError(f"{where}: row {i}: {column} {out[i]} is beyond the 64-bit integer range")
+        return out.astype(np.int64)
+    result = np.empty(len(arr), dtype=np.int64)
+    for i, v in enumerate(arr):
+        result[i] = _one_objid(v, i, where, column)
+    return result
+
+
+def _one_objid(v: Any, i: int, where: str, column: str) -> int:
+    def bad(why: str) -> DataError:
+        return DataError(f"{where}: row {i}: {column} {v!r} {why}")
+
+    if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
+        raise bad("is missing")
+    if isinstance(v, (bool, np.bool_)):
+        raise bad("is not an integer")
+    if isinstance(v, (int, np.integer)):
+        n = int(v)
+    elif isinstance(v, (float, np.floating)):
+        if float(v) != int(v):
+            raise bad("is not an integer")
+        if abs(v) > _FLOAT_EXACT:
+            raise bad("is stored as a floating-point number, which has lost its last digits; "
+                      "write objIDs as integers (or text) in the file")
+        n = int(v)
+    else:
+        text = str(v).strip()
+        if not text or text.lower() in ("nan", "none", "<na>", "null"):
+            raise bad("is missing")
+        if "e" in text.lower():
+            raise bad("is in scientific notation, which has lost its last digits; write the full integer")
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise bad("is not an integer") from None
+        if d != d.to_integral_value():
+            raise bad("is not an integer")
+        n = int(d)
+    if not _INT64_MIN <= n <= _INT64_MAX:
+        raise bad("is beyond the 64-bit integer range")
+    return n

@@ -1,0 +1,159 @@
+"""A trained model in use: :class:`GalmetModel` predicts targets from uint8 images, with TTA.
+
+Built by :func:`galmet.nn.bundle.load_model` from a model bundle (one network or an ensemble).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from galmet.errors import ConfigError, DataError
+from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, dihedral_view, to_model_input
+from galmet.nn.device import resolve_device, to_device
+from galmet.nn.net import GalmetNet
+
+class GalmetModel:
+    """A trained network (or an ensemble of them) with everything needed to use it: targets,
+    normalisation, image size, crop.
+
+    Attributes
+    ----------
+    nets : list of GalmetNet
+        In eval mode: one for a single model, the members of an ensemble.
+    meta : dict
+        The bundle's description (see :func:`save_bundle`; an ensemble's per-member target
+        standardisation is in ``meta["members"]``).
+    path : Path or None
+        Where it was loaded from.
+    """
+
+    def __init__(self, net: GalmetNet | list[GalmetNet], meta: dict, path: Path | None = None) -> None:
+        self.nets = [n.eval() for n in (net if isinstance(net, list) else [net])]
+        self.meta = meta
+        self.path = path
+
+    def __repr__(self) -> str:
+        members = f", members={len(self.nets)}" if len(self.nets) > 1 else ""
+        return (f"GalmetModel({self.arch}, targets={self.targets}, image_size={self.image_size}, "
+                f"crop={self.crop}{members}, path={self.path})")
+
+    @property
+    def net(self) -> GalmetNet:
+        """The network (an ensemble's first member)."""
+        return self.nets[0]
+
+    def _member_scaling(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(target_scale, target_shift) of each member: prediction = raw output * scale + shift."""
+        t = len(self.targets)
+        metas = self.meta["members"] if "members" in self.meta else [self.meta]
+        return [(np.asarray(m.get("target_scale") or [1.0] * t, dtype=np.float64),
+                 np.asarray(m.get("target_shift") or [0.0] * t, dtype=np.float64)) for m in metas]
+
+    @property
+    def arch(self) -> str:
+        return self.meta["arch"]
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.meta["targets"])
+
+    @property
+    def image_size(self) -> int | None:
+        size = self.meta.get("image_size")
+        return None if size is None else int(size)
+
+    @property
+    def crop(self) -> int | None:
+        """The central crop (pixels) the network sees, or None for the whole image."""
+        crop = self.meta.get("crop")
+        return None if crop is None else int(crop)
+
+    def to(self, device: str | torch.device) -> "GalmetModel":
+        for net in self.nets:
+            net.to(resolve_device(device))
+        return self
+
+    def _check_images(self, images) -> None:
+        where = f"{self.path or 'model'}"
+        if isinstance(images, torch.Tensor):
+            dtype_ok, shape = images.dtype == torch.uint8, tuple(images.shape)
+        elif isinstance(images, np.ndarray):
+            dtype_ok, shape = images.dtype == np.uint8, images.shape
+        else:
+            raise DataError(f"{where}: images must be a uint8 numpy array (N, H, W, 3), got {type(images).__name__}")
+        if not dtype_ok:
+            raise DataError(f"{where}: images must be uint8 (N, H, W, 3), got dtype {images.dtype}")
+        s = self.image_size
+        if len(shape) != 4 or shape[3] != 3 or (s is not None and shape[1:3] != (s, s)):
+            want = f"(N, {s}, {s}, 3)" if s is not None else "(N, H, W, 3)"
+            raise DataError(f"{where}: images have shape {shape}, this model expects {want}")
+
+    def predict(self, images, tta: bool = True, batch_size: int = 256, device: str = "auto",
+                return_std: bool = False, progress: bool | None = None):
+        """Predict the targets of uint8 images.
+
+        Parameters
+        ----------
+        images : numpy.ndarray or torch.Tensor
+            uint8 (N, H, W, 3), H = W = the bundle's image size. A numpy memmap works (read
+            batch by batch); a uint8 tensor already on the device avoids the host copy.
+        tta : bool
+            Average the raw outputs over the 8 dihedral views (rotations by 90 degrees and
+            flips) instead of using the image as is.
+        batch_size : int
+            Images per forward pass (each TTA view is its own pass of this size).
+        device : {"auto", "cpu", "cuda"}
+            Where to run; channels_last everywhere, and bf16 autocast on CUDA.
+        return_std : bool
+            Also return the population standard deviation over the 8 views (and, for an
+            ensemble, over its members), in target units; NaN for one model without TTA.
+        progress : bool, optional
+            tqdm bar over batches; default: when there are more than 20 batches.
+
+        Returns
+        -------
+        numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+            float64 (N,) for a one-target model, else (N, T); with ``return_std`` a pair.
+        """
+        self._check_images(images)
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        dev = resolve_device(device)
+        # channels_last helps on CPU (oneDNN) as much as on CUDA (tensor cores)
+        nets = [net.to(dev, memory_format=torch.channels_last).eval() for net in self.nets]
+        cuda = dev.type == "cuda"
+        n, t = len(images), len(self.targets)
+        # Each member's raw outputs go to target units with its own standardisation (float64: the
+        # shift is ~9 dex, the spread ~1e-3); then mean and spread over members x views.
+        scaling = [tuple(torch.as_tensor(a, device=dev) for a in pair) for pair in self._member_scaling()]
+        mean_out = torch.empty((n, t), dtype=torch.float64, device=dev)
+        std_out = torch.full((n, t), float("nan"), dtype=torch.float64, device=dev)
+        norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
+        starts = range(0, n, batch_size)
+        show = progress if progress is not None else len(starts) > 20
+        if show:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="predicting", unit="batch")
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            for start in starts:
+                xb = to_device(images[start:start + batch_size], dev)
+                x = to_model_input(center_crop(xb, self.crop), *norm)
+                views = []
+                for net, (scale, shift) in zip(nets, scaling):
+                    raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
+                    views += [r.double() * scale + shift for r in raw]
+                views = torch.stack(views)  # (members x views, B, T), target units
+                mean_out[start:start + len(x)] = views.mean(0)
+                if len(views) > 1:
+                    std_out[start:start + len(x)] = views.std(0, correction=0)
+        pred = mean_out.cpu().numpy()
+        std = std_out.cpu().numpy()
+        if t == 1:
+            pred, std = pred[:, 0], std[:, 0]
+        return (pred, std) if return_std else pred
+
+

@@ -1,0 +1,113 @@
+"""``galmet figures``: the paper's figures from a predictions table (and a dataset, a resolution
+study, stellar-mass predictions when given), written as PNG and PDF."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from galmet.data.dataset import as_dataset
+from galmet.errors import DataError
+from galmet.layout import FIGURE_NAMES
+from galmet.science.metrics import select_split
+from galmet.science.mzr import mzr_analysis
+from galmet.science.plots.figures import plot_histograms, plot_image_grid, plot_mass, plot_mzr, plot_pred_vs_true, plot_resolution, save_figure, select_grid_rows
+from galmet.science.predictions import load_predictions
+from galmet.science.resolution import read_resolution
+
+log = logging.getLogger(__name__)
+
+
+def _dataset_images_for(table: pd.DataFrame, dataset) -> np.ndarray:
+    """Images of ``dataset`` in the row order of ``table`` (matched on objID or file)."""
+    cat = dataset.catalog
+    key = next((k for k in ("objID", "file") if k in table.columns and k in cat.columns), None)
+    if key is None:
+        raise DataError(f"{dataset.root}: cannot match predictions to images (no objID or file column in common)")
+    pos = pd.Series(np.arange(len(cat)), index=cat[key].to_numpy())
+    want = table[key].to_numpy()
+    missing = ~pd.Index(want).isin(pos.index)
+    if missing.any():
+        raise DataError(f"{dataset.root}: {key} {want[np.flatnonzero(missing)[0]]} of the predictions is not in the dataset")
+    return np.asarray(dataset.images()[pos.loc[want].to_numpy()])
+
+
+def make_figures(
+    predictions,
+    dataset=None,
+    out_dir: str | os.PathLike = "figures",
+    target: str | None = None,
+    split: str | None = "test",
+    resolution=None,
+    mass=None,
+    formats: Sequence[str] = ("png", "pdf"),
+    n_thumbnails: int = 6,
+    seed: int = 0,
+) -> list[Path]:
+    """Draw the paper's figures from a predictions table; return the files written.
+
+    Parameters
+    ----------
+    predictions : path-like or pandas.DataFrame
+        Predictions in the ``galmet predict`` format.
+    dataset : path-like or galmet.data.dataset.Dataset, optional
+        Supplies the images of Figure 1 (skipped without it) and the truth when missing.
+    out_dir : path-like
+        Output folder; files are ``fig<k>_<name>.png`` and ``.pdf`` (see :data:`FIGURE_NAMES`).
+    split : str or None
+        Split shown in Figures 1-3 (default test; None or "all" for every row).
+    resolution : path-like or pandas.DataFrame, optional
+        A ``galmet resolution-study`` output folder or table: adds Figure 4.
+    mass : path-like or pandas.DataFrame, optional
+        Stellar-mass predictions (target ``lgm_tot_p50``): adds Figures 5 and 6.
+    """
+    if dataset is not None:
+        dataset = as_dataset(dataset, targets=[])
+    df, target = load_predictions(predictions, target, dataset)
+    df = select_split(df, split)
+    bad = ~np.isfinite(df[target].to_numpy(dtype=float)) | ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
+    if bad.any():
+        log.warning("figures: dropping %d rows with NaN truth or prediction", int(bad.sum()))
+        df = df[~bad].reset_index(drop=True)
+    # read every optional input before drawing, so a bad one fails before any file is written
+    res_table = None
+    if resolution is not None:
+        res_table, base = read_resolution(resolution)
+    mzr = None
+    if mass is not None:
+        mzr = mzr_analysis(df, mass, dataset=dataset, split=None)
+    grid = None
+    if dataset is not None and dataset.has_images:
+        # only the thumbnails shown are read: a large test set's images need not fit in memory
+        rows = select_grid_rows(df, target, n_thumbnails, seed)
+        needed = np.unique(np.concatenate(list(rows.values())))
+        shown = df.iloc[needed].reset_index(drop=True)
+        where = {int(old): new for new, old in enumerate(needed)}
+        rows = {k: np.array([where[int(i)] for i in v], dtype=np.int64) for k, v in rows.items()}
+        grid = (_dataset_images_for(shown, dataset), shown, rows)
+    out = Path(out_dir)
+    written: list[Path] = []
+    t, p = df[target].to_numpy(dtype=float), df[f"{target}_pred"].to_numpy(dtype=float)
+
+    def emit(k, fig):
+        written.extend(save_figure(fig, out / FIGURE_NAMES[k], formats))
+
+    if grid is not None:
+        emit(1, plot_image_grid(grid[0], grid[1], target, n_thumbnails, seed, rows=grid[2]))
+    else:
+        log.info("figures: no dataset images given, skipping Figure 1")
+    emit(2, plot_histograms(t, p, target))
+    emit(3, plot_pred_vs_true(t, p, target))
+    if res_table is not None:
+        emit(4, plot_resolution(res_table, base.get("rf_rmse"), base.get("constant_rmse"),
+                                rf_label=f"random forest ({base.get('bands', 'gri')})"))
+    if mzr is not None:
+        j = mzr["joined"]
+        emit(5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"]))
+        emit(6, plot_mzr(j["lgm_tot_p50"], j["oh_p50_pred"], mzr["bins"], z_true=j["oh_p50"]))
+    return written

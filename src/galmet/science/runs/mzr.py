@@ -1,0 +1,42 @@
+"""``galmet mzr``: the stellar-mass and MZR analysis written to a folder, with Figures 5 and 6."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from galmet.io.jsonfile import provenance, write_json
+from galmet.io.tables import write_table
+from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS
+from galmet.science.mzr import MASS, mzr_analysis, Z
+from galmet.science.plots.figures import plot_mass, plot_mzr, save_figure
+
+
+def run_mzr(metallicity, mass, out_dir: str | os.PathLike, dataset=None, split: str | None = "test",
+            bin_width: float = 0.2, formats=("png", "pdf")) -> dict:
+    """Compute :func:`mzr_analysis` and write it to ``out_dir``.
+
+    Files: ``mzr_metrics.json``, ``mzr_bins.csv`` (Z_pred and Z_true statistics per mass
+    bin), ``mzr_joined.parquet`` and Figures 5 and 6 (``fig5_mass``, ``fig6_mzr``, PNG + PDF).
+    Returns the analysis dict with ``files`` added.
+    """
+    out = Path(out_dir)
+    res = mzr_analysis(metallicity, mass, dataset, split, bin_width)
+    j = res["joined"]
+    both = res["bins"].merge(res["bins_true"][["center", "count", "median", "rmse", "nmad"]], on="center",
+                             suffixes=("_pred", "_true"))
+    files = [write_table(both, out / MZR_BINS), write_table(j, out / MZR_JOINED)]
+    meta = dict(res["metrics"])
+    for name, src in (("metallicity", metallicity), ("mass", mass)):
+        if not isinstance(src, pd.DataFrame):
+            meta[f"{name}_predictions"] = provenance(src)
+    if dataset is not None and not isinstance(dataset, pd.DataFrame):
+        meta["dataset"] = str(Path(getattr(dataset, "root", dataset)).resolve())
+    files.append(write_json(out / MZR_METRICS, meta))
+    files += save_figure(plot_mass(j[MASS], j[f"{MASS}_pred"], j[Z], j["z_mzr"]), out / FIGURE_NAMES[5], formats)
+    files += save_figure(plot_mzr(j[MASS], j[f"{Z}_pred"], res["bins"], z_true=j[Z], bin_width=bin_width),
+                         out / FIGURE_NAMES[6], formats)
+    res["files"] = files
+    return res
