@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from galmet.cli.main import main
-from galmet.science.paper import tremonti_mzr
+from galmet.paper import tremonti_mzr
 
 
 def _pair(tmp_path, n=1500, seed=0, truth_in_files=True):

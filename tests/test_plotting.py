@@ -24,7 +24,7 @@ def _labels(fig):
 
 
 def test_select_grid_rows_extremes():
-    from galmet.science.plots.figures import select_grid_rows
+    from galmet.science.stats import select_grid_rows
 
     df = pd.DataFrame({"oh_p50": [8.0, 9.0, 8.5, 8.7], "oh_p50_pred": [8.6, 8.7, 8.1, 9.2]})
     rows = select_grid_rows(df, n=2, seed=0)
@@ -37,7 +37,7 @@ def test_select_grid_rows_extremes():
 
 
 def test_image_grid_labels_every_thumbnail():
-    from galmet.science.plots.figures import plot_image_grid
+    from galmet.science.plots.image_grid import plot_image_grid
 
     df = _table(20)
     imgs = np.random.default_rng(0).integers(0, 255, (20, 16, 16, 3), dtype=np.uint8)
@@ -51,8 +51,8 @@ def test_image_grid_labels_every_thumbnail():
 
 
 def test_histograms_use_fd_bins_and_units():
+    from galmet.science.plots.histograms import plot_histograms
     from galmet.science.stats import fd_bins
-    from galmet.science.plots.figures import plot_histograms
 
     df = _table()
     fig = plot_histograms(df.oh_p50, df.oh_p50_pred)
@@ -64,7 +64,8 @@ def test_histograms_use_fd_bins_and_units():
 
 
 def test_pred_vs_true_panels():
-    from galmet.science.plots.figures import plot_pred_vs_true, pred_vs_true_stats
+    from galmet.science.plots.pred_vs_true import plot_pred_vs_true
+    from galmet.science.stats import pred_vs_true_stats
 
     df = _table(2000)
     fig = plot_pred_vs_true(df.oh_p50, df.oh_p50_pred)
@@ -81,8 +82,10 @@ def test_pred_vs_true_panels():
 
 
 def test_resolution_and_mzr_figures():
-    from galmet.science.paper import tremonti_mzr
-    from galmet.science.plots.figures import plot_mass, plot_mzr, plot_resolution
+    from galmet.paper import tremonti_mzr
+    from galmet.science.plots.mass import plot_mass
+    from galmet.science.plots.mzr import plot_mzr
+    from galmet.science.plots.resolution import plot_resolution
 
     tab = pd.DataFrame({"size": [1, 4, 16, 64], "rmse": [0.2, 0.15, 0.1, 0.09], "nmad": [0.18, 0.12, 0.08, 0.07]})
     fig = plot_resolution(tab, rf_rmse=0.13, constant_rmse=0.22)
@@ -101,7 +104,7 @@ def test_resolution_and_mzr_figures():
 def test_ax_argument_draws_into_callers_axes():
     from matplotlib.figure import Figure
 
-    from galmet.science.plots.figures import plot_histograms
+    from galmet.science.plots.histograms import plot_histograms
 
     fig = Figure()
     ax1, ax2 = fig.subplots(1, 2)
@@ -111,7 +114,8 @@ def test_ax_argument_draws_into_callers_axes():
 
 
 def test_save_figure_png_and_pdf(tmp_path):
-    from galmet.science.plots.figures import plot_histograms, save_figure
+    from galmet.science.plots.histograms import plot_histograms
+    from galmet.science.plots.style import save_figure
 
     df = _table()
     paths = save_figure(plot_histograms(df.oh_p50, df.oh_p50_pred), tmp_path / "f" / "fig2")
@@ -159,7 +163,8 @@ def test_figures_cli_bad_resolution_writes_nothing(tmp_path, capsys):
 
 
 def test_image_grid_with_precomputed_rows_matches():
-    from galmet.science.plots.figures import plot_image_grid, select_grid_rows
+    from galmet.science.plots.image_grid import plot_image_grid
+    from galmet.science.stats import select_grid_rows
 
     df = _table(30)
     imgs = np.random.default_rng(1).integers(0, 255, (30, 8, 8, 3), dtype=np.uint8)

@@ -15,7 +15,7 @@ spearmanr = pytest.importorskip("scipy.stats").spearmanr
 from galmet.cli.main import main  # noqa: E402
 from galmet.data.dataset import load_dataset  # noqa: E402
 from galmet.errors import ConfigError  # noqa: E402
-from galmet.science.paper import tremonti_mzr  # noqa: E402
+from galmet.paper import tremonti_mzr  # noqa: E402
 from galmet.synthetic.render import SDSS_COLUMNS, check_options, synthesize  # noqa: E402
 from galmet.synthetic.physics import (  # noqa: E402
     NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy, observable_metallicity)

@@ -12,6 +12,10 @@ CATALOG_PARQUET = "catalog.parquet"
 #: Catalogue file names a dataset directory may hold, in order of preference (the real SDSS
 #: sample ships ``catalog.csv``).
 CATALOG_NAMES = (CATALOG_PARQUET, "catalog.csv")
+#: The settings a catalogue was made with (``galmet catalog``): cuts, server, SQL, split.
+CATALOG_JSON = "catalog.json"
+#: Finished chunks of an unfinished catalogue query, removed once the catalogue is written.
+CATALOG_CHUNKS = ".catalog_chunks"
 #: Folder of the cutouts, ``images/<objID>.jpg``.
 IMAGES_DIR = "images"
 #: Decode cache: uint8 (N, H, W, 3), row order = catalogue order.

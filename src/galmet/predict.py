@@ -17,8 +17,6 @@ z, ra, dec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 
@@ -26,7 +24,7 @@ from galmet.columns import FILE, OBJID, PASSTHROUGH, SPLIT, pred_column, spread_
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.errors import DataError, GalmetError
 from galmet.nn.inference import GalmetModel
-from galmet.sdss.skyserver import DEFAULT_BASE_URL, DEFAULT_SCALE, fetch_cutout
+from galmet.sdss.skyserver import DEFAULT_SCALE, SkyServerClient
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +88,8 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
 
 
 def predict_positions(model: GalmetModel, positions: pd.DataFrame, *, scale: float = DEFAULT_SCALE,
-                      base_url: str = DEFAULT_BASE_URL, skip_bad: bool = False, tta: bool = True,
+                      client: SkyServerClient | None = None, skip_bad: bool = False, tta: bool = True,
                       batch_size: int = 256, device: str = "auto", where: str = "positions",
-                      fetch: Callable[..., np.ndarray] | None = None,
                       progress: bool | None = None) -> pd.DataFrame:
     """Fetch the SDSS cutout at every ra/dec of ``positions`` and predict it.
 
@@ -104,17 +101,15 @@ def predict_positions(model: GalmetModel, positions: pd.DataFrame, *, scale: flo
         ``ra`` and ``dec`` in degrees; ``objID`` and the truth columns are kept when present.
     scale : float
         Arcsec per pixel of the cutouts (0.296: the paper's).
-    base_url : str
-        SkyServer root.
+    client : SkyServerClient, optional
+        Fetches the cutouts (server, timeout, retries, rate); default: SDSS DR14 with the
+        default retry policy.
     skip_bad : bool
         Drop rows whose cutout cannot be fetched (logged) instead of failing on the first.
     tta, batch_size, device
         See :meth:`galmet.nn.inference.GalmetModel.predict`.
     where : str
         Names the input in error messages.
-    fetch : callable, optional
-        ``fetch(ra, dec, scale=, size=, base_url=) -> uint8 (size, size, 3)``; default
-        :func:`galmet.sdss.skyserver.fetch_cutout`.
 
     Returns
     -------
@@ -122,7 +117,7 @@ def predict_positions(model: GalmetModel, positions: pd.DataFrame, *, scale: flo
         ``objID`` (when given), ``ra``, ``dec``, then the prediction columns, one row per
         fetched position.
     """
-    fetch = fetch or fetch_cutout
+    client = client or SkyServerClient()
     for col in ("ra", "dec"):
         if col not in positions.columns:
             raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, positions.columns))})")
@@ -137,7 +132,7 @@ def predict_positions(model: GalmetModel, positions: pd.DataFrame, *, scale: flo
         iterator = tqdm(rows, desc="fetching cutouts", unit="img")
     for i, (ra, dec) in enumerate(iterator):
         try:
-            images.append(fetch(ra, dec, scale=scale, size=size, base_url=base_url))
+            images.append(client.get_cutout(ra, dec, scale, size)[1])
             keep.append(i)
         except GalmetError as exc:
             label = f"row {i}: " if len(rows) > 1 else ""

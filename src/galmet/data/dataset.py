@@ -73,8 +73,8 @@ class Dataset:
         return _names(self.catalog, self.paths)
 
     def __repr__(self) -> str:
-        splits = self.catalog["split"].value_counts() if "split" in self.catalog.columns else {}
-        parts = ", ".join(f"{s}={int(splits.get(s, 0))}" for s in ("train", "valid", "test") if s in splits)
+        splits = self.catalog["split"].value_counts().to_dict() if "split" in self.catalog.columns else {}
+        parts = ", ".join(f"{s}={int(splits[s])}" for s in ("train", "valid", "test") if s in splits)
         images = "loaded" if self.has_images else "not loaded"
         return (f"Dataset({str(self.root)!r}, n={len(self)}, image_size={self.image_size}"
                 f"{', ' + parts if parts else ''}, images {images}"
@@ -112,7 +112,7 @@ class Dataset:
     def subset(self, rows: np.ndarray | str | Sequence[str]) -> "Dataset":
         """A new Dataset with the given row indices, or the rows of the given split(s)."""
         if isinstance(rows, str) or (len(rows) and isinstance(rows[0], str)):
-            rows = self.split_indices(rows)
+            rows = self.split_indices([str(r) for r in ([rows] if isinstance(rows, str) else rows)])
         rows = np.asarray(rows, dtype=np.int64)
         images = None if self._images is None else self._images[rows]
         return Dataset(
@@ -224,9 +224,9 @@ def load_dataset(
     for col in targets:
         values = pd.to_numeric(catalog[col], errors="coerce").to_numpy(dtype=np.float64)
         lo, hi = LABEL_RANGES.get(col, (-np.inf, np.inf))
-        for i in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)):
-            what = "is NaN" if not np.isfinite(values[i]) else f"= {values[i]:g} is outside {lo:g}-{hi:g}"
-            problems.setdefault(int(i), f"{root}: objID {names[i]} ({paths[i].name}): label {col} {what}")
+        for row in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)).tolist():
+            what = "is NaN" if not np.isfinite(values[row]) else f"= {values[row]:g} is outside {lo:g}-{hi:g}"
+            problems.setdefault(row, f"{root}: objID {names[row]} ({paths[row].name}): label {col} {what}")
     failed = _failed_downloads(root)
     known_failures: dict[int, str] = {}
     for i, p in enumerate(paths):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +25,7 @@ from galmet.io.atomic import atomic_path
 from galmet.layout import BUNDLE, BUNDLE_FORMAT
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD
 from galmet.nn.inference import GalmetModel
-from galmet.nn.net import HEAD_DESCRIPTION, build_model, unwrap
+from galmet.nn.net import HEAD_DESCRIPTION, build_model, n_outputs, unwrap
 from galmet.nn.weights import safe_load
 
 # Version 2 adds meta "crop" and ensembles (meta "members" + "state_dicts"), which a version-1
@@ -51,7 +52,7 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         ``galmet_version``. Anything else (recipe, provenance) is kept as given.
     """
     net = unwrap(model)
-    n_out = net.head[-1].out_features
+    n_out = n_outputs(net)
     meta = dict(meta)
     if meta.setdefault("arch", net.arch) != net.arch:
         raise ConfigError(f"{path}: meta arch {meta['arch']!r} does not match the model ({net.arch})")
@@ -93,6 +94,9 @@ _MEMBER_META = ("target_shift", "target_scale", "valid_rmse")
 def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = None) -> Path:
     """Write several compatible model bundles as one ensemble bundle that :func:`load_model` reads.
 
+    Predictions of the ensemble are the mean over members (and over the TTA views); each
+    member keeps its own target standardisation.
+
     Parameters
     ----------
     path : path-like
@@ -103,16 +107,13 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
         contributes all of its members.
     meta : dict, optional
         Extra JSON-able description (e.g. the cross-validation scores).
-
-    Predictions of the ensemble are the mean over members (and over the TTA views); each
-    member keeps its own target standardisation.
     """
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
     if sum(len(m.nets) for m in models) < 2:
         raise ConfigError(f"{path}: an ensemble needs at least 2 member networks, got "
                           f"{sum(len(m.nets) for m in models)}")
     first = models[0]
-    out = {k: first.meta.get(k) for k in _SHARED_META}
+    out: dict[str, Any] = {k: first.meta.get(k) for k in _SHARED_META}
     for m in models:
         for k in _SHARED_META:
             if m.meta.get(k) != out[k]:

@@ -21,6 +21,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ConfigError(f"--device {name}: not a device (use auto, cpu or cuda)") from exc
 
 
+def to_channels_last(net: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
+    """``net`` moved to ``dev`` with its 4-d weights in channels_last memory format (faster on
+    oneDNN CPUs and on CUDA tensor cores); returns ``net``."""
+    return net.to(dev).to(memory_format=torch.channels_last)
+
+
 def to_device(batch, dev: torch.device) -> torch.Tensor:
     """A uint8 batch (numpy array, memmap slice or tensor) as a tensor on ``dev``."""
     if isinstance(batch, torch.Tensor):

@@ -12,7 +12,7 @@ import torch
 
 from galmet.errors import ConfigError, DataError
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, dihedral_view, to_model_input
-from galmet.nn.device import resolve_device, to_device
+from galmet.nn.device import resolve_device, to_channels_last, to_device
 from galmet.nn.net import GalmetNet
 
 class GalmetModel:
@@ -123,7 +123,7 @@ class GalmetModel:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         dev = resolve_device(device)
         # channels_last helps on CPU (oneDNN) as much as on CUDA (tensor cores)
-        nets = [net.to(dev, memory_format=torch.channels_last).eval() for net in self.nets]
+        nets = [to_channels_last(net, dev).eval() for net in self.nets]
         cuda = dev.type == "cuda"
         n, t = len(images), len(self.targets)
         # Each member's raw outputs go to target units with its own standardisation (float64: the
@@ -142,11 +142,11 @@ class GalmetModel:
             for start in starts:
                 xb = to_device(images[start:start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
-                views = []
+                outputs = []
                 for net, (scale, shift) in zip(nets, scaling):
                     raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
-                    views += [r.double() * scale + shift for r in raw]
-                views = torch.stack(views)  # (members x views, B, T), target units
+                    outputs += [r.double() * scale + shift for r in raw]
+                views = torch.stack(outputs)  # (members x views, B, T), target units
                 mean_out[start:start + len(x)] = views.mean(0)
                 if len(views) > 1:
                     std_out[start:start + len(x)] = views.std(0, correction=0)

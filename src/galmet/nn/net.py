@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -133,7 +134,7 @@ def build_model(arch: str = "resnet34", n_targets: int = 1, weights: str | os.Pa
     if int(n_targets) < 1:
         raise ConfigError(f"n_targets must be at least 1, got {n_targets}")
     resnet = _resnet(arch)
-    channels = resnet.fc.in_features
+    channels = cast(nn.Linear, resnet.fc).in_features
     body = nn.Sequential(OrderedDict((name, m) for name, m in resnet.named_children() if name not in ("avgpool", "fc")))
     model = GalmetNet(body, make_head(channels, int(n_targets)), arch)
     w = str(weights)
@@ -142,6 +143,11 @@ def build_model(arch: str = "resnet34", n_targets: int = 1, weights: str | os.Pa
     state = imagenet_state_dict(arch) if w == "imagenet" else local_body_state(Path(w))
     model.body.load_state_dict(load_body_state(model.body, arch, state, "ImageNet weights" if w == "imagenet" else w))
     return model
+
+
+def n_outputs(net: GalmetNet) -> int:
+    """Outputs of the network's final linear layer (one per target)."""
+    return cast(nn.Linear, net.head[-1]).out_features
 
 
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -172,7 +178,7 @@ def freeze_body(model: nn.Module, frozen: bool = True) -> None:
     net.train(net.training)
 
 
-def unwrap(model: nn.Module) -> GalmetNet:
+def unwrap(model: Any) -> GalmetNet:
     """The ``GalmetNet`` inside a DistributedDataParallel and/or torch.compile wrapper."""
     while not isinstance(model, GalmetNet):
         if hasattr(model, "module"):
@@ -182,5 +188,3 @@ def unwrap(model: nn.Module) -> GalmetNet:
         else:
             raise TypeError(f"expected a GalmetNet, got {type(model).__name__}")
     return model
-
-

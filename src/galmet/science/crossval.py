@@ -25,6 +25,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -164,7 +165,7 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
                      time.perf_counter() - t0)
 
     oof = pd.concat(parts, ignore_index=True)
-    scores = {"folds": folds, "fold_seed": fold_seed, "n": len(oof), "tta": tta, "targets": {}}
+    scores: dict[str, Any] = {"folds": folds, "fold_seed": fold_seed, "n": len(oof), "tta": tta, "targets": {}}
     for t in config.targets:
         m = regression_metrics(oof[t].to_numpy(), oof[f"{t}_pred"].to_numpy())
         per_fold = [rmse(residuals(g[t], g[f"{t}_pred"])) for _, g in oof.groupby("fold")]

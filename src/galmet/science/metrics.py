@@ -15,6 +15,8 @@ Definitions (Wu & Boada 2019, section 4):
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -143,16 +145,16 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
         who = f"objID {df['objID'].iloc[i]}" if "objID" in df.columns else f"row {i}"
         col = target if not np.isfinite(t[i]) else pc
         raise DataError(f"predictions: {who}: {col} is NaN ({int(bad.sum())} rows with NaN truth or prediction)")
-    out = {"target": target, "split": split if split not in (None, "all") else "all"}
+    out: dict[str, Any] = {"target": target, "split": split if split not in (None, "all") else "all"}
     out.update(regression_metrics(t, p))
     if target == "oh_p50":
-        from galmet.science.paper import PAPER_HIGH_Z_FRACTIONS, PAPER_METRICS, PAPER_SIZES
+        from galmet.paper import PAPER_HIGH_Z_FRACTIONS, PAPER_METRICS, PAPER_SIZES
 
         out["frac_true_above_9.1"] = float(np.mean(t > HIGH_Z))
         out["frac_pred_above_9.1"] = float(np.mean(p > HIGH_Z))
         out["paper"] = {**PAPER_METRICS, **PAPER_HIGH_Z_FRACTIONS, "n": PAPER_SIZES["test_images"]}
     elif target == "lgm_tot_p50":
-        from galmet.science.paper import PAPER_MASS_METRICS
+        from galmet.paper import PAPER_MASS_METRICS
 
         out["paper"] = dict(PAPER_MASS_METRICS)
     return out

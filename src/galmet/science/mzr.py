@@ -20,7 +20,7 @@ import pandas as pd
 
 from galmet.errors import DataError
 from galmet.science.metrics import regression_metrics, select_split
-from galmet.science.paper import (PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA,
+from galmet.paper import (PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA,
                                   tremonti_mzr)
 from galmet.science.predictions import join_dataset, load_predictions
 from galmet.science.stats import STATISTICS, binned_statistics, fixed_width_bins

@@ -38,7 +38,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -127,7 +127,7 @@ def baselines(dataset, target: str, bands: str) -> dict:
     """Test RMSE of the constant-mean and random-forest (``bands`` magnitudes) baselines of a
     dataset: ``bands``, ``constant_rmse``, ``rf_rmse`` (None without magnitudes), ``rf_nmad``."""
     cat, where = dataset.catalog, str(dataset.root)
-    out = {"bands": bands}
+    out: dict[str, Any] = {"bands": bands}
     out["constant_rmse"] = summarize(constant_baseline(cat, target, where), target, "test")["rmse"]
     try:
         rf = random_forest_baseline(cat, bands, target, ForestConfig(), where)

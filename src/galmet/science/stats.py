@@ -1,6 +1,8 @@
-"""Binned statistics: Freedman-Diaconis and fixed-width bins, and running statistics in bins.
+"""Binned statistics: Freedman-Diaconis and fixed-width bins, running statistics in bins, and the
+statistics and row selections the paper's figures draw.
 
-Numpy and pandas only (no torch, no matplotlib): the figures draw what these compute.
+Numpy and pandas only (no torch, no matplotlib, nothing from :mod:`galmet.science.plots`): the
+figures draw what these compute.
 """
 
 from __future__ import annotations
@@ -149,3 +151,123 @@ def binned_statistics(
             row[name] = f(v) if v.size >= max(min_count, 1) else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=["lo", "hi", "center", "count", *funcs])
+
+
+# --- what the figures draw -------------------------------------------------------------------
+
+
+def finite_pairs(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs of ``x`` and ``y`` where both are finite.
+
+    Parameters
+    ----------
+    x, y : array-like, shape (N,)
+        Flattened to 1-D float arrays.
+    what : str
+        Names the input in the error message.
+
+    Returns
+    -------
+    x, y : ndarray, shape (M,)
+        The finite pairs, M <= N, in their original order.
+
+    Raises
+    ------
+    galmet.errors.DataError
+        When the sizes differ or no pair is finite.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise DataError(f"{what}: {x.size} x values but {y.size} y values")
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        raise DataError(f"{what}: no finite values to plot")
+    return x[ok], y[ok]
+
+
+def running_bins(x, min_count: int) -> np.ndarray:
+    """Bin edges for a running median of something against ``x``.
+
+    Freedman-Diaconis bins on ``x`` (at most 40), halved in number until the median bin holds at
+    least ``3 * min_count`` values (a stable median), keeping at least 3 bins.
+
+    Parameters
+    ----------
+    x : array-like, shape (N,)
+        Finite values of the binning column (e.g. Z_true or log stellar mass, dex).
+    min_count : int
+        Smallest bin a running statistic is reported for.
+
+    Returns
+    -------
+    ndarray, shape (B + 1,)
+        Increasing edges spanning ``x``.
+    """
+    edges = fd_bins(x, max_bins=40)
+    while edges.size > 4 and np.median(np.histogram(x, edges)[0]) < 3 * min_count:
+        edges = np.linspace(edges[0], edges[-1], max(3, (edges.size - 1) // 2) + 1)
+    return edges
+
+
+def pred_vs_true_stats(z_true, z_pred, min_count: int = 10) -> pd.DataFrame:
+    """Running statistics of predictions in bins of the truth (paper, Figure 3).
+
+    Parameters
+    ----------
+    z_true, z_pred : array-like, shape (N,)
+        True and predicted labels (dex); pairs with a NaN are dropped.
+    min_count : int
+        Bins with fewer galaxies get NaN statistics; also sets the bin width
+        (:func:`running_bins`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin of Z_true: ``lo``, ``hi``, ``center``, ``count``, ``median`` (of Z_pred),
+        ``rmse`` and ``nmad`` (of dZ = Z_pred - Z_true), all in dex.
+    """
+    t, p = finite_pairs(z_true, z_pred, "pred vs true")
+    edges = running_bins(t, min_count)
+    med = binned_statistics(t, p, edges, ["median"], min_count)
+    scat = binned_statistics(t, p - t, edges, ["rmse", "nmad"], min_count)
+    return med.join(scat[["rmse", "nmad"]])
+
+
+#: The rows of Figure 1 in order: which galaxies :func:`select_grid_rows` picks.
+GRID_CATEGORIES = ("lowest predicted", "highest predicted", "lowest true", "highest true",
+                   "most under-predicted", "most over-predicted", "random")
+
+
+def select_grid_rows(table: pd.DataFrame, target: str = "oh_p50", n: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
+    """Row positions of ``table`` for each Figure 1 category (``n`` each, extreme first).
+
+    Categories (:data:`GRID_CATEGORIES`): lowest/highest predicted, lowest/highest true, most
+    under-predicted (most negative Z_pred - Z_true), most over-predicted, and a seeded random draw
+    (in increasing row order).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``<target>`` and ``<target>_pred`` per row (dex).
+    n : int
+        Rows per category; at most ``len(table)``.
+    seed : int
+        Seed of the random draw.
+
+    Returns
+    -------
+    dict
+        Category name -> int array, shape (min(n, N),), of positions in ``table``.
+    """
+    t = table[target].to_numpy(dtype=float)
+    p = table[f"{target}_pred"].to_numpy(dtype=float)
+    if len(t) == 0:
+        raise DataError("image grid: no galaxies to show")
+    n = min(n, len(t))
+    d = p - t
+    sort_keys = {"lowest predicted": p, "highest predicted": -p, "lowest true": t, "highest true": -t,
+                 "most under-predicted": d, "most over-predicted": -d}
+    order = {name: np.argsort(key, kind="stable")[:n] for name, key in sort_keys.items()}
+    order["random"] = np.sort(np.random.default_rng(seed).choice(len(t), n, replace=False))
+    return order

@@ -30,15 +30,17 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
+from galmet.data.dataset import find_catalog
 from galmet.errors import ConfigError, DataError, GalmetError
+from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
+from galmet.io.images import read_image
+from galmet.io.tables import read_table, write_table
+from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
 from galmet.sdss.skyserver import (DEFAULT_BASE_URL, DEFAULT_SCALE, DEFAULT_SIZE, Interrupted, RetryPolicy,
                               SkyServerClient, SkyServerError)
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.parquet"
-LOCK_NAME = ".download.lock"
 #: Pixel scale of the SDSS camera, arcsec (used by the authors' field-scaled mode).
 SDSS_PIXEL = 0.396
 MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
@@ -164,12 +166,45 @@ class _Task:
     scale: float
 
 
-def load_manifest(path: Path) -> dict[int, dict]:
+@dataclass
+class ManifestRecord:
+    """One row of ``manifest.parquet``: what galmet knows about one objID's cutout.
+
+    Attributes
+    ----------
+    objID : int
+    status : {"ok", "failed"}
+    attempts : int
+        Requests sent for this image over all runs.
+    last_error : str
+        Why the last attempt failed ("" when ok).
+    permanent : bool
+        Retrying is pointless (HTTP 404, bad bodies to the last try, unusable ra/dec).
+    bytes : int
+        Size of the stored JPEG (0 when failed).
+    size : int
+        Width = height requested, pixels.
+    scale : float
+        Arcsec per pixel requested.
+    updated : str
+        UTC ISO time of the last change.
+    """
+
+    objID: int
+    status: str
+    attempts: int = 0
+    last_error: str = ""
+    permanent: bool = False
+    bytes: int = 0
+    size: int = 0
+    scale: float = 0.0
+    updated: str = ""
+
+
+def load_manifest(path: Path) -> dict[int, ManifestRecord]:
     """objID -> manifest record; an unreadable manifest is ignored with a warning (disk is the truth)."""
     if not path.is_file():
         return {}
-    from galmet.io.tables import read_table
-
     try:
         df = read_table(path)
         missing = [c for c in ("objID", "status", "attempts") if c not in df.columns]
@@ -179,36 +214,32 @@ def load_manifest(path: Path) -> dict[int, dict]:
         log.warning("%s; starting a new manifest (images on disk are kept)", exc)
         return {}
     n = len(df)
-    defaults = {"last_error": "", "permanent": False, "bytes": 0, "size": 0, "scale": 0.0, "updated": ""}
-    cols = {c: df[c].tolist() if c in df.columns else [defaults[c]] * n for c in MANIFEST_COLUMNS}
+    defaults = ManifestRecord(0, "")
+    cols = {c: df[c].tolist() if c in df.columns else [getattr(defaults, c)] * n for c in MANIFEST_COLUMNS}
     records = {}
     for i in range(n):
-        rec = {c: cols[c][i] for c in MANIFEST_COLUMNS}
-        rec["objID"] = int(rec["objID"])
-        rec["attempts"] = int(rec["attempts"] or 0)
-        rec["permanent"] = bool(rec["permanent"] or False)
-        rec["last_error"] = rec["last_error"] or ""
-        for c, kind in (("bytes", int), ("size", int), ("scale", float)):
-            rec[c] = kind(rec[c] or 0)
-        records[rec["objID"]] = rec
+        rec = ManifestRecord(
+            objID=int(cols["objID"][i]), status=str(cols["status"][i]), attempts=int(cols["attempts"][i] or 0),
+            last_error=cols["last_error"][i] or "", permanent=bool(cols["permanent"][i] or False),
+            bytes=int(cols["bytes"][i] or 0), size=int(cols["size"][i] or 0), scale=float(cols["scale"][i] or 0),
+            updated=cols["updated"][i] or "")
+        records[rec.objID] = rec
     return records
 
 
-def write_manifest(path: Path, records: dict[int, dict]) -> None:
+def write_manifest(path: Path, records: dict[int, ManifestRecord]) -> None:
     """Write the manifest atomically, one row per objID, sorted by objID."""
-    from galmet.io.tables import write_table
-
-    ids = sorted(records)
+    rows = [records[i] for i in sorted(records)]
     df = pd.DataFrame({
-        "objID": np.array(ids, dtype=np.int64),
-        "status": [records[i]["status"] for i in ids],
-        "attempts": np.array([records[i]["attempts"] for i in ids], dtype=np.int64),
-        "last_error": [records[i]["last_error"] for i in ids],
-        "permanent": np.array([records[i]["permanent"] for i in ids], dtype=bool),
-        "bytes": np.array([records[i]["bytes"] for i in ids], dtype=np.int64),
-        "size": np.array([records[i]["size"] for i in ids], dtype=np.int64),
-        "scale": np.array([records[i]["scale"] for i in ids], dtype=np.float64),
-        "updated": [records[i]["updated"] for i in ids],
+        "objID": np.array([r.objID for r in rows], dtype=np.int64),
+        "status": [r.status for r in rows],
+        "attempts": np.array([r.attempts for r in rows], dtype=np.int64),
+        "last_error": [r.last_error for r in rows],
+        "permanent": np.array([r.permanent for r in rows], dtype=bool),
+        "bytes": np.array([r.bytes for r in rows], dtype=np.int64),
+        "size": np.array([r.size for r in rows], dtype=np.int64),
+        "scale": np.array([r.scale for r in rows], dtype=np.float64),
+        "updated": [r.updated for r in rows],
     }, columns=list(MANIFEST_COLUMNS))
     write_table(df, path)
 
@@ -225,7 +256,7 @@ def _exclusive(root: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no locking
         yield
         return
-    fh = open(root / LOCK_NAME, "a+")
+    fh = open(root / DOWNLOAD_LOCK, "a+")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -238,9 +269,6 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
     """The dataset's catalog with objID (int64), ra, dec (and petroR90_r when scaling by size)."""
-    from galmet.data.dataset import find_catalog
-    from galmet.io.tables import read_table
-
     path = find_catalog(root)
     if path is None:
         raise DataError(f"{root}: no catalog.parquet (run 'galmet catalog --out {root}' first)")
@@ -292,16 +320,16 @@ def download_cutouts(dataset: str | os.PathLike, opts: DownloadOptions | None = 
     client = client or SkyServerClient(opts.base_url, opts.timeout,
                                        RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
                                        rate=opts.rate or None)
-    images = root / "images"
+    images = root / IMAGES_DIR
     try:
         images.mkdir(exist_ok=True)
-        with open(root / LOCK_NAME, "a"):
+        with open(root / DOWNLOAD_LOCK, "a"):
             pass
     except OSError as exc:
         raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
     with _exclusive(root):
         removed = remove_stale_temp_files(images)
-        for tmp in root.glob(f".{MANIFEST_NAME}.*.tmp"):
+        for tmp in root.glob(f".{MANIFEST}.*.tmp"):
             tmp.unlink(missing_ok=True)
             removed += 1
         if removed:
@@ -314,8 +342,8 @@ class _Run:
 
     def __init__(self, root: Path, cat: pd.DataFrame, opts: DownloadOptions, client: SkyServerClient):
         self.root, self.cat, self.opts, self.client = root, cat, opts, client
-        self.images = root / "images"
-        self.manifest_path = root / MANIFEST_NAME
+        self.images = root / IMAGES_DIR
+        self.manifest_path = root / MANIFEST
         self.records = load_manifest(self.manifest_path)
         self.stop = threading.Event()
         self.summary = DownloadSummary(total=len(cat), manifest=self.manifest_path)
@@ -323,8 +351,6 @@ class _Run:
     # -- planning -------------------------------------------------------------------------
     def plan(self) -> list[_Task]:
         """Rows still to fetch; counts present images and earlier permanent failures."""
-        from galmet.io.images import read_image
-
         todo: list[_Task] = []
         ids = self.cat["objID"].to_numpy(dtype=np.int64)
         ras = pd.to_numeric(self.cat["ra"], errors="coerce").to_numpy(dtype=np.float64)
@@ -338,10 +364,11 @@ class _Run:
             except FileNotFoundError:
                 nbytes = -1
             if nbytes >= 0:
-                same = rec is not None and rec["status"] == "ok" and rec["bytes"] == nbytes
-                other_cutout = same and ((rec["size"] and rec["size"] != self.opts.size) or
-                                         (rec["scale"] and not math.isclose(rec["scale"], scale, rel_tol=1e-6)))
-                trusted = same and bool(rec["size"]) and not other_cutout and not self.opts.verify
+                same = rec is not None and rec.status == "ok" and rec.bytes == nbytes
+                other_cutout = rec is not None and same and (
+                    (rec.size and rec.size != self.opts.size)
+                    or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6)))
+                trusted = rec is not None and same and bool(rec.size) and not other_cutout and not self.opts.verify
                 if other_cutout:
                     log.debug("%s: made with another size or scale; re-fetching", path)
                 elif not trusted:
@@ -354,7 +381,7 @@ class _Run:
                 if trusted:
                     self.summary.present += 1
                     continue
-            if rec is not None and rec["status"] == "failed" and rec["permanent"] and not self.opts.retry_failed:
+            if rec is not None and rec.status == "failed" and rec.permanent and not self.opts.retry_failed:
                 self.summary.failed_before += 1
                 continue
             bad = ("ra/dec are not finite numbers" if not (math.isfinite(ra) and math.isfinite(dec)) else
@@ -368,10 +395,9 @@ class _Run:
 
     def _record(self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int,
                 scale: float) -> None:
-        old = self.records.get(oid, {})
-        self.records[oid] = {"objID": oid, "status": status, "attempts": int(old.get("attempts", 0)) + attempts,
-                             "last_error": error, "permanent": permanent, "bytes": nbytes, "size": self.opts.size,
-                             "scale": scale, "updated": _now()}
+        old = self.records.get(oid)
+        self.records[oid] = ManifestRecord(oid, status, (old.attempts if old else 0) + attempts, error, permanent,
+                                           nbytes, self.opts.size, scale, _now())
 
     # -- one image (worker threads) -------------------------------------------------------
     def fetch(self, task: _Task) -> _Result:

@@ -117,9 +117,9 @@ class RetryPolicy:
         threads) that failed together do not come back together. A ``Retry-After`` from the
         server is a lower bound.
         """
-        rng = rng or random
+        uniform = rng.uniform if rng is not None else random.uniform
         full = min(self.backoff_max, self.backoff_base * 2.0**retry)
-        wait = full / 2 + rng.uniform(0, full / 2)
+        wait = full / 2 + uniform(0, full / 2)
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.max_retry_after))
         return wait

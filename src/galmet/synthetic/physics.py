@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from galmet.science.paper import tremonti_mzr
+from galmet.paper import tremonti_mzr
 
 #: Bands of the catalog magnitudes, and those rendered into the image (R, G, B = i, r, g).
 BANDS = "ugriz"
@@ -140,6 +140,9 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
         The galaxy's generator, advanced past the draws made here; the renderer keeps
         using it so the whole galaxy (image included) depends only on ``(seed, index)``.
     """
+    # One long function on purpose: the order of the random draws below *is* the data set (a
+    # seed must give byte-identical galaxies in every galmet version), and a single straight
+    # sequence of draws is the easiest way to see, and keep, that order. Do not reorder.
     rng = galaxy_rng(seed, index)
     p: dict = {}
     logm = _skewnorm(rng, *LOGM_SKEWNORM)

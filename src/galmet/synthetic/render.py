@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 from galmet.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,6 @@ OBJID_BASE = 1_230_000_000_000_000_000
 MAX_N = 1_000_000_000
 SEED_SLOTS = 7_000_000
 MAX_SEED = 2**32 - 1
-CONFIG_NAME = "synth_config.yaml"
 #: Catalog columns in SDSS naming, first; latent truths follow.
 SDSS_COLUMNS = ["objID", "ra", "dec", "z", "zErr", "rChi2"] + [f"modelMag_{b}" for b in "ugriz"] + [
     f"modelMagErr_{b}" for b in "ugriz"] + ["petroMag_r", "petroR50_r", "petroR90_r", "oh_p50", "lgm_tot_p50"]
@@ -286,12 +286,12 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise ConfigError(f"{out}: output directory exists and is not empty (use --overwrite to replace it)")
         # Remove what a previous synthesis wrote, catalog first: never a catalog without its images.
-        for name in ("catalog.parquet", "images.npy", "images.json", CONFIG_NAME):
+        for name in (CATALOG_PARQUET, IMAGE_CACHE, Path(IMAGE_CACHE).with_suffix(".json").name, SYNTH_CONFIG):
             (out / name).unlink(missing_ok=True)
-        if (out / "images").is_dir():
-            for p in (out / "images").glob("*.jpg"):
+        if (out / IMAGES_DIR).is_dir():
+            for p in (out / IMAGES_DIR).glob("*.jpg"):
                 p.unlink()
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
 
 
 def synthesize(
@@ -346,7 +346,7 @@ def synthesize(
     check_options(n, seed, size, workers, test, valid_fraction)
     out = Path(out)
     _prepare_output(out, overwrite)
-    images_dir = str(out / "images")
+    images_dir = str(out / IMAGES_DIR)
     tasks = [(int(seed), i, int(size), images_dir) for i in range(n)]
     workers = max(1, min(int(workers), n))
     _warm_up()  # forked workers inherit the imports and the cosmology grid
@@ -369,7 +369,7 @@ def synthesize(
     catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=int(seed))
     config = synthesis_config(n, seed, size, test, valid_fraction)
     catalog.attrs["galmet_synthetic"] = json.dumps(config, sort_keys=True)
-    _write_config(out / CONFIG_NAME, config)
+    _write_config(out / SYNTH_CONFIG, config)
     write_catalog(out, catalog)
     log.debug("wrote %d synthetic galaxies (%dx%d px) to %s", n, size, size, out)
     return out
@@ -386,7 +386,7 @@ def _catalog_frame(rows: list[dict]) -> pd.DataFrame:
 
 def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) -> dict:
     """The parameters of a synthesis, the physics constants and the galmet version."""
-    from galmet import __version__
+    from galmet._version import __version__
     from galmet.synthetic.physics import physics_metadata
 
     return {

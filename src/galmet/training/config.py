@@ -182,6 +182,20 @@ class TrainConfig:
             c.lr = c.lr or [ONECYCLE_LR] * 3
         return c
 
+    @property
+    def total_epochs(self) -> int:
+        """``epochs`` of a :meth:`resolved` config (where it is always set)."""
+        if self.epochs is None:
+            raise ConfigError("the number of epochs is set by TrainConfig.resolved(); resolve the config first")
+        return self.epochs
+
+    @property
+    def group_lrs(self) -> tuple[float, ...]:
+        """The 3 per-group maximum learning rates of a :meth:`resolved` config."""
+        if self.lr is None:
+            raise ConfigError("the learning rates are set by TrainConfig.resolved(); resolve the config first")
+        return tuple(self.lr)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (for YAML and checkpoints)."""
         return dataclasses.asdict(self)

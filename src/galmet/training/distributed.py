@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -79,9 +80,9 @@ def all_reduce(t: torch.Tensor, dist: Dist) -> torch.Tensor:
     return t
 
 
-def wrap_for_training(net: torch.nn.Module, dist: Dist, device: torch.device, compile: bool) -> torch.nn.Module:
+def wrap_for_training(net: torch.nn.Module, dist: Dist, device: torch.device, compile: bool) -> Any:
     """``net`` as the training step calls it: in DDP across processes, compiled when asked."""
-    forward = net
+    forward: Any = net
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 

@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ from galmet.io.atomic import remove_stale_temp_files
 from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
 from galmet.nn.augment import center_crop, to_model_input
 from galmet.nn.bundle import save_bundle
-from galmet.nn.device import resolve_device
+from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.net import build_model, freeze_body, layer_groups, unwrap
 from galmet.training.checkpoint import CheckpointWriter, check_run_dir, read_checkpoint, rng_state, set_rng_state
 from galmet.training.config import RUNTIME_FIELDS, save_config, TrainConfig
@@ -131,16 +131,33 @@ class Trainer:
 
 
 @dataclass
+class LivePhase:
+    """The optimizer, scheduler and forward callable of the phase being trained."""
+
+    index: int
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    forward: Any  # the net, or its DDP / compiled wrapper
+
+
+@dataclass
 class RunState:
-    """What changes as a run goes: counters, history, and the live optimizer of the current phase."""
+    """What changes as a run goes: counters, history, and the live phase."""
 
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     history: list[dict] = field(default_factory=list)
-    phase: int = -1  # index of the phase whose optimizer is live
-    optimizer: torch.optim.Optimizer | None = None
-    scheduler: LRScheduler | None = None
-    forward: torch.nn.Module | None = None  # the net, or its DDP / compiled wrapper
+    live: LivePhase | None = None
+
+    @property
+    def phase(self) -> int:
+        """Index of the live phase (-1 before the first)."""
+        return -1 if self.live is None else self.live.index
+
+    def require_live(self) -> LivePhase:
+        if self.live is None:
+            raise RuntimeError("no phase entered yet: call _enter_phase first")
+        return self.live
 
 
 def train(
@@ -182,8 +199,8 @@ def train(
     run = Path(out_dir)
     check_run_dir(run, resume, overwrite)
     config, ckpt = _resolve_config(run, config, resume)
-    if ckpt is not None and int(ckpt["epoch"]) >= config.epochs and (run / BUNDLE).is_file():
-        log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.epochs)
+    if ckpt is not None and int(ckpt["epoch"]) >= config.total_epochs and (run / BUNDLE).is_file():
+        log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.total_epochs)
         return _result(run, pd.DataFrame(ckpt["history"]), config)
 
     t = _setup(dataset, run, config, ckpt)
@@ -198,7 +215,7 @@ def train(
     writer = CheckpointWriter(run, background=t.cuda)
     start_epoch = state.epoch
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(start_epoch, config.total_epochs):
             pi = phase_index(t.phases, epoch)
             if pi != state.phase:
                 _enter_phase(t, state, pi, ckpt if epoch == start_epoch else None)
@@ -278,7 +295,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
 
     phases = build_phases(config)
     torch.manual_seed(config.seed)
-    net = build_model(config.arch, len(config.targets), config.weights).to(device, memory_format=torch.channels_last)
+    net = to_channels_last(build_model(config.arch, len(config.targets), config.weights), device)
     return Trainer(config=config, run=run, dist=dist, device=device, net=net, groups=layer_groups(net),
                    phases=phases, train_data=train_data, valid_data=valid_data, n_train=len(rows.train_rows),
                    n_valid=len(rows.valid_rows), steps=steps, local_batch=local_batch, shift=shift, scale=scale,
@@ -301,14 +318,13 @@ def _enter_phase(t: Trainer, state: RunState, pi: int, ckpt: dict | None) -> Non
     from ``ckpt`` when the run resumes inside that phase."""
     phase = t.phases[pi]
     freeze_body(t.net, phase.frozen)
-    state.optimizer = make_optimizer(t.groups, phase, t.config.weight_decay)
-    state.scheduler = make_scheduler(state.optimizer, phase, t.steps, t.config)
+    optimizer = make_optimizer(t.groups, phase, t.config.weight_decay)
+    scheduler = make_scheduler(optimizer, phase, t.steps, t.config)
     if ckpt is not None and int(ckpt["phase"]) == pi:
-        state.optimizer.load_state_dict(ckpt["optimizer"])
-        state.scheduler.load_state_dict(ckpt["scheduler"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_state(ckpt["rng"], t.device)
-    state.forward = wrap_for_training(t.net, t.dist, t.device, t.config.compile)
-    state.phase = pi
+    state.live = LivePhase(pi, optimizer, scheduler, wrap_for_training(t.net, t.dist, t.device, t.config.compile))
 
 
 def train_one_epoch(t: Trainer, state: RunState, epoch: int,
@@ -326,11 +342,12 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int,
         seen by all processes), ``train_time`` (s), ``t0`` (perf_counter at the start).
     """
     config, device = t.config, t.device
-    phase = t.phases[state.phase]
+    live = state.require_live()
+    phase = t.phases[live.index]
     torch.manual_seed(derive_seed(config.seed, epoch, 2, t.dist.rank))  # dropout
     g_aug = torch.Generator(device=device)
     g_aug.manual_seed(derive_seed(config.seed, epoch, 3, t.dist.rank))
-    opt, sched = state.optimizer, state.scheduler
+    opt, sched = live.optimizer, live.scheduler
     lrs_start = current_lrs(opt)
     t.net.train()
     batches = epoch_batches(t.train_data, t.n_train, epoch, config.seed, t.dist, device, t.local_batch, t.steps)
@@ -338,13 +355,13 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int,
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
     bar = _progress(config.progress and t.dist.main, t.steps * config.batch_size,
-                    f"epoch {epoch + 1}/{config.epochs} {phase.name}")
+                    f"epoch {epoch + 1}/{config.total_epochs} {phase.name}")
     t0 = time.perf_counter()
     for step, (xb, idx) in enumerate(batch_iter(t.train_data, batches, config.workers, device)):
         yb = t.train_data.targets.index_select(0, idx)
         x = augmented_input(xb, config, g_aug)
         with t.autocast():
-            out = state.forward(x)
+            out = live.forward(x)
         err = out.float() - yb
         loss = torch.sqrt((err * err).mean())
         opt.zero_grad(set_to_none=True)
@@ -409,10 +426,11 @@ def _history_row(t: Trainer, epoch: int, tally: dict) -> dict:
 
 
 def _checkpoint_state(t: Trainer, state: RunState) -> dict:
+    live = state.require_live()
     return {
-        "format": CHECKPOINT_FORMAT, "epoch": state.epoch, "step": state.step, "phase": state.phase,
-        "model": t.net.state_dict(), "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(), "rng": rng_state(t.device), "config": t.config.to_dict(),
+        "format": CHECKPOINT_FORMAT, "epoch": state.epoch, "step": state.step, "phase": live.index,
+        "model": t.net.state_dict(), "optimizer": live.optimizer.state_dict(),
+        "scheduler": live.scheduler.state_dict(), "rng": rng_state(t.device), "config": t.config.to_dict(),
         "history": list(state.history), "target_shift": [float(v) for v in t.shift],
         "target_scale": [float(v) for v in t.scale], "data": t.data_meta,
     }

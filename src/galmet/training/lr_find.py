@@ -26,7 +26,7 @@ from torch.optim.lr_scheduler import ExponentialLR
 from galmet.errors import ConfigError
 from galmet.io.tables import write_table
 from galmet.layout import LR_FIND_TABLE
-from galmet.nn.device import resolve_device
+from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.net import build_model, freeze_body, layer_groups
 from galmet.training.config import TrainConfig
 from galmet.training.data import (augmented_input, batch_iter, epoch_batches, load_training_rows, place, standardisation,
@@ -144,7 +144,7 @@ def lr_find(
         raise ConfigError(f"{ds.root}: too few train rows ({len(train_rows)}) for an lr range test")
 
     torch.manual_seed(config.seed)
-    net = build_model(config.arch, len(config.targets), config.weights).to(device, memory_format=torch.channels_last)
+    net = to_channels_last(build_model(config.arch, len(config.targets), config.weights), device)
     cuda = device.type == "cuda"
     freeze_body(net, freeze)
     opt = make_optimizer(layer_groups(net), Phase("lr_find", 0, 1, freeze, (start_lr,) * 3), config.weight_decay)
@@ -153,7 +153,8 @@ def lr_find(
     g = torch.Generator(device=device)
     g.manual_seed(config.seed)
 
-    lrs, losses = [], []
+    lrs: list[float] = []
+    losses: list[float] = []
     best, avg, diverged = float("inf"), 0.0, False
     epoch = 0
     net.train()

@@ -55,7 +55,7 @@ class Phase:
     start_epoch: int
     epochs: int
     frozen: bool
-    lrs: tuple[float, float, float]
+    lrs: tuple[float, ...]
     cycles: tuple[int, ...] = ()
 
     @property
@@ -66,9 +66,9 @@ class Phase:
 
 def build_phases(config: TrainConfig) -> list[Phase]:
     """The phases of ``config``'s recipe (``config`` must be :meth:`~TrainConfig.resolved`)."""
-    lrs = tuple(config.lr)
+    lrs = config.group_lrs
     if config.recipe == "onecycle":
-        return [Phase("onecycle", 0, config.epochs, False, lrs)]
+        return [Phase("onecycle", 0, config.total_epochs, False, lrs)]
     out = []
     if config.frozen_epochs:
         f = config.frozen_epochs
@@ -125,7 +125,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epo
             cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
         )
     lengths = [c * steps_per_epoch for c in phase.cycles]
-    cosines = [CosineAnnealingLR(optimizer, T_max=n, eta_min=0.0) for n in lengths]
+    cosines: list[LRScheduler] = [CosineAnnealingLR(optimizer, T_max=n, eta_min=0.0) for n in lengths]
     if len(cosines) == 1:
         return cosines[0]
     return SequentialLR(optimizer, cosines, milestones=list(accumulate(lengths))[:-1])

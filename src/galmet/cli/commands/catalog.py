@@ -22,8 +22,6 @@ Examples:
 """
 
 
-#: Finished chunks of an unfinished query, reused by the next run, removed once the catalog is written.
-CHUNK_CACHE = ".catalog_chunks"
 
 
 def _test_size(text: str):
@@ -37,23 +35,18 @@ def _test_size(text: str):
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import ServerDefaults, add_progress_option, add_server_options
     from galmet.sdss.catalog import Cuts
-    from galmet.sdss.skyserver import DEFAULT_BASE_URL
 
     d = Cuts()
     p.add_argument("--out", metavar="DATASET", help="dataset directory to write catalog.parquet into")
     p.add_argument("--from-table", metavar="FILE", help="apply the cuts to this FITS/CSV/parquet table instead of querying SDSS")
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET/catalog.parquet")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("server")
-    g.add_argument("--base-url", default=DEFAULT_BASE_URL, help="SkyServer root (default: %(default)s)")
+    add_progress_option(p)
+    g = add_server_options(p, ServerDefaults(timeout=180.0, retries=5, rate=1.0, backoff_base=2.0))
     g.add_argument("--limit", type=int, metavar="N", help="stop after N galaxies (SQL TOP)")
     g.add_argument("--chunks", type=int, default=36, metavar="K", help="split the query into K ra bands (default: %(default)s)")
-    g.add_argument("--timeout", type=float, default=180.0, help="seconds per request (default: %(default)s)")
-    g.add_argument("--retries", type=int, default=5, help="retries per chunk after the first try (default: %(default)s)")
-    g.add_argument("--rate", type=float, default=1.0, help="at most this many requests per second (default: %(default)s)")
-    g.add_argument("--backoff-base", type=float, default=2.0, help="seconds before the first retry, doubling (default: %(default)s)")
     c = p.add_argument_group("cuts (defaults: the paper's)")
     c.add_argument("--rchi2-max", type=float, default=d.rchi2_max, help="rChi2 < this (default: %(default)s)")
     c.add_argument("--mag-min", type=float, default=d.mag_min, help="each modelMag_ugriz > this (default: %(default)s)")
@@ -85,10 +78,6 @@ def _check(args) -> None:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     if args.chunks < 1:
         raise ConfigError(f"--chunks must be at least 1, got {args.chunks}")
-    if args.timeout <= 0:
-        raise ConfigError(f"--timeout must be positive, got {args.timeout}")
-    if args.retries < 0:
-        raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
 
 
 def run(args) -> int:
@@ -100,13 +89,13 @@ def run(args) -> int:
     from galmet.sdss.catalog import build_sql, catalog_from_table, chunk_queries, cuts_config, query_catalog
     from galmet.data.dataset import write_catalog
     from galmet.errors import ConfigError, DataError
-    from galmet.sdss.skyserver import RetryPolicy, SkyServerClient
+    from galmet.cli.options import server_client
+    from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
     from galmet.data.splits import assign_splits
 
     _check(args)
     cuts = _cuts(args)
-    client = SkyServerClient(args.base_url, args.timeout, RetryPolicy(args.retries, args.backoff_base),
-                             rate=args.rate)
+    client = server_client(args)
     if args.dry_run:
         print("-- the paper's query (SkyServer SQL, DR14 schema)")
         print(build_sql(cuts, top=args.limit))
@@ -118,7 +107,7 @@ def run(args) -> int:
     if not args.out:
         raise ConfigError("--out DATASET is required (or use --dry-run)")
     out = Path(args.out)
-    target = out / "catalog.parquet"
+    target = out / CATALOG_PARQUET
     if target.exists() and not args.overwrite:
         raise ConfigError(f"{target} already exists (use --overwrite to replace it)")
 
@@ -126,7 +115,7 @@ def run(args) -> int:
         catalog = catalog_from_table(args.from_table, cuts)
         source = {"from_table": str(Path(args.from_table).resolve())}
     else:
-        cache = out / CHUNK_CACHE
+        cache = out / CATALOG_CHUNKS
         catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress,
                                 cache_dir=cache)
         source = {"base_url": client.base_url, "chunks": args.chunks, "limit": args.limit,
@@ -137,8 +126,8 @@ def run(args) -> int:
     write_catalog(out, catalog)
     config = {"cuts": cuts_config(cuts), **source, "rows": len(catalog),
               "split": {"test": args.test, "valid_fraction": args.valid_fraction, "seed": args.seed}}
-    atomic_write_text(out / "catalog.json", json.dumps(config, indent=2) + "\n")
-    shutil.rmtree(out / CHUNK_CACHE, ignore_errors=True)
+    atomic_write_text(out / CATALOG_JSON, json.dumps(config, indent=2) + "\n")
+    shutil.rmtree(out / CATALOG_CHUNKS, ignore_errors=True)
     counts = catalog["split"].value_counts()
     parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "valid", "test"))
     print(f"catalog: {len(catalog)} galaxies ({parts}) -> {target}")

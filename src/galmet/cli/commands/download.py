@@ -25,16 +25,14 @@ Examples:
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import ServerDefaults, add_progress_option, add_server_options
     from galmet.sdss.download import DownloadOptions
 
     d = DownloadOptions()
     p.add_argument("dataset", help="dataset directory with catalog.parquet (objID, ra, dec)")
-    p.add_argument("--base-url", default=d.base_url, help="SkyServer root (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=d.workers, help="concurrent requests (default: %(default)s)")
-    p.add_argument("--rate", type=float, default=d.rate, help="requests per second over all workers, 0 = no limit (default: %(default)s)")
-    p.add_argument("--retries", type=int, default=d.retries, help="retries per image after the first try (default: %(default)s)")
-    p.add_argument("--timeout", type=float, default=d.timeout, help="seconds per request (default: %(default)s)")
-    p.add_argument("--backoff-base", type=float, default=d.backoff_base, help="seconds before the first retry, doubling (default: %(default)s)")
+    g = add_server_options(p, ServerDefaults(timeout=d.timeout, retries=d.retries, rate=d.rate,
+                                             backoff_base=d.backoff_base))
+    g.add_argument("--workers", type=int, default=d.workers, help="concurrent requests (default: %(default)s)")
     p.add_argument("--scale", type=float, default=d.scale, help="arcsec per pixel (default: %(default)s)")
     p.add_argument("--size", type=int, default=d.size, help="width = height in pixels (default: %(default)s)")
     p.add_argument("--scale-by-size", action="store_true", help="scale = 2 * petroR90_r / 0.396 / size per galaxy (the authors' alternative)")
@@ -42,7 +40,7 @@ def add_arguments(p) -> None:
     p.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
     p.add_argument("--verify", action="store_true", help="decode every existing image, not only those the manifest does not list as ok")
     p.add_argument("--manifest-every", type=float, default=d.manifest_every, help="seconds between manifest rewrites (default: %(default)s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(p)
 
 
 def run(args) -> int:

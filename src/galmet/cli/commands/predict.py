@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import add_server_options
+
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
     p.add_argument("input", nargs="?",
                    help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
@@ -52,8 +54,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
     p.add_argument("--ra", type=float, help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
     p.add_argument("--dec", type=float, help="declination of one galaxy, degrees")
-    p.add_argument("--base-url", help="SkyServer root for fetched cutouts (default: SDSS DR14)")
-    p.add_argument("--scale", type=float, default=0.296, help="arcsec/pixel of fetched cutouts (default: 0.296)")
+    g = add_server_options(p)
+    g.add_argument("--scale", type=float, default=0.296, help="arcsec/pixel of fetched cutouts (default: 0.296)")
 
 
 def run(args) -> int:
@@ -114,15 +116,15 @@ def _predict_input(model, args, device):
 
 def _predict_positions(model, args, device, positions, where: str = "--ra/--dec"):
     """(predictions table, seconds) for the SDSS cutouts at a table's ra/dec (fetched one by one)."""
+    from galmet.cli.options import server_client
     from galmet.errors import DataError
     from galmet.predict import predict_positions
 
     if args.split:
         raise DataError(f"{where}: --split applies to dataset directories only")
-    kwargs = {"base_url": args.base_url} if args.base_url else {}
     t0 = time.perf_counter()
-    table = predict_positions(model, positions, scale=args.scale, skip_bad=args.skip_bad, tta=args.tta,
-                              batch_size=args.batch_size, device=device, where=where, **kwargs)
+    table = predict_positions(model, positions, scale=args.scale, client=server_client(args), skip_bad=args.skip_bad,
+                              tta=args.tta, batch_size=args.batch_size, device=device, where=where)
     if len(table) < len(positions):
         print(f"skipped {len(positions) - len(table)} of {len(positions)} positions whose cutout could not be fetched")
     return table, time.perf_counter() - t0

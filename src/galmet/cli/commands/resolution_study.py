@@ -26,47 +26,29 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.columns import ARCHS
-    from galmet.training.config import DEVICES, RECIPES
+    from galmet.cli.options import add_training_options
 
     p.add_argument("dataset", help="dataset directory (catalog + images/) with a test split")
     p.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
-    p.add_argument("--sizes", default="128,64,32,16,8,4,2,1", help="comma-separated image sizes (default: the paper's)")
-    p.add_argument("--min-input", type=int, default=32, help="smallest network input side, pixels (default: 32)")
-    p.add_argument("--bands", default="gri", help="magnitudes of the random-forest baseline (default: gri)")
-    p.add_argument("--config", metavar="YAML", help="training config.yaml to start from (options below override it)")
-    p.add_argument("--target", help="label column (default: oh_p50)")
-    p.add_argument("--recipe", choices=RECIPES, help="learning-rate recipe (default: paper)")
-    p.add_argument("--epochs", type=int, help="total epochs (onecycle; the paper recipe is 10)")
-    p.add_argument("--arch", choices=ARCHS, help="ResNet body (default: resnet34)")
-    p.add_argument("--weights", metavar="imagenet|none|PATH", help="initial body weights (default: imagenet)")
-    p.add_argument("--lr", type=float, nargs="+", metavar="LR", help="learning rate(s): 1 value or 3 (one per layer group)")
-    p.add_argument("--batch-size", type=int, help="batch size (default: 256)")
-    p.add_argument("--seed", type=int, help="random seed, the same for every size (default: 0)")
-    p.add_argument("--device", choices=DEVICES, help="where to train (default: auto)")
-    p.add_argument("--no-tta", action="store_true", help="no test-time augmentation when scoring")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("study")
+    g.add_argument("--sizes", default="128,64,32,16,8,4,2,1", help="comma-separated image sizes (default: the paper's)")
+    g.add_argument("--min-input", type=int, default=32, help="smallest network input side, pixels (default: 32)")
+    g.add_argument("--bands", default="gri", help="magnitudes of the random-forest baseline (default: gri)")
+    g.add_argument("--no-tta", action="store_true", help="no test-time augmentation when scoring")
+    add_training_options(p, schedule=True)
 
 
 def config_from_args(args):
     """The TrainConfig of the study: --config (or the paper's defaults) with the given overrides."""
-    import dataclasses
+    from galmet.cli.options import config_from_args as training_config
 
-    from galmet.training.config import load_config, TrainConfig
-
-    config = load_config(args.config) if args.config else TrainConfig()
-    overrides = {k: getattr(args, k) for k in ("recipe", "epochs", "arch", "weights", "lr", "batch_size", "seed", "device")
-                 if getattr(args, k) is not None}
-    if args.target:
-        overrides["targets"] = [args.target]
-    if args.no_progress:
-        overrides["progress"] = False
-    return dataclasses.replace(config, **overrides).resolved()
+    return training_config(args)[0].resolved()
 
 
 def run(args) -> int:
     from pathlib import Path
 
+    from galmet.layout import FIGURE_NAMES, RESOLUTION_TABLE
     from galmet.science.resolution import format_resolution, read_resolution
     from galmet.science.runs.resolution import run_study
 
@@ -74,5 +56,5 @@ def run(args) -> int:
     run_study(args.dataset, args.out, args.sizes, config, args.min_input, args.bands, tta=not args.no_tta)
     table, meta = read_resolution(args.out)
     print(format_resolution(table, meta))
-    print(f"wrote {Path(args.out) / 'resolution.csv'} and {Path(args.out) / 'fig4_resolution.png'}")
+    print(f"wrote {Path(args.out) / RESOLUTION_TABLE} and {Path(args.out) / FIGURE_NAMES[4]}.png")
     return 0

@@ -6,6 +6,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from galmet.data.dataset import as_dataset
 from galmet.io.jsonfile import write_json
@@ -13,7 +14,7 @@ from galmet.io.tables import write_table
 from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, rf_predictions
 from galmet.science.baseline import constant_baseline, ForestConfig, parse_bands, random_forest_baseline
 from galmet.science.metrics import summarize
-from galmet.science.paper import PAPER_RF_GRI_RMSE
+from galmet.paper import PAPER_RF_GRI_RMSE
 
 
 def run_baselines(
@@ -50,7 +51,7 @@ def run_baselines(
     const = constant_baseline(catalog, target, where)
     rf_path = write_table(rf, out / rf_predictions(bands))
     const_path = write_table(const, out / CONSTANT_PREDICTIONS)
-    result = {
+    result: dict[str, Any] = {
         "target": target,
         "bands": bands,
         "dataset": str(Path(where).resolve()),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from galmet.errors import ConfigError
+from galmet.layout import METRICS, PREDICTIONS, REPORT
 
 log = logging.getLogger(__name__)
 MARKER = "galmet-demo.json"
@@ -46,7 +47,7 @@ def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, 
     from galmet.science.metrics import format_metrics_table
     from galmet.nn.bundle import load_model
     from galmet.science.plots.mosaic import plot_mosaic
-    from galmet.science.plots.figures import save_figure
+    from galmet.science.plots.style import save_figure
     from galmet.science.runs.figures import make_figures
     from galmet.predict import predict_dataset
     from galmet.science.runs.report import write_report
@@ -82,19 +83,19 @@ def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, 
     _say("[3/6] predicting the held-out test galaxies with 8-fold test-time augmentation")
     model = load_model(result.bundle_path)
     pred = predict_dataset(model, ds.subset("test"), tta=True, device=device)
-    pred_path = write_table(pred, out / "run" / "predictions.parquet")
+    pred_path = write_table(pred, out / "run" / PREDICTIONS)
 
     _say("[4/6] baselines: constant mean and a random forest on gri magnitudes")
     baselines = run_baselines(ds, out / "run" / "baselines", bands="gri")
 
     _say("[5/6] metrics and the paper's figures")
-    summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / "metrics.json")
+    summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / METRICS)
     _say(format_metrics_table(summary))
     figures = make_figures(pred_path, ds, out / "run" / "figures")
     _say(f"figures: {out / 'run' / 'figures'} ({len(figures)} files)")
 
     _say("[6/6] HTML report")
-    report = write_report(out / "run", out / "report.html", title="galmet demo (synthetic galaxies)")
+    report = write_report(out / "run", out / REPORT, title="galmet demo (synthetic galaxies)")
     cnn, const, rf = summary["rmse"], baselines["constant"]["rmse"], baselines["rf"]["rmse"]
     floor = float(np.sqrt(np.mean(ds.subset("test").catalog["oh_unexplained"].to_numpy() ** 2))) \
         if "oh_unexplained" in ds.catalog.columns else float("nan")

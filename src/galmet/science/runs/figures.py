@@ -16,9 +16,16 @@ from galmet.errors import DataError
 from galmet.layout import FIGURE_NAMES
 from galmet.science.metrics import select_split
 from galmet.science.mzr import mzr_analysis
-from galmet.science.plots.figures import plot_histograms, plot_image_grid, plot_mass, plot_mzr, plot_pred_vs_true, plot_resolution, save_figure, select_grid_rows
+from galmet.science.plots.histograms import plot_histograms
+from galmet.science.plots.image_grid import plot_image_grid
+from galmet.science.plots.mass import plot_mass
+from galmet.science.plots.mzr import plot_mzr
+from galmet.science.plots.pred_vs_true import plot_pred_vs_true
+from galmet.science.plots.resolution import plot_resolution
+from galmet.science.plots.style import save_figure
 from galmet.science.predictions import load_predictions
 from galmet.science.resolution import read_resolution
+from galmet.science.stats import select_grid_rows
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from galmet.layout import LR_FIND_PLOT
-from galmet.science.plots.figures import save_figure
-from galmet.science.plots.lr_find import plot_lr_find
+from galmet.science.plots.lr_find import LRFindDisplay
+from galmet.science.plots.style import save_figure
 from galmet.training.config import TrainConfig
 from galmet.training.lr_find import LRFindResult, lr_find
 
@@ -19,7 +19,7 @@ def run_lr_find(dataset, out_dir: str | os.PathLike, config: TrainConfig | None 
     result = lr_find(dataset, out_dir, config, **kwargs)
     title = f"{config.arch}, batch {config.batch_size}, {'head only' if kwargs.get('freeze') else 'all layers'}"
     units = "standardised target units" if config.standardize_targets else "target units"
-    fig = plot_lr_find(result.table, result.suggested_lr, result.steepest_lr, title=title, units=units)
+    fig = LRFindDisplay.from_result(result, title=title, units=units).plot().figure_
     stem = Path(out_dir) / Path(LR_FIND_PLOT).stem
     result.plot_path = save_figure(fig, stem, formats=("png",), dpi=120)[0]
     return result

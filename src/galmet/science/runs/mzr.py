@@ -11,7 +11,9 @@ from galmet.io.jsonfile import provenance, write_json
 from galmet.io.tables import write_table
 from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS
 from galmet.science.mzr import MASS, mzr_analysis, Z
-from galmet.science.plots.figures import plot_mass, plot_mzr, save_figure
+from galmet.science.plots.mass import plot_mass
+from galmet.science.plots.mzr import plot_mzr
+from galmet.science.plots.style import save_figure
 
 
 def run_mzr(metallicity, mass, out_dir: str | os.PathLike, dataset=None, split: str | None = "test",

@@ -35,13 +35,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galmet.layout import (BASELINE_METRICS, CONFIG, CV_SCORES, HISTORY, MZR_METRICS, PREDICTION_NAMES, REPORT,
+                           RESOLUTION_TABLE)
 from galmet.errors import DataError
+from galmet.science.plots.history import history_png
 
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 3
-PREDICTION_NAMES = ("predictions.parquet", "predictions.csv", "predictions.fits")
-#: Captions of the figures :mod:`galmet.science.plots.figures` writes, by file stem.
+#: Captions of the figures :mod:`galmet.science.plots` draws, by file stem.
 CAPTIONS = {
     "fig1_image_grid": "Figure 1. Test galaxies with the lowest and highest predicted and true metallicity, the most "
                        "under- and over-predicted, and a random draw; Z_pred and Z_true on each thumbnail.",
@@ -110,15 +112,15 @@ def collect(root: str | os.PathLike) -> dict:
         data = _read_json(p)
         if not isinstance(data, dict):
             continue
-        if p.name == "baseline_metrics.json" and "rf" in data:
+        if p.name == BASELINE_METRICS and "rf" in data:
             found["baselines"].append((p, data))
-        elif p.name == "mzr_metrics.json" and "mass" in data:
+        elif p.name == MZR_METRICS and "mass" in data:
             found["mzr"].append((p, data))
-        elif p.name == "cv.json" and isinstance(data.get("targets"), dict) and "folds" in data:
+        elif p.name == CV_SCORES and isinstance(data.get("targets"), dict) and "folds" in data:
             found["crossval"].append((p, data))
         elif {"rmse", "nmad", "target"} <= set(data):
             found["metrics"].append((p, data))
-    res = _find(root, "resolution.csv")
+    res = _find(root, RESOLUTION_TABLE)
     if res:
         from galmet.science.resolution import read_resolution
 
@@ -128,11 +130,11 @@ def collect(root: str | os.PathLike) -> dict:
         except DataError as exc:
             log.warning("report: skipping %s (%s)", res[0], exc)
     found["figures"] = _find(root, "*.png")
-    cfg = _find(root, "config.yaml")
+    cfg = _find(root, CONFIG)
     if cfg:
         found["config_path"] = cfg[0]
         found["config"] = cfg[0].read_text(errors="replace")
-    hist = _find(root, "history.csv")
+    hist = _find(root, HISTORY)
     if hist:
         try:
             found["history"] = pd.read_csv(hist[0])
@@ -243,7 +245,7 @@ def _resolution_section(tab: pd.DataFrame, extra: dict, path: Path, root: Path) 
         base.append(f"random forest ({_e(extra.get('bands', 'gri'))}) RMSE {extra['rf_rmse']:.4f} dex")
     if extra.get("constant_rmse") is not None:
         base.append(f"constant mean RMSE {extra['constant_rmse']:.4f} dex")
-    from galmet.science.paper import PAPER_CNN_BEATS_RF_FROM, PAPER_RF_GRI_RMSE
+    from galmet.paper import PAPER_CNN_BEATS_RF_FROM, PAPER_RF_GRI_RMSE
 
     return (f"<p>From {_e(_rel(path, root))}. Baselines: {'; '.join(base) or 'none recorded'}. The paper: random forest "
             f"on gri RMSE {PAPER_RF_GRI_RMSE:.3f} dex; the CNN beats it from {PAPER_CNN_BEATS_RF_FROM}x"
@@ -272,33 +274,6 @@ def _figure_html(path: Path, root: Path) -> str:
     caption = CAPTIONS.get(path.stem, path.stem.replace("_", " "))
     return (f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{_e(caption)} <span class=\"note\">({_e(path.relative_to(root))})</span></figcaption></figure>")
-
-
-def _history_png(hist: pd.DataFrame) -> bytes | None:
-    cols = [c for c in hist.columns if c.startswith(("train_rmse_", "valid_rmse_"))]
-    if not cols or len(hist) == 0:
-        return None
-    import io
-
-    from galmet.science.plots.figures import _new_figure, _style
-
-    with _style():
-        fig = _new_figure((5.5, 3.4))
-        ax = fig.add_subplot(1, 1, 1)
-        x = hist["epoch"] if "epoch" in hist.columns else np.arange(1, len(hist) + 1)
-        from matplotlib.ticker import MaxNLocator
-
-        for c in cols:
-            which, target = c.split("_rmse_", 1)
-            ax.plot(x, hist[c], "o-" if which == "valid" else "s--", ms=4, label=f"{which} RMSE ({target})")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("RMSE (target units, dex)")
-        ax.legend(frameon=False)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
 
 
 def _provenance_rows(found: dict, summaries) -> list[list[str]]:
@@ -363,7 +338,8 @@ def render(found: dict, title: str | None = None) -> str:
     if found["baselines"]:
         parts.append("<h2>Baselines</h2>" + _baselines_section(found["baselines"], root))
     if found["resolution"] is not None:
-        parts.append("<h2>Resolution study</h2>" + _resolution_section(*found["resolution"], root))
+        tab, extra, path = found["resolution"]
+        parts.append("<h2>Resolution study</h2>" + _resolution_section(tab, extra, path, root))
     if found["mzr"]:
         parts.append("<h2>Stellar mass and the mass-metallicity relation</h2>" + _mzr_section(found["mzr"], root))
     figs = sorted(found["figures"], key=lambda p: (p.stem not in CAPTIONS, p.stem, str(p)))
@@ -375,7 +351,7 @@ def render(found: dict, title: str | None = None) -> str:
         seen.add(p.stem)
         fig_html.append(_figure_html(p, root))
     if found["history"] is not None:
-        png = _history_png(found["history"])
+        png = history_png(found["history"])
         if png:
             fig_html.append(f'<figure><img alt="history" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
                             f"<figcaption>{_e(CAPTIONS['history'])}</figcaption></figure>")
@@ -405,6 +381,6 @@ def write_report(run_dir: str | os.PathLike, out_html: str | os.PathLike | None 
     from galmet.io.atomic import atomic_write_text
 
     found = collect(run_dir)
-    out = Path(out_html) if out_html is not None else Path(run_dir) / "report.html"
+    out = Path(out_html) if out_html is not None else Path(run_dir) / REPORT
     atomic_write_text(out, render(found, title))
     return out

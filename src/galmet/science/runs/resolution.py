@@ -21,7 +21,8 @@ from galmet.layout import BUNDLE, CHECKPOINT, FIGURE_NAMES, HISTORY, PREDICTIONS
 from galmet.nn.bundle import load_model
 from galmet.predict import predict_dataset
 from galmet.science.metrics import summarize
-from galmet.science.plots.figures import plot_resolution, save_figure
+from galmet.science.plots.resolution import plot_resolution
+from galmet.science.plots.style import save_figure
 from galmet.science.resolution import baselines, COLUMNS, degrade, input_size, MIN_INPUT, parse_sizes
 from galmet.training.config import RUNTIME_FIELDS, TrainConfig
 from galmet.training.loop import train

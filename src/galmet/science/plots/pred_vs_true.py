@@ -1,0 +1,196 @@
+"""Figure 3: predicted against true labels, with running statistics and a residual inset.
+
+The statistics come from :func:`galmet.science.stats.pred_vs_true_stats` and
+:mod:`galmet.science.metrics`; this module only draws them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from galmet.science.metrics import nmad, rmse
+from galmet.science.plots.style import (
+    COLORS,
+    MIN_POINTS_FOR_HIST2D,
+    axis_label,
+    count_colorbar,
+    density,
+    finite_pairs,
+    merge_kwargs,
+    new_figure,
+    square_limits,
+    style,
+)
+from galmet.science.stats import fd_bins, pred_vs_true_stats
+
+
+class PredVsTrueDisplay:
+    """Figure 3: predicted against true labels.
+
+    Main panel: 2D histogram (points below 500 galaxies), running median of Z_pred in bins of
+    Z_true with bands median +- RMSE and +- NMAD, the one-to-one line, and an inset histogram
+    of the residuals. Upper panel: RMSE and NMAD per bin, marker area proportional to counts.
+
+    Build it with :meth:`from_predictions`, draw it with :meth:`plot`.
+
+    Parameters
+    ----------
+    z_true, z_pred : ndarray, shape (N,)
+        Finite true and predicted labels (dex).
+    stats : pandas.DataFrame
+        :func:`galmet.science.stats.pred_vs_true_stats` of them: ``center``, ``count``,
+        ``median``, ``rmse``, ``nmad`` per bin of Z_true (dex; NaN in sparse bins).
+    rmse, nmad : float
+        RMSE and NMAD of all residuals Z_pred - Z_true (dex).
+    target : str
+        Label name, for the axis labels.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The main panel.
+    axes_ : dict of matplotlib Axes
+        ``main``, ``scatter`` (upper panel), ``colorbar``, ``inset``.
+    figure_ : matplotlib Figure
+        Set by :meth:`plot`.
+    """
+
+    def __init__(self, z_true, z_pred, stats: pd.DataFrame, rmse: float, nmad: float, target: str = "oh_p50"):
+        self.z_true = z_true
+        self.z_pred = z_pred
+        self.stats = stats
+        self.rmse = rmse
+        self.nmad = nmad
+        self.target = target
+
+    @classmethod
+    def from_predictions(
+        cls, z_true, z_pred, target: str = "oh_p50", min_count: int | None = None
+    ) -> PredVsTrueDisplay:
+        """The running statistics and overall scatter of predictions against the truth.
+
+        Parameters
+        ----------
+        z_true, z_pred : array-like, shape (N,)
+            True and predicted labels (dex); pairs with a NaN are dropped.
+        min_count : int, optional
+            Smallest bin shown in the running statistics (default: 10, or 5 below 500 galaxies).
+        """
+        t, p = finite_pairs(z_true, z_pred, "pred vs true")
+        min_count = min_count or (10 if t.size >= MIN_POINTS_FOR_HIST2D else 5)
+        d = p - t
+        return cls(t, p, pred_vs_true_stats(t, p, min_count), rmse(d), nmad(d), target)
+
+    def plot(
+        self,
+        fig=None,
+        median_kwargs: dict | None = None,
+        rmse_kwargs: dict | None = None,
+        nmad_kwargs: dict | None = None,
+        diagonal_kwargs: dict | None = None,
+    ) -> PredVsTrueDisplay:
+        """Draw the figure.
+
+        Parameters
+        ----------
+        fig : matplotlib Figure, optional
+            Draw into this figure (cleared first); default: a new 5.8 x 6 inch one.
+        median_kwargs : dict, optional
+            Merged over the defaults of the running-median line (``ax.plot``).
+        rmse_kwargs, nmad_kwargs : dict, optional
+            Merged over the defaults of the median +- RMSE and +- NMAD bands (``ax.fill_between``);
+            the upper panel's markers take the bands' colours.
+        diagonal_kwargs : dict, optional
+            Merged over the defaults of the one-to-one line.
+
+        Returns
+        -------
+        self
+        """
+        med_kw = merge_kwargs(
+            {"color": COLORS["median"], "lw": 2, "label": "running median", "zorder": 4}, median_kwargs
+        )
+        rmse_kw = merge_kwargs(
+            {"color": COLORS["rmse"], "alpha": 0.18, "lw": 0, "label": "median $\\pm$ RMSE", "zorder": 2}, rmse_kwargs
+        )
+        nmad_kw = merge_kwargs(
+            {"color": COLORS["nmad"], "alpha": 0.3, "lw": 0, "label": "median $\\pm$ NMAD", "zorder": 2}, nmad_kwargs
+        )
+        diag_kw = merge_kwargs({"color": "k", "ls": "--", "lw": 1, "label": "one-to-one", "zorder": 3}, diagonal_kwargs)
+        with style():
+            # sized so the main panel is close to square without set_aspect (which would fight sharex)
+            fig = fig or new_figure((5.8, 6.0))
+            fig.clear()
+            margins = {"left": 0.14, "right": 0.87, "top": 0.97, "bottom": 0.09, "hspace": 0.05, "wspace": 0.04}
+            gs = fig.add_gridspec(2, 2, height_ratios=[1, 3.2], width_ratios=[1, 0.045], **margins)
+            ax = fig.add_subplot(gs[1, 0])
+            top = fig.add_subplot(gs[0, 0], sharex=ax)
+            cax = fig.add_subplot(gs[1, 1])
+            self._draw_main(ax, cax, med_kw, rmse_kw, nmad_kw, diag_kw)
+            inset = self._draw_inset(ax)
+            self._draw_scatter(top, rmse_kw["color"], nmad_kw["color"])
+        self.ax_ = ax
+        self.axes_ = {"main": ax, "scatter": top, "colorbar": cax, "inset": inset}
+        self.figure_ = fig
+        return self
+
+    def _draw_main(self, ax, cax, med_kw: dict, rmse_kw: dict, nmad_kw: dict, diag_kw: dict) -> None:
+        """The main panel: density of Z_pred against Z_true (its colour bar in ``cax``), the
+        one-to-one line, the running median and its bands."""
+        t, p = self.z_true, self.z_pred
+        good = self.stats.dropna(subset=["median"])
+        lim = square_limits(t, p)
+        inside = (t >= lim[0]) & (t <= lim[1]) & (p >= lim[0]) & (p <= lim[1])
+        bins = fd_bins(t[inside], p[inside], max_bins=70, range=lim) if inside.sum() else None
+        m = density(ax, t, p, bins)
+        if t.size >= MIN_POINTS_FOR_HIST2D:
+            count_colorbar(ax.figure, m, cax)
+        else:
+            cax.set_axis_off()
+        ax.plot(lim, lim, **diag_kw)
+        if len(good):
+            x, med = good["center"].to_numpy(), good["median"].to_numpy()
+            ax.fill_between(x, med - good["rmse"], med + good["rmse"], **rmse_kw)
+            ax.fill_between(x, med - good["nmad"], med + good["nmad"], **nmad_kw)
+            ax.plot(x, med, **med_kw)
+        ax.set_xlim(lim)
+        ax.set_ylim(lim)
+        ax.set_xlabel(axis_label(self.target, "true"))
+        ax.set_ylabel(axis_label(self.target, "pred"))
+        ax.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="0.7")
+
+    def _draw_inset(self, ax):
+        """The histogram of the residuals Z_pred - Z_true in the lower right of ``ax``; returns its axes."""
+        d = self.z_pred - self.z_true
+        inset = ax.inset_axes([0.60, 0.07, 0.37, 0.27])
+        ebins = fd_bins(d, max_bins=60, range=tuple(np.percentile(d, [0.5, 99.5])))
+        inset.hist(d, ebins, histtype="stepfilled", color="0.55")
+        inset.axvline(0, color="k", lw=0.8, ls="--")
+        inset.set_yticks([])
+        inset.tick_params(labelsize=7.5, top=False)
+        inset.set_xlabel(r"$\Delta$ = pred $-$ true (dex)", fontsize=7.5, labelpad=1)
+        inset.set_title(f"RMSE {self.rmse:.3f}, NMAD {self.nmad:.3f} dex", fontsize=7.5, pad=2)
+        inset.patch.set_alpha(0.9)
+        return inset
+
+    def _draw_scatter(self, top, rmse_color, nmad_color) -> None:
+        """The upper panel: RMSE and NMAD per bin, marker area proportional to the galaxies in it."""
+        good = self.stats.dropna(subset=["median"])
+        if len(good):
+            x, area = good["center"], 12 + 150 * good["count"].to_numpy() / good["count"].max()
+            top.scatter(x, good["rmse"], s=area, color=rmse_color, label="RMSE", alpha=0.85, zorder=3)
+            top.scatter(x, good["nmad"], s=area, color=nmad_color, label="NMAD", marker="s", alpha=0.85, zorder=3)
+            ymax = float(np.nanmax(good[["rmse", "nmad"]].to_numpy()))
+            top.set_ylim(0, 1.6 * ymax if ymax > 0 else 1)  # headroom for the legend
+        top.set_ylabel("scatter (dex)")
+        top.tick_params(labelbottom=False)
+        top.legend(loc="upper center", ncol=2, frameon=False, fontsize=8.5, markerscale=0.6)
+        note = "marker area\n$\\propto$ galaxies per bin"
+        top.text(0.01, 0.96, note, transform=top.transAxes, fontsize=7, ha="left", va="top", color="0.35")
+
+
+def plot_pred_vs_true(z_true, z_pred, target: str = "oh_p50", fig=None, min_count: int | None = None):
+    """Figure 3 as a matplotlib Figure: :meth:`PredVsTrueDisplay.from_predictions` (same
+    parameters), then :meth:`PredVsTrueDisplay.plot` into ``fig`` (cleared) or a new figure."""
+    return PredVsTrueDisplay.from_predictions(z_true, z_pred, target, min_count).plot(fig=fig).figure_
