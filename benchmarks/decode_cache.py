@@ -55,12 +55,23 @@ def main() -> None:
             batch = cached.images()[np.sort(order[i : i + a.batch])]
             count += len(batch)
     rand = count / (time.perf_counter() - t0)
-    print(json.dumps({
-        "dataset": str(a.dataset), "n": n, "size": ds.image_size, "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(), "pillow_decode_img_s": round(pil), "cache_sequential_img_s": round(seq),
-        "cache_random_batch_img_s": round(rand), "ratio_sequential": round(seq / pil, 1),
-        "ratio_random_batch": round(rand / pil, 1), "checksum": int(full.sum(dtype=np.uint64)),
-    }))
+    print(
+        json.dumps(
+            {
+                "dataset": str(a.dataset),
+                "n": n,
+                "size": ds.image_size,
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                "pillow_decode_img_s": round(pil),
+                "cache_sequential_img_s": round(seq),
+                "cache_random_batch_img_s": round(rand),
+                "ratio_sequential": round(seq / pil, 1),
+                "ratio_random_batch": round(rand / pil, 1),
+                "checksum": int(full.sum(dtype=np.uint64)),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

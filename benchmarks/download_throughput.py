@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from faulty_server import FaultyServer, fake_image, key_of, kill_resume_scenario, make_catalog  # noqa: E402
 from galmet.io.atomic import atomic_write_bytes  # noqa: E402
-from galmet.sdss.download import DownloadOptions, download_cutouts  # noqa: E402
 from galmet.io.images import encode_jpeg  # noqa: E402
+from galmet.sdss.download import DownloadOptions, download_cutouts  # noqa: E402
 from galmet.sdss.skyserver import validate_jpeg  # noqa: E402
 
 
@@ -40,8 +40,16 @@ def throughput(n: int, workers_list: list[int], latency: float, size: int, repea
             for workers in workers_list:
                 ds = Path(tmp) / f"w{workers}-r{rep}"
                 make_catalog(ds, n, seed=rep)
-                opts = DownloadOptions(base_url=srv.url, workers=workers, rate=0, retries=0, timeout=10,
-                                       size=size, progress=False, manifest_every=5.0)
+                opts = DownloadOptions(
+                    base_url=srv.url,
+                    workers=workers,
+                    rate=0,
+                    retries=0,
+                    timeout=10,
+                    size=size,
+                    progress=False,
+                    manifest_every=5.0,
+                )
                 t0 = time.perf_counter()
                 s = download_cutouts(ds, opts)
                 dt = time.perf_counter() - t0
@@ -88,19 +96,37 @@ def main() -> int:
     if args.acceptance:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            facts = kill_resume_scenario(tmp, 2000, transient=0.10, permanent=0.02, workers=8, size=32,
-                                         kill_after=600, latency=0.005, timeout=0.5)
+            facts = kill_resume_scenario(
+                tmp,
+                2000,
+                transient=0.10,
+                permanent=0.02,
+                workers=8,
+                size=32,
+                kill_after=600,
+                latency=0.005,
+                timeout=0.5,
+            )
             facts["wall_s"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(facts, indent=1))
-        problems = ["missing", "extra_files", "invalid", "temp_files", "refetched", "transient_not_ok",
-                    "permanent_not_in_manifest"]
+        problems = [
+            "missing",
+            "extra_files",
+            "invalid",
+            "temp_files",
+            "refetched",
+            "transient_not_ok",
+            "permanent_not_in_manifest",
+        ]
         ok = facts["rc"] == 0 and all(not facts[k] for k in problems)
         print("ACCEPTANCE", "PASSED" if ok else "FAILED")
         return 0 if ok else 1
 
     rows = throughput(args.n, args.workers, args.latency, args.size, args.repeats)
-    print(f"\n## throughput: {args.n} cutouts of {args.size}x{args.size}, server latency {args.latency * 1000:.0f} ms, "
-          f"no rate limit, best of {args.repeats}")
+    print(
+        f"\n## throughput: {args.n} cutouts of {args.size}x{args.size}, server latency {args.latency * 1000:.0f} ms, "
+        f"no rate limit, best of {args.repeats}"
+    )
     print("| workers | seconds | images/s | speed-up vs 1 worker |")
     print("|---|---|---|---|")
     best = {w: min(r["seconds"] for r in rows if r["workers"] == w) for w in args.workers}
@@ -109,16 +135,20 @@ def main() -> int:
         print(f"| {w} | {best[w]:.2f} | {args.n / best[w]:.1f} | {base / best[w]:.2f}x |")
 
     v = validation_overhead(300, args.size, 3)
-    print(f"\n## validation overhead per {args.size}x{args.size} JPEG (mean {v['mean_bytes']:.0f} bytes), best of 3 x 300")
+    print(
+        f"\n## validation overhead per {args.size}x{args.size} JPEG (mean {v['mean_bytes']:.0f} bytes), best of 3 x 300"
+    )
     print("| step | ms per image |")
     print("|---|---|")
     for k in ("validate", "plain write", "atomic write"):
         print(f"| {k} | {v[k] * 1000:.3f} |")
     wall = best[max(args.workers)] / args.n
-    print(f"\nvalidation (decode + check) costs {v['validate'] / v['plain write']:.2f}x a plain write of the bytes, "
-          f"{v['validate'] / v['atomic write'] * 100:.0f}% of the atomic write, and "
-          f"{v['validate'] / wall * 100:.1f}% of the per-image wall time at {max(args.workers)} workers "
-          f"({wall * 1000:.2f} ms)")
+    print(
+        f"\nvalidation (decode + check) costs {v['validate'] / v['plain write']:.2f}x a plain write of the bytes, "
+        f"{v['validate'] / v['atomic write'] * 100:.0f}% of the atomic write, and "
+        f"{v['validate'] / wall * 100:.1f}% of the per-image wall time at {max(args.workers)} workers "
+        f"({wall * 1000:.2f} ms)"
+    )
     return 0
 
 

@@ -56,14 +56,15 @@ def build_images(n: int, size: int, device: torch.device, seed: int, base=None, 
     g.manual_seed(seed)
     if base is not None:
         src = torch.from_numpy(np.ascontiguousarray(base)).to(device)
-        src_y = torch.from_numpy(np.asarray(base_y if base_y is not None else src.float().mean((1, 2, 3)) / 255 + 8.4,
-                                            dtype=np.float32)).to(device)
+        src_y = torch.from_numpy(
+            np.asarray(base_y if base_y is not None else src.float().mean((1, 2, 3)) / 255 + 8.4, dtype=np.float32)
+        ).to(device)
         pick = torch.randint(0, len(src), (n,), device=device, generator=g)
         out = torch.empty((n, size, size, 3), dtype=torch.uint8, device=device)
         for s in range(0, n, 8192):
-            xb = random_dihedral(src[pick[s:s + 8192]], generator=g).float()
+            xb = random_dihedral(src[pick[s : s + 8192]], generator=g).float()
             xb += torch.randn(xb.shape, device=device, generator=g) * 2
-            out[s:s + 8192] = xb.clamp_(0, 255).to(torch.uint8)
+            out[s : s + 8192] = xb.clamp_(0, 255).to(torch.uint8)
         return out, src_y[pick]
     yy, xx = torch.meshgrid(torch.arange(size, device=device), torch.arange(size, device=device), indexing="ij")
     r2 = ((yy - (size - 1) / 2) ** 2 + (xx - (size - 1) / 2) ** 2).float()
@@ -72,9 +73,9 @@ def build_images(n: int, size: int, device: torch.device, seed: int, base=None, 
     out = torch.empty((n, size, size, 3), dtype=torch.uint8, device=device)
     colour = torch.tensor([230.0, 180.0, 130.0], device=device)
     for s in range(0, n, 8192):
-        blob = torch.exp(-r2 / (2 * width[s:s + 8192, None, None] ** 2)) * b[s:s + 8192, None, None]
+        blob = torch.exp(-r2 / (2 * width[s : s + 8192, None, None] ** 2)) * b[s : s + 8192, None, None]
         xb = blob[..., None] * colour + torch.randn((len(blob), size, size, 3), device=device, generator=g) * 4
-        out[s:s + 8192] = xb.clamp_(0, 255).to(torch.uint8)
+        out[s : s + 8192] = xb.clamp_(0, 255).to(torch.uint8)
     return out, 8.4 + 0.8 * b
 
 
@@ -97,8 +98,8 @@ def main() -> None:
 
     from galmet.data.dataset import Dataset
     from galmet.nn.bundle import load_model
-    from galmet.training.loop import train
     from galmet.training.config import TrainConfig
+    from galmet.training.loop import train
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
@@ -110,13 +111,26 @@ def main() -> None:
     sync()
     t_build = time.perf_counter() - t0
 
-    catalog = pd.DataFrame({"objID": np.arange(n, dtype=np.int64), "oh_p50": labels.float().cpu().numpy(),
-                            "split": ["train"] * a.n_train + ["valid"] * a.n_valid})
+    catalog = pd.DataFrame(
+        {
+            "objID": np.arange(n, dtype=np.int64),
+            "oh_p50": labels.float().cpu().numpy(),
+            "split": ["train"] * a.n_train + ["valid"] * a.n_valid,
+        }
+    )
     root = Path(tempfile.gettempdir()) / "galmet-gpu-bench"
-    ds = Dataset(root=root, catalog=catalog, paths=[root / f"{i}.jpg" for i in range(n)], image_size=a.size,
-                 _images=images)
-    config = TrainConfig(recipe="paper", arch=a.arch, weights="none", batch_size=a.batch, device=str(device.type),
-                         compile=a.compile, progress=False)
+    ds = Dataset(
+        root=root, catalog=catalog, paths=[root / f"{i}.jpg" for i in range(n)], image_size=a.size, _images=images
+    )
+    config = TrainConfig(
+        recipe="paper",
+        arch=a.arch,
+        weights="none",
+        batch_size=a.batch,
+        device=str(device.type),
+        compile=a.compile,
+        progress=False,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(a.out) if a.out else Path(tmp) / "run"
         if cuda:
@@ -132,8 +146,9 @@ def main() -> None:
         xi = images[: a.infer_n]
         infer = {}
         for tta in (False, True):
-            model.predict(xi[: a.batch * 2], tta=tta, batch_size=1024 if cuda else a.batch, device=device.type,
-                          progress=False)  # warm-up
+            model.predict(
+                xi[: a.batch * 2], tta=tta, batch_size=1024 if cuda else a.batch, device=device.type, progress=False
+            )  # warm-up
             sync()
             t1 = time.perf_counter()
             model.predict(xi, tta=tta, batch_size=1024 if cuda else a.batch, device=device.type, progress=False)
@@ -141,15 +156,23 @@ def main() -> None:
             infer["tta" if tta else "no_tta"] = len(xi) / (time.perf_counter() - t1)
     train_images = float((h["images_per_s"] * h["train_time_s"]).sum())
     out = {
-        "device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": str(torch.__version__),
-        "arch": a.arch, "size": a.size, "batch": a.batch, "n_train": a.n_train, "n_valid": a.n_valid,
-        "epochs": int(len(h)), "build_images_s": round(t_build, 2), "recipe_wall_s": round(wall, 2),
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "torch": str(torch.__version__),
+        "arch": a.arch,
+        "size": a.size,
+        "batch": a.batch,
+        "n_train": a.n_train,
+        "n_valid": a.n_valid,
+        "epochs": int(len(h)),
+        "build_images_s": round(t_build, 2),
+        "recipe_wall_s": round(wall, 2),
         "train_img_s_overall": round(train_images / wall, 1),
         "train_img_s_median_epoch": round(float(h["images_per_s"].median()), 1),
         "train_img_s_unfrozen_median": round(float(h.loc[h["phase"] == "unfrozen", "images_per_s"].median()), 1),
         "epoch_time_s": [round(v, 2) for v in h["time_s"]],
         "peak_mem_gib": peak and round(peak, 2),
-        "infer_img_s_no_tta": round(infer["no_tta"], 1), "infer_img_s_tta": round(infer["tta"], 1),
+        "infer_img_s_no_tta": round(infer["no_tta"], 1),
+        "infer_img_s_tta": round(infer["tta"], 1),
         "final_valid_rmse": round(result.final_valid_rmse, 4),
     }
     print(json.dumps(out))

@@ -37,7 +37,7 @@ class _Clock:
     def __init__(self, dev: torch.device) -> None:
         self.dev = dev
 
-    def __enter__(self) -> "_Clock":
+    def __enter__(self) -> _Clock:
         _sync(self.dev)
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
@@ -50,7 +50,9 @@ class _Clock:
 def bare_forward(net, images: np.ndarray, batch_size: int, dev: torch.device) -> _Clock:
     """Timing of the model alone on pre-normalised device tensors (the baseline)."""
     cuda = dev.type == "cuda"
-    xs = [to_model_input(torch.from_numpy(images[i:i + batch_size]).to(dev)) for i in range(0, len(images), batch_size)]
+    xs = [
+        to_model_input(torch.from_numpy(images[i : i + batch_size]).to(dev)) for i in range(0, len(images), batch_size)
+    ]
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         net(xs[0])
         with _Clock(dev) as clock:
@@ -106,21 +108,33 @@ def main() -> None:
     bare, plain, tta = (max(rates[k]) for k in ("bare", "plain", "tta"))
     cbare, cplain, ctta = (max(cpu_rates[k]) for k in ("bare", "plain", "tta"))
     result = {
-        "arch": args.arch, "size": args.size, "batch_size": args.batch_size, "n": args.n,
-        "threads": args.threads, "device": str(dev),
+        "arch": args.arch,
+        "size": args.size,
+        "batch_size": args.batch_size,
+        "n": args.n,
+        "threads": args.threads,
+        "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "inputs": "device uint8 tensor" if args.on_device else "host numpy uint8",
-        "bare_forward_img_s": round(bare, 1), "predict_no_tta_img_s": round(plain, 1),
-        "predict_tta_img_s": round(tta, 1), "ratio_no_tta_vs_bare": round(plain / bare, 3),
-        "ratio_tta_vs_no_tta": round(tta / plain, 3), "rounds": args.rounds,
+        "torch": torch.__version__,
+        "inputs": "device uint8 tensor" if args.on_device else "host numpy uint8",
+        "bare_forward_img_s": round(bare, 1),
+        "predict_no_tta_img_s": round(plain, 1),
+        "predict_tta_img_s": round(tta, 1),
+        "ratio_no_tta_vs_bare": round(plain / bare, 3),
+        "ratio_tta_vs_no_tta": round(tta / plain, 3),
+        "rounds": args.rounds,
         "all_img_s": {k: [round(v, 1) for v in r] for k, r in rates.items()},
     }
     if dev.type == "cpu":
-        result.update({
-            "bare_forward_img_per_cpu_s": round(cbare, 2), "predict_no_tta_img_per_cpu_s": round(cplain, 2),
-            "predict_tta_img_per_cpu_s": round(ctta, 2), "cpu_ratio_no_tta_vs_bare": round(cplain / cbare, 3),
-            "cpu_ratio_tta_vs_no_tta": round(ctta / cplain, 3),
-        })
+        result.update(
+            {
+                "bare_forward_img_per_cpu_s": round(cbare, 2),
+                "predict_no_tta_img_per_cpu_s": round(cplain, 2),
+                "predict_tta_img_per_cpu_s": round(ctta, 2),
+                "cpu_ratio_no_tta_vs_bare": round(cplain / cbare, 3),
+                "cpu_ratio_tta_vs_no_tta": round(ctta / cplain, 3),
+            }
+        )
     if dev.type == "cuda":
         result["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
     print(json.dumps(result, indent=2))

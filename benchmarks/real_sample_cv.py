@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from galmet.data.dataset import load_dataset
+from galmet.data.transforms import rebin
 from galmet.nn.augment import center_crop
 from galmet.science.crossval import cross_validate
-from galmet.data.dataset import load_dataset
 from galmet.training.config import TrainConfig
-from galmet.data.transforms import rebin
 
 
 def _set_head_dropout(p1: float, p2: float) -> None:
@@ -68,8 +68,13 @@ def main() -> None:
     ap.add_argument("--crop", type=int, help="train on the central CROP x CROP pixels")
     ap.add_argument("--rebin", type=int, help="then block-average the images to REBIN x REBIN pixels")
     ap.add_argument("--upsample", type=int, help="then repeat each pixel UPSAMPLE x UPSAMPLE times")
-    ap.add_argument("--head-dropout", type=float, nargs=2, metavar=("P1", "P2"),
-                    help="experiment: the head's two dropout probabilities (paper: 0.25 0.5)")
+    ap.add_argument(
+        "--head-dropout",
+        type=float,
+        nargs=2,
+        metavar=("P1", "P2"),
+        help="experiment: the head's two dropout probabilities (paper: 0.25 0.5)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -84,14 +89,33 @@ def main() -> None:
     if a.upsample:
         images = np.ascontiguousarray(images.repeat(a.upsample, axis=1).repeat(a.upsample, axis=2))
     ds = dataclasses.replace(ds, _images=images, image_size=images.shape[1])
-    cfg = TrainConfig(recipe="onecycle", arch=a.arch, weights="none", epochs=a.epochs, lr=[a.lr],
-                      batch_size=a.batch_size, weight_decay=a.weight_decay, max_zoom=a.max_zoom, seed=a.seed,
-                      progress=False, device="cpu")
+    cfg = TrainConfig(
+        recipe="onecycle",
+        arch=a.arch,
+        weights="none",
+        epochs=a.epochs,
+        lr=[a.lr],
+        batch_size=a.batch_size,
+        weight_decay=a.weight_decay,
+        max_zoom=a.max_zoom,
+        seed=a.seed,
+        progress=False,
+        device="cpu",
+    )
     result = cross_validate(ds, a.out, cfg, folds=a.folds, fold_seed=a.fold_seed, resume=a.resume)
     m = result.scores["targets"]["oh_p50"]
-    print(json.dumps({"options": vars(a) | {"out": str(a.out)}, "n": result.scores["n"],
-                      **{k: round(m[k], 4) for k in ("rmse", "nmad", "bias")},
-                      "rmse_per_fold": [round(v, 4) for v in m["rmse_per_fold"]]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "options": vars(a) | {"out": str(a.out)},
+                "n": result.scores["n"],
+                **{k: round(m[k], 4) for k in ("rmse", "nmad", "bias")},
+                "rmse_per_fold": [round(v, 4) for v in m["rmse_per_fold"]],
+            }
+        ),
+        flush=True,
+    )
+
 
 if __name__ == "__main__":
     main()

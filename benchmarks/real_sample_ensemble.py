@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.science.runs.evaluate import evaluate_predictions
 from galmet.data.dataset import load_dataset
 from galmet.nn.bundle import load_model
 from galmet.predict import predict_dataset
-from galmet.training.loop import train
+from galmet.science.runs.evaluate import evaluate_predictions
 from galmet.training.config import TrainConfig
+from galmet.training.loop import train
 
 
 def main() -> None:
@@ -43,8 +43,16 @@ def main() -> None:
         run = a.runs / f"seed{seed}"
         t0 = time.perf_counter()
         if not (run / "model.pt").is_file():
-            cfg = TrainConfig(recipe="onecycle", arch="resnet18", weights="none", epochs=a.epochs, lr=[3e-3],
-                              batch_size=32, seed=seed, progress=False)
+            cfg = TrainConfig(
+                recipe="onecycle",
+                arch="resnet18",
+                weights="none",
+                epochs=a.epochs,
+                lr=[3e-3],
+                batch_size=32,
+                seed=seed,
+                progress=False,
+            )
             train(ds, run, cfg, overwrite=True)
         p = predict_dataset(load_model(run / "model.pt"), evals, tta=True)
         preds.append(p)

@@ -47,8 +47,10 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"n={args.n}, size={args.size}; load average before: {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"n={args.n}, size={args.size}; load average before: {os.getloadavg()[0]:.1f}"
+    )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         # Warm-up: imports (GalSim, astropy) and the cosmology grid, so no row pays for them.

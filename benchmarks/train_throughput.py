@@ -47,22 +47,42 @@ def make_dataset(n_train: int, n_valid: int, size: int, seed: int = 0):
     yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
     blob = np.exp(-(xx**2 + yy**2) / (2 * (size / 6) ** 2))
     b = rng.uniform(0.2, 1.0, n)
-    images = (blob[None, :, :, None] * b[:, None, None, None] * np.array([230, 180, 130]) +
-              rng.normal(0, 6, (n, size, size, 3))).clip(0, 255).astype(np.uint8)
-    catalog = pd.DataFrame({"objID": np.arange(n, dtype=np.int64), "oh_p50": 8.4 + 0.8 * b,
-                            "split": ["train"] * n_train + ["valid"] * n_valid})
+    images = (
+        (
+            blob[None, :, :, None] * b[:, None, None, None] * np.array([230, 180, 130])
+            + rng.normal(0, 6, (n, size, size, 3))
+        )
+        .clip(0, 255)
+        .astype(np.uint8)
+    )
+    catalog = pd.DataFrame(
+        {
+            "objID": np.arange(n, dtype=np.int64),
+            "oh_p50": 8.4 + 0.8 * b,
+            "split": ["train"] * n_train + ["valid"] * n_valid,
+        }
+    )
     root = Path(tempfile.gettempdir()) / "galmet-bench-train"
-    return Dataset(root=root, catalog=catalog, paths=[root / f"{i}.jpg" for i in range(n)],
-                   image_size=size, _images=images)
+    return Dataset(
+        root=root, catalog=catalog, paths=[root / f"{i}.jpg" for i in range(n)], image_size=size, _images=images
+    )
 
 
 def galmet_round(ds, arch: str, batch: int, epochs: int, workdir: Path) -> list[float]:
     """Per-epoch train images/s of galmet's loop (from its history)."""
-    from galmet.training.loop import train
     from galmet.training.config import TrainConfig
+    from galmet.training.loop import train
 
-    config = TrainConfig(recipe="onecycle", arch=arch, weights="none", batch_size=batch, epochs=epochs,
-                         device="cpu", progress=False, seed=1)
+    config = TrainConfig(
+        recipe="onecycle",
+        arch=arch,
+        weights="none",
+        batch_size=batch,
+        epochs=epochs,
+        device="cpu",
+        progress=False,
+        seed=1,
+    )
     result = train(ds, workdir, config, overwrite=True)
     return list(result.history["images_per_s"])
 
@@ -103,7 +123,7 @@ def plain_round(ds, arch: str, batch: int, epochs: int) -> list[float]:
         t0 = time.perf_counter()
         perm = torch.randperm(n)
         for i in range(steps):
-            idx = perm[i * batch:(i + 1) * batch]
+            idx = perm[i * batch : (i + 1) * batch]
             loss = plain_step(model, opt, x_all[idx], y_all[idx])
         loss.item()
         rates.append(steps * batch / (time.perf_counter() - t0))
@@ -114,9 +134,9 @@ def step_pairs(ds, arch: str, batch: int, pairs: int) -> tuple[list[float], list
     """Seconds per step of galmet's step (its own augmentation, recipe optimizer and scheduler)
     and of the plain step, alternated step by step (order swapped every pair) in one process."""
     from galmet.nn.net import build_model, layer_groups
-    from galmet.training.recipes import build_phases, make_optimizer, make_scheduler
-    from galmet.training.data import augmented_input
     from galmet.training.config import TrainConfig
+    from galmet.training.data import augmented_input
+    from galmet.training.recipes import build_phases, make_optimizer, make_scheduler
 
     rows = ds.split_indices("train")
     x_all = torch.from_numpy(np.ascontiguousarray(ds.images()[rows]))
@@ -167,7 +187,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=4, help="train steps per epoch")
-    ap.add_argument("--epochs", type=int, default=2, help="epochs per round (the first of each is warm-up, not counted)")
+    ap.add_argument(
+        "--epochs", type=int, default=2, help="epochs per round (the first of each is warm-up, not counted)"
+    )
     ap.add_argument("--rounds", type=int, default=5, help="A/B rounds")
     ap.add_argument("--pairs", type=int, default=8, help="alternated single-step pairs")
     ap.add_argument("--threads", type=int, default=2)
@@ -185,24 +207,40 @@ def main() -> None:
             pr = plain_round(ds, a.arch, a.batch, a.epochs)[1:]
             galmet_rates += gr
             plain_rates += pr
-            print(f"round {r + 1}/{a.rounds}: galmet {[round(v, 2) for v in gr]}, plain {[round(v, 2) for v in pr]}",
-                  flush=True)
+            print(
+                f"round {r + 1}/{a.rounds}: galmet {[round(v, 2) for v in gr]}, plain {[round(v, 2) for v in pr]}",
+                flush=True,
+            )
     g, p = statistics.median(galmet_rates), statistics.median(plain_rates)
     paired = statistics.median(a / b for a, b in zip(galmet_rates, plain_rates))
     tg, tp = step_pairs(ds, a.arch, a.batch, a.pairs)
     step_ratio = statistics.median(p_ / g_ for g_, p_ in zip(tg, tp))
-    res = {"arch": a.arch, "batch": a.batch, "size": a.size, "threads": a.threads, "steps_per_epoch": a.steps,
-           "epochs": len(galmet_rates), "galmet_img_s": round(g, 2), "plain_img_s": round(p, 2),
-           "ratio": round(g / p, 3), "paired_ratio_median": round(paired, 3),
-           "step_s_galmet": [round(v, 3) for v in tg], "step_s_plain": [round(v, 3) for v in tp],
-           "step_ratio_median": round(step_ratio, 3),
-           "torch": str(torch.__version__), "machine": platform.machine(),
-           "galmet_all": [round(v, 2) for v in galmet_rates], "plain_all": [round(v, 2) for v in plain_rates]}
-    print(f"\n| loop | images/s (median of {len(galmet_rates)} epochs) |\n|---|---|\n"
-          f"| galmet train | {g:.2f} |\n| plain PyTorch | {p:.2f} |\n| ratio of medians | {g / p:.3f} |\n"
-          f"| median of paired ratios | {paired:.3f} |\n"
-          f"| step-alternated: median step time galmet / plain | {statistics.median(tg):.3f} s / "
-          f"{statistics.median(tp):.3f} s |\n| step-alternated: median ratio (images/s) | {step_ratio:.3f} |\n")
+    res = {
+        "arch": a.arch,
+        "batch": a.batch,
+        "size": a.size,
+        "threads": a.threads,
+        "steps_per_epoch": a.steps,
+        "epochs": len(galmet_rates),
+        "galmet_img_s": round(g, 2),
+        "plain_img_s": round(p, 2),
+        "ratio": round(g / p, 3),
+        "paired_ratio_median": round(paired, 3),
+        "step_s_galmet": [round(v, 3) for v in tg],
+        "step_s_plain": [round(v, 3) for v in tp],
+        "step_ratio_median": round(step_ratio, 3),
+        "torch": str(torch.__version__),
+        "machine": platform.machine(),
+        "galmet_all": [round(v, 2) for v in galmet_rates],
+        "plain_all": [round(v, 2) for v in plain_rates],
+    }
+    print(
+        f"\n| loop | images/s (median of {len(galmet_rates)} epochs) |\n|---|---|\n"
+        f"| galmet train | {g:.2f} |\n| plain PyTorch | {p:.2f} |\n| ratio of medians | {g / p:.3f} |\n"
+        f"| median of paired ratios | {paired:.3f} |\n"
+        f"| step-alternated: median step time galmet / plain | {statistics.median(tg):.3f} s / "
+        f"{statistics.median(tp):.3f} s |\n| step-alternated: median ratio (images/s) | {step_ratio:.3f} |\n"
+    )
     print(json.dumps(res))
 
 

@@ -32,8 +32,15 @@ def main() -> None:
     print(ds)
 
     # 2. Train: one-cycle from scratch (the paper's recipe needs ImageNet weights and a GPU).
-    config = TrainConfig(recipe="onecycle", arch="resnet18", weights="none", epochs=args.epochs, batch_size=16,
-                         device="cpu", progress=False)
+    config = TrainConfig(
+        recipe="onecycle",
+        arch="resnet18",
+        weights="none",
+        epochs=args.epochs,
+        batch_size=16,
+        device="cpu",
+        progress=False,
+    )
     result = galmet.train(ds, args.out / "run", config, overwrite=True)
     print(f"validation RMSE {result.final_valid_rmse:.3f} dex after {len(result.history)} epochs")
 

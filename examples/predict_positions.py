@@ -81,11 +81,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the predictions here (.csv, .parquet or .fits)")
     args = ap.parse_args()
 
-    positions = pd.DataFrame({"objID": [1237648702973083820, 1237648702973149349, 1237648703510020260],
-                              "ra": [185.0, 185.4, 186.2], "dec": [15.8, 15.5, 16.0]})
+    positions = pd.DataFrame(
+        {
+            "objID": [1237648702973083820, 1237648702973149349, 1237648703510020260],
+            "ra": [185.0, 185.4, 186.2],
+            "dec": [15.8, 15.5, 16.0],
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         model = galmet.load_model(args.model or untrained_bundle(Path(tmp), 32))
-        with (local_server() if args.base_url is None else _given(args.base_url)) as base_url:
+        with local_server() if args.base_url is None else _given(args.base_url) as base_url:
             client = SkyServerClient(base_url, timeout=30, rate=5)  # be polite to the real server
             table = predict_positions(model, positions, client=client, device="cpu")
     print(table.to_string(index=False))

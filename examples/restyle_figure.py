@@ -43,9 +43,12 @@ def main() -> None:
     print(display.stats[["center", "count", "median", "rmse", "nmad"]].round(3).to_string(index=False))
 
     # Draw with other colours and a thicker median; every artist keeps the rest of its defaults.
-    display.plot(median_kwargs={"color": "black", "linewidth": 3},
-                 rmse_kwargs={"color": "tab:purple"}, nmad_kwargs={"color": "tab:green"},
-                 diagonal_kwargs={"color": "0.5"})
+    display.plot(
+        median_kwargs={"color": "black", "linewidth": 3},
+        rmse_kwargs={"color": "tab:purple"},
+        nmad_kwargs={"color": "tab:green"},
+        diagonal_kwargs={"color": "0.5"},
+    )
     # The axes are there to annotate: mark the paper's high-metallicity threshold.
     display.ax_.axvline(9.1, color="tab:red", lw=1, ls=":")
     display.ax_.text(9.11, display.ax_.get_ylim()[1] - 0.05, "Z = 9.1", color="tab:red", fontsize=8, va="top")

@@ -27,13 +27,16 @@ def make_tiny_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0, sp
         blob = np.exp(-(xx**2 + yy**2) / (2 * (size / 6) ** 2))
         img = np.stack([blob * b * 255 * f for f in (0.9, 0.7, 0.5)], -1) + rng.normal(0, 4, (size, size, 3))
         (root / "images" / f"{oid}.jpg").write_bytes(encode_jpeg(np.clip(img, 0, 255).astype(np.uint8), 95))
-    cat = pd.DataFrame({
-        "objID": ids,
-        "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-10, 60, n),
-        "z": rng.uniform(0.02, 0.2, n),
-        "oh_p50": 8.4 + 0.8 * brightness,
-        "lgm_tot_p50": 9.0 + 2.0 * brightness,
-    })
+    cat = pd.DataFrame(
+        {
+            "objID": ids,
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-10, 60, n),
+            "z": rng.uniform(0.02, 0.2, n),
+            "oh_p50": 8.4 + 0.8 * brightness,
+            "lgm_tot_p50": 9.0 + 2.0 * brightness,
+        }
+    )
     for band, off in zip("ugriz", (2.0, 1.0, 0.5, 0.2, 0.0)):
         cat[f"modelMag_{band}"] = 17.5 - 2 * brightness + off + rng.normal(0, 0.05, n)
     if split:

@@ -44,10 +44,24 @@ from galmet.io.images import encode_jpeg
 
 CUTOUT_PATH = "/SkyServerWS/ImgCutout/getjpeg"
 SQL_PATH = "/SkyServerWS/SearchTools/SqlSearch"
-ERROR_HTML = (b"<!DOCTYPE html><html><head><title>Server Error in '/SkyServerWS' Application.</title>"
-              b"</head><body><h1>Runtime Error</h1><p>An application error occurred.</p></body></html>")
-TRANSIENT_ACTIONS = ("503ra", "500", "503", "429", "slow", "reset", "short", "truncated", "html", "text",
-                     "empty", "wrongsize")
+ERROR_HTML = (
+    b"<!DOCTYPE html><html><head><title>Server Error in '/SkyServerWS' Application.</title>"
+    b"</head><body><h1>Runtime Error</h1><p>An application error occurred.</p></body></html>"
+)
+TRANSIENT_ACTIONS = (
+    "503ra",
+    "500",
+    "503",
+    "429",
+    "slow",
+    "reset",
+    "short",
+    "truncated",
+    "html",
+    "text",
+    "empty",
+    "wrongsize",
+)
 
 
 def key_of(ra, dec) -> str:
@@ -84,8 +98,9 @@ class FaultyServer:
         ``(cmd, n_before) -> action | (status, content_type, body)`` for SqlSearch.
     """
 
-    def __init__(self, plans=None, default_plan=("ok",), latency=0.0, slow_seconds=2.0, retry_after="1",
-                 sql_responder=None):
+    def __init__(
+        self, plans=None, default_plan=("ok",), latency=0.0, slow_seconds=2.0, retry_after="1", sql_responder=None
+    ):
         self.plans = dict(plans or {})
         self.default_plan = list(default_plan)
         self.latency = latency
@@ -102,7 +117,7 @@ class FaultyServer:
         self._url = ""
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> "FaultyServer":
+    def start(self) -> FaultyServer:
         handler = type("Handler", (_Handler,), {"srv": self})
         httpd = _Server(("127.0.0.1", 0), handler)
         httpd.handle_error = lambda request, client_address: None  # faults make noisy tracebacks
@@ -119,7 +134,7 @@ class FaultyServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "FaultyServer":
+    def __enter__(self) -> FaultyServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -263,13 +278,15 @@ def make_catalog(root, n: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     i = np.arange(n)
-    cat = pd.DataFrame({
-        "objID": 1237600000000000000 + i.astype(np.int64) * 13,
-        "ra": 10.0 + i * 0.001 + rng.uniform(0, 1e-4, n),
-        "dec": -1.0 + (i % 97) * 0.01,
-        "petroR90_r": rng.uniform(3.0, 15.0, n),
-        "oh_p50": rng.uniform(8.4, 9.2, n),
-    })
+    cat = pd.DataFrame(
+        {
+            "objID": 1237600000000000000 + i.astype(np.int64) * 13,
+            "ra": 10.0 + i * 0.001 + rng.uniform(0, 1e-4, n),
+            "dec": -1.0 + (i % 97) * 0.01,
+            "petroR90_r": rng.uniform(3.0, 15.0, n),
+            "oh_p50": rng.uniform(8.4, 9.2, n),
+        }
+    )
     write_catalog(root, cat)
     return cat
 
@@ -302,9 +319,19 @@ def fault_plans(cat, transient: float, permanent: float, seed: int = 0):
     return plans, transient_ids, permanent_ids
 
 
-def kill_resume_scenario(workdir, n: int, transient: float = 0.10, permanent: float = 0.02, workers: int = 8,
-                         size: int = 32, kill_after: int | None = None, latency: float = 0.0, seed: int = 0,
-                         timeout: float = 0.5, extra_args=()) -> dict:
+def kill_resume_scenario(
+    workdir,
+    n: int,
+    transient: float = 0.10,
+    permanent: float = 0.02,
+    workers: int = 8,
+    size: int = 32,
+    kill_after: int | None = None,
+    latency: float = 0.0,
+    seed: int = 0,
+    timeout: float = 0.5,
+    extra_args=(),
+) -> dict:
     """Download ``n`` cutouts with ``python -m galmet download`` from a faulty server, SIGKILL it
     after ``kill_after`` images (None: no kill), rerun to the end, then check everything.
 
@@ -330,17 +357,38 @@ def kill_resume_scenario(workdir, n: int, transient: float = 0.10, permanent: fl
     keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"])}
     facts: dict = {"n": n, "transient": len(transient_ids), "permanent": len(permanent_ids)}
     with FaultyServer(plans, latency=latency, slow_seconds=2 * timeout, retry_after="1") as srv:
-        cmd = [sys.executable, "-m", "galmet", "download", str(root), "--base-url", srv.url,
-               "--workers", str(workers), "--rate", "0", "--size", str(size), "--timeout", str(timeout),
-               "--retries", "4", "--backoff-base", "0.02", "--manifest-every", "0.5", "--no-progress", *extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "galmet",
+            "download",
+            str(root),
+            "--base-url",
+            srv.url,
+            "--workers",
+            str(workers),
+            "--rate",
+            "0",
+            "--size",
+            str(size),
+            "--timeout",
+            str(timeout),
+            "--retries",
+            "4",
+            "--backoff-base",
+            "0.02",
+            "--manifest-every",
+            "0.5",
+            "--no-progress",
+            *extra_args,
+        ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         t0 = time.monotonic()
         at_kill: dict = {}
         if kill_after is not None:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
             images = root / "images"
-            while proc.poll() is None and (not images.is_dir() or
-                                           sum(1 for _ in images.glob("*.jpg")) < kill_after):
+            while proc.poll() is None and (not images.is_dir() or sum(1 for _ in images.glob("*.jpg")) < kill_after):
                 time.sleep(0.01)
             proc.send_signal(signal.SIGKILL)
             proc.communicate()

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from galmet.nn.augment import (IMAGENET_MEAN, IMAGENET_STD, dihedral_view, dihedral_views, random_dihedral,
-                            to_model_input)
 from galmet.data.transforms import dihedral
+from galmet.nn.augment import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    dihedral_view,
+    dihedral_views,
+    random_dihedral,
+    to_model_input,
+)
 
 
 @pytest.fixture

@@ -23,7 +23,9 @@ def test_baseline_cli_writes_predict_format(split_dataset, tmp_path):
     rf = pd.read_parquet(out / "rf_gri_predictions.parquet")
     const = pd.read_parquet(out / "constant_predictions.parquet")
     for df in (rf, const):
-        assert {"objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50", "lgm_tot_p50", "z", "ra", "dec"} <= set(df.columns)
+        assert {"objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50", "lgm_tot_p50", "z", "ra", "dec"} <= set(
+            df.columns
+        )
         assert len(df) == 120 and df["objID"].dtype == np.int64
     cat = pd.read_parquet(split_dataset / "catalog.parquet")
     train = cat[cat.split != "test"]
@@ -50,8 +52,9 @@ def test_baseline_ugriz_is_deterministic(split_dataset, tmp_path):
     assert "paper" not in a["rf"]
 
 
-@pytest.mark.parametrize("argv_extra, msg", [(["--bands", "grx"], "--bands must be letters"),
-                                             (["--n-estimators", "0"], "at least 1")])
+@pytest.mark.parametrize(
+    "argv_extra, msg", [(["--bands", "grx"], "--bands must be letters"), (["--n-estimators", "0"], "at least 1")]
+)
 def test_bad_options_exit_2(split_dataset, tmp_path, capsys, argv_extra, msg):
     assert main(["baseline", str(split_dataset), "--out", str(tmp_path / "o"), *argv_extra]) == 2
     assert msg in capsys.readouterr().err

@@ -10,37 +10,74 @@ import pandas as pd
 import pytest
 
 from faulty_server import FaultyServer
-from galmet.sdss.catalog import COLUMNS, Cuts, apply_cuts, build_sql, merge_chunks, ra_bands
 from galmet.cli.main import main
+from galmet.sdss.catalog import COLUMNS, Cuts, apply_cuts, build_sql, merge_chunks, ra_bands
 
 #: Every cut of the paper (shared/docs/PAPER.md, "Data"), as it must appear in the SQL.
 PAPER_CUTS = [
-    "s.rChi2 < 2", "e.oh_p50 <> -9999",
-    *[f"g.modelMag_{b} > 10" for b in "ugriz"], *[f"g.modelMag_{b} < 25" for b in "ugriz"],
-    "g.modelMag_u - g.modelMag_r > 0", "g.modelMag_u - g.modelMag_r < 6",
-    "s.z > 0.02", "s.zErr > 0", "s.zErr < 0.01", "g.petroMag_r > 10", "g.petroMag_r < 18",
+    "s.rChi2 < 2",
+    "e.oh_p50 <> -9999",
+    *[f"g.modelMag_{b} > 10" for b in "ugriz"],
+    *[f"g.modelMag_{b} < 25" for b in "ugriz"],
+    "g.modelMag_u - g.modelMag_r > 0",
+    "g.modelMag_u - g.modelMag_r < 6",
+    "s.z > 0.02",
+    "s.zErr > 0",
+    "s.zErr < 0.01",
+    "g.petroMag_r > 10",
+    "g.petroMag_r < 18",
 ]
-TABLES = ["FROM SpecObj AS s", "JOIN Galaxy AS g", "JOIN GalSpecInfo AS i", "JOIN GalSpecLine AS l",
-          "JOIN GalSpecExtra AS e"]
+TABLES = [
+    "FROM SpecObj AS s",
+    "JOIN Galaxy AS g",
+    "JOIN GalSpecInfo AS i",
+    "JOIN GalSpecLine AS l",
+    "JOIN GalSpecExtra AS e",
+]
 
 
 def good_row(i: int) -> dict:
     """A row that passes every cut."""
     row = {name: 0.0 for _, name in COLUMNS}
-    row.update(objID=1237648700000000000 + i, specObjID=300000000000000000 + i, ra=10.0 + i, dec=1.0,
-               z=0.07, zErr=0.00001, rChi2=1.1, petroMag_r=17.0, petroR50_r=2.0, petroR90_r=6.0,
-               oh_p16=8.8, oh_p50=8.9, oh_p84=9.0, lgm_tot_p50=10.2, sfr_tot_p50=0.1, bptclass=1)
+    row.update(
+        objID=1237648700000000000 + i,
+        specObjID=300000000000000000 + i,
+        ra=10.0 + i,
+        dec=1.0,
+        z=0.07,
+        zErr=0.00001,
+        rChi2=1.1,
+        petroMag_r=17.0,
+        petroR50_r=2.0,
+        petroR90_r=6.0,
+        oh_p16=8.8,
+        oh_p50=8.9,
+        oh_p84=9.0,
+        lgm_tot_p50=10.2,
+        sfr_tot_p50=0.1,
+        bptclass=1,
+    )
     row.update({f"modelMag_{b}": m for b, m in zip("ugriz", (19.0, 17.6, 16.9, 16.5, 16.2))})
     return row
 
 
 #: Rows that each fail exactly one cut (strict bounds: the boundary value fails).
 FAILING = [
-    {"rChi2": 2.0}, {"rChi2": np.nan}, {"oh_p50": -9999.0}, {"oh_p50": np.nan},
-    {"modelMag_u": 25.0}, {"modelMag_g": 10.0}, {"modelMag_z": 9.5}, {"modelMag_i": 26.0},
+    {"rChi2": 2.0},
+    {"rChi2": np.nan},
+    {"oh_p50": -9999.0},
+    {"oh_p50": np.nan},
+    {"modelMag_u": 25.0},
+    {"modelMag_g": 10.0},
+    {"modelMag_z": 9.5},
+    {"modelMag_i": 26.0},
     {"modelMag_u": 16.8},  # u - r = -0.1
     {"modelMag_u": 23.0, "modelMag_r": 16.9},  # u - r = 6.1
-    {"z": 0.02}, {"zErr": 0.0}, {"zErr": 0.01}, {"petroMag_r": 18.0}, {"petroMag_r": 10.0},
+    {"z": 0.02},
+    {"zErr": 0.0},
+    {"zErr": 0.01},
+    {"petroMag_r": 18.0},
+    {"petroMag_r": 10.0},
 ]
 
 
@@ -69,14 +106,34 @@ def test_dry_run_prints_every_cut_and_the_urls_and_sends_nothing(capsys):
     assert rc == 0
     for text in PAPER_CUTS + TABLES:
         assert text in out, text
-    urls = re.findall(r"^chunk (\d)/4 \(ra [\d.-]+ deg\): (http://127\.0\.0\.1:\d+/SkyServerWS/SearchTools/SqlSearch\?cmd=\S+&format=csv)$",
-                      out, re.MULTILINE)
+    urls = re.findall(
+        r"^chunk (\d)/4 \(ra [\d.-]+ deg\): (http://127\.0\.0\.1:\d+/SkyServerWS/SearchTools/SqlSearch\?cmd=\S+&format=csv)$",
+        out,
+        re.MULTILINE,
+    )
     assert [u[0] for u in urls] == ["1", "2", "3", "4"]
 
 
 def test_cut_values_are_parameters(capsys):
-    assert main(["catalog", "--dry-run", "--chunks", "1", "--petro-r-max", "17.77", "--z-min", "0.05",
-                 "--rchi2-max", "1.5", "--limit", "7"]) == 0
+    assert (
+        main(
+            [
+                "catalog",
+                "--dry-run",
+                "--chunks",
+                "1",
+                "--petro-r-max",
+                "17.77",
+                "--z-min",
+                "0.05",
+                "--rchi2-max",
+                "1.5",
+                "--limit",
+                "7",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "g.petroMag_r < 17.77" in out and "s.z > 0.05" in out and "s.rChi2 < 1.5" in out
     assert "SELECT TOP 7" in out and "g.petroMag_r < 18" not in out
@@ -172,8 +229,25 @@ def responder(table: pd.DataFrame, faults: dict[int, list[str]]):
 def test_chunked_query_survives_a_failing_chunk_and_merges(tmp_path, capsys):
     table = sky()
     with FaultyServer(sql_responder=responder(table, {1: ["500", "html"]})) as srv:
-        rc = main(["catalog", "--out", str(tmp_path / "ds"), "--base-url", srv.url, "--chunks", "3",
-                   "--rate", "0", "--backoff-base", "0.001", "--timeout", "2", "--seed", "1"])
+        rc = main(
+            [
+                "catalog",
+                "--out",
+                str(tmp_path / "ds"),
+                "--base-url",
+                srv.url,
+                "--chunks",
+                "3",
+                "--rate",
+                "0",
+                "--backoff-base",
+                "0.001",
+                "--timeout",
+                "2",
+                "--seed",
+                "1",
+            ]
+        )
         counts = sorted(srv.sql_counts.values())
     assert rc == 0, capsys.readouterr().err
     assert counts == [1, 1, 3]  # the failing chunk took three requests, the others one
@@ -189,8 +263,23 @@ def test_chunked_query_survives_a_failing_chunk_and_merges(tmp_path, capsys):
 
 def test_a_chunk_that_keeps_failing_is_named(tmp_path, capsys):
     with FaultyServer(sql_responder=responder(sky(), {2: ["text"] * 9})) as srv:
-        rc = main(["catalog", "--out", str(tmp_path / "ds"), "--base-url", srv.url, "--chunks", "3",
-                   "--rate", "0", "--retries", "2", "--backoff-base", "0.001"])
+        rc = main(
+            [
+                "catalog",
+                "--out",
+                str(tmp_path / "ds"),
+                "--base-url",
+                srv.url,
+                "--chunks",
+                "3",
+                "--rate",
+                "0",
+                "--retries",
+                "2",
+                "--backoff-base",
+                "0.001",
+            ]
+        )
     err = [l for l in capsys.readouterr().err.strip().splitlines() if "galmet catalog" in l]
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("galmet catalog: error: chunk 3/3 (ra 240-360 deg): text error page: 'ERROR:")
@@ -200,8 +289,20 @@ def test_a_chunk_that_keeps_failing_is_named(tmp_path, capsys):
 
 def test_a_rerun_after_a_failed_chunk_only_asks_for_the_missing_chunks(tmp_path, capsys):
     table = sky()
-    args = ["catalog", "--out", str(tmp_path / "ds"), "--chunks", "3", "--rate", "0", "--retries", "1",
-            "--backoff-base", "0.001", "--no-progress"]
+    args = [
+        "catalog",
+        "--out",
+        str(tmp_path / "ds"),
+        "--chunks",
+        "3",
+        "--rate",
+        "0",
+        "--retries",
+        "1",
+        "--backoff-base",
+        "0.001",
+        "--no-progress",
+    ]
     with FaultyServer(sql_responder=responder(table, {1: ["503"] * 2})) as srv:
         assert main(args + ["--base-url", srv.url]) == 2
         assert "chunk 2/3" in capsys.readouterr().err
@@ -215,8 +316,24 @@ def test_a_rerun_after_a_failed_chunk_only_asks_for_the_missing_chunks(tmp_path,
 
 def test_limit_stops_early(tmp_path):
     with FaultyServer(sql_responder=responder(sky(), {})) as srv:
-        assert main(["catalog", "--out", str(tmp_path / "ds"), "--base-url", srv.url, "--chunks", "3",
-                     "--rate", "0", "--limit", "5"]) == 0
+        assert (
+            main(
+                [
+                    "catalog",
+                    "--out",
+                    str(tmp_path / "ds"),
+                    "--base-url",
+                    srv.url,
+                    "--chunks",
+                    "3",
+                    "--rate",
+                    "0",
+                    "--limit",
+                    "5",
+                ]
+            )
+            == 0
+        )
         sent = list(srv.sql_counts)
     assert len(sent) == 2 and sent[0].startswith("SELECT TOP 5") and sent[1].startswith("SELECT TOP 1")
     assert len(pd.read_parquet(tmp_path / "ds" / "catalog.parquet")) == 5
@@ -235,8 +352,8 @@ def test_apply_cuts_drops_repeated_objids():
 
 @pytest.mark.remote_data
 def test_real_query_limit_5_and_two_cutouts(tmp_path):
-    from galmet.sdss.download import DownloadOptions, download_cutouts
     from galmet.io.images import read_image
+    from galmet.sdss.download import DownloadOptions, download_cutouts
 
     out = tmp_path / "real"
     assert main(["catalog", "--out", str(out), "--limit", "5", "--retries", "2"]) == 0

@@ -8,18 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_tiny_dataset
 
+from conftest import make_tiny_dataset
 from galmet.cli.main import main
-from galmet.science.crossval import assign_folds, cross_validate
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.nn.bundle import load_model, save_ensemble
-from galmet.training.loop import train
+from galmet.science.crossval import assign_folds, cross_validate
 from galmet.training.config import TrainConfig
+from galmet.training.loop import train
 
-TINY = dict(arch="resnet18", weights="none", batch_size=8, progress=False, recipe="onecycle", epochs=1,
-            device="cpu")
+TINY = dict(arch="resnet18", weights="none", batch_size=8, progress=False, recipe="onecycle", epochs=1, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +105,20 @@ def test_save_ensemble_refuses_incompatible_members(tiny, tmp_path):
 
 
 def test_cli_folds_errors_are_one_line(tiny, tmp_path, capsys):
-    base = [str(tiny), "--arch", "resnet18", "--weights", "none", "--recipe", "onecycle", "--epochs", "1",
-            "--batch-size", "8", "--no-progress"]
+    base = [
+        str(tiny),
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--recipe",
+        "onecycle",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    ]
     code = main(["train", *base, "--out", str(tmp_path / "r1"), "--folds", "1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--folds must be at least 2" in err

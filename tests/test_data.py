@@ -150,7 +150,8 @@ def test_rows_the_downloader_marked_failed_are_dropped_not_fatal(tiny_dataset):
     oid = int(cat["objID"].iloc[3])
     (tiny_dataset / "images" / f"{oid}.jpg").unlink()
     pd.DataFrame({"objID": [oid], "status": ["failed"], "last_error": ["HTTP 404"]}).to_parquet(
-        tiny_dataset / "manifest.parquet")
+        tiny_dataset / "manifest.parquet"
+    )
     ds = load_dataset(tiny_dataset)
     assert len(ds) == 23 and "HTTP 404" in ds.skipped[0]
     # a missing image that the manifest does not explain still fails

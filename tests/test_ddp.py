@@ -10,9 +10,10 @@ import textwrap
 
 import pandas as pd
 import torch
-from conftest import make_tiny_dataset
 
+from conftest import make_tiny_dataset
 from galmet.nn.net import build_model
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -23,7 +24,8 @@ def _free_port() -> int:
 def test_torchrun_two_gloo_processes_train_identical_replicas(tmp_path):
     ds = make_tiny_dataset(tmp_path / "ds", n=40, size=16)
     script = tmp_path / "worker.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, sys
         import torch
         import galmet.training.loop as gm
@@ -45,11 +47,22 @@ def test_torchrun_two_gloo_processes_train_identical_replicas(tmp_path):
         rank = int(os.environ["RANK"])
         torch.save({k: v.detach().clone() for k, v in nets[0].state_dict().items()}, f"{dump}/rank{rank}.pt")
         print(f"rank {rank} of {os.environ['WORLD_SIZE']} done")
-    """))
+    """)
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script),
-           str(ds), str(tmp_path / "run"), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        str(script),
+        str(ds),
+        str(tmp_path / "run"),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rank 0 of 2 done" in proc.stdout and "rank 1 of 2 done" in proc.stdout

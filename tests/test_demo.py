@@ -15,8 +15,15 @@ def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "test RMSE (dex): CNN" in text
-    for rel in ("mosaic.png", "report.html", "run/model.pt", "run/predictions.parquet", "run/metrics.json",
-                "run/figures/fig3_pred_vs_true.png", "data/catalog.parquet"):
+    for rel in (
+        "mosaic.png",
+        "report.html",
+        "run/model.pt",
+        "run/predictions.parquet",
+        "run/metrics.json",
+        "run/figures/fig3_pred_vs_true.png",
+        "data/catalog.parquet",
+    ):
         assert (out / rel).is_file(), rel
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     assert np.isfinite(metrics["rmse"]) and metrics["n"] > 0

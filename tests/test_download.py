@@ -14,20 +14,45 @@ import pytest
 
 from faulty_server import FaultyServer, fault_plans, key_of, kill_resume_scenario, make_catalog
 from galmet.cli.main import main
-from galmet.sdss.download import DownloadOptions, download_cutouts
 from galmet.io.images import read_image
+from galmet.sdss.download import DownloadOptions, download_cutouts
 
 
 def fast_options(url: str, **kw) -> DownloadOptions:
-    base = dict(base_url=url, workers=8, rate=0, retries=3, timeout=1.0, backoff_base=0.005, size=16,
-                progress=False, manifest_every=0.2)
+    base = dict(
+        base_url=url,
+        workers=8,
+        rate=0,
+        retries=3,
+        timeout=1.0,
+        backoff_base=0.005,
+        size=16,
+        progress=False,
+        manifest_every=0.2,
+    )
     base.update(kw)
     return DownloadOptions(**base)
 
 
 def cli_args(ds, url, *extra):
-    return ["download", str(ds), "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "1",
-            "--retries", "3", "--backoff-base", "0.005", "--no-progress", *extra]
+    return [
+        "download",
+        str(ds),
+        "--base-url",
+        url,
+        "--rate",
+        "0",
+        "--size",
+        "16",
+        "--timeout",
+        "1",
+        "--retries",
+        "3",
+        "--backoff-base",
+        "0.005",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def test_150_cutouts_with_transient_and_permanent_faults_then_resume(tmp_path):
@@ -56,8 +81,9 @@ def test_150_cutouts_with_transient_and_permanent_faults_then_resume(tmp_path):
         assert man.loc[list(permanent), "permanent"].all()
         for oid in permanent:
             err = man.loc[oid, "last_error"]
-            assert ("HTTP 404" in err and man.loc[oid, "attempts"] == 1) or \
-                   ("HTML error page" in err and man.loc[oid, "attempts"] == 4)
+            assert ("HTTP 404" in err and man.loc[oid, "attempts"] == 1) or (
+                "HTML error page" in err and man.loc[oid, "attempts"] == 4
+            )
         assert (man.loc[list(transient), "attempts"] >= 2).all()
         assert not list(ds.rglob("*.tmp"))
 
@@ -74,7 +100,9 @@ def test_cli_summary_resume_and_retry_failed(tmp_path, capsys):
         assert main(cli_args(ds, srv.url, "--max-failures", "0.1")) == 0
         assert capsys.readouterr().out.strip().startswith("download: 11 ok, 1 failed, 0 skipped")
         assert main(cli_args(ds, srv.url)) == 0
-        assert capsys.readouterr().out.startswith("download: 0 ok, 0 failed, 12 skipped (11 already present, 1 failed before)")
+        assert capsys.readouterr().out.startswith(
+            "download: 0 ok, 0 failed, 12 skipped (11 already present, 1 failed before)"
+        )
         assert srv.counts[gone] == 1
         srv.plans[gone] = ["ok"]  # the object came back
         assert main(cli_args(ds, srv.url, "--retry-failed")) == 0
@@ -159,18 +187,30 @@ def test_rate_limit_is_global(tmp_path):
     assert np.median(np.diff(times)) >= 0.015
 
 
-@pytest.mark.parametrize("setup, args, message", [
-    (lambda ds: None, [], "no catalog.parquet"),
-    (lambda ds: pd.DataFrame({"objID": [1], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"), [],
-     "column 'ra' is missing"),
-    (lambda ds: pd.DataFrame({"objID": [1], "ra": [1.0], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
-     ["--scale-by-size"], "column 'petroR90_r' is missing (needed by --scale-by-size)"),
-    (lambda ds: pd.DataFrame({"objID": ["x"], "ra": [1.0], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
-     [], "row 0: objID 'x' is not an integer"),
-    (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers must be at least 1"),
-    (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures must be a fraction"),
-    (lambda ds: make_catalog(ds, 2), ["--base-url", "ftp://x"], "must start with http:// or https://"),
-])
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (lambda ds: None, [], "no catalog.parquet"),
+        (
+            lambda ds: pd.DataFrame({"objID": [1], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
+            [],
+            "column 'ra' is missing",
+        ),
+        (
+            lambda ds: pd.DataFrame({"objID": [1], "ra": [1.0], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
+            ["--scale-by-size"],
+            "column 'petroR90_r' is missing (needed by --scale-by-size)",
+        ),
+        (
+            lambda ds: pd.DataFrame({"objID": ["x"], "ra": [1.0], "dec": [0.0]}).to_parquet(ds / "catalog.parquet"),
+            [],
+            "row 0: objID 'x' is not an integer",
+        ),
+        (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers must be at least 1"),
+        (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures must be a fraction"),
+        (lambda ds: make_catalog(ds, 2), ["--base-url", "ftp://x"], "must start with http:// or https://"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, args, message):
     ds = tmp_path / "ds"
     ds.mkdir()
@@ -192,13 +232,23 @@ def test_a_second_download_on_the_same_dataset_is_refused(tmp_path, capsys):
 
 
 def test_sigkill_mid_run_then_resume(tmp_path):
-    f = kill_resume_scenario(tmp_path, 120, transient=0.1, permanent=0.02, workers=4, size=16,
-                             kill_after=30, latency=0.03, timeout=1.0)
+    f = kill_resume_scenario(
+        tmp_path, 120, transient=0.1, permanent=0.02, workers=4, size=16, kill_after=30, latency=0.03, timeout=1.0
+    )
     assert f["killed_rc"] == -signal.SIGKILL and 30 <= f["present_at_kill"] < 120 - 2
     assert f["rc"] == 0, f["summary"]
-    assert f["summary"].startswith(f"download: {120 - 2 - f['present_at_kill']} ok, 2 failed, {f['present_at_kill']} skipped")
-    for problem in ("missing", "extra_files", "invalid", "temp_files", "refetched", "transient_not_ok",
-                    "permanent_not_in_manifest"):
+    assert f["summary"].startswith(
+        f"download: {120 - 2 - f['present_at_kill']} ok, 2 failed, {f['present_at_kill']} skipped"
+    )
+    for problem in (
+        "missing",
+        "extra_files",
+        "invalid",
+        "temp_files",
+        "refetched",
+        "transient_not_ok",
+        "permanent_not_in_manifest",
+    ):
         assert f[problem] == [], (problem, f[problem])
     assert len(f["ok_fetched_twice"]) <= 4  # at most the requests in flight at the kill
     assert f["manifest_rows"] == 120 and f["manifest_ok"] == 118
@@ -209,8 +259,9 @@ def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
     make_catalog(ds, 200)
     with FaultyServer(latency=0.05) as srv:
         cmd = [sys.executable, "-m", "galmet", *cli_args(ds, srv.url, "--workers", "2", "--timeout", "2")]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")
+        )
         while proc.poll() is None and len(list(ds.glob("images/*.jpg"))) < 10:
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
@@ -227,12 +278,20 @@ def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
 
 @pytest.mark.slow
 def test_acceptance_2000_cutouts_10pct_transient_2pct_permanent_kill_and_resume(tmp_path):
-    f = kill_resume_scenario(tmp_path, 2000, transient=0.10, permanent=0.02, workers=8, size=32,
-                             kill_after=600, latency=0.005, timeout=0.5)
+    f = kill_resume_scenario(
+        tmp_path, 2000, transient=0.10, permanent=0.02, workers=8, size=32, kill_after=600, latency=0.005, timeout=0.5
+    )
     print(f)
     assert f["killed_rc"] == -signal.SIGKILL and f["rc"] == 0
-    for problem in ("missing", "extra_files", "invalid", "temp_files", "refetched", "transient_not_ok",
-                    "permanent_not_in_manifest"):
+    for problem in (
+        "missing",
+        "extra_files",
+        "invalid",
+        "temp_files",
+        "refetched",
+        "transient_not_ok",
+        "permanent_not_in_manifest",
+    ):
         assert f[problem] == [], (problem, f[problem][:5])
     assert f["manifest_failed"] == 40 and f["manifest_ok"] == 1960
     assert len(f["ok_fetched_twice"]) <= 8

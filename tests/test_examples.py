@@ -11,15 +11,17 @@ EXAMPLES = ROOT / "examples"
 
 
 def _run(script: str, *args, cwd: Path) -> str:
-    out = subprocess.run([sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd, capture_output=True,
-                         text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
 
 def test_api_end_to_end(tmp_path):
-    stdout = _run("api_end_to_end.py", "--out", tmp_path / "ex", "--n", "60", "--size", "16", "--epochs", "1",
-                  cwd=tmp_path)
+    stdout = _run(
+        "api_end_to_end.py", "--out", tmp_path / "ex", "--n", "60", "--size", "16", "--epochs", "1", cwd=tmp_path
+    )
     assert "test: N = " in stdout and "RMSE" in stdout
     assert (tmp_path / "ex" / "run" / "model.pt").is_file()
 

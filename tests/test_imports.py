@@ -27,11 +27,13 @@ def test_train_predict_and_metrics_import_without_astropy_or_galsim():
 
 
 def test_metrics_and_plotting_do_not_import_torch():
-    code = ("import sys, galmet.science.metrics, galmet.science.baseline, galmet.science.runs.report\n"
-            "import galmet.science.plots.style, galmet.science.plots.image_grid, galmet.science.plots.histograms\n"
-            "import galmet.science.plots.pred_vs_true, galmet.science.plots.resolution, galmet.science.plots.mass\n"
-            "import galmet.science.plots.mzr, galmet.science.plots.lr_find, galmet.science.plots.mosaic\n"
-            "import galmet.science.plots.history\n"
-            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    code = (
+        "import sys, galmet.science.metrics, galmet.science.baseline, galmet.science.runs.report\n"
+        "import galmet.science.plots.style, galmet.science.plots.image_grid, galmet.science.plots.histograms\n"
+        "import galmet.science.plots.pred_vs_true, galmet.science.plots.resolution, galmet.science.plots.mass\n"
+        "import galmet.science.plots.mzr, galmet.science.plots.lr_find, galmet.science.plots.mosaic\n"
+        "import galmet.science.plots.history\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

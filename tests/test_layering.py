@@ -29,8 +29,9 @@ def _lint(project: Path) -> subprocess.CompletedProcess:
     pytest.importorskip("importlinter")
     env = {**os.environ, "PYTHONPATH": str(project / "src")}
     code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
-    return subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _contracts() -> list[dict]:
@@ -57,8 +58,9 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
     splits = project / "src" / "galmet" / "data" / "splits.py"
-    splits.write_text(splits.read_text() + "\n\ndef _upward():\n    from galmet.training.loop import train\n\n"
-                      "    return train\n")
+    splits.write_text(
+        splits.read_text() + "\n\ndef _upward():\n    from galmet.training.loop import train\n\n    return train\n"
+    )
     out = _lint(project)
     assert out.returncode != 0
     assert "galmet.data is not allowed to import galmet.training" in out.stdout
@@ -67,7 +69,8 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     # a cycle inside science (compute importing a plot) is caught too
     shutil.copy(ROOT / "src" / "galmet" / "data" / "splits.py", splits)
     metrics = project / "src" / "galmet" / "science" / "metrics.py"
-    metrics.write_text(metrics.read_text() + "\n\ndef _draw():\n    import galmet.science.plots\n\n"
-                       "    return galmet.science.plots\n")
+    metrics.write_text(
+        metrics.read_text() + "\n\ndef _draw():\n    import galmet.science.plots\n\n    return galmet.science.plots\n"
+    )
     out = _lint(project)
     assert out.returncode != 0 and "galmet.science.metrics -> galmet.science.plots" in out.stdout

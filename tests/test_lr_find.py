@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_tiny_dataset
 
+from conftest import make_tiny_dataset
 from galmet.cli.main import main
 from galmet.science.runs.lr_find import run_lr_find
-from galmet.training.lr_find import smooth, suggest
 from galmet.training.config import TrainConfig
+from galmet.training.lr_find import smooth, suggest
 
 
 def test_smoothing_is_bias_corrected_ema():
@@ -52,8 +52,23 @@ def test_lr_find_writes_csv_and_plot(tiny, tmp_path):
 
 
 def test_cli_prints_suggestion_and_rejects_bad_range(tiny, tmp_path, capsys):
-    code = main(["lr-find", str(tiny), "--out", str(tmp_path / "o"), "--arch", "resnet18", "--weights", "none",
-                 "--batch-size", "8", "--steps", "12", "--freeze-body"])
+    code = main(
+        [
+            "lr-find",
+            str(tiny),
+            "--out",
+            str(tmp_path / "o"),
+            "--arch",
+            "resnet18",
+            "--weights",
+            "none",
+            "--batch-size",
+            "8",
+            "--steps",
+            "12",
+            "--freeze-body",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "suggested lr:" in out and "steepest descent at" in out
     assert (tmp_path / "o" / "lr_find.png").is_file() and (tmp_path / "o" / "lr_find.csv").is_file()

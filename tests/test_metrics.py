@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galmet.science import metrics as M
-from galmet.science import stats as S
 from galmet.cli.main import main
 from galmet.errors import DataError
+from galmet.science import metrics as M
+from galmet.science import stats as S
 
 
 def test_hand_computed_values():
@@ -97,12 +97,14 @@ def test_fixed_width_bins_aligned():
 def _pred_table(n=400, seed=0):
     rng = np.random.default_rng(seed)
     t = rng.normal(8.9, 0.15, n)
-    return pd.DataFrame({
-        "objID": np.arange(n, dtype=np.int64) + 10,
-        "split": np.where(np.arange(n) % 4 == 0, "test", "train"),
-        "oh_p50_pred": t + rng.normal(0, 0.08, n),
-        "oh_p50": t,
-    })
+    return pd.DataFrame(
+        {
+            "objID": np.arange(n, dtype=np.int64) + 10,
+            "split": np.where(np.arange(n) % 4 == 0, "test", "train"),
+            "oh_p50_pred": t + rng.normal(0, 0.08, n),
+            "oh_p50": t,
+        }
+    )
 
 
 def test_summarize_selects_split_and_quotes_paper():
@@ -145,17 +147,23 @@ def test_evaluate_joins_truth_from_dataset(tmp_path, tiny_dataset):
     f = tmp_path / "p.csv"
     pred.to_csv(f, index=False)
     assert main(["evaluate", str(f), "--split", "all", "--json", str(tmp_path / "m.json")]) == 2
-    assert main(["evaluate", str(f), "--split", "all", "--dataset", str(tiny_dataset), "--json", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(["evaluate", str(f), "--split", "all", "--dataset", str(tiny_dataset), "--json", str(tmp_path / "m.json")])
+        == 0
+    )
     got = json.loads((tmp_path / "m.json").read_text())
     assert got["rmse"] == pytest.approx(0.05, abs=1e-6) and got["bias"] == pytest.approx(0.05, abs=1e-6)
 
 
-@pytest.mark.parametrize("content, msg", [
-    ("objID,oh_p50\n1,8.9\n", "no <target>_pred column"),
-    ("objID,oh_p50_pred\n1,8.9\n", "no truth column 'oh_p50'; pass --dataset"),
-    ("objID,oh_p50_pred,oh_p50,split\n1,8.9,8.8,train\n", "no rows with split 'test'"),
-    ("objID,oh_p50_pred,oh_p50\n", "empty"),
-])
+@pytest.mark.parametrize(
+    "content, msg",
+    [
+        ("objID,oh_p50\n1,8.9\n", "no <target>_pred column"),
+        ("objID,oh_p50_pred\n1,8.9\n", "no truth column 'oh_p50'; pass --dataset"),
+        ("objID,oh_p50_pred,oh_p50,split\n1,8.9,8.8,train\n", "no rows with split 'test'"),
+        ("objID,oh_p50_pred,oh_p50\n", "empty"),
+    ],
+)
 def test_evaluate_bad_inputs_exit_2(tmp_path, capsys, content, msg):
     f = tmp_path / "p.csv"
     f.write_text(content)

@@ -13,8 +13,8 @@ import torch
 import torchvision
 from torch import nn
 
-from galmet.nn.augment import dihedral_view, to_model_input
 from galmet.errors import ConfigError, DataError
+from galmet.nn.augment import dihedral_view, to_model_input
 from galmet.nn.bundle import load_model, save_bundle
 from galmet.nn.inference import GalmetModel
 from galmet.nn.net import AdaptiveConcatPool2d, build_model, freeze_body, layer_groups
@@ -35,13 +35,30 @@ def _images(n=6, size=32, seed=0):
 def test_head_structure(arch, channels):
     m = build_model(arch, n_targets=3)
     kinds = [type(layer) for layer in m.head]
-    assert kinds == [AdaptiveConcatPool2d, nn.Flatten, nn.BatchNorm1d, nn.Dropout, nn.Linear, nn.ReLU,
-                     nn.BatchNorm1d, nn.Dropout, nn.Linear]
+    assert kinds == [
+        AdaptiveConcatPool2d,
+        nn.Flatten,
+        nn.BatchNorm1d,
+        nn.Dropout,
+        nn.Linear,
+        nn.ReLU,
+        nn.BatchNorm1d,
+        nn.Dropout,
+        nn.Linear,
+    ]
     assert m.head[2].num_features == 2 * channels and m.head[4].in_features == 2 * channels
     assert m.head[4].out_features == 512 and m.head[8].out_features == 3
     assert (m.head[3].p, m.head[7].p) == (0.25, 0.5)
-    assert list(dict(m.body.named_children())) == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2",
-                                                   "layer3", "layer4"]
+    assert list(dict(m.body.named_children())) == [
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+    ]
     ref = getattr(torchvision.models, arch)()
     assert isinstance(m.body.layer4, type(ref.layer4))
 

@@ -64,8 +64,12 @@ def test_mzr_analysis_recovers_known_scatter(tmp_path):
 def test_mzr_cli_writes_outputs(tmp_path):
     _pair(tmp_path)
     out = tmp_path / "mzr"
-    assert main(["mzr", "--metallicity", str(tmp_path / "z.parquet"), "--mass", str(tmp_path / "m.csv"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            ["mzr", "--metallicity", str(tmp_path / "z.parquet"), "--mass", str(tmp_path / "m.csv"), "--out", str(out)]
+        )
+        == 0
+    )
     got = json.loads((out / "mzr_metrics.json").read_text())
     assert got["n"] == 500 and got["split"] == "test"
     assert got["z_mzr"]["paper"]["rmse"] == 0.12
@@ -80,11 +84,43 @@ def test_mzr_joins_truth_from_dataset(tmp_path, tiny_dataset):
 
     cat = load_dataset(tiny_dataset, load_images=False).catalog
     pd.DataFrame({"objID": cat.objID, "oh_p50_pred": cat.oh_p50}).to_csv(tmp_path / "z.csv", index=False)
-    pd.DataFrame({"objID": cat.objID, "lgm_tot_p50_pred": cat.lgm_tot_p50 + 0.1}).to_csv(tmp_path / "m.csv", index=False)
-    assert main(["mzr", "--metallicity", str(tmp_path / "z.csv"), "--mass", str(tmp_path / "m.csv"),
-                 "--out", str(tmp_path / "o"), "--split", "all"]) == 2
-    assert main(["mzr", "--metallicity", str(tmp_path / "z.csv"), "--mass", str(tmp_path / "m.csv"),
-                 "--out", str(tmp_path / "o"), "--split", "all", "--dataset", str(tiny_dataset)]) == 0
+    pd.DataFrame({"objID": cat.objID, "lgm_tot_p50_pred": cat.lgm_tot_p50 + 0.1}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
+    assert (
+        main(
+            [
+                "mzr",
+                "--metallicity",
+                str(tmp_path / "z.csv"),
+                "--mass",
+                str(tmp_path / "m.csv"),
+                "--out",
+                str(tmp_path / "o"),
+                "--split",
+                "all",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "mzr",
+                "--metallicity",
+                str(tmp_path / "z.csv"),
+                "--mass",
+                str(tmp_path / "m.csv"),
+                "--out",
+                str(tmp_path / "o"),
+                "--split",
+                "all",
+                "--dataset",
+                str(tiny_dataset),
+            ]
+        )
+        == 0
+    )
     got = json.loads((tmp_path / "o" / "mzr_metrics.json").read_text())
     assert got["mass"]["bias"] == pytest.approx(0.1, abs=1e-6) and got["n"] == len(cat)
 
@@ -92,15 +128,42 @@ def test_mzr_joins_truth_from_dataset(tmp_path, tiny_dataset):
 def test_mzr_no_common_objects_exit_2(tmp_path, capsys):
     _pair(tmp_path)
     pd.DataFrame({"objID": [1, 2], "lgm_tot_p50_pred": [10.0, 10.1], "lgm_tot_p50": [10.0, 10.0]}).to_csv(
-        tmp_path / "m2.csv", index=False)
-    assert main(["mzr", "--metallicity", str(tmp_path / "z.parquet"), "--mass", str(tmp_path / "m2.csv"),
-                 "--out", str(tmp_path / "o")]) == 2
+        tmp_path / "m2.csv", index=False
+    )
+    assert (
+        main(
+            [
+                "mzr",
+                "--metallicity",
+                str(tmp_path / "z.parquet"),
+                "--mass",
+                str(tmp_path / "m2.csv"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert "no objID in common" in err and len(err.splitlines()) == 1
 
 
 def test_mzr_bad_bin_width_exit_2(tmp_path, capsys):
     _pair(tmp_path)
-    assert main(["mzr", "--metallicity", str(tmp_path / "z.parquet"), "--mass", str(tmp_path / "m.csv"),
-                 "--out", str(tmp_path / "o"), "--bin-width", "0"]) == 2
+    assert (
+        main(
+            [
+                "mzr",
+                "--metallicity",
+                str(tmp_path / "z.parquet"),
+                "--mass",
+                str(tmp_path / "m.csv"),
+                "--out",
+                str(tmp_path / "o"),
+                "--bin-width",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "--bin-width" in capsys.readouterr().err

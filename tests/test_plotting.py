@@ -15,8 +15,14 @@ mpl = pytest.importorskip("matplotlib")
 def _table(n=600, seed=0):
     rng = np.random.default_rng(seed)
     t = rng.normal(8.9, 0.15, n)
-    return pd.DataFrame({"objID": np.arange(n, dtype=np.int64) + 1, "split": "test",
-                         "oh_p50_pred": t + rng.normal(0, 0.07, n), "oh_p50": t})
+    return pd.DataFrame(
+        {
+            "objID": np.arange(n, dtype=np.int64) + 1,
+            "split": "test",
+            "oh_p50_pred": t + rng.normal(0, 0.07, n),
+            "oh_p50": t,
+        }
+    )
 
 
 def _labels(fig):
@@ -128,15 +134,35 @@ def test_figures_cli_with_dataset(tmp_path, tiny_dataset):
     from galmet.data.dataset import load_dataset
 
     cat = load_dataset(tiny_dataset, load_images=False).catalog
-    pred = pd.DataFrame({"objID": cat.objID, "split": cat.split, "oh_p50_pred": cat.oh_p50 + 0.01 * np.arange(len(cat))})
+    pred = pd.DataFrame(
+        {"objID": cat.objID, "split": cat.split, "oh_p50_pred": cat.oh_p50 + 0.01 * np.arange(len(cat))}
+    )
     f = tmp_path / "p.csv"
     pred.to_csv(f, index=False)
     out = tmp_path / "figs"
-    assert main(["figures", str(f), "--dataset", str(tiny_dataset), "--out", str(out), "--split", "all",
-                 "--thumbnails", "3"]) == 0
+    assert (
+        main(
+            [
+                "figures",
+                str(f),
+                "--dataset",
+                str(tiny_dataset),
+                "--out",
+                str(out),
+                "--split",
+                "all",
+                "--thumbnails",
+                "3",
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"fig{k}_{n}.{e}" for k, n in ((1, "image_grid"), (2, "histograms"), (3, "pred_vs_true"))
-                           for e in ("png", "pdf"))
+    assert names == sorted(
+        f"fig{k}_{n}.{e}"
+        for k, n in ((1, "image_grid"), (2, "histograms"), (3, "pred_vs_true"))
+        for e in ("png", "pdf")
+    )
 
 
 def test_figures_cli_bad_thumbnails(tmp_path, capsys):
@@ -172,7 +198,11 @@ def test_image_grid_with_precomputed_rows_matches():
     rows = select_grid_rows(df, n=3)
     needed = np.unique(np.concatenate(list(rows.values())))
     where = {int(o): k for k, o in enumerate(needed)}
-    sub = plot_image_grid(imgs[needed], df.iloc[needed].reset_index(drop=True), n=3,
-                          rows={k: np.array([where[int(i)] for i in v]) for k, v in rows.items()})
+    sub = plot_image_grid(
+        imgs[needed],
+        df.iloc[needed].reset_index(drop=True),
+        n=3,
+        rows={k: np.array([where[int(i)] for i in v]) for k, v in rows.items()},
+    )
     texts = lambda f: [t.get_text() for a in f.axes for t in a.texts]  # noqa: E731
     assert texts(full) == texts(sub)

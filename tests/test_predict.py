@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_tiny_dataset
 
+from conftest import make_tiny_dataset
 from galmet.cli.main import main
 from galmet.data.dataset import load_dataset
+from galmet.io.tables import read_table
 from galmet.nn.bundle import load_model, save_bundle
 from galmet.nn.net import build_model
 from galmet.predict import predict_dataset
-from galmet.io.tables import read_table
 
 
 @pytest.fixture
@@ -32,8 +32,17 @@ def test_predict_dataset_columns_and_values(bundle, split_dataset):
     model = load_model(bundle)
     ds = load_dataset(split_dataset, targets=[])
     df = predict_dataset(model, ds, tta=True, batch_size=5, device="cpu")
-    assert list(df.columns) == ["objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50",
-                                "lgm_tot_p50", "z", "ra", "dec"]
+    assert list(df.columns) == [
+        "objID",
+        "split",
+        "oh_p50_pred",
+        "oh_p50_pred_std",
+        "oh_p50",
+        "lgm_tot_p50",
+        "z",
+        "ra",
+        "dec",
+    ]
     assert df["objID"].tolist() == ds.catalog["objID"].tolist()
     np.testing.assert_array_equal(df["oh_p50"], ds.catalog["oh_p50"])
     direct = model.predict(np.asarray(ds.images()), tta=True, device="cpu")
@@ -52,8 +61,9 @@ def _run(capsys, *argv):
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".fits"])
 def test_cli_writes_each_format(tmp_path, capsys, bundle, split_dataset, suffix):
     out = tmp_path / f"pred{suffix}"
-    code, stdout, err = _run(capsys, bundle.parent, split_dataset, "--out", out, "--device", "cpu",
-                             "--split", "test", "--batch-size", "3")
+    code, stdout, err = _run(
+        capsys, bundle.parent, split_dataset, "--out", out, "--device", "cpu", "--split", "test", "--batch-size", "3"
+    )
     assert code == 0, err
     df = read_table(out)
     assert {"objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50", "ra", "dec"} <= set(df.columns)
@@ -114,8 +124,9 @@ def test_cli_sky_position(tmp_path, capsys, bundle):
 
     out = tmp_path / "one.csv"
     with FaultyServer() as srv:
-        code, _, err = _run(capsys, bundle, "--ra", "185.5", "--dec", "15.25", "--base-url", srv.url,
-                            "--out", out, "--device", "cpu")
+        code, _, err = _run(
+            capsys, bundle, "--ra", "185.5", "--dec", "15.25", "--base-url", srv.url, "--out", out, "--device", "cpu"
+        )
         assert code == 0, err
         assert sum(srv.counts.values()) == 1
     df = pd.read_csv(out)
@@ -143,15 +154,17 @@ def test_cli_table_of_positions(tmp_path, capsys, bundle):
     from faulty_server import FaultyServer, key_of
 
     table = tmp_path / "targets.csv"
-    pd.DataFrame({"objID": [11, 22, 33], "ra": [10.0, 20.0, 30.0], "dec": [1.0, 2.0, 3.0],
-                  "oh_p50": [8.5, 8.9, 9.0]}).to_csv(table, index=False)
+    pd.DataFrame(
+        {"objID": [11, 22, 33], "ra": [10.0, 20.0, 30.0], "dec": [1.0, 2.0, 3.0], "oh_p50": [8.5, 8.9, 9.0]}
+    ).to_csv(table, index=False)
     out = tmp_path / "pred.parquet"
     with FaultyServer(plans={key_of(20.0, 2.0): ["404"]}) as srv:
         code, _, err = _run(capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu")
         assert code == 2 and "row 1" in err and "--skip-bad" in err and err.count("\n") == 1
         assert not out.exists()
-        code, stdout, err = _run(capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu",
-                                 "--skip-bad")
+        code, stdout, err = _run(
+            capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu", "--skip-bad"
+        )
     assert code == 0, err
     df = pd.read_parquet(out)
     assert list(df.columns) == ["objID", "ra", "dec", "oh_p50_pred", "oh_p50_pred_std", "oh_p50"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from galmet.errors import ConfigError
+from galmet.training.config import TrainConfig, load_config, save_config
 from galmet.training.recipes import build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
-from galmet.training.config import load_config, save_config, TrainConfig
 
 
 def _groups():
@@ -31,7 +31,9 @@ def _sweep(phase, steps_per_epoch, config):
 def test_paper_phases_match_the_appendix():
     phases = build_phases(TrainConfig().resolved())
     assert [(p.name, p.start_epoch, p.epochs, p.frozen) for p in phases] == [
-        ("frozen", 0, 2, True), ("unfrozen", 2, 8, False)]
+        ("frozen", 0, 2, True),
+        ("unfrozen", 2, 8, False),
+    ]
     assert phases[0].lrs == (0.1, 0.1, 0.1) and phases[0].cycles == (1, 1)
     assert phases[1].lrs == (1e-3, 1e-2, 1e-2) and phases[1].cycles == (1, 1, 2, 4)
     assert [phase_index(phases, e) for e in range(10)] == [0, 0] + [1] * 8
@@ -66,27 +68,37 @@ def test_onecycle_shape():
 
 def test_config_defaults_and_resolution():
     c = TrainConfig().resolved()
-    assert (c.recipe, c.arch, c.batch_size, c.epochs, c.lr, c.frozen_lr) == ("paper", "resnet34", 256, 10, [1e-3, 1e-2, 1e-2], 0.1)
+    assert (c.recipe, c.arch, c.batch_size, c.epochs, c.lr, c.frozen_lr) == (
+        "paper",
+        "resnet34",
+        256,
+        10,
+        [1e-3, 1e-2, 1e-2],
+        0.1,
+    )
     assert TrainConfig(recipe="onecycle").resolved().epochs == 30
     assert TrainConfig(lr=[5e-3]).resolved().lr == [5e-3] * 3
     assert TrainConfig(cycles=[1, 2], frozen_epochs=1).resolved().epochs == 4
     assert TrainConfig(epochs=10).resolved().epochs == 10
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"epochs": 5}, "paper recipe's length"),
-    ({"recipe": "onecycle", "epochs": -1}, "epochs must be >= 1"),
-    ({"frozen_epochs": -1}, "frozen epochs"),
-    ({"cycles": [1, 0]}, "cycle lengths"),
-    ({"batch_size": 1}, "batch size"),
-    ({"lr": [1e-3, 1e-2]}, "1 or 3 values"),
-    ({"lr": [-1.0]}, "learning rates must be > 0"),
-    ({"weight_decay": -0.1}, "weight decay"),
-    ({"recipe": "sgd"}, "recipe must be one of"),
-    ({"arch": "vgg16"}, "arch must be one of"),
-    ({"max_zoom": 0.9}, "max zoom"),
-    ({"targets": []}, "at least one target"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 5}, "paper recipe's length"),
+        ({"recipe": "onecycle", "epochs": -1}, "epochs must be >= 1"),
+        ({"frozen_epochs": -1}, "frozen epochs"),
+        ({"cycles": [1, 0]}, "cycle lengths"),
+        ({"batch_size": 1}, "batch size"),
+        ({"lr": [1e-3, 1e-2]}, "1 or 3 values"),
+        ({"lr": [-1.0]}, "learning rates must be > 0"),
+        ({"weight_decay": -0.1}, "weight decay"),
+        ({"recipe": "sgd"}, "recipe must be one of"),
+        ({"arch": "vgg16"}, "arch must be one of"),
+        ({"max_zoom": 0.9}, "max zoom"),
+        ({"targets": []}, "at least one target"),
+    ],
+)
 def test_bad_config_values(changes, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**changes).resolved()

@@ -43,8 +43,8 @@ def test_degrade_is_block_average_then_replication():
 
 
 def test_read_resolution_errors(tmp_path):
-    from galmet.science.resolution import read_resolution
     from galmet.errors import DataError
+    from galmet.science.resolution import read_resolution
 
     with pytest.raises(DataError, match="no resolution table"):
         read_resolution(tmp_path)
@@ -59,9 +59,30 @@ def study_dataset(tmp_path):
 
 
 def _argv(ds, out, sizes="16,2"):
-    return ["resolution-study", str(ds), "--out", str(out), "--sizes", sizes, "--min-input", "16",
-            "--recipe", "onecycle", "--epochs", "1", "--arch", "resnet18", "--weights", "none",
-            "--batch-size", "4", "--device", "cpu", "--no-progress", "--no-tta"]
+    return [
+        "resolution-study",
+        str(ds),
+        "--out",
+        str(out),
+        "--sizes",
+        sizes,
+        "--min-input",
+        "16",
+        "--recipe",
+        "onecycle",
+        "--epochs",
+        "1",
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--no-tta",
+    ]
 
 
 def test_tiny_study_end_to_end_and_resume(study_dataset, tmp_path, monkeypatch):

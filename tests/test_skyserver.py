@@ -12,9 +12,20 @@ import pytest
 
 from faulty_server import ERROR_HTML, TRANSIENT_ACTIONS, FaultyServer, fake_image, key_of
 from galmet.io.images import decode_image, encode_jpeg
-from galmet.sdss.skyserver import (BadBody, Interrupted, RateLimiter, Response, RetryPolicy, SkyServerClient,
-                              SkyServerError, TransportError, describe_body, fetch_cutout, parse_retry_after,
-                              parse_sql_csv)
+from galmet.sdss.skyserver import (
+    BadBody,
+    Interrupted,
+    RateLimiter,
+    Response,
+    RetryPolicy,
+    SkyServerClient,
+    SkyServerError,
+    TransportError,
+    describe_body,
+    fetch_cutout,
+    parse_retry_after,
+    parse_sql_csv,
+)
 
 FAST = RetryPolicy(retries=3, backoff_base=0.001)
 
@@ -36,7 +47,9 @@ class Scripted(SkyServerClient):
 
 
 def ok_csv(rows=2):
-    lines = ["#Table1", "objID,ra,dec,oh_p50"] + [f"{1237648704043942146 + i},{10 + i},{1 + i},8.9" for i in range(rows)]
+    lines = ["#Table1", "objID,ra,dec,oh_p50"] + [
+        f"{1237648704043942146 + i},{10 + i},{1 + i},8.9" for i in range(rows)
+    ]
     return Response(200, {}, ("\n".join(lines) + "\n").encode())
 
 
@@ -44,8 +57,13 @@ def test_urls_carry_the_parameters():
     c = SkyServerClient("http://127.0.0.1:1/dr14/")
     q = urllib.parse.parse_qs(urllib.parse.urlparse(c.cutout_url(150.1, -2.5, 0.296, 128)).query)
     assert urllib.parse.urlparse(c.cutout_url(1, 2)).path == "/dr14/SkyServerWS/ImgCutout/getjpeg"
-    assert {k: v[0] for k, v in q.items()} == {"ra": "150.10000000", "dec": "-2.50000000", "scale": "0.296",
-                                               "width": "128", "height": "128"}
+    assert {k: v[0] for k, v in q.items()} == {
+        "ra": "150.10000000",
+        "dec": "-2.50000000",
+        "scale": "0.296",
+        "width": "128",
+        "height": "128",
+    }
     sq = urllib.parse.parse_qs(urllib.parse.urlparse(c.sql_url("SELECT TOP 1 objID FROM Galaxy")).query)
     assert sq == {"cmd": ["SELECT TOP 1 objID FROM Galaxy"], "format": ["csv"]}
 
@@ -61,12 +79,15 @@ def test_sql_csv_with_table_prefix_keeps_64bit_ids():
     assert df["objID"].iloc[2] == 1237648704043942148  # exact, not rounded through float
 
 
-@pytest.mark.parametrize("body, shape", [
-    (ERROR_HTML, "HTML error page"),
-    (b"ERROR: Incorrect syntax near 'FROM'.", "text error page"),
-    (b"", "empty body"),
-    (b"#Table1\n", "no CSV header"),
-])
+@pytest.mark.parametrize(
+    "body, shape",
+    [
+        (ERROR_HTML, "HTML error page"),
+        (b"ERROR: Incorrect syntax near 'FROM'.", "text error page"),
+        (b"", "empty body"),
+        (b"#Table1\n", "no CSV header"),
+    ],
+)
 def test_sql_error_shapes_with_status_200_are_recognised(body, shape):
     with pytest.raises(BadBody, match=shape):
         parse_sql_csv(body)
@@ -191,10 +212,15 @@ def test_retry_after_from_the_server_is_honoured():
         assert len(t) == 2 and t[1] - t[0] >= 0.95
 
 
-@pytest.mark.parametrize("action, attempts, text", [
-    ("404", 1, "HTTP 404"), ("html", 3, "HTML error page"), ("truncated", 3, "cannot decode"),
-    ("wrongsize", 3, "expected 16x16"),
-])
+@pytest.mark.parametrize(
+    "action, attempts, text",
+    [
+        ("404", 1, "HTTP 404"),
+        ("html", 3, "HTML error page"),
+        ("truncated", 3, "cannot decode"),
+        ("wrongsize", 3, "expected 16x16"),
+    ],
+)
 def test_permanent_faults_fail_with_one_line(action, attempts, text):
     key = key_of(7.0, 8.0)
     with FaultyServer({key: [action]}) as srv:

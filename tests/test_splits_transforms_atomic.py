@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galmet.io.atomic import atomic_path, atomic_write_bytes, remove_stale_temp_files
-from galmet.errors import ConfigError
 from galmet.data.splits import assign_splits
-from galmet.io.tables import read_table, write_table
 from galmet.data.transforms import dihedral, rebin
+from galmet.errors import ConfigError
+from galmet.io.atomic import atomic_path, atomic_write_bytes, remove_stale_temp_files
+from galmet.io.tables import read_table, write_table
 
 
 def test_split_by_count_and_fraction():

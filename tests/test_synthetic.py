@@ -16,16 +16,30 @@ from galmet.cli.main import main  # noqa: E402
 from galmet.data.dataset import load_dataset  # noqa: E402
 from galmet.errors import ConfigError  # noqa: E402
 from galmet.paper import tremonti_mzr  # noqa: E402
+from galmet.synthetic.physics import NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy, observable_metallicity  # noqa: E402
 from galmet.synthetic.render import SDSS_COLUMNS, check_options, synthesize  # noqa: E402
-from galmet.synthetic.physics import (  # noqa: E402
-    NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy, observable_metallicity)
 
 N, SIZE = 200, 32
 
 
 def _synth_cli(out, seed=1, workers=2, extra=()):
-    return main(["synth", "--n", str(N), "--out", str(out), "--seed", str(seed), "--size", str(SIZE),
-                 "--workers", str(workers), "--no-progress", *extra])
+    return main(
+        [
+            "synth",
+            "--n",
+            str(N),
+            "--out",
+            str(out),
+            "--seed",
+            str(seed),
+            "--size",
+            str(SIZE),
+            "--workers",
+            str(workers),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +55,9 @@ def synth_dirs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def population():
     """Latent truths and catalog values of 3000 galaxies (no images: fast)."""
-    return pd.DataFrame([{k: v for k, v in draw_galaxy(7, i)[0].items() if not k.startswith("flux_")}
-                         for i in range(3000)])
+    return pd.DataFrame(
+        [{k: v for k, v in draw_galaxy(7, i)[0].items() if not k.startswith("flux_")} for i in range(3000)]
+    )
 
 
 def _image_bytes(root):
@@ -74,8 +89,19 @@ def test_output_loads_as_a_dataset(synth_dirs):
     cat = pd.read_parquet(a / "catalog.parquet")
     assert cat["objID"].dtype == np.int64 and cat["objID"].is_unique
     assert list(cat.columns[: len(SDSS_COLUMNS)]) == SDSS_COLUMNS
-    for col in ("split", "oh_observable", "oh_unexplained", "oh_mzr", "log_ssfr", "bt_r", "inclination_deg",
-                "r_disk_kpc", "r_bulge_kpc", "r_disk_arcsec", "psf_fwhm"):
+    for col in (
+        "split",
+        "oh_observable",
+        "oh_unexplained",
+        "oh_mzr",
+        "log_ssfr",
+        "bt_r",
+        "inclination_deg",
+        "r_disk_kpc",
+        "r_bulge_kpc",
+        "r_disk_arcsec",
+        "psf_fwhm",
+    ):
         assert col in cat.columns, col
     assert not cat[SDSS_COLUMNS].isna().any().any()
     counts = cat["split"].value_counts()
@@ -126,6 +152,7 @@ def test_metallicity_follows_mass(population):
 
 def _partial_slope(resid, x, logm):
     """Slope of resid against x after removing a linear trend of both with mass."""
+
     def detrend(v):
         return v - np.polyval(np.polyfit(logm, v, 1), logm)
 
@@ -149,22 +176,27 @@ def test_noise_floor_is_recorded_and_matches(population):
     np.testing.assert_allclose(unexplained, p["oh_unexplained"], atol=1e-9)
     np.testing.assert_allclose(
         observable_metallicity(p["lgm_tot_p50"], p["delta_ssfr"], p["cos_incl"], p["delta_log_rdisk"]),
-        p["oh_observable"], atol=1e-9)
+        p["oh_observable"],
+        atol=1e-9,
+    )
     assert np.sqrt(np.mean(unexplained**2)) == pytest.approx(NOISE_FLOOR_RMSE, rel=0.08)
     # The observable part carries most of the variance: a perfect predictor beats the mean clearly.
     assert p["oh_p50"].std() > 2 * NOISE_FLOOR_RMSE
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--n", "0"], "--n must be"),
-    (["--n", "5", "--size", "48"], "--size must be a power of two"),
-    (["--n", "5", "--size", "4"], "--size must be a power of two"),
-    (["--n", "5", "--seed", "-1"], "--seed must be"),
-    (["--n", "5", "--workers", "0"], "--workers must be"),
-    (["--n", "5", "--test", "1.5"], "--test must be"),
-    (["--n", "5", "--test", "9"], "--test count 9 is larger than --n 5"),
-    (["--n", "5", "--valid-fraction", "1"], "--valid-fraction must be"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n", "0"], "--n must be"),
+        (["--n", "5", "--size", "48"], "--size must be a power of two"),
+        (["--n", "5", "--size", "4"], "--size must be a power of two"),
+        (["--n", "5", "--seed", "-1"], "--seed must be"),
+        (["--n", "5", "--workers", "0"], "--workers must be"),
+        (["--n", "5", "--test", "1.5"], "--test must be"),
+        (["--n", "5", "--test", "9"], "--test count 9 is larger than --n 5"),
+        (["--n", "5", "--valid-fraction", "1"], "--valid-fraction must be"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
     out = tmp_path / "out"
     assert main(["synth", "--out", str(out), "--no-progress", *argv]) == 2
@@ -212,8 +244,9 @@ def test_other_sizes_keep_the_field_of_view(tmp_path, size):
     assert (ds.catalog["split"] == "test").sum() == 1
     ref = synthesize(tmp_path / "ref", 4, seed=5, size=32, workers=1, progress=False, test=1)
     # The same galaxies (same latent truths) whatever the pixel size.
-    np.testing.assert_allclose(pd.read_parquet(out / "catalog.parquet")["oh_p50"],
-                               pd.read_parquet(ref / "catalog.parquet")["oh_p50"])
+    np.testing.assert_allclose(
+        pd.read_parquet(out / "catalog.parquet")["oh_p50"], pd.read_parquet(ref / "catalog.parquet")["oh_p50"]
+    )
 
 
 def test_check_options_rejects_non_integers():
@@ -238,11 +271,26 @@ def test_images_are_learnable(tmp_path):
     torch.manual_seed(0)
 
     def block(i, o):
-        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(),
-                             nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
+        return nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1),
+            nn.BatchNorm2d(o),
+            nn.ReLU(),
+            nn.Conv2d(o, o, 3, padding=1),
+            nn.BatchNorm2d(o),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
 
-    net = nn.Sequential(block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 1))
+    net = nn.Sequential(
+        block(3, 32),
+        block(32, 64),
+        block(64, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Linear(64, 1),
+    )
     epochs, batch = 12, 64
     opt = torch.optim.AdamW(net.parameters(), 2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * -(-len(train) // batch))
@@ -266,6 +314,8 @@ def test_images_are_learnable(tmp_path):
     floor = float(np.sqrt(np.mean(ds.catalog["oh_unexplained"].to_numpy()[test] ** 2)))
     cat = ds.catalog.iloc[test]
     mzr = float(np.sqrt(np.mean((cat["oh_p50"] - tremonti_mzr(cat["lgm_tot_p50"])) ** 2)))
-    print(f"\nlearnability (test set, {len(test)} galaxies): CNN RMSE {rmse:.4f}, constant {const:.4f}, "
-          f"MZR at the true mass {mzr:.4f}, noise floor {floor:.4f} dex")
+    print(
+        f"\nlearnability (test set, {len(test)} galaxies): CNN RMSE {rmse:.4f}, constant {const:.4f}, "
+        f"MZR at the true mass {mzr:.4f}, noise floor {floor:.4f} dex"
+    )
     assert rmse < 0.8 * const, (rmse, const)

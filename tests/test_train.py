@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import make_tiny_dataset
 
+from conftest import make_tiny_dataset
 from galmet.cli.main import main
 from galmet.data.dataset import load_dataset
-from galmet.layout import CHECKPOINT as CHECKPOINT_NAME
-from galmet.training.loop import StepInfo, train
-from galmet.training.config import load_config, TrainConfig
 from galmet.data.transforms import rebin
+from galmet.layout import CHECKPOINT as CHECKPOINT_NAME
+from galmet.training.config import TrainConfig, load_config
+from galmet.training.loop import StepInfo, train
 
 TINY = dict(arch="resnet18", weights="none", batch_size=8, progress=False)
 
@@ -73,7 +73,9 @@ def test_paper_schedule_frozen_body_then_sgdr_every_step(tiny, tmp_path):
     h = result.history
     assert list(h["epoch"]) == list(range(1, 11))
     assert list(h["phase"]) == ["frozen"] * 2 + ["unfrozen"] * 8
-    assert {"train_rmse_oh_p50", "valid_rmse_oh_p50", "lr_group0", "lr_group2", "time_s", "images_per_s"} <= set(h.columns)
+    assert {"train_rmse_oh_p50", "valid_rmse_oh_p50", "lr_group0", "lr_group2", "time_s", "images_per_s"} <= set(
+        h.columns
+    )
     assert (h["valid_rmse_oh_p50"] > 0).all() and np.isfinite(h["valid_rmse_oh_p50"]).all()
     on_disk = pd.read_csv(tmp_path / "run" / "history.csv")
     assert len(on_disk) == 10
@@ -137,8 +139,7 @@ def test_crop_trains_on_the_centre_and_the_bundle_crops_full_size_images(tiny, t
 
     config = TrainConfig(**TINY, recipe="onecycle", epochs=1, crop=8)
     seen = []
-    result = train(tiny, tmp_path / "run", config,
-                   on_step=lambda info: seen.append(info.step))
+    result = train(tiny, tmp_path / "run", config, on_step=lambda info: seen.append(info.step))
     assert seen and load_config(tmp_path / "run" / "config.yaml").crop == 8
     model = load_model(result.bundle_path)
     assert model.crop == 8 and model.image_size == 16
@@ -149,8 +150,9 @@ def test_crop_trains_on_the_centre_and_the_bundle_crops_full_size_images(tiny, t
     # The network itself sees only the central 8 x 8 pixels ...
     with torch.no_grad():
         raw = model.net(to_model_input(torch.from_numpy(images[:, 4:12, 4:12].copy()))).numpy()[:, 0]
-    np.testing.assert_allclose(pred, raw * model.meta["target_scale"][0] + model.meta["target_shift"][0],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        pred, raw * model.meta["target_scale"][0] + model.meta["target_shift"][0], rtol=1e-5, atol=1e-6
+    )
     # ... so changing the border changes nothing, and changing the centre does.
     border = images.copy()
     border[:, :4] = 255
@@ -174,8 +176,22 @@ def _cli(capsys, *argv):
 
 def test_cli_run_refuses_to_overwrite_and_resumes_finished_run(tiny, tmp_path, capsys):
     run = tmp_path / "run"
-    args = [tiny, "--out", run, "--arch", "resnet18", "--weights", "none", "--batch-size", "8",
-            "--recipe", "onecycle", "--epochs", "1", "--no-progress"]
+    args = [
+        tiny,
+        "--out",
+        run,
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--batch-size",
+        "8",
+        "--recipe",
+        "onecycle",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
     code, out, err = _cli(capsys, *args)
     assert code == 0, err
     assert "model bundle:" in out and "valid RMSE (oh_p50)" in out
@@ -216,23 +232,43 @@ def _odd_size_image(dst, cat):
     (dst / "images" / f"{cat['objID'].iloc[3]}.jpg").write_bytes(encode_jpeg(np.zeros((20, 20, 3), np.uint8)))
 
 
-@pytest.mark.parametrize("name, edit_catalog, edit_images, extra, message", [
-    ("no_train", lambda c: c.assign(split="test"), None, [], "no rows with split 'train'"),
-    ("no_valid", lambda c: c.assign(split=np.where(np.arange(len(c)) < 8, "test", "train")), None,
-     ["--valid-fraction", "0"], "no rows with split 'valid'"),
-    ("nan_target", lambda c: c.assign(oh_p50=np.nan), None, [], "has no numeric values"),
-    ("missing_target", None, None, ["--target", "gas_temperature"], "'gas_temperature' is not in the catalog"),
-    ("mixed_sizes", None, _odd_size_image, [], "image is 20x20 pixels, expected 16x16"),
-    ("bad_epochs", None, None, ["--recipe", "onecycle", "--epochs", "-2"], "epochs must be >= 1"),
-    ("paper_epochs", None, None, ["--epochs", "3"], "paper recipe's length"),
-    ("crop_too_small", None, None, ["--crop", "4"], "crop must be at least 8 pixels"),
-    ("crop_too_big", None, None, ["--crop", "24"], "smaller than --crop 24"),
-])
+@pytest.mark.parametrize(
+    "name, edit_catalog, edit_images, extra, message",
+    [
+        ("no_train", lambda c: c.assign(split="test"), None, [], "no rows with split 'train'"),
+        (
+            "no_valid",
+            lambda c: c.assign(split=np.where(np.arange(len(c)) < 8, "test", "train")),
+            None,
+            ["--valid-fraction", "0"],
+            "no rows with split 'valid'",
+        ),
+        ("nan_target", lambda c: c.assign(oh_p50=np.nan), None, [], "has no numeric values"),
+        ("missing_target", None, None, ["--target", "gas_temperature"], "'gas_temperature' is not in the catalog"),
+        ("mixed_sizes", None, _odd_size_image, [], "image is 20x20 pixels, expected 16x16"),
+        ("bad_epochs", None, None, ["--recipe", "onecycle", "--epochs", "-2"], "epochs must be >= 1"),
+        ("paper_epochs", None, None, ["--epochs", "3"], "paper recipe's length"),
+        ("crop_too_small", None, None, ["--crop", "4"], "crop must be at least 8 pixels"),
+        ("crop_too_big", None, None, ["--crop", "24"], "smaller than --crop 24"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, name, edit_catalog, edit_images, extra, message):
     ds = _write_variant(tiny, tmp_path, name, edit_catalog, edit_images) if (edit_catalog or edit_images) else tiny
     run = tmp_path / f"run_{name}"
-    code, _, err = _cli(capsys, ds, "--out", run, "--arch", "resnet18", "--weights", "none",
-                        "--batch-size", "8", "--no-progress", *extra)
+    code, _, err = _cli(
+        capsys,
+        ds,
+        "--out",
+        run,
+        "--arch",
+        "resnet18",
+        "--weights",
+        "none",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        *extra,
+    )
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("galmet train: error:")
     assert message in err
@@ -260,7 +296,8 @@ def test_unreadable_checkpoint_and_missing_cuda(tiny, tmp_path, capsys):
 
 def test_background_checkpoint_writer_snapshots_state(tmp_path):
     from galmet.layout import HISTORY as HISTORY_NAME
-    from galmet.training.checkpoint import CheckpointWriter as _Writer, cpu_copy as _cpu_copy
+    from galmet.training.checkpoint import CheckpointWriter as _Writer
+    from galmet.training.checkpoint import cpu_copy as _cpu_copy
 
     w = torch.zeros(3)
     writer = _Writer(tmp_path, background=True)  # the CUDA path, exercised on the CPU

@@ -116,8 +116,10 @@ def _one_objid(v: Any, i: int, where: str, column: str) -> int:
         if float(v) != int(v):
             raise bad("is not an integer")
         if abs(v) > _FLOAT_EXACT:
-            raise bad("is stored as a floating-point number, which has lost its last digits; "
-                      "write objIDs as integers (or text) in the file")
+            raise bad(
+                "is stored as a floating-point number, which has lost its last digits; "
+                "write objIDs as integers (or text) in the file"
+            )
         n = int(v)
     else:
         text = str(v).strip()

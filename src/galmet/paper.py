@@ -18,7 +18,14 @@ PAPER_MZR_SCATTER = 0.12
 #: Tremonti et al. (2004) +-1 sigma scatter of the empirical MZR, dex (about).
 TREMONTI_SIGMA = 0.10
 #: Paper's data set sizes.
-PAPER_SIZES = {"catalog": 142_182, "test": 25_000, "images": 116_429, "train": 76_711, "valid": 19_192, "test_images": 20_466}
+PAPER_SIZES = {
+    "catalog": 142_182,
+    "test": 25_000,
+    "images": 116_429,
+    "train": 76_711,
+    "valid": 19_192,
+    "test_images": 20_466,
+}
 
 
 def tremonti_mzr(log_mass):

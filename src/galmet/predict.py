@@ -17,6 +17,7 @@ z, ra, dec
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import pandas as pd
 
@@ -29,8 +30,14 @@ from galmet.sdss.skyserver import DEFAULT_SCALE, SkyServerClient
 log = logging.getLogger(__name__)
 
 
-def predict_dataset(model: GalmetModel, dataset: Dataset, tta: bool = True, batch_size: int = 256,
-                    device: str = "auto", progress: bool | None = None) -> pd.DataFrame:
+def predict_dataset(
+    model: GalmetModel,
+    dataset: Dataset,
+    tta: bool = True,
+    batch_size: int = 256,
+    device: str = "auto",
+    progress: bool | None = None,
+) -> pd.DataFrame:
     """Predict every image of ``dataset`` with ``model``; return the predictions table (see module doc).
 
     Parameters
@@ -50,23 +57,28 @@ def predict_dataset(model: GalmetModel, dataset: Dataset, tta: bool = True, batc
     size = model.image_size
     if size is not None and dataset.image_size != size:
         which = f"the model {model.path}" if model.path else "the model"
-        raise DataError(f"{dataset.root}: images are {dataset.image_size}x{dataset.image_size} pixels, "
-                        f"{which} expects {size}x{size}")
-    pred, std = model.predict(dataset.images(), tta=tta, batch_size=batch_size, device=device,
-                              return_std=True, progress=progress)
+        raise DataError(
+            f"{dataset.root}: images are {dataset.image_size}x{dataset.image_size} pixels, "
+            f"{which} expects {size}x{size}"
+        )
+    pred, std = model.predict(
+        dataset.images(), tta=tta, batch_size=batch_size, device=device, return_std=True, progress=progress
+    )
     return predictions_table(dataset, model.targets, pred, std, with_split=find_catalog(dataset.root) is not None)
 
 
-def predictions_table(dataset: Dataset, targets: list[str], pred: np.ndarray, std: np.ndarray,
-                      with_split: bool = True) -> pd.DataFrame:
+def predictions_table(
+    dataset: Dataset, targets: list[str], pred: np.ndarray, std: np.ndarray, with_split: bool = True
+) -> pd.DataFrame:
     """Assemble the predictions table from (N,) or (N, T) predictions and their spread."""
     cat = dataset.catalog
     out = pd.DataFrame(index=range(len(cat)))
     if OBJID in cat.columns:
         out[OBJID] = cat[OBJID].to_numpy(dtype=np.int64)
     else:
-        out[FILE] = [str(p.relative_to(dataset.root)) if p.is_relative_to(dataset.root) else str(p)
-                     for p in dataset.paths]
+        out[FILE] = [
+            str(p.relative_to(dataset.root)) if p.is_relative_to(dataset.root) else str(p) for p in dataset.paths
+        ]
     if with_split and SPLIT in cat.columns:
         out[SPLIT] = cat[SPLIT].astype(str).to_numpy()
     return _add_predictions(out, cat, targets, pred, std)
@@ -87,10 +99,19 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
     return out
 
 
-def predict_positions(model: GalmetModel, positions: pd.DataFrame, *, scale: float = DEFAULT_SCALE,
-                      client: SkyServerClient | None = None, skip_bad: bool = False, tta: bool = True,
-                      batch_size: int = 256, device: str = "auto", where: str = "positions",
-                      progress: bool | None = None) -> pd.DataFrame:
+def predict_positions(
+    model: GalmetModel,
+    positions: pd.DataFrame,
+    *,
+    scale: float = DEFAULT_SCALE,
+    client: SkyServerClient | None = None,
+    skip_bad: bool = False,
+    tta: bool = True,
+    batch_size: int = 256,
+    device: str = "auto",
+    where: str = "positions",
+    progress: bool | None = None,
+) -> pd.DataFrame:
     """Fetch the SDSS cutout at every ra/dec of ``positions`` and predict it.
 
     Parameters

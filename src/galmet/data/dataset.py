@@ -15,13 +15,13 @@ files in sorted order, with a ``file`` column and ``objID`` taken from numeric f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,6 @@ from galmet.io.tables import read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -76,9 +75,11 @@ class Dataset:
         splits = self.catalog["split"].value_counts().to_dict() if "split" in self.catalog.columns else {}
         parts = ", ".join(f"{s}={int(splits[s])}" for s in ("train", "valid", "test") if s in splits)
         images = "loaded" if self.has_images else "not loaded"
-        return (f"Dataset({str(self.root)!r}, n={len(self)}, image_size={self.image_size}"
-                f"{', ' + parts if parts else ''}, images {images}"
-                f"{f', skipped={len(self.skipped)}' if self.skipped else ''})")
+        return (
+            f"Dataset({str(self.root)!r}, n={len(self)}, image_size={self.image_size}"
+            f"{', ' + parts if parts else ''}, images {images}"
+            f"{f', skipped={len(self.skipped)}' if self.skipped else ''})"
+        )
 
     @property
     def has_images(self) -> bool:
@@ -98,10 +99,17 @@ class Dataset:
     def with_images(self, images: np.ndarray) -> Dataset:
         """The same rows with other images, uint8 (N, S, S, 3) in row order (e.g. re-binned ones)."""
         images = np.asarray(images)
-        if images.ndim != 4 or images.shape[0] != len(self) or images.shape[1] != images.shape[2] \
-                or images.shape[3] != 3 or images.dtype != np.uint8:
-            raise DataError(f"{self.root}: replacement images must be uint8 ({len(self)}, S, S, 3), "
-                            f"got {images.dtype} {images.shape}")
+        if (
+            images.ndim != 4
+            or images.shape[0] != len(self)
+            or images.shape[1] != images.shape[2]
+            or images.shape[3] != 3
+            or images.dtype != np.uint8
+        ):
+            raise DataError(
+                f"{self.root}: replacement images must be uint8 ({len(self)}, S, S, 3), "
+                f"got {images.dtype} {images.shape}"
+            )
         return dataclasses.replace(self, _images=images, image_size=int(images.shape[1]), cache_path=None)
 
     def split_indices(self, split: str | Sequence[str]) -> np.ndarray:
@@ -109,7 +117,7 @@ class Dataset:
         wanted = [split] if isinstance(split, str) else list(split)
         return np.flatnonzero(self.catalog["split"].isin(wanted).to_numpy())
 
-    def subset(self, rows: np.ndarray | str | Sequence[str]) -> "Dataset":
+    def subset(self, rows: np.ndarray | str | Sequence[str]) -> Dataset:
         """A new Dataset with the given row indices, or the rows of the given split(s)."""
         if isinstance(rows, str) or (len(rows) and isinstance(rows[0], str)):
             rows = self.split_indices([str(r) for r in ([rows] if isinstance(rows, str) else rows)])
@@ -145,7 +153,9 @@ def check_target_columns(catalog: pd.DataFrame, columns: Iterable[str], where: P
     """Raise DataError if a target column is missing, non-numeric or entirely NaN."""
     for col in columns:
         if col not in catalog.columns:
-            raise DataError(f"{where}: target column {col!r} is not in the catalog (columns: {', '.join(map(str, catalog.columns))})")
+            raise DataError(
+                f"{where}: target column {col!r} is not in the catalog (columns: {', '.join(map(str, catalog.columns))})"
+            )
         values = pd.to_numeric(catalog[col], errors="coerce")
         if values.isna().all():
             raise DataError(f"{where}: target column {col!r} has no numeric values")
@@ -237,12 +247,19 @@ def load_dataset(
                 problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
     problems = _settle(problems, on_error)
     if known_failures:
-        log.info("%s: %d galaxies have no image because their download failed (see manifest.parquet)",
-                 root, len(known_failures))
+        log.info(
+            "%s: %d galaxies have no image because their download failed (see manifest.parquet)",
+            root,
+            len(known_failures),
+        )
         problems.update(known_failures)
 
     keep = np.array([i for i in range(len(catalog)) if i not in problems], dtype=np.int64)
-    catalog, paths, names = catalog.iloc[keep].reset_index(drop=True), [paths[i] for i in keep], [names[i] for i in keep]
+    catalog, paths, names = (
+        catalog.iloc[keep].reset_index(drop=True),
+        [paths[i] for i in keep],
+        [names[i] for i in keep],
+    )
     if len(catalog) == 0:
         raise DataError(f"{root}: no usable images" + (f" ({len(problems)} bad rows skipped)" if problems else ""))
     catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed)
@@ -251,8 +268,7 @@ def load_dataset(
 
     if size is None:
         size = _first_image_size(root, paths, names, on_error)
-    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size),
-                 skipped=sorted(problems.values()))
+    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=sorted(problems.values()))
     if load_images:
         ds = _attach_images(ds, names, on_error, cache, progress)
     if ds.skipped:

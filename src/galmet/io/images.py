@@ -47,9 +47,7 @@ def decode_image(data: bytes, expected_size: int | None = None, where: str = "im
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data
         raise DataError(f"{where}: cannot decode image ({type(exc).__name__}: {exc})") from exc
     if expected_size is not None and size != (expected_size, expected_size):
-        raise DataError(
-            f"{where}: image is {size[0]}x{size[1]} pixels, expected {expected_size}x{expected_size}"
-        )
+        raise DataError(f"{where}: image is {size[0]}x{size[1]} pixels, expected {expected_size}x{expected_size}")
     return arr
 
 

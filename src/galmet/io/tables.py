@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from galmet.io.atomic import atomic_path
 from galmet.errors import DataError
+from galmet.io.atomic import atomic_path
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".fits", ".fit", ".fits.gz")
 

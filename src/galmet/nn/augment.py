@@ -53,8 +53,8 @@ def center_crop(x, size: int | None):
         raise ValueError(f"cannot crop {size}x{size} pixels out of {h}x{h} images")
     lo = (h - size) // 2
     if nhwc:
-        return x[:, lo:lo + size, lo:lo + size, :]
-    return x[:, :, lo:lo + size, lo:lo + size]
+        return x[:, lo : lo + size, lo : lo + size, :]
+    return x[:, :, lo : lo + size, lo : lo + size]
 
 
 def to_model_input(
@@ -185,8 +185,9 @@ def random_dihedral(
     return (out, index) if return_index else out
 
 
-def random_zoom(x: torch.Tensor, max_zoom: float, generator: torch.Generator | None = None,
-                p: float = ZOOM_PROBABILITY) -> torch.Tensor:
+def random_zoom(
+    x: torch.Tensor, max_zoom: float, generator: torch.Generator | None = None, p: float = ZOOM_PROBABILITY
+) -> torch.Tensor:
     """fastai's ``RandomScale`` + ``RandomCrop`` on a float batch (N, C, H, W), on its device.
 
     Each image is, with probability ``p``, magnified by a factor uniform in [1, max_zoom]

@@ -33,7 +33,6 @@ from galmet.nn.weights import safe_load
 BUNDLE_VERSION = 2
 
 
-
 def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     """Write a model bundle (one file, atomically) that :func:`load_model` reads back.
 
@@ -110,16 +109,23 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     """
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
     if sum(len(m.nets) for m in models) < 2:
-        raise ConfigError(f"{path}: an ensemble needs at least 2 member networks, got "
-                          f"{sum(len(m.nets) for m in models)}")
+        raise ConfigError(
+            f"{path}: an ensemble needs at least 2 member networks, got {sum(len(m.nets) for m in models)}"
+        )
     first = models[0]
     out: dict[str, Any] = {k: first.meta.get(k) for k in _SHARED_META}
     for m in models:
         for k in _SHARED_META:
             if m.meta.get(k) != out[k]:
                 raise ConfigError(f"{m.path}: its {k} ({m.meta.get(k)!r}) differs from {first.path}'s ({out[k]!r})")
-    out.update({"head": HEAD_DESCRIPTION, "galmet_version": __version__, "recipe": first.meta.get("recipe"),
-                "config": first.meta.get("config")})
+    out.update(
+        {
+            "head": HEAD_DESCRIPTION,
+            "galmet_version": __version__,
+            "recipe": first.meta.get("recipe"),
+            "config": first.meta.get("config"),
+        }
+    )
     out.update(meta or {})
     out["members"], states = [], []
     for m in models:
@@ -145,7 +151,9 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
     path = Path(path)
     if path.is_dir():
         if not (path / BUNDLE).is_file():
-            raise ConfigError(f"{path}: directory holds no {BUNDLE} (an unfinished training run?); give the bundle file")
+            raise ConfigError(
+                f"{path}: directory holds no {BUNDLE} (an unfinished training run?); give the bundle file"
+            )
         path = path / BUNDLE
     if not path.exists():
         raise ConfigError(f"{path}: no such model bundle")
@@ -156,15 +164,23 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
     if not isinstance(version, int) or version < 1:
         raise ConfigError(f"{path}: bad bundle_version {version!r}")
     if version > BUNDLE_VERSION:
-        raise ConfigError(f"{path}: bundle version {version} is newer than this galmet reads ({BUNDLE_VERSION}); upgrade galmet")
+        raise ConfigError(
+            f"{path}: bundle version {version} is newer than this galmet reads ({BUNDLE_VERSION}); upgrade galmet"
+        )
     meta = obj.get("meta")
     states = obj.get("state_dicts") if "state_dicts" in obj else [obj.get("state_dict")]
-    if not isinstance(meta, dict) or not isinstance(states, list) or not states \
-            or not all(isinstance(s, dict) for s in states):
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(states, list)
+        or not states
+        or not all(isinstance(s, dict) for s in states)
+    ):
         raise ConfigError(f"{path}: galmet bundle lacks its meta or state_dict")
     if "state_dicts" in obj and (not isinstance(meta.get("members"), list) or len(meta["members"]) != len(states)):
-        raise ConfigError(f"{path}: ensemble bundle lists {len(meta.get('members') or [])} members "
-                          f"but holds {len(states)} weight sets")
+        raise ConfigError(
+            f"{path}: ensemble bundle lists {len(meta.get('members') or [])} members "
+            f"but holds {len(states)} weight sets"
+        )
     arch = meta.get("arch")
     if arch not in ARCHS:
         raise ConfigError(f"{path}: unknown architecture {arch!r} in bundle (this galmet knows {', '.join(ARCHS)})")
@@ -177,11 +193,12 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
         net = build_model(arch, n_targets, "none")
         expected = net.state_dict()
         if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-            bad = sorted(set(state) ^ set(expected)) or [k for k, v in expected.items()
-                                                         if tuple(state[k].shape) != tuple(v.shape)]
-            raise ConfigError(f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})")
+            bad = sorted(set(state) ^ set(expected)) or [
+                k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)
+            ]
+            raise ConfigError(
+                f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})"
+            )
         net.load_state_dict(state)
         nets.append(net.eval())
     return GalmetModel(nets, meta, path).to(device)
-
-

@@ -41,4 +41,3 @@ def to_device(batch, dev: torch.device) -> torch.Tensor:
     if not batch.flags.writeable:  # a read-only memmap slice: torch wants memory it may own
         batch = batch.copy()
     return torch.from_numpy(batch)
-

@@ -15,6 +15,7 @@ from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, dihedral
 from galmet.nn.device import resolve_device, to_channels_last, to_device
 from galmet.nn.net import GalmetNet
 
+
 class GalmetModel:
     """A trained network (or an ensemble of them) with everything needed to use it: targets,
     normalisation, image size, crop.
@@ -37,8 +38,10 @@ class GalmetModel:
 
     def __repr__(self) -> str:
         members = f", members={len(self.nets)}" if len(self.nets) > 1 else ""
-        return (f"GalmetModel({self.arch}, targets={self.targets}, image_size={self.image_size}, "
-                f"crop={self.crop}{members}, path={self.path})")
+        return (
+            f"GalmetModel({self.arch}, targets={self.targets}, image_size={self.image_size}, "
+            f"crop={self.crop}{members}, path={self.path})"
+        )
 
     @property
     def net(self) -> GalmetNet:
@@ -49,8 +52,13 @@ class GalmetModel:
         """(target_scale, target_shift) of each member: prediction = raw output * scale + shift."""
         t = len(self.targets)
         metas = self.meta["members"] if "members" in self.meta else [self.meta]
-        return [(np.asarray(m.get("target_scale") or [1.0] * t, dtype=np.float64),
-                 np.asarray(m.get("target_shift") or [0.0] * t, dtype=np.float64)) for m in metas]
+        return [
+            (
+                np.asarray(m.get("target_scale") or [1.0] * t, dtype=np.float64),
+                np.asarray(m.get("target_shift") or [0.0] * t, dtype=np.float64),
+            )
+            for m in metas
+        ]
 
     @property
     def arch(self) -> str:
@@ -71,7 +79,7 @@ class GalmetModel:
         crop = self.meta.get("crop")
         return None if crop is None else int(crop)
 
-    def to(self, device: str | torch.device) -> "GalmetModel":
+    def to(self, device: str | torch.device) -> GalmetModel:
         for net in self.nets:
             net.to(resolve_device(device))
         return self
@@ -91,8 +99,15 @@ class GalmetModel:
             want = f"(N, {s}, {s}, 3)" if s is not None else "(N, H, W, 3)"
             raise DataError(f"{where}: images have shape {shape}, this model expects {want}")
 
-    def predict(self, images, tta: bool = True, batch_size: int = 256, device: str = "auto",
-                return_std: bool = False, progress: bool | None = None):
+    def predict(
+        self,
+        images,
+        tta: bool = True,
+        batch_size: int = 256,
+        device: str = "auto",
+        return_std: bool = False,
+        progress: bool | None = None,
+    ):
         """Predict the targets of uint8 images.
 
         Parameters
@@ -140,20 +155,18 @@ class GalmetModel:
             starts = tqdm(starts, desc="predicting", unit="batch")
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             for start in starts:
-                xb = to_device(images[start:start + batch_size], dev)
+                xb = to_device(images[start : start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
                 outputs = []
                 for net, (scale, shift) in zip(nets, scaling):
                     raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
                     outputs += [r.double() * scale + shift for r in raw]
                 views = torch.stack(outputs)  # (members x views, B, T), target units
-                mean_out[start:start + len(x)] = views.mean(0)
+                mean_out[start : start + len(x)] = views.mean(0)
                 if len(views) > 1:
-                    std_out[start:start + len(x)] = views.std(0, correction=0)
+                    std_out[start : start + len(x)] = views.std(0, correction=0)
         pred = mean_out.cpu().numpy()
         std = std_out.cpu().numpy()
         if t == 1:
             pred, std = pred[:, 0], std[:, 0]
         return (pred, std) if return_std else pred
-
-

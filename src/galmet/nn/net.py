@@ -95,7 +95,7 @@ class GalmetNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
-    def train(self, mode: bool = True) -> "GalmetNet":
+    def train(self, mode: bool = True) -> GalmetNet:
         super().train(mode)
         if mode and self.body_frozen:
             for m in self.body.modules():

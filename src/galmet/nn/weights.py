@@ -21,6 +21,7 @@ from galmet.columns import ARCHS
 from galmet.errors import ConfigError, one_line
 from galmet.layout import BUNDLE_FORMAT
 
+
 def imagenet_cache_file(arch: str) -> tuple[str, Path]:
     """(download URL, torch hub cache path) of torchvision's IMAGENET1K_V1 weights for ``arch``."""
     import torchvision
@@ -41,8 +42,10 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
     import torchvision
 
     url, cached = imagenet_cache_file(arch)
-    how = (f"download {url} into {cached} (or set TORCH_HOME), or pass --weights PATH to a local "
-           f"state dict, or --weights none")
+    how = (
+        f"download {url} into {cached} (or set TORCH_HOME), or pass --weights PATH to a local "
+        f"state dict, or --weights none"
+    )
     if not cached.is_file() and os.environ.get("GALMET_OFFLINE"):
         raise ConfigError(f"ImageNet weights for {arch} are not in the torch cache and GALMET_OFFLINE is set: {how}")
     weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
@@ -77,7 +80,7 @@ def local_body_state(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ConfigError(f"{path}: not a state dict (expected a torchvision ResNet state dict or a galmet bundle)")
     if any(k.startswith("body.") for k in obj):
-        return {k[len("body."):]: v for k, v in obj.items() if k.startswith("body.")}
+        return {k[len("body.") :]: v for k, v in obj.items() if k.startswith("body.")}
     return dict(obj)
 
 
@@ -90,12 +93,14 @@ def load_body_state(body: nn.Module, arch: str, state: dict[str, torch.Tensor], 
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
         what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise ConfigError(f"{source}: weights do not fit a {arch} body ({what}; "
-                          f"{len(missing)} missing, {len(unexpected)} unexpected keys)")
+        raise ConfigError(
+            f"{source}: weights do not fit a {arch} body ({what}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected keys)"
+        )
     for k, v in expected.items():
         if tuple(state[k].shape) != tuple(v.shape):
-            raise ConfigError(f"{source}: weights do not fit a {arch} body "
-                              f"({k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)})")
+            raise ConfigError(
+                f"{source}: weights do not fit a {arch} body "
+                f"({k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)})"
+            )
     return state
-
-

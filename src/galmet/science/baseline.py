@@ -126,8 +126,10 @@ def random_forest_baseline(
         i = fit[np.flatnonzero(~np.isfinite(y[fit]))[0]]
         raise DataError(f"{where}: row {i}: label {target} is NaN")
     rf = RandomForestRegressor(
-        n_estimators=config.n_estimators, min_samples_leaf=config.min_samples_leaf,
-        random_state=config.seed, n_jobs=config.n_jobs,
+        n_estimators=config.n_estimators,
+        min_samples_leaf=config.min_samples_leaf,
+        random_state=config.seed,
+        n_jobs=config.n_jobs,
     )
     t0 = time.perf_counter()
     rf.fit(X[fit], y[fit])

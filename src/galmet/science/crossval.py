@@ -43,7 +43,6 @@ from galmet.training.loop import train
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class CVResult:
     """What :func:`cross_validate` returns.
@@ -90,8 +89,16 @@ def _check_cv_dir(run: Path, resume: bool, overwrite: bool) -> None:
         raise ConfigError(f"{run}: is not empty; use --resume to continue a cross-validation run there or --overwrite")
 
 
-def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | None = None,
-                   resume: bool = False, overwrite: bool = False, tta: bool = True) -> CVResult:
+def cross_validate(
+    dataset,
+    out_dir,
+    config,
+    folds: int = 5,
+    fold_seed: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    tta: bool = True,
+) -> CVResult:
     """Train ``folds`` models on a dataset's train/valid rows, one per held-out fold; see module doc.
 
     Parameters
@@ -124,17 +131,27 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
     run = Path(out_dir)
     _check_cv_dir(run, resume, overwrite)
     fold_seed = config.split_seed if fold_seed is None else fold_seed
-    ds = as_dataset(dataset, targets=config.targets, on_error="skip" if config.skip_bad else "raise",
-                    size=config.size, valid_fraction=0.0)
+    ds = as_dataset(
+        dataset,
+        targets=config.targets,
+        on_error="skip" if config.skip_bad else "raise",
+        size=config.size,
+        valid_fraction=0.0,
+    )
     pool = ds.split_indices(["train", "valid"])
     fold_of_pool = assign_folds(len(pool), folds, fold_seed)
     table = pd.DataFrame({"name": np.asarray(ds.names, dtype=object)[pool], "fold": fold_of_pool})
     folds_file = run / FOLDS
     if resume:
         saved = pd.read_csv(folds_file, dtype={"name": str})
-        if saved["name"].tolist() != table["name"].astype(str).tolist() or saved["fold"].tolist() != table["fold"].tolist():
-            raise ConfigError(f"{folds_file}: the dataset or --folds/--split-seed differ from the run being resumed; "
-                              f"use --overwrite to start again")
+        if (
+            saved["name"].tolist() != table["name"].astype(str).tolist()
+            or saved["fold"].tolist() != table["fold"].tolist()
+        ):
+            raise ConfigError(
+                f"{folds_file}: the dataset or --folds/--split-seed differ from the run being resumed; "
+                f"use --overwrite to start again"
+            )
     run.mkdir(parents=True, exist_ok=True)
     if overwrite and not resume:
         for name in (FOLDS, OOF, CV_SCORES, BUNDLE):
@@ -149,8 +166,13 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
         ds_k = dataclasses.replace(ds, catalog=cat)
         t0 = time.perf_counter()
         resume_k = resume and (fold_run / CHECKPOINT).is_file()
-        log.info("fold %d/%d: training on %d rows, validating on %d", k + 1, folds,
-                 int(np.sum(fold_of_pool != k)), int(np.sum(fold_of_pool == k)))
+        log.info(
+            "fold %d/%d: training on %d rows, validating on %d",
+            k + 1,
+            folds,
+            int(np.sum(fold_of_pool != k)),
+            int(np.sum(fold_of_pool == k)),
+        )
         train(ds_k, fold_run, config, resume=resume_k, overwrite=not resume_k)
         model = load_model(fold_run / BUNDLE)
         held = ds_k.subset(pool[fold_of_pool == k])
@@ -161,20 +183,26 @@ def cross_validate(dataset, out_dir, config, folds: int = 5, fold_seed: int | No
         first = config.targets[0]
         if first in pred.columns:
             m = regression_metrics(pred[first].to_numpy(), pred[f"{first}_pred"].to_numpy())
-            log.info("fold %d/%d: held-out RMSE %.4f (%s), %.0f s", k + 1, folds, m["rmse"], first,
-                     time.perf_counter() - t0)
+            log.info(
+                "fold %d/%d: held-out RMSE %.4f (%s), %.0f s", k + 1, folds, m["rmse"], first, time.perf_counter() - t0
+            )
 
     oof = pd.concat(parts, ignore_index=True)
     scores: dict[str, Any] = {"folds": folds, "fold_seed": fold_seed, "n": len(oof), "tta": tta, "targets": {}}
     for t in config.targets:
         m = regression_metrics(oof[t].to_numpy(), oof[f"{t}_pred"].to_numpy())
         per_fold = [rmse(residuals(g[t], g[f"{t}_pred"])) for _, g in oof.groupby("fold")]
-        scores["targets"][t] = {"rmse": m["rmse"], "nmad": m["nmad"], "bias": m["bias"],
-                                "rmse_per_fold": per_fold,
-                                "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds))}
+        scores["targets"][t] = {
+            "rmse": m["rmse"],
+            "nmad": m["nmad"],
+            "bias": m["bias"],
+            "rmse_per_fold": per_fold,
+            "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds)),
+        }
     scores["config"] = config.to_dict()
     write_table(oof, run / OOF)
     atomic_write_text(run / CV_SCORES, json.dumps(scores, indent=1) + "\n")
-    bundle = save_ensemble(run / BUNDLE, members, meta={"cross_validation": {
-        k: scores[k] for k in ("folds", "fold_seed", "n", "targets")}})
+    bundle = save_ensemble(
+        run / BUNDLE, members, meta={"cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")}}
+    )
     return CVResult(run_dir=run, bundle_path=bundle, oof=oof, scores=scores)

@@ -40,7 +40,9 @@ def _values(x, name: str = "values") -> np.ndarray:
         raise DataError(f"{name}: no values to compute a metric on (empty input)")
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise DataError(f"{name}: {int(bad.sum())} of {arr.size} values are NaN or infinite (first at index {int(np.flatnonzero(bad)[0])})")
+        raise DataError(
+            f"{name}: {int(bad.sum())} of {arr.size} values are NaN or infinite (first at index {int(np.flatnonzero(bad)[0])})"
+        )
     return arr
 
 
@@ -172,7 +174,9 @@ def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
     sel = df[df["split"].astype(str) == split]
     if len(sel) == 0:
         have = sorted(df["split"].astype(str).unique())
-        raise DataError(f"predictions table has no rows with split {split!r} (splits present: {', '.join(have)}); use --split all")
+        raise DataError(
+            f"predictions table has no rows with split {split!r} (splits present: {', '.join(have)}); use --split all"
+        )
     return sel.reset_index(drop=True)
 
 
@@ -188,8 +192,20 @@ def format_metrics_table(summary: dict) -> str:
         ("outlier fraction", f"{100 * summary['outlier_fraction']:.2f}%", ""),
     ]
     if "frac_true_above_9.1" in summary:
-        rows.append(("Z_true > 9.1", f"{100 * summary['frac_true_above_9.1']:.1f}%", _fmt_paper(paper.get("frac_true_above_9.1"), "{:.1%}")))
-        rows.append(("Z_pred > 9.1", f"{100 * summary['frac_pred_above_9.1']:.1f}%", _fmt_paper(paper.get("frac_pred_above_9.1"), "{:.1%}")))
+        rows.append(
+            (
+                "Z_true > 9.1",
+                f"{100 * summary['frac_true_above_9.1']:.1f}%",
+                _fmt_paper(paper.get("frac_true_above_9.1"), "{:.1%}"),
+            )
+        )
+        rows.append(
+            (
+                "Z_pred > 9.1",
+                f"{100 * summary['frac_pred_above_9.1']:.1f}%",
+                _fmt_paper(paper.get("frac_pred_above_9.1"), "{:.1%}"),
+            )
+        )
     head = f"{summary['target']} on split {summary['split']}"
     has_paper = bool(paper)
     lines = [head, f"{'metric':<20}{'galmet':>12}" + (f"{'paper':>12}" if has_paper else "")]

@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 from galmet.errors import DataError
+from galmet.paper import PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA, tremonti_mzr
 from galmet.science.metrics import regression_metrics, select_split
-from galmet.paper import (PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA,
-                                  tremonti_mzr)
 from galmet.science.predictions import join_dataset, load_predictions
 from galmet.science.stats import STATISTICS, binned_statistics, fixed_width_bins
 
@@ -56,8 +55,13 @@ def mzr_bins(log_mass, z, bin_width: float = 0.2, min_count: int = 10) -> pd.Dat
     m = np.asarray(log_mass, dtype=float)
     edges = fixed_width_bins(m, bin_width)
     # rmse here is the scatter about the bin median, not about zero; the rest are the shared ones
-    stats = {"median": STATISTICS["median"], "rmse": _rms_about_median, "nmad": STATISTICS["nmad"],
-             "p16": STATISTICS["p16"], "p84": STATISTICS["p84"]}
+    stats = {
+        "median": STATISTICS["median"],
+        "rmse": _rms_about_median,
+        "nmad": STATISTICS["nmad"],
+        "p16": STATISTICS["p16"],
+        "p84": STATISTICS["p84"],
+    }
     tab = binned_statistics(m, z, edges, stats, min_count)
     tab["tremonti"] = tremonti_mzr(tab["center"].to_numpy())
     tab["offset"] = tab["median"] - tab["tremonti"]
@@ -108,8 +112,9 @@ def join_mass_metallicity(metallicity, mass, dataset=None, split: str | None = "
     return joined
 
 
-def mzr_analysis(metallicity, mass, dataset=None, split: str | None = "test", bin_width: float = 0.2,
-                 min_count: int = 10) -> dict:
+def mzr_analysis(
+    metallicity, mass, dataset=None, split: str | None = "test", bin_width: float = 0.2, min_count: int = 10
+) -> dict:
     """All numbers of Figures 5 and 6.
 
     Returns

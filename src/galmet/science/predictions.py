@@ -37,7 +37,9 @@ def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
         return preds[0]
     if not preds:
         raise DataError(f"{where}: no <target>_pred column (columns: {', '.join(map(str, df.columns))})")
-    raise DataError(f"{where}: several prediction columns ({', '.join(p + '_pred' for p in preds)}); choose one with --target")
+    raise DataError(
+        f"{where}: several prediction columns ({', '.join(p + '_pred' for p in preds)}); choose one with --target"
+    )
 
 
 def _dataset_catalog(dataset) -> tuple[pd.DataFrame, str]:
@@ -110,6 +112,10 @@ def load_predictions(
     if dataset is not None:
         df = join_dataset(df, dataset)
     if target not in df.columns or df[target].isna().all():
-        hint = "; pass --dataset DATASET to join it by objID" if dataset is None else f" and the dataset has no {target!r} for these objIDs"
+        hint = (
+            "; pass --dataset DATASET to join it by objID"
+            if dataset is None
+            else f" and the dataset has no {target!r} for these objIDs"
+        )
         raise DataError(f"{where}: no truth column {target!r}{hint}")
     return df, target

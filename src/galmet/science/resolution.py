@@ -37,8 +37,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,12 +48,23 @@ from galmet.data.transforms import rebin
 from galmet.errors import ConfigError, DataError
 from galmet.io.tables import read_table
 from galmet.layout import RESOLUTION_META, RESOLUTION_TABLE
-from galmet.science.baseline import constant_baseline, ForestConfig, random_forest_baseline
+from galmet.science.baseline import ForestConfig, constant_baseline, random_forest_baseline
 from galmet.science.metrics import summarize
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["size", "input_size", "rmse", "nmad", "bias", "outlier_fraction", "n", "train_seconds", "valid_rmse", "run_dir"]
+COLUMNS = [
+    "size",
+    "input_size",
+    "rmse",
+    "nmad",
+    "bias",
+    "outlier_fraction",
+    "n",
+    "train_seconds",
+    "valid_rmse",
+    "run_dir",
+]
 #: Default smallest image side fed to the network (see the module docstring).
 MIN_INPUT = 32
 
@@ -71,7 +83,9 @@ def parse_sizes(text: str | Sequence[int], image_size: int | None = None) -> lis
     if image_size is not None:
         bad = [s for s in sizes if s > image_size or image_size % s]
         if bad:
-            raise ConfigError(f"size {bad[0]} does not divide the {image_size}-pixel images (block averaging needs whole blocks)")
+            raise ConfigError(
+                f"size {bad[0]} does not divide the {image_size}-pixel images (block averaging needs whole blocks)"
+            )
     return sorted(set(sizes), reverse=True)
 
 
@@ -144,8 +158,10 @@ def format_resolution(table: pd.DataFrame, meta: dict) -> str:
     """Plain-text table of a study with its baselines."""
     lines = [f"{'size':>6}{'input':>7}{'RMSE':>9}{'NMAD':>9}{'N':>7}{'train s':>9}"]
     for _, r in table.iterrows():
-        lines.append(f"{int(r['size']):>6}{int(r['input_size']):>7}{r['rmse']:>9.4f}{r['nmad']:>9.4f}"
-                     f"{int(r['n']):>7}{r['train_seconds']:>9.0f}")
+        lines.append(
+            f"{int(r['size']):>6}{int(r['input_size']):>7}{r['rmse']:>9.4f}{r['nmad']:>9.4f}"
+            f"{int(r['n']):>7}{r['train_seconds']:>9.0f}"
+        )
     if meta.get("rf_rmse") is not None:
         lines.append(f"random forest ({meta.get('bands', 'gri')}) RMSE {meta['rf_rmse']:.4f} dex (paper 0.130)")
     if meta.get("constant_rmse") is not None:

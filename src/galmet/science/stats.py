@@ -7,13 +7,14 @@ figures draw what these compute.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from galmet.errors import DataError
 from galmet.science.metrics import NMAD_SCALE, OUTLIER_DEX, OUTLIER_NMAD
+
 
 def fd_bin_width(x) -> float:
     """Freedman-Diaconis bin width 2 * IQR * n**(-1/3) of the finite values of ``x``.
@@ -45,7 +46,9 @@ def fd_bins(*arrays, max_bins: int = 200, range: tuple[float, float] | None = No
     if not any(a.size for a in finite):
         raise DataError("Freedman-Diaconis bins: no finite values")
     width = min(fd_bin_width(a) for a in finite if a.size)
-    lo, hi = range if range is not None else (min(a.min() for a in finite if a.size), max(a.max() for a in finite if a.size))
+    lo, hi = (
+        range if range is not None else (min(a.min() for a in finite if a.size), max(a.max() for a in finite if a.size))
+    )
     if hi <= lo:
         hi = lo + width
     n = int(np.clip(np.ceil((hi - lo) / width), 1, max_bins))
@@ -84,8 +87,11 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
     "rmse": lambda v: float(np.sqrt(np.mean(v**2))),
     "nmad": lambda v: float(NMAD_SCALE * np.median(np.abs(v - np.median(v)))),
     "bias": lambda v: float(np.median(v)),
-    "outlier_fraction": lambda v: float(np.mean((np.abs(v) > OUTLIER_NMAD * NMAD_SCALE * np.median(np.abs(v - np.median(v))))
-                                                & (np.abs(v) > OUTLIER_DEX))),
+    "outlier_fraction": lambda v: float(
+        np.mean(
+            (np.abs(v) > OUTLIER_NMAD * NMAD_SCALE * np.median(np.abs(v - np.median(v)))) & (np.abs(v) > OUTLIER_DEX)
+        )
+    ),
     "p16": _p16,
     "p84": _p84,
 }
@@ -235,8 +241,15 @@ def pred_vs_true_stats(z_true, z_pred, min_count: int = 10) -> pd.DataFrame:
 
 
 #: The rows of Figure 1 in order: which galaxies :func:`select_grid_rows` picks.
-GRID_CATEGORIES = ("lowest predicted", "highest predicted", "lowest true", "highest true",
-                   "most under-predicted", "most over-predicted", "random")
+GRID_CATEGORIES = (
+    "lowest predicted",
+    "highest predicted",
+    "lowest true",
+    "highest true",
+    "most under-predicted",
+    "most over-predicted",
+    "random",
+)
 
 
 def select_grid_rows(table: pd.DataFrame, target: str = "oh_p50", n: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
@@ -266,8 +279,14 @@ def select_grid_rows(table: pd.DataFrame, target: str = "oh_p50", n: int = 6, se
         raise DataError("image grid: no galaxies to show")
     n = min(n, len(t))
     d = p - t
-    sort_keys = {"lowest predicted": p, "highest predicted": -p, "lowest true": t, "highest true": -t,
-                 "most under-predicted": d, "most over-predicted": -d}
+    sort_keys = {
+        "lowest predicted": p,
+        "highest predicted": -p,
+        "lowest true": t,
+        "highest true": -t,
+        "most under-predicted": d,
+        "most over-predicted": -d,
+    }
     order = {name: np.argsort(key, kind="stable")[:n] for name, key in sort_keys.items()}
     order["random"] = np.sort(np.random.default_rng(seed).choice(len(t), n, replace=False))
     return order

@@ -31,8 +31,15 @@ log = logging.getLogger(__name__)
 BANDS = "ugriz"
 #: (SQL expression, output column) of every column the query returns.
 COLUMNS: list[tuple[str, str]] = (
-    [("g.objID", "objID"), ("s.specObjID", "specObjID"), ("g.ra", "ra"), ("g.dec", "dec"),
-     ("s.z", "z"), ("s.zErr", "zErr"), ("s.rChi2", "rChi2")]
+    [
+        ("g.objID", "objID"),
+        ("s.specObjID", "specObjID"),
+        ("g.ra", "ra"),
+        ("g.dec", "dec"),
+        ("s.z", "z"),
+        ("s.zErr", "zErr"),
+        ("s.rChi2", "rChi2"),
+    ]
     + [(f"g.modelMag_{b}", f"modelMag_{b}") for b in BANDS]
     + [(f"g.modelMagErr_{b}", f"modelMagErr_{b}") for b in BANDS]
     + [("g.petroMag_r", "petroMag_r"), ("g.petroR50_r", "petroR50_r"), ("g.petroR90_r", "petroR90_r")]
@@ -83,14 +90,21 @@ class Cuts:
 
     def terms(self) -> list[tuple[tuple[str, ...], str, float]]:
         """Each cut as (columns, operator, value); two columns mean their difference."""
-        t: list[tuple[tuple[str, ...], str, float]] = [(("rChi2",), "<", self.rchi2_max),
-                                                        (("oh_p50",), "<>", self.oh_missing)]
+        t: list[tuple[tuple[str, ...], str, float]] = [
+            (("rChi2",), "<", self.rchi2_max),
+            (("oh_p50",), "<>", self.oh_missing),
+        ]
         for b in BANDS:
             t += [((f"modelMag_{b}",), ">", self.mag_min), ((f"modelMag_{b}",), "<", self.mag_max)]
-        t += [(("modelMag_u", "modelMag_r"), ">", self.u_r_min), (("modelMag_u", "modelMag_r"), "<", self.u_r_max),
-              (("z",), ">", self.z_min),
-              (("zErr",), ">", self.zerr_min), (("zErr",), "<", self.zerr_max),
-              (("petroMag_r",), ">", self.petro_r_min), (("petroMag_r",), "<", self.petro_r_max)]
+        t += [
+            (("modelMag_u", "modelMag_r"), ">", self.u_r_min),
+            (("modelMag_u", "modelMag_r"), "<", self.u_r_max),
+            (("z",), ">", self.z_min),
+            (("zErr",), ">", self.zerr_min),
+            (("zErr",), "<", self.zerr_max),
+            (("petroMag_r",), ">", self.petro_r_min),
+            (("petroMag_r",), "<", self.petro_r_max),
+        ]
         return t
 
     def describe(self) -> list[str]:
@@ -134,9 +148,15 @@ def _label(i: int, chunks: int, band: tuple[float, float]) -> str:
     return f"chunk {i + 1}/{chunks} (ra {_num(band[0])}-{_num(band[1])} deg)"
 
 
-def query_catalog(client, cuts: Cuts = Cuts(), chunks: int = 36, limit: int | None = None,
-                  progress: bool = True, stop: threading.Event | None = None,
-                  cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def query_catalog(
+    client,
+    cuts: Cuts = Cuts(),
+    chunks: int = 36,
+    limit: int | None = None,
+    progress: bool = True,
+    stop: threading.Event | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Run the paper's query chunk by chunk on SkyServer and return the merged, typed catalog.
 
     Parameters
@@ -168,7 +188,11 @@ def query_catalog(client, cuts: Cuts = Cuts(), chunks: int = 36, limit: int | No
         for i, band in enumerate(bands):
             label = _label(i, chunks, band)
             sql = build_sql(cuts, band, None if limit is None else limit - n)
-            cached = None if cache_dir is None else Path(cache_dir) / f"{hashlib.sha1(sql.encode()).hexdigest()[:20]}.parquet"
+            cached = (
+                None
+                if cache_dir is None
+                else Path(cache_dir) / f"{hashlib.sha1(sql.encode()).hexdigest()[:20]}.parquet"
+            )
             if cached is not None and cached.is_file():
                 frame = pd.read_parquet(cached)
                 log.debug("%s: %d rows from %s", label, len(frame), cached)

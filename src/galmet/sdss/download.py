@@ -23,9 +23,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,15 @@ from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.tables import read_table, write_table
 from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
-from galmet.sdss.skyserver import (DEFAULT_BASE_URL, DEFAULT_SCALE, DEFAULT_SIZE, Interrupted, RetryPolicy,
-                              SkyServerClient, SkyServerError)
+from galmet.sdss.skyserver import (
+    DEFAULT_BASE_URL,
+    DEFAULT_SCALE,
+    DEFAULT_SIZE,
+    Interrupted,
+    RetryPolicy,
+    SkyServerClient,
+    SkyServerError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +141,10 @@ class DownloadSummary:
 
     def line(self) -> str:
         """One line for the terminal."""
-        text = (f"download: {self.ok} ok, {self.failed} failed, {self.skipped} skipped "
-                f"({self.present} already present, {self.failed_before} failed before)")
+        text = (
+            f"download: {self.ok} ok, {self.failed} failed, {self.skipped} skipped "
+            f"({self.present} already present, {self.failed_before} failed before)"
+        )
         if self.not_done:
             text += f", {self.not_done} not fetched yet"
         text += f"; {self.requests} requests in {self.seconds:.1f} s"
@@ -219,10 +228,16 @@ def load_manifest(path: Path) -> dict[int, ManifestRecord]:
     records = {}
     for i in range(n):
         rec = ManifestRecord(
-            objID=int(cols["objID"][i]), status=str(cols["status"][i]), attempts=int(cols["attempts"][i] or 0),
-            last_error=cols["last_error"][i] or "", permanent=bool(cols["permanent"][i] or False),
-            bytes=int(cols["bytes"][i] or 0), size=int(cols["size"][i] or 0), scale=float(cols["scale"][i] or 0),
-            updated=cols["updated"][i] or "")
+            objID=int(cols["objID"][i]),
+            status=str(cols["status"][i]),
+            attempts=int(cols["attempts"][i] or 0),
+            last_error=cols["last_error"][i] or "",
+            permanent=bool(cols["permanent"][i] or False),
+            bytes=int(cols["bytes"][i] or 0),
+            size=int(cols["size"][i] or 0),
+            scale=float(cols["scale"][i] or 0),
+            updated=cols["updated"][i] or "",
+        )
         records[rec.objID] = rec
     return records
 
@@ -230,17 +245,20 @@ def load_manifest(path: Path) -> dict[int, ManifestRecord]:
 def write_manifest(path: Path, records: dict[int, ManifestRecord]) -> None:
     """Write the manifest atomically, one row per objID, sorted by objID."""
     rows = [records[i] for i in sorted(records)]
-    df = pd.DataFrame({
-        "objID": np.array([r.objID for r in rows], dtype=np.int64),
-        "status": [r.status for r in rows],
-        "attempts": np.array([r.attempts for r in rows], dtype=np.int64),
-        "last_error": [r.last_error for r in rows],
-        "permanent": np.array([r.permanent for r in rows], dtype=bool),
-        "bytes": np.array([r.bytes for r in rows], dtype=np.int64),
-        "size": np.array([r.size for r in rows], dtype=np.int64),
-        "scale": np.array([r.scale for r in rows], dtype=np.float64),
-        "updated": [r.updated for r in rows],
-    }, columns=list(MANIFEST_COLUMNS))
+    df = pd.DataFrame(
+        {
+            "objID": np.array([r.objID for r in rows], dtype=np.int64),
+            "status": [r.status for r in rows],
+            "attempts": np.array([r.attempts for r in rows], dtype=np.int64),
+            "last_error": [r.last_error for r in rows],
+            "permanent": np.array([r.permanent for r in rows], dtype=bool),
+            "bytes": np.array([r.bytes for r in rows], dtype=np.int64),
+            "size": np.array([r.size for r in rows], dtype=np.int64),
+            "scale": np.array([r.scale for r in rows], dtype=np.float64),
+            "updated": [r.updated for r in rows],
+        },
+        columns=list(MANIFEST_COLUMNS),
+    )
     write_table(df, path)
 
 
@@ -293,8 +311,9 @@ def _scales(cat: pd.DataFrame, opts: DownloadOptions) -> np.ndarray:
     return 2.0 * r90 / SDSS_PIXEL / opts.size
 
 
-def download_cutouts(dataset: str | os.PathLike, opts: DownloadOptions | None = None,
-                     client: SkyServerClient | None = None) -> DownloadSummary:
+def download_cutouts(
+    dataset: str | os.PathLike, opts: DownloadOptions | None = None, client: SkyServerClient | None = None
+) -> DownloadSummary:
     """Fetch every missing cutout of ``dataset``; see the module docstring.
 
     Parameters
@@ -317,9 +336,12 @@ def download_cutouts(dataset: str | os.PathLike, opts: DownloadOptions | None = 
     if not root.is_dir():
         raise DataError(f"{root}: no such dataset directory")
     cat = read_download_catalog(root, opts)
-    client = client or SkyServerClient(opts.base_url, opts.timeout,
-                                       RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
-                                       rate=opts.rate or None)
+    client = client or SkyServerClient(
+        opts.base_url,
+        opts.timeout,
+        RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
+        rate=opts.rate or None,
+    )
     images = root / IMAGES_DIR
     try:
         images.mkdir(exist_ok=True)
@@ -365,9 +387,14 @@ class _Run:
                 nbytes = -1
             if nbytes >= 0:
                 same = rec is not None and rec.status == "ok" and rec.bytes == nbytes
-                other_cutout = rec is not None and same and (
-                    (rec.size and rec.size != self.opts.size)
-                    or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6)))
+                other_cutout = (
+                    rec is not None
+                    and same
+                    and (
+                        (rec.size and rec.size != self.opts.size)
+                        or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6))
+                    )
+                )
                 trusted = rec is not None and same and bool(rec.size) and not other_cutout and not self.opts.verify
                 if other_cutout:
                     log.debug("%s: made with another size or scale; re-fetching", path)
@@ -384,8 +411,13 @@ class _Run:
             if rec is not None and rec.status == "failed" and rec.permanent and not self.opts.retry_failed:
                 self.summary.failed_before += 1
                 continue
-            bad = ("ra/dec are not finite numbers" if not (math.isfinite(ra) and math.isfinite(dec)) else
-                   "petroR90_r is not a positive number (--scale-by-size)" if not scale > 0 else "")
+            bad = (
+                "ra/dec are not finite numbers"
+                if not (math.isfinite(ra) and math.isfinite(dec))
+                else "petroR90_r is not a positive number (--scale-by-size)"
+                if not scale > 0
+                else ""
+            )
             if bad:
                 self._record(oid, "failed", 0, bad, True, 0, float(scale))
                 self.summary.failed += 1
@@ -393,11 +425,21 @@ class _Run:
             todo.append(_Task(oid, float(ra), float(dec), float(scale)))
         return todo
 
-    def _record(self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int,
-                scale: float) -> None:
+    def _record(
+        self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int, scale: float
+    ) -> None:
         old = self.records.get(oid)
-        self.records[oid] = ManifestRecord(oid, status, (old.attempts if old else 0) + attempts, error, permanent,
-                                           nbytes, self.opts.size, scale, _now())
+        self.records[oid] = ManifestRecord(
+            oid,
+            status,
+            (old.attempts if old else 0) + attempts,
+            error,
+            permanent,
+            nbytes,
+            self.opts.size,
+            scale,
+            _now(),
+        )
 
     # -- one image (worker threads) -------------------------------------------------------
     def fetch(self, task: _Task) -> _Result:
@@ -406,8 +448,9 @@ class _Run:
             return _Result(task.oid, None)
         scale = task.scale
         try:
-            body, _, attempts = self.client.get_cutout(task.ra, task.dec, task.scale, self.opts.size,
-                                                       where=where, stop=self.stop)
+            body, _, attempts = self.client.get_cutout(
+                task.ra, task.dec, task.scale, self.opts.size, where=where, stop=self.stop
+            )
         except Interrupted:
             return _Result(task.oid, None)
         except SkyServerError as exc:
@@ -424,8 +467,14 @@ class _Run:
         todo = self.plan()
         s = self.summary
         s.to_fetch = len(todo) + s.failed
-        log.info("%s: %d cutouts to fetch, %d already present, %d failed before%s", self.root, len(todo),
-                 s.present, s.failed_before, " (use --retry-failed to try them again)" if s.failed_before else "")
+        log.info(
+            "%s: %d cutouts to fetch, %d already present, %d failed before%s",
+            self.root,
+            len(todo),
+            s.present,
+            s.failed_before,
+            " (use --retry-failed to try them again)" if s.failed_before else "",
+        )
         allowed = self.opts.max_failures * s.to_fetch
         bar = None
         if self.opts.progress and todo:
@@ -434,8 +483,10 @@ class _Run:
             bar = tqdm(total=len(todo), desc="cutouts", unit="img", dynamic_ncols=True, smoothing=0.05)
         tasks: queue.Queue = queue.Queue()
         results: queue.Queue = queue.Queue()
-        workers = [threading.Thread(target=self._worker, args=(tasks, results), daemon=True, name=f"galmet-dl-{i}")
-                   for i in range(min(self.opts.workers, max(1, len(todo))))]
+        workers = [
+            threading.Thread(target=self._worker, args=(tasks, results), daemon=True, name=f"galmet-dl-{i}")
+            for i in range(min(self.opts.workers, max(1, len(todo))))
+        ]
         for w in workers:
             w.start()
         outstanding, feed, fatal = 0, iter(todo), ""
@@ -461,8 +512,12 @@ class _Run:
                         self.stop.set()
                     if s.failed > allowed and not s.aborted:
                         s.aborted = True
-                        log.error("stopping: %d failures exceed --max-failures %g of %d to fetch",
-                                  s.failed, self.opts.max_failures, s.to_fetch)
+                        log.error(
+                            "stopping: %d failures exceed --max-failures %g of %d to fetch",
+                            s.failed,
+                            self.opts.max_failures,
+                            s.to_fetch,
+                        )
                         self.stop.set()
                 if time.monotonic() - last_flush >= interval:
                     t_write = time.monotonic()

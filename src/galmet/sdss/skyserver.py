@@ -26,8 +26,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -233,8 +234,13 @@ class SkyServerClient:
 
     def cutout_url(self, ra: float, dec: float, scale: float = DEFAULT_SCALE, size: int = DEFAULT_SIZE) -> str:
         """The ImgCutout URL of a ``size`` x ``size`` JPEG at ``scale`` arcsec/pixel centred on (ra, dec) degrees."""
-        params = {"ra": f"{float(ra):.8f}", "dec": f"{float(dec):.8f}", "scale": f"{float(scale):.6g}",
-                  "width": int(size), "height": int(size)}
+        params = {
+            "ra": f"{float(ra):.8f}",
+            "dec": f"{float(dec):.8f}",
+            "scale": f"{float(scale):.6g}",
+            "width": int(size),
+            "height": int(size),
+        }
         return f"{self.base_url}{CUTOUT_PATH}?" + urllib.parse.urlencode(params)
 
     # -- the choke point ------------------------------------------------------------------
@@ -256,7 +262,7 @@ class SkyServerClient:
             except (OSError, http.client.HTTPException):
                 body = b""
             return Response(exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, body, url)
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise TransportError(f"timed out after {timeout:g} s") from exc
         except urllib.error.URLError as exc:
             reason = exc.reason
@@ -269,8 +275,9 @@ class SkyServerClient:
             raise TransportError(f"connection failed ({type(exc).__name__}: {exc})") from exc
 
     # -- retried calls --------------------------------------------------------------------
-    def call(self, url: str, accept: Callable[[bytes], T], where: str,
-             stop: threading.Event | None = None) -> tuple[T, int]:
+    def call(
+        self, url: str, accept: Callable[[bytes], T], where: str, stop: threading.Event | None = None
+    ) -> tuple[T, int]:
         """GET ``url`` until ``accept(body)`` succeeds; return (its value, requests sent).
 
         ``accept`` raises :class:`BadBody` for a body that is not the data asked for (it is
@@ -311,15 +318,17 @@ class SkyServerClient:
                     error = _status_error(resp)
                     raise SkyServerError(f"{where}: {error}", attempts=attempt + 1, permanent=True)
             if attempt == retries:
-                raise SkyServerError(f"{where}: {error} (gave up after {attempt + 1} requests)",
-                                     attempts=attempt + 1, permanent=bad_body)
+                raise SkyServerError(
+                    f"{where}: {error} (gave up after {attempt + 1} requests)", attempts=attempt + 1, permanent=bad_body
+                )
             wait = self.policy.delay(attempt, retry_after, self.rng)
             log.debug("%s: %s; retry %d/%d in %.2f s", where, error, attempt + 1, retries, wait)
             _sleep(wait, stop)
         raise AssertionError("unreachable")
 
-    def sql_search(self, sql: str, where: str = "SqlSearch", expect_columns=("objID",),
-                   stop: threading.Event | None = None):
+    def sql_search(
+        self, sql: str, where: str = "SqlSearch", expect_columns=("objID",), stop: threading.Event | None = None
+    ):
         """Run ``sql`` on SqlSearch and return the result as a pandas DataFrame of strings/numbers.
 
         The CSV body may start with a ``#Table1`` line. A body without the expected header
@@ -329,8 +338,15 @@ class SkyServerClient:
         frame, _ = self.call(self.sql_url(sql), lambda body: parse_sql_csv(body, expect_columns), where, stop)
         return frame
 
-    def get_cutout(self, ra: float, dec: float, scale: float = DEFAULT_SCALE, size: int = DEFAULT_SIZE,
-                   where: str | None = None, stop: threading.Event | None = None) -> tuple[bytes, np.ndarray, int]:
+    def get_cutout(
+        self,
+        ra: float,
+        dec: float,
+        scale: float = DEFAULT_SCALE,
+        size: int = DEFAULT_SIZE,
+        where: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> tuple[bytes, np.ndarray, int]:
         """Fetch and validate one JPEG cutout.
 
         Returns
@@ -343,8 +359,9 @@ class SkyServerClient:
             Requests sent.
         """
         where = where or f"cutout ra={ra:.6f} dec={dec:.6f}"
-        (body, image), attempts = self.call(self.cutout_url(ra, dec, scale, size),
-                                            lambda b: (b, validate_jpeg(b, size, where)), where, stop)
+        (body, image), attempts = self.call(
+            self.cutout_url(ra, dec, scale, size), lambda b: (b, validate_jpeg(b, size, where)), where, stop
+        )
         return body, image, attempts
 
 
@@ -398,9 +415,16 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
         raise BadBody(f"malformed CSV ({type(exc).__name__}: {_one_line(str(exc), 100)})") from None
 
 
-def fetch_cutout(ra: float, dec: float, scale: float = DEFAULT_SCALE, size: int = DEFAULT_SIZE,
-                 base_url: str = DEFAULT_BASE_URL, timeout: float = 30.0, retries: int = 5,
-                 backoff_base: float = 1.0) -> np.ndarray:
+def fetch_cutout(
+    ra: float,
+    dec: float,
+    scale: float = DEFAULT_SCALE,
+    size: int = DEFAULT_SIZE,
+    base_url: str = DEFAULT_BASE_URL,
+    timeout: float = 30.0,
+    retries: int = 5,
+    backoff_base: float = 1.0,
+) -> np.ndarray:
     """Fetch one validated SDSS JPEG cutout as an array (the paper's 128 x 128 gri image by default).
 
     Parameters

@@ -268,8 +268,12 @@ def _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust_r) -> float:
 
 def observable_metallicity(logm, delta_ssfr, cos_incl, delta_log_rdisk):
     """The image-predictable part of Z (dex) from the latent truths; arrays broadcast."""
-    return (tremonti_mzr(logm) + ALPHA_SSFR * np.asarray(delta_ssfr)
-            + ALPHA_INCL * (1 - np.asarray(cos_incl)) + ALPHA_SIZE * np.asarray(delta_log_rdisk))
+    return (
+        tremonti_mzr(logm)
+        + ALPHA_SSFR * np.asarray(delta_ssfr)
+        + ALPHA_INCL * (1 - np.asarray(cos_incl))
+        + ALPHA_SIZE * np.asarray(delta_log_rdisk)
+    )
 
 
 def physics_metadata() -> dict:

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 from galmet.errors import ConfigError
+from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,12 @@ MAX_N = 1_000_000_000
 SEED_SLOTS = 7_000_000
 MAX_SEED = 2**32 - 1
 #: Catalog columns in SDSS naming, first; latent truths follow.
-SDSS_COLUMNS = ["objID", "ra", "dec", "z", "zErr", "rChi2"] + [f"modelMag_{b}" for b in "ugriz"] + [
-    f"modelMagErr_{b}" for b in "ugriz"] + ["petroMag_r", "petroR50_r", "petroR90_r", "oh_p50", "lgm_tot_p50"]
+SDSS_COLUMNS = (
+    ["objID", "ra", "dec", "z", "zErr", "rChi2"]
+    + [f"modelMag_{b}" for b in "ugriz"]
+    + [f"modelMagErr_{b}" for b in "ugriz"]
+    + ["petroMag_r", "petroR50_r", "petroR90_r", "oh_p50", "lgm_tot_p50"]
+)
 
 
 def pixel_scale(size: int) -> float:
@@ -84,14 +88,22 @@ def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -
         raise ConfigError(f"--n must be an integer from 1 to {MAX_N - 1}, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
-    if (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8 or size > 1024
-            or size & (size - 1)):
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, (int, np.integer))
+        or size < 8
+        or size > 1024
+        or size & (size - 1)
+    ):
         raise ConfigError(f"--size must be a power of two from 8 to 1024 pixels, got {size!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
-                                or workers < 1):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
         raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
-    if isinstance(test, bool) or not isinstance(test, (int, float, np.integer, np.floating)) or test < 0 \
-            or (isinstance(test, (float, np.floating)) and test >= 1 and test != int(test)):
+    if (
+        isinstance(test, bool)
+        or not isinstance(test, (int, float, np.integer, np.floating))
+        or test < 0
+        or (isinstance(test, (float, np.floating)) and test >= 1 and test != int(test))
+    ):
         raise ConfigError(f"--test must be a fraction in [0, 1) or a count of galaxies, got {test!r}")
     if test >= 1 and int(test) > n:
         raise ConfigError(f"--test count {int(test)} is larger than --n {n}")
@@ -137,18 +149,27 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     incl = math.acos(params["cos_incl"])
     pa = params["pa_deg"] * galsim.degrees
     bulge = galsim.DeVaucouleurs(half_light_radius=params["r_bulge_arcsec"]).shear(
-        q=params["bulge_q"], beta=params["bulge_pa_deg"] * galsim.degrees)
-    disk = galsim.InclinedExponential(incl * galsim.radians, half_light_radius=params["r_disk_arcsec"],
-                                      scale_h_over_r=0.1).rotate(pa)
+        q=params["bulge_q"], beta=params["bulge_pa_deg"] * galsim.degrees
+    )
+    disk = galsim.InclinedExponential(
+        incl * galsim.radians, half_light_radius=params["r_disk_arcsec"], scale_h_over_r=0.1
+    ).rotate(pa)
     q = max(params["cos_incl"], 0.1)
-    knots = galsim.RandomKnots(N_KNOTS, half_light_radius=params["r_disk_arcsec"], flux=1.0,
-                               rng=galsim.BaseDeviate(int(rng.integers(1, 2**31 - 1))))
+    knots = galsim.RandomKnots(
+        N_KNOTS,
+        half_light_radius=params["r_disk_arcsec"],
+        flux=1.0,
+        rng=galsim.BaseDeviate(int(rng.integers(1, 2**31 - 1))),
+    )
     knots = knots.shear(q=q, beta=pa).dilate(math.sqrt(q))
     bands = ("g", "r", "i")
     band_index = {"g": 1, "r": 2, "i": 3}
     images = {b: np.zeros((fine_size, fine_size)) for b in bands}
-    parts = [(obj, params[f"flux_{name}"]) for name, obj in (("bulge", bulge), ("disk", disk), ("knots", knots))
-             if params[f"flux_{name}"][2] > 0]
+    parts = [
+        (obj, params[f"flux_{name}"])
+        for name, obj in (("bulge", bulge), ("disk", disk), ("knots", knots))
+        if params[f"flux_{name}"][2] > 0
+    ]
     for obj, flux in parts:
         unit = draw(obj)
         for b in bands:
@@ -172,7 +193,8 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
             r_mag, gr = _number_count_mag(rng, 17.5, 22.5, 0.4), rng.uniform(0.4, 1.3)
             ri = 0.25 + 0.2 * gr
             obj = galsim.Exponential(half_light_radius=rng.uniform(0.4, 2.0)).shear(
-                q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees)
+                q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees
+            )
         unit = draw(obj, offset + galsim.PositionD(pos[0] / fine_scale, pos[1] / fine_scale))
         f_r = 10 ** (-0.4 * (r_mag - 22.5))
         for b, f in (("g", f_r * 10 ** (-0.4 * gr)), ("r", f_r), ("i", f_r * 10 ** (0.4 * ri))):
@@ -205,8 +227,14 @@ def to_rgb(g: np.ndarray, r: np.ndarray, i: np.ndarray, size: int = 128) -> np.n
     from astropy.visualization import make_lupton_rgb
 
     sb = (PIXEL_SCALE_128 / pixel_scale(size)) ** 2
-    rgb = make_lupton_rgb(i * RGB_SCALES["i"] * sb, r * RGB_SCALES["r"] * sb, g * RGB_SCALES["g"] * sb,
-                          minimum=LUPTON_MINIMUM, stretch=LUPTON_STRETCH, Q=LUPTON_Q)
+    rgb = make_lupton_rgb(
+        i * RGB_SCALES["i"] * sb,
+        r * RGB_SCALES["r"] * sb,
+        g * RGB_SCALES["g"] * sb,
+        minimum=LUPTON_MINIMUM,
+        stretch=LUPTON_STRETCH,
+        Q=LUPTON_Q,
+    )
     return np.ascontiguousarray(rgb[::-1])  # GalSim's row 0 is the bottom (y up)
 
 
@@ -237,15 +265,20 @@ def _petrosian(image: np.ndarray, scale: float, offset) -> dict:
     flux_at = lambda r: np.interp(r, rs, cum)  # noqa: E731
     inner = flux_at(grid) / (math.pi * grid**2)
     annulus = (flux_at(np.minimum(1.25 * grid, r_max)) - flux_at(0.8 * grid)) / (
-        math.pi * (np.minimum(1.25 * grid, r_max) ** 2 - (0.8 * grid) ** 2))
+        math.pi * (np.minimum(1.25 * grid, r_max) ** 2 - (0.8 * grid) ** 2)
+    )
     ratio = annulus / np.maximum(inner, 1e-30)
     below = np.flatnonzero(ratio < 0.2)
     r_petro = float(grid[below[0]]) if len(below) else r_max
     f_petro = float(flux_at(min(2 * r_petro, r_max)))
     r50 = float(np.interp(0.5 * f_petro, cum, rs))
     r90 = float(np.interp(0.9 * f_petro, cum, rs))
-    return {"petroRad_r": r_petro, "petroR50_r": r50, "petroR90_r": r90,
-            "petroMag_r": float(22.5 - 2.5 * math.log10(max(f_petro, 1e-12)))}
+    return {
+        "petroRad_r": r_petro,
+        "petroR50_r": r50,
+        "petroR90_r": r90,
+        "petroMag_r": float(22.5 - 2.5 * math.log10(max(f_petro, 1e-12))),
+    }
 
 
 def make_galaxy(seed: int, index: int, size: int) -> tuple[dict, np.ndarray]:
@@ -401,8 +434,14 @@ def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) 
         "valid_fraction": valid_fraction,
         "psf_fwhm_range_arcsec": list(PSF_FWHM_RANGE),
         "sky_sigma_nmgy_per_0.296arcsec_pixel": dict(SKY_SIGMA),
-        "rgb": {"bands_as_RGB": "i, r, g", "scales": dict(RGB_SCALES), "Q": LUPTON_Q,
-                "stretch": LUPTON_STRETCH, "minimum": list(LUPTON_MINIMUM), "jpeg_quality": JPEG_QUALITY},
+        "rgb": {
+            "bands_as_RGB": "i, r, g",
+            "scales": dict(RGB_SCALES),
+            "Q": LUPTON_Q,
+            "stretch": LUPTON_STRETCH,
+            "minimum": list(LUPTON_MINIMUM),
+            "jpeg_quality": JPEG_QUALITY,
+        },
         "noise_correlation_arcsec": NOISE_CORRELATION_ARCSEC,
         "physics": physics_metadata(),
     }

@@ -140,10 +140,14 @@ class TrainConfig:
     skip_bad: bool = False
     progress: bool = True
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A validated copy with ``epochs`` and ``lr`` filled in; raises ConfigError."""
-        c = dataclasses.replace(self, targets=list(self.targets), cycles=[int(v) for v in self.cycles],
-                                lr=None if self.lr is None else [float(v) for v in self.lr])
+        c = dataclasses.replace(
+            self,
+            targets=list(self.targets),
+            cycles=[int(v) for v in self.cycles],
+            lr=None if self.lr is None else [float(v) for v in self.lr],
+        )
         _check(c.recipe in RECIPES, f"recipe must be one of {', '.join(RECIPES)}, got {c.recipe!r}")
         _check(c.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {c.arch!r}")
         _check(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {c.device!r}")
@@ -173,7 +177,8 @@ class TrainConfig:
                 raise ConfigError(
                     f"the paper recipe's length is set by --frozen-epochs and --cycles "
                     f"({c.frozen_epochs} + {'+'.join(map(str, c.cycles)) or '0'} = {total} epochs); "
-                    f"got --epochs {c.epochs}")
+                    f"got --epochs {c.epochs}"
+                )
             c.epochs = total
             c.lr = c.lr or list(PAPER_LRS)
         else:
@@ -201,7 +206,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
         """Build from a dict; unknown keys raise ConfigError naming ``where``."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -209,7 +214,7 @@ class TrainConfig:
             raise ConfigError(f"{where}: unknown config keys {unknown}")
         return cls(**data)
 
-    def training_differences(self, other: "TrainConfig") -> list[str]:
+    def training_differences(self, other: TrainConfig) -> list[str]:
         """Names of the fields (other than runtime ones) whose values differ."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from galmet.data.dataset import as_dataset, Dataset
+from galmet.data.dataset import Dataset, as_dataset
 from galmet.errors import DataError
 from galmet.nn.augment import center_crop, random_dihedral, random_zoom, to_model_input
 from galmet.training.config import TrainConfig
@@ -71,12 +72,20 @@ def load_training_rows(dataset, config: TrainConfig) -> TrainingRows:
     Raises DataError for an image size other than ``config.size``, a crop larger than the
     images, or an empty train or valid split. ``test`` rows are never read.
     """
-    ds = as_dataset(dataset, targets=config.targets, on_error="skip" if config.skip_bad else "raise",
-                    size=config.size, valid_fraction=config.valid_fraction, split_seed=config.split_seed)
+    ds = as_dataset(
+        dataset,
+        targets=config.targets,
+        on_error="skip" if config.skip_bad else "raise",
+        size=config.size,
+        valid_fraction=config.valid_fraction,
+        split_seed=config.split_seed,
+    )
     if config.size is not None and ds.image_size != config.size:
         raise DataError(f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, --size is {config.size}")
     if config.crop is not None and config.crop > ds.image_size:
-        raise DataError(f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, smaller than --crop {config.crop}")
+        raise DataError(
+            f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, smaller than --crop {config.crop}"
+        )
     train_rows, valid_rows = ds.split_indices("train"), ds.split_indices("valid")
     if len(train_rows) == 0:
         raise DataError(f"{ds.root}: no rows with split 'train'")
@@ -110,7 +119,9 @@ def place(images, rows: np.ndarray, y: np.ndarray, device: torch.device, extra_b
             ram = 8 << 30
         fits = need + extra_bytes < RAM_FRACTION * ram
     if not fits:
-        log.info("images (%.1f GiB) do not fit in %s memory: reading batches from the memory map", need / 2**30, device.type)
+        log.info(
+            "images (%.1f GiB) do not fit in %s memory: reading batches from the memory map", need / 2**30, device.type
+        )
         return SplitData(images=(images, rows), targets=targets, resident=False)
     x = torch.from_numpy(np.ascontiguousarray(images[rows]))
     return SplitData(images=x.to(device), targets=targets, resident=True)
@@ -154,15 +165,17 @@ def epoch_indices(n: int, epoch: int, seed: int, dist: Dist, device: torch.devic
     return perm
 
 
-def epoch_batches(data: SplitData, n: int, epoch: int, seed: int, dist: Dist, device: torch.device,
-                  batch: int, steps: int) -> list[torch.Tensor]:
+def epoch_batches(
+    data: SplitData, n: int, epoch: int, seed: int, dist: Dist, device: torch.device, batch: int, steps: int
+) -> list[torch.Tensor]:
     """The index tensors of this rank's ``steps`` batches of ``epoch`` (on the device the images live on)."""
     idx_all = epoch_indices(n, epoch, seed, dist, device if data.resident else torch.device("cpu"))
-    return [idx_all[i * batch:(i + 1) * batch] for i in range(steps)]
+    return [idx_all[i * batch : (i + 1) * batch] for i in range(steps)]
 
 
-def batch_iter(data: SplitData, batches: list[torch.Tensor], workers: int,
-               device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batch_iter(
+    data: SplitData, batches: list[torch.Tensor], workers: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (uint8 (B, H, W, 3) on ``device``, index tensor on the targets' device) per batch."""
     if data.resident:
         for idx in batches:
@@ -172,8 +185,14 @@ def batch_iter(data: SplitData, batches: list[torch.Tensor], workers: int,
     source = MemmapBatches(images, rows, [b.numpy() for b in batches])
     # Its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG,
     # which would shift the dropout masks and break exact resume/equivalence with the in-RAM path.
-    loader = torch.utils.data.DataLoader(source, batch_size=None, shuffle=False, num_workers=workers,
-                                         pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        source,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),
+    )
     for xb, idx in loader:
         yield xb.to(device, non_blocking=True), idx.to(device, non_blocking=True)
 

@@ -27,9 +27,10 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,11 +45,27 @@ from galmet.nn.bundle import save_bundle
 from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.net import build_model, freeze_body, layer_groups, unwrap
 from galmet.training.checkpoint import CheckpointWriter, check_run_dir, read_checkpoint, rng_state, set_rng_state
-from galmet.training.config import RUNTIME_FIELDS, save_config, TrainConfig
-from galmet.training.data import (SplitData, augmented_input, batch_iter, derive_seed, epoch_batches,
-                                  load_training_rows, place, standardisation, steps_per_epoch)
-from galmet.training.distributed import (Dist, all_reduce, barrier, dist_from_env, finish_dist, init_dist,
-                                         wrap_for_training)
+from galmet.training.config import RUNTIME_FIELDS, TrainConfig, save_config
+from galmet.training.data import (
+    SplitData,
+    augmented_input,
+    batch_iter,
+    derive_seed,
+    epoch_batches,
+    load_training_rows,
+    place,
+    standardisation,
+    steps_per_epoch,
+)
+from galmet.training.distributed import (
+    Dist,
+    all_reduce,
+    barrier,
+    dist_from_env,
+    finish_dist,
+    init_dist,
+    wrap_for_training,
+)
 from galmet.training.recipes import Phase, build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
 
 log = logging.getLogger(__name__)
@@ -220,8 +237,17 @@ def train(
             if pi != state.phase:
                 _enter_phase(t, state, pi, ckpt if epoch == start_epoch else None)
             row = train_one_epoch(t, state, epoch, on_step)
-            row["valid"] = evaluate(t.net, t.valid_data, t.n_valid, t.local_batch * 2, t.device, t.autocast(),
-                                    t.scale_t, t.dist, crop=config.crop)
+            row["valid"] = evaluate(
+                t.net,
+                t.valid_data,
+                t.n_valid,
+                t.local_batch * 2,
+                t.device,
+                t.autocast(),
+                t.scale_t,
+                t.dist,
+                crop=config.crop,
+            )
             row = _history_row(t, epoch, row)
             state.history.append(row)
             state.epoch = epoch + 1
@@ -249,8 +275,10 @@ def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tupl
         if config is not None:
             diff = config.resolved().training_differences(saved)
             if diff:
-                raise ConfigError(f"{run}: --resume with different settings than the checkpoint ({', '.join(diff)}); "
-                                  f"use --overwrite to start again")
+                raise ConfigError(
+                    f"{run}: --resume with different settings than the checkpoint ({', '.join(diff)}); "
+                    f"use --overwrite to start again"
+                )
             saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in RUNTIME_FIELDS})
         config = saved
     return (config or TrainConfig()).resolved(), ckpt
@@ -279,27 +307,47 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
     if ckpt is not None:
         shift, scale = np.asarray(ckpt["target_shift"]), np.asarray(ckpt["target_scale"])
         if ckpt["data"] != data_meta:
-            raise ConfigError(f"{run}: the dataset differs from the one the checkpoint was trained on "
-                              f"({ckpt['data']}); use --overwrite to start again")
+            raise ConfigError(
+                f"{run}: the dataset differs from the one the checkpoint was trained on "
+                f"({ckpt['data']}); use --overwrite to start again"
+            )
     steps = steps_per_epoch(-(-len(rows.train_rows) // dist.world), local_batch)
     if steps == 0:
-        raise DataError(f"{ds.root}: the train split has {len(rows.train_rows)} rows: too few to train "
-                        f"(need at least 2 per process)")
+        raise DataError(
+            f"{ds.root}: the train split has {len(rows.train_rows)} rows: too few to train "
+            f"(need at least 2 per process)"
+        )
     valid_rows, y_valid = rows.valid_rows, rows.y_valid
     if dist.world > 1:
         valid_rows, y_valid = valid_rows[dist.rank :: dist.world], y_valid[dist.rank :: dist.world]
     images = ds.images()
     train_data = place(images, rows.train_rows, (rows.y_train - shift) / scale, device, 0)
-    valid_data = place(images, valid_rows, (y_valid - shift) / scale, device,
-                       train_data.images.nbytes if train_data.resident else 0)
+    valid_data = place(
+        images, valid_rows, (y_valid - shift) / scale, device, train_data.images.nbytes if train_data.resident else 0
+    )
 
     phases = build_phases(config)
     torch.manual_seed(config.seed)
     net = to_channels_last(build_model(config.arch, len(config.targets), config.weights), device)
-    return Trainer(config=config, run=run, dist=dist, device=device, net=net, groups=layer_groups(net),
-                   phases=phases, train_data=train_data, valid_data=valid_data, n_train=len(rows.train_rows),
-                   n_valid=len(rows.valid_rows), steps=steps, local_batch=local_batch, shift=shift, scale=scale,
-                   data_meta=data_meta, dataset_root=ds.root)
+    return Trainer(
+        config=config,
+        run=run,
+        dist=dist,
+        device=device,
+        net=net,
+        groups=layer_groups(net),
+        phases=phases,
+        train_data=train_data,
+        valid_data=valid_data,
+        n_train=len(rows.train_rows),
+        n_valid=len(rows.valid_rows),
+        steps=steps,
+        local_batch=local_batch,
+        shift=shift,
+        scale=scale,
+        data_meta=data_meta,
+        dataset_root=ds.root,
+    )
 
 
 def _prepare_run_dir(t: Trainer, overwrite: bool) -> None:
@@ -308,9 +356,18 @@ def _prepare_run_dir(t: Trainer, overwrite: bool) -> None:
     if overwrite:
         for name in (BUNDLE, CHECKPOINT, HISTORY):
             (t.run / name).unlink(missing_ok=True)
-    save_config(t.config, t.run / CONFIG, extra={
-        "dataset": str(t.dataset_root), **t.data_meta, "world_size": t.dist.world, "steps_per_epoch": t.steps,
-        "device": str(t.device), "torch": str(torch.__version__)})
+    save_config(
+        t.config,
+        t.run / CONFIG,
+        extra={
+            "dataset": str(t.dataset_root),
+            **t.data_meta,
+            "world_size": t.dist.world,
+            "steps_per_epoch": t.steps,
+            "device": str(t.device),
+            "torch": str(torch.__version__),
+        },
+    )
 
 
 def _enter_phase(t: Trainer, state: RunState, pi: int, ckpt: dict | None) -> None:
@@ -327,8 +384,7 @@ def _enter_phase(t: Trainer, state: RunState, pi: int, ckpt: dict | None) -> Non
     state.live = LivePhase(pi, optimizer, scheduler, wrap_for_training(t.net, t.dist, t.device, t.config.compile))
 
 
-def train_one_epoch(t: Trainer, state: RunState, epoch: int,
-                    on_step: Callable[[StepInfo], None] | None = None) -> dict:
+def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[StepInfo], None] | None = None) -> dict:
     """One epoch over this rank's shuffled train batches; returns its raw tallies.
 
     Seeds, in this order (resume replays them exactly): dropout from (seed, epoch, 2, rank), the
@@ -354,8 +410,11 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int,
     sse = torch.zeros(len(config.targets), dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
-    bar = _progress(config.progress and t.dist.main, t.steps * config.batch_size,
-                    f"epoch {epoch + 1}/{config.total_epochs} {phase.name}")
+    bar = _progress(
+        config.progress and t.dist.main,
+        t.steps * config.batch_size,
+        f"epoch {epoch + 1}/{config.total_epochs} {phase.name}",
+    )
     t0 = time.perf_counter()
     for step, (xb, idx) in enumerate(batch_iter(t.train_data, batches, config.workers, device)):
         yb = t.train_data.targets.index_select(0, idx)
@@ -388,13 +447,28 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int,
     if bar is not None:
         bar.set_postfix(loss=f"{train_loss:.4f}", refresh=False)
         bar.close()
-    return {"lrs": lrs_start, "train_rmse": (torch.sqrt(sse / counts) * t.scale_t.double()).cpu().numpy(),
-            "train_loss": train_loss, "n": n, "train_time": train_time, "t0": t0}
+    return {
+        "lrs": lrs_start,
+        "train_rmse": (torch.sqrt(sse / counts) * t.scale_t.double()).cpu().numpy(),
+        "train_loss": train_loss,
+        "n": n,
+        "train_time": train_time,
+        "t0": t0,
+    }
 
 
 @torch.no_grad()
-def evaluate(net, data: SplitData, n_total: int, batch: int, device, amp, scale_t: torch.Tensor, dist: Dist,
-             crop: int | None = None) -> np.ndarray:
+def evaluate(
+    net,
+    data: SplitData,
+    n_total: int,
+    batch: int,
+    device,
+    amp,
+    scale_t: torch.Tensor,
+    dist: Dist,
+    crop: int | None = None,
+) -> np.ndarray:
     """Per-target RMSE (target units, float64 (T,)) over the whole valid split, sharded over ranks
     and all-reduced, on the central ``crop`` pixels when given. ``scale_t`` (T,) is the target
     std that turns standardised errors back into target units."""
@@ -402,7 +476,7 @@ def evaluate(net, data: SplitData, n_total: int, batch: int, device, amp, scale_
     n = len(data.targets)
     sse = torch.zeros(len(scale_t), dtype=torch.float64, device=device)
     order = torch.arange(n, device=device if data.resident else torch.device("cpu"))
-    batches = [order[i:i + batch] for i in range(0, n, batch)]
+    batches = [order[i : i + batch] for i in range(0, n, batch)]
     for xb, idx in batch_iter(data, batches, 0, device):
         with amp:
             out = net(to_model_input(center_crop(xb, crop))).float()
@@ -420,36 +494,65 @@ def _history_row(t: Trainer, epoch: int, tally: dict) -> dict:
         row[f"valid_rmse_{name}"] = float(tally["valid"][j])
     for g, lr in enumerate(tally["lrs"]):
         row[f"lr_group{g}"] = lr
-    row.update({"time_s": elapsed, "train_time_s": tally["train_time"],
-                "images_per_s": tally["n"] / tally["train_time"], "steps": t.steps})
+    row.update(
+        {
+            "time_s": elapsed,
+            "train_time_s": tally["train_time"],
+            "images_per_s": tally["n"] / tally["train_time"],
+            "steps": t.steps,
+        }
+    )
     return row
 
 
 def _checkpoint_state(t: Trainer, state: RunState) -> dict:
     live = state.require_live()
     return {
-        "format": CHECKPOINT_FORMAT, "epoch": state.epoch, "step": state.step, "phase": live.index,
-        "model": t.net.state_dict(), "optimizer": live.optimizer.state_dict(),
-        "scheduler": live.scheduler.state_dict(), "rng": rng_state(t.device), "config": t.config.to_dict(),
-        "history": list(state.history), "target_shift": [float(v) for v in t.shift],
-        "target_scale": [float(v) for v in t.scale], "data": t.data_meta,
+        "format": CHECKPOINT_FORMAT,
+        "epoch": state.epoch,
+        "step": state.step,
+        "phase": live.index,
+        "model": t.net.state_dict(),
+        "optimizer": live.optimizer.state_dict(),
+        "scheduler": live.scheduler.state_dict(),
+        "rng": rng_state(t.device),
+        "config": t.config.to_dict(),
+        "history": list(state.history),
+        "target_shift": [float(v) for v in t.shift],
+        "target_scale": [float(v) for v in t.scale],
+        "data": t.data_meta,
     }
 
 
 def _log_epoch(t: Trainer, row: dict) -> None:
     first = t.config.targets[0]
     lrs = [row[k] for k in row if k.startswith("lr_group")]
-    log.info("epoch %d/%d %s: train RMSE %.4f, valid RMSE %.4f (%s), lr %s, %.1f s, %.0f img/s",
-             row["epoch"], t.config.epochs, row["phase"], row[f"train_rmse_{first}"], row[f"valid_rmse_{first}"],
-             first, "/".join(f"{lr:.1e}" for lr in lrs), row["time_s"], row["images_per_s"])
+    log.info(
+        "epoch %d/%d %s: train RMSE %.4f, valid RMSE %.4f (%s), lr %s, %.1f s, %.0f img/s",
+        row["epoch"],
+        t.config.epochs,
+        row["phase"],
+        row[f"train_rmse_{first}"],
+        row[f"valid_rmse_{first}"],
+        first,
+        "/".join(f"{lr:.1e}" for lr in lrs),
+        row["time_s"],
+        row["images_per_s"],
+    )
 
 
 def _bundle_meta(t: Trainer, state: RunState) -> dict:
     config = t.config
     return {
-        "targets": list(config.targets), "target_shift": [float(v) for v in t.shift],
-        "target_scale": [float(v) for v in t.scale], "image_size": t.data_meta["image_size"], "crop": config.crop,
-        "recipe": config.recipe, "config": config.to_dict(), "dataset": str(t.dataset_root), "epochs": config.epochs,
+        "targets": list(config.targets),
+        "target_shift": [float(v) for v in t.shift],
+        "target_scale": [float(v) for v in t.scale],
+        "image_size": t.data_meta["image_size"],
+        "crop": config.crop,
+        "recipe": config.recipe,
+        "config": config.to_dict(),
+        "dataset": str(t.dataset_root),
+        "epochs": config.epochs,
         "valid_rmse": {n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
     }
 
@@ -457,8 +560,11 @@ def _bundle_meta(t: Trainer, state: RunState) -> dict:
 def _result(run: Path, hist: pd.DataFrame, config: TrainConfig) -> TrainResult:
     first = f"valid_rmse_{config.targets[0]}"
     return TrainResult(
-        run_dir=run, bundle_path=run / BUNDLE, history=hist,
-        best_valid_rmse=float(hist[first].min()), final_valid_rmse=float(hist[first].iloc[-1]),
+        run_dir=run,
+        bundle_path=run / BUNDLE,
+        history=hist,
+        best_valid_rmse=float(hist[first].min()),
+        final_valid_rmse=float(hist[first].iloc[-1]),
         valid_rmse={t: float(hist[f"valid_rmse_{t}"].iloc[-1]) for t in config.targets},
     )
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
 from torch.optim.lr_scheduler import ExponentialLR
 
 from galmet.errors import ConfigError
@@ -29,8 +28,15 @@ from galmet.layout import LR_FIND_TABLE
 from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.net import build_model, freeze_body, layer_groups
 from galmet.training.config import TrainConfig
-from galmet.training.data import (augmented_input, batch_iter, epoch_batches, load_training_rows, place, standardisation,
-                                  steps_per_epoch)
+from galmet.training.data import (
+    augmented_input,
+    batch_iter,
+    epoch_batches,
+    load_training_rows,
+    place,
+    standardisation,
+    steps_per_epoch,
+)
 from galmet.training.distributed import Dist
 from galmet.training.recipes import Phase, make_optimizer
 

@@ -20,9 +20,9 @@ restarts each at its maximum (SGDR warm restarts).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Sequence
 
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, SequentialLR
@@ -86,7 +86,9 @@ def phase_index(phases: Sequence[Phase], epoch: int) -> int:
     raise IndexError(f"epoch {epoch} is past the end of the recipe")
 
 
-def make_optimizer(groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase, weight_decay: float) -> torch.optim.AdamW:
+def make_optimizer(
+    groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase, weight_decay: float
+) -> torch.optim.AdamW:
     """AdamW with one parameter group per layer group, at the phase's maximum lrs.
 
     Frozen parameters stay in their groups: with no gradient AdamW leaves them (and their
@@ -96,7 +98,9 @@ def make_optimizer(groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase,
     fused = bool(params) and all(p.is_cuda for p in params)
     return torch.optim.AdamW(
         [{"params": list(g), "lr": lr} for g, lr in zip(groups, phase.lrs)],
-        lr=phase.lrs[-1], weight_decay=weight_decay, fused=fused or None,
+        lr=phase.lrs[-1],
+        weight_decay=weight_decay,
+        fused=fused or None,
     )
 
 
@@ -112,17 +116,27 @@ def onecycle_pct_start(pct_start: float, total_steps: int) -> float:
     return (end + 1) / total_steps
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig) -> LRScheduler:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig
+) -> LRScheduler:
     """The phase's per-step scheduler (call ``.step()`` after every ``optimizer.step()``)."""
     if phase.name == "onecycle":
         total = phase.epochs * steps_per_epoch
         if total < 2:
-            raise ConfigError(f"the onecycle recipe needs at least 2 steps, got {total} (more epochs or a smaller batch)")
+            raise ConfigError(
+                f"the onecycle recipe needs at least 2 steps, got {total} (more epochs or a smaller batch)"
+            )
         return OneCycleLR(
-            optimizer, max_lr=list(phase.lrs), total_steps=total,
-            pct_start=onecycle_pct_start(config.pct_start, total), div_factor=config.div_factor,
-            final_div_factor=config.final_div_factor, anneal_strategy="cos",
-            cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+            optimizer,
+            max_lr=list(phase.lrs),
+            total_steps=total,
+            pct_start=onecycle_pct_start(config.pct_start, total),
+            div_factor=config.div_factor,
+            final_div_factor=config.final_div_factor,
+            anneal_strategy="cos",
+            cycle_momentum=True,
+            base_momentum=0.85,
+            max_momentum=0.95,
         )
     lengths = [c * steps_per_epoch for c in phase.cycles]
     cosines: list[LRScheduler] = [CosineAnnealingLR(optimizer, T_max=n, eta_min=0.0) for n in lengths]

@@ -22,8 +22,6 @@ Examples:
 """
 
 
-
-
 def _test_size(text: str):
     try:
         value = float(text)
@@ -40,13 +38,17 @@ def add_arguments(p) -> None:
 
     d = Cuts()
     p.add_argument("--out", metavar="DATASET", help="dataset directory to write catalog.parquet into")
-    p.add_argument("--from-table", metavar="FILE", help="apply the cuts to this FITS/CSV/parquet table instead of querying SDSS")
+    p.add_argument(
+        "--from-table", metavar="FILE", help="apply the cuts to this FITS/CSV/parquet table instead of querying SDSS"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET/catalog.parquet")
     add_progress_option(p)
     g = add_server_options(p, ServerDefaults(timeout=180.0, retries=5, rate=1.0, backoff_base=2.0))
     g.add_argument("--limit", type=int, metavar="N", help="stop after N galaxies (SQL TOP)")
-    g.add_argument("--chunks", type=int, default=36, metavar="K", help="split the query into K ra bands (default: %(default)s)")
+    g.add_argument(
+        "--chunks", type=int, default=36, metavar="K", help="split the query into K ra bands (default: %(default)s)"
+    )
     c = p.add_argument_group("cuts (defaults: the paper's)")
     c.add_argument("--rchi2-max", type=float, default=d.rchi2_max, help="rChi2 < this (default: %(default)s)")
     c.add_argument("--mag-min", type=float, default=d.mag_min, help="each modelMag_ugriz > this (default: %(default)s)")
@@ -58,17 +60,29 @@ def add_arguments(p) -> None:
     c.add_argument("--petro-r-min", type=float, default=d.petro_r_min, help="petroMag_r > this (default: %(default)s)")
     c.add_argument("--petro-r-max", type=float, default=d.petro_r_max, help="petroMag_r < this (default: %(default)s)")
     s = p.add_argument_group("split")
-    s.add_argument("--test", type=_test_size, default=0.176, help="held-out test fraction or count (default: %(default)s)")
-    s.add_argument("--valid-fraction", type=float, default=0.2, help="fraction of the rest for validation (default: %(default)s)")
+    s.add_argument(
+        "--test", type=_test_size, default=0.176, help="held-out test fraction or count (default: %(default)s)"
+    )
+    s.add_argument(
+        "--valid-fraction", type=float, default=0.2, help="fraction of the rest for validation (default: %(default)s)"
+    )
     s.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
 
 
 def _cuts(args):
     from galmet.sdss.catalog import Cuts
 
-    return Cuts(rchi2_max=args.rchi2_max, mag_min=args.mag_min, mag_max=args.mag_max, u_r_min=args.u_r_min,
-                u_r_max=args.u_r_max, z_min=args.z_min, zerr_max=args.zerr_max,
-                petro_r_min=args.petro_r_min, petro_r_max=args.petro_r_max)
+    return Cuts(
+        rchi2_max=args.rchi2_max,
+        mag_min=args.mag_min,
+        mag_max=args.mag_max,
+        u_r_min=args.u_r_min,
+        u_r_max=args.u_r_max,
+        z_min=args.z_min,
+        zerr_max=args.zerr_max,
+        petro_r_min=args.petro_r_min,
+        petro_r_max=args.petro_r_max,
+    )
 
 
 def _check(args) -> None:
@@ -85,13 +99,13 @@ def run(args) -> int:
     import shutil
     from pathlib import Path
 
-    from galmet.io.atomic import atomic_write_text
-    from galmet.sdss.catalog import build_sql, catalog_from_table, chunk_queries, cuts_config, query_catalog
-    from galmet.data.dataset import write_catalog
-    from galmet.errors import ConfigError, DataError
     from galmet.cli.options import server_client
-    from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
+    from galmet.data.dataset import write_catalog
     from galmet.data.splits import assign_splits
+    from galmet.errors import ConfigError, DataError
+    from galmet.io.atomic import atomic_write_text
+    from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
+    from galmet.sdss.catalog import build_sql, catalog_from_table, chunk_queries, cuts_config, query_catalog
 
     _check(args)
     cuts = _cuts(args)
@@ -116,16 +130,23 @@ def run(args) -> int:
         source = {"from_table": str(Path(args.from_table).resolve())}
     else:
         cache = out / CATALOG_CHUNKS
-        catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress,
-                                cache_dir=cache)
-        source = {"base_url": client.base_url, "chunks": args.chunks, "limit": args.limit,
-                  "sql": build_sql(cuts, top=args.limit)}
+        catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress, cache_dir=cache)
+        source = {
+            "base_url": client.base_url,
+            "chunks": args.chunks,
+            "limit": args.limit,
+            "sql": build_sql(cuts, top=args.limit),
+        }
     if len(catalog) == 0:
         raise DataError(f"{args.from_table or client.base_url}: no galaxies pass the cuts")
     catalog["split"] = assign_splits(catalog, test=args.test, valid_fraction=args.valid_fraction, seed=args.seed)
     write_catalog(out, catalog)
-    config = {"cuts": cuts_config(cuts), **source, "rows": len(catalog),
-              "split": {"test": args.test, "valid_fraction": args.valid_fraction, "seed": args.seed}}
+    config = {
+        "cuts": cuts_config(cuts),
+        **source,
+        "rows": len(catalog),
+        "split": {"test": args.test, "valid_fraction": args.valid_fraction, "seed": args.seed},
+    }
     atomic_write_text(out / CATALOG_JSON, json.dumps(config, indent=2) + "\n")
     shutil.rmtree(out / CATALOG_CHUNKS, ignore_errors=True)
     counts = catalog["split"].value_counts()

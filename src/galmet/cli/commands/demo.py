@@ -23,8 +23,12 @@ DEMO_MARKER = "galmet-demo.json"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--out", default="galmet-demo", help="output folder (default: ./galmet-demo); a previous demo "
-                   "there is replaced, any other non-empty folder is refused")
+    p.add_argument(
+        "--out",
+        default="galmet-demo",
+        help="output folder (default: ./galmet-demo); a previous demo "
+        "there is replaced, any other non-empty folder is refused",
+    )
     p.add_argument("--n", type=int, default=600, help="number of synthetic galaxies (default 600)")
     p.add_argument("--size", type=int, default=64, help="image size in pixels (default 64; the paper's is 128)")
     p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
@@ -36,6 +40,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from galmet.science.runs.demo import run_demo
 
-    run_demo(out=args.out, n=args.n, size=args.size, epochs=args.epochs, arch=args.arch, seed=args.seed,
-             device=args.device)
+    run_demo(
+        out=args.out, n=args.n, size=args.size, epochs=args.epochs, arch=args.arch, seed=args.seed, device=args.device
+    )
     return 0

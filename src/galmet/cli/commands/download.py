@@ -30,27 +30,57 @@ def add_arguments(p) -> None:
 
     d = DownloadOptions()
     p.add_argument("dataset", help="dataset directory with catalog.parquet (objID, ra, dec)")
-    g = add_server_options(p, ServerDefaults(timeout=d.timeout, retries=d.retries, rate=d.rate,
-                                             backoff_base=d.backoff_base))
+    g = add_server_options(
+        p, ServerDefaults(timeout=d.timeout, retries=d.retries, rate=d.rate, backoff_base=d.backoff_base)
+    )
     g.add_argument("--workers", type=int, default=d.workers, help="concurrent requests (default: %(default)s)")
     p.add_argument("--scale", type=float, default=d.scale, help="arcsec per pixel (default: %(default)s)")
     p.add_argument("--size", type=int, default=d.size, help="width = height in pixels (default: %(default)s)")
-    p.add_argument("--scale-by-size", action="store_true", help="scale = 2 * petroR90_r / 0.396 / size per galaxy (the authors' alternative)")
-    p.add_argument("--max-failures", type=float, default=d.max_failures, help="fraction of failures that stops the run with exit 1 (default: %(default)s)")
+    p.add_argument(
+        "--scale-by-size",
+        action="store_true",
+        help="scale = 2 * petroR90_r / 0.396 / size per galaxy (the authors' alternative)",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=float,
+        default=d.max_failures,
+        help="fraction of failures that stops the run with exit 1 (default: %(default)s)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
-    p.add_argument("--verify", action="store_true", help="decode every existing image, not only those the manifest does not list as ok")
-    p.add_argument("--manifest-every", type=float, default=d.manifest_every, help="seconds between manifest rewrites (default: %(default)s)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="decode every existing image, not only those the manifest does not list as ok",
+    )
+    p.add_argument(
+        "--manifest-every",
+        type=float,
+        default=d.manifest_every,
+        help="seconds between manifest rewrites (default: %(default)s)",
+    )
     add_progress_option(p)
 
 
 def run(args) -> int:
     from galmet.sdss.download import DownloadOptions, download_cutouts
 
-    opts = DownloadOptions(base_url=args.base_url, workers=args.workers, rate=args.rate, retries=args.retries,
-                           timeout=args.timeout, backoff_base=args.backoff_base, scale=args.scale, size=args.size,
-                           scale_by_size=args.scale_by_size, max_failures=args.max_failures,
-                           retry_failed=args.retry_failed, verify=args.verify, manifest_every=args.manifest_every,
-                           progress=not args.no_progress)
+    opts = DownloadOptions(
+        base_url=args.base_url,
+        workers=args.workers,
+        rate=args.rate,
+        retries=args.retries,
+        timeout=args.timeout,
+        backoff_base=args.backoff_base,
+        scale=args.scale,
+        size=args.size,
+        scale_by_size=args.scale_by_size,
+        max_failures=args.max_failures,
+        retry_failed=args.retry_failed,
+        verify=args.verify,
+        manifest_every=args.manifest_every,
+        progress=not args.no_progress,
+    )
     summary = download_cutouts(args.dataset, opts)
     print(summary.line(), flush=True)
     if summary.interrupted:

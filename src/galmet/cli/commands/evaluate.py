@@ -27,8 +27,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.runs.evaluate import evaluate_predictions
     from galmet.science.metrics import format_metrics_table
+    from galmet.science.runs.evaluate import evaluate_predictions
 
     summary = evaluate_predictions(args.predictions, args.target, args.split, args.dataset, args.json_out)
     print(format_metrics_table(summary))

@@ -31,8 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--mass", metavar="PRED_M", help="stellar-mass predictions file: adds Figures 5 and 6")
     p.add_argument("--thumbnails", type=int, default=6, help="thumbnails per row in Figure 1 (default: 6)")
     p.add_argument("--seed", type=int, default=0, help="seed of Figure 1's random row (default: 0)")
-    p.add_argument("--format", action="append", choices=["png", "pdf", "svg"],
-                   help="file format(s) (default: png and pdf)")
+    p.add_argument(
+        "--format", action="append", choices=["png", "pdf", "svg"], help="file format(s) (default: png and pdf)"
+    )
 
 
 def run(args) -> int:
@@ -41,9 +42,18 @@ def run(args) -> int:
 
     if not 1 <= args.thumbnails <= 20:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
-    paths = make_figures(args.predictions, args.dataset, args.out, args.target, args.split,
-                         args.resolution, args.mass, tuple(args.format or ("png", "pdf")),
-                         args.thumbnails, args.seed)
+    paths = make_figures(
+        args.predictions,
+        args.dataset,
+        args.out,
+        args.target,
+        args.split,
+        args.resolution,
+        args.mass,
+        tuple(args.format or ("png", "pdf")),
+        args.thumbnails,
+        args.seed,
+    )
     for p in paths:
         print(p)
     return 0

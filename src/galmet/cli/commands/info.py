@@ -26,7 +26,8 @@ def run(args) -> int:
     from galmet.data.dataset import load_dataset
     from galmet.data.summary import dataset_summary
 
-    ds = load_dataset(args.dataset, targets=args.target, on_error="skip" if args.skip_bad else "raise",
-                      cache=not args.no_cache)
+    ds = load_dataset(
+        args.dataset, targets=args.target, on_error="skip" if args.skip_bad else "raise", cache=not args.no_cache
+    )
     print(dataset_summary(ds, args.target))
     return 0

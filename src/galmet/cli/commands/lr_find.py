@@ -37,11 +37,20 @@ def run(args) -> int:
     from galmet.science.runs.lr_find import run_lr_find
 
     config = dataclasses.replace(config_from_args(args)[0], progress=False)
-    r = run_lr_find(args.dataset, args.out, config, start_lr=args.start_lr, end_lr=args.end_lr,
-                num_steps=args.steps, freeze=args.freeze_body)
+    r = run_lr_find(
+        args.dataset,
+        args.out,
+        config,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        num_steps=args.steps,
+        freeze=args.freeze_body,
+    )
     stop = "stopped early: loss diverged" if r.diverged else "full sweep"
     print(f"{len(r.table)} steps, lr {r.table['lr'].iloc[0]:.1e} to {r.table['lr'].iloc[-1]:.1e} ({stop})")
-    print(f"suggested lr: {r.suggested_lr:.2e} (min smoothed loss at {r.min_loss_lr:.2e} / 10); "
-          f"steepest descent at {r.steepest_lr:.2e}")
+    print(
+        f"suggested lr: {r.suggested_lr:.2e} (min smoothed loss at {r.min_loss_lr:.2e} / 10); "
+        f"steepest descent at {r.steepest_lr:.2e}"
+    )
     print(f"wrote {r.csv_path} and {r.plot_path}")
     return 0

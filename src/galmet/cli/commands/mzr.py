@@ -30,9 +30,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from galmet.errors import ConfigError
     from galmet.science.mzr import format_mzr
     from galmet.science.runs.mzr import run_mzr
-    from galmet.errors import ConfigError
 
     if not 0 < args.bin_width <= 2:
         raise ConfigError(f"--bin-width must be in (0, 2] dex, got {args.bin_width}")

@@ -40,16 +40,21 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_server_options
 
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
-    p.add_argument("input", nargs="?",
-                   help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
-                        "whose cutouts are fetched (omit with --ra/--dec)")
+    p.add_argument(
+        "input",
+        nargs="?",
+        help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
+        "whose cutouts are fetched (omit with --ra/--dec)",
+    )
     p.add_argument("--out", required=True, help="predictions file: .parquet, .csv or .fits")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                   help="average the 8 dihedral views (default: on)")
+    p.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=True, help="average the 8 dihedral views (default: on)"
+    )
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
-    p.add_argument("--split", nargs="+", metavar="SPLIT",
-                   help="only these splits of a dataset directory (train, valid, test)")
+    p.add_argument(
+        "--split", nargs="+", metavar="SPLIT", help="only these splits of a dataset directory (train, valid, test)"
+    )
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
     p.add_argument("--ra", type=float, help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
@@ -60,9 +65,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
+    from galmet.io.tables import TABLE_SUFFIXES, write_table
     from galmet.nn.bundle import load_model
     from galmet.nn.device import resolve_device
-    from galmet.io.tables import TABLE_SUFFIXES, write_table
 
     if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
         raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv or .fits)")
@@ -72,8 +77,11 @@ def run(args) -> int:
     if position and (args.ra is None or args.dec is None):
         raise ConfigError("--ra and --dec go together")
     if position == (args.input is not None):
-        raise ConfigError("give either INPUT (a dataset directory or image folder) or --ra/--dec, not both" if position
-                          else "give INPUT (a dataset directory, image folder or ra/dec table) or --ra/--dec")
+        raise ConfigError(
+            "give either INPUT (a dataset directory or image folder) or --ra/--dec, not both"
+            if position
+            else "give INPUT (a dataset directory, image folder or ra/dec table) or --ra/--dec"
+        )
     device = resolve_device(args.device)
     model = load_model(args.model)
     if position:
@@ -88,8 +96,10 @@ def run(args) -> int:
         table, seconds = _predict_input(model, args, device)
     write_table(table, args.out)
     mode = "TTA x8" if args.tta else "no TTA"
-    print(f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
-          f"({mode}, {device.type}, {len(table) / max(seconds, 1e-9):.0f} images/s)")
+    print(
+        f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
+        f"({mode}, {device.type}, {len(table) / max(seconds, 1e-9):.0f} images/s)"
+    )
     _print_scores(table, model.targets)
     return 0
 
@@ -100,8 +110,13 @@ def _predict_input(model, args, device):
     from galmet.errors import DataError
     from galmet.predict import predict_dataset
 
-    ds = load_dataset(args.input, targets=[], on_error="skip" if args.skip_bad else "raise",
-                      size=model.image_size, cache=not args.no_cache)
+    ds = load_dataset(
+        args.input,
+        targets=[],
+        on_error="skip" if args.skip_bad else "raise",
+        size=model.image_size,
+        cache=not args.no_cache,
+    )
     if args.split:
         rows = ds.split_indices(args.split)
         if len(rows) == 0:
@@ -123,8 +138,17 @@ def _predict_positions(model, args, device, positions, where: str = "--ra/--dec"
     if args.split:
         raise DataError(f"{where}: --split applies to dataset directories only")
     t0 = time.perf_counter()
-    table = predict_positions(model, positions, scale=args.scale, client=server_client(args), skip_bad=args.skip_bad,
-                              tta=args.tta, batch_size=args.batch_size, device=device, where=where)
+    table = predict_positions(
+        model,
+        positions,
+        scale=args.scale,
+        client=server_client(args),
+        skip_bad=args.skip_bad,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        device=device,
+        where=where,
+    )
     if len(table) < len(positions):
         print(f"skipped {len(positions) - len(table)} of {len(positions)} positions whose cutout could not be fetched")
     return table, time.perf_counter() - t0
@@ -144,7 +168,9 @@ def _print_scores(table, targets) -> None:
         for split, g in groups:
             ok = np.isfinite(g[t].to_numpy(dtype=float))
             if ok.any():
-                parts.append(f"{split} {rmse(g[f'{t}_pred'].to_numpy()[ok] - g[t].to_numpy(dtype=float)[ok]):.4f}"
-                             f" (n={int(ok.sum())})")
+                parts.append(
+                    f"{split} {rmse(g[f'{t}_pred'].to_numpy()[ok] - g[t].to_numpy(dtype=float)[ok]):.4f}"
+                    f" (n={int(ok.sum())})"
+                )
         if parts:
             print(f"RMSE of {t}: " + ", ".join(parts))

@@ -36,26 +36,43 @@ def add_arguments(p) -> None:
     p.add_argument("--n", type=int, required=True, help="number of galaxies")
     p.add_argument("--out", required=True, help="output dataset directory (must be absent or empty)")
     p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**32-1 (default 0)")
-    p.add_argument("--size", type=int, default=128,
-                   help="cutout size in pixels, a power of two from 8 to 1024 (default 128); the field of "
-                        "view stays 37.9 arcsec")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=128,
+        help="cutout size in pixels, a power of two from 8 to 1024 (default 128); the field of view stays 37.9 arcsec",
+    )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
-    p.add_argument("--test", type=_test_amount, default=0.176,
-                   help="held-out test set: a fraction in [0, 1) or a count (default 0.176, the paper's "
-                        "25,000 of 142,182)")
-    p.add_argument("--valid-fraction", type=float, default=0.2,
-                   help="fraction of the non-test galaxies used for validation (default 0.2)")
+    p.add_argument(
+        "--test",
+        type=_test_amount,
+        default=0.176,
+        help="held-out test set: a fraction in [0, 1) or a count (default 0.176, the paper's 25,000 of 142,182)",
+    )
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of the non-test galaxies used for validation (default 0.2)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous synthesis in OUT")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 
 def run(args) -> int:
-    from galmet.synthetic.render import synthesize
     from galmet.synthetic.physics import NOISE_FLOOR_RMSE
+    from galmet.synthetic.render import synthesize
 
-    out = synthesize(args.out, args.n, seed=args.seed, size=args.size, workers=args.workers,
-                     progress=not args.no_progress, test=args.test, valid_fraction=args.valid_fraction,
-                     overwrite=args.overwrite)
-    print(f"wrote {args.n} galaxies ({args.size}x{args.size} px) to {out}; "
-          f"noise floor RMSE {NOISE_FLOOR_RMSE:.3f} dex")
+    out = synthesize(
+        args.out,
+        args.n,
+        seed=args.seed,
+        size=args.size,
+        workers=args.workers,
+        progress=not args.no_progress,
+        test=args.test,
+        valid_fraction=args.valid_fraction,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {args.n} galaxies ({args.size}x{args.size} px) to {out}; noise floor RMSE {NOISE_FLOOR_RMSE:.3f} dex")
     return 0

@@ -30,6 +30,7 @@ Examples:
   torchrun --nproc_per_node=4 -m galmet train DATASET --out runs/ddp   # DistributedDataParallel
 """
 
+
 def add_arguments(p) -> None:
     from galmet.cli.options import add_training_options
 
@@ -37,9 +38,13 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
     add_training_options(p, schedule=True)
     g = p.add_argument_group("run")
-    g.add_argument("--folds", type=int, metavar="K",
-                   help="K-fold cross-validation: train K models, each validated on one fold of the train rows, "
-                        "score their out-of-fold predictions and save their ensemble as RUN/model.pt")
+    g.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: train K models, each validated on one fold of the train rows, "
+        "score their out-of-fold predictions and save their ensemble as RUN/model.pt",
+    )
     g.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in RUN")
 
@@ -60,7 +65,9 @@ def run(args) -> int:
         if saved.is_file():
             import dataclasses
 
-            config = dataclasses.replace(load_config(saved), **{k: v for k, v in changes.items() if k in RUNTIME_FIELDS})
+            config = dataclasses.replace(
+                load_config(saved), **{k: v for k, v in changes.items() if k in RUNTIME_FIELDS}
+            )
             other = {k: v for k, v in changes.items() if k not in RUNTIME_FIELDS}
             if other:
                 config = dataclasses.replace(config, **other)  # train() reports the mismatch
@@ -70,8 +77,10 @@ def run(args) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         first = config.targets[0] if config.targets else "target"
         print(f"model bundle: {result.bundle_path}")
-        print(f"valid RMSE ({first}): final {result.final_valid_rmse:.4f}, best {result.best_valid_rmse:.4f} "
-              f"after {len(result.history)} epochs; history: {result.run_dir / HISTORY}")
+        print(
+            f"valid RMSE ({first}): final {result.final_valid_rmse:.4f}, best {result.best_valid_rmse:.4f} "
+            f"after {len(result.history)} epochs; history: {result.run_dir / HISTORY}"
+        )
     return 0
 
 
@@ -79,14 +88,17 @@ def _run_folds(args, config) -> int:
     from galmet.layout import CV_SCORES, OOF
     from galmet.science.crossval import cross_validate
 
-    result = cross_validate(args.dataset, args.out, config, folds=args.folds, resume=args.resume,
-                            overwrite=args.overwrite)
+    result = cross_validate(
+        args.dataset, args.out, config, folds=args.folds, resume=args.resume, overwrite=args.overwrite
+    )
     s = result.scores
     print(f"{s['folds']}-fold cross-validation on {s['n']} galaxies (out-of-fold, TTA x8):")
     for target, m in s["targets"].items():
         folds = ", ".join(f"{v:.4f}" for v in m["rmse_per_fold"])
-        print(f"  {target}: RMSE {m['rmse']:.4f} +- {m['rmse_fold_sem']:.4f}, NMAD {m['nmad']:.4f}, "
-              f"bias {m['bias']:+.4f} (folds: {folds})")
+        print(
+            f"  {target}: RMSE {m['rmse']:.4f} +- {m['rmse_fold_sem']:.4f}, NMAD {m['nmad']:.4f}, "
+            f"bias {m['bias']:+.4f} (folds: {folds})"
+        )
     print(f"ensemble bundle of the {s['folds']} fold models: {result.bundle_path}")
     print(f"out-of-fold predictions: {result.run_dir / OOF}; scores: {result.run_dir / CV_SCORES}")
     return 0

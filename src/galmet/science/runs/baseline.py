@@ -12,9 +12,9 @@ from galmet.data.dataset import as_dataset
 from galmet.io.jsonfile import write_json
 from galmet.io.tables import write_table
 from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, rf_predictions
-from galmet.science.baseline import constant_baseline, ForestConfig, parse_bands, random_forest_baseline
-from galmet.science.metrics import summarize
 from galmet.paper import PAPER_RF_GRI_RMSE
+from galmet.science.baseline import ForestConfig, constant_baseline, parse_bands, random_forest_baseline
+from galmet.science.metrics import summarize
 
 
 def run_baselines(
@@ -73,10 +73,14 @@ def run_baselines(
 def format_baselines(result: dict) -> str:
     """Plain-text table of :func:`run_baselines` metrics (test split)."""
     rows = [(f"random forest ({result['bands']})", result["rf"]), ("constant mean", result["constant"])]
-    lines = [f"{result['target']} baselines on the test split",
-             f"{'predictor':<24}{'N':>7}{'RMSE':>9}{'NMAD':>9}{'bias':>9}{'paper RMSE':>12}"]
+    lines = [
+        f"{result['target']} baselines on the test split",
+        f"{'predictor':<24}{'N':>7}{'RMSE':>9}{'NMAD':>9}{'bias':>9}{'paper RMSE':>12}",
+    ]
     for name, s in rows:
         paper = s.get("paper", {}).get("rmse") if name.startswith("random") else None
-        lines.append(f"{name:<24}{s['n']:>7d}{s['rmse']:>9.4f}{s['nmad']:>9.4f}{s['bias']:>+9.4f}"
-                     + (f"{paper:>12.3f}" if paper is not None else f"{'-':>12}"))
+        lines.append(
+            f"{name:<24}{s['n']:>7d}{s['rmse']:>9.4f}{s['nmad']:>9.4f}{s['bias']:>+9.4f}"
+            + (f"{paper:>12.3f}" if paper is not None else f"{'-':>12}")
+        )
     return "\n".join(lines)

@@ -38,24 +38,31 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, arch: str = "resnet18",
-             seed: int = 0, device: str = "auto") -> dict:
+def run_demo(
+    out="galmet-demo",
+    n: int = 600,
+    size: int = 64,
+    epochs: int = 12,
+    arch: str = "resnet18",
+    seed: int = 0,
+    device: str = "auto",
+) -> dict:
     """Run every stage into ``out``; return the test-set metrics of the CNN and the baselines."""
-    from galmet.science.runs.evaluate import evaluate_predictions
-    from galmet.science.runs.baseline import run_baselines
     from galmet.data.dataset import load_dataset
-    from galmet.science.metrics import format_metrics_table
+    from galmet.data.summary import dataset_summary
+    from galmet.io.tables import write_table
     from galmet.nn.bundle import load_model
+    from galmet.predict import predict_dataset
+    from galmet.science.metrics import format_metrics_table
     from galmet.science.plots.mosaic import plot_mosaic
     from galmet.science.plots.style import save_figure
+    from galmet.science.runs.baseline import run_baselines
+    from galmet.science.runs.evaluate import evaluate_predictions
     from galmet.science.runs.figures import make_figures
-    from galmet.predict import predict_dataset
     from galmet.science.runs.report import write_report
-    from galmet.data.summary import dataset_summary
     from galmet.synthetic.render import synthesize
-    from galmet.io.tables import write_table
-    from galmet.training.loop import train
     from galmet.training.config import TrainConfig
+    from galmet.training.loop import train
 
     if n < 50:
         raise ConfigError(f"--n must be at least 50 for a meaningful demo, got {n}")
@@ -70,13 +77,17 @@ def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, 
     _say(dataset_summary(ds))
     pick = np.arange(min(24, len(ds)))
     labels = [f"Z={z:.2f}" for z in ds.catalog["oh_p50"].to_numpy()[pick]]
-    mosaic = save_figure(plot_mosaic(ds.images()[pick], labels, ncols=8, title="Synthetic SDSS-like galaxies and their Z"),
-                         out / "mosaic", formats=("png",))[0]
+    mosaic = save_figure(
+        plot_mosaic(ds.images()[pick], labels, ncols=8, title="Synthetic SDSS-like galaxies and their Z"),
+        out / "mosaic",
+        formats=("png",),
+    )[0]
     _say(f"mosaic of example galaxies: {mosaic}")
 
     _say(f"[2/6] training a {arch} ({epochs} one-cycle epochs, from scratch) -> {out / 'run'}")
-    config = TrainConfig(recipe="onecycle", arch=arch, weights="none", epochs=epochs, batch_size=32,
-                         seed=seed, device=device, lr=[3e-3])
+    config = TrainConfig(
+        recipe="onecycle", arch=arch, weights="none", epochs=epochs, batch_size=32, seed=seed, device=device, lr=[3e-3]
+    )
     result = train(ds, out / "run", config)
     _say(f"best validation RMSE {result.best_valid_rmse:.3f} dex")
 
@@ -97,11 +108,15 @@ def run_demo(out="galmet-demo", n: int = 600, size: int = 64, epochs: int = 12, 
     _say("[6/6] HTML report")
     report = write_report(out / "run", out / REPORT, title="galmet demo (synthetic galaxies)")
     cnn, const, rf = summary["rmse"], baselines["constant"]["rmse"], baselines["rf"]["rmse"]
-    floor = float(np.sqrt(np.mean(ds.subset("test").catalog["oh_unexplained"].to_numpy() ** 2))) \
-        if "oh_unexplained" in ds.catalog.columns else float("nan")
+    floor = (
+        float(np.sqrt(np.mean(ds.subset("test").catalog["oh_unexplained"].to_numpy() ** 2)))
+        if "oh_unexplained" in ds.catalog.columns
+        else float("nan")
+    )
     _say("")
-    _say(f"test RMSE (dex): CNN {cnn:.3f} | constant mean {const:.3f} | random forest (gri) {rf:.3f} "
-         f"| noise floor {floor:.3f}")
+    _say(
+        f"test RMSE (dex): CNN {cnn:.3f} | constant mean {const:.3f} | random forest (gri) {rf:.3f} "
+        f"| noise floor {floor:.3f}"
+    )
     _say(f"report: {report}   (done in {time.perf_counter() - t_start:.0f} s)")
     return {"cnn_rmse": cnn, "constant_rmse": const, "rf_rmse": rf, "noise_floor": floor, "report": str(report)}
-

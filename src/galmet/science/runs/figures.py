@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,9 @@ def _dataset_images_for(table: pd.DataFrame, dataset) -> np.ndarray:
     want = table[key].to_numpy()
     missing = ~pd.Index(want).isin(pos.index)
     if missing.any():
-        raise DataError(f"{dataset.root}: {key} {want[np.flatnonzero(missing)[0]]} of the predictions is not in the dataset")
+        raise DataError(
+            f"{dataset.root}: {key} {want[np.flatnonzero(missing)[0]]} of the predictions is not in the dataset"
+        )
     return np.asarray(dataset.images()[pos.loc[want].to_numpy()])
 
 
@@ -111,8 +113,15 @@ def make_figures(
     emit(2, plot_histograms(t, p, target))
     emit(3, plot_pred_vs_true(t, p, target))
     if res_table is not None:
-        emit(4, plot_resolution(res_table, base.get("rf_rmse"), base.get("constant_rmse"),
-                                rf_label=f"random forest ({base.get('bands', 'gri')})"))
+        emit(
+            4,
+            plot_resolution(
+                res_table,
+                base.get("rf_rmse"),
+                base.get("constant_rmse"),
+                rf_label=f"random forest ({base.get('bands', 'gri')})",
+            ),
+        )
     if mzr is not None:
         j = mzr["joined"]
         emit(5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"]))

@@ -10,14 +10,21 @@ import pandas as pd
 from galmet.io.jsonfile import provenance, write_json
 from galmet.io.tables import write_table
 from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS
-from galmet.science.mzr import MASS, mzr_analysis, Z
+from galmet.science.mzr import MASS, Z, mzr_analysis
 from galmet.science.plots.mass import plot_mass
 from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.style import save_figure
 
 
-def run_mzr(metallicity, mass, out_dir: str | os.PathLike, dataset=None, split: str | None = "test",
-            bin_width: float = 0.2, formats=("png", "pdf")) -> dict:
+def run_mzr(
+    metallicity,
+    mass,
+    out_dir: str | os.PathLike,
+    dataset=None,
+    split: str | None = "test",
+    bin_width: float = 0.2,
+    formats=("png", "pdf"),
+) -> dict:
     """Compute :func:`mzr_analysis` and write it to ``out_dir``.
 
     Files: ``mzr_metrics.json``, ``mzr_bins.csv`` (Z_pred and Z_true statistics per mass
@@ -27,8 +34,9 @@ def run_mzr(metallicity, mass, out_dir: str | os.PathLike, dataset=None, split: 
     out = Path(out_dir)
     res = mzr_analysis(metallicity, mass, dataset, split, bin_width)
     j = res["joined"]
-    both = res["bins"].merge(res["bins_true"][["center", "count", "median", "rmse", "nmad"]], on="center",
-                             suffixes=("_pred", "_true"))
+    both = res["bins"].merge(
+        res["bins_true"][["center", "count", "median", "rmse", "nmad"]], on="center", suffixes=("_pred", "_true")
+    )
     files = [write_table(both, out / MZR_BINS), write_table(j, out / MZR_JOINED)]
     meta = dict(res["metrics"])
     for name, src in (("metallicity", metallicity), ("mass", mass)):
@@ -38,7 +46,8 @@ def run_mzr(metallicity, mass, out_dir: str | os.PathLike, dataset=None, split: 
         meta["dataset"] = str(Path(getattr(dataset, "root", dataset)).resolve())
     files.append(write_json(out / MZR_METRICS, meta))
     files += save_figure(plot_mass(j[MASS], j[f"{MASS}_pred"], j[Z], j["z_mzr"]), out / FIGURE_NAMES[5], formats)
-    files += save_figure(plot_mzr(j[MASS], j[f"{Z}_pred"], res["bins"], z_true=j[Z], bin_width=bin_width),
-                         out / FIGURE_NAMES[6], formats)
+    files += save_figure(
+        plot_mzr(j[MASS], j[f"{Z}_pred"], res["bins"], z_true=j[Z], bin_width=bin_width), out / FIGURE_NAMES[6], formats
+    )
     res["files"] = files
     return res

@@ -35,9 +35,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmet.layout import (BASELINE_METRICS, CONFIG, CV_SCORES, HISTORY, MZR_METRICS, PREDICTION_NAMES, REPORT,
-                           RESOLUTION_TABLE)
 from galmet.errors import DataError
+from galmet.layout import (
+    BASELINE_METRICS,
+    CONFIG,
+    CV_SCORES,
+    HISTORY,
+    MZR_METRICS,
+    PREDICTION_NAMES,
+    REPORT,
+    RESOLUTION_TABLE,
+)
 from galmet.science.plots.history import history_png
 
 log = logging.getLogger(__name__)
@@ -46,17 +54,17 @@ MAX_DEPTH = 3
 #: Captions of the figures :mod:`galmet.science.plots` draws, by file stem.
 CAPTIONS = {
     "fig1_image_grid": "Figure 1. Test galaxies with the lowest and highest predicted and true metallicity, the most "
-                       "under- and over-predicted, and a random draw; Z_pred and Z_true on each thumbnail.",
+    "under- and over-predicted, and a random draw; Z_pred and Z_true on each thumbnail.",
     "fig2_histograms": "Figure 2. Distributions of true and predicted metallicity (Freedman-Diaconis bins).",
     "fig3_pred_vs_true": "Figure 3. Predicted against true metallicity: running median with RMSE and NMAD bands, "
-                         "one-to-one line, residual histogram (inset); upper panel: RMSE and NMAD per bin, "
-                         "marker area proportional to the number of galaxies.",
+    "one-to-one line, residual histogram (inset); upper panel: RMSE and NMAD per bin, "
+    "marker area proportional to the number of galaxies.",
     "fig4_resolution": "Figure 4. Scatter of the CNN against image size after block averaging, with the "
-                       "random-forest and constant-mean baselines.",
+    "random-forest and constant-mean baselines.",
     "fig5_mass": "Figure 5. (a) Stellar mass predicted from images against the truth; (b) metallicity from the "
-                 "predicted mass through the Tremonti et al. (2004) relation against the true metallicity.",
+    "predicted mass through the Tremonti et al. (2004) relation against the true metallicity.",
     "fig6_mzr": "Figure 6. The mass-metallicity relation of the predicted metallicity against the true stellar "
-                "mass, with Tremonti et al. (2004) median and its 1-sigma scatter.",
+    "mass, with Tremonti et al. (2004) median and its 1-sigma scatter.",
     "history": "Training history: train and validation RMSE per epoch.",
 }
 
@@ -106,8 +114,19 @@ def collect(root: str | os.PathLike) -> dict:
         raise DataError(f"{root}: no such run directory")
     if not root.is_dir():
         raise DataError(f"{root}: not a directory (give the folder holding the run's outputs)")
-    found: dict = {"root": root, "metrics": [], "baselines": [], "mzr": [], "crossval": [], "resolution": None,
-                   "figures": [], "config": None, "config_path": None, "history": None, "predictions": None}
+    found: dict = {
+        "root": root,
+        "metrics": [],
+        "baselines": [],
+        "mzr": [],
+        "crossval": [],
+        "resolution": None,
+        "figures": [],
+        "config": None,
+        "config_path": None,
+        "history": None,
+        "predictions": None,
+    }
     for p in _find(root, "*.json"):
         data = _read_json(p)
         if not isinstance(data, dict):
@@ -180,20 +199,48 @@ def metrics_section(summary: dict, source: str) -> str:
     paper = summary.get("paper", {})
     rows = [
         ["N", f"{summary['n']:,}", _num(paper.get("n"), "{:,}"), ""],
-        ["RMSE (dex)", _num(summary["rmse"]), _num(paper.get("rmse"), "{:.3f}"), _compare(summary["rmse"], paper.get("rmse"))],
-        ["NMAD (dex)", _num(summary["nmad"]), _num(paper.get("nmad"), "{:.3f}"), _compare(summary["nmad"], paper.get("nmad"))],
+        [
+            "RMSE (dex)",
+            _num(summary["rmse"]),
+            _num(paper.get("rmse"), "{:.3f}"),
+            _compare(summary["rmse"], paper.get("rmse")),
+        ],
+        [
+            "NMAD (dex)",
+            _num(summary["nmad"]),
+            _num(paper.get("nmad"), "{:.3f}"),
+            _compare(summary["nmad"], paper.get("nmad")),
+        ],
         ["median bias (dex)", _num(summary["bias"], "{:+.4f}"), _num(paper.get("bias"), "{:+.3f}"), ""],
         ["mean bias (dex)", _num(summary.get("mean_bias"), "{:+.4f}"), "-", ""],
         ["outlier fraction", _num(100 * summary.get("outlier_fraction", np.nan), "{:.2f}%"), "-", ""],
     ]
     if "frac_true_above_9.1" in summary:
-        rows.append(["Z_true &gt; 9.1", _num(100 * summary["frac_true_above_9.1"], "{:.1f}%"),
-                     _num(100 * paper.get("frac_true_above_9.1", np.nan), "{:.1f}%"), ""])
-        rows.append(["Z_pred &gt; 9.1", _num(100 * summary["frac_pred_above_9.1"], "{:.1f}%"),
-                     _num(100 * paper.get("frac_pred_above_9.1", np.nan), "{:.1f}%"), ""])
+        rows.append(
+            [
+                "Z_true &gt; 9.1",
+                _num(100 * summary["frac_true_above_9.1"], "{:.1f}%"),
+                _num(100 * paper.get("frac_true_above_9.1", np.nan), "{:.1f}%"),
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "Z_pred &gt; 9.1",
+                _num(100 * summary["frac_pred_above_9.1"], "{:.1f}%"),
+                _num(100 * paper.get("frac_pred_above_9.1", np.nan), "{:.1f}%"),
+                "",
+            ]
+        )
     head = f"<p>Target <b>{_e(summary['target'])}</b>, split <b>{_e(summary['split'])}</b> (from {_e(source)}).</p>"
-    note = ('<p class="note">Outliers: |&Delta;Z| &gt; 3 NMAD and |&Delta;Z| &gt; 0.3 dex. The paper\'s '
-            "values are for its 20,466 SDSS test galaxies (Wu &amp; Boada 2019).</p>") if paper else ""
+    note = (
+        (
+            '<p class="note">Outliers: |&Delta;Z| &gt; 3 NMAD and |&Delta;Z| &gt; 0.3 dex. The paper\'s '
+            "values are for its 20,466 SDSS test galaxies (Wu &amp; Boada 2019).</p>"
+        )
+        if paper
+        else ""
+    )
     return head + _table(["metric", "galmet", "paper", ""], rows) + note
 
 
@@ -214,32 +261,58 @@ def _baselines_section(items, root: Path) -> str:
             if not s:
                 continue
             paper = (s.get("paper") or {}).get("rmse")
-            rows.append([_e(name), f"{s['n']:,}", _num(s["rmse"]), _num(s["nmad"]), _num(s["bias"], "{:+.4f}"),
-                         _num(paper, "{:.3f}")])
-        out.append(f"<p>From {_e(_rel(path, root))}; fitted on train + valid, scored on test.</p>"
-                   + _table(["predictor", "N", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "paper RMSE"], rows))
+            rows.append(
+                [
+                    _e(name),
+                    f"{s['n']:,}",
+                    _num(s["rmse"]),
+                    _num(s["nmad"]),
+                    _num(s["bias"], "{:+.4f}"),
+                    _num(paper, "{:.3f}"),
+                ]
+            )
+        out.append(
+            f"<p>From {_e(_rel(path, root))}; fitted on train + valid, scored on test.</p>"
+            + _table(["predictor", "N", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "paper RMSE"], rows)
+        )
     return "".join(out)
 
 
 def _crossval_section(items, root: Path) -> str:
     out = []
     for path, cv in items:
-        rows = [[_e(t), f"{cv.get('n', 0):,}", _num(m.get("rmse")), _num(m.get("rmse_fold_sem")), _num(m.get("nmad")),
-                 _num(m.get("bias"), "{:+.4f}"), _e(", ".join(f"{v:.4f}" for v in m.get("rmse_per_fold", [])))]
-                for t, m in cv["targets"].items()]
-        out.append(f"<p>From {_e(_rel(path, root))}: {cv['folds']}-fold cross-validation, every galaxy predicted "
-                   f"by the fold model that did not see it{' (TTA x8)' if cv.get('tta') else ''}.</p>"
-                   + _table(["target", "N", "RMSE (dex)", "+- (fold s.e.)", "NMAD (dex)", "bias (dex)",
-                             "RMSE per fold"], rows))
+        rows = [
+            [
+                _e(t),
+                f"{cv.get('n', 0):,}",
+                _num(m.get("rmse")),
+                _num(m.get("rmse_fold_sem")),
+                _num(m.get("nmad")),
+                _num(m.get("bias"), "{:+.4f}"),
+                _e(", ".join(f"{v:.4f}" for v in m.get("rmse_per_fold", []))),
+            ]
+            for t, m in cv["targets"].items()
+        ]
+        out.append(
+            f"<p>From {_e(_rel(path, root))}: {cv['folds']}-fold cross-validation, every galaxy predicted "
+            f"by the fold model that did not see it{' (TTA x8)' if cv.get('tta') else ''}.</p>"
+            + _table(["target", "N", "RMSE (dex)", "+- (fold s.e.)", "NMAD (dex)", "bias (dex)", "RMSE per fold"], rows)
+        )
     return "".join(out)
 
 
 def _resolution_section(tab: pd.DataFrame, extra: dict, path: Path, root: Path) -> str:
     rows = []
     for _, r in tab.sort_values("size", ascending=False).iterrows():
-        rows.append([f"{int(r['size'])}", _num(r.get("rmse")), _num(r.get("nmad")),
-                     f"{int(r['n'])}" if "n" in r and np.isfinite(r["n"]) else "-",
-                     _num(r.get("train_seconds"), "{:.0f}")])
+        rows.append(
+            [
+                f"{int(r['size'])}",
+                _num(r.get("rmse")),
+                _num(r.get("nmad")),
+                f"{int(r['n'])}" if "n" in r and np.isfinite(r["n"]) else "-",
+                _num(r.get("train_seconds"), "{:.0f}"),
+            ]
+        )
     base = []
     if extra.get("rf_rmse") is not None:
         base.append(f"random forest ({_e(extra.get('bands', 'gri'))}) RMSE {extra['rf_rmse']:.4f} dex")
@@ -247,47 +320,82 @@ def _resolution_section(tab: pd.DataFrame, extra: dict, path: Path, root: Path) 
         base.append(f"constant mean RMSE {extra['constant_rmse']:.4f} dex")
     from galmet.paper import PAPER_CNN_BEATS_RF_FROM, PAPER_RF_GRI_RMSE
 
-    return (f"<p>From {_e(_rel(path, root))}. Baselines: {'; '.join(base) or 'none recorded'}. The paper: random forest "
-            f"on gri RMSE {PAPER_RF_GRI_RMSE:.3f} dex; the CNN beats it from {PAPER_CNN_BEATS_RF_FROM}x"
-            f"{PAPER_CNN_BEATS_RF_FROM} pixels up.</p>"
-            + _table(["size (pixels)", "RMSE (dex)", "NMAD (dex)", "N test", "train time (s)"], rows))
+    return (
+        f"<p>From {_e(_rel(path, root))}. Baselines: {'; '.join(base) or 'none recorded'}. The paper: random forest "
+        f"on gri RMSE {PAPER_RF_GRI_RMSE:.3f} dex; the CNN beats it from {PAPER_CNN_BEATS_RF_FROM}x"
+        f"{PAPER_CNN_BEATS_RF_FROM} pixels up.</p>"
+        + _table(["size (pixels)", "RMSE (dex)", "NMAD (dex)", "N test", "train time (s)"], rows)
+    )
 
 
 def _mzr_section(items, root: Path) -> str:
     out = []
     for path, m in items:
         rows = [
-            ["stellar mass RMSE (dex)", _num(m["mass"]["rmse"]), _num(m["mass"].get("paper", {}).get("rmse"), "{:.2f}")],
-            ["stellar mass NMAD (dex)", _num(m["mass"]["nmad"]), _num(m["mass"].get("paper", {}).get("nmad"), "{:.2f}")],
-            ["Z_MZR vs Z_true RMSE (dex)", _num(m["z_mzr"]["rmse"]), _num(m["z_mzr"].get("paper", {}).get("rmse"), "{:.2f}")],
-            ["Z_pred vs Z_true RMSE (dex)", _num(m["z_pred"]["rmse"]), _num(m["z_pred"].get("paper", {}).get("rmse"), "{:.3f}")],
-            ["predicted MZR scatter, NMAD (dex)", _num(m.get("mzr_pred_scatter")), _num(m.get("tremonti_sigma"), "{:.2f}")],
+            [
+                "stellar mass RMSE (dex)",
+                _num(m["mass"]["rmse"]),
+                _num(m["mass"].get("paper", {}).get("rmse"), "{:.2f}"),
+            ],
+            [
+                "stellar mass NMAD (dex)",
+                _num(m["mass"]["nmad"]),
+                _num(m["mass"].get("paper", {}).get("nmad"), "{:.2f}"),
+            ],
+            [
+                "Z_MZR vs Z_true RMSE (dex)",
+                _num(m["z_mzr"]["rmse"]),
+                _num(m["z_mzr"].get("paper", {}).get("rmse"), "{:.2f}"),
+            ],
+            [
+                "Z_pred vs Z_true RMSE (dex)",
+                _num(m["z_pred"]["rmse"]),
+                _num(m["z_pred"].get("paper", {}).get("rmse"), "{:.3f}"),
+            ],
+            [
+                "predicted MZR scatter, NMAD (dex)",
+                _num(m.get("mzr_pred_scatter")),
+                _num(m.get("tremonti_sigma"), "{:.2f}"),
+            ],
             ["true MZR scatter, NMAD (dex)", _num(m.get("mzr_true_scatter")), _num(m.get("tremonti_sigma"), "{:.2f}")],
         ]
-        out.append(f"<p>From {_e(_rel(path, root))}: {m['n']:,} galaxies, split {_e(m.get('split', '?'))}.</p>"
-                   + _table(["quantity", "galmet", "paper"], rows))
+        out.append(
+            f"<p>From {_e(_rel(path, root))}: {m['n']:,} galaxies, split {_e(m.get('split', '?'))}.</p>"
+            + _table(["quantity", "galmet", "paper"], rows)
+        )
     return "".join(out)
 
 
 def _figure_html(path: Path, root: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     caption = CAPTIONS.get(path.stem, path.stem.replace("_", " "))
-    return (f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_e(caption)} <span class=\"note\">({_e(path.relative_to(root))})</span></figcaption></figure>")
+    return (
+        f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
+        f'<figcaption>{_e(caption)} <span class="note">({_e(path.relative_to(root))})</span></figcaption></figure>'
+    )
 
 
 def _provenance_rows(found: dict, summaries) -> list[list[str]]:
     import galmet
 
-    rows = [["report written", _e(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))],
-            ["galmet version", _e(galmet.__version__)],
-            ["python / platform", _e(f"{platform.python_version()} / {platform.platform()}")],
-            ["run directory", _e(Path(found["root"]).resolve())]]
+    rows = [
+        ["report written", _e(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))],
+        ["galmet version", _e(galmet.__version__)],
+        ["python / platform", _e(f"{platform.python_version()} / {platform.platform()}")],
+        ["run directory", _e(Path(found["root"]).resolve())],
+    ]
     for path, s in summaries:
         prov = s.get("predictions") or {}
         if prov:
-            rows.append(["predictions", _e(f"{prov.get('path')} (sha256 {str(prov.get('sha256', ''))[:16]}..., "
-                                           f"{prov.get('bytes', '?')} bytes, modified {prov.get('modified', '?')})")])
+            rows.append(
+                [
+                    "predictions",
+                    _e(
+                        f"{prov.get('path')} (sha256 {str(prov.get('sha256', ''))[:16]}..., "
+                        f"{prov.get('bytes', '?')} bytes, modified {prov.get('modified', '?')})"
+                    ),
+                ]
+            )
         if s.get("dataset"):
             rows.append(["dataset", _e(s["dataset"])])
     for _, b in found["baselines"]:
@@ -312,11 +420,13 @@ def render(found: dict, title: str | None = None) -> str:
 
     root = Path(found["root"])
     title = title or f"galmet report: {root.resolve().name}"
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
-             "<p class=\"note\">Gas-phase metallicity 12 + log(O/H) predicted from gri images, reproducing "
-             "Wu &amp; Boada (2019, MNRAS 484, 4683). Residuals &Delta;Z = Z_pred &minus; Z_true; "
-             "NMAD = 1.4826 median(|&Delta;Z &minus; median &Delta;Z|).</p>"]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
+        '<p class="note">Gas-phase metallicity 12 + log(O/H) predicted from gri images, reproducing '
+        "Wu &amp; Boada (2019, MNRAS 484, 4683). Residuals &Delta;Z = Z_pred &minus; Z_true; "
+        "NMAD = 1.4826 median(|&Delta;Z &minus; median &Delta;Z|).</p>",
+    ]
     summaries = list(found["metrics"])
     if not summaries and found["predictions"] is not None:
         from galmet.io.jsonfile import provenance
@@ -329,7 +439,7 @@ def render(found: dict, title: str | None = None) -> str:
             s["predictions"] = provenance(found["predictions"])
             summaries.append((found["predictions"], s))
         except DataError as exc:
-            parts.append(f"<p class=\"note\">Predictions {_e(found['predictions'])} not scored: {_e(exc)}</p>")
+            parts.append(f'<p class="note">Predictions {_e(found["predictions"])} not scored: {_e(exc)}</p>')
     if summaries:
         parts.append("<h2>Metrics</h2>")
         parts += [metrics_section(s, _rel(p, root)) for p, s in summaries]
@@ -353,21 +463,29 @@ def render(found: dict, title: str | None = None) -> str:
     if found["history"] is not None:
         png = history_png(found["history"])
         if png:
-            fig_html.append(f'<figure><img alt="history" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-                            f"<figcaption>{_e(CAPTIONS['history'])}</figcaption></figure>")
+            fig_html.append(
+                f'<figure><img alt="history" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+                f"<figcaption>{_e(CAPTIONS['history'])}</figcaption></figure>"
+            )
     if fig_html:
         parts.append("<h2>Figures</h2>" + "".join(fig_html))
     if found["config"]:
-        parts.append(f"<h2>Configuration</h2><p class=\"note\">{_e(found['config_path'].relative_to(root))}</p>"
-                     f"<pre>{_e(found['config'])}</pre>")
+        parts.append(
+            f'<h2>Configuration</h2><p class="note">{_e(found["config_path"].relative_to(root))}</p>'
+            f"<pre>{_e(found['config'])}</pre>"
+        )
     parts.append("<h2>Provenance</h2>" + _table(["item", "value"], _provenance_rows(found, summaries)))
     if len(parts) <= 3:
-        raise DataError(f"{root}: nothing to report (no metrics JSON, predictions, figures, config.yaml or history.csv)")
+        raise DataError(
+            f"{root}: nothing to report (no metrics JSON, predictions, figures, config.yaml or history.csv)"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(run_dir: str | os.PathLike, out_html: str | os.PathLike | None = None, title: str | None = None) -> Path:
+def write_report(
+    run_dir: str | os.PathLike, out_html: str | os.PathLike | None = None, title: str | None = None
+) -> Path:
     """Write the self-contained HTML report of ``run_dir`` atomically; return its path.
 
     Parameters

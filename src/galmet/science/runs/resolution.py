@@ -7,8 +7,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,13 +17,22 @@ from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.jsonfile import write_json
 from galmet.io.tables import write_table
-from galmet.layout import BUNDLE, CHECKPOINT, FIGURE_NAMES, HISTORY, PREDICTIONS, RESOLUTION_META, RESOLUTION_TABLE, resolution_run
+from galmet.layout import (
+    BUNDLE,
+    CHECKPOINT,
+    FIGURE_NAMES,
+    HISTORY,
+    PREDICTIONS,
+    RESOLUTION_META,
+    RESOLUTION_TABLE,
+    resolution_run,
+)
 from galmet.nn.bundle import load_model
 from galmet.predict import predict_dataset
 from galmet.science.metrics import summarize
 from galmet.science.plots.resolution import plot_resolution
 from galmet.science.plots.style import save_figure
-from galmet.science.resolution import baselines, COLUMNS, degrade, input_size, MIN_INPUT, parse_sizes
+from galmet.science.resolution import COLUMNS, MIN_INPUT, baselines, degrade, input_size, parse_sizes
 from galmet.training.config import RUNTIME_FIELDS, TrainConfig
 from galmet.training.loop import train
 
@@ -71,21 +80,30 @@ def run_study(
         raise ConfigError(f"--min-input must be >= 1 pixel, got {min_input}")
     config = (config or TrainConfig()).resolved()
     target = config.targets[0]
-    dataset = as_dataset(dataset, targets=config.targets, valid_fraction=config.valid_fraction,
-                         split_seed=config.split_seed)
+    dataset = as_dataset(
+        dataset, targets=config.targets, valid_fraction=config.valid_fraction, split_seed=config.split_seed
+    )
     sizes = parse_sizes(sizes, dataset.image_size)
     if not len(dataset.split_indices("test")):
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / RESOLUTION_META
-    settings = {"config": config.to_dict(), "min_input": min_input, "target": target,
-                "dataset": str(Path(dataset.root).resolve()), "n": len(dataset)}
+    settings = {
+        "config": config.to_dict(),
+        "min_input": min_input,
+        "target": target,
+        "dataset": str(Path(dataset.root).resolve()),
+        "n": len(dataset),
+    }
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
         changed = [k for k in ("min_input", "target", "n") if old.get(k) != settings[k]]
-        changed += [f"config.{k}" for k in config.to_dict() if k not in RUNTIME_FIELDS
-                    and old.get("config", {}).get(k) != config.to_dict()[k]]
+        changed += [
+            f"config.{k}"
+            for k in config.to_dict()
+            if k not in RUNTIME_FIELDS and old.get("config", {}).get(k) != config.to_dict()[k]
+        ]
         if changed:
             raise ConfigError(f"{out}: holds a study with different settings ({', '.join(changed)}); use a new --out")
         meta = old
@@ -120,17 +138,38 @@ def run_study(
         write_table(pred, run_dir / PREDICTIONS)
         s = summarize(pred, target, "test")
         vcol = f"valid_rmse_{target}"
-        row = {"size": size, "input_size": s_in, "rmse": s["rmse"], "nmad": s["nmad"], "bias": s["bias"],
-               "outlier_fraction": s["outlier_fraction"], "n": s["n"], "train_seconds": train_seconds,
-               "valid_rmse": float(hist[vcol].iloc[-1]) if vcol in hist.columns and len(hist) else np.nan,
-               "run_dir": str(run_dir.relative_to(out))}
+        row = {
+            "size": size,
+            "input_size": s_in,
+            "rmse": s["rmse"],
+            "nmad": s["nmad"],
+            "bias": s["bias"],
+            "outlier_fraction": s["outlier_fraction"],
+            "n": s["n"],
+            "train_seconds": train_seconds,
+            "valid_rmse": float(hist[vcol].iloc[-1]) if vcol in hist.columns and len(hist) else np.nan,
+            "run_dir": str(run_dir.relative_to(out)),
+        }
         table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
         table = table.sort_values("size", ascending=False).reset_index(drop=True)[COLUMNS]
         write_table(table, table_path)
-        log.info("resolution study: size %d: test RMSE %.4f, NMAD %.4f (N=%d), trained in %.0f s",
-                 size, s["rmse"], s["nmad"], s["n"], train_seconds)
+        log.info(
+            "resolution study: size %d: test RMSE %.4f, NMAD %.4f (N=%d), trained in %.0f s",
+            size,
+            s["rmse"],
+            s["nmad"],
+            s["n"],
+            train_seconds,
+        )
 
-    save_figure(plot_resolution(table, meta.get("rf_rmse"), meta.get("constant_rmse"),
-                                rf_label=f"random forest ({meta.get('bands', bands)})"),
-                out / FIGURE_NAMES[4], formats)
+    save_figure(
+        plot_resolution(
+            table,
+            meta.get("rf_rmse"),
+            meta.get("constant_rmse"),
+            rf_label=f"random forest ({meta.get('bands', bands)})",
+        ),
+        out / FIGURE_NAMES[4],
+        formats,
+    )
     return table
