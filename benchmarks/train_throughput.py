@@ -212,9 +212,9 @@ def main() -> None:
                 flush=True,
             )
     g, p = statistics.median(galmet_rates), statistics.median(plain_rates)
-    paired = statistics.median(a / b for a, b in zip(galmet_rates, plain_rates))
+    paired = statistics.median(a / b for a, b in zip(galmet_rates, plain_rates, strict=True))
     tg, tp = step_pairs(ds, a.arch, a.batch, a.pairs)
-    step_ratio = statistics.median(p_ / g_ for g_, p_ in zip(tg, tp))
+    step_ratio = statistics.median(p_ / g_ for g_, p_ in zip(tg, tp, strict=True))
     res = {
         "arch": a.arch,
         "batch": a.batch,

@@ -23,7 +23,7 @@ def make_tiny_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0, sp
     ids = 1237648700000000000 + np.arange(n, dtype=np.int64) * 7
     yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
     brightness = rng.uniform(0.2, 1.0, n)
-    for oid, b in zip(ids, brightness):
+    for oid, b in zip(ids, brightness, strict=True):
         blob = np.exp(-(xx**2 + yy**2) / (2 * (size / 6) ** 2))
         img = np.stack([blob * b * 255 * f for f in (0.9, 0.7, 0.5)], -1) + rng.normal(0, 4, (size, size, 3))
         (root / "images" / f"{oid}.jpg").write_bytes(encode_jpeg(np.clip(img, 0, 255).astype(np.uint8), 95))
@@ -37,7 +37,7 @@ def make_tiny_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0, sp
             "lgm_tot_p50": 9.0 + 2.0 * brightness,
         }
     )
-    for band, off in zip("ugriz", (2.0, 1.0, 0.5, 0.2, 0.0)):
+    for band, off in zip("ugriz", (2.0, 1.0, 0.5, 0.2, 0.0), strict=True):
         cat[f"modelMag_{band}"] = 17.5 - 2 * brightness + off + rng.normal(0, 0.05, n)
     if split:
         cat["split"] = np.where(np.arange(n) % 4 == 0, "test", "train")

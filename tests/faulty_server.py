@@ -354,7 +354,7 @@ def kill_resume_scenario(
     root.mkdir(parents=True, exist_ok=True)
     cat = make_catalog(root, n, seed)
     plans, transient_ids, permanent_ids = fault_plans(cat, transient, permanent, seed)
-    keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"])}
+    keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"], strict=True)}
     facts: dict = {"n": n, "transient": len(transient_ids), "permanent": len(permanent_ids)}
     with FaultyServer(plans, latency=latency, slow_seconds=2 * timeout, retry_after="1") as srv:
         cmd = [
@@ -435,7 +435,7 @@ def kill_resume_scenario(
     facts["invalid"] = invalid
     facts["temp_files"] = sorted(str(p.relative_to(root)) for p in root.rglob("*.tmp"))
     man = pd.read_parquet(root / "manifest.parquet")
-    status = dict(zip(man["objID"].astype(np.int64), man["status"]))
+    status = dict(zip(man["objID"].astype(np.int64), man["status"], strict=True))
     facts["manifest_rows"] = len(man)
     facts["transient_not_ok"] = sorted(o for o in transient_ids if status.get(o) != "ok")
     facts["permanent_not_in_manifest"] = sorted(o for o in permanent_ids if status.get(o) != "failed")

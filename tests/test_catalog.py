@@ -57,7 +57,7 @@ def good_row(i: int) -> dict:
         sfr_tot_p50=0.1,
         bptclass=1,
     )
-    row.update({f"modelMag_{b}": m for b, m in zip("ugriz", (19.0, 17.6, 16.9, 16.5, 16.2))})
+    row.update({f"modelMag_{b}": m for b, m in zip("ugriz", (19.0, 17.6, 16.9, 16.5, 16.2), strict=True)})
     return row
 
 
@@ -280,7 +280,7 @@ def test_a_chunk_that_keeps_failing_is_named(tmp_path, capsys):
                 "0.001",
             ]
         )
-    err = [l for l in capsys.readouterr().err.strip().splitlines() if "galmet catalog" in l]
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "galmet catalog" in line]
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("galmet catalog: error: chunk 3/3 (ra 240-360 deg): text error page: 'ERROR:")
     assert "gave up after 3 requests" in err[0]

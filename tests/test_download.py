@@ -59,7 +59,7 @@ def test_150_cutouts_with_transient_and_permanent_faults_then_resume(tmp_path):
     ds = tmp_path / "ds"
     cat = make_catalog(ds, 150, seed=1)
     plans, transient, permanent = fault_plans(cat, 0.10, 0.02, seed=1)
-    keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"])}
+    keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"], strict=True)}
     with FaultyServer(plans, slow_seconds=2.0, retry_after="0.2") as srv:
         s = download_cutouts(ds, fast_options(srv.url))
         first = dict(srv.counts)
@@ -172,7 +172,7 @@ def test_scale_by_size_uses_the_authors_formula(tmp_path):
     with FaultyServer() as srv:
         download_cutouts(ds, fast_options(srv.url, scale_by_size=True))
         got = {key: float(q["scale"]) for key, _, _, q in srv.log}
-    for r, d, r90 in zip(cat["ra"], cat["dec"], cat["petroR90_r"]):
+    for r, d, r90 in zip(cat["ra"], cat["dec"], cat["petroR90_r"], strict=True):
         assert got[key_of(r, d)] == pytest.approx(2 * r90 / 0.396 / 16, rel=1e-5)
 
 

@@ -17,8 +17,8 @@ sys.meta_path.insert(0, Block())
 
 def test_train_predict_and_metrics_import_without_astropy_or_galsim():
     code = BLOCKER + (
-        "import galmet.cli.main, galmet.training.loop, galmet.predict, galmet.nn.bundle, galmet.data.dataset, galmet.science.metrics, "
-        "galmet.training.lr_find, galmet.sdss.download, galmet.sdss.catalog\n"
+        "import galmet.cli.main, galmet.training.loop, galmet.predict, galmet.nn.bundle, galmet.data.dataset, "
+        "galmet.science.metrics, galmet.training.lr_find, galmet.sdss.download, galmet.sdss.catalog\n"
         "galmet.cli.main.build_parser()\n"
         "assert not any(m.split('.')[0] in ('astropy', 'galsim') for m in sys.modules)\n"
     )

@@ -97,7 +97,7 @@ def test_resolution_and_mzr_figures():
     fig = plot_resolution(tab, rf_rmse=0.13, constant_rmse=0.22)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "pixels" in ax.get_xlabel() and "dex" in ax.get_ylabel()
-    assert {l.get_label() for l in ax.get_lines()} >= {"random forest (gri) RMSE", "constant mean RMSE"}
+    assert {line.get_label() for line in ax.get_lines()} >= {"random forest (gri) RMSE", "constant mean RMSE"}
     rng = np.random.default_rng(0)
     m = rng.normal(10.2, 0.5, 3000)
     z = tremonti_mzr(m) + rng.normal(0, 0.1, 3000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -310,7 +311,7 @@ def test_background_checkpoint_writer_snapshots_state(tmp_path):
 
     writer.run = tmp_path / "sub"
     writer.submit({"model": {"w": w}, "history": [], "bad": lambda: 0})
-    with pytest.raises(Exception):
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):  # a lambda cannot be saved
         writer.wait()
 
 

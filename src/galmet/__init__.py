@@ -24,11 +24,11 @@ from galmet._version import __version__
 from galmet.errors import ConfigError, DataError, GalmetError
 
 if TYPE_CHECKING:
-    from galmet.data.dataset import load_dataset
-    from galmet.nn.bundle import load_model
-    from galmet.predict import predict_dataset
-    from galmet.sdss.skyserver import fetch_cutout
-    from galmet.training.loop import train
+    from galmet.data.dataset import load_dataset as load_dataset
+    from galmet.nn.bundle import load_model as load_model
+    from galmet.predict import predict_dataset as predict_dataset
+    from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
+    from galmet.training.loop import train as train
 
 #: Public name -> module that defines it.
 _LAZY = {

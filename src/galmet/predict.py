@@ -144,7 +144,7 @@ def predict_positions(
             raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, positions.columns))})")
     size = model.image_size or 128
     images, keep = [], []
-    rows = list(zip(positions["ra"].to_numpy(dtype=float), positions["dec"].to_numpy(dtype=float)))
+    rows = list(zip(positions["ra"].to_numpy(dtype=float), positions["dec"].to_numpy(dtype=float), strict=True))
     show = progress if progress is not None else len(rows) >= 20
     iterator = rows
     if show:

@@ -35,7 +35,7 @@ def cache_location(root: Path, cache: bool | str | os.PathLike) -> Path | None:
 def cache_key(names: list[str], size: int, paths: list[Path]) -> dict:
     """The key a cache must carry to be used for these rows (names, sizes and mtimes of the files)."""
     h = hashlib.sha1()
-    for name, p in zip(names, paths):
+    for name, p in zip(names, paths, strict=True):
         st = p.stat()
         h.update(f"{name}|{p.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return {"n": len(names), "size": size, "rows_sha1": h.hexdigest(), "format": 1}

@@ -154,7 +154,8 @@ def check_target_columns(catalog: pd.DataFrame, columns: Iterable[str], where: P
     for col in columns:
         if col not in catalog.columns:
             raise DataError(
-                f"{where}: target column {col!r} is not in the catalog (columns: {', '.join(map(str, catalog.columns))})"
+                f"{where}: target column {col!r} is not in the catalog "
+                f"(columns: {', '.join(map(str, catalog.columns))})"
             )
         values = pd.to_numeric(catalog[col], errors="coerce")
         if values.isna().all():
@@ -291,12 +292,12 @@ def _failed_downloads(root: Path) -> dict[str, str]:
         log.warning("%s: cannot read the download manifest (%s); ignoring it", path, exc)
         return {}
     man = man[man["status"] == "failed"]
-    return {str(int(o)): str(e) for o, e in zip(man["objID"], man["last_error"])}
+    return {str(int(o)): str(e) for o, e in zip(man["objID"], man["last_error"], strict=True)}
 
 
 def _first_image_size(root: Path, paths: list[Path], names: list[str], on_error: str) -> int:
     """Width of the first decodable image (the size every other image must have)."""
-    for p, name in zip(paths, names):
+    for p, name in zip(paths, names, strict=True):
         try:
             return read_image(p, where=f"{root}: objID {name} ({p.name})").shape[1]
         except DataError:

@@ -94,7 +94,7 @@ def _norm_constants(mean: tuple, std: tuple, device: torch.device) -> tuple[torc
     consts = _NORM_CACHE.get(key)
     if consts is None:
         scale = torch.tensor([1.0 / (255.0 * s) for s in std], dtype=torch.float32).view(1, 3, 1, 1)
-        shift = torch.tensor([m / s for m, s in zip(mean, std)], dtype=torch.float32).view(1, 3, 1, 1)
+        shift = torch.tensor([m / s for m, s in zip(mean, std, strict=True)], dtype=torch.float32).view(1, 3, 1, 1)
         consts = _NORM_CACHE[key] = (scale.to(device), shift.to(device))
     return consts
 

@@ -130,7 +130,7 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     out["members"], states = [], []
     for m in models:
         source = str(m.path) if m.path else None
-        for net, member in zip(m.nets, m.meta["members"] if "members" in m.meta else [m.meta]):
+        for net, member in zip(m.nets, m.meta["members"] if "members" in m.meta else [m.meta], strict=True):
             out["members"].append({**{k: member.get(k) for k in _MEMBER_META}, "source": member.get("source", source)})
             states.append(cpu_state(net))
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "meta": out, "state_dicts": states}

@@ -158,7 +158,7 @@ class GalmetModel:
                 xb = to_device(images[start : start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
                 outputs = []
-                for net, (scale, shift) in zip(nets, scaling):
+                for net, (scale, shift) in zip(nets, scaling, strict=True):
                     raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
                     outputs += [r.double() * scale + shift for r in raw]
                 views = torch.stack(outputs)  # (members x views, B, T), target units

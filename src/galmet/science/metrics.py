@@ -41,7 +41,8 @@ def _values(x, name: str = "values") -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
         raise DataError(
-            f"{name}: {int(bad.sum())} of {arr.size} values are NaN or infinite (first at index {int(np.flatnonzero(bad)[0])})"
+            f"{name}: {int(bad.sum())} of {arr.size} values are NaN or infinite "
+            f"(first at index {int(np.flatnonzero(bad)[0])})"
         )
     return arr
 

@@ -261,7 +261,7 @@ def cut_mask(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> tup
     """
     keep = np.ones(len(df), dtype=bool)
     rejected: dict[str, int] = {}
-    for (cols, op, value), text in zip(cuts.terms(), cuts.describe()):
+    for (cols, op, value), text in zip(cuts.terms(), cuts.describe(), strict=True):
         for c in cols:
             if c not in df.columns:
                 raise DataError(f"{where}: column {c!r} (needed for the cut '{text}') is missing")

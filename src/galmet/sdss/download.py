@@ -378,7 +378,7 @@ class _Run:
         ras = pd.to_numeric(self.cat["ra"], errors="coerce").to_numpy(dtype=np.float64)
         decs = pd.to_numeric(self.cat["dec"], errors="coerce").to_numpy(dtype=np.float64)
         scales = _scales(self.cat, self.opts)
-        for oid, ra, dec, scale in zip(ids.tolist(), ras, decs, scales):
+        for oid, ra, dec, scale in zip(ids.tolist(), ras, decs, scales, strict=True):
             rec = self.records.get(oid)
             path = self.images / f"{oid}.jpg"
             try:

@@ -212,7 +212,7 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
         total += flux
     err = np.array(FLUX_ERR_NMGY)
     mag_err = np.sqrt(0.01**2 + (1.0857 * err / total) ** 2)
-    for b, m, e in zip(BANDS, _mag(total), mag_err):
+    for b, m, e in zip(BANDS, _mag(total), mag_err, strict=True):
         p[f"modelMag_{b}"] = float(m + e * rng.standard_normal())
         p[f"modelMagErr_{b}"] = float(e)
 

@@ -97,7 +97,7 @@ def make_optimizer(
     params = [p for g in groups for p in g]
     fused = bool(params) and all(p.is_cuda for p in params)
     return torch.optim.AdamW(
-        [{"params": list(g), "lr": lr} for g, lr in zip(groups, phase.lrs)],
+        [{"params": list(g), "lr": lr} for g, lr in zip(groups, phase.lrs, strict=True)],
         lr=phase.lrs[-1],
         weight_decay=weight_decay,
         fused=fused or None,

@@ -384,7 +384,7 @@ def _provenance_rows(found: dict, summaries) -> list[list[str]]:
         ["python / platform", _e(f"{platform.python_version()} / {platform.platform()}")],
         ["run directory", _e(Path(found["root"]).resolve())],
     ]
-    for path, s in summaries:
+    for _path, s in summaries:
         prov = s.get("predictions") or {}
         if prov:
             rows.append(
