@@ -45,7 +45,7 @@ def tremonti_mzr(log_mass):
     return -1.492 + 1.847 * x - 0.08026 * x**2
 
 
-#: Fractions of the test set with 12 + log(O/H) > 9.1: true vs predicted (paper, section 4.1).
+#: Fractions of the test set with 12 + log(O/H) > 9.1: true vs predicted (paper, section 4.2).
 PAPER_HIGH_Z_FRACTIONS = {"frac_true_above_9.1": 0.126, "frac_pred_above_9.1": 0.057}
 #: Image sizes (pixels) of the paper's resolution study (Fig 4).
 PAPER_RESOLUTION_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)

@@ -12,6 +12,10 @@ split                train/valid/test (only for a dataset directory with a catal
 lgm_tot_p50, oh_p50, passed through from the catalog when present, for joins and analyses
 z, ra, dec
 ==================== =============================================================
+
+Truth values outside :data:`galmet.columns.LABEL_RANGES` (MPA-JHU writes -9999 for a missing
+value) are written as NaN, and a warning says how many; the table's ``attrs["invalid_labels"]``
+holds the counts.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ import logging
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FILE, OBJID, PASSTHROUGH, SPLIT, pred_column, spread_column
+from galmet.columns import (
+    FILE,
+    OBJID,
+    PASSTHROUGH,
+    SPLIT,
+    describe_invalid,
+    mask_invalid_labels,
+    pred_column,
+    spread_column,
+)
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.errors import DataError, GalmetError
 from galmet.nn.inference import GalmetModel
@@ -96,6 +109,11 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
     for col in PASSTHROUGH:
         if col in cat.columns and col not in out.columns:
             out[col] = cat[col].to_numpy()
+    # A catalogue's missing-value sentinels (MPA-JHU's -9999) must not travel on as numbers.
+    out, invalid = mask_invalid_labels(out, [t for t in (*targets, *PASSTHROUGH) if t in out.columns])
+    for col, info in invalid.items():
+        log.warning("predictions: %s", describe_invalid(col, info, "written as missing (NaN)"))
+    out.attrs["invalid_labels"] = invalid
     return out
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from galmet.errors import DataError
 from galmet.paper import PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA, tremonti_mzr
-from galmet.science.metrics import regression_metrics, select_split
+from galmet.science.metrics import describe_exclusions, regression_metrics, select_split, usable_rows
 from galmet.science.predictions import join_dataset, load_predictions
 from galmet.science.stats import STATISTICS, binned_statistics, fixed_width_bins
 
@@ -104,11 +104,17 @@ def join_mass_metallicity(metallicity, mass, dataset=None, split: str | None = "
             raise DataError("no true stellar mass (lgm_tot_p50) in the mass predictions; pass --dataset DATASET")
         joined = join_dataset(joined, dataset, [MASS])
     joined = select_split(joined, split)
-    need = [Z, f"{Z}_pred", MASS, f"{MASS}_pred"]
-    joined = joined.dropna(subset=need).reset_index(drop=True)
+    # truths outside LABEL_RANGES (MPA-JHU's -9999) and missing ones leave the analysis, counted
+    joined, excluded = usable_rows(joined, [Z, MASS], "MZR")
+    for col in (f"{Z}_pred", f"{MASS}_pred"):
+        nan = ~np.isfinite(joined[col].to_numpy(dtype=float))
+        if nan.any():
+            excluded[col] = {"missing": int(nan.sum()), "invalid": 0}
+            joined = joined[~nan].reset_index(drop=True)
     if len(joined) == 0:
         raise DataError("no galaxy has all of oh_p50, oh_p50_pred, lgm_tot_p50, lgm_tot_p50_pred")
     joined["z_mzr"] = tremonti_mzr(joined[f"{MASS}_pred"].to_numpy(dtype=float))
+    joined.attrs["excluded"] = excluded
     return joined
 
 
@@ -139,6 +145,7 @@ def mzr_analysis(
 
     metrics = {
         "n": int(len(j)),
+        "excluded": j.attrs.get("excluded", {}),
         "split": split if split not in (None, "all") else "all",
         "mass": {**regression_metrics(mt, mp), "paper": dict(PAPER_MASS_METRICS)},
         "z_mzr": {**regression_metrics(zt, j["z_mzr"].to_numpy(float)), "paper": {"rmse": PAPER_MZR_SCATTER}},
@@ -167,4 +174,5 @@ def format_mzr(metrics: dict) -> str:
     lines = [f"MZR analysis: {m['n']} galaxies (split {m['split']})", f"{'quantity':<30}{'galmet':>10}{'paper':>10}"]
     for name, ours, theirs in rows:
         lines.append(f"{name:<30}{ours:>10.4f}" + (f"{theirs:>10.3f}" if theirs is not None else f"{'-':>10}"))
+    lines += [f"note: {line}" for line in describe_exclusions(m.get("excluded", {}))]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import pandas as pd
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
 from galmet.layout import FIGURE_NAMES
-from galmet.science.metrics import select_split
+from galmet.science.metrics import describe_exclusions, select_split, usable_rows
 from galmet.science.mzr import mzr_analysis
 from galmet.science.plots.histograms import plot_histograms
 from galmet.science.plots.image_grid import plot_image_grid
@@ -79,9 +79,12 @@ def make_figures(
         dataset = as_dataset(dataset, targets=[])
     df, target = load_predictions(predictions, target, dataset)
     df = select_split(df, split)
-    bad = ~np.isfinite(df[target].to_numpy(dtype=float)) | ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
+    df, excluded = usable_rows(df, [target])
+    for line in describe_exclusions(excluded):
+        log.warning("figures: %s", line)
+    bad = ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
     if bad.any():
-        log.warning("figures: dropping %d rows with NaN truth or prediction", int(bad.sum()))
+        log.warning("figures: dropping %d rows with a NaN prediction", int(bad.sum()))
         df = df[~bad].reset_index(drop=True)
     # read every optional input before drawing, so a bad one fails before any file is written
     res_table = None
