@@ -70,7 +70,9 @@ def run_study(
     config : galmet.training.config.TrainConfig, optional
         Training recipe shared by every size (default: the paper's).
     min_input : int
-        Smallest network input side; re-binned images are pixel-replicated up to it.
+        Smallest network input side. 1 (default): the network sees s x s inputs, as in the
+        paper; larger: re-binned images are pixel-replicated up to it (galmet's variant, a
+        deviation from the paper; see :mod:`galmet.science.resolution`).
     bands : str
         Magnitudes of the random-forest baseline.
     tta : bool
