@@ -52,7 +52,14 @@ from galmet.data.transforms import rebin
 from galmet.errors import ConfigError, DataError
 from galmet.io.tables import read_table
 from galmet.layout import RESOLUTION_META, RESOLUTION_TABLE
-from galmet.science.baseline import ForestConfig, constant_baseline, random_forest_baseline
+from galmet.science.baseline import (
+    ForestConfig,
+    constant_baseline,
+    has_image_observables,
+    noise_floor,
+    observable_oracle,
+    random_forest_baseline,
+)
 from galmet.science.metrics import summarize
 
 log = logging.getLogger(__name__)
@@ -145,7 +152,8 @@ def read_resolution(path: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFram
 
 def baselines(dataset, target: str, bands: str) -> dict:
     """Test RMSE of the constant-mean and random-forest (``bands`` magnitudes) baselines of a
-    dataset: ``bands``, ``constant_rmse``, ``rf_rmse`` (None without magnitudes), ``rf_nmad``."""
+    dataset: ``bands``, ``constant_rmse``, ``rf_rmse`` (None without magnitudes), ``rf_nmad``; for
+    a synthetic set also ``oracle_rmse`` (the observable oracle) and ``noise_floor``."""
     cat, where = dataset.catalog, str(dataset.root)
     out: dict[str, Any] = {"bands": bands}
     out["constant_rmse"] = summarize(constant_baseline(cat, target, where), target, "test")["rmse"]
@@ -157,6 +165,9 @@ def baselines(dataset, target: str, bands: str) -> dict:
     else:
         s = summarize(rf, target, "test")
         out["rf_rmse"], out["rf_nmad"] = s["rmse"], s["nmad"]
+    if has_image_observables(cat):  # a synthetic set: what its images allow, and the floor
+        out["oracle_rmse"] = summarize(observable_oracle(cat, target, 0, where), target, "test")["rmse"]
+        out["noise_floor"] = noise_floor(cat) if target == "oh_p50" else None
     return out
 
 
@@ -172,4 +183,8 @@ def format_resolution(table: pd.DataFrame, meta: dict) -> str:
         lines.append(f"random forest ({meta.get('bands', 'gri')}) RMSE {meta['rf_rmse']:.4f} dex (paper 0.130)")
     if meta.get("constant_rmse") is not None:
         lines.append(f"constant mean RMSE {meta['constant_rmse']:.4f} dex")
+    if meta.get("oracle_rmse") is not None:
+        lines.append(f"observable oracle RMSE {meta['oracle_rmse']:.4f} dex (latent image quantities, no redshift)")
+    if meta.get("noise_floor") is not None:
+        lines.append(f"noise floor {meta['noise_floor']:.4f} dex (a perfect image model; a lower bound)")
     return "\n".join(lines)
