@@ -84,6 +84,36 @@ def test_paper_schedule_frozen_body_then_sgdr_every_step(tiny, tmp_path):
     assert (cfg.recipe, cfg.epochs, cfg.cycles, cfg.lr) == ("paper", 10, [1, 1, 2, 4], [1e-3, 1e-2, 1e-2])
 
 
+def test_notebook_recipe_trains_with_sgd_constant_fits_and_warmup(tiny, tmp_path):
+    records = []
+
+    def on_step(info: StepInfo):
+        body = info.model.body
+        assert all(p.requires_grad is not (info.epoch < 1) for p in body.parameters())
+        records.append(info.lrs)
+
+    config = TrainConfig(**TINY, recipe="notebook", frozen_epochs=1, cycles=[1, 1, 2])
+    result = train(tiny, tmp_path / "nb", config, on_step=on_step)
+    steps = 3
+    expected = [[0.1] * 3] * (2 * steps)  # fit(lr, 1) frozen, fit(lr, 1) unfrozen: constant
+    for j in range(3 * steps):  # one SGDR fit, cycles of 1 and 2 epochs; lr/100 while j < 3 / 20
+        k, n = (j, steps) if j < steps else (j - steps, 2 * steps)
+        expected.append([0.001 if j < steps / 20 else 0.1 * (1 + math.cos(math.pi * k / n)) / 2] * 3)
+    np.testing.assert_allclose(np.array(records), np.array(expected), rtol=1e-9, atol=0)
+    assert list(result.history["phase"]) == ["frozen", "unfrozen-const", "unfrozen", "unfrozen", "unfrozen"]
+    cfg = load_config(tmp_path / "nb" / "config.yaml")
+    assert (cfg.recipe, cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.rotate, cfg.lighting) == (
+        "notebook",
+        "sgd",
+        0.9,
+        0.0,
+        10.0,
+        0.05,
+    )
+    ckpt = torch.load(tmp_path / "nb" / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    assert "momentum_buffer" in next(iter(ckpt["optimizer"]["state"].values()))  # SGD with momentum
+
+
 class _Interrupt(Exception):
     pass
 
