@@ -170,6 +170,8 @@ def run_study(
             meta.get("rf_rmse"),
             meta.get("constant_rmse"),
             rf_label=f"random forest ({meta.get('bands', bands)})",
+            oracle_rmse=meta.get("oracle_rmse"),
+            noise_floor=meta.get("noise_floor"),
         ),
         out / FIGURE_NAMES[4],
         formats,
