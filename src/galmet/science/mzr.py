@@ -470,7 +470,12 @@ def format_mzr(metrics: dict) -> str:
         f"  sigma(Z_true | M) {_fmt(n['sigma_true_given_mass'])}, RMSE {_fmt(n['rmse'])}: a calibrated regressor "
         f"is expected at sqrt(sigma^2 - RMSE^2) = {_fmt(n['expected_calibrated'])}",
         f"  measured sigma(Z_pred | M) {_fmt(n['sigma_pred_given_mass'])} "
-        f"({_fmt(n['ratio'], '{:.2f}')} x the calibrated expectation)",
+        + (
+            f"({_fmt(n['ratio'], '{:.2f}')} x the calibrated expectation)"
+            if n["expected_calibrated"] > 0
+            else "(the RMSE exceeds sigma(Z_true | M), so the predictions are not calibrated at fixed mass: "
+            "their scatter there need not follow Z_true)"
+        ),
     ]
     if "rf" in n:
         r = n["rf"]
