@@ -176,6 +176,6 @@ def test_fig4_draws_oracle_and_floor_and_says_when_inputs_were_replicated():
     labels = {line.get_label(): line.get_ydata()[0] for line in ax.get_lines()}
     assert labels["observable oracle RMSE (no redshift)"] == 0.11
     assert labels["noise floor (perfect image model)"] == 0.078
-    assert "the network's input" in ax.get_xlabel()
+    assert "network input: s x s" in ax.get_xlabel()
     rep = plot_resolution(tab.assign(input_size=[16, 16, 16]))
     assert "pixel-replicated" in rep.axes[0].get_xlabel()

@@ -163,7 +163,7 @@ class HistogramsDisplay:
                     ft, fp = self.frac_above
                     stats_box(ax, f"Z > {self.high_z}:\n true {ft:.1%}\n pred {fp:.1%}", loc="upper right")
             ax.set_xlim(min(edges[0], pred_edges[0]), max(edges[-1], pred_edges[-1]))
-            ax.set_ylim(0, None)
+            ax.set_ylim(0, 1.22 * ax.get_ylim()[1])  # headroom: the legend and the box stay clear of the bars
             tidy(ax)
         self.ax_ = ax
         self.figure_ = ax.figure

@@ -135,8 +135,8 @@ class ResolutionDisplay:
             ax.set_xlim(min(sizes) / 1.4, max(sizes) * 1.4)
             replicated = "input_size" in tab.columns and bool((tab["input_size"] != tab["size"]).any())
             ax.set_xlabel(
-                "image size (pixels per side, after block averaging"
-                + ("; pixel-replicated for the network)" if replicated else "; the network's input)")
+                "image size s (pixels per side, after block averaging)\n"
+                + ("network input: pixel-replicated (galmet's variant)" if replicated else "network input: s x s")
             )
             ax.set_ylabel("scatter of $\\Delta Z$ (dex)")
             levels = [
@@ -146,7 +146,7 @@ class ResolutionDisplay:
             ]
             ax.set_ylim(0, 1.12 * np.nanmax(levels))  # keep every baseline line clear of the frame
             # below the axes: the curves span every size, so any spot inside could hide a point
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
             tidy(ax)
         self.ax_ = ax
         self.figure_ = ax.figure
