@@ -179,3 +179,16 @@ def test_fig4_draws_oracle_and_floor_and_says_when_inputs_were_replicated():
     assert "network input: s x s" in ax.get_xlabel()
     rep = plot_resolution(tab.assign(input_size=[16, 16, 16]))
     assert "pixel-replicated" in rep.axes[0].get_xlabel()
+
+
+def test_figures_refit_relation_needs_mass_and_dataset(tmp_path, capsys):
+    from galmet.cli.main import main
+
+    t, p = _pairs(200)
+    pd.DataFrame({"objID": np.arange(200), "oh_p50": t, "oh_p50_pred": p}).to_csv(tmp_path / "p.csv", index=False)
+    out = tmp_path / "figs"
+    assert main(["figures", str(tmp_path / "p.csv"), "--out", str(out), "--relation", "refit"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--relation refit needs --mass" in err and len(err.splitlines()) == 1 and not out.exists()
+    assert main(["figures", str(tmp_path / "p.csv"), "--out", str(out), "--split", "all", "--format", "png"]) == 0
+    assert sorted(f.name for f in out.iterdir()) == ["fig2_histograms.png", "fig3_pred_vs_true.png"]

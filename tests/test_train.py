@@ -143,6 +143,37 @@ def test_resume_after_interrupted_epoch_is_bitwise_identical(tiny, tmp_path, sto
     pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
 
 
+def test_a_run_saved_before_the_new_fields_resumes_as_it_was_trained(tiny, tmp_path):
+    """A checkpoint and config.yaml from before the fastai rotation/lighting and the optimizer
+    fields: resuming replays the old behaviour (AdamW, no rotation, no lighting), exactly."""
+    import yaml
+
+    from galmet.training.config import LEGACY_DEFAULTS
+
+    old_behaviour = TrainConfig(**TINY, frozen_epochs=1, cycles=[1], rotate=0.0, lighting=0.0)
+    full = train(tiny, tmp_path / "full", old_behaviour)
+
+    def interrupt(info):
+        if info.epoch == 1 and info.step == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(tiny, tmp_path / "old", old_behaviour, on_step=interrupt)
+    ckpt_path = tmp_path / "old" / CHECKPOINT_NAME
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    for key in LEGACY_DEFAULTS:  # as an older galmet wrote them
+        ckpt["config"].pop(key)
+    torch.save(ckpt, ckpt_path)
+    cfg_path = tmp_path / "old" / "config.yaml"
+    data = yaml.safe_load(cfg_path.read_text())
+    for key in LEGACY_DEFAULTS:
+        data.pop(key)
+    cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["train", str(tiny), "--out", str(tmp_path / "old"), "--resume", "--no-progress"]) == 0
+    a, b = _weights(full.bundle_path), _weights(tmp_path / "old" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_several_targets_and_in_memory_rebinned_dataset(tiny, tmp_path):
     from galmet.nn.bundle import load_model
 

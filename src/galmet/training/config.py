@@ -78,6 +78,16 @@ RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: What galmet did before these fields existed: a run saved by an older galmet (its checkpoint or
+#: config.yaml lacks them) resumes with these, so it stays exact.
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adamw",
+    "momentum": 0.9,
+    "rotate": 0.0,
+    "lighting": 0.0,
+    "sgdr_warmup": 0.0,
+}
+
 #: Smallest --crop: the ResNet body divides the input by 32.
 MIN_CROP = 8
 
@@ -305,6 +315,13 @@ class TrainConfig:
             raise ConfigError(f"{where}: unknown config keys {unknown}")
         return cls(**data)
 
+    @classmethod
+    def from_saved(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        """A config galmet saved with a run (a checkpoint's, or a run's config.yaml): a field it
+        lacks predates it and takes :data:`LEGACY_DEFAULTS`, what galmet did then (not the
+        recipe's current default), so resuming an old run replays it exactly."""
+        return cls.from_dict({**LEGACY_DEFAULTS, **data}, where)
+
     def training_differences(self, other: TrainConfig) -> list[str]:
         """Names of the fields (other than runtime ones) whose values differ."""
         a, b = self.to_dict(), other.to_dict()
@@ -328,8 +345,11 @@ def save_config(config: TrainConfig, path: str | Path, extra: dict[str, Any] | N
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a config YAML written by :func:`save_config` (the ``run:`` section is ignored)."""
+def load_config(path: str | Path, saved_run: bool = False) -> TrainConfig:
+    """Read a config YAML written by :func:`save_config` (the ``run:`` section is ignored).
+
+    ``saved_run``: the file is a run's own ``config.yaml`` (for ``--resume``): fields it lacks
+    take :data:`LEGACY_DEFAULTS` (see :meth:`TrainConfig.from_saved`) instead of the recipe's."""
     import yaml
 
     path = Path(path)
@@ -340,4 +360,6 @@ def load_config(path: str | Path) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config must be a mapping of option names to values")
     data.pop("run", None)
+    if saved_run:
+        return TrainConfig.from_saved(data, where=str(path))
     return TrainConfig.from_dict(data, where=str(path))

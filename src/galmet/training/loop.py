@@ -272,7 +272,7 @@ def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tupl
     ckpt = None
     if resume:
         ckpt = read_checkpoint(run / CHECKPOINT)
-        saved = TrainConfig.from_dict(ckpt["config"], where=str(run / CHECKPOINT))
+        saved = TrainConfig.from_saved(ckpt["config"], where=str(run / CHECKPOINT))
         if config is not None:
             diff = config.resolved().training_differences(saved)
             if diff:

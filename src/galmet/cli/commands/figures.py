@@ -67,6 +67,8 @@ def run(args) -> int:
 
     if not 1 <= args.thumbnails <= 20:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
+    if args.relation == "refit" and not (args.dataset and args.mass):
+        raise ConfigError("--relation refit needs --mass (Figure 6) and --dataset (its train split is re-fitted)")
     paths = make_figures(
         args.predictions,
         args.dataset,

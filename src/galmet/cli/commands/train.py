@@ -72,7 +72,7 @@ def run(args) -> int:
             import dataclasses
 
             config = dataclasses.replace(
-                load_config(saved), **{k: v for k, v in changes.items() if k in RUNTIME_FIELDS}
+                load_config(saved, saved_run=True), **{k: v for k, v in changes.items() if k in RUNTIME_FIELDS}
             )
             other = {k: v for k, v in changes.items() if k not in RUNTIME_FIELDS}
             if other:
