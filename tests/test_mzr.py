@@ -309,3 +309,15 @@ def test_mzr_refit_on_the_train_split(tmp_path):
     assert abs(met["refit"]["true_mass"]["bias"]) < 0.02 < abs(eq3["tremonti_true"]["bias"])
     assert met["mzr_true_scatter_about_relation"]["rmse"] < eq3["mzr_true_scatter_about_relation"]["rmse"]
     assert "z_mzr_refit" in res["joined"].columns
+
+
+def test_ssfr_derived_from_mpajhu_sfr_with_sentinels_left_out(tmp_path):
+    from galmet.science.mzr import DERIVED_SSFR, mzr_analysis
+
+    cat, m, dssfr, hidden, zt = _population()
+    cat["sfr_tot_p50"] = cat.pop("log_ssfr") + cat["lgm_tot_p50"]  # what galmet catalog queries
+    cat.loc[cat.index[:30], "sfr_tot_p50"] = -9999.0
+    zf, mf = _files(tmp_path, cat, tremonti_mzr(m))
+    s = mzr_analysis(zf, mf, dataset=cat, use_rf=False)["metrics"]["ssfr"]
+    assert s["column"] == DERIVED_SSFR and s["z_true"]["r"] < -0.3
+    assert s["z_true"]["n"] < (cat.split == "test").sum() - 5  # the 10 test sentinels are not in it

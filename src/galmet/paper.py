@@ -15,7 +15,8 @@ PAPER_RF_GRI_RMSE = 0.130
 PAPER_MASS_METRICS = {"rmse": 0.22, "nmad": 0.20}
 #: Scatter of Z_MZR (from predicted mass through the Tremonti MZR) against Z_true, dex.
 PAPER_MZR_SCATTER = 0.12
-#: Tremonti et al. (2004) +-1 sigma scatter of the empirical MZR, dex (about).
+#: Tremonti et al. (2004) +-1 sigma scatter of the empirical MZR, dex (about), measured on their
+#: DR2 sample: the paper quotes it, but it is not a measurement on the paper's data.
 TREMONTI_SIGMA = 0.10
 #: Paper's data set sizes.
 PAPER_SIZES = {

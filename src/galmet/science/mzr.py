@@ -58,6 +58,9 @@ Z = "oh_p50"
 #: Catalogue columns of log specific star-formation rate (yr^-1) looked for, in order: MPA-JHU's,
 #: the synthetic catalogue's.
 SSFR_COLUMNS = ("specsfr_tot_p50", "log_ssfr")
+#: MPA-JHU log SFR (Msun/yr), which ``galmet catalog`` queries: without an sSFR column the sSFR is
+#: derived from it as ``sfr_tot_p50 - lgm_tot_p50``, named DERIVED_SSFR.
+SFR, DERIVED_SSFR = "sfr_tot_p50", "log_ssfr_from_sfr"
 #: The MZR a predicted MZR is compared with: the paper's Eq. 3, or Eq. 3's quadratic re-fitted
 #: to the dataset's train split.
 RELATIONS = ("tremonti", "refit")
@@ -340,7 +343,8 @@ def mzr_analysis(
         Random-forest Z predictions of the same galaxies; default: fitted from ``dataset``'s gri
         magnitudes when it has them (and ``use_rf``).
     ssfr : str, optional
-        Column of log sSFR; default the first of :data:`SSFR_COLUMNS` found.
+        Column of log sSFR; default the first of :data:`SSFR_COLUMNS` found, else
+        ``sfr_tot_p50 - lgm_tot_p50`` when the dataset has MPA-JHU's log SFR.
     relation : {"tremonti", "refit"}
         The MZR the predicted MZR's scatter (Fig 6) is measured about.
 
@@ -379,6 +383,12 @@ def mzr_analysis(
             null_bins["std_rf"], null_bins["rmse_rf"] = rf_bins["std_pred"], rf_bins["rmse_dz"]
 
     ssfr_col = ssfr or next((c for c in SSFR_COLUMNS if c in j.columns or (catalog is not None and c in catalog)), None)
+    if ssfr_col is None and catalog is not None and SFR in catalog.columns:
+        # galmet catalog queries MPA-JHU's log SFR, not sSFR: log sSFR = log SFR - log M* (true mass)
+        j = join_dataset(j, catalog, [SFR])
+        j, _ = mask_invalid_labels(j, [SFR])
+        j[DERIVED_SSFR] = j[SFR].to_numpy(dtype=float) - j[MASS].to_numpy(dtype=float)
+        ssfr_col = DERIVED_SSFR
     ssfr_result = None
     if ssfr_col is not None:
         if ssfr_col not in j.columns:
