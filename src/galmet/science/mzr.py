@@ -301,6 +301,42 @@ def ssfr_tests(j: pd.DataFrame, column: str, edges, min_count: int = 10) -> dict
     return out
 
 
+def _forest_null_test(rf, catalog, j: pd.DataFrame, edges, min_count: int, nulls: dict, null_bins) -> pd.DataFrame:
+    """Add the random forest's null test to ``nulls`` (``rf``) and ``null_bins`` (``std_rf``,
+    ``rmse_rf``) when its predictions cover enough of ``j``; returns ``j`` with ``z_rf``."""
+    z_rf, source = _forest_predictions(rf, catalog, j)
+    if z_rf is None or np.isfinite(z_rf).sum() < 2 * min_count:
+        return j
+    j = j.assign(z_rf=z_rf)
+    has = j[np.isfinite(z_rf)].rename(columns={f"{Z}_pred": "_cnn", "z_rf": f"{Z}_pred"})
+    nulls["rf"], rf_bins = null_tests(has, edges, min_count)
+    nulls["rf"]["source"] = source
+    null_bins["std_rf"], null_bins["rmse_rf"] = rf_bins["std_pred"], rf_bins["rmse_dz"]
+    return j
+
+
+def _ssfr_null_test(ssfr: str | None, catalog, j: pd.DataFrame, edges, min_count: int):
+    """(``j`` with the sSFR column, :func:`ssfr_tests` or None): the column asked for, else the
+    first of :data:`SSFR_COLUMNS` found, else sSFR derived from MPA-JHU's log SFR."""
+    col = ssfr or next((c for c in SSFR_COLUMNS if c in j.columns or (catalog is not None and c in catalog)), None)
+    if col is None and catalog is not None and SFR in catalog.columns:
+        # galmet catalog queries MPA-JHU's log SFR, not sSFR: log sSFR = log SFR - log M* (true mass)
+        j = join_dataset(j, catalog, [SFR])
+        j, _ = mask_invalid_labels(j, [SFR])
+        j[DERIVED_SSFR] = j[SFR].to_numpy(dtype=float) - j[MASS].to_numpy(dtype=float)
+        col = DERIVED_SSFR
+    if col is None:
+        return j, None
+    if col not in j.columns:
+        if catalog is None or col not in catalog.columns:
+            raise DataError(f"no sSFR column {col!r} in the predictions or the dataset")
+        j = join_dataset(j, catalog, [col])
+    j, invalid = mask_invalid_labels(j, [col])  # a -9999 sSFR is left out of the correlations
+    result = ssfr_tests(j, col, edges, min_count)
+    result["invalid"] = invalid.get(col, {}).get("n", 0)
+    return j, result
+
+
 def _refit(catalog: pd.DataFrame | None) -> MZRRelation | None:
     """Eq. 3's quadratic re-fitted to the catalogue's train + valid rows (None without them)."""
     if catalog is None or not {Z, MASS, "split"} <= set(catalog.columns):
@@ -372,32 +408,9 @@ def mzr_analysis(
     bins_true = mzr_bins(mt, zt, bin_width, min_count, rel)
     nulls, null_bins = null_tests(j, edges, min_count)
 
-    rf_source = ""
     if rf is not None or use_rf:
-        z_rf, rf_source = _forest_predictions(rf, catalog, j)
-        if z_rf is not None and np.isfinite(z_rf).sum() >= 2 * min_count:
-            j["z_rf"] = z_rf
-            has = j[np.isfinite(z_rf)].rename(columns={f"{Z}_pred": "_cnn", "z_rf": f"{Z}_pred"})
-            nulls["rf"], rf_bins = null_tests(has, edges, min_count)
-            nulls["rf"]["source"] = rf_source
-            null_bins["std_rf"], null_bins["rmse_rf"] = rf_bins["std_pred"], rf_bins["rmse_dz"]
-
-    ssfr_col = ssfr or next((c for c in SSFR_COLUMNS if c in j.columns or (catalog is not None and c in catalog)), None)
-    if ssfr_col is None and catalog is not None and SFR in catalog.columns:
-        # galmet catalog queries MPA-JHU's log SFR, not sSFR: log sSFR = log SFR - log M* (true mass)
-        j = join_dataset(j, catalog, [SFR])
-        j, _ = mask_invalid_labels(j, [SFR])
-        j[DERIVED_SSFR] = j[SFR].to_numpy(dtype=float) - j[MASS].to_numpy(dtype=float)
-        ssfr_col = DERIVED_SSFR
-    ssfr_result = None
-    if ssfr_col is not None:
-        if ssfr_col not in j.columns:
-            if catalog is None or ssfr_col not in catalog.columns:
-                raise DataError(f"no sSFR column {ssfr_col!r} in the predictions or the dataset")
-            j = join_dataset(j, catalog, [ssfr_col])
-        j, invalid = mask_invalid_labels(j, [ssfr_col])  # a -9999 sSFR is left out of the correlations
-        ssfr_result = ssfr_tests(j, ssfr_col, edges, min_count)
-        ssfr_result["invalid"] = invalid.get(ssfr_col, {}).get("n", 0)
+        j = _forest_null_test(rf, catalog, j, edges, min_count, nulls, null_bins)
+    j, ssfr_result = _ssfr_null_test(ssfr, catalog, j, edges, min_count)
 
     metrics = {
         "n": int(len(j)),
