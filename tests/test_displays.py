@@ -111,15 +111,15 @@ def test_plot_into_callers_axes(name):
     assert len(fig.axes) == 2
 
 
-@pytest.mark.parametrize("name", ["image_grid", "pred_vs_true", "mass", "mosaic"])
+@pytest.mark.parametrize("name", ["image_grid", "pred_vs_true", "mass", "mosaic", "mzr"])
 def test_plot_into_callers_figure(name):
     from matplotlib.figure import Figure
 
     fig = Figure()
-    fig.add_subplot(1, 1, 1).plot([0, 1], [0, 1])
+    fig.add_subplot(1, 1, 1).plot([0, 1], [0, 1], label="caller's line")
     disp = _displays()[name].plot(fig=fig)
     assert disp.figure_ is fig
-    assert not any(line.get_xdata().tolist() == [0, 1] for a in fig.axes for line in a.get_lines()), "fig not cleared"
+    assert not any(line.get_label() == "caller's line" for a in fig.axes for line in a.get_lines()), "fig not cleared"
 
 
 def _line(ax, label):
@@ -152,10 +152,21 @@ def test_other_displays_kwargs_override_defaults():
     from matplotlib.colors import to_hex
 
     d = _displays()
-    mzr = d["mzr"].plot(median_kwargs={"color": "purple", "ms": 9}, true_kwargs={"lw": 4})
+    from galmet.science.plots.mzr import MZRDisplay
+
+    m, _, z = _mass()
+    galmet_style = MZRDisplay.from_predictions(m, z, z_true=z, style="galmet")
+    mzr = galmet_style.plot(median_kwargs={"color": "purple", "ms": 9}, true_kwargs={"lw": 4})
     med = next(line for line in mzr.ax_.get_lines() if line.get_label().startswith("median $Z_\\mathrm{pred}$"))
     assert to_hex(med.get_color()) == to_hex("purple") and med.get_markersize() == 9 and med.get_marker() == "o"
     assert _line(mzr.ax_, "median $Z_\\mathrm{true}$").get_linewidth() == 4
+    paper = d["mzr"].plot(median_kwargs={"color": "purple"}, rmse_kwargs={"color": "#00ff00"})
+    med = next(line for line in paper.ax_.get_lines() if line.get_label().startswith("median $Z_\\mathrm{pred}$"))
+    assert to_hex(med.get_color()) == to_hex("purple")
+    rmse_lines = [line for line in paper.ax_.get_lines() if to_hex(line.get_color()) == "#00ff00"]
+    assert len(rmse_lines) == 2 and all(line.get_linestyle() == "--" for line in rmse_lines)  # median +- RMSE
+    rmse_marks = next(c for c in paper.axes_["scatter"].collections if c.get_label() == "RMSE")
+    assert to_hex(rmse_marks.get_facecolor()[0]) == "#00ff00"
     res = d["resolution"].plot(rmse_kwargs={"marker": "x", "label": "mine"})
     assert _line(res.ax_, "mine").get_marker() == "x"
     hist = d["histograms"].plot(pred_kwargs={"color": "red"})
@@ -223,15 +234,16 @@ def test_wrappers_return_the_displays_figure():
 def test_displays_store_what_they_draw():
     from galmet.science.metrics import nmad, rmse
     from galmet.science.mzr import mzr_bins
-    from galmet.science.stats import fd_bins, pred_vs_true_stats
+    from galmet.science.stats import histogram_edges, paper_fig3_edges, pred_vs_true_stats
 
     t, p = _pairs()
     d = _displays()
     pvt = d["pred_vs_true"]
-    pd.testing.assert_frame_equal(pvt.stats, pred_vs_true_stats(t, p, 10))
+    pd.testing.assert_frame_equal(pvt.stats, pred_vs_true_stats(t, p, 10, paper_fig3_edges()))
     assert pvt.rmse == rmse(p - t) and pvt.nmad == nmad(p - t)
     hist = d["histograms"]
-    np.testing.assert_array_equal(hist.bins, fd_bins(t, p))
+    np.testing.assert_array_equal(hist.bins, histogram_edges(t))
+    np.testing.assert_array_equal(hist.pred_bins, histogram_edges(p))
     assert hist.frac_above == (np.mean(t > 9.1), np.mean(p > 9.1))
     m, _, z = _mass()
     mzr = d["mzr"]

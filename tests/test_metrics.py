@@ -120,11 +120,15 @@ def test_summarize_selects_split_and_quotes_paper():
     assert "0.085" in text and "RMSE (dex)" in text
 
 
-def test_summarize_nan_names_row():
+def test_summarize_nan_prediction_names_row_and_missing_truth_is_left_out():
+    df = _pred_table()
+    df.loc[4, "oh_p50_pred"] = np.nan
+    with pytest.raises(DataError, match="objID 14: oh_p50_pred is NaN"):
+        M.summarize(df, "oh_p50", "test")
     df = _pred_table()
     df.loc[4, "oh_p50"] = np.nan
-    with pytest.raises(DataError, match="objID 14: oh_p50 is NaN"):
-        M.summarize(df, "oh_p50", "test")
+    s = M.summarize(df, "oh_p50", "test")
+    assert s["n"] == (df.split == "test").sum() - 1 and s["excluded"]["oh_p50"]["missing"] == 1
 
 
 def test_evaluate_cli(tmp_path, capsys):

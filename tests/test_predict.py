@@ -187,3 +187,39 @@ def test_cli_on_real_sample_catalog_csv(tmp_path, capsys, sdss_sample):
     assert len(df) == (truth["split"] == "test").sum() and (df["split"] == "test").all()
     np.testing.assert_allclose(df["oh_p50"], truth.loc[df["objID"], "oh_p50"].to_numpy(), rtol=1e-6)
     assert np.isfinite(df["oh_p50_pred"]).all() and "RMSE of oh_p50: test" in stdout
+
+
+def test_fastai_tta_is_the_original_plus_four_augmented_views(bundle, split_dataset):
+    from galmet.nn.augment import augment_batch, to_model_input
+    from galmet.nn.inference import PAPER_AUGMENTATION
+
+    model = load_model(bundle)
+    assert model.augmentation == PAPER_AUGMENTATION  # no training config in this bundle: the paper's
+    images = np.array(load_dataset(split_dataset, targets=[]).images())
+    pred, std = model.predict(images, tta=True, tta_mode="fastai", tta_seed=5, device="cpu", return_std=True)
+    again = model.predict(images, tta=True, tta_mode="fastai", tta_seed=5, device="cpu")
+    other = model.predict(images, tta=True, tta_mode="fastai", tta_seed=6, device="cpu")
+    assert np.array_equal(pred, again) and not np.allclose(pred, other)
+    # by hand: the image as it is plus 4 draws of the training augmentation from a generator seeded 5
+    net = model.net.eval()
+    x = torch.from_numpy(images)
+    g = torch.Generator().manual_seed(5)
+    with torch.inference_mode():
+        views = [to_model_input(x)] + [
+            augment_batch(x, g, dihedral=True, max_zoom=1.1, rotate_deg=10.0, lighting_change=0.05) for _ in range(4)
+        ]
+        outs = torch.stack([net(v).double() for v in views])[..., 0].numpy()
+    np.testing.assert_allclose(pred, outs.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, outs.std(0), rtol=1e-4)
+    dihedral = model.predict(images, tta=True, device="cpu")
+    assert not np.allclose(pred, dihedral)
+    with pytest.raises(Exception, match="--tta-mode must be one of"):
+        model.predict(images, tta_mode="random")
+
+
+def test_cli_tta_mode_fastai(tmp_path, capsys, bundle, split_dataset):
+    out = tmp_path / "p.csv"
+    code, printed, _ = _run(capsys, bundle, split_dataset, "--out", out, "--tta-mode", "fastai", "--device", "cpu")
+    assert code == 0 and "fastai TTA, 1 + 4 views" in printed
+    df = read_table(out)
+    assert np.isfinite(df["oh_p50_pred"]).all() and (df["oh_p50_pred_std"] > 0).all()

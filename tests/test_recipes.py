@@ -18,7 +18,7 @@ def _groups():
 
 
 def _sweep(phase, steps_per_epoch, config):
-    opt = make_optimizer(_groups(), phase, config.weight_decay)
+    opt = make_optimizer(_groups(), phase, config.weight_decay, config.optimizer, config.momentum)
     sched = make_scheduler(opt, phase, steps_per_epoch, config)
     out = []
     for _ in range(phase.epochs * steps_per_epoch):
@@ -52,6 +52,78 @@ def test_paper_lrs_follow_sgdr_cosine_every_step(steps_per_epoch):
             expected.append([m * (1 + math.cos(math.pi * j / n)) / 2 for m in maxima])
     assert got.shape == (10 * steps_per_epoch, 3)
     np.testing.assert_allclose(got, np.array(expected), rtol=1e-9, atol=1e-15)
+
+
+def test_notebook_phases_are_the_released_fits():
+    c = TrainConfig(recipe="notebook").resolved()
+    assert (c.optimizer, c.momentum, c.weight_decay, c.batch_size, c.lr, c.frozen_lr, c.epochs) == (
+        "sgd",
+        0.9,
+        0.0,
+        128,
+        [0.1, 0.1, 0.1],
+        0.1,
+        10,
+    )
+    assert (c.rotate, c.lighting, c.max_zoom, c.dihedral, c.sgdr_warmup) == (10.0, 0.05, 1.1, True, 0.05)
+    phases = build_phases(c)
+    assert [(p.name, p.start_epoch, p.epochs, p.frozen, p.schedule, p.cycles) for p in phases] == [
+        ("frozen", 0, 2, True, "constant", ()),  # learn.fit(lr, 2)
+        ("unfrozen-const", 2, 1, False, "constant", ()),  # learn.unfreeze(); learn.fit(lr, 1)
+        ("unfrozen", 3, 7, False, "sgdr", (1, 2, 4)),  # learn.fit(lr, 3, cycle_len=1, cycle_mult=2)
+    ]
+    assert phases[2].warmup == 0.05 and all(p.lrs == (0.1, 0.1, 0.1) for p in phases)
+    assert [phase_index(phases, e) for e in range(10)] == [0, 0, 1, 2, 2, 2, 2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("steps_per_epoch", [1, 3, 7, 45])
+def test_notebook_lrs_are_constant_then_fastai_sgdr_with_warmup_every_step(steps_per_epoch):
+    """fastai 0.7: fit() without cycle_len holds the lr; CosAnneal holds lr/100 while the fit's
+    iteration is below (first cycle's steps) / 20 and keeps counting the cosine through it."""
+    config = TrainConfig(recipe="notebook").resolved()
+    phases = build_phases(config)
+    got = np.concatenate([_sweep(p, steps_per_epoch, config) for p in phases])
+    expected = [[0.1] * 3] * (3 * steps_per_epoch)  # 2 frozen epochs + 1 epoch, constant
+    j = 0  # the SGDR fit's iteration
+    for cycle_epochs in (1, 2, 4):
+        n = cycle_epochs * steps_per_epoch
+        for k in range(n):
+            lr = 0.1 / 100 if j < steps_per_epoch / 20 else 0.1 * (1 + math.cos(math.pi * k / n)) / 2
+            expected.append([lr] * 3)
+            j += 1
+    assert got.shape == (10 * steps_per_epoch, 3)
+    np.testing.assert_allclose(got, np.array(expected), rtol=1e-9, atol=1e-15)
+    warm = int(np.ceil(steps_per_epoch / 20))
+    assert np.all(got[3 * steps_per_epoch : 3 * steps_per_epoch + warm] == pytest.approx(1e-3))
+
+
+def test_notebook_optimizer_is_fastai_sgd():
+    config = TrainConfig(recipe="notebook").resolved()
+    opt = make_optimizer(_groups(), build_phases(config)[0], config.weight_decay, config.optimizer, config.momentum)
+    assert isinstance(opt, torch.optim.SGD)
+    assert all(g["momentum"] == 0.9 and g["weight_decay"] == 0 and not g["nesterov"] for g in opt.param_groups)
+    adam = make_optimizer(_groups(), build_phases(TrainConfig().resolved())[0], 0.01)
+    assert isinstance(adam, torch.optim.AdamW)
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        make_optimizer(_groups(), build_phases(config)[0], 0.0, "lamb")
+
+
+def test_recipe_defaults_fill_unset_fields_only():
+    paper, onecycle = TrainConfig().resolved(), TrainConfig(recipe="onecycle").resolved()
+    assert (paper.optimizer, paper.weight_decay, paper.batch_size, paper.rotate, paper.lighting) == (
+        "adamw",
+        0.01,
+        256,
+        10.0,
+        0.05,
+    )
+    assert paper.sgdr_warmup == 0.0
+    # onecycle keeps the augmentation it always had (dihedral + zoom): documented results use it
+    assert (onecycle.optimizer, onecycle.weight_decay, onecycle.rotate, onecycle.lighting) == ("adamw", 0.01, 0.0, 0.0)
+    nb = TrainConfig(recipe="notebook", batch_size=64, weight_decay=1e-4, rotate=0, optimizer="adamw").resolved()
+    assert (nb.batch_size, nb.weight_decay, nb.rotate, nb.optimizer, nb.lighting) == (64, 1e-4, 0, "adamw", 0.05)
+    with pytest.raises(ConfigError, match="notebook recipe's length"):
+        TrainConfig(recipe="notebook", epochs=7).resolved()
 
 
 def test_onecycle_shape():
@@ -97,6 +169,11 @@ def test_config_defaults_and_resolution():
         ({"arch": "vgg16"}, "arch must be one of"),
         ({"max_zoom": 0.9}, "max zoom"),
         ({"targets": []}, "at least one target"),
+        ({"rotate": -1}, "rotate must be"),
+        ({"lighting": 1.5}, "lighting must be"),
+        ({"optimizer": "lamb"}, "optimizer must be one of"),
+        ({"momentum": 1.0}, "momentum must be"),
+        ({"sgdr_warmup": 1.0}, "warm-up must be"),
     ],
 )
 def test_bad_config_values(changes, message):

@@ -25,7 +25,22 @@ def test_parse_sizes():
         parse_sizes("0")
 
 
-def test_degrade_is_block_average_then_replication():
+def test_degrade_is_block_average_native_by_default():
+    from galmet.science.resolution import MIN_INPUT, degrade, input_size
+
+    assert MIN_INPUT == 1
+    assert [input_size(s) for s in (128, 64, 32, 16, 8, 4, 2, 1)] == [128, 64, 32, 16, 8, 4, 2, 1]
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 16, 16, 3)).astype(np.uint8)
+    for s in (4, 2, 1):
+        out = degrade(imgs, s)
+        assert out.shape == (3, s, s, 3) and out.dtype == np.uint8
+        f = 16 // s
+        ref = imgs.reshape(3, s, f, s, f, 3).astype(float).mean(axis=(2, 4))
+        assert np.array_equal(out, np.rint(ref).astype(np.uint8))
+
+
+def test_degrade_replication_variant():
     from galmet.science.resolution import degrade, input_size
 
     assert [input_size(s, 32) for s in (128, 64, 32, 16, 8, 4, 2, 1)] == [128, 64, 32, 32, 32, 32, 32, 32]
@@ -114,6 +129,33 @@ def test_tiny_study_end_to_end_and_resume(study_dataset, tmp_path, monkeypatch):
     again = pd.read_csv(out / "resolution.csv")
     assert again["size"].tolist() == [16, 2]
     assert again["rmse"].to_numpy() == pytest.approx(tab["rmse"].to_numpy(), rel=1e-5)
+
+
+def test_network_sees_native_s_by_s_inputs(study_dataset, tmp_path, monkeypatch):
+    """The paper's experiment: at s = 4, 2, 1 the ResNet is trained and scored on s x s images."""
+    from galmet.nn.net import GalmetNet
+
+    seen: list[tuple[bool, tuple[int, ...]]] = []
+    forward = GalmetNet.forward
+
+    def recording_forward(self, x):
+        seen.append((self.training, tuple(x.shape)))
+        out = forward(self, x)
+        assert out.shape == (x.shape[0], 1) and bool(out.isfinite().all())
+        return out
+
+    monkeypatch.setattr(GalmetNet, "forward", recording_forward)
+    argv = [a for a in _argv(study_dataset, tmp_path / "s", sizes="4,2,1") if a not in ("--min-input", "16")]
+    assert main(argv) == 0
+    tab = pd.read_csv(tmp_path / "s" / "resolution.csv")
+    assert tab["size"].tolist() == [4, 2, 1] and tab["input_size"].tolist() == [4, 2, 1]
+    for s in (4, 2, 1):
+        shapes = {shape[1:] for training, shape in seen if shape[2] == s}
+        assert shapes == {(3, s, s)}, (s, shapes)
+        assert any(training and shape[2] == s for training, shape in seen)  # trained (forward + backward) on s x s
+        assert any(not training and shape[2] == s for training, shape in seen)  # and scored on s x s
+    assert {shape[2] for _, shape in seen} == {4, 2, 1}  # never anything else
+    assert np.isfinite(tab["rmse"]).all()
 
 
 def test_changed_settings_refused(study_dataset, tmp_path, capsys):

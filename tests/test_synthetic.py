@@ -16,7 +16,16 @@ from galmet.cli.main import main  # noqa: E402
 from galmet.data.dataset import load_dataset  # noqa: E402
 from galmet.errors import ConfigError  # noqa: E402
 from galmet.paper import tremonti_mzr  # noqa: E402
-from galmet.synthetic.physics import NOISE_FLOOR_RMSE, SIGMA_MEAS, SIGMA_UNOBS, draw_galaxy, observable_metallicity  # noqa: E402
+from galmet.synthetic.physics import (  # noqa: E402
+    ALPHA_INCL,
+    NOISE_FLOOR_RMSE,
+    SIGMA_MEAS,
+    alpha_ssfr,
+    draw_galaxy,
+    observable_metallicity,
+    population_mzr,
+    sigma_unobs,
+)
 from galmet.synthetic.render import SDSS_COLUMNS, check_options, synthesize  # noqa: E402
 
 N, SIZE = 200, 32
@@ -114,14 +123,14 @@ def test_output_loads_as_a_dataset(synth_dirs):
 
     saved = yaml.safe_load((a / "synth_config.yaml").read_text())
     assert saved["n"] == N and saved["seed"] == 1 and saved["size"] == SIZE
-    assert saved["physics"]["noise_floor_rmse"] == pytest.approx(np.hypot(SIGMA_UNOBS, SIGMA_MEAS), abs=1e-6)
+    assert saved["physics"]["noise_floor_rmse"] == pytest.approx(NOISE_FLOOR_RMSE, abs=1e-6)
 
 
 def test_catalog_values_are_sdss_like(synth_dirs):
     cat = pd.read_parquet(synth_dirs[0] / "catalog.parquet")
     assert cat["lgm_tot_p50"].between(8.5, 11.5).all()
     assert 9.9 < cat["lgm_tot_p50"].median() < 10.7
-    assert cat["z"].between(0.02, 0.3).all() and 0.05 < cat["z"].median() < 0.09
+    assert cat["z"].between(0.02, 0.3).all() and 0.04 < cat["z"].median() < 0.08
     assert cat["modelMag_r"].between(12, 18.2).all()
     u_r = cat["modelMag_u"] - cat["modelMag_r"]
     assert u_r.between(0, 6).all()
@@ -161,13 +170,53 @@ def _partial_slope(resid, x, logm):
 
 def test_metallicity_at_fixed_mass_reveals_star_formation_and_inclination(population):
     p = population
-    resid = p["oh_p50"] - tremonti_mzr(p["lgm_tot_p50"])
-    # Star-forming, bluer disks are metal-poorer at fixed mass.
-    assert spearmanr(resid, p["delta_ssfr"]).statistic < -0.3
-    assert _partial_slope(resid, p["disk_gr_rest"], p["lgm_tot_p50"]) > 0.2
+    m = p["lgm_tot_p50"]
+    resid = p["oh_p50"] - population_mzr(m)
+    # Star-forming, bluer disks are metal-poorer at fixed mass, with the FMR's slope where it is
+    # strong (log M* < 10: -0.15 dex per dex of sSFR) and none left at the highest masses.
+    low, high = m < 10, m > 11.1
+    assert np.polyfit(p["delta_ssfr"][low], resid[low], 1)[0] == pytest.approx(-0.15, abs=0.03)
+    assert abs(np.polyfit(p["delta_ssfr"][high], resid[high], 1)[0]) < 0.04
+    assert spearmanr(resid[low], p["delta_ssfr"][low]).statistic < -0.2
+    assert _partial_slope(resid, p["disk_gr_rest"], m) > 0.1
     # Edge-on disks show lower Z.
     assert spearmanr(resid, 1 - p["cos_incl"]).statistic < -0.1
-    assert _partial_slope(resid, 1 - p["cos_incl"], p["lgm_tot_p50"]) < -0.05
+    assert _partial_slope(resid, 1 - p["cos_incl"], m) == pytest.approx(ALPHA_INCL, abs=0.03)
+
+
+def test_sfr_term_fades_with_mass_and_scatter_grows_at_low_mass():
+    assert alpha_ssfr([9.0, 10.0]).tolist() == [-0.15, -0.15]
+    assert alpha_ssfr(10.5) == pytest.approx(-0.09) and alpha_ssfr(11.5) == 0
+    assert sigma_unobs(8.5) > 0.1 > 0.03 > sigma_unobs(11.0)
+
+
+def test_population_matches_the_real_catalogue(population):
+    """The distributions of PAPER.md "The real catalogue" (95,986 galaxies; Z percentiles of the
+    20,466 test galaxies): 3000 galaxies carry ~0.006 of sampling noise on a fraction."""
+    m, z = population["lgm_tot_p50"], population["oh_p50"]
+    assert np.percentile(m, [25, 50, 75]) == pytest.approx([9.646, 10.059, 10.423], abs=0.05)
+    assert m.mean() == pytest.approx(10.013, abs=0.04)
+    assert np.percentile(z, [5, 16, 50, 84, 95]) == pytest.approx([8.49, 8.71, 8.96, 9.09, 9.13], abs=0.03)
+    assert z.std() == pytest.approx(0.199, abs=0.015)
+    assert (z > 9.1).mean() == pytest.approx(0.126, abs=0.025)
+    assert (z < 8.5).mean() == pytest.approx(0.053, abs=0.02)
+    # the old generator put 19.8% above 9.1 and 1.3% below 8.5
+    assert (z > 9.1).mean() < 0.16 and (z < 8.5).mean() > 0.03
+
+
+def test_observable_oracle_sits_between_the_noise_floor_and_the_constant(population):
+    from galmet.science.baseline import noise_floor, observable_oracle
+
+    cat = population.assign(split=np.where(np.arange(len(population)) % 5 == 0, "test", "train"))
+    pred = observable_oracle(cat)
+    test = cat["split"] == "test"
+    oracle = float(np.sqrt(np.mean((pred["oh_p50_pred"][test] - cat["oh_p50"][test]) ** 2)))
+    const = float(cat["oh_p50"][test].std())
+    floor = noise_floor(cat)
+    assert floor == pytest.approx(np.sqrt(np.mean(cat["oh_unexplained"][test] ** 2)))
+    assert floor < oracle < 0.8 * const, (floor, oracle, const)
+    again = observable_oracle(cat)
+    assert np.array_equal(again["oh_p50_pred"], pred["oh_p50_pred"])  # deterministic
 
 
 def test_noise_floor_is_recorded_and_matches(population):
@@ -180,6 +229,9 @@ def test_noise_floor_is_recorded_and_matches(population):
         atol=1e-9,
     )
     assert np.sqrt(np.mean(unexplained**2)) == pytest.approx(NOISE_FLOOR_RMSE, rel=0.08)
+    # the floor is sqrt(E[sigma_unobs(M)^2] + sigma_meas^2) over the population's masses
+    expected = np.sqrt(np.mean(sigma_unobs(p["lgm_tot_p50"]) ** 2) + SIGMA_MEAS**2)
+    assert expected == pytest.approx(NOISE_FLOOR_RMSE, rel=0.03)
     # The observable part carries most of the variance: a perfect predictor beats the mean clearly.
     assert p["oh_p50"].std() > 2 * NOISE_FLOOR_RMSE
 

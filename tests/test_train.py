@@ -84,6 +84,36 @@ def test_paper_schedule_frozen_body_then_sgdr_every_step(tiny, tmp_path):
     assert (cfg.recipe, cfg.epochs, cfg.cycles, cfg.lr) == ("paper", 10, [1, 1, 2, 4], [1e-3, 1e-2, 1e-2])
 
 
+def test_notebook_recipe_trains_with_sgd_constant_fits_and_warmup(tiny, tmp_path):
+    records = []
+
+    def on_step(info: StepInfo):
+        body = info.model.body
+        assert all(p.requires_grad is not (info.epoch < 1) for p in body.parameters())
+        records.append(info.lrs)
+
+    config = TrainConfig(**TINY, recipe="notebook", frozen_epochs=1, cycles=[1, 1, 2])
+    result = train(tiny, tmp_path / "nb", config, on_step=on_step)
+    steps = 3
+    expected = [[0.1] * 3] * (2 * steps)  # fit(lr, 1) frozen, fit(lr, 1) unfrozen: constant
+    for j in range(3 * steps):  # one SGDR fit, cycles of 1 and 2 epochs; lr/100 while j < 3 / 20
+        k, n = (j, steps) if j < steps else (j - steps, 2 * steps)
+        expected.append([0.001 if j < steps / 20 else 0.1 * (1 + math.cos(math.pi * k / n)) / 2] * 3)
+    np.testing.assert_allclose(np.array(records), np.array(expected), rtol=1e-9, atol=0)
+    assert list(result.history["phase"]) == ["frozen", "unfrozen-const", "unfrozen", "unfrozen", "unfrozen"]
+    cfg = load_config(tmp_path / "nb" / "config.yaml")
+    assert (cfg.recipe, cfg.optimizer, cfg.momentum, cfg.weight_decay, cfg.rotate, cfg.lighting) == (
+        "notebook",
+        "sgd",
+        0.9,
+        0.0,
+        10.0,
+        0.05,
+    )
+    ckpt = torch.load(tmp_path / "nb" / CHECKPOINT_NAME, map_location="cpu", weights_only=False)
+    assert "momentum_buffer" in next(iter(ckpt["optimizer"]["state"].values()))  # SGD with momentum
+
+
 class _Interrupt(Exception):
     pass
 
@@ -111,6 +141,37 @@ def test_resume_after_interrupted_epoch_is_bitwise_identical(tiny, tmp_path, sto
         assert torch.equal(a[k], b[k]), k
     cols = ["train_rmse_oh_p50", "valid_rmse_oh_p50", "lr_group1"]
     pd.testing.assert_frame_equal(full.history[cols], resumed.history[cols])
+
+
+def test_a_run_saved_before_the_new_fields_resumes_as_it_was_trained(tiny, tmp_path):
+    """A checkpoint and config.yaml from before the fastai rotation/lighting and the optimizer
+    fields: resuming replays the old behaviour (AdamW, no rotation, no lighting), exactly."""
+    import yaml
+
+    from galmet.training.config import LEGACY_DEFAULTS
+
+    old_behaviour = TrainConfig(**TINY, frozen_epochs=1, cycles=[1], rotate=0.0, lighting=0.0)
+    full = train(tiny, tmp_path / "full", old_behaviour)
+
+    def interrupt(info):
+        if info.epoch == 1 and info.step == 1:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(tiny, tmp_path / "old", old_behaviour, on_step=interrupt)
+    ckpt_path = tmp_path / "old" / CHECKPOINT_NAME
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    for key in LEGACY_DEFAULTS:  # as an older galmet wrote them
+        ckpt["config"].pop(key)
+    torch.save(ckpt, ckpt_path)
+    cfg_path = tmp_path / "old" / "config.yaml"
+    data = yaml.safe_load(cfg_path.read_text())
+    for key in LEGACY_DEFAULTS:
+        data.pop(key)
+    cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["train", str(tiny), "--out", str(tmp_path / "old"), "--resume", "--no-progress"]) == 0
+    a, b = _weights(full.bundle_path), _weights(tmp_path / "old" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_several_targets_and_in_memory_rebinned_dataset(tiny, tmp_path):

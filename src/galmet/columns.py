@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from galmet.errors import DataError
 
@@ -38,9 +39,26 @@ DEFAULT_TARGET = METALLICITY
 #: Catalogue columns copied into every predictions table when present (truths for analyses,
 #: positions for joins).
 PASSTHROUGH = (METALLICITY, STELLAR_MASS, "z", "ra", "dec")
-#: Physically allowed range (inclusive) of each known label column; values outside (such as
-#: MPA-JHU's -9999 for "missing") are not labels.
-LABEL_RANGES = {METALLICITY: (7.0, 10.0), STELLAR_MASS: (5.0, 13.0)}
+#: Physically allowed range (inclusive) of each known label or truth column; values outside
+#: (such as MPA-JHU's -9999 for "missing") are not labels. Training refuses (or skips) such rows;
+#: every analysis treats them as missing, leaves them out and says how many
+#: (:func:`mask_invalid_labels`).
+LABEL_RANGES = {
+    METALLICITY: (7.0, 10.0),
+    STELLAR_MASS: (5.0, 13.0),
+    # MPA-JHU percentiles of the same quantities
+    "oh_p16": (7.0, 10.0),
+    "oh_p84": (7.0, 10.0),
+    "oh_p2p5": (7.0, 10.0),
+    "oh_p97p5": (7.0, 10.0),
+    "lgm_tot_p16": (5.0, 13.0),
+    "lgm_tot_p84": (5.0, 13.0),
+    # log specific star-formation rate (yr^-1): MPA-JHU's and the synthetic catalogue's
+    "specsfr_tot_p50": (-20.0, -5.0),
+    "log_ssfr": (-20.0, -5.0),
+    # log star-formation rate (Msun/yr)
+    "sfr_tot_p50": (-10.0, 5.0),
+}
 #: torchvision ResNets galmet builds bodies from.
 ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -64,6 +82,70 @@ def target_of(pred_col: str) -> str | None:
     """The target of a prediction column name (``oh_p50_pred`` -> ``oh_p50``), or None."""
     suffix = "_pred"
     return pred_col[: -len(suffix)] if pred_col.endswith(suffix) and len(pred_col) > len(suffix) else None
+
+
+def invalid_label_mask(column: str, values) -> np.ndarray:
+    """Which ``values`` of ``column`` are numbers outside its :data:`LABEL_RANGES` range.
+
+    Parameters
+    ----------
+    column : str
+        Column name; a column without a known range has no invalid values.
+    values : array-like, shape (N,)
+        Numbers (NaN counts as missing, not invalid).
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (N,): True where a finite value lies outside the allowed range (e.g. -9999).
+    """
+    v = np.asarray(values, dtype=float)
+    if column not in LABEL_RANGES:
+        return np.zeros(v.shape, dtype=bool)
+    lo, hi = LABEL_RANGES[column]
+    return np.isfinite(v) & ((v < lo) | (v > hi))
+
+
+def mask_invalid_labels(table, columns=None) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A copy of ``table`` with the out-of-range values of its truth columns set to NaN.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Any table (predictions, catalogue, joined analysis table).
+    columns : sequence of str, optional
+        Columns to check; default: every column of ``table`` with a :data:`LABEL_RANGES` entry.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The table (the same object when nothing was invalid) and, for each column with invalid
+        values, ``{"n": count, "range": [lo, hi], "examples": up to 3 distinct bad values}``.
+    """
+    names = [c for c in (columns if columns is not None else table.columns) if c in LABEL_RANGES and c in table]
+    found: dict[str, dict[str, Any]] = {}
+    out = table
+    for col in names:
+        values = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+        bad = invalid_label_mask(col, values)
+        if bad.any():
+            if out is table:
+                out = table.copy()
+            out[col] = np.where(bad, np.nan, values)
+            found[col] = {
+                "n": int(bad.sum()),
+                "range": list(LABEL_RANGES[col]),
+                "examples": [float(v) for v in np.unique(values[bad])[:3]],
+            }
+    return out, found
+
+
+def describe_invalid(column: str, info: dict[str, Any], what: str = "left out") -> str:
+    """One line such as ``3 rows with invalid lgm_tot_p50 (outside 5-13, e.g. -9999) left out``."""
+    lo, hi = info["range"]
+    eg = ", ".join(f"{v:g}" for v in info.get("examples", []))
+    rows = "row" if info["n"] == 1 else "rows"
+    return f"{info['n']} {rows} with invalid {column} (outside {lo:g}-{hi:g}{', e.g. ' + eg if eg else ''}) {what}"
 
 
 def objid_array(values: Any, where: str = "catalog", column: str = OBJID) -> np.ndarray:

@@ -60,6 +60,8 @@ METRICS = "metrics.json"
 #: ``galmet baseline`` outputs.
 BASELINE_METRICS = "baseline_metrics.json"
 CONSTANT_PREDICTIONS = "constant_predictions.parquet"
+#: The observable oracle of a synthetic set (``galmet baseline``).
+ORACLE_PREDICTIONS = "oracle_predictions.parquet"
 
 
 def rf_predictions(bands: str) -> str:

@@ -15,7 +15,8 @@ PAPER_RF_GRI_RMSE = 0.130
 PAPER_MASS_METRICS = {"rmse": 0.22, "nmad": 0.20}
 #: Scatter of Z_MZR (from predicted mass through the Tremonti MZR) against Z_true, dex.
 PAPER_MZR_SCATTER = 0.12
-#: Tremonti et al. (2004) +-1 sigma scatter of the empirical MZR, dex (about).
+#: Tremonti et al. (2004) +-1 sigma scatter of the empirical MZR, dex (about), measured on their
+#: DR2 sample: the paper quotes it, but it is not a measurement on the paper's data.
 TREMONTI_SIGMA = 0.10
 #: Paper's data set sizes.
 PAPER_SIZES = {
@@ -45,7 +46,7 @@ def tremonti_mzr(log_mass):
     return -1.492 + 1.847 * x - 0.08026 * x**2
 
 
-#: Fractions of the test set with 12 + log(O/H) > 9.1: true vs predicted (paper, section 4.1).
+#: Fractions of the test set with 12 + log(O/H) > 9.1: true vs predicted (paper, section 4.2).
 PAPER_HIGH_Z_FRACTIONS = {"frac_true_above_9.1": 0.126, "frac_pred_above_9.1": 0.057}
 #: Image sizes (pixels) of the paper's resolution study (Fig 4).
 PAPER_RESOLUTION_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
@@ -53,3 +54,5 @@ PAPER_RESOLUTION_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
 PAPER_CNN_BEATS_RF_FROM = 4
 #: Width of the stellar-mass bins of the paper's MZR figure (Fig 6), dex.
 PAPER_MZR_BIN_DEX = 0.2
+#: Bins of Z_true in the paper's Figure 3: 0.1 dex from 8.2 to 9.2 (lower edge, upper edge, width).
+PAPER_FIG3_BINS = (8.2, 9.2, 0.1)

@@ -5,13 +5,18 @@ The table has one row per image, in the input's row order (columns: see :mod:`ga
 ==================== =============================================================
 objID / file         the galaxy's objID, or the image file when there is none
 split                train/valid/test (only for a dataset directory with a catalog)
-<target>_pred        prediction (mean over the 8 dihedral views with TTA), target units
+<target>_pred        prediction (mean over the TTA views: the 8 dihedral views by default,
+                     or fastai's original + 4 augmented), target units
 <target>_pred_std    population std over the views (and ensemble members); NaN for one
                      model without TTA
 <target>             the truth, when the catalog has that column
 lgm_tot_p50, oh_p50, passed through from the catalog when present, for joins and analyses
 z, ra, dec
 ==================== =============================================================
+
+Truth values outside :data:`galmet.columns.LABEL_RANGES` (MPA-JHU writes -9999 for a missing
+value) are written as NaN, and a warning says how many; the table's ``attrs["invalid_labels"]``
+holds the counts.
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ import logging
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FILE, OBJID, PASSTHROUGH, SPLIT, pred_column, spread_column
+from galmet.columns import (
+    FILE,
+    OBJID,
+    PASSTHROUGH,
+    SPLIT,
+    describe_invalid,
+    mask_invalid_labels,
+    pred_column,
+    spread_column,
+)
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.errors import DataError, GalmetError
 from galmet.nn.inference import GalmetModel
@@ -37,6 +51,8 @@ def predict_dataset(
     batch_size: int = 256,
     device: str = "auto",
     progress: bool | None = None,
+    tta_mode: str = "dihedral",
+    tta_seed: int = 0,
 ) -> pd.DataFrame:
     """Predict every image of ``dataset`` with ``model``; return the predictions table (see module doc).
 
@@ -46,7 +62,7 @@ def predict_dataset(
         A loaded bundle.
     dataset : galmet.data.dataset.Dataset
         Loaded with images; their size must be the bundle's image size.
-    tta, batch_size, device, progress
+    tta, batch_size, device, progress, tta_mode, tta_seed
         See :meth:`galmet.nn.inference.GalmetModel.predict`.
 
     Raises
@@ -62,7 +78,14 @@ def predict_dataset(
             f"{which} expects {size}x{size}"
         )
     pred, std = model.predict(
-        dataset.images(), tta=tta, batch_size=batch_size, device=device, return_std=True, progress=progress
+        dataset.images(),
+        tta=tta,
+        batch_size=batch_size,
+        device=device,
+        return_std=True,
+        progress=progress,
+        tta_mode=tta_mode,
+        tta_seed=tta_seed,
     )
     return predictions_table(dataset, model.targets, pred, std, with_split=find_catalog(dataset.root) is not None)
 
@@ -96,6 +119,11 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
     for col in PASSTHROUGH:
         if col in cat.columns and col not in out.columns:
             out[col] = cat[col].to_numpy()
+    # A catalogue's missing-value sentinels (MPA-JHU's -9999) must not travel on as numbers.
+    out, invalid = mask_invalid_labels(out, [t for t in (*targets, *PASSTHROUGH) if t in out.columns])
+    for col, info in invalid.items():
+        log.warning("predictions: %s", describe_invalid(col, info, "written as missing (NaN)"))
+    out.attrs["invalid_labels"] = invalid
     return out
 
 
@@ -111,6 +139,8 @@ def predict_positions(
     device: str = "auto",
     where: str = "positions",
     progress: bool | None = None,
+    tta_mode: str = "dihedral",
+    tta_seed: int = 0,
 ) -> pd.DataFrame:
     """Fetch the SDSS cutout at every ra/dec of ``positions`` and predict it.
 
@@ -127,7 +157,7 @@ def predict_positions(
         default retry policy.
     skip_bad : bool
         Drop rows whose cutout cannot be fetched (logged) instead of failing on the first.
-    tta, batch_size, device
+    tta, batch_size, device, tta_mode, tta_seed
         See :meth:`galmet.nn.inference.GalmetModel.predict`.
     where : str
         Names the input in error messages.
@@ -162,7 +192,15 @@ def predict_positions(
             log.warning("skipped %s row %d (ra %s, dec %s): %s", where, i, ra, dec, exc)
     if not images:
         raise DataError(f"{where}: no cutout could be fetched")
-    pred, std = model.predict(np.stack(images), tta=tta, batch_size=batch_size, device=device, return_std=True)
+    pred, std = model.predict(
+        np.stack(images),
+        tta=tta,
+        batch_size=batch_size,
+        device=device,
+        return_std=True,
+        tta_mode=tta_mode,
+        tta_seed=tta_seed,
+    )
     table = positions.iloc[keep].reset_index(drop=True)
     front = [c for c in (OBJID, "ra", "dec") if c in table.columns]
     return _add_predictions(table[front].copy(), table, model.targets, pred, std)

@@ -106,6 +106,11 @@ TRAINING_FIELDS = {
     "size": "size",
     "crop": "crop",
     "max_zoom": "max_zoom",
+    "rotate": "rotate",
+    "lighting": "lighting",
+    "optimizer": "optimizer",
+    "momentum": "momentum",
+    "sgdr_warmup": "sgdr_warmup",
     "seed": "seed",
     "valid_fraction": "valid_fraction",
     "split_seed": "split_seed",
@@ -137,8 +142,8 @@ def add_training_options(p, schedule: bool = True) -> None:
     )
     g.add_argument("--arch", choices=ARCHS, help="ResNet body (default: resnet34)")
     g.add_argument("--weights", metavar="imagenet|none|PATH", help="initial body weights (default: imagenet)")
-    g.add_argument("--batch-size", type=int, help="global batch size (default 256)")
-    g.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay (default 0.01)")
+    g.add_argument("--batch-size", type=int, help="global batch size (default 256; notebook 128)")
+    g.add_argument("--weight-decay", type=float, help="weight decay, decoupled for AdamW (default 0.01; notebook 0)")
     g.add_argument("--size", type=int, help="required image size in pixels (default: the dataset's)")
     g.add_argument(
         "--crop", type=int, metavar="N", help="train and predict on the central N x N pixels (default: the whole image)"
@@ -152,7 +157,11 @@ def add_training_options(p, schedule: bool = True) -> None:
     from galmet.training.config import RECIPES
 
     s = p.add_argument_group("recipe")
-    s.add_argument("--recipe", choices=RECIPES, help="learning-rate recipe (default: paper)")
+    s.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        help="paper (default: the paper's text), notebook (the authors' released code) or onecycle (from scratch)",
+    )
     s.add_argument(
         "--epochs", type=int, help="total epochs (paper: fixed by --frozen-epochs/--cycles = 10; onecycle: 30)"
     )
@@ -167,9 +176,31 @@ def add_training_options(p, schedule: bool = True) -> None:
         metavar="LR",
         help="max lr: 1 value for every layer group or 3 (paper default 1e-3 1e-2 1e-2; onecycle 3e-3)",
     )
-    s.add_argument("--frozen-lr", type=float, help="paper: lr of the frozen epochs (default 0.1)")
+    s.add_argument("--frozen-lr", type=float, help="paper, notebook: lr of the frozen epochs (default 0.1)")
+    s.add_argument(
+        "--optimizer", choices=("adamw", "sgd"), help="optimizer (default: adamw; notebook: sgd, momentum 0.9)"
+    )
+    s.add_argument("--momentum", type=float, help="SGD momentum (default 0.9, fastai 0.7's)")
+    s.add_argument(
+        "--sgdr-warmup",
+        type=float,
+        metavar="FRACTION",
+        help="hold lr/100 for this fraction of a fit's first SGDR cycle, as fastai 0.7 (default 0; notebook 0.05)",
+    )
     s.add_argument("--max-zoom", type=float, help="random zoom up to this factor, then crop (default 1.1; 1 = off)")
     s.add_argument("--no-dihedral", action="store_true", help="no random rotations/flips")
+    s.add_argument(
+        "--rotate",
+        type=float,
+        metavar="DEG",
+        help="random rotation up to DEG degrees, p 0.75 (fastai 0.7; default 10, onecycle 0; 0 = off)",
+    )
+    s.add_argument(
+        "--lighting",
+        type=float,
+        metavar="X",
+        help="random brightness and contrast change up to X (fastai 0.7; default 0.05, onecycle 0; 0 = off)",
+    )
     s.add_argument("--no-standardize", action="store_true", help="train on raw target values (not (y-mean)/std)")
     s.add_argument(
         "--valid-fraction", type=float, help="fraction of train rows made 'valid' when the catalog has none (0.2)"

@@ -5,6 +5,11 @@
 - :func:`random_dihedral`: a random element of the dihedral group D4 per sample (augmentation).
 - :func:`dihedral_view` / :func:`dihedral_views`: the 8 fixed D4 views (test-time augmentation).
 - :func:`random_zoom`: fastai's random zoom (``max_zoom``) on a float batch.
+- :func:`random_rotate`: fastai 0.7's ``RandomRotate(10)``: a random small rotation (p = 0.75).
+- :func:`random_lighting`: fastai 0.7's ``RandomLighting(0.05, 0.05)``: random brightness and contrast.
+- :func:`augment_batch`: the whole training chain (what training and fastai-style TTA feed the net).
+
+The numpy references of the rotation and the lighting are in ``tests/test_augment.py``.
 
 Element ``i`` (0-7) is the same transform as the numpy reference :func:`galmet.data.transforms.dihedral`:
 0-3 rotate by 0/90/180/270 degrees, 4-7 flip left-right and then rotate.
@@ -27,6 +32,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Probability that fastai's RandomScale zooms an image (the rest are left at scale 1).
 ZOOM_PROBABILITY = 0.75
+#: Probability that fastai 0.7's RandomRotate rotates an image.
+ROTATE_PROBABILITY = 0.75
 
 _PERM_CACHE: dict[tuple[int, str], torch.Tensor] = {}
 _NORM_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -82,6 +89,24 @@ def to_model_input(
     scale, shift = _norm_constants(tuple(mean), tuple(std), x.device)
     out = x.to(torch.float32).mul_(scale).sub_(shift)
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def to_unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W, 3) or (N, 3, H, W) as float32 (N, 3, H, W) in [0, 1], channels_last."""
+    if is_nhwc(x):
+        x = x.permute(0, 3, 1, 2)
+    x = x.contiguous(memory_format=torch.channels_last)
+    return x.to(torch.float32).div_(255.0).contiguous(memory_format=torch.channels_last)
+
+
+def normalize_unit(
+    x: torch.Tensor,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """Float images (N, 3, H, W) in [0, 1] to the model's input ``(x - mean) / std``."""
+    scale, shift = _norm_constants(tuple(mean), tuple(std), x.device)
+    return (x * (scale * 255.0) - shift).contiguous(memory_format=torch.channels_last)
 
 
 def _norm_constants(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,3 +230,109 @@ def random_zoom(
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def rotation_angles(n: int, max_deg: float, generator: torch.Generator | None, device, p: float = ROTATE_PROBABILITY):
+    """The angles (degrees, float32 (N,)) :func:`random_rotate` draws: uniform in
+    [-max_deg, max_deg] with probability ``p``, else 0 (one (N, 2) uniform draw)."""
+    u = torch.rand((n, 2), device=device, generator=generator)
+    deg = (2 * u[:, 0] - 1) * max_deg
+    return torch.where(u[:, 1] < p, deg, torch.zeros_like(deg))
+
+
+def rotate(x: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Rotate each image of a float batch (N, C, H, W), H = W, by ``degrees[n]`` about its centre.
+
+    Bilinear interpolation; outside the image the border is mirrored (fastai 0.7 and OpenCV's
+    ``BORDER_REFLECT``: ``...cba|abc...``). Pixel (row i, column j) of the output takes the input
+    at column ``c + cos(a) (j - c) - sin(a) (i - c)``, row ``c + sin(a) (j - c) + cos(a) (i - c)``,
+    ``c = (H - 1) / 2``: positive angles turn the picture counter-clockwise as displayed (rows
+    down), as OpenCV's ``getRotationMatrix2D`` that fastai used.
+    Images with angle 0 are returned unchanged, bit for bit.
+    """
+    n, _, h, w = x.shape
+    if h != w:
+        raise ValueError(f"rotate needs square images, got shape {tuple(x.shape)}")
+    a = torch.deg2rad(degrees.to(x.dtype))
+    c, s = torch.cos(a), torch.sin(a)
+    theta = torch.zeros((n, 2, 3), device=x.device, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 1] = c, -s
+    theta[:, 1, 0], theta[:, 1, 1] = s, c
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    keep = (degrees == 0).view(n, 1, 1, 1)
+    return torch.where(keep, x, out).contiguous(memory_format=torch.channels_last)
+
+
+def random_rotate(
+    x: torch.Tensor, max_deg: float, generator: torch.Generator | None = None, p: float = ROTATE_PROBABILITY
+) -> torch.Tensor:
+    """fastai 0.7's ``RandomRotate(max_deg, p=0.75)`` on a float batch (N, C, H, W), on its device.
+
+    Each image is, with probability ``p``, rotated by an angle uniform in [-max_deg, max_deg]
+    degrees about its centre (:func:`rotate`); the rest pass through unchanged. One (N, 2)
+    uniform draw from ``generator``; no host synchronisation. (fastai rotated about pixel
+    (W // 2, H // 2), half a pixel off the centre for even sizes; galmet uses the true centre.)
+    """
+    return rotate(x, rotation_angles(x.shape[0], max_deg, generator, x.device, p))
+
+
+def lighting_factors(n: int, max_change: float, generator: torch.Generator | None, device):
+    """(brightness b, contrast c) of :func:`random_lighting`, float32 (N,) each: b uniform in
+    [-max_change, max_change]; c from r uniform in the same range as fastai 0.7 maps it,
+    ``1 + r`` for r >= 0 and ``1 / (1 - r)`` for r < 0 (one (N, 2) uniform draw)."""
+    u = torch.rand((n, 2), device=device, generator=generator)
+    b = (2 * u[:, 0] - 1) * max_change
+    r = (2 * u[:, 1] - 1) * max_change
+    c = torch.where(r < 0, 1.0 / (1.0 - r), 1.0 + r)
+    return b, c
+
+
+def lighting(x: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """fastai 0.7's ``lighting``: ``clip((x - mu) c + mu + b, 0, 1)`` per image, ``mu`` the mean of
+    the image over all its pixels and channels; ``x`` float (N, C, H, W) in [0, 1]."""
+    mu = x.mean(dim=(1, 2, 3), keepdim=True)
+    out = (x - mu) * c.view(-1, 1, 1, 1) + mu + b.view(-1, 1, 1, 1)
+    return out.clamp_(0.0, 1.0).contiguous(memory_format=torch.channels_last)
+
+
+def random_lighting(x: torch.Tensor, max_change: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """fastai 0.7's ``RandomLighting(max_change, max_change)`` on a float batch in [0, 1]: a random
+    brightness and contrast change per image (every image, as fastai; :func:`lighting_factors`)."""
+    b, c = lighting_factors(x.shape[0], max_change, generator, x.device)
+    return lighting(x, b, c)
+
+
+def augment_batch(
+    xb: torch.Tensor,
+    generator: torch.Generator | None,
+    *,
+    crop: int | None = None,
+    dihedral: bool = True,
+    max_zoom: float = 1.0,
+    rotate_deg: float = 0.0,
+    lighting_change: float = 0.0,
+    mean: tuple[float, float, float] = IMAGENET_MEAN,
+    std: tuple[float, float, float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """A uint8 batch (N, H, W, 3) as training feeds it to the network: float NCHW, channels_last.
+
+    The central ``crop``, a random dihedral element, then (fastai 0.7's order) the random zoom,
+    rotation and lighting, then the normalisation. Without rotation and lighting the zoom runs on
+    the normalised batch, as galmet always did (the two are linear, so only rounding differs): a
+    recipe without them draws the same random numbers and gives the same tensors as before.
+    """
+    xb = center_crop(xb, crop)
+    if dihedral:
+        xb = random_dihedral(xb, generator=generator)
+    if not (rotate_deg > 0 or lighting_change > 0):
+        x = to_model_input(xb, mean, std)
+        return random_zoom(x, max_zoom, generator) if max_zoom > 1 else x
+    x = to_unit_float(xb)
+    if max_zoom > 1:
+        x = random_zoom(x, max_zoom, generator)
+    if rotate_deg > 0:
+        x = random_rotate(x, rotate_deg, generator)
+    if lighting_change > 0:
+        x = random_lighting(x, lighting_change, generator)
+    return normalize_unit(x, mean, std)

@@ -11,9 +11,17 @@ import numpy as np
 import torch
 
 from galmet.errors import ConfigError, DataError
-from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, dihedral_view, to_model_input
+from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center_crop, dihedral_view, to_model_input
 from galmet.nn.device import resolve_device, to_channels_last, to_device
 from galmet.nn.net import GalmetNet
+
+#: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
+#: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
+TTA_MODES = ("dihedral", "fastai")
+FASTAI_TTA_VIEWS = 4
+#: The augmentation of fastai-style TTA when a bundle does not record its training config:
+#: fastai 0.7's transforms_top_down with the paper's max zoom.
+PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": 1.1, "rotate": 10.0, "lighting": 0.05}
 
 
 class GalmetModel:
@@ -79,6 +87,17 @@ class GalmetModel:
         crop = self.meta.get("crop")
         return None if crop is None else int(crop)
 
+    @property
+    def augmentation(self) -> dict:
+        """The training augmentation (``dihedral``, ``max_zoom``, ``rotate``, ``lighting``) that
+        fastai-style TTA repeats: the bundle's training config, else :data:`PAPER_AUGMENTATION`."""
+        config = self.meta.get("config") or {}
+        out = dict(PAPER_AUGMENTATION)
+        for k in out:
+            if config.get(k) is not None:
+                out[k] = config[k]
+        return out
+
     def to(self, device: str | torch.device) -> GalmetModel:
         for net in self.nets:
             net.to(resolve_device(device))
@@ -107,6 +126,8 @@ class GalmetModel:
         device: str = "auto",
         return_std: bool = False,
         progress: bool | None = None,
+        tta_mode: str = "dihedral",
+        tta_seed: int = 0,
     ):
         """Predict the targets of uint8 images.
 
@@ -116,14 +137,21 @@ class GalmetModel:
             uint8 (N, H, W, 3), H = W = the bundle's image size. A numpy memmap works (read
             batch by batch); a uint8 tensor already on the device avoids the host copy.
         tta : bool
-            Average the raw outputs over the 8 dihedral views (rotations by 90 degrees and
-            flips) instead of using the image as is.
+            Average the outputs over test-time-augmented views instead of using the image as is.
+        tta_mode : {"dihedral", "fastai"}
+            ``dihedral`` (default): the 8 fixed views (rotations by 90 degrees and flips), exact
+            symmetries of a sky image, no interpolation, no randomness. ``fastai``: fastai 0.7's
+            ``TTA()`` as the paper used it: the image as it is plus 4 copies with the training
+            augmentation (:attr:`augmentation`: random dihedral, zoom, rotation, lighting).
+        tta_seed : int
+            Seed of the fastai-style views (the same seed, batch size and device give the same
+            predictions).
         batch_size : int
             Images per forward pass (each TTA view is its own pass of this size).
         device : {"auto", "cpu", "cuda"}
             Where to run; channels_last everywhere, and bf16 autocast on CUDA.
         return_std : bool
-            Also return the population standard deviation over the 8 views (and, for an
+            Also return the population standard deviation over the views (and, for an
             ensemble, over its members), in target units; NaN for one model without TTA.
         progress : bool, optional
             tqdm bar over batches; default: when there are more than 20 batches.
@@ -136,7 +164,13 @@ class GalmetModel:
         self._check_images(images)
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        if tta_mode not in TTA_MODES:
+            raise ConfigError(f"--tta-mode must be one of {', '.join(TTA_MODES)}, got {tta_mode!r}")
         dev = resolve_device(device)
+        fastai = tta and tta_mode == "fastai"
+        aug = self.augmentation
+        generator = torch.Generator(device=dev)
+        generator.manual_seed(int(tta_seed))
         # channels_last helps on CPU (oneDNN) as much as on CUDA (tensor cores)
         nets = [to_channels_last(net, dev).eval() for net in self.nets]
         cuda = dev.type == "cuda"
@@ -157,10 +191,26 @@ class GalmetModel:
             for start in starts:
                 xb = to_device(images[start : start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
+                if fastai:  # the same 4 random views for every member of an ensemble
+                    inputs = [x] + [
+                        augment_batch(
+                            xb,
+                            generator,
+                            crop=self.crop,
+                            dihedral=bool(aug["dihedral"]),
+                            max_zoom=float(aug["max_zoom"]),
+                            rotate_deg=float(aug["rotate"]),
+                            lighting_change=float(aug["lighting"]),
+                            mean=norm[0],
+                            std=norm[1],
+                        )
+                        for _ in range(FASTAI_TTA_VIEWS)
+                    ]
+                else:
+                    inputs = [dihedral_view(x, i) for i in range(8)] if tta else [x]
                 outputs = []
                 for net, (scale, shift) in zip(nets, scaling, strict=True):
-                    raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
-                    outputs += [r.double() * scale + shift for r in raw]
+                    outputs += [net(v).double() * scale + shift for v in inputs]
                 views = torch.stack(outputs)  # (members x views, B, T), target units
                 mean_out[start : start + len(x)] = views.mean(0)
                 if len(views) > 1:

@@ -5,12 +5,14 @@ Numpy (and pandas for tables) only: no torch, so figures and reports run anywher
 All quantities are in the units of the label (dex for ``oh_p50`` and ``lgm_tot_p50``).
 Residuals are ``dZ = Z_pred - Z_true``, so a positive bias means over-prediction.
 
-Definitions (Wu & Boada 2019, section 4):
+Definitions. The paper (Wu & Boada 2019, section 4) reports these three:
 
 - RMSE = sqrt(mean(dZ**2))
 - NMAD = 1.4826 * median(|dZ - median(dZ)|), a robust scatter equal to sigma for a normal
 - bias = median(dZ)
-- outlier fraction = fraction with |dZ| > 3 NMAD *and* |dZ| > 0.3 dex
+
+The outlier fraction is galmet's addition (the paper defines no outliers): the fraction with
+|dZ| > 3 NMAD *and* |dZ| > 0.3 dex, a common photometric-redshift style definition.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galmet.columns import pred_column
+from galmet.columns import LABEL_RANGES, describe_invalid, invalid_label_mask, mask_invalid_labels, pred_column
 from galmet.errors import DataError
 
 #: Scale factor that makes the median absolute deviation equal sigma for a normal distribution.
@@ -131,25 +133,33 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
     Returns
     -------
     dict
-        ``target``, ``split``, the :func:`regression_metrics` entries and, for ``oh_p50``,
-        ``frac_true_above_9.1`` / ``frac_pred_above_9.1`` (the paper quotes 12.6% / 5.7%)
-        and ``paper`` (the paper's test-set values).
+        ``target``, ``split``, the :func:`regression_metrics` entries, ``excluded`` (rows of the
+        split left out because their truth is missing or outside :data:`galmet.columns.LABEL_RANGES`,
+        see :func:`usable_rows`) and, for ``oh_p50``, ``frac_true_above_9.1`` /
+        ``frac_pred_above_9.1`` (the paper quotes 12.6% / 5.7%, section 4.2) and ``paper`` (the
+        paper's test-set values).
+
+    Raises
+    ------
+    DataError
+        A missing column, an empty split, no row with a valid truth, or a NaN prediction.
     """
     df = select_split(pred_df, split)
     pc = pred_column(target)
     for col in (pc, target):
         if col not in df.columns:
             raise DataError(f"predictions table has no column {col!r} (columns: {', '.join(map(str, df.columns))})")
+    df, excluded = usable_rows(df, [target])
     t = df[target].to_numpy(dtype=float)
     p = df[pc].to_numpy(dtype=float)
-    bad = ~(np.isfinite(t) & np.isfinite(p))
+    bad = ~np.isfinite(p)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         who = f"objID {df['objID'].iloc[i]}" if "objID" in df.columns else f"row {i}"
-        col = target if not np.isfinite(t[i]) else pc
-        raise DataError(f"predictions: {who}: {col} is NaN ({int(bad.sum())} rows with NaN truth or prediction)")
+        raise DataError(f"predictions: {who}: {pc} is NaN ({int(bad.sum())} rows with a NaN prediction)")
     out: dict[str, Any] = {"target": target, "split": split if split not in (None, "all") else "all"}
     out.update(regression_metrics(t, p))
+    out["excluded"] = excluded
     if target == "oh_p50":
         from galmet.paper import PAPER_HIGH_Z_FRACTIONS, PAPER_METRICS, PAPER_SIZES
 
@@ -161,6 +171,69 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
 
         out["paper"] = dict(PAPER_MASS_METRICS)
     return out
+
+
+def usable_rows(df: pd.DataFrame, columns, where: str = "predictions") -> tuple[pd.DataFrame, dict]:
+    """The rows of ``df`` whose ``columns`` all hold a valid truth, and what was left out.
+
+    A value is valid when it is finite and inside its :data:`galmet.columns.LABEL_RANGES` range
+    (MPA-JHU writes -9999 for "missing": such a value is a sentinel, not a number). Other
+    range-checked columns of ``df`` that are carried along (not in ``columns``) keep their rows
+    but have their invalid values set to NaN.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A predictions or analysis table.
+    columns : sequence of str
+        The truth columns an analysis needs (e.g. ``["oh_p50"]``, or Z and the mass for the MZR).
+    where : str
+        Names the table in the error raised when no row is left.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The kept rows (index reset) and, per column with rows left out, ``{"missing": m,
+        "invalid": n, "range": [lo, hi] (when known), "examples": bad values}``; the dict is empty
+        when nothing was left out. A row can count under several columns.
+
+    Raises
+    ------
+    DataError
+        When no row is left (naming how many were missing or invalid).
+    """
+    keep = np.ones(len(df), dtype=bool)
+    excluded: dict[str, dict[str, Any]] = {}
+    for col in columns:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        invalid = invalid_label_mask(col, values)
+        missing = ~np.isfinite(values)
+        if invalid.any() or missing.any():
+            info: dict[str, Any] = {"missing": int(missing.sum()), "invalid": int(invalid.sum())}
+            if col in LABEL_RANGES:
+                info["range"] = list(LABEL_RANGES[col])
+                info["examples"] = [float(v) for v in np.unique(values[invalid])[:3]]
+            excluded[col] = info
+        keep &= ~(invalid | missing)
+    if not keep.any():
+        why = "; ".join(describe_exclusions(excluded)) or "no rows"
+        raise DataError(f"{where}: no row has a valid {', '.join(columns)} ({why})")
+    kept = df[keep].reset_index(drop=True)
+    kept, _ = mask_invalid_labels(kept, [c for c in kept.columns if c not in columns])
+    return kept, excluded
+
+
+def describe_exclusions(excluded: dict) -> list[str]:
+    """Lines such as ``3 rows with invalid lgm_tot_p50 (outside 5-13, e.g. -9999) left out`` for
+    the ``excluded`` dict of :func:`usable_rows` (or :func:`summarize`)."""
+    lines = []
+    for col, info in excluded.items():
+        if info.get("invalid"):
+            lines.append(describe_invalid(col, {"n": info["invalid"], **info}, "left out"))
+        if info.get("missing"):
+            rows = "row" if info["missing"] == 1 else "rows"
+            lines.append(f"{info['missing']} {rows} without {col} left out")
+    return lines
 
 
 def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
@@ -212,6 +285,7 @@ def format_metrics_table(summary: dict) -> str:
     lines = [head, f"{'metric':<20}{'galmet':>12}" + (f"{'paper':>12}" if has_paper else "")]
     for name, ours, theirs in rows:
         lines.append(f"{name:<20}{ours:>12}" + (f"{theirs:>12}" if has_paper else ""))
+    lines += [f"note: {line}" for line in describe_exclusions(summary.get("excluded", {}))]
     return "\n".join(lines)
 
 

@@ -42,7 +42,8 @@ def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
     )
 
 
-def _dataset_catalog(dataset) -> tuple[pd.DataFrame, str]:
+def dataset_catalog(dataset) -> tuple[pd.DataFrame, str]:
+    """(catalogue, name) of a dataset given as a path, a Dataset or a catalogue DataFrame (no images read)."""
     if isinstance(dataset, pd.DataFrame):
         return dataset, "catalog"
     ds = as_dataset(dataset, targets=[], load_images=False)
@@ -61,7 +62,7 @@ def join_dataset(df: pd.DataFrame, dataset, columns=JOINED) -> pd.DataFrame:
     columns : sequence of str
         Columns to bring over when the catalog has them.
     """
-    cat, where = _dataset_catalog(dataset)
+    cat, where = dataset_catalog(dataset)
     key = next((k for k in ("objID", "file") if k in df.columns and k in cat.columns), None)
     if key is None:
         raise DataError(f"cannot join predictions to {where}: neither has an objID (or file) column in common")

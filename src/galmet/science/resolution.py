@@ -5,25 +5,29 @@ block-averaged to s x s (:func:`galmet.data.transforms.rebin`, as the paper re-b
 a CNN is trained on the train split with the same recipe and seed, and scored on the test
 split with test-time augmentation.
 
-Feeding tiny images to a ResNet
--------------------------------
-A ResNet halves the resolution five times (stem stride 2, max-pool, three strided stages),
-so a 4x4 or 1x1 input reaches the head as a single pixel after the stem, and zero-padding
-dominates every convolution. We therefore up-sample each re-binned image back, by
-nearest-neighbour pixel replication with an integer factor, to at least ``min_input``
-pixels (default 32): a 4x4 image becomes 32x32 made of 8x8 constant blocks, 1x1 becomes a
-uniform 32x32 image. Replication adds no information (the block values are exactly the
-re-binned pixels), so the test measures what the re-binned pixels contain, while the
-network's strides and receptive fields stay those of a normal input. Sizes >= ``min_input``
-are used as they are. The paper (fastai 0.7) most likely did the equivalent: fastai resizes
-every input to the model's training size, i.e. it interpolated the re-binned images back up
-(bilinear rather than nearest), so its network also saw full-size inputs.
+The network sees s x s inputs (the paper's experiment)
+-----------------------------------------------------
+The authors' notebook hands fastai the image size directly (64, 32, 16, 8, 4, 2, 1), so the
+128-pixel cutouts are resampled to s x s and the ResNet runs on s x s inputs. galmet does the
+same by default: the torchvision ResNet's strided convolutions and pooling shrink a small input
+to 1 x 1 and stay there (a 3x3 or 7x7 kernel with its padding maps 1 x 1 to 1 x 1), and the
+head's pooling is adaptive, so the network runs forward and backward on inputs down to 1 x 1.
+What changes with s is how much of the kernels sees real pixels rather than zero padding:
+that is part of the experiment.
+
+``min_input`` > 1 is galmet's earlier variant, a deviation from the paper: each re-binned image
+is pixel-replicated (nearest neighbour, an integer factor) back up to at least ``min_input``
+pixels, so a 4x4 image reaches the network as 32x32 made of 8x8 constant blocks. Replication
+adds no information, but it changes the geometry the network works with (every kernel sees
+constant blocks, the strides act on replicated pixels), so its numbers answer a different
+question: what the re-binned pixels contain for a network of full-size geometry.
 
 Outputs in the study folder::
 
     resolution.csv      one row per finished size: size, input_size, rmse, nmad, bias,
                         outlier_fraction, n (test galaxies), train_seconds, valid_rmse, run_dir
-    resolution.json     baselines (random forest, constant), config, dataset, sizes asked
+    resolution.json     baselines (random forest, constant; for a synthetic set also its noise
+                        floor and observable oracle), config, min_input, dataset, sizes asked
     runs/size_<s>/      each size's training run (config.yaml, history.csv, model.pt)
                         and its test predictions (predictions.parquet)
     fig4_resolution.png / .pdf
@@ -48,7 +52,14 @@ from galmet.data.transforms import rebin
 from galmet.errors import ConfigError, DataError
 from galmet.io.tables import read_table
 from galmet.layout import RESOLUTION_META, RESOLUTION_TABLE
-from galmet.science.baseline import ForestConfig, constant_baseline, random_forest_baseline
+from galmet.science.baseline import (
+    ForestConfig,
+    constant_baseline,
+    has_image_observables,
+    noise_floor,
+    observable_oracle,
+    random_forest_baseline,
+)
 from galmet.science.metrics import summarize
 
 log = logging.getLogger(__name__)
@@ -65,8 +76,9 @@ COLUMNS = [
     "valid_rmse",
     "run_dir",
 ]
-#: Default smallest image side fed to the network (see the module docstring).
-MIN_INPUT = 32
+#: Default smallest image side fed to the network: 1, i.e. native s x s inputs as the paper
+#: (see the module docstring); larger values pixel-replicate small images (a deviation).
+MIN_INPUT = 1
 
 
 def parse_sizes(text: str | Sequence[int], image_size: int | None = None) -> list[int]:
@@ -97,9 +109,10 @@ def input_size(size: int, min_input: int = MIN_INPUT) -> int:
 
 
 def degrade(images: np.ndarray, size: int, min_input: int = MIN_INPUT) -> np.ndarray:
-    """Block-average uint8 images (N, H, W, 3) to ``size`` pixels, then replicate pixels up to :func:`input_size`.
+    """Block-average uint8 images (N, H, W, 3) to ``size`` pixels (the paper's degradation); with
+    ``min_input`` > ``size``, then replicate pixels up to :func:`input_size` (galmet's variant).
 
-    Returns uint8 (N, S, S, 3) with S = ``input_size(size, min_input)``.
+    Returns uint8 (N, S, S, 3) with S = ``input_size(size, min_input)`` (= ``size`` by default).
     """
     small = images if size == images.shape[1] else rebin(np.asarray(images), size)
     f = input_size(size, min_input) // size
@@ -139,7 +152,8 @@ def read_resolution(path: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFram
 
 def baselines(dataset, target: str, bands: str) -> dict:
     """Test RMSE of the constant-mean and random-forest (``bands`` magnitudes) baselines of a
-    dataset: ``bands``, ``constant_rmse``, ``rf_rmse`` (None without magnitudes), ``rf_nmad``."""
+    dataset: ``bands``, ``constant_rmse``, ``rf_rmse`` (None without magnitudes), ``rf_nmad``; for
+    a synthetic set also ``oracle_rmse`` (the observable oracle) and ``noise_floor``."""
     cat, where = dataset.catalog, str(dataset.root)
     out: dict[str, Any] = {"bands": bands}
     out["constant_rmse"] = summarize(constant_baseline(cat, target, where), target, "test")["rmse"]
@@ -151,6 +165,9 @@ def baselines(dataset, target: str, bands: str) -> dict:
     else:
         s = summarize(rf, target, "test")
         out["rf_rmse"], out["rf_nmad"] = s["rmse"], s["nmad"]
+    if has_image_observables(cat):  # a synthetic set: what its images allow, and the floor
+        out["oracle_rmse"] = summarize(observable_oracle(cat, target, 0, where), target, "test")["rmse"]
+        out["noise_floor"] = noise_floor(cat) if target == "oh_p50" else None
     return out
 
 
@@ -166,4 +183,8 @@ def format_resolution(table: pd.DataFrame, meta: dict) -> str:
         lines.append(f"random forest ({meta.get('bands', 'gri')}) RMSE {meta['rf_rmse']:.4f} dex (paper 0.130)")
     if meta.get("constant_rmse") is not None:
         lines.append(f"constant mean RMSE {meta['constant_rmse']:.4f} dex")
+    if meta.get("oracle_rmse") is not None:
+        lines.append(f"observable oracle RMSE {meta['oracle_rmse']:.4f} dex (latent image quantities, no redshift)")
+    if meta.get("noise_floor") is not None:
+        lines.append(f"noise floor {meta['noise_floor']:.4f} dex (a perfect image model; a lower bound)")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from galmet.errors import DataError
+from galmet.paper import PAPER_FIG3_BINS
 from galmet.science.metrics import NMAD_SCALE, OUTLIER_DEX, OUTLIER_NMAD
 
 
@@ -216,7 +217,13 @@ def running_bins(x, min_count: int) -> np.ndarray:
     return edges
 
 
-def pred_vs_true_stats(z_true, z_pred, min_count: int = 10) -> pd.DataFrame:
+def paper_fig3_edges() -> np.ndarray:
+    """The paper's Figure 3 bins of Z_true: 0.1 dex from 8.2 to 9.2 (11 edges)."""
+    lo, hi, width = PAPER_FIG3_BINS
+    return np.round(np.arange(lo, hi + width / 2, width), 10)
+
+
+def pred_vs_true_stats(z_true, z_pred, min_count: int = 10, edges=None) -> pd.DataFrame:
     """Running statistics of predictions in bins of the truth (paper, Figure 3).
 
     Parameters
@@ -224,8 +231,10 @@ def pred_vs_true_stats(z_true, z_pred, min_count: int = 10) -> pd.DataFrame:
     z_true, z_pred : array-like, shape (N,)
         True and predicted labels (dex); pairs with a NaN are dropped.
     min_count : int
-        Bins with fewer galaxies get NaN statistics; also sets the bin width
+        Bins with fewer galaxies get NaN statistics; without ``edges`` also sets the bin width
         (:func:`running_bins`).
+    edges : array-like, optional
+        Bin edges of Z_true (e.g. :func:`paper_fig3_edges`); default :func:`running_bins`.
 
     Returns
     -------
@@ -234,7 +243,7 @@ def pred_vs_true_stats(z_true, z_pred, min_count: int = 10) -> pd.DataFrame:
         ``rmse`` and ``nmad`` (of dZ = Z_pred - Z_true), all in dex.
     """
     t, p = finite_pairs(z_true, z_pred, "pred vs true")
-    edges = running_bins(t, min_count)
+    edges = running_bins(t, min_count) if edges is None else np.asarray(edges, dtype=float)
     med = binned_statistics(t, p, edges, ["median"], min_count)
     scat = binned_statistics(t, p - t, edges, ["rmse", "nmad"], min_count)
     return med.join(scat[["rmse", "nmad"]])
@@ -290,3 +299,108 @@ def select_grid_rows(table: pd.DataFrame, target: str = "oh_p50", n: int = 6, se
     order = {name: np.argsort(key, kind="stable")[:n] for name, key in sort_keys.items()}
     order["random"] = np.sort(np.random.default_rng(seed).choice(len(t), n, replace=False))
     return order
+
+
+# --- statistics at fixed mass (the MZR null tests) -------------------------------------------
+
+
+def within_bin_residuals(x, y, edges, min_count: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` minus its mean in each bin of ``x``, and which values were kept.
+
+    Parameters
+    ----------
+    x, y : array-like, shape (N,)
+        The control variable (e.g. log stellar mass, dex) and the variable to residualise.
+    edges : array-like, shape (B + 1,)
+        Bin edges of ``x``; values outside them, non-finite pairs, and bins with fewer than
+        ``min_count`` values are left out.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The residuals, float (N,) (NaN where left out), and the bool (N,) mask of kept values.
+    """
+    xv = np.asarray(x, dtype=float).ravel()
+    yv = np.asarray(y, dtype=float).ravel()
+    edges = np.asarray(edges, dtype=float)
+    idx = np.clip(np.digitize(xv, edges[1:-1]), 0, edges.size - 2)
+    ok = np.isfinite(xv) & np.isfinite(yv) & (xv >= edges[0]) & (xv <= edges[-1])
+    out = np.full(xv.shape, np.nan)
+    for b in range(edges.size - 1):
+        sel = ok & (idx == b)
+        if sel.sum() >= max(min_count, 2):
+            out[sel] = yv[sel] - yv[sel].mean()
+    return out, np.isfinite(out)
+
+
+def partial_correlation(x, y, control, edges, min_count: int = 10) -> dict:
+    """Pearson correlation of ``x`` and ``y`` at fixed ``control``, with a 95% interval.
+
+    Both are residualised on ``control`` by subtracting their mean in each bin of it
+    (:func:`within_bin_residuals`; bins with fewer than ``min_count`` pairs are left out), then
+    correlated. The interval is Fisher's: atanh(r) +- 1.96 / sqrt(n - k - 2) for ``k`` bins
+    (each bin mean costs a degree of freedom).
+
+    Returns
+    -------
+    dict
+        ``r``, ``lo``, ``hi`` (the 95% interval), ``n`` (pairs used), ``bins`` (k); ``r`` is NaN
+        when fewer than ``k + 4`` pairs are left.
+    """
+    xv = np.asarray(x, dtype=float).ravel()
+    yv = np.asarray(y, dtype=float).ravel()
+    cv = np.asarray(control, dtype=float).ravel()
+    both = np.isfinite(xv) & np.isfinite(yv) & np.isfinite(cv)
+    rx, kept_x = within_bin_residuals(np.where(both, cv, np.nan), xv, edges, min_count)
+    ry, kept_y = within_bin_residuals(np.where(both, cv, np.nan), yv, edges, min_count)
+    kept = kept_x & kept_y
+    n = int(kept.sum())
+    idx = np.digitize(cv[kept], np.asarray(edges, dtype=float)[1:-1])
+    k = int(np.unique(idx).size)
+    if n < k + 4 or np.std(rx[kept]) == 0 or np.std(ry[kept]) == 0:
+        return {"r": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": n, "bins": k}
+    r = float(np.corrcoef(rx[kept], ry[kept])[0, 1])
+    z, half = np.arctanh(np.clip(r, -0.999999, 0.999999)), 1.96 / np.sqrt(n - k - 2)
+    return {"r": r, "lo": float(np.tanh(z - half)), "hi": float(np.tanh(z + half)), "n": n, "bins": k}
+
+
+def pooled_scatter(bin_table: pd.DataFrame, column: str) -> float:
+    """sqrt of the count-weighted mean of ``column`` squared over the bins where it is finite:
+    the pooled within-bin scatter (dex) of per-bin standard deviations or RMS values."""
+    g = bin_table[np.isfinite(bin_table[column].to_numpy(dtype=float))]
+    if not len(g) or g["count"].sum() == 0:
+        return float("nan")
+    return float(np.sqrt(np.average(g[column].to_numpy(dtype=float) ** 2, weights=g["count"])))
+
+
+#: Narrowest histogram bin of Figure 2's common-bins variant (dex): well below the 0.03 dex
+#: measurement error of a metallicity, so it hides nothing, yet never the ~0.003 dex bins a
+#: narrow prediction distribution gives.
+MIN_HIST_WIDTH = 0.01
+
+
+def histogram_edges(v, min_width: float = 0.0, max_bins: int = 500, span=None) -> np.ndarray:
+    """Freedman-Diaconis bin edges of one array (``np.histogram_bin_edges(v, "fd")``, with the
+    Scott fallback of :func:`fd_bin_width` when the IQR is zero), at least ``min_width`` wide.
+
+    Parameters
+    ----------
+    v : array-like
+        Values (NaNs ignored).
+    min_width : float
+        Floor of the bin width (units of ``v``).
+    max_bins : int
+        At most this many bins (wider bins otherwise).
+    span : (float, float), optional
+        Range to cover; default the range of ``v``.
+    """
+    x = np.asarray(v, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        raise DataError("histogram: no finite values")
+    width = max(fd_bin_width(x), float(min_width))
+    lo, hi = span if span is not None else (float(x.min()), float(x.max()))
+    if hi <= lo:
+        hi = lo + width
+    n = int(np.clip(np.ceil((hi - lo) / width), 1, max_bins))
+    return np.linspace(lo, hi, n + 1)

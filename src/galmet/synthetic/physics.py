@@ -5,16 +5,24 @@ does not depend on any other and the population is the same however it is split 
 processes. No image is made here (see :mod:`galmet.synthetic.render`); this module turns random
 numbers into the latent truths and the SDSS-like catalog values of one galaxy.
 
-The physics (all numbers are the module constants below; see docs/synthetic.md):
+The physics (all numbers are the module constants below; see docs/synthetic.md), calibrated to
+the authors' training table (95,986 MPA-JHU galaxies, PAPER.md "The real catalogue"):
 
-- log M* from a skewed distribution like the SDSS DR7 star-forming sample (8.5-11.5, peak
-  near 10.3); redshift volume-weighted up to the r < 17.77 flux limit (median ~0.07).
+- log M* from a skew-normal truncated to 8.0-11.8 with the real median 10.06 and quartiles
+  9.65 / 10.42 (mean 10.01) after the flux limit; redshift volume-weighted up to r < 17.77.
 - Star formation on the main sequence, log sSFR = -9.7 - 0.3 (log M* - 10) with scatter.
 - Bulge (de Vaucouleurs) + inclined exponential disk; B/T (r-band light) rising with mass and
   falling with sSFR; sizes from a size-mass relation; bulge red, disk colour set by sSFR, plus
   inclination-dependent dust reddening; star-forming knots in the disk.
-- Z = Tremonti MZR(M*) - 0.30 dsSFR - 0.12 (1 - cos i) - 0.15 dlog r_d  (``oh_observable``)
-  + N(0, 0.06) unobservable scatter + N(0, 0.03) measurement noise  (``oh_p50``).
+- Z = MZR(M*) + alpha_sSFR(M*) dsSFR - 0.10 ((1 - cos i) - 0.5) - 0.15 dlog r_d  (``oh_observable``)
+  + N(0, sigma_unobs(M*)) unobservable scatter + N(0, 0.03) measurement noise  (``oh_p50``).
+  MZR = Tremonti et al. (2004) Eq. 3 at log M* - 0.063, 0.13 dex per dex steeper below
+  log M* = 9.8 (calibrated on the catalogue's Z percentiles); alpha_sSFR = -0.15 below log M* = 10,
+  fading linearly to 0 at 11.25, the slope at fixed mass of Mannucci et al. (2010)'s fundamental
+  metallicity relation; sigma_unobs grows from 0.025 dex at high mass to 0.12 dex at low mass, as
+  the observed scatter of the MZR does. Together they give the real catalogue's Z distribution
+  (about 12% above 9.1 and 5% below 8.5, against 12.6% and 5.3%).
+- A flux-limited sample: a galaxy too faint for r < 17.77 even at z = 0.02 is redrawn.
 - Cosmology FlatLambdaCDM(H0=70, Om0=0.3) for distances, angular sizes and fluxes.
 """
 
@@ -31,19 +39,47 @@ from galmet.paper import tremonti_mzr
 BANDS = "ugriz"
 #: Flux limit of the SDSS main spectroscopic sample (Petrosian r, AB mag).
 R_LIMIT = 17.77
+#: Most draws of a galaxy too faint for the flux limit before one is kept as it is.
+MAX_REDRAWS = 1000
 Z_MIN, Z_MAX = 0.02, 0.30
-LOGM_MIN, LOGM_MAX = 8.5, 11.5
-#: Skew-normal stellar-mass distribution: location, scale, shape (log Msun).
-LOGM_SKEWNORM = (10.9, 0.75, -3.0)
+LOGM_MIN, LOGM_MAX = 8.0, 11.8
+#: Skew-normal stellar-mass distribution: location, scale, shape (log Msun), truncated to
+#: LOGM_MIN-LOGM_MAX, of the galaxies drawn before the flux limit: fitted so the galaxies that
+#: pass it have the real catalogue's quartiles 9.646 / 10.059 / 10.423 and mean 10.013.
+LOGM_SKEWNORM = (10.5854, 0.8633, -2.0813)
+
+#: The population's median MZR: Tremonti's Eq. 3 at log M* - MZR_MASS_OFFSET, steepened by
+#: MZR_LOW_MASS_SLOPE dex per dex below log M* = MZR_LOW_MASS_PIVOT. Eq. 3 was fitted to
+#: Tremonti's (DR2) masses, not to DR7 ``lgm_tot_p50``; the offset and the low-mass slope were
+#: calibrated so the population has the real catalogue's Z percentiles (its long low-Z tail
+#: comes from low-mass galaxies below Eq. 3's extrapolation).
+MZR_MASS_OFFSET = 0.063
+MZR_LOW_MASS_SLOPE = 0.13
+MZR_LOW_MASS_PIVOT = 9.8
 
 #: Metallicity coefficients (dex). The first three terms are visible in the image.
-ALPHA_SSFR = -0.30  # per dex of sSFR above the main sequence (fundamental metallicity relation)
-ALPHA_INCL = -0.12  # times (1 - cos i): edge-on disks show lower measured Z
+ALPHA_SSFR = -0.15  # per dex of sSFR above the main sequence at log M* <= 10 (FMR at fixed mass)
+ALPHA_SSFR_FADE = 0.12  # ... weakening by this per dex of mass above 10 (0 from log M* = 11.25)
+ALPHA_INCL = -0.10  # times (1 - cos i) - 0.5: edge-on disks show lower measured Z than face-on ones
+INCL_PIVOT = 0.5  # the population mean of 1 - cos i (cos i uniform): the term averages to ~0
 ALPHA_SIZE = -0.15  # per dex of disk size above the size-mass relation (compact -> metal-rich)
-SIGMA_UNOBS = 0.06  # intrinsic scatter no image can explain
+#: Unobservable scatter (no image can explain it), dex: SIGMA_UNOBS_HIGH at high mass rising to
+#: SIGMA_UNOBS_LOW at low mass, a logistic step of SIGMA_UNOBS_WIDTH dex about SIGMA_UNOBS_PIVOT.
+SIGMA_UNOBS_HIGH, SIGMA_UNOBS_LOW, SIGMA_UNOBS_PIVOT, SIGMA_UNOBS_WIDTH = 0.025, 0.12, 9.85, 0.3
 SIGMA_MEAS = 0.03  # measurement noise of oh_p50
-#: Expected RMSE of a perfect image-based predictor (the noise floor), dex.
-NOISE_FLOOR_RMSE = math.hypot(SIGMA_UNOBS, SIGMA_MEAS)
+#: Latent quantities an image shows without its redshift (apparent magnitudes in the image's
+#: bands, apparent sizes, inclination, bulge fraction, clumpiness): the features of the
+#: "observable oracle" regressor (galmet.science.baseline.observable_oracle).
+IMAGE_OBSERVABLES = (
+    "modelMag_g",
+    "modelMag_r",
+    "modelMag_i",
+    "r_disk_arcsec",
+    "r_bulge_arcsec",
+    "cos_incl",
+    "bt_r",
+    "knot_frac",
+)
 
 #: Main sequence: log sSFR/yr^-1 = MS0 + MS_SLOPE (log M* - 10), scatter MS_SCATTER.
 MS0, MS_SLOPE, MS_SCATTER = -9.7, -0.3, 0.3
@@ -64,6 +100,53 @@ MSUN_R = 4.65
 FLUX_ERR_NMGY = (0.25, 0.05, 0.07, 0.10, 0.40)
 
 
+def population_mzr(log_mass):
+    """The population's median metallicity at stellar mass ``log_mass`` (dex): Tremonti's Eq. 3
+    at ``log_mass - MZR_MASS_OFFSET``."""
+    m = np.asarray(log_mass, dtype=float)
+    return tremonti_mzr(m - MZR_MASS_OFFSET) - MZR_LOW_MASS_SLOPE * np.maximum(MZR_LOW_MASS_PIVOT - m, 0.0)
+
+
+def alpha_ssfr(log_mass):
+    """dZ / d(log sSFR) at fixed mass (dex per dex): ALPHA_SSFR at log M* <= 10, fading linearly
+    above (0 from 11.25), after the fundamental metallicity relation of Mannucci et al. (2010)."""
+    m = np.asarray(log_mass, dtype=float)
+    return np.minimum(0.0, ALPHA_SSFR + ALPHA_SSFR_FADE * np.maximum(m - 10.0, 0.0))
+
+
+def sigma_unobs(log_mass):
+    """Standard deviation (dex) of the unobservable metallicity scatter at ``log_mass``."""
+    m = np.asarray(log_mass, dtype=float)
+    step = 1.0 / (1.0 + np.exp(-(SIGMA_UNOBS_PIVOT - m) / SIGMA_UNOBS_WIDTH))
+    return SIGMA_UNOBS_HIGH + (SIGMA_UNOBS_LOW - SIGMA_UNOBS_HIGH) * step
+
+
+def _mass_pdf(x: np.ndarray) -> np.ndarray:
+    """The truncated skew-normal density of log M* (unnormalised) on a grid ``x``."""
+    loc, scale, shape = LOGM_SKEWNORM
+    t = (x - loc) / scale
+    phi = np.exp(-0.5 * t**2)
+    cdf = 0.5 * (1.0 + np.array([math.erf(v) for v in shape * t / math.sqrt(2.0)]))
+    return np.where((x >= LOGM_MIN) & (x <= LOGM_MAX), phi * cdf, 0.0)
+
+
+def _noise_floor() -> float:
+    """sqrt(E[sigma_unobs(M*)^2] + SIGMA_MEAS^2) over the mass distribution (trapezoid rule)."""
+    x = np.linspace(LOGM_MIN, LOGM_MAX, 3801)
+    w = _mass_pdf(x)
+
+    def integral(y):
+        return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
+
+    return math.sqrt(integral(w * sigma_unobs(x) ** 2) / integral(w) + SIGMA_MEAS**2)
+
+
+#: Expected RMSE of a perfect image-based predictor (the noise floor; it knows ``oh_observable``
+#: exactly, mass included), dex, over the population's mass distribution. A lower bound: an image
+#: reveals the mass only through apparent brightness, size and colour, without the redshift.
+NOISE_FLOOR_RMSE = _noise_floor()
+
+
 def galaxy_rng(seed: int, index: int) -> np.random.Generator:
     """The random generator of galaxy ``index`` in the data set with ``seed``."""
     return np.random.default_rng([int(seed), int(index), 0x6A1E7])
@@ -81,6 +164,11 @@ def _cosmology_grid():
     da = cosmo.angular_diameter_distance(z).value
     dvdz = cosmo.differential_comoving_volume(z).value
     return z, dl, da, dvdz
+
+
+def _distance_modulus(z: float) -> float:
+    """5 log10(D_L / 10 pc) at redshift ``z`` (mag)."""
+    return 5 * math.log10(float(luminosity_distance(z)) * 1e5)
 
 
 def luminosity_distance(z):
@@ -141,49 +229,57 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
         using it so the whole galaxy (image included) depends only on ``(seed, index)``.
     """
     # One long function on purpose: the order of the random draws below *is* the data set (a
-    # seed must give byte-identical galaxies in every galmet version), and a single straight
+    # seed must give byte-identical galaxies on every run and machine, and a change of order or
+    # constants is a new data set, to be announced in the CHANGELOG), and a single straight
     # sequence of draws is the easiest way to see, and keep, that order. Do not reorder.
     rng = galaxy_rng(seed, index)
     p: dict = {}
-    logm = _skewnorm(rng, *LOGM_SKEWNORM)
-    while not LOGM_MIN <= logm <= LOGM_MAX:
+    # A flux-limited sample, like the SDSS spectroscopic one: a galaxy too faint to pass
+    # r < R_LIMIT even at the nearest redshift Z_MIN is redrawn (from its mass on), so the mass
+    # distribution below is that of the galaxies in the catalogue.
+    for _ in range(MAX_REDRAWS):
         logm = _skewnorm(rng, *LOGM_SKEWNORM)
-    dm = logm - 10.0
+        while not LOGM_MIN <= logm <= LOGM_MAX:
+            logm = _skewnorm(rng, *LOGM_SKEWNORM)
+        dm = logm - 10.0
 
-    # Star formation: main sequence plus a tail of low-sSFR (composite) galaxies at high mass.
-    ms = MS0 + MS_SLOPE * dm
-    d_ssfr = MS_SCATTER * rng.standard_normal()
-    if rng.random() < 0.15 * _sigmoid((logm - 10.5) / 0.3):
-        d_ssfr -= 0.6
-    log_ssfr = ms + d_ssfr
+        # Star formation: main sequence plus a tail of low-sSFR (composite) galaxies at high mass.
+        ms = MS0 + MS_SLOPE * dm
+        d_ssfr = MS_SCATTER * rng.standard_normal()
+        if rng.random() < 0.15 * _sigmoid((logm - 10.5) / 0.3):
+            d_ssfr -= 0.6
+        log_ssfr = ms + d_ssfr
 
-    # Structure.
-    bt = 0.08 + 0.45 * _sigmoid((logm - 10.4) / 0.35) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
-    bt = float(np.clip(bt, 0.0, 0.85))
-    d_logr = DISK_SIZE[2] * rng.standard_normal()
-    r_disk_kpc = DISK_SIZE[0] * 10 ** (DISK_SIZE[1] * (logm - 10.3) + d_logr)
-    r_bulge_kpc = BULGE_SIZE[0] * 10 ** (BULGE_SIZE[1] * (logm - 10.3) + BULGE_SIZE[2] * rng.standard_normal())
-    r_bulge_kpc = min(r_bulge_kpc, 0.6 * r_disk_kpc)
-    cos_i = rng.uniform(0.02, 1.0)
-    pa = rng.uniform(0.0, 180.0)
-    bulge_q = rng.uniform(0.65, 1.0)
-    bulge_pa = pa + np.degrees(0.2 * rng.standard_normal())
+        # Structure.
+        bt = 0.08 + 0.45 * _sigmoid((logm - 10.4) / 0.35) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
+        bt = float(np.clip(bt, 0.0, 0.85))
+        d_logr = DISK_SIZE[2] * rng.standard_normal()
+        r_disk_kpc = DISK_SIZE[0] * 10 ** (DISK_SIZE[1] * (logm - 10.3) + d_logr)
+        r_bulge_kpc = BULGE_SIZE[0] * 10 ** (BULGE_SIZE[1] * (logm - 10.3) + BULGE_SIZE[2] * rng.standard_normal())
+        r_bulge_kpc = min(r_bulge_kpc, 0.6 * r_disk_kpc)
+        cos_i = rng.uniform(0.02, 1.0)
+        pa = rng.uniform(0.0, 180.0)
+        bulge_q = rng.uniform(0.65, 1.0)
+        bulge_pa = pa + np.degrees(0.2 * rng.standard_normal())
 
-    # Colours (rest frame). Disk colour follows sSFR; knots are bluer still; dust reddens
-    # inclined disks, more so in massive galaxies.
-    gr_d = float(np.clip(0.62 - 0.28 * (log_ssfr + 10.5), 0.15, 0.85)) + 0.03 * rng.standard_normal()
-    disk_col = np.array([1.0 + 1.3 * (gr_d - 0.3), gr_d, 0.05 + 0.45 * gr_d, 0.05 + 0.3 * gr_d])
-    knot_col = disk_col - np.array([0.3, 0.22, 0.1, 0.05])
-    bulge_col = np.array(BULGE_COLOURS) + 0.03 * rng.standard_normal(4)
-    av_scale = float(np.clip(0.15 + 0.15 * (logm - 9.5), 0.1, 0.45))
-    av = av_scale * math.log(1.0 / max(cos_i, 0.1))
-    dust = av * np.array(DUST_PER_AV)
-    dust_col = -np.diff(dust)  # reddening of u-g, g-r, r-i, i-z
-    knot_frac = float(np.clip(0.08 + 0.15 * (log_ssfr + 10.5), 0.0, 0.35))
+        # Colours (rest frame). Disk colour follows sSFR; knots are bluer still; dust reddens
+        # inclined disks, more so in massive galaxies.
+        gr_d = float(np.clip(0.62 - 0.28 * (log_ssfr + 10.5), 0.15, 0.85)) + 0.03 * rng.standard_normal()
+        disk_col = np.array([1.0 + 1.3 * (gr_d - 0.3), gr_d, 0.05 + 0.45 * gr_d, 0.05 + 0.3 * gr_d])
+        knot_col = disk_col - np.array([0.3, 0.22, 0.1, 0.05])
+        bulge_col = np.array(BULGE_COLOURS) + 0.03 * rng.standard_normal(4)
+        av_scale = float(np.clip(0.15 + 0.15 * (logm - 9.5), 0.1, 0.45))
+        av = av_scale * math.log(1.0 / max(cos_i, 0.1))
+        dust = av * np.array(DUST_PER_AV)
+        dust_col = -np.diff(dust)  # reddening of u-g, g-r, r-i, i-z
+        knot_frac = float(np.clip(0.08 + 0.15 * (log_ssfr + 10.5), 0.0, 0.35))
+
+        abs_mag_r = _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust[2])
+        if abs_mag_r + _distance_modulus(Z_MIN) + KCORR_R * Z_MIN <= R_LIMIT:
+            break
 
     # Redshift: volume-weighted below the flux limit of the whole galaxy's r magnitude.
     zg, dl, da, dvdz = _cosmology_grid()
-    abs_mag_r = _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust[2])
     sel = (zg >= Z_MIN) & (zg <= Z_MAX)
     zs = zg[sel]
     app_r = abs_mag_r + 5 * np.log10(dl[sel] * 1e5) + KCORR_R * zs
@@ -217,9 +313,9 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
         p[f"modelMagErr_{b}"] = float(e)
 
     # Metallicity.
-    oh_mzr = float(tremonti_mzr(logm))
-    oh_obs = oh_mzr + ALPHA_SSFR * d_ssfr + ALPHA_INCL * (1 - cos_i) + ALPHA_SIZE * d_logr
-    unobs = SIGMA_UNOBS * rng.standard_normal()
+    oh_mzr = float(population_mzr(logm))
+    oh_obs = float(observable_metallicity(logm, d_ssfr, cos_i, d_logr))
+    unobs = float(sigma_unobs(logm)) * rng.standard_normal()
     noise = SIGMA_MEAS * rng.standard_normal()
     kpc_per_arcsec = float(angular_scale_kpc_per_arcsec(z))
     # Spectroscopic quality columns the SDSS catalog cuts use (galmet.sdss.catalog), drawn from a
@@ -269,9 +365,9 @@ def _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust_r) -> float:
 def observable_metallicity(logm, delta_ssfr, cos_incl, delta_log_rdisk):
     """The image-predictable part of Z (dex) from the latent truths; arrays broadcast."""
     return (
-        tremonti_mzr(logm)
-        + ALPHA_SSFR * np.asarray(delta_ssfr)
-        + ALPHA_INCL * (1 - np.asarray(cos_incl))
+        population_mzr(logm)
+        + alpha_ssfr(logm) * np.asarray(delta_ssfr)
+        + ALPHA_INCL * ((1 - np.asarray(cos_incl)) - INCL_PIVOT)
         + ALPHA_SIZE * np.asarray(delta_log_rdisk)
     )
 
@@ -280,11 +376,20 @@ def physics_metadata() -> dict:
     """The constants of the population, for the data set's config and catalog metadata."""
     return {
         "cosmology": "FlatLambdaCDM(H0=70, Om0=0.3)",
-        "mzr": "Tremonti et al. (2004): -1.492 + 1.847 x - 0.08026 x^2",
+        "mzr": "Tremonti et al. (2004): -1.492 + 1.847 x - 0.08026 x^2, x = log M* - mzr_mass_offset",
+        "mzr_mass_offset": MZR_MASS_OFFSET,
+        "logm_skewnorm": list(LOGM_SKEWNORM),
         "alpha_ssfr": ALPHA_SSFR,
+        "alpha_ssfr_fade_per_dex_above_10": ALPHA_SSFR_FADE,
         "alpha_incl": ALPHA_INCL,
+        "incl_pivot": INCL_PIVOT,
         "alpha_size": ALPHA_SIZE,
-        "sigma_unobs": SIGMA_UNOBS,
+        "sigma_unobs": {
+            "high_mass": SIGMA_UNOBS_HIGH,
+            "low_mass": SIGMA_UNOBS_LOW,
+            "pivot": SIGMA_UNOBS_PIVOT,
+            "width": SIGMA_UNOBS_WIDTH,
+        },
         "sigma_meas": SIGMA_MEAS,
         "noise_floor_rmse": round(NOISE_FLOOR_RMSE, 6),
         "r_limit": R_LIMIT,

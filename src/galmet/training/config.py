@@ -2,11 +2,17 @@
 
 The defaults reproduce Wu & Boada (2019), appendix A (see docs/training.md):
 
-- ResNet-34, ImageNet weights, batch 256, RMSE loss, AdamW, random dihedral augmentation
-  with the fastai ``max_zoom=1.1`` random zoom;
+- ResNet-34, ImageNet weights, batch 256, RMSE loss, AdamW, fastai 0.7's ``transforms_top_down``
+  augmentation (random dihedral, rotation up to 10 degrees with p = 0.75, lighting +-0.05) with
+  the ``max_zoom=1.1`` random zoom;
 - ``paper`` recipe: 2 epochs with the body frozen (every group at lr 0.1, cosine annealed over
   each epoch), then all groups trainable at lrs 1e-3 / 1e-2 / 1e-2 with SGDR cycles of
   1, 1, 2, 4 epochs: 10 epochs in all.
+
+``notebook`` is the authors' released code instead of the paper's text (batch 128, SGD with
+momentum 0.9, lr 0.1 for every group, no weight decay, constant-lr first fits, fastai's SGDR
+warm-up); ``onecycle`` trains from scratch. Fields left at ``None`` take their recipe's value in
+:meth:`TrainConfig.resolved` (see :data:`RECIPE_DEFAULTS`).
 
 Fields a resumed run may change (they do not alter the arithmetic of training) are listed in
 :data:`RUNTIME_FIELDS`; every other field must match the checkpoint.
@@ -22,8 +28,9 @@ from typing import Any
 from galmet.columns import ARCHS
 from galmet.errors import ConfigError
 
-RECIPES = ("paper", "onecycle")
+RECIPES = ("paper", "onecycle", "notebook")
 DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adamw", "sgd")
 
 #: The paper's per-group maximum learning rates after unfreezing: (stem+layer1+layer2, layer3+layer4, head).
 PAPER_LRS = (1e-3, 1e-2, 1e-2)
@@ -35,6 +42,51 @@ PAPER_CYCLES = (1, 1, 2, 4)
 ONECYCLE_EPOCHS = 30
 #: Default maximum learning rate of the ``onecycle`` recipe (every group).
 ONECYCLE_LR = 3e-3
+
+#: The authors' notebook: one lr (0.1) handed to every layer group, frozen or not.
+NOTEBOOK_LR = 0.1
+#: fastai 0.7's ``transforms_top_down``: RandomRotate(10 degrees, p 0.75), RandomLighting(0.05, 0.05).
+FASTAI_ROTATE_DEG = 10.0
+FASTAI_LIGHTING = 0.05
+
+#: What a field left at None becomes, per recipe.
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "optimizer": "adamw",
+        "weight_decay": 1e-2,
+        "batch_size": 256,
+        "rotate": FASTAI_ROTATE_DEG,
+        "lighting": FASTAI_LIGHTING,
+        "sgdr_warmup": 0.0,
+    },
+    "notebook": {
+        "optimizer": "sgd",
+        "weight_decay": 0.0,
+        "batch_size": 128,
+        "rotate": FASTAI_ROTATE_DEG,
+        "lighting": FASTAI_LIGHTING,
+        "sgdr_warmup": 0.05,
+    },
+    # unchanged from before the fastai rotation and lighting were added (a documented result uses it)
+    "onecycle": {
+        "optimizer": "adamw",
+        "weight_decay": 1e-2,
+        "batch_size": 256,
+        "rotate": 0.0,
+        "lighting": 0.0,
+        "sgdr_warmup": 0.0,
+    },
+}
+
+#: What galmet did before these fields existed: a run saved by an older galmet (its checkpoint or
+#: config.yaml lacks them) resumes with these, so it stays exact.
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adamw",
+    "momentum": 0.9,
+    "rotate": 0.0,
+    "lighting": 0.0,
+    "sgdr_warmup": 0.0,
+}
 
 #: Smallest --crop: the ResNet body divides the input by 32.
 MIN_CROP = 8
@@ -49,8 +101,10 @@ class TrainConfig:
 
     Attributes
     ----------
-    recipe : {"paper", "onecycle"}
-        Learning-rate schedule; see :mod:`galmet.training.recipes`.
+    recipe : {"paper", "onecycle", "notebook"}
+        Learning-rate schedule; see :mod:`galmet.training.recipes`. Fields left at ``None``
+        (optimizer, weight decay, batch size, rotation, lighting, warm-up, lr, epochs) take the
+        recipe's value (:data:`RECIPE_DEFAULTS`).
     targets : list of str
         Catalog column(s) to regress (dex for ``oh_p50`` and ``lgm_tot_p50``).
     arch : {"resnet18", "resnet34", "resnet50"}
@@ -63,17 +117,23 @@ class TrainConfig:
     frozen_epochs : int
         ``paper``: leading epochs with the body frozen (each its own cosine cycle).
     cycles : list of int
-        ``paper``: SGDR cycle lengths in epochs after unfreezing.
+        ``paper``: SGDR cycle lengths in epochs after unfreezing. ``notebook``: the first is a
+        constant-lr fit (the notebook's ``fit(lr, 1)``), the rest the SGDR cycles of its last fit.
     lr : list of float or None
         Per-group maximum learning rates (1 value = the same for every group, or 3 values).
-        ``None``: ``paper`` 1e-3, 1e-2, 1e-2; ``onecycle`` 3e-3 for every group.
+        ``None``: ``paper`` 1e-3, 1e-2, 1e-2; ``onecycle`` 3e-3; ``notebook`` 0.1 for every group.
     frozen_lr : float
-        ``paper``: learning rate of the frozen epochs (applied to every group; the body's
-        parameters are frozen, so only the head moves).
-    weight_decay : float
-        AdamW decoupled weight decay (the paper gives no value; torch's default 1e-2).
-    batch_size : int
-        Global batch size (split evenly over DDP processes).
+        ``paper`` and ``notebook``: learning rate of the frozen epochs (applied to every group;
+        the body's parameters are frozen, so only the head moves).
+    optimizer : {"adamw", "sgd"} or None
+        ``paper`` and ``onecycle``: AdamW; ``notebook``: SGD with ``momentum`` (fastai 0.7's default).
+    momentum : float
+        SGD momentum (fastai 0.7: 0.9); AdamW ignores it.
+    weight_decay : float or None
+        Weight decay (decoupled for AdamW). ``None``: 1e-2 (torch's AdamW default; the paper gives
+        no value), ``notebook`` 0.
+    batch_size : int or None
+        Global batch size (split evenly over DDP processes). ``None``: 256 (the paper), ``notebook`` 128.
     size : int or None
         Required image width = height in pixels; ``None`` accepts the dataset's size.
     crop : int or None
@@ -86,6 +146,15 @@ class TrainConfig:
         original size, as fastai's ``max_zoom``; 1 disables it.
     dihedral : bool
         Random rotations by multiples of 90 degrees and flips (per image).
+    rotate : float or None
+        fastai 0.7's ``RandomRotate``: with probability 0.75 a rotation by up to this many degrees
+        (uniform); 0 disables it. ``None``: 10 (``paper``, ``notebook``), 0 (``onecycle``).
+    lighting : float or None
+        fastai 0.7's ``RandomLighting``: brightness and contrast changes of up to this much; 0
+        disables it. ``None``: 0.05 (``paper``, ``notebook``), 0 (``onecycle``).
+    sgdr_warmup : float or None
+        Fraction of the first SGDR cycle of a fit held at lr / 100 (fastai 0.7's ``CosAnneal``).
+        ``None``: 0.05 (``notebook``), 0 (``paper``, the text's schedule; ``onecycle``).
     standardize_targets : bool
         Train on (y - mean) / std of the train split; the bundle stores both so predictions
         come back in target units.
@@ -120,12 +189,17 @@ class TrainConfig:
     cycles: list[int] = field(default_factory=lambda: list(PAPER_CYCLES))
     lr: list[float] | None = None
     frozen_lr: float = PAPER_FROZEN_LR
-    weight_decay: float = 1e-2
-    batch_size: int = 256
+    optimizer: str | None = None
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    batch_size: int | None = None
     size: int | None = None
     crop: int | None = None
     max_zoom: float = 1.1
     dihedral: bool = True
+    rotate: float | None = None
+    lighting: float | None = None
+    sgdr_warmup: float | None = None
     standardize_targets: bool = True
     seed: int = 0
     valid_fraction: float = 0.2
@@ -149,15 +223,28 @@ class TrainConfig:
             lr=None if self.lr is None else [float(v) for v in self.lr],
         )
         _check(c.recipe in RECIPES, f"recipe must be one of {', '.join(RECIPES)}, got {c.recipe!r}")
+        for name, value in RECIPE_DEFAULTS[c.recipe].items():
+            if getattr(c, name) is None:
+                setattr(c, name, value)
+        _check(c.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}")
+        _check(0 <= c.momentum < 1, f"momentum must be in [0, 1), got {c.momentum}")
+        _check(c.rotate is not None and 0 <= c.rotate <= 180, f"rotate must be 0-180 degrees, got {c.rotate}")
+        _check(c.lighting is not None and 0 <= c.lighting < 1, f"lighting must be in [0, 1), got {c.lighting}")
+        _check(
+            c.sgdr_warmup is not None and 0 <= c.sgdr_warmup < 1, f"sgdr warm-up must be in [0, 1), got {c.sgdr_warmup}"
+        )
         _check(c.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {c.arch!r}")
         _check(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {c.device!r}")
         _check(len(c.targets) > 0, "at least one target column is needed")
         _check(len(set(c.targets)) == len(c.targets), f"target columns repeat: {c.targets}")
-        _check(c.batch_size >= 2, f"batch size must be at least 2 (batch norm), got {c.batch_size}")
+        _check(
+            c.batch_size is not None and c.batch_size >= 2,
+            f"batch size must be at least 2 (batch norm), got {c.batch_size}",
+        )
         _check(c.size is None or c.size >= 1, f"size must be a positive number of pixels, got {c.size}")
         _check(c.crop is None or c.crop >= MIN_CROP, f"crop must be at least {MIN_CROP} pixels, got {c.crop}")
         _check(c.crop is None or c.size is None or c.crop <= c.size, f"crop {c.crop} is larger than size {c.size}")
-        _check(c.weight_decay >= 0, f"weight decay must be >= 0, got {c.weight_decay}")
+        _check(c.weight_decay is not None and c.weight_decay >= 0, f"weight decay must be >= 0, got {c.weight_decay}")
         _check(c.max_zoom >= 1, f"max zoom must be >= 1, got {c.max_zoom}")
         _check(c.workers >= 0, f"workers must be >= 0, got {c.workers}")
         _check(c.frozen_lr > 0, f"frozen lr must be > 0, got {c.frozen_lr}")
@@ -168,19 +255,19 @@ class TrainConfig:
             _check(all(v > 0 for v in c.lr), f"learning rates must be > 0, got {c.lr}")
             if len(c.lr) == 1:
                 c.lr = c.lr * 3
-        if c.recipe == "paper":
+        if c.recipe in ("paper", "notebook"):
             _check(c.frozen_epochs >= 0, f"frozen epochs must be >= 0, got {c.frozen_epochs}")
             _check(all(v >= 1 for v in c.cycles), f"cycle lengths must be >= 1 epoch, got {c.cycles}")
             total = c.frozen_epochs + sum(c.cycles)
-            _check(total >= 1, "the paper recipe needs at least one epoch (frozen epochs or cycles)")
+            _check(total >= 1, f"the {c.recipe} recipe needs at least one epoch (frozen epochs or cycles)")
             if c.epochs is not None and c.epochs != total:
                 raise ConfigError(
-                    f"the paper recipe's length is set by --frozen-epochs and --cycles "
+                    f"the {c.recipe} recipe's length is set by --frozen-epochs and --cycles "
                     f"({c.frozen_epochs} + {'+'.join(map(str, c.cycles)) or '0'} = {total} epochs); "
                     f"got --epochs {c.epochs}"
                 )
             c.epochs = total
-            c.lr = c.lr or list(PAPER_LRS)
+            c.lr = c.lr or (list(PAPER_LRS) if c.recipe == "paper" else [NOTEBOOK_LR] * 3)
         else:
             c.epochs = ONECYCLE_EPOCHS if c.epochs is None else c.epochs
             _check(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
@@ -193,6 +280,20 @@ class TrainConfig:
         if self.epochs is None:
             raise ConfigError("the number of epochs is set by TrainConfig.resolved(); resolve the config first")
         return self.epochs
+
+    @property
+    def global_batch(self) -> int:
+        """``batch_size`` of a :meth:`resolved` config (where it is always set)."""
+        if self.batch_size is None:
+            raise ConfigError("the batch size is set by TrainConfig.resolved(); resolve the config first")
+        return int(self.batch_size)
+
+    @property
+    def decay(self) -> float:
+        """``weight_decay`` of a :meth:`resolved` config (where it is always set)."""
+        if self.weight_decay is None:
+            raise ConfigError("the weight decay is set by TrainConfig.resolved(); resolve the config first")
+        return float(self.weight_decay)
 
     @property
     def group_lrs(self) -> tuple[float, ...]:
@@ -213,6 +314,13 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"{where}: unknown config keys {unknown}")
         return cls(**data)
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        """A config galmet saved with a run (a checkpoint's, or a run's config.yaml): a field it
+        lacks predates it and takes :data:`LEGACY_DEFAULTS`, what galmet did then (not the
+        recipe's current default), so resuming an old run replays it exactly."""
+        return cls.from_dict({**LEGACY_DEFAULTS, **data}, where)
 
     def training_differences(self, other: TrainConfig) -> list[str]:
         """Names of the fields (other than runtime ones) whose values differ."""
@@ -237,8 +345,11 @@ def save_config(config: TrainConfig, path: str | Path, extra: dict[str, Any] | N
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a config YAML written by :func:`save_config` (the ``run:`` section is ignored)."""
+def load_config(path: str | Path, saved_run: bool = False) -> TrainConfig:
+    """Read a config YAML written by :func:`save_config` (the ``run:`` section is ignored).
+
+    ``saved_run``: the file is a run's own ``config.yaml`` (for ``--resume``): fields it lacks
+    take :data:`LEGACY_DEFAULTS` (see :meth:`TrainConfig.from_saved`) instead of the recipe's."""
     import yaml
 
     path = Path(path)
@@ -249,4 +360,6 @@ def load_config(path: str | Path) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config must be a mapping of option names to values")
     data.pop("run", None)
+    if saved_run:
+        return TrainConfig.from_saved(data, where=str(path))
     return TrainConfig.from_dict(data, where=str(path))

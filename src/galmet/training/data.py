@@ -19,7 +19,7 @@ import torch
 
 from galmet.data.dataset import Dataset, as_dataset
 from galmet.errors import DataError
-from galmet.nn.augment import center_crop, random_dihedral, random_zoom, to_model_input
+from galmet.nn.augment import augment_batch
 from galmet.training.config import TrainConfig
 from galmet.training.distributed import Dist
 
@@ -199,15 +199,18 @@ def batch_iter(
 
 def augmented_input(xb: torch.Tensor, config: TrainConfig, generator: torch.Generator | None) -> torch.Tensor:
     """A uint8 batch (N, H, W, 3) as training feeds it to the network: the central crop (when
-    ``config.crop``), a random dihedral element, ImageNet normalisation (float NCHW,
-    channels_last), then the random zoom."""
-    xb = center_crop(xb, config.crop)
-    if config.dihedral:
-        xb = random_dihedral(xb, generator=generator)
-    x = to_model_input(xb)
-    if config.max_zoom > 1:
-        x = random_zoom(x, config.max_zoom, generator)
-    return x
+    ``config.crop``), a random dihedral element, fastai's random zoom, rotation and lighting (as
+    ``config`` asks), ImageNet normalisation: float NCHW, channels_last
+    (:func:`galmet.nn.augment.augment_batch`)."""
+    return augment_batch(
+        xb,
+        generator,
+        crop=config.crop,
+        dihedral=config.dihedral,
+        max_zoom=config.max_zoom,
+        rotate_deg=float(config.rotate or 0.0),
+        lighting_change=float(config.lighting or 0.0),
+    )
 
 
 def standardisation(y_train: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,9 @@ One entry point, :func:`train`, a short orchestrator over :func:`train_one_epoch
       checkpoint.pt   after every epoch (atomic): model, optimizer, scheduler, RNG states, epoch, step
       model.pt        the final model bundle (galmet.nn.bundle.save_bundle)
 
-Each epoch applies a random dihedral element per image (and fastai's random zoom) on the device
-(:func:`galmet.training.data.augmented_input`), normalises, runs under bf16 autocast on CUDA,
+Each epoch applies a random dihedral element per image and fastai's random zoom, rotation and
+lighting (as the recipe asks) on the device (:func:`galmet.training.data.augmented_input`),
+normalises, runs under bf16 autocast on CUDA,
 channels_last everywhere, and accumulates the loss on the device: the host reads it once per epoch.
 
 Randomness is re-seeded at the start of every epoch from (seed, epoch, rank), so a run resumed
@@ -271,7 +272,7 @@ def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tupl
     ckpt = None
     if resume:
         ckpt = read_checkpoint(run / CHECKPOINT)
-        saved = TrainConfig.from_dict(ckpt["config"], where=str(run / CHECKPOINT))
+        saved = TrainConfig.from_saved(ckpt["config"], where=str(run / CHECKPOINT))
         if config is not None:
             diff = config.resolved().training_differences(saved)
             if diff:
@@ -296,7 +297,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    local_batch = config.batch_size // dist.world
+    local_batch = config.global_batch // dist.world
     if local_batch < 2:
         raise ConfigError(f"batch size {config.batch_size} over {dist.world} processes leaves < 2 images per process")
 
@@ -375,7 +376,7 @@ def _enter_phase(t: Trainer, state: RunState, pi: int, ckpt: dict | None) -> Non
     from ``ckpt`` when the run resumes inside that phase."""
     phase = t.phases[pi]
     freeze_body(t.net, phase.frozen)
-    optimizer = make_optimizer(t.groups, phase, t.config.weight_decay)
+    optimizer = make_optimizer(t.groups, phase, t.config.decay, t.config.optimizer or "adamw", t.config.momentum)
     scheduler = make_scheduler(optimizer, phase, t.steps, t.config)
     if ckpt is not None and int(ckpt["phase"]) == pi:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -412,7 +413,7 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[
     seen = 0
     bar = _progress(
         config.progress and t.dist.main,
-        t.steps * config.batch_size,
+        t.steps * config.global_batch,
         f"epoch {epoch + 1}/{config.total_epochs} {phase.name}",
     )
     t0 = time.perf_counter()

@@ -145,7 +145,7 @@ def lr_find(
     ds, train_rows, y_train = rows.dataset, rows.train_rows, rows.y_train
     shift, scale = standardisation(y_train, config)
     data = place(ds.images(), train_rows, (y_train - shift) / scale, device, 0)
-    steps = steps_per_epoch(len(train_rows), config.batch_size)
+    steps = steps_per_epoch(len(train_rows), config.global_batch)
     if steps == 0:
         raise ConfigError(f"{ds.root}: too few train rows ({len(train_rows)}) for an lr range test")
 
@@ -153,7 +153,8 @@ def lr_find(
     net = to_channels_last(build_model(config.arch, len(config.targets), config.weights), device)
     cuda = device.type == "cuda"
     freeze_body(net, freeze)
-    opt = make_optimizer(layer_groups(net), Phase("lr_find", 0, 1, freeze, (start_lr,) * 3), config.weight_decay)
+    phase = Phase("lr_find", 0, 1, freeze, (start_lr,) * 3)
+    opt = make_optimizer(layer_groups(net), phase, config.decay, config.optimizer or "adamw", config.momentum)
     sched = ExponentialLR(opt, gamma=(end_lr / start_lr) ** (1 / (num_steps - 1)))
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.amp)
     g = torch.Generator(device=device)
@@ -165,7 +166,7 @@ def lr_find(
     epoch = 0
     net.train()
     while len(losses) < num_steps and not diverged:
-        batches = epoch_batches(data, len(train_rows), epoch, config.seed, Dist(), device, config.batch_size, steps)
+        batches = epoch_batches(data, len(train_rows), epoch, config.seed, Dist(), device, config.global_batch, steps)
         for xb, idx in batch_iter(data, batches, config.workers, device):
             x = augmented_input(xb, config, g)
             with amp:

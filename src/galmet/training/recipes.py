@@ -1,8 +1,9 @@
 """Training recipes as torch optimizers and ``torch.optim.lr_scheduler`` schedulers.
 
-A recipe is a list of :class:`Phase` objects. Each phase gets a fresh AdamW optimizer with one
-parameter group per layer group (stem+layer1+layer2, layer3+layer4, head) -- as fastai 0.7 built
-a new optimizer for every ``fit`` call -- and a scheduler stepped once per optimizer step.
+A recipe is a list of :class:`Phase` objects. Each phase gets a fresh optimizer (AdamW, or SGD
+with momentum for ``notebook``) with one parameter group per layer group (stem+layer1+layer2,
+layer3+layer4, head) -- as fastai 0.7 built a new optimizer for every ``fit`` call -- and a
+scheduler stepped once per optimizer step.
 
 ``paper`` (Wu & Boada 2019, appendix A)::
 
@@ -16,16 +17,29 @@ restarts each at its maximum (SGDR warm restarts).
 ``onecycle``: one phase, everything trainable, ``OneCycleLR`` over all steps (cosine warm-up over
 ``pct_start`` of the steps from ``max_lr / div_factor``, cosine annealing to
 ``max_lr / div_factor / final_div_factor``; AdamW beta1 cycled 0.95 -> 0.85 -> 0.95).
+
+``notebook`` (the authors' released training notebook, fastai 0.7)::
+
+    phase "frozen":          body frozen, lr 0.1 held constant (``fit(lr, 2)``: no cycle_len)
+    phase "unfrozen-const":  everything trainable, lr 0.1 constant for 1 epoch (``fit(lr, 1)``)
+    phase "unfrozen":        lr 0.1, SGDR cycles 1, 2, 4 epochs (``fit(lr, 3, cycle_len=1,
+                             cycle_mult=2)``), the first 1/20 of the first cycle at lr / 100
+
+with SGD (momentum 0.9, no weight decay) and a fresh optimizer per fit. The warm-up is fastai
+0.7's ``CosAnneal``: while the fit's step is below ``cycle_steps / 20`` the lr is ``lr / 100``,
+and the cosine keeps counting those steps (:class:`FastaiSGDR`, a ``LambdaLR`` factor: torch has
+no scheduler for it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
 import torch
-from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, SequentialLR
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LambdaLR, LRScheduler, OneCycleLR, SequentialLR
 
 from galmet.errors import ConfigError
 from galmet.training.config import TrainConfig
@@ -48,7 +62,11 @@ class Phase:
     lrs : tuple of 3 float
         Maximum learning rate of each layer group.
     cycles : tuple of int
-        SGDR cycle lengths in epochs (``paper`` phases); empty for ``onecycle``.
+        SGDR cycle lengths in epochs (``schedule`` "sgdr"); empty otherwise.
+    schedule : {"sgdr", "constant", "onecycle"}
+        Cosine cycles with warm restarts, a constant lr, or ``OneCycleLR``.
+    warmup : float
+        ``sgdr``: fraction of the first cycle held at lr / 100 (fastai 0.7; 0 for the paper's text).
     """
 
     name: str
@@ -57,6 +75,8 @@ class Phase:
     frozen: bool
     lrs: tuple[float, ...]
     cycles: tuple[int, ...] = ()
+    schedule: str = "sgdr"
+    warmup: float = 0.0
 
     @property
     def end_epoch(self) -> int:
@@ -68,13 +88,25 @@ def build_phases(config: TrainConfig) -> list[Phase]:
     """The phases of ``config``'s recipe (``config`` must be :meth:`~TrainConfig.resolved`)."""
     lrs = config.group_lrs
     if config.recipe == "onecycle":
-        return [Phase("onecycle", 0, config.total_epochs, False, lrs)]
+        return [Phase("onecycle", 0, config.total_epochs, False, lrs, schedule="onecycle")]
+    f = config.frozen_epochs
     out = []
-    if config.frozen_epochs:
-        f = config.frozen_epochs
-        out.append(Phase("frozen", 0, f, True, (config.frozen_lr,) * 3, (1,) * f))
+    if config.recipe == "notebook":
+        warmup = float(config.sgdr_warmup or 0.0)
+        if f:
+            out.append(Phase("frozen", 0, f, True, (config.frozen_lr,) * 3, schedule="constant"))
+        if config.cycles:
+            first, rest = config.cycles[0], tuple(config.cycles[1:])
+            out.append(Phase("unfrozen-const", f, first, False, lrs, schedule="constant"))
+            if rest:
+                out.append(Phase("unfrozen", f + first, sum(rest), False, lrs, rest, warmup=warmup))
+        return out
+    warmup = float(config.sgdr_warmup or 0.0)
+    if f:
+        # the paper's frozen epochs: a cycle of one epoch each (each its own fit for the warm-up)
+        out.append(Phase("frozen", 0, f, True, (config.frozen_lr,) * 3, (1,) * f, warmup=warmup))
     if config.cycles:
-        out.append(Phase("unfrozen", config.frozen_epochs, sum(config.cycles), False, lrs, tuple(config.cycles)))
+        out.append(Phase("unfrozen", f, sum(config.cycles), False, lrs, tuple(config.cycles), warmup=warmup))
     return out
 
 
@@ -87,21 +119,59 @@ def phase_index(phases: Sequence[Phase], epoch: int) -> int:
 
 
 def make_optimizer(
-    groups: Sequence[Sequence[torch.nn.Parameter]], phase: Phase, weight_decay: float
-) -> torch.optim.AdamW:
-    """AdamW with one parameter group per layer group, at the phase's maximum lrs.
+    groups: Sequence[Sequence[torch.nn.Parameter]],
+    phase: Phase,
+    weight_decay: float,
+    optimizer: str = "adamw",
+    momentum: float = 0.9,
+) -> torch.optim.Optimizer:
+    """AdamW (or SGD with ``momentum``, fastai 0.7's default) with one parameter group per layer
+    group, at the phase's maximum lrs.
 
-    Frozen parameters stay in their groups: with no gradient AdamW leaves them (and their
-    weight decay) untouched.
+    Frozen parameters stay in their groups: with no gradient the optimizer leaves them (and
+    their weight decay) untouched.
     """
     params = [p for g in groups for p in g]
     fused = bool(params) and all(p.is_cuda for p in params)
-    return torch.optim.AdamW(
-        [{"params": list(g), "lr": lr} for g, lr in zip(groups, phase.lrs, strict=True)],
-        lr=phase.lrs[-1],
-        weight_decay=weight_decay,
-        fused=fused or None,
-    )
+    param_groups = [{"params": list(g), "lr": lr} for g, lr in zip(groups, phase.lrs, strict=True)]
+    if optimizer == "sgd":
+        return torch.optim.SGD(
+            param_groups, lr=phase.lrs[-1], momentum=momentum, weight_decay=weight_decay, fused=fused or None
+        )
+    if optimizer != "adamw":
+        raise ConfigError(f"unknown optimizer {optimizer!r} (adamw or sgd)")
+    return torch.optim.AdamW(param_groups, lr=phase.lrs[-1], weight_decay=weight_decay, fused=fused or None)
+
+
+class FastaiSGDR:
+    """The lr factor of fastai 0.7's ``CosAnneal`` over one ``fit`` of SGDR cycles, for ``LambdaLR``.
+
+    Step ``j`` of the fit (0-based) inside a cycle of ``L`` steps, at position ``k``, has factor
+    ``(1 + cos(pi k / L)) / 2``, except that while ``j < warmup * L_1`` (``L_1``: the first cycle)
+    it is 1/100. Past the last cycle the last factor is repeated.
+
+    Parameters
+    ----------
+    cycle_steps : sequence of int
+        Steps of each cycle.
+    warmup : float
+        fastai 0.7: 1/20.
+    """
+
+    def __init__(self, cycle_steps: Sequence[int], warmup: float) -> None:
+        self.cycle_steps = [int(n) for n in cycle_steps]
+        self.warmup = float(warmup)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup * self.cycle_steps[0]:
+            return 0.01
+        k = step
+        for n in self.cycle_steps:
+            if k < n:
+                return (1 + math.cos(math.pi * k / n)) / 2
+            k -= n
+        n = self.cycle_steps[-1]
+        return (1 + math.cos(math.pi * (n - 1) / n)) / 2
 
 
 def onecycle_pct_start(pct_start: float, total_steps: int) -> float:
@@ -120,7 +190,9 @@ def make_scheduler(
     optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig
 ) -> LRScheduler:
     """The phase's per-step scheduler (call ``.step()`` after every ``optimizer.step()``)."""
-    if phase.name == "onecycle":
+    if phase.schedule == "constant":
+        return ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if phase.schedule == "onecycle":
         total = phase.epochs * steps_per_epoch
         if total < 2:
             raise ConfigError(
@@ -139,6 +211,8 @@ def make_scheduler(
             max_momentum=0.95,
         )
     lengths = [c * steps_per_epoch for c in phase.cycles]
+    if phase.warmup > 0:
+        return LambdaLR(optimizer, FastaiSGDR(lengths, phase.warmup))
     cosines: list[LRScheduler] = [CosineAnnealingLR(optimizer, T_max=n, eta_min=0.0) for n in lengths]
     if len(cosines) == 1:
         return cosines[0]

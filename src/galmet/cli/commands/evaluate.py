@@ -8,9 +8,11 @@ HELP = "RMSE, NMAD, bias and outliers of a predictions file (paper's values besi
 DESCRIPTION = """\
 Read a predictions file (parquet/CSV/FITS as written by 'galmet predict' or 'galmet baseline')
 and print RMSE, NMAD = 1.4826 median(|dZ - median dZ|), median bias, outlier fraction
-(|dZ| > 3 NMAD and |dZ| > 0.3 dex) and N, for one split. For oh_p50 the paper's
-test-set values (RMSE 0.085, NMAD 0.067, bias -0.006 dex) are shown beside ours.
+(galmet's definition: |dZ| > 3 NMAD and |dZ| > 0.3 dex) and N, for one split. For oh_p50 the
+paper's test-set values (RMSE 0.085, NMAD 0.067, bias -0.006 dex) are shown beside ours.
 When the file lacks the truth column, --dataset joins it from a dataset's catalog by objID.
+Rows whose truth is missing or outside the label ranges (MPA-JHU's -9999) are left out and
+counted.
 
 Examples:
   galmet evaluate runs/r1/predictions.parquet

@@ -9,11 +9,15 @@ DESCRIPTION = """\
 Draw from a predictions file (the 'galmet predict' format):
   fig1_image_grid     thumbnails: lowest/highest predicted, lowest/highest true, most under- and
                       over-predicted, random (needs --dataset for the images)
-  fig2_histograms     Z_true and Z_pred, Freedman-Diaconis bins
-  fig3_pred_vs_true   2D histogram, running median, RMSE/NMAD bands, one-to-one line,
-                      residual inset, binned RMSE/NMAD (marker area ~ counts)
+  fig2_histograms     Z_true and Z_pred, each in its own Freedman-Diaconis bins (the paper;
+                      --hist-binning common: shared bins, at least 0.01 dex)
+  fig3_pred_vs_true   2D histogram, running median, RMSE/NMAD bands in 0.1 dex bins of Z_true
+                      from 8.2 to 9.2 (the paper's, for oh_p50; --fig3-binning adaptive),
+                      one-to-one line, residual inset, binned RMSE/NMAD (marker area ~ counts)
+                      and the global RMSE/NMAD as lines
   fig4_resolution     with --resolution DIR (a 'galmet resolution-study' output)
-  fig5_mass, fig6_mzr with --mass PRED_M (stellar-mass predictions, lgm_tot_p50_pred)
+  fig5_mass, fig6_mzr with --mass PRED_M (stellar-mass predictions, lgm_tot_p50_pred); Fig 6 as
+                      the paper drew it (--mzr-style galmet: the earlier single panel)
 each as .png and .pdf in --out.
 
 Example:
@@ -34,6 +38,27 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--format", action="append", choices=["png", "pdf", "svg"], help="file format(s) (default: png and pdf)"
     )
+    p.add_argument(
+        "--hist-binning",
+        choices=("paper", "common"),
+        default="paper",
+        help="Figure 2: own Freedman-Diaconis bins per histogram (default, the paper) or common bins",
+    )
+    p.add_argument(
+        "--fig3-binning",
+        choices=("auto", "paper", "adaptive"),
+        default="auto",
+        help="Figure 3: the paper's 0.1 dex bins (auto: for oh_p50) or adaptive bins",
+    )
+    p.add_argument(
+        "--mzr-style", choices=("paper", "galmet"), default="paper", help="Figure 6 style (default: the paper's)"
+    )
+    p.add_argument(
+        "--relation",
+        choices=("tremonti", "refit"),
+        default="tremonti",
+        help="Figure 6: MZR the scatter is measured about (Eq. 3, or re-fitted on --dataset's train split)",
+    )
 
 
 def run(args) -> int:
@@ -42,6 +67,8 @@ def run(args) -> int:
 
     if not 1 <= args.thumbnails <= 20:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
+    if args.relation == "refit" and not (args.dataset and args.mass):
+        raise ConfigError("--relation refit needs --mass (Figure 6) and --dataset (its train split is re-fitted)")
     paths = make_figures(
         args.predictions,
         args.dataset,
@@ -53,6 +80,10 @@ def run(args) -> int:
         tuple(args.format or ("png", "pdf")),
         args.thumbnails,
         args.seed,
+        hist_binning=args.hist_binning,
+        fig3_binning=args.fig3_binning,
+        mzr_style=args.mzr_style,
+        relation=args.relation,
     )
     for p in paths:
         print(p)

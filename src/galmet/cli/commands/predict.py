@@ -14,7 +14,9 @@ DESCRIPTION = """\
 Load a model bundle (model.pt, or a training run directory holding one) and predict every
 image of INPUT: a dataset directory (catalog + images/) or a plain folder of JPEG/PNG images.
 Test-time augmentation (default) averages the 8 dihedral views (rotations by 90 degrees and
-flips); <target>_pred_std is their spread (NaN with --no-tta). The output format follows the
+flips); --tta-mode fastai averages instead the image and 4 randomly augmented copies (fastai
+0.7's TTA, as the paper did; seeded by --tta-seed). <target>_pred_std is the views' spread (NaN
+with --no-tta). The output format follows the
 suffix of --out (.parquet, .csv, .fits); it is written atomically.
 
 Columns: objID (or file), split (dataset directories), <target>_pred, <target>_pred_std,
@@ -48,8 +50,16 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--out", required=True, help="predictions file: .parquet, .csv or .fits")
     p.add_argument(
-        "--tta", action=argparse.BooleanOptionalAction, default=True, help="average the 8 dihedral views (default: on)"
+        "--tta", action=argparse.BooleanOptionalAction, default=True, help="test-time augmentation (default: on)"
     )
+    p.add_argument(
+        "--tta-mode",
+        choices=("dihedral", "fastai"),
+        default="dihedral",
+        help="dihedral: the 8 fixed rotations/flips (default; exact symmetries, deterministic); fastai: the image "
+        "and 4 copies with the training augmentation (fastai 0.7's TTA, the paper's)",
+    )
+    p.add_argument("--tta-seed", type=int, default=0, help="seed of the fastai-style TTA views (default: 0)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
     p.add_argument(
@@ -95,7 +105,7 @@ def run(args) -> int:
     else:
         table, seconds = _predict_input(model, args, device)
     write_table(table, args.out)
-    mode = "TTA x8" if args.tta else "no TTA"
+    mode = ("TTA x8" if args.tta_mode == "dihedral" else "fastai TTA, 1 + 4 views") if args.tta else "no TTA"
     print(
         f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
         f"({mode}, {device.type}, {len(table) / max(seconds, 1e-9):.0f} images/s)"
@@ -125,7 +135,16 @@ def _predict_input(model, args, device):
     if ds.skipped:
         print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
     t0 = time.perf_counter()
-    table = predict_dataset(model, ds, tta=args.tta, batch_size=args.batch_size, device=device, progress=None)
+    table = predict_dataset(
+        model,
+        ds,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        device=device,
+        progress=None,
+        tta_mode=args.tta_mode,
+        tta_seed=args.tta_seed,
+    )
     return table, time.perf_counter() - t0
 
 
@@ -148,6 +167,8 @@ def _predict_positions(model, args, device, positions, where: str = "--ra/--dec"
         batch_size=args.batch_size,
         device=device,
         where=where,
+        tta_mode=args.tta_mode,
+        tta_seed=args.tta_seed,
     )
     if len(table) < len(positions):
         print(f"skipped {len(positions) - len(table)} of {len(positions)} positions whose cutout could not be fetched")

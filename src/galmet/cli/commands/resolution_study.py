@@ -6,10 +6,12 @@ NAME = "resolution-study"
 ORDER = 68
 HELP = "train and test the CNN at several image resolutions (block averaging), with baselines (Figure 4)"
 DESCRIPTION = """\
-For each size in --sizes (pixels per side; each must divide the image size), block-average
-every image to that size (as the paper did), pixel-replicate it back up to at least
---min-input pixels so the ResNet's strides still work (no information is added), train the
-CNN with the same recipe and seed on the train split, and score it on the test split.
+For each size s in --sizes (pixels per side; each must divide the image size), block-average
+every image to s x s pixels (as the paper did), train the CNN on these s x s images with the
+same recipe and seed on the train split (the network sees s x s inputs, as in the authors'
+notebook, down to 1 x 1), and score it on the test split.
+--min-input N (a deviation from the paper, galmet's earlier default 32) instead pixel-replicates
+images smaller than N back up to at least N pixels before the network sees them.
 Also fits the random-forest (magnitudes, when the catalog has them) and constant-mean
 baselines. Writes in --out:
   resolution.csv        size, input_size, RMSE, NMAD, bias, outlier fraction, N, train time
@@ -32,7 +34,13 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
     g = p.add_argument_group("study")
     g.add_argument("--sizes", default="128,64,32,16,8,4,2,1", help="comma-separated image sizes (default: the paper's)")
-    g.add_argument("--min-input", type=int, default=32, help="smallest network input side, pixels (default: 32)")
+    g.add_argument(
+        "--min-input",
+        type=int,
+        default=1,
+        help="pixel-replicate smaller images up to this side (default: 1 = native s x s inputs, the paper's; "
+        "larger values are a deviation)",
+    )
     g.add_argument("--bands", default="gri", help="magnitudes of the random-forest baseline (default: gri)")
     g.add_argument("--no-tta", action="store_true", help="no test-time augmentation when scoring")
     add_training_options(p, schedule=True)

@@ -17,12 +17,18 @@ prediction, RUN/cv.json their RMSE/NMAD/bias, and RUN/model.pt the ensemble of t
 which 'galmet predict RUN ...' uses like any bundle.
 
 Recipes:
-  paper     (default) 2 epochs body frozen at lr 0.1, then lrs 1e-3/1e-2/1e-2 with SGDR cycles
-            of 1, 1, 2, 4 epochs (10 epochs); AdamW, RMSE loss, batch 256, dihedral + zoom 1.1.
-  onecycle  from scratch: OneCycleLR over --epochs (default 30) at max lr 3e-3.
+  paper     (default; the paper's text) 2 epochs body frozen at lr 0.1, then lrs 1e-3/1e-2/1e-2
+            with SGDR cycles of 1, 1, 2, 4 epochs (10 epochs); AdamW wd 0.01, RMSE loss, batch
+            256; fastai 0.7's augmentation: dihedral, rotation up to 10 deg (p 0.75), lighting
+            +-0.05, zoom 1.1.
+  notebook  the authors' released code: batch 128, SGD momentum 0.9, lr 0.1 for every group, no
+            weight decay; 2 frozen epochs and 1 unfrozen epoch at constant lr, then SGDR cycles
+            of 1, 2, 4 epochs with fastai's warm-up (lr/100 for the first 1/20 of the first cycle).
+  onecycle  from scratch: OneCycleLR over --epochs (default 30) at max lr 3e-3; dihedral + zoom.
 
 Examples:
   galmet train DATASET --out runs/paper                       # the paper (needs ImageNet weights)
+  galmet train DATASET --out runs/nb --recipe notebook        # the authors' released notebook
   galmet train DATASET --out runs/scratch --recipe onecycle --weights none --epochs 40
   galmet train DATASET --out runs/paper --resume              # continue an interrupted run
   galmet train DATASET --out runs/cv --recipe onecycle --weights none --arch resnet18 \
@@ -66,7 +72,7 @@ def run(args) -> int:
             import dataclasses
 
             config = dataclasses.replace(
-                load_config(saved), **{k: v for k, v in changes.items() if k in RUNTIME_FIELDS}
+                load_config(saved, saved_run=True), **{k: v for k, v in changes.items() if k in RUNTIME_FIELDS}
             )
             other = {k: v for k, v in changes.items() if k not in RUNTIME_FIELDS}
             if other:

@@ -11,7 +11,9 @@ import pandas as pd
 from galmet.science.metrics import nmad, rmse
 from galmet.science.plots.style import (
     COLORS,
+    MIN_POINTS_FOR_HIST2D,
     axis_label,
+    count_colorbar,
     density,
     finite_pairs,
     merge_kwargs,
@@ -57,8 +59,8 @@ class OneToOnePanel:
 class MassDisplay:
     """Figure 5: (a) predicted against true stellar mass; (b) optionally Z_MZR against Z_true.
 
-    Each panel: 2D histogram (points below 500 galaxies), one-to-one line, running median and
-    RMSE / NMAD of y - x. Build it with :meth:`from_predictions`, draw it with :meth:`plot`.
+    Each panel: 2D histogram with its colour bar (points below 500 galaxies), one-to-one line,
+    running median and RMSE / NMAD of y - x. Build it with :meth:`from_predictions`, draw it with :meth:`plot`.
 
     Parameters
     ----------
@@ -120,7 +122,11 @@ class MassDisplay:
                 x, y = panel.x, panel.y
                 lim = square_limits(x, y)
                 inside = (x >= lim[0]) & (x <= lim[1]) & (y >= lim[0]) & (y <= lim[1])
-                density(ax, x, y, fd_bins(x[inside], y[inside], max_bins=60, range=lim) if inside.sum() else None)
+                mappable = density(
+                    ax, x, y, fd_bins(x[inside], y[inside], max_bins=60, range=lim) if inside.sum() else None
+                )
+                if x.size >= MIN_POINTS_FOR_HIST2D:
+                    count_colorbar(fig, mappable, ax=ax, fraction=0.046, pad=0.03)
                 ax.plot(lim, lim, **diag_kw)
                 if len(panel.running):
                     ax.plot(panel.running["center"], panel.running["median"], **med_kw)
@@ -140,7 +146,8 @@ class MassDisplay:
                         f"$Z_\\mathrm{{MZR}}$ from predicted mass\nRMSE {panel.rmse:.3f} dex\n"
                         f"NMAD {panel.nmad:.3f} dex",
                     )
-                ax.set_title(["(a) stellar mass from images", "(b) metallicity via the Tremonti MZR"][k], fontsize=10)
+                titles = ["(a) stellar mass from images", "(b) metallicity via the Tremonti MZR (Eq. 3)"]
+                ax.set_title(titles[k], fontsize=10)
             fig.tight_layout()
         self.axes_ = axes
         self.figure_ = fig

@@ -1,4 +1,5 @@
-"""Figure 4: RMSE and NMAD of the CNN against image size, with the baselines as horizontal lines."""
+"""Figure 4: RMSE and NMAD of the CNN against image size, with the baselines (and, for a synthetic
+set, its observable oracle and noise floor) as horizontal lines."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class ResolutionDisplay:
         Name of the random forest in the legend.
     paper_rf_rmse : float, optional
         The paper's random-forest RMSE (dex), drawn dotted when given.
+    oracle_rmse, noise_floor : float, optional
+        A synthetic set's observable-oracle RMSE and noise floor (dex), drawn dotted when given.
 
     Attributes
     ----------
@@ -41,12 +44,16 @@ class ResolutionDisplay:
         constant_rmse: float | None = None,
         rf_label: str = "random forest (gri)",
         paper_rf_rmse: float | None = None,
+        oracle_rmse: float | None = None,
+        noise_floor: float | None = None,
     ):
         self.table = table
         self.rf_rmse = rf_rmse
         self.constant_rmse = constant_rmse
         self.rf_label = rf_label
         self.paper_rf_rmse = paper_rf_rmse
+        self.oracle_rmse = oracle_rmse
+        self.noise_floor = noise_floor
 
     @classmethod
     def from_table(
@@ -56,6 +63,8 @@ class ResolutionDisplay:
         constant_rmse: float | None = None,
         rf_label: str = "random forest (gri)",
         paper_rf: bool = False,
+        oracle_rmse: float | None = None,
+        noise_floor: float | None = None,
     ) -> ResolutionDisplay:
         """A resolution study's results table and its baselines.
 
@@ -68,6 +77,9 @@ class ResolutionDisplay:
             Test RMSE of the random-forest and constant-mean baselines (dex).
         paper_rf : bool
             Also draw the paper's random-forest RMSE (0.130 dex) as a dotted line.
+        oracle_rmse, noise_floor : float, optional
+            A synthetic set's observable oracle (a regressor on the latent quantities its images
+            show, without redshift) and noise floor (a perfect image model), dex.
         """
         for col in ("size", "rmse", "nmad"):
             if col not in table.columns:
@@ -75,7 +87,8 @@ class ResolutionDisplay:
         tab = table.dropna(subset=["rmse"]).sort_values("size")
         if tab.empty:
             raise DataError("resolution table has no finished sizes")
-        return cls(tab, rf_rmse, constant_rmse, rf_label, PAPER_RF_GRI_RMSE if paper_rf else None)
+        paper = PAPER_RF_GRI_RMSE if paper_rf else None
+        return cls(tab, rf_rmse, constant_rmse, rf_label, paper, oracle_rmse, noise_floor)
 
     def plot(self, ax=None, rmse_kwargs: dict | None = None, nmad_kwargs: dict | None = None) -> ResolutionDisplay:
         """Draw the figure.
@@ -109,21 +122,31 @@ class ResolutionDisplay:
                 ax.axhline(constant_rmse, color=COLORS["const"], lw=1.5, ls="-.", label="constant mean RMSE")
             if self.paper_rf_rmse is not None:
                 ax.axhline(self.paper_rf_rmse, color=COLORS["rf"], lw=1, ls=":", label="paper's RF RMSE")
+            if self.oracle_rmse is not None:
+                ax.axhline(self.oracle_rmse, color="k", lw=1.2, ls=":", label="observable oracle RMSE (no redshift)")
+            if self.noise_floor is not None:
+                ax.axhline(
+                    self.noise_floor, color="0.45", lw=1.2, ls=(0, (1, 3)), label="noise floor (perfect image model)"
+                )
             sizes = sorted(set(int(s) for s in tab["size"]))
             ax.set_xticks(sizes)
             ax.set_xticklabels([str(s) for s in sizes])
             ax.minorticks_off()
             ax.set_xlim(min(sizes) / 1.4, max(sizes) * 1.4)
-            ax.set_xlabel("image size (pixels per side, after block averaging)")
+            replicated = "input_size" in tab.columns and bool((tab["input_size"] != tab["size"]).any())
+            ax.set_xlabel(
+                "image size s (pixels per side, after block averaging)\n"
+                + ("network input: pixel-replicated (galmet's variant)" if replicated else "network input: s x s")
+            )
             ax.set_ylabel("scatter of $\\Delta Z$ (dex)")
             levels = [
                 *tab["rmse"],
                 *tab["nmad"],
-                *(v for v in (rf_rmse, constant_rmse, self.paper_rf_rmse) if v is not None),
+                *(v for v in (rf_rmse, constant_rmse, self.paper_rf_rmse, self.oracle_rmse) if v is not None),
             ]
             ax.set_ylim(0, 1.12 * np.nanmax(levels))  # keep every baseline line clear of the frame
             # below the axes: the curves span every size, so any spot inside could hide a point
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, frameon=False)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
             tidy(ax)
         self.ax_ = ax
         self.figure_ = ax.figure
@@ -137,7 +160,10 @@ def plot_resolution(
     rf_label: str = "random forest (gri)",
     ax=None,
     paper_rf: bool = False,
+    oracle_rmse: float | None = None,
+    noise_floor: float | None = None,
 ):
     """Figure 4 as a matplotlib Figure: :meth:`ResolutionDisplay.from_table` (same parameters),
     then :meth:`ResolutionDisplay.plot` into ``ax`` or a new figure; returns ``ax``'s figure."""
-    return ResolutionDisplay.from_table(table, rf_rmse, constant_rmse, rf_label, paper_rf).plot(ax=ax).figure_
+    disp = ResolutionDisplay.from_table(table, rf_rmse, constant_rmse, rf_label, paper_rf, oracle_rmse, noise_floor)
+    return disp.plot(ax=ax).figure_

@@ -211,11 +211,12 @@ def density(ax, x, y, bins=None, cmap="Greys"):
     return h[3]
 
 
-def count_colorbar(fig, mappable, cax=None, ax=None):
-    """A colour bar of galaxies per bin for a log-scaled 2D histogram, ticks at 1, 2, 5 x 10^k."""
+def count_colorbar(fig, mappable, cax=None, ax=None, **kwargs):
+    """A colour bar of galaxies per bin for a log-scaled 2D histogram, ticks at 1, 2, 5 x 10^k
+    (``kwargs`` go to ``Figure.colorbar``, e.g. ``fraction`` and ``pad`` when it takes room from ``ax``)."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
-    cb = fig.colorbar(mappable, cax=cax, ax=ax)
+    cb = fig.colorbar(mappable, cax=cax, ax=ax, **kwargs)
     cb.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))

@@ -11,10 +11,19 @@ from typing import Any
 from galmet.data.dataset import as_dataset
 from galmet.io.jsonfile import write_json
 from galmet.io.tables import write_table
-from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, rf_predictions
+from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, ORACLE_PREDICTIONS, rf_predictions
 from galmet.paper import PAPER_RF_GRI_RMSE
-from galmet.science.baseline import ForestConfig, constant_baseline, parse_bands, random_forest_baseline
+from galmet.science.baseline import (
+    ForestConfig,
+    constant_baseline,
+    has_image_observables,
+    noise_floor,
+    observable_oracle,
+    parse_bands,
+    random_forest_baseline,
+)
 from galmet.science.metrics import summarize
+from galmet.synthetic.physics import IMAGE_OBSERVABLES
 
 
 def run_baselines(
@@ -32,7 +41,9 @@ def run_baselines(
         Needs ``modelMag_<band>`` columns, ``target`` and a split (made if absent).
     out_dir : path-like
         Receives ``rf_<bands>_predictions.parquet``, ``constant_predictions.parquet`` and
-        ``baseline_metrics.json`` (test-set metrics of both, config, provenance).
+        ``baseline_metrics.json`` (test-set metrics of both, config, provenance). For a synthetic
+        set also ``oracle_predictions.parquet`` (:func:`~galmet.science.baseline.observable_oracle`)
+        and, in the metrics, its noise floor on the test split.
 
     Returns
     -------
@@ -49,6 +60,7 @@ def run_baselines(
     rf = random_forest_baseline(catalog, bands, target, config, where)
     rf_time = time.perf_counter() - t0
     const = constant_baseline(catalog, target, where)
+    oracle = observable_oracle(catalog, target, config.seed, where) if has_image_observables(catalog) else None
     rf_path = write_table(rf, out / rf_predictions(bands))
     const_path = write_table(const, out / CONSTANT_PREDICTIONS)
     result: dict[str, Any] = {
@@ -61,9 +73,15 @@ def run_baselines(
         "constant": summarize(const, target, "test"),
         "files": {"rf": str(rf_path), "constant": str(const_path)},
     }
+    if oracle is not None:
+        result["oracle"] = summarize(oracle, target, "test")
+        result["oracle"]["features"] = list(IMAGE_OBSERVABLES)
+        result["files"]["oracle"] = str(write_table(oracle, out / ORACLE_PREDICTIONS))
+    if target == "oh_p50" and noise_floor(catalog) is not None:
+        result["noise_floor"] = noise_floor(catalog)
     # summarize() quotes the paper's CNN; beside a baseline only the paper's RF number belongs.
-    result["rf"].pop("paper", None)
-    result["constant"].pop("paper", None)
+    for name in ("rf", "constant", "oracle"):
+        result.get(name, {}).pop("paper", None)
     if target == "oh_p50" and bands == "gri":
         result["rf"]["paper"] = {"rmse": PAPER_RF_GRI_RMSE}
     write_json(out / BASELINE_METRICS, result)
@@ -73,6 +91,8 @@ def run_baselines(
 def format_baselines(result: dict) -> str:
     """Plain-text table of :func:`run_baselines` metrics (test split)."""
     rows = [(f"random forest ({result['bands']})", result["rf"]), ("constant mean", result["constant"])]
+    if "oracle" in result:
+        rows.append(("observable oracle", result["oracle"]))
     lines = [
         f"{result['target']} baselines on the test split",
         f"{'predictor':<24}{'N':>7}{'RMSE':>9}{'NMAD':>9}{'bias':>9}{'paper RMSE':>12}",
@@ -83,4 +103,8 @@ def format_baselines(result: dict) -> str:
             f"{name:<24}{s['n']:>7d}{s['rmse']:>9.4f}{s['nmad']:>9.4f}{s['bias']:>+9.4f}"
             + (f"{paper:>12.3f}" if paper is not None else f"{'-':>12}")
         )
+    if result.get("noise_floor") is not None:
+        lines.append(f"{'noise floor (RMS of oh_unexplained)':<36}{result['noise_floor']:>9.4f}")
+    if "oracle" in result:
+        lines.append("observable oracle: gradient boosting on the latent quantities the images show, without redshift")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import pandas as pd
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
 from galmet.layout import FIGURE_NAMES
-from galmet.science.metrics import select_split
+from galmet.science.metrics import describe_exclusions, select_split, usable_rows
 from galmet.science.mzr import mzr_analysis
 from galmet.science.plots.histograms import plot_histograms
 from galmet.science.plots.image_grid import plot_image_grid
@@ -57,6 +57,10 @@ def make_figures(
     formats: Sequence[str] = ("png", "pdf"),
     n_thumbnails: int = 6,
     seed: int = 0,
+    hist_binning: str = "paper",
+    fig3_binning: str = "auto",
+    mzr_style: str = "paper",
+    relation: str = "tremonti",
 ) -> list[Path]:
     """Draw the paper's figures from a predictions table; return the files written.
 
@@ -74,14 +78,24 @@ def make_figures(
         A ``galmet resolution-study`` output folder or table: adds Figure 4.
     mass : path-like or pandas.DataFrame, optional
         Stellar-mass predictions (target ``lgm_tot_p50``): adds Figures 5 and 6.
+    hist_binning : {"paper", "common"}
+        Figure 2: each histogram in its own Freedman-Diaconis bins (the paper) or common bins.
+    fig3_binning : {"auto", "paper", "adaptive"}
+        Figure 3: the paper's 0.1 dex bins of Z_true (``auto`` for oh_p50) or adaptive bins.
+    mzr_style, relation : str
+        Figure 6 as the paper drew it or galmet's variant, and the MZR its scatter is measured
+        about (``tremonti``: Eq. 3; ``refit``: re-fitted on the dataset's train split).
     """
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
     df, target = load_predictions(predictions, target, dataset)
     df = select_split(df, split)
-    bad = ~np.isfinite(df[target].to_numpy(dtype=float)) | ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
+    df, excluded = usable_rows(df, [target])
+    for line in describe_exclusions(excluded):
+        log.warning("figures: %s", line)
+    bad = ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
     if bad.any():
-        log.warning("figures: dropping %d rows with NaN truth or prediction", int(bad.sum()))
+        log.warning("figures: dropping %d rows with a NaN prediction", int(bad.sum()))
         df = df[~bad].reset_index(drop=True)
     # read every optional input before drawing, so a bad one fails before any file is written
     res_table = None
@@ -89,7 +103,7 @@ def make_figures(
         res_table, base = read_resolution(resolution)
     mzr = None
     if mass is not None:
-        mzr = mzr_analysis(df, mass, dataset=dataset, split=None)
+        mzr = mzr_analysis(df, mass, dataset=dataset, split=None, relation=relation, use_rf=False)
     grid = None
     if dataset is not None and dataset.has_images:
         # only the thumbnails shown are read: a large test set's images need not fit in memory
@@ -110,8 +124,8 @@ def make_figures(
         emit(1, plot_image_grid(grid[0], grid[1], target, n_thumbnails, seed, rows=grid[2]))
     else:
         log.info("figures: no dataset images given, skipping Figure 1")
-    emit(2, plot_histograms(t, p, target))
-    emit(3, plot_pred_vs_true(t, p, target))
+    emit(2, plot_histograms(t, p, target, binning=hist_binning))
+    emit(3, plot_pred_vs_true(t, p, target, binning=fig3_binning))
     if res_table is not None:
         emit(
             4,
@@ -120,10 +134,20 @@ def make_figures(
                 base.get("rf_rmse"),
                 base.get("constant_rmse"),
                 rf_label=f"random forest ({base.get('bands', 'gri')})",
+                oracle_rmse=base.get("oracle_rmse"),
+                noise_floor=base.get("noise_floor"),
             ),
         )
     if mzr is not None:
         j = mzr["joined"]
         emit(5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"]))
-        emit(6, plot_mzr(j["lgm_tot_p50"], j["oh_p50_pred"], mzr["bins"], z_true=j["oh_p50"]))
+        fig6 = plot_mzr(
+            j["lgm_tot_p50"],
+            j["oh_p50_pred"],
+            mzr["bins"],
+            z_true=j["oh_p50"],
+            relation=mzr["relation"],
+            style=mzr_style,
+        )
+        emit(6, fig6)
     return written

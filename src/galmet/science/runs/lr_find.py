@@ -17,7 +17,7 @@ def run_lr_find(dataset, out_dir: str | os.PathLike, config: TrainConfig | None 
     ``lr_find.csv`` and ``lr_find.png`` into ``out_dir``; the result's paths are set."""
     config = (config or TrainConfig()).resolved()
     result = lr_find(dataset, out_dir, config, **kwargs)
-    title = f"{config.arch}, batch {config.batch_size}, {'head only' if kwargs.get('freeze') else 'all layers'}"
+    title = f"{config.arch}, batch {config.global_batch}, {'head only' if kwargs.get('freeze') else 'all layers'}"
     units = "standardised target units" if config.standardize_targets else "target units"
     fig = LRFindDisplay.from_result(result, title=title, units=units).plot().figure_
     stem = Path(out_dir) / Path(LR_FIND_PLOT).stem

@@ -24,30 +24,41 @@ def run_mzr(
     split: str | None = "test",
     bin_width: float = 0.2,
     formats=("png", "pdf"),
+    rf=None,
+    ssfr: str | None = None,
+    relation: str = "tremonti",
+    use_rf: bool = True,
+    style: str = "paper",
 ) -> dict:
     """Compute :func:`mzr_analysis` and write it to ``out_dir``.
 
-    Files: ``mzr_metrics.json``, ``mzr_bins.csv`` (Z_pred and Z_true statistics per mass
-    bin), ``mzr_joined.parquet`` and Figures 5 and 6 (``fig5_mass``, ``fig6_mzr``, PNG + PDF).
-    Returns the analysis dict with ``files`` added.
+    Files: ``mzr_metrics.json`` (with the null tests), ``mzr_bins.csv`` (Z_pred and Z_true
+    statistics per mass bin, and the per-bin null test), ``mzr_joined.parquet`` and Figures 5
+    and 6 (``fig5_mass``, ``fig6_mzr``, PNG + PDF; Fig 6 in ``style``). Every input is read and
+    every number computed before the first file is written. Returns the analysis dict with
+    ``files`` added.
     """
     out = Path(out_dir)
-    res = mzr_analysis(metallicity, mass, dataset, split, bin_width)
+    res = mzr_analysis(metallicity, mass, dataset, split, bin_width, rf=rf, ssfr=ssfr, relation=relation, use_rf=use_rf)
     j = res["joined"]
     both = res["bins"].merge(
-        res["bins_true"][["center", "count", "median", "rmse", "nmad"]], on="center", suffixes=("_pred", "_true")
+        res["bins_true"][["center", "count", "median", "rmse", "nmad", "std", "rmse_mzr", "nmad_mzr"]],
+        on="center",
+        suffixes=("_pred", "_true"),
     )
+    both = both.merge(res["null_bins"].drop(columns=["count"]), on="center", how="left")
     files = [write_table(both, out / MZR_BINS), write_table(j, out / MZR_JOINED)]
     meta = dict(res["metrics"])
-    for name, src in (("metallicity", metallicity), ("mass", mass)):
-        if not isinstance(src, pd.DataFrame):
+    for name, src in (("metallicity", metallicity), ("mass", mass), ("rf", rf)):
+        if src is not None and not isinstance(src, pd.DataFrame):
             meta[f"{name}_predictions"] = provenance(src)
     if dataset is not None and not isinstance(dataset, pd.DataFrame):
         meta["dataset"] = str(Path(getattr(dataset, "root", dataset)).resolve())
     files.append(write_json(out / MZR_METRICS, meta))
     files += save_figure(plot_mass(j[MASS], j[f"{MASS}_pred"], j[Z], j["z_mzr"]), out / FIGURE_NAMES[5], formats)
-    files += save_figure(
-        plot_mzr(j[MASS], j[f"{Z}_pred"], res["bins"], z_true=j[Z], bin_width=bin_width), out / FIGURE_NAMES[6], formats
+    fig6 = plot_mzr(
+        j[MASS], j[f"{Z}_pred"], res["bins"], z_true=j[Z], bin_width=bin_width, relation=res["relation"], style=style
     )
+    files += save_figure(fig6, out / FIGURE_NAMES[6], formats)
     res["files"] = files
     return res

@@ -70,7 +70,9 @@ def run_study(
     config : galmet.training.config.TrainConfig, optional
         Training recipe shared by every size (default: the paper's).
     min_input : int
-        Smallest network input side; re-binned images are pixel-replicated up to it.
+        Smallest network input side. 1 (default): the network sees s x s inputs, as in the
+        paper; larger: re-binned images are pixel-replicated up to it (galmet's variant, a
+        deviation from the paper; see :mod:`galmet.science.resolution`).
     bands : str
         Magnitudes of the random-forest baseline.
     tta : bool
@@ -168,6 +170,8 @@ def run_study(
             meta.get("rf_rmse"),
             meta.get("constant_rmse"),
             rf_label=f"random forest ({meta.get('bands', bands)})",
+            oracle_rmse=meta.get("oracle_rmse"),
+            noise_floor=meta.get("noise_floor"),
         ),
         out / FIGURE_NAMES[4],
         formats,
