@@ -206,8 +206,8 @@ def test_rate_limit_is_global(tmp_path):
             [],
             "row 0: objID 'x' is not an integer",
         ),
-        (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers must be at least 1"),
-        (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures must be a fraction"),
+        (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers: must be an integer from 1 to 64"),
+        (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures: must be in [0, 1]"),
         (lambda ds: make_catalog(ds, 2), ["--base-url", "ftp://x"], "must start with http:// or https://"),
     ],
 )
