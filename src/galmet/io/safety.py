@@ -113,7 +113,7 @@ def _check_location(folder: Path, shown: Path, option: str) -> None:
     """ConfigError when ``folder`` (where ``shown`` goes) sits under a file or is not writable."""
     anc = _nearest_existing(folder)
     if not anc.is_dir():
-        raise ConfigError(f"{option} {shown}: {anc} is a file, not a folder")
+        raise ConfigError(f"{option} {shown}: {anc} is a file, not a directory")
     if not os.access(anc, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {shown}: cannot write into {anc} (permission denied)")
 
@@ -198,7 +198,7 @@ def check_output_file(
     if not str(path).strip():
         raise ConfigError(f"{option}: empty path")
     if p.is_dir():
-        raise ConfigError(f"{option} {p}: is a folder; give a file name")
+        raise ConfigError(f"{option} {p}: is a directory; give a file name")
     _check_location(p.parent, p, option)
     for item in inputs:
         if item.holds(p):
@@ -234,7 +234,7 @@ def check_output_dir(
     if not str(path).strip():
         raise ConfigError(f"{option}: empty path")
     if p.exists() and not p.is_dir():
-        raise ConfigError(f"{option} {p}: is a file, not a folder")
+        raise ConfigError(f"{option} {p}: is a file, not a directory")
     _check_location(p if p.is_dir() else p.parent, p, option)
     inputs = list(inputs)
     for name, fmt, what in files:
