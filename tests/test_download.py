@@ -131,8 +131,8 @@ def test_invalid_existing_image_and_stale_temp_files_are_repaired(tmp_path):
     (ds / "images").mkdir()
     bad = ds / "images" / f"{cat['objID'].iloc[0]}.jpg"
     bad.write_bytes(b"<html>proxy error</html>")
-    (ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.tmp").write_bytes(b"\xff\xd8half")
-    (ds / ".manifest.parquet.abc.tmp").write_bytes(b"PAR1")
+    (ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.galmet.tmp").write_bytes(b"\xff\xd8half")
+    (ds / ".manifest.parquet.abc.galmet.tmp").write_bytes(b"PAR1")
     with FaultyServer() as srv:
         s = download_cutouts(ds, fast_options(srv.url))
     assert s.ok == 5 and read_image(bad, 16).shape == (16, 16, 3)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from galmet.columns import float_array, is_id_column, objid_array
 from galmet.errors import ConfigError, DataError
+from galmet.io.atomic import TEMP_FILE
 from galmet.io.safety import remove_empty_dirs, remove_files
 from galmet.io.tables import write_table
 
@@ -248,8 +249,11 @@ def remove_chunk_cache(folder: str | os.PathLike) -> int:
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    temp = re.compile(r"\.[0-9a-f]{20}\.parquet\..+\.tmp")  # left by an atomic write cut short
-    ours = [p for p in folder.iterdir() if CHUNK_FILE.fullmatch(p.name) or temp.fullmatch(p.name)]
+    ours = [p for p in folder.iterdir() if CHUNK_FILE.fullmatch(p.name)]
+    for p in folder.iterdir():
+        m = TEMP_FILE.fullmatch(p.name)  # a temporary file an interrupted chunk write left
+        if m is not None and CHUNK_FILE.fullmatch(m["name"]):
+            ours.append(p)
     n = remove_files(ours)
     remove_empty_dirs([folder])
     return n

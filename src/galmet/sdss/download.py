@@ -352,10 +352,7 @@ def download_cutouts(
     except OSError as exc:
         raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
     with exclusive(root, DOWNLOAD_LOCK, "'galmet download'"):
-        removed = remove_stale_temp_files(images)
-        for tmp in root.glob(f".{MANIFEST}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
+        removed = remove_stale_temp_files(images) + remove_stale_temp_files(root, of=MANIFEST)
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
         return _Run(root, cat, opts, client).run()
