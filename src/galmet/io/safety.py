@@ -122,7 +122,7 @@ def file_kind(path: str | os.PathLike) -> str | None:
     """What an existing file holds, judged from its content: ``"galmet model bundle"``,
     ``"galmet training checkpoint"``, ``"PyTorch file"``, ``"zip archive"``, ``"NumPy array"``,
     ``"JPEG image"``, ``"PNG image"``, ``"PDF document"``, ``"Parquet table"``, ``"FITS file"``,
-    ``"binary file"``; None for text (or an empty or unreadable file)."""
+    ``"damaged zip archive"``, ``"binary file"``; None for text (or an empty or unreadable file)."""
     p = Path(path)
     try:
         with open(p, "rb") as fh:
@@ -160,7 +160,7 @@ def _zip_kind(path: Path) -> str:
             with z.open(pkl[0]) as fh:
                 data = fh.read(1 << 22)  # the structure only; tensors are separate entries
     except (OSError, zipfile.BadZipFile, ValueError):
-        return "zip archive"
+        return "damaged zip archive"
     if BUNDLE_FORMAT.encode() in data:
         return "galmet model bundle"
     if CHECKPOINT_FORMAT.encode() in data:

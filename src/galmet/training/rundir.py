@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,7 +198,12 @@ def _clear(folder: Path, names: Sequence[str]) -> None:
 
 @contextlib.contextmanager
 def open_run_dir(
-    run: str | os.PathLike, resume: bool, overwrite: bool, names: Sequence[str] = RUN_FILES
+    run: str | os.PathLike,
+    resume: bool,
+    overwrite: bool,
+    names: Sequence[str] = RUN_FILES,
+    check: Callable[[Path, bool, bool], object] = check_run_output,
+    progress: str = CHECKPOINT,
 ) -> Iterator[RunDir]:
     """Lock ``run`` for the block and decide where this run writes (see the module docstring).
 
@@ -212,6 +217,11 @@ def open_run_dir(
     ----------
     names : sequence of str
         The files of a finished run, relative to ``run``, its completion marker last.
+    check : callable
+        ``check(run, resume, overwrite)`` raises ConfigError for a request that does not fit the
+        folder (default: :func:`check_run_output`, a training run's rules).
+    progress : str
+        The file whose presence in the staging folder means a staged run ``--resume`` can continue.
     """
     run = Path(run)
     created = not run.exists()
@@ -219,10 +229,10 @@ def open_run_dir(
     try:
         with exclusive(run, RUN_LOCK, "'galmet train'"):
             finish_commit(run)
-            check_run_output(run, resume, overwrite)
+            check(run, resume, overwrite)
             stage = staging_dir(run)
             if resume:
-                work = stage if (stage / CHECKPOINT).is_file() else run
+                work = stage if (stage / progress).is_file() else run
             elif overwrite and (holds_run(run) or any((run / n).is_file() for n in names)):
                 _clear(stage, names)  # a staged run killed earlier: start it again
                 stage.mkdir(exist_ok=True)
