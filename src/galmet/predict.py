@@ -3,7 +3,7 @@
 The table has one row per image, in the input's row order (columns: see :mod:`galmet.columns`):
 
 ==================== =============================================================
-objID / file         the galaxy's objID, or the image file when there is none
+objID / file         the galaxy's objID and/or its image file (an image folder always has file)
 split                train/valid/test (only for a dataset directory with a catalog)
 <target>_pred        prediction (mean over the 8 dihedral views with TTA), target units
 <target>_pred_std    population std over the views (and ensemble members); NaN for one
@@ -17,11 +17,12 @@ z, ra, dec
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FILE, OBJID, PASSTHROUGH, SPLIT, pred_column, spread_column
+from galmet.columns import FILE, OBJID, PASSTHROUGH, SPLIT, float_array, pred_column, spread_column
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.errors import DataError, GalmetError
 from galmet.nn.inference import GalmetModel
@@ -75,7 +76,7 @@ def predictions_table(
     out = pd.DataFrame(index=range(len(cat)))
     if OBJID in cat.columns:
         out[OBJID] = cat[OBJID].to_numpy(dtype=np.int64)
-    else:
+    if OBJID not in cat.columns or FILE in cat.columns:  # an image folder always names its files
         out[FILE] = [
             str(p.relative_to(dataset.root)) if p.is_relative_to(dataset.root) else str(p) for p in dataset.paths
         ]
@@ -144,7 +145,8 @@ def predict_positions(
             raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, positions.columns))})")
     size = model.image_size or 128
     images, keep = [], []
-    rows = list(zip(positions["ra"].to_numpy(dtype=float), positions["dec"].to_numpy(dtype=float), strict=True))
+    ras, decs = float_array(positions["ra"], where, "ra"), float_array(positions["dec"], where, "dec")
+    rows = list(zip(ras.tolist(), decs.tolist(), strict=True))
     show = progress if progress is not None else len(rows) >= 20
     iterator = rows
     if show:
@@ -153,6 +155,8 @@ def predict_positions(
         iterator = tqdm(rows, desc="fetching cutouts", unit="img")
     for i, (ra, dec) in enumerate(iterator):
         try:
+            if not (math.isfinite(ra) and math.isfinite(dec) and 0 <= ra <= 360 and -90 <= dec <= 90):
+                raise DataError(f"ra {ra}, dec {dec} is not a sky position (0 <= ra <= 360, -90 <= dec <= 90 degrees)")
             images.append(client.get_cutout(ra, dec, scale, size)[1])
             keep.append(i)
         except GalmetError as exc:

@@ -242,6 +242,23 @@ def check_output_dir(
     return p
 
 
+def check_not_inputs(paths: Iterable[str | os.PathLike], option: str, inputs: Iterable[Input]) -> None:
+    """ConfigError when one of ``paths`` (files a command will write) is one of its inputs."""
+    inputs = list(inputs)
+    for p in map(Path, paths):
+        for item in inputs:
+            if item.holds(p):
+                raise ConfigError(f"{option} {p.parent}: {p.name} is {item.what}, an input of this command")
+
+
+def model_input(path: str | os.PathLike, what: str = "the model bundle") -> Input:
+    """A model argument (a bundle file, or a run folder holding ``model.pt``) as an :class:`Input`."""
+    from galmet.layout import BUNDLE
+
+    p = Path(path)
+    return Input(p / BUNDLE if p.is_dir() else p, what)
+
+
 def remove_files(paths: Iterable[Path]) -> int:
     """Delete the given files (never a folder) when present; return how many were removed."""
     n = 0

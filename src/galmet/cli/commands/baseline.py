@@ -20,23 +20,36 @@ Example:
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import SEED, integer
+
     p.add_argument("dataset", help="dataset directory with modelMag_<band> columns")
     p.add_argument("--bands", default="gri", help="magnitudes to use: gri (paper) or ugriz (default: gri)")
     p.add_argument("--target", default="oh_p50", help="label column (default: oh_p50)")
     p.add_argument("--out", default="baseline", help="output directory (default: ./baseline)")
-    p.add_argument("--n-estimators", type=int, default=200, help="number of trees (default: 200)")
-    p.add_argument("--min-samples-leaf", type=int, default=5, help="smallest leaf (default: 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the forest (default: 0)")
-    p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+    p.add_argument("--n-estimators", type=integer(1, 100_000), default=200, help="number of trees (default: 200)")
+    p.add_argument("--min-samples-leaf", type=integer(1, 10**9), default=5, help="smallest leaf (default: 5)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed of the forest, 0 to 2**32-1 (default: 0)")
+    p.add_argument(
+        "--jobs", type=integer(1, 1024, allow=(-1,)), default=-1, help="worker processes, -1 = all cores (default: -1)"
+    )
 
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.baseline import ForestConfig
+    from galmet.io.safety import check_output_dir, dataset_inputs
+    from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, rf_predictions
+    from galmet.science.baseline import ForestConfig, parse_bands
     from galmet.science.runs.baseline import format_baselines, run_baselines
 
     if args.n_estimators < 1 or args.min_samples_leaf < 1:
         raise ConfigError("--n-estimators and --min-samples-leaf must be at least 1")
+    bands = parse_bands(args.bands)
+    files = [
+        (rf_predictions(bands), "parquet", "predictions table"),
+        (CONSTANT_PREDICTIONS, "parquet", "predictions table"),
+        (BASELINE_METRICS, "json", "baseline metrics"),
+    ]
+    check_output_dir(args.out, "--out", files, dataset_inputs(args.dataset))
     config = ForestConfig(args.n_estimators, args.min_samples_leaf, args.seed, args.jobs)
     result = run_baselines(args.dataset, args.out, args.bands, args.target, config)
     print(format_baselines(result))

@@ -22,6 +22,8 @@ Example:
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import SEED, integer
+
     p.add_argument("predictions", help="predictions file (.parquet, .csv or .fits)")
     p.add_argument("--dataset", help="dataset directory: images for Figure 1, truth when the file lacks it")
     p.add_argument("--out", default="figures", metavar="FIGDIR", help="output folder (default: ./figures)")
@@ -29,8 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--split", default="test", help="split to show: train, valid, test or all (default: test)")
     p.add_argument("--resolution", metavar="TABLE", help="resolution-study folder or table: adds Figure 4")
     p.add_argument("--mass", metavar="PRED_M", help="stellar-mass predictions file: adds Figures 5 and 6")
-    p.add_argument("--thumbnails", type=int, default=6, help="thumbnails per row in Figure 1 (default: 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of Figure 1's random row (default: 0)")
+    p.add_argument("--thumbnails", type=integer(1, 20), default=6, help="thumbnails per row in Figure 1 (default: 6)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of Figure 1's random row (default: 0)")
     p.add_argument(
         "--format", action="append", choices=["png", "pdf", "svg"], help="file format(s) (default: png and pdf)"
     )
@@ -42,6 +44,8 @@ def run(args) -> int:
 
     if not 1 <= args.thumbnails <= 20:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
+    formats = tuple(args.format or ("png", "pdf"))
+    _check_output(args, formats)
     paths = make_figures(
         args.predictions,
         args.dataset,
@@ -50,10 +54,30 @@ def run(args) -> int:
         args.split,
         args.resolution,
         args.mass,
-        tuple(args.format or ("png", "pdf")),
+        formats,
         args.thumbnails,
         args.seed,
     )
     for p in paths:
         print(p)
     return 0
+
+
+def _check_output(args, formats) -> None:
+    """Refuse an --out where a figure would replace one of the inputs or a file of another kind."""
+    from pathlib import Path
+
+    from galmet.io.safety import Input, check_output_dir, dataset_inputs
+    from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE
+
+    inputs = [Input(Path(args.predictions), "the predictions file")]
+    if args.mass:
+        inputs.append(Input(Path(args.mass), "the --mass predictions file"))
+    if args.resolution:
+        res = Path(args.resolution)
+        inputs += [Input(res / RESOLUTION_TABLE, "the resolution table"), Input(res / RESOLUTION_META, "its settings")]
+        inputs.append(Input(res, "the resolution table"))
+    if args.dataset:
+        inputs += dataset_inputs(args.dataset)
+    files = [(f"{stem}.{fmt}", fmt, "figure") for stem in FIGURE_NAMES.values() for fmt in formats]
+    check_output_dir(args.out, "--out", files, inputs)

@@ -18,15 +18,21 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_training_options
+    from galmet.cli.options import add_training_options, integer, number
 
     p.add_argument("dataset", help="dataset directory (catalog + images/)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for lr_find.csv and lr_find.png")
     add_training_options(p, schedule=False)
     g = p.add_argument_group("sweep")
-    g.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the sweep (default 1e-7)")
-    g.add_argument("--end-lr", type=float, default=10.0, help="last lr of the sweep (default 10)")
-    g.add_argument("--steps", type=int, default=100, help="number of steps (batches) of the sweep (default 100)")
+    g.add_argument(
+        "--start-lr", type=number(0, 1000, open_low=True), default=1e-7, help="first lr of the sweep (default 1e-7)"
+    )
+    g.add_argument(
+        "--end-lr", type=number(0, 1000, open_low=True), default=10.0, help="last lr of the sweep (default 10)"
+    )
+    g.add_argument(
+        "--steps", type=integer(2, 100_000), default=100, help="number of steps (batches) of the sweep (default 100)"
+    )
     g.add_argument("--freeze-body", action="store_true", help="sweep the head only, body frozen")
 
 
@@ -37,6 +43,8 @@ def run(args) -> int:
     from galmet.science.runs.lr_find import run_lr_find
 
     config = dataclasses.replace(config_from_args(args)[0], progress=False)
+    config.resolved()  # every option checked before the dataset is read or a file written
+    _check_output(args, config)
     r = run_lr_find(
         args.dataset,
         args.out,
@@ -54,3 +62,19 @@ def run(args) -> int:
     )
     print(f"wrote {r.csv_path} and {r.plot_path}")
     return 0
+
+
+def _check_output(args, config) -> None:
+    """Refuse an --out where lr_find.csv/png would replace an input or a file of another kind."""
+    from pathlib import Path
+
+    from galmet.io.safety import Input, check_output_dir, dataset_inputs
+    from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
+
+    inputs = dataset_inputs(args.dataset)
+    if args.config:
+        inputs.append(Input(Path(args.config), "the --config file"))
+    if config.weights not in ("imagenet", "none"):
+        inputs.append(Input(Path(config.weights), "the --weights file"))
+    files = [(LR_FIND_TABLE, "csv", "lr range test table"), (LR_FIND_PLOT, "png", "figure")]
+    check_output_dir(args.out, "--out", files, inputs)

@@ -26,13 +26,15 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_training_options
+    from galmet.cli.options import add_training_options, integer
 
     p.add_argument("dataset", help="dataset directory (catalog + images/) with a test split")
     p.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
     g = p.add_argument_group("study")
     g.add_argument("--sizes", default="128,64,32,16,8,4,2,1", help="comma-separated image sizes (default: the paper's)")
-    g.add_argument("--min-input", type=int, default=32, help="smallest network input side, pixels (default: 32)")
+    g.add_argument(
+        "--min-input", type=integer(1, 4096), default=32, help="smallest network input side, pixels (default: 32)"
+    )
     g.add_argument("--bands", default="gri", help="magnitudes of the random-forest baseline (default: gri)")
     g.add_argument("--no-tta", action="store_true", help="no test-time augmentation when scoring")
     add_training_options(p, schedule=True)
@@ -53,8 +55,31 @@ def run(args) -> int:
     from galmet.science.runs.resolution import run_study
 
     config = config_from_args(args)
+    _check_output(args)
     run_study(args.dataset, args.out, args.sizes, config, args.min_input, args.bands, tta=not args.no_tta)
     table, meta = read_resolution(args.out)
     print(format_resolution(table, meta))
     print(f"wrote {Path(args.out) / RESOLUTION_TABLE} and {Path(args.out) / FIGURE_NAMES[4]}.png")
     return 0
+
+
+def _check_output(args) -> None:
+    """Check --sizes and --bands, and refuse an --out where an output would replace an input."""
+    from pathlib import Path
+
+    from galmet.io.safety import Input, check_output_dir, dataset_inputs
+    from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE
+    from galmet.science.baseline import parse_bands
+    from galmet.science.resolution import parse_sizes
+
+    parse_sizes(args.sizes)
+    parse_bands(args.bands)
+    inputs = dataset_inputs(args.dataset)
+    if args.config:
+        inputs.append(Input(Path(args.config), "the --config file"))
+    files = [
+        (RESOLUTION_TABLE, "csv", "resolution-study table"),
+        (RESOLUTION_META, "json", "resolution-study settings"),
+        *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in ("png", "pdf")],
+    ]
+    check_output_dir(args.out, "--out", files, inputs)
