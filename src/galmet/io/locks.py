@@ -38,3 +38,22 @@ def exclusive(folder: str | os.PathLike, name: str, what: str) -> Iterator[None]
         yield
     finally:
         lock.release()
+
+
+def held_elsewhere(folder: str | os.PathLike, name: str) -> bool:
+    """True when another process holds the lock file ``folder/name`` right now (False when the
+    file does not exist: nothing is created)."""
+    from filelock import FileLock, Timeout
+
+    path = Path(folder) / name
+    if not path.is_file():
+        return False
+    lock = FileLock(path, timeout=0, fallback_to_soft=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except (OSError, NotImplementedError):
+        return False
+    lock.release()
+    return False

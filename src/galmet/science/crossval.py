@@ -52,7 +52,7 @@ from galmet.nn.bundle import load_model, save_ensemble
 from galmet.predict import predict_dataset
 from galmet.science.metrics import regression_metrics, residuals, rmse
 from galmet.training.loop import train
-from galmet.training.rundir import foreign_run_file, open_run_dir, staging_dir
+from galmet.training.rundir import check_not_running, foreign_run_file, open_run_dir, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,12 @@ def assign_folds(n: int, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _check_cv_dir(run: Path, resume: bool, overwrite: bool) -> None:
+def _check_cv_dir(run: Path, resume: bool, overwrite: bool, under_lock: bool = False) -> None:
     check_output_dir(run, "--out")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
+    if not under_lock:
+        check_not_running(run)
     started = run.is_dir() and any(p.name not in (RUN_LOCK, STAGING) for p in run.iterdir())
     if resume and not ((run / FOLDS).is_file() or (staging_dir(run) / FOLDS).is_file()):
         raise ConfigError(f"{run}: no {FOLDS}: not a cross-validation run to resume")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
-from galmet.io.locks import exclusive
+from galmet.io.locks import exclusive, held_elsewhere
 from galmet.io.safety import check_output_dir, file_kind, remove_empty_dirs, remove_files
 from galmet.layout import BUNDLE, CHECKPOINT, CONFIG, HISTORY, RUN_FILES, RUN_LOCK, STAGING
 
@@ -77,23 +77,34 @@ def holds_run(folder: Path) -> bool:
     return any((folder / n).is_file() for n in RUN_FILES)
 
 
+def check_not_running(run: Path) -> None:
+    """ConfigError when another galmet process holds the run directory's lock now."""
+    if held_elsewhere(run, RUN_LOCK):
+        raise ConfigError(f"{run}: another 'galmet train' is running here (it holds {RUN_LOCK})")
+
+
 def staging_dir(run: Path) -> Path:
     """Where ``--overwrite`` builds the new run in ``run``."""
     return run / STAGING
 
 
-def check_run_output(run: str | os.PathLike, resume: bool, overwrite: bool, option: str = "--out") -> Path:
+def check_run_output(
+    run: str | os.PathLike, resume: bool, overwrite: bool, option: str = "--out", under_lock: bool = False
+) -> Path:
     """Refuse (ConfigError, one line) a run directory that does not fit the request; touch nothing.
 
     Raises for: a path that is a file or sits under one or is not writable; ``--resume`` with
     ``--overwrite``; ``--resume`` without a checkpoint (in the folder or its staging folder); a
     finished or unfinished run without ``--overwrite`` (or ``--resume``); a run file
-    (``model.pt``, ``checkpoint.pt``, ``config.yaml``, ``history.csv``) that galmet did not write.
+    (``model.pt``, ``checkpoint.pt``, ``config.yaml``, ``history.csv``) that galmet did not write;
+    another process holding the folder's lock (unless ``under_lock``: this process holds it).
     """
     run = Path(run)
     check_output_dir(run, option)
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
+    if not under_lock:
+        check_not_running(run)
     foreign = None
     if run.is_dir():
         # what this request would replace: --resume rewrites config and history (it reads the
@@ -202,7 +213,7 @@ def open_run_dir(
     resume: bool,
     overwrite: bool,
     names: Sequence[str] = RUN_FILES,
-    check: Callable[[Path, bool, bool], object] = check_run_output,
+    check: Callable[..., object] = check_run_output,
     progress: str = CHECKPOINT,
 ) -> Iterator[RunDir]:
     """Lock ``run`` for the block and decide where this run writes (see the module docstring).
@@ -218,8 +229,8 @@ def open_run_dir(
     names : sequence of str
         The files of a finished run, relative to ``run``, its completion marker last.
     check : callable
-        ``check(run, resume, overwrite)`` raises ConfigError for a request that does not fit the
-        folder (default: :func:`check_run_output`, a training run's rules).
+        ``check(run, resume, overwrite, under_lock=True)`` raises ConfigError for a request that
+        does not fit the folder (default: :func:`check_run_output`, a training run's rules).
     progress : str
         The file whose presence in the staging folder means a staged run ``--resume`` can continue.
     """
@@ -229,7 +240,7 @@ def open_run_dir(
     try:
         with exclusive(run, RUN_LOCK, "'galmet train'"):
             finish_commit(run)
-            check(run, resume, overwrite)
+            check(run, resume, overwrite, under_lock=True)
             stage = staging_dir(run)
             if resume:
                 work = stage if (stage / progress).is_file() else run

@@ -74,6 +74,8 @@ def run(args) -> int:
     from galmet.nn.bundle import load_model
     from galmet.nn.device import resolve_device
 
+    if Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
     if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
         raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv or .fits)")
     if args.batch_size < 1:
