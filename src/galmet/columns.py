@@ -169,7 +169,7 @@ def _one_objid(v: Any, i: int, where: str, column: str) -> int:
             d = Decimal(text)
         except InvalidOperation:
             raise bad("is not an integer") from None
-        if d != d.to_integral_value():
+        if not d.is_finite() or d != d.to_integral_value():  # "inf", "snan", "12.5"
             raise bad("is not an integer")
         n = int(d)
     if not _INT64_MIN <= n <= _INT64_MAX:
