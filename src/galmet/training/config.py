@@ -143,7 +143,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A validated copy with ``epochs`` and ``lr`` filled in; raises ConfigError."""
-        check_config_values(type(self), self.to_dict())
+        check_config_values(type(self), self.to_dict(), ranges=False)  # types and finiteness first
         c = dataclasses.replace(
             self,
             targets=list(self.targets),
@@ -187,6 +187,7 @@ class TrainConfig:
             c.epochs = ONECYCLE_EPOCHS if c.epochs is None else c.epochs
             _check(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
             c.lr = c.lr or [ONECYCLE_LR] * 3
+        check_config_values(type(c), c.to_dict())  # and every range the checks above leave open
         return c
 
     @property

@@ -76,15 +76,17 @@ RANGES: dict[str, Range] = {
 }
 
 
-def check_config_values(cls: type, data: dict[str, Any], where: str = "config") -> None:
+def check_config_values(cls: type, data: dict[str, Any], where: str = "config", ranges: bool = True) -> None:
     """Raise ConfigError (one line: ``WHERE: FIELD must be ..., got VALUE``) for the first field
-    of ``data`` whose value does not fit the type (from ``cls``'s annotations) and range of
-    that field of the dataclass ``cls``. Unknown keys are not checked here."""
+    of ``data`` whose value does not fit the type (from ``cls``'s annotations) and, with
+    ``ranges``, the range of that field of the dataclass ``cls``. Types include finiteness.
+    Unknown keys are not checked here."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
-        problem = _problem(hints[f.name], data[f.name], RANGES.get(f.name, Range()))
+        rng = RANGES.get(f.name, Range()) if ranges else Range()
+        problem = _problem(hints[f.name], data[f.name], rng)
         if problem:
             raise ConfigError(f"{where}: {f.name} must be {problem}, got {_show(data[f.name])}")
 
