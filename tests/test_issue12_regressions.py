@@ -110,6 +110,23 @@ def test_1_synth_overwrite_refuses_a_real_dataset(tmp_path, capsys):
     assert changed_files(before, real) == [] and len(before) == 502  # 500 cutouts, catalog, README
 
 
+def test_1_a_users_images_json_beside_a_galmet_catalogue_is_left_alone(tiny, tmp_path, capsys):
+    ds = _copy(tiny, tmp_path / "ds")
+    (ds / "images.json").write_text('{"camera": "my notes about these images"}')
+    before = snapshot(ds)
+    code, out, err = _cli(capsys, "info", ds)
+    assert code == 0, err
+    assert changed_files(before, ds) == [] and not (ds / "images.npy").exists()  # the cache went elsewhere
+
+
+def test_1_catalog_does_not_shadow_an_existing_catalogue(tiny, tmp_path, capsys):
+    ds = _copy(tiny, tmp_path / "ds")
+    pd.read_parquet(ds / "catalog.parquet").to_csv(ds / "catalog.csv", index=False)
+    (ds / "catalog.parquet").unlink()
+    code, _, err = _cli(capsys, "catalog", "--from-table", ds / "catalog.csv", "--out", ds)
+    _one_line_error(code, err, "catalog.csv already exists (use --overwrite")
+
+
 # --- 2. outputs are never inputs -------------------------------------------------------------
 
 

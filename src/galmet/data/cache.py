@@ -43,8 +43,14 @@ def cache_location(root: Path, cache: bool | str | os.PathLike) -> Path | None:
     if cache is not True:
         return Path(cache)
     # Only write into directories galmet made (catalog.parquet): never into a shipped sample,
-    # a user's photo folder or a read-only share, even when running as root.
-    if (root / CATALOG_PARQUET).is_file() and os.access(root, os.W_OK) and root.stat().st_mode & 0o222:
+    # a user's photo folder or a read-only share, even when running as root; and never over an
+    # images.npy / images.json there that galmet did not write.
+    if (
+        (root / CATALOG_PARQUET).is_file()
+        and os.access(root, os.W_OK)
+        and root.stat().st_mode & 0o222
+        and is_galmet_cache_or_absent(root / IMAGE_CACHE)
+    ):
         return root / IMAGE_CACHE
     base = Path(os.environ.get("GALMET_CACHE_DIR", Path.home() / ".cache" / "galmet"))
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
@@ -53,6 +59,19 @@ def cache_location(root: Path, cache: bool | str | os.PathLike) -> Path | None:
 
 def _key_path(location: Path) -> Path:
     return location.with_name(cache_key_file(location.name))
+
+
+def is_galmet_cache_or_absent(location: Path) -> bool:
+    """True when neither the cache file nor its key exists, or the key is galmet's (a JSON object
+    with this format's ``key``, or galmet 0.1's ``rows_sha1``): only then may galmet write there."""
+    key = _key_path(location)
+    if not key.exists():
+        return not location.exists()
+    try:
+        meta = json.loads(key.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and (isinstance(meta.get("key"), dict) or "rows_sha1" in meta)
 
 
 def file_digest(path: Path) -> str:

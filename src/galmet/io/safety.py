@@ -251,6 +251,17 @@ def check_not_inputs(paths: Iterable[str | os.PathLike], option: str, inputs: It
                 raise ConfigError(f"{option} {p.parent}: {p.name} is {item.what}, an input of this command")
 
 
+def inputs_of(obj, what: str) -> list[Input]:
+    """The inputs a library argument stands for: a dataset directory (or loaded Dataset: its
+    ``root``) gives :func:`dataset_inputs`, a file path itself; anything else (a DataFrame, None)
+    reads nothing from disk."""
+    if isinstance(obj, (str, os.PathLike)):
+        p = Path(obj)
+        return dataset_inputs(p, what) if p.is_dir() else [Input(p, what)]
+    root = getattr(obj, "root", None)
+    return dataset_inputs(root, what) if isinstance(root, (str, os.PathLike)) else []
+
+
 def model_input(path: str | os.PathLike, what: str = "the model bundle") -> Input:
     """A model argument (a bundle file, or a run folder holding ``model.pt``) as an :class:`Input`."""
     from galmet.layout import BUNDLE

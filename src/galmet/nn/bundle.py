@@ -23,6 +23,7 @@ from galmet._version import __version__
 from galmet.columns import ARCHS
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
+from galmet.io.safety import check_output_file, model_input
 from galmet.layout import BUNDLE, BUNDLE_FORMAT
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD
 from galmet.nn.inference import GalmetModel
@@ -109,6 +110,9 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     meta : dict, optional
         Extra JSON-able description (e.g. the cross-validation scores).
     """
+    sources = [m.path if isinstance(m, GalmetModel) else m for m in members]
+    inputs = [model_input(p, f"the member {p}") for p in sources if p is not None]
+    check_output_file(path, "--out", "bundle", "model bundle", inputs)  # before reading the members
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
     if sum(len(m.nets) for m in models) < 2:
         raise ConfigError(

@@ -363,8 +363,11 @@ def _remove_previous(out: Path) -> None:
 
     config = previous_synthesis(out)
     n, seed = int(config["n"]), int(config["seed"])
+    from galmet.data.cache import is_galmet_cache_or_absent
+
     remove_files([out / CATALOG_PARQUET])
-    remove_files([out / IMAGE_CACHE, out / Path(IMAGE_CACHE).with_suffix(".json").name])
+    if is_galmet_cache_or_absent(out / IMAGE_CACHE):
+        remove_files([out / IMAGE_CACHE, out / Path(IMAGE_CACHE).with_suffix(".json").name])
     images = out / IMAGES_DIR
     if images.is_dir():
         remove_files(images / f"{object_id(seed, i)}.jpg" for i in range(n))

@@ -36,20 +36,11 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.io.safety import check_output_dir, dataset_inputs
-    from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, rf_predictions
-    from galmet.science.baseline import ForestConfig, parse_bands
+    from galmet.science.baseline import ForestConfig
     from galmet.science.runs.baseline import format_baselines, run_baselines
 
     if args.n_estimators < 1 or args.min_samples_leaf < 1:
         raise ConfigError("--n-estimators and --min-samples-leaf must be at least 1")
-    bands = parse_bands(args.bands)
-    files = [
-        (rf_predictions(bands), "parquet", "predictions table"),
-        (CONSTANT_PREDICTIONS, "parquet", "predictions table"),
-        (BASELINE_METRICS, "json", "baseline metrics"),
-    ]
-    check_output_dir(args.out, "--out", files, dataset_inputs(args.dataset))
     config = ForestConfig(args.n_estimators, args.min_samples_leaf, args.seed, args.jobs)
     result = run_baselines(args.dataset, args.out, args.bands, args.target, config)
     print(format_baselines(result))

@@ -171,8 +171,11 @@ def run(args) -> int:
     out = Path(args.out)
     target = out / CATALOG_PARQUET
     _check_output(args, out)
-    if target.exists() and not args.overwrite:
-        raise ConfigError(f"{target} already exists (use --overwrite to replace it)")
+    from galmet.data.dataset import find_catalog
+
+    existing = find_catalog(out) if out.is_dir() else None
+    if existing is not None and not args.overwrite:
+        raise ConfigError(f"{existing} already exists (use --overwrite to replace it)")
 
     if args.from_table:
         catalog = catalog_from_table(args.from_table, cuts)

@@ -28,6 +28,7 @@ def run(args) -> int:
     from galmet.io.safety import check_output_file, model_input
     from galmet.nn.bundle import load_model, save_ensemble
 
+    # the output is checked before the members are read (save_ensemble checks it again)
     inputs = [model_input(m, f"the input model {m}") for m in args.models]
     check_output_file(args.out, "--out", "bundle", "model bundle", inputs)
     models = [load_model(m) for m in args.models]

@@ -27,17 +27,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from galmet.io.safety import Input, check_output_file, dataset_inputs
     from galmet.science.metrics import format_metrics_table
     from galmet.science.runs.evaluate import evaluate_predictions
 
-    if args.json_out:
-        inputs = [Input(Path(args.predictions), "the predictions file")]
-        if args.dataset:
-            inputs += dataset_inputs(args.dataset)
-        check_output_file(args.json_out, "--json", "json", "metrics", inputs)
     summary = evaluate_predictions(args.predictions, args.target, args.split, args.dataset, args.json_out)
     print(format_metrics_table(summary))
     if args.json_out:

@@ -45,7 +45,6 @@ def run(args) -> int:
     if not 1 <= args.thumbnails <= 20:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
     formats = tuple(args.format or ("png", "pdf"))
-    _check_output(args, formats)
     paths = make_figures(
         args.predictions,
         args.dataset,
@@ -61,23 +60,3 @@ def run(args) -> int:
     for p in paths:
         print(p)
     return 0
-
-
-def _check_output(args, formats) -> None:
-    """Refuse an --out where a figure would replace one of the inputs or a file of another kind."""
-    from pathlib import Path
-
-    from galmet.io.safety import Input, check_output_dir, dataset_inputs
-    from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE
-
-    inputs = [Input(Path(args.predictions), "the predictions file")]
-    if args.mass:
-        inputs.append(Input(Path(args.mass), "the --mass predictions file"))
-    if args.resolution:
-        res = Path(args.resolution)
-        inputs += [Input(res / RESOLUTION_TABLE, "the resolution table"), Input(res / RESOLUTION_META, "its settings")]
-        inputs.append(Input(res, "the resolution table"))
-    if args.dataset:
-        inputs += dataset_inputs(args.dataset)
-    files = [(f"{stem}.{fmt}", fmt, "figure") for stem in FIGURE_NAMES.values() for fmt in formats]
-    check_output_dir(args.out, "--out", files, inputs)

@@ -38,13 +38,18 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import dataclasses
+    from pathlib import Path
 
     from galmet.cli.options import config_from_args
     from galmet.science.runs.lr_find import run_lr_find
 
     config = dataclasses.replace(config_from_args(args)[0], progress=False)
-    config.resolved()  # every option checked before the dataset is read or a file written
-    _check_output(args, config)
+    if args.config:  # the config file is an input too
+        from galmet.io.safety import check_not_inputs, inputs_of
+        from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
+
+        outs = [Path(args.out) / LR_FIND_TABLE, Path(args.out) / LR_FIND_PLOT]
+        check_not_inputs(outs, "--out", inputs_of(args.config, "the --config file"))
     r = run_lr_find(
         args.dataset,
         args.out,
@@ -62,19 +67,3 @@ def run(args) -> int:
     )
     print(f"wrote {r.csv_path} and {r.plot_path}")
     return 0
-
-
-def _check_output(args, config) -> None:
-    """Refuse an --out where lr_find.csv/png would replace an input or a file of another kind."""
-    from pathlib import Path
-
-    from galmet.io.safety import Input, check_output_dir, dataset_inputs
-    from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
-
-    inputs = dataset_inputs(args.dataset)
-    if args.config:
-        inputs.append(Input(Path(args.config), "the --config file"))
-    if config.weights not in ("imagenet", "none"):
-        inputs.append(Input(Path(config.weights), "the --weights file"))
-    files = [(LR_FIND_TABLE, "csv", "lr range test table"), (LR_FIND_PLOT, "png", "figure")]
-    check_output_dir(args.out, "--out", files, inputs)

@@ -43,23 +43,7 @@ def run(args) -> int:
 
     if not 0 < args.bin_width <= 2:
         raise ConfigError(f"--bin-width must be in (0, 2] dex, got {args.bin_width}")
-    _check_output(args)
     res = run_mzr(args.metallicity, args.mass, args.out, args.dataset, args.split, args.bin_width)
     print(format_mzr(res["metrics"]))
     print(f"wrote {len(res['files'])} files to {args.out}")
     return 0
-
-
-def _check_output(args) -> None:
-    """Refuse an --out where an output would replace an input or a file of another kind."""
-    from pathlib import Path
-
-    from galmet.io.safety import Input, check_output_dir, dataset_inputs
-    from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS, artefact_kind
-
-    inputs = [Input(Path(args.metallicity), "the --metallicity predictions"), Input(Path(args.mass), "the --mass ones")]
-    if args.dataset:
-        inputs += dataset_inputs(args.dataset)
-    files = [(MZR_METRICS, "json"), (MZR_BINS, "csv"), (MZR_JOINED, "parquet")]
-    files += [(f"{FIGURE_NAMES[k]}.{fmt}", fmt) for k in (5, 6) for fmt in ("png", "pdf")]
-    check_output_dir(args.out, "--out", [(n, f, artefact_kind(n) or "figure") for n, f in files], inputs)

@@ -55,7 +55,7 @@ def run(args) -> int:
     from galmet.science.runs.resolution import run_study
 
     config = config_from_args(args)
-    _check_output(args)
+    _check_options(args)
     run_study(args.dataset, args.out, args.sizes, config, args.min_input, args.bands, tta=not args.no_tta)
     table, meta = read_resolution(args.out)
     print(format_resolution(table, meta))
@@ -63,23 +63,10 @@ def run(args) -> int:
     return 0
 
 
-def _check_output(args) -> None:
-    """Check --sizes and --bands, and refuse an --out where an output would replace an input."""
-    from pathlib import Path
-
-    from galmet.io.safety import Input, check_output_dir, dataset_inputs
-    from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE
+def _check_options(args) -> None:
+    """--sizes and --bands, checked before the dataset is read."""
     from galmet.science.baseline import parse_bands
     from galmet.science.resolution import parse_sizes
 
     parse_sizes(args.sizes)
     parse_bands(args.bands)
-    inputs = dataset_inputs(args.dataset)
-    if args.config:
-        inputs.append(Input(Path(args.config), "the --config file"))
-    files = [
-        (RESOLUTION_TABLE, "csv", "resolution-study table"),
-        (RESOLUTION_META, "json", "resolution-study settings"),
-        *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in ("png", "pdf")],
-    ]
-    check_output_dir(args.out, "--out", files, inputs)

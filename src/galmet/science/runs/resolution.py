@@ -17,7 +17,7 @@ from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError, one_line
 from galmet.io.jsonfile import write_json
 from galmet.io.locks import exclusive
-from galmet.io.safety import check_output_dir
+from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import read_table, write_table
 from galmet.layout import (
     BUNDLE,
@@ -85,6 +85,12 @@ def run_study(
     if min_input < 1:
         raise ConfigError(f"--min-input must be >= 1 pixel, got {min_input}")
     config = (config or TrainConfig()).resolved()
+    files = [
+        (RESOLUTION_TABLE, "csv", "resolution-study table"),
+        (RESOLUTION_META, "json", "resolution-study settings"),
+        *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in formats],
+    ]
+    check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))
     target = config.targets[0]
     dataset = as_dataset(
         dataset, targets=config.targets, valid_fraction=config.valid_fraction, split_seed=config.split_seed
@@ -93,7 +99,6 @@ def run_study(
     if not len(dataset.split_indices("test")):
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
     out = Path(out_dir)
-    check_output_dir(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, RUN_LOCK, "'galmet resolution-study'"):  # one study at a time in a folder
         return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)
