@@ -157,6 +157,17 @@ def test_2_evaluate_refuses_to_replace_a_model_with_json(tiny, bundle, tmp_path,
     _one_line_error(code, err, "PyTorch file")
 
 
+def test_2_ensemble_never_replaces_a_training_runs_model(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(tiny, run)
+    other = tmp_path / "other.pt"
+    shutil.copy(run / "model.pt", other)
+    before = snapshot(run)
+    code, _, err = _cli(capsys, "ensemble", other, other, "--out", run / "model.pt")
+    _one_line_error(code, err, "is the model of the training run")
+    assert changed_files(before, run) == []
+
+
 # --- 3. runs are exclusive and replaced only on success ---------------------------------------
 
 

@@ -24,10 +24,14 @@ from pathlib import Path
 from galmet.errors import ConfigError
 from galmet.io.images import IMAGE_SUFFIXES
 from galmet.layout import (
+    BUNDLE,
     BUNDLE_FORMAT,
     CATALOG_JSON,
     CATALOG_NAMES,
+    CHECKPOINT,
     CHECKPOINT_FORMAT,
+    CONFIG,
+    FOLDS,
     IMAGE_CACHE,
     IMAGES_DIR,
     MANIFEST,
@@ -240,6 +244,14 @@ def check_output_dir(
     for name, fmt, what in files:
         check_output_file(p / name, option, fmt, what, inputs)
     return p
+
+
+def check_not_run_model(path: str | os.PathLike, option: str) -> None:
+    """ConfigError when ``path`` is the ``model.pt`` of a training run (a folder with its checkpoint,
+    config or folds): an ensemble or a copy written there would no longer match the run."""
+    p = Path(path)
+    if p.name == BUNDLE and any((p.parent / n).is_file() for n in (CHECKPOINT, CONFIG, FOLDS)):
+        raise ConfigError(f"{option} {p}: is the model of the training run in {p.parent}; choose another file")
 
 
 def check_not_inputs(paths: Iterable[str | os.PathLike], option: str, inputs: Iterable[Input]) -> None:
