@@ -96,8 +96,9 @@ def _build_template(root: Path) -> None:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     root = tmp_path_factory.mktemp("safety-template")
-    os.environ.setdefault("GALMET_CACHE_DIR", str(root.parent / "cache"))
-    _build_template(root)
+    with pytest.MonkeyPatch.context() as mp:  # decode caches of read-only inputs: not in ~/.cache
+        mp.setenv("GALMET_CACHE_DIR", str(root.parent / "safety-cache"))
+        _build_template(root)
     return root
 
 
