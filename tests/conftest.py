@@ -74,3 +74,15 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes); symlinks are read through."""
+    root = Path(root)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def changed_files(before: dict[str, bytes], root: Path) -> list[str]:
+    """Files of ``before`` that are gone or no longer byte-identical under ``root``."""
+    root = Path(root)
+    return [rel for rel, data in before.items() if not (root / rel).is_file() or (root / rel).read_bytes() != data]

@@ -19,6 +19,14 @@ text       status 200, a plain-text error message
 empty      status 200, empty body
 wrongsize  a valid JPEG of half the requested size
 404        HTTP 404 (permanent)
+trickle    status 200 and the JPEG's Content-Length, then one byte every ``trickle_seconds``
+dribble    the status line and headers themselves one byte every ``trickle_seconds``
+endless    status 200, no Content-Length, bytes streamed until the client hangs up
+huge       status 200 announcing a 10 GB body (Content-Length), then streamed
+bomb       a JPEG whose header says 12000 x 12000 pixels (~430 MB decoded), 1-2 kB sent
+junk       the valid JPEG followed by ``junk_bytes`` bytes of junk (10 MB by default)
+junk_small the valid JPEG followed by 100 bytes of junk
+hold       waits until ``release`` is set (or ``hold_seconds`` pass), then sends the JPEG
 ========== ================================================================
 
 SqlSearch (``/SkyServerWS/SearchTools/SqlSearch``) calls ``sql_responder(cmd, n)`` with
@@ -99,8 +107,23 @@ class FaultyServer:
     """
 
     def __init__(
-        self, plans=None, default_plan=("ok",), latency=0.0, slow_seconds=2.0, retry_after="1", sql_responder=None
+        self,
+        plans=None,
+        default_plan=("ok",),
+        latency=0.0,
+        slow_seconds=2.0,
+        retry_after="1",
+        sql_responder=None,
+        trickle_seconds=0.2,
+        junk_bytes=10 << 20,
+        hold_seconds=60.0,
+        stream_seconds=60.0,
     ):
+        self.trickle_seconds = trickle_seconds
+        self.junk_bytes = junk_bytes
+        self.hold_seconds = hold_seconds
+        self.stream_seconds = stream_seconds  # an endless stream stops after this long at the latest
+        self.release = threading.Event()
         self.plans = dict(plans or {})
         self.default_plan = list(default_plan)
         self.latency = latency
@@ -204,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "slow":
             time.sleep(srv.slow_seconds)
             action = "ok"
+        if action == "hold":
+            srv.release.wait(srv.hold_seconds)
+            action = "ok"
         if action == "ok":
             self._send(200, "image/jpeg", jpeg)
         elif action == "wrongsize":
@@ -256,8 +282,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "text/plain", b"ERROR: The service is temporarily unavailable. Please try again later.")
         elif action == "empty":
             self._send(200, "image/jpeg", b"")
+        elif action in ("trickle", "dribble"):
+            self._trickle(payload, headers_too=action == "dribble")
+        elif action in ("endless", "huge"):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            if action == "huge":
+                self.send_header("Content-Length", str(10 << 30))
+            self.end_headers()
+            chunk, t_end = payload + b"\x00" * (1 << 16), time.monotonic() + srv.stream_seconds
+            while time.monotonic() < t_end:
+                self.wfile.write(chunk)
+        elif action == "bomb":
+            self._send(200, "image/jpeg", bomb_jpeg(payload))
+        elif action == "junk":
+            self._send(200, "image/jpeg", payload + b"\x00JUNK" * (srv.junk_bytes // 5))
+        elif action == "junk_small":
+            self._send(200, "image/jpeg", payload + b"J" * 100)
         else:
             raise ValueError(f"unknown fault action {action!r}")
+
+    def _trickle(self, payload: bytes, headers_too: bool) -> None:
+        """Send the response one byte every ``trickle_seconds`` (the headers too, with ``headers_too``)."""
+        srv = self.srv
+        head = f"HTTP/1.0 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+        self.close_connection = True
+        if not headers_too:
+            self.wfile.write(head)
+            self.wfile.flush()
+            head = b""
+        for byte in head + payload:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(srv.trickle_seconds)
 
     def _send(self, status: int, content_type: str, body: bytes, headers: dict | None = None) -> None:
         self.send_response(status)
@@ -267,6 +324,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+
+def bomb_jpeg(jpeg: bytes, width: int = 12000, height: int = 12000) -> bytes:
+    """``jpeg`` with its frame header (SOF0) claiming ``width`` x ``height`` pixels: a small file
+    whose full decode would take width * height * 3 bytes (~430 MB by default)."""
+    i = jpeg.index(b"\xff\xc0")
+    return jpeg[: i + 5] + struct.pack(">HH", height, width) + jpeg[i + 9 :]
 
 
 # -- scenarios shared by tests/test_download.py and benchmarks/download_throughput.py --------

@@ -53,7 +53,13 @@ def test_baseline_ugriz_is_deterministic(split_dataset, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "argv_extra, msg", [(["--bands", "grx"], "--bands must be letters"), (["--n-estimators", "0"], "at least 1")]
+    "argv_extra, msg",
+    [
+        (["--bands", "grx"], "--bands must be letters"),
+        (["--n-estimators", "0"], "--n-estimators: must be an integer from 1"),
+        (["--jobs", "0"], "--jobs: must be an integer from 1 to 1024 (or -1)"),
+        (["--seed", str(2**40)], "--seed: must be an integer from 0 to 4294967295"),
+    ],
 )
 def test_bad_options_exit_2(split_dataset, tmp_path, capsys, argv_extra, msg):
     assert main(["baseline", str(split_dataset), "--out", str(tmp_path / "o"), *argv_extra]) == 2

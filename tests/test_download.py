@@ -131,8 +131,8 @@ def test_invalid_existing_image_and_stale_temp_files_are_repaired(tmp_path):
     (ds / "images").mkdir()
     bad = ds / "images" / f"{cat['objID'].iloc[0]}.jpg"
     bad.write_bytes(b"<html>proxy error</html>")
-    (ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.tmp").write_bytes(b"\xff\xd8half")
-    (ds / ".manifest.parquet.abc.tmp").write_bytes(b"PAR1")
+    (ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.galmet.tmp").write_bytes(b"\xff\xd8half")
+    (ds / ".manifest.parquet.abc.galmet.tmp").write_bytes(b"PAR1")
     with FaultyServer() as srv:
         s = download_cutouts(ds, fast_options(srv.url))
     assert s.ok == 5 and read_image(bad, 16).shape == (16, 16, 3)
@@ -206,8 +206,8 @@ def test_rate_limit_is_global(tmp_path):
             [],
             "row 0: objID 'x' is not an integer",
         ),
-        (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers must be at least 1"),
-        (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures must be a fraction"),
+        (lambda ds: make_catalog(ds, 2), ["--workers", "0"], "--workers: must be an integer from 1 to 64"),
+        (lambda ds: make_catalog(ds, 2), ["--max-failures", "2"], "--max-failures: must be in [0, 1]"),
         (lambda ds: make_catalog(ds, 2), ["--base-url", "ftp://x"], "must start with http:// or https://"),
     ],
 )
@@ -254,24 +254,51 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert f["manifest_rows"] == 120 and f["manifest_ok"] == 118
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default action.
+
+    A process inherits an *ignored* SIGINT from its parent (a non-interactive shell ignores it in
+    background jobs, ``cmd &``, and so does everything it starts), and Python only turns SIGINT
+    into KeyboardInterrupt when the disposition it inherits is the default one. A test suite run
+    in the background would thus start a download that cannot be interrupted at all: it finishes
+    and exits 0 instead of 130. That, not a swallowed KeyboardInterrupt, made this test fail
+    under load (reproduced with ``bash -c 'python -m pytest ... & wait'``).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_with_a_summary(tmp_path):
     ds = tmp_path / "ds"
-    make_catalog(ds, 200)
-    with FaultyServer(latency=0.05) as srv:
-        cmd = [sys.executable, "-m", "galmet", *cli_args(ds, srv.url, "--workers", "2", "--timeout", "2")]
+    cat = make_catalog(ds, 200)
+    # The first 12 cutouts come at once; every other request is held until the test releases it,
+    # so the run can never finish before the interrupt arrives, however loaded the machine is.
+    plans = {key_of(r, d): ["ok"] for r, d in zip(cat["ra"][:12], cat["dec"][:12], strict=True)}
+    with FaultyServer(plans, default_plan=("hold",), hold_seconds=60) as srv:
+        cmd = [sys.executable, "-m", "galmet", *cli_args(ds, srv.url, "--workers", "2", "--timeout", "30")]
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            preexec_fn=_default_sigint,
         )
-        while proc.poll() is None and len(list(ds.glob("images/*.jpg"))) < 10:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        try:
+            while proc.poll() is None and len(list(ds.glob("images/*.jpg"))) < 10:
+                time.sleep(0.02)
+            assert proc.poll() is None, "the download ended before it could be interrupted"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
         assert proc.returncode == 130, err
         assert "interrupted, rerun to resume" in out and "not fetched yet" in out
         man = pd.read_parquet(ds / "manifest.parquet")
         on_disk = {int(p.stem) for p in (ds / "images").glob("*.jpg")}
         assert set(man.loc[man["status"] == "ok", "objID"]) <= on_disk and len(man) >= 10
         assert not list(ds.rglob("*.tmp"))
+        srv.release.set()  # the server answers again: the rerun fetches the rest
         s = download_cutouts(ds, fast_options(srv.url))
         assert s.ok + s.present == 200 and s.present >= 10
 

@@ -169,7 +169,7 @@ def test_figures_cli_bad_thumbnails(tmp_path, capsys):
     f = tmp_path / "p.csv"
     _table(10).to_csv(f, index=False)
     assert main(["figures", str(f), "--out", str(tmp_path / "o"), "--thumbnails", "0"]) == 2
-    assert "--thumbnails must be between 1 and 20" in capsys.readouterr().err
+    assert "--thumbnails: must be an integer from 1 to 20" in capsys.readouterr().err
 
 
 def test_figures_cli_unknown_objid(tmp_path, tiny_dataset, capsys):

@@ -86,7 +86,8 @@ def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
 
 def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, split_dataset):
     out = tmp_path / "p.parquet"
-    out.write_bytes(b"previous")
+    pd.DataFrame({"objID": [1], "oh_p50_pred": [9.0]}).to_parquet(out)  # an earlier run's predictions
+    previous = out.read_bytes()
     wrong = make_tiny_dataset(tmp_path / "big", n=4, size=24)
     cases = [
         ((tmp_path / "missing.pt", split_dataset), "no such model bundle"),
@@ -103,7 +104,7 @@ def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, spl
         code, _, err = _run(capsys, *argv, "--out", out)
         assert code == 2, (argv, err)
         assert msg in err and err.count("\n") == 1, (argv, err)
-        assert out.read_bytes() == b"previous"
+        assert out.read_bytes() == previous
     code, _, err = _run(capsys, bundle, split_dataset, "--out", tmp_path / "p.txt")
     assert code == 2 and "unknown table format" in err
 

@@ -52,8 +52,10 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
             raise RuntimeError("crash")
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
-    (tmp_path / ".out.bin.abc.tmp").write_bytes(b"x")
+    (tmp_path / ".out.bin.abc.galmet.tmp").write_bytes(b"x")
+    (tmp_path / ".notes.tmp").write_bytes(b"a user's file")  # not galmet's: it stays
     assert remove_stale_temp_files(tmp_path) == 1
+    assert (tmp_path / ".notes.tmp").read_bytes() == b"a user's file"
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".fits"])

@@ -308,7 +308,7 @@ def _odd_size_image(dst, cat):
         ("nan_target", lambda c: c.assign(oh_p50=np.nan), None, [], "has no numeric values"),
         ("missing_target", None, None, ["--target", "gas_temperature"], "'gas_temperature' is not in the catalog"),
         ("mixed_sizes", None, _odd_size_image, [], "image is 20x20 pixels, expected 16x16"),
-        ("bad_epochs", None, None, ["--recipe", "onecycle", "--epochs", "-2"], "epochs must be >= 1"),
+        ("bad_epochs", None, None, ["--recipe", "onecycle", "--epochs", "-2"], "--epochs: must be an integer from 1"),
         ("paper_epochs", None, None, ["--epochs", "3"], "paper recipe's length"),
         ("crop_too_small", None, None, ["--crop", "4"], "crop must be at least 8 pixels"),
         ("crop_too_big", None, None, ["--crop", "24"], "smaller than --crop 24"),

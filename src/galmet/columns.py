@@ -26,6 +26,8 @@ from galmet.errors import DataError
 
 #: The SDSS photometric object ID, an exact 64-bit integer.
 OBJID = "objID"
+#: Columns holding SDSS identifiers, exact 64-bit integers (matched without regard to case).
+ID_INTEGER_COLUMNS = (OBJID, "specObjID")
 #: Image file of a row, relative to its dataset (image folders without objIDs).
 FILE = "file"
 #: Columns that identify a row, in order of preference.
@@ -66,6 +68,11 @@ _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
 #: Largest integer a float64 holds exactly; objIDs (~1.2e18) stored as floats have lost digits.
 _FLOAT_EXACT = 2**53
+
+
+def is_id_column(name: Any) -> bool:
+    """True for a column that holds SDSS identifiers (``objID``, ``specObjID``, any case)."""
+    return isinstance(name, str) and name.lower() in {c.lower() for c in ID_INTEGER_COLUMNS}
 
 
 def pred_column(target: str) -> str:
@@ -178,10 +185,41 @@ def objid_array(values: Any, where: str = "catalog", column: str = OBJID) -> np.
             i = int(np.argmax(out > _INT64_MAX))
             raise DataError(f"{where}: row {i}: {column} {out[i]} is beyond the 64-bit integer range")
         return out.astype(np.int64)
+    if len(arr) and all(isinstance(v, str) for v in arr):
+        try:  # the common case, a column of digit strings, in one pass
+            return np.fromiter((int(v) for v in arr), dtype=np.int64, count=len(arr))
+        except (ValueError, OverflowError):
+            pass  # the loop below names the first bad row
     result = np.empty(len(arr), dtype=np.int64)
     for i, v in enumerate(arr):
         result[i] = _one_objid(v, i, where, column)
     return result
+
+
+def float_array(values: Any, where: str = "table", column: str = "value") -> np.ndarray:
+    """float64 values of a numeric column; missing cells become NaN.
+
+    Raises
+    ------
+    DataError
+        One line naming the first row that holds something other than a number (text such as
+        ``'abc'``, a boolean), rather than letting it turn silently into NaN.
+    """
+    import pandas as pd
+
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    if series.dtype.kind in "fiu":
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if series.dtype.kind == "b":
+        raise DataError(f"{where}: column {column} holds booleans, expected numbers")
+    num = pd.to_numeric(series, errors="coerce")
+    for i in np.flatnonzero(num.isna().to_numpy() & series.notna().to_numpy()).tolist():
+        v = series.iloc[i]
+        if isinstance(v, (bool, np.bool_)) or (
+            isinstance(v, str) and v.strip().lower() not in ("", "nan", "none", "null", "na", "<na>")
+        ):
+            raise DataError(f"{where}: row {i}: {column} {v!r} is not a number")
+    return num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _one_objid(v: Any, i: int, where: str, column: str) -> int:
@@ -213,7 +251,7 @@ def _one_objid(v: Any, i: int, where: str, column: str) -> int:
             d = Decimal(text)
         except InvalidOperation:
             raise bad("is not an integer") from None
-        if d != d.to_integral_value():
+        if not d.is_finite() or d != d.to_integral_value():  # "inf", "snan", "12.5"
             raise bad("is not an integer")
         n = int(d)
     if not _INT64_MIN <= n <= _INT64_MAX:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 
 class GalmetError(Exception):
     """A problem with the user's input (file, row, column, option) rather than a bug.
 
-    The message is one line that says what is wrong and where (file, objID, column).
+    The message is one line that says what is wrong and where (file, objID, column): control
+    characters in it (a newline in a file name, a tab in a CSV cell) are written as escapes.
     """
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (single_line(args[0]),)
+        super().__init__(*args)
 
 
 class DataError(GalmetError):
@@ -16,6 +24,15 @@ class DataError(GalmetError):
 
 class ConfigError(GalmetError):
     """A bad option or configuration value."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def single_line(text: str) -> str:
+    """``text`` with every control character (newline, tab, escape, ...) written as a Python
+    escape, so a message that quotes a file name or a cell can never span lines."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

@@ -24,8 +24,14 @@ IMAGE_CACHE = "images.npy"
 MANIFEST = "manifest.parquet"
 #: Advisory lock held by a running ``galmet download``.
 DOWNLOAD_LOCK = ".download.lock"
-#: Settings of a synthetic dataset (``galmet synth``).
+#: Settings of a synthetic dataset (``galmet synth``), written before the first image.
 SYNTH_CONFIG = "synth_config.yaml"
+
+
+def cache_key_file(cache: str) -> str:
+    """Name of the JSON key beside a decode cache (``images.npy`` -> ``images.json``)."""
+    return cache.rsplit(".", 1)[0] + ".json"
+
 
 # --- training run directory ----------------------------------------------------------------
 #: The resolved training configuration.
@@ -36,6 +42,14 @@ HISTORY = "history.csv"
 CHECKPOINT = "checkpoint.pt"
 #: The model bundle (a single model or an ensemble).
 BUNDLE = "model.pt"
+#: Files of a training run, in the order a finished run replaces an old one (the bundle last:
+#: a run directory with a model.pt is always a complete run).
+RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, BUNDLE)
+#: Advisory lock held by a running ``galmet train`` (or ``resolution-study``) in its folder.
+RUN_LOCK = ".galmet.lock"
+#: Hidden folder in a run directory where ``--overwrite`` builds the new run; it replaces the
+#: old one only when it has finished.
+STAGING = ".galmet-staging"
 
 # --- cross-validation run directory (``galmet train --folds K``) ---------------------------
 #: objID (or file) and fold of every train/valid row.
@@ -90,6 +104,8 @@ LR_FIND_PLOT = "lr_find.png"
 MOSAIC = "mosaic.png"
 #: The self-contained HTML report.
 REPORT = "report.html"
+#: Marks a ``galmet demo`` output folder (its settings).
+DEMO_MARKER = "galmet-demo.json"
 
 #: File stems of the paper's figures (``.png`` and ``.pdf`` are written).
 FIGURE_NAMES = {
@@ -100,6 +116,49 @@ FIGURE_NAMES = {
     5: "fig5_mass",
     6: "fig6_mzr",
 }
+
+# --- what each name holds ------------------------------------------------------------------
+#: The kind of file galmet keeps under each artefact name: an output of another kind is never
+#: written under one of these names (``galmet evaluate --json RUN/model.pt`` is refused).
+ARTEFACT_KINDS = {
+    CATALOG_PARQUET: "catalogue",
+    "catalog.csv": "catalogue",
+    CATALOG_JSON: "catalogue settings",
+    IMAGE_CACHE: "decode cache",
+    cache_key_file(IMAGE_CACHE): "decode cache key",
+    MANIFEST: "download manifest",
+    DOWNLOAD_LOCK: "lock file",
+    RUN_LOCK: "lock file",
+    SYNTH_CONFIG: "synthesis settings",
+    CONFIG: "training config",
+    HISTORY: "training history",
+    CHECKPOINT: "training checkpoint",
+    BUNDLE: "model bundle",
+    FOLDS: "fold table",
+    OOF: "out-of-fold predictions table",
+    CV_SCORES: "cross-validation scores",
+    METRICS: "metrics",
+    BASELINE_METRICS: "baseline metrics",
+    RESOLUTION_TABLE: "resolution-study table",
+    RESOLUTION_META: "resolution-study settings",
+    MZR_METRICS: "MZR metrics",
+    MZR_BINS: "MZR bins table",
+    MZR_JOINED: "MZR joined table",
+    LR_FIND_TABLE: "lr range test table",
+    REPORT: "report",
+    DEMO_MARKER: "demo settings",
+    **{name: "predictions table" for name in (*PREDICTION_NAMES, CONSTANT_PREDICTIONS)},
+}
+
+
+def artefact_kind(name: str) -> str | None:
+    """The kind of galmet artefact a file name stands for (see :data:`ARTEFACT_KINDS`), or None."""
+    if name in ARTEFACT_KINDS:
+        return ARTEFACT_KINDS[name]
+    if name.startswith("rf_") and name.endswith("_predictions.parquet"):
+        return "predictions table"
+    return None
+
 
 # --- file formats ---------------------------------------------------------------------------
 #: The ``format`` entry of a model bundle (``model.pt``).

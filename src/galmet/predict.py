@@ -3,7 +3,7 @@
 The table has one row per image, in the input's row order (columns: see :mod:`galmet.columns`):
 
 ==================== =============================================================
-objID / file         the galaxy's objID, or the image file when there is none
+objID / file         the galaxy's objID and/or its image file (an image folder always has file)
 split                train/valid/test (only for a dataset directory with a catalog)
 <target>_pred        prediction (mean over the TTA views: the 8 dihedral views by default,
                      or fastai's original + 4 augmented), target units
@@ -22,6 +22,7 @@ holds the counts.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from galmet.columns import (
     PASSTHROUGH,
     SPLIT,
     describe_invalid,
+    float_array,
     mask_invalid_labels,
     pred_column,
     spread_column,
@@ -98,7 +100,7 @@ def predictions_table(
     out = pd.DataFrame(index=range(len(cat)))
     if OBJID in cat.columns:
         out[OBJID] = cat[OBJID].to_numpy(dtype=np.int64)
-    else:
+    if OBJID not in cat.columns or FILE in cat.columns:  # an image folder always names its files
         out[FILE] = [
             str(p.relative_to(dataset.root)) if p.is_relative_to(dataset.root) else str(p) for p in dataset.paths
         ]
@@ -174,7 +176,8 @@ def predict_positions(
             raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, positions.columns))})")
     size = model.image_size or 128
     images, keep = [], []
-    rows = list(zip(positions["ra"].to_numpy(dtype=float), positions["dec"].to_numpy(dtype=float), strict=True))
+    ras, decs = float_array(positions["ra"], where, "ra"), float_array(positions["dec"], where, "dec")
+    rows = list(zip(ras.tolist(), decs.tolist(), strict=True))
     show = progress if progress is not None else len(rows) >= 20
     iterator = rows
     if show:
@@ -183,6 +186,8 @@ def predict_positions(
         iterator = tqdm(rows, desc="fetching cutouts", unit="img")
     for i, (ra, dec) in enumerate(iterator):
         try:
+            if not (math.isfinite(ra) and math.isfinite(dec) and 0 <= ra <= 360 and -90 <= dec <= 90):
+                raise DataError(f"ra {ra}, dec {dec} is not a sky position (0 <= ra <= 360, -90 <= dec <= 90 degrees)")
             images.append(client.get_cutout(ra, dec, scale, size)[1])
             keep.append(i)
         except GalmetError as exc:

@@ -2,7 +2,12 @@
 
 Each subcommand is a module in :mod:`galmet.cli.commands` that defines ``NAME``, ``HELP``,
 ``ORDER`` (position in ``--help``), ``add_arguments(parser)`` and ``run(args) -> int``.
-Errors the user can cause (:class:`galmet.errors.GalmetError`) print one line and exit 2.
+
+Every way a user can get it wrong ends in one line on stderr and exit code 2: a bad option
+(argparse), a :class:`galmet.errors.GalmetError` from the library, and, as a last line of
+defence, an ``OSError`` (a full disk, a permission) or ``ValueError`` that reached this
+boundary, named with its file. Library warnings are logged at debug level (``-v`` shows them);
+Pillow's decompression-bomb warning is an error.
 """
 
 from __future__ import annotations
@@ -12,11 +17,20 @@ import importlib
 import logging
 import pkgutil
 import sys
+import warnings
 
 from galmet._version import __version__
-from galmet.errors import GalmetError
+from galmet.errors import GalmetError, one_line, single_line
 
 EXIT_USER_ERROR = 2
+log = logging.getLogger("galmet")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (no usage block) and exit with code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {single_line(message)} (see '{self.prog} --help')\n")
 
 
 def _command_modules():
@@ -29,7 +43,7 @@ def _command_modules():
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with one subparser per command module."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="galmet",
         description="Predict gas-phase metallicity, Z = 12 + log(O/H), of galaxies from SDSS gri "
         "images with a deep CNN (Wu & Boada 2019, MNRAS 484, 4683).",
@@ -37,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"galmet {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", parser_class=OneLineParser)
     for mod in _command_modules():
         p = sub.add_parser(
             mod.NAME,
@@ -50,23 +64,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings(verbose: bool) -> None:
+    """Route ``warnings`` to the log (shown with -v only); Pillow's bomb warning raises instead."""
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        return
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _os_error(exc: OSError) -> str:
+    """``PATH: reason`` of an OSError (a full disk, a permission, a missing folder)."""
+    where = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or one_line(exc)
+    return f"{where}: {reason}" if where else reason
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``galmet`` console script; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s: %(message)s" if args.verbose else "%(message)s",
-        stream=sys.stderr,
-    )
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return EXIT_USER_ERROR
+    command = "galmet"
+    verbose = False
     try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a bad option (already printed, one line)
+            return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+        command = f"galmet {args.command}" if getattr(args, "command", None) else "galmet"
+        verbose = bool(args.verbose)
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO,
+            format="%(levelname)s: %(message)s" if verbose else "%(message)s",
+            stream=sys.stderr,
+        )
+        _quiet_library_warnings(verbose)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return EXIT_USER_ERROR
         return int(args._run(args) or 0)
     except GalmetError as exc:
-        print(f"galmet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"galmet {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # Whatever the library did not turn into a GalmetError: a disk that filled up mid-write,
+        # a permission, a vanished folder. Atomic writes have already removed their temp files.
+        log.debug("OSError at the command-line boundary", exc_info=True)
+        print(f"{command}: error: {single_line(_os_error(exc))}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (ValueError, OverflowError) as exc:
+        log.debug("%s at the command-line boundary", type(exc).__name__, exc_info=True)
+        print(f"{command}: error: {single_line(one_line(exc))} (run with -v for details)", file=sys.stderr)
+        return EXIT_USER_ERROR

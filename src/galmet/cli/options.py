@@ -5,13 +5,100 @@
 - :func:`add_training_options` / :func:`config_from_args`: the :class:`~galmet.training.config.TrainConfig`
   options (``train``, ``lr-find``, ``resolution-study``); unset options keep the config's value.
 - :func:`add_device_option`, :func:`add_progress_option`.
+- argparse types that check a number where it is parsed (:func:`number`, :func:`integer`,
+  :func:`byte_size`, :data:`SEED`): every float option is finite and in its range, every
+  integer option in its range, and a bad value is one line naming the option.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+#: Largest seed galmet accepts (numpy, torch and scikit-learn all take 32-bit seeds).
+MAX_SEED = 2**32 - 1
+
+
+def number(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    what: str = "a number",
+) -> Callable[[str], float]:
+    """An argparse ``type``: a finite float in [lo, hi] (open ends when asked); nan, inf and
+    values out of range are refused with a one-line message."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        low_bad = lo is not None and (value <= lo if open_low else value < lo)
+        high_bad = hi is not None and (value >= hi if open_high else value > hi)
+        if low_bad or high_bad:
+            raise argparse.ArgumentTypeError(f"must be {_interval(lo, hi, open_low, open_high)}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _interval(lo, hi, open_low: bool, open_high: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if open_low else '['}{lo:g}, {hi:g}{')' if open_high else ']'}"
+    if lo is not None:
+        return f"{'above' if open_low else 'at least'} {lo:g}"
+    return f"{'below' if open_high else 'at most'} {hi:g}"
+
+
+def integer(lo: int | None = None, hi: int | None = None, *, allow: tuple[int, ...] = ()) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [lo, hi] (or one of ``allow``, e.g. -1 = "all cores")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value in allow:
+            return value
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            extra = f" (or {', '.join(map(str, allow))})" if allow else ""
+            span = f"from {lo} to {hi}" if lo is not None and hi is not None else _interval(lo, hi, False, False)
+            raise argparse.ArgumentTypeError(f"must be an integer {span}{extra}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+#: A seed option: 0 to 2**32 - 1.
+SEED = integer(0, MAX_SEED)
+
+_BYTE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def byte_size(lo: int = 1024, hi: int = 1 << 40) -> Callable[[str], int]:
+    """An argparse ``type``: a number of bytes, optionally with a K, M or G suffix (binary)."""
+
+    def parse(text: str) -> int:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]?)(?:i?[bB])?\s*", text)
+        if not m:
+            raise argparse.ArgumentTypeError(f"expected a number of bytes such as 4M or 65536, got {text!r}")
+        value = int(float(m.group(1)) * _BYTE_UNITS[m.group(2).lower()])
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo} to {hi} bytes, got {text!r}")
+        return value
+
+    parse.__name__ = "byte_size"
+    return parse
 
 
 @dataclass(frozen=True)
@@ -22,47 +109,60 @@ class ServerDefaults:
     retries: int = 5
     rate: float | None = 5.0
     backoff_base: float = 1.0
+    max_bytes: int = 4 << 20
 
 
 def add_server_options(p: argparse.ArgumentParser, defaults: ServerDefaults = ServerDefaults()):
-    """The ``server`` option group: --base-url, --timeout, --retries, --rate, --backoff-base."""
+    """The ``server`` option group: --base-url, --timeout, --retries, --rate, --backoff-base, --max-bytes."""
     from galmet.sdss.skyserver import DEFAULT_BASE_URL
 
     g = p.add_argument_group("server")
     g.add_argument("--base-url", default=DEFAULT_BASE_URL, help="SkyServer root (default: %(default)s)")
-    g.add_argument("--timeout", type=float, default=defaults.timeout, help="seconds per request (default: %(default)s)")
+    g.add_argument(
+        "--timeout",
+        type=number(0, 86400, open_low=True, what="a number of seconds"),
+        default=defaults.timeout,
+        help="deadline of each request in seconds: connection, headers and the whole body (default: %(default)s)",
+    )
     g.add_argument(
         "--retries",
-        type=int,
+        type=integer(0, 100),
         default=defaults.retries,
         help="retries per request after the first try (default: %(default)s)",
     )
     g.add_argument(
         "--rate",
-        type=float,
+        type=number(0, 1000, what="a number of requests per second"),
         default=defaults.rate,
         help="at most this many requests per second, 0 = no limit (default: %(default)s)",
     )
     g.add_argument(
         "--backoff-base",
-        type=float,
+        type=number(0, 3600, what="a number of seconds"),
         default=defaults.backoff_base,
         help="seconds before the first retry, doubling (default: %(default)s)",
+    )
+    g.add_argument(
+        "--max-bytes",
+        type=byte_size(),
+        default=defaults.max_bytes,
+        metavar="N",
+        help=f"largest response body accepted, bytes (K, M, G suffixes; default: {defaults.max_bytes >> 20}M)",
     )
     return g
 
 
 def check_server_options(args) -> None:
-    """ConfigError naming the first bad server option."""
+    """ConfigError naming the first bad server option (for callers that skip argparse's types)."""
     from galmet.errors import ConfigError
 
-    if not args.timeout > 0:
-        raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.retries < 0:
         raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
-    if args.rate is not None and not args.rate >= 0:
+    if args.rate is not None and not (math.isfinite(args.rate) and args.rate >= 0):
         raise ConfigError(f"--rate must be 0 (no limit) or positive, got {args.rate}")
-    if not args.backoff_base >= 0:
+    if not (math.isfinite(args.backoff_base) and args.backoff_base >= 0):
         raise ConfigError(f"--backoff-base must be 0 or more, got {args.backoff_base}")
 
 
@@ -76,6 +176,7 @@ def server_client(args):
         args.timeout,
         RetryPolicy(retries=args.retries, backoff_base=args.backoff_base),
         rate=args.rate or None,
+        max_bytes=getattr(args, "max_bytes", ServerDefaults.max_bytes),
     )
 
 
@@ -142,13 +243,18 @@ def add_training_options(p, schedule: bool = True) -> None:
     )
     g.add_argument("--arch", choices=ARCHS, help="ResNet body (default: resnet34)")
     g.add_argument("--weights", metavar="imagenet|none|PATH", help="initial body weights (default: imagenet)")
-    g.add_argument("--batch-size", type=int, help="global batch size (default 256; notebook 128)")
-    g.add_argument("--weight-decay", type=float, help="weight decay, decoupled for AdamW (default 0.01; notebook 0)")
-    g.add_argument("--size", type=int, help="required image size in pixels (default: the dataset's)")
+    g.add_argument("--batch-size", type=integer(2, 1 << 16), help="global batch size (default 256; notebook 128)")
     g.add_argument(
-        "--crop", type=int, metavar="N", help="train and predict on the central N x N pixels (default: the whole image)"
+        "--weight-decay", type=number(0, 1), help="weight decay, decoupled for AdamW (default 0.01; notebook 0)"
     )
-    g.add_argument("--seed", type=int, help="random seed (default 0)")
+    g.add_argument("--size", type=integer(1, 4096), help="required image size in pixels (default: the dataset's)")
+    g.add_argument(
+        "--crop",
+        type=integer(1, 4096),
+        metavar="N",
+        help="train and predict on the central N x N pixels (default: the whole image)",
+    )
+    g.add_argument("--seed", type=SEED, help="random seed, 0 to 2**32-1 (default 0)")
     g.add_argument("--skip-bad", action="store_true", default=None, help="drop bad rows instead of failing")
     add_device_option(g, None, "where to train")
     add_progress_option(g)
@@ -163,51 +269,65 @@ def add_training_options(p, schedule: bool = True) -> None:
         help="paper (default: the paper's text), notebook (the authors' released code) or onecycle (from scratch)",
     )
     s.add_argument(
-        "--epochs", type=int, help="total epochs (paper: fixed by --frozen-epochs/--cycles = 10; onecycle: 30)"
+        "--epochs",
+        type=integer(1, 100000),
+        help="total epochs (paper: fixed by --frozen-epochs/--cycles = 10; onecycle: 30)",
     )
-    s.add_argument("--frozen-epochs", type=int, help="paper: epochs with the body frozen (default 2)")
+    s.add_argument("--frozen-epochs", type=integer(0, 100000), help="paper: epochs with the body frozen (default 2)")
     s.add_argument(
-        "--cycles", type=int, nargs="+", metavar="N", help="paper: SGDR cycle lengths in epochs (default 1 1 2 4)"
+        "--cycles",
+        type=integer(1, 100000),
+        nargs="+",
+        metavar="N",
+        help="paper: SGDR cycle lengths in epochs (default 1 1 2 4)",
     )
     s.add_argument(
         "--lr",
-        type=float,
+        type=number(0, 10, open_low=True),
         nargs="+",
         metavar="LR",
         help="max lr: 1 value for every layer group or 3 (paper default 1e-3 1e-2 1e-2; onecycle 3e-3)",
     )
-    s.add_argument("--frozen-lr", type=float, help="paper, notebook: lr of the frozen epochs (default 0.1)")
+    s.add_argument(
+        "--frozen-lr", type=number(0, 10, open_low=True), help="paper, notebook: lr of the frozen epochs (default 0.1)"
+    )
     s.add_argument(
         "--optimizer", choices=("adamw", "sgd"), help="optimizer (default: adamw; notebook: sgd, momentum 0.9)"
     )
-    s.add_argument("--momentum", type=float, help="SGD momentum (default 0.9, fastai 0.7's)")
+    s.add_argument("--momentum", type=number(0, 1, open_high=True), help="SGD momentum (default 0.9, fastai 0.7's)")
     s.add_argument(
         "--sgdr-warmup",
-        type=float,
+        type=number(0, 1, open_high=True),
         metavar="FRACTION",
         help="hold lr/100 for this fraction of a fit's first SGDR cycle, as fastai 0.7 (default 0; notebook 0.05)",
     )
-    s.add_argument("--max-zoom", type=float, help="random zoom up to this factor, then crop (default 1.1; 1 = off)")
+    s.add_argument(
+        "--max-zoom", type=number(1, 4), help="random zoom up to this factor, then crop (default 1.1; 1 = off)"
+    )
     s.add_argument("--no-dihedral", action="store_true", help="no random rotations/flips")
     s.add_argument(
         "--rotate",
-        type=float,
+        type=number(0, 180),
         metavar="DEG",
         help="random rotation up to DEG degrees, p 0.75 (fastai 0.7; default 10, onecycle 0; 0 = off)",
     )
     s.add_argument(
         "--lighting",
-        type=float,
+        type=number(0, 1, open_high=True),
         metavar="X",
         help="random brightness and contrast change up to X (fastai 0.7; default 0.05, onecycle 0; 0 = off)",
     )
     s.add_argument("--no-standardize", action="store_true", help="train on raw target values (not (y-mean)/std)")
     s.add_argument(
-        "--valid-fraction", type=float, help="fraction of train rows made 'valid' when the catalog has none (0.2)"
+        "--valid-fraction",
+        type=number(0, 1, open_high=True),
+        help="fraction of train rows made 'valid' when the catalog has none (0.2)",
     )
-    s.add_argument("--split-seed", type=int, help="seed of that split (default 0)")
+    s.add_argument("--split-seed", type=SEED, help="seed of that split (default 0)")
     s.add_argument(
-        "--workers", type=int, help="DataLoader workers when images are read from the memory map (default 0)"
+        "--workers",
+        type=integer(0, 256),
+        help="DataLoader workers when images are read from the memory map (default 0)",
     )
     s.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")

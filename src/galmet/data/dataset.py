@@ -10,14 +10,20 @@ A dataset directory (see docs/architecture.md)::
       images.npy          decode cache: uint8 (N, H, W, 3), row order = catalog order
 
 A plain folder of JPEG/PNG images (no catalog) loads too, for prediction: its rows are the
-files in sorted order, with a ``file`` column and ``objID`` taken from numeric file names.
+files in sorted order, with a ``file`` column and ``objID`` taken from numeric file names (when
+every name is a distinct integer in the 64-bit range).
+
+The image size is the one most of the images have (read from their headers before anything is
+decoded), not the first row's: an odd image is a bad row, whatever its place.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmet.columns import DEFAULT_TARGET, LABEL_RANGES, OBJID, objid_array
-from galmet.data.cache import cache_key, cache_location, open_cache, write_cache
+from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
+from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
 from galmet.data.splits import assign_splits
 from galmet.errors import DataError
-from galmet.io.images import IMAGE_SUFFIXES, read_image
+from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
 from galmet.io.tables import read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
 
@@ -134,19 +140,34 @@ class Dataset:
         )
 
     def targets(self, columns: str | Sequence[str]) -> np.ndarray:
-        """Label columns as float32 (N, T); raise DataError naming the first NaN row."""
+        """Label columns as float32 (N, T); raise DataError naming the first row whose label is
+        missing, infinite or not a number."""
         columns = [columns] if isinstance(columns, str) else list(columns)
         check_target_columns(self.catalog, columns, self.root)
-        values = self.catalog[columns].to_numpy(dtype=np.float32)
+        labels = [float_array(self.catalog[c], str(self.root), f"label {c}") for c in columns]
+        values = np.stack(labels, axis=1).astype(np.float32)
         bad = np.argwhere(~np.isfinite(values))
         if len(bad):
             i, j = bad[0]
-            raise DataError(f"{_row_label(self, i)}: label {columns[j]} is NaN")
+            raise DataError(f"{_row_label(self, i)}: label {columns[j]} {_label_problem(values[i, j])}")
         return values
 
 
 def _row_label(ds: Dataset, i: int) -> str:
     return f"{ds.root}: objID {ds.names[i]} ({ds.paths[i].name})"
+
+
+def _label_problem(value: float, raw=None, lo: float = -np.inf, hi: float = np.inf) -> str:
+    """What is wrong with one label: missing, infinite, not a number, or out of range."""
+    if np.isfinite(value):
+        return f"= {value:g} is outside {lo:g}-{hi:g}"
+    if np.isinf(value):
+        return f"is infinite ({value})"
+    if isinstance(raw, (bool, np.bool_)) or (
+        isinstance(raw, str) and raw.strip().lower() not in ("", "nan", "none", "null", "na", "<na>")
+    ):
+        return f"{raw!r} is not a number"
+    return "is NaN (missing)"
 
 
 def check_target_columns(catalog: pd.DataFrame, columns: Iterable[str], where: Path | str) -> None:
@@ -218,11 +239,12 @@ def load_dataset(
     if not root.is_dir():
         raise DataError(f"{root}: not a directory (expected a dataset directory or an image folder)")
     catalog_file = find_catalog(root)
+    problems: dict[int, str] = {}
     if catalog_file is not None:
         catalog = read_table(catalog_file)
         paths = _catalog_image_paths(root, catalog, catalog_file)
     else:
-        catalog, paths = _image_folder_rows(root)
+        catalog, paths, problems = _image_folder_rows(root)
     catalog = catalog.reset_index(drop=True)
 
     if targets is None:
@@ -230,13 +252,13 @@ def load_dataset(
     targets = list(targets)
     check_target_columns(catalog, targets, catalog_file or root)
 
-    problems: dict[int, str] = {}
     names = _names(catalog, paths)
     for col in targets:
-        values = pd.to_numeric(catalog[col], errors="coerce").to_numpy(dtype=np.float64)
+        raw = catalog[col]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
         lo, hi = LABEL_RANGES.get(col, (-np.inf, np.inf))
         for row in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)).tolist():
-            what = "is NaN" if not np.isfinite(values[row]) else f"= {values[row]:g} is outside {lo:g}-{hi:g}"
+            what = _label_problem(values[row], raw.iloc[row], lo, hi)
             problems.setdefault(row, f"{root}: objID {names[row]} ({paths[row].name}): label {col} {what}")
     failed = _failed_downloads(root)
     known_failures: dict[int, str] = {}
@@ -244,6 +266,8 @@ def load_dataset(
         if i not in problems and not p.is_file():
             if names[i] in failed:
                 known_failures[i] = f"{root}: objID {names[i]}: no image (download failed: {failed[names[i]]})"
+            elif p.is_dir():
+                problems[i] = f"{root}: objID {names[i]}: image path {p} is a folder, not an image file"
             else:
                 problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
     problems = _settle(problems, on_error)
@@ -267,11 +291,12 @@ def load_dataset(
     if OBJID in catalog.columns:
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 
-    if size is None:
-        size = _first_image_size(root, paths, names, on_error)
-    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=sorted(problems.values()))
+    skipped = sorted(problems.values())
     if load_images:
-        ds = _attach_images(ds, names, on_error, cache, progress)
+        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress)
+    else:
+        size = size if size is not None else _sampled_size(root, paths, names)
+        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped)
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
@@ -295,15 +320,49 @@ def _failed_downloads(root: Path) -> dict[str, str]:
     return {str(int(o)): str(e) for o, e in zip(man["objID"], man["last_error"], strict=True)}
 
 
-def _first_image_size(root: Path, paths: list[Path], names: list[str], on_error: str) -> int:
-    """Width of the first decodable image (the size every other image must have)."""
-    for p, name in zip(paths, names, strict=True):
+def _where(root: Path, name: str, path: Path) -> str:
+    return f"{root}: objID {name} ({path.name})"
+
+
+def read_headers(root: Path, paths: list[Path], names: list[str]) -> tuple[dict[int, ImageHeader], dict[int, str]]:
+    """The header of every image (no pixel decoded), and a problem line for each unreadable one."""
+    headers: dict[int, ImageHeader] = {}
+    problems: dict[int, str] = {}
+
+    def work(i: int) -> None:
         try:
-            return read_image(p, where=f"{root}: objID {name} ({p.name})").shape[1]
-        except DataError:
-            if on_error == "raise":
-                raise
-    raise DataError(f"{root}: no image could be decoded")
+            headers[i] = read_header(paths[i], _where(root, names[i], paths[i]))
+        except DataError as exc:
+            problems[i] = str(exc)
+
+    if len(paths) < 64:
+        for i in range(len(paths)):
+            work(i)
+    else:
+        with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) * 2)) as pool:
+            list(pool.map(work, range(len(paths)), chunksize=64))
+    return headers, problems
+
+
+def majority_size(root: Path, headers: Iterable[ImageHeader]) -> int:
+    """The width = height that most images have (ties: the first row's); DataError when no
+    header could be read or most images are not square."""
+    counts = collections.Counter((h.width, h.height) for h in headers)
+    if not counts:
+        raise DataError(f"{root}: no image could be decoded")
+    (w, h), n = counts.most_common(1)[0]
+    if w != h:
+        raise DataError(f"{root}: most images ({n}) are {w}x{h} pixels; galmet needs square images")
+    return int(w)
+
+
+def _sampled_size(root: Path, paths: list[Path], names: list[str], sample: int = 33) -> int:
+    """The majority size of up to ``sample`` evenly spaced images (when the images are not loaded)."""
+    rows = sorted(set(np.linspace(0, len(paths) - 1, min(sample, len(paths))).astype(int).tolist()))
+    headers, problems = read_headers(root, [paths[i] for i in rows], [names[i] for i in rows])
+    if not headers:
+        raise DataError(problems[min(problems)] if problems else f"{root}: no image could be decoded")
+    return majority_size(root, headers.values())
 
 
 def _settle(problems: dict[int, str], on_error: str) -> dict[int, str]:
@@ -319,6 +378,15 @@ def _names(catalog: pd.DataFrame, paths: list[Path]) -> list[str]:
     if "objID" in catalog.columns:
         return [str(v) for v in catalog["objID"]]
     return [p.name for p in paths]
+
+
+def _readable_name(name: str) -> bool:
+    """True when a file name is valid UTF-8 (a name that is not ends up in every output table)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) -> list[Path]:
@@ -343,59 +411,114 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
     return paths
 
 
-def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path]]:
+def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
+    """Rows of a plain image folder (or its ``images/``): every JPEG/PNG file in sorted order.
+
+    Returns the catalogue (``file``, and ``objID`` when every name is a distinct integer), the
+    paths, and a problem line for each file whose name is not valid UTF-8.
+    """
     folder = root / IMAGES_DIR if (root / IMAGES_DIR).is_dir() else root
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    paths = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
     if not paths:
         raise DataError(f"{root}: no catalog (catalog.parquet/catalog.csv) and no .jpg/.png images")
-    catalog = pd.DataFrame({"file": [str(p.relative_to(root)) for p in paths]})
+    problems = {
+        i: f"{root}: file name {ascii(p.name)} is not valid UTF-8; rename it"
+        for i, p in enumerate(paths)
+        if not _readable_name(p.name)
+    }
+    files = [str(p.relative_to(root)) if i not in problems else "" for i, p in enumerate(paths)]
+    catalog = pd.DataFrame({FILE: files})
     stems = [p.stem for p in paths]
-    if all(s.isdigit() for s in stems):
-        catalog.insert(0, "objID", np.array([int(s) for s in stems], dtype=np.int64))
-    return catalog, paths
+    if all(re.fullmatch(r"[0-9]{1,19}", s) for s in stems):
+        ids = [int(s) for s in stems]
+        if len(set(ids)) < len(ids):
+            dup = next(s for s in stems if ids.count(int(s)) > 1)
+            log.warning("%s: several images are named %s (.jpg and .png?); rows are identified by file", root, dup)
+        elif max(ids) <= np.iinfo(np.int64).max:
+            catalog.insert(0, OBJID, np.array(ids, dtype=np.int64))
+    return catalog, paths, problems
 
 
-def _attach_images(ds: Dataset, names: list[str], on_error: str, cache, progress) -> Dataset:
-    location = cache_location(ds.root, cache)
-    key = cache_key(names, ds.image_size, ds.paths)
+def _load_images(
+    root: Path,
+    catalog: pd.DataFrame,
+    paths: list[Path],
+    names: list[str],
+    skipped: list[str],
+    size: int | None,
+    on_error: str,
+    cache,
+    progress,
+) -> Dataset:
+    """The Dataset with its images: memory-mapped from a decode cache made for exactly these
+    files (see :mod:`galmet.data.cache`), else decoded (headers checked first) and cached."""
+    location = cache_location(root, cache)
+    digests = file_digests(paths) if location is not None else []
     if location is not None:
-        cached = open_cache(location, key)
+        cached = open_cache(location, cache_key(names, paths, digests), size)
         if cached is not None:
-            ds._images, ds.cache_path = cached, location
-            return ds
+            return Dataset(root, catalog, paths, int(cached.shape[1]), location, list(skipped), cached)
 
-    images, problems = decode_all(ds, names, progress)
+    headers, problems = read_headers(root, paths, names)
+    if size is None:
+        if not headers:  # not one readable image: report the first, or how many were skipped
+            _settle(problems, on_error)
+            raise DataError(f"{root}: no usable images ({len(skipped) + len(problems)} bad rows skipped)")
+        size = majority_size(root, headers.values())
+    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=list(skipped))
+    images, decode_problems = decode_all(ds, names, progress, headers=headers)
+    problems.update(decode_problems)
     problems = _settle(problems, on_error)
     if problems:
         keep = np.array([i for i in range(len(ds)) if i not in problems], dtype=np.int64)
-        skipped = ds.skipped + sorted(problems.values())
+        all_skipped = ds.skipped + sorted(problems.values())
         ds = ds.subset(keep)
-        ds.skipped = skipped
+        ds.skipped = all_skipped
         images = images[keep]
         names = [names[i] for i in keep]
+        digests = [digests[i] for i in keep] if digests else digests
         if len(ds) == 0:
-            raise DataError(f"{ds.root}: no usable images ({len(skipped)} bad rows skipped)")
-        key = cache_key(names, ds.image_size, ds.paths)
+            raise DataError(f"{ds.root}: no usable images ({len(all_skipped)} bad rows skipped)")
     ds._images = images
     if location is not None:
+        key = cache_key(names, ds.paths, digests)
         try:
             write_cache(location, images, key)
-            ds._images, ds.cache_path = open_cache(location, key), location
+            ds._images, ds.cache_path = open_cache(location, key, ds.image_size), location
         except OSError as exc:
             log.warning("could not write decode cache %s (%s); continuing from memory", location, exc)
+        if ds._images is None:  # written but not readable back (a file system that lies): use memory
+            ds._images, ds.cache_path = images, None
     return ds
 
 
-def decode_all(ds: Dataset, names: list[str] | None = None, progress: bool | None = None, workers: int | None = None):
-    """Decode every image of ``ds``; return (uint8 (N, H, W, 3), {row: problem line})."""
+def decode_all(
+    ds: Dataset,
+    names: list[str] | None = None,
+    progress: bool | None = None,
+    workers: int | None = None,
+    headers: dict[int, ImageHeader] | None = None,
+):
+    """Decode every image of ``ds``; return (uint8 (N, H, W, 3), {row: problem line}).
+
+    Each image's header is checked against ``ds.image_size`` (and the decompression-bomb limit)
+    before it is decoded; ``headers`` (from :func:`read_headers`) saves reading them again.
+    """
     names = names or ds.names
     n, s = len(ds), ds.image_size
     out = np.zeros((n, s, s, 3), dtype=np.uint8)
     problems: dict[int, str] = {}
 
     def work(i: int) -> None:
+        where = _where(ds.root, names[i], ds.paths[i])
         try:
-            out[i] = read_image(ds.paths[i], s, where=f"{ds.root}: objID {names[i]} ({ds.paths[i].name})")
+            if headers is not None:
+                if i not in headers:
+                    return  # its header was unreadable: the caller has the problem already
+                check_header(headers[i], s, where)
+            out[i] = read_image(ds.paths[i], s, where=where)
         except DataError as exc:
             problems[i] = str(exc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
@@ -15,13 +16,18 @@ def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
         lines.append(f"decode cache: {ds.cache_path}")
     if ds.skipped:
         lines.append(f"skipped {len(ds.skipped)} bad rows, first: {ds.skipped[0]}")
-    counts = cat["split"].value_counts()
-    lines.append("split: " + ", ".join(f"{s} {int(counts.get(s, 0))}" for s in ("train", "valid", "test")))
+    from galmet.data.dataset import find_catalog
+
+    if find_catalog(ds.root) is None:
+        lines.append("no catalogue: a plain image folder (no labels, no split)")
+    else:
+        counts = cat["split"].value_counts()
+        lines.append("split: " + ", ".join(f"{s} {int(counts.get(s, 0))}" for s in ("train", "valid", "test")))
     cols = list(targets) if targets else [c for c in ("oh_p50", "lgm_tot_p50", "z") if c in cat.columns]
     if cols:
         lines.append(f"{'column':<14}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}")
         for c in cols:
-            v = cat[c].to_numpy(dtype=float)
+            v = pd.to_numeric(cat[c], errors="coerce").to_numpy(dtype=float)
             v = v[np.isfinite(v)]
             if len(v):
                 lines.append(f"{c:<14}{v.mean():9.3f}{v.std():9.3f}{v.min():9.3f}{v.max():9.3f}")

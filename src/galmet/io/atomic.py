@@ -1,19 +1,29 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename.
 
 A crash (even ``kill -9``) at any moment leaves either the old file or the complete new
-one, never a half-written file. Temporary files are named ``.<name>.<random>.tmp`` so a
-later run can recognise and remove leftovers (:func:`remove_stale_temp_files`).
+one, never a half-written file. Temporary files are named ``.<name>.<random>.galmet.tmp`` so a
+later run can recognise and remove its own leftovers (:func:`remove_stale_temp_files`) and
+never a user's file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = ".galmet.tmp"
+#: A temporary file of :func:`atomic_path`: ``.<name>.<mkstemp's random part>.galmet.tmp``.
+TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.galmet\.tmp")
+
+
+def is_temp_file(name: str, of: str | None = None) -> bool:
+    """True when ``name`` is a temporary file left by :func:`atomic_path` (of the file ``of``, when given)."""
+    m = TEMP_FILE.fullmatch(name)
+    return m is not None and (of is None or m.group("name") == of)
 
 
 @contextlib.contextmanager
@@ -65,14 +75,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def remove_stale_temp_files(folder: str | os.PathLike) -> int:
-    """Delete leftover ``.*.tmp`` files from interrupted atomic writes; return how many."""
+def remove_stale_temp_files(folder: str | os.PathLike, of: str | None = None) -> int:
+    """Delete the temporary files interrupted atomic writes left in ``folder`` (only galmet's,
+    :data:`TEMP_FILE`; of the file ``of`` when given); return how many."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     n = 0
     for p in folder.glob(f".*{TMP_SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-            n += 1
+        if is_temp_file(p.name, of) and p.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                n += 1
     return n

@@ -1,6 +1,12 @@
 """Read and write tables (catalogs, predictions) by file suffix: .parquet, .csv, .fits.
 
 All writes are atomic. FITS goes through astropy (imported only when needed).
+
+Identifier columns (``objID``, ``specObjID``, any case) come back as exact int64 whatever the
+file holds: a CSV's are read as text (pandas would otherwise round a column with one
+``1237663716556341422.0`` to float64 and lose the last digits of every ID), and a value that is
+not an exact integer in the 64-bit range is a one-line error naming the row
+(:func:`galmet.columns.objid_array`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from galmet.columns import is_id_column, objid_array
 from galmet.errors import DataError
 from galmet.io.atomic import atomic_path
 
@@ -25,24 +32,34 @@ def _suffix(path: Path) -> str:
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table from parquet, CSV or FITS; raise DataError naming the file on failure."""
+    """Read a table from parquet, CSV or FITS; raise DataError naming the file on failure.
+
+    Identifier columns (:func:`galmet.columns.is_id_column`) are returned as exact int64.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a table file")
     if not path.is_file():
         raise DataError(f"{path}: table file not found")
     suffix = _suffix(path)
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{path}: unknown table format {suffix!r} (use .parquet, .csv or .fits)")
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path, comment="#")
-        if suffix in (".fits", ".fit", ".fits.gz"):
+            df = pd.read_parquet(path)
+        elif suffix == ".csv":
+            header = pd.read_csv(path, comment="#", nrows=0).columns
+            df = pd.read_csv(path, comment="#", dtype={c: str for c in header if is_id_column(c)})
+        else:
             from astropy.table import Table
 
-            table = Table.read(path)
-            return table.to_pandas()
+            df = Table.read(path).to_pandas()
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         raise DataError(f"{path}: cannot read table ({type(exc).__name__}: {exc})") from exc
-    raise DataError(f"{path}: unknown table format {suffix!r} (use .parquet, .csv or .fits)")
+    for col in df.columns:
+        if is_id_column(col):
+            df[col] = objid_array(df[col], str(path), column=str(col))
+    return df
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:

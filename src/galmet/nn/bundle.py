@@ -11,6 +11,7 @@ This module is the format's one owner: nothing else reads or writes bundle files
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from galmet._version import __version__
 from galmet.columns import ARCHS
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
+from galmet.io.safety import check_output_file, model_input
 from galmet.layout import BUNDLE, BUNDLE_FORMAT
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD
 from galmet.nn.inference import GalmetModel
-from galmet.nn.net import HEAD_DESCRIPTION, build_model, n_outputs, unwrap
+from galmet.nn.net import HEAD_DESCRIPTION, GalmetNet, build_model, n_outputs, unwrap
 from galmet.nn.weights import safe_load
 
 # Version 2 adds meta "crop" and ensembles (meta "members" + "state_dicts"), which a version-1
@@ -71,6 +73,7 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         raise ConfigError(f"{path}: target_shift/target_scale need {n_out} values each")
     meta.setdefault("galmet_version", __version__)
     meta.setdefault("crop", None)
+    check_bundle_meta(meta, path)  # never write a bundle load_model would refuse
     version = BUNDLE_VERSION if meta["crop"] is not None else 1
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": version, "meta": meta, "state_dict": cpu_state(net)}
     path = Path(path)
@@ -107,6 +110,9 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     meta : dict, optional
         Extra JSON-able description (e.g. the cross-validation scores).
     """
+    sources = [m.path if isinstance(m, GalmetModel) else m for m in members]
+    inputs = [model_input(p, f"the member {p}") for p in sources if p is not None]
+    check_output_file(path, "--out", "bundle", "model bundle", inputs)  # before reading the members
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
     if sum(len(m.nets) for m in models) < 2:
         raise ConfigError(
@@ -181,15 +187,12 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
             f"{path}: ensemble bundle lists {len(meta.get('members') or [])} members "
             f"but holds {len(states)} weight sets"
         )
-    arch = meta.get("arch")
-    if arch not in ARCHS:
-        raise ConfigError(f"{path}: unknown architecture {arch!r} in bundle (this galmet knows {', '.join(ARCHS)})")
-    n_targets = meta.get("n_targets")
-    targets = meta.get("targets")
-    if not isinstance(n_targets, int) or not isinstance(targets, list) or len(targets) != n_targets:
-        raise ConfigError(f"{path}: bundle meta has inconsistent n_targets/targets ({n_targets!r}, {targets!r})")
-    nets = []
+    check_bundle_meta(meta, path)
+    arch, n_targets = meta["arch"], meta["n_targets"]
+    nets: list[GalmetNet] = []
     for state in states:
+        if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+            raise ConfigError(f"{path}: its weights are not a mapping of names to tensors")
         net = build_model(arch, n_targets, "none")
         expected = net.state_dict()
         if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
@@ -199,6 +202,70 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
             raise ConfigError(
                 f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})"
             )
+        bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise ConfigError(f"{path}: its weights hold NaN or infinite values ({bad[0]}); a diverged training?")
         net.load_state_dict(state)
         nets.append(net.eval())
     return GalmetModel(nets, meta, path).to(device)
+
+
+def _finite_list(value, n: int, nonzero: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        and (not nonzero or all(v != 0 for v in value))
+    )
+
+
+def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
+    """Raise ConfigError (one line naming ``path`` and the field) for bundle metadata that does
+    not fit the format: ``arch`` one of :data:`~galmet.columns.ARCHS`; ``n_targets`` 1 to 16 and
+    ``targets`` that many distinct non-empty names; ``norm_mean``/``norm_std`` 3 finite numbers
+    (std > 0); ``image_size`` null or 1-4096 pixels; ``crop`` null or 1 to ``image_size``;
+    ``target_shift``/``target_scale`` (of the bundle, or of each ensemble member) ``n_targets``
+    finite numbers, the scale non-zero."""
+
+    def bad(field: str, want: str) -> ConfigError:
+        shown = repr(meta.get(field))
+        return ConfigError(f"{path}: bundle meta {field} must be {want}, got {shown[:60]}")
+
+    if meta.get("arch") not in ARCHS:
+        raise ConfigError(
+            f"{path}: unknown architecture {meta.get('arch')!r} in bundle (this galmet knows {', '.join(ARCHS)})"
+        )
+    n = meta.get("n_targets")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
+        raise bad("n_targets", "an integer from 1 to 16")
+    targets = meta.get("targets")
+    if (
+        not isinstance(targets, list)
+        or len(targets) != n
+        or not all(isinstance(t, str) and t.strip() for t in targets)
+        or len(set(targets)) != n
+    ):
+        raise ConfigError(f"{path}: bundle meta has inconsistent n_targets/targets ({n!r}, {str(targets)[:60]})")
+    for field in ("norm_mean", "norm_std"):
+        if field in meta and not _finite_list(meta[field], 3, nonzero=field == "norm_std"):
+            raise bad(field, "3 finite numbers" + (", none zero" if field == "norm_std" else ""))
+    if "norm_std" in meta and any(v <= 0 for v in meta["norm_std"]):
+        raise bad("norm_std", "3 positive numbers")
+    size = meta.get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096):
+        raise bad("image_size", "null or an integer from 1 to 4096 pixels")
+    crop = meta.get("crop")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= (size or 4096)):
+        raise bad("crop", f"null or an integer from 1 to {size or 4096} pixels")
+    members = meta["members"] if "members" in meta else [meta]
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        raise bad("members", "a list of member descriptions")
+    for m in members:
+        for field, nonzero in (("target_shift", False), ("target_scale", True)):
+            value = m.get(field)
+            if value is not None and not _finite_list(value, n, nonzero):
+                where = "" if m is meta else " of a member"
+                raise ConfigError(
+                    f"{path}: bundle meta {field}{where} must be {n} finite numbers"
+                    f"{' (none zero)' if nonzero else ''}, got {repr(value)[:60]}"
+                )

@@ -19,6 +19,7 @@ from torch import nn
 
 from galmet.columns import ARCHS
 from galmet.errors import ConfigError, one_line
+from galmet.io.safety import file_kind
 from galmet.layout import BUNDLE_FORMAT
 
 
@@ -55,20 +56,36 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
         raise ConfigError(f"cannot get ImageNet weights for {arch} ({one_line(exc)}): {how}") from exc
 
 
+#: What :func:`galmet.io.safety.file_kind` calls a file ``torch.load`` may read.
+TORCH_KINDS = ("galmet model bundle", "galmet training checkpoint", "PyTorch file", "pickle file")
+
+
 def safe_load(path: Path, what: str) -> Any:
-    """torch.load with weights_only=True; any failure -> one-line ConfigError naming ``path``."""
+    """torch.load with weights_only=True; any failure -> one-line ConfigError naming ``path``.
+
+    The message says which of three things is wrong: the file is not a PyTorch file at all (a
+    JPEG, a text file, random bytes), it is damaged, or it holds Python objects other than
+    plain weights (refused, never executed).
+    """
     if not path.exists():
         raise ConfigError(f"{path}: no such {what}")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, expected a {what} file")
+    kind = file_kind(path)
+    if kind == "damaged zip archive":
+        raise ConfigError(f"{path}: cannot read {what} (a damaged or truncated PyTorch file)")
+    if kind not in TORCH_KINDS:
+        raise ConfigError(f"{path}: not a PyTorch file (it is a {kind or 'text file'}); expected a {what}")
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol warning adds nothing to the refusal
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ConfigError(f"{path}: not a plain-weights {what} (refusing to unpickle arbitrary objects)") from exc
+        if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL ... is blocked"
+            raise ConfigError(f"{path}: not a plain-weights {what} (refusing to unpickle arbitrary objects)") from None
+        raise ConfigError(f"{path}: damaged or not a {what} (its pickled structure cannot be read)") from None
     except Exception as exc:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
-        raise ConfigError(f"{path}: cannot read {what} ({one_line(exc)})") from exc
+        raise ConfigError(f"{path}: cannot read {what} ({one_line(exc)})") from None
 
 
 def local_body_state(path: Path) -> dict[str, torch.Tensor]:

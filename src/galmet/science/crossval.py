@@ -33,12 +33,26 @@ import pandas as pd
 from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
+from galmet.io.safety import check_output_dir
 from galmet.io.tables import write_table
-from galmet.layout import BUNDLE, CHECKPOINT, CV_SCORES, FOLDS, OOF, fold_dir
+from galmet.layout import (
+    BUNDLE,
+    CHECKPOINT,
+    CONFIG,
+    CV_SCORES,
+    FOLDS,
+    HISTORY,
+    OOF,
+    RUN_FILES,
+    RUN_LOCK,
+    STAGING,
+    fold_dir,
+)
 from galmet.nn.bundle import load_model, save_ensemble
 from galmet.predict import predict_dataset
 from galmet.science.metrics import regression_metrics, residuals, rmse
 from galmet.training.loop import train
+from galmet.training.rundir import check_not_running, foreign_run_file, open_run_dir, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +91,38 @@ def assign_folds(n: int, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-def _check_cv_dir(run: Path, resume: bool, overwrite: bool) -> None:
-    if run.exists() and not run.is_dir():
-        raise ConfigError(f"{run}: exists and is not a directory")
+def _check_cv_dir(run: Path, resume: bool, overwrite: bool, under_lock: bool = False) -> None:
+    check_output_dir(run, "--out")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-    started = run.is_dir() and any(run.iterdir())
-    if resume and not (run / FOLDS).is_file():
+    if not under_lock:
+        check_not_running(run)
+    started = run.is_dir() and any(p.name not in (RUN_LOCK, STAGING) for p in run.iterdir())
+    if resume and not ((run / FOLDS).is_file() or (staging_dir(run) / FOLDS).is_file()):
         raise ConfigError(f"{run}: no {FOLDS}: not a cross-validation run to resume")
     if started and not (resume or overwrite):
         raise ConfigError(f"{run}: is not empty; use --resume to continue a cross-validation run there or --overwrite")
+    if run.is_dir() and foreign_run_file(run, skip=(CONFIG, HISTORY, CHECKPOINT)) is not None:
+        raise ConfigError(
+            f"{run}: its {BUNDLE} was not written by galmet (or is damaged); galmet never replaces it: "
+            f"move it away or choose another --out"
+        )
+
+
+def _cv_files(folds: int) -> list[str]:
+    """The files of a finished cross-validation run, relative to it, the ensemble bundle last."""
+    per_fold = [f"{fold_dir(k)}/{name}" for k in range(folds) for name in RUN_FILES]
+    return [FOLDS, OOF, CV_SCORES, *per_fold, BUNDLE]
+
+
+def _obsolete_folds(run: Path, folds: int) -> list[str]:
+    """Files of folds beyond ``folds`` that an earlier run with more folds left in ``run``."""
+    out = []
+    k = folds
+    while (run / fold_dir(k)).is_dir():
+        out += [f"{fold_dir(k)}/{name}" for name in RUN_FILES]
+        k += 1
+    return out
 
 
 def cross_validate(
@@ -116,7 +152,9 @@ def cross_validate(
     resume : bool
         Continue: finished folds are kept, an interrupted fold resumes from its checkpoint.
     overwrite : bool
-        Start again in a directory that holds a run.
+        Start again in a directory that holds a run: the new run is built in the hidden
+        ``.galmet-staging`` folder and replaces the old one (its files, by name) only when it has
+        finished; other files in the folder stay.
     tta : bool
         Out-of-fold predictions with the 8 dihedral views.
 
@@ -141,8 +179,17 @@ def cross_validate(
     pool = ds.split_indices(["train", "valid"])
     fold_of_pool = assign_folds(len(pool), folds, fold_seed)
     table = pd.DataFrame({"name": np.asarray(ds.names, dtype=object)[pool], "fold": fold_of_pool})
-    folds_file = run / FOLDS
-    if resume:
+    names = _cv_files(folds)
+    with open_run_dir(run, resume, overwrite, names=names, check=_check_cv_dir, progress=FOLDS) as rd:
+        result = _cross_validate_into(rd.work, ds, config, folds, fold_seed, pool, fold_of_pool, table, resume, tta)
+        rd.commit(names, _obsolete_folds(run, folds))
+    return dataclasses.replace(result, run_dir=run, bundle_path=run / BUNDLE)
+
+
+def _cross_validate_into(work: Path, ds, config, folds, fold_seed, pool, fold_of_pool, table, resume, tta) -> CVResult:
+    """Train the folds and write the cross-validation run into ``work`` (the run, or its staging folder)."""
+    folds_file = work / FOLDS
+    if resume and folds_file.is_file():
         saved = pd.read_csv(folds_file, dtype={"name": str})
         if (
             saved["name"].tolist() != table["name"].astype(str).tolist()
@@ -152,15 +199,11 @@ def cross_validate(
                 f"{folds_file}: the dataset or --folds/--split-seed differ from the run being resumed; "
                 f"use --overwrite to start again"
             )
-    run.mkdir(parents=True, exist_ok=True)
-    if overwrite and not resume:
-        for name in (FOLDS, OOF, CV_SCORES, BUNDLE):
-            (run / name).unlink(missing_ok=True)
     atomic_write_text(folds_file, table.to_csv(index=False))
 
     parts, members = [], []
     for k in range(folds):
-        fold_run = run / fold_dir(k)
+        fold_run = work / fold_dir(k)
         cat = ds.catalog.copy()
         cat.loc[pool, "split"] = np.where(fold_of_pool == k, "valid", "train")
         ds_k = dataclasses.replace(ds, catalog=cat)
@@ -200,9 +243,11 @@ def cross_validate(
             "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds)),
         }
     scores["config"] = config.to_dict()
-    write_table(oof, run / OOF)
-    atomic_write_text(run / CV_SCORES, json.dumps(scores, indent=1) + "\n")
+    write_table(oof, work / OOF)
+    atomic_write_text(work / CV_SCORES, json.dumps(scores, indent=1) + "\n")
     bundle = save_ensemble(
-        run / BUNDLE, members, meta={"cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")}}
+        work / BUNDLE,
+        members,
+        meta={"cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")}},
     )
-    return CVResult(run_dir=run, bundle_path=bundle, oof=oof, scores=scores)
+    return CVResult(run_dir=work, bundle_path=bundle, oof=oof, scores=scores)

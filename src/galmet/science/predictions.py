@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pandas as pd
 
-from galmet.columns import PASSTHROUGH, SPLIT
+from galmet.columns import PASSTHROUGH, SPLIT, float_array, objid_array
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
 from galmet.io.tables import read_table
@@ -71,13 +70,10 @@ def join_dataset(df: pd.DataFrame, dataset, columns=JOINED) -> pd.DataFrame:
         return df
     right = cat[[key, *want]].drop_duplicates(key)
     left = df.drop(columns=[c for c in want if c in df.columns])
-    if key == "objID":
-        left = left.assign(objID=pd.to_numeric(left["objID"], errors="coerce").astype("Int64"))
-        right = right.assign(objID=right["objID"].astype("Int64"))
-    merged = left.merge(right, on=key, how="left", validate="many_to_one")
-    if key == "objID":
-        merged["objID"] = merged["objID"].astype(np.int64)
-    return merged
+    if key == "objID":  # exact 64-bit IDs on both sides, never rounded through float
+        left = left.assign(objID=objid_array(left["objID"], "predictions"))
+        right = right.assign(objID=objid_array(right["objID"], where))
+    return left.merge(right, on=key, how="left", validate="many_to_one")
 
 
 def load_predictions(
@@ -112,6 +108,9 @@ def load_predictions(
         raise DataError(f"{where}: no column {target + '_pred'!r} (columns: {', '.join(map(str, df.columns))})")
     if dataset is not None:
         df = join_dataset(df, dataset)
+    for col in (f"{target}_pred", target):
+        if col in df.columns and df[col].dtype.kind not in "fiu":
+            df[col] = float_array(df[col], where, col)  # text that is not a number: one line naming the row
     if target not in df.columns or df[target].isna().all():
         hint = (
             "; pass --dataset DATASET to join it by objID"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galmet.columns import float_array, is_id_column, objid_array
 from galmet.errors import ConfigError, DataError
+from galmet.io.atomic import TEMP_FILE
+from galmet.io.safety import remove_empty_dirs, remove_files
 from galmet.io.tables import write_table
 
 log = logging.getLogger(__name__)
@@ -87,6 +92,24 @@ class Cuts:
     zerr_max: float = 0.01
     petro_r_min: float = 10.0
     petro_r_max: float = 18.0
+
+    def check(self) -> None:
+        """ConfigError naming the first bound that is not a finite number or a lower bound that is
+        not below its upper bound (no galaxy could pass)."""
+        for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
+        for lo, hi in (("mag_min", "mag_max"), ("u_r_min", "u_r_max"), ("zerr_min", "zerr_max")):
+            if getattr(self, lo) >= getattr(self, hi):
+                raise ConfigError(
+                    f"--{lo.replace('_', '-')} {getattr(self, lo):g} must be below --{hi.replace('_', '-')} "
+                    f"{getattr(self, hi):g} (no galaxy could pass)"
+                )
+        if self.petro_r_min >= self.petro_r_max:
+            raise ConfigError(
+                f"--petro-r-min {self.petro_r_min:g} must be below --petro-r-max {self.petro_r_max:g} "
+                f"(no galaxy could pass)"
+            )
 
     def terms(self) -> list[tuple[tuple[str, ...], str, float]]:
         """Each cut as (columns, operator, value); two columns mean their difference."""
@@ -215,6 +238,27 @@ def query_catalog(
     return merged.head(limit).reset_index(drop=True) if limit is not None else merged
 
 
+#: Name of a finished chunk in the chunk cache: 20 hex digits of the SHA-1 of its SQL.
+CHUNK_FILE = re.compile(r"[0-9a-f]{20}\.parquet")
+
+
+def remove_chunk_cache(folder: str | os.PathLike) -> int:
+    """Delete the chunk files galmet wrote in ``folder`` (names :data:`CHUNK_FILE`, and their
+    temporary files), then the folder if that left it empty; anything else stays. Returns the
+    number of files removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    ours = [p for p in folder.iterdir() if CHUNK_FILE.fullmatch(p.name)]
+    for p in folder.iterdir():
+        m = TEMP_FILE.fullmatch(p.name)  # a temporary file an interrupted chunk write left
+        if m is not None and CHUNK_FILE.fullmatch(m["name"]):
+            ours.append(p)
+    n = remove_files(ours)
+    remove_empty_dirs([folder])
+    return n
+
+
 def merge_chunks(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate chunk results, type them and keep one row per objID.
 
@@ -231,19 +275,18 @@ def merge_chunks(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def type_columns(df: pd.DataFrame, where: str = "catalog") -> pd.DataFrame:
-    """objID/specObjID/bptclass as int64, every other known column as float64."""
+    """objID/specObjID as exact int64 (:func:`galmet.columns.objid_array`: a non-integral or
+    out-of-range ID is an error naming the row, never rounded), bptclass as int64 (-1 when
+    missing), every other known column as float64 (text that is not a number is an error)."""
     df = df.copy()
     for name in df.columns:
-        if name in INT_COLUMNS:
-            values = pd.to_numeric(df[name], errors="coerce")
-            if values.isna().any():
-                i = int(np.flatnonzero(values.isna().to_numpy())[0])
-                if name == "objID":
-                    raise DataError(f"{where}: row {i}: objID {df[name].iloc[i]!r} is not an integer")
-                values = values.fillna(-1)
-            df[name] = values.astype(np.int64)
+        if is_id_column(name):
+            df[name] = objid_array(df[name], where, column=str(name))
+        elif name in INT_COLUMNS:
+            values = pd.Series(float_array(df[name], where, str(name)), index=df.index)
+            df[name] = values.where(np.isfinite(values), -1).round().astype(np.int64)
         elif name in SQL_OF:
-            df[name] = pd.to_numeric(df[name], errors="coerce").astype(np.float64)
+            df[name] = float_array(df[name], where, str(name))
     return df
 
 
@@ -265,9 +308,9 @@ def cut_mask(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> tup
         for c in cols:
             if c not in df.columns:
                 raise DataError(f"{where}: column {c!r} (needed for the cut '{text}') is missing")
-        x = pd.to_numeric(df[cols[0]], errors="coerce").to_numpy(dtype=np.float64)
+        x = float_array(df[cols[0]], where, cols[0])
         if len(cols) == 2:
-            x = x - pd.to_numeric(df[cols[1]], errors="coerce").to_numpy(dtype=np.float64)
+            x = x - float_array(df[cols[1]], where, cols[1])
         with np.errstate(invalid="ignore"):
             ok = {"<": x < value, ">": x > value, "<>": np.isfinite(x) & (x != value)}[op]
         rejected[text] = int((~ok).sum())

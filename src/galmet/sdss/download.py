@@ -23,20 +23,22 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from galmet.columns import objid_array
 from galmet.data.dataset import find_catalog
-from galmet.errors import ConfigError, DataError, GalmetError
+from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
 from galmet.io.images import read_image
+from galmet.io.locks import exclusive
 from galmet.io.tables import read_table, write_table
 from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
 from galmet.sdss.skyserver import (
+    CUTOUT_MAX_BYTES,
     DEFAULT_BASE_URL,
     DEFAULT_SCALE,
     DEFAULT_SIZE,
@@ -66,7 +68,10 @@ class DownloadOptions:
     rate : float or None
         Requests per second over all workers (retries count); None or 0 for no limit.
     retries, timeout, backoff_base
-        Retries per image after the first try; seconds per request; first backoff, s.
+        Retries per image after the first try; total deadline of each request, s; first
+        backoff, s.
+    max_bytes : int
+        Largest response body accepted, bytes (a cutout is a few kB).
     scale : float
         Arcsec per pixel (0.296: the paper's 38" field).
     size : int
@@ -99,23 +104,41 @@ class DownloadOptions:
     verify: bool = False
     manifest_every: float = 5.0
     progress: bool = True
+    max_bytes: int = CUTOUT_MAX_BYTES
 
     def check(self) -> None:
-        """Raise ConfigError naming the first bad option."""
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
-        if self.rate is not None and self.rate < 0:
-            raise ConfigError(f"--rate must be 0 (no limit) or positive, got {self.rate}")
-        if self.retries < 0:
-            raise ConfigError(f"--retries must be 0 or more, got {self.retries}")
-        if not self.timeout > 0:
-            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
-        if not 1 <= self.size <= 2048:
-            raise ConfigError(f"--size must be between 1 and 2048 pixels, got {self.size}")
-        if not self.scale > 0:
-            raise ConfigError(f"--scale must be positive, got {self.scale}")
-        if not 0 <= self.max_failures <= 1:
-            raise ConfigError(f"--max-failures must be a fraction in [0, 1], got {self.max_failures}")
+        """Raise ConfigError naming the first bad option (every number finite and in range)."""
+        _integer("--workers", self.workers, 1, MAX_WORKERS)
+        _number("--rate", 0.0 if self.rate is None else self.rate, 0, 1000, "0 (no limit) or a positive rate")
+        _integer("--retries", self.retries, 0, 100)
+        _number("--timeout", self.timeout, 0, 86400, "a positive number of seconds", open_low=True)
+        _number("--backoff-base", self.backoff_base, 0, 3600, "0 or more seconds")
+        _integer("--size", self.size, 1, 2048)
+        _number("--scale", self.scale, 0, 100, "a positive number of arcsec per pixel", open_low=True)
+        _number("--max-failures", self.max_failures, 0, 1, "a fraction in [0, 1]")
+        _number("--manifest-every", self.manifest_every, 0, 3600, "a positive number of seconds", open_low=True)
+        _integer("--max-bytes", self.max_bytes, 1024, 1 << 40)
+
+
+#: Most concurrent requests a download may have in flight.
+MAX_WORKERS = 64
+
+
+def _number(option: str, value, lo: float, hi: float, what: str, open_low: bool = False) -> None:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > lo if open_low else value >= lo)
+        and value <= hi
+    )
+    if not ok:
+        raise ConfigError(f"{option} must be {what} (at most {hi:g}), got {value!r}")
+
+
+def _integer(option: str, value, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{option} must be an integer from {lo} to {hi}, got {value!r}")
 
 
 @dataclass
@@ -266,25 +289,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-@contextlib.contextmanager
-def _exclusive(root: Path) -> Iterator[None]:
-    """Hold an advisory lock on ``root`` so two downloads never share a dataset (released by the OS on kill)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking
-        yield
-        return
-    fh = open(root / DOWNLOAD_LOCK, "a+")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise GalmetError(f"{root}: another 'galmet download' is running on this dataset") from None
-        yield
-    finally:
-        fh.close()
-
-
 def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
     """The dataset's catalog with objID (int64), ra, dec (and petroR90_r when scaling by size)."""
     path = find_catalog(root)
@@ -296,11 +300,8 @@ def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
         if col not in cat.columns:
             why = " (needed by --scale-by-size)" if col == "petroR90_r" else ""
             raise DataError(f"{path}: column {col!r} is missing{why}")
-    ids = pd.to_numeric(cat["objID"], errors="coerce")
-    if ids.isna().any():
-        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise DataError(f"{path}: row {i}: objID {cat['objID'].iloc[i]!r} is not an integer")
-    cat = cat.assign(objID=ids.astype(np.int64)).drop_duplicates("objID").reset_index(drop=True)
+    ids = objid_array(cat["objID"], str(path))  # exact: read_table keeps 19-digit IDs exact
+    cat = cat.assign(objID=ids).drop_duplicates("objID").reset_index(drop=True)
     return cat
 
 
@@ -341,6 +342,7 @@ def download_cutouts(
         opts.timeout,
         RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
         rate=opts.rate or None,
+        max_bytes=opts.max_bytes,
     )
     images = root / IMAGES_DIR
     try:
@@ -349,11 +351,8 @@ def download_cutouts(
             pass
     except OSError as exc:
         raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
-    with _exclusive(root):
-        removed = remove_stale_temp_files(images)
-        for tmp in root.glob(f".{MANIFEST}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
+    with exclusive(root, DOWNLOAD_LOCK, "'galmet download'"):
+        removed = remove_stale_temp_files(images) + remove_stale_temp_files(root, of=MANIFEST)
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
         return _Run(root, cat, opts, client).run()

@@ -9,15 +9,31 @@ tests replace. Around it sit the parts that make a long acquisition reliable:
 - recognition of the shapes a server error takes: HTTP 5xx / 429, an HTML or plain-text
   error page sent with status 200, an empty body, a truncated or wrong-size JPEG.
 
+Every request is bounded in time and bytes, whatever the server does (these are properties of
+``_request`` that any transport behind it must keep; tests/test_skyserver.py checks them on a
+loopback server):
+
+- a **total deadline** per request (``timeout``): connecting, the headers and the whole body
+  must arrive within it. A watchdog shuts the connection down at the deadline, so a server
+  that trickles one byte a second is cut off after ``timeout`` seconds, not after hours.
+- a **body cap** (``max_bytes``): a body announced or streamed beyond it is refused
+  (:class:`OversizedBody`) after reading at most ``max_bytes`` bytes, never read into memory
+  to the end; error pages are read up to 64 KiB.
+- a cutout must be exactly one JPEG of the requested size: its header is checked before it is
+  decoded (a decompression bomb is never decoded) and bytes after its end-of-image marker are
+  refused (:func:`validate_jpeg`).
+
 Only the standard library talks to the network (``urllib.request``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import io
 import logging
+import math
 import random
 import re
 import socket
@@ -32,7 +48,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from galmet.errors import DataError, GalmetError
+from galmet.errors import ConfigError, DataError, GalmetError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,12 @@ CUTOUT_PATH = "/SkyServerWS/ImgCutout/getjpeg"
 DEFAULT_SCALE = 0.296
 DEFAULT_SIZE = 128
 USER_AGENT = "galmet (https://github.com/galmet; SDSS cutout downloader)"
+#: Default body cap of a client (a SqlSearch chunk is a few MB; a cutout a few kB).
+DEFAULT_MAX_BYTES = 64 << 20
+#: Body cap of cutout requests unless set (a 2048-pixel cutout is ~2 MB).
+CUTOUT_MAX_BYTES = 4 << 20
+#: How much of an error page is read (it is only quoted in the message).
+ERROR_BODY_BYTES = 64 << 10
 
 #: Statuses worth retrying; every other non-200 status is permanent.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -73,6 +95,10 @@ class TransportError(Exception):
 
 class BadBody(Exception):
     """A status-200 response whose body is not what was asked for."""
+
+
+class OversizedBody(Exception):
+    """A response body longer than the client's ``max_bytes`` (announced or streamed)."""
 
 
 class Interrupted(Exception):
@@ -196,6 +222,122 @@ def _one_line(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_local = threading.local()
+
+
+class _Deadline:
+    """The total deadline of one request: a timer that shuts down the request's sockets when it
+    passes, so no read can outlive it, however slowly a server sends."""
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> _Deadline:
+        _local.deadline = self
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        _local.deadline = None
+
+    def register(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _register_socket(sock) -> None:
+    deadline = getattr(_local, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.register(sock)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _register_socket(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    # The TLS handshake is bounded by the per-read timeout; from then on the watchdog applies.
+    def connect(self) -> None:
+        super().connect()
+        _register_socket(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_HTTPSConnection, req, context=self._context)
+
+
+#: urllib opener whose connections register their sockets with the request's deadline
+#: (proxies from the environment still apply).
+_OPENER = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
+
+
+def _read_body(resp, deadline: _Deadline, cap: int, truncate: bool = False) -> bytes:
+    """Read a response body in chunks, at most ``cap`` bytes (more: OversizedBody, or the first
+    ``cap`` bytes when ``truncate``), within the deadline (else TransportError)."""
+    buf = bytearray()
+    read = getattr(resp, "read1", None) or resp.read
+    while True:
+        chunk = read(1 << 16)
+        if deadline.expired:
+            raise TransportError(f"no complete response within the {deadline.seconds:g} s deadline")
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > cap:
+            if truncate:
+                return bytes(buf[:cap])
+            raise OversizedBody(f"body is over the {cap}-byte cap")
+
+
+def _transport_error(exc: Exception, deadline: _Deadline, timeout: float) -> TransportError:
+    """The one-line TransportError for a failure of the connection or of the HTTP exchange."""
+    if deadline.expired:
+        return TransportError(f"no complete response within the {timeout:g} s deadline")
+    if isinstance(exc, TimeoutError) or (
+        isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, (socket.timeout, TimeoutError))
+    ):
+        return TransportError(f"timed out after {timeout:g} s")
+    if isinstance(exc, urllib.error.URLError):
+        return TransportError(f"connection failed ({exc.reason})")
+    if isinstance(exc, http.client.IncompleteRead):
+        return TransportError(f"connection closed after {len(exc.partial)} bytes of the body")
+    return TransportError(f"connection failed ({type(exc).__name__}: {one_line(exc, 120)})")
+
+
+def _positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"--{name} must be a positive number of seconds, got {value!r}")
+
+
 @dataclass
 class SkyServerClient:
     """A thread-safe client for one SkyServer (e.g. ``https://skyserver.sdss.org/dr14``).
@@ -205,7 +347,7 @@ class SkyServerClient:
     base_url : str
         Server root; service paths are appended to it.
     timeout : float
-        Seconds to wait for a connection and for each read.
+        Total deadline of one request, seconds: connection, headers and the whole body.
     policy : RetryPolicy
         Retries and backoff.
     rate : float, optional
@@ -213,6 +355,8 @@ class SkyServerClient:
         (retries count); None for no limit.
     rng : random.Random, optional
         Source of backoff jitter (seed it for reproducible waits).
+    max_bytes : int
+        Largest response body accepted, bytes (:data:`DEFAULT_MAX_BYTES`).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -220,11 +364,17 @@ class SkyServerClient:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     rate: float | None = None
     rng: random.Random = field(default_factory=random.Random)
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
-        self.base_url = self.base_url.rstrip("/")
-        if not re.match(r"^https?://", self.base_url):
-            raise GalmetError(f"base URL {self.base_url!r} must start with http:// or https://")
+        self.base_url = str(self.base_url).rstrip("/")
+        if not re.match(r"^https?://[^\s/?#]+", self.base_url) or any(c.isspace() for c in self.base_url):
+            raise GalmetError(f"base URL {self.base_url!r} must start with http:// or https:// and name a host")
+        _positive("timeout", self.timeout)
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate >= 0):
+            raise ConfigError(f"--rate must be 0 (no limit) or a positive number, got {self.rate}")
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1:
+            raise ConfigError(f"--max-bytes must be a positive number of bytes, got {self.max_bytes!r}")
         self.limiter = RateLimiter(self.rate)
 
     # -- URLs -----------------------------------------------------------------------------
@@ -247,34 +397,41 @@ class SkyServerClient:
     def _request(self, url: str, timeout: float) -> Response:
         """Send one GET and return the complete response; the only place that does network I/O.
 
+        The whole request (connection, headers, body) must finish within ``timeout`` seconds
+        (a watchdog shuts the connection at the deadline), and a body longer than
+        ``self.max_bytes`` is refused after reading at most that much. A later transport must
+        keep both properties (see the module docstring).
+
         Raises
         ------
         TransportError
-            No complete response: timeout, connection refused or reset, short body.
+            No complete response: deadline passed, connection refused or reset, short body.
+        OversizedBody
+            The body is (or is announced to be) longer than ``self.max_bytes``.
         """
         req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                return Response(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read(), url)
-        except urllib.error.HTTPError as exc:
+        deadline = _Deadline(timeout)
+        with deadline:
             try:
-                body = exc.read()
-            except (OSError, http.client.HTTPException):
-                body = b""
-            return Response(exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, body, url)
-        except TimeoutError as exc:
-            raise TransportError(f"timed out after {timeout:g} s") from exc
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise TransportError(f"timed out after {timeout:g} s") from exc
-            raise TransportError(f"connection failed ({reason})") from exc
-        except http.client.IncompleteRead as exc:
-            raise TransportError(f"connection closed after {len(exc.partial)} bytes of the body") from exc
-        except (http.client.HTTPException, OSError) as exc:
-            raise TransportError(f"connection failed ({type(exc).__name__}: {exc})") from exc
+                with _OPENER.open(req, timeout=timeout) as resp:
+                    headers = {k.lower(): v for k, v in resp.headers.items()}
+                    announced = headers.get("content-length", "")
+                    if announced.strip().isdigit() and int(announced) > self.max_bytes:
+                        raise OversizedBody(f"body of {int(announced)} bytes is over the {self.max_bytes}-byte cap")
+                    body = _read_body(resp, deadline, self.max_bytes)
+                    return Response(resp.status, headers, body, url)
+            except urllib.error.HTTPError as exc:
+                try:
+                    body = _read_body(exc, deadline, ERROR_BODY_BYTES, truncate=True)
+                except (TransportError, OSError, http.client.HTTPException):
+                    body = b""
+                return Response(exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, body, url)
+            except (TransportError, OversizedBody):
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure below is "no complete response"
+                raise _transport_error(exc, deadline, timeout) from exc
 
-    # -- retried calls --------------------------------------------------------------------
+    # -- retried calls    # -- retried calls --------------------------------------------------------------------
     def call(
         self, url: str, accept: Callable[[bytes], T], where: str, stop: threading.Event | None = None
     ) -> tuple[T, int]:
@@ -303,6 +460,8 @@ class SkyServerClient:
                 resp = self._request(url, self.timeout)
             except TransportError as exc:
                 error = str(exc)
+            except OversizedBody as exc:
+                error, bad_body = str(exc), True
             else:
                 if resp.status == 200:
                     try:
@@ -374,11 +533,27 @@ def _status_error(resp: Response) -> str:
 
 
 def validate_jpeg(body: bytes, size: int, where: str) -> np.ndarray:
-    """Decode ``body`` as an RGB image of ``size`` x ``size`` pixels; raise BadBody otherwise."""
-    from galmet.io.images import decode_image
+    """Decode ``body`` as one RGB JPEG of ``size`` x ``size`` pixels; raise BadBody otherwise.
+
+    Checked before any pixel is decoded: the JPEG header's size (a decompression bomb is never
+    decoded) and the end-of-image marker, after which nothing may follow (junk appended to a
+    valid image is refused, not stored).
+    """
+    from galmet.io.images import check_header, decode_image, image_header
 
     if not body.startswith(b"\xff\xd8"):
         raise BadBody(f"not a JPEG: {describe_body(body)}")
+    try:
+        header = image_header(body, full=True)
+        check_header(header, size, where)
+    except ValueError as exc:
+        raise BadBody(f"cannot decode image ({exc})") from None
+    except DataError as exc:
+        raise BadBody(str(exc).removeprefix(f"{where}: ")) from None
+    if header.end is None:
+        raise BadBody(f"cannot decode image (truncated JPEG: {len(body)} bytes and no end-of-image marker)")
+    if header.end < len(body):
+        raise BadBody(f"{len(body) - header.end} bytes of junk after the end of the JPEG")
     try:
         return decode_image(body, expected_size=size, where=where)
     except DataError as exc:
@@ -408,9 +583,15 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
         if len(header) > 1 and not lines[0].lstrip().startswith("<"):
             raise BadBody(f"CSV header lacks columns {missing}: {_one_line(lines[0], 100)!r}")
         raise BadBody(describe_body(body))
+    from galmet.columns import is_id_column, objid_array
+
     try:
-        ids = {h: "Int64" for h in header if h.lower() in ("objid", "specobjid")}  # exact 64-bit ids, never float
-        return pd.read_csv(io.StringIO("\n".join(lines)), dtype=ids or None)
+        ids = {h: str for h in header if is_id_column(h)}  # read as text: exact 64-bit ids, never float
+        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=ids or None)
+        for col in frame.columns:
+            if is_id_column(col):
+                frame[col] = objid_array(frame[col], "SqlSearch CSV", column=str(col))
+        return frame
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for malformed CSV
         raise BadBody(f"malformed CSV ({type(exc).__name__}: {_one_line(str(exc), 100)})") from None
 
@@ -436,7 +617,7 @@ def fetch_cutout(
     size : int
         Width = height, pixels.
     base_url, timeout, retries, backoff_base
-        Server root, seconds per request, retries after the first try, first backoff (s).
+        Server root, deadline of each request (s), retries after the first try, first backoff (s).
 
     Returns
     -------
@@ -448,6 +629,8 @@ def fetch_cutout(
     SkyServerError
         The cutout could not be fetched (one line with the last error).
     """
-    client = SkyServerClient(base_url, timeout, RetryPolicy(retries=retries, backoff_base=backoff_base))
+    client = SkyServerClient(
+        base_url, timeout, RetryPolicy(retries=retries, backoff_base=backoff_base), max_bytes=CUTOUT_MAX_BYTES
+    )
     _, image, _ = client.get_cutout(ra, dec, scale, size)
     return image

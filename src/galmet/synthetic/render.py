@@ -32,6 +32,8 @@ from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 
 log = logging.getLogger(__name__)
 
+#: The ``generator`` entry of synth_config.yaml, by which ``--overwrite`` knows a synthesis.
+GENERATOR = "galmet.synthetic.render"
 #: Pixel scale (arcsec) of a 128-pixel cutout; other sizes keep the same field of view.
 PIXEL_SCALE_128 = 0.296
 FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
@@ -101,13 +103,18 @@ def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -
     if (
         isinstance(test, bool)
         or not isinstance(test, (int, float, np.integer, np.floating))
+        or not math.isfinite(test)
         or test < 0
         or (isinstance(test, (float, np.floating)) and test >= 1 and test != int(test))
     ):
         raise ConfigError(f"--test must be a fraction in [0, 1) or a count of galaxies, got {test!r}")
     if test >= 1 and int(test) > n:
         raise ConfigError(f"--test count {int(test)} is larger than --n {n}")
-    if not 0 <= valid_fraction < 1:
+    if (
+        isinstance(valid_fraction, bool)
+        or not isinstance(valid_fraction, (int, float, np.integer, np.floating))
+        or not (math.isfinite(valid_fraction) and 0 <= valid_fraction < 1)
+    ):
         raise ConfigError(f"--valid-fraction must be in [0, 1), got {valid_fraction!r}")
 
 
@@ -312,19 +319,60 @@ def _warm_up() -> None:
     _cosmology_grid()
 
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: output exists and is not a directory")
+def check_output(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse (ConfigError) an output that is a file, sits under a file, is not writable, or is a
+    non-empty folder that is not a previous galmet synthesis (with ``overwrite``) or not empty
+    (without it). Touches nothing."""
+    from galmet.io.safety import check_output_dir
+
+    out = Path(out)
+    check_output_dir(out, "--out")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise ConfigError(f"{out}: output directory exists and is not empty (use --overwrite to replace it)")
-        # Remove what a previous synthesis wrote, catalog first: never a catalog without its images.
-        for name in (CATALOG_PARQUET, IMAGE_CACHE, Path(IMAGE_CACHE).with_suffix(".json").name, SYNTH_CONFIG):
-            (out / name).unlink(missing_ok=True)
-        if (out / IMAGES_DIR).is_dir():
-            for p in (out / IMAGES_DIR).glob("*.jpg"):
-                p.unlink()
-    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+        previous_synthesis(out)
+    return out
+
+
+def previous_synthesis(out: Path) -> dict:
+    """The settings (``synth_config.yaml``) of the galmet synthesis in ``out``; ConfigError when
+    ``out`` holds none, so that ``--overwrite`` never deletes a folder galmet did not write."""
+    import yaml
+
+    path = out / SYNTH_CONFIG
+    why = f"{out}: not a galmet synthesis (no readable {SYNTH_CONFIG}); --overwrite only replaces one"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        raise ConfigError(why + "; choose an empty or new folder") from None
+    if (
+        not isinstance(config, dict)
+        or config.get("generator") != GENERATOR
+        or not isinstance(config.get("n"), int)
+        or not isinstance(config.get("seed"), int)
+    ):
+        raise ConfigError(why + "; choose an empty or new folder")
+    return config
+
+
+def _remove_previous(out: Path) -> None:
+    """Delete exactly the files the previous synthesis in ``out`` wrote (their names follow from
+    its seed and n), catalogue first: never a catalogue without its images. Any other file stays."""
+    from galmet.io.atomic import remove_stale_temp_files
+    from galmet.io.safety import remove_files
+
+    config = previous_synthesis(out)
+    n, seed = int(config["n"]), int(config["seed"])
+    from galmet.data.cache import is_galmet_cache_or_absent
+
+    remove_files([out / CATALOG_PARQUET])
+    if is_galmet_cache_or_absent(out / IMAGE_CACHE):
+        remove_files([out / IMAGE_CACHE, out / Path(IMAGE_CACHE).with_suffix(".json").name])
+    images = out / IMAGES_DIR
+    if images.is_dir():
+        remove_files(images / f"{object_id(seed, i)}.jpg" for i in range(n))
+        remove_stale_temp_files(images)
+    remove_files([out / SYNTH_CONFIG])
 
 
 def synthesize(
@@ -358,7 +406,9 @@ def synthesize(
         Held-out test fraction (or count) and validation fraction of the rest, for the
         seeded ``split`` column (see :func:`galmet.data.splits.assign_splits`).
     overwrite : bool
-        Replace a previous synthesis in a non-empty ``out``.
+        Replace a previous synthesis in a non-empty ``out``: exactly the files it wrote (its
+        catalogue, settings, decode cache and images, by name) are deleted, after every option
+        is checked; a folder that holds no galmet synthesis is refused.
 
     Returns
     -------
@@ -368,7 +418,7 @@ def synthesize(
     Raises
     ------
     ConfigError
-        A bad option, or ``out`` not empty without ``overwrite``.
+        A bad option, or ``out`` not empty without ``overwrite``, or not a synthesis with it.
     """
     from tqdm.auto import tqdm
 
@@ -377,8 +427,12 @@ def synthesize(
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_options(n, seed, size, workers, test, valid_fraction)
-    out = Path(out)
-    _prepare_output(out, overwrite)
+    out = check_output(out, overwrite)
+    if out.is_dir() and any(out.iterdir()):
+        _remove_previous(out)
+    (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    config = synthesis_config(n, seed, size, test, valid_fraction)
+    _write_config(out / SYNTH_CONFIG, config)  # first: a killed synthesis is still recognised as one
     images_dir = str(out / IMAGES_DIR)
     tasks = [(int(seed), i, int(size), images_dir) for i in range(n)]
     workers = max(1, min(int(workers), n))
@@ -400,9 +454,7 @@ def synthesize(
 
     catalog = _catalog_frame(rows)
     catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=int(seed))
-    config = synthesis_config(n, seed, size, test, valid_fraction)
     catalog.attrs["galmet_synthetic"] = json.dumps(config, sort_keys=True)
-    _write_config(out / SYNTH_CONFIG, config)
     write_catalog(out, catalog)
     log.debug("wrote %d synthetic galaxies (%dx%d px) to %s", n, size, size, out)
     return out
@@ -423,7 +475,7 @@ def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) 
     from galmet.synthetic.physics import physics_metadata
 
     return {
-        "generator": "galmet.synthetic.render",
+        "generator": GENERATOR,
         "galmet_version": __version__,
         "n": int(n),
         "seed": int(seed),

@@ -1,4 +1,5 @@
-"""The run directory's files during training: the run-directory rules, checkpoints and history.
+"""The run directory's files during training: checkpoints and history (the run-directory rules are
+in :mod:`galmet.training.rundir`).
 
 A checkpoint (``checkpoint.pt``, read with ``torch.load(weights_only=True)``) holds everything
 needed to continue a run exactly: model, optimizer and scheduler states, the RNG state, the
@@ -18,29 +19,9 @@ import torch
 from galmet.errors import ConfigError, one_line
 from galmet.io.atomic import atomic_path
 from galmet.io.tables import write_table
-from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, HISTORY
+from galmet.layout import CHECKPOINT, CHECKPOINT_FORMAT, HISTORY
 
 log = logging.getLogger(__name__)
-
-
-def check_run_dir(run: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse (ConfigError) a run directory that does not fit the request: a file, a finished or
-    unfinished run without ``overwrite``/``resume``, nothing to resume from."""
-    bundle, ckpt = run / BUNDLE, run / CHECKPOINT
-    if run.exists() and not run.is_dir():
-        raise ConfigError(f"{run}: exists and is not a directory")
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    if resume:
-        if not ckpt.is_file():
-            raise ConfigError(f"{run}: no {CHECKPOINT} to resume from")
-        return
-    if overwrite:
-        return
-    if bundle.exists():
-        raise ConfigError(f"{run}: already holds a finished run ({BUNDLE}); use --overwrite to replace it")
-    if ckpt.exists():
-        raise ConfigError(f"{run}: holds an unfinished run ({CHECKPOINT}); use --resume to continue it or --overwrite")
 
 
 def read_checkpoint(path: Path) -> dict:

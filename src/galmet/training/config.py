@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from galmet.columns import ARCHS
-from galmet.errors import ConfigError
+from galmet.errors import ConfigError, one_line
+from galmet.training.config_schema import check_config_values
 
 RECIPES = ("paper", "onecycle", "notebook")
 DEVICES = ("auto", "cpu", "cuda")
@@ -216,6 +217,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A validated copy with ``epochs`` and ``lr`` filled in; raises ConfigError."""
+        check_config_values(type(self), self.to_dict(), ranges=False)  # types and finiteness first
         c = dataclasses.replace(
             self,
             targets=list(self.targets),
@@ -272,6 +274,7 @@ class TrainConfig:
             c.epochs = ONECYCLE_EPOCHS if c.epochs is None else c.epochs
             _check(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
             c.lr = c.lr or [ONECYCLE_LR] * 3
+        check_config_values(type(c), c.to_dict())  # and every range the checks above leave open
         return c
 
     @property
@@ -310,9 +313,10 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
         """Build from a dict; unknown keys raise ConfigError naming ``where``."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(str(k) for k in data if k not in names)
         if unknown:
             raise ConfigError(f"{where}: unknown config keys {unknown}")
+        check_config_values(cls, data, where)
         return cls(**data)
 
     @classmethod
@@ -354,9 +358,18 @@ def load_config(path: str | Path, saved_run: bool = False) -> TrainConfig:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({type(exc).__name__}: {exc})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file (a YAML config is expected)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or one_line(exc)})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or one_line(exc)
+        raise ConfigError(f"{path}: {at}not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config must be a mapping of option names to values")
     data.pop("run", None)

@@ -24,6 +24,7 @@ permutation is sharded, validation is sharded and all-reduced, and only rank 0 w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -39,13 +40,12 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from galmet.errors import ConfigError, DataError
-from galmet.io.atomic import remove_stale_temp_files
-from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
+from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG
 from galmet.nn.augment import center_crop, to_model_input
 from galmet.nn.bundle import save_bundle
 from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.net import build_model, freeze_body, layer_groups, unwrap
-from galmet.training.checkpoint import CheckpointWriter, check_run_dir, read_checkpoint, rng_state, set_rng_state
+from galmet.training.checkpoint import CheckpointWriter, read_checkpoint, rng_state, set_rng_state
 from galmet.training.config import RUNTIME_FIELDS, TrainConfig, save_config
 from galmet.training.data import (
     SplitData,
@@ -68,6 +68,7 @@ from galmet.training.distributed import (
     wrap_for_training,
 )
 from galmet.training.recipes import Phase, build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
+from galmet.training.rundir import RunDir, check_run_output, open_run_dir, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +200,13 @@ def train(
         Default: the paper's recipe (``TrainConfig()``). With ``resume``, the checkpoint's config is
         used; a ``config`` passed along must agree with it except in runtime fields.
     resume : bool
-        Continue from ``out_dir/checkpoint.pt`` (the last completed epoch), exactly.
+        Continue from ``out_dir/checkpoint.pt`` (the last completed epoch), exactly; or the run an
+        interrupted ``overwrite`` was building, which then replaces the old run when it finishes.
     overwrite : bool
-        Replace a finished or unfinished run in ``out_dir``.
+        Replace a finished or unfinished run in ``out_dir``: the new run is built in
+        ``out_dir/.galmet-staging`` and replaces the old one only when it has finished (a
+        killed or diverged retrain leaves the old run as it was). ``out_dir`` is locked for
+        the whole run: a second ``train`` into it fails at once (see :mod:`galmet.training.rundir`).
     on_step : callable, optional
         Called with a :class:`StepInfo` at every step (tests, monitoring); may raise to stop.
 
@@ -215,22 +220,46 @@ def train(
         One-line messages for bad options, datasets, run directories or checkpoints.
     """
     run = Path(out_dir)
-    check_run_dir(run, resume, overwrite)
-    config, ckpt = _resolve_config(run, config, resume)
-    if ckpt is not None and int(ckpt["epoch"]) >= config.total_epochs and (run / BUNDLE).is_file():
-        log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.total_epochs)
-        return _result(run, pd.DataFrame(ckpt["history"]), config)
+    check_run_output(run, resume, overwrite)
+    if not resume:
+        (config or TrainConfig()).resolved()  # every option checked before a file is read or written
+    source = _resume_source(run) if resume else run
+    config, ckpt = _resolve_config(source, config, resume)
+    if ckpt is not None and int(ckpt["epoch"]) >= config.total_epochs and (source / BUNDLE).is_file():
+        if source == run:
+            log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.total_epochs)
+            return _result(run, pd.DataFrame(ckpt["history"]), config)
 
-    t = _setup(dataset, run, config, ckpt)
+    t = _setup(dataset, source, config, ckpt)
     state = RunState()
     if ckpt is not None:
         t.net.load_state_dict(ckpt["model"])
         state = RunState(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]), history=list(ckpt["history"]))
-    if t.dist.main:
-        _prepare_run_dir(t, overwrite and not resume)
+    lock = open_run_dir(run, resume, overwrite) if t.dist.main else contextlib.nullcontext(RunDir(run, source))
+    with lock as rd:
+        t.run = rd.work
+        if t.dist.main:
+            _prepare_run_dir(t)
+        barrier(t.dist)
+        _train_epochs(t, state, ckpt, on_step)
+        if t.dist.main:
+            save_bundle(rd.work / BUNDLE, unwrap(t.net), _bundle_meta(t, state))
+            rd.commit()  # a run that replaces another moves into place only now, finished
     barrier(t.dist)
+    finish_dist(t.dist)
+    return _result(run, pd.DataFrame(state.history), config)
 
-    writer = CheckpointWriter(run, background=t.cuda)
+
+def _resume_source(run: Path) -> Path:
+    """Where ``--resume`` continues: the run an ``--overwrite`` was building (staging), else the run."""
+    stage = staging_dir(run)
+    return stage if (stage / CHECKPOINT).is_file() else run
+
+
+def _train_epochs(t: Trainer, state: RunState, ckpt: dict | None, on_step) -> None:
+    """The epochs still to train; a checkpoint and a history row after each (main process)."""
+    config = t.config
+    writer = CheckpointWriter(t.run, background=t.cuda)
     start_epoch = state.epoch
     try:
         for epoch in range(start_epoch, config.total_epochs):
@@ -249,6 +278,11 @@ def train(
                 t.dist,
                 crop=config.crop,
             )
+            if not (np.isfinite(row["train_loss"]) and np.all(np.isfinite(row["valid"]))):
+                raise ConfigError(
+                    f"{t.run}: training diverged in epoch {epoch + 1} (train loss {row['train_loss']:.4g}); "
+                    f"that epoch was not saved; lower the learning rate (--lr, --frozen-lr)"
+                )
             row = _history_row(t, epoch, row)
             state.history.append(row)
             state.epoch = epoch + 1
@@ -259,12 +293,6 @@ def train(
     finally:
         writer.wait(raise_errors=False)
     writer.raise_pending()
-
-    if t.dist.main:
-        save_bundle(run / BUNDLE, unwrap(t.net), _bundle_meta(t, state))
-    barrier(t.dist)
-    finish_dist(t.dist)
-    return _result(run, pd.DataFrame(state.history), config)
 
 
 def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tuple[TrainConfig, dict | None]:
@@ -351,12 +379,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
     )
 
 
-def _prepare_run_dir(t: Trainer, overwrite: bool) -> None:
-    t.run.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(t.run)
-    if overwrite:
-        for name in (BUNDLE, CHECKPOINT, HISTORY):
-            (t.run / name).unlink(missing_ok=True)
+def _prepare_run_dir(t: Trainer) -> None:
     save_config(
         t.config,
         t.run / CONFIG,

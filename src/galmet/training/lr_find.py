@@ -13,6 +13,7 @@ descent point, which is reported too.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ from galmet.training.data import (
 )
 from galmet.training.distributed import Dist
 from galmet.training.recipes import Phase, make_optimizer
+
+#: Largest learning rate a range test sweeps to.
+MAX_LR = 1000.0
 
 
 @dataclass
@@ -133,8 +137,10 @@ def lr_find(
     freeze : bool
         Freeze the body (as for the paper's first two epochs) and sweep the head only.
     """
-    if not 0 < start_lr < end_lr:
-        raise ConfigError(f"lr range must satisfy 0 < --start-lr < --end-lr, got {start_lr} and {end_lr}")
+    if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0 < start_lr < end_lr <= MAX_LR):
+        raise ConfigError(
+            f"lr range must satisfy 0 < --start-lr < --end-lr <= {MAX_LR:g} (finite), got {start_lr} and {end_lr}"
+        )
     if num_steps < 2:
         raise ConfigError(f"--steps must be at least 2, got {num_steps}")
     if not 0 <= beta < 1 or diverge <= 1:
@@ -192,6 +198,8 @@ def lr_find(
 
     table = pd.DataFrame({"lr": lrs, "loss": losses, "smoothed_loss": smooth(np.array(losses), beta)})
     suggested, at_min, steepest = suggest(table["lr"].to_numpy(), table["smoothed_loss"].to_numpy())
+    if not all(math.isfinite(v) and v > 0 for v in (suggested, at_min, steepest)):
+        raise ConfigError(f"lr range test: no finite learning rate to suggest ({suggested}); lower --end-lr")
     result = LRFindResult(table, suggested, at_min, steepest, diverged)
     if out_dir is not None:
         result.csv_path = write_table(table, Path(out_dir) / LR_FIND_TABLE)

@@ -21,16 +21,25 @@ Example:
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import SEED, integer
+
     p.add_argument("dataset", help="dataset directory with modelMag_<band> columns")
     p.add_argument("--bands", default="gri", help="magnitudes to use: gri (paper) or ugriz (default: gri)")
     p.add_argument("--target", default="oh_p50", help="label column (default: oh_p50)")
     p.add_argument("--out", default="baseline", help="output directory (default: ./baseline)")
-    p.add_argument("--n-estimators", type=int, default=40, help="number of trees (default: 40, the authors')")
     p.add_argument(
-        "--min-samples-leaf", type=int, default=8, help="smallest leaf (default: 8, the authors', after Acquaviva 2016)"
+        "--n-estimators", type=integer(1, 100_000), default=40, help="number of trees (default: 40, the authors')"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed of the forest (default: 0)")
-    p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+    p.add_argument(
+        "--min-samples-leaf",
+        type=integer(1, 10**9),
+        default=8,
+        help="smallest leaf (default: 8, the authors', after Acquaviva 2016)",
+    )
+    p.add_argument("--seed", type=SEED, default=0, help="random seed of the forest, 0 to 2**32-1 (default: 0)")
+    p.add_argument(
+        "--jobs", type=integer(1, 1024, allow=(-1,)), default=-1, help="worker processes, -1 = all cores (default: -1)"
+    )
 
 
 def run(args) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NAME = "catalog"
 ORDER = 5
 HELP = "build the paper's galaxy catalog (SDSS SkyServer query or a local table) into DATASET/catalog.parquet"
@@ -23,17 +25,20 @@ Examples:
 
 
 def _test_size(text: str):
+    import argparse
+    import math
+
     try:
         value = float(text)
     except ValueError:
-        import argparse
-
         raise argparse.ArgumentTypeError(f"expected a fraction (0.176) or a count (25000), got {text!r}") from None
-    return int(value) if value >= 1 and value == int(value) and "." not in text else value
+    if not math.isfinite(value) or value < 0 or (value >= 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) or a whole count, got {text!r}")
+    return int(value) if value >= 1 else value
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import ServerDefaults, add_progress_option, add_server_options
+    from galmet.cli.options import SEED, ServerDefaults, add_progress_option, add_server_options, integer, number
     from galmet.sdss.catalog import Cuts
 
     d = Cuts()
@@ -44,29 +49,44 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET/catalog.parquet")
     add_progress_option(p)
-    g = add_server_options(p, ServerDefaults(timeout=180.0, retries=5, rate=1.0, backoff_base=2.0))
-    g.add_argument("--limit", type=int, metavar="N", help="stop after N galaxies (SQL TOP)")
+    g = add_server_options(p, ServerDefaults(timeout=180.0, retries=5, rate=1.0, backoff_base=2.0, max_bytes=256 << 20))
+    g.add_argument("--limit", type=integer(1, 10**8), metavar="N", help="stop after N galaxies (SQL TOP)")
     g.add_argument(
-        "--chunks", type=int, default=36, metavar="K", help="split the query into K ra bands (default: %(default)s)"
+        "--chunks",
+        type=integer(1, 3600),
+        default=36,
+        metavar="K",
+        help="split the query into K ra bands (default: %(default)s)",
     )
     c = p.add_argument_group("cuts (defaults: the paper's)")
-    c.add_argument("--rchi2-max", type=float, default=d.rchi2_max, help="rChi2 < this (default: %(default)s)")
-    c.add_argument("--mag-min", type=float, default=d.mag_min, help="each modelMag_ugriz > this (default: %(default)s)")
-    c.add_argument("--mag-max", type=float, default=d.mag_max, help="each modelMag_ugriz < this (default: %(default)s)")
-    c.add_argument("--u-r-min", type=float, default=d.u_r_min, help="u - r > this (default: %(default)s)")
-    c.add_argument("--u-r-max", type=float, default=d.u_r_max, help="u - r < this (default: %(default)s)")
-    c.add_argument("--z-min", type=float, default=d.z_min, help="z > this (default: %(default)s)")
-    c.add_argument("--zerr-max", type=float, default=d.zerr_max, help="0 < zErr < this (default: %(default)s)")
-    c.add_argument("--petro-r-min", type=float, default=d.petro_r_min, help="petroMag_r > this (default: %(default)s)")
-    c.add_argument("--petro-r-max", type=float, default=d.petro_r_max, help="petroMag_r < this (default: %(default)s)")
+    c.add_argument("--rchi2-max", type=number(), default=d.rchi2_max, help="rChi2 < this (default: %(default)s)")
+    c.add_argument(
+        "--mag-min", type=number(), default=d.mag_min, help="each modelMag_ugriz > this (default: %(default)s)"
+    )
+    c.add_argument(
+        "--mag-max", type=number(), default=d.mag_max, help="each modelMag_ugriz < this (default: %(default)s)"
+    )
+    c.add_argument("--u-r-min", type=number(), default=d.u_r_min, help="u - r > this (default: %(default)s)")
+    c.add_argument("--u-r-max", type=number(), default=d.u_r_max, help="u - r < this (default: %(default)s)")
+    c.add_argument("--z-min", type=number(), default=d.z_min, help="z > this (default: %(default)s)")
+    c.add_argument("--zerr-max", type=number(), default=d.zerr_max, help="0 < zErr < this (default: %(default)s)")
+    c.add_argument(
+        "--petro-r-min", type=number(), default=d.petro_r_min, help="petroMag_r > this (default: %(default)s)"
+    )
+    c.add_argument(
+        "--petro-r-max", type=number(), default=d.petro_r_max, help="petroMag_r < this (default: %(default)s)"
+    )
     s = p.add_argument_group("split")
     s.add_argument(
         "--test", type=_test_size, default=0.176, help="held-out test fraction or count (default: %(default)s)"
     )
     s.add_argument(
-        "--valid-fraction", type=float, default=0.2, help="fraction of the rest for validation (default: %(default)s)"
+        "--valid-fraction",
+        type=number(0, 1, open_high=True),
+        default=0.2,
+        help="fraction of the rest for validation (default: %(default)s)",
     )
-    s.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    s.add_argument("--seed", type=SEED, default=0, help="split seed, 0 to 2**32-1 (default: %(default)s)")
 
 
 def _cuts(args):
@@ -94,10 +114,30 @@ def _check(args) -> None:
         raise ConfigError(f"--chunks must be at least 1, got {args.chunks}")
 
 
+def _check_output(args, out) -> None:
+    """Refuse an --out that is a file, sits under a file, or would replace --from-table."""
+    from galmet.errors import ConfigError
+    from galmet.io.safety import Input, check_output_dir
+    from galmet.layout import CATALOG_JSON, CATALOG_PARQUET
+
+    inputs = []
+    if args.from_table:
+        table = Path(args.from_table)
+        if not table.exists():
+            raise ConfigError(f"--from-table {table}: no such file")
+        if table.is_dir():
+            raise ConfigError(f"--from-table {table}: is a folder, not a table file")
+        inputs.append(Input(table, "the --from-table input"))
+    check_output_dir(
+        out,
+        "--out",
+        [(CATALOG_PARQUET, "parquet", "catalogue"), (CATALOG_JSON, "json", "catalogue settings")],
+        inputs,
+    )
+
+
 def run(args) -> int:
     import json
-    import shutil
-    from pathlib import Path
 
     from galmet.cli.options import server_client
     from galmet.data.dataset import write_catalog
@@ -105,10 +145,18 @@ def run(args) -> int:
     from galmet.errors import ConfigError, DataError
     from galmet.io.atomic import atomic_write_text
     from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
-    from galmet.sdss.catalog import build_sql, catalog_from_table, chunk_queries, cuts_config, query_catalog
+    from galmet.sdss.catalog import (
+        build_sql,
+        catalog_from_table,
+        chunk_queries,
+        cuts_config,
+        query_catalog,
+        remove_chunk_cache,
+    )
 
     _check(args)
     cuts = _cuts(args)
+    cuts.check()
     client = server_client(args)
     if args.dry_run:
         print("-- the paper's query (SkyServer SQL, DR14 schema)")
@@ -122,8 +170,12 @@ def run(args) -> int:
         raise ConfigError("--out DATASET is required (or use --dry-run)")
     out = Path(args.out)
     target = out / CATALOG_PARQUET
-    if target.exists() and not args.overwrite:
-        raise ConfigError(f"{target} already exists (use --overwrite to replace it)")
+    _check_output(args, out)
+    from galmet.data.dataset import find_catalog
+
+    existing = find_catalog(out) if out.is_dir() else None
+    if existing is not None and not args.overwrite:
+        raise ConfigError(f"{existing} already exists (use --overwrite to replace it)")
 
     if args.from_table:
         catalog = catalog_from_table(args.from_table, cuts)
@@ -148,7 +200,7 @@ def run(args) -> int:
         "split": {"test": args.test, "valid_fraction": args.valid_fraction, "seed": args.seed},
     }
     atomic_write_text(out / CATALOG_JSON, json.dumps(config, indent=2) + "\n")
-    shutil.rmtree(out / CATALOG_CHUNKS, ignore_errors=True)
+    remove_chunk_cache(out / CATALOG_CHUNKS)  # only the chunk files galmet wrote
     counts = catalog["split"].value_counts()
     parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "valid", "test"))
     print(f"catalog: {len(catalog)} galaxies ({parts}) -> {target}")

@@ -19,21 +19,29 @@ Example:
   galmet demo --out galmet-demo
 """
 
-DEMO_MARKER = "galmet-demo.json"
-
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import SEED, integer
+    from galmet.columns import ARCHS
+
     p.add_argument(
         "--out",
         default="galmet-demo",
-        help="output folder (default: ./galmet-demo); a previous demo "
-        "there is replaced, any other non-empty folder is refused",
+        help="output folder (default: ./galmet-demo); a previous demo there is replaced (only the files "
+        "it wrote), any other non-empty folder is refused",
     )
-    p.add_argument("--n", type=int, default=600, help="number of synthetic galaxies (default 600)")
-    p.add_argument("--size", type=int, default=64, help="image size in pixels (default 64; the paper's is 128)")
-    p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
-    p.add_argument("--arch", default="resnet18", help="ResNet body (default resnet18)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the synthesis, split and training (default 0)")
+    p.add_argument("--n", type=integer(50, 100_000), default=600, help="number of synthetic galaxies (default 600)")
+    p.add_argument(
+        "--size",
+        type=integer(8, 1024),
+        default=64,
+        help="image size in pixels, a power of two (default 64; the paper's is 128)",
+    )
+    p.add_argument("--epochs", type=integer(1, 10_000), default=12, help="training epochs (default 12)")
+    p.add_argument("--arch", default="resnet18", choices=ARCHS, help="ResNet body (default resnet18)")
+    p.add_argument(
+        "--seed", type=SEED, default=0, help="seed for the synthesis, split and training, 0 to 2**32-1 (default 0)"
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
 
 

@@ -14,6 +14,10 @@ before it is written atomically; DATASET/manifest.parquet records status, attemp
 error per objID. Rerunning resumes: valid images are kept, permanent failures (404, bad
 bodies) are skipped unless --retry-failed. Ctrl-C stops cleanly with a summary.
 
+Every request has a total deadline (--timeout: connection, headers and body) and a body cap
+(--max-bytes); a cutout must be one JPEG of the requested size, checked from its header before it
+is decoded, with nothing after its end (junk appended to a valid image is refused).
+
 Exit status: 0 when done (failures within --max-failures), 1 when more than --max-failures
 of the images failed (the run stops early), 130 when interrupted, 2 for bad input.
 
@@ -25,17 +29,26 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import ServerDefaults, add_progress_option, add_server_options
-    from galmet.sdss.download import DownloadOptions
+    from galmet.cli.options import ServerDefaults, add_progress_option, add_server_options, integer, number
+    from galmet.sdss.download import MAX_WORKERS, DownloadOptions
 
     d = DownloadOptions()
     p.add_argument("dataset", help="dataset directory with catalog.parquet (objID, ra, dec)")
     g = add_server_options(
-        p, ServerDefaults(timeout=d.timeout, retries=d.retries, rate=d.rate, backoff_base=d.backoff_base)
+        p,
+        ServerDefaults(
+            timeout=d.timeout, retries=d.retries, rate=d.rate, backoff_base=d.backoff_base, max_bytes=d.max_bytes
+        ),
     )
-    g.add_argument("--workers", type=int, default=d.workers, help="concurrent requests (default: %(default)s)")
-    p.add_argument("--scale", type=float, default=d.scale, help="arcsec per pixel (default: %(default)s)")
-    p.add_argument("--size", type=int, default=d.size, help="width = height in pixels (default: %(default)s)")
+    g.add_argument(
+        "--workers", type=integer(1, MAX_WORKERS), default=d.workers, help="concurrent requests (default: %(default)s)"
+    )
+    p.add_argument(
+        "--scale", type=number(0, 100, open_low=True), default=d.scale, help="arcsec per pixel (default: %(default)s)"
+    )
+    p.add_argument(
+        "--size", type=integer(1, 2048), default=d.size, help="width = height in pixels (default: %(default)s)"
+    )
     p.add_argument(
         "--scale-by-size",
         action="store_true",
@@ -43,7 +56,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--max-failures",
-        type=float,
+        type=number(0, 1),
         default=d.max_failures,
         help="fraction of failures that stops the run with exit 1 (default: %(default)s)",
     )
@@ -55,7 +68,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--manifest-every",
-        type=float,
+        type=number(0, 3600, open_low=True),
         default=d.manifest_every,
         help="seconds between manifest rewrites (default: %(default)s)",
     )
@@ -80,6 +93,7 @@ def run(args) -> int:
         verify=args.verify,
         manifest_every=args.manifest_every,
         progress=not args.no_progress,
+        max_bytes=args.max_bytes,
     )
     summary = download_cutouts(args.dataset, opts)
     print(summary.line(), flush=True)

@@ -25,8 +25,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from galmet.io.safety import check_not_run_model, check_output_file, model_input
     from galmet.nn.bundle import load_model, save_ensemble
 
+    # the output is checked before the members are read (save_ensemble checks it again)
+    inputs = [model_input(m, f"the input model {m}") for m in args.models]
+    check_output_file(args.out, "--out", "bundle", "model bundle", inputs)
+    check_not_run_model(args.out, "--out")
     models = [load_model(m) for m in args.models]
     path = save_ensemble(args.out, models)
     n = sum(len(m.nets) for m in models)

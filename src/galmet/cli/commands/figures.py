@@ -26,6 +26,8 @@ Example:
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import SEED, integer
+
     p.add_argument("predictions", help="predictions file (.parquet, .csv or .fits)")
     p.add_argument("--dataset", help="dataset directory: images for Figure 1, truth when the file lacks it")
     p.add_argument("--out", default="figures", metavar="FIGDIR", help="output folder (default: ./figures)")
@@ -33,8 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument("--split", default="test", help="split to show: train, valid, test or all (default: test)")
     p.add_argument("--resolution", metavar="TABLE", help="resolution-study folder or table: adds Figure 4")
     p.add_argument("--mass", metavar="PRED_M", help="stellar-mass predictions file: adds Figures 5 and 6")
-    p.add_argument("--thumbnails", type=int, default=6, help="thumbnails per row in Figure 1 (default: 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of Figure 1's random row (default: 0)")
+    p.add_argument("--thumbnails", type=integer(1, 20), default=6, help="thumbnails per row in Figure 1 (default: 6)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of Figure 1's random row (default: 0)")
     p.add_argument(
         "--format", action="append", choices=["png", "pdf", "svg"], help="file format(s) (default: png and pdf)"
     )
@@ -69,6 +71,7 @@ def run(args) -> int:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")
     if args.relation == "refit" and not (args.dataset and args.mass):
         raise ConfigError("--relation refit needs --mass (Figure 6) and --dataset (its train split is re-fitted)")
+    formats = tuple(args.format or ("png", "pdf"))
     paths = make_figures(
         args.predictions,
         args.dataset,
@@ -77,7 +80,7 @@ def run(args) -> int:
         args.split,
         args.resolution,
         args.mass,
-        tuple(args.format or ("png", "pdf")),
+        formats,
         args.thumbnails,
         args.seed,
         hist_binning=args.hist_binning,

@@ -18,25 +18,38 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_training_options
+    from galmet.cli.options import add_training_options, integer, number
 
     p.add_argument("dataset", help="dataset directory (catalog + images/)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for lr_find.csv and lr_find.png")
     add_training_options(p, schedule=False)
     g = p.add_argument_group("sweep")
-    g.add_argument("--start-lr", type=float, default=1e-7, help="first lr of the sweep (default 1e-7)")
-    g.add_argument("--end-lr", type=float, default=10.0, help="last lr of the sweep (default 10)")
-    g.add_argument("--steps", type=int, default=100, help="number of steps (batches) of the sweep (default 100)")
+    g.add_argument(
+        "--start-lr", type=number(0, 1000, open_low=True), default=1e-7, help="first lr of the sweep (default 1e-7)"
+    )
+    g.add_argument(
+        "--end-lr", type=number(0, 1000, open_low=True), default=10.0, help="last lr of the sweep (default 10)"
+    )
+    g.add_argument(
+        "--steps", type=integer(2, 100_000), default=100, help="number of steps (batches) of the sweep (default 100)"
+    )
     g.add_argument("--freeze-body", action="store_true", help="sweep the head only, body frozen")
 
 
 def run(args) -> int:
     import dataclasses
+    from pathlib import Path
 
     from galmet.cli.options import config_from_args
     from galmet.science.runs.lr_find import run_lr_find
 
     config = dataclasses.replace(config_from_args(args)[0], progress=False)
+    if args.config:  # the config file is an input too
+        from galmet.io.safety import check_not_inputs, inputs_of
+        from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
+
+        outs = [Path(args.out) / LR_FIND_TABLE, Path(args.out) / LR_FIND_PLOT]
+        check_not_inputs(outs, "--out", inputs_of(args.config, "the --config file"))
     r = run_lr_find(
         args.dataset,
         args.out,

@@ -32,6 +32,8 @@ Example:
 
 
 def add_arguments(p) -> None:
+    from galmet.cli.options import number
+
     p.add_argument("--metallicity", required=True, metavar="PRED_Z", help="predictions file with oh_p50_pred")
     p.add_argument("--mass", required=True, metavar="PRED_M", help="predictions file with lgm_tot_p50_pred")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -41,7 +43,12 @@ def add_arguments(p) -> None:
         "magnitudes and the train split of the re-fitted MZR",
     )
     p.add_argument("--split", default="test", help="split to analyse: train, valid, test or all (default: test)")
-    p.add_argument("--bin-width", type=float, default=0.2, help="stellar-mass bin width, dex (default: 0.2)")
+    p.add_argument(
+        "--bin-width",
+        type=number(0, 2, open_low=True),
+        default=0.2,
+        help="stellar-mass bin width, dex (default: 0.2)",
+    )
     p.add_argument("--rf", metavar="PRED_RF", help="random-forest predictions of oh_p50 (galmet baseline's)")
     p.add_argument("--no-rf", action="store_true", help="no random-forest null test")
     p.add_argument("--ssfr", metavar="COLUMN", help="log sSFR column (default: specsfr_tot_p50 or log_ssfr if present)")
@@ -65,8 +72,6 @@ def run(args) -> int:
     from galmet.science.mzr import format_mzr
     from galmet.science.runs.mzr import run_mzr
 
-    if not 0 < args.bin_width <= 2:
-        raise ConfigError(f"--bin-width must be in (0, 2] dex, got {args.bin_width}")
     if args.rf and args.no_rf:
         raise ConfigError("--rf and --no-rf contradict each other")
     if args.relation == "refit" and not args.dataset:

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_server_options
+    from galmet.cli.options import SEED, add_server_options, integer, number
 
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
     p.add_argument(
@@ -59,18 +59,23 @@ def add_arguments(p) -> None:
         help="dihedral: the 8 fixed rotations/flips (default; exact symmetries, deterministic); fastai: the image "
         "and 4 copies with the training augmentation (fastai 0.7's TTA, the paper's)",
     )
-    p.add_argument("--tta-seed", type=int, default=0, help="seed of the fastai-style TTA views (default: 0)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    p.add_argument("--tta-seed", type=SEED, default=0, help="seed of the fastai-style TTA views (default: 0)")
+    p.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
     p.add_argument(
         "--split", nargs="+", metavar="SPLIT", help="only these splits of a dataset directory (train, valid, test)"
     )
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
-    p.add_argument("--ra", type=float, help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
-    p.add_argument("--dec", type=float, help="declination of one galaxy, degrees")
+    p.add_argument("--ra", type=number(0, 360), help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
+    p.add_argument("--dec", type=number(-90, 90), help="declination of one galaxy, degrees")
     g = add_server_options(p)
-    g.add_argument("--scale", type=float, default=0.296, help="arcsec/pixel of fetched cutouts (default: 0.296)")
+    g.add_argument(
+        "--scale",
+        type=number(0, 100, open_low=True),
+        default=0.296,
+        help="arcsec/pixel of fetched cutouts (default: 0.296)",
+    )
 
 
 def run(args) -> int:
@@ -79,6 +84,8 @@ def run(args) -> int:
     from galmet.nn.bundle import load_model
     from galmet.nn.device import resolve_device
 
+    if Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
     if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
         raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv or .fits)")
     if args.batch_size < 1:
@@ -92,6 +99,7 @@ def run(args) -> int:
             if position
             else "give INPUT (a dataset directory, image folder or ra/dec table) or --ra/--dec"
         )
+    _check_output(args)
     device = resolve_device(args.device)
     model = load_model(args.model)
     if position:
@@ -112,6 +120,30 @@ def run(args) -> int:
     )
     _print_scores(table, model.targets)
     return 0
+
+
+def _check_output(args) -> None:
+    """Refuse an --out that would replace an input (the model, the dataset's catalogue or images,
+    the positions table) or a file of another kind."""
+    from galmet.data.dataset import find_catalog
+    from galmet.errors import ConfigError
+    from galmet.io.safety import Input, check_output_file, dataset_inputs, model_input
+
+    inputs = [model_input(args.model)]
+    if args.input is not None:
+        source = Path(args.input)
+        if source.is_dir():
+            inputs += dataset_inputs(source, "the input dataset")
+            if args.split and find_catalog(source) is None:
+                raise ConfigError(
+                    f"--split: {source} is a plain image folder: it has no catalogue and so no split; "
+                    f"predict it whole (drop --split)"
+                )
+        else:
+            inputs.append(Input(source, "the input table"))
+    name = args.out.lower()
+    fmt = "parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv") else "fits"
+    check_output_file(args.out, "--out", fmt, "predictions table", inputs)
 
 
 def _predict_input(model, args, device):

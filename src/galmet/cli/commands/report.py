@@ -28,6 +28,19 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from galmet.errors import ConfigError
+    from galmet.io.safety import Input, check_output_file
+    from galmet.layout import REPORT
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / REPORT
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {out}: the report is HTML; give a file name ending in .html")
+    read = (".json", ".csv", ".parquet", ".png", ".yaml", ".fits")
+    check_output_file(
+        out, "--out", "html", "report", [Input(Path(args.run_dir), "a file the report reads", True, read)]
+    )
     from galmet.science.runs.report import write_report
 
     path = write_report(args.run_dir, args.out, args.title)

@@ -28,7 +28,7 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_training_options
+    from galmet.cli.options import add_training_options, integer
 
     p.add_argument("dataset", help="dataset directory (catalog + images/) with a test split")
     p.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
@@ -36,7 +36,7 @@ def add_arguments(p) -> None:
     g.add_argument("--sizes", default="128,64,32,16,8,4,2,1", help="comma-separated image sizes (default: the paper's)")
     g.add_argument(
         "--min-input",
-        type=int,
+        type=integer(1, 4096),
         default=1,
         help="pixel-replicate smaller images up to this side (default: 1 = native s x s inputs, the paper's; "
         "larger values are a deviation)",
@@ -61,8 +61,18 @@ def run(args) -> int:
     from galmet.science.runs.resolution import run_study
 
     config = config_from_args(args)
+    _check_options(args)
     run_study(args.dataset, args.out, args.sizes, config, args.min_input, args.bands, tta=not args.no_tta)
     table, meta = read_resolution(args.out)
     print(format_resolution(table, meta))
     print(f"wrote {Path(args.out) / RESOLUTION_TABLE} and {Path(args.out) / FIGURE_NAMES[4]}.png")
     return 0
+
+
+def _check_options(args) -> None:
+    """--sizes and --bands, checked before the dataset is read."""
+    from galmet.science.baseline import parse_bands
+    from galmet.science.resolution import parse_sizes
+
+    parse_sizes(args.sizes)
+    parse_bands(args.bands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 NAME = "synth"
 ORDER = 15
@@ -29,20 +30,28 @@ def _test_amount(text: str) -> float | int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) or a count, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1) or a count, got {text!r}")
     return int(value) if value >= 1 and value == int(value) else value
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--n", type=int, required=True, help="number of galaxies")
-    p.add_argument("--out", required=True, help="output dataset directory (must be absent or empty)")
-    p.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**32-1 (default 0)")
+    from galmet.cli.options import SEED, integer, number
+
+    p.add_argument("--n", type=integer(), required=True, help="number of galaxies")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output dataset directory (must be absent or empty, or a previous synthesis with --overwrite)",
+    )
+    p.add_argument("--seed", type=SEED, default=0, help="random seed, 0 to 2**32-1 (default 0)")
     p.add_argument(
         "--size",
-        type=int,
+        type=integer(),
         default=128,
         help="cutout size in pixels, a power of two from 8 to 1024 (default 128); the field of view stays 37.9 arcsec",
     )
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all CPUs)")
+    p.add_argument("--workers", type=integer(), default=None, help="worker processes (default: all CPUs)")
     p.add_argument(
         "--test",
         type=_test_amount,
@@ -51,11 +60,15 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--valid-fraction",
-        type=float,
+        type=number(what="a fraction in [0, 1)"),
         default=0.2,
         help="fraction of the non-test galaxies used for validation (default 0.2)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace a previous synthesis in OUT")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous synthesis in OUT (only the files it wrote; other files stay)",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
 
 

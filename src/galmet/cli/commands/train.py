@@ -38,7 +38,7 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_training_options
+    from galmet.cli.options import add_training_options, integer
 
     p.add_argument("dataset", help="dataset directory (catalog + images/)")
     p.add_argument("--out", required=True, metavar="RUN", help="run directory to write")
@@ -46,7 +46,7 @@ def add_arguments(p) -> None:
     g = p.add_argument_group("run")
     g.add_argument(
         "--folds",
-        type=int,
+        type=integer(),  # the library says "at least 2" or "too few rows for K folds"
         metavar="K",
         help="K-fold cross-validation: train K models, each validated on one fold of the train rows, "
         "score their out-of-fold predictions and save their ensemble as RUN/model.pt",
@@ -65,6 +65,7 @@ def run(args) -> int:
     from galmet.training.loop import train
 
     config, changes = config_from_args(args)
+    _check_inputs(args)
     if args.resume and not args.config:
         # Resume with the run's own settings; only runtime options may be given again.
         saved = Path(args.out) / (fold_dir(0) if args.folds else "") / CONFIG
@@ -88,6 +89,20 @@ def run(args) -> int:
             f"after {len(result.history)} epochs; history: {result.run_dir / HISTORY}"
         )
     return 0
+
+
+def _check_inputs(args) -> None:
+    """Refuse an --out whose run files would replace the dataset's files or the --config file
+    (a resumed run may read its own config.yaml)."""
+    from pathlib import Path
+
+    from galmet.io.safety import Input, check_not_inputs, dataset_inputs
+    from galmet.layout import RUN_FILES
+
+    inputs = dataset_inputs(args.dataset)
+    if args.config and not args.resume:
+        inputs.append(Input(Path(args.config), "the --config file (copy it elsewhere first)"))
+    check_not_inputs([Path(args.out) / name for name in RUN_FILES], "--out", inputs)
 
 
 def _run_folds(args, config) -> int:

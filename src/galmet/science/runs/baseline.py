@@ -10,6 +10,7 @@ from typing import Any
 
 from galmet.data.dataset import as_dataset
 from galmet.io.jsonfile import write_json
+from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import write_table
 from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, ORACLE_PREDICTIONS, rf_predictions
 from galmet.paper import PAPER_RF_GRI_RMSE
@@ -52,6 +53,12 @@ def run_baselines(
         each summary as :func:`galmet.science.metrics.summarize` on the test split.
     """
     bands = parse_bands(bands)
+    files = [
+        (rf_predictions(bands), "parquet", "predictions table"),
+        (CONSTANT_PREDICTIONS, "parquet", "predictions table"),
+        (BASELINE_METRICS, "json", "baseline metrics"),
+    ]
+    check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))  # before anything is read
     ds = as_dataset(dataset, targets=[target], load_images=False)
     catalog, where = ds.catalog, str(ds.root)
     out = Path(out_dir)

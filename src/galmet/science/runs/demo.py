@@ -9,29 +9,49 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from galmet.errors import ConfigError
-from galmet.layout import METRICS, PREDICTIONS, REPORT
+from galmet.io.atomic import atomic_write_text
+from galmet.io.locks import exclusive
+from galmet.io.safety import check_output_dir
+from galmet.layout import DEMO_MARKER, METRICS, PREDICTIONS, REPORT, RUN_LOCK
 
 log = logging.getLogger(__name__)
-MARKER = "galmet-demo.json"
+MARKER = DEMO_MARKER
+#: Most galaxies a demo makes (it is a demonstration, a few minutes on 2 cores at the default).
+MAX_N = 100_000
 
 
-def _prepare(out: Path) -> None:
-    """Make ``out`` empty; only a previous demo's folder may be replaced."""
-    if out.exists():
-        if not out.is_dir():
-            raise ConfigError(f"{out}: exists and is not a folder")
-        if any(out.iterdir()):
-            if not (out / MARKER).is_file():
-                raise ConfigError(f"{out}: folder is not empty and is not a previous galmet demo; choose another --out")
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device: str):
+    """Check every option and the output folder before anything is written; return the
+    training config. ConfigError (one line) for a bad option, an --out that is a file or sits
+    under one, or a non-empty folder that is not a previous demo."""
+    from galmet.nn.device import resolve_device
+    from galmet.synthetic.render import check_options
+    from galmet.synthetic.render import check_output as check_synthesis_output
+    from galmet.training.config import TrainConfig
+    from galmet.training.rundir import check_run_output
+
+    if isinstance(n, bool) or not isinstance(n, int) or not 50 <= n <= MAX_N:
+        raise ConfigError(f"--n must be an integer from 50 (for a meaningful demo) to {MAX_N}, got {n!r}")
+    check_options(n, seed, size)
+    config = TrainConfig(
+        recipe="onecycle", arch=arch, weights="none", epochs=epochs, batch_size=32, seed=seed, device=device, lr=[3e-3]
+    )
+    config.resolved()
+    resolve_device(device)
+    out = Path(out)
+    check_output_dir(out, "--out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ConfigError(f"{out}: folder is not empty and is not a previous galmet demo; choose another --out")
+    # what the stages will replace must be theirs: a previous synthesis, a previous run
+    check_synthesis_output(out / "data", overwrite=True)
+    check_run_output(out / "run", resume=False, overwrite=True)
+    return config
 
 
 def _say(text: str) -> None:
@@ -47,7 +67,25 @@ def run_demo(
     seed: int = 0,
     device: str = "auto",
 ) -> dict:
-    """Run every stage into ``out``; return the test-set metrics of the CNN and the baselines."""
+    """Run every stage into ``out``; return the test-set metrics of the CNN and the baselines.
+
+    Every option and the folder are checked first (:func:`check_demo`). A previous demo in
+    ``out`` is replaced stage by stage, each deleting or replacing only the files it wrote:
+    the synthesis its own images and catalogue (by name), the training run only once the new
+    one has finished; nothing else in the folder is touched.
+    """
+    config = check_demo(out, n, size, epochs, arch, seed, device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, RUN_LOCK, "'galmet demo'"):
+        atomic_write_text(
+            out / MARKER, json.dumps({"n": n, "size": size, "epochs": epochs, "arch": arch, "seed": seed})
+        )
+        return _run_stages(out, config, n, size, epochs, arch, seed, device)
+
+
+def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, seed: int, device: str) -> dict:
+    """The six stages; each replaces only what a previous demo's same stage wrote."""
     from galmet.data.dataset import load_dataset
     from galmet.data.summary import dataset_summary
     from galmet.io.tables import write_table
@@ -61,18 +99,11 @@ def run_demo(
     from galmet.science.runs.figures import make_figures
     from galmet.science.runs.report import write_report
     from galmet.synthetic.render import synthesize
-    from galmet.training.config import TrainConfig
     from galmet.training.loop import train
 
-    if n < 50:
-        raise ConfigError(f"--n must be at least 50 for a meaningful demo, got {n}")
-    out = Path(out)
-    _prepare(out)
-    (out / MARKER).write_text(json.dumps({"n": n, "size": size, "epochs": epochs, "arch": arch, "seed": seed}))
     t_start = time.perf_counter()
-
     _say(f"[1/6] synthesising {n} galaxies ({size}x{size} px) with GalSim -> {out / 'data'}")
-    data_dir = synthesize(out / "data", n=n, seed=seed, size=size, progress=True)
+    data_dir = synthesize(out / "data", n=n, seed=seed, size=size, progress=True, overwrite=True)
     ds = load_dataset(data_dir)
     _say(dataset_summary(ds))
     pick = np.arange(min(24, len(ds)))
@@ -85,10 +116,7 @@ def run_demo(
     _say(f"mosaic of example galaxies: {mosaic}")
 
     _say(f"[2/6] training a {arch} ({epochs} one-cycle epochs, from scratch) -> {out / 'run'}")
-    config = TrainConfig(
-        recipe="onecycle", arch=arch, weights="none", epochs=epochs, batch_size=32, seed=seed, device=device, lr=[3e-3]
-    )
-    result = train(ds, out / "run", config)
+    result = train(ds, out / "run", config, overwrite=True)
     _say(f"best validation RMSE {result.best_valid_rmse:.3f} dex")
 
     _say("[3/6] predicting the held-out test galaxies with 8-fold test-time augmentation")

@@ -13,7 +13,8 @@ import pandas as pd
 
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
-from galmet.layout import FIGURE_NAMES
+from galmet.io.safety import Input, check_output_dir, inputs_of
+from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE
 from galmet.science.metrics import describe_exclusions, select_split, usable_rows
 from galmet.science.mzr import mzr_analysis
 from galmet.science.plots.histograms import plot_histograms
@@ -44,6 +45,19 @@ def _dataset_images_for(table: pd.DataFrame, dataset) -> np.ndarray:
             f"{dataset.root}: {key} {want[np.flatnonzero(missing)[0]]} of the predictions is not in the dataset"
         )
     return np.asarray(dataset.images()[pos.loc[want].to_numpy()])
+
+
+def check_figure_outputs(out_dir, formats: Sequence[str], predictions=None, dataset=None, resolution=None, mass=None):
+    """Refuse (one line) an ``out_dir`` where a figure would replace one of the inputs or a file of
+    another kind, or that is a file or sits under one; touches nothing."""
+    inputs = inputs_of(predictions, "the predictions file") + inputs_of(mass, "the --mass predictions file")
+    inputs += inputs_of(dataset, "the dataset")
+    if isinstance(resolution, (str, os.PathLike)):
+        res = Path(resolution)
+        inputs += [Input(res, "the resolution table")]
+        inputs += [Input(res / name, "the resolution study") for name in (RESOLUTION_TABLE, RESOLUTION_META)]
+    files = [(f"{stem}.{fmt}", fmt, "figure") for stem in FIGURE_NAMES.values() for fmt in formats]
+    check_output_dir(out_dir, "--out", files, inputs)
 
 
 def make_figures(
@@ -86,6 +100,7 @@ def make_figures(
         Figure 6 as the paper drew it or galmet's variant, and the MZR its scatter is measured
         about (``tremonti``: Eq. 3; ``refit``: re-fitted on the dataset's train split).
     """
+    check_figure_outputs(out_dir, formats, predictions, dataset, resolution, mass)
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
     df, target = load_predictions(predictions, target, dataset)

@@ -5,17 +5,29 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from galmet.layout import LR_FIND_PLOT
+from galmet.io.safety import check_output_dir, inputs_of
+from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
 from galmet.science.plots.lr_find import LRFindDisplay
 from galmet.science.plots.style import save_figure
 from galmet.training.config import TrainConfig
 from galmet.training.lr_find import LRFindResult, lr_find
 
 
+def check_lr_find_outputs(out_dir, dataset=None, config: TrainConfig | None = None) -> None:
+    """Refuse (one line) an ``out_dir`` where lr_find.csv/png would replace an input (the
+    dataset's files, the initial weights) or a file of another kind; touches nothing."""
+    inputs = inputs_of(dataset, "the dataset")
+    if config is not None and config.weights not in ("imagenet", "none"):
+        inputs += inputs_of(config.weights, "the --weights file")
+    files = [(LR_FIND_TABLE, "csv", "lr range test table"), (Path(LR_FIND_PLOT).name, "png", "figure")]
+    check_output_dir(out_dir, "--out", files, inputs)
+
+
 def run_lr_find(dataset, out_dir: str | os.PathLike, config: TrainConfig | None = None, **kwargs) -> LRFindResult:
     """Run :func:`galmet.training.lr_find.lr_find` (``kwargs`` are its sweep options) and write
     ``lr_find.csv`` and ``lr_find.png`` into ``out_dir``; the result's paths are set."""
     config = (config or TrainConfig()).resolved()
+    check_lr_find_outputs(out_dir, dataset, config)
     result = lr_find(dataset, out_dir, config, **kwargs)
     title = f"{config.arch}, batch {config.global_batch}, {'head only' if kwargs.get('freeze') else 'all layers'}"
     units = "standardised target units" if config.standardize_targets else "target units"

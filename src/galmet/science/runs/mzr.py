@@ -8,12 +8,23 @@ from pathlib import Path
 import pandas as pd
 
 from galmet.io.jsonfile import provenance, write_json
+from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import write_table
-from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS
+from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS, artefact_kind
 from galmet.science.mzr import MASS, Z, mzr_analysis
 from galmet.science.plots.mass import plot_mass
 from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.style import save_figure
+
+
+def check_mzr_outputs(out_dir, formats, metallicity=None, mass=None, dataset=None, rf=None) -> None:
+    """Refuse (one line) an ``out_dir`` where an output would replace an input or a file of another
+    kind, or that is a file or sits under one; touches nothing."""
+    inputs = inputs_of(metallicity, "the --metallicity predictions") + inputs_of(mass, "the --mass predictions")
+    inputs += inputs_of(dataset, "the dataset") + inputs_of(rf, "the --rf predictions")
+    files = [(MZR_METRICS, "json"), (MZR_BINS, "csv"), (MZR_JOINED, "parquet")]
+    files += [(f"{FIGURE_NAMES[k]}.{fmt}", fmt) for k in (5, 6) for fmt in formats]
+    check_output_dir(out_dir, "--out", [(n, f, artefact_kind(n) or "figure") for n, f in files], inputs)
 
 
 def run_mzr(
@@ -39,6 +50,7 @@ def run_mzr(
     ``files`` added.
     """
     out = Path(out_dir)
+    check_mzr_outputs(out, formats, metallicity, mass, dataset, rf)
     res = mzr_analysis(metallicity, mass, dataset, split, bin_width, rf=rf, ssfr=ssfr, relation=relation, use_rf=use_rf)
     j = res["joined"]
     both = res["bins"].merge(

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmet.errors import DataError
+from galmet.errors import ConfigError, DataError
+from galmet.io.safety import Input, check_output_file
 from galmet.layout import (
     BASELINE_METRICS,
     CONFIG,
@@ -538,7 +539,21 @@ def write_report(
     """
     from galmet.io.atomic import atomic_write_text
 
+    out = check_report_output(run_dir, out_html)
     found = collect(run_dir)
-    out = Path(out_html) if out_html is not None else Path(run_dir) / REPORT
     atomic_write_text(out, render(found, title))
     return out
+
+
+#: Suffixes of the files a report reads under its folder (its output must be none of them).
+READ_SUFFIXES = (".json", ".csv", ".parquet", ".png", ".yaml", ".fits")
+
+
+def check_report_output(run_dir, out_html=None) -> Path:
+    """The report's path (default ``run_dir/report.html``), refused (one line) when it does not end in
+    .html/.htm, is a directory or sits under a file, or is one of the files the report reads."""
+    out = Path(out_html) if out_html is not None else Path(run_dir) / REPORT
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {out}: the report is HTML; give a file name ending in .html")
+    reads = Input(Path(run_dir), "a file the report reads", tree=True, suffixes=READ_SUFFIXES)
+    return check_output_file(out, "--out", "html", "report", [reads])

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 
 from galmet.data.dataset import as_dataset
-from galmet.errors import ConfigError, DataError
+from galmet.errors import ConfigError, DataError, one_line
 from galmet.io.jsonfile import write_json
-from galmet.io.tables import write_table
+from galmet.io.locks import exclusive
+from galmet.io.safety import check_output_dir, inputs_of
+from galmet.io.tables import read_table, write_table
 from galmet.layout import (
     BUNDLE,
     CHECKPOINT,
@@ -25,6 +27,7 @@ from galmet.layout import (
     PREDICTIONS,
     RESOLUTION_META,
     RESOLUTION_TABLE,
+    RUN_LOCK,
     resolution_run,
 )
 from galmet.nn.bundle import load_model
@@ -42,7 +45,10 @@ log = logging.getLogger(__name__)
 def _load_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=COLUMNS)
-    tab = pd.read_csv(path)
+    tab = read_table(path)
+    missing = [c for c in COLUMNS if c not in tab.columns]
+    if missing:
+        raise DataError(f"{path}: not a resolution-study table (no column {missing[0]!r}); use a new --out")
     return tab[np.isfinite(pd.to_numeric(tab["rmse"], errors="coerce"))].reset_index(drop=True)
 
 
@@ -81,6 +87,12 @@ def run_study(
     if min_input < 1:
         raise ConfigError(f"--min-input must be >= 1 pixel, got {min_input}")
     config = (config or TrainConfig()).resolved()
+    files = [
+        (RESOLUTION_TABLE, "csv", "resolution-study table"),
+        (RESOLUTION_META, "json", "resolution-study settings"),
+        *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in formats],
+    ]
+    check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))
     target = config.targets[0]
     dataset = as_dataset(
         dataset, targets=config.targets, valid_fraction=config.valid_fraction, split_seed=config.split_seed
@@ -90,6 +102,12 @@ def run_study(
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, RUN_LOCK, "'galmet resolution-study'"):  # one study at a time in a folder
+        return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)
+
+
+def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str, tta: bool, formats):
+    """Train and score each size not yet in the study's table (the folder is locked)."""
     meta_path = out / RESOLUTION_META
     settings = {
         "config": config.to_dict(),
@@ -99,7 +117,12 @@ def run_study(
         "n": len(dataset),
     }
     if meta_path.is_file():
-        old = json.loads(meta_path.read_text())
+        try:
+            old = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{meta_path}: unreadable study settings ({one_line(exc)}); use a new --out") from None
+        if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
+            raise DataError(f"{meta_path}: not the settings of a galmet resolution study; use a new --out")
         changed = [k for k in ("min_input", "target", "n") if old.get(k) != settings[k]]
         changed += [
             f"config.{k}"
