@@ -88,6 +88,21 @@ LR_FIND_PLOT = "lr_find.png"
 MOSAIC = "mosaic.png"
 #: The self-contained HTML report.
 REPORT = "report.html"
+#: ``galmet systematics`` outputs: binned bias and scatter per property, trends, the figure stem.
+SYSTEMATICS_TABLE = "systematics.csv"
+SYSTEMATICS_JSON = "systematics.json"
+SYSTEMATICS_FIGURE = "systematics"
+#: Figure of the calibrated uncertainties (``galmet figures``, when the predictions carry them).
+UNCERTAINTY_FIGURE = "uncertainty_calibration"
+#: ``galmet explain`` outputs: the control experiments (summary and per galaxy).
+CONTROLS_JSON = "controls.json"
+CONTROLS_TABLE = "controls.csv"
+
+
+def attribution_stem(method: str) -> str:
+    """File stem of ``galmet explain``'s grid figure and arrays for an attribution method."""
+    return f"attribution_{method.replace('-', '_')}"
+
 
 #: File stems of the paper's figures (``.png`` and ``.pdf`` are written).
 FIGURE_NAMES = {

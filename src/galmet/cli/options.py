@@ -113,6 +113,8 @@ TRAINING_FIELDS = {
     "workers": "workers",
     "compile": "compile",
     "skip_bad": "skip_bad",
+    "loss": "loss",
+    "beta": "beta",
 }
 
 
@@ -149,7 +151,7 @@ def add_training_options(p, schedule: bool = True) -> None:
     add_progress_option(g)
     if not schedule:
         return
-    from galmet.training.config import RECIPES
+    from galmet.training.config import LOSSES, RECIPES
 
     s = p.add_argument_group("recipe")
     s.add_argument("--recipe", choices=RECIPES, help="learning-rate recipe (default: paper)")
@@ -171,6 +173,12 @@ def add_training_options(p, schedule: bool = True) -> None:
     s.add_argument("--max-zoom", type=float, help="random zoom up to this factor, then crop (default 1.1; 1 = off)")
     s.add_argument("--no-dihedral", action="store_true", help="no random rotations/flips")
     s.add_argument("--no-standardize", action="store_true", help="train on raw target values (not (y-mean)/std)")
+    s.add_argument(
+        "--loss",
+        choices=LOSSES,
+        help="rmse (the paper's head, default) or gaussian (a mean and a log-variance per target, beta-NLL)",
+    )
+    s.add_argument("--beta", type=float, help="gaussian loss: the beta of beta-NLL, 0 to 1 (default 0.5)")
     s.add_argument(
         "--valid-fraction", type=float, help="fraction of train rows made 'valid' when the catalog has none (0.2)"
     )
