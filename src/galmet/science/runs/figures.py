@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galmet.columns import INTERVAL_LEVELS, err_column, interval_columns
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
-from galmet.layout import FIGURE_NAMES
+from galmet.layout import FIGURE_NAMES, UNCERTAINTY_FIGURE
 from galmet.science.metrics import select_split
 from galmet.science.mzr import mzr_analysis
 from galmet.science.plots.histograms import plot_histograms
@@ -23,6 +24,7 @@ from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.pred_vs_true import plot_pred_vs_true
 from galmet.science.plots.resolution import plot_resolution
 from galmet.science.plots.style import save_figure
+from galmet.science.plots.uncertainty import plot_uncertainty
 from galmet.science.predictions import load_predictions
 from galmet.science.resolution import read_resolution
 from galmet.science.stats import select_grid_rows
@@ -74,6 +76,10 @@ def make_figures(
         A ``galmet resolution-study`` output folder or table: adds Figure 4.
     mass : path-like or pandas.DataFrame, optional
         Stellar-mass predictions (target ``lgm_tot_p50``): adds Figures 5 and 6.
+
+    When the predictions carry calibrated error bars (``<target>_err`` and the interval
+    columns) the figure of their calibration (:mod:`galmet.science.plots.uncertainty`) is added
+    as ``uncertainty_calibration``.
     """
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
@@ -126,4 +132,10 @@ def make_figures(
         j = mzr["joined"]
         emit(5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"]))
         emit(6, plot_mzr(j["lgm_tot_p50"], j["oh_p50_pred"], mzr["bins"], z_true=j["oh_p50"]))
+    if err_column(target) in df.columns:
+        intervals = {
+            lv: tuple(df[c].to_numpy(dtype=float) for c in interval_columns(target, lv)) for lv in INTERVAL_LEVELS
+        }
+        fig = plot_uncertainty(t, p, df[err_column(target)].to_numpy(dtype=float), intervals, target)
+        written.extend(save_figure(fig, out / UNCERTAINTY_FIGURE, formats))
     return written
