@@ -87,7 +87,9 @@ def test_calibrate_command_writes_a_calibrated_bundle(data, capsys, tmp_path):
     # --reference recomputes the out-of-domain statistics
     code, _, err = _run(capsys, "calibrate", fold0, pred, "--out", tmp_path / "cal3.pt", "--reference", ds)
     assert code == 0, err
-    assert load_model(tmp_path / "cal3.pt").embedding_references()[0].n_train == len(oof)
+    cal3 = load_model(tmp_path / "cal3.pt")
+    assert cal3.embedding_references()[0].n_train == len(oof)
+    assert cal3.label_range["oh_p50"] == (oof["oh_p50"].min(), oof["oh_p50"].max())
 
 
 def test_calibrate_bad_input_is_one_line_exit_2_and_writes_nothing(data, capsys, tmp_path):

@@ -20,9 +20,9 @@ Methods (how each residual is scaled before its quantiles are taken):
 Intervals come from the two tails of the signed residuals (absorbing a bias of the predictions),
 or, with --symmetric, from their absolute values.
 
---reference DATASET also (re)computes the out-of-domain statistics of the bundle (the
-penultimate-layer embeddings of DATASET's train and valid rows) for bundles trained before
-galmet stored them.
+--reference DATASET also (re)computes the training-domain statistics of the bundle from
+DATASET's train and valid rows (the penultimate-layer embeddings behind the out-of-domain flag,
+and the label range), for bundles trained before galmet stored them.
 
 Examples:
   galmet calibrate runs/r1 runs/r1/valid_pred.parquet --out runs/r1/model_cal.pt

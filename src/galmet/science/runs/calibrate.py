@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from galmet._version import __version__
 from galmet.columns import pred_column, target_of
@@ -43,8 +44,9 @@ def _check_out(model_path: Path, out: Path) -> None:
 
 
 def embedding_statistics(model, dataset, splits=("train", "valid"), device: str = "auto") -> dict[str, Any]:
-    """Meta updates holding each member's :class:`~galmet.nn.embedding.EmbeddingReference` from
-    the ``splits`` rows of ``dataset`` (for bundles trained before galmet stored them).
+    """Meta updates with the training-domain statistics of ``dataset``'s ``splits`` rows: each
+    member's :class:`~galmet.nn.embedding.EmbeddingReference` and the label range of the targets
+    the catalogue has (for bundles trained before galmet stored them).
 
     For an ensemble of fold models every member is summarised on all those rows (its own training
     galaxies plus its held-out fold), which makes the threshold slightly larger, i.e. conservative.
@@ -55,11 +57,23 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
         raise DataError(f"{ds.root}: {len(rows)} rows in splits {', '.join(splits)}: too few for embedding statistics")
     if ds.image_size != model.image_size and model.image_size is not None:
         raise DataError(f"{ds.root}: images are {ds.image_size} px, the model expects {model.image_size}")
-    emb = model.embed(np.asarray(ds.images()[np.sort(rows)]), device=device, progress=None)
+    rows = np.sort(rows)
+    emb = model.embed(np.asarray(ds.images()[rows]), device=device, progress=None)
     refs = [EmbeddingReference.fit(e).to_dict() for e in emb]
+    out: dict[str, Any] = {}
+    labels = {}
+    for t in model.targets:
+        if t in ds.catalog.columns:
+            y = pd.to_numeric(ds.catalog[t].iloc[rows], errors="coerce").to_numpy(dtype=float)
+            if np.isfinite(y).any():
+                labels[t] = [float(np.nanmin(y)), float(np.nanmax(y))]
+    if labels:
+        out["label_range"] = {**(model.meta.get("label_range") or {}), **labels}
     if "members" in model.meta:
-        return {"members": [{**m, "embedding_stats": r} for m, r in zip(model.meta["members"], refs, strict=True)]}
-    return {"embedding_stats": refs[0]}
+        out["members"] = [{**m, "embedding_stats": r} for m, r in zip(model.meta["members"], refs, strict=True)]
+    else:
+        out["embedding_stats"] = refs[0]
+    return out
 
 
 def calibrate_bundle(
