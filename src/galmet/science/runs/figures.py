@@ -62,6 +62,10 @@ def make_figures(
 ) -> list[Path]:
     """Draw the paper's figures from a predictions table; return the files written.
 
+    When the predictions carry calibrated error bars (``<target>_err`` and the interval
+    columns) the figure of their calibration (:mod:`galmet.science.plots.uncertainty`) is added
+    as ``uncertainty_calibration``.
+
     Parameters
     ----------
     predictions : path-like or pandas.DataFrame
@@ -77,9 +81,6 @@ def make_figures(
     mass : path-like or pandas.DataFrame, optional
         Stellar-mass predictions (target ``lgm_tot_p50``): adds Figures 5 and 6.
 
-    When the predictions carry calibrated error bars (``<target>_err`` and the interval
-    columns) the figure of their calibration (:mod:`galmet.science.plots.uncertainty`) is added
-    as ``uncertainty_calibration``.
     """
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
