@@ -55,6 +55,12 @@ def test_folds_run_is_calibrated_and_predictions_carry_error_bars(data, capsys):
     assert (df["oh_p50_lo95"] <= df["oh_p50_lo68"]).all() and (df["oh_p50_lo68"] < df["oh_p50_hi68"]).all()
     assert (df["oh_p50_hi68"] <= df["oh_p50_hi95"]).all()
     np.testing.assert_allclose(df["oh_p50_err"], (df["oh_p50_hi68"] - df["oh_p50_lo68"]) / 2)
+    fits = root / "pred.fits"
+    assert _run(capsys, "predict", root / "cv", ds, "--out", fits, "--device", "cpu", "--split", "test")[0] == 0
+    from galmet.io.tables import read_table
+
+    back = read_table(fits)
+    assert set(UNC) <= set(back.columns) and np.isfinite(back["oh_p50_err"]).all()
     # the same numbers through the Python API
     images = np.asarray(load_dataset(ds).images())
     res = model.predict_uncertainty(images, device="cpu")
