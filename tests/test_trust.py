@@ -117,6 +117,7 @@ def test_calibrate_bad_input_is_one_line_exit_2_and_writes_nothing(data, capsys,
         ((tmp_path / "nope.pt", pred), "no such model bundle"),
         ((fold0, tmp_path / "nope.csv"), "table file not found"),
         ((fold0, pred, "--offset", "-1"), "--offset must be 0 or more"),
+        ((root / "cv", root / "cv" / "oof.parquet", "--method", "spread"), "a spread calibration does not transfer"),
     ]
     for args, msg in cases:
         code, _, err = _run(capsys, "calibrate", *args, "--out", out)
