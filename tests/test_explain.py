@@ -148,3 +148,23 @@ def test_systematics_command_and_report(setup, capsys, tmp_path):
     assert _run(capsys, "report", tmp_path / "run")[0] == 0
     html = (tmp_path / "run" / "report.html").read_text()
     assert "<h2>Systematics</h2>" in html and "What the network looks at" in html
+
+
+def test_gradcam_cells_sit_over_the_pixels_they_are_centred_on():
+    from galmet.nn.attribution import place_cam
+    from galmet.nn.net import build_model
+
+    # in a ResNet, cell j of a stage of stride s is centred on input pixel s j (measured here from
+    # the input gradient of one layer3 cell on an image large enough for its receptive field)
+    torch.manual_seed(0)
+    body = build_model("resnet18").eval().body
+    x = torch.randn(1, 3, 256, 256, requires_grad=True)
+    f = body.layer3(body.layer2(body.layer1(body.maxpool(body.relu(body.bn1(body.conv1(x)))))))
+    f[0, :, 6, 6].sum().backward()
+    g = x.grad.abs().sum(1)[0]
+    ys = torch.arange(256.0)[:, None].expand(256, 256)
+    assert abs(float((g * ys).sum() / g.sum()) - 96) < 2
+    cam = torch.zeros(1, 1, 4, 4)
+    cam[0, 0, 2, 1] = 1
+    out = place_cam(cam, 64, 16)[0, 0]
+    assert (out == out.max()).nonzero().tolist() == [[32, 16]]  # row 2 -> y 32, column 1 -> x 16

@@ -5,7 +5,8 @@ in target units (dex), on the input the network sees (the bundle's central crop,
 
 =========================  ====================================================================
 ``gradcam``                ``LayerGradCam`` on a ResNet stage (default: the deepest whose map is
-                           at least 4 x 4), ReLU'd (regions that raise Z), bilinearly upsampled
+                           at least 4 x 4), ReLU'd (regions that raise Z), bilinearly resampled
+                           with each cell over the pixel it is centred on (:func:`place_cam`)
 ``integrated-gradients``   ``IntegratedGradients`` from a baseline image of the galaxy's own sky
                            colour, summed over the colour channels (signed: raises / lowers Z)
 ``occlusion``              ``Occlusion`` with square windows of 1/8 of the input painted with the
@@ -87,6 +88,25 @@ def choose_layer(input_size: int, layer: str = "auto") -> str:
     return "layer1"
 
 
+def place_cam(cam: torch.Tensor, size: int, stride: int) -> torch.Tensor:
+    """A stage's map (N, 1, h, w) resampled to the input grid (N, 1, size, size), bilinearly, with
+    each cell where it belongs.
+
+    In a torchvision ResNet every stride-2 layer (7x7 conv, 3x3 max pool, 3x3 conv, all padded to
+    keep the centre) puts output ``j`` over input ``2j``, so cell ``j`` of a stage with total
+    stride ``s`` is centred on input pixel ``s j``. A plain resize (``align_corners=False``, as
+    ``captum``'s ``LayerAttribution.interpolate``) would centre it on ``s j + (s - 1) / 2`` instead,
+    shifting every map by about half a cell down and to the right (7.5 pixels for ``layer3``).
+    """
+    h, w = cam.shape[-2:]
+    pix = torch.arange(size, dtype=cam.dtype, device=cam.device) / stride  # input pixel -> cell coordinate
+    gy = (2 * pix / max(h - 1, 1) - 1).clamp(-1, 1)
+    gx = (2 * pix / max(w - 1, 1) - 1).clamp(-1, 1)
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)  # (size, size, 2) as (x, y)
+    grid = grid.unsqueeze(0).expand(len(cam), size, size, 2)
+    return torch.nn.functional.grid_sample(cam, grid, mode="bilinear", align_corners=True)
+
+
 def _sky_baseline(xb: torch.Tensor, mean, std) -> torch.Tensor:
     """A normalised image of each uint8 image's border colour, shaped like ``to_model_input(xb)``."""
     size = xb.shape[1]
@@ -153,7 +173,7 @@ def attribution_maps(
             for m, member in enumerate(model.nets):
                 cam = attr.LayerGradCam(TargetOutput(model, index, [m]), getattr(member.body, str(stage)))
                 a = cam.attribute(x, relu_attributions=True)
-                cams.append(attr.LayerAttribution.interpolate(a, (size, size), interpolate_mode="bilinear"))
+                cams.append(place_cam(a, size, STAGES[str(stage)]))
             out = torch.stack(cams).mean(0)[:, 0]
         elif method == "integrated-gradients":
             ig = attr.IntegratedGradients(whole)
