@@ -38,6 +38,8 @@ from galmet.sdss.catalog import Cuts, cut_mask
 from galmet.sdss.skyserver import DEFAULT_SCALE, SkyServerClient
 
 log = logging.getLogger(__name__)
+#: Images embedded at a time for the out-of-domain flag.
+OOD_CHUNK = 4096
 
 
 def predict_dataset(
@@ -243,7 +245,13 @@ def flag_rows(
     if refs is not None:
         from galmet.nn.embedding import ood_ratio
 
-        score = ood_ratio(refs, model.embed(images, batch_size=batch_size, device=device, progress=False))
+        # in chunks: an ensemble's embeddings of a large set (members x N x 512 floats) need not fit in memory
+        score = np.concatenate(
+            [
+                ood_ratio(refs, model.embed(images[s : s + OOD_CHUNK], batch_size=batch_size, device=device))
+                for s in range(0, n, OOD_CHUNK)
+            ]
+        )
         table = table.assign(**{OOD_SCORE: score})
         bits |= np.where(score > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
         checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
