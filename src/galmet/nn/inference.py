@@ -198,7 +198,7 @@ class GalmetModel:
                 for net, (scale, shift) in zip(nets, scaling, strict=True):
                     raw = [net(dihedral_view(x, i)) for i in range(8)] if tta else [net(x)]
                     outputs += [self._to_target_units(r, scale, shift) for r in raw]
-                views = torch.stack(outputs)  # (members x views, B, T), target units
+                views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
                 mean_out[start : start + len(x)] = views.mean(0)
                 if len(views) > 1:
                     std_out[start : start + len(x)] = views.std(0, correction=0)
