@@ -23,7 +23,7 @@ def test_baseline_cli_writes_predict_format(split_dataset, tmp_path):
     rf = pd.read_parquet(out / "rf_gri_predictions.parquet")
     const = pd.read_parquet(out / "constant_predictions.parquet")
     for df in (rf, const):
-        assert {"objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50", "lgm_tot_p50", "z", "ra", "dec"} <= set(
+        assert {"objID", "split", "oh_p50_pred", "oh_p50_spread", "oh_p50", "lgm_tot_p50", "z", "ra", "dec"} <= set(
             df.columns
         )
         assert len(df) == 120 and df["objID"].dtype == np.int64
@@ -37,7 +37,7 @@ def test_baseline_cli_writes_predict_format(split_dataset, tmp_path):
     assert m["rf"]["paper"]["rmse"] == 0.130
     test = rf[rf.split == "test"]
     assert m["rf"]["rmse"] == pytest.approx(np.sqrt(np.mean((test.oh_p50_pred - test.oh_p50) ** 2)), rel=1e-5)
-    assert (rf["oh_p50_pred_std"] >= 0).all()
+    assert (rf["oh_p50_spread"] >= 0).all()
 
 
 def test_baseline_ugriz_is_deterministic(split_dataset, tmp_path):

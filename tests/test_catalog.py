@@ -139,6 +139,17 @@ def test_cut_values_are_parameters(capsys):
     assert "SELECT TOP 7" in out and "g.petroMag_r < 18" not in out
 
 
+def test_sql_selects_the_columns_systematics_and_calibration_need():
+    # galmet systematics bins the residuals against inclination, size and fibre magnitude, and
+    # galmet evaluate weighs the label's own uncertainty: the query must return them, by these names
+    sql = build_sql(Cuts())
+    for expr in ("g.expAB_r", "g.petroR50_r", "g.petroR90_r", "g.fiberMag_r", "e.oh_p16", "e.oh_p84", "e.bptclass"):
+        assert re.search(rf"^\s*{re.escape(expr)},?$", sql, re.MULTILINE), expr
+    names = [name for _, name in COLUMNS]
+    assert {"expAB_r", "petroR50_r", "fiberMag_r", "oh_p16", "oh_p84"} <= set(names)
+    assert len(names) == len(set(names))
+
+
 def test_sql_and_local_cuts_come_from_one_list():
     sql = build_sql(Cuts(), (0.0, 10.0))
     assert all(c in sql for c in Cuts().sql_conditions()) and "g.ra >= 0" in sql and "g.ra < 10" in sql

@@ -60,7 +60,7 @@ def _build_template(root: Path) -> None:
 
     pred = predict_dataset(load_model(bundle), load_dataset(ds, cache=False), tta=False, device="cpu")
     pred.to_parquet(root / "pred.parquet")
-    mass = pred.rename(columns={"oh_p50_pred": "lgm_tot_p50_pred", "oh_p50_pred_std": "lgm_tot_p50_pred_std"})
+    mass = pred.rename(columns={"oh_p50_pred": "lgm_tot_p50_pred", "oh_p50_spread": "lgm_tot_p50_spread"})
     mass["lgm_tot_p50_pred"] = mass["lgm_tot_p50"] + 0.1
     mass.to_parquet(root / "mass.parquet")
     n = 20
@@ -189,6 +189,24 @@ SCENARIOS = {
         ["resolution-study", "{e}/ds", "--out", "{e}/ds", "--sizes", "8", "--min-input", "8", *TINY, *ONECYCLE],
         ["resolution-study", "{e}/ds", "--out", "{e}/user", "--sizes", "8", "--min-input", "8", *TINY, *ONECYCLE],
     ),
+    "calibrate": (
+        ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/run/model.pt"],
+        ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/user/calibrated.pt", "--split", "all"],
+    ),
+    "embed": (
+        ["embed", "{e}/run", "{e}/ds", "--out", "{e}/ds/catalog.parquet", "--device", "cpu"],
+        ["embed", "{e}/run", "{e}/ds", "--out", "{e}/user/emb.parquet", "--device", "cpu"],
+    ),
+    "explain": (
+        ["explain", "{e}/run", "{e}/ds", "--out", "{e}/ds/images", "--n", "2", "--device", "cpu"],
+        ["explain", "{e}/run", "{e}/ds", "--out", "{e}/user", "--n", "2", "--device", "cpu"],
+    ),
+    "systematics": (
+        ["systematics", "{e}/pred.parquet", "--dataset", "{e}/ds", "--out", "{e}/ds", "--split", "all"]
+        + ["--bootstrap", "20"],
+        ["systematics", "{e}/pred.parquet", "--dataset", "{e}/ds", "--out", "{e}/user", "--split", "all"]
+        + ["--bootstrap", "20"],
+    ),
 }
 
 #: command -> (argv of a run to kill, the folder whose first new entry triggers the kill).
@@ -211,6 +229,10 @@ KILLS = {
     "mzr": (SCENARIOS["mzr"][1], "user"),
     "report": (SCENARIOS["report"][1], "user"),
     "resolution-study": (SCENARIOS["resolution-study"][1], "user"),
+    "calibrate": (SCENARIOS["calibrate"][1], "user"),
+    "embed": (SCENARIOS["embed"][1], "user"),
+    "explain": (SCENARIOS["explain"][1], "user"),
+    "systematics": (SCENARIOS["systematics"][1], "user"),
 }
 
 

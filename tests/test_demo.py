@@ -11,14 +11,17 @@ from galmet.cli.main import main
 
 def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--n", "60", "--size", "32", "--epochs", "1", "--device", "cpu"])
+    code = main(["demo", "--out", str(out), "--n", "80", "--size", "32", "--epochs", "1", "--device", "cpu"])
     assert code == 0
     text = capsys.readouterr().out
     assert "test RMSE (dex): CNN" in text
+    # error bars calibrated on the validation galaxies, carried by the test predictions
+    assert "calibration: oh_p50: absolute split-conformal" in text and "the 68% / 95% intervals cover" in text
     for rel in (
         "mosaic.png",
         "report.html",
         "run/model.pt",
+        "run/model_calibrated.pt",
         "run/predictions.parquet",
         "run/metrics.json",
         "run/figures/fig3_pred_vs_true.png",
@@ -27,6 +30,7 @@ def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):
         assert (out / rel).is_file(), rel
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     assert np.isfinite(metrics["rmse"]) and metrics["n"] > 0
+    assert 0 <= metrics["uncertainty"]["68"]["coverage"] <= 1
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and "http://" not in html.replace("http://www.w3.org", "")
 

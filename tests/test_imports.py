@@ -32,7 +32,9 @@ def test_metrics_and_plotting_do_not_import_torch():
         "import galmet.science.plots.style, galmet.science.plots.image_grid, galmet.science.plots.histograms\n"
         "import galmet.science.plots.pred_vs_true, galmet.science.plots.resolution, galmet.science.plots.mass\n"
         "import galmet.science.plots.mzr, galmet.science.plots.lr_find, galmet.science.plots.mosaic\n"
-        "import galmet.science.plots.history\n"
+        "import galmet.science.plots.history, galmet.science.plots.uncertainty, galmet.science.plots.systematics\n"
+        "import galmet.science.plots.attribution, galmet.science.calibration, galmet.science.systematics\n"
+        "import galmet.science.attribution, galmet.data.quality, galmet.nn.uncertainty\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

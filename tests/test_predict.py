@@ -36,20 +36,21 @@ def test_predict_dataset_columns_and_values(bundle, split_dataset):
         "objID",
         "split",
         "oh_p50_pred",
-        "oh_p50_pred_std",
+        "oh_p50_spread",
         "oh_p50",
         "lgm_tot_p50",
         "z",
         "ra",
         "dec",
+        "flags",
     ]
     assert df["objID"].tolist() == ds.catalog["objID"].tolist()
     np.testing.assert_array_equal(df["oh_p50"], ds.catalog["oh_p50"])
     direct = model.predict(np.asarray(ds.images()), tta=True, device="cpu")
     np.testing.assert_allclose(df["oh_p50_pred"], direct, rtol=1e-5)
-    assert (df["oh_p50_pred_std"] > 0).all()
+    assert (df["oh_p50_spread"] > 0).all()
     plain = predict_dataset(model, ds, tta=False, device="cpu")
-    assert plain["oh_p50_pred_std"].isna().all()
+    assert plain["oh_p50_spread"].isna().all()
 
 
 def _run(capsys, *argv):
@@ -66,7 +67,7 @@ def test_cli_writes_each_format(tmp_path, capsys, bundle, split_dataset, suffix)
     )
     assert code == 0, err
     df = read_table(out)
-    assert {"objID", "split", "oh_p50_pred", "oh_p50_pred_std", "oh_p50", "ra", "dec"} <= set(df.columns)
+    assert {"objID", "split", "oh_p50_pred", "oh_p50_spread", "oh_p50", "ra", "dec"} <= set(df.columns)
     assert len(df) == 4 and set(df["split"].astype(str)) == {"test"}
     assert "wrote 4 predictions" in stdout and "RMSE of oh_p50: test" in stdout
 
@@ -80,8 +81,8 @@ def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
     code, _, err = _run(capsys, bundle, folder, "--out", out, "--no-tta", "--device", "cpu")
     assert code == 0, err
     df = pd.read_csv(out)
-    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_pred_std"]
-    assert df["file"].tolist() == [f"galaxy_{i}.jpg" for i in range(3)] and df["oh_p50_pred_std"].isna().all()
+    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags"]
+    assert df["file"].tolist() == [f"galaxy_{i}.jpg" for i in range(3)] and df["oh_p50_spread"].isna().all()
 
 
 def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, split_dataset):
@@ -131,7 +132,7 @@ def test_cli_sky_position(tmp_path, capsys, bundle):
         assert code == 0, err
         assert sum(srv.counts.values()) == 1
     df = pd.read_csv(out)
-    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_pred_std"]
+    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_spread", "flags"]
     assert df["ra"].tolist() == [185.5] and np.isfinite(df["oh_p50_pred"]).all()
     with FaultyServer(default_plan=("404",)) as srv:
         code, _, err = _run(capsys, bundle, "--ra", "1", "--dec", "2", "--base-url", srv.url, "--out", out)
@@ -168,7 +169,7 @@ def test_cli_table_of_positions(tmp_path, capsys, bundle):
         )
     assert code == 0, err
     df = pd.read_parquet(out)
-    assert list(df.columns) == ["objID", "ra", "dec", "oh_p50_pred", "oh_p50_pred_std", "oh_p50"]
+    assert list(df.columns) == ["objID", "ra", "dec", "oh_p50_pred", "oh_p50_spread", "oh_p50", "flags"]
     assert df["objID"].tolist() == [11, 33] and "skipped" in stdout and "RMSE of oh_p50: all" in stdout
     (tmp_path / "noradec.csv").write_text("objID,x\n1,2\n")
     code, _, err = _run(capsys, bundle, tmp_path / "noradec.csv", "--out", out)
@@ -223,4 +224,4 @@ def test_cli_tta_mode_fastai(tmp_path, capsys, bundle, split_dataset):
     code, printed, _ = _run(capsys, bundle, split_dataset, "--out", out, "--tta-mode", "fastai", "--device", "cpu")
     assert code == 0 and "fastai TTA, 1 + 4 views" in printed
     df = read_table(out)
-    assert np.isfinite(df["oh_p50_pred"]).all() and (df["oh_p50_pred_std"] > 0).all()
+    assert np.isfinite(df["oh_p50_pred"]).all() and (df["oh_p50_spread"] > 0).all()

@@ -8,7 +8,17 @@ column                     meaning
 ``objID`` / ``file``       row identity: the SDSS objID (exact int64), else the image file
 ``split``                  train / valid / test (dataset directories with a catalogue)
 ``<target>_pred``          prediction, target units (dex for ``oh_p50``, ``lgm_tot_p50``)
-``<target>_pred_std``      spread of the predictions over TTA views and ensemble members
+``<target>_spread``        spread of the predictions over TTA views and ensemble members
+                           (not an error bar: see ``_err``); read from ``_pred_std`` in
+                           tables written before it was renamed
+``<target>_sigma``         the heteroscedastic head's own 1-sigma (``--loss gaussian``),
+                           before calibration
+``<target>_err``           calibrated 1-sigma: half the width of the 68% interval (only
+                           when the model bundle carries a calibration)
+``<target>_lo68`` ...      the calibrated central 68% and 95% intervals: ``_lo68``,
+                           ``_hi68``, ``_lo95``, ``_hi95``
+``ood_score``              embedding distance to the training set over its 99th percentile
+``flags``                  why a prediction should not be trusted (:class:`Flag` bits)
 ``<target>``               the truth, when the catalogue has it
 :data:`PASSTHROUGH`        catalogue columns copied for joins and analyses
 =========================  ============================================================
@@ -16,6 +26,7 @@ column                     meaning
 
 from __future__ import annotations
 
+import enum
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -38,9 +49,12 @@ METALLICITY = "oh_p50"
 #: MPA-JHU median log stellar mass, dex (solar masses).
 STELLAR_MASS = "lgm_tot_p50"
 DEFAULT_TARGET = METALLICITY
+#: The 16th and 84th percentiles of a label's own likelihood, where the MPA-JHU catalogue gives them:
+#: half their difference is the label's 1-sigma measurement uncertainty.
+LABEL_PERCENTILES = {METALLICITY: ("oh_p16", "oh_p84")}
 #: Catalogue columns copied into every predictions table when present (truths for analyses,
-#: positions for joins).
-PASSTHROUGH = (METALLICITY, STELLAR_MASS, "z", "ra", "dec")
+#: positions for joins, the label's own uncertainty).
+PASSTHROUGH = (METALLICITY, STELLAR_MASS, "z", "ra", "dec", *LABEL_PERCENTILES[METALLICITY])
 #: Physically allowed range (inclusive) of each known label or truth column; values outside
 #: (such as MPA-JHU's -9999 for "missing") are not labels. Training refuses (or skips) such rows;
 #: every analysis treats them as missing, leaves them out and says how many
@@ -82,7 +96,79 @@ def pred_column(target: str) -> str:
 
 def spread_column(target: str) -> str:
     """Column holding the spread of ``target``'s predictions over TTA views and ensemble members."""
+    return f"{target}_spread"
+
+
+def legacy_spread_column(target: str) -> str:
+    """The name :func:`spread_column` had before it was renamed (read, never written)."""
     return f"{target}_pred_std"
+
+
+def sigma_column(target: str) -> str:
+    """Column holding the heteroscedastic head's own (uncalibrated) 1-sigma of ``target``."""
+    return f"{target}_sigma"
+
+
+def err_column(target: str) -> str:
+    """Column holding the calibrated 1-sigma of ``target``: half the width of its 68% interval."""
+    return f"{target}_err"
+
+
+#: Central interval levels every calibrated prediction carries, with their column tags.
+INTERVAL_LEVELS = {68: 0.68, 95: 0.95}
+
+
+def interval_columns(target: str, level: int) -> tuple[str, str]:
+    """(lower, upper) columns of the calibrated central ``level`` per cent interval, e.g.
+    ``("oh_p50_lo68", "oh_p50_hi68")``."""
+    if level not in INTERVAL_LEVELS:
+        raise ValueError(f"interval level must be one of {sorted(INTERVAL_LEVELS)}, got {level}")
+    return f"{target}_lo{level}", f"{target}_hi{level}"
+
+
+def uncertainty_columns(target: str) -> list[str]:
+    """Every calibrated-uncertainty column of ``target``, in table order."""
+    cols = [err_column(target)]
+    for level in INTERVAL_LEVELS:
+        cols += interval_columns(target, level)
+    return cols
+
+
+#: Column of the out-of-domain and image-problem bits (:class:`Flag`).
+FLAGS = "flags"
+#: Column of the embedding's k-NN distance to the training embeddings over the training galaxies'
+#: 99th percentile of the same distance (> 1: bit ``EMBEDDING_OUT_OF_DOMAIN``).
+OOD_SCORE = "ood_score"
+
+
+class Flag(enum.IntFlag):
+    """Bits of the ``flags`` column: why a prediction should not be trusted (0 = none raised).
+
+    A bit is only raised by a check that could run: a model bundle without a training label
+    range or embedding statistics, or a catalogue without the columns of the paper's cuts,
+    leaves the corresponding bits at 0 (``galmet predict`` says which checks ran).
+    """
+
+    #: The prediction lies outside the range of the labels the model was trained on.
+    PRED_OUT_OF_RANGE = 1
+    #: The catalogue's own label (the truth) lies outside the training label range.
+    LABEL_OUT_OF_RANGE = 2
+    #: The penultimate-layer embedding is farther from the training embeddings than 99% of the
+    #: training galaxies are (k-nearest-neighbour distance; statistics stored in the bundle).
+    EMBEDDING_OUT_OF_DOMAIN = 4
+    #: Almost no pixel near the centre rises above the sky: a blank or noise-only cutout.
+    IMAGE_EMPTY = 8
+    #: Pixels near the centre are saturated (white in all three channels).
+    IMAGE_SATURATED = 16
+    #: The light near the centre is not centred: the source is off the cutout's centre.
+    IMAGE_OFF_CENTRE = 32
+    #: The catalogue row fails one of the paper's photometric cuts (only when it has the columns).
+    PHOTOMETRIC_CUTS = 64
+
+
+def describe_flags(value: int) -> str:
+    """The names of the bits set in ``value``, joined by ``|`` (``""`` for 0)."""
+    return "|".join(f.name for f in Flag if int(value) & f.value and f.name)
 
 
 def target_of(pred_col: str) -> str | None:

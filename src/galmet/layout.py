@@ -106,6 +106,21 @@ MOSAIC = "mosaic.png"
 REPORT = "report.html"
 #: Marks a ``galmet demo`` output folder (its settings).
 DEMO_MARKER = "galmet-demo.json"
+#: ``galmet systematics`` outputs: binned bias and scatter per property, trends, the figure stem.
+SYSTEMATICS_TABLE = "systematics.csv"
+SYSTEMATICS_JSON = "systematics.json"
+SYSTEMATICS_FIGURE = "systematics"
+#: Figure of the calibrated uncertainties (``galmet figures``, when the predictions carry them).
+UNCERTAINTY_FIGURE = "uncertainty_calibration"
+#: ``galmet explain`` outputs: the control experiments (summary and per galaxy).
+CONTROLS_JSON = "controls.json"
+CONTROLS_TABLE = "controls.csv"
+
+
+def attribution_stem(method: str) -> str:
+    """File stem of ``galmet explain``'s grid figure and arrays for an attribution method."""
+    return f"attribution_{method.replace('-', '_')}"
+
 
 #: File stems of the paper's figures (``.png`` and ``.pdf`` are written).
 FIGURE_NAMES = {

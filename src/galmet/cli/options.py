@@ -219,6 +219,8 @@ TRAINING_FIELDS = {
     "workers": "workers",
     "compile": "compile",
     "skip_bad": "skip_bad",
+    "loss": "loss",
+    "beta": "beta",
 }
 
 
@@ -260,7 +262,7 @@ def add_training_options(p, schedule: bool = True) -> None:
     add_progress_option(g)
     if not schedule:
         return
-    from galmet.training.config import RECIPES
+    from galmet.training.config import LOSSES, RECIPES
 
     s = p.add_argument_group("recipe")
     s.add_argument(
@@ -318,6 +320,12 @@ def add_training_options(p, schedule: bool = True) -> None:
         help="random brightness and contrast change up to X (fastai 0.7; default 0.05, onecycle 0; 0 = off)",
     )
     s.add_argument("--no-standardize", action="store_true", help="train on raw target values (not (y-mean)/std)")
+    s.add_argument(
+        "--loss",
+        choices=LOSSES,
+        help="rmse (the paper's head, default) or gaussian (a mean and a log-variance per target, beta-NLL)",
+    )
+    s.add_argument("--beta", type=number(0, 1), help="gaussian loss: the beta of beta-NLL, 0 to 1 (default 0.5)")
     s.add_argument(
         "--valid-fraction",
         type=number(0, 1, open_high=True),

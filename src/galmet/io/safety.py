@@ -52,6 +52,7 @@ FORMATS = {
     "pdf": ("PDF document",),
     "svg": (None,),
     "bundle": ("galmet model bundle",),
+    "npz": ("zip archive",),
 }
 
 

@@ -27,12 +27,23 @@ from galmet.io.safety import check_output_file, model_input
 from galmet.layout import BUNDLE, BUNDLE_FORMAT
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD
 from galmet.nn.inference import GalmetModel
-from galmet.nn.net import HEAD_DESCRIPTION, GalmetNet, build_model, n_outputs, unwrap
+from galmet.nn.net import GAUSSIAN, HEAD_DESCRIPTION, GalmetNet, build_model, n_outputs, outputs_per_target, unwrap
+from galmet.nn.uncertainty import read_calibrations
 from galmet.nn.weights import safe_load
 
 # Version 2 adds meta "crop" and ensembles (meta "members" + "state_dicts"), which a version-1
-# reader would misread; bundles that use neither are still written as version 1.
-BUNDLE_VERSION = 2
+# reader would misread; bundles that use neither are still written as version 1. Version 3 marks
+# a heteroscedastic head (meta "loss": "gaussian", two outputs per target), which an older reader
+# would refuse with a confusing weight mismatch. The optional meta entries "calibration",
+# "embedding_stats" and "label_range" are ignored by older readers and need no new version.
+BUNDLE_VERSION = 3
+
+
+def _version_for(meta: dict) -> int:
+    """The oldest bundle version that describes ``meta`` (so older readers keep reading what they can)."""
+    if meta.get("loss") == GAUSSIAN:
+        return 3
+    return 2 if meta.get("crop") is not None or "members" in meta else 1
 
 
 def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
@@ -50,10 +61,15 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         ``targets``, ``head``, ``norm_mean``/``norm_std``, ``image_size`` (None = any),
         ``crop`` (None, or the central pixels the network sees),
         ``target_shift``/``target_scale`` (prediction = raw output * scale + shift),
-        ``galmet_version``. Anything else (recipe, provenance) is kept as given.
+        ``galmet_version``. ``loss`` = ``"gaussian"`` marks a heteroscedastic head (two outputs per
+        target: mean, log-variance). Optional: ``label_range`` (target -> [min, max] of the
+        training labels), ``embedding_stats`` (:class:`galmet.nn.embedding.EmbeddingReference`
+        as a dict), ``calibration`` (target -> :class:`galmet.nn.uncertainty.Calibration` as a
+        dict). Anything else (recipe, provenance) is kept as given.
     """
     net = unwrap(model)
-    n_out = n_outputs(net)
+    per = outputs_per_target(meta.get("loss"))
+    n_out = n_outputs(net) // per
     meta = dict(meta)
     if meta.setdefault("arch", net.arch) != net.arch:
         raise ConfigError(f"{path}: meta arch {meta['arch']!r} does not match the model ({net.arch})")
@@ -61,8 +77,9 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     targets = meta.setdefault("targets", ["oh_p50"] if n_out == 1 else [f"target{i}" for i in range(n_out)])
     if isinstance(targets, str):
         targets = meta["targets"] = [targets]
-    if len(targets) != n_out or meta["n_targets"] != n_out:
-        raise ConfigError(f"{path}: meta lists {len(targets)} targets but the model has {n_out} outputs")
+    if len(targets) * per != n_outputs(net) or meta["n_targets"] != n_out:
+        raise ConfigError(f"{path}: meta lists {len(targets)} targets but the model has {n_outputs(net)} outputs")
+    read_calibrations(meta, list(targets), str(path))
     meta.setdefault("head", HEAD_DESCRIPTION)
     meta.setdefault("norm_mean", list(IMAGENET_MEAN))
     meta.setdefault("norm_std", list(IMAGENET_STD))
@@ -74,8 +91,7 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
     meta.setdefault("galmet_version", __version__)
     meta.setdefault("crop", None)
     check_bundle_meta(meta, path)  # never write a bundle load_model would refuse
-    version = BUNDLE_VERSION if meta["crop"] is not None else 1
-    bundle = {"format": BUNDLE_FORMAT, "bundle_version": version, "meta": meta, "state_dict": cpu_state(net)}
+    bundle = {"format": BUNDLE_FORMAT, "bundle_version": _version_for(meta), "meta": meta, "state_dict": cpu_state(net)}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
@@ -90,7 +106,7 @@ def cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
 #: Meta fields every member of an ensemble must share.
 _SHARED_META = ("arch", "n_targets", "targets", "norm_mean", "norm_std", "image_size", "crop")
 #: Meta fields kept per member of an ensemble.
-_MEMBER_META = ("target_shift", "target_scale", "valid_rmse")
+_MEMBER_META = ("target_shift", "target_scale", "valid_rmse", "embedding_stats")
 
 
 def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = None) -> Path:
@@ -108,7 +124,9 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
         (typically the fold models of ``galmet train --folds``); an ensemble given as a member
         contributes all of its members.
     meta : dict, optional
-        Extra JSON-able description (e.g. the cross-validation scores).
+        Extra JSON-able description (e.g. the cross-validation scores, a ``calibration`` of the
+        ensemble). The members' own calibrations do not carry over (an ensemble's residuals are
+        not a member's); their training label ranges are merged.
     """
     sources = [m.path if isinstance(m, GalmetModel) else m for m in members]
     inputs = [model_input(p, f"the member {p}") for p in sources if p is not None]
@@ -124,22 +142,33 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
         for k in _SHARED_META:
             if m.meta.get(k) != out[k]:
                 raise ConfigError(f"{m.path}: its {k} ({m.meta.get(k)!r}) differs from {first.path}'s ({out[k]!r})")
+        if m.loss != first.loss:
+            raise ConfigError(f"{m.path}: its loss ({m.loss}) differs from {first.path}'s ({first.loss})")
     out.update(
         {
             "head": HEAD_DESCRIPTION,
             "galmet_version": __version__,
             "recipe": first.meta.get("recipe"),
             "config": first.meta.get("config"),
+            "loss": first.loss,
         }
     )
+    ranges = [m.label_range for m in models]
+    if all(ranges):
+        out["label_range"] = {
+            t: [min(r[t][0] for r in ranges), max(r[t][1] for r in ranges)]
+            for t in out["targets"]
+            if all(t in r for r in ranges)
+        }
     out.update(meta or {})
+    read_calibrations(out, list(out["targets"]), str(path))
     out["members"], states = [], []
     for m in models:
         source = str(m.path) if m.path else None
         for net, member in zip(m.nets, m.meta["members"] if "members" in m.meta else [m.meta], strict=True):
             out["members"].append({**{k: member.get(k) for k in _MEMBER_META}, "source": member.get("source", source)})
             states.append(cpu_state(net))
-    bundle = {"format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "meta": out, "state_dicts": states}
+    bundle = {"format": BUNDLE_FORMAT, "bundle_version": _version_for(out), "meta": out, "state_dicts": states}
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
@@ -188,26 +217,28 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
             f"but holds {len(states)} weight sets"
         )
     check_bundle_meta(meta, path)
-    arch, n_targets = meta["arch"], meta["n_targets"]
+    arch, n_targets, targets = meta["arch"], meta["n_targets"], list(meta["targets"])
+    n_out = n_targets * outputs_per_target(meta.get("loss"))
     nets: list[GalmetNet] = []
     for state in states:
         if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
             raise ConfigError(f"{path}: its weights are not a mapping of names to tensors")
-        net = build_model(arch, n_targets, "none")
+        net = build_model(arch, n_out, "none")
         expected = net.state_dict()
         if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
             bad = sorted(set(state) ^ set(expected)) or [
                 k for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)
             ]
-            raise ConfigError(
-                f"{path}: weights do not match a {arch} with {n_targets} outputs (first mismatch: {bad[0]})"
-            )
+            raise ConfigError(f"{path}: weights do not match a {arch} with {n_out} outputs (first mismatch: {bad[0]})")
         bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
             raise ConfigError(f"{path}: its weights hold NaN or infinite values ({bad[0]}); a diverged training?")
         net.load_state_dict(state)
         nets.append(net.eval())
-    return GalmetModel(nets, meta, path).to(device)
+    read_calibrations(meta, targets, str(path))  # a foreign or malformed calibration fails here, not later
+    model = GalmetModel(nets, meta, path)
+    model.embedding_references()
+    return model.to(device)
 
 
 def _finite_list(value, n: int, nonzero: bool = False) -> bool:
@@ -246,6 +277,8 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
         or len(set(targets)) != n
     ):
         raise ConfigError(f"{path}: bundle meta has inconsistent n_targets/targets ({n!r}, {str(targets)[:60]})")
+    if meta.get("loss") not in (None, "rmse", GAUSSIAN):
+        raise ConfigError(f"{path}: unknown loss {meta.get('loss')!r} in bundle (this galmet knows rmse, {GAUSSIAN})")
     for field in ("norm_mean", "norm_std"):
         if field in meta and not _finite_list(meta[field], 3, nonzero=field == "norm_std"):
             raise bad(field, "3 finite numbers" + (", none zero" if field == "norm_std" else ""))
@@ -269,3 +302,41 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
                     f"{path}: bundle meta {field}{where} must be {n} finite numbers"
                     f"{' (none zero)' if nonzero else ''}, got {repr(value)[:60]}"
                 )
+
+
+def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: dict) -> Path:
+    """Copy the bundle ``src`` to ``dst`` with entries of its meta replaced (written atomically).
+
+    The weights are copied unchanged. Used to attach a calibration or embedding statistics to an
+    existing bundle (``galmet calibrate``); the result is checked by :func:`load_model`'s rules
+    before anything is written, and ``dst`` may not be ``src`` (a command never overwrites its input).
+
+    Parameters
+    ----------
+    src : path-like
+        A model bundle or a run directory holding one.
+    dst : path-like
+        The new bundle file.
+    meta_updates : dict
+        Meta entries to set (JSON-able); a value of None removes the entry.
+    """
+    model = load_model(src)  # validates src
+    src_path = model.path if model.path is not None else Path(src)
+    dst = Path(dst)
+    if dst.is_dir():
+        raise ConfigError(f"{dst}: is a directory; give the file to write the bundle to (e.g. {dst / BUNDLE})")
+    if dst.exists() and dst.resolve() == Path(src_path).resolve():
+        raise ConfigError(f"{dst}: is the input bundle; write the calibrated bundle to another file")
+    obj = safe_load(Path(src_path), "galmet model bundle")
+    meta = dict(obj["meta"])
+    for k, v in meta_updates.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    check_bundle_meta(meta, dst)
+    read_calibrations(meta, list(meta["targets"]), str(dst))
+    obj = {**obj, "meta": meta, "bundle_version": max(int(obj["bundle_version"]), _version_for(meta))}
+    with atomic_path(dst) as tmp:
+        torch.save(obj, tmp)
+    return dst

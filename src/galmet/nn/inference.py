@@ -13,7 +13,8 @@ import torch
 from galmet.errors import ConfigError, DataError
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center_crop, dihedral_view, to_model_input
 from galmet.nn.device import resolve_device, to_channels_last, to_device
-from galmet.nn.net import GalmetNet
+from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
+from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
 
 #: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
 #: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
@@ -68,9 +69,38 @@ class GalmetModel:
             for m in metas
         ]
 
+    def _to_target_units(self, raw: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """A member's raw output in target units: the means (N, T) -- and, for a gaussian head,
+        the variances next to them (N, 2T)."""
+        if self.loss != GAUSSIAN:
+            return raw.double() * scale + shift
+        mu, logvar = gaussian_split(raw.double(), len(self.targets))
+        return torch.cat([mu * scale + shift, logvar.exp() * scale**2], 1)
+
     @property
     def arch(self) -> str:
         return self.meta["arch"]
+
+    @property
+    def loss(self) -> str:
+        """``rmse`` (the paper's head: one output per target) or ``gaussian`` (mean and log-variance)."""
+        return self.meta.get("loss") or "rmse"
+
+    @property
+    def n_outputs(self) -> int:
+        """Outputs of each network: one per target, two for a gaussian head."""
+        return len(self.targets) * outputs_per_target(self.loss)
+
+    @property
+    def calibrations(self) -> dict[str, Calibration]:
+        """The calibrations stored in the bundle (target -> Calibration; empty when uncalibrated)."""
+        return read_calibrations(self.meta, self.targets, str(self.path or "model"))
+
+    @property
+    def label_range(self) -> dict[str, tuple[float, float]]:
+        """Per target, the (min, max) of the labels the model was trained on (empty when unknown)."""
+        raw = self.meta.get("label_range") or {}
+        return {t: (float(v[0]), float(v[1])) for t, v in raw.items() if t in self.targets}
 
     @property
     def targets(self) -> list[str]:
@@ -128,6 +158,7 @@ class GalmetModel:
         progress: bool | None = None,
         tta_mode: str = "dihedral",
         tta_seed: int = 0,
+        return_sigma: bool = False,
     ):
         """Predict the targets of uint8 images.
 
@@ -155,11 +186,16 @@ class GalmetModel:
             ensemble, over its members), in target units; NaN for one model without TTA.
         progress : bool, optional
             tqdm bar over batches; default: when there are more than 20 batches.
+        return_sigma : bool
+            Also return the heteroscedastic head's 1-sigma (``--loss gaussian`` models: the
+            square root of the variance averaged over views and members), in target units;
+            None for the paper's RMSE head. Not calibrated: see :meth:`predict_uncertainty`.
 
         Returns
         -------
-        numpy.ndarray or (numpy.ndarray, numpy.ndarray)
-            float64 (N,) for a one-target model, else (N, T); with ``return_std`` a pair.
+        numpy.ndarray or tuple
+            float64 (N,) for a one-target model, else (N, T); with ``return_std`` and/or
+            ``return_sigma`` a tuple (prediction, std, sigma) of the arrays asked for.
         """
         self._check_images(images)
         if batch_size < 1:
@@ -178,8 +214,9 @@ class GalmetModel:
         # Each member's raw outputs go to target units with its own standardisation (float64: the
         # shift is ~9 dex, the spread ~1e-3); then mean and spread over members x views.
         scaling = [tuple(torch.as_tensor(a, device=dev) for a in pair) for pair in self._member_scaling()]
-        mean_out = torch.empty((n, t), dtype=torch.float64, device=dev)
-        std_out = torch.full((n, t), float("nan"), dtype=torch.float64, device=dev)
+        width = self.n_outputs  # a gaussian head's variances ride along after the means
+        mean_out = torch.empty((n, width), dtype=torch.float64, device=dev)
+        std_out = torch.full((n, width), float("nan"), dtype=torch.float64, device=dev)
         norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
         starts = range(0, n, batch_size)
         show = progress if progress is not None else len(starts) > 20
@@ -210,13 +247,82 @@ class GalmetModel:
                     inputs = [dihedral_view(x, i) for i in range(8)] if tta else [x]
                 outputs = []
                 for net, (scale, shift) in zip(nets, scaling, strict=True):
-                    outputs += [net(v).double() * scale + shift for v in inputs]
-                views = torch.stack(outputs)  # (members x views, B, T), target units
+                    outputs += [self._to_target_units(net(v), scale, shift) for v in inputs]
+                views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
                 mean_out[start : start + len(x)] = views.mean(0)
                 if len(views) > 1:
                     std_out[start : start + len(x)] = views.std(0, correction=0)
         pred = mean_out.cpu().numpy()
-        std = std_out.cpu().numpy()
+        std = std_out.cpu().numpy()[:, :t]
+        sigma = np.sqrt(pred[:, t:]) if self.loss == GAUSSIAN else None
+        pred = pred[:, :t]
         if t == 1:
             pred, std = pred[:, 0], std[:, 0]
-        return (pred, std) if return_std else pred
+            sigma = None if sigma is None else sigma[:, 0]
+        if not (return_std or return_sigma):
+            return pred
+        return (pred,) + ((std,) if return_std else ()) + ((sigma,) if return_sigma else ())
+
+    def predict_uncertainty(
+        self,
+        images,
+        tta: bool = True,
+        batch_size: int = 256,
+        device: str = "auto",
+        progress: bool | None = None,
+        tta_mode: str = "dihedral",
+        tta_seed: int = 0,
+    ) -> UncertainPrediction:
+        """Predict with the spread, the head's sigma and the calibrated error bars and intervals.
+
+        Parameters are those of :meth:`predict`. Targets without a calibration in the bundle
+        (``galmet calibrate``, or automatically after ``galmet train --folds``) get none: their
+        ``err`` is NaN and :meth:`UncertainPrediction.columns` leaves the interval columns out.
+
+        Returns
+        -------
+        galmet.nn.uncertainty.UncertainPrediction
+        """
+        pred, std, sigma = self.predict(
+            images,
+            tta=tta,
+            batch_size=batch_size,
+            device=device,
+            return_std=True,
+            progress=progress,
+            return_sigma=True,
+            tta_mode=tta_mode,
+            tta_seed=tta_seed,
+        )
+        t = len(self.targets)
+        pred, std = pred.reshape(len(pred), t), std.reshape(len(pred), t)
+        sigma = None if sigma is None else sigma.reshape(len(pred), t)
+        calibrated = {}
+        for j, target in enumerate(self.targets):
+            cal = self.calibrations.get(target)
+            if cal is not None:
+                calibrated[target] = cal.apply(pred[:, j], std[:, j], None if sigma is None else sigma[:, j])
+        return UncertainPrediction(self.targets, pred, std, sigma, calibrated)
+
+    def embed(self, images, batch_size: int = 256, device: str = "auto", progress: bool | None = None) -> np.ndarray:
+        """Penultimate-layer embeddings of uint8 images (N, H, W, 3), no TTA: float32 (M, N, 512),
+        one slice per member (see :mod:`galmet.nn.embedding`)."""
+        from galmet.nn.embedding import embed
+
+        self._check_images(images)
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
+        return embed(self.nets, images, self.crop, norm, batch_size, resolve_device(device), progress)
+
+    def embedding_references(self):
+        """Each member's :class:`~galmet.nn.embedding.EmbeddingReference` from the bundle, or None
+        when the bundle has none (trained before galmet stored them: see ``galmet calibrate --reference``)."""
+        from galmet.nn.embedding import EmbeddingReference
+
+        metas = self.meta["members"] if "members" in self.meta else [self.meta]
+        raw = [m.get("embedding_stats") for m in metas]
+        if any(r is None for r in raw):
+            return None
+        where = f"{self.path or 'model'}: embedding statistics"
+        return [EmbeddingReference.from_dict(r, where) for r in raw]

@@ -28,6 +28,21 @@ HEAD_DESCRIPTION = (
 )
 #: Stem modules of a torchvision ResNet, in forward order (layer group 1 with layer1, layer2).
 _STEM = ("conv1", "bn1", "relu", "maxpool")
+#: The ``loss`` of a heteroscedastic head: per target a mean and a log-variance (``--loss gaussian``).
+GAUSSIAN = "gaussian"
+#: Bounds of a predicted log-variance (standardised target units), for a stable likelihood.
+LOGVAR_RANGE = (-12.0, 6.0)
+
+
+def outputs_per_target(loss: str | None) -> int:
+    """Network outputs per target: 2 (mean, log-variance) for the gaussian head, else 1."""
+    return 2 if loss == GAUSSIAN else 1
+
+
+def gaussian_split(out: torch.Tensor, n_targets: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, log-variance) of a gaussian head's output (N, 2T): each (N, T), the log-variance
+    clamped to :data:`LOGVAR_RANGE`."""
+    return out[:, :n_targets], out[:, n_targets : 2 * n_targets].clamp(*LOGVAR_RANGE)
 
 
 class AdaptiveConcatPool2d(nn.Module):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galmet.columns import PASSTHROUGH, describe_invalid, mask_invalid_labels
+from galmet.columns import PASSTHROUGH, describe_invalid, mask_invalid_labels, spread_column
 from galmet.errors import ConfigError, DataError
 from galmet.synthetic.physics import IMAGE_OBSERVABLES
 
@@ -78,7 +78,7 @@ def _frame(catalog: pd.DataFrame, target: str, pred: np.ndarray, std: np.ndarray
     out = catalog[keys].copy()
     out["split"] = catalog["split"].to_numpy()
     out[f"{target}_pred"] = pred.astype(np.float32)
-    out[f"{target}_pred_std"] = std.astype(np.float32)
+    out[spread_column(target)] = std.astype(np.float32)
     for c in (target, *PASSTHROUGH):
         if c in catalog.columns and c not in out.columns:
             out[c] = catalog[c].to_numpy()
@@ -100,7 +100,7 @@ def _split_rows(catalog: pd.DataFrame, where: str) -> tuple[np.ndarray, np.ndarr
 
 
 def constant_baseline(catalog: pd.DataFrame, target: str = "oh_p50", where: str = "catalog") -> pd.DataFrame:
-    """Predict the train+valid mean of ``target`` for every row; ``_pred_std`` is the train+valid std."""
+    """Predict the train+valid mean of ``target`` for every row; ``_spread`` is the train+valid std."""
     fit, _ = _split_rows(catalog, where)
     y = catalog[target].to_numpy(dtype=float)[fit]
     n = len(catalog)
@@ -119,7 +119,7 @@ def random_forest_baseline(
     Returns
     -------
     pandas.DataFrame
-        A predictions table: ``objID``, ``split``, ``<target>_pred``, ``<target>_pred_std``
+        A predictions table: ``objID``, ``split``, ``<target>_pred``, ``<target>_spread``
         (spread of the individual trees, dex), the truth and pass-through columns.
     """
     from sklearn.ensemble import RandomForestRegressor
@@ -172,7 +172,7 @@ def observable_oracle(
     Returns
     -------
     pandas.DataFrame
-        A predictions table like :func:`random_forest_baseline`'s (``_pred_std`` is NaN).
+        A predictions table like :func:`random_forest_baseline`'s (``_spread`` is NaN).
 
     Raises
     ------

@@ -12,8 +12,14 @@ Run directory::
     RUN/folds.csv        objID (or file) and fold of every train/valid row
     RUN/fold<k>/         an ordinary training run (config.yaml, history.csv, checkpoint.pt, model.pt)
     RUN/oof.parquet      the out-of-fold predictions table (galmet.predict columns + fold)
-    RUN/cv.json          out-of-fold RMSE, NMAD, bias per target, RMSE per fold, settings
-    RUN/model.pt         the ensemble of the K fold models (galmet.nn.bundle.save_ensemble)
+    RUN/cv.json          out-of-fold RMSE, NMAD, bias per target, RMSE per fold, the calibration, settings
+    RUN/model.pt         the ensemble of the K fold models (galmet.nn.bundle.save_ensemble), calibrated
+
+The ensemble is calibrated on the out-of-fold residuals (:func:`galmet.science.calibration.fit_calibration`,
+method ``auto``: the gaussian head's sigma when there is one, else plain split-conformal), so its
+predictions carry error bars and 68% / 95% intervals. Strictly, the conformal guarantee holds for a
+fold model on new galaxies; the ensemble of the K models is usually a little more accurate than any
+one of them, which makes its intervals slightly conservative (see docs/model.md).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from galmet.layout import (
 )
 from galmet.nn.bundle import load_model, save_ensemble
 from galmet.predict import predict_dataset
+from galmet.science.calibration import fit_calibration
 from galmet.science.metrics import regression_metrics, residuals, rmse
 from galmet.training.loop import train
 from galmet.training.rundir import check_not_running, foreign_run_file, open_run_dir, staging_dir
@@ -242,12 +249,26 @@ def _cross_validate_into(work: Path, ds, config, folds, fold_seed, pool, fold_of
             "rmse_per_fold": per_fold,
             "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds)),
         }
+    calibrations = {}
+    for t in config.targets:
+        try:
+            calibrations[t] = fit_calibration(
+                oof, t, source={"file": OOF, "kind": "out-of-fold"}, where=str(work / OOF)
+            )
+        except DataError as exc:  # too few galaxies: the ensemble is written, without error bars
+            log.warning("no calibration of %s: %s", t, exc)
+    for t, cal in calibrations.items():
+        scores["targets"][t]["calibration"] = cal.describe()
+        log.info("calibration: %s", cal.describe())
     scores["config"] = config.to_dict()
     write_table(oof, work / OOF)
     atomic_write_text(work / CV_SCORES, json.dumps(scores, indent=1) + "\n")
     bundle = save_ensemble(
         work / BUNDLE,
         members,
-        meta={"cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")}},
+        meta={
+            "cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")},
+            "calibration": {t: cal.to_dict() for t, cal in calibrations.items()},
+        },
     )
     return CVResult(run_dir=work, bundle_path=bundle, oof=oof, scores=scores)

@@ -6,7 +6,9 @@ column                 meaning
 ``objID`` / ``file``   row identity (``objID`` int64 when known)
 ``split``              train / valid / test, when known
 ``<target>_pred``      prediction (dex), e.g. ``oh_p50_pred``
-``<target>_pred_std``  spread of the test-time-augmented predictions (dex), optional
+``<target>_spread``    spread over the TTA views and ensemble members (dex), optional; a table
+                       written before the rename has ``<target>_pred_std``, read as ``_spread``
+``<target>_err`` ...   calibrated 1-sigma and 68% / 95% intervals, optional
 ``<target>``           the truth, when known; else joined from ``--dataset`` by objID
 ``lgm_tot_p50`` ...    ``oh_p50``, ``lgm_tot_p50``, ``z``, ``ra``, ``dec`` passed through
 =====================  ====================================================================
@@ -18,13 +20,23 @@ import os
 
 import pandas as pd
 
-from galmet.columns import PASSTHROUGH, SPLIT, float_array, objid_array
+from galmet.columns import PASSTHROUGH, SPLIT, float_array, legacy_spread_column, objid_array, spread_column, target_of
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
 from galmet.io.tables import read_table
 
 #: Columns copied from a dataset's catalog into a predictions table when it lacks them.
 JOINED = (SPLIT, *PASSTHROUGH)
+
+
+def upgrade_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the spread columns of older tables (``<target>_pred_std``) renamed to ``<target>_spread``."""
+    renames = {}
+    for col in df.columns:
+        target = target_of(str(col))
+        if target and legacy_spread_column(target) in df.columns and spread_column(target) not in df.columns:
+            renames[legacy_spread_column(target)] = spread_column(target)
+    return df.rename(columns=renames) if renames else df
 
 
 def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
@@ -101,6 +113,7 @@ def load_predictions(
         df, where = path.copy(), "predictions"
     else:
         df, where = read_table(path), str(path)
+    df = upgrade_columns(df)
     if len(df) == 0:
         raise DataError(f"{where}: predictions table is empty")
     target = target or infer_target(df, where)

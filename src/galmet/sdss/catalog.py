@@ -48,6 +48,9 @@ COLUMNS: list[tuple[str, str]] = (
     + [(f"g.modelMag_{b}", f"modelMag_{b}") for b in BANDS]
     + [(f"g.modelMagErr_{b}", f"modelMagErr_{b}") for b in BANDS]
     + [("g.petroMag_r", "petroMag_r"), ("g.petroR50_r", "petroR50_r"), ("g.petroR90_r", "petroR90_r")]
+    # inclination (axis ratio of the exponential fit) and the light in the 3" spectroscopic fibre,
+    # for galmet systematics
+    + [("g.expAB_r", "expAB_r"), ("g.fiberMag_r", "fiberMag_r")]
     + [(f"e.{c}", c) for c in ("oh_p16", "oh_p50", "oh_p84", "lgm_tot_p50", "sfr_tot_p50", "bptclass")]
 )
 SQL_OF = {name: expr for expr, name in COLUMNS}

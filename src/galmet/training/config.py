@@ -32,6 +32,9 @@ from galmet.training.config_schema import check_config_values
 RECIPES = ("paper", "onecycle", "notebook")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adamw", "sgd")
+#: Training losses: the paper's RMSE, or the Gaussian (beta-)negative log-likelihood of a
+#: heteroscedastic head that predicts a mean and a log-variance per target.
+LOSSES = ("rmse", "gaussian")
 
 #: The paper's per-group maximum learning rates after unfreezing: (stem+layer1+layer2, layer3+layer4, head).
 PAPER_LRS = (1e-3, 1e-2, 1e-2)
@@ -159,6 +162,14 @@ class TrainConfig:
     standardize_targets : bool
         Train on (y - mean) / std of the train split; the bundle stores both so predictions
         come back in target units.
+    loss : {"rmse", "gaussian"}
+        ``rmse``: the paper's loss and head (one output per target). ``gaussian``: a
+        heteroscedastic head (a mean and a log-variance per target) trained with the Gaussian
+        negative log-likelihood weighted by the detached variance to the power ``beta``
+        (beta-NLL, Seitzer et al. 2022); its sigma is calibrated like any other scale.
+    beta : float
+        ``gaussian``: the beta of beta-NLL, in [0, 1] (0: plain NLL; 1: the mean's gradient of
+        the squared error).
     seed : int
         Seeds the model init, data order, augmentation and dropout.
     valid_fraction, split_seed : float, int
@@ -202,6 +213,8 @@ class TrainConfig:
     lighting: float | None = None
     sgdr_warmup: float | None = None
     standardize_targets: bool = True
+    loss: str = "rmse"
+    beta: float = 0.5
     seed: int = 0
     valid_fraction: float = 0.2
     split_seed: int = 0
@@ -237,6 +250,8 @@ class TrainConfig:
         )
         _check(c.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {c.arch!r}")
         _check(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {c.device!r}")
+        _check(c.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {c.loss!r}")
+        _check(0 <= c.beta <= 1, f"beta must be in [0, 1], got {c.beta}")
         _check(len(c.targets) > 0, "at least one target column is needed")
         _check(len(set(c.targets)) == len(c.targets), f"target columns repeat: {c.targets}")
         _check(

@@ -77,6 +77,7 @@ RANGES: dict[str, Range] = {
     "sgdr_warmup": Range(0, 1, open_high=True),
     "rotate": Range(0, 180),
     "lighting": Range(0, 1, open_high=True),
+    "beta": Range(0, 1),
 }
 
 

@@ -44,7 +44,8 @@ from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG
 from galmet.nn.augment import center_crop, to_model_input
 from galmet.nn.bundle import save_bundle
 from galmet.nn.device import resolve_device, to_channels_last
-from galmet.nn.net import build_model, freeze_body, layer_groups, unwrap
+from galmet.nn.embedding import EmbeddingReference, embed
+from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
 from galmet.training.checkpoint import CheckpointWriter, read_checkpoint, rng_state, set_rng_state
 from galmet.training.config import RUNTIME_FIELDS, TrainConfig, save_config
 from galmet.training.data import (
@@ -67,6 +68,7 @@ from galmet.training.distributed import (
     init_dist,
     wrap_for_training,
 )
+from galmet.training.losses import training_loss
 from galmet.training.recipes import Phase, build_phases, current_lrs, make_optimizer, make_scheduler, phase_index
 from galmet.training.rundir import RunDir, check_run_output, open_run_dir, staging_dir
 
@@ -134,6 +136,7 @@ class Trainer:
     scale: np.ndarray
     data_meta: dict
     dataset_root: Path
+    label_range: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def scale_t(self) -> torch.Tensor:
@@ -243,7 +246,9 @@ def train(
         barrier(t.dist)
         _train_epochs(t, state, ckpt, on_step)
         if t.dist.main:
-            save_bundle(rd.work / BUNDLE, unwrap(t.net), _bundle_meta(t, state))
+            meta = _bundle_meta(t, state)
+            meta["embedding_stats"] = _embedding_stats(t).to_dict()
+            save_bundle(rd.work / BUNDLE, unwrap(t.net), meta)
             rd.commit()  # a run that replaces another moves into place only now, finished
     barrier(t.dist)
     finish_dist(t.dist)
@@ -357,7 +362,8 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
 
     phases = build_phases(config)
     torch.manual_seed(config.seed)
-    net = to_channels_last(build_model(config.arch, len(config.targets), config.weights), device)
+    n_out = len(config.targets) * outputs_per_target(config.loss)
+    net = to_channels_last(build_model(config.arch, n_out, config.weights), device)
     return Trainer(
         config=config,
         run=run,
@@ -376,6 +382,10 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
         scale=scale,
         data_meta=data_meta,
         dataset_root=ds.root,
+        label_range={
+            name: [float(rows.y_train[:, j].min()), float(rows.y_train[:, j].max())]
+            for j, name in enumerate(config.targets)
+        },
     )
 
 
@@ -445,8 +455,7 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[
         x = augmented_input(xb, config, g_aug)
         with t.autocast():
             out = live.forward(x)
-        err = out.float() - yb
-        loss = torch.sqrt((err * err).mean())
+        loss, err = training_loss(out, yb, config.loss, config.beta)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if on_step is not None:
@@ -503,7 +512,7 @@ def evaluate(
     batches = [order[i : i + batch] for i in range(0, n, batch)]
     for xb, idx in batch_iter(data, batches, 0, device):
         with amp:
-            out = net(to_model_input(center_crop(xb, crop))).float()
+            out = net(to_model_input(center_crop(xb, crop))).float()[:, : len(scale_t)]  # the means
         sse += ((out - data.targets.index_select(0, idx)) ** 2).sum(0).double()
     sse = all_reduce(sse, dist)
     return (torch.sqrt(sse / n_total) * scale_t.double()).cpu().numpy()
@@ -578,7 +587,31 @@ def _bundle_meta(t: Trainer, state: RunState) -> dict:
         "dataset": str(t.dataset_root),
         "epochs": config.epochs,
         "valid_rmse": {n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
+        "loss": config.loss,
+        "label_range": t.label_range,
     }
+
+
+#: Training images embedded for the out-of-domain statistics of the bundle (a seeded sample).
+EMBEDDING_SAMPLE = 5000
+
+
+def _embedding_stats(t: Trainer) -> EmbeddingReference:
+    """The final network's training embeddings, summarised for the ``EMBEDDING_OUT_OF_DOMAIN`` flag.
+
+    Embeds a seeded sample of at most :data:`EMBEDDING_SAMPLE` train images (eval mode, no
+    augmentation); draws from numpy only, so no torch random stream (and no resume) is touched.
+    """
+    rng = np.random.default_rng(derive_seed(t.config.seed, 4))
+    n = t.n_train
+    pick = np.sort(rng.choice(n, min(n, EMBEDDING_SAMPLE), replace=False))
+    if t.train_data.resident:
+        images = t.train_data.images.index_select(0, torch.as_tensor(pick, device=t.train_data.images.device))
+    else:
+        source, rows = t.train_data.images
+        images = source[np.sort(rows[pick])]
+    emb = embed([unwrap(t.net)], images, t.config.crop, batch_size=t.local_batch * 2, device=t.device, progress=False)
+    return EmbeddingReference.fit(emb[0], seed=t.config.seed)
 
 
 def _result(run: Path, hist: pd.DataFrame, config: TrainConfig) -> TrainResult:

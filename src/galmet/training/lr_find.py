@@ -2,7 +2,8 @@
 
 Train from the initial weights while the learning rate grows exponentially from ``start_lr``
 to ``end_lr`` (``torch.optim.lr_scheduler.ExponentialLR``, one step per batch, every layer group
-at the same lr); record the training loss (RMSE in standardised target units) per step, smooth
+at the same lr); record the training loss (RMSE in standardised target units, or the beta-NLL of a
+``--loss gaussian`` head) per step, smooth
 it with a bias-corrected exponential moving average (``beta`` = 0.98), and stop early when the
 smoothed loss exceeds ``diverge`` times its minimum (or is not finite).
 
@@ -27,7 +28,7 @@ from galmet.errors import ConfigError
 from galmet.io.tables import write_table
 from galmet.layout import LR_FIND_TABLE
 from galmet.nn.device import resolve_device, to_channels_last
-from galmet.nn.net import build_model, freeze_body, layer_groups
+from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target
 from galmet.training.config import TrainConfig
 from galmet.training.data import (
     augmented_input,
@@ -39,6 +40,7 @@ from galmet.training.data import (
     steps_per_epoch,
 )
 from galmet.training.distributed import Dist
+from galmet.training.losses import training_loss
 from galmet.training.recipes import Phase, make_optimizer
 
 #: Largest learning rate a range test sweeps to.
@@ -156,7 +158,8 @@ def lr_find(
         raise ConfigError(f"{ds.root}: too few train rows ({len(train_rows)}) for an lr range test")
 
     torch.manual_seed(config.seed)
-    net = to_channels_last(build_model(config.arch, len(config.targets), config.weights), device)
+    n_out = len(config.targets) * outputs_per_target(config.loss)
+    net = to_channels_last(build_model(config.arch, n_out, config.weights), device)
     cuda = device.type == "cuda"
     freeze_body(net, freeze)
     phase = Phase("lr_find", 0, 1, freeze, (start_lr,) * 3)
@@ -176,8 +179,8 @@ def lr_find(
         for xb, idx in batch_iter(data, batches, config.workers, device):
             x = augmented_input(xb, config, g)
             with amp:
-                out = net(x).float()
-            loss = torch.sqrt(((out - data.targets.index_select(0, idx)) ** 2).mean())
+                out = net(x)
+            loss, _ = training_loss(out, data.targets.index_select(0, idx), config.loss, config.beta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             lr = float(opt.param_groups[-1]["lr"])

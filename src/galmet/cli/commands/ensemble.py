@@ -7,7 +7,7 @@ ORDER = 45
 HELP = "combine several model bundles (e.g. cross-validation runs with other seeds) into one"
 DESCRIPTION = """\
 Write one bundle that holds every given model: predictions are the mean over the members (and
-over the 8 TTA views), <target>_pred_std their spread. The members must share architecture,
+over the 8 TTA views), <target>_spread their spread. The members must share architecture,
 targets, normalisation, image size and crop. An ensemble given as a MODEL (such as RUN/model.pt
 of 'galmet train --folds') contributes all of its members.
 

@@ -14,6 +14,12 @@ When the file lacks the truth column, --dataset joins it from a dataset's catalo
 Rows whose truth is missing or outside the label ranges (MPA-JHU's -9999) are left out and
 counted.
 
+When the predictions carry calibrated error bars (<target>_err, _lo68/_hi68/_lo95/_hi95: a
+calibrated bundle), it also prints their coverage against the nominal 68% and 95% (with the
+binomial standard error), the coverage per tercile of the truth, the mean interval width and
+interval score, and the PIT histogram, CRPS and NLL of reading each as N(centre, err). With the
+label's own percentiles (oh_p16, oh_p84) it prints how much of the squared error they explain.
+
 Examples:
   galmet evaluate runs/r1/predictions.parquet
   galmet evaluate preds.csv --dataset ../shared/data/sdss_sample --json out/metrics.json
@@ -29,11 +35,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from galmet.science.calibration import format_label_noise, format_uncertainty
     from galmet.science.metrics import format_metrics_table
     from galmet.science.runs.evaluate import evaluate_predictions
 
     summary = evaluate_predictions(args.predictions, args.target, args.split, args.dataset, args.json_out)
     print(format_metrics_table(summary))
+    if "uncertainty" in summary:
+        print(format_uncertainty(summary["uncertainty"], summary["target"]))
+    if "label_noise" in summary:
+        print(format_label_noise(summary["label_noise"], summary["target"]))
     if args.json_out:
         print(f"wrote {args.json_out}")
     return 0

@@ -15,12 +15,18 @@ Load a model bundle (model.pt, or a training run directory holding one) and pred
 image of INPUT: a dataset directory (catalog + images/) or a plain folder of JPEG/PNG images.
 Test-time augmentation (default) averages the 8 dihedral views (rotations by 90 degrees and
 flips); --tta-mode fastai averages instead the image and 4 randomly augmented copies (fastai
-0.7's TTA, as the paper did; seeded by --tta-seed). <target>_pred_std is the views' spread (NaN
-with --no-tta). The output format follows the
-suffix of --out (.parquet, .csv, .fits); it is written atomically.
+0.7's TTA, as the paper did; seeded by --tta-seed). <target>_spread is the views' spread (NaN
+with --no-tta), not an error bar. The output format follows the suffix of --out (.parquet, .csv,
+.fits); it is written atomically.
 
-Columns: objID (or file), split (dataset directories), <target>_pred, <target>_pred_std,
-<target> (truth, when the catalog has it), and lgm_tot_p50/oh_p50/z/ra/dec when present.
+Columns: objID (or file), split (dataset directories), <target>_pred, <target>_spread,
+<target>_sigma (--loss gaussian models), <target>_err and <target>_lo68/_hi68/_lo95/_hi95
+(calibrated bundles: 'galmet calibrate', or 'galmet train --folds'), <target> (truth, when the
+catalog has it), lgm_tot_p50/oh_p50/z/ra/dec/oh_p16/oh_p84 when present, ood_score and flags.
+
+flags (bits; 0 = nothing raised): 1 prediction outside the training label range, 2 catalogue
+label outside it, 4 embedding out of the training domain, 8 image mostly empty, 16 saturated,
+32 source off-centre, 64 fails the paper's photometric cuts (see docs/model.md).
 
 INPUT may also be a table (.csv/.parquet/.fits) with ra and dec columns (objID optional), or
 --ra/--dec may give one position: the SDSS cutouts there (the model's image size, 0.296
@@ -119,6 +125,7 @@ def run(args) -> int:
         f"({mode}, {device.type}, {len(table) / max(seconds, 1e-9):.0f} images/s)"
     )
     _print_scores(table, model.targets)
+    _print_trust(table, model)
     return 0
 
 
@@ -144,6 +151,28 @@ def _check_output(args) -> None:
     name = args.out.lower()
     fmt = "parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv") else "fits"
     check_output_file(args.out, "--out", fmt, "predictions table", inputs)
+
+
+def _print_trust(table, model) -> None:
+    """Which error bars the table has, and how many rows each flag raised."""
+    from galmet.columns import FLAGS, Flag, err_column
+
+    missing = [t for t in model.targets if err_column(t) not in table.columns]
+    if missing:
+        print(
+            f"no calibrated error bars for {', '.join(missing)}: the bundle has no calibration "
+            "(galmet calibrate MODEL HELD_OUT_PRED --out MODEL2, or train with --folds)"
+        )
+    if FLAGS in table.columns:
+        flags = table[FLAGS].to_numpy()
+        raised = [f"{f.name} {int((flags & f.value).astype(bool).sum())}" for f in Flag if (flags & f.value).any()]
+        checked = table.attrs.get("flag_checks", [])
+        skipped = [f.name for f in Flag if f.name not in checked]
+        line = f"flags: {int((flags != 0).sum())} of {len(table)} rows flagged"
+        line += f" ({', '.join(raised)})" if raised else ""
+        if skipped:
+            line += f"; not checked: {', '.join(n for n in skipped if n)}"
+        print(line)
 
 
 def _predict_input(model, args, device):

@@ -14,7 +14,11 @@ With --folds K (for small sets, a few hundred galaxies): K-fold cross-validation
 train and valid rows are dealt into K folds (seeded by --split-seed); RUN/fold<k>/ trains on
 the other folds and validates on fold k; RUN/oof.parquet holds every galaxy's out-of-fold
 prediction, RUN/cv.json their RMSE/NMAD/bias, and RUN/model.pt the ensemble of the K models,
-which 'galmet predict RUN ...' uses like any bundle.
+which 'galmet predict RUN ...' uses like any bundle. The ensemble is calibrated on the out-of-fold
+residuals (split-conformal), so its predictions carry <target>_err and 68% / 95% intervals.
+
+--loss gaussian trains a heteroscedastic head (a mean and a log-variance per target, beta-NLL
+with --beta, default 0.5); its predictions add <target>_sigma, which calibration rescales.
 
 Recipes:
   paper     (default; the paper's text) 2 epochs body frozen at lr 0.1, then lrs 1e-3/1e-2/1e-2
@@ -120,6 +124,8 @@ def _run_folds(args, config) -> int:
             f"  {target}: RMSE {m['rmse']:.4f} +- {m['rmse_fold_sem']:.4f}, NMAD {m['nmad']:.4f}, "
             f"bias {m['bias']:+.4f} (folds: {folds})"
         )
+        if "calibration" in m:
+            print(f"  calibrated on the out-of-fold residuals: {m['calibration']}")
     print(f"ensemble bundle of the {s['folds']} fold models: {result.bundle_path}")
     print(f"out-of-fold predictions: {result.run_dir / OOF}; scores: {result.run_dir / CV_SCORES}")
     return 0

@@ -2,7 +2,8 @@
 
 Stages, each reading the previous stage's files, exactly as a user would chain the commands::
 
-    synth -> info + mosaic -> train -> predict (TTA) -> baselines -> evaluate -> figures -> report
+    synth -> info + mosaic -> train -> calibrate (valid rows) -> predict (TTA) -> baselines -> evaluate
+    -> figures -> report
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.errors import ConfigError
+from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.locks import exclusive
 from galmet.io.safety import check_output_dir
@@ -89,8 +90,9 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
     from galmet.data.dataset import load_dataset
     from galmet.data.summary import dataset_summary
     from galmet.io.tables import write_table
-    from galmet.nn.bundle import load_model
+    from galmet.nn.bundle import load_model, update_bundle
     from galmet.predict import predict_dataset
+    from galmet.science.calibration import fit_calibration, format_uncertainty
     from galmet.science.metrics import format_metrics_table
     from galmet.science.plots.mosaic import plot_mosaic
     from galmet.science.plots.style import save_figure
@@ -119,8 +121,19 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
     result = train(ds, out / "run", config, overwrite=True)
     _say(f"best validation RMSE {result.best_valid_rmse:.3f} dex")
 
-    _say("[3/6] predicting the held-out test galaxies with 8-fold test-time augmentation")
+    _say("[3/6] calibrating error bars on the validation galaxies; predicting the test galaxies with 8-fold TTA")
     model = load_model(result.bundle_path)
+    valid = predict_dataset(model, ds.subset("valid"), tta=True, device=device, flags=False)
+    try:
+        cal = fit_calibration(valid, "oh_p50", split="valid", source={"kind": "valid rows of the demo run"})
+    except DataError as exc:  # a tiny demo may have too few validation galaxies: predictions without error bars
+        _say(f"no calibrated error bars: {exc}")
+    else:
+        _say(f"calibration: {cal.describe()}")
+        calibrated = update_bundle(
+            result.bundle_path, out / "run" / "model_calibrated.pt", {"calibration": {"oh_p50": cal.to_dict()}}
+        )
+        model = load_model(calibrated)
     pred = predict_dataset(model, ds.subset("test"), tta=True, device=device)
     pred_path = write_table(pred, out / "run" / PREDICTIONS)
 
@@ -130,6 +143,8 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
     _say("[5/6] metrics and the paper's figures")
     summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / METRICS)
     _say(format_metrics_table(summary))
+    if "uncertainty" in summary:
+        _say(format_uncertainty(summary["uncertainty"], "oh_p50"))
     figures = make_figures(pred_path, ds, out / "run" / "figures")
     _say(f"figures: {out / 'run' / 'figures'} ({len(figures)} files)")
 
@@ -146,5 +161,19 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
         f"test RMSE (dex): CNN {cnn:.3f} | constant mean {const:.3f} | random forest (gri) {rf:.3f} "
         f"| noise floor {floor:.3f}"
     )
+    unc = summary.get("uncertainty")
+    if unc:
+        _say(
+            f"calibrated error bars: err {unc['median_err']:.3f} dex; the 68% / 95% intervals cover "
+            f"{100 * unc['68']['coverage']:.0f}% / {100 * unc['95']['coverage']:.0f}% of the test galaxies"
+        )
     _say(f"report: {report}   (done in {time.perf_counter() - t_start:.0f} s)")
-    return {"cnn_rmse": cnn, "constant_rmse": const, "rf_rmse": rf, "noise_floor": floor, "report": str(report)}
+    return {
+        "cnn_rmse": cnn,
+        "constant_rmse": const,
+        "rf_rmse": rf,
+        "noise_floor": floor,
+        "report": str(report),
+        "coverage_68": unc["68"]["coverage"] if unc else None,
+        "coverage_95": unc["95"]["coverage"] if unc else None,
+    }

@@ -9,7 +9,8 @@ import pandas as pd
 
 from galmet.io.jsonfile import provenance, write_json
 from galmet.io.safety import check_output_file, inputs_of
-from galmet.science.metrics import summarize
+from galmet.science.calibration import label_noise_budget, uncertainty_metrics
+from galmet.science.metrics import select_split, summarize
 from galmet.science.predictions import load_predictions
 
 
@@ -23,13 +24,22 @@ def evaluate_predictions(
     """Read a predictions file, compute :func:`galmet.science.metrics.summarize`, optionally write JSON.
 
     The JSON (``galmet evaluate --json``) holds the metrics, the paper's values (for
-    ``oh_p50``) and the provenance of the predictions file (and dataset when given).
+    ``oh_p50``) and the provenance of the predictions file (and dataset when given); when the
+    table carries calibrated error bars, ``uncertainty``
+    (:func:`galmet.science.calibration.uncertainty_metrics`), and when it has the label's
+    percentiles, ``label_noise`` (:func:`galmet.science.calibration.label_noise_budget`).
     """
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
         check_output_file(json_out, "--json", "json", "metrics", inputs)
     df, target = load_predictions(path, target, dataset)
     summary = summarize(df, target, split)
+    uncertainty = uncertainty_metrics(df, target, split)
+    if uncertainty is not None:
+        summary["uncertainty"] = uncertainty
+    noise = label_noise_budget(select_split(df, split), target)
+    if noise is not None:
+        summary["label_noise"] = noise
     if not isinstance(path, pd.DataFrame):
         summary["predictions"] = provenance(path)
     if dataset is not None and not isinstance(dataset, pd.DataFrame):

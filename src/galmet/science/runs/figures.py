@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galmet.columns import INTERVAL_LEVELS, err_column, interval_columns
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
 from galmet.io.safety import Input, check_output_dir, inputs_of
-from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE
+from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE, UNCERTAINTY_FIGURE
 from galmet.science.metrics import describe_exclusions, select_split, usable_rows
 from galmet.science.mzr import mzr_analysis
 from galmet.science.plots.histograms import plot_histograms
@@ -24,6 +25,7 @@ from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.pred_vs_true import plot_pred_vs_true
 from galmet.science.plots.resolution import plot_resolution
 from galmet.science.plots.style import save_figure
+from galmet.science.plots.uncertainty import plot_uncertainty
 from galmet.science.predictions import load_predictions
 from galmet.science.resolution import read_resolution
 from galmet.science.stats import select_grid_rows
@@ -56,7 +58,8 @@ def check_figure_outputs(out_dir, formats: Sequence[str], predictions=None, data
         res = Path(resolution)
         inputs += [Input(res, "the resolution table")]
         inputs += [Input(res / name, "the resolution study") for name in (RESOLUTION_TABLE, RESOLUTION_META)]
-    files = [(f"{stem}.{fmt}", fmt, "figure") for stem in FIGURE_NAMES.values() for fmt in formats]
+    stems = [*FIGURE_NAMES.values(), UNCERTAINTY_FIGURE]
+    files = [(f"{stem}.{fmt}", fmt, "figure") for stem in stems for fmt in formats]
     check_output_dir(out_dir, "--out", files, inputs)
 
 
@@ -77,6 +80,10 @@ def make_figures(
     relation: str = "tremonti",
 ) -> list[Path]:
     """Draw the paper's figures from a predictions table; return the files written.
+
+    When the predictions carry calibrated error bars (``<target>_err`` and the interval
+    columns) the figure of their calibration (:mod:`galmet.science.plots.uncertainty`) is added
+    as ``uncertainty_calibration``.
 
     Parameters
     ----------
@@ -165,4 +172,10 @@ def make_figures(
             style=mzr_style,
         )
         emit(6, fig6)
+    if err_column(target) in df.columns:
+        intervals = {
+            lv: tuple(df[c].to_numpy(dtype=float) for c in interval_columns(target, lv)) for lv in INTERVAL_LEVELS
+        }
+        fig = plot_uncertainty(t, p, df[err_column(target)].to_numpy(dtype=float), intervals, target)
+        written.extend(save_figure(fig, out / UNCERTAINTY_FIGURE, formats))
     return written

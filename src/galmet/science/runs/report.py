@@ -7,11 +7,14 @@ levels deep, so a run folder with ``figures/``, ``baseline/``, ``mzr/`` and
 =============================  =============================================  ==================
 file                           written by                                     report section
 =============================  =============================================  ==================
-``metrics*.json``              ``galmet evaluate --json``                     metrics vs paper
+``metrics*.json``              ``galmet evaluate --json``                     metrics vs paper,
+                                                                              calibrated uncertainties
 ``predictions.parquet|csv``    ``galmet predict`` (scored when no metrics)    metrics vs paper
 ``baseline_metrics.json``      ``galmet baseline``                            baselines
 ``resolution.csv`` (+ .json)   ``galmet resolution-study``                    resolution study
 ``mzr_metrics.json``           ``galmet mzr``                                 stellar mass, MZR
+``systematics.json``           ``galmet systematics``                         systematics
+``controls.json``              ``galmet explain --controls``                  attribution controls
 ``*.png``                      ``galmet figures`` / ``mzr`` / ...             figures (embedded)
 ``config.yaml``                ``galmet train``                               configuration
 ``history.csv``                ``galmet train``                               training history
@@ -40,12 +43,15 @@ from galmet.io.safety import Input, check_output_file
 from galmet.layout import (
     BASELINE_METRICS,
     CONFIG,
+    CONTROLS_JSON,
     CV_SCORES,
     HISTORY,
     MZR_METRICS,
     PREDICTION_NAMES,
     REPORT,
     RESOLUTION_TABLE,
+    SYSTEMATICS_JSON,
+    UNCERTAINTY_FIGURE,
 )
 from galmet.science.plots.history import history_png
 
@@ -67,6 +73,15 @@ CAPTIONS = {
     "fig6_mzr": "Figure 6. The mass-metallicity relation of the predicted metallicity against the true stellar "
     "mass, with Tremonti et al. (2004) median and its 1-sigma scatter.",
     "history": "Training history: train and validation RMSE per epoch.",
+    UNCERTAINTY_FIGURE: "Calibrated uncertainties: (a) observed against nominal coverage of the 68% and 95% "
+    "intervals and of Gaussian intervals centre +- z err; (b) PIT histogram of N(centre, err); (c) the "
+    "distribution of err; (d) RMS residual against err in bins of err.",
+    "systematics": "Systematics: bias (median dZ) and scatter (NMAD) of dZ = Z_pred - Z_true in equal-count "
+    "bins of each galaxy property, with bootstrap confidence intervals.",
+    "attribution_gradcam": "Grad-CAM maps over the cutouts as the network sees them (regions that raise Z).",
+    "attribution_integrated_gradients": "Integrated gradients from a sky-coloured baseline (red raises Z, blue "
+    "lowers it).",
+    "attribution_occlusion": "Occlusion maps (red: hiding the region lowers Z).",
 }
 
 _CSS = """
@@ -121,6 +136,8 @@ def collect(root: str | os.PathLike) -> dict:
         "baselines": [],
         "mzr": [],
         "crossval": [],
+        "systematics": [],
+        "controls": [],
         "resolution": None,
         "figures": [],
         "config": None,
@@ -138,6 +155,10 @@ def collect(root: str | os.PathLike) -> dict:
             found["mzr"].append((p, data))
         elif p.name == CV_SCORES and isinstance(data.get("targets"), dict) and "folds" in data:
             found["crossval"].append((p, data))
+        elif p.name == SYSTEMATICS_JSON and isinstance(data.get("trends"), dict):
+            found["systematics"].append((p, data))
+        elif p.name == CONTROLS_JSON and isinstance(data.get("full"), dict):
+            found["controls"].append((p, data))
         elif {"rmse", "nmad", "target"} <= set(data):
             found["metrics"].append((p, data))
     res = _find(root, RESOLUTION_TABLE)
@@ -298,6 +319,109 @@ def _crossval_section(items, root: Path) -> str:
             f"<p>From {_e(_rel(path, root))}: {cv['folds']}-fold cross-validation, every galaxy predicted "
             f"by the fold model that did not see it{' (TTA x8)' if cv.get('tta') else ''}.</p>"
             + _table(["target", "N", "RMSE (dex)", "+- (fold s.e.)", "NMAD (dex)", "bias (dex)", "RMSE per fold"], rows)
+        )
+    return "".join(out)
+
+
+def uncertainty_section(u: dict, target: str) -> str:
+    """HTML table of :func:`galmet.science.calibration.uncertainty_metrics` (coverage, width, per tercile)."""
+    rows = []
+    for tag in ("68", "95"):
+        m = u.get(tag)
+        if not m:
+            continue
+        rows.append(
+            [
+                f"{tag}%",
+                f"{100 * m['coverage']:.1f}% &plusmn; {100 * m['coverage_se']:.1f}",
+                _num(m["mean_width"]),
+                _num(m["interval_score"]),
+            ]
+        )
+    terc = "; ".join(
+        f"[{r['lo']:.2f}, {r['hi']:.2f}] (n={r['n']}): "
+        + " / ".join(f"{100 * r[t]:.0f}%" for t in ("68", "95") if t in r)
+        for r in u.get("terciles", [])
+    )
+    gauss = ""
+    if "crps" in u:
+        gauss = (
+            f"Read as Gaussians N(centre, err): CRPS {u['crps']:.4f} dex, NLL {u['nll']:.3f}, "
+            f"std of (Z_true &minus; centre)/err {u['z_std']:.3f} (1 when err is right). "
+        )
+    return (
+        _table(["interval", "coverage (nominal 68 / 95%)", "mean width (dex)", "interval score (dex)"], rows)
+        + f'<p class="note">N = {u["n"]}; err (1&sigma;): mean {u["mean_err"]:.4f}, median {u["median_err"]:.4f} '
+        f"dex. {gauss}Coverage 68% / 95% per tercile of {_e(target)}: {_e(terc)}.</p>"
+    )
+
+
+def _label_noise_note(noise: dict) -> str:
+    return (
+        f'<p class="note">Label uncertainty (oh_p16 / oh_p84, N = {noise["n"]}): median 1&sigma; '
+        f"{noise['median_label_sigma']:.4f} dex; it explains {100 * noise['fraction']:.0f}% of the squared error "
+        f"(RMSE {noise['rmse']:.4f} dex; {noise['rmse_without']:.4f} without it).</p>"
+    )
+
+
+def _systematics_section(items, root: Path) -> str:
+    out = []
+    for path, s in items:
+        rows = []
+        for name, t in s["trends"].items():
+            worst = t.get("max_abs_bias") or {}
+            rows.append(
+                [
+                    _e(t.get("label", name)),
+                    f"{t.get('n', 0):,}",
+                    _num(t.get("spearman_rho"), "{:+.2f}"),
+                    _num(t.get("spearman_p"), "{:.2g}"),
+                    (
+                        f"{worst['bias']:+.3f} [{worst['bias_lo']:+.3f}, {worst['bias_hi']:+.3f}] "
+                        f"at {worst['lo']:.3g}&ndash;{worst['hi']:.3g}"
+                    )
+                    if worst
+                    else "-",
+                ]
+            )
+        missing = ", ".join(s.get("not_available", []))
+        out.append(
+            f"<p>From {_e(_rel(path, root))}: {s.get('n', '?')} galaxies, split {_e(s.get('split', '?'))}; "
+            f"{100 * s.get('level', 0.95):.0f}% bootstrap intervals.</p>"
+            + _table(["property", "N", "Spearman rho", "p", "largest bin bias (dex)"], rows)
+            + (f'<p class="note">Not in the data: {_e(missing)}.</p>' if missing else "")
+        )
+    return "".join(out)
+
+
+def _controls_section(items, root: Path) -> str:
+    out = []
+    names = {
+        "full": "full image",
+        "fibre_occluded": "central 3&Prime; (fibre) painted with sky",
+        "annulus_occluded": "equal-area annulus painted with sky",
+        "colour_only": "colour only (pixels shuffled in the galaxy)",
+        "morphology_only": "morphology only (grayscale)",
+    }
+    for path, c in items:
+        rows = []
+        for key, label in names.items():
+            m = c.get(key)
+            if not m:
+                continue
+            shift = "-" if key == "full" else f"{m['mean_shift']:+.4f} &plusmn; {m['mean_shift_se']:.4f}"
+            rows.append([label, _num(m["rmse"]), _num(m["nmad"]), _num(m["bias"], "{:+.4f}"), shift])
+        d = c.get("fibre_minus_annulus")
+        note = (
+            f'<p class="note">Paired |shift| fibre &minus; annulus: {d["mean_abs_shift_difference"]:+.4f} '
+            f"&plusmn; {d['se']:.4f} dex.</p>"
+            if d
+            else ""
+        )
+        out.append(
+            f"<p>From {_e(_rel(path, root))}: {c.get('n', '?')} galaxies.</p>"
+            + _table(["input", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "mean shift of Z_pred (dex)"], rows)
+            + note
         )
     return "".join(out)
 
@@ -477,6 +601,11 @@ def render(found: dict, title: str | None = None) -> str:
             df, target = load_predictions(found["predictions"])
             split = "test" if "split" in df.columns and (df["split"] == "test").any() else "all"
             s = summarize(df, target, split)
+            from galmet.science.calibration import uncertainty_metrics
+
+            unc = uncertainty_metrics(df, target, split)
+            if unc is not None:
+                s["uncertainty"] = unc
             s["predictions"] = provenance(found["predictions"])
             summaries.append((found["predictions"], s))
         except DataError as exc:
@@ -484,6 +613,15 @@ def render(found: dict, title: str | None = None) -> str:
     if summaries:
         parts.append("<h2>Metrics</h2>")
         parts += [metrics_section(s, _rel(p, root)) for p, s in summaries]
+    with_unc = [(p, s) for p, s in summaries if s.get("uncertainty") or s.get("label_noise")]
+    if with_unc:
+        parts.append("<h2>Calibrated uncertainties</h2>")
+        for p, s in with_unc:
+            parts.append(f"<p>From {_e(_rel(p, root))}, split {_e(s['split'])}.</p>")
+            if s.get("uncertainty"):
+                parts.append(uncertainty_section(s["uncertainty"], s["target"]))
+            if s.get("label_noise"):
+                parts.append(_label_noise_note(s["label_noise"]))
     if found["crossval"]:
         parts.append("<h2>Cross-validation</h2>" + _crossval_section(found["crossval"], root))
     if found["baselines"]:
@@ -493,6 +631,10 @@ def render(found: dict, title: str | None = None) -> str:
         parts.append("<h2>Resolution study</h2>" + _resolution_section(tab, extra, path, root))
     if found["mzr"]:
         parts.append("<h2>Stellar mass and the mass-metallicity relation</h2>" + _mzr_section(found["mzr"], root))
+    if found["systematics"]:
+        parts.append("<h2>Systematics</h2>" + _systematics_section(found["systematics"], root))
+    if found["controls"]:
+        parts.append("<h2>What the network looks at: controls</h2>" + _controls_section(found["controls"], root))
     figs = sorted(found["figures"], key=lambda p: (p.stem not in CAPTIONS, p.stem, str(p)))
     seen = set()
     fig_html = []

@@ -1,0 +1,73 @@
+"""``galmet calibrate``: attach calibrated error bars (and out-of-domain statistics) to a model bundle."""
+
+from __future__ import annotations
+
+NAME = "calibrate"
+ORDER = 47
+HELP = "calibrate a model's error bars on held-out predictions; write a calibrated bundle"
+DESCRIPTION = """\
+Fit a split-conformal calibration of MODEL's predictions on PRED, a predictions table of
+galaxies MODEL did not train on, with the truth: the out-of-fold predictions RUN/oof.parquet of
+'galmet train --folds' (which already calibrates RUN/model.pt itself), or 'galmet predict' of an
+ordinary run's valid rows. The new bundle --out predicts <target>_err (calibrated 1-sigma: half
+the 68% interval) and the central 68% and 95% intervals <target>_lo68/_hi68/_lo95/_hi95, which
+cover a new galaxy like the calibration galaxies with at least the nominal probability.
+
+Methods (how each residual is scaled before its quantiles are taken):
+  absolute  the same interval for every galaxy (default for the paper's RMSE head)
+  spread    scaled by the spread of the TTA views / ensemble members (locally adaptive)
+  sigma     scaled by the gaussian head's own sigma (default for --loss gaussian models)
+Intervals come from the two tails of the signed residuals (absorbing a bias of the predictions),
+or, with --symmetric, from their absolute values.
+
+--reference DATASET also (re)computes the training-domain statistics of the bundle from
+DATASET's train and valid rows (the penultimate-layer embeddings behind the out-of-domain flag,
+and the label range), for bundles trained before galmet stored them.
+
+Examples:
+  galmet calibrate runs/r1 runs/r1/valid_pred.parquet --out runs/r1/model_cal.pt
+  galmet calibrate cv/model.pt cv/oof.parquet --out cv/model_spread.pt --method spread
+"""
+
+
+def add_arguments(p) -> None:
+    from galmet.cli.options import add_device_option, number
+    from galmet.nn.uncertainty import METHODS
+
+    p.add_argument("model", help="model bundle (model.pt) or a run directory holding one")
+    p.add_argument(
+        "predictions", metavar="PRED", help="held-out predictions of MODEL with the truth (.parquet/.csv/.fits)"
+    )
+    p.add_argument("--out", required=True, metavar="MODEL2", help="the calibrated bundle to write (.pt, not MODEL)")
+    p.add_argument("--method", default="auto", choices=("auto", *METHODS), help="residual scaling (default: auto)")
+    p.add_argument("--symmetric", action="store_true", help="symmetric intervals from absolute residuals")
+    p.add_argument(
+        "--split", default="valid", help="rows of this split (default: valid; 'all' for every row; train is refused)"
+    )
+    p.add_argument("--dataset", help="dataset directory to join the truth from, by objID")
+    p.add_argument(
+        "--offset", type=number(0, 10), help="added to the scale of spread/sigma (default: median spread / 0)"
+    )
+    p.add_argument("--reference", metavar="DATASET", help="recompute the out-of-domain statistics from this dataset")
+    add_device_option(p, "auto", "where to embed --reference")
+
+
+def run(args) -> int:
+    from galmet.science.runs.calibrate import calibrate_bundle
+
+    res = calibrate_bundle(
+        args.model,
+        args.predictions,
+        args.out,
+        method=args.method,
+        symmetric=args.symmetric,
+        split=None if args.split == "all" else args.split,
+        dataset=args.dataset,
+        reference=args.reference,
+        offset=args.offset,
+        device=args.device,
+    )
+    for line in res["calibrations"].values():
+        print(line)
+    print(f"wrote {res['out']}")
+    return 0

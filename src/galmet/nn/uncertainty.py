@@ -1,0 +1,299 @@
+"""Calibrated uncertainties of a model's predictions: the calibration a bundle stores and applies.
+
+A :class:`Calibration` turns a raw prediction (and, for the locally adaptive methods, its scale)
+into a calibrated 1-sigma error bar and central 68% and 95% intervals. It is split-conformal
+prediction (Vovk et al. 2005; Lei et al. 2018): the *scores* are the normalised residuals
+``(y - pred) / u`` of galaxies the model did not train on (the out-of-fold predictions of
+``galmet train --folds``, or the ``valid`` rows of an ordinary run), sorted; an interval at level
+``1 - alpha`` reaches from the ``floor((n + 1) alpha / 2)``-th to the ``ceil((n + 1)(1 - alpha / 2))``-th
+of the ``n`` scores, which covers a new exchangeable galaxy with probability at least ``1 - alpha``
+(and at most ``1 - alpha + 2 / (n + 1)`` for continuous scores). With ``symmetric=True`` the scores are
+``|y - pred| / u`` and the interval ``pred +- u * s_(k)``, ``k = ceil((n + 1)(1 - alpha))``.
+
+Scale ``u`` of a row, by ``method``:
+
+==============  ===========================================================================
+``absolute``    1: the same interval width for every galaxy (plain split-conformal)
+``spread``      ``spread + offset``: wider where the TTA views / ensemble members disagree
+``sigma``       ``sqrt(sigma**2 + spread**2) + offset``: the heteroscedastic head's own sigma
+                (``--loss gaussian``) combined with the spread
+==============  ===========================================================================
+
+The offset (default: the median scale of the calibration set for ``spread``, 0 for ``sigma``)
+keeps a score finite when a scale is near zero. Pure numpy: the science layer fits calibrations
+with :mod:`galmet.science.calibration`; :mod:`galmet.nn.bundle` stores them as plain data under
+``meta["calibration"][target]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from galmet.columns import INTERVAL_LEVELS, err_column, interval_columns, sigma_column, spread_column
+from galmet.errors import ConfigError
+
+#: Ways to scale the residuals (see the module docstring).
+METHODS = ("absolute", "spread", "sigma")
+#: Scores kept in a bundle: all of them up to this many, else this many evenly spaced order statistics.
+MAX_STORED_SCORES = 20_000
+#: Version of the stored calibration dict.
+CALIBRATION_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A split-conformal calibration of one target (see the module docstring).
+
+    Attributes
+    ----------
+    target : str
+        The label it calibrates (e.g. ``oh_p50``).
+    method : {"absolute", "spread", "sigma"}
+        How a row's scale is made.
+    scores : numpy.ndarray
+        Sorted scores, float64 (M,): normalised signed residuals ``(y - pred) / u``, or their
+        absolute values when ``symmetric``.
+    n : int
+        Calibration galaxies the scores came from (M = n unless more than
+        :data:`MAX_STORED_SCORES`, in which case ``ranks`` says which order statistics were kept).
+    symmetric : bool
+        Intervals symmetric about the prediction (absolute scores) rather than from the two
+        tails of the signed scores (which also absorbs a bias of the predictions).
+    offset : float
+        Added to the scale of ``spread`` and ``sigma`` (target units).
+    ranks : numpy.ndarray or None
+        1-based ranks of the stored scores among the n when they were thinned.
+    source : dict
+        Provenance: where the residuals came from (file, split, n, galmet version, date).
+    """
+
+    target: str
+    method: str
+    scores: np.ndarray
+    n: int
+    symmetric: bool = False
+    offset: float = 0.0
+    ranks: np.ndarray | None = None
+    source: dict = field(default_factory=dict)
+
+    # --- construction and storage ---------------------------------------------------------
+
+    @classmethod
+    def from_scores(
+        cls,
+        target: str,
+        method: str,
+        scores,
+        symmetric: bool = False,
+        offset: float = 0.0,
+        source: dict | None = None,
+    ) -> Calibration:
+        """A calibration from the (unsorted) scores of ``n`` calibration galaxies."""
+        s = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+        if s.size == 0 or not np.isfinite(s).all():
+            raise ConfigError(f"calibration of {target}: scores must be finite and at least one")
+        n, ranks = int(s.size), None
+        if n > MAX_STORED_SCORES:
+            ranks = np.unique(np.round(np.linspace(1, n, MAX_STORED_SCORES)).astype(np.int64))
+            s = s[ranks - 1]
+        return cls(target, method, s, n, bool(symmetric), float(offset), ranks, dict(source or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for a bundle's meta (lists and floats only)."""
+        return {
+            "version": CALIBRATION_VERSION,
+            "target": self.target,
+            "method": self.method,
+            "symmetric": self.symmetric,
+            "offset": self.offset,
+            "n": self.n,
+            "scores": [float(v) for v in self.scores],
+            "ranks": None if self.ranks is None else [int(r) for r in self.ranks],
+            "source": dict(self.source),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "calibration") -> Calibration:
+        """Read and check a dict written by :meth:`to_dict`; ConfigError (one line) when malformed."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: a calibration must be a mapping, got {type(data).__name__}")
+        version = data.get("version")
+        if version != CALIBRATION_VERSION:
+            raise ConfigError(f"{where}: calibration version {version!r} is not one this galmet reads")
+        method = data.get("method")
+        if method not in METHODS:
+            raise ConfigError(f"{where}: unknown calibration method {method!r} (known: {', '.join(METHODS)})")
+        try:
+            scores = np.asarray(data["scores"], dtype=np.float64)
+            n = int(data["n"])
+            offset = float(data.get("offset", 0.0))
+            ranks = None if data.get("ranks") is None else np.asarray(data["ranks"], dtype=np.int64)
+            target = str(data["target"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: malformed calibration ({type(exc).__name__}: {exc})") from None
+        ok = bool(scores.ndim == 1 and scores.size > 0 and np.isfinite(scores).all() and np.all(np.diff(scores) >= 0))
+        ok = ok and n >= scores.size and math.isfinite(offset) and offset >= 0
+        if ranks is not None:
+            ok = ok and ranks.shape == scores.shape and bool(ranks.min() >= 1) and bool(ranks.max() <= n)
+        if not ok:
+            raise ConfigError(f"{where}: malformed calibration (scores, n, ranks or offset out of order)")
+        return cls(target, method, scores, n, bool(data.get("symmetric", False)), offset, ranks, data.get("source", {}))
+
+    # --- applying it -----------------------------------------------------------------------
+
+    def _order_stat(self, k: int) -> float:
+        """The k-th smallest (1-based) of the n scores; -inf below 1, +inf above n."""
+        if k < 1:
+            return -math.inf
+        if k > self.n:
+            return math.inf
+        if self.ranks is None:
+            return float(self.scores[k - 1])
+        return float(np.interp(k, self.ranks, self.scores))
+
+    def quantiles(self, level: float) -> tuple[float, float]:
+        """(low, high) score multipliers of the central ``level`` interval: ``pred + u * low`` to
+        ``pred + u * high``, with the finite-sample correction of split-conformal prediction."""
+        if not 0 < level < 1:
+            raise ConfigError(f"interval level must be between 0 and 1, got {level}")
+        alpha, n1 = 1.0 - level, self.n + 1
+        if self.symmetric:
+            q = self._order_stat(math.ceil(n1 * level - 1e-9))
+            return -q, q
+        return self._order_stat(math.floor(n1 * alpha / 2 + 1e-9)), self._order_stat(
+            math.ceil(n1 * (1 - alpha / 2) - 1e-9)
+        )
+
+    def scale(self, spread=None, sigma=None, n: int | None = None) -> np.ndarray:
+        """The scale u of each row (target units), float64 (N,); see the module docstring."""
+        if self.method == "absolute":
+            size = n if n is not None else len(np.atleast_1d(spread if spread is not None else sigma))
+            return np.ones(size)
+        sp = None if spread is None else np.nan_to_num(np.asarray(spread, dtype=np.float64), nan=0.0)
+        if self.method == "spread":
+            if sp is None:
+                raise ConfigError(f"calibration of {self.target} (method spread) needs the spread of the predictions")
+            return sp + self.offset
+        if sigma is None:
+            raise ConfigError(
+                f"calibration of {self.target} (method sigma) needs the model's own sigma (a --loss gaussian model)"
+            )
+        sg = np.asarray(sigma, dtype=np.float64)
+        return np.sqrt(sg**2 + (0.0 if sp is None else sp**2)) + self.offset
+
+    def apply(self, pred, spread=None, sigma=None) -> dict[str, np.ndarray]:
+        """Calibrated error bar and intervals of predictions ``pred`` (N,), as table columns.
+
+        Returns
+        -------
+        dict
+            ``<target>_err`` (half the width of the 68% interval) and ``<target>_lo68``,
+            ``_hi68``, ``_lo95``, ``_hi95``, each float64 (N,), target units. An interval the
+            calibration set is too small to bound (fewer than ~40 galaxies at 95%) is infinite.
+        """
+        p = np.asarray(pred, dtype=np.float64)
+        u = self.scale(spread, sigma, n=len(p))
+        out: dict[str, np.ndarray] = {}
+        bounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for tag, level in INTERVAL_LEVELS.items():
+            q_lo, q_hi = self.quantiles(level)
+            with np.errstate(invalid="ignore"):
+                bounds[tag] = (p + u * q_lo, p + u * q_hi)
+        lo68, hi68 = bounds[68]
+        out[err_column(self.target)] = (hi68 - lo68) / 2
+        for tag, (lo, hi) in bounds.items():
+            lo_col, hi_col = interval_columns(self.target, tag)
+            out[lo_col], out[hi_col] = lo, hi
+        return out
+
+    def describe(self) -> str:
+        """One line: method, calibration size, and the 68% / 95% score quantiles."""
+        q68, q95 = self.quantiles(0.68), self.quantiles(0.95)
+        unit = "dex" if self.method == "absolute" else "x scale"
+        kind = "symmetric" if self.symmetric else "two-tailed"
+        return (
+            f"{self.target}: {self.method} split-conformal ({kind}) from {self.n} galaxies; "
+            f"68% [{q68[0]:+.4f}, {q68[1]:+.4f}] {unit}, 95% [{q95[0]:+.4f}, {q95[1]:+.4f}] {unit}"
+        )
+
+
+def read_calibrations(meta: dict, targets: list[str], where: str = "bundle") -> dict[str, Calibration]:
+    """The calibrations stored in a bundle's ``meta["calibration"]`` (target -> Calibration).
+
+    Raises ConfigError (one line naming ``where``) for a malformed entry or one whose target is
+    not a target of the model (a calibration from another model).
+    """
+    raw = meta.get("calibration")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: meta 'calibration' must map targets to calibrations")
+    out = {}
+    for key, value in raw.items():
+        cal = Calibration.from_dict(value, f"{where}: calibration of {key!r}")
+        if key not in targets or cal.target != key:
+            raise ConfigError(
+                f"{where}: holds a calibration of {cal.target!r}, but the model predicts {', '.join(targets)}; "
+                "it comes from another model"
+            )
+        out[key] = cal
+    return out
+
+
+@dataclass
+class UncertainPrediction:
+    """Predictions with their spread, the head's own sigma and the calibrated error bars.
+
+    Every array is float64 (N, T), target units, columns in the order of ``targets``.
+
+    Attributes
+    ----------
+    targets : list of str
+    pred : numpy.ndarray
+        The prediction (mean over TTA views and ensemble members).
+    spread : numpy.ndarray
+        Population standard deviation over the views and members (NaN for one model without TTA).
+    sigma : numpy.ndarray or None
+        The heteroscedastic head's 1-sigma (``--loss gaussian`` models), before calibration.
+    calibrated : dict
+        Per target, the :meth:`Calibration.apply` columns (``_err``, ``_lo68`` ... ``_hi95``);
+        a target without a calibration is absent.
+    """
+
+    targets: list[str]
+    pred: np.ndarray
+    spread: np.ndarray
+    sigma: np.ndarray | None = None
+    calibrated: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def err(self) -> np.ndarray:
+        """Calibrated 1-sigma, (N, T); NaN for targets without a calibration."""
+        out = np.full(self.pred.shape, np.nan)
+        for j, t in enumerate(self.targets):
+            if t in self.calibrated:
+                out[:, j] = self.calibrated[t][err_column(t)]
+        return out
+
+    def interval(self, level: int = 68) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of the calibrated central ``level`` per cent interval, each (N, T)."""
+        lo, hi = np.full(self.pred.shape, np.nan), np.full(self.pred.shape, np.nan)
+        for j, t in enumerate(self.targets):
+            if t in self.calibrated:
+                lo_col, hi_col = interval_columns(t, level)
+                lo[:, j], hi[:, j] = self.calibrated[t][lo_col], self.calibrated[t][hi_col]
+        return lo, hi
+
+    def columns(self, target: str) -> dict[str, np.ndarray]:
+        """The table columns of one target after ``<target>_pred``: spread, sigma (gaussian head),
+        and the calibrated error bar and intervals (when calibrated)."""
+        j = self.targets.index(target)
+        out = {spread_column(target): self.spread[:, j]}
+        if self.sigma is not None:
+            out[sigma_column(target)] = self.sigma[:, j]
+        out.update(self.calibrated.get(target, {}))
+        return out

@@ -1,0 +1,333 @@
+"""Calibrated uncertainties: fit a split-conformal calibration on held-out residuals, and score one.
+
+- :func:`fit_calibration`: a :class:`galmet.nn.uncertainty.Calibration` from a predictions table
+  of galaxies the model did not train on -- the out-of-fold predictions of ``galmet train
+  --folds`` (CV residuals) or the ``valid`` rows of an ordinary run (split-conformal).
+- :func:`uncertainty_metrics`: how good the error bars of a predictions table are, from its
+  ``_err`` and interval columns: coverage of the 68% and 95% intervals against nominal (with its
+  binomial standard error), coverage per tercile of the truth (conditional coverage), mean
+  interval width (sharpness), the interval score (Gneiting & Raftery 2007), and, reading each
+  prediction as the Gaussian N(centre of the 68% interval, err) that "Z +- err" means to an
+  astronomer, its PIT histogram, CRPS and negative log-likelihood.
+- :func:`label_noise_budget`: how much of the squared error the label's own uncertainty
+  (MPA-JHU ``oh_p16`` / ``oh_p84``) explains.
+
+Numpy, scipy and pandas only (no torch).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from galmet.columns import (
+    INTERVAL_LEVELS,
+    LABEL_PERCENTILES,
+    err_column,
+    interval_columns,
+    pred_column,
+    sigma_column,
+    spread_column,
+)
+from galmet.errors import DataError
+from galmet.nn.uncertainty import METHODS, Calibration
+from galmet.science.metrics import select_split
+
+#: Fewest calibration galaxies accepted (the 95% two-tailed interval needs 39 to be finite).
+MIN_CALIBRATION = 10
+#: Bins of the PIT histogram.
+PIT_BINS = 10
+
+
+def _finite_rows(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    ok = np.ones(len(df), dtype=bool)
+    for c in cols:
+        ok &= np.isfinite(pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float))
+    return ok
+
+
+def fit_calibration(
+    table: pd.DataFrame,
+    target: str,
+    method: str = "auto",
+    symmetric: bool = False,
+    split: str | None = None,
+    offset: float | None = None,
+    source: dict | None = None,
+    where: str = "predictions",
+) -> Calibration:
+    """Fit the calibration of ``target`` on the held-out rows of a predictions table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A predictions table (``galmet predict`` / ``oof.parquet`` format) with the truth.
+    target : str
+        The label, e.g. ``oh_p50``.
+    method : {"auto", "absolute", "spread", "sigma"}
+        How residuals are scaled (:mod:`galmet.nn.uncertainty`). ``auto``: ``sigma`` when the
+        table has the gaussian head's ``<target>_sigma``, else ``absolute``.
+    symmetric : bool
+        Symmetric intervals from absolute scores instead of two tails of the signed scores.
+    split : str, optional
+        Only rows of this split (``valid``); None or ``"all"``: every row.
+    offset : float, optional
+        Added to the scale of ``spread`` / ``sigma`` (default: the calibration set's median
+        spread for ``spread``, 0 for ``sigma``).
+    source : dict, optional
+        Provenance recorded in the calibration.
+
+    Raises
+    ------
+    DataError
+        One line: no truth column, no finite rows, too few rows, a scale column missing or not
+        positive.
+    """
+    df = select_split(table, split)
+    pc, sc, gc = pred_column(target), spread_column(target), sigma_column(target)
+    if pc not in df.columns:
+        raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
+    if target not in df.columns or df[target].isna().all():
+        raise DataError(f"{where}: no truth column {target!r} to calibrate on (pass --dataset to join it by objID)")
+    if method == "auto":
+        method = "sigma" if gc in df.columns and np.isfinite(df[gc].to_numpy(dtype=float)).any() else "absolute"
+    if method not in METHODS:
+        raise DataError(f"unknown calibration method {method!r} (choose from auto, {', '.join(METHODS)})")
+    need = {"absolute": [], "spread": [sc], "sigma": [gc]}[method]
+    for c in need:
+        if c not in df.columns:
+            why = "a --loss gaussian model" if c == gc else "test-time augmentation or an ensemble"
+            raise DataError(f"{where}: method {method} needs the column {c!r} (from {why})")
+    ok = _finite_rows(df, [target, pc, *need])
+    if ok.sum() < MIN_CALIBRATION:
+        raise DataError(
+            f"{where}: {int(ok.sum())} rows with a finite truth, prediction and scale: "
+            f"too few to calibrate on (need at least {MIN_CALIBRATION})"
+        )
+    d = df[ok]
+    y, p = d[target].to_numpy(dtype=float), d[pc].to_numpy(dtype=float)
+    spread = d[sc].to_numpy(dtype=float) if sc in d.columns else None
+    sigma = d[gc].to_numpy(dtype=float) if method == "sigma" else None
+    if offset is None:
+        offset = float(np.median(np.nan_to_num(spread, nan=0.0))) if method == "spread" and spread is not None else 0.0
+    probe = Calibration(target, method, np.zeros(1), 1, symmetric, float(offset))
+    u = probe.scale(spread, sigma, n=len(p))
+    if not (u > 0).all():
+        raise DataError(f"{where}: {int((u <= 0).sum())} rows have a zero scale for method {method}; give --offset > 0")
+    z = (y - p) / u
+    info = {"split": split or "all", "n": int(len(z)), **(source or {})}
+    return Calibration.from_scores(target, method, np.abs(z) if symmetric else z, symmetric, float(offset), info)
+
+
+def _coverage(y, lo, hi) -> dict[str, float]:
+    inside = (y >= lo) & (y <= hi)
+    n = len(y)
+    cov = float(np.mean(inside))
+    return {"coverage": cov, "coverage_se": math.sqrt(max(cov * (1 - cov), 1e-12) / n), "n": n}
+
+
+def interval_score(y, lo, hi, level: float) -> np.ndarray:
+    """Interval score of central ``level`` intervals (Gneiting & Raftery 2007): width plus
+    2 / alpha times how far the truth falls outside; lower is better. Target units, (N,)."""
+    alpha = 1 - level
+    return (hi - lo) + (2 / alpha) * (np.clip(lo - y, 0, None) + np.clip(y - hi, 0, None))
+
+
+def gaussian_crps(y, mu, sigma) -> np.ndarray:
+    """CRPS of the Gaussian N(mu, sigma) at ``y`` (closed form, Gneiting et al. 2005), (N,)."""
+    from scipy.stats import norm
+
+    z = (y - mu) / sigma
+    return sigma * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / math.sqrt(math.pi))
+
+
+def uncertainty_metrics(table: pd.DataFrame, target: str, split: str | None = "test") -> dict[str, Any] | None:
+    """Scores of a predictions table's calibrated error bars; None when it has none.
+
+    Returns
+    -------
+    dict or None
+        ``n``; per level (``"68"``, ``"95"``): ``nominal``, ``coverage``, ``coverage_se``,
+        ``mean_width``, ``median_width``, ``interval_score``; ``mean_err`` / ``median_err``
+        (dex); ``terciles``: per tercile of the truth its range and coverage at each level;
+        ``pit_hist`` (:data:`PIT_BINS` fractions), ``crps``, ``nll`` and ``z_std`` (std of
+        (y - centre) / err) under the Gaussian N(centre of the 68% interval, err).
+    """
+    df = select_split(table, split)
+    ec = err_column(target)
+    needed = [ec, *[c for lv in INTERVAL_LEVELS for c in interval_columns(target, lv)]]
+    if target not in df.columns or any(c not in df.columns for c in needed):
+        return None
+    ok = _finite_rows(df, [target, pred_column(target), ec])
+    if not ok.any():
+        return None
+    d = df[ok]
+    y = d[target].to_numpy(dtype=float)
+    err = d[ec].to_numpy(dtype=float)
+    out: dict[str, Any] = {"n": int(len(y)), "mean_err": float(np.mean(err)), "median_err": float(np.median(err))}
+    bounds = {}
+    for tag, level in INTERVAL_LEVELS.items():
+        lo_c, hi_c = interval_columns(target, tag)
+        lo, hi = d[lo_c].to_numpy(dtype=float), d[hi_c].to_numpy(dtype=float)
+        bounds[tag] = (lo, hi)
+        width = hi - lo
+        out[str(tag)] = {
+            "nominal": level,
+            **_coverage(y, lo, hi),
+            "mean_width": float(np.mean(width)),
+            "median_width": float(np.median(width)),
+            "interval_score": float(np.mean(interval_score(y, lo, hi, level))),
+        }
+    edges = np.quantile(y, [0, 1 / 3, 2 / 3, 1])
+    which = np.clip(np.searchsorted(edges[1:-1], y, side="right"), 0, 2)
+    out["terciles"] = []
+    for k in range(3):
+        m = which == k
+        row: dict[str, Any] = {"lo": float(edges[k]), "hi": float(edges[k + 1]), "n": int(m.sum())}
+        for tag, (lo, hi) in bounds.items():
+            if m.any():
+                row[str(tag)] = _coverage(y[m], lo[m], hi[m])["coverage"]
+                row[f"width{tag}"] = float(np.mean(hi[m] - lo[m]))
+        out["terciles"].append(row)
+    lo68, hi68 = bounds[68]
+    mu = (lo68 + hi68) / 2
+    good = np.isfinite(mu) & (err > 0)
+    if good.any():
+        from scipy.stats import norm
+
+        z = (y[good] - mu[good]) / err[good]
+        pit = norm.cdf(z)
+        out["pit_hist"] = (np.histogram(pit, bins=PIT_BINS, range=(0, 1))[0] / len(pit)).tolist()
+        out["crps"] = float(np.mean(gaussian_crps(y[good], mu[good], err[good])))
+        out["nll"] = float(np.mean(0.5 * np.log(2 * math.pi * err[good] ** 2) + 0.5 * z**2))
+        out["z_std"] = float(np.std(z))
+    return out
+
+
+def label_noise_budget(table: pd.DataFrame, target: str) -> dict[str, float] | None:
+    """How much of the squared prediction error the label's own measurement error explains.
+
+    With the label's 1-sigma ``s = (p84 - p16) / 2`` per galaxy (MPA-JHU ``oh_p16`` / ``oh_p84``)
+    and residuals ``dZ``: ``fraction`` = mean(s**2) / mean(dZ**2), and ``rmse_without`` =
+    sqrt(mean(dZ**2) - mean(s**2)), the RMSE a perfect measurement of the label would leave (if
+    label noise and model error are independent). None when the table lacks the percentiles.
+    """
+    cols = LABEL_PERCENTILES.get(target)
+    if cols is None or not all(c in table.columns for c in cols) or target not in table.columns:
+        return None
+    lo, hi = (pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in cols)
+    y = table[target].to_numpy(dtype=float)
+    p = table[pred_column(target)].to_numpy(dtype=float)
+    s = (hi - lo) / 2
+    ok = np.isfinite(s) & np.isfinite(y) & np.isfinite(p) & (s >= 0) & (lo > -9000)
+    if not ok.any():
+        return None
+    mse, var = float(np.mean((p[ok] - y[ok]) ** 2)), float(np.mean(s[ok] ** 2))
+    return {
+        "n": int(ok.sum()),
+        "median_label_sigma": float(np.median(s[ok])),
+        "rms_label_sigma": math.sqrt(var),
+        "rmse": math.sqrt(mse),
+        "fraction": var / mse if mse > 0 else float("nan"),
+        "rmse_without": math.sqrt(max(mse - var, 0.0)),
+    }
+
+
+def format_uncertainty(metrics: dict[str, Any], target: str) -> str:
+    """Plain-text lines of :func:`uncertainty_metrics` for ``galmet evaluate``."""
+    lines = [f"calibrated uncertainties of {target} (N = {metrics['n']})"]
+    lines.append(f"{'level':<10}{'coverage':>16}{'mean width':>12}{'interval score':>16}")
+    for tag in INTERVAL_LEVELS:
+        m = metrics[str(tag)]
+        lines.append(
+            f"{tag:>3}%{'':<6}{100 * m['coverage']:>9.1f} +- {100 * m['coverage_se']:.1f}"
+            f"{m['mean_width']:>12.4f}{m['interval_score']:>16.4f}"
+        )
+    lines.append(f"err (1 sigma, dex): mean {metrics['mean_err']:.4f}, median {metrics['median_err']:.4f}")
+    parts = []
+    for row in metrics["terciles"]:
+        cov = " / ".join(f"{100 * row[str(t)]:.0f}%" for t in INTERVAL_LEVELS if str(t) in row)
+        parts.append(f"[{row['lo']:.2f}, {row['hi']:.2f}] (n={row['n']}): {cov}")
+    lines.append(f"coverage 68% / 95% per tercile of {target}: " + "; ".join(parts))
+    if "crps" in metrics:
+        lines.append(
+            f"as Gaussians N(centre, err): CRPS {metrics['crps']:.4f} dex, NLL {metrics['nll']:.3f}, "
+            f"std of (Z_true - centre) / err {metrics['z_std']:.3f} (1 if err is right)"
+        )
+        lines.append(
+            "PIT histogram (10 bins, 0.10 each if calibrated): " + " ".join(f"{v:.2f}" for v in metrics["pit_hist"])
+        )
+    return "\n".join(lines)
+
+
+def format_label_noise(noise: dict[str, float], target: str) -> str:
+    """One line of :func:`label_noise_budget` for ``galmet evaluate``."""
+    return (
+        f"label uncertainty ({'/'.join(LABEL_PERCENTILES[target])}, N = {noise['n']}): median 1-sigma "
+        f"{noise['median_label_sigma']:.4f} dex explains {100 * noise['fraction']:.0f}% of the squared error; "
+        f"RMSE without it {noise['rmse_without']:.4f} dex (with it {noise['rmse']:.4f})"
+    )
+
+
+def reliability(y, mu, err, levels=None) -> pd.DataFrame:
+    """Observed coverage of the central Gaussian intervals ``mu +- z_level err`` at each nominal level.
+
+    Parameters
+    ----------
+    y, mu, err : array-like, shape (N,)
+        Truth, interval centre and calibrated 1-sigma (dex).
+    levels : array-like, optional
+        Nominal levels (default 0.05, 0.10, ..., 0.95 and 0.99).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``nominal``, ``observed``, ``se`` (binomial standard error of ``observed``).
+    """
+    from scipy.stats import norm
+
+    levels = np.asarray(levels if levels is not None else [*np.arange(0.05, 0.951, 0.05), 0.99], dtype=float)
+    z = np.abs(np.asarray(y, float) - np.asarray(mu, float)) / np.asarray(err, float)
+    ok = np.isfinite(z)
+    z = z[ok]
+    half = norm.ppf(0.5 + levels / 2)
+    observed = np.array([np.mean(z <= h) for h in half])
+    return pd.DataFrame(
+        {"nominal": levels, "observed": observed, "se": np.sqrt(observed * (1 - observed) / max(len(z), 1))}
+    )
+
+
+def error_vs_err(y, mu, err, n_bins: int = 8, min_count: int = 10) -> pd.DataFrame:
+    """RMS of the residuals (y - mu) in equal-count bins of the predicted err: the two agree
+    (points on the one-to-one line) when the error bars are right galaxy by galaxy.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``err`` (median err of the bin), ``rms`` (of y - mu), ``n``, ``lo``, ``hi`` (bin edges).
+    """
+    y, mu, err = (np.asarray(a, dtype=float) for a in (y, mu, err))
+    ok = np.isfinite(y) & np.isfinite(mu) & np.isfinite(err)
+    y, mu, err = y[ok], mu[ok], err[ok]
+    k = max(1, min(n_bins, len(err) // max(min_count, 1)))
+    edges = np.unique(np.quantile(err, np.linspace(0, 1, k + 1))) if len(err) else np.array([0.0, 1.0])
+    rows = []
+    if len(edges) < 2:  # every err the same (plain split-conformal): one bin
+        edges = np.array([edges[0], edges[0]])
+    which = np.clip(np.searchsorted(edges[1:-1], err, side="right"), 0, max(len(edges) - 2, 0))
+    for b in range(max(len(edges) - 1, 1)):
+        m = which == b
+        if m.any():
+            rows.append(
+                {
+                    "err": float(np.median(err[m])),
+                    "rms": float(np.sqrt(np.mean((y[m] - mu[m]) ** 2))),
+                    "n": int(m.sum()),
+                    "lo": float(edges[b]),
+                    "hi": float(edges[b + 1]),
+                }
+            )
+    return pd.DataFrame(rows, columns=["err", "rms", "n", "lo", "hi"])

@@ -1,0 +1,100 @@
+"""``galmet embed``: the penultimate-layer embeddings of a dataset's images, as a table.
+
+One row per image (and per member with ``member="all"``): the row identity, ``split``, the
+truth and pass-through columns, ``ood_score`` (when the bundle has embedding statistics) and
+``emb_000`` ... ``emb_511`` (float32), the 512 features the head's last linear layer reads.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from galmet.columns import FILE, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT
+from galmet.data.dataset import load_dataset
+from galmet.errors import ConfigError, DataError
+from galmet.io.safety import check_output_file, inputs_of, model_input
+from galmet.io.tables import TABLE_SUFFIXES, write_table
+from galmet.nn.bundle import load_model
+from galmet.nn.embedding import ood_ratio
+
+
+def embedding_table(
+    model_path,
+    dataset,
+    out: str | os.PathLike | None = None,
+    member: int | str = 0,
+    split: list[str] | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    skip_bad: bool = False,
+) -> pd.DataFrame:
+    """Embed every image of ``dataset`` (optionally only ``split`` rows) and return (and write) the table.
+
+    Parameters
+    ----------
+    member : int or "all"
+        Which member of an ensemble (embeddings of different members live in different spaces);
+        ``"all"`` stacks every member with a ``member`` column.
+    out : path-like, optional
+        .parquet, .csv or .fits (written atomically).
+    """
+    if out is not None and not any(str(out).lower().endswith(s) for s in TABLE_SUFFIXES):
+        raise ConfigError(f"--out {out}: unknown table format (use .parquet, .csv or .fits)")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if out is not None:
+        fmt = (
+            "parquet"
+            if str(out).lower().endswith(".parquet")
+            else "csv"
+            if str(out).lower().endswith(".csv")
+            else "fits"
+        )
+        inputs = [model_input(model_path), *inputs_of(dataset, "the dataset")]
+        check_output_file(out, "--out", fmt, "embeddings table", inputs)
+    model = load_model(model_path)
+    members = list(range(len(model.nets)))
+    if member != "all":
+        try:
+            k = int(member)
+        except ValueError:
+            raise ConfigError(f"--member must be an integer or 'all', got {member!r}") from None
+        if not 0 <= k < len(members):
+            raise ConfigError(f"--member {k}: the model has {len(members)} member(s) (0 to {len(members) - 1})")
+        members = [k]
+    ds = load_dataset(dataset, targets=[], on_error="skip" if skip_bad else "raise", size=model.image_size)
+    if split:
+        rows = ds.split_indices(split)
+        if len(rows) == 0:
+            raise DataError(f"{dataset}: no rows in split {', '.join(split)}")
+        ds = ds.subset(rows)
+    emb = model.embed(ds.images(), batch_size=batch_size, device=device)
+    refs = model.embedding_references()
+    score = ood_ratio(refs, emb) if refs is not None else None
+    cat = ds.catalog
+    base = pd.DataFrame(index=range(len(cat)))
+    if OBJID in cat.columns:
+        base[OBJID] = cat[OBJID].to_numpy(dtype=np.int64)
+    else:
+        base[FILE] = [str(p.relative_to(ds.root)) if p.is_relative_to(ds.root) else str(p) for p in ds.paths]
+    if SPLIT in cat.columns:
+        base[SPLIT] = cat[SPLIT].astype(str).to_numpy()
+    for col in (*model.targets, *PASSTHROUGH):
+        if col in cat.columns and col not in base.columns:
+            base[col] = cat[col].to_numpy()
+    if score is not None:
+        base[OOD_SCORE] = score
+    parts = []
+    for k in members:
+        feats = pd.DataFrame(emb[k], columns=[f"emb_{i:03d}" for i in range(emb.shape[2])])
+        part = pd.concat([base, feats], axis=1)
+        if member == "all":
+            part.insert(1, "member", k)
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    if out is not None:
+        write_table(table, out)
+    return table
