@@ -235,6 +235,8 @@ def add_training_options(p, schedule: bool = True) -> None:
     """
     from galmet.columns import ARCHS
 
+    # A long function on purpose: one flat declaration per option, in the order --help shows them;
+    # splitting it would only scatter the options and their help texts.
     p.add_argument("--config", metavar="YAML", help="start from a saved config.yaml (options below override it)")
     g = p.add_argument_group("model and data")
     g.add_argument(

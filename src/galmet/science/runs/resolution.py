@@ -108,6 +108,38 @@ def run_study(
 
 def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str, tta: bool, formats):
     """Train and score each size not yet in the study's table (the folder is locked)."""
+    meta = _study_settings(out, dataset, sizes, config, target, min_input, bands)
+    table_path = out / RESOLUTION_TABLE
+    table = _load_table(table_path)
+    done = set(int(s) for s in table["size"])
+    images = dataset.images()
+    for size in sizes:
+        if size in done:
+            log.info("resolution study: size %d already done, skipping", size)
+            continue
+        row = _one_size(out, dataset, images, size, config, target, min_input, tta)
+        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
+        table = table.sort_values("size", ascending=False).reset_index(drop=True)[COLUMNS]
+        write_table(table, table_path)
+
+    save_figure(
+        plot_resolution(
+            table,
+            meta.get("rf_rmse"),
+            meta.get("constant_rmse"),
+            rf_label=f"random forest ({meta.get('bands', bands)})",
+            oracle_rmse=meta.get("oracle_rmse"),
+            noise_floor=meta.get("noise_floor"),
+        ),
+        out / FIGURE_NAMES[4],
+        formats,
+    )
+    return table
+
+
+def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str) -> dict:
+    """The study's ``resolution.json``: written with the baselines on the first run; a later run
+    must have the same settings (ConfigError naming what changed) and adds its sizes."""
     meta_path = out / RESOLUTION_META
     settings = {
         "config": config.to_dict(),
@@ -136,67 +168,46 @@ def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, b
         meta = {**settings, **baselines(dataset, target, bands)}
     meta["sizes"] = sorted(set(meta.get("sizes", [])) | set(sizes), reverse=True)
     write_json(meta_path, meta)
+    return meta
 
-    table_path = out / RESOLUTION_TABLE
-    table = _load_table(table_path)
-    done = set(int(s) for s in table["size"])
-    images = dataset.images()
-    for size in sizes:
-        if size in done:
-            log.info("resolution study: size %d already done, skipping", size)
-            continue
-        run_dir = out / resolution_run(size)
-        s_in = input_size(size, min_input)
-        log.info("resolution study: size %dx%d (network input %dx%d)", size, size, s_in, s_in)
-        ds = dataset.with_images(degrade(images, size, min_input))
-        resume = (run_dir / CHECKPOINT).is_file() and not (run_dir / BUNDLE).is_file()
-        t0 = time.perf_counter()
-        if (run_dir / BUNDLE).is_file():
-            bundle = run_dir / BUNDLE
-            hist = pd.read_csv(run_dir / HISTORY) if (run_dir / HISTORY).is_file() else pd.DataFrame()
-        else:
-            res = train(ds, run_dir, dataclasses.replace(config, size=None), resume=resume)
-            bundle, hist = res.bundle_path, res.history
-        train_seconds = float(hist["time_s"].sum()) if "time_s" in hist.columns else time.perf_counter() - t0
-        model = load_model(bundle, device=config.device)
-        pred = predict_dataset(model, ds.subset("test"), tta=tta, device=config.device)
-        write_table(pred, run_dir / PREDICTIONS)
-        s = summarize(pred, target, "test")
-        vcol = f"valid_rmse_{target}"
-        row = {
-            "size": size,
-            "input_size": s_in,
-            "rmse": s["rmse"],
-            "nmad": s["nmad"],
-            "bias": s["bias"],
-            "outlier_fraction": s["outlier_fraction"],
-            "n": s["n"],
-            "train_seconds": train_seconds,
-            "valid_rmse": float(hist[vcol].iloc[-1]) if vcol in hist.columns and len(hist) else np.nan,
-            "run_dir": str(run_dir.relative_to(out)),
-        }
-        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
-        table = table.sort_values("size", ascending=False).reset_index(drop=True)[COLUMNS]
-        write_table(table, table_path)
-        log.info(
-            "resolution study: size %d: test RMSE %.4f, NMAD %.4f (N=%d), trained in %.0f s",
-            size,
-            s["rmse"],
-            s["nmad"],
-            s["n"],
-            train_seconds,
-        )
 
-    save_figure(
-        plot_resolution(
-            table,
-            meta.get("rf_rmse"),
-            meta.get("constant_rmse"),
-            rf_label=f"random forest ({meta.get('bands', bands)})",
-            oracle_rmse=meta.get("oracle_rmse"),
-            noise_floor=meta.get("noise_floor"),
-        ),
-        out / FIGURE_NAMES[4],
-        formats,
+def _one_size(out: Path, dataset, images, size: int, config, target: str, min_input: int, tta: bool) -> dict:
+    """Train (or resume, or reuse) the model of one size, predict its test split; its table row."""
+    run_dir = out / resolution_run(size)
+    s_in = input_size(size, min_input)
+    log.info("resolution study: size %dx%d (network input %dx%d)", size, size, s_in, s_in)
+    ds = dataset.with_images(degrade(images, size, min_input))
+    resume = (run_dir / CHECKPOINT).is_file() and not (run_dir / BUNDLE).is_file()
+    t0 = time.perf_counter()
+    if (run_dir / BUNDLE).is_file():
+        bundle = run_dir / BUNDLE
+        hist = pd.read_csv(run_dir / HISTORY) if (run_dir / HISTORY).is_file() else pd.DataFrame()
+    else:
+        res = train(ds, run_dir, dataclasses.replace(config, size=None), resume=resume)
+        bundle, hist = res.bundle_path, res.history
+    train_seconds = float(hist["time_s"].sum()) if "time_s" in hist.columns else time.perf_counter() - t0
+    model = load_model(bundle, device=config.device)
+    pred = predict_dataset(model, ds.subset("test"), tta=tta, device=config.device)
+    write_table(pred, run_dir / PREDICTIONS)
+    s = summarize(pred, target, "test")
+    vcol = f"valid_rmse_{target}"
+    log.info(
+        "resolution study: size %d: test RMSE %.4f, NMAD %.4f (N=%d), trained in %.0f s",
+        size,
+        s["rmse"],
+        s["nmad"],
+        s["n"],
+        train_seconds,
     )
-    return table
+    return {
+        "size": size,
+        "input_size": s_in,
+        "rmse": s["rmse"],
+        "nmad": s["nmad"],
+        "bias": s["bias"],
+        "outlier_fraction": s["outlier_fraction"],
+        "n": s["n"],
+        "train_seconds": train_seconds,
+        "valid_rmse": float(hist[vcol].iloc[-1]) if vcol in hist.columns and len(hist) else np.nan,
+        "run_dir": str(run_dir.relative_to(out)),
+    }
