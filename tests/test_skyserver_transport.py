@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from faulty_server import FaultyServer, key_of
+from faulty_server import TRANSIENT_ACTIONS, FaultyServer, key_of
 from galmet import __version__
 from galmet.errors import ConfigError
 from galmet.sdss.skyserver import (
@@ -91,6 +91,19 @@ def test_the_bounds_hold_on_a_reused_connection(action, reason):
         _, image, _ = client.get_cutout(1, 2, size=16)  # a broken connection does not poison the next request
         assert image.shape == (16, 16, 3)
         client.close()
+
+
+@pytest.mark.parametrize("action", TRANSIENT_ACTIONS)
+def test_each_transient_fault_on_a_reused_connection_is_retried_to_a_valid_image(action):
+    key = key_of(1.0, 2.0)
+    with FaultyServer({key: [action, "ok"]}, keep_alive=True, slow_seconds=1.5, retry_after="0") as srv:
+        with SkyServerClient(srv.url, timeout=0.6, policy=RetryPolicy(retries=2, backoff_base=0.001)) as client:
+            client.get_cutout(0, 0, size=16)
+            body, image, attempts = client.get_cutout(1.0, 2.0, size=16)
+        assert attempts == 2 and srv.counts[key] == 2
+        assert image.shape == (16, 16, 3) and body == srv.jpeg(key, 16, 16)
+        # the fault answered on the kept-alive connection; only a fault that ends the connection costs a new one
+        assert 1 <= srv.connections <= 2
 
 
 def test_a_server_that_closes_idle_connections_costs_nothing():
