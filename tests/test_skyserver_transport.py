@@ -247,6 +247,14 @@ def test_data_release_option_picks_the_server(argv, url, release):
     assert server_client(args).base_url == url
 
 
+def test_an_empty_base_url_is_refused_not_replaced():
+    from galmet.cli.options import server_client
+    from galmet.errors import GalmetError
+
+    with pytest.raises(GalmetError, match="must start with http"):
+        server_client(_server_args(["--base-url", ""]))
+
+
 def test_an_unknown_data_release_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         _server_args(["--data-release", "DR9"])

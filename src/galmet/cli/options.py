@@ -183,7 +183,9 @@ def base_url(args) -> str:
     from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE
 
     given = getattr(args, "base_url", None)
-    return given or DATA_RELEASES[getattr(args, "data_release", None) or DEFAULT_DATA_RELEASE]
+    if given is not None:  # (even an empty one: the client refuses it in one line)
+        return given
+    return DATA_RELEASES[getattr(args, "data_release", None) or DEFAULT_DATA_RELEASE]
 
 
 def data_release(args) -> str | None:
