@@ -27,13 +27,17 @@ bomb       a JPEG whose header says 12000 x 12000 pixels (~430 MB decoded), 1-2 
 junk       the valid JPEG followed by ``junk_bytes`` bytes of junk (10 MB by default)
 junk_small the valid JPEG followed by 100 bytes of junk
 hold       waits until ``release`` is set (or ``hold_seconds`` pass), then sends the JPEG
+redirect   HTTP 302 back to the same URL (the next request takes the plan's next action)
+redirect_endless  the same 302 with a body streamed until the client hangs up
 ========== ================================================================
 
 SqlSearch (``/SkyServerWS/SearchTools/SqlSearch``) calls ``sql_responder(cmd, n)`` with
 the SQL text and how many times that exact SQL was requested before; it returns an action
 name (as above: "html", "500", ...) or ``(status, content_type, body)``.
 
-Every request is counted per key (``counts``, ``sql_counts``) and logged with its time.
+Every request is counted per key (``counts``, ``sql_counts``) and logged with its time;
+``connections`` counts the TCP connections accepted and ``user_agents`` the User-Agent of
+every request.
 """
 
 from __future__ import annotations
@@ -104,6 +108,11 @@ class FaultyServer:
         ``Retry-After`` header value of ``503ra``.
     sql_responder : callable, optional
         ``(cmd, n_before) -> action | (status, content_type, body)`` for SqlSearch.
+    keep_alive : bool
+        Speak HTTP/1.1 and keep connections open between requests (default: HTTP/1.0, one
+        connection per request).
+    connect_latency : float
+        Seconds added once per new connection (the TCP and TLS handshakes of a far-away server).
     """
 
     def __init__(
@@ -118,7 +127,13 @@ class FaultyServer:
         junk_bytes=10 << 20,
         hold_seconds=60.0,
         stream_seconds=60.0,
+        keep_alive=False,
+        connect_latency=0.0,
     ):
+        self.keep_alive = keep_alive
+        self.connect_latency = connect_latency
+        self.connections = 0  # TCP connections accepted
+        self.user_agents: list[str] = []
         self.trickle_seconds = trickle_seconds
         self.junk_bytes = junk_bytes
         self.hold_seconds = hold_seconds
@@ -141,7 +156,9 @@ class FaultyServer:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> FaultyServer:
-        handler = type("Handler", (_Handler,), {"srv": self})
+        handler = type(
+            "Handler", (_Handler,), {"srv": self, "protocol_version": "HTTP/1.1" if self.keep_alive else "HTTP/1.0"}
+        )
         httpd = _Server(("127.0.0.1", 0), handler)
         httpd.handle_error = lambda request, client_address: None  # faults make noisy tracebacks
         self._httpd = httpd
@@ -198,14 +215,27 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     srv: FaultyServer
     protocol_version = "HTTP/1.0"
+    # The headers and the body go out in two writes; with Nagle's algorithm on, the body of a
+    # response on a kept-alive connection waits for the client's delayed ACK (40 ms on Linux).
+    # Real servers do not pay that, so neither does this one.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
+
+    def setup(self) -> None:  # once per connection
+        super().setup()
+        with self.srv.lock:
+            self.srv.connections += 1
+        if self.srv.connect_latency:
+            time.sleep(self.srv.connect_latency)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server API
         srv = self.srv
         if srv.latency:
             time.sleep(srv.latency)
+        with srv.lock:
+            srv.user_agents.append(self.headers.get("User-Agent", ""))
         parsed = urllib.parse.urlparse(self.path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(parsed.query).items()}
         try:
@@ -285,6 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif action in ("trickle", "dribble"):
             self._trickle(payload, headers_too=action == "dribble")
         elif action in ("endless", "huge"):
+            self.close_connection = True
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
             if action == "huge":
@@ -293,6 +324,20 @@ class _Handler(BaseHTTPRequestHandler):
             chunk, t_end = payload + b"\x00" * (1 << 16), time.monotonic() + srv.stream_seconds
             while time.monotonic() < t_end:
                 self.wfile.write(chunk)
+        elif action in ("redirect", "redirect_endless"):
+            self.send_response(302)
+            self.send_header("Location", self.path)  # relative: the client resolves it
+            self.send_header("Content-Type", "text/html")
+            if action == "redirect":
+                self.send_header("Content-Length", str(len(ERROR_HTML)))
+                self.end_headers()
+                self.wfile.write(ERROR_HTML)
+                return
+            self.close_connection = True
+            self.end_headers()
+            t_end = time.monotonic() + srv.stream_seconds
+            while time.monotonic() < t_end:
+                self.wfile.write(b"<p>moved</p>" * 4096)
         elif action == "bomb":
             self._send(200, "image/jpeg", bomb_jpeg(payload))
         elif action == "junk":

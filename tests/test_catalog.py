@@ -350,6 +350,58 @@ def test_limit_stops_early(tmp_path):
     assert len(pd.read_parquet(tmp_path / "ds" / "catalog.parquet")) == 5
 
 
+def with_tables(reply, tables):
+    """``reply`` for the catalogue chunks; the DBObjects table check answered with ``tables``."""
+
+    def both(cmd: str, n_before: int):
+        if "FROM DBObjects" in cmd:
+            return 200, "text/plain", ("#Table1\nname\n" + "".join(f"{t}\n" for t in tables)).encode()
+        return reply(cmd, n_before)
+
+    return both
+
+
+CHUNK_ARGS = ["--chunks", "3", "--rate", "0", "--retries", "0", "--no-progress"]
+
+
+def test_data_release_checks_the_tables_then_queries_and_records_the_release(tmp_path, capsys):
+    tables = ("SpecObj", "Galaxy", "GalSpecInfo", "GalSpecLine", "GalSpecExtra")
+    with FaultyServer(sql_responder=with_tables(responder(sky(), {}), tables)) as srv:
+        out = tmp_path / "ds"
+        rc = main(["catalog", "--out", str(out), "--data-release", "dr16", "--base-url", srv.url, *CHUNK_ARGS])
+        sent = list(srv.sql_counts)
+    assert rc == 0, capsys.readouterr().err
+    assert "FROM DBObjects" in sent[0] and len(sent) == 4  # the check first, then the three chunks
+    meta = json.loads((out / "catalog.json").read_text())
+    assert meta["data_release"] == "DR16" and meta["base_url"] == srv.url
+
+
+def test_a_release_without_a_paper_table_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    tables = ("SpecObj", "Galaxy", "GalSpecInfo", "GalSpecExtra")
+    with FaultyServer(sql_responder=with_tables(responder(sky(), {}), tables)) as srv:
+        out = tmp_path / "ds"
+        rc = main(["catalog", "--out", str(out), "--data-release", "DR17", "--base-url", srv.url, *CHUNK_ARGS])
+        sent = list(srv.sql_counts)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "DR17" in err[0] and "GalSpecLine" in err[0] and "GalSpecInfo" not in err[0]
+    assert len(sent) == 1  # no chunk was asked for
+    assert not out.exists()
+
+
+def test_without_data_release_the_catalog_records_the_release_its_url_names(tmp_path):
+    with FaultyServer(sql_responder=responder(sky(), {})) as srv:
+        assert main(["catalog", "--out", str(tmp_path / "ds"), "--base-url", srv.url, *CHUNK_ARGS]) == 0
+        assert not any("DBObjects" in cmd for cmd in srv.sql_counts)  # no check unless a release is chosen
+    assert json.loads((tmp_path / "ds" / "catalog.json").read_text())["data_release"] is None
+
+
+def test_dry_run_names_the_data_release(capsys):
+    assert main(["catalog", "--dry-run", "--data-release", "DR17", "--chunks", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "for DR17" in out and "https://skyserver.sdss.org/dr17/SkyServerWS/SearchTools/SqlSearch?" in out
+
+
 def test_merge_of_nothing_is_an_empty_typed_table():
     df = merge_chunks([])
     assert len(df) == 0 and df["objID"].dtype == np.int64

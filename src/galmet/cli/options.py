@@ -113,11 +113,23 @@ class ServerDefaults:
 
 
 def add_server_options(p: argparse.ArgumentParser, defaults: ServerDefaults = ServerDefaults()):
-    """The ``server`` option group: --base-url, --timeout, --retries, --rate, --backoff-base, --max-bytes."""
-    from galmet.sdss.skyserver import DEFAULT_BASE_URL
+    """The ``server`` option group: --data-release, --base-url, --timeout, --retries, --rate, --backoff-base,
+    --max-bytes."""
+    from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE
 
     g = p.add_argument_group("server")
-    g.add_argument("--base-url", default=DEFAULT_BASE_URL, help="SkyServer root (default: %(default)s)")
+    g.add_argument(
+        "--data-release",
+        type=str.upper,
+        choices=tuple(DATA_RELEASES),
+        metavar="DR",
+        help=f"SDSS data release whose SkyServer to use: {', '.join(DATA_RELEASES)} (default: "
+        f"{DEFAULT_DATA_RELEASE}, the paper's); catalog checks that the paper's tables exist there",
+    )
+    g.add_argument(
+        "--base-url",
+        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]})",
+    )
     g.add_argument(
         "--timeout",
         type=number(0, 86400, open_low=True, what="a number of seconds"),
@@ -166,13 +178,30 @@ def check_server_options(args) -> None:
         raise ConfigError(f"--backoff-base must be 0 or more, got {args.backoff_base}")
 
 
+def base_url(args) -> str:
+    """The SkyServer root the server options name: ``--base-url``, else the ``--data-release``'s."""
+    from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE
+
+    given = getattr(args, "base_url", None)
+    if given is not None:  # (even an empty one: the client refuses it in one line)
+        return given
+    return DATA_RELEASES[getattr(args, "data_release", None) or DEFAULT_DATA_RELEASE]
+
+
+def data_release(args) -> str | None:
+    """The data release the server options name (``--data-release``, else the one the URL says)."""
+    from galmet.sdss.skyserver import release_of
+
+    return getattr(args, "data_release", None) or release_of(base_url(args))
+
+
 def server_client(args):
     """The :class:`~galmet.sdss.skyserver.SkyServerClient` the server options describe."""
     from galmet.sdss.skyserver import RetryPolicy, SkyServerClient
 
     check_server_options(args)
     return SkyServerClient(
-        args.base_url,
+        base_url(args),
         args.timeout,
         RetryPolicy(retries=args.retries, backoff_base=args.backoff_base),
         rate=args.rate or None,

@@ -23,7 +23,10 @@ loopback server):
   decoded (a decompression bomb is never decoded) and bytes after its end-of-image marker are
   refused (:func:`validate_jpeg`).
 
-Only the standard library talks to the network (``urllib.request``).
+The transport is a pooled keep-alive ``requests`` session per thread (one TCP/TLS handshake per
+worker instead of one per cutout: 116,000 handshakes for the paper's set otherwise); the
+watchdog registers each connection's socket with the running request's deadline when it connects
+and again whenever a kept-alive connection is reused.
 """
 
 from __future__ import annotations
@@ -39,30 +42,46 @@ import re
 import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
+from galmet._version import __version__
 from galmet.errors import ConfigError, DataError, GalmetError, one_line
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://skyserver.sdss.org/dr14"
+#: SkyServer roots of the data releases galmet knows (``--data-release``).
+DATA_RELEASES = {
+    "DR14": "https://skyserver.sdss.org/dr14",
+    "DR16": "https://skyserver.sdss.org/dr16",
+    "DR17": "https://skyserver.sdss.org/dr17",
+}
+#: The paper's release (its photometry and cutouts).
+DEFAULT_DATA_RELEASE = "DR14"
+DEFAULT_BASE_URL = DATA_RELEASES[DEFAULT_DATA_RELEASE]
+#: The tables the paper's catalogue query joins (checked to exist when a release is chosen).
+PAPER_TABLES = ("SpecObj", "Galaxy", "GalSpecInfo", "GalSpecLine", "GalSpecExtra")
+#: Where SkyServer's object explorer shows one object, by release (``{base}`` + this + objID).
+EXPLORE_PATH = "/en/tools/explore/summary.aspx?id="
 SQL_PATH = "/SkyServerWS/SearchTools/SqlSearch"
 CUTOUT_PATH = "/SkyServerWS/ImgCutout/getjpeg"
 #: The paper's cutouts: 0.296 arcsec per pixel, 128 x 128 pixels (38" x 38").
 DEFAULT_SCALE = 0.296
 DEFAULT_SIZE = 128
-USER_AGENT = "galmet (https://github.com/galmet; SDSS cutout downloader)"
+#: Where the galmet project lives (named in the User-Agent of every request, so SDSS can reach us).
+PROJECT_URL = "https://github.com/galmet/galmet"
+USER_AGENT = f"galmet/{__version__} (+{PROJECT_URL}; SDSS catalogue and cutout client)"
 #: Default body cap of a client (a SqlSearch chunk is a few MB; a cutout a few kB).
 DEFAULT_MAX_BYTES = 64 << 20
 #: Body cap of cutout requests unless set (a 2048-pixel cutout is ~2 MB).
 CUTOUT_MAX_BYTES = 4 << 20
+#: Redirects followed per request (each within the same deadline; their bodies are not read).
+MAX_REDIRECTS = 5
 #: How much of an error page is read (it is only quoted in the message).
 ERROR_BODY_BYTES = 64 << 10
 
@@ -272,32 +291,75 @@ def _register_socket(sock) -> None:
         deadline.register(sock)
 
 
-class _HTTPConnection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _register_socket(self.sock)
+def _watched(base):
+    """A urllib3 connection class whose socket is registered with the running request's deadline,
+    both when it connects and when a pooled (kept-alive) connection is reused for a new request."""
+
+    class Watched(base):
+        def connect(self) -> None:
+            super().connect()
+            _register_socket(self.sock)
+
+        def request(self, *args, **kwargs):
+            _register_socket(getattr(self, "sock", None))  # a reused connection: this request's deadline
+            return super().request(*args, **kwargs)
+
+    Watched.__name__ = f"Watched{base.__name__}"
+    return Watched
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    # The TLS handshake is bounded by the per-read timeout; from then on the watchdog applies.
-    def connect(self) -> None:
-        super().connect()
-        _register_socket(self.sock)
+def _pooled_session(keep_alive: bool):
+    """A requests Session with one pooled keep-alive connection per host whose sockets obey the
+    request deadline, directly or through a proxy from the environment. No automatic retries and
+    no automatic redirects: the client's own policy decides, and ``_request`` follows redirects
+    itself without reading their bodies."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+    def pool(name: str, base, conn_cls):
+        class Pool(base):
+            ConnectionCls = _watched(conn_cls)
 
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req):
-        return self.do_open(_HTTPConnection, req)
+            def _put_conn(self, conn) -> None:
+                if not keep_alive and conn is not None:
+                    conn.close()  # one connection per request: the next one connects anew
+                super()._put_conn(conn)
 
+        Pool.__name__ = Pool.__qualname__ = name
+        return Pool
 
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req):
-        return self.do_open(_HTTPSConnection, req, context=self._context)
+    pools = {
+        "http": pool("WatchedHTTPPool", HTTPConnectionPool, HTTPConnection),
+        "https": pool("WatchedHTTPSPool", HTTPSConnectionPool, HTTPSConnection),
+    }
 
+    class Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = pools
 
-#: urllib opener whose connections register their sockets with the request's deadline
-#: (proxies from the environment still apply).
-_OPENER = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
+        def proxy_manager_for(self, proxy, **proxy_kwargs):
+            manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+            if not proxy.lower().startswith("socks"):  # (a SOCKS proxy has its own connection classes)
+                manager.pool_classes_by_scheme = pools
+            return manager
+
+    class Session(requests.Session):
+        def get_redirect_target(self, resp):
+            # requests reads a redirect's whole body, even with allow_redirects=False (to find the next
+            # request); the body could be endless. _request follows redirects itself, never reading them.
+            return None
+
+    session = Session()
+    adapter = Adapter(pool_connections=4, pool_maxsize=1, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+    if not keep_alive:
+        session.headers["Connection"] = "close"
+    return session
 
 
 def _read_body(resp, deadline: _Deadline, cap: int, truncate: bool = False) -> bytes:
@@ -320,17 +382,53 @@ def _read_body(resp, deadline: _Deadline, cap: int, truncate: bool = False) -> b
 
 def _transport_error(exc: Exception, deadline: _Deadline, timeout: float) -> TransportError:
     """The one-line TransportError for a failure of the connection or of the HTTP exchange."""
+    import requests
+    import urllib3.exceptions as u3
+
     if deadline.expired:
         return TransportError(f"no complete response within the {timeout:g} s deadline")
-    if isinstance(exc, TimeoutError) or (
-        isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, (socket.timeout, TimeoutError))
+    chain = _causes(exc)
+    partial = next((e for e in chain if isinstance(e, (http.client.IncompleteRead, u3.IncompleteRead))), None)
+    if partial is not None:
+        got = partial.partial if isinstance(partial.partial, int) else len(partial.partial)
+        return TransportError(f"connection closed after {got} bytes of the body")
+    refused = any(isinstance(e, (u3.NewConnectionError, ConnectionRefusedError)) for e in chain)
+    # (urllib3's NewConnectionError is a subclass of its ConnectTimeoutError: a refusal is no timeout)
+    if not refused and any(
+        isinstance(e, (TimeoutError, socket.timeout, requests.Timeout, u3.TimeoutError)) for e in chain
     ):
         return TransportError(f"timed out after {timeout:g} s")
-    if isinstance(exc, urllib.error.URLError):
-        return TransportError(f"connection failed ({exc.reason})")
-    if isinstance(exc, http.client.IncompleteRead):
-        return TransportError(f"connection closed after {len(exc.partial)} bytes of the body")
-    return TransportError(f"connection failed ({type(exc).__name__}: {one_line(exc, 120)})")
+    reason = next(
+        (e for e in reversed(chain) if isinstance(e, (ConnectionError, OSError)) and not isinstance(e, TimeoutError)),
+        exc,
+    )
+    return TransportError(f"connection failed ({type(reason).__name__}: {one_line(reason, 120)})")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it wraps (``__cause__``, ``__context__``, urllib3's ``reason``), outermost first."""
+    out: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or any(e is seen for seen in out) or len(out) > 12:
+            continue
+        out.append(e)
+        todo += [getattr(e, "reason", None) if isinstance(getattr(e, "reason", None), BaseException) else None]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+        todo += [e.__cause__, e.__context__]
+    return out
+
+
+def _redirect_target(resp, url: str) -> str | None:
+    """The absolute http(s) URL a 3xx response with a Location sends the request to, else None."""
+    location = resp.headers.get("location") if resp.status_code in (301, 302, 303, 307, 308) else None
+    if not location:
+        return None
+    target = urllib.parse.urljoin(url, location.strip())
+    if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
+        raise TransportError(f"redirect to {_one_line(target, 80)!r}, which is not an http(s) URL")
+    return target
 
 
 def _positive(name: str, value) -> None:
@@ -357,6 +455,10 @@ class SkyServerClient:
         Source of backoff jitter (seed it for reproducible waits).
     max_bytes : int
         Largest response body accepted, bytes (:data:`DEFAULT_MAX_BYTES`).
+    keep_alive : bool
+        Reuse each thread's connection for its next request (HTTP keep-alive; default). False
+        closes every connection after its response (and says ``Connection: close``): one TCP
+        (and TLS) handshake per request, as before galmet pooled its connections.
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -365,6 +467,7 @@ class SkyServerClient:
     rate: float | None = None
     rng: random.Random = field(default_factory=random.Random)
     max_bytes: int = DEFAULT_MAX_BYTES
+    keep_alive: bool = True
 
     def __post_init__(self) -> None:
         self.base_url = str(self.base_url).rstrip("/")
@@ -376,6 +479,9 @@ class SkyServerClient:
         if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1:
             raise ConfigError(f"--max-bytes must be a positive number of bytes, got {self.max_bytes!r}")
         self.limiter = RateLimiter(self.rate)
+        self._local = threading.local()  # one pooled session per thread
+        self._sessions: weakref.WeakSet = weakref.WeakSet()  # every live thread's, for close()
+        self._sessions_lock = threading.Lock()
 
     # -- URLs -----------------------------------------------------------------------------
     def sql_url(self, sql: str) -> str:
@@ -409,29 +515,68 @@ class SkyServerClient:
         OversizedBody
             The body is (or is announced to be) longer than ``self.max_bytes``.
         """
-        req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
         deadline = _Deadline(timeout)
         with deadline:
-            try:
-                with _OPENER.open(req, timeout=timeout) as resp:
-                    headers = {k.lower(): v for k, v in resp.headers.items()}
-                    announced = headers.get("content-length", "")
-                    if announced.strip().isdigit() and int(announced) > self.max_bytes:
-                        raise OversizedBody(f"body of {int(announced)} bytes is over the {self.max_bytes}-byte cap")
-                    body = _read_body(resp, deadline, self.max_bytes)
-                    return Response(resp.status, headers, body, url)
-            except urllib.error.HTTPError as exc:
+            for _ in range(MAX_REDIRECTS + 1):
                 try:
-                    body = _read_body(exc, deadline, ERROR_BODY_BYTES, truncate=True)
-                except (TransportError, OSError, http.client.HTTPException):
-                    body = b""
-                return Response(exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}, body, url)
-            except (TransportError, OversizedBody):
-                raise
-            except Exception as exc:  # noqa: BLE001 - every failure below is "no complete response"
-                raise _transport_error(exc, deadline, timeout) from exc
+                    resp = self._session().get(url, timeout=(timeout, timeout), stream=True)
+                except Exception as exc:  # noqa: BLE001 - every failure here is "no complete response"
+                    raise _transport_error(exc, deadline, timeout) from exc
+                try:
+                    target = _redirect_target(resp, url)
+                    if target is None:
+                        return self._read_response(resp, url, deadline, timeout)
+                finally:
+                    resp.close()  # a body read to its end is back in the pool already; any other closes
+                url = target  # (a redirect's body is never read: it could be endless)
+            raise TransportError(f"more than {MAX_REDIRECTS} redirects")
 
-    # -- retried calls    # -- retried calls --------------------------------------------------------------------
+    def _read_response(self, resp, url: str, deadline: _Deadline, timeout: float) -> Response:
+        """The complete :class:`Response` of a streamed requests response: its body read within the
+        deadline and the byte cap (an error page only up to :data:`ERROR_BODY_BYTES`)."""
+        try:
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            if resp.status_code >= 400:  # an error page: read only enough of it to quote it
+                try:
+                    body = _read_body(resp.raw, deadline, ERROR_BODY_BYTES, truncate=True)
+                except Exception:  # noqa: BLE001 - the status says enough
+                    body = b""
+                return Response(resp.status_code, headers, body, url)
+            announced = headers.get("content-length", "")
+            if announced.strip().isdigit() and int(announced) > self.max_bytes:
+                raise OversizedBody(f"body of {int(announced)} bytes is over the {self.max_bytes}-byte cap")
+            body = _read_body(resp.raw, deadline, self.max_bytes)
+            return Response(resp.status_code, headers, body, url)
+        except (TransportError, OversizedBody):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure below is "no complete response"
+            raise _transport_error(exc, deadline, timeout) from exc
+
+    def _session(self):
+        """This thread's pooled keep-alive session (a requests session is not shared between threads)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = _pooled_session(self.keep_alive)
+            with self._sessions_lock:
+                self._sessions.add(session)  # (weak: a finished thread's session closes when collected)
+        return session
+
+    def close(self) -> None:
+        """Close the pooled connections of every thread (call when no request is running; a later
+        request opens new ones)."""
+        with self._sessions_lock:
+            sessions, self._sessions = list(self._sessions), weakref.WeakSet()
+            self._local = threading.local()
+        for session in sessions:
+            session.close()
+
+    def __enter__(self) -> SkyServerClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- retried calls --------------------------------------------------------------------
     def call(
         self, url: str, accept: Callable[[bytes], T], where: str, stop: threading.Event | None = None
     ) -> tuple[T, int]:
@@ -481,7 +626,17 @@ class SkyServerClient:
                     f"{where}: {error} (gave up after {attempt + 1} requests)", attempts=attempt + 1, permanent=bad_body
                 )
             wait = self.policy.delay(attempt, retry_after, self.rng)
-            log.debug("%s: %s; retry %d/%d in %.2f s", where, error, attempt + 1, retries, wait)
+            reason = retry_reason(error)
+            log.info(
+                "%s: attempt %d of %d failed (%s: %s); retrying in %.2f s",
+                where,
+                attempt + 1,
+                retries + 1,
+                reason,
+                error,
+                wait,
+                extra={"retry_reason": reason, "attempt": attempt + 1},
+            )
             _sleep(wait, stop)
         raise AssertionError("unreachable")
 
@@ -522,6 +677,63 @@ class SkyServerClient:
             self.cutout_url(ra, dec, scale, size), lambda b: (b, validate_jpeg(b, size, where)), where, stop
         )
         return body, image, attempts
+
+
+def release_of(base_url: str) -> str | None:
+    """The data release a SkyServer root serves (``.../dr16`` -> ``"DR16"``), or None when the URL
+    does not say (a mirror, a test server)."""
+    m = re.search(r"/dr(\d+)/?$", str(base_url).rstrip("/") + "/", re.IGNORECASE)
+    return f"DR{int(m.group(1))}" if m else None
+
+
+def explore_url(objid: int, release: str | None = None) -> str:
+    """The SkyServer object-explorer page of an SDSS objID (default: the paper's DR14)."""
+    base = DATA_RELEASES.get((release or DEFAULT_DATA_RELEASE).upper(), DEFAULT_BASE_URL)
+    return f"{base}{EXPLORE_PATH}{int(objid)}"
+
+
+def check_tables(client: SkyServerClient, tables=PAPER_TABLES, release: str | None = None) -> None:
+    """ConfigError (one line) unless every table of ``tables`` exists on the client's SkyServer.
+
+    Asks SkyServer's schema table ``DBObjects`` once (names compared without regard to case, as
+    SQL Server does).
+    """
+    names = ", ".join(f"'{t}'" for t in tables)
+    sql = f"SELECT name FROM DBObjects WHERE name IN ({names})"
+    where = f"{release or client.base_url}: table check"
+    frame = client.sql_search(sql, where=where, expect_columns=("name",))
+    found = {str(n).strip().lower() for n in frame["name"]}
+    missing = [t for t in tables if t.lower() not in found]
+    if missing:
+        raise ConfigError(
+            f"{release or client.base_url} ({client.base_url}) lacks the table(s) {', '.join(missing)} "
+            f"the paper's query needs"
+        )
+
+
+def retry_reason(error: str) -> str:
+    """The short reason of a failed attempt, from its one-line error: ``HTTP 503``, ``timeout``,
+    ``connection``, ``HTML page``, ``text page``, ``empty body``, ``junk``, ``oversized``,
+    ``truncated``, ``wrong size`` or ``bad body`` (logged with each retry; summaries can tally them)."""
+    status = re.match(r"HTTP (\d{3})\b", error)
+    if status:
+        return f"HTTP {status.group(1)}"
+    for needle, reason in (  # the page kinds first: a page's own text could say anything
+        ("HTML error page", "HTML page"),
+        ("text error page", "text page"),
+        ("deadline", "timeout"),
+        ("timed out", "timeout"),
+        ("connection", "connection"),
+        ("redirect", "connection"),
+        ("empty body", "empty body"),
+        ("junk after", "junk"),
+        ("-byte cap", "oversized"),
+        ("truncated", "truncated"),
+        ("pixels, expected", "wrong size"),
+    ):
+        if needle in error:
+            return reason
+    return "bad body"
 
 
 def _status_error(resp: Response) -> str:

@@ -139,7 +139,7 @@ def _check_output(args, out) -> None:
 def run(args) -> int:
     import json
 
-    from galmet.cli.options import server_client
+    from galmet.cli.options import data_release, server_client
     from galmet.data.dataset import write_catalog
     from galmet.data.splits import assign_splits
     from galmet.errors import ConfigError, DataError
@@ -159,7 +159,7 @@ def run(args) -> int:
     cuts.check()
     client = server_client(args)
     if args.dry_run:
-        print("-- the paper's query (SkyServer SQL, DR14 schema)")
+        print(f"-- the paper's query (SkyServer SQL, DR14 schema) for {data_release(args) or client.base_url}")
         print(build_sql(cuts, top=args.limit))
         queries = chunk_queries(cuts, args.chunks, args.limit)
         print(f"-- sent as {len(queries)} requests (GET, one per ra band):")
@@ -179,12 +179,17 @@ def run(args) -> int:
 
     if args.from_table:
         catalog = catalog_from_table(args.from_table, cuts)
-        source = {"from_table": str(Path(args.from_table).resolve())}
+        source: dict[str, object] = {"from_table": str(Path(args.from_table).resolve())}
     else:
+        if args.data_release:  # a release other than the paper's schema may lack a table: ask first
+            from galmet.sdss.skyserver import check_tables
+
+            check_tables(client, release=args.data_release)
         cache = out / CATALOG_CHUNKS
         catalog = query_catalog(client, cuts, args.chunks, args.limit, progress=not args.no_progress, cache_dir=cache)
         source = {
             "base_url": client.base_url,
+            "data_release": data_release(args),
             "chunks": args.chunks,
             "limit": args.limit,
             "sql": build_sql(cuts, top=args.limit),

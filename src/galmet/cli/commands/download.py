@@ -76,10 +76,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from galmet.cli.options import base_url
     from galmet.sdss.download import DownloadOptions, download_cutouts
 
     opts = DownloadOptions(
-        base_url=args.base_url,
+        base_url=base_url(args),
         workers=args.workers,
         rate=args.rate,
         retries=args.retries,
