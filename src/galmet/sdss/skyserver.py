@@ -634,3 +634,29 @@ def fetch_cutout(
     )
     _, image, _ = client.get_cutout(ra, dec, scale, size)
     return image
+
+
+#: SkyServer base URL of each SDSS data release galmet knows.
+DATA_RELEASES = {
+    "DR14": "https://skyserver.sdss.org/dr14",
+    "DR16": "https://skyserver.sdss.org/dr16",
+    "DR17": "https://skyserver.sdss.org/dr17",
+}
+
+
+def explore_url(objid: int, release: str | None = None) -> str:
+    """The SkyServer Explore page of a photometric object.
+
+    Parameters
+    ----------
+    objid : int
+        SDSS photometric ``objID``.
+    release : str, optional
+        A key of :data:`DATA_RELEASES`; default ``"DR14"`` (the paper's release).
+
+    Returns
+    -------
+    str
+        ``<release base>/en/tools/explore/summary.aspx?id=<objid>``.
+    """
+    return f"{DATA_RELEASES[release or 'DR14']}/en/tools/explore/summary.aspx?id={objid}"
