@@ -73,14 +73,16 @@ class DataKind:
 
 
 def objid_kind(objids) -> str | None:
-    """ "sdss" when every objID is a real SDSS one, "synthetic" when none is, None when mixed or empty."""
-    ids = pd.to_numeric(pd.Series(objids), errors="coerce").dropna()
-    if ids.empty:
+    """"sdss" when every objID is a real SDSS one, "synthetic" when every one is galmet's synthetic
+    kind, None otherwise (mixed, empty, or objIDs of neither kind such as row numbers)."""
+    from galmet.synthetic.render import OBJID_BASE
+
+    ids = pd.to_numeric(pd.Series(objids), errors="coerce").dropna().to_numpy(dtype=np.float64)
+    if ids.size == 0:
         return None
-    real = ids.to_numpy(dtype=np.float64) >= float(SDSS_OBJID_MIN)
-    if real.all():
+    if (ids >= float(SDSS_OBJID_MIN)).all():
         return "sdss"
-    if not real.any():
+    if ((ids >= float(OBJID_BASE)) & (ids < float(SDSS_OBJID_MIN))).all():
         return "synthetic"
     return None
 
