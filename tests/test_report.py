@@ -269,13 +269,13 @@ def test_report_headline_bootstrap_intervals_contain_the_rmse(tmp_path):
     _real, synth = _two_runs(tmp_path)
     text = write_report(synth).read_text()
     head = text[text.index("<h3>Headline</h3>") : text.index("<h3>Dataset</h3>")]
-    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td><td>([\d.]+)</td><td>\[([\d.]+), ([\d.]+)\]</td>", head)
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td><td>([\d.]+)</td><td>([\d.]+)&ndash;([\d.]+)</td>", head)
     labels = [r[0] for r in rows]
     assert labels[0] == "CNN (galmet)" and "random forest (gri magnitudes)" in labels and "constant mean" in labels
     for _label, _n, rmse, lo, hi in rows:
         assert float(lo) <= float(rmse) <= float(hi) and float(lo) < float(hi)
     df = pd.read_parquet(synth / "predictions.parquet")
-    assert float(rows[0][2]) == pytest.approx(np.sqrt(np.mean((df["oh_p50_pred"] - df["oh_p50"]) ** 2)), abs=1e-4)
+    assert float(rows[0][2]) == pytest.approx(np.sqrt(np.mean((df["oh_p50_pred"] - df["oh_p50"]) ** 2)), abs=5e-4)
     assert "CNN minus this" in head and "2,000 resamples" in head
     # seeded: a second report gives the same intervals
     again = write_report(synth, tmp_path / "again.html").read_text()

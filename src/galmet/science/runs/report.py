@@ -331,7 +331,7 @@ def _dataset_section(run: RunView, paths: Paths) -> str:
         source = "the dataset"
     elif run.cnn is not None:
         splits = {run.split: len(run.cnn)}
-        ranges = {f"{target} (true)": facts.label_range(run.cnn[target])}
+        ranges = {f"{target} (true)": r} if (r := facts.label_range(run.cnn[target])) is not None else {}
         source = "the predictions table (the scored galaxies only)"
     else:
         return ""
@@ -372,9 +372,10 @@ def _outlier_section(run: RunView) -> str:
         return ""
     rows = facts.largest_residuals(run.cnn, run.target)
     release = run.dataset.data_release() if run.dataset is not None else None
+    ids = rows["objID"].tolist() if "objID" in rows.columns else [None] * len(rows)
     links = [
-        explore_url(int(oid), release) if run.paper and facts.is_sdss_objid(oid) else None
-        for oid in (rows["objID"] if "objID" in rows.columns else [None] * len(rows))
+        explore_url(int(oid), release) if oid is not None and run.paper and facts.is_sdss_objid(oid) else None
+        for oid in ids
     ]
     return (
         f"<h3>Largest residuals</h3><p>The {len(rows)} galaxies with the largest |&Delta;Z| of the "

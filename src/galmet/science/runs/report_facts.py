@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 SDSS_OBJID_MIN = 1_237_000_000_000_000_000
 #: Bootstrap settings of the headline intervals (seeded: a report is reproducible).
 N_BOOT, LEVEL, BOOT_SEED = 2000, 0.95, 0
+#: The headline's name of the run's own network.
+CNN_LABEL = "CNN (galmet)"
 #: What the noise floor of a synthetic set is.
-FLOOR_NOTE = "RMS of the part of Z no image shows (oh_unexplained): no model can do better"
+FLOOR_NOTE = "the RMS of the part of Z that no image shows (the catalogue's oh_unexplained): no model can do better"
 #: Rows of the table of largest residuals.
 N_OUTLIERS = 10
-#: Galaxies in a mosaic drawn from the dataset (two rows of eight, spanning the label range).
+#: Galaxies in a mosaic drawn from the dataset (four rows of four, spanning the label range).
 N_MOSAIC = 16
 #: Training settings shown in the report's configuration table, in order, with their labels.
 CONFIG_SETTINGS = (
@@ -73,7 +75,7 @@ class DataKind:
 
 
 def objid_kind(objids) -> str | None:
-    """"sdss" when every objID is a real SDSS one, "synthetic" when every one is galmet's synthetic
+    """ "sdss" when every objID is a real SDSS one, "synthetic" when every one is galmet's synthetic
     kind, None otherwise (mixed, empty, or objIDs of neither kind such as row numbers)."""
     from galmet.synthetic.render import OBJID_BASE
 
@@ -268,7 +270,8 @@ def mosaic_png(dataset: DatasetFacts, target: str) -> bytes | None:
         return None
     labels = [f"Z={values[i]:.2f}" if values is not None else str(i) for i in pick]
     title = f"{len(pick)} galaxies of {dataset.name}" + (f", lowest to highest {target}" if values is not None else "")
-    return figure_bytes(plot_mosaic(images, labels, ncols=8, title=title, thumb_inches=1.0), "png", dpi=90)
+    # four columns: thumbnails stay large enough to see on a phone, where the figure shrinks to the screen
+    return figure_bytes(plot_mosaic(images, labels, ncols=4, title=title, thumb_inches=1.2), "png", dpi=90)
 
 
 # --- the headline ---------------------------------------------------------------------------
@@ -347,10 +350,11 @@ def headline(found: dict, kind: DataKind, dataset: DatasetFacts | None, cnn: pd.
     rows: list[dict] = []
     out: dict[str, Any] = {"rows": rows, "reference": [], "settings": {}}
     if cnn is not None and target is not None:
-        sets: dict[str, np.ndarray] = {"CNN (galmet)": cnn["dz"].to_numpy(dtype=float)}
+        sets: dict[str, np.ndarray] = {CNN_LABEL: cnn["dz"].to_numpy(dtype=float)}
         notes: dict[str, str] = {}
         ids = cnn["objID"] if "objID" in cnn.columns else None
         for label, b in _baseline_rows(found, target) if ids is not None else []:
+            assert ids is not None
             aligned = pd.Series(b["dz"].to_numpy(), index=b["objID"].to_numpy()).reindex(ids.to_numpy())
             if aligned.notna().all():
                 sets[label] = aligned.to_numpy(dtype=float)
@@ -359,18 +363,23 @@ def headline(found: dict, kind: DataKind, dataset: DatasetFacts | None, cnn: pd.
         floor = _floor_residuals(dataset, ids)
         if floor is not None:
             sets["noise floor"] = floor
-            notes["noise floor"] = FLOOR_NOTE
         boot = bootstrap_rmse(sets, N_BOOT, LEVEL, BOOT_SEED)
         out["settings"] = boot.pop("settings")
         rows += [{"label": k, **v, "note": notes.get(k, "")} for k, v in boot.items()]
     elif found["metrics"]:
         m = found["metrics"][0][1]
-        rows.append({"label": "CNN (galmet)", "n": m.get("n"), "rmse": m.get("rmse"), "note": "no per-galaxy table"})
+        rows.append({"label": CNN_LABEL, "n": m.get("n"), "rmse": m.get("rmse"), "note": "no per-galaxy table"})
+    elif found["resolution"] is not None and len(found["resolution"][0]):
+        tab = found["resolution"][0].sort_values("size")
+        top = tab.iloc[-1]
+        n = int(top["n"]) if "n" in tab.columns and np.isfinite(top["n"]) else None
+        note = f"at {int(top['size'])} px, resolution study"
+        rows.append({"label": CNN_LABEL, "n": n, "rmse": float(top["rmse"]), "note": note})
     _add_unpaired_baselines(found, rows)
     if kind.kind == "synthetic" and not any(r["label"].startswith("noise floor") for r in rows):
         floor_value = _recorded_floor(found)
         if floor_value is not None:
-            rows.append({"label": "noise floor", "rmse": floor_value, "note": FLOOR_NOTE + "; recorded, no interval"})
+            rows.append({"label": "noise floor", "rmse": floor_value, "note": "as recorded; no interval"})
     if kind.kind == "sdss" and (target or found["metrics"] and found["metrics"][0][1].get("target")) == "oh_p50":
         from galmet.paper import PAPER_METRICS, PAPER_RF_GRI_RMSE, PAPER_SIZES
 
@@ -431,7 +440,7 @@ def config_settings(cfg: dict) -> list[tuple[str, str]]:
     for key, label in CONFIG_SETTINGS:
         if key in cfg and cfg[key] is not None:
             rows.append((label, _setting(cfg[key])))
-    run = cfg.get("run") if isinstance(cfg.get("run"), dict) else {}
+    run: dict = cfg["run"] if isinstance(cfg.get("run"), dict) else {}
     for key, label in RUN_SETTINGS:
         if run.get(key) is not None:
             rows.append((label, _setting(run[key])))

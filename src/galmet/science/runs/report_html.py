@@ -24,7 +24,7 @@ a{color:#1f5f9e}p,li{overflow-wrap:anywhere}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.6em 0;max-width:100%}
 table{border-collapse:collapse;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;
 white-space:nowrap}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-td.wrap{white-space:normal;min-width:12em}
+td.wrap{white-space:normal;min-width:12em;text-align:left}
 figure{margin:1.2em 0}figure img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 .note{color:#666;font-size:.9em}.better{color:#17702a}.worse{color:#a32020}
@@ -33,7 +33,7 @@ figcaption{font-size:.9em;color:#444;margin-top:.3em}
 .lead{font-size:1.05em;background:#fafafa;border:1px solid #e5e5e5;border-radius:6px;padding:.6em .9em}
 nav.toc ol{padding-left:1.4em}
 @media (max-width:600px){body{padding:.6em .7em 2em;font-size:15px}h1{font-size:1.3em}h2{font-size:1.15em}
-table{font-size:.85em}}
+table{font-size:.85em}th,td{padding:.2em .4em}td:first-child{white-space:normal;min-width:7em}}
 """
 
 

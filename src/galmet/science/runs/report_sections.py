@@ -345,14 +345,14 @@ def headline_html(head: dict, target: str | None, split: str) -> str:
     level = f"{100 * st['level']:.0f}%" if st else ""
     rows = []
     for r in rows_in:
-        ci = f"[{num(r.get('lo'))}, {num(r.get('hi'))}]" if r.get("lo") is not None else "-"
+        ci = f"{num(r.get('lo'), '{:.3f}')}&ndash;{num(r.get('hi'), '{:.3f}')}" if r.get("lo") is not None else "-"
         diff = (
-            f"{num(r['diff'], '{:+.4f}')} [{num(r.get('diff_lo'), '{:+.4f}')}, {num(r.get('diff_hi'), '{:+.4f}')}]"
+            f"{num(r['diff'], '{:+.3f}')} ({num(r.get('diff_lo'), '{:+.3f}')} to {num(r.get('diff_hi'), '{:+.3f}')})"
             if r.get("diff") is not None
             else "-"
         )
         n = f"{r['n']:,}" if isinstance(r.get("n"), int) else "-"
-        rows.append([esc(r["label"]), n, num(r.get("rmse")), ci, diff, esc(r.get("note", ""))])
+        rows.append([esc(r["label"]), n, num(r.get("rmse"), "{:.3f}"), ci, diff, esc(r.get("note", ""))])
     rows += [
         [esc(r["label"]), f"{r['n']:,}" if r.get("n") else "-", num(r["rmse"], "{:.3f}"), "-", "-", "the paper"]
         for r in head.get("reference", [])
@@ -366,11 +366,19 @@ def headline_html(head: dict, target: str | None, split: str) -> str:
         if st
         else ""
     )
+    if any(r["label"] == "noise floor" for r in rows_in):
+        from galmet.science.runs.report_facts import FLOOR_NOTE
+
+        note += f'<p class="note">Noise floor: {esc(FLOOR_NOTE)}.</p>'
     return _headline_sentence(rows_in, head.get("reference", [])) + table(header, rows, wrap_last=True) + note
 
 
 def _headline_sentence(rows: list[dict], reference: list[dict]) -> str:
+    from galmet.science.runs.report_facts import CNN_LABEL
+
     cnn = rows[0]
+    if cnn["label"] != CNN_LABEL:
+        return '<p class="lead">No predictions or metrics of the CNN in this run; its baselines:</p>'
     parts = [f"The CNN reaches RMSE <b>{num(cnn.get('rmse'), '{:.3f}')} dex</b>"]
     if cnn.get("lo") is not None:
         parts[0] += f" ({num(cnn['lo'], '{:.3f}')}&ndash;{num(cnn['hi'], '{:.3f}')})"
