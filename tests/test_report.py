@@ -379,4 +379,4 @@ def test_report_html_reads_on_a_phone(tmp_path):
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
     assert "max-width:1100px" in text and "figure img{display:block;max-width:100%" in text
     assert ".scroll{overflow-x:auto" in text
-    assert text.count("<table>") == text.count('<div class="scroll"><table>')  # every table scrolls in its box
+    assert text.count("<table") == text.count('<div class="scroll"><table') > 3  # every table scrolls in its box

@@ -481,7 +481,7 @@ def render_run(run: RunView, paths: Paths) -> str:
         *_analysis_sections(run, paths),
         _figures_section(run, paths),
         _config_section(run, paths),
-        "<h3>Provenance</h3>" + table(["item", "value"], _provenance_rows(run, paths), wrap_last=True),
+        "<h3>Provenance</h3>" + table(["item", "value"], _provenance_rows(run, paths), wrap_last=True, text=True),
         "</section>",
     ]
     return "\n".join(p for p in parts if p)
@@ -548,7 +548,7 @@ def render(runs: list[dict] | dict, title: str | None = None, report_dir: str | 
             "beside runs on SDSS galaxies.</p>",
             toc,
             *(render_run(v, paths) for v in views),
-            "<h2>About this report</h2>" + table(["item", "value"], _report_provenance()),
+            "<h2>About this report</h2>" + table(["item", "value"], _report_provenance(), text=True),
             "</body></html>",
         ]
     )

@@ -24,7 +24,7 @@ a{color:#1f5f9e}p,li{overflow-wrap:anywhere}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.6em 0;max-width:100%}
 table{border-collapse:collapse;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right;
 white-space:nowrap}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-td.wrap{white-space:normal;min-width:12em;text-align:left}
+td.wrap{white-space:normal;min-width:12em;text-align:left}table.text td,table.text th{text-align:left}
 figure{margin:1.2em 0}figure img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444;margin-top:.3em}
 .note{color:#666;font-size:.9em}.better{color:#17702a}.worse{color:#a32020}
@@ -49,8 +49,12 @@ def num(v, fmt: str = "{:.4f}") -> str:
     return fmt.format(v)
 
 
-def table(header: list[str], rows: list[list[str]], wrap_last: bool = False) -> str:
-    """A table (cells are HTML already) in a box that scrolls sideways on a narrow screen."""
+def table(header: list[str], rows: list[list[str]], wrap_last: bool = False, text: bool = False) -> str:
+    """A table (cells are HTML already) in a box that scrolls sideways on a narrow screen.
+
+    ``wrap_last`` lets the last column wrap (notes, paths); ``text`` aligns every column left (a
+    table of settings or names rather than numbers).
+    """
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
@@ -60,7 +64,8 @@ def table(header: list[str], rows: list[list[str]], wrap_last: bool = False) -> 
         + "</tr>"
         for r in rows
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    cls = ' class="text"' if text else ""
+    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def png_figure(data: bytes, alt: str, caption_html: str) -> str:

@@ -461,6 +461,7 @@ def config_html(settings: list[tuple[str, str]], config_path, n_total: int, path
     """The training settings that matter, as a two-column table, and a link to the full config."""
     rows = [[esc(k), esc(v)] for k, v in settings]
     return (
-        table(["setting", "value"], rows)
-        + f'<p class="note">{len(rows)} of the {n_total} settings; all of them: {paths.show(config_path)}.</p>'
+        table(["setting", "value"], rows, text=True)
+        + f'<p class="note">The settings that matter; the full configuration ({n_total} entries): '
+        f"{paths.show(config_path)}.</p>"
     )
