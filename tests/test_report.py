@@ -271,7 +271,7 @@ def test_report_headline_bootstrap_intervals_contain_the_rmse(tmp_path):
     head = text[text.index("<h3>Headline</h3>") : text.index("<h3>Dataset</h3>")]
     rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td><td>([\d.]+)</td><td>([\d.]+)&ndash;([\d.]+)</td>", head)
     labels = [r[0] for r in rows]
-    assert labels[0] == "CNN (galmet)" and "random forest (gri magnitudes)" in labels and "constant mean" in labels
+    assert labels[0] == "CNN (galmet)" and "random forest (gri)" in labels and "constant mean" in labels
     for _label, _n, rmse, lo, hi in rows:
         assert float(lo) <= float(rmse) <= float(hi) and float(lo) < float(hi)
     df = pd.read_parquet(synth / "predictions.parquet")

@@ -296,7 +296,7 @@ def _fmt_paper(value, fmt: str = "{:.3f}") -> str:
 # --- bootstrap intervals -------------------------------------------------------------------
 
 
-def bootstrap_rmse(residual_sets, n_boot: int = 2000, level: float = 0.95, seed: int = 0, chunk: int = 100) -> dict:
+def bootstrap_rmse(residual_sets, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
     """RMSE of several predictors on the same galaxies, with paired percentile bootstrap intervals.
 
     Every resample draws galaxies (with replacement) once and scores every predictor on that
@@ -314,8 +314,6 @@ def bootstrap_rmse(residual_sets, n_boot: int = 2000, level: float = 0.95, seed:
         Confidence level of the intervals, 0 < level < 1.
     seed : int
         Seeds the resampling: the same inputs give the same intervals.
-    chunk : int
-        Resamples drawn at a time (bounds the memory to chunk x N indices).
 
     Returns
     -------
@@ -337,6 +335,7 @@ def bootstrap_rmse(residual_sets, n_boot: int = 2000, level: float = 0.95, seed:
     rng = np.random.default_rng(seed)
     sq = np.stack([a**2 for a in arrays])  # (P, N)
     boot = np.empty((len(names), n_boot))
+    chunk = max(1, min(n_boot, 2_000_000 // n))  # resamples at a time: about 2 million indices in memory
     for start in range(0, n_boot, chunk):
         stop = min(start + chunk, n_boot)
         idx = rng.integers(0, n, size=(stop - start, n))

@@ -310,7 +310,7 @@ def _baseline_rows(found: dict, target: str) -> list[tuple[str, pd.DataFrame]]:
             continue
         bands = b.get("bands", "gri")
         for name, label in (
-            (rf_predictions(bands), f"random forest ({bands} magnitudes)"),
+            (rf_predictions(bands), f"random forest ({bands})"),
             (CONSTANT_PREDICTIONS, "constant mean"),
             (ORACLE_PREDICTIONS, "observable oracle"),
         ):
@@ -327,7 +327,7 @@ def _baseline_rows(found: dict, target: str) -> list[tuple[str, pd.DataFrame]]:
             if "split" in df.columns:
                 df = df[df["split"].astype(str) == "test"]
             df = df.assign(dz=df[f"{target}_pred"].astype(float) - df[target].astype(float))
-            out.append((label, df[["objID", "dz"]]))
+            out.append((label, df[["objID", "dz"]].drop_duplicates("objID")))
     return out
 
 
@@ -360,7 +360,7 @@ def headline(found: dict, kind: DataKind, dataset: DatasetFacts | None, cnn: pd.
                 sets[label] = aligned.to_numpy(dtype=float)
             else:
                 notes[label] = "other galaxies than the CNN's"
-        floor = _floor_residuals(dataset, ids)
+        floor = _floor_residuals(dataset, ids) if target == "oh_p50" else None
         if floor is not None:
             sets["noise floor"] = floor
         boot = bootstrap_rmse(sets, N_BOOT, LEVEL, BOOT_SEED)
@@ -376,7 +376,7 @@ def headline(found: dict, kind: DataKind, dataset: DatasetFacts | None, cnn: pd.
         note = f"at {int(top['size'])} px, resolution study"
         rows.append({"label": CNN_LABEL, "n": n, "rmse": float(top["rmse"]), "note": note})
     _add_unpaired_baselines(found, rows)
-    if kind.kind == "synthetic" and not any(r["label"].startswith("noise floor") for r in rows):
+    if kind.kind == "synthetic" and target in (None, "oh_p50") and not any(r["label"] == "noise floor" for r in rows):
         floor_value = _recorded_floor(found)
         if floor_value is not None:
             rows.append({"label": "noise floor", "rmse": floor_value, "note": "as recorded; no interval"})
@@ -395,7 +395,7 @@ def _add_unpaired_baselines(found: dict, rows: list[dict]) -> None:
     have = {r["label"] for r in rows}
     for _path, b in found["baselines"]:
         for key, label in (
-            ("rf", f"random forest ({b.get('bands', 'gri')} magnitudes)"),
+            ("rf", f"random forest ({b.get('bands', 'gri')})"),
             ("constant", "constant mean"),
             ("oracle", "observable oracle"),
         ):

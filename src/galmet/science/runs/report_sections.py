@@ -358,6 +358,8 @@ def headline_html(head: dict, target: str | None, split: str) -> str:
         for r in head.get("reference", [])
     ]
     header = ["predictor", "N", "RMSE (dex)", f"{level} interval".strip(), "CNN minus this (dex)", "note"]
+    if not any(r[-1] for r in rows):  # no notes: no empty column on a narrow screen
+        header, rows = header[:-1], [r[:-1] for r in rows]
     note = (
         f'<p class="note">Target {esc(target or "?")}, split {esc(split or "?")}. Intervals: percentile '
         f"bootstrap, {st['n_boot']:,} resamples of the galaxies (seed {st['seed']}), every predictor scored on "
@@ -370,7 +372,8 @@ def headline_html(head: dict, target: str | None, split: str) -> str:
         from galmet.science.runs.report_facts import FLOOR_NOTE
 
         note += f'<p class="note">Noise floor: {esc(FLOOR_NOTE)}.</p>'
-    return _headline_sentence(rows_in, head.get("reference", [])) + table(header, rows, wrap_last=True) + note
+    sentence = _headline_sentence(rows_in, head.get("reference", []))
+    return sentence + table(header, rows, wrap_last=len(header) == 6) + note
 
 
 def _headline_sentence(rows: list[dict], reference: list[dict]) -> str:
