@@ -380,3 +380,17 @@ def test_report_html_reads_on_a_phone(tmp_path):
     assert "max-width:1100px" in text and "figure img{display:block;max-width:100%" in text
     assert ".scroll{overflow-x:auto" in text
     assert text.count("<table") == text.count('<div class="scroll"><table') > 3  # every table scrolls in its box
+
+
+def test_report_outlier_objids_exact_in_an_all_numeric_table(tmp_path):
+    """int64 objIDs above 2**53 survive a table with no string column (no float round trip)."""
+    from galmet.science.runs.report import write_report
+
+    run = tmp_path / "run"
+    df = _predictions(run / "predictions.parquet", SDSS_IDS, n=30).drop(columns="split")
+    df = df.assign(ra=np.linspace(150, 151, 30), dec=np.linspace(-1, 1, 30))
+    df.to_parquet(run / "predictions.parquet")
+    text = write_report(run).read_text()
+    worst = df.assign(a=(df["oh_p50_pred"] - df["oh_p50"]).abs()).nlargest(10, "a")
+    for oid, ra in zip(worst["objID"], worst["ra"], strict=True):
+        assert f'summary.aspx?id={oid}"' in text and f">{oid}</a>" in text and f"<td>{ra:.5f}</td>" in text

@@ -434,22 +434,29 @@ def dataset_html(ds, mosaic_html: str, split_rows: dict[str, int], ranges: dict,
     return "".join(out) + mosaic_html
 
 
+def _outlier_extras(target: str) -> list[tuple[str, str, str]]:
+    """(header, column, format) of the optional columns of the outlier table."""
+    return [("err (dex)", f"{target}_err", "{:.3f}"), ("ra (deg)", "ra", "{:.5f}"), ("dec (deg)", "dec", "{:+.5f}")]
+
+
 def outliers_html(rows: pd.DataFrame, target: str, links: list[str | None], synthetic: bool) -> str:
-    """The galaxies with the largest |dZ|, each linked to its SkyServer page when it has a real objID."""
-    has_err = f"{target}_err" in rows.columns
+    """The galaxies with the largest |dZ|, each linked to its SkyServer page when it has a real objID.
+
+    Columns are read whole (never row by row: ``iterrows`` would turn an int64 objID into a float
+    when every column is numeric); ra/dec and the calibrated error are shown when present.
+    """
+    ids = rows["objID"].tolist() if "objID" in rows.columns else ["-"] * len(rows)
+    columns = [
+        (f"{target} true", rows[target], "{:.3f}"),
+        ("predicted", rows[f"{target}_pred"], "{:.3f}"),
+        ("\u0394Z (dex)", rows["dz"], "{:+.3f}"),
+    ]
+    columns += [(name, rows[col], fmt) for name, col, fmt in _outlier_extras(target) if col in rows.columns]
     body = []
-    for (_, r), link in zip(rows.iterrows(), links, strict=True):
-        oid = esc(r["objID"]) if "objID" in rows.columns else "-"
-        cells = [
-            f'<a href="{esc(link)}" rel="noopener">{oid}</a>' if link else oid,
-            num(float(r[target]), "{:.3f}"),
-            num(float(r[f"{target}_pred"]), "{:.3f}"),
-            num(float(r["dz"]), "{:+.3f}"),
-        ]
-        if has_err:
-            cells.append(num(float(r[f"{target}_err"]), "{:.3f}"))
-        body.append(cells)
-    header = ["objID", f"{target} true", "predicted", "\u0394Z (dex)"] + (["err (dex)"] if has_err else [])
+    for i, (oid, link) in enumerate(zip(ids, links, strict=True)):
+        cell = f'<a href="{esc(link)}" rel="noopener">{esc(oid)}</a>' if link else esc(oid)
+        body.append([cell, *(num(float(values.iloc[i]), fmt) for _, values, fmt in columns)])
+    header = ["objID", *(name for name, _, _ in columns)]
     note = (
         "Synthetic galaxies have no SkyServer page."
         if synthetic
