@@ -394,3 +394,21 @@ def test_report_outlier_objids_exact_in_an_all_numeric_table(tmp_path):
     worst = df.assign(a=(df["oh_p50_pred"] - df["oh_p50"]).abs()).nlargest(10, "a")
     for oid, ra in zip(worst["objID"], worst["ra"], strict=True):
         assert f'summary.aspx?id={oid}"' in text and f">{oid}</a>" in text and f"<td>{ra:.5f}</td>" in text
+
+
+def test_report_folder_with_results_of_its_own_and_two_runs_inside(tmp_path):
+    """The folder's own figure gets its section; the runs inside get theirs; nothing appears twice."""
+    from galmet.science.runs.report import discover_runs, write_report
+
+    top = tmp_path / "study"
+    real, synth = _two_runs(top)  # top/runs/real, top/runs/synth
+    runs = top / "runs"
+    _png(runs / "overview.png", "black")
+    _png(runs / "figures" / "summary.png", "orange")
+    assert discover_runs(runs) == [runs, real, synth]
+    text = write_report(runs).read_text()
+    sections = _sections(text)
+    assert len(sections) == 3
+    assert "overview.png" in sections[0] and "figures/summary.png" in sections[0]
+    assert "fig3_pred_vs_true" not in sections[0]  # the runs' figures are theirs only
+    assert text.count("data:image/png;base64,") == 4

@@ -7,7 +7,7 @@ ORDER = 70
 HELP = "write a self-contained HTML report: one section per run, headline with intervals, dataset, outliers"
 DESCRIPTION = """\
 Collect what the other commands wrote under each RUN_OR_DIR (searched three levels deep) into one
-HTML file with no external references (figures embedded as PNG), readable on a phone. Each run
+HTML file that needs nothing else (figures embedded as PNG, style inline), readable on a phone. Each run
 gets its own section; a folder holding several run folders (e.g. a real-sample run and a
 synthetic study) gives one section per run, never a merge. Per run:
   headline: the CNN's test RMSE against the baselines (galmet baseline) and, on synthetic data,

@@ -102,12 +102,15 @@ CAPTIONS = {
 }
 
 
-def _find(root: Path, pattern: str) -> list[Path]:
+def _find(root: Path, pattern: str, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Files matching ``pattern`` up to :data:`MAX_DEPTH` folders below ``root``, hidden ones and those
+    under a ``skip`` folder (another run's) left out."""
     out = []
     for p in sorted(root.rglob(pattern)):
         rel = p.relative_to(root)
         if len(rel.parts) <= MAX_DEPTH + 1 and not any(part.startswith(".") for part in rel.parts):
-            out.append(p)
+            if not skip or not any(p.resolve().is_relative_to(s) for s in skip):
+                out.append(p)
     return out
 
 
@@ -136,19 +139,25 @@ def _has_direct_outputs(folder: Path) -> bool:
 
 
 def discover_runs(folder: str | os.PathLike, depth: int = 0) -> list[Path]:
-    """The run folders under ``folder``: ``folder`` itself when it holds a run (or results of its own),
-    else, when at least two of its sub-folders are runs, each sub-folder with results (searched
-    :data:`MAX_DEPTH` levels down). A run's own ``figures/``, ``baseline/`` or dataset folder is never
-    split from it; two runs are never merged."""
+    """The run folders under ``folder``, searched :data:`MAX_DEPTH` levels down.
+
+    ``folder`` is one run when it holds a run's own file (:data:`RUN_ANCHORS`) or fewer than two of
+    its sub-folders do. Otherwise each run sub-folder is a run (and searched in turn); ``folder``
+    itself is one too when it holds results directly (its sub-folders that are not runs, such as
+    ``figures/``, stay with it), else each such sub-folder with results is one. A run's own
+    ``figures/``, ``baseline/`` or dataset folder is never split from it; two runs are never merged
+    (:func:`write_report` leaves the runs inside a folder out of that folder's section).
+    """
     root = Path(folder)
-    if depth >= MAX_DEPTH or _is_run_folder(root) or _has_direct_outputs(root):
+    if depth >= MAX_DEPTH or _is_run_folder(root):
         return [root]
     subs = [c for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")]
     if sum(_is_run_folder(c) for c in subs) < 2:
         return [root]
-    out = []
+    own = _has_direct_outputs(root)
+    out = [root] if own else []
     for c in subs:
-        if _is_run_folder(c) or _find(c, "*.json") or _find(c, "*.png"):
+        if _is_run_folder(c) or (not own and (_find(c, "*.json") or _find(c, "*.png"))):
             out += discover_runs(c, depth + 1)
     return out
 
@@ -156,8 +165,10 @@ def discover_runs(folder: str | os.PathLike, depth: int = 0) -> list[Path]:
 # --- reading one run --------------------------------------------------------------------------
 
 
-def collect(root: str | os.PathLike) -> dict:
+def collect(root: str | os.PathLike, skip=()) -> dict:
     """Gather everything reportable under one run folder ``root``; see the module docstring.
+
+    ``skip``: folders below ``root`` whose files are left out (other runs reported beside it).
 
     Returns
     -------
@@ -176,6 +187,7 @@ def collect(root: str | os.PathLike) -> dict:
         raise DataError(f"{root}: not a directory (give the folder holding the run's outputs)")
     found: dict = {
         "root": root,
+        "skip": tuple(Path(p).resolve() for p in skip),
         "metrics": [],
         "baselines": [],
         "mzr": [],
@@ -193,7 +205,7 @@ def collect(root: str | os.PathLike) -> dict:
         "predictions": None,
     }
     _collect_json(root, found)
-    res = _find(root, RESOLUTION_TABLE)
+    res = _find(root, RESOLUTION_TABLE, found["skip"])
     if res:
         from galmet.science.resolution import read_resolution
 
@@ -203,12 +215,12 @@ def collect(root: str | os.PathLike) -> dict:
         except DataError as exc:
             log.warning("report: skipping %s (%s)", res[0], exc)
     found["dataset_dirs"] = sorted(
-        {p.parent for name in CATALOG_NAMES for p in _find(root, name)}, key=lambda p: len(p.parts)
+        {p.parent for name in CATALOG_NAMES for p in _find(root, name, found["skip"])}, key=lambda p: len(p.parts)
     )
     _collect_figures(root, found)
     _collect_training(root, found)
     for name in PREDICTION_NAMES:
-        preds = _find(root, name)
+        preds = _find(root, name, found["skip"])
         if preds:
             found["predictions"] = preds[0]
             break
@@ -216,7 +228,7 @@ def collect(root: str | os.PathLike) -> dict:
 
 
 def _collect_json(root: Path, found: dict) -> None:
-    for p in _find(root, "*.json"):
+    for p in _find(root, "*.json", found["skip"]):
         data = _read_json(p)
         if not isinstance(data, dict):
             continue
@@ -236,7 +248,7 @@ def _collect_json(root: Path, found: dict) -> None:
 
 def _collect_figures(root: Path, found: dict) -> None:
     images = [d / IMAGES_DIR for d in found["dataset_dirs"]]
-    for p in _find(root, "*.png"):
+    for p in _find(root, "*.png", found["skip"]):
         if any(p.is_relative_to(d) for d in images):
             continue  # a dataset's cutouts are data, not figures
         if p.name == MOSAIC:
@@ -246,7 +258,7 @@ def _collect_figures(root: Path, found: dict) -> None:
 
 
 def _collect_training(root: Path, found: dict) -> None:
-    cfg = _find(root, CONFIG)
+    cfg = _find(root, CONFIG, found["skip"])
     if cfg:
         found["config_path"] = cfg[0]
         found["config"] = cfg[0].read_text(errors="replace")
@@ -257,7 +269,7 @@ def _collect_training(root: Path, found: dict) -> None:
             found["config_dict"] = parsed if isinstance(parsed, dict) else {}
         except Exception as exc:  # noqa: BLE001 - a damaged config should not stop the report
             log.warning("report: %s is not readable YAML (%s)", cfg[0], exc)
-    hist = _find(root, HISTORY)
+    hist = _find(root, HISTORY, found["skip"])
     if hist:
         try:
             found["history"] = pd.read_csv(hist[0])
@@ -590,7 +602,8 @@ def write_report(
         for r in discover_runs(d):
             if r.resolve() not in {x.resolve() for x in roots}:
                 roots.append(r)
-    found = [collect(r) for r in roots]
+    # a folder reported beside runs inside it keeps only what is not theirs
+    found = [collect(r, [o for o in roots if o != r and o.resolve().is_relative_to(r.resolve())]) for r in roots]
     if not any(_has_content(f) for f in found):
         where = ", ".join(str(d) for d in dirs)
         raise DataError(
