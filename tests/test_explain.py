@@ -147,7 +147,7 @@ def test_systematics_command_and_report(setup, capsys, tmp_path):
     assert _run(capsys, "explain", bundle, ds, "--out", tmp_path / "run" / "ex", "--n", "2", "--controls")[0] == 0
     assert _run(capsys, "report", tmp_path / "run")[0] == 0
     html = (tmp_path / "run" / "report.html").read_text()
-    assert "<h2>Systematics</h2>" in html and "What the network looks at" in html
+    assert "<h3>Systematics</h3>" in html and "What the network looks at" in html
 
 
 def test_gradcam_cells_sit_over_the_pixels_they_are_centred_on():

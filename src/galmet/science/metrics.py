@@ -291,3 +291,63 @@ def format_metrics_table(summary: dict) -> str:
 
 def _fmt_paper(value, fmt: str = "{:.3f}") -> str:
     return "-" if value is None else fmt.format(value)
+
+
+# --- bootstrap intervals -------------------------------------------------------------------
+
+
+def bootstrap_rmse(residual_sets, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """RMSE of several predictors on the same galaxies, with paired percentile bootstrap intervals.
+
+    Every resample draws galaxies (with replacement) once and scores every predictor on that
+    same draw, so the interval on a difference of RMSEs is much narrower than the two intervals
+    on their own suggest.
+
+    Parameters
+    ----------
+    residual_sets : mapping of str to array-like, each shape (N,)
+        dZ = Z_pred - Z_true of each predictor, aligned row by row (the same galaxy in row i), dex.
+        The first entry is the reference of the differences.
+    n_boot : int
+        Number of bootstrap resamples (at least 10).
+    level : float
+        Confidence level of the intervals, 0 < level < 1.
+    seed : int
+        Seeds the resampling: the same inputs give the same intervals.
+
+    Returns
+    -------
+    dict
+        name -> ``{"n", "rmse", "lo", "hi"}`` and, for every entry after the first,
+        ``"diff"``, ``"diff_lo"``, ``"diff_hi"`` (RMSE of the first minus RMSE of this one, dex;
+        negative when the first is better), plus ``"n_boot"``, ``"level"``, ``"seed"`` under
+        the key ``"settings"``.
+    """
+    names = list(residual_sets)
+    if not names:
+        raise DataError("bootstrap_rmse: no residuals given")
+    arrays = [_values(residual_sets[k], f"residuals of {k}") for k in names]
+    n = arrays[0].size
+    if any(a.size != n for a in arrays):
+        raise DataError(f"bootstrap_rmse: residual sets differ in length ({', '.join(str(a.size) for a in arrays)})")
+    if not (isinstance(n_boot, int) and n_boot >= 10 and 0 < level < 1):
+        raise DataError(f"bootstrap_rmse: need n_boot >= 10 and 0 < level < 1, got {n_boot!r}, {level!r}")
+    rng = np.random.default_rng(seed)
+    sq = np.stack([a**2 for a in arrays])  # (P, N)
+    boot = np.empty((len(names), n_boot))
+    chunk = max(1, min(n_boot, 2_000_000 // n))  # resamples at a time: about 2 million indices in memory
+    for start in range(0, n_boot, chunk):
+        stop = min(start + chunk, n_boot)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        boot[:, start:stop] = np.sqrt(sq[:, idx].mean(axis=2))
+    q = [50 * (1 - level), 50 * (1 + level)]
+    point = np.sqrt(sq.mean(axis=1))
+    out: dict = {"settings": {"n_boot": n_boot, "level": level, "seed": seed}}
+    for i, name in enumerate(names):
+        lo, hi = np.percentile(boot[i], q)
+        entry = {"n": int(n), "rmse": float(point[i]), "lo": float(lo), "hi": float(hi)}
+        if i:
+            dlo, dhi = np.percentile(boot[0] - boot[i], q)
+            entry.update(diff=float(point[0] - point[i]), diff_lo=float(dlo), diff_hi=float(dhi))
+        out[name] = entry
+    return out

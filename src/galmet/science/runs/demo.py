@@ -149,7 +149,7 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
     _say(f"figures: {out / 'run' / 'figures'} ({len(figures)} files)")
 
     _say("[6/6] HTML report")
-    report = write_report(out / "run", out / REPORT, title="galmet demo (synthetic galaxies)")
+    report = write_report(out, out / REPORT, title="galmet demo (synthetic galaxies)")
     cnn, const, rf = summary["rmse"], baselines["constant"]["rmse"], baselines["rf"]["rmse"]
     floor = (
         float(np.sqrt(np.mean(ds.subset("test").catalog["oh_unexplained"].to_numpy() ** 2)))

@@ -1,51 +1,63 @@
-"""A self-contained HTML report of a run: metrics beside the paper's, figures, config, provenance.
+"""An HTML report of one or several runs: one section per run, each with its headline (the CNN
+against its baselines and the noise floor, bootstrap intervals), its dataset and mosaic, the paper's
+numbers beside its own on SDSS data only, its largest residuals linked to SkyServer, its analyses,
+figures, training settings and provenance.
 
-``galmet report DIR`` reads whatever the other commands left in ``DIR`` (searched up to three
-levels deep, so a run folder with ``figures/``, ``baseline/``, ``mzr/`` and
-``resolution/`` sub-folders works):
+``galmet report DIR [DIR ...]`` reads whatever the other commands left in each run folder
+(searched up to three levels deep, so a run folder with ``figures/``, ``baseline/``, ``mzr/``,
+``resolution/`` and a dataset sub-folder works). A folder that holds no run itself but several
+run folders (:func:`discover_runs`) gives one section per run folder; runs are never merged.
 
 =============================  =============================================  ==================
 file                           written by                                     report section
 =============================  =============================================  ==================
-``metrics*.json``              ``galmet evaluate --json``                     metrics vs paper,
-                                                                              calibrated uncertainties
-``predictions.parquet|csv``    ``galmet predict`` (scored when no metrics)    metrics vs paper
-``baseline_metrics.json``      ``galmet baseline``                            baselines
+``metrics*.json``              ``galmet evaluate --json``                     metrics (vs paper on
+                                                                              SDSS), uncertainties
+``predictions.parquet|csv``    ``galmet predict``                             headline, outliers,
+                                                                              metrics
+``baseline_metrics.json``      ``galmet baseline`` (+ its predictions files)  headline, baselines
 ``resolution.csv`` (+ .json)   ``galmet resolution-study``                    resolution study
 ``mzr_metrics.json``           ``galmet mzr``                                 stellar mass, MZR
 ``systematics.json``           ``galmet systematics``                         systematics
 ``controls.json``              ``galmet explain --controls``                  attribution controls
 ``*.png``                      ``galmet figures`` / ``mzr`` / ...             figures (embedded)
-``config.yaml``                ``galmet train``                               configuration
+``mosaic.png`` or a dataset    ``galmet demo`` / ``synth`` / ``download``     dataset
+``config.yaml``                ``galmet train``                               training settings
 ``history.csv``                ``galmet train``                               training history
 =============================  =============================================  ==================
 
-The HTML has no external references: figures are base64 PNG ``data:`` URIs and the style
-sheet is inline, so the file can be mailed or archived alone.
+The dataset is the one inside the run folder or the one its ``config.yaml`` / JSON files name,
+when it is on this machine. Figures are embedded as base64 PNG and the style sheet is inline, so
+the file can be mailed alone; every path it shows is relative to the report (files outside the
+report's folder and the runs are named, not located), so the report can move with its folder.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime
-import html
+import hashlib
 import json
 import logging
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import Input, check_output_file
 from galmet.layout import (
     BASELINE_METRICS,
+    BUNDLE,
+    CATALOG_NAMES,
     CONFIG,
     CONTROLS_JSON,
     CV_SCORES,
+    DEMO_MARKER,
     HISTORY,
+    IMAGES_DIR,
+    MOSAIC,
     MZR_METRICS,
     PREDICTION_NAMES,
     REPORT,
@@ -54,10 +66,15 @@ from galmet.layout import (
     UNCERTAINTY_FIGURE,
 )
 from galmet.science.plots.history import history_png
+from galmet.science.runs import report_facts as facts
+from galmet.science.runs import report_sections as sec
+from galmet.science.runs.report_html import CSS, Paths, esc, png_figure, table
 
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 3
+#: Files whose presence directly in a folder makes it a run's folder (see :func:`discover_runs`).
+RUN_ANCHORS = (CONFIG, HISTORY, BUNDLE, *PREDICTION_NAMES, CV_SCORES, RESOLUTION_TABLE, DEMO_MARKER, "metrics.json")
 #: Captions of the figures :mod:`galmet.science.plots` draws, by file stem.
 CAPTIONS = {
     "fig1_image_grid": "Figure 1. Test galaxies with the lowest and highest predicted and true metallicity, the most "
@@ -84,25 +101,16 @@ CAPTIONS = {
     "attribution_occlusion": "Occlusion maps (red: hiding the region lowers Z).",
 }
 
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em;border-bottom:2px solid #ccc;padding-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ccc;padding:.25em .7em;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
-figure{margin:1.2em 0;text-align:center}figure img{max-width:100%;border:1px solid #eee}
-figcaption{font-size:.9em;color:#444;text-align:left;margin-top:.3em}
-pre{background:#f7f7f7;border:1px solid #e3e3e3;padding:.7em;overflow-x:auto;font-size:.85em}
-.note{color:#666;font-size:.9em}.better{color:#17702a}.worse{color:#a32020}
-"""
 
-
-def _find(root: Path, pattern: str) -> list[Path]:
+def _find(root: Path, pattern: str, skip: tuple[Path, ...] = ()) -> list[Path]:
+    """Files matching ``pattern`` up to :data:`MAX_DEPTH` folders below ``root``, hidden ones and those
+    under a ``skip`` folder (another run's) left out."""
     out = []
     for p in sorted(root.rglob(pattern)):
         rel = p.relative_to(root)
         if len(rel.parts) <= MAX_DEPTH + 1 and not any(part.startswith(".") for part in rel.parts):
-            out.append(p)
+            if not skip or not any(p.resolve().is_relative_to(s) for s in skip):
+                out.append(p)
     return out
 
 
@@ -114,16 +122,63 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def collect(root: str | os.PathLike) -> dict:
-    """Gather everything reportable under ``root``; see the module docstring for the file names.
+# --- finding the runs ------------------------------------------------------------------------
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """True when ``folder`` directly holds a file only a run's own folder holds (:data:`RUN_ANCHORS`)."""
+    return any((folder / name).is_file() for name in RUN_ANCHORS)
+
+
+def _has_direct_outputs(folder: Path) -> bool:
+    """True when ``folder`` directly holds a file the report shows (JSON results or a figure)."""
+    return any(
+        p.is_file() and p.suffix.lower() in (".json", ".png", ".csv") and not p.name.startswith(".")
+        for p in folder.iterdir()
+    )
+
+
+def discover_runs(folder: str | os.PathLike, depth: int = 0) -> list[Path]:
+    """The run folders under ``folder``, searched :data:`MAX_DEPTH` levels down.
+
+    ``folder`` is one run when it holds a run's own file (:data:`RUN_ANCHORS`) or fewer than two of
+    its sub-folders do. Otherwise each run sub-folder is a run (and searched in turn); ``folder``
+    itself is one too when it holds results directly (its sub-folders that are not runs, such as
+    ``figures/``, stay with it), else each such sub-folder with results is one. A run's own
+    ``figures/``, ``baseline/`` or dataset folder is never split from it; two runs are never merged
+    (:func:`write_report` leaves the runs inside a folder out of that folder's section).
+    """
+    root = Path(folder)
+    if depth >= MAX_DEPTH or _is_run_folder(root):
+        return [root]
+    subs = [c for c in sorted(root.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    if sum(_is_run_folder(c) for c in subs) < 2:
+        return [root]
+    own = _has_direct_outputs(root)
+    out = [root] if own else []
+    for c in subs:
+        if _is_run_folder(c) or (not own and (_find(c, "*.json") or _find(c, "*.png"))):
+            out += discover_runs(c, depth + 1)
+    return out
+
+
+# --- reading one run --------------------------------------------------------------------------
+
+
+def collect(root: str | os.PathLike, skip=()) -> dict:
+    """Gather everything reportable under one run folder ``root``; see the module docstring.
+
+    ``skip``: folders below ``root`` whose files are left out (other runs reported beside it).
 
     Returns
     -------
     dict
         ``metrics`` (list of (path, dict)), ``baselines``, ``crossval`` (cv.json of
-        ``galmet train --folds``), ``resolution`` (table, extra, path),
-        ``mzr``, ``figures`` (list of png paths), ``config`` (text), ``history`` (DataFrame),
-        ``predictions`` (path or None).
+        ``galmet train --folds``), ``resolution`` (table, extra, path), ``mzr``, ``systematics``,
+        ``controls``, ``figures`` (png paths, the mosaic and a dataset's images left out),
+        ``mosaic`` (path or None), ``dataset_dirs`` (dataset folders inside the run), ``config``
+        (text), ``config_dict``, ``config_path``, ``history`` (DataFrame), ``predictions`` (path or
+        None).
     """
     root = Path(root)
     if not root.exists():
@@ -132,6 +187,7 @@ def collect(root: str | os.PathLike) -> dict:
         raise DataError(f"{root}: not a directory (give the folder holding the run's outputs)")
     found: dict = {
         "root": root,
+        "skip": tuple(Path(p).resolve() for p in skip),
         "metrics": [],
         "baselines": [],
         "mzr": [],
@@ -140,12 +196,39 @@ def collect(root: str | os.PathLike) -> dict:
         "controls": [],
         "resolution": None,
         "figures": [],
+        "mosaic": None,
+        "dataset_dirs": [],
         "config": None,
+        "config_dict": {},
         "config_path": None,
         "history": None,
         "predictions": None,
     }
-    for p in _find(root, "*.json"):
+    _collect_json(root, found)
+    res = _find(root, RESOLUTION_TABLE, found["skip"])
+    if res:
+        from galmet.science.resolution import read_resolution
+
+        try:
+            tab, extra = read_resolution(res[0])
+            found["resolution"] = (tab, extra, res[0])
+        except DataError as exc:
+            log.warning("report: skipping %s (%s)", res[0], exc)
+    found["dataset_dirs"] = sorted(
+        {p.parent for name in CATALOG_NAMES for p in _find(root, name, found["skip"])}, key=lambda p: len(p.parts)
+    )
+    _collect_figures(root, found)
+    _collect_training(root, found)
+    for name in PREDICTION_NAMES:
+        preds = _find(root, name, found["skip"])
+        if preds:
+            found["predictions"] = preds[0]
+            break
+    return found
+
+
+def _collect_json(root: Path, found: dict) -> None:
+    for p in _find(root, "*.json", found["skip"]):
         data = _read_json(p)
         if not isinstance(data, dict):
             continue
@@ -161,541 +244,390 @@ def collect(root: str | os.PathLike) -> dict:
             found["controls"].append((p, data))
         elif {"rmse", "nmad", "target"} <= set(data):
             found["metrics"].append((p, data))
-    res = _find(root, RESOLUTION_TABLE)
-    if res:
-        from galmet.science.resolution import read_resolution
 
-        try:
-            tab, extra = read_resolution(res[0])
-            found["resolution"] = (tab, extra, res[0])
-        except DataError as exc:
-            log.warning("report: skipping %s (%s)", res[0], exc)
-    found["figures"] = _find(root, "*.png")
-    cfg = _find(root, CONFIG)
+
+def _collect_figures(root: Path, found: dict) -> None:
+    images = [d / IMAGES_DIR for d in found["dataset_dirs"]]
+    for p in _find(root, "*.png", found["skip"]):
+        if any(p.is_relative_to(d) for d in images):
+            continue  # a dataset's cutouts are data, not figures
+        if p.name == MOSAIC:
+            found["mosaic"] = found["mosaic"] or p
+        else:
+            found["figures"].append(p)
+
+
+def _collect_training(root: Path, found: dict) -> None:
+    cfg = _find(root, CONFIG, found["skip"])
     if cfg:
         found["config_path"] = cfg[0]
         found["config"] = cfg[0].read_text(errors="replace")
-    hist = _find(root, HISTORY)
+        try:
+            import yaml
+
+            parsed = yaml.safe_load(found["config"])
+            found["config_dict"] = parsed if isinstance(parsed, dict) else {}
+        except Exception as exc:  # noqa: BLE001 - a damaged config should not stop the report
+            log.warning("report: %s is not readable YAML (%s)", cfg[0], exc)
+    hist = _find(root, HISTORY, found["skip"])
     if hist:
         try:
             found["history"] = pd.read_csv(hist[0])
         except Exception as exc:  # noqa: BLE001 - a damaged history should not stop the report
             log.warning("report: skipping %s (%s)", hist[0], exc)
-    for name in PREDICTION_NAMES:
-        preds = _find(root, name)
-        if preds:
-            found["predictions"] = preds[0]
-            break
-    return found
 
 
-# --- rendering helpers -----------------------------------------------------------------------
+# --- one run's section ----------------------------------------------------------------------------
 
 
-def _e(x) -> str:
-    return html.escape(str(x))
+@dataclass
+class RunView:
+    """One run as the report shows it: what :func:`collect` found and what the report derived."""
+
+    name: str
+    anchor: str
+    found: dict
+    summaries: list
+    cnn: pd.DataFrame | None
+    target: str | None
+    split: str
+    dataset: facts.DatasetFacts | None
+    kind: facts.DataKind
+
+    @property
+    def paper(self) -> bool:
+        """Compare with the paper: only on SDSS data."""
+        return self.kind.kind == "sdss"
 
 
-def _num(v, fmt="{:.4f}") -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "-"
-    return fmt.format(v)
+def _summaries(found: dict, cnn: pd.DataFrame | None, target: str | None) -> list:
+    """(path, summary) of the run's metrics JSONs, or of its predictions scored on the spot."""
+    from galmet.io.jsonfile import provenance
+    from galmet.science.calibration import uncertainty_metrics
+    from galmet.science.metrics import summarize
+    from galmet.science.predictions import load_predictions
 
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _compare(ours, paper, lower_is_better=True) -> str:
-    if ours is None or paper is None:
-        return ""
-    better = ours <= paper if lower_is_better else ours >= paper
-    cls = "better" if better else "worse"
-    return f'<span class="{cls}">{"&le;" if ours <= paper else "&gt;"} paper</span>'
-
-
-def metrics_section(summary: dict, source: str) -> str:
-    """HTML table of one :func:`galmet.science.metrics.summarize` dict with the paper's values beside ours."""
-    paper = summary.get("paper", {})
-    rows = [
-        ["N", f"{summary['n']:,}", _num(paper.get("n"), "{:,}"), ""],
-        [
-            "RMSE (dex)",
-            _num(summary["rmse"]),
-            _num(paper.get("rmse"), "{:.3f}"),
-            _compare(summary["rmse"], paper.get("rmse")),
-        ],
-        [
-            "NMAD (dex)",
-            _num(summary["nmad"]),
-            _num(paper.get("nmad"), "{:.3f}"),
-            _compare(summary["nmad"], paper.get("nmad")),
-        ],
-        ["median bias (dex)", _num(summary["bias"], "{:+.4f}"), _num(paper.get("bias"), "{:+.3f}"), ""],
-        ["mean bias (dex)", _num(summary.get("mean_bias"), "{:+.4f}"), "-", ""],
-        ["outlier fraction", _num(100 * summary.get("outlier_fraction", np.nan), "{:.2f}%"), "-", ""],
-    ]
-    if "frac_true_above_9.1" in summary:
-        rows.append(
-            [
-                "Z_true &gt; 9.1",
-                _num(100 * summary["frac_true_above_9.1"], "{:.1f}%"),
-                _num(100 * paper.get("frac_true_above_9.1", np.nan), "{:.1f}%"),
-                "",
-            ]
-        )
-        rows.append(
-            [
-                "Z_pred &gt; 9.1",
-                _num(100 * summary["frac_pred_above_9.1"], "{:.1f}%"),
-                _num(100 * paper.get("frac_pred_above_9.1", np.nan), "{:.1f}%"),
-                "",
-            ]
-        )
-    head = f"<p>Target <b>{_e(summary['target'])}</b>, split <b>{_e(summary['split'])}</b> (from {_e(source)}).</p>"
-    note = (
-        (
-            '<p class="note">Outliers: |&Delta;Z| &gt; 3 NMAD and |&Delta;Z| &gt; 0.3 dex. The paper\'s '
-            "values are for its 20,466 SDSS test galaxies (Wu &amp; Boada 2019).</p>"
-        )
-        if paper
-        else ""
-    )
-    return head + _table(["metric", "galmet", "paper", ""], rows) + note
-
-
-def _rel(path, root: Path) -> str:
-    p = Path(path)
+    if found["metrics"] or found["predictions"] is None or cnn is None:
+        return list(found["metrics"])
     try:
-        return str(p.resolve().relative_to(Path(root).resolve()))
-    except ValueError:
-        return str(p)
+        df, target = load_predictions(found["predictions"])
+        split = "test" if "split" in df.columns and (df["split"].astype(str) == "test").any() else "all"
+        s = summarize(df, target, split)
+        unc = uncertainty_metrics(df, target, split)
+        if unc is not None:
+            s["uncertainty"] = unc
+        s["predictions"] = provenance(found["predictions"])
+    except DataError as exc:
+        log.warning("report: predictions %s not scored (%s)", found["predictions"], exc)
+        return []
+    return [(found["predictions"], s)]
 
 
-def _baselines_section(items, root: Path) -> str:
-    out = []
-    for path, b in items:
-        rows = []
-        for key, name in (("rf", f"random forest ({b.get('bands', '?')})"), ("constant", "constant mean")):
-            s = b.get(key)
-            if not s:
-                continue
-            paper = (s.get("paper") or {}).get("rmse")
-            rows.append(
-                [
-                    _e(name),
-                    f"{s['n']:,}",
-                    _num(s["rmse"]),
-                    _num(s["nmad"]),
-                    _num(s["bias"], "{:+.4f}"),
-                    _num(paper, "{:.3f}"),
-                ]
-            )
-        out.append(
-            f"<p>From {_e(_rel(path, root))}; fitted on train + valid, scored on test.</p>"
-            + _table(["predictor", "N", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "paper RMSE"], rows)
-        )
-    return "".join(out)
+def view_run(found: dict, name: str, anchor: str) -> RunView:
+    """Derive what the report says about one collected run (its data kind, dataset, headline rows)."""
+    cnn, target, split = facts.cnn_rows(found)
+    dataset = facts.load_dataset_facts(found)
+    kind = facts.data_kind(found, dataset, cnn)
+    summaries = _summaries(found, cnn, target)
+    if target is None and summaries:
+        target, split = summaries[0][1].get("target"), summaries[0][1].get("split", "")
+    return RunView(name, anchor, found, summaries, cnn, target, split, dataset, kind)
 
 
-def _crossval_section(items, root: Path) -> str:
-    out = []
-    for path, cv in items:
-        rows = [
-            [
-                _e(t),
-                f"{cv.get('n', 0):,}",
-                _num(m.get("rmse")),
-                _num(m.get("rmse_fold_sem")),
-                _num(m.get("nmad")),
-                _num(m.get("bias"), "{:+.4f}"),
-                _e(", ".join(f"{v:.4f}" for v in m.get("rmse_per_fold", []))),
-            ]
-            for t, m in cv["targets"].items()
-        ]
-        out.append(
-            f"<p>From {_e(_rel(path, root))}: {cv['folds']}-fold cross-validation, every galaxy predicted "
-            f"by the fold model that did not see it{' (TTA x8)' if cv.get('tta') else ''}.</p>"
-            + _table(["target", "N", "RMSE (dex)", "+- (fold s.e.)", "NMAD (dex)", "bias (dex)", "RMSE per fold"], rows)
-        )
-    return "".join(out)
+def _dataset_section(run: RunView, paths: Paths) -> str:
+    ds, target = run.dataset, run.target or "oh_p50"
+    if ds is not None:
+        splits = ds.split_counts()
+        cols = [c for c in dict.fromkeys([target, "oh_p50", "lgm_tot_p50"]) if c in ds.catalog.columns]
+        ranges = {c: r for c in cols if (r := facts.label_range(ds.catalog[c])) is not None}
+        source = "the dataset"
+    elif run.cnn is not None:
+        splits = {run.split: len(run.cnn)}
+        ranges = {f"{target} (true)": r} if (r := facts.label_range(run.cnn[target])) is not None else {}
+        source = "the predictions table (the scored galaxies only)"
+    else:
+        return ""
+    mosaic = ""
+    if run.found["mosaic"] is not None:
+        p = run.found["mosaic"]
+        mosaic = png_figure(p.read_bytes(), "mosaic", f"Example galaxies of the dataset ({paths.show(p)}).")
+    elif ds is not None:
+        data = facts.mosaic_png(ds, target)
+        if data is not None:
+            mosaic = png_figure(data, "mosaic", f"Galaxies of {esc(ds.name)} spanning the {esc(target)} range.")
+    return "<h3>Dataset</h3>" + sec.dataset_html(ds, mosaic, splits, ranges, paths, source)
 
 
-def uncertainty_section(u: dict, target: str) -> str:
-    """HTML table of :func:`galmet.science.calibration.uncertainty_metrics` (coverage, width, per tercile)."""
-    rows = []
-    for tag in ("68", "95"):
-        m = u.get(tag)
-        if not m:
-            continue
-        rows.append(
-            [
-                f"{tag}%",
-                f"{100 * m['coverage']:.1f}% &plusmn; {100 * m['coverage_se']:.1f}",
-                _num(m["mean_width"]),
-                _num(m["interval_score"]),
-            ]
-        )
-    terc = "; ".join(
-        f"[{r['lo']:.2f}, {r['hi']:.2f}] (n={r['n']}): "
-        + " / ".join(f"{100 * r[t]:.0f}%" for t in ("68", "95") if t in r)
-        for r in u.get("terciles", [])
+def _headline_section(run: RunView) -> str:
+    head = facts.headline(run.found, run.kind, run.dataset, run.cnn, run.target)
+    return "<h3>Headline</h3>" + sec.headline_html(head, run.target, run.split)
+
+
+def _metrics_section(run: RunView, paths: Paths) -> str:
+    if not run.summaries:
+        return ""
+    blocks = [sec.metrics_section(s, paths.show(p), paper=run.paper) for p, s in run.summaries]
+    if run.paper:
+        return "<h3>Compared with Wu &amp; Boada (2019)</h3>" + "".join(blocks)
+    why = (
+        "synthetic galaxies are not the paper's SDSS galaxies"
+        if run.kind.kind == "synthetic"
+        else "the data source of this run is unknown"
     )
-    gauss = ""
-    if "crps" in u:
-        gauss = (
-            f"Read as Gaussians N(centre, err): CRPS {u['crps']:.4f} dex, NLL {u['nll']:.3f}, "
-            f"std of (Z_true &minus; centre)/err {u['z_std']:.3f} (1 when err is right). "
-        )
-    return (
-        _table(["interval", "coverage (nominal 68 / 95%)", "mean width (dex)", "interval score (dex)"], rows)
-        + f'<p class="note">N = {u["n"]}; err (1&sigma;): mean {u["mean_err"]:.4f}, median {u["median_err"]:.4f} '
-        f"dex. {gauss}Coverage 68% / 95% per tercile of {_e(target)}: {_e(terc)}.</p>"
-    )
+    return f'<h3>Metrics</h3><p class="note">No comparison with the paper: {why}.</p>' + "".join(blocks)
 
 
-def _label_noise_note(noise: dict) -> str:
-    return (
-        f'<p class="note">Label uncertainty (oh_p16 / oh_p84, N = {noise["n"]}): median 1&sigma; '
-        f"{noise['median_label_sigma']:.4f} dex; it explains {100 * noise['fraction']:.0f}% of the squared error "
-        f"(RMSE {noise['rmse']:.4f} dex; {noise['rmse_without']:.4f} without it).</p>"
-    )
+def _outlier_section(run: RunView) -> str:
+    from galmet.sdss.skyserver import explore_url
 
-
-def _systematics_section(items, root: Path) -> str:
-    out = []
-    for path, s in items:
-        rows = []
-        for name, t in s["trends"].items():
-            worst = t.get("max_abs_bias") or {}
-            rows.append(
-                [
-                    _e(t.get("label", name)),
-                    f"{t.get('n', 0):,}",
-                    _num(t.get("spearman_rho"), "{:+.2f}"),
-                    _num(t.get("spearman_p"), "{:.2g}"),
-                    (
-                        f"{worst['bias']:+.3f} [{worst['bias_lo']:+.3f}, {worst['bias_hi']:+.3f}] "
-                        f"at {worst['lo']:.3g}&ndash;{worst['hi']:.3g}"
-                    )
-                    if worst
-                    else "-",
-                ]
-            )
-        missing = ", ".join(s.get("not_available", []))
-        out.append(
-            f"<p>From {_e(_rel(path, root))}: {s.get('n', '?')} galaxies, split {_e(s.get('split', '?'))}; "
-            f"{100 * s.get('level', 0.95):.0f}% bootstrap intervals.</p>"
-            + _table(["property", "N", "Spearman rho", "p", "largest bin bias (dex)"], rows)
-            + (f'<p class="note">Not in the data: {_e(missing)}.</p>' if missing else "")
-        )
-    return "".join(out)
-
-
-def _controls_section(items, root: Path) -> str:
-    out = []
-    names = {
-        "full": "full image",
-        "fibre_occluded": "central 3&Prime; (fibre) painted with sky",
-        "annulus_occluded": "equal-area annulus painted with sky",
-        "colour_only": "colour only (pixels shuffled in the galaxy)",
-        "morphology_only": "morphology only (grayscale)",
-    }
-    for path, c in items:
-        rows = []
-        for key, label in names.items():
-            m = c.get(key)
-            if not m:
-                continue
-            shift = "-" if key == "full" else f"{m['mean_shift']:+.4f} &plusmn; {m['mean_shift_se']:.4f}"
-            rows.append([label, _num(m["rmse"]), _num(m["nmad"]), _num(m["bias"], "{:+.4f}"), shift])
-        d = c.get("fibre_minus_annulus")
-        note = (
-            f'<p class="note">Paired |shift| fibre &minus; annulus: {d["mean_abs_shift_difference"]:+.4f} '
-            f"&plusmn; {d['se']:.4f} dex.</p>"
-            if d
-            else ""
-        )
-        out.append(
-            f"<p>From {_e(_rel(path, root))}: {c.get('n', '?')} galaxies.</p>"
-            + _table(["input", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "mean shift of Z_pred (dex)"], rows)
-            + note
-        )
-    return "".join(out)
-
-
-def _resolution_section(tab: pd.DataFrame, extra: dict, path: Path, root: Path) -> str:
-    rows = []
-    for _, r in tab.sort_values("size", ascending=False).iterrows():
-        rows.append(
-            [
-                f"{int(r['size'])}",
-                _num(r.get("rmse")),
-                _num(r.get("nmad")),
-                f"{int(r['n'])}" if "n" in r and np.isfinite(r["n"]) else "-",
-                _num(r.get("train_seconds"), "{:.0f}"),
-            ]
-        )
-    base = []
-    if extra.get("rf_rmse") is not None:
-        base.append(f"random forest ({_e(extra.get('bands', 'gri'))}) RMSE {extra['rf_rmse']:.4f} dex")
-    if extra.get("constant_rmse") is not None:
-        base.append(f"constant mean RMSE {extra['constant_rmse']:.4f} dex")
-    if extra.get("oracle_rmse") is not None:
-        base.append(f"observable oracle RMSE {extra['oracle_rmse']:.4f} dex")
-    if extra.get("noise_floor") is not None:
-        base.append(f"noise floor {extra['noise_floor']:.4f} dex")
-    inputs = "s x s (the paper's experiment)"
-    if extra.get("min_input", 1) not in (None, 1):
-        inputs = f"pixel-replicated to at least {int(extra['min_input'])} px (a deviation from the paper)"
-    from galmet.paper import PAPER_CNN_BEATS_RF_FROM, PAPER_RF_GRI_RMSE
-
-    return (
-        f"<p>From {_e(_rel(path, root))}. Network inputs: {_e(inputs)}. Baselines: "
-        f"{'; '.join(base) or 'none recorded'}. The paper reports a random forest on gri at RMSE "
-        f"{PAPER_RF_GRI_RMSE:.3f} dex and its CNN beating it from {PAPER_CNN_BEATS_RF_FROM}x"
-        f"{PAPER_CNN_BEATS_RF_FROM} pixels up.</p>"
-        + _table(["size (pixels)", "RMSE (dex)", "NMAD (dex)", "N test", "train time (s)"], rows)
-    )
-
-
-def _mzr_section(items, root: Path) -> str:
-    out = []
-    for path, m in items:
-        sigma = m.get("tremonti_sigma")
-        sigma = sigma.get("value") if isinstance(sigma, dict) else sigma  # a dict since issue 10
-        rows = [
-            [
-                "stellar mass RMSE (dex)",
-                _num(m["mass"]["rmse"]),
-                _num(m["mass"].get("paper", {}).get("rmse"), "{:.2f}"),
-            ],
-            [
-                "stellar mass NMAD (dex)",
-                _num(m["mass"]["nmad"]),
-                _num(m["mass"].get("paper", {}).get("nmad"), "{:.2f}"),
-            ],
-            [
-                "Z_MZR vs Z_true RMSE (dex)",
-                _num(m["z_mzr"]["rmse"]),
-                _num(m["z_mzr"].get("paper", {}).get("rmse"), "{:.2f}"),
-            ],
-            [
-                "Z_pred vs Z_true RMSE (dex)",
-                _num(m["z_pred"]["rmse"]),
-                _num(m["z_pred"].get("paper", {}).get("rmse"), "{:.3f}"),
-            ],
-            [
-                "predicted MZR scatter, NMAD (dex)",
-                _num(m.get("mzr_pred_scatter")),
-                _num(sigma, "{:.2f}") + " (Tremonti+04 sigma, DR2)",
-            ],
-            [
-                "true MZR scatter, NMAD (dex)",
-                _num(m.get("mzr_true_scatter")),
-                _num(sigma, "{:.2f}") + " (Tremonti+04 sigma, DR2)",
-            ],
-        ]
-        nulls = m.get("null_tests") or {}
-        if nulls:
-            rows += [
-                ["sigma(Z_true | M), pooled (dex)", _num(nulls.get("sigma_true_given_mass")), "-"],
-                [
-                    "expected sigma(Z_pred | M) of a calibrated regressor (dex)",
-                    _num(nulls.get("expected_calibrated")),
-                    "-",
-                ],
-                ["measured sigma(Z_pred | M) (dex)", _num(nulls.get("sigma_pred_given_mass")), "-"],
-            ]
-            if "rf" in nulls:
-                rows.append(
-                    ["random forest: sigma(Z_rf | M) (dex)", _num(nulls["rf"].get("sigma_pred_given_mass")), "-"]
-                )
-        ssfr = m.get("ssfr") or {}
-        if ssfr.get("dz"):
-            dz = ssfr["dz"]
-            rows.append(
-                [
-                    f"partial r(Z_pred - Z_true, {_e(ssfr.get('column'))} | M)",
-                    f"{_num(dz.get('r'))} [{_num(dz.get('lo'))}, {_num(dz.get('hi'))}]",
-                    "-",
-                ]
-            )
-        out.append(
-            f"<p>From {_e(_rel(path, root))}: {m['n']:,} galaxies, split {_e(m.get('split', '?'))}. A calibrated "
-            "regressor gives a tighter predicted MZR by construction; the null tests say how much.</p>"
-            + _table(["quantity", "galmet", "reference"], rows)
-        )
-    return "".join(out)
-
-
-def _figure_html(path: Path, root: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    caption = CAPTIONS.get(path.stem, path.stem.replace("_", " "))
-    return (
-        f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{data}">'
-        f'<figcaption>{_e(caption)} <span class="note">({_e(path.relative_to(root))})</span></figcaption></figure>'
-    )
-
-
-def _provenance_rows(found: dict, summaries) -> list[list[str]]:
-    import galmet
-
-    rows = [
-        ["report written", _e(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))],
-        ["galmet version", _e(galmet.__version__)],
-        ["python / platform", _e(f"{platform.python_version()} / {platform.platform()}")],
-        ["run directory", _e(Path(found["root"]).resolve())],
+    if run.cnn is None or run.target is None:
+        return ""
+    rows = facts.largest_residuals(run.cnn, run.target)
+    release = run.dataset.data_release() if run.dataset is not None else None
+    ids = rows["objID"].tolist() if "objID" in rows.columns else [None] * len(rows)
+    links = [
+        explore_url(int(oid), release) if oid is not None and run.paper and facts.is_sdss_objid(oid) else None
+        for oid in ids
     ]
-    for _path, s in summaries:
+    return (
+        f"<h3>Largest residuals</h3><p>The {len(rows)} galaxies with the largest |&Delta;Z| of the "
+        f"{len(run.cnn):,} scored.</p>" + sec.outliers_html(rows, run.target, links, run.kind.kind == "synthetic")
+    )
+
+
+def _analysis_sections(run: RunView, paths: Paths) -> list[str]:
+    f, parts = run.found, []
+    with_unc = [(p, s) for p, s in run.summaries if s.get("uncertainty") or s.get("label_noise")]
+    if with_unc:
+        parts.append("<h3>Calibrated uncertainties</h3>")
+        for p, s in with_unc:
+            parts.append(f"<p>From {paths.show(p)}, split {esc(s['split'])}.</p>")
+            if s.get("uncertainty"):
+                parts.append(sec.uncertainty_section(s["uncertainty"], s["target"]))
+            if s.get("label_noise"):
+                parts.append(sec._label_noise_note(s["label_noise"]))
+    if f["crossval"]:
+        parts.append("<h3>Cross-validation</h3>" + sec._crossval_section(f["crossval"], paths))
+    if f["baselines"]:
+        parts.append("<h3>Baselines</h3>" + sec._baselines_section(f["baselines"], paths, run.paper))
+    if f["resolution"] is not None:
+        tab, extra, path = f["resolution"]
+        parts.append("<h3>Resolution study</h3>" + sec._resolution_section(tab, extra, path, paths, run.paper))
+    if f["mzr"]:
+        parts.append(
+            "<h3>Stellar mass and the mass-metallicity relation</h3>" + sec._mzr_section(f["mzr"], paths, run.paper)
+        )
+    if f["systematics"]:
+        parts.append("<h3>Systematics</h3>" + sec._systematics_section(f["systematics"], paths))
+    if f["controls"]:
+        parts.append("<h3>What the network looks at: controls</h3>" + sec._controls_section(f["controls"], paths))
+    return parts
+
+
+def _figures_section(run: RunView, paths: Paths) -> str:
+    """Every figure of the run (the same file content twice only once), captioned and linked."""
+    order = list(CAPTIONS)
+    figs = sorted(
+        run.found["figures"],
+        key=lambda p: (order.index(p.stem) if p.stem in order else len(order), p.stem, str(p)),
+    )
+    seen, out = set(), []
+    for p in figs:
+        data = p.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        caption = CAPTIONS.get(p.stem, p.stem.replace("_", " "))
+        out.append(png_figure(data, p.stem, f'{esc(caption)} <span class="note">({paths.show(p)})</span>'))
+    if run.found["history"] is not None:
+        png = history_png(run.found["history"])
+        if png:
+            out.append(png_figure(png, "history", esc(CAPTIONS["history"])))
+    return "<h3>Figures</h3>" + "".join(out) if out else ""
+
+
+def _config_section(run: RunView, paths: Paths) -> str:
+    cfg = run.found["config_dict"]
+    if run.found["config_path"] is None:
+        return ""
+    settings = facts.config_settings(cfg)
+    if not settings:
+        where = paths.show(run.found["config_path"])
+        return f'<h3>Training settings</h3><p class="note">{where} holds no settings.</p>'
+    return "<h3>Training settings</h3>" + sec.config_html(settings, run.found["config_path"], len(cfg), paths)
+
+
+def _provenance_rows(run: RunView, paths: Paths) -> list[list[str]]:
+    rows = [["run folder", paths.show(run.found["root"])], ["data", esc(f"{run.kind.kind}: {run.kind.why}")]]
+    for _path, s in run.summaries:
         prov = s.get("predictions") or {}
         if prov:
             rows.append(
                 [
                     "predictions",
-                    _e(
-                        f"{prov.get('path')} (sha256 {str(prov.get('sha256', ''))[:16]}..., "
-                        f"{prov.get('bytes', '?')} bytes, modified {prov.get('modified', '?')})"
+                    f"{paths.show(prov.get('path', '?'))} "
+                    + esc(
+                        f"(sha256 {str(prov.get('sha256', ''))[:16]}..., {prov.get('bytes', '?')} bytes, "
+                        f"modified {prov.get('modified', '?')})"
                     ),
                 ]
             )
-        if s.get("dataset"):
-            rows.append(["dataset", _e(s["dataset"])])
-    for _, b in found["baselines"]:
-        if b.get("dataset"):
-            rows.append(["baseline dataset", _e(b["dataset"])])
-    if found["config"]:
-        try:
-            import yaml
-
-            cfg = yaml.safe_load(found["config"]) or {}
-            run = cfg.get("run", {}) if isinstance(cfg, dict) else {}
-            for k, v in (run or {}).items():
-                rows.append([f"training {_e(k)}", _e(v)])
-        except Exception:  # noqa: BLE001 - provenance is best effort; the YAML is shown verbatim anyway
-            pass
+    if run.dataset is not None:
+        where = paths.show(run.dataset.path) if run.dataset.path is not None else esc(run.dataset.name)
+        rows.append(["dataset", where])
     return rows
 
 
-def render(found: dict, title: str | None = None) -> str:
-    """The report as one HTML string (see :func:`collect`)."""
-    from galmet.science.metrics import summarize
-
-    root = Path(found["root"])
-    title = title or f"galmet report: {root.resolve().name}"
+def render_run(run: RunView, paths: Paths) -> str:
+    """One run's section, its parts in the order a reader wants them."""
+    kind = run.kind.kind
+    label = {"sdss": "SDSS galaxies", "synthetic": "synthetic galaxies", "unknown": "data source unknown"}[kind]
     parts = [
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>",
-        '<p class="note">Gas-phase metallicity 12 + log(O/H) predicted from gri images, reproducing '
-        "Wu &amp; Boada (2019, MNRAS 484, 4683). Residuals &Delta;Z = Z_pred &minus; Z_true; "
-        "NMAD = 1.4826 median(|&Delta;Z &minus; median &Delta;Z|).</p>",
+        f'<section class="run" id="{esc(run.anchor)}"><h2>{esc(run.name)}</h2>',
+        f'<p><span class="kind kind-{kind}">{label}</span> <span class="note">({esc(run.kind.why)})</span></p>',
+        _headline_section(run),
+        _dataset_section(run, paths),
+        _metrics_section(run, paths),
+        _outlier_section(run),
+        *_analysis_sections(run, paths),
+        _figures_section(run, paths),
+        _config_section(run, paths),
+        "<h3>Provenance</h3>" + table(["item", "value"], _provenance_rows(run, paths), wrap_last=True, text=True),
+        "</section>",
     ]
-    summaries = list(found["metrics"])
-    if not summaries and found["predictions"] is not None:
-        from galmet.io.jsonfile import provenance
-        from galmet.science.predictions import load_predictions
+    return "\n".join(p for p in parts if p)
 
-        try:
-            df, target = load_predictions(found["predictions"])
-            split = "test" if "split" in df.columns and (df["split"] == "test").any() else "all"
-            s = summarize(df, target, split)
-            from galmet.science.calibration import uncertainty_metrics
 
-            unc = uncertainty_metrics(df, target, split)
-            if unc is not None:
-                s["uncertainty"] = unc
-            s["predictions"] = provenance(found["predictions"])
-            summaries.append((found["predictions"], s))
-        except DataError as exc:
-            parts.append(f'<p class="note">Predictions {_e(found["predictions"])} not scored: {_e(exc)}</p>')
-    if summaries:
-        parts.append("<h2>Metrics</h2>")
-        parts += [metrics_section(s, _rel(p, root)) for p, s in summaries]
-    with_unc = [(p, s) for p, s in summaries if s.get("uncertainty") or s.get("label_noise")]
-    if with_unc:
-        parts.append("<h2>Calibrated uncertainties</h2>")
-        for p, s in with_unc:
-            parts.append(f"<p>From {_e(_rel(p, root))}, split {_e(s['split'])}.</p>")
-            if s.get("uncertainty"):
-                parts.append(uncertainty_section(s["uncertainty"], s["target"]))
-            if s.get("label_noise"):
-                parts.append(_label_noise_note(s["label_noise"]))
-    if found["crossval"]:
-        parts.append("<h2>Cross-validation</h2>" + _crossval_section(found["crossval"], root))
-    if found["baselines"]:
-        parts.append("<h2>Baselines</h2>" + _baselines_section(found["baselines"], root))
-    if found["resolution"] is not None:
-        tab, extra, path = found["resolution"]
-        parts.append("<h2>Resolution study</h2>" + _resolution_section(tab, extra, path, root))
-    if found["mzr"]:
-        parts.append("<h2>Stellar mass and the mass-metallicity relation</h2>" + _mzr_section(found["mzr"], root))
-    if found["systematics"]:
-        parts.append("<h2>Systematics</h2>" + _systematics_section(found["systematics"], root))
-    if found["controls"]:
-        parts.append("<h2>What the network looks at: controls</h2>" + _controls_section(found["controls"], root))
-    figs = sorted(found["figures"], key=lambda p: (p.stem not in CAPTIONS, p.stem, str(p)))
-    seen = set()
-    fig_html = []
-    for p in figs:
-        if p.stem in seen:  # the same figure written by two commands (e.g. figures/ and mzr/)
-            continue
-        seen.add(p.stem)
-        fig_html.append(_figure_html(p, root))
-    if found["history"] is not None:
-        png = history_png(found["history"])
-        if png:
-            fig_html.append(
-                f'<figure><img alt="history" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-                f"<figcaption>{_e(CAPTIONS['history'])}</figcaption></figure>"
-            )
-    if fig_html:
-        parts.append("<h2>Figures</h2>" + "".join(fig_html))
-    if found["config"]:
-        parts.append(
-            f'<h2>Configuration</h2><p class="note">{_e(found["config_path"].relative_to(root))}</p>'
-            f"<pre>{_e(found['config'])}</pre>"
+# --- the page -------------------------------------------------------------------------------------
+
+
+def _run_names(roots: list[Path]) -> list[str]:
+    """Section titles: the folder name of a lone run, else each run's path below their common folder."""
+    resolved = [r.resolve() for r in roots]
+    if len(resolved) == 1:
+        return [resolved[0].name or str(roots[0])]
+    common = Path(os.path.commonpath(resolved))
+    return [Path(os.path.relpath(r, common)).as_posix() if r != common else r.name for r in resolved]
+
+
+def _has_content(found: dict) -> bool:
+    return bool(
+        found["metrics"]
+        or found["predictions"] is not None
+        or found["figures"]
+        or found["config"]
+        or found["history"] is not None
+        or found["baselines"]
+        or found["resolution"] is not None
+        or found["mzr"]
+        or found["crossval"]
+        or found["systematics"]
+        or found["controls"]
+        or found["mosaic"] is not None
+    )
+
+
+def render(runs: list[dict] | dict, title: str | None = None, report_dir: str | os.PathLike = ".") -> str:
+    """The report of the collected runs (:func:`collect`, one dict per run) as one HTML string.
+
+    ``report_dir`` is the folder the report will be written to: every path is written relative to it.
+    """
+    runs = [runs] if isinstance(runs, dict) else list(runs)
+    runs = [f for f in runs if _has_content(f)]
+    if not runs:
+        raise DataError("nothing to report (no metrics JSON, predictions, figures, config.yaml or history.csv)")
+    roots = [Path(f["root"]) for f in runs]
+    paths = Paths(Path(report_dir), roots)
+    names = _run_names(roots)
+    views = [view_run(f, n, f"run-{i + 1}") for i, (f, n) in enumerate(zip(runs, names, strict=True))]
+    title = title or ("galmet report: " + ", ".join(names))
+    toc = ""
+    if len(views) > 1:
+        items = "".join(
+            f'<li><a href="#{v.anchor}">{esc(v.name)}</a> <span class="note">({esc(v.kind.kind)})</span></li>'
+            for v in views
         )
-    parts.append("<h2>Provenance</h2>" + _table(["item", "value"], _provenance_rows(found, summaries)))
-    if len(parts) <= 3:
-        raise DataError(
-            f"{root}: nothing to report (no metrics JSON, predictions, figures, config.yaml or history.csv)"
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        toc = f'<nav class="toc"><p>{len(views)} runs, one section each:</p><ol>{items}</ol></nav>'
+    return "\n".join(
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><h1>{esc(title)}</h1>",
+            '<p class="note">Gas-phase metallicity 12 + log(O/H) predicted from gri images, after '
+            "Wu &amp; Boada (2019, MNRAS 484, 4683). Residuals &Delta;Z = Z_pred &minus; Z_true; "
+            "NMAD = 1.4826 median(|&Delta;Z &minus; median &Delta;Z|). The paper's numbers appear only "
+            "beside runs on SDSS galaxies.</p>",
+            toc,
+            *(render_run(v, paths) for v in views),
+            "<h2>About this report</h2>" + table(["item", "value"], _report_provenance(), text=True),
+            "</body></html>",
+        ]
+    )
+
+
+def _report_provenance() -> list[list[str]]:
+    import galmet
+
+    return [
+        ["written", esc(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))],
+        ["galmet version", esc(galmet.__version__)],
+        ["python / platform", esc(f"{platform.python_version()} / {platform.system()} {platform.machine()}")],
+    ]
 
 
 def write_report(
-    run_dir: str | os.PathLike, out_html: str | os.PathLike | None = None, title: str | None = None
+    run_dirs: str | os.PathLike | list, out_html: str | os.PathLike | None = None, title: str | None = None
 ) -> Path:
-    """Write the self-contained HTML report of ``run_dir`` atomically; return its path.
+    """Write the HTML report of one or several run folders atomically; return its path.
 
     Parameters
     ----------
-    run_dir : path-like
-        Folder with the outputs of ``galmet train / predict / evaluate / figures / baseline /
-        mzr / resolution-study`` (see the module docstring).
+    run_dirs : path-like or list of path-like
+        Folders with the outputs of ``galmet train / predict / evaluate / figures / baseline /
+        mzr / resolution-study`` (see the module docstring); each folder holding several runs is
+        split into them (:func:`discover_runs`), each run gets its own section.
     out_html : path-like, optional
-        Default: ``run_dir/report.html``.
+        Default: ``<run_dir>/report.html`` for one folder; required for several.
+    title : str, optional
+        Default: "galmet report: " and the run names.
     """
     from galmet.io.atomic import atomic_write_text
 
-    out = check_report_output(run_dir, out_html)
-    found = collect(run_dir)
-    atomic_write_text(out, render(found, title))
+    dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
+    out = check_report_output(dirs, out_html)
+    roots: list[Path] = []
+    for d in dirs:
+        collect(d)  # a missing or non-folder argument fails here, in one line
+        for r in discover_runs(d):
+            if r.resolve() not in {x.resolve() for x in roots}:
+                roots.append(r)
+    # a folder reported beside runs inside it keeps only what is not theirs
+    found = [collect(r, [o for o in roots if o != r and o.resolve().is_relative_to(r.resolve())]) for r in roots]
+    if not any(_has_content(f) for f in found):
+        where = ", ".join(str(d) for d in dirs)
+        raise DataError(
+            f"{where}: nothing to report (no metrics JSON, predictions, figures, config.yaml or history.csv)"
+        )
+    atomic_write_text(out, render(found, title, out.parent))
     return out
 
 
-#: Suffixes of the files a report reads under its folder (its output must be none of them).
+#: Suffixes of the files a report reads under its folders (its output must be none of them).
 READ_SUFFIXES = (".json", ".csv", ".parquet", ".png", ".yaml", ".fits")
 
 
-def check_report_output(run_dir, out_html=None) -> Path:
-    """The report's path (default ``run_dir/report.html``), refused (one line) when it does not end in
-    .html/.htm, is a directory or sits under a file, or is one of the files the report reads."""
-    out = Path(out_html) if out_html is not None else Path(run_dir) / REPORT
+def check_report_output(run_dirs, out_html=None) -> Path:
+    """The report's path (default ``run_dir/report.html`` for one folder), refused (one line) when
+    it does not end in .html/.htm, is a directory or sits under a file, is one of the files the
+    report reads, or is missing while several folders are reported."""
+    dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
+    if not dirs:
+        raise ConfigError("give at least one run folder to report")
+    if out_html is None and len(dirs) > 1:
+        raise ConfigError("--out is required when reporting several run folders (where should the report go?)")
+    out = Path(out_html) if out_html is not None else Path(dirs[0]) / REPORT
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"--out {out}: the report is HTML; give a file name ending in .html")
-    reads = Input(Path(run_dir), "a file the report reads", tree=True, suffixes=READ_SUFFIXES)
-    return check_output_file(out, "--out", "html", "report", [reads])
+    reads = [Input(Path(d), "a file the report reads", tree=True, suffixes=READ_SUFFIXES) for d in dirs]
+    return check_output_file(out, "--out", "html", "report", reads)
