@@ -5,7 +5,9 @@ Built by :func:`galmet.nn.bundle.load_model` from a model bundle (one network or
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +17,9 @@ from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center
 from galmet.nn.device import resolve_device, to_channels_last, to_device
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
+
+if TYPE_CHECKING:
+    from galmet.nn.bundle import Imaging
 
 #: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
 #: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
@@ -116,6 +121,47 @@ class GalmetModel:
         """The central crop (pixels) the network sees, or None for the whole image."""
         crop = self.meta.get("crop")
         return None if crop is None else int(crop)
+
+    @property
+    def imaging(self) -> Imaging:
+        """How the training images were made (:class:`galmet.nn.bundle.Imaging`: pixel scale,
+        scale mode, sizes, crop, data release, bands); the documented defaults for bundles
+        written before galmet recorded it."""
+        from galmet.nn.bundle import imaging_from_meta
+
+        return imaging_from_meta(self.meta, self.path or "model")
+
+    def check_imaging(self, image_size: int, pixel_scale: float | None = None, where: str = "images") -> None:
+        """Refuse (one-line DataError naming both) images this model was not trained on.
+
+        Parameters
+        ----------
+        image_size : int
+            Pixels per side of the images to predict (before the model's crop).
+        pixel_scale : float, optional
+            Their arcsec per pixel, when known; compared with the bundle's when it records one
+            (relative tolerance 0.1%).
+        where : str
+            Names the images in the message (a dataset directory, a file).
+        """
+        im = self.imaging
+        which = f"the model {self.path}" if self.path else "the model"
+        want_size = self.image_size
+        size_ok = want_size is None or image_size == want_size
+        scale_ok = (
+            pixel_scale is None or im.pixel_scale is None or math.isclose(pixel_scale, im.pixel_scale, rel_tol=1e-3)
+        )
+        if size_ok and scale_ok:
+            return
+        shown = want_size if want_size is not None else image_size
+        crop = f", of which the network sees the central {im.crop}" if im.crop is not None else ""
+        found = f"{image_size}x{image_size} px" + (f" at {pixel_scale:.4g} arcsec/px" if pixel_scale else "")
+        want = f"{shown}x{shown} px{crop}" + (f" at {im.pixel_scale:.4g} arcsec/px" if im.pixel_scale else "")
+        hint = f"--size {shown}" + (f" --scale {im.pixel_scale:.4g}" if im.pixel_scale else "")
+        raise DataError(
+            f"{where}: images are {found}, {which} was trained on {want}; predict images made like its "
+            f"training set (e.g. galmet download {hint})"
+        )
 
     @property
     def augmentation(self) -> dict:

@@ -39,10 +39,11 @@ import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from galmet.data.imaging import RecordedImaging, recorded_imaging
 from galmet.errors import ConfigError, DataError
 from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG
 from galmet.nn.augment import center_crop, to_model_input
-from galmet.nn.bundle import save_bundle
+from galmet.nn.bundle import Imaging, save_bundle
 from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
@@ -137,6 +138,7 @@ class Trainer:
     data_meta: dict
     dataset_root: Path
     label_range: dict[str, list[float]] = field(default_factory=dict)
+    recorded: RecordedImaging = field(default_factory=RecordedImaging)
 
     @property
     def scale_t(self) -> torch.Tensor:
@@ -386,6 +388,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
             name: [float(rows.y_train[:, j].min()), float(rows.y_train[:, j].max())]
             for j, name in enumerate(config.targets)
         },
+        recorded=recorded_imaging(ds.root, ds.image_size),
     )
 
 
@@ -589,7 +592,22 @@ def _bundle_meta(t: Trainer, state: RunState) -> dict:
         "valid_rmse": {n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
         "loss": config.loss,
         "label_range": t.label_range,
+        "imaging": _imaging(t).to_dict(),
     }
+
+
+def _imaging(t: Trainer) -> Imaging:
+    """The bundle's :class:`Imaging`: the dataset's record (pixel scale, mode, data release) and
+    the sizes this run trained on."""
+    size, crop, rec = int(t.data_meta["image_size"]), t.config.crop, t.recorded
+    return Imaging(
+        image_size=crop or size,
+        pixel_scale=rec.pixel_scale,
+        scale_mode=rec.scale_mode or "fixed",
+        fetch_size=size,
+        crop=crop,
+        data_release=rec.data_release,
+    )
 
 
 #: Training images embedded for the out-of-domain statistics of the bundle (a seeded sample).
