@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from galmet.errors import ConfigError, DataError
+from galmet.io.progress import progress_bar
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center_crop, dihedral_view, to_model_input
-from galmet.nn.device import resolve_device, to_channels_last, to_device
+from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last, to_device
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
 
@@ -231,7 +232,8 @@ class GalmetModel:
             Also return the population standard deviation over the views (and, for an
             ensemble, over its members), in target units; NaN for one model without TTA.
         progress : bool, optional
-            tqdm bar over batches; default: when there are more than 20 batches.
+            Progress over batches (:func:`galmet.io.progress.progress_bar`: a bar on a terminal,
+            plain log lines elsewhere); default: when there are more than 20 batches.
         return_sigma : bool
             Also return the heteroscedastic head's 1-sigma (``--loss gaussian`` models: the
             square root of the variance averaged over views and members), in target units;
@@ -266,12 +268,13 @@ class GalmetModel:
         norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
         starts = range(0, n, batch_size)
         show = progress if progress is not None else len(starts) > 20
-        if show:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="predicting", unit="batch")
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            for start in starts:
+        batches = progress_bar(iterable=starts, desc="predicting", unit="batch", enabled=show)
+        with (
+            suggest_smaller_batch(batch_size, "predicting"),
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda),
+        ):
+            for start in batches:
                 xb = to_device(images[start : start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
                 if fastai:  # the same 4 random views for every member of an ensemble
@@ -359,7 +362,8 @@ class GalmetModel:
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
-        return embed(self.nets, images, self.crop, norm, batch_size, resolve_device(device), progress)
+        with suggest_smaller_batch(batch_size, "embedding"):
+            return embed(self.nets, images, self.crop, norm, batch_size, resolve_device(device), progress)
 
     def embedding_references(self):
         """Each member's :class:`~galmet.nn.embedding.EmbeddingReference` from the bundle, or None
