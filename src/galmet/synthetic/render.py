@@ -404,7 +404,7 @@ def synthesize(
     workers : int, optional
         Worker processes (default ``os.cpu_count()``); does not change the output.
     progress : bool
-        Show a tqdm progress bar.
+        Report progress (galmet.io.progress: a bar on a terminal, log lines elsewhere).
     test, valid_fraction
         Held-out test fraction (or count) and validation fraction of the rest, for the
         seeded ``split`` column (see :func:`galmet.data.splits.assign_splits`).
