@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -30,19 +29,22 @@ DEFAULT_INTERVAL = 30.0
 #: Environment variable that sets that interval (seconds, > 0).
 INTERVAL_ENV = "GALMET_PROGRESS_INTERVAL"
 _OFF_VALUES = ("", "0", "false", "no", "off")
-_silenced = threading.local()
+#: Depth of :func:`progress_disabled` blocks now open (process-wide: the CLI's switch must reach
+#: bars made in worker threads too).
+_silenced_depth = 0
 
 
 @contextlib.contextmanager
 def progress_disabled(disabled: bool = True) -> Iterator[None]:
-    """Within this block (this thread), every :func:`progress_bar` is silent when ``disabled``:
+    """Within this block (process-wide), every :func:`progress_bar` is silent when ``disabled``:
     how the CLI's ``--no-progress`` reaches library code that takes no ``progress`` argument."""
-    previous = getattr(_silenced, "value", False)
-    _silenced.value = previous or bool(disabled)
+    global _silenced_depth
+    step = 1 if disabled else 0
+    _silenced_depth += step
     try:
         yield
     finally:
-        _silenced.value = previous
+        _silenced_depth -= step
 
 
 def tqdm_disabled_by_env() -> bool:
@@ -104,7 +106,7 @@ def progress_bar(
     """
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    if enabled is False or getattr(_silenced, "value", False):
+    if enabled is False or _silenced_depth > 0:
         return _SilentBar(iterable, total)
     if _stderr_is_terminal() and not tqdm_disabled_by_env():
         from tqdm.auto import tqdm
