@@ -169,3 +169,17 @@ def test_predict_accepts_matching_images(tmp_path, capsys, trained_64):
     same = make_tiny_dataset(tmp_path / "same", n=6, size=64)
     code = main(["predict", str(trained_64), str(same), "--out", str(tmp_path / "p.csv"), "--device", "cpu"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_embed_and_calibrate_refuse_other_size_with_one_line(tmp_path, capsys, trained_64):
+    """The same refusal wherever a model meets a dataset, not only in predict."""
+    from galmet.data.dataset import load_dataset
+    from galmet.science.runs.calibrate import embedding_statistics
+
+    big = make_tiny_dataset(tmp_path / "big", n=6, size=128)
+    code = main(["embed", str(trained_64), str(big), "--out", str(tmp_path / "e.parquet"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "images are 128x128 px" in err, err
+    model = load_model(trained_64)
+    with pytest.raises(DataError, match="images are 128x128 px"):
+        embedding_statistics(model, load_dataset(big, targets=[], load_images=False), device="cpu")

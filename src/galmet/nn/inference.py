@@ -164,6 +164,32 @@ class GalmetModel:
             f"training set (e.g. galmet download {hint})"
         )
 
+    def check_dataset_imaging(self, dataset) -> None:
+        """:meth:`check_imaging` for a dataset directory or image folder (or a loaded Dataset),
+        before its images are decoded: the size most of its images have (read from a sample of
+        headers) and the pixel scale it records (:func:`galmet.data.imaging.recorded_imaging`).
+
+        A dataset made otherwise is refused with one line naming both, instead of every row
+        failing on its own as a bad row.
+        """
+        import logging
+
+        from galmet.data.dataset import Dataset, load_dataset
+        from galmet.data.imaging import recorded_imaging
+
+        if isinstance(dataset, Dataset):
+            probe = dataset
+        else:
+            quiet = logging.getLogger("galmet.data.dataset")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # the load that follows reports skipped rows, once
+            try:
+                probe = load_dataset(dataset, targets=[], on_error="skip", load_images=False)
+            finally:
+                quiet.setLevel(level)
+        size = probe.image_size
+        self.check_imaging(size, recorded_imaging(probe.root, size).pixel_scale, str(probe.root))
+
     @property
     def augmentation(self) -> dict:
         """The training augmentation (``dihedral``, ``max_zoom``, ``rotate``, ``lighting``) that

@@ -186,7 +186,7 @@ def _predict_input(model, args, device):
     from galmet.errors import DataError
     from galmet.predict import predict_dataset
 
-    _check_imaging(model, args.input)
+    model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
     ds = load_dataset(
         args.input,
         targets=[],
@@ -213,23 +213,6 @@ def _predict_input(model, args, device):
         tta_seed=args.tta_seed,
     )
     return table, time.perf_counter() - t0
-
-
-def _check_imaging(model, source) -> None:
-    """Refuse, before anything is decoded, a dataset or folder whose images (most of them) are not
-    the size -- or, when the dataset records it, not the pixel scale -- the model was trained on:
-    one line naming both, instead of every row failing as a bad row."""
-    from galmet.data.dataset import load_dataset
-    from galmet.data.imaging import recorded_imaging
-
-    quiet = logging.getLogger("galmet.data.dataset")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the load that follows reports skipped rows once
-    try:
-        probe = load_dataset(source, targets=[], on_error="skip", load_images=False)  # a sample's headers only
-    finally:
-        quiet.setLevel(level)
-    model.check_imaging(probe.image_size, recorded_imaging(probe.root, probe.image_size).pixel_scale, str(source))
 
 
 def _predict_positions(model, args, device, positions, where: str = "--ra/--dec"):
