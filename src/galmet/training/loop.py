@@ -455,7 +455,8 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[
     sse = torch.zeros(len(config.targets), dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
-    bar = epoch_bar(t.steps, f"epoch {epoch + 1}/{config.total_epochs} {phase.name}", config.progress and t.dist.main)
+    show = config.progress and t.dist.main
+    bar = epoch_bar(t.steps, f"epoch {epoch + 1}/{config.total_epochs} {phase.name}", show)
     shown = time.perf_counter()
     t0 = time.perf_counter()
     for step, (xb, idx) in enumerate(batch_iter(t.train_data, batches, config.workers, device)):
@@ -477,7 +478,7 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[
         seen += len(idx)
         bar.update(1)
         # Reading the loss syncs a GPU: on CUDA at most once a second (free on a CPU).
-        if not t.cuda or time.perf_counter() - shown >= 1.0:
+        if show and (not t.cuda or time.perf_counter() - shown >= 1.0):
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             shown = time.perf_counter()
     counts = all_reduce(torch.tensor([float(seen)], dtype=torch.float64, device=device), t.dist)
