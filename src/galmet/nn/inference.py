@@ -154,14 +154,19 @@ class GalmetModel:
         )
         if size_ok and scale_ok:
             return
-        shown = want_size if want_size is not None else image_size
         crop = f", of which the network sees the central {im.crop}" if im.crop is not None else ""
         found = f"{image_size}x{image_size} px" + (f" at {pixel_scale:.4g} arcsec/px" if pixel_scale else "")
-        want = f"{shown}x{shown} px{crop}" + (f" at {im.pixel_scale:.4g} arcsec/px" if im.pixel_scale else "")
-        hint = f"--size {shown}" + (f" --scale {im.pixel_scale:.4g}" if im.pixel_scale else "")
+        want = f"{want_size}x{want_size} px{crop}" if want_size is not None else "images of any size"
+        want += f" at {im.pixel_scale:.4g} arcsec/px" if im.pixel_scale else ""
+        options = (f"--size {want_size}" if want_size is not None else "") + (
+            f" --scale {im.pixel_scale:.4g}" if im.pixel_scale else ""
+        )
+        how = f"galmet download {options.strip()}"
+        if im.data_release is None and want_size is not None:  # synthetic, or a source not recorded
+            how += f", or galmet synth --size {want_size}"
         raise DataError(
             f"{where}: images are {found}, {which} was trained on {want}; predict images made like its "
-            f"training set (e.g. galmet download {hint})"
+            f"training set (e.g. {how})"
         )
 
     def check_dataset_imaging(self, dataset) -> None:
