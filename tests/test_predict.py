@@ -92,7 +92,7 @@ def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, spl
     wrong = make_tiny_dataset(tmp_path / "big", n=4, size=24)
     cases = [
         ((tmp_path / "missing.pt", split_dataset), "no such model bundle"),
-        ((bundle, wrong), "image is 24x24 pixels, expected 16x16"),
+        ((bundle, wrong), "images are 24x24 px, the model"),
         ((bundle, tmp_path / "nowhere"), "no such dataset directory"),
         ((bundle, split_dataset, "--split", "nosuch"), "no rows in split nosuch"),
         ((bundle,), "give INPUT"),

@@ -166,6 +166,55 @@ class Flag(enum.IntFlag):
     PHOTOMETRIC_CUTS = 64
 
 
+#: Unit of each known column, as astropy parses it (``""``: dimensionless; a column not listed
+#: has no unit). Logarithmic quantities are ``dex`` of their physical unit: ``dex(solMass)`` is
+#: what astropy writes for ``u.dex(u.Msun)``. Prediction and uncertainty columns derive theirs
+#: from their target (:func:`column_unit`).
+COLUMN_UNITS: dict[str, str] = {
+    METALLICITY: "dex",
+    "oh_p16": "dex",
+    "oh_p84": "dex",
+    "oh_p2p5": "dex",
+    "oh_p97p5": "dex",
+    STELLAR_MASS: "dex(solMass)",
+    "lgm_tot_p16": "dex(solMass)",
+    "lgm_tot_p84": "dex(solMass)",
+    "specsfr_tot_p50": "dex(1 / yr)",
+    "log_ssfr": "dex(1 / yr)",
+    "sfr_tot_p50": "dex(solMass / yr)",
+    "ra": "deg",
+    "dec": "deg",
+    "z": "",
+    "zErr": "",
+    "petroR50_r": "arcsec",
+    "petroR90_r": "arcsec",
+    "petroMag_r": "mag",
+    **{f"modelMag_{b}": "mag" for b in "ugriz"},
+    **{f"modelMagErr_{b}": "mag" for b in "ugriz"},
+    OOD_SCORE: "",
+}
+#: Suffixes of columns in their target's unit (predictions, interval bounds) ...
+_SAME_UNIT_SUFFIXES = ("_pred", "_lo68", "_hi68", "_lo95", "_hi95")
+#: ... and of differences of it (spreads, 1-sigmas): plain ``dex`` for a ``dex(...)`` target.
+_DIFFERENCE_SUFFIXES = ("_spread", "_pred_std", "_sigma", "_err")
+
+
+def column_unit(name: str) -> str | None:
+    """The unit of column ``name`` (astropy string; ``""`` dimensionless), or None for none known.
+
+    ``oh_p50_pred``, ``oh_p50_lo68`` -> ``dex``; ``lgm_tot_p50_pred`` -> ``dex(solMass)`` but
+    ``lgm_tot_p50_err`` -> ``dex`` (a difference of logarithms); ``ra`` -> ``deg``; ``z`` -> ``""``.
+    """
+    if name in COLUMN_UNITS:
+        return COLUMN_UNITS[name]
+    for suffix in _SAME_UNIT_SUFFIXES + _DIFFERENCE_SUFFIXES:
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and base in COLUMN_UNITS:
+            unit = COLUMN_UNITS[base]
+            return "dex" if suffix in _DIFFERENCE_SUFFIXES and unit.startswith("dex") else unit
+    return None
+
+
 def describe_flags(value: int) -> str:
     """The names of the bits set in ``value``, joined by ``|`` (``""`` for 0)."""
     return "|".join(f.name for f in Flag if int(value) & f.value and f.name)

@@ -48,6 +48,7 @@ from galmet.columns import (
     pred_column,
 )
 from galmet.data.dataset import Dataset, find_catalog
+from galmet.data.imaging import recorded_imaging
 from galmet.data.quality import image_flags
 from galmet.errors import DataError, GalmetError
 from galmet.nn.inference import GalmetModel
@@ -88,15 +89,11 @@ def predict_dataset(
     Raises
     ------
     DataError
-        The images are not the size the model was trained on.
+        The images are not the size, or (when the dataset records it) not the pixel scale, the
+        model was trained on (:meth:`~galmet.nn.inference.GalmetModel.check_imaging`).
     """
-    size = model.image_size
-    if size is not None and dataset.image_size != size:
-        which = f"the model {model.path}" if model.path else "the model"
-        raise DataError(
-            f"{dataset.root}: images are {dataset.image_size}x{dataset.image_size} pixels, "
-            f"{which} expects {size}x{size}"
-        )
+    recorded = recorded_imaging(dataset.root, dataset.image_size)
+    model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))
     result = model.predict_uncertainty(
         dataset.images(),
         tta=tta,

@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return EXIT_USER_ERROR
-        return int(args._run(args) or 0)
+        from galmet.io.progress import progress_disabled
+
+        with progress_disabled(bool(getattr(args, "no_progress", False))):  # --no-progress reaches every bar
+            return int(args._run(args) or 0)
     except GalmetError as exc:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -217,7 +217,11 @@ def add_device_option(p, default: str | None = "auto", help: str = "where to run
 
 
 def add_progress_option(p) -> None:
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (nor the periodic progress lines written when stderr is not a terminal)",
+    )
 
 
 #: CLI option (argparse dest) -> TrainConfig field, for options whose value is copied as is.

@@ -37,6 +37,7 @@ from galmet.data.cache import cache_key, cache_location, file_digests, open_cach
 from galmet.data.splits import assign_splits
 from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
+from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
 
@@ -525,12 +526,9 @@ def decode_all(
     show = progress if progress is not None else n > 2000
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(workers) as pool:  # PIL decodes outside the GIL
-        it = pool.map(work, range(n))
-        if show:
-            from tqdm.auto import tqdm
-
-            it = tqdm(it, total=n, desc="decoding images", unit="img")
-        for _ in it:
+        for _ in progress_bar(
+            iterable=pool.map(work, range(n)), total=n, desc="decoding images", unit="img", enabled=show
+        ):
             pass
     return out, problems
 

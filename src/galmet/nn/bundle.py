@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from torch import nn
 
 from galmet._version import __version__
 from galmet.columns import ARCHS
+from galmet.data.imaging import SCALE_MODES
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
 from galmet.io.safety import check_output_file, model_input
@@ -35,8 +38,129 @@ from galmet.nn.weights import safe_load
 # reader would misread; bundles that use neither are still written as version 1. Version 3 marks
 # a heteroscedastic head (meta "loss": "gaussian", two outputs per target), which an older reader
 # would refuse with a confusing weight mismatch. The optional meta entries "calibration",
-# "embedding_stats" and "label_range" are ignored by older readers and need no new version.
+# "embedding_stats", "label_range" and "imaging" are ignored by older readers and need no new version.
 BUNDLE_VERSION = 3
+
+#: Pixel scale (arcsec) of the SDSS cutouts the paper used, assumed for bundles that predate ``imaging``.
+DEFAULT_PIXEL_SCALE = 0.296
+DEFAULT_DATA_RELEASE = "DR14"
+DEFAULT_BANDS = "gri"
+_DATA_RELEASE = re.compile(r"DR[1-9][0-9]?")
+
+
+@dataclass(frozen=True)
+class Imaging:
+    """How the images a model was trained on were made: what ``predict`` must feed it.
+
+    Stored in a bundle's meta as ``imaging`` (a dict of these fields); bundles written before
+    galmet recorded it read as ``Imaging(image_size=<the bundle's>, pixel_scale=0.296,
+    scale_mode="fixed", fetch_size=None, crop=<the bundle's>, data_release="DR14", bands="gri")``.
+
+    Attributes
+    ----------
+    image_size : int
+        Pixels per side the network was trained on, after the crop.
+    pixel_scale : float or None
+        Arcsec per pixel of the cutouts as fetched (None: unknown, or per galaxy with
+        ``scale-by-size``).
+    scale_mode : {"fixed", "scale-by-size"}
+        One pixel scale for all cutouts, or the authors' scale = 2 petroR90_r / 0.396 / size.
+    fetch_size : int or None
+        Pixels per side of the cutouts as fetched, before any crop (None: unknown).
+    crop : int or None
+        The central pixels the network sees (None: the whole cutout).
+    data_release : str or None
+        The SDSS data release of the cutouts (``"DR14"``; None: synthetic or unknown).
+    bands : str
+        The bands shown as R, G, B, reddest first reversed: ``"gri"`` (i -> R, r -> G, g -> B).
+    """
+
+    image_size: int
+    pixel_scale: float | None = DEFAULT_PIXEL_SCALE
+    scale_mode: str = "fixed"
+    fetch_size: int | None = None
+    crop: int | None = None
+    data_release: str | None = DEFAULT_DATA_RELEASE
+    bands: str = DEFAULT_BANDS
+
+    def to_dict(self) -> dict:
+        """The JSON-able form a bundle stores."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for people: ``64x64 px (fetched 128, central crop 64) at 0.296 arcsec/px, fixed, DR14, gri``."""
+        size = f"{self.image_size}x{self.image_size} px"
+        if self.crop is not None:
+            size += f" (central crop {self.crop} of {self.fetch_size or '?'} px cutouts)"
+        scale = f"{self.pixel_scale:.4g} arcsec/px" if self.pixel_scale is not None else "unknown arcsec/px"
+        return f"{size} at {scale}, {self.scale_mode}, {self.data_release or 'no data release'}, {self.bands}"
+
+
+def imaging_from_meta(meta: dict, path: str | os.PathLike = "bundle") -> Imaging:
+    """The :class:`Imaging` of a bundle's meta (the documented defaults when it has none).
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``path`` and the field, for a value that does not fit (see
+        :func:`check_bundle_meta`).
+    """
+    size, crop = meta.get("image_size"), meta.get("crop")
+    raw = meta.get("imaging")
+    if raw is None:  # a bundle from before galmet recorded its imaging
+        return Imaging(image_size=int(crop or size or 128), fetch_size=None, crop=crop)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: bundle meta imaging must be a mapping, got {repr(raw)[:60]}")
+    unknown = sorted(set(raw) - set(Imaging.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"{path}: bundle meta imaging has unknown field {unknown[0]!r}")
+
+    def bad(field: str, want: str) -> ConfigError:
+        return ConfigError(f"{path}: bundle meta imaging.{field} must be {want}, got {repr(raw.get(field))[:60]}")
+
+    def pixels(field: str, optional: bool) -> int | None:
+        v = raw.get(field)
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
+            raise bad(field, ("null or " if optional else "") + "an integer from 1 to 4096 pixels")
+        return v
+
+    image_size, fetch_size, icrop = pixels("image_size", False), pixels("fetch_size", True), pixels("crop", True)
+    scale = raw.get("pixel_scale")
+    if scale is not None and (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not (math.isfinite(scale) and 0 < scale <= 100)
+    ):
+        raise bad("pixel_scale", "null or a number of arcsec per pixel in (0, 100]")
+    mode = raw.get("scale_mode", "fixed")
+    if mode not in SCALE_MODES:
+        raise bad("scale_mode", " or ".join(SCALE_MODES))
+    release = raw.get("data_release")
+    if release is not None and not (isinstance(release, str) and _DATA_RELEASE.fullmatch(release)):
+        raise bad("data_release", "null or an SDSS data release like 'DR14'")
+    bands = raw.get("bands", DEFAULT_BANDS)
+    if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set("ugriz") and len(set(bands)) == 3):
+        raise bad("bands", "three distinct SDSS bands (e.g. 'gri')")
+    if icrop != crop:
+        raise bad("crop", f"the bundle's crop ({crop!r})")
+    if fetch_size is not None and size is not None and fetch_size != size:
+        raise bad("fetch_size", f"the bundle's image_size ({size!r})")
+    if icrop is not None and fetch_size is not None and icrop > fetch_size:
+        raise bad("crop", f"at most fetch_size ({fetch_size})")
+    seen = icrop if icrop is not None else size if size is not None else fetch_size
+    if seen is not None and image_size != seen:
+        raise bad("image_size", f"the pixels the network sees ({seen}: the crop, else the image size)")
+    return Imaging(
+        image_size=int(image_size or 0),
+        pixel_scale=None if scale is None else float(scale),
+        scale_mode=mode,
+        fetch_size=fetch_size,
+        crop=icrop,
+        data_release=release,
+        bands=bands,
+    )
 
 
 def _version_for(meta: dict) -> int:
@@ -61,11 +185,14 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         ``targets``, ``head``, ``norm_mean``/``norm_std``, ``image_size`` (None = any),
         ``crop`` (None, or the central pixels the network sees),
         ``target_shift``/``target_scale`` (prediction = raw output * scale + shift),
-        ``galmet_version``. ``loss`` = ``"gaussian"`` marks a heteroscedastic head (two outputs per
-        target: mean, log-variance). Optional: ``label_range`` (target -> [min, max] of the
-        training labels), ``embedding_stats`` (:class:`galmet.nn.embedding.EmbeddingReference`
-        as a dict), ``calibration`` (target -> :class:`galmet.nn.uncertainty.Calibration` as a
-        dict). Anything else (recipe, provenance) is kept as given.
+        ``galmet_version``. ``imaging`` (:meth:`Imaging.to_dict`: pixel scale, scale mode,
+        sizes, crop, data release, bands) describes the images the model expects; without it
+        the bundle reads with the defaults of :class:`Imaging`. ``loss`` = ``"gaussian"`` marks a
+        heteroscedastic head (two outputs per target: mean, log-variance). Optional:
+        ``label_range`` (target -> [min, max] of the training labels), ``embedding_stats``
+        (:class:`galmet.nn.embedding.EmbeddingReference` as a dict), ``calibration`` (target ->
+        :class:`galmet.nn.uncertainty.Calibration` as a dict). Anything else (recipe,
+        provenance) is kept as given.
     """
     net = unwrap(model)
     per = outputs_per_target(meta.get("loss"))
@@ -103,7 +230,7 @@ def cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
 
-#: Meta fields every member of an ensemble must share.
+#: Meta fields every member of an ensemble must share (and :class:`Imaging`, compared as read).
 _SHARED_META = ("arch", "n_targets", "targets", "norm_mean", "norm_std", "image_size", "crop")
 #: Meta fields kept per member of an ensemble.
 _MEMBER_META = ("target_shift", "target_scale", "valid_rmse", "embedding_stats")
@@ -144,6 +271,11 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
                 raise ConfigError(f"{m.path}: its {k} ({m.meta.get(k)!r}) differs from {first.path}'s ({out[k]!r})")
         if m.loss != first.loss:
             raise ConfigError(f"{m.path}: its loss ({m.loss}) differs from {first.path}'s ({first.loss})")
+        if m.imaging != first.imaging:
+            raise ConfigError(
+                f"{m.path}: its imaging ({m.imaging.describe()}) differs from "
+                f"{first.path}'s ({first.imaging.describe()})"
+            )
     out.update(
         {
             "head": HEAD_DESCRIPTION,
@@ -153,6 +285,8 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
             "loss": first.loss,
         }
     )
+    if "imaging" in first.meta:  # a recorded imaging carries over; the defaults of older bundles need no copy
+        out["imaging"] = first.imaging.to_dict()
     ranges = [m.label_range for m in models]
     if all(ranges):
         out["label_range"] = {
@@ -256,7 +390,8 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
     ``targets`` that many distinct non-empty names; ``norm_mean``/``norm_std`` 3 finite numbers
     (std > 0); ``image_size`` null or 1-4096 pixels; ``crop`` null or 1 to ``image_size``;
     ``target_shift``/``target_scale`` (of the bundle, or of each ensemble member) ``n_targets``
-    finite numbers, the scale non-zero."""
+    finite numbers, the scale non-zero; ``imaging`` absent or an :class:`Imaging` that agrees
+    with ``image_size`` and ``crop`` (see :func:`imaging_from_meta`)."""
 
     def bad(field: str, want: str) -> ConfigError:
         shown = repr(meta.get(field))
@@ -290,6 +425,7 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
     crop = meta.get("crop")
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= (size or 4096)):
         raise bad("crop", f"null or an integer from 1 to {size or 4096} pixels")
+    imaging_from_meta(meta, path)
     members = meta["members"] if "members" in meta else [meta]
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         raise bad("members", "a list of member descriptions")

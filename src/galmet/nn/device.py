@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -41,3 +44,32 @@ def to_device(batch, dev: torch.device) -> torch.Tensor:
     if not batch.flags.writeable:  # a read-only memmap slice: torch wants memory it may own
         batch = batch.copy()
     return torch.from_numpy(batch)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a CUDA out-of-memory error (``torch.cuda.OutOfMemoryError``, torch >= 1.13; a
+    RuntimeError saying so in older versions)."""
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
+
+
+def out_of_memory_error(batch_size: int, what: str, option: str = "--batch-size") -> ConfigError:
+    """The one-line error for a CUDA out-of-memory failure of ``what`` at ``batch_size`` images per
+    step, suggesting half that batch size."""
+    smaller = max(1, int(batch_size) // 2)
+    return ConfigError(f"CUDA out of memory while {what} with {option} {batch_size}; try {option} {smaller}")
+
+
+@contextlib.contextmanager
+def suggest_smaller_batch(batch_size: int, what: str, option: str = "--batch-size") -> Iterator[None]:
+    """Turn a CUDA out-of-memory error inside the block into :func:`out_of_memory_error`."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised unchanged unless it is an OOM
+        if not is_out_of_memory(exc):
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        raise out_of_memory_error(batch_size, what, option) from exc

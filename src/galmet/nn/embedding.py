@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from galmet.errors import ConfigError
+from galmet.io.progress import progress_bar
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, to_model_input
 from galmet.nn.device import resolve_device, to_device
 from galmet.nn.net import GalmetNet, unwrap
@@ -65,11 +66,8 @@ def embed(
     n = len(images)
     parts: list[list[np.ndarray]] = [[] for _ in nets]
     starts = range(0, n, batch_size)
-    if progress if progress is not None else len(starts) > 20:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="embedding", unit="batch")
-    for start in starts:
+    show = progress if progress is not None else len(starts) > 20
+    for start in progress_bar(iterable=starts, desc="embedding", unit="batch", enabled=show):
         x = to_model_input(center_crop(to_device(images[start : start + batch_size], dev), crop), mean, std)
         for m, net in enumerate(nets):
             parts[m].append(penultimate(net, x).float().cpu().numpy())

@@ -5,16 +5,22 @@ Built by :func:`galmet.nn.bundle.load_model` from a model bundle (one network or
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from galmet.errors import ConfigError, DataError
+from galmet.io.progress import progress_bar
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center_crop, dihedral_view, to_model_input
-from galmet.nn.device import resolve_device, to_channels_last, to_device
+from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last, to_device
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
+
+if TYPE_CHECKING:
+    from galmet.nn.bundle import Imaging
 
 #: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
 #: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
@@ -118,6 +124,78 @@ class GalmetModel:
         return None if crop is None else int(crop)
 
     @property
+    def imaging(self) -> Imaging:
+        """How the training images were made (:class:`galmet.nn.bundle.Imaging`: pixel scale,
+        scale mode, sizes, crop, data release, bands); the documented defaults for bundles
+        written before galmet recorded it."""
+        from galmet.nn.bundle import imaging_from_meta
+
+        return imaging_from_meta(self.meta, self.path or "model")
+
+    def check_imaging(self, image_size: int, pixel_scale: float | None = None, where: str = "images") -> None:
+        """Refuse (one-line DataError naming both) images this model was not trained on.
+
+        Parameters
+        ----------
+        image_size : int
+            Pixels per side of the images to predict (before the model's crop).
+        pixel_scale : float, optional
+            Their arcsec per pixel, when known; compared with the bundle's when it records one
+            (relative tolerance 0.1%).
+        where : str
+            Names the images in the message (a dataset directory, a file).
+        """
+        im = self.imaging
+        which = f"the model {self.path}" if self.path else "the model"
+        want_size = self.image_size
+        size_ok = want_size is None or image_size == want_size
+        scale_ok = (
+            pixel_scale is None or im.pixel_scale is None or math.isclose(pixel_scale, im.pixel_scale, rel_tol=1e-3)
+        )
+        if size_ok and scale_ok:
+            return
+        crop = f", of which the network sees the central {im.crop}" if im.crop is not None else ""
+        found = f"{image_size}x{image_size} px" + (f" at {pixel_scale:.4g} arcsec/px" if pixel_scale else "")
+        want = f"{want_size}x{want_size} px{crop}" if want_size is not None else "images of any size"
+        want += f" at {im.pixel_scale:.4g} arcsec/px" if im.pixel_scale else ""
+        options = (f"--size {want_size}" if want_size is not None else "") + (
+            f" --scale {im.pixel_scale:.4g}" if im.pixel_scale else ""
+        )
+        how = f"galmet download {options.strip()}"
+        if im.data_release is None and want_size is not None:  # synthetic, or a source not recorded
+            how += f", or galmet synth --size {want_size}"
+        raise DataError(
+            f"{where}: images are {found}, {which} was trained on {want}; predict images made like its "
+            f"training set (e.g. {how})"
+        )
+
+    def check_dataset_imaging(self, dataset) -> None:
+        """:meth:`check_imaging` for a dataset directory or image folder (or a loaded Dataset),
+        before its images are decoded: the size most of its images have (read from a sample of
+        headers) and the pixel scale it records (:func:`galmet.data.imaging.recorded_imaging`).
+
+        A dataset made otherwise is refused with one line naming both, instead of every row
+        failing on its own as a bad row.
+        """
+        import logging
+
+        from galmet.data.dataset import Dataset, load_dataset
+        from galmet.data.imaging import recorded_imaging
+
+        if isinstance(dataset, Dataset):
+            probe = dataset
+        else:
+            quiet = logging.getLogger("galmet.data.dataset")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # the load that follows reports skipped rows, once
+            try:
+                probe = load_dataset(dataset, targets=[], on_error="skip", load_images=False)
+            finally:
+                quiet.setLevel(level)
+        size = probe.image_size
+        self.check_imaging(size, recorded_imaging(probe.root, size).pixel_scale, str(probe.root))
+
+    @property
     def augmentation(self) -> dict:
         """The training augmentation (``dihedral``, ``max_zoom``, ``rotate``, ``lighting``) that
         fastai-style TTA repeats: the bundle's training config, else :data:`PAPER_AUGMENTATION`."""
@@ -185,7 +263,8 @@ class GalmetModel:
             Also return the population standard deviation over the views (and, for an
             ensemble, over its members), in target units; NaN for one model without TTA.
         progress : bool, optional
-            tqdm bar over batches; default: when there are more than 20 batches.
+            Progress over batches (:func:`galmet.io.progress.progress_bar`: a bar on a terminal,
+            plain log lines elsewhere); default: when there are more than 20 batches.
         return_sigma : bool
             Also return the heteroscedastic head's 1-sigma (``--loss gaussian`` models: the
             square root of the variance averaged over views and members), in target units;
@@ -220,12 +299,13 @@ class GalmetModel:
         norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
         starts = range(0, n, batch_size)
         show = progress if progress is not None else len(starts) > 20
-        if show:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="predicting", unit="batch")
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            for start in starts:
+        batches = progress_bar(iterable=starts, desc="predicting", unit="batch", enabled=show)
+        with (
+            suggest_smaller_batch(batch_size, "predicting"),
+            torch.inference_mode(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda),
+        ):
+            for start in batches:
                 xb = to_device(images[start : start + batch_size], dev)
                 x = to_model_input(center_crop(xb, self.crop), *norm)
                 if fastai:  # the same 4 random views for every member of an ensemble
@@ -313,7 +393,8 @@ class GalmetModel:
         if batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
-        return embed(self.nets, images, self.crop, norm, batch_size, resolve_device(device), progress)
+        with suggest_smaller_batch(batch_size, "embedding"):
+            return embed(self.nets, images, self.crop, norm, batch_size, resolve_device(device), progress)
 
     def embedding_references(self):
         """Each member's :class:`~galmet.nn.embedding.EmbeddingReference` from the bundle, or None

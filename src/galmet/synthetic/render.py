@@ -404,7 +404,7 @@ def synthesize(
     workers : int, optional
         Worker processes (default ``os.cpu_count()``); does not change the output.
     progress : bool
-        Show a tqdm progress bar.
+        Report progress (galmet.io.progress: a bar on a terminal, log lines elsewhere).
     test, valid_fraction
         Held-out test fraction (or count) and validation fraction of the rest, for the
         seeded ``split`` column (see :func:`galmet.data.splits.assign_splits`).
@@ -423,10 +423,9 @@ def synthesize(
     ConfigError
         A bad option, or ``out`` not empty without ``overwrite``, or not a synthesis with it.
     """
-    from tqdm.auto import tqdm
-
     from galmet.data.dataset import write_catalog
     from galmet.data.splits import assign_splits
+    from galmet.io.progress import progress_bar
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_options(n, seed, size, workers, test, valid_fraction)
@@ -440,7 +439,7 @@ def synthesize(
     tasks = [(int(seed), i, int(size), images_dir) for i in range(n)]
     workers = max(1, min(int(workers), n))
     _warm_up()  # forked workers inherit the imports and the cosmology grid
-    bar = tqdm(total=n, desc="synthesizing galaxies", unit="gal", disable=not progress)
+    bar = progress_bar(total=n, desc="synthesizing galaxies", unit="gal", enabled=bool(progress))
     rows = []
     try:
         if workers == 1:

@@ -189,7 +189,7 @@ class TrainConfig:
     skip_bad : bool
         Drop bad rows of the dataset instead of failing.
     progress : bool
-        Show a tqdm bar per epoch.
+        Report progress per epoch in optimizer steps, with the loss (galmet.io.progress).
     """
 
     recipe: str = "paper"

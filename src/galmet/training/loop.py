@@ -39,11 +39,13 @@ import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from galmet.data.imaging import RecordedImaging, recorded_imaging
 from galmet.errors import ConfigError, DataError
+from galmet.io.progress import progress_bar
 from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG
 from galmet.nn.augment import center_crop, to_model_input
-from galmet.nn.bundle import save_bundle
-from galmet.nn.device import resolve_device, to_channels_last
+from galmet.nn.bundle import Imaging, save_bundle
+from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
 from galmet.training.checkpoint import CheckpointWriter, read_checkpoint, rng_state, set_rng_state
@@ -137,6 +139,7 @@ class Trainer:
     data_meta: dict
     dataset_root: Path
     label_range: dict[str, list[float]] = field(default_factory=dict)
+    recorded: RecordedImaging = field(default_factory=RecordedImaging)
 
     @property
     def scale_t(self) -> torch.Tensor:
@@ -247,7 +250,8 @@ def train(
         _train_epochs(t, state, ckpt, on_step)
         if t.dist.main:
             meta = _bundle_meta(t, state)
-            meta["embedding_stats"] = _embedding_stats(t).to_dict()
+            with suggest_smaller_batch(t.config.global_batch, "embedding the training images"):
+                meta["embedding_stats"] = _embedding_stats(t).to_dict()
             save_bundle(rd.work / BUNDLE, unwrap(t.net), meta)
             rd.commit()  # a run that replaces another moves into place only now, finished
     barrier(t.dist)
@@ -271,18 +275,9 @@ def _train_epochs(t: Trainer, state: RunState, ckpt: dict | None, on_step) -> No
             pi = phase_index(t.phases, epoch)
             if pi != state.phase:
                 _enter_phase(t, state, pi, ckpt if epoch == start_epoch else None)
-            row = train_one_epoch(t, state, epoch, on_step)
-            row["valid"] = evaluate(
-                t.net,
-                t.valid_data,
-                t.n_valid,
-                t.local_batch * 2,
-                t.device,
-                t.autocast(),
-                t.scale_t,
-                t.dist,
-                crop=config.crop,
-            )
+            with suggest_smaller_batch(config.global_batch, f"training (epoch {epoch + 1})"):
+                row = train_one_epoch(t, state, epoch, on_step)
+                row["valid"] = _validate(t)
             if not (np.isfinite(row["train_loss"]) and np.all(np.isfinite(row["valid"]))):
                 raise ConfigError(
                     f"{t.run}: training diverged in epoch {epoch + 1} (train loss {row['train_loss']:.4g}); "
@@ -298,6 +293,21 @@ def _train_epochs(t: Trainer, state: RunState, ckpt: dict | None, on_step) -> No
     finally:
         writer.wait(raise_errors=False)
     writer.raise_pending()
+
+
+def _validate(t: Trainer) -> np.ndarray:
+    """The valid split's RMSE per target (see :func:`evaluate`)."""
+    return evaluate(
+        t.net,
+        t.valid_data,
+        t.n_valid,
+        t.local_batch * 2,
+        t.device,
+        t.autocast(),
+        t.scale_t,
+        t.dist,
+        crop=t.config.crop,
+    )
 
 
 def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tuple[TrainConfig, dict | None]:
@@ -386,6 +396,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
             name: [float(rows.y_train[:, j].min()), float(rows.y_train[:, j].max())]
             for j, name in enumerate(config.targets)
         },
+        recorded=recorded_imaging(ds.root, ds.image_size),
     )
 
 
@@ -444,11 +455,9 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[
     sse = torch.zeros(len(config.targets), dtype=torch.float64, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen = 0
-    bar = _progress(
-        config.progress and t.dist.main,
-        t.steps * config.global_batch,
-        f"epoch {epoch + 1}/{config.total_epochs} {phase.name}",
-    )
+    show = config.progress and t.dist.main
+    bar = epoch_bar(t.steps, f"epoch {epoch + 1}/{config.total_epochs} {phase.name}", show)
+    shown = time.perf_counter()
     t0 = time.perf_counter()
     for step, (xb, idx) in enumerate(batch_iter(t.train_data, batches, config.workers, device)):
         yb = t.train_data.targets.index_select(0, idx)
@@ -467,19 +476,19 @@ def train_one_epoch(t: Trainer, state: RunState, epoch: int, on_step: Callable[[
             sse += (err.detach() ** 2).sum(0).double()
             loss_sum += loss.detach().double() * len(idx)
         seen += len(idx)
-        if bar is not None:
-            bar.update(len(idx) * t.dist.world)
-            if not t.cuda:  # on a CPU reading the loss costs nothing; on a GPU it would sync every step
-                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        bar.update(1)
+        # Reading the loss syncs a GPU: on CUDA at most once a second (free on a CPU).
+        if show and (not t.cuda or time.perf_counter() - shown >= 1.0):
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            shown = time.perf_counter()
     counts = all_reduce(torch.tensor([float(seen)], dtype=torch.float64, device=device), t.dist)
     sse = all_reduce(sse, t.dist)
     loss_sum = all_reduce(loss_sum, t.dist)
     train_time = time.perf_counter() - t0
     n = float(counts.item())
     train_loss = float(loss_sum.item() / n)
-    if bar is not None:
-        bar.set_postfix(loss=f"{train_loss:.4f}", refresh=False)
-        bar.close()
+    bar.set_postfix(loss=f"{train_loss:.4f}", refresh=False)  # the epoch's mean
+    bar.close()
     return {
         "lrs": lrs_start,
         "train_rmse": (torch.sqrt(sse / counts) * t.scale_t.double()).cpu().numpy(),
@@ -589,7 +598,22 @@ def _bundle_meta(t: Trainer, state: RunState) -> dict:
         "valid_rmse": {n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
         "loss": config.loss,
         "label_range": t.label_range,
+        "imaging": _imaging(t).to_dict(),
     }
+
+
+def _imaging(t: Trainer) -> Imaging:
+    """The bundle's :class:`Imaging`: the dataset's record (pixel scale, mode, data release) and
+    the sizes this run trained on."""
+    size, crop, rec = int(t.data_meta["image_size"]), t.config.crop, t.recorded
+    return Imaging(
+        image_size=crop or size,
+        pixel_scale=rec.pixel_scale,
+        scale_mode=rec.scale_mode or "fixed",
+        fetch_size=size,
+        crop=crop,
+        data_release=rec.data_release,
+    )
 
 
 #: Training images embedded for the out-of-domain statistics of the bundle (a seeded sample).
@@ -626,9 +650,7 @@ def _result(run: Path, hist: pd.DataFrame, config: TrainConfig) -> TrainResult:
     )
 
 
-def _progress(show: bool, total: int, desc: str):
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", unit_scale=True, leave=False, dynamic_ncols=True)
+def epoch_bar(steps: int, desc: str, show: bool):
+    """The progress of one epoch: ``steps`` optimizer steps (whole numbers, 100% at the epoch's
+    end), the loss (standardised units) as its postfix ``loss=...``."""
+    return progress_bar(total=steps, desc=desc, unit="step", enabled=show, leave=False, dynamic_ncols=True)

@@ -50,6 +50,9 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--reference", metavar="DATASET", help="recompute the out-of-domain statistics from this dataset")
     add_device_option(p, "auto", "where to embed --reference")
+    from galmet.cli.options import add_progress_option
+
+    add_progress_option(p)
 
 
 def run(args) -> int:

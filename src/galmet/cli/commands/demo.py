@@ -43,6 +43,9 @@ def add_arguments(p) -> None:
         "--seed", type=SEED, default=0, help="seed for the synthesis, split and training, 0 to 2**32-1 (default 0)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    from galmet.cli.options import add_progress_option
+
+    add_progress_option(p)
 
 
 def run(args) -> int:

@@ -29,6 +29,9 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="images per forward pass (default: 256)")
     add_device_option(p)
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
+    from galmet.cli.options import add_progress_option
+
+    add_progress_option(p)
 
 
 def run(args) -> int:

@@ -44,6 +44,9 @@ def add_arguments(p) -> None:
     p.add_argument("--ncols", type=integer(1, 20), default=4, help="galaxies per row of the grid (default: 4)")
     p.add_argument("--controls", action="store_true", help="run the fibre-occlusion and colour/morphology controls")
     add_device_option(p)
+    from galmet.cli.options import add_progress_option
+
+    add_progress_option(p)
 
 
 def run(args) -> int:

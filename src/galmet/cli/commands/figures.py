@@ -61,6 +61,9 @@ def add_arguments(p) -> None:
         default="tremonti",
         help="Figure 6: MZR the scatter is measured about (Eq. 3, or re-fitted on --dataset's train split)",
     )
+    from galmet.cli.options import add_progress_option
+
+    add_progress_option(p)
 
 
 def run(args) -> int:

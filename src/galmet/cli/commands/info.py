@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--target", action="append", help="label column(s) to validate (default: oh_p50 when present)")
     p.add_argument("--skip-bad", action="store_true", help="drop bad rows (and count them) instead of failing")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
+    from galmet.cli.options import add_progress_option
+
+    add_progress_option(p)
 
 
 def run(args) -> int:

@@ -17,7 +17,8 @@ Test-time augmentation (default) averages the 8 dihedral views (rotations by 90 
 flips); --tta-mode fastai averages instead the image and 4 randomly augmented copies (fastai
 0.7's TTA, as the paper did; seeded by --tta-seed). <target>_spread is the views' spread (NaN
 with --no-tta), not an error bar. The output format follows the suffix of --out (.parquet, .csv,
-.fits); it is written atomically.
+.fits, .ecsv); it is written atomically. FITS and ECSV carry each column's unit (dex, deg, ...)
+and the provenance (galmet version, model sha256, command, date) in their header.
 
 Columns: objID (or file), split (dataset directories), <target>_pred, <target>_spread,
 <target>_sigma (--loss gaussian models), <target>_err and <target>_lo68/_hi68/_lo95/_hi95
@@ -54,7 +55,11 @@ def add_arguments(p) -> None:
         help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
         "whose cutouts are fetched (omit with --ra/--dec)",
     )
-    p.add_argument("--out", required=True, help="predictions file: .parquet, .csv or .fits")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="predictions file: .parquet, .csv, or .fits / .ecsv (with units and provenance)",
+    )
     p.add_argument(
         "--tta", action=argparse.BooleanOptionalAction, default=True, help="test-time augmentation (default: on)"
     )
@@ -86,14 +91,14 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.io.tables import TABLE_SUFFIXES, write_table
+    from galmet.io.tables import TABLE_SUFFIXES, table_provenance, write_table
     from galmet.nn.bundle import load_model
     from galmet.nn.device import resolve_device
 
     if Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
     if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
-        raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv or .fits)")
+        raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv, .fits or .ecsv)")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     position = args.ra is not None or args.dec is not None
@@ -118,7 +123,7 @@ def run(args) -> int:
         table, seconds = _predict_positions(model, args, device, read_table(args.input), where=args.input)
     else:
         table, seconds = _predict_input(model, args, device)
-    write_table(table, args.out)
+    write_table(table, args.out, provenance=table_provenance(model=model.path))
     mode = ("TTA x8" if args.tta_mode == "dihedral" else "fastai TTA, 1 + 4 views") if args.tta else "no TTA"
     print(
         f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
@@ -181,6 +186,7 @@ def _predict_input(model, args, device):
     from galmet.errors import DataError
     from galmet.predict import predict_dataset
 
+    model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
     ds = load_dataset(
         args.input,
         targets=[],

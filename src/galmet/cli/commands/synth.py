@@ -36,7 +36,7 @@ def _test_amount(text: str) -> float | int:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, integer, number
+    from galmet.cli.options import SEED, add_progress_option, integer, number
 
     p.add_argument("--n", type=integer(), required=True, help="number of galaxies")
     p.add_argument(
@@ -69,7 +69,7 @@ def add_arguments(p) -> None:
         action="store_true",
         help="replace a previous synthesis in OUT (only the files it wrote; other files stay)",
     )
-    p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    add_progress_option(p)
 
 
 def run(args) -> int:

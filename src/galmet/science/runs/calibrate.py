@@ -56,6 +56,7 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     For an ensemble of fold models every member is summarised on all those rows (its own training
     galaxies plus its held-out fold), which makes the threshold slightly larger, i.e. conservative.
     """
+    model.check_dataset_imaging(dataset)
     ds = as_dataset(dataset, targets=[], size=model.image_size)
     rows = ds.split_indices(list(splits))
     if len(rows) < 10:

@@ -16,7 +16,7 @@ from galmet.columns import FILE, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import check_output_file, inputs_of, model_input
-from galmet.io.tables import TABLE_SUFFIXES, write_table
+from galmet.io.tables import TABLE_SUFFIXES, table_provenance, write_table
 from galmet.nn.bundle import load_model
 from galmet.nn.embedding import ood_ratio
 
@@ -65,6 +65,7 @@ def embedding_table(
         if not 0 <= k < len(members):
             raise ConfigError(f"--member {k}: the model has {len(members)} member(s) (0 to {len(members) - 1})")
         members = [k]
+    model.check_dataset_imaging(dataset)
     ds = load_dataset(dataset, targets=[], on_error="skip" if skip_bad else "raise", size=model.image_size)
     if split:
         rows = ds.split_indices(split)
@@ -96,5 +97,5 @@ def embedding_table(
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     if out is not None:
-        write_table(table, out)
+        write_table(table, out, provenance=table_provenance(model=model.path) if model.path else None)
     return table

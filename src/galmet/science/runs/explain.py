@@ -127,6 +127,7 @@ def explain(
         expected += [(CONTROLS_JSON, "json", "controls summary"), (CONTROLS_TABLE, "csv", "controls table")]
     check_output_dir(out, "--out", expected, [model_input(model_path), *inputs_of(dataset, "the dataset")])
     model = load_model(model_path)
+    model.check_dataset_imaging(dataset)
     ds = load_dataset(dataset, targets=[], size=model.image_size)
     if split not in (None, "all"):
         rows = ds.split_indices(split)

@@ -1,0 +1,140 @@
+"""FITS and ECSV outputs carry units and provenance; astropy reads them back."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import make_tiny_dataset
+from galmet.columns import column_unit
+from galmet.io.tables import file_sha256, read_table, table_provenance, write_table
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "objID": np.array([1237648700000000007, 1237648700000000014], dtype=np.int64),
+            "split": ["test", "test"],
+            "oh_p50_pred": [8.9, np.nan],
+            "oh_p50_spread": [0.01, 0.02],
+            "oh_p50_err": [0.1, 0.2],
+            "oh_p50_lo68": [8.8, 8.7],
+            "oh_p50_hi95": [9.1, 9.2],
+            "oh_p50": [8.95, 9.0],
+            "lgm_tot_p50_pred": [10.1, 10.4],
+            "lgm_tot_p50_err": [0.2, 0.3],
+            "lgm_tot_p50": [10.0, 10.5],
+            "z": [0.05, 0.1],
+            "ra": [185.0, 10.5],
+            "dec": [15.8, -1.0],
+            "ood_score": [0.5, 1.5],
+            "flags": [0, 4],
+        }
+    )
+
+
+EXPECTED = {
+    "oh_p50_pred": "dex",
+    "oh_p50_spread": "dex",
+    "oh_p50_err": "dex",
+    "oh_p50_lo68": "dex",
+    "oh_p50_hi95": "dex",
+    "oh_p50": "dex",
+    "lgm_tot_p50_pred": "dex(solMass)",
+    "lgm_tot_p50_err": "dex",  # a difference of logarithms
+    "lgm_tot_p50": "dex(solMass)",
+    "z": "",
+    "ra": "deg",
+    "dec": "deg",
+    "ood_score": "",
+}
+
+
+def test_column_units():
+    for name, unit in EXPECTED.items():
+        assert column_unit(name) == unit, name
+    for name in ("objID", "split", "flags", "file", "mystery_pred", "mystery"):
+        assert column_unit(name) is None, name
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".ecsv"])
+def test_units_and_provenance_round_trip(tmp_path, suffix):
+    from astropy import units as u
+    from astropy.table import Table
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    out = tmp_path / f"pred{suffix}"
+    df = _table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # writing and reading warn about nothing
+        write_table(df, out, provenance=table_provenance(model=model, command="galmet predict m.pt ds --out x"))
+        table = Table.read(out)
+    for name, unit in EXPECTED.items():
+        assert table[name].unit == u.Unit(unit), name
+    for name in ("objID", "split", "flags"):
+        assert table[name].unit is None
+    assert table["lgm_tot_p50"].unit == u.dex(u.Msun)
+    meta = {k.lower(): v for k, v in table.meta.items()}
+    assert meta.get("modelsha", meta.get("model_sha256")) == file_sha256(model)
+    assert meta.get("galmet", meta.get("galmet_version")) == __import__("galmet").__version__
+    assert meta["command"] == "galmet predict m.pt ds --out x"
+    assert meta["date"].endswith("Z") and meta["date"][:2] == "20"
+    back = read_table(out)
+    assert back["objID"].tolist() == df["objID"].tolist() and back["objID"].dtype == np.int64
+    np.testing.assert_array_equal(back["oh_p50_pred"].to_numpy(), df["oh_p50_pred"].to_numpy())
+    assert back.attrs["units"]["lgm_tot_p50"] == "dex(solMass)" and back.attrs["units"]["ra"] == "deg"
+    assert back.attrs["provenance"]["model_sha256"] == file_sha256(model)
+
+
+def test_fits_header_has_standard_tunits_and_provenance(tmp_path):
+    from astropy.io import fits
+
+    out = tmp_path / "pred.fits"
+    write_table(_table(), out)
+    header = fits.getheader(out, 1)
+    units = {header[f"TTYPE{i}"]: header.get(f"TUNIT{i}") for i in range(1, header["TFIELDS"] + 1)}
+    assert units["ra"] == "deg" and units["dec"] == "deg"
+    assert units["z"] in ("", None)  # dimensionless (astropy restores it from its serialisation)
+    assert header["GALMET"] and header["DATE"] and "COMMAND" in header
+    # dex is not a FITS-standard unit: astropy's serialisation carries it in the header
+    assert "dex(solMass)" in str(header)
+
+
+def test_csv_and_parquet_unchanged(tmp_path):
+    df = _table()
+    write_table(df, tmp_path / "p.csv")
+    assert pd.read_csv(tmp_path / "p.csv").columns.tolist() == df.columns.tolist()
+    write_table(df, tmp_path / "p.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "p.parquet"), df)
+
+
+def test_default_command_names_galmet(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/galmet/__main__.py", "predict", "a b"])
+    assert table_provenance()["command"] == "galmet predict 'a b'"
+
+
+def test_predict_cli_writes_fits_with_units_and_model_hash(tmp_path, capsys):
+    from astropy.table import Table
+
+    from galmet.cli.main import main
+    from galmet.nn.bundle import save_bundle
+    from galmet.nn.net import build_model
+
+    torch.manual_seed(0)
+    bundle = save_bundle(tmp_path / "run" / "model.pt", build_model("resnet18", 1), {"image_size": 16})
+    ds = make_tiny_dataset(tmp_path / "ds", n=4, size=16)
+    for suffix in (".fits", ".ecsv"):
+        out = tmp_path / f"p{suffix}"
+        code = main(["predict", str(bundle), str(ds), "--out", str(out), "--device", "cpu", "--no-tta"])
+        assert code == 0, capsys.readouterr().err
+        table = Table.read(out)
+        assert str(table["oh_p50_pred"].unit) == "dex" and str(table["ra"].unit) == "deg"
+        meta = {k.lower(): v for k, v in table.meta.items()}
+        assert meta.get("modelsha", meta.get("model_sha256")) == file_sha256(bundle)
+        assert meta["command"] and meta["date"]
