@@ -38,17 +38,34 @@ def add_arguments(p) -> None:
         help="image size in pixels, a power of two (default 64; the paper's is 128)",
     )
     p.add_argument("--epochs", type=integer(1, 10_000), default=12, help="training epochs (default 12)")
+    p.add_argument(
+        "--batch-size", type=integer(2, 65_536), default=32, help="training batch size, at least 2 (default 32)"
+    )
     p.add_argument("--arch", default="resnet18", choices=ARCHS, help="ResNet body (default resnet18)")
     p.add_argument(
         "--seed", type=SEED, default=0, help="seed for the synthesis, split and training, 0 to 2**32-1 (default 0)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep the finished run's checkpoint.pt (optimizer state, about twice the model's size); "
+        "by default it is deleted once training has finished",
+    )
 
 
 def run(args) -> int:
     from galmet.science.runs.demo import run_demo
 
     run_demo(
-        out=args.out, n=args.n, size=args.size, epochs=args.epochs, arch=args.arch, seed=args.seed, device=args.device
+        out=args.out,
+        n=args.n,
+        size=args.size,
+        epochs=args.epochs,
+        arch=args.arch,
+        seed=args.seed,
+        device=args.device,
+        batch_size=args.batch_size,
+        keep_checkpoint=args.keep_checkpoint,
     )
     return 0

@@ -35,8 +35,9 @@ Examples:
   galmet train DATASET --out runs/nb --recipe notebook        # the authors' released notebook
   galmet train DATASET --out runs/scratch --recipe onecycle --weights none --epochs 40
   galmet train DATASET --out runs/paper --resume              # continue an interrupted run
-  galmet train DATASET --out runs/cv --recipe onecycle --weights none --arch resnet18 \
-      --epochs 40 --batch-size 32 --crop 64 --folds 5         # the real-sample recipe (docs/training.md)
+  # the real-sample recipe (docs/training.md):
+  galmet train DATASET --out runs/cv --recipe onecycle --weights none --arch resnet18 \\
+      --epochs 40 --batch-size 32 --crop 64 --folds 5
   torchrun --nproc_per_node=4 -m galmet train DATASET --out runs/ddp   # DistributedDataParallel
 """
 
