@@ -257,7 +257,8 @@ def test_cli_run_refuses_to_overwrite_and_resumes_finished_run(tiny, tmp_path, c
     code, out, err = _cli(capsys, *args)
     assert code == 0, err
     assert "model bundle:" in out and "valid RMSE (oh_p50)" in out
-    assert {p.name for p in run.iterdir()} >= {"config.yaml", "history.csv", "checkpoint.pt", "model.pt"}
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "history.csv", "model.pt"}
+    assert not (run / "checkpoint.pt").exists()  # a finished run drops its optimizer state
     before = (run / "model.pt").read_bytes()
 
     code, _, err = _cli(capsys, *args)
@@ -269,7 +270,7 @@ def test_cli_run_refuses_to_overwrite_and_resumes_finished_run(tiny, tmp_path, c
     assert (run / "model.pt").read_bytes() == before
 
     code, _, err = _cli(capsys, tiny, "--out", run, "--resume", "--lr", "0.5")
-    assert code == 2 and "different settings than the checkpoint (lr)" in err
+    assert code == 2 and "different settings than the finished run (lr)" in err and len(err.splitlines()) == 1
 
 
 def _write_variant(root, tmp_path, name, edit_catalog=None, edit_images=None):

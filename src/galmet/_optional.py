@@ -58,6 +58,9 @@ def require(module: str, extra: str, purpose: str | None = None) -> ModuleType:
         ``module`` (or a package it needs) cannot be imported.
     """
     try:
+        # the top-level package first: a submodule already in sys.modules is returned without
+        # looking at its parent, which may since have become unimportable
+        importlib.import_module(module.split(".")[0])
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(missing_message(module, extra, purpose)) from None

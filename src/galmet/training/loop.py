@@ -235,7 +235,7 @@ def train(
         (config or TrainConfig()).resolved()  # every option checked before a file is read or written
     source = _resume_source(run) if resume else run
     if resume and not (source / CHECKPOINT).is_file() and (run / BUNDLE).is_file():
-        return _finished_result(run)  # finished, its checkpoint dropped: nothing to resume
+        return _finished_result(run, config)  # finished, its checkpoint dropped: nothing to resume
     config, ckpt = _resolve_config(source, config, resume)
     if ckpt is not None and int(ckpt["epoch"]) >= config.total_epochs and (source / BUNDLE).is_file():
         if source == run:
@@ -267,11 +267,19 @@ def train(
     return _result(run, pd.DataFrame(state.history), config)
 
 
-def _finished_result(run: Path) -> TrainResult:
-    """The result of a finished run whose checkpoint was dropped (``--resume`` has nothing to do)."""
+def _finished_result(run: Path, config: TrainConfig | None) -> TrainResult:
+    """The result of a finished run whose checkpoint was dropped (``--resume`` has nothing to do);
+    ConfigError when ``config`` differs from the run's own in a training setting."""
+    saved = load_config(run / CONFIG, saved_run=True)
+    if config is not None:
+        diff = config.resolved().training_differences(saved)
+        if diff:
+            raise ConfigError(
+                f"{run}: --resume with different settings than the finished run ({', '.join(diff)}); "
+                f"use --overwrite to start again"
+            )
     log.info("%s: the run is already finished (%s; no %s); nothing to do", run, BUNDLE, CHECKPOINT)
-    config = load_config(run / CONFIG, saved_run=True)
-    return _result(run, pd.read_csv(run / HISTORY), config)
+    return _result(run, pd.read_csv(run / HISTORY), saved.resolved())
 
 
 def _resume_source(run: Path) -> Path:

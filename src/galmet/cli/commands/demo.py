@@ -4,15 +4,17 @@ from __future__ import annotations
 
 NAME = "demo"
 ORDER = 1
-HELP = "run the whole workflow on a small synthetic set (no network; a few minutes on 2 CPU cores)"
-DESCRIPTION = """\
+TYPICAL_TIME = "PLACEHOLDER"
+HELP = f"run the whole workflow on a small synthetic set (no network; {TYPICAL_TIME})"
+DESCRIPTION = f"""\
 Synthesise a small set of SDSS-like galaxies with GalSim, show them (summary table and a
 mosaic), train a small CNN on them, predict the held-out test galaxies with test-time
 augmentation, compare with the constant-mean and random-forest baselines, and finish with the
 metrics, the paper's figures and an HTML report. Everything lands in --out.
 
-The defaults (600 galaxies, 64x64 pixels, ResNet-18, 12 one-cycle epochs, CPU) are chosen to
-finish in a few minutes on 2 cores. Real runs use `galmet synth`/`galmet catalog`, then
+The defaults (600 galaxies, 64x64 pixels, ResNet-18, 12 one-cycle epochs, batch 32, CPU) take
+{TYPICAL_TIME} (see BENCHMARKS.md). The finished run keeps its model, not the optimizer
+state (--keep-checkpoint keeps that too). Real runs use `galmet synth`/`galmet catalog`, then
 `galmet train` (the paper's ResNet-34 recipe) on a GPU.
 
 Example:
