@@ -94,7 +94,7 @@ def test_require_returns_the_module_and_names_the_extra(monkeypatch):
 
     assert require("json", "analysis").__name__ == "json"
     monkeypatch.setitem(sys.modules, "galsim", None)
-    with pytest.raises(ConfigError, match=r"galsim is not installed \(synthetic galaxies needs it\)"):
+    with pytest.raises(ConfigError, match=r"galsim is not installed \(needed for synthetic galaxies\)"):
         require("galsim", "synth", "synthetic galaxies")
 
 

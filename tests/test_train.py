@@ -93,7 +93,7 @@ def test_notebook_recipe_trains_with_sgd_constant_fits_and_warmup(tiny, tmp_path
         records.append(info.lrs)
 
     config = TrainConfig(**TINY, recipe="notebook", frozen_epochs=1, cycles=[1, 1, 2])
-    result = train(tiny, tmp_path / "nb", config, on_step=on_step)
+    result = train(tiny, tmp_path / "nb", config, on_step=on_step, keep_checkpoint=True)
     steps = 3
     expected = [[0.1] * 3] * (2 * steps)  # fit(lr, 1) frozen, fit(lr, 1) unfrozen: constant
     for j in range(3 * steps):  # one SGDR fit, cycles of 1 and 2 epochs; lr/100 while j < 3 / 20

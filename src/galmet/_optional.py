@@ -26,12 +26,12 @@ EXTRAS = {
 
 
 def missing_message(module: str, extra: str, purpose: str | None = None) -> str:
-    """``<pip name> is not installed (<purpose> needs it): pip install 'galmet[<extra>]' ...`` (one line)."""
+    """``<pip name> is not installed (needed for <purpose>): pip install 'galmet[<extra>]' ...`` (one line)."""
     top = module.split(".")[0]
     pip_name = PIP_NAMES.get(top, top)
     purpose = purpose or EXTRAS.get(extra, "this command")
     return (
-        f"{pip_name} is not installed ({purpose} needs it): pip install 'galmet[{extra}]' (or pip install {pip_name})"
+        f"{pip_name} is not installed (needed for {purpose}): pip install 'galmet[{extra}]' (or pip install {pip_name})"
     )
 
 

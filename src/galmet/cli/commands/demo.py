@@ -4,7 +4,9 @@ from __future__ import annotations
 
 NAME = "demo"
 ORDER = 1
-TYPICAL_TIME = "PLACEHOLDER"
+#: The default demo's time, said the same in this help, the README and the docs (BENCHMARKS.md
+#: section 6 has the measurements behind it).
+TYPICAL_TIME = "about 4 minutes on an idle 2-core CPU"
 HELP = f"run the whole workflow on a small synthetic set (no network; {TYPICAL_TIME})"
 DESCRIPTION = f"""\
 Synthesise a small set of SDSS-like galaxies with GalSim, show them (summary table and a
@@ -12,10 +14,11 @@ mosaic), train a small CNN on them, predict the held-out test galaxies with test
 augmentation, compare with the constant-mean and random-forest baselines, and finish with the
 metrics, the paper's figures and an HTML report. Everything lands in --out.
 
-The defaults (600 galaxies, 64x64 pixels, ResNet-18, 12 one-cycle epochs, batch 32, CPU) take
-{TYPICAL_TIME} (see BENCHMARKS.md). The finished run keeps its model, not the optimizer
-state (--keep-checkpoint keeps that too). Real runs use `galmet synth`/`galmet catalog`, then
-`galmet train` (the paper's ResNet-34 recipe) on a GPU.
+The defaults (600 galaxies, 64x64 pixels, ResNet-18, 12 one-cycle epochs, batch 32, CPU)
+take {TYPICAL_TIME}
+(longer on a busy one; see BENCHMARKS.md). The finished run keeps its model, not the
+optimizer state (--keep-checkpoint keeps that too). Real runs use `galmet synth` or
+`galmet catalog`, then `galmet train` (the paper's ResNet-34 recipe) on a GPU.
 
 Example:
   galmet demo --out galmet-demo
