@@ -15,10 +15,10 @@ augmentation, compare with the constant-mean and random-forest baselines, and fi
 metrics, the paper's figures and an HTML report. Everything lands in --out.
 
 The defaults (600 galaxies, 64x64 pixels, ResNet-18, 12 one-cycle epochs, batch 32, CPU)
-take {TYPICAL_TIME}
-(longer on a busy one; see BENCHMARKS.md). The finished run keeps its model, not the
-optimizer state (--keep-checkpoint keeps that too). Real runs use `galmet synth` or
-`galmet catalog`, then `galmet train` (the paper's ResNet-34 recipe) on a GPU.
+take {TYPICAL_TIME} (longer on a busy one; see BENCHMARKS.md).
+The finished run keeps its model, not the optimizer state (--keep-checkpoint keeps that too).
+Real runs use `galmet synth` or `galmet catalog`, then `galmet train` (the paper's ResNet-34
+recipe) on a GPU.
 
 Example:
   galmet demo --out galmet-demo
