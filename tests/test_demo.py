@@ -28,6 +28,7 @@ def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):
         "data/catalog.parquet",
     ):
         assert (out / rel).is_file(), rel
+    assert not (out / "run" / "checkpoint.pt").exists()  # the finished run dropped its optimizer state
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     assert np.isfinite(metrics["rmse"]) and metrics["n"] > 0
     assert 0 <= metrics["uncertainty"]["68"]["coverage"] <= 1

@@ -93,7 +93,7 @@ def test_notebook_recipe_trains_with_sgd_constant_fits_and_warmup(tiny, tmp_path
         records.append(info.lrs)
 
     config = TrainConfig(**TINY, recipe="notebook", frozen_epochs=1, cycles=[1, 1, 2])
-    result = train(tiny, tmp_path / "nb", config, on_step=on_step)
+    result = train(tiny, tmp_path / "nb", config, on_step=on_step, keep_checkpoint=True)
     steps = 3
     expected = [[0.1] * 3] * (2 * steps)  # fit(lr, 1) frozen, fit(lr, 1) unfrozen: constant
     for j in range(3 * steps):  # one SGDR fit, cycles of 1 and 2 epochs; lr/100 while j < 3 / 20
@@ -257,7 +257,8 @@ def test_cli_run_refuses_to_overwrite_and_resumes_finished_run(tiny, tmp_path, c
     code, out, err = _cli(capsys, *args)
     assert code == 0, err
     assert "model bundle:" in out and "valid RMSE (oh_p50)" in out
-    assert {p.name for p in run.iterdir()} >= {"config.yaml", "history.csv", "checkpoint.pt", "model.pt"}
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "history.csv", "model.pt"}
+    assert not (run / "checkpoint.pt").exists()  # a finished run drops its optimizer state
     before = (run / "model.pt").read_bytes()
 
     code, _, err = _cli(capsys, *args)
@@ -269,7 +270,7 @@ def test_cli_run_refuses_to_overwrite_and_resumes_finished_run(tiny, tmp_path, c
     assert (run / "model.pt").read_bytes() == before
 
     code, _, err = _cli(capsys, tiny, "--out", run, "--resume", "--lr", "0.5")
-    assert code == 2 and "different settings than the checkpoint (lr)" in err
+    assert code == 2 and "different settings than the finished run (lr)" in err and len(err.splitlines()) == 1
 
 
 def _write_variant(root, tmp_path, name, edit_catalog=None, edit_images=None):

@@ -60,6 +60,10 @@ class Dataset:
         Width = height of every image, pixels.
     skipped : list of str
         One line per row dropped with ``on_error="skip"``.
+    split_source : {"catalogue", "assigned"}
+        Whether the ``split`` column came with the catalogue or was drawn by galmet
+        (:func:`~galmet.data.splits.assign_splits`). Drawn splits of an unlabelled set mean
+        nothing: :attr:`has_splits` is then False and summaries say "splits: none".
     """
 
     root: Path
@@ -69,6 +73,7 @@ class Dataset:
     cache_path: Path | None = None
     skipped: list[str] = field(default_factory=list)
     _images: np.ndarray | None = field(default=None, repr=False)
+    split_source: str = "catalogue"
 
     def __len__(self) -> int:
         return len(self.catalog)
@@ -78,14 +83,50 @@ class Dataset:
         """A label for each row: ``objID`` when known, else the file name."""
         return _names(self.catalog, self.paths)
 
+    @property
+    def labels(self) -> list[str]:
+        """The label columns the catalogue holds (those of :data:`~galmet.columns.LABEL_RANGES`
+        with at least one finite value), in that table's order; empty for an unlabelled set."""
+        out = []
+        for col in LABEL_RANGES:
+            if col in self.catalog.columns:
+                values = pd.to_numeric(self.catalog[col], errors="coerce").to_numpy(dtype=float)
+                if np.isfinite(values).any():
+                    out.append(col)
+        return out
+
+    @property
+    def has_splits(self) -> bool:
+        """True when the ``split`` column means something: the catalogue gave it, or the set is
+        labelled (training uses the drawn split). An unlabelled folder's drawn split is not shown."""
+        return "split" in self.catalog.columns and (self.split_source == "catalogue" or bool(self.labels))
+
+    def split_counts(self) -> dict[str, int]:
+        """Rows per split (train, valid, test, in that order); empty when :attr:`has_splits` is False."""
+        if not self.has_splits:
+            return {}
+        counts = self.catalog["split"].astype(str).value_counts()
+        return {s: int(counts.get(s, 0)) for s in ("train", "valid", "test")}
+
     def __repr__(self) -> str:
-        splits = self.catalog["split"].value_counts().to_dict() if "split" in self.catalog.columns else {}
-        parts = ", ".join(f"{s}={int(splits[s])}" for s in ("train", "valid", "test") if s in splits)
-        images = "loaded" if self.has_images else "not loaded"
+        # short on purpose (a notebook echoes it): counts and ranges, never the catalogue itself
+        labels = self.labels
+        if labels:
+            v = pd.to_numeric(self.catalog[labels[0]], errors="coerce").to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            more = f" (+{len(labels) - 1} more)" if len(labels) > 1 else ""
+            label_text = f"labels: {labels[0]} [{v.min():.2f}, {v.max():.2f}]{more}"
+        else:
+            label_text = "no labels"
+        counts = self.split_counts()
+        split_text = "/".join(f"{s} {n}" for s, n in counts.items()) if counts else "none"
+        root = str(self.root)
+        root = root if len(root) <= 80 else "..." + root[-77:]
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        images = "" if self.has_images else ", images not loaded"
         return (
-            f"Dataset({str(self.root)!r}, n={len(self)}, image_size={self.image_size}"
-            f"{', ' + parts if parts else ''}, images {images}"
-            f"{f', skipped={len(self.skipped)}' if self.skipped else ''})"
+            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} gri, {label_text}, "
+            f"splits: {split_text}{skipped}{images}, root={root!r}>"
         )
 
     @property
@@ -138,6 +179,7 @@ class Dataset:
             cache_path=None,
             skipped=list(self.skipped),
             _images=images,
+            split_source=self.split_source,
         )
 
     def targets(self, columns: str | Sequence[str]) -> np.ndarray:
@@ -288,6 +330,7 @@ def load_dataset(
     )
     if len(catalog) == 0:
         raise DataError(f"{root}: no usable images" + (f" ({len(problems)} bad rows skipped)" if problems else ""))
+    given = "split" in catalog.columns and bool(catalog["split"].notna().any())
     catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed)
     if OBJID in catalog.columns:
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
@@ -298,6 +341,7 @@ def load_dataset(
     else:
         size = size if size is not None else _sampled_size(root, paths, names)
         ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped)
+    ds.split_source = "catalogue" if given else "assigned"
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds

@@ -10,6 +10,23 @@ from galmet.errors import ConfigError
 SPLITS = ("train", "valid", "test")
 
 
+def split_counts(n: int, test: float | int = 0.176, valid_fraction: float = 0.2) -> tuple[int, int, int]:
+    """The (train, valid, test) row counts :func:`assign_splits` gives ``n`` rows without a
+    ``split`` column: ``test`` is a fraction in [0, 1) or a row count; ConfigError otherwise."""
+    if not 0 <= valid_fraction < 1:
+        raise ConfigError(f"valid fraction must be in [0, 1), got {valid_fraction}")
+    if isinstance(test, float) and test < 1:
+        if test < 0:
+            raise ConfigError(f"test fraction must be in [0, 1), got {test}")
+        n_test = int(round(test * n))
+    else:
+        n_test = int(test)
+        if not 0 <= n_test <= n:
+            raise ConfigError(f"test count must be between 0 and {n} (the catalog size), got {n_test}")
+    n_valid = int(round(valid_fraction * (n - n_test)))
+    return n - n_test - n_valid, n_valid, n_test
+
+
 def assign_splits(
     catalog: pd.DataFrame,
     test: float | int = 0.176,
@@ -41,16 +58,8 @@ def assign_splits(
             split[rng.permutation(train_idx)[:n_valid]] = "valid"
         return pd.Series(split, index=catalog.index, name="split", dtype=object)
 
-    if isinstance(test, float) and test < 1:
-        if test < 0:
-            raise ConfigError(f"test fraction must be in [0, 1), got {test}")
-        n_test = int(round(test * n))
-    else:
-        n_test = int(test)
-        if not 0 <= n_test <= n:
-            raise ConfigError(f"test count must be between 0 and {n} (the catalog size), got {n_test}")
+    _, n_valid, n_test = split_counts(n, test, valid_fraction)
     order = rng.permutation(n)
-    n_valid = int(round(valid_fraction * (n - n_test)))
     split = np.full(n, "train", dtype=object)
     split[order[:n_test]] = "test"
     split[order[n_test : n_test + n_valid]] = "valid"

@@ -19,10 +19,15 @@ def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
     from galmet.data.dataset import find_catalog
 
     if find_catalog(ds.root) is None:
-        lines.append("no catalogue: a plain image folder (no labels, no split)")
+        lines.append("no catalogue: a plain image folder")
+    labels = ds.labels
+    lines.append(f"labels: {', '.join(labels)}" if labels else "no labels (nothing to train or score on)")
+    counts = ds.split_counts()
+    if counts:
+        source = "" if ds.split_source == "catalogue" else " (drawn by galmet, seeded)"
+        lines.append("split: " + ", ".join(f"{s} {n}" for s, n in counts.items()) + source)
     else:
-        counts = cat["split"].value_counts()
-        lines.append("split: " + ", ".join(f"{s} {int(counts.get(s, 0))}" for s in ("train", "valid", "test")))
+        lines.append("splits: none")
     cols = list(targets) if targets else [c for c in ("oh_p50", "lgm_tot_p50", "z") if c in cat.columns]
     if cols:
         lines.append(f"{'column':<14}{'mean':>9}{'std':>9}{'min':>9}{'max':>9}")

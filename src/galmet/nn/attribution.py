@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from galmet._optional import require
 from galmet.errors import ConfigError
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, to_model_input
 from galmet.nn.device import resolve_device, to_device
@@ -41,13 +42,7 @@ MIN_CAM = 4
 
 def require_captum():
     """The ``captum.attr`` module, or a one-line ConfigError saying how to install it."""
-    try:
-        import captum.attr as attr
-    except ImportError:
-        raise ConfigError(
-            "captum is not installed (galmet explain needs it): pip install 'galmet[explain]' (or pip install captum)"
-        ) from None
-    return attr
+    return require("captum.attr", "explain", "galmet explain")
 
 
 class TargetOutput(nn.Module):

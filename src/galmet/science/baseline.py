@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from galmet._optional import require
 from galmet.columns import PASSTHROUGH, describe_invalid, mask_invalid_labels, spread_column
 from galmet.errors import ConfigError, DataError
 from galmet.synthetic.physics import IMAGE_OBSERVABLES
@@ -48,6 +49,11 @@ class ForestConfig:
     min_samples_leaf: int = 8
     seed: int = 0
     n_jobs: int = -1
+
+
+def require_sklearn():
+    """``sklearn.ensemble``, or a one-line ConfigError naming the ``analysis`` extra."""
+    return require("sklearn.ensemble", "analysis", "the baselines")
 
 
 def parse_bands(bands: str) -> str:
@@ -122,7 +128,7 @@ def random_forest_baseline(
         A predictions table: ``objID``, ``split``, ``<target>_pred``, ``<target>_spread``
         (spread of the individual trees, dex), the truth and pass-through columns.
     """
-    from sklearn.ensemble import RandomForestRegressor
+    RandomForestRegressor = require_sklearn().RandomForestRegressor
 
     config = config or ForestConfig()
     X = magnitude_features(catalog, bands, where)
@@ -179,7 +185,7 @@ def observable_oracle(
     DataError
         The catalogue lacks an observable (it is not a synthetic set), or a label is NaN.
     """
-    from sklearn.ensemble import HistGradientBoostingRegressor
+    HistGradientBoostingRegressor = require_sklearn().HistGradientBoostingRegressor
 
     missing = [c for c in IMAGE_OBSERVABLES if c not in catalog.columns]
     if missing:

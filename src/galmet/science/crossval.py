@@ -141,6 +141,7 @@ def cross_validate(
     resume: bool = False,
     overwrite: bool = False,
     tta: bool = True,
+    keep_checkpoint: bool = False,
 ) -> CVResult:
     """Train ``folds`` models on a dataset's train/valid rows, one per held-out fold; see module doc.
 
@@ -164,6 +165,9 @@ def cross_validate(
         finished; other files in the folder stay.
     tta : bool
         Out-of-fold predictions with the 8 dihedral views.
+    keep_checkpoint : bool
+        Keep each finished fold's ``checkpoint.pt`` (optimizer state); by default it is deleted
+        when the fold finishes (an interrupted fold keeps it, so ``resume`` is unaffected).
 
     Raises
     ------
@@ -188,12 +192,18 @@ def cross_validate(
     table = pd.DataFrame({"name": np.asarray(ds.names, dtype=object)[pool], "fold": fold_of_pool})
     names = _cv_files(folds)
     with open_run_dir(run, resume, overwrite, names=names, check=_check_cv_dir, progress=FOLDS) as rd:
-        result = _cross_validate_into(rd.work, ds, config, folds, fold_seed, pool, fold_of_pool, table, resume, tta)
-        rd.commit(names, _obsolete_folds(run, folds))
+        result = _cross_validate_into(
+            rd.work, ds, config, folds, fold_seed, pool, fold_of_pool, table, resume, tta, keep_checkpoint
+        )
+        # the old run's fold checkpoints go too when the new folds dropped theirs
+        dropped = [] if keep_checkpoint else [f"{fold_dir(k)}/{CHECKPOINT}" for k in range(folds)]
+        rd.commit(names, _obsolete_folds(run, folds) + dropped)
     return dataclasses.replace(result, run_dir=run, bundle_path=run / BUNDLE)
 
 
-def _cross_validate_into(work: Path, ds, config, folds, fold_seed, pool, fold_of_pool, table, resume, tta) -> CVResult:
+def _cross_validate_into(
+    work: Path, ds, config, folds, fold_seed, pool, fold_of_pool, table, resume, tta, keep_checkpoint=False
+) -> CVResult:
     """Train the folds and write the cross-validation run into ``work`` (the run, or its staging folder)."""
     folds_file = work / FOLDS
     if resume and folds_file.is_file():
@@ -215,7 +225,8 @@ def _cross_validate_into(work: Path, ds, config, folds, fold_seed, pool, fold_of
         cat.loc[pool, "split"] = np.where(fold_of_pool == k, "valid", "train")
         ds_k = dataclasses.replace(ds, catalog=cat)
         t0 = time.perf_counter()
-        resume_k = resume and (fold_run / CHECKPOINT).is_file()
+        # a finished fold (model.pt, its checkpoint dropped) is reused as it is by train(resume=True)
+        resume_k = resume and ((fold_run / CHECKPOINT).is_file() or (fold_run / BUNDLE).is_file())
         log.info(
             "fold %d/%d: training on %d rows, validating on %d",
             k + 1,
@@ -223,7 +234,7 @@ def _cross_validate_into(work: Path, ds, config, folds, fold_seed, pool, fold_of
             int(np.sum(fold_of_pool != k)),
             int(np.sum(fold_of_pool == k)),
         )
-        train(ds_k, fold_run, config, resume=resume_k, overwrite=not resume_k)
+        train(ds_k, fold_run, config, resume=resume_k, overwrite=not resume_k, keep_checkpoint=keep_checkpoint)
         model = load_model(fold_run / BUNDLE)
         held = ds_k.subset(pool[fold_of_pool == k])
         pred = predict_dataset(model, held, tta=tta, device=config.device, progress=False)

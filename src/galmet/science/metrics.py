@@ -157,7 +157,9 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
         i = int(np.flatnonzero(bad)[0])
         who = f"objID {df['objID'].iloc[i]}" if "objID" in df.columns else f"row {i}"
         raise DataError(f"predictions: {who}: {pc} is NaN ({int(bad.sum())} rows with a NaN prediction)")
-    out: dict[str, Any] = {"target": target, "split": split if split not in (None, "all") else "all"}
+    # a table without a split column is scored whole (select_split): say so, not "test"
+    scored = split if split not in (None, "all") and "split" in df.columns else "all"
+    out: dict[str, Any] = {"target": target, "split": scored}
     out.update(regression_metrics(t, p))
     out["excluded"] = excluded
     if target == "oh_p50":

@@ -12,6 +12,9 @@ column                 meaning
 ``<target>``           the truth, when known; else joined from ``--dataset`` by objID
 ``lgm_tot_p50`` ...    ``oh_p50``, ``lgm_tot_p50``, ``z``, ``ra``, ``dec`` passed through
 =====================  ====================================================================
+
+Foreign tables (e.g. the authors' ``prediction`` / ``oh_p50``) are read by naming their
+columns: :func:`foreign_columns` (``galmet evaluate --pred-col/--true-col``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ import os
 
 import pandas as pd
 
-from galmet.columns import PASSTHROUGH, SPLIT, float_array, legacy_spread_column, objid_array, spread_column, target_of
+from galmet.columns import (
+    DEFAULT_TARGET,
+    PASSTHROUGH,
+    SPLIT,
+    float_array,
+    legacy_spread_column,
+    objid_array,
+    spread_column,
+    target_of,
+)
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
 from galmet.io.tables import read_table
@@ -51,6 +63,61 @@ def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
     raise DataError(
         f"{where}: several prediction columns ({', '.join(p + '_pred' for p in preds)}); choose one with --target"
     )
+
+
+def foreign_columns(
+    df: pd.DataFrame,
+    where: str = "predictions",
+    target: str | None = None,
+    pred_col: str | None = None,
+    true_col: str | None = None,
+) -> tuple[pd.DataFrame, str | None]:
+    """Rename a foreign table's prediction and truth columns to galmet's ``<target>_pred`` and
+    ``<target>`` (e.g. the authors' files: ``prediction`` and ``oh_p50``).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table as read.
+    target : str, optional
+        The label name to use; default: ``true_col`` when given, else ``oh_p50`` when only
+        ``pred_col`` is given, else inferred later (:func:`infer_target`).
+    pred_col, true_col : str, optional
+        The columns holding the prediction and the truth (dex).
+
+    Returns
+    -------
+    (pandas.DataFrame, str or None)
+        The table with galmet's column names, and the target (None when neither column was given
+        and no ``target`` either).
+
+    Raises
+    ------
+    DataError
+        A named column is absent (the message lists the table's columns), or renaming it would
+        hide another column of the table.
+    """
+    if pred_col is None and true_col is None:
+        return df, target
+    columns = ", ".join(map(str, df.columns))
+    for option, col in (("--pred-col", pred_col), ("--true-col", true_col)):
+        if col is not None and col not in df.columns:
+            raise DataError(f"{where}: no column {col!r} ({option}); the table's columns: {columns}")
+    if pred_col is not None and pred_col == true_col:
+        raise DataError(f"{where}: --pred-col and --true-col are the same column {pred_col!r}")
+    target = target or true_col or DEFAULT_TARGET
+    renames = {}
+    if pred_col is not None and pred_col != f"{target}_pred":
+        renames[pred_col] = f"{target}_pred"
+    if true_col is not None and true_col != target:
+        renames[true_col] = target
+    for old, new in renames.items():
+        if new in df.columns and new not in renames:
+            raise DataError(
+                f"{where}: the table already has a column {new!r}; it would be hidden by {old!r} "
+                f"(give --target another name, or leave out the option that names {old!r})"
+            )
+    return df.rename(columns=renames), target
 
 
 def dataset_catalog(dataset) -> tuple[pd.DataFrame, str]:
@@ -92,6 +159,8 @@ def load_predictions(
     path: str | os.PathLike | pd.DataFrame,
     target: str | None = None,
     dataset=None,
+    pred_col: str | None = None,
+    true_col: str | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Read a predictions table and make sure it has the truth for ``target``.
 
@@ -103,6 +172,8 @@ def load_predictions(
         Label name; default: inferred with :func:`infer_target`.
     dataset : path-like or Dataset, optional
         Joined by objID to supply the truth and pass-through columns the file lacks.
+    pred_col, true_col : str, optional
+        A foreign table's prediction and truth columns (see :func:`foreign_columns`).
 
     Returns
     -------
@@ -116,6 +187,7 @@ def load_predictions(
     df = upgrade_columns(df)
     if len(df) == 0:
         raise DataError(f"{where}: predictions table is empty")
+    df, target = foreign_columns(df, where, target, pred_col, true_col)
     target = target or infer_target(df, where)
     if f"{target}_pred" not in df.columns:
         raise DataError(f"{where}: no column {target + '_pred'!r} (columns: {', '.join(map(str, df.columns))})")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from galmet._optional import require
 from galmet.errors import ConfigError
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 
@@ -82,6 +83,12 @@ def pixel_scale(size: int) -> float:
 def object_id(seed: int, index: int) -> int:
     """The synthetic objID of galaxy ``index`` in the data set with ``seed``."""
     return OBJID_BASE + (int(seed) % SEED_SLOTS) * MAX_N + int(index)
+
+
+def require_synthesis_packages() -> None:
+    """Raise a one-line ConfigError when GalSim or SciPy (the ``synth`` extra) is missing."""
+    require("galsim", "synth", "synthetic galaxies")
+    require("scipy.ndimage", "synth", "synthetic galaxies")
 
 
 def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -> None:
@@ -141,7 +148,7 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     # One long function on purpose, like draw_galaxy: the order of the random draws below fixes
     # every pixel of the data set (byte-identical output per seed), and one straight sequence keeps
     # that order visible. Do not reorder or split the draws.
-    import galsim
+    galsim = require("galsim", "synth", "synthetic galaxies")
 
     scale = pixel_scale(size)
     # GalSim draws coarse pixels slowly (16-pixel cutouts 20x slower than 64): draw on a grid
@@ -430,6 +437,7 @@ def synthesize(
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_options(n, seed, size, workers, test, valid_fraction)
     out = check_output(out, overwrite)
+    require_synthesis_packages()
     if out.is_dir() and any(out.iterdir()):
         _remove_previous(out)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ One entry point, :func:`train`, a short orchestrator over :func:`train_one_epoch
     RUN/
       config.yaml     the resolved TrainConfig (+ a ``run:`` section: dataset, sizes, world size)
       history.csv     one row per epoch: train/valid RMSE (target units), lr per group, time, images/s
-      checkpoint.pt   after every epoch (atomic): model, optimizer, scheduler, RNG states, epoch, step
+      checkpoint.pt   after every epoch (atomic): model, optimizer, scheduler, RNG states, epoch, step;
+                      deleted once the run has finished (its optimizer state is then dead weight,
+                      ~2x the model) unless ``keep_checkpoint``
       model.pt        the final model bundle (galmet.nn.bundle.save_bundle)
 
 Each epoch applies a random dihedral element per image and fastai's random zoom, rotation and
@@ -42,14 +44,14 @@ from torch.optim.lr_scheduler import LRScheduler
 from galmet.data.imaging import RecordedImaging, recorded_imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
-from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG
+from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
 from galmet.nn.augment import center_crop, to_model_input
 from galmet.nn.bundle import Imaging, save_bundle
 from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
 from galmet.training.checkpoint import CheckpointWriter, read_checkpoint, rng_state, set_rng_state
-from galmet.training.config import RUNTIME_FIELDS, TrainConfig, save_config
+from galmet.training.config import RUNTIME_FIELDS, TrainConfig, load_config, save_config
 from galmet.training.data import (
     SplitData,
     augmented_input,
@@ -192,6 +194,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     on_step: Callable[[StepInfo], None] | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Train a model on the ``train`` split of ``dataset``, validating on ``valid``.
 
@@ -215,6 +218,10 @@ def train(
         the whole run: a second ``train`` into it fails at once (see :mod:`galmet.training.rundir`).
     on_step : callable, optional
         Called with a :class:`StepInfo` at every step (tests, monitoring); may raise to stop.
+    keep_checkpoint : bool
+        Keep ``checkpoint.pt`` (optimizer and scheduler state) once the run has finished. By
+        default it is deleted then: ``model.pt`` holds everything needed to predict, and an
+        unfinished run keeps its checkpoint, so resuming is unaffected.
 
     Returns
     -------
@@ -230,6 +237,8 @@ def train(
     if not resume:
         (config or TrainConfig()).resolved()  # every option checked before a file is read or written
     source = _resume_source(run) if resume else run
+    if resume and not (source / CHECKPOINT).is_file() and (run / BUNDLE).is_file():
+        return _finished_result(run, config)  # finished, its checkpoint dropped: nothing to resume
     config, ckpt = _resolve_config(source, config, resume)
     if ckpt is not None and int(ckpt["epoch"]) >= config.total_epochs and (source / BUNDLE).is_file():
         if source == run:
@@ -254,9 +263,27 @@ def train(
                 meta["embedding_stats"] = _embedding_stats(t).to_dict()
             save_bundle(rd.work / BUNDLE, unwrap(t.net), meta)
             rd.commit()  # a run that replaces another moves into place only now, finished
+            if not keep_checkpoint:
+                # after the commit: a kill in between leaves a finished run that still has its checkpoint
+                (rd.run / CHECKPOINT).unlink(missing_ok=True)
     barrier(t.dist)
     finish_dist(t.dist)
     return _result(run, pd.DataFrame(state.history), config)
+
+
+def _finished_result(run: Path, config: TrainConfig | None) -> TrainResult:
+    """The result of a finished run whose checkpoint was dropped (``--resume`` has nothing to do);
+    ConfigError when ``config`` differs from the run's own in a training setting."""
+    saved = load_config(run / CONFIG, saved_run=True)
+    if config is not None:
+        diff = config.resolved().training_differences(saved)
+        if diff:
+            raise ConfigError(
+                f"{run}: --resume with different settings than the finished run ({', '.join(diff)}); "
+                f"use --overwrite to start again"
+            )
+    log.info("%s: the run is already finished (%s; no %s); nothing to do", run, BUNDLE, CHECKPOINT)
+    return _result(run, pd.read_csv(run / HISTORY), saved.resolved())
 
 
 def _resume_source(run: Path) -> Path:

@@ -186,6 +186,19 @@ def onecycle_pct_start(pct_start: float, total_steps: int) -> float:
     return (end + 1) / total_steps
 
 
+def check_steps(config: TrainConfig, steps_per_epoch: int) -> None:
+    """ConfigError (one line) when a phase of ``config`` (resolved) is too short for its schedule:
+    a onecycle phase needs at least 2 optimizer steps. Lets a command refuse ``--epochs 1`` on a
+    tiny set before any work instead of at the first epoch."""
+    for phase in build_phases(config):
+        total = phase.epochs * steps_per_epoch
+        if phase.schedule == "onecycle" and total < 2:
+            raise ConfigError(
+                f"the onecycle recipe needs at least 2 steps, got {total} "
+                f"({phase.epochs} epoch(s) x {steps_per_epoch} step(s)); more epochs or a smaller batch"
+            )
+
+
 def make_scheduler(
     optimizer: torch.optim.Optimizer, phase: Phase, steps_per_epoch: int, config: TrainConfig
 ) -> LRScheduler:
@@ -193,11 +206,8 @@ def make_scheduler(
     if phase.schedule == "constant":
         return ConstantLR(optimizer, factor=1.0, total_iters=0)
     if phase.schedule == "onecycle":
+        check_steps(config, steps_per_epoch)
         total = phase.epochs * steps_per_epoch
-        if total < 2:
-            raise ConfigError(
-                f"the onecycle recipe needs at least 2 steps, got {total} (more epochs or a smaller batch)"
-            )
         return OneCycleLR(
             optimizer,
             max_lr=list(phase.lrs),

@@ -120,7 +120,8 @@ def check_run_output(
             f"not even with --overwrite: move it away or choose another {option}"
         )
     if resume:
-        if not (ckpt.is_file() or (staging_dir(run) / CHECKPOINT).is_file()):
+        if not (ckpt.is_file() or (staging_dir(run) / CHECKPOINT).is_file() or bundle.is_file()):
+            # (a finished run drops its checkpoint: train() then has nothing to do)
             raise ConfigError(f"{run}: no {CHECKPOINT} to resume from")
         return run
     if overwrite:

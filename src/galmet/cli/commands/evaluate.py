@@ -11,6 +11,8 @@ and print RMSE, NMAD = 1.4826 median(|dZ - median dZ|), median bias, outlier fra
 (galmet's definition: |dZ| > 3 NMAD and |dZ| > 0.3 dex) and N, for one split. For oh_p50 the
 paper's test-set values (RMSE 0.085, NMAD 0.067, bias -0.006 dex) are shown beside ours.
 When the file lacks the truth column, --dataset joins it from a dataset's catalog by objID.
+Files not written by galmet name their columns with --pred-col and --true-col (the authors'
+files: --pred-col prediction --true-col oh_p50).
 Rows whose truth is missing or outside the label ranges (MPA-JHU's -9999) are left out and
 counted.
 
@@ -23,6 +25,7 @@ label's own percentiles (oh_p16, oh_p84) it prints how much of the squared error
 Examples:
   galmet evaluate runs/r1/predictions.parquet
   galmet evaluate preds.csv --dataset ../shared/data/sdss_sample --json out/metrics.json
+  galmet evaluate authors.csv --pred-col prediction --true-col oh_p50
 """
 
 
@@ -31,6 +34,16 @@ def add_arguments(p) -> None:
     p.add_argument("--target", help="label column (default: oh_p50, or the file's only *_pred column)")
     p.add_argument("--split", default="test", help="split to score: train, valid, test or all (default: test)")
     p.add_argument("--dataset", help="dataset directory to join the truth from, by objID")
+    p.add_argument(
+        "--pred-col",
+        metavar="COLUMN",
+        help="the file's prediction column, dex (default: <target>_pred, galmet's name)",
+    )
+    p.add_argument(
+        "--true-col",
+        metavar="COLUMN",
+        help="the file's truth column, dex (default: <target>); it also names the target unless --target is given",
+    )
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the metrics as JSON here (atomically)")
 
 
@@ -39,7 +52,15 @@ def run(args) -> int:
     from galmet.science.metrics import format_metrics_table
     from galmet.science.runs.evaluate import evaluate_predictions
 
-    summary = evaluate_predictions(args.predictions, args.target, args.split, args.dataset, args.json_out)
+    summary = evaluate_predictions(
+        args.predictions,
+        args.target,
+        args.split,
+        args.dataset,
+        args.json_out,
+        pred_col=args.pred_col,
+        true_col=args.true_col,
+    )
     print(format_metrics_table(summary))
     if "uncertainty" in summary:
         print(format_uncertainty(summary["uncertainty"], summary["target"]))

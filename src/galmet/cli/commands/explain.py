@@ -21,7 +21,8 @@ pixels shuffled inside the galaxy's footprint (colour only); and in grayscale (m
 beside the full images: OUT/controls.json and controls.csv.
 
 Example:
-  galmet explain cv/model.pt ../shared/data/sdss_sample --out explain --method gradcam --n 16 --controls
+  galmet explain cv/model.pt ../shared/data/sdss_sample --out explain --method gradcam \\
+      --n 16 --controls
 """
 
 

@@ -8,7 +8,9 @@ HELP = "validate a dataset directory (or image folder) and summarise it"
 DESCRIPTION = """\
 Load a dataset directory (catalog.parquet or catalog.csv + images/) or a folder of images,
 check every row (image present, decodable, RGB, one size; label finite and in range), build
-the decode cache (images.npy) if missing, and print a summary by split.
+the decode cache (images.npy) if missing, and print a summary: its labels and their ranges, and
+the rows per split (the catalogue's, or the seeded one galmet draws for a labelled set; an
+unlabelled set shows "no labels" and "splits: none").
 
 Example:
   galmet info ../shared/data/sdss_sample

@@ -6,10 +6,10 @@ NAME = "report"
 ORDER = 70
 HELP = "write a self-contained HTML report: one section per run, headline with intervals, dataset, outliers"
 DESCRIPTION = """\
-Collect what the other commands wrote under each RUN_OR_DIR (searched three levels deep) into one
-HTML file that needs nothing else (figures embedded as PNG, style inline), readable on a phone. Each run
-gets its own section; a folder holding several run folders (e.g. a real-sample run and a
-synthetic study) gives one section per run, never a merge. Per run:
+Collect what the other commands wrote under each RUN_OR_DIR (searched three levels deep) into
+one HTML file that needs nothing else (figures embedded as PNG, style inline), readable on a
+phone. Each run gets its own section; a folder holding several run folders (e.g. a real-sample
+run and a synthetic study) gives one section per run, never a merge. Per run:
   headline: the CNN's test RMSE against the baselines (galmet baseline) and, on synthetic data,
     the noise floor, with paired bootstrap intervals; on SDSS data the paper's numbers
   dataset: size, splits, label range and a mosaic (mosaic.png, or drawn from the dataset)

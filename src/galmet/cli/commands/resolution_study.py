@@ -23,7 +23,8 @@ continues from its checkpoint.
 
 Examples:
   galmet resolution-study data/synth --sizes 128,64,32,16,8,4,2,1 --out runs/resolution
-  galmet resolution-study data/synth --sizes 32,8,2 --recipe onecycle --epochs 3 --arch resnet18 --out res
+  galmet resolution-study data/synth --sizes 32,8,2 --recipe onecycle --epochs 3 \\
+      --arch resnet18 --out res
 """
 
 

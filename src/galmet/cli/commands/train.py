@@ -8,7 +8,8 @@ HELP = "train the CNN (paper recipe by default) and write a run directory with t
 DESCRIPTION = """\
 Train on the dataset's 'train' rows and validate on its 'valid' rows (carved out of 'train'
 when the catalog has none; 'test' rows are never read). Writes RUN/config.yaml, history.csv,
-checkpoint.pt (every epoch) and the final model bundle RUN/model.pt.
+checkpoint.pt (every epoch; deleted once the run has finished unless --keep-checkpoint) and the
+final model bundle RUN/model.pt.
 
 With --folds K (for small sets, a few hundred galaxies): K-fold cross-validation instead. The
 train and valid rows are dealt into K folds (seeded by --split-seed); RUN/fold<k>/ trains on
@@ -35,8 +36,9 @@ Examples:
   galmet train DATASET --out runs/nb --recipe notebook        # the authors' released notebook
   galmet train DATASET --out runs/scratch --recipe onecycle --weights none --epochs 40
   galmet train DATASET --out runs/paper --resume              # continue an interrupted run
-  galmet train DATASET --out runs/cv --recipe onecycle --weights none --arch resnet18 \
-      --epochs 40 --batch-size 32 --crop 64 --folds 5         # the real-sample recipe (docs/training.md)
+  # the real-sample recipe (docs/training.md):
+  galmet train DATASET --out runs/cv --recipe onecycle --weights none --arch resnet18 \\
+      --epochs 40 --batch-size 32 --crop 64 --folds 5
   torchrun --nproc_per_node=4 -m galmet train DATASET --out runs/ddp   # DistributedDataParallel
 """
 
@@ -57,6 +59,12 @@ def add_arguments(p) -> None:
     )
     g.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in RUN")
+    g.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep checkpoint.pt (optimizer and scheduler state, about twice the model) once the run has "
+        "finished; by default it is deleted then (an interrupted run keeps it, so --resume works either way)",
+    )
 
 
 def run(args) -> int:
@@ -84,7 +92,14 @@ def run(args) -> int:
                 config = dataclasses.replace(config, **other)  # train() reports the mismatch
     if args.folds is not None:
         return _run_folds(args, config)
-    result = train(args.dataset, args.out, config, resume=args.resume, overwrite=args.overwrite)
+    result = train(
+        args.dataset,
+        args.out,
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        keep_checkpoint=args.keep_checkpoint,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         first = config.targets[0] if config.targets else "target"
         print(f"model bundle: {result.bundle_path}")
@@ -114,7 +129,13 @@ def _run_folds(args, config) -> int:
     from galmet.science.crossval import cross_validate
 
     result = cross_validate(
-        args.dataset, args.out, config, folds=args.folds, resume=args.resume, overwrite=args.overwrite
+        args.dataset,
+        args.out,
+        config,
+        folds=args.folds,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        keep_checkpoint=args.keep_checkpoint,
     )
     s = result.scores
     print(f"{s['folds']}-fold cross-validation on {s['n']} galaxies (out-of-fold, TTA x8):")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.errors import GalmetError
+from galmet._optional import require
 from galmet.io.atomic import atomic_path
 from galmet.science.stats import fd_bins, finite_pairs
 
@@ -73,12 +73,15 @@ COLORS = {
 }
 
 
+def require_matplotlib():
+    """The ``matplotlib`` module, or a one-line ConfigError naming the ``analysis`` extra. The runs
+    that draw call it with their option checks, before any work."""
+    return require("matplotlib", "analysis", "figures")
+
+
 def mpl():
     """Import matplotlib (Agg unless pyplot is already in use); a clear error when it is missing."""
-    try:
-        import matplotlib
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise GalmetError("figures need matplotlib, which is not installed: pip install matplotlib") from exc
+    matplotlib = require_matplotlib()
     if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     return matplotlib

@@ -22,6 +22,7 @@ from galmet.science.baseline import (
     observable_oracle,
     parse_bands,
     random_forest_baseline,
+    require_sklearn,
 )
 from galmet.science.metrics import summarize
 from galmet.synthetic.physics import IMAGE_OBSERVABLES
@@ -59,6 +60,7 @@ def run_baselines(
         (BASELINE_METRICS, "json", "baseline metrics"),
     ]
     check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))  # before anything is read
+    require_sklearn()
     ds = as_dataset(dataset, targets=[target], load_images=False)
     catalog, where = ds.catalog, str(ds.root)
     out = Path(out_dir)

@@ -23,32 +23,67 @@ from galmet.layout import DEMO_MARKER, METRICS, PREDICTIONS, REPORT, RUN_LOCK
 
 log = logging.getLogger(__name__)
 MARKER = DEMO_MARKER
-#: Most galaxies a demo makes (it is a demonstration, a few minutes on 2 cores at the default).
+#: Most galaxies a demo makes (it is a demonstration; see the README for the default's time).
 MAX_N = 100_000
+#: The demo's held-out test fraction and validation fraction of the rest (as ``galmet synth``).
+TEST_FRACTION = 0.176
+VALID_FRACTION = 0.2
 
 
-def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device: str):
-    """Check every option and the output folder before anything is written; return the
-    training config. ConfigError (one line) for a bad option, an --out that is a file or sits
-    under one, or a non-empty folder that is not a previous demo."""
-    from galmet.nn.device import resolve_device
+def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device: str, batch_size: int = 32):
+    """Check every option, the packages the stages need and the output folder before anything
+    is written or computed; return the training config. ConfigError (one line) for a bad option
+    (including a training too short for its schedule, e.g. ``--epochs 1`` on a small set), a
+    missing extra (GalSim, scikit-learn, matplotlib), an --out that is a file or sits under one,
+    or a non-empty folder that is not a previous demo."""
+    # the checks that need no torch first, so a mistyped option fails at once
+    from galmet.columns import ARCHS
     from galmet.synthetic.render import check_options
-    from galmet.synthetic.render import check_output as check_synthesis_output
-    from galmet.training.config import TrainConfig
-    from galmet.training.rundir import check_run_output
 
     if isinstance(n, bool) or not isinstance(n, int) or not 50 <= n <= MAX_N:
         raise ConfigError(f"--n must be an integer from 50 (for a meaningful demo) to {MAX_N}, got {n!r}")
-    check_options(n, seed, size)
-    config = TrainConfig(
-        recipe="onecycle", arch=arch, weights="none", epochs=epochs, batch_size=32, seed=seed, device=device, lr=[3e-3]
-    )
-    config.resolved()
-    resolve_device(device)
+    check_options(n, seed, size, test=TEST_FRACTION, valid_fraction=VALID_FRACTION)
+    for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer of at least {low}, got {value!r}")
+    if arch not in ARCHS:
+        raise ConfigError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
     out = Path(out)
     check_output_dir(out, "--out")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise ConfigError(f"{out}: folder is not empty and is not a previous galmet demo; choose another --out")
+
+    from galmet.data.splits import split_counts
+    from galmet.nn.device import resolve_device
+    from galmet.science.baseline import require_sklearn
+    from galmet.science.plots.style import require_matplotlib
+    from galmet.synthetic.render import check_output as check_synthesis_output
+    from galmet.synthetic.render import require_synthesis_packages
+    from galmet.training.config import TrainConfig
+    from galmet.training.data import steps_per_epoch
+    from galmet.training.recipes import check_steps
+    from galmet.training.rundir import check_run_output
+
+    config = TrainConfig(
+        recipe="onecycle",
+        arch=arch,
+        weights="none",
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        lr=[3e-3],
+    )
+    resolved = config.resolved()
+    # the demo's split is fixed by n: a schedule too short for it (--epochs 1 on 50 galaxies) fails now
+    n_train = split_counts(n, TEST_FRACTION, VALID_FRACTION)[0]
+    check_steps(resolved, steps_per_epoch(n_train, resolved.global_batch))
+    resolve_device(device)
+    require_synthesis_packages()
+    require_sklearn()
+    require_matplotlib()
     # what the stages will replace must be theirs: a previous synthesis, a previous run
     check_synthesis_output(out / "data", overwrite=True)
     check_run_output(out / "run", resume=False, overwrite=True)
@@ -67,25 +102,31 @@ def run_demo(
     arch: str = "resnet18",
     seed: int = 0,
     device: str = "auto",
+    batch_size: int = 32,
+    keep_checkpoint: bool = False,
 ) -> dict:
     """Run every stage into ``out``; return the test-set metrics of the CNN and the baselines.
+
+    ``keep_checkpoint`` keeps the finished training run's ``checkpoint.pt`` (optimizer state,
+    about twice the model); by default it is deleted once the run has finished.
 
     Every option and the folder are checked first (:func:`check_demo`). A previous demo in
     ``out`` is replaced stage by stage, each deleting or replacing only the files it wrote:
     the synthesis its own images and catalogue (by name), the training run only once the new
     one has finished; nothing else in the folder is touched.
     """
-    config = check_demo(out, n, size, epochs, arch, seed, device)
+    config = check_demo(out, n, size, epochs, arch, seed, device, batch_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, RUN_LOCK, "'galmet demo'"):
-        atomic_write_text(
-            out / MARKER, json.dumps({"n": n, "size": size, "epochs": epochs, "arch": arch, "seed": seed})
-        )
-        return _run_stages(out, config, n, size, epochs, arch, seed, device)
+        settings = {"n": n, "size": size, "epochs": epochs, "arch": arch, "seed": seed, "batch_size": batch_size}
+        atomic_write_text(out / MARKER, json.dumps(settings))
+        return _run_stages(out, config, n, size, epochs, arch, seed, device, keep_checkpoint)
 
 
-def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, seed: int, device: str) -> dict:
+def _run_stages(
+    out: Path, config, n: int, size: int, epochs: int, arch: str, seed: int, device: str, keep_checkpoint: bool
+) -> dict:
     """The six stages; each replaces only what a previous demo's same stage wrote."""
     from galmet.data.dataset import load_dataset
     from galmet.data.summary import dataset_summary
@@ -105,7 +146,16 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
 
     t_start = time.perf_counter()
     _say(f"[1/6] synthesising {n} galaxies ({size}x{size} px) with GalSim -> {out / 'data'}")
-    data_dir = synthesize(out / "data", n=n, seed=seed, size=size, progress=True, overwrite=True)
+    data_dir = synthesize(
+        out / "data",
+        n=n,
+        seed=seed,
+        size=size,
+        progress=True,
+        overwrite=True,
+        test=TEST_FRACTION,
+        valid_fraction=VALID_FRACTION,
+    )
     ds = load_dataset(data_dir)
     _say(dataset_summary(ds))
     pick = np.arange(min(24, len(ds)))
@@ -118,7 +168,7 @@ def _run_stages(out: Path, config, n: int, size: int, epochs: int, arch: str, se
     _say(f"mosaic of example galaxies: {mosaic}")
 
     _say(f"[2/6] training a {arch} ({epochs} one-cycle epochs, from scratch) -> {out / 'run'}")
-    result = train(ds, out / "run", config, overwrite=True)
+    result = train(ds, out / "run", config, overwrite=True, keep_checkpoint=keep_checkpoint)
     _say(f"best validation RMSE {result.best_valid_rmse:.3f} dex")
 
     _say("[3/6] calibrating error bars on the validation galaxies; predicting the test galaxies with 8-fold TTA")

@@ -20,6 +20,8 @@ def evaluate_predictions(
     split: str | None = "test",
     dataset=None,
     json_out: str | os.PathLike | None = None,
+    pred_col: str | None = None,
+    true_col: str | None = None,
 ) -> dict:
     """Read a predictions file, compute :func:`galmet.science.metrics.summarize`, optionally write JSON.
 
@@ -28,11 +30,13 @@ def evaluate_predictions(
     table carries calibrated error bars, ``uncertainty``
     (:func:`galmet.science.calibration.uncertainty_metrics`), and when it has the label's
     percentiles, ``label_noise`` (:func:`galmet.science.calibration.label_noise_budget`).
+    ``pred_col`` / ``true_col`` name a foreign table's prediction and truth columns
+    (:func:`galmet.science.predictions.foreign_columns`).
     """
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
         check_output_file(json_out, "--json", "json", "metrics", inputs)
-    df, target = load_predictions(path, target, dataset)
+    df, target = load_predictions(path, target, dataset, pred_col=pred_col, true_col=true_col)
     summary = summarize(df, target, split)
     uncertainty = uncertainty_metrics(df, target, split)
     if uncertainty is not None:

@@ -42,7 +42,7 @@ from galmet.science.attribution import (
     shuffle_within,
 )
 from galmet.science.plots.attribution import AttributionGridDisplay
-from galmet.science.plots.style import save_figure
+from galmet.science.plots.style import require_matplotlib, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ def explain(
     if controls:
         expected += [(CONTROLS_JSON, "json", "controls summary"), (CONTROLS_TABLE, "csv", "controls table")]
     check_output_dir(out, "--out", expected, [model_input(model_path), *inputs_of(dataset, "the dataset")])
+    require_matplotlib()
     model = load_model(model_path)
     model.check_dataset_imaging(dataset)
     ds = load_dataset(dataset, targets=[], size=model.image_size)

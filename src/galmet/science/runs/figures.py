@@ -24,7 +24,7 @@ from galmet.science.plots.mass import plot_mass
 from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.pred_vs_true import plot_pred_vs_true
 from galmet.science.plots.resolution import plot_resolution
-from galmet.science.plots.style import save_figure
+from galmet.science.plots.style import require_matplotlib, save_figure
 from galmet.science.plots.uncertainty import plot_uncertainty
 from galmet.science.predictions import load_predictions
 from galmet.science.resolution import read_resolution
@@ -58,6 +58,7 @@ def check_figure_outputs(out_dir, formats: Sequence[str], predictions=None, data
         res = Path(resolution)
         inputs += [Input(res, "the resolution table")]
         inputs += [Input(res / name, "the resolution study") for name in (RESOLUTION_TABLE, RESOLUTION_META)]
+    require_matplotlib()
     stems = [*FIGURE_NAMES.values(), UNCERTAINTY_FIGURE]
     files = [(f"{stem}.{fmt}", fmt, "figure") for stem in stems for fmt in formats]
     check_output_dir(out_dir, "--out", files, inputs)

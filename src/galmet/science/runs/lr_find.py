@@ -8,7 +8,7 @@ from pathlib import Path
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
 from galmet.science.plots.lr_find import LRFindDisplay
-from galmet.science.plots.style import save_figure
+from galmet.science.plots.style import require_matplotlib, save_figure
 from galmet.training.config import TrainConfig
 from galmet.training.lr_find import LRFindResult, lr_find
 
@@ -16,6 +16,7 @@ from galmet.training.lr_find import LRFindResult, lr_find
 def check_lr_find_outputs(out_dir, dataset=None, config: TrainConfig | None = None) -> None:
     """Refuse (one line) an ``out_dir`` where lr_find.csv/png would replace an input (the
     dataset's files, the initial weights) or a file of another kind; touches nothing."""
+    require_matplotlib()
     inputs = inputs_of(dataset, "the dataset")
     if config is not None and config.weights not in ("imagenet", "none"):
         inputs += inputs_of(config.weights, "the --weights file")

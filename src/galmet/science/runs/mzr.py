@@ -14,12 +14,13 @@ from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS, artef
 from galmet.science.mzr import MASS, Z, mzr_analysis
 from galmet.science.plots.mass import plot_mass
 from galmet.science.plots.mzr import plot_mzr
-from galmet.science.plots.style import save_figure
+from galmet.science.plots.style import require_matplotlib, save_figure
 
 
 def check_mzr_outputs(out_dir, formats, metallicity=None, mass=None, dataset=None, rf=None) -> None:
     """Refuse (one line) an ``out_dir`` where an output would replace an input or a file of another
     kind, or that is a file or sits under one; touches nothing."""
+    require_matplotlib()
     inputs = inputs_of(metallicity, "the --metallicity predictions") + inputs_of(mass, "the --mass predictions")
     inputs += inputs_of(dataset, "the dataset") + inputs_of(rf, "the --rf predictions")
     files = [(MZR_METRICS, "json"), (MZR_BINS, "csv"), (MZR_JOINED, "parquet")]

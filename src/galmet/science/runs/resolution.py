@@ -34,7 +34,7 @@ from galmet.nn.bundle import load_model
 from galmet.predict import predict_dataset
 from galmet.science.metrics import summarize
 from galmet.science.plots.resolution import plot_resolution
-from galmet.science.plots.style import save_figure
+from galmet.science.plots.style import require_matplotlib, save_figure
 from galmet.science.resolution import COLUMNS, MIN_INPUT, baselines, degrade, input_size, parse_sizes
 from galmet.training.config import RUNTIME_FIELDS, TrainConfig
 from galmet.training.loop import train
@@ -93,6 +93,7 @@ def run_study(
         *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in formats],
     ]
     check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))
+    require_matplotlib()
     target = config.targets[0]
     dataset = as_dataset(
         dataset, targets=config.targets, valid_fraction=config.valid_fraction, split_seed=config.split_seed

@@ -22,7 +22,7 @@ from galmet.io.jsonfile import provenance, write_json
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.layout import SYSTEMATICS_FIGURE, SYSTEMATICS_JSON, SYSTEMATICS_TABLE
 from galmet.science.metrics import select_split
-from galmet.science.plots.style import save_figure
+from galmet.science.plots.style import require_matplotlib, save_figure
 from galmet.science.plots.systematics import SystematicsDisplay
 from galmet.science.predictions import join_dataset, load_predictions
 from galmet.science.systematics import PROPERTIES, systematics
@@ -54,6 +54,7 @@ def run_systematics(
     expected += [(f"{SYSTEMATICS_FIGURE}.{fmt}", fmt, "figure") for fmt in formats]
     inputs = inputs_of(predictions, "the predictions table") + inputs_of(dataset, "the dataset")
     check_output_dir(out, "--out", expected, inputs)
+    require_matplotlib()
     ds = as_dataset(dataset, targets=[], load_images=False) if dataset is not None else None
     df, target = load_predictions(predictions, target, ds)
     if ds is not None:
