@@ -27,6 +27,7 @@ bomb       a JPEG whose header says 12000 x 12000 pixels (~430 MB decoded), 1-2 
 junk       the valid JPEG followed by ``junk_bytes`` bytes of junk (10 MB by default)
 junk_small the valid JPEG followed by 100 bytes of junk
 hold       waits until ``release`` is set (or ``hold_seconds`` pass), then sends the JPEG
+blank      a valid, uniformly black JPEG of the requested size (SkyServer outside the footprint)
 ========== ================================================================
 
 SqlSearch (``/SkyServerWS/SearchTools/SqlSearch``) calls ``sql_responder(cmd, n)`` with
@@ -232,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
             action = "ok"
         if action == "ok":
             self._send(200, "image/jpeg", jpeg)
+        elif action == "blank":
+            self._send(200, "image/jpeg", encode_jpeg(np.zeros((height, width, 3), np.uint8), 90))
         elif action == "wrongsize":
             self._send(200, "image/jpeg", srv.jpeg(key, max(1, width // 2), max(1, height // 2)))
         else:

@@ -9,7 +9,8 @@ The public API::
     galmet.train(dataset, out_dir, config)  # train a model (the paper's recipe by default)
     galmet.load_model("RUN/model.pt")      # a trained model bundle; .predict(images)
     galmet.predict_dataset(model, dataset) # the predictions table
-    galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3)
+    galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3); or fetch_cutout(skycoord)
+    galmet.predict_positions(model, coords) # predictions at sky positions (SkyCoord, Table, DataFrame) as a QTable
 
 Each name is imported on first use, so ``import galmet`` stays cheap and pulls in neither torch
 nor astropy; everything else lives in the stage packages (see docs/architecture.md).
@@ -26,6 +27,7 @@ from galmet.errors import ConfigError, DataError, GalmetError
 if TYPE_CHECKING:
     from galmet.data.dataset import load_dataset as load_dataset
     from galmet.nn.bundle import load_model as load_model
+    from galmet.positions import predict_positions as predict_positions
     from galmet.predict import predict_dataset as predict_dataset
     from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
     from galmet.training.loop import train as train
@@ -35,6 +37,7 @@ _LAZY = {
     "load_dataset": "galmet.data.dataset",
     "load_model": "galmet.nn.bundle",
     "predict_dataset": "galmet.predict",
+    "predict_positions": "galmet.positions",
     "train": "galmet.training.loop",
     "fetch_cutout": "galmet.sdss.skyserver",
 }
