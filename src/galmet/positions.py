@@ -284,8 +284,8 @@ class PositionsJob:
     def _petro(self) -> np.ndarray | None:
         if self.fetch.scale_mode != "scale-by-size":
             return None
-        frame = self.positions.frame
-        col = next((c for c in (frame.columns if frame is not None else []) if str(c).lower() == "petror90_r"), None)
+        frame = self.positions.frame if self.positions.frame is not None else pd.DataFrame()
+        col = next((c for c in frame.columns if str(c).lower() == "petror90_r"), None)
         if col is None:
             raise DataError(
                 "positions: the model's cutouts were scaled by galaxy size (2 * petroR90_r / 0.396 / size); "
@@ -294,11 +294,18 @@ class PositionsJob:
         return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
 
     @property
+    def folder(self) -> Path:
+        """The work folder (made by :meth:`run` when none was given)."""
+        if self.work is None:
+            raise RuntimeError("the work folder is made by run()")
+        return self.work
+
+    @property
     def cutouts(self) -> Path:
         if self.opts.keep_cutouts is not None:
             return Path(self.opts.keep_cutouts)
         assert self.work is not None
-        return self.work / POSITIONS_CUTOUTS
+        return self.folder / POSITIONS_CUTOUTS
 
     def settings(self) -> dict:
         """What must not change between an interrupted run and its resumption."""
@@ -325,7 +332,7 @@ class PositionsJob:
         """Refuse (one line) a work folder or cutouts folder that would lose data, before any write."""
         if self.work is not None:
             check_output_dir(self.work, "--work-dir")
-            run = self.work / POSITIONS_RUN
+            run = self.folder / POSITIONS_RUN
             if run.is_file():
                 self._same_run(run, "--work-dir")
         if self.opts.keep_cutouts is not None:
@@ -380,7 +387,7 @@ class PositionsJob:
             self.work = Path(tempfile.mkdtemp(prefix="galmet-positions-"))
         try:
             self.work.mkdir(parents=True, exist_ok=True)
-            (self.work / POSITIONS_SHARDS).mkdir(exist_ok=True)
+            (self.folder / POSITIONS_SHARDS).mkdir(exist_ok=True)
             self.cutouts.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DataError(f"{self.work}: cannot create the work folder ({exc.strerror})") from None
@@ -392,9 +399,9 @@ class PositionsJob:
         return table
 
     def _run_locked(self) -> pd.DataFrame:
-        shards = self.work / POSITIONS_SHARDS
+        shards = self.folder / POSITIONS_SHARDS
         remove_stale_temp_files(shards)
-        run_file = self.work / POSITIONS_RUN
+        run_file = self.folder / POSITIONS_RUN
         if run_file.is_file():
             self._same_run(run_file, "--work-dir")
         else:
@@ -499,7 +506,7 @@ class PositionsJob:
 
     # -- shards -------------------------------------------------------------------------------
     def _shard_files(self) -> list[Path]:
-        folder = self.work / POSITIONS_SHARDS
+        folder = self.folder / POSITIONS_SHARDS
         return sorted(p for p in folder.glob("shard-*.parquet") if p.name == positions_shard(_shard_index(p.name)))
 
     def _read_shards(self) -> pd.DataFrame:
@@ -543,13 +550,13 @@ class PositionsJob:
         return table.drop(columns=[PERMANENT])
 
     def _stored_flag_checks(self) -> list[str]:
-        path = self.work / POSITIONS_RUN
+        path = self.folder / POSITIONS_RUN
         with contextlib.suppress(OSError, ValueError):
             return list(json.loads(path.read_text()).get("flag_checks") or [])
         return []
 
     def remember_flag_checks(self, checks: list[str]) -> None:
-        path = self.work / POSITIONS_RUN
+        path = self.folder / POSITIONS_RUN
         data = json.loads(path.read_text())
         if data.get("flag_checks") != checks:
             data["flag_checks"] = checks
@@ -563,8 +570,8 @@ class PositionsJob:
         if self.temporary:
             shutil.rmtree(self.work, ignore_errors=True)  # a folder this run made for itself
             return
-        files = [*self._shard_files(), self.work / POSITIONS_RUN]
-        folders = [self.work / POSITIONS_SHARDS, self.work]
+        files = [*self._shard_files(), self.folder / POSITIONS_RUN]
+        folders = [self.folder / POSITIONS_SHARDS, self.work]
         if self.opts.keep_cutouts is None:
             cut = self.cutouts
             remove_stale_temp_files(cut / IMAGES_DIR) if (cut / IMAGES_DIR).is_dir() else None
@@ -574,7 +581,7 @@ class PositionsJob:
         else:
             self._write_kept_catalog()
         remove_files(files)
-        remove_files([self.work / POSITIONS_LOCK])
+        remove_files([self.folder / POSITIONS_LOCK])
         remove_empty_dirs(folders)
 
     def _write_kept_catalog(self) -> None:
@@ -583,7 +590,7 @@ class PositionsJob:
         keys = np.unique(self.keys[self.valid])
         have = np.array([(cut / IMAGES_DIR / f"{k}.jpg").is_file() for k in keys.tolist()], dtype=bool)
         keys = keys[have]
-        first = {}
+        first: dict[int, int] = {}
         for i, k in enumerate(self.keys.tolist()):
             first.setdefault(k, i)
         idx = [first[k] for k in keys.tolist()]
@@ -627,7 +634,7 @@ def _cutout_keys(positions: Positions) -> tuple[np.ndarray, str]:
     frame = positions.frame
     col = next((c for c in (frame.columns if frame is not None else []) if str(c).lower() == "objid"), None)
     n = len(positions)
-    if col is not None:
+    if col is not None and frame is not None:
         try:
             ids = objid_array(frame[col], "positions", column=str(col))
         except DataError:
@@ -653,7 +660,7 @@ class _ShardWriter:
         self.next = max([start, *[_shard_index(p.name) + 1 for p in files]])
 
     def write(self, frame: pd.DataFrame) -> None:
-        path = self.job.work / POSITIONS_SHARDS / positions_shard(self.next)
+        path = self.job.folder / POSITIONS_SHARDS / positions_shard(self.next)
         write_table(frame, path)
         self.next += 1
         self.job.tick(len(frame), Counter(frame[STATUS].tolist()))

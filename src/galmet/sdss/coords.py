@@ -298,10 +298,13 @@ def _filled(col: Any) -> Any:
     mask = getattr(col, "mask", None)
     if mask is None or not np.any(mask):
         return getattr(col, "data", col) if hasattr(col, "filled") else col
-    data = np.ma.asarray(col)
+    data: Any = np.ma.asarray(col)
+    masked = np.ma.getmaskarray(data)
     if data.dtype.kind in "fiu":
-        return data.astype(np.float64).filled(np.nan)
-    return np.where(np.ma.getmaskarray(data), None, data.data.astype(object))
+        return np.where(masked, np.nan, np.asarray(data.data, dtype=np.float64))
+    out = np.asarray(data.data).astype(object)
+    out[masked] = None
+    return out
 
 
 def _qtable_from_pandas(frame: pd.DataFrame):
