@@ -760,6 +760,9 @@ class _Predictor(threading.Thread):
         if failed:
             frames.append(_failed_frame(failed))
         self.writer.write(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+        if job.opts.keep_cutouts is None:
+            # their rows are final now: the cutouts go while the rest are fetched, not all at the end
+            remove_files([path for _, path in ok])
 
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
