@@ -316,3 +316,46 @@ def test_fetch_cutout_takes_skycoord_and_quantities():
         np.testing.assert_array_equal(img, d)
     with pytest.raises(galmet.DataError, match="not an angle"):
         galmet.fetch_cutout(1 * u.m, 2 * u.deg)
+
+
+def _default_sigint() -> None:
+    """SIGINT back to its default in the child (a background shell ignores it: see test_download)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_during_a_positions_run_exits_130_and_the_rerun_finishes(tmp_path, bundle):
+    n = 60
+    ra = 120.0 + np.arange(n) * 0.002
+    dec = np.full(n, 5.0)
+    positions = tmp_path / "targets.csv"
+    pd.DataFrame({"ra": ra, "dec": dec}).to_csv(positions, index=False)
+    out = tmp_path / "pred.csv"
+    # the first 20 cutouts come at once, the rest are held until the test releases them
+    plans = {key_of(ra[i], dec[i]): ["ok"] for i in range(20)}
+    cmd = [sys.executable, "-m", "galmet", "predict", str(bundle), "--positions", str(positions), "--out", str(out)]
+    cmd += ["--rate", "0", "--workers", "2", "--shard-size", "5", "--device", "cpu", "--no-tta", "--no-progress"]
+    with FaultyServer(plans, default_plan=("hold",), hold_seconds=60) as srv:
+        cmd += ["--base-url", srv.url]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_default_sigint
+        )
+        shards = tmp_path / "pred.csv.galmet-work" / "shards"
+        try:
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline and len(list(shards.glob("shard-*"))) < 2:
+                time.sleep(0.02)
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            proc.send_signal(signal.SIGINT)
+            stdout, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, err
+        assert "rerun the same command to resume" in stdout and not out.exists()
+        srv.release.set()
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(out)
+    assert len(table) == n and (table["status"] == "ok").all()
+    assert "rows resumed from an earlier run" in done.stdout

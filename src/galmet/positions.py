@@ -90,6 +90,8 @@ STATUS_BLANK = "outside footprint"
 STATUSES = (STATUS_OK, STATUS_FETCH, STATUS_BAD, STATUS_BLANK, STATUS_INVALID)
 #: A cutout whose pixels span at most this many levels (of 255) is blank: no SDSS imaging there.
 BLANK_RANGE = 12
+#: Seconds a Ctrl-C waits for the shard being predicted before abandoning it.
+INTERRUPT_GRACE = 2.0
 ROW = "row"
 STATUS = "status"
 ERROR = "error"
@@ -485,12 +487,19 @@ class PositionsJob:
                 predictor.halt()
             else:
                 predictor.finish()
-            # the shard being written is finished (atomic either way); a second Ctrl-C abandons it
-            while predictor.is_alive():
+            while predictor.is_alive() and not interrupted:
                 predictor.join(0.2)
+        except KeyboardInterrupt:
+            predictor.halt()
+            interrupted = True
         finally:
             if self._bar is not None:
                 self._bar.close()
+        if interrupted:
+            # a moment for the shard being predicted; then it is abandoned (its rows' cutouts are on
+            # disk, so a rerun predicts them again without fetching them)
+            with contextlib.suppress(KeyboardInterrupt):
+                predictor.join(INTERRUPT_GRACE)
         if predictor.error is not None:
             raise predictor.error
         if interrupted:
