@@ -359,3 +359,20 @@ def test_ctrl_c_during_a_positions_run_exits_130_and_the_rerun_finishes(tmp_path
     table = pd.read_csv(out)
     assert len(table) == n and (table["status"] == "ok").all()
     assert "rows resumed from an earlier run" in done.stdout
+
+
+def test_positions_files_keep_19_digit_objids_exact_or_say_which_row_lost_them(tmp_path, capsys, bundle):
+    ids = [1237663716556341422, 1237663716556341423]
+    csv = tmp_path / "p.csv"
+    csv.write_text(f"objID,ra,dec\n{ids[0]}.0,1,0\n{ids[1]},2,1\n")  # one ID written as a float
+    out = tmp_path / "o.parquet"
+    with FaultyServer() as srv:
+        common = ["--out", str(out), "--base-url", srv.url, "--rate", "0", "--device", "cpu", "--no-tta"]
+        assert main(["predict", str(bundle), "--positions", str(csv), *common]) == 0, capsys.readouterr().err
+        assert pd.read_parquet(out)["objID"].tolist() == ids
+        lossy = tmp_path / "p.fits"
+        Table({"objID": np.array(ids, dtype=np.float64), "ra": [1.0, 2.0], "dec": [0.0, 1.0]}).write(lossy)
+        capsys.readouterr()
+        assert main(["predict", str(bundle), "--positions", str(lossy), *common]) == 2
+    err = capsys.readouterr().err
+    assert "row 0: objID" in err and "lost" in err and err.count("\n") == 1

@@ -36,10 +36,20 @@ def read_positions(path: str) -> object:
         raise DataError(f"{p}: positions file not found")
     name = p.name.lower()
     fmt = next((f for s, f in POSITION_FORMATS.items() if name.endswith(s)), None)
+    if fmt == "ascii.csv":  # galmet's reader: objIDs as exact int64 even when written as 123...422.0
+        from galmet.io.tables import read_table
+
+        return read_table(p)
     try:
-        return QTable.read(p, format=fmt) if fmt else QTable.read(p)
+        table = QTable.read(p, format=fmt) if fmt else QTable.read(p)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         raise DataError(f"{p}: cannot read a table ({type(exc).__name__}: {exc})") from None
+    from galmet.columns import is_id_column, objid_array
+
+    for col in table.colnames:
+        if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row
+            table[col] = objid_array(table[col].tolist(), str(p), column=col)
+    return table
 
 
 def run_positions(args, positions_file: str | None) -> int:
