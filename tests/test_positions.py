@@ -376,3 +376,26 @@ def test_positions_files_keep_19_digit_objids_exact_or_say_which_row_lost_them(t
         assert main(["predict", str(bundle), "--positions", str(lossy), *common]) == 2
     err = capsys.readouterr().err
     assert "row 0: objID" in err and "lost" in err and err.count("\n") == 1
+
+
+def test_load_dataset_at_positions_fetches_once_and_keeps_the_labels(tmp_path):
+    import galmet
+
+    ra, dec = _degrees()
+    table = Table({"RAJ2000": ra * u.deg, "DEJ2000": dec * u.deg, "oh_p50": np.linspace(8.5, 9.0, len(ra))})
+    folder = tmp_path / "ds"
+    with FaultyServer(plans={key_of(ra[4], dec[4]): ["404"]}) as srv:
+        ds = galmet.load_dataset(table, cutouts=folder, size=16, base_url=srv.url, rate=0, retries=0)
+        assert len(ds) == len(ra) - 1 and ds.image_size == 16 and len(ds.skipped) == 1
+        np.testing.assert_allclose(ds.catalog["oh_p50"], np.delete(table["oh_p50"], 4))
+        np.testing.assert_allclose(ds.catalog["ra"], np.delete(ra, 4))
+        before = sum(srv.counts.values())
+        again = galmet.load_dataset(
+            SkyCoord(ra * u.deg, dec * u.deg), cutouts=tmp_path / "ds2", size=16, base_url=srv.url, rate=0
+        )
+        same = galmet.load_dataset(table, cutouts=folder, size=16, base_url=srv.url, rate=0, retries=0)
+        assert sum(srv.counts.values()) == before + len(ra)  # the second folder only; the first is complete
+    assert len(again) == len(ra) - 1 and len(same) == len(ds)  # the 404 stays a 404
+    assert galmet.load_dataset(folder, targets=[]).image_size == 16  # a path: the plain loader
+    with pytest.raises(galmet.ConfigError, match="cutouts=DIR"):
+        galmet.load_dataset(table)

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from galmet._version import __version__
-from galmet.columns import FLAGS, LABEL_RANGES, OBJID, OOD_SCORE, objid_array, pred_column, target_of
+from galmet.columns import FLAGS, LABEL_RANGES, OBJID, OOD_SCORE, pred_column, target_of
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
 from galmet.io.images import read_image
@@ -68,19 +68,13 @@ from galmet.layout import (
 )
 from galmet.nn.inference import GalmetModel
 from galmet.predict import flag_rows
-from galmet.sdss.coords import Positions, sky_positions
+from galmet.sdss.at_positions import DATA_RELEASES
+from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import CutoutOutcome, DownloadOptions, DownloadSummary, download_cutouts, failure_reason
 from galmet.sdss.skyserver import DEFAULT_SCALE, SkyServerClient
 
 log = logging.getLogger(__name__)
 
-#: SkyServer roots of the data releases a model's imaging may name (part of the transport's
-#: ``DATA_RELEASES`` when it has one).
-DATA_RELEASES = {
-    "DR14": "https://skyserver.sdss.org/dr14",
-    "DR16": "https://skyserver.sdss.org/dr16",
-    "DR17": "https://skyserver.sdss.org/dr17",
-}
 STATUS_OK = "ok"
 STATUS_INVALID = "invalid position"
 STATUS_FETCH = "fetch failed"
@@ -273,7 +267,7 @@ class PositionsJob:
         self.fetch = fetch_settings(model, client.base_url if client is not None else opts.base_url)
         self.n = len(positions)
         self.valid = positions.valid()
-        self.keys, self.key_kind = _cutout_keys(positions)
+        self.keys, self.key_kind = cutout_keys(positions)
         self.petro = self._petro()
         self.temporary = opts.work_dir is None
         self.work = Path(opts.work_dir) if opts.work_dir is not None else None
@@ -635,29 +629,6 @@ def _shard_index(name: str) -> int:
         return int(name.removeprefix("shard-").removesuffix(".parquet"))
     except ValueError:
         return -1
-
-
-def _cutout_keys(positions: Positions) -> tuple[np.ndarray, str]:
-    """(int64 key per row, "objID" or "row"): the objID when every row has one and rows that share
-    an objID share the position; else the row number."""
-    frame = positions.frame
-    col = next((c for c in (frame.columns if frame is not None else []) if str(c).lower() == "objid"), None)
-    n = len(positions)
-    if col is not None and frame is not None:
-        try:
-            ids = objid_array(frame[col], "positions", column=str(col))
-        except DataError:
-            ids = None
-        if ids is not None:
-            seen: dict[int, tuple[float, float]] = {}
-            consistent = True
-            for k, r, d in zip(ids.tolist(), positions.ra.tolist(), positions.dec.tolist(), strict=True):
-                if seen.setdefault(k, (r, d)) != (r, d) and not (math.isnan(r) and math.isnan(seen[k][0])):
-                    consistent = False
-                    break
-            if consistent and (ids >= 0).all():
-                return ids, "objID"
-    return np.arange(n, dtype=np.int64), "row"
 
 
 class _ShardWriter:

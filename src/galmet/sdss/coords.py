@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from galmet.columns import objid_array
 from galmet.errors import DataError
 
 #: Column names taken as right ascension / declination, in order of preference (lower case).
@@ -329,3 +330,26 @@ def _plain_frame(table) -> pd.DataFrame:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         out[name] = arr
     return pd.DataFrame(out, index=range(len(table)))
+
+
+def cutout_keys(positions: Positions) -> tuple[np.ndarray, str]:
+    """(int64 key per row, "objID" or "row"): the objID when every row has one and rows that share
+    an objID share the position; else the row number."""
+    frame = positions.frame
+    col = next((c for c in (frame.columns if frame is not None else []) if str(c).lower() == "objid"), None)
+    n = len(positions)
+    if col is not None and frame is not None:
+        try:
+            ids = objid_array(frame[col], "positions", column=str(col))
+        except DataError:
+            ids = None
+        if ids is not None:
+            seen: dict[int, tuple[float, float]] = {}
+            consistent = True
+            for k, r, d in zip(ids.tolist(), positions.ra.tolist(), positions.dec.tolist(), strict=True):
+                if seen.setdefault(k, (r, d)) != (r, d) and not (math.isnan(r) and math.isnan(seen[k][0])):
+                    consistent = False
+                    break
+            if consistent and (ids >= 0).all():
+                return ids, "objID"
+    return np.arange(n, dtype=np.int64), "row"
