@@ -70,11 +70,10 @@ def load_dataset(
         Arcsec per pixel; the SDSS data release (DR14, DR16, DR17) or an explicit SkyServer root.
     workers, rate, retries, timeout
         As in ``galmet download``.
-    size : int, optional
-        Pixels per side (default 128); also the size every image must have.
-    on_error : {"raise", "skip"}
-        Default ``"skip"`` for positions: rows whose cutout could not be fetched are left out
-        (``Dataset.skipped`` says which and why).
+    **kwargs
+        Passed to :func:`galmet.data.dataset.load_dataset`: ``size`` is also the cutouts' size in
+        pixels (default 128); ``on_error`` defaults to ``"skip"`` for positions, so rows whose
+        cutout could not be fetched are left out (``Dataset.skipped`` says which and why).
     """
     from galmet.data.dataset import load_dataset as load_folder
     from galmet.data.dataset import write_catalog
