@@ -399,3 +399,42 @@ def test_load_dataset_at_positions_fetches_once_and_keeps_the_labels(tmp_path):
     assert galmet.load_dataset(folder, targets=[]).image_size == 16  # a path: the plain loader
     with pytest.raises(galmet.ConfigError, match="cutouts=DIR"):
         galmet.load_dataset(table)
+
+
+def test_an_interrupted_work_dir_resumes_only_the_same_run(tmp_path, bundle, monkeypatch):
+    import galmet
+    import galmet.positions as positions_module
+
+    real = positions_module.download_cutouts
+
+    def interrupted_after_three(folder, opts, client=None, on_result=None):
+        seen = []
+
+        def callback(outcome):
+            on_result(outcome)
+            seen.append(outcome)
+            if len(seen) == 3:
+                raise KeyboardInterrupt  # as Ctrl-C would, inside the downloader's loop
+
+        return real(folder, opts, client, on_result=callback)
+
+    ra, dec = _degrees()
+    frame = pd.DataFrame({"ra": ra, "dec": dec})
+    work = tmp_path / "work"
+    with FaultyServer() as srv:
+        kw = dict(base_url=srv.url, work_dir=work, shard_size=1, **FAST)
+        monkeypatch.setattr(positions_module, "download_cutouts", interrupted_after_three)
+        with pytest.raises(KeyboardInterrupt):
+            galmet.predict_positions(bundle, frame, **kw)
+        monkeypatch.setattr(positions_module, "download_cutouts", real)
+        assert (work / "positions-run.json").is_file() and list((work / "shards").glob("shard-*.parquet"))
+        with pytest.raises(galmet.ConfigError, match="unfinished run with other positions"):
+            galmet.predict_positions(bundle, frame.iloc[:4], **kw)
+        other = save_bundle(tmp_path / "other.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
+        with pytest.raises(galmet.ConfigError, match="unfinished run with another model"):
+            galmet.predict_positions(other, frame, **kw)
+        before = dict(srv.counts)
+        table = galmet.predict_positions(bundle, frame, **kw)
+        fetched_again = [k for k, n in srv.counts.items() if before.get(k, 0) and n != before[k]]
+    assert fetched_again == [] and len(table) == len(ra) and (np.asarray(table["status"]) == "ok").all()
+    assert not work.exists()

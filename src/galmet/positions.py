@@ -123,7 +123,8 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
     ``base_url`` overrides the data release's SkyServer root (a mirror, a test server).
     """
     imaging = getattr(model, "imaging", None)
-    size = getattr(imaging, "fetch_size", None) or getattr(imaging, "image_size", None) or model.image_size or 128
+    # the bundle's input size (before any crop the network applies), unless the imaging says how it was fetched
+    size = getattr(imaging, "fetch_size", None) or model.image_size or getattr(imaging, "image_size", None) or 128
     scale = getattr(imaging, "pixel_scale", None) or DEFAULT_SCALE
     mode = getattr(imaging, "scale_mode", None) or "fixed"
     release = getattr(imaging, "data_release", None) or "DR14"
