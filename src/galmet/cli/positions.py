@@ -118,7 +118,7 @@ def run_positions(args, positions_file: str | None) -> int:
         progress=False if args.no_progress else None,
         work_dir=work,
         keep_cutouts=Path(args.keep_cutouts) if args.keep_cutouts else None,
-        base_url=args.base_url if _given(args, "base_url") else None,
+        base_url=args.base_url,
         download=download,
     )
     job = PositionsJob(model, positions, opts)
@@ -146,13 +146,6 @@ def run_positions(args, positions_file: str | None) -> int:
     print(summary.line())
     _print_tables(table, model)
     return 0 if summary.statuses.get(STATUS_OK, 0) or not summary.rows else 1
-
-
-def _given(args, name: str) -> bool:
-    """True when the server option was given (not argparse's default: the model's release decides)."""
-    from galmet.sdss.skyserver import DEFAULT_BASE_URL
-
-    return getattr(args, name) != DEFAULT_BASE_URL
 
 
 def _print_tables(table, model) -> None:

@@ -111,6 +111,10 @@ def add_arguments(p) -> None:
     g.add_argument(
         "--workers", type=integer(1, MAX_WORKERS), default=d.workers, help="concurrent requests (default: %(default)s)"
     )
+    for action in g._group_actions:  # the model's imaging names the server, unless one is given
+        if action.dest == "base_url":
+            action.default = None
+            action.help = "SkyServer root (default: the model's data release; DR14 for bundles that do not record one)"
 
 
 def _angle(kind: str):
