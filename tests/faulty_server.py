@@ -29,6 +29,7 @@ junk_small the valid JPEG followed by 100 bytes of junk
 hold       waits until ``release`` is set (or ``hold_seconds`` pass), then sends the JPEG
 redirect   HTTP 302 back to the same URL (the next request takes the plan's next action)
 redirect_endless  the same 302 with a body streamed until the client hangs up
+blank      a valid, uniformly black JPEG of the requested size (SkyServer outside the footprint)
 ========== ================================================================
 
 SqlSearch (``/SkyServerWS/SearchTools/SqlSearch``) calls ``sql_responder(cmd, n)`` with
@@ -262,6 +263,8 @@ class _Handler(BaseHTTPRequestHandler):
             action = "ok"
         if action == "ok":
             self._send(200, "image/jpeg", jpeg)
+        elif action == "blank":
+            self._send(200, "image/jpeg", encode_jpeg(np.zeros((height, width, 3), np.uint8), 90))
         elif action == "wrongsize":
             self._send(200, "image/jpeg", srv.jpeg(key, max(1, width // 2), max(1, height // 2)))
         else:

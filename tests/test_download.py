@@ -322,3 +322,26 @@ def test_acceptance_2000_cutouts_10pct_transient_2pct_permanent_kill_and_resume(
         assert f[problem] == [], (problem, f[problem][:5])
     assert f["manifest_failed"] == 40 and f["manifest_ok"] == 1960
     assert len(f["ok_fetched_twice"]) <= 8
+
+
+def test_summary_tallies_failures_by_reason_and_on_result_reports_every_objid(tmp_path):
+    from galmet.sdss.download import failure_reason
+
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 12)
+    keys = [key_of(r, d) for r, d in zip(cat["ra"], cat["dec"], strict=True)]
+    plans = {keys[0]: ["404"], keys[1]: ["404"], keys[2]: ["html"], keys[3]: ["slow"]}
+    seen = []
+    with FaultyServer(plans, slow_seconds=2.0) as srv:
+        s = download_cutouts(ds, fast_options(srv.url, retries=0, max_failures=1.0), on_result=seen.append)
+        assert s.failed == 4 and dict(s.reasons) == {"HTTP 404": 2, "not a JPEG": 1, "timed out": 1}
+        assert "failed: 2 HTTP 404, 1 " in s.line()
+        assert sorted(o.objID for o in seen) == sorted(cat["objID"].tolist())
+        assert all(o.fetched and o.path.name == f"{o.objID}.jpg" for o in seen)
+        # a rerun reports the images on disk and the permanent failures without fetching them
+        seen.clear()
+        s = download_cutouts(ds, fast_options(srv.url, retries=0, max_failures=1.0), on_result=seen.append)
+    assert s.present == 8 and s.failed_before == 3 and len(seen) == 12
+    assert sum(not o.fetched for o in seen) == 11  # the timed-out one was transient: fetched again
+    assert failure_reason("objID 1: connection failed (reset)") == "connection failed"
+    assert failure_reason("cannot decode image (truncated JPEG)") == "bad image"

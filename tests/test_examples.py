@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -26,13 +28,15 @@ def test_api_end_to_end(tmp_path):
     assert (tmp_path / "ex" / "run" / "model.pt").is_file()
 
 
-def test_predict_positions_against_a_local_server(tmp_path):
-    import pandas as pd
+def test_positions_example_against_a_local_server(tmp_path):
+    from astropy.table import QTable
 
-    stdout = _run("predict_positions.py", "--out", tmp_path / "pred.csv", cwd=tmp_path)
-    table = pd.read_csv(tmp_path / "pred.csv")
-    assert len(table) == 3 and table["oh_p50_pred"].notna().all()
-    assert table["objID"].tolist()[0] == 1237648702973083820 and "oh_p50_pred" in stdout
+    stdout = _run("positions_example.py", "--out", tmp_path / "pred.fits", cwd=tmp_path)
+    table = QTable.read(tmp_path / "pred.fits")
+    assert len(table) == 3 and np.isfinite(table["oh_p50_pred"].value).all()
+    assert str(table["oh_p50_pred"].unit) == "dex" and str(table["ra"].unit) == "deg"
+    assert table.meta["PIXSCALE"] == 0.296 and len(table.meta["MODELSHA"]) == 64
+    assert "oh_p50_pred" in stdout and "wrote" in stdout
 
 
 def test_restyle_figure(tmp_path):

@@ -132,11 +132,11 @@ def test_cli_sky_position(tmp_path, capsys, bundle):
         assert code == 0, err
         assert sum(srv.counts.values()) == 1
     df = pd.read_csv(out)
-    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_spread", "flags"]
-    assert df["ra"].tolist() == [185.5] and np.isfinite(df["oh_p50_pred"]).all()
-    with FaultyServer(default_plan=("404",)) as srv:
-        code, _, err = _run(capsys, bundle, "--ra", "1", "--dec", "2", "--base-url", srv.url, "--out", out)
-    assert code == 2 and err.count("\n") == 1
+    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_spread", "flags", "status", "error"]
+    assert df["ra"].tolist() == [185.5] and np.isfinite(df["oh_p50_pred"]).all() and df["status"].tolist() == ["ok"]
+    with FaultyServer(default_plan=("404",)) as srv:  # the row stays, with its status; nothing was predicted: 1
+        code, stdout, err = _run(capsys, bundle, "--ra", "1", "--dec", "2", "--base-url", srv.url, "--out", out)
+    assert code == 1 and pd.read_csv(out)["status"].tolist() == ["fetch failed"]
 
 
 @pytest.mark.gpu
@@ -161,16 +161,20 @@ def test_cli_table_of_positions(tmp_path, capsys, bundle):
     ).to_csv(table, index=False)
     out = tmp_path / "pred.parquet"
     with FaultyServer(plans={key_of(20.0, 2.0): ["404"]}) as srv:
-        code, _, err = _run(capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu")
-        assert code == 2 and "row 1" in err and "--skip-bad" in err and err.count("\n") == 1
-        assert not out.exists()
+        code, stdout, err = _run(capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu")
+        assert code == 0, err
+        df = pd.read_parquet(out)
+        assert list(df.columns) == [
+            *["objID", "ra", "dec", "oh_p50", "oh_p50_pred", "oh_p50_spread", "flags", "status", "error"]
+        ]
+        assert df["objID"].tolist() == [11, 22, 33] and df["status"].tolist() == ["ok", "fetch failed", "ok"]
+        assert "HTTP 404" in df["error"][1] and np.isnan(df["oh_p50_pred"][1])
+        assert "not predicted: 1 fetch failed" in stdout and "RMSE of oh_p50: all" in stdout
         code, stdout, err = _run(
             capsys, bundle, table, "--base-url", srv.url, "--out", out, "--device", "cpu", "--skip-bad"
         )
     assert code == 0, err
-    df = pd.read_parquet(out)
-    assert list(df.columns) == ["objID", "ra", "dec", "oh_p50_pred", "oh_p50_spread", "oh_p50", "flags"]
-    assert df["objID"].tolist() == [11, 33] and "skipped" in stdout and "RMSE of oh_p50: all" in stdout
+    assert pd.read_parquet(out)["objID"].tolist() == [11, 33]
     (tmp_path / "noradec.csv").write_text("objID,x\n1,2\n")
     code, _, err = _run(capsys, bundle, tmp_path / "noradec.csv", "--out", out)
     assert code == 2 and "no ra column" in err

@@ -6,10 +6,12 @@ regresses Z = 12 + log(O/H) from 128x128 gri JPEG cutouts.
 The public API::
 
     galmet.load_dataset(path)              # a validated dataset directory or image folder
+    galmet.load_dataset(coords, cutouts=DIR) # or one fetched at sky positions (SkyCoord, Table, DataFrame)
     galmet.train(dataset, out_dir, config)  # train a model (the paper's recipe by default)
     galmet.load_model("RUN/model.pt")      # a trained model bundle; .predict(images)
     galmet.predict_dataset(model, dataset) # the predictions table
-    galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3)
+    galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3); or fetch_cutout(skycoord)
+    galmet.predict_positions(model, coords) # predictions at sky positions (SkyCoord, Table, DataFrame) as a QTable
 
 Each name is imported on first use, so ``import galmet`` stays cheap and pulls in neither torch
 nor astropy; everything else lives in the stage packages (see docs/architecture.md).
@@ -24,17 +26,19 @@ from galmet._version import __version__
 from galmet.errors import ConfigError, DataError, GalmetError
 
 if TYPE_CHECKING:
-    from galmet.data.dataset import load_dataset as load_dataset
     from galmet.nn.bundle import load_model as load_model
+    from galmet.positions import predict_positions as predict_positions
     from galmet.predict import predict_dataset as predict_dataset
+    from galmet.sdss.at_positions import load_dataset as load_dataset
     from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
     from galmet.training.loop import train as train
 
 #: Public name -> module that defines it.
 _LAZY = {
-    "load_dataset": "galmet.data.dataset",
+    "load_dataset": "galmet.sdss.at_positions",
     "load_model": "galmet.nn.bundle",
     "predict_dataset": "galmet.predict",
+    "predict_positions": "galmet.positions",
     "train": "galmet.training.loop",
     "fetch_cutout": "galmet.sdss.skyserver",
 }

@@ -33,6 +33,26 @@ def cache_key_file(cache: str) -> str:
     return cache.rsplit(".", 1)[0] + ".json"
 
 
+# --- prediction at sky positions (``galmet predict --positions``) ---------------------------
+#: Default work folder of a positions run: ``<--out>`` plus this suffix, beside the output.
+POSITIONS_WORK_SUFFIX = ".galmet-work"
+#: In the work folder: the run's settings and fingerprint (a rerun resumes only the same run).
+POSITIONS_RUN = "positions-run.json"
+#: In the work folder: finished shards of predictions, ``shard-000000.parquet`` ...
+POSITIONS_SHARDS = "shards"
+#: In the work folder: the cutouts, a dataset directory (unless ``--keep-cutouts DIR``).
+POSITIONS_CUTOUTS = "cutouts"
+#: Advisory lock held by a running positions run in its work folder.
+POSITIONS_LOCK = ".positions.lock"
+#: Marks a cutouts folder written by a positions run (settings and fingerprint of its positions).
+POSITIONS_CUTOUTS_MARKER = "galmet-positions.json"
+
+
+def positions_shard(index: int) -> str:
+    """File name of shard ``index`` (0-based) of a positions run."""
+    return f"shard-{index:06d}.parquet"
+
+
 # --- training run directory ----------------------------------------------------------------
 #: The resolved training configuration.
 CONFIG = "config.yaml"
@@ -162,6 +182,9 @@ ARTEFACT_KINDS = {
     LR_FIND_TABLE: "lr range test table",
     REPORT: "report",
     DEMO_MARKER: "demo settings",
+    POSITIONS_RUN: "positions run settings",
+    POSITIONS_LOCK: "lock file",
+    POSITIONS_CUTOUTS_MARKER: "positions cutouts settings",
     **{name: "predictions table" for name in (*PREDICTION_NAMES, CONSTANT_PREDICTIONS)},
 }
 

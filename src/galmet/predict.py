@@ -1,4 +1,5 @@
-"""Catalog in, predictions table out: run a model bundle over a dataset or over sky positions.
+"""Catalog in, predictions table out: run a model bundle over a dataset (sky positions:
+:mod:`galmet.positions`).
 
 The table has one row per image, in the input's row order (columns: see :mod:`galmet.columns`):
 
@@ -29,7 +30,6 @@ holds the counts.
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import pandas as pd
@@ -43,18 +43,15 @@ from galmet.columns import (
     SPLIT,
     Flag,
     describe_invalid,
-    float_array,
     mask_invalid_labels,
     pred_column,
 )
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.data.imaging import recorded_imaging
 from galmet.data.quality import image_flags
-from galmet.errors import DataError, GalmetError
 from galmet.nn.inference import GalmetModel
 from galmet.nn.uncertainty import UncertainPrediction
 from galmet.sdss.catalog import Cuts, cut_mask
-from galmet.sdss.skyserver import DEFAULT_SCALE, SkyServerClient
 
 log = logging.getLogger(__name__)
 #: Images embedded at a time for the out-of-domain flag.
@@ -154,84 +151,6 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
         log.warning("predictions: %s", describe_invalid(col, info, "written as missing (NaN)"))
     out.attrs["invalid_labels"] = invalid
     return out
-
-
-def predict_positions(
-    model: GalmetModel,
-    positions: pd.DataFrame,
-    *,
-    scale: float = DEFAULT_SCALE,
-    client: SkyServerClient | None = None,
-    skip_bad: bool = False,
-    tta: bool = True,
-    batch_size: int = 256,
-    device: str = "auto",
-    where: str = "positions",
-    progress: bool | None = None,
-    tta_mode: str = "dihedral",
-    tta_seed: int = 0,
-) -> pd.DataFrame:
-    """Fetch the SDSS cutout at every ra/dec of ``positions`` and predict it.
-
-    Parameters
-    ----------
-    model : GalmetModel
-        Its image size (default 128) is the cutout size fetched.
-    positions : pandas.DataFrame
-        ``ra`` and ``dec`` in degrees; ``objID`` and the truth columns are kept when present.
-    scale : float
-        Arcsec per pixel of the cutouts (0.296: the paper's).
-    client : SkyServerClient, optional
-        Fetches the cutouts (server, timeout, retries, rate); default: SDSS DR14 with the
-        default retry policy.
-    skip_bad : bool
-        Drop rows whose cutout cannot be fetched (logged) instead of failing on the first.
-    tta, batch_size, device, tta_mode, tta_seed
-        See :meth:`galmet.nn.inference.GalmetModel.predict`.
-    where : str
-        Names the input in error messages.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``objID`` (when given), ``ra``, ``dec``, then the prediction columns, one row per
-        fetched position.
-    """
-    client = client or SkyServerClient()
-    for col in ("ra", "dec"):
-        if col not in positions.columns:
-            raise DataError(f"{where}: table has no {col} column (columns: {', '.join(map(str, positions.columns))})")
-    size = model.image_size or 128
-    images, keep = [], []
-    ras, decs = float_array(positions["ra"], where, "ra"), float_array(positions["dec"], where, "dec")
-    rows = list(zip(ras.tolist(), decs.tolist(), strict=True))
-    show = progress if progress is not None else len(rows) >= 20
-    iterator = rows
-    if show:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(rows, desc="fetching cutouts", unit="img")
-    for i, (ra, dec) in enumerate(iterator):
-        try:
-            if not (math.isfinite(ra) and math.isfinite(dec) and 0 <= ra <= 360 and -90 <= dec <= 90):
-                raise DataError(f"ra {ra}, dec {dec} is not a sky position (0 <= ra <= 360, -90 <= dec <= 90 degrees)")
-            images.append(client.get_cutout(ra, dec, scale, size)[1])
-            keep.append(i)
-        except GalmetError as exc:
-            label = f"row {i}: " if len(rows) > 1 else ""
-            if not skip_bad:
-                raise type(exc)(f"{where}: {label}{exc} (use --skip-bad to drop such rows)") from exc
-            log.warning("skipped %s row %d (ra %s, dec %s): %s", where, i, ra, dec, exc)
-    if not images:
-        raise DataError(f"{where}: no cutout could be fetched")
-    stack = np.stack(images)
-    result = model.predict_uncertainty(
-        stack, tta=tta, batch_size=batch_size, device=device, tta_mode=tta_mode, tta_seed=tta_seed
-    )
-    table = positions.iloc[keep].reset_index(drop=True)
-    front = [c for c in (OBJID, "ra", "dec") if c in table.columns]
-    out = _add_predictions(table[front].copy(), table, model.targets, result)
-    return flag_rows(out, model, stack, table, batch_size, device)
 
 
 def flag_rows(

@@ -28,6 +28,7 @@ import pandas as pd
 from galmet.columns import float_array, is_id_column, objid_array
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import TEMP_FILE
+from galmet.io.progress import progress_bar
 from galmet.io.safety import remove_empty_dirs, remove_files
 from galmet.io.tables import write_table
 
@@ -205,11 +206,7 @@ def query_catalog(
     frames: list[pd.DataFrame] = []
     n = 0
     bands = ra_bands(chunks)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(bands), desc="catalog chunks", unit="chunk")
+    bar = progress_bar(total=len(bands), desc="catalog chunks", unit="chunk", enabled=progress)
     try:
         for i, band in enumerate(bands):
             label = _label(i, chunks, band)
@@ -229,14 +226,12 @@ def query_catalog(
                     write_table(frame, cached)
             frames.append(frame)
             n += len(frame)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(rows=n)
+            bar.update(1)
+            bar.set_postfix(rows=n)
             if limit is not None and n >= limit:
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     merged = merge_chunks(frames)
     return merged.head(limit).reset_index(drop=True) if limit is not None else merged
 

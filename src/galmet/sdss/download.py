@@ -21,9 +21,12 @@ import logging
 import math
 import os
 import queue
+import re
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,7 @@ from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
+from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
 from galmet.sdss.skyserver import (
@@ -87,7 +91,8 @@ class DownloadOptions:
     manifest_every : float
         Seconds between manifest rewrites.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Report progress on stderr (:func:`galmet.io.progress.progress_bar`: a bar on a terminal,
+        plain INFO lines otherwise).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -157,6 +162,8 @@ class DownloadSummary:
     aborted: bool = False
     seconds: float = 0.0
     manifest: Path | None = None
+    #: Failures of this run by reason (:func:`failure_reason`), most frequent first in :meth:`line`.
+    reasons: Counter = field(default_factory=Counter)
 
     @property
     def skipped(self) -> int:
@@ -171,11 +178,70 @@ class DownloadSummary:
         if self.not_done:
             text += f", {self.not_done} not fetched yet"
         text += f"; {self.requests} requests in {self.seconds:.1f} s"
+        if self.reasons:
+            text += "; failed: " + tally(self.reasons)
         if self.interrupted:
             text += "; interrupted, rerun to resume"
         elif self.aborted:
             text += "; stopped early: too many failures"
         return text
+
+
+def tally(counts: Counter) -> str:
+    """``"3 HTTP 404, 1 timed out"``: counts by reason, most frequent first."""
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
+
+
+#: (pattern of a failure message, its short reason), first match wins (see :func:`failure_reason`).
+_REASONS = (
+    (re.compile(r"HTTP (\d{3})"), None),
+    (re.compile(r"timed out|deadline"), "timed out"),
+    (re.compile(r"connection (failed|closed)"), "connection failed"),
+    (re.compile(r"over the \d+-byte cap"), "body too large"),
+    (re.compile(r"^empty body|: empty body"), "empty body"),
+    (re.compile(r"not a JPEG"), "not a JPEG"),
+    (re.compile(r"bytes of junk"), "junk after the JPEG"),
+    (re.compile(r"ra/dec"), "bad position"),
+    (re.compile(r"petroR90_r"), "bad petroR90_r"),
+)
+
+
+def failure_reason(error: str) -> str:
+    """The short reason of a failed cutout's message, for tallies: ``"HTTP 404"``, ``"timed out"``,
+    ``"connection failed"``, ``"body too large"``, ``"empty body"``, ``"not a JPEG"``, ``"junk after
+    the JPEG"``, ``"bad position"``, ``"bad petroR90_r"``, else ``"bad image"`` (an undecodable or
+    wrong-size JPEG)."""
+    for pattern, reason in _REASONS:
+        m = pattern.search(error)
+        if m:
+            return reason or f"HTTP {m.group(1)}"
+    return "bad image"
+
+
+@dataclass(frozen=True)
+class CutoutOutcome:
+    """What became of one objID's cutout in a run, as passed to ``download_cutouts(on_result=...)``.
+
+    Attributes
+    ----------
+    objID : int
+    status : {"ok", "failed"}
+    path : Path
+        ``DATASET/images/<objID>.jpg`` (a valid image when ``status`` is ok).
+    error : str
+        Why it failed ("" when ok).
+    permanent : bool
+        Retrying is pointless (404, bad bodies to the last try, unusable ra/dec).
+    fetched : bool
+        Fetched in this run (False: found valid on disk, or a permanent failure of an earlier run).
+    """
+
+    objID: int
+    status: str
+    path: Path
+    error: str = ""
+    permanent: bool = False
+    fetched: bool = True
 
 
 @dataclass
@@ -313,7 +379,10 @@ def _scales(cat: pd.DataFrame, opts: DownloadOptions) -> np.ndarray:
 
 
 def download_cutouts(
-    dataset: str | os.PathLike, opts: DownloadOptions | None = None, client: SkyServerClient | None = None
+    dataset: str | os.PathLike,
+    opts: DownloadOptions | None = None,
+    client: SkyServerClient | None = None,
+    on_result: Callable[[CutoutOutcome], None] | None = None,
 ) -> DownloadSummary:
     """Fetch every missing cutout of ``dataset``; see the module docstring.
 
@@ -325,6 +394,11 @@ def download_cutouts(
         Settings; defaults are the paper's cutouts at a polite 5 requests/s.
     client : SkyServerClient, optional
         Use this client (tests swap its ``_request``); default: one built from ``opts``.
+    on_result : callable, optional
+        Called in the calling thread with a :class:`CutoutOutcome` for every objID as soon as its
+        fate is known: found on disk or failed before (while planning), then each fetch as it
+        finishes. Lets a caller consume cutouts while the rest are fetched (``galmet predict``
+        at positions); an exception it raises stops the run (the manifest is written first).
 
     Returns
     -------
@@ -355,14 +429,22 @@ def download_cutouts(
         removed = remove_stale_temp_files(images) + remove_stale_temp_files(root, of=MANIFEST)
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
-        return _Run(root, cat, opts, client).run()
+        return _Run(root, cat, opts, client, on_result).run()
 
 
 class _Run:
     """One download run: plan, fetch concurrently, keep the manifest."""
 
-    def __init__(self, root: Path, cat: pd.DataFrame, opts: DownloadOptions, client: SkyServerClient):
+    def __init__(
+        self,
+        root: Path,
+        cat: pd.DataFrame,
+        opts: DownloadOptions,
+        client: SkyServerClient,
+        on_result: Callable[[CutoutOutcome], None] | None = None,
+    ):
         self.root, self.cat, self.opts, self.client = root, cat, opts, client
+        self.on_result = on_result
         self.images = root / IMAGES_DIR
         self.manifest_path = root / MANIFEST
         self.records = load_manifest(self.manifest_path)
@@ -406,9 +488,11 @@ class _Run:
                         log.warning("%s: re-fetching (%s)", path, str(exc).removeprefix(f"objID {oid}: "))
                 if trusted:
                     self.summary.present += 1
+                    self._tell(oid, "ok", fetched=False)
                     continue
             if rec is not None and rec.status == "failed" and rec.permanent and not self.opts.retry_failed:
                 self.summary.failed_before += 1
+                self._tell(oid, "failed", rec.last_error, True, fetched=False)
                 continue
             bad = (
                 "ra/dec are not finite numbers"
@@ -420,9 +504,15 @@ class _Run:
             if bad:
                 self._record(oid, "failed", 0, bad, True, 0, float(scale))
                 self.summary.failed += 1
+                self.summary.reasons[failure_reason(bad)] += 1
+                self._tell(oid, "failed", bad, True)
                 continue
             todo.append(_Task(oid, float(ra), float(dec), float(scale)))
         return todo
+
+    def _tell(self, oid: int, status: str, error: str = "", permanent: bool = False, fetched: bool = True) -> None:
+        if self.on_result is not None:
+            self.on_result(CutoutOutcome(oid, status, self.images / f"{oid}.jpg", error, permanent, fetched))
 
     def _record(
         self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int, scale: float
@@ -476,10 +566,15 @@ class _Run:
         )
         allowed = self.opts.max_failures * s.to_fetch
         bar = None
-        if self.opts.progress and todo:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc="cutouts", unit="img", dynamic_ncols=True, smoothing=0.05)
+        if todo:
+            bar = progress_bar(
+                total=len(todo),
+                desc="cutouts",
+                unit="img",
+                enabled=self.opts.progress,
+                dynamic_ncols=True,
+                smoothing=0.05,
+            )
         tasks: queue.Queue = queue.Queue()
         results: queue.Queue = queue.Queue()
         workers = [
@@ -568,8 +663,10 @@ class _Run:
             s.ok += 1
         else:
             s.failed += 1
+            s.reasons[failure_reason(res.error)] += 1
             log.debug("objID %d failed: %s", res.oid, res.error)
         if bar is not None:
             bar.update(1)
             bar.set_postfix_str(f"ok={s.ok} failed={s.failed}", refresh=False)
+        self._tell(res.oid, res.status, res.error, res.permanent)
         return ""

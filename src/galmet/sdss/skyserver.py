@@ -809,9 +809,9 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
 
 
 def fetch_cutout(
-    ra: float,
-    dec: float,
-    scale: float = DEFAULT_SCALE,
+    ra,
+    dec=None,
+    scale=DEFAULT_SCALE,
     size: int = DEFAULT_SIZE,
     base_url: str = DEFAULT_BASE_URL,
     timeout: float = 30.0,
@@ -822,10 +822,13 @@ def fetch_cutout(
 
     Parameters
     ----------
-    ra, dec : float
-        Centre, degrees (J2000).
-    scale : float
-        Arcsec per pixel (0.296 gives the paper's 38" x 38" field).
+    ra, dec : float, astropy Quantity/Angle, or str
+        Centre: degrees (ICRS/J2000), any angular Quantity, or text (decimal degrees or
+        sexagesimal, ``"12h30m49.4s"``, ``"+12d23m28s"``). Or give one astropy ``SkyCoord`` as
+        ``ra`` and no ``dec``: ``fetch_cutout(SkyCoord.from_name("M87"))``.
+    scale : float or Quantity
+        Arcsec per pixel (0.296 gives the paper's 38" x 38" field); a Quantity in arcsec (per
+        pixel) or any angle.
     size : int
         Width = height, pixels.
     base_url, timeout, retries, backoff_base
@@ -841,6 +844,15 @@ def fetch_cutout(
     SkyServerError
         The cutout could not be fetched (one line with the last error).
     """
+    from galmet.sdss.coords import scalar_position
+
+    ra, dec = scalar_position(ra, dec)
+    if hasattr(scale, "unit"):  # arcsec / pixel, or an angle per pixel
+        import astropy.units as u
+
+        q = u.Quantity(scale)
+        per_pixel = q.unit * u.pix if (q.unit * u.pix).physical_type == "angle" else q.unit
+        scale = float(q.value * per_pixel.to(u.arcsec))
     client = SkyServerClient(
         base_url, timeout, RetryPolicy(retries=retries, backoff_base=backoff_base), max_bytes=CUTOUT_MAX_BYTES
     )

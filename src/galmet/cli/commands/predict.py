@@ -1,4 +1,4 @@
-"""``galmet predict``: run a model bundle over a dataset, an image folder, or one sky position."""
+"""``galmet predict``: run a model bundle over a dataset, an image folder, or sky positions."""
 
 from __future__ import annotations
 
@@ -29,31 +29,40 @@ flags (bits; 0 = nothing raised): 1 prediction outside the training label range,
 label outside it, 4 embedding out of the training domain, 8 image mostly empty, 16 saturated,
 32 source off-centre, 64 fails the paper's photometric cuts (see docs/model.md).
 
-INPUT may also be a table (.csv/.parquet/.fits) with ra and dec columns (objID optional), or
---ra/--dec may give one position: the SDSS cutouts there (the model's image size, 0.296
-arcsec/pixel) are fetched from SkyServer one by one and predicted; the output keeps objID, ra,
-dec. For large catalogs, 'galmet download' into a dataset directory first (concurrent,
-resumable), then predict on the directory.
+Sky positions: --ra/--dec (decimal degrees or sexagesimal, repeat for several positions; a
+southern sexagesimal declination needs the = form, --dec=-05d12m30s) or --positions FILE, a
+table in any format astropy reads (FITS, VOTable, ECSV, CSV, parquet) with ra/dec columns (ra,
+RA, RAJ2000, _RAJ2000, RA_ICRS ... in degrees, with angular units, or sexagesimal text). The SDSS
+cutouts there are fetched with the model's own imaging (pixel scale, size, data release) by the
+downloader (--workers concurrent requests under --rate, retries, every cutout validated), and
+predicted in shards while the rest are fetched. Output (.parquet, .csv, .ecsv, .fits; units and
+provenance in all but CSV): the input's columns, ra/dec (deg), the predictions, then status (ok,
+fetch failed, bad image, outside footprint, invalid position) and error per row: a bad row
+never stops the run. Shards and cutouts live in --work-dir (default: OUT.galmet-work); after
+Ctrl-C or a kill the same command resumes without fetching or predicting finished rows again.
+The cutouts are deleted at the end unless --keep-cutouts DIR. Exit status: 0 when done, 1 when
+no row could be predicted, 130 when interrupted (rerun to resume), 2 for bad input.
 
 Examples:
   galmet predict runs/r1/model.pt ../shared/data/sdss_sample --out preds.parquet --split test
   galmet predict runs/r1 my_cutouts/ --out preds.csv --no-tta --device cpu
-  galmet predict runs/r1/model.pt --ra 185.0 --dec 15.8 --out one.csv
-  galmet predict runs/r1/model.pt targets.csv --out targets_pred.csv
+  galmet predict runs/r1/model.pt --ra 12h30m49.4s --dec +12d23m28s --out m87.ecsv
+  galmet predict runs/r1/model.pt --ra 185.0 --dec 15.8 --ra 186.2 --dec 16.0 --out two.csv
+  galmet predict runs/r1/model.pt --positions targets.fits --out targets_pred.fits --keep-cutouts cutouts/
 """
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, add_server_options, integer, number
+    from galmet.cli.options import SEED, add_progress_option, add_server_options, integer
+    from galmet.sdss.download import MAX_WORKERS, DownloadOptions
 
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
     p.add_argument(
         "input",
         nargs="?",
-        help="dataset directory, folder of images, or a table (.csv/.parquet/.fits) with ra, dec columns "
-        "whose cutouts are fetched (omit with --ra/--dec)",
+        help="dataset directory, folder of images, or a table of sky positions (as --positions)",
     )
     p.add_argument(
         "--out",
@@ -78,15 +87,54 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
-    p.add_argument("--ra", type=number(0, 360), help="right ascension of one galaxy, degrees (fetches its SDSS cutout)")
-    p.add_argument("--dec", type=number(-90, 90), help="declination of one galaxy, degrees")
+    add_progress_option(p)
+    s = p.add_argument_group("sky positions")
+    s.add_argument(
+        "--ra",
+        action="append",
+        type=_angle("ra"),
+        metavar="ANGLE",
+        help="right ascension: degrees (187.7) or sexagesimal (12h30m49.4s, 12:30:49.4); repeat with --dec",
+    )
+    s.add_argument(
+        "--dec",
+        action="append",
+        type=_angle("dec"),
+        metavar="ANGLE",
+        help="declination: degrees or sexagesimal (+12d23m28s; a negative one as --dec=-05d12m30s)",
+    )
+    s.add_argument("--positions", metavar="FILE", help="table of positions: FITS, VOTable, ECSV, CSV or parquet")
+    s.add_argument(
+        "--work-dir", metavar="DIR", help="shards and cutouts of the run, for resuming (default: OUT.galmet-work)"
+    )
+    s.add_argument("--keep-cutouts", metavar="DIR", help="keep the cutouts in DIR (a galmet dataset directory)")
+    s.add_argument(
+        "--shard-size", type=integer(1, 1 << 24), default=1024, help="rows per shard of results (default: 1024)"
+    )
+    d = DownloadOptions()
     g = add_server_options(p)
     g.add_argument(
-        "--scale",
-        type=number(0, 100, open_low=True),
-        default=0.296,
-        help="arcsec/pixel of fetched cutouts (default: 0.296)",
+        "--workers", type=integer(1, MAX_WORKERS), default=d.workers, help="concurrent requests (default: %(default)s)"
     )
+    for action in g._group_actions:  # the model's imaging names the server, unless one is given
+        if action.dest == "base_url":
+            action.default = None
+            action.help = "SkyServer root (default: the model's data release; DR14 for bundles that do not record one)"
+
+
+def _angle(kind: str):
+    """argparse type: an angle in degrees from decimal degrees or sexagesimal text."""
+
+    def parse(text: str) -> float:
+        from galmet.sdss.coords import parse_angle
+
+        try:
+            return parse_angle(text, kind)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "angle"
+    return parse
 
 
 def run(args) -> int:
@@ -97,32 +145,32 @@ def run(args) -> int:
 
     if Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
-    if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
-        raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv, .fits or .ecsv)")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
-    position = args.ra is not None or args.dec is not None
-    if position and (args.ra is None or args.dec is None):
-        raise ConfigError("--ra and --dec go together")
-    if position == (args.input is not None):
+    ras, decs = args.ra or [], args.dec or []
+    if len(ras) != len(decs):
+        raise ConfigError(f"--ra and --dec go together (got {len(ras)} --ra and {len(decs)} --dec)")
+    table_input = args.input is not None and Path(args.input).is_file()
+    sources = [bool(ras), args.positions is not None, args.input is not None]
+    if sum(sources) != 1:
         raise ConfigError(
-            "give either INPUT (a dataset directory or image folder) or --ra/--dec, not both"
-            if position
-            else "give INPUT (a dataset directory, image folder or ra/dec table) or --ra/--dec"
+            "give one of INPUT (a dataset directory, image folder or positions table), --ra/--dec, or --positions"
+            if sum(sources) > 1
+            else "give INPUT (a dataset directory, image folder or positions table), --ra/--dec, or --positions"
         )
+    if ras or args.positions is not None or table_input:
+        from galmet.cli.positions import run_positions
+
+        return run_positions(args, args.positions or (args.input if table_input else None))
+    if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
+        raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv, .fits or .ecsv)")
+    for option in ("work_dir", "keep_cutouts"):
+        if getattr(args, option) is not None:
+            raise ConfigError(f"--{option.replace('_', '-')} applies to sky positions only")
     _check_output(args)
     device = resolve_device(args.device)
     model = load_model(args.model)
-    if position:
-        import pandas as pd
-
-        table, seconds = _predict_positions(model, args, device, pd.DataFrame({"ra": [args.ra], "dec": [args.dec]}))
-    elif Path(args.input).is_file():
-        from galmet.io.tables import read_table
-
-        table, seconds = _predict_positions(model, args, device, read_table(args.input), where=args.input)
-    else:
-        table, seconds = _predict_input(model, args, device)
+    table, seconds = _predict_input(model, args, device)
     write_table(table, args.out, provenance=table_provenance(model=model.path))
     mode = ("TTA x8" if args.tta_mode == "dihedral" else "fastai TTA, 1 + 4 views") if args.tta else "no TTA"
     print(
@@ -193,6 +241,7 @@ def _predict_input(model, args, device):
         on_error="skip" if args.skip_bad else "raise",
         size=model.image_size,
         cache=not args.no_cache,
+        progress=False if args.no_progress else None,
     )
     if args.split:
         rows = ds.split_indices(args.split)
@@ -208,37 +257,10 @@ def _predict_input(model, args, device):
         tta=args.tta,
         batch_size=args.batch_size,
         device=device,
-        progress=None,
+        progress=False if args.no_progress else None,
         tta_mode=args.tta_mode,
         tta_seed=args.tta_seed,
     )
-    return table, time.perf_counter() - t0
-
-
-def _predict_positions(model, args, device, positions, where: str = "--ra/--dec"):
-    """(predictions table, seconds) for the SDSS cutouts at a table's ra/dec (fetched one by one)."""
-    from galmet.cli.options import server_client
-    from galmet.errors import DataError
-    from galmet.predict import predict_positions
-
-    if args.split:
-        raise DataError(f"{where}: --split applies to dataset directories only")
-    t0 = time.perf_counter()
-    table = predict_positions(
-        model,
-        positions,
-        scale=args.scale,
-        client=server_client(args),
-        skip_bad=args.skip_bad,
-        tta=args.tta,
-        batch_size=args.batch_size,
-        device=device,
-        where=where,
-        tta_mode=args.tta_mode,
-        tta_seed=args.tta_seed,
-    )
-    if len(table) < len(positions):
-        print(f"skipped {len(positions) - len(table)} of {len(positions)} positions whose cutout could not be fetched")
     return table, time.perf_counter() - t0
 
 

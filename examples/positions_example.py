@@ -1,12 +1,13 @@
-"""Predict metallicities at sky positions: fetch each SDSS cutout, run the model, get a table.
+"""Metallicities at sky positions, the astropy way: SkyCoord in, QTable with units out, FITS on disk.
 
-    python examples/predict_positions.py --model runs/paper/model.pt --base-url https://skyserver.sdss.org/dr14
-    python examples/predict_positions.py            # offline: a local stand-in server, an untrained model
+    python examples/positions_example.py --model runs/paper/model.pt --server sdss   # SkyServer (network)
+    python examples/positions_example.py --out pred.fits                             # offline stand-in
 
-Without ``--base-url`` the script starts a small cutout server on 127.0.0.1 that answers the
+Without ``--server sdss`` the script starts a small cutout server on 127.0.0.1 that answers the
 SkyServer ImgCutout URL with a synthetic galaxy, so it runs without a network; without
 ``--model`` it builds an untrained ResNet-18 bundle (its numbers mean nothing: it shows the
-plumbing). Give both to predict real galaxies with a trained model.
+plumbing). Give both to predict real galaxies with a trained model: the cutouts are then fetched
+from the model's own data release (DR14 for the paper's model) at its pixel scale.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import argparse
 import tempfile
 import threading
 import urllib.parse
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
-import pandas as pd
+from astropy.coordinates import SkyCoord
+from astropy.table import QTable
 
 import galmet
 from galmet.io.images import encode_jpeg
-from galmet.predict import predict_positions
-from galmet.sdss.skyserver import CUTOUT_PATH, SkyServerClient
+from galmet.sdss.skyserver import CUTOUT_PATH
 
 
 class _Cutouts(BaseHTTPRequestHandler):
@@ -41,8 +43,7 @@ class _Cutouts(BaseHTTPRequestHandler):
         ra = float(query["ra"][0])
         yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
         blob = np.exp(-(xx**2 + yy**2) / (2 * (size / 8) ** 2)) * (0.3 + 0.7 * (ra % 1))
-        image = np.stack([blob * 255 * f for f in (0.9, 0.7, 0.5)], -1).astype(np.uint8)
-        body = encode_jpeg(image, 90)
+        body = encode_jpeg(np.stack([blob * 255 * f for f in (0.9, 0.7, 0.5)], -1).astype(np.uint8), 90)
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
         self.send_header("Content-Length", str(len(body)))
@@ -57,8 +58,7 @@ class _Cutouts(BaseHTTPRequestHandler):
 def local_server():
     """A loopback cutout server for the duration of the block; yields its base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Cutouts)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
@@ -77,32 +77,26 @@ def untrained_bundle(folder: Path, size: int) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="a trained model bundle (default: an untrained one, for the demo)")
-    ap.add_argument("--base-url", help="SkyServer root (default: a local stand-in server)")
-    ap.add_argument("--out", type=Path, help="write the predictions here (.csv, .parquet or .fits)")
+    ap.add_argument("--server", choices=("local", "sdss"), default="local", help="where the cutouts come from")
+    ap.add_argument("--out", type=Path, help="write the table here (.fits, .ecsv, .parquet or .csv)")
     args = ap.parse_args()
 
-    positions = pd.DataFrame(
-        {
-            "objID": [1237648702973083820, 1237648702973149349, 1237648703510020260],
-            "ra": [185.0, 185.4, 186.2],
-            "dec": [15.8, 15.5, 16.0],
-        }
-    )
+    # three galaxies, one of them given in sexagesimal as a catalogue would
+    coords = SkyCoord(["12h30m49.4s +12d23m28s", "185.4d +15.5d", "186.2d +16.0d"], frame="icrs")
     with tempfile.TemporaryDirectory() as tmp:
         model = galmet.load_model(args.model or untrained_bundle(Path(tmp), 32))
-        with local_server() if args.base_url is None else _given(args.base_url) as base_url:
-            client = SkyServerClient(base_url, timeout=30, rate=5)  # be polite to the real server
-            table = predict_positions(model, positions, client=client, device="cpu")
-    print(table.to_string(index=False))
+        with local_server() if args.server == "local" else nullcontext(None) as base_url:
+            table = galmet.predict_positions(model, coords, base_url=base_url, device="cpu", rate=5)
+    table["oh_p50_pred"].info.format = ".3f"
+    print(table["ra", "dec", "oh_p50_pred", "status"])
+    print(f"model sha256 {table.meta['model_sha256'][:12]}..., {table.meta['pixel_scale']} arcsec/pixel")
     if args.out:
-        from galmet.io.tables import write_table
+        from galmet.positions import write_positions_table
 
-        print(f"wrote {write_table(table, args.out)}")
-
-
-@contextmanager
-def _given(url: str):
-    yield url
+        write_positions_table(table, args.out)  # FITS: units in TUNIT, provenance in the header
+        back = QTable.read(args.out)
+        print(f"wrote {args.out}: oh_p50_pred in {back['oh_p50_pred'].unit}, ra in {back['ra'].unit}")
+        assert back["ra"].unit == u.deg
 
 
 if __name__ == "__main__":
