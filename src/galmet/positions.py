@@ -26,7 +26,6 @@ prediction.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import hashlib
 import json
 import logging
@@ -45,7 +44,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galmet._version import __version__
 from galmet.columns import FLAGS, LABEL_RANGES, OBJID, OOD_SCORE, pred_column, target_of
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
@@ -53,7 +51,7 @@ from galmet.io.images import read_image
 from galmet.io.locks import exclusive
 from galmet.io.progress import progress_bar
 from galmet.io.safety import check_output_dir, remove_empty_dirs, remove_files
-from galmet.io.tables import read_table, write_table
+from galmet.io.tables import FITS_KEYWORDS, file_sha256, read_table, table_provenance, write_table
 from galmet.layout import (
     CATALOG_PARQUET,
     DOWNLOAD_LOCK,
@@ -138,15 +136,6 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
             )
         base_url = DATA_RELEASES[release]
     return FetchSettings(int(size), float(scale), mode, str(release), str(base_url).rstrip("/"))
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- options and summary --------------------------------------------------------------------------
@@ -609,8 +598,8 @@ class PositionsJob:
     def meta(self) -> dict:
         """Provenance for the output table's ``meta`` (flat scalars: they become FITS header cards)."""
         meta: dict[str, Any] = {
-            "galmet_version": __version__,
-            "model_path": str(self.model.path) if self.model.path is not None else "",
+            **table_provenance(),  # galmet_version, command, date (UTC)
+            "model": Path(self.model.path).name if self.model.path is not None else "",
             "model_sha256": self.model_sha or "",
             "data_release": self.fetch.data_release,
             "base_url": self.fetch.base_url,
@@ -618,7 +607,6 @@ class PositionsJob:
             "scale_mode": self.fetch.scale_mode,
             "image_size": self.fetch.size,
             "tta": (self.opts.tta_mode if self.opts.tta else "none"),
-            "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "rows": self.n,
             "rows_ok": int(self.summary.statuses.get(STATUS_OK, 0)),
             "flag_checks": ",".join(self.flag_checks),
@@ -957,23 +945,6 @@ OUTPUT_FORMATS = {
     ".fit": "fits",
     ".fits.gz": "fits",
 }
-#: meta key -> FITS header keyword (8 characters at most).
-FITS_KEYS = {
-    "galmet_version": "GALMETV",
-    "model_path": "MODEL",
-    "model_sha256": "MODELSHA",
-    "data_release": "DATAREL",
-    "base_url": "BASEURL",
-    "pixel_scale": "PIXSCALE",
-    "scale_mode": "SCALMODE",
-    "image_size": "IMGSIZE",
-    "tta": "TTA",
-    "date_utc": "DATE",
-    "rows": "NROWS",
-    "rows_ok": "NROWSOK",
-    "flag_checks": "FLAGCHK",
-    "cutout_keys": "CUTKEYS",
-}
 
 
 def output_format(path: str | os.PathLike) -> str | None:
@@ -986,7 +957,7 @@ def write_positions_table(table, path: str | os.PathLike) -> Path:
     """Write the QTable atomically; the format follows the suffix (.parquet, .csv, .ecsv, .fits).
 
     Parquet, ECSV and FITS keep the units and the provenance (``meta``; in FITS as header
-    cards, :data:`FITS_KEYS`); CSV is plain values.
+    cards, :data:`galmet.io.tables.FITS_KEYWORDS`); CSV is plain values.
     """
     import warnings
 
@@ -998,7 +969,7 @@ def write_positions_table(table, path: str | os.PathLike) -> Path:
         raise ConfigError(f"{path}: unknown table format (use {', '.join(OUTPUT_FORMATS)})")
     table = table.copy(copy_data=False)
     if fmt == "fits":
-        table.meta = {FITS_KEYS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
+        table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
         table.write(tmp, format=fmt, overwrite=True)

@@ -50,6 +50,17 @@ FITS_KEYWORDS = {
     "date": "DATE",
     "model": "MODEL",
     "model_sha256": "MODELSHA",
+    # prediction at sky positions (galmet.positions)
+    "data_release": "DATAREL",
+    "base_url": "BASEURL",
+    "pixel_scale": "PIXSCALE",
+    "scale_mode": "SCALMODE",
+    "image_size": "IMGSIZE",
+    "tta": "TTA",
+    "rows": "NROWS",
+    "rows_ok": "NROWSOK",
+    "flag_checks": "FLAGCHK",
+    "cutout_keys": "CUTKEYS",
 }
 
 

@@ -555,15 +555,7 @@ class _Run:
         t0 = time.monotonic()
         todo = self.plan()
         s = self.summary
-        s.to_fetch = len(todo) + s.failed
-        log.info(
-            "%s: %d cutouts to fetch, %d already present, %d failed before%s",
-            self.root,
-            len(todo),
-            s.present,
-            s.failed_before,
-            " (use --retry-failed to try them again)" if s.failed_before else "",
-        )
+        self._announce(len(todo))
         allowed = self.opts.max_failures * s.to_fetch
         bar = None
         if todo:
@@ -604,15 +596,7 @@ class _Run:
                     fatal = fatal or self._take(res, bar)
                     if fatal:
                         self.stop.set()
-                    if s.failed > allowed and not s.aborted:
-                        s.aborted = True
-                        log.error(
-                            "stopping: %d failures exceed --max-failures %g of %d to fetch",
-                            s.failed,
-                            self.opts.max_failures,
-                            s.to_fetch,
-                        )
-                        self.stop.set()
+                    self._check_failure_budget(allowed)
                 if time.monotonic() - last_flush >= interval:
                     t_write = time.monotonic()
                     write_manifest(self.manifest_path, self.records)
@@ -641,6 +625,32 @@ class _Run:
         if fatal:
             raise DataError(fatal)
         return s
+
+    def _announce(self, n_todo: int) -> None:
+        """Count what this run fetches and say so in the log."""
+        s = self.summary
+        s.to_fetch = n_todo + s.failed
+        log.info(
+            "%s: %d cutouts to fetch, %d already present, %d failed before%s",
+            self.root,
+            n_todo,
+            s.present,
+            s.failed_before,
+            " (use --retry-failed to try them again)" if s.failed_before else "",
+        )
+
+    def _check_failure_budget(self, allowed: float) -> None:
+        """Stop the run (once) when the failures exceed ``--max-failures`` of what it fetches."""
+        s = self.summary
+        if s.failed > allowed and not s.aborted:
+            s.aborted = True
+            log.error(
+                "stopping: %d failures exceed --max-failures %g of %d to fetch",
+                s.failed,
+                self.opts.max_failures,
+                s.to_fetch,
+            )
+            self.stop.set()
 
     def _worker(self, tasks: queue.Queue, results: queue.Queue) -> None:
         while True:
