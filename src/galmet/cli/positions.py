@@ -65,13 +65,11 @@ def run_positions(args, positions_file: str | None) -> int:
         OUTPUT_FORMATS,
         STATUS_OK,
         PositionsJob,
-        PositionsOptions,
         output_format,
         positions_table,
         write_positions_table,
     )
     from galmet.sdss.coords import Positions, sky_positions
-    from galmet.sdss.download import DownloadOptions
 
     # everything is checked before anything is written
     fmt = output_format(args.out)
@@ -99,28 +97,7 @@ def run_positions(args, positions_file: str | None) -> int:
 
     device = resolve_device(args.device)
     model = load_model(args.model)
-    download = DownloadOptions(
-        workers=args.workers,
-        rate=args.rate,
-        retries=args.retries,
-        timeout=args.timeout,
-        backoff_base=args.backoff_base,
-        max_bytes=args.max_bytes,
-        progress=False,
-    )
-    opts = PositionsOptions(
-        batch_size=args.batch_size,
-        device=str(device),
-        tta=args.tta,
-        tta_mode=args.tta_mode,
-        tta_seed=args.tta_seed,
-        shard_size=args.shard_size,
-        progress=False if args.no_progress else None,
-        work_dir=work,
-        keep_cutouts=Path(args.keep_cutouts) if args.keep_cutouts else None,
-        base_url=args.base_url,
-        download=download,
-    )
+    opts = _positions_options(args, work, device)
     job = PositionsJob(model, positions, opts)
     job.check()
     try:
@@ -146,6 +123,38 @@ def run_positions(args, positions_file: str | None) -> int:
     print(summary.line())
     _print_tables(table, model)
     return 0 if summary.statuses.get(STATUS_OK, 0) or not summary.rows else 1
+
+
+def _positions_options(args, work: Path, device):
+    """The :class:`~galmet.positions.PositionsOptions` the parsed options describe (the server
+    options drive the downloader; ``--data-release`` or ``--base-url``, when given, override the
+    model's own release)."""
+    from galmet.cli.options import base_url
+    from galmet.positions import PositionsOptions
+    from galmet.sdss.download import DownloadOptions
+
+    download = DownloadOptions(
+        workers=args.workers,
+        rate=args.rate,
+        retries=args.retries,
+        timeout=args.timeout,
+        backoff_base=args.backoff_base,
+        max_bytes=args.max_bytes,
+        progress=False,
+    )
+    return PositionsOptions(
+        batch_size=args.batch_size,
+        device=str(device),
+        tta=args.tta,
+        tta_mode=args.tta_mode,
+        tta_seed=args.tta_seed,
+        shard_size=args.shard_size,
+        progress=False if args.no_progress else None,
+        work_dir=work,
+        keep_cutouts=Path(args.keep_cutouts) if args.keep_cutouts else None,
+        base_url=base_url(args) if (args.base_url or getattr(args, "data_release", None)) else None,
+        download=download,
+    )
 
 
 def _print_tables(table, model) -> None:

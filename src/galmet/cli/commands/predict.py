@@ -120,6 +120,8 @@ def add_arguments(p) -> None:
         if action.dest == "base_url":
             action.default = None
             action.help = "SkyServer root (default: the model's data release; DR14 for bundles that do not record one)"
+        elif action.dest == "data_release":
+            action.help = "fetch from this release's SkyServer instead of the one the model was trained on"
 
 
 def _angle(kind: str):
