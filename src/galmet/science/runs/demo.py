@@ -128,23 +128,48 @@ def _run_stages(
     out: Path, config, n: int, size: int, epochs: int, arch: str, seed: int, device: str, keep_checkpoint: bool
 ) -> dict:
     """The six stages; each replaces only what a previous demo's same stage wrote."""
-    from galmet.data.dataset import load_dataset
-    from galmet.data.summary import dataset_summary
-    from galmet.io.tables import write_table
-    from galmet.nn.bundle import load_model, update_bundle
-    from galmet.predict import predict_dataset
-    from galmet.science.calibration import fit_calibration, format_uncertainty
     from galmet.science.metrics import format_metrics_table
-    from galmet.science.plots.mosaic import plot_mosaic
-    from galmet.science.plots.style import save_figure
     from galmet.science.runs.baseline import run_baselines
     from galmet.science.runs.evaluate import evaluate_predictions
     from galmet.science.runs.figures import make_figures
     from galmet.science.runs.report import write_report
-    from galmet.synthetic.render import synthesize
     from galmet.training.loop import train
 
     t_start = time.perf_counter()
+    ds = _synthesise_stage(out, n, size, seed)
+
+    _say(f"[2/6] training a {arch} ({epochs} one-cycle epochs, from scratch) -> {out / 'run'}")
+    result = train(ds, out / "run", config, overwrite=True, keep_checkpoint=keep_checkpoint)
+    _say(f"best validation RMSE {result.best_valid_rmse:.3f} dex")
+
+    pred_path = _calibrate_and_predict_stage(out, ds, result.bundle_path, device)
+
+    _say("[4/6] baselines: constant mean and a random forest on gri magnitudes")
+    baselines = run_baselines(ds, out / "run" / "baselines", bands="gri")
+
+    _say("[5/6] metrics and the paper's figures")
+    summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / METRICS)
+    _say(format_metrics_table(summary))
+    if "uncertainty" in summary:
+        from galmet.science.calibration import format_uncertainty
+
+        _say(format_uncertainty(summary["uncertainty"], "oh_p50"))
+    figures = make_figures(pred_path, ds, out / "run" / "figures")
+    _say(f"figures: {out / 'run' / 'figures'} ({len(figures)} files)")
+
+    _say("[6/6] HTML report")
+    report = write_report(out, out / REPORT, title="galmet demo (synthetic galaxies)")
+    return _final_summary(ds, summary, baselines, report, time.perf_counter() - t_start)
+
+
+def _synthesise_stage(out: Path, n: int, size: int, seed: int):
+    """Stage 1: the synthetic dataset (``out/data``) and a mosaic of its first galaxies; returns the Dataset."""
+    from galmet.data.dataset import load_dataset
+    from galmet.data.summary import dataset_summary
+    from galmet.science.plots.mosaic import plot_mosaic
+    from galmet.science.plots.style import save_figure
+    from galmet.synthetic.render import synthesize
+
     _say(f"[1/6] synthesising {n} galaxies ({size}x{size} px) with GalSim -> {out / 'data'}")
     data_dir = synthesize(
         out / "data",
@@ -166,13 +191,19 @@ def _run_stages(
         formats=("png",),
     )[0]
     _say(f"mosaic of example galaxies: {mosaic}")
+    return ds
 
-    _say(f"[2/6] training a {arch} ({epochs} one-cycle epochs, from scratch) -> {out / 'run'}")
-    result = train(ds, out / "run", config, overwrite=True, keep_checkpoint=keep_checkpoint)
-    _say(f"best validation RMSE {result.best_valid_rmse:.3f} dex")
+
+def _calibrate_and_predict_stage(out: Path, ds, bundle_path: Path, device: str) -> Path:
+    """Stage 3: calibrate the error bars on the validation galaxies (``run/model_calibrated.pt``)
+    and predict the test galaxies with 8-fold TTA; returns the predictions file."""
+    from galmet.io.tables import write_table
+    from galmet.nn.bundle import load_model, update_bundle
+    from galmet.predict import predict_dataset
+    from galmet.science.calibration import fit_calibration
 
     _say("[3/6] calibrating error bars on the validation galaxies; predicting the test galaxies with 8-fold TTA")
-    model = load_model(result.bundle_path)
+    model = load_model(bundle_path)
     valid = predict_dataset(model, ds.subset("valid"), tta=True, device=device, flags=False)
     try:
         cal = fit_calibration(valid, "oh_p50", split="valid", source={"kind": "valid rows of the demo run"})
@@ -181,25 +212,16 @@ def _run_stages(
     else:
         _say(f"calibration: {cal.describe()}")
         calibrated = update_bundle(
-            result.bundle_path, out / "run" / "model_calibrated.pt", {"calibration": {"oh_p50": cal.to_dict()}}
+            bundle_path, out / "run" / "model_calibrated.pt", {"calibration": {"oh_p50": cal.to_dict()}}
         )
         model = load_model(calibrated)
     pred = predict_dataset(model, ds.subset("test"), tta=True, device=device)
-    pred_path = write_table(pred, out / "run" / PREDICTIONS)
+    return write_table(pred, out / "run" / PREDICTIONS)
 
-    _say("[4/6] baselines: constant mean and a random forest on gri magnitudes")
-    baselines = run_baselines(ds, out / "run" / "baselines", bands="gri")
 
-    _say("[5/6] metrics and the paper's figures")
-    summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / METRICS)
-    _say(format_metrics_table(summary))
-    if "uncertainty" in summary:
-        _say(format_uncertainty(summary["uncertainty"], "oh_p50"))
-    figures = make_figures(pred_path, ds, out / "run" / "figures")
-    _say(f"figures: {out / 'run' / 'figures'} ({len(figures)} files)")
-
-    _say("[6/6] HTML report")
-    report = write_report(out, out / REPORT, title="galmet demo (synthetic galaxies)")
+def _final_summary(ds, summary: dict, baselines: dict, report: Path, seconds: float) -> dict:
+    """Print the closing lines (CNN vs baselines vs the noise floor, error-bar coverage) and
+    return them as the demo's result."""
     cnn, const, rf = summary["rmse"], baselines["constant"]["rmse"], baselines["rf"]["rmse"]
     floor = (
         float(np.sqrt(np.mean(ds.subset("test").catalog["oh_unexplained"].to_numpy() ** 2)))
@@ -217,7 +239,7 @@ def _run_stages(
             f"calibrated error bars: err {unc['median_err']:.3f} dex; the 68% / 95% intervals cover "
             f"{100 * unc['68']['coverage']:.0f}% / {100 * unc['95']['coverage']:.0f}% of the test galaxies"
         )
-    _say(f"report: {report}   (done in {time.perf_counter() - t_start:.0f} s)")
+    _say(f"report: {report}   (done in {seconds:.0f} s)")
     return {
         "cnn_rmse": cnn,
         "constant_rmse": const,

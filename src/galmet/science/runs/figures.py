@@ -127,15 +127,7 @@ def make_figures(
     mzr = None
     if mass is not None:
         mzr = mzr_analysis(df, mass, dataset=dataset, split=None, relation=relation, use_rf=False)
-    grid = None
-    if dataset is not None and dataset.has_images:
-        # only the thumbnails shown are read: a large test set's images need not fit in memory
-        rows = select_grid_rows(df, target, n_thumbnails, seed)
-        needed = np.unique(np.concatenate(list(rows.values())))
-        shown = df.iloc[needed].reset_index(drop=True)
-        where = {int(old): new for new, old in enumerate(needed)}
-        rows = {k: np.array([where[int(i)] for i in v], dtype=np.int64) for k, v in rows.items()}
-        grid = (_dataset_images_for(shown, dataset), shown, rows)
+    grid = _thumbnail_grid(df, dataset, target, n_thumbnails, seed) if dataset is not None else None
     out = Path(out_dir)
     written: list[Path] = []
     t, p = df[target].to_numpy(dtype=float), df[f"{target}_pred"].to_numpy(dtype=float)
@@ -180,3 +172,17 @@ def make_figures(
         fig = plot_uncertainty(t, p, df[err_column(target)].to_numpy(dtype=float), intervals, target)
         written.extend(save_figure(fig, out / UNCERTAINTY_FIGURE, formats))
     return written
+
+
+def _thumbnail_grid(df: pd.DataFrame, dataset, target: str, n_thumbnails: int, seed: int):
+    """Figure 1's inputs: (images, their rows of ``df``, the rows per panel), or None when the
+    dataset has no images. Only the thumbnails shown are read: a large test set's images need
+    not fit in memory."""
+    if not dataset.has_images:
+        return None
+    rows = select_grid_rows(df, target, n_thumbnails, seed)
+    needed = np.unique(np.concatenate(list(rows.values())))
+    shown = df.iloc[needed].reset_index(drop=True)
+    where = {int(old): new for new, old in enumerate(needed)}
+    rows = {k: np.array([where[int(i)] for i in v], dtype=np.int64) for k, v in rows.items()}
+    return _dataset_images_for(shown, dataset), shown, rows
