@@ -430,7 +430,11 @@ class PositionsJob:
         if self.petro is not None:
             cat["petroR90_r"] = self.petro[first]
         write_table(cat, self.cutouts / CATALOG_PARQUET)
-        dl = DownloadOptions(**{**asdict(self.opts.download), "progress": False, "max_failures": 1.0})
+        # scratch cutouts (deleted once their shard is predicted) need no fsync (BENCHMARKS.md section 10)
+        durable = self.opts.keep_cutouts is not None
+        dl = DownloadOptions(
+            **{**asdict(self.opts.download), "progress": False, "max_failures": 1.0, "durable": durable}
+        )
         dl.size, dl.scale, dl.scale_by_size, dl.base_url = (
             self.fetch.size,
             self.fetch.scale,

@@ -27,11 +27,14 @@ def is_temp_file(name: str, of: str | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The caller writes the file at the yielded path by any means (e.g. ``df.to_parquet``).
     On an exception the temporary file is removed and ``path`` is left untouched.
+    ``durable=False`` skips the fsync before the rename: the write is still atomic for every
+    reader and after a kill of the process, only not after a power cut (for scratch files that
+    are deleted soon anyway, where an fsync would cost more than the file is worth).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +44,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give outputs the usual permissions
     try:
         yield tmp_path
-        _fsync_file(tmp_path)
+        if durable:
+            _fsync_file(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -64,9 +68,9 @@ def _fsync_file(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (``durable``: see :func:`atomic_path`)."""
+    with atomic_path(path, durable) as tmp:
         tmp.write_bytes(data)
 
 

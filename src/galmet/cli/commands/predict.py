@@ -48,7 +48,8 @@ Examples:
   galmet predict runs/r1 my_cutouts/ --out preds.csv --no-tta --device cpu
   galmet predict runs/r1/model.pt --ra 12h30m49.4s --dec +12d23m28s --out m87.ecsv
   galmet predict runs/r1/model.pt --ra 185.0 --dec 15.8 --ra 186.2 --dec 16.0 --out two.csv
-  galmet predict runs/r1/model.pt --positions targets.fits --out targets_pred.fits --keep-cutouts cutouts/
+  galmet predict runs/r1/model.pt --positions targets.fits --out targets_pred.fits \\
+      --keep-cutouts cutouts/
 """
 
 log = logging.getLogger(__name__)
