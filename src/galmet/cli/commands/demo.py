@@ -6,7 +6,7 @@ NAME = "demo"
 ORDER = 1
 #: The default demo's time, said the same in this help, the README and the docs (BENCHMARKS.md
 #: section 6 has the measurements behind it).
-TYPICAL_TIME = "about 4 minutes on an idle 2-core CPU"
+TYPICAL_TIME = "about a minute on an idle 2-core CPU"
 HELP = f"run the whole workflow on a small synthetic set (no network; {TYPICAL_TIME})"
 DESCRIPTION = f"""\
 Synthesise a small set of SDSS-like galaxies with GalSim, show them (summary table and a
