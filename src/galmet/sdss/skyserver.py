@@ -402,7 +402,7 @@ def _transport_error(exc: Exception, deadline: _Deadline, timeout: float) -> Tra
         (e for e in reversed(chain) if isinstance(e, (ConnectionError, OSError)) and not isinstance(e, TimeoutError)),
         exc,
     )
-    return TransportError(f"connection failed ({type(reason).__name__}: {one_line(reason, 120)})")
+    return TransportError(f"connection failed ({one_line(reason, 120)})")
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
