@@ -179,12 +179,21 @@ def format_resolution(table: pd.DataFrame, meta: dict) -> str:
             f"{int(r['size']):>6}{int(r['input_size']):>7}{r['rmse']:>9.4f}{r['nmad']:>9.4f}"
             f"{int(r['n']):>7}{r['train_seconds']:>9.0f}"
         )
-    if meta.get("rf_rmse") is not None:
-        lines.append(f"random forest ({meta.get('bands', 'gri')}) RMSE {meta['rf_rmse']:.4f} dex (paper 0.130)")
-    if meta.get("constant_rmse") is not None:
-        lines.append(f"constant mean RMSE {meta['constant_rmse']:.4f} dex")
-    if meta.get("oracle_rmse") is not None:
-        lines.append(f"observable oracle RMSE {meta['oracle_rmse']:.4f} dex (latent image quantities, no redshift)")
-    if meta.get("noise_floor") is not None:
-        lines.append(f"noise floor {meta['noise_floor']:.4f} dex (a perfect image model; a lower bound)")
+    lines += baseline_lines(meta)
     return "\n".join(lines)
+
+
+def baseline_lines(meta: dict, notes: bool = True) -> list[str]:
+    """One line per baseline a study recorded (random forest, constant mean, observable oracle,
+    noise floor; RMSE in dex), each with a short note on what it means when ``notes``."""
+    specs = [
+        ("rf_rmse", f"random forest ({meta.get('bands', 'gri')}) RMSE", "paper 0.130"),
+        ("constant_rmse", "constant mean RMSE", ""),
+        ("oracle_rmse", "observable oracle RMSE", "latent image quantities, no redshift"),
+        ("noise_floor", "noise floor", "a perfect image model; a lower bound"),
+    ]
+    return [
+        f"{label} {meta[key]:.4f} dex" + (f" ({note})" if notes and note else "")
+        for key, label, note in specs
+        if meta.get(key) is not None
+    ]

@@ -229,15 +229,9 @@ def _resolution_section(tab: pd.DataFrame, extra: dict, path, paths: Paths, pape
                 num(r.get("train_seconds"), "{:.0f}"),
             ]
         )
-    base = []
-    if extra.get("rf_rmse") is not None:
-        base.append(f"random forest ({esc(extra.get('bands', 'gri'))}) RMSE {extra['rf_rmse']:.4f} dex")
-    if extra.get("constant_rmse") is not None:
-        base.append(f"constant mean RMSE {extra['constant_rmse']:.4f} dex")
-    if extra.get("oracle_rmse") is not None:
-        base.append(f"observable oracle RMSE {extra['oracle_rmse']:.4f} dex")
-    if extra.get("noise_floor") is not None:
-        base.append(f"noise floor {extra['noise_floor']:.4f} dex")
+    from galmet.science.resolution import baseline_lines
+
+    base = [esc(line) for line in baseline_lines(extra, notes=False)]
     inputs = "s x s (the paper's experiment)"
     if extra.get("min_input", 1) not in (None, 1):
         inputs = f"pixel-replicated to at least {int(extra['min_input'])} px (a deviation from the paper)"
