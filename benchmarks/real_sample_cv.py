@@ -6,7 +6,7 @@
         [--max-zoom 1.1] [--seed 0] [--crop N] [--rebin N] [--upsample F]
         [--head-dropout P1 P2] [--threads 2]
 
-It runs `galmet.science.crossval.cross_validate` (what `galmet train --folds` runs) on the training
+It runs `galmet.runs.crossval.cross_validate` (what `galmet train --folds` runs) on the training
 images after image variants that are not training options: a crop stored as the image
 (--crop; the same numbers as `train --crop`), block-averaging (--rebin), pixel repetition
 (--upsample), and other head dropouts (--head-dropout), for the experiments in BENCHMARKS.md.
@@ -31,7 +31,7 @@ import torch
 from galmet.data.dataset import load_dataset
 from galmet.data.transforms import rebin
 from galmet.nn.augment import center_crop
-from galmet.science.crossval import cross_validate
+from galmet.runs.crossval import cross_validate
 from galmet.training.config import TrainConfig
 
 

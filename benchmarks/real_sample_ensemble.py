@@ -21,8 +21,8 @@ import numpy as np
 
 from galmet.data.dataset import load_dataset
 from galmet.nn.bundle import load_model
-from galmet.predict import predict_dataset
-from galmet.science.runs.evaluate import evaluate_predictions
+from galmet.predict.dataset import predict_dataset
+from galmet.runs.evaluate import evaluate_predictions
 from galmet.training.config import TrainConfig
 from galmet.training.loop import train
 

@@ -91,7 +91,7 @@ def main() -> None:
     print(table["ra", "dec", "oh_p50_pred", "status"])
     print(f"model sha256 {table.meta['model_sha256'][:12]}..., {table.meta['pixel_scale']} arcsec/pixel")
     if args.out:
-        from galmet.positions import write_positions_table
+        from galmet.predict.positions import write_positions_table
 
         write_positions_table(table, args.out)  # FITS: units in TUNIT, provenance in the header
         back = QTable.read(args.out)

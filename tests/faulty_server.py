@@ -381,7 +381,7 @@ def bomb_jpeg(jpeg: bytes, width: int = 12000, height: int = 12000) -> bytes:
     return jpeg[: i + 5] + struct.pack(">HH", height, width) + jpeg[i + 9 :]
 
 
-# -- scenarios shared by tests/test_download.py and benchmarks/download_throughput.py --------
+# -- scenarios shared by tests/sdss/test_download.py and benchmarks/download_throughput.py --------
 def make_catalog(root, n: int, seed: int = 0):
     """Write ``root/catalog.parquet`` with ``n`` galaxies at distinct positions; return the DataFrame."""
     import pandas as pd

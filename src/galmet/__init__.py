@@ -27,8 +27,8 @@ from galmet.errors import ConfigError, DataError, GalmetError
 
 if TYPE_CHECKING:
     from galmet.nn.bundle import load_model as load_model
-    from galmet.positions import predict_positions as predict_positions
-    from galmet.predict import predict_dataset as predict_dataset
+    from galmet.predict.positions import predict_positions as predict_positions
+    from galmet.predict.dataset import predict_dataset as predict_dataset
     from galmet.sdss.at_positions import load_dataset as load_dataset
     from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
     from galmet.training.loop import train as train
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "load_dataset": "galmet.sdss.at_positions",
     "load_model": "galmet.nn.bundle",
-    "predict_dataset": "galmet.predict",
-    "predict_positions": "galmet.positions",
+    "predict_dataset": "galmet.predict.dataset",
+    "predict_positions": "galmet.predict.positions",
     "train": "galmet.training.loop",
     "fetch_cutout": "galmet.sdss.skyserver",
 }

@@ -1,5 +1,5 @@
 """``galmet predict`` at sky positions (--ra/--dec, --positions FILE): validate everything, run the
-resumable positions job (:mod:`galmet.positions`), write the table, report by status."""
+resumable positions job (:mod:`galmet.predict.positions`), write the table, report by status."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def run_positions(args, positions_file: str | None) -> int:
     from galmet.errors import ConfigError
     from galmet.io.safety import Input, check_output_file, model_input
     from galmet.layout import POSITIONS_WORK_SUFFIX
-    from galmet.positions import (
+    from galmet.predict.positions import (
         OUTPUT_FORMATS,
         STATUS_OK,
         PositionsJob,
@@ -126,11 +126,11 @@ def run_positions(args, positions_file: str | None) -> int:
 
 
 def _positions_options(args, work: Path, device):
-    """The :class:`~galmet.positions.PositionsOptions` the parsed options describe (the server
+    """The :class:`~galmet.predict.positions.PositionsOptions` the parsed options describe (the server
     options drive the downloader; ``--data-release`` or ``--base-url``, when given, override the
     model's own release)."""
     from galmet.cli.options import base_url
-    from galmet.positions import PositionsOptions
+    from galmet.predict.positions import PositionsOptions
     from galmet.sdss.download import DownloadOptions
 
     download = DownloadOptions(

@@ -50,7 +50,7 @@ FITS_KEYWORDS = {
     "date": "DATE",
     "model": "MODEL",
     "model_sha256": "MODELSHA",
-    # prediction at sky positions (galmet.positions)
+    # prediction at sky positions (galmet.predict.positions)
     "data_release": "DATAREL",
     "base_url": "BASEURL",
     "pixel_scale": "PIXSCALE",

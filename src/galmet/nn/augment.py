@@ -9,7 +9,7 @@
 - :func:`random_lighting`: fastai 0.7's ``RandomLighting(0.05, 0.05)``: random brightness and contrast.
 - :func:`augment_batch`: the whole training chain (what training and fastai-style TTA feed the net).
 
-The numpy references of the rotation and the lighting are in ``tests/test_augment.py``.
+The numpy references of the rotation and the lighting are in ``tests/nn/test_augment.py``.
 
 Element ``i`` (0-7) is the same transform as the numpy reference :func:`galmet.data.transforms.dihedral`:
 0-3 rotate by 0/90/180/270 degrees, 4-7 flip left-right and then rotate.

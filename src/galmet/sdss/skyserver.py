@@ -10,7 +10,7 @@ tests replace. Around it sit the parts that make a long acquisition reliable:
   error page sent with status 200, an empty body, a truncated or wrong-size JPEG.
 
 Every request is bounded in time and bytes, whatever the server does (these are properties of
-``_request`` that any transport behind it must keep; tests/test_skyserver.py checks them on a
+``_request`` that any transport behind it must keep; tests/sdss/test_skyserver.py checks them on a
 loopback server):
 
 - a **total deadline** per request (``timeout``): connecting, the headers and the whole body

@@ -66,7 +66,7 @@ class LRFindResult:
     csv_path : Path or None
         ``lr_find.csv`` when written (``out_dir`` given).
     plot_path : Path or None
-        ``lr_find.png``, set by :func:`galmet.science.runs.lr_find.run_lr_find` which draws it.
+        ``lr_find.png``, set by :func:`galmet.runs.lr_find.run_lr_find` which draws it.
     """
 
     table: pd.DataFrame
@@ -125,7 +125,7 @@ def lr_find(
     dataset : path-like or galmet.data.dataset.Dataset
     out_dir : path-like, optional
         Where to write ``lr_find.csv`` (atomically); the plot is drawn by
-        :func:`galmet.science.runs.lr_find.run_lr_find`.
+        :func:`galmet.runs.lr_find.run_lr_find`.
     config : TrainConfig, optional
         Model, batch size, augmentation, device, weight decay and seed (the recipe is ignored).
     start_lr, end_lr : float

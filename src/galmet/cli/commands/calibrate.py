@@ -56,7 +56,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.runs.calibrate import calibrate_bundle
+    from galmet.runs.calibrate import calibrate_bundle
 
     res = calibrate_bundle(
         args.model,

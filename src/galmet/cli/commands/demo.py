@@ -63,7 +63,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.runs.demo import run_demo
+    from galmet.runs.demo import run_demo
 
     run_demo(
         out=args.out,

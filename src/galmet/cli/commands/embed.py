@@ -35,7 +35,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.runs.embed import embedding_table
+    from galmet.runs.embed import embedding_table
 
     table = embedding_table(
         args.model,

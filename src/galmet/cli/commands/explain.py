@@ -52,7 +52,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.runs.explain import explain, format_controls
+    from galmet.runs.explain import explain, format_controls
 
     if not 1 <= args.ncols <= 10:
         raise ConfigError(f"--ncols must be between 1 and 10, got {args.ncols}")

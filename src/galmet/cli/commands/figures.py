@@ -68,7 +68,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.runs.figures import make_figures
+    from galmet.runs.figures import make_figures
 
     if not 1 <= args.thumbnails <= 20:
         raise ConfigError(f"--thumbnails must be between 1 and 20, got {args.thumbnails}")

@@ -41,7 +41,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from galmet.cli.options import config_from_args
-    from galmet.science.runs.lr_find import run_lr_find
+    from galmet.runs.lr_find import run_lr_find
 
     config = dataclasses.replace(config_from_args(args)[0], progress=False)
     if args.config:  # the config file is an input too

@@ -235,7 +235,7 @@ def _predict_input(model, args, device):
     """(predictions table, seconds spent predicting) for a dataset directory or image folder."""
     from galmet.data.dataset import load_dataset
     from galmet.errors import DataError
-    from galmet.predict import predict_dataset
+    from galmet.predict.dataset import predict_dataset
 
     model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
     ds = load_dataset(

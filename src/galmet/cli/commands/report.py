@@ -34,7 +34,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.science.runs.report import check_report_output, write_report
+    from galmet.report.build import check_report_output, write_report
 
     check_report_output(args.run_dirs, args.out)  # every option checked before anything is read
     path = write_report(args.run_dirs, args.out, args.title)

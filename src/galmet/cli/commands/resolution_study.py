@@ -59,7 +59,7 @@ def run(args) -> int:
 
     from galmet.layout import FIGURE_NAMES, RESOLUTION_TABLE
     from galmet.science.resolution import format_resolution, read_resolution
-    from galmet.science.runs.resolution import run_study
+    from galmet.runs.resolution import run_study
 
     config = config_from_args(args)
     _check_options(args)

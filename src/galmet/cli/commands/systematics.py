@@ -39,7 +39,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.runs.systematics import format_systematics, run_systematics
+    from galmet.runs.systematics import format_systematics, run_systematics
 
     if not 1 <= args.bins <= 50:
         raise ConfigError(f"--bins must be between 1 and 50, got {args.bins}")

@@ -126,7 +126,7 @@ def _check_inputs(args) -> None:
 
 def _run_folds(args, config) -> int:
     from galmet.layout import CV_SCORES, OOF
-    from galmet.science.crossval import cross_validate
+    from galmet.runs.crossval import cross_validate
 
     result = cross_validate(
         args.dataset,

@@ -1,0 +1,980 @@
+"""Predict at sky positions, at catalogue scale: positions -> cutouts -> batches -> predictions.
+
+The cutouts are fetched by the downloader (:func:`galmet.sdss.download.download_cutouts`: its
+workers, rate limit, retries, validation and manifest), which reports each cutout as soon as it is
+on disk; a prediction thread collects them into shards and predicts each shard while the next
+cutouts are fetched. Everything lives in a work folder::
+
+    WORK/positions-run.json        settings and fingerprint of the run (a rerun resumes only the same run)
+    WORK/shards/shard-000000.parquet  finished rows: row, status, error, predictions, flags (atomic)
+    WORK/cutouts/                  a dataset directory: catalog.parquet, images/<key>.jpg, manifest.parquet
+                                   (``keep_cutouts=DIR`` puts it there instead, and keeps it)
+
+After Ctrl-C or ``kill -9`` the same command resumes: rows of finished shards are neither
+fetched nor predicted again, cutouts on disk (or failed for good in the manifest) are not fetched
+again; rows whose fetch failed only transiently are tried again. When every row is done the
+table is assembled from the shards, and the work folder's files (and the cutouts, unless kept)
+are deleted.
+
+Each row gets a ``status``: ``ok``; ``invalid position`` (ra/dec missing or off the sky);
+``fetch failed`` (HTTP errors, timeouts, connection failures after the retries); ``bad image``
+(the server sent something other than the cutout to the last try); ``outside footprint`` (a
+blank cutout: SDSS has no imaging there). Rows that are not ok have an ``error`` message and no
+prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from galmet.columns import FLAGS, LABEL_RANGES, OBJID, OOD_SCORE, pred_column, target_of
+from galmet.errors import ConfigError, DataError
+from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
+from galmet.io.images import read_image
+from galmet.io.locks import exclusive
+from galmet.io.progress import progress_bar
+from galmet.io.safety import check_output_dir, remove_empty_dirs, remove_files
+from galmet.io.tables import FITS_KEYWORDS, file_sha256, read_table, table_provenance, write_table
+from galmet.layout import (
+    CATALOG_PARQUET,
+    DOWNLOAD_LOCK,
+    IMAGES_DIR,
+    MANIFEST,
+    POSITIONS_CUTOUTS,
+    POSITIONS_CUTOUTS_MARKER,
+    POSITIONS_LOCK,
+    POSITIONS_RUN,
+    POSITIONS_SHARDS,
+    positions_shard,
+)
+from galmet.nn.inference import GalmetModel
+from galmet.predict.dataset import flag_rows
+from galmet.sdss.coords import Positions, cutout_keys, sky_positions
+from galmet.sdss.download import CutoutOutcome, DownloadOptions, DownloadSummary, download_cutouts, failure_reason
+from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE, DEFAULT_SCALE, SkyServerClient
+
+log = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_INVALID = "invalid position"
+STATUS_FETCH = "fetch failed"
+STATUS_BAD = "bad image"
+STATUS_BLANK = "outside footprint"
+#: Statuses in the order summaries list them.
+STATUSES = (STATUS_OK, STATUS_FETCH, STATUS_BAD, STATUS_BLANK, STATUS_INVALID)
+#: A cutout whose pixels span at most this many levels (of 255) is blank: no SDSS imaging there.
+BLANK_RANGE = 12
+#: Seconds a Ctrl-C waits for the shard being predicted before abandoning it.
+INTERRUPT_GRACE = 2.0
+ROW = "row"
+STATUS = "status"
+ERROR = "error"
+PERMANENT = "permanent"
+
+
+# --- what to fetch --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FetchSettings:
+    """How the cutouts are fetched, from the model's imaging metadata (see :func:`fetch_settings`).
+
+    Attributes
+    ----------
+    size : int
+        Pixels per side as fetched.
+    scale : float
+        Arcsec per pixel (fixed mode).
+    scale_mode : {"fixed", "scale-by-size"}
+    data_release : str
+    base_url : str
+        The SkyServer root the cutouts come from.
+    """
+
+    size: int
+    scale: float
+    scale_mode: str
+    data_release: str
+    base_url: str
+
+
+def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSettings:
+    """The cutouts ``model`` was trained on: its bundle's imaging metadata (``model.imaging``), or,
+    for bundles without it, the paper's (0.296"/pixel, the model's image size, DR14).
+
+    ``base_url`` overrides the data release's SkyServer root (a mirror, a test server).
+    """
+    imaging = model.imaging
+    # the bundle's input size (before any crop the network applies), unless the imaging says how it was fetched;
+    # a training set that recorded no scale or release (a folder of cutouts) was, by default, the paper's
+    size = imaging.fetch_size or model.image_size or imaging.image_size
+    scale = imaging.pixel_scale or DEFAULT_SCALE
+    mode = imaging.scale_mode
+    release = imaging.data_release or DEFAULT_DATA_RELEASE
+    if mode not in ("fixed", "scale-by-size"):
+        raise ConfigError(f"{model.path or 'model'}: unknown imaging scale mode {mode!r}")
+    if base_url is None:
+        if release not in DATA_RELEASES:
+            raise ConfigError(
+                f"{model.path or 'model'}: trained on {release} cutouts; galmet knows {', '.join(DATA_RELEASES)} "
+                "(give the server with --base-url)"
+            )
+        base_url = DATA_RELEASES[release]
+    return FetchSettings(int(size), float(scale), mode, str(release), str(base_url).rstrip("/"))
+
+
+# --- options and summary --------------------------------------------------------------------------
+@dataclass
+class PositionsOptions:
+    """Settings of a positions run (see :func:`predict_positions` for each).
+
+    ``download`` carries the fetch settings (workers, rate, retries, timeout, backoff, body
+    cap); its size and scale are replaced by the model's imaging.
+    """
+
+    batch_size: int = 256
+    device: str = "auto"
+    tta: bool = True
+    tta_mode: str = "dihedral"
+    tta_seed: int = 0
+    flags: bool = True
+    shard_size: int = 1024
+    flush_every: float = 30.0
+    progress: bool | None = None
+    work_dir: Path | None = None
+    keep_cutouts: Path | None = None
+    base_url: str | None = None
+    download: DownloadOptions = field(default_factory=DownloadOptions)
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first bad option."""
+        for name, value, lo, hi in (
+            ("batch_size", self.batch_size, 1, 1 << 16),
+            ("shard_size", self.shard_size, 1, 1 << 24),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer from {lo} to {hi}, got {value!r}")
+        if self.tta_mode not in ("dihedral", "fastai"):
+            raise ConfigError(f"tta_mode must be 'dihedral' or 'fastai', got {self.tta_mode!r}")
+        if not (
+            isinstance(self.flush_every, (int, float)) and math.isfinite(self.flush_every) and self.flush_every > 0
+        ):
+            raise ConfigError(f"flush_every must be a positive number of seconds, got {self.flush_every!r}")
+        self.download.check()
+
+
+@dataclass
+class PositionsSummary:
+    """What a positions run did.
+
+    Attributes
+    ----------
+    rows : int
+        Rows of the input.
+    statuses : Counter
+        Rows per status (all rows of the finished table).
+    resumed : int
+        Rows taken from the shards of an earlier, interrupted run.
+    predicted : int
+        Images passed to the model in this run (a cutout shared by rows counts once).
+    fetched : int
+        Cutouts fetched in this run (the rest were on disk, or failed before).
+    download : DownloadSummary or None
+        The downloader's own summary (None when nothing was left to fetch).
+    interrupted : bool
+    seconds : float
+    """
+
+    rows: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    resumed: int = 0
+    predicted: int = 0
+    fetched: int = 0
+    download: DownloadSummary | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        """One line for the terminal: rows by status, failures tallied by reason."""
+        ok = self.statuses.get(STATUS_OK, 0)
+        bad = {s: n for s, n in self.statuses.items() if s != STATUS_OK}
+        text = f"positions: {ok} of {self.rows} rows predicted"
+        if bad:
+            text += ", not predicted: " + ", ".join(f"{n} {s}" for s, n in sorted(bad.items(), key=lambda kv: -kv[1]))
+        text += f"; {self.fetched} cutouts fetched, {self.predicted} images predicted in this run"
+        if self.resumed:
+            text += f", {self.resumed} rows resumed from an earlier run"
+        reasons = self.download.reasons if self.download is not None else None
+        if reasons:
+            text += "; fetch failures: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+        return text + f" ({self.seconds:.1f} s)"
+
+
+def status_of(outcome: CutoutOutcome) -> str:
+    """The row status of a failed cutout: ``bad position``, ``fetch failed`` or ``bad image``."""
+    reason = failure_reason(outcome.error)
+    if reason == "bad position":
+        return STATUS_INVALID
+    if reason.startswith("HTTP ") or reason in ("timed out", "connection failed"):
+        return STATUS_FETCH
+    return STATUS_BAD
+
+
+# --- the run ----------------------------------------------------------------------------------
+class PositionsJob:
+    """One positions run: check, then :meth:`run` (resumable), then :meth:`cleanup`.
+
+    Parameters
+    ----------
+    model : GalmetModel
+    positions : Positions
+        From :func:`galmet.sdss.coords.sky_positions`.
+    opts : PositionsOptions
+    client : SkyServerClient, optional
+        Fetches the cutouts (tests, or a configured client); default: built from ``opts.download``.
+    """
+
+    def __init__(
+        self, model: GalmetModel, positions: Positions, opts: PositionsOptions, client: SkyServerClient | None = None
+    ):
+        opts.check()
+        self.model, self.positions, self.opts, self.client = model, positions, opts, client
+        self.fetch = fetch_settings(model, client.base_url if client is not None else opts.base_url)
+        self.n = len(positions)
+        self.valid = positions.valid()
+        self.keys, self.key_kind = cutout_keys(positions)
+        self.petro = self._petro()
+        self.temporary = opts.work_dir is None
+        self.work = Path(opts.work_dir) if opts.work_dir is not None else None
+        self.model_sha = file_sha256(model.path) if model.path is not None and Path(model.path).is_file() else None
+        self.summary = PositionsSummary(rows=self.n)
+        self.flag_checks: list[str] = []
+        self._bar: Any = None
+
+    # -- checks (nothing is written) ----------------------------------------------------------
+    def _petro(self) -> np.ndarray | None:
+        if self.fetch.scale_mode != "scale-by-size":
+            return None
+        frame = self.positions.frame if self.positions.frame is not None else pd.DataFrame()
+        col = next((c for c in frame.columns if str(c).lower() == "petror90_r"), None)
+        if col is None:
+            raise DataError(
+                "positions: the model's cutouts were scaled by galaxy size (2 * petroR90_r / 0.396 / size); "
+                "the positions need a petroR90_r column (arcsec)"
+            )
+        return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+
+    @property
+    def folder(self) -> Path:
+        """The work folder (made by :meth:`run` when none was given)."""
+        if self.work is None:
+            raise RuntimeError("the work folder is made by run()")
+        return self.work
+
+    @property
+    def cutouts(self) -> Path:
+        if self.opts.keep_cutouts is not None:
+            return Path(self.opts.keep_cutouts)
+        assert self.work is not None
+        return self.folder / POSITIONS_CUTOUTS
+
+    def settings(self) -> dict:
+        """What must not change between an interrupted run and its resumption."""
+        return {
+            "fingerprint": self.fingerprint(),
+            "model_sha256": self.model_sha,
+            "fetch": asdict(self.fetch),
+            "tta": self.opts.tta,
+            "tta_mode": self.opts.tta_mode,
+            "tta_seed": self.opts.tta_seed,
+            "flags": self.opts.flags,
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the positions (keys, ra, dec, and petroR90_r when scaling by size)."""
+        h = hashlib.sha256()
+        for arr in (self.keys, self.positions.ra, self.positions.dec, self.petro):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(self.key_kind.encode())
+        return h.hexdigest()
+
+    def check(self) -> None:
+        """Refuse (one line) a work folder or cutouts folder that would lose data, before any write."""
+        if self.work is not None:
+            check_output_dir(self.work, "--work-dir")
+            run = self.folder / POSITIONS_RUN
+            if run.is_file():
+                self._same_run(run, "--work-dir")
+        if self.opts.keep_cutouts is not None:
+            folder = Path(self.opts.keep_cutouts)
+            check_output_dir(folder, "--keep-cutouts")
+            marker = folder / POSITIONS_CUTOUTS_MARKER
+            if marker.is_file():
+                self._same_cutouts(marker)
+            elif folder.is_dir() and any(folder.iterdir()):
+                raise ConfigError(
+                    f"--keep-cutouts {folder}: is not empty and holds no cutouts of a galmet positions run; "
+                    "give a new or empty folder"
+                )
+
+    def _same_run(self, path: Path, option: str) -> None:
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{option} {path.parent}: unreadable {path.name} ({exc}); remove the folder") from None
+        new = self.settings()
+        diff = [k for k in new if old.get(k) != json.loads(json.dumps(new[k]))]
+        if diff:
+            what = {"fingerprint": "other positions", "model_sha256": "another model"}.get(
+                diff[0], f"another {diff[0]}"
+            )
+            raise ConfigError(
+                f"{option} {path.parent}: holds an unfinished run with {what}; rerun that command to finish it, "
+                "or remove the folder (or choose another --work-dir)"
+            )
+
+    def _same_cutouts(self, marker: Path) -> None:
+        try:
+            old = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            old = {}
+        if (
+            old.get("fetch") != json.loads(json.dumps(asdict(self.fetch)))
+            or old.get("fingerprint") != self.fingerprint()
+        ):
+            raise ConfigError(
+                f"--keep-cutouts {marker.parent}: holds the cutouts of other positions or another imaging; "
+                "choose another folder"
+            )
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> pd.DataFrame:
+        """Fetch and predict every row not done yet; return the rows' results (one per input row,
+        by ``row``). Raises KeyboardInterrupt after Ctrl-C, with the finished shards kept."""
+        t0 = time.monotonic()
+        self.check()
+        if self.work is None:
+            self.work = Path(tempfile.mkdtemp(prefix="galmet-positions-"))
+        try:
+            self.work.mkdir(parents=True, exist_ok=True)
+            (self.folder / POSITIONS_SHARDS).mkdir(exist_ok=True)
+            self.cutouts.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{self.work}: cannot create the work folder ({exc.strerror})") from None
+        with exclusive(self.work, POSITIONS_LOCK, "'galmet predict' at positions"):
+            try:
+                table = self._run_locked()
+            finally:
+                self.summary.seconds = time.monotonic() - t0
+        return table
+
+    def _run_locked(self) -> pd.DataFrame:
+        shards = self.folder / POSITIONS_SHARDS
+        remove_stale_temp_files(shards)
+        run_file = self.folder / POSITIONS_RUN
+        if run_file.is_file():
+            self._same_run(run_file, "--work-dir")
+        else:
+            atomic_write_text(run_file, json.dumps(self.settings(), indent=2) + "\n")
+        atomic_write_text(
+            self.cutouts / POSITIONS_CUTOUTS_MARKER,
+            json.dumps({"fetch": asdict(self.fetch), "fingerprint": self.fingerprint(), "keys": self.key_kind}) + "\n",
+        )
+        done = self._load_shards()
+        self.summary.resumed = len(done)
+        writer = _ShardWriter(self, len(self._shard_files()))
+        invalid = [i for i in np.flatnonzero(~self.valid).tolist() if i not in done]
+        if invalid:
+            writer.write_failed([(i, STATUS_INVALID, "ra/dec missing or off the sky", True) for i in invalid])
+        todo = [i for i in np.flatnonzero(self.valid).tolist() if i not in done]
+        log.info(
+            "%d positions: %d done in an earlier run, %d invalid, %d to fetch and predict (work folder %s)",
+            self.n,
+            len(done),
+            len(invalid),
+            len(todo),
+            self.work,
+        )
+        if todo:
+            self._fetch_and_predict(todo, writer)
+        return self.assemble()
+
+    def _fetch_and_predict(self, todo: list[int], writer: _ShardWriter) -> None:
+        rows_of: dict[int, list[int]] = {}
+        for i in todo:
+            rows_of.setdefault(int(self.keys[i]), []).append(i)
+        first = [rows[0] for rows in rows_of.values()]
+        cat = pd.DataFrame(
+            {
+                OBJID: np.array(list(rows_of), dtype=np.int64),
+                "ra": self.positions.ra[first],
+                "dec": self.positions.dec[first],
+            }
+        )
+        if self.petro is not None:
+            cat["petroR90_r"] = self.petro[first]
+        write_table(cat, self.cutouts / CATALOG_PARQUET)
+        # scratch cutouts (deleted once their shard is predicted) need no fsync (BENCHMARKS.md section 10)
+        durable = self.opts.keep_cutouts is not None
+        dl = DownloadOptions(
+            **{**asdict(self.opts.download), "progress": False, "max_failures": 1.0, "durable": durable}
+        )
+        dl.size, dl.scale, dl.scale_by_size, dl.base_url = (
+            self.fetch.size,
+            self.fetch.scale,
+            self.fetch.scale_mode == "scale-by-size",
+            self.fetch.base_url,
+        )
+        predictor = _Predictor(self, writer)
+        self._bar = progress_bar(
+            total=len(todo),
+            desc="positions",
+            unit="row",
+            enabled=self.opts.progress,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
+
+        def on_result(outcome: CutoutOutcome) -> None:
+            if predictor.error is not None:
+                raise predictor.error
+            rows = rows_of.get(int(outcome.objID), [])
+            self.summary.fetched += int(outcome.fetched and outcome.status == "ok")
+            if outcome.status == "ok":
+                predictor.put(("ok", rows, outcome.path))
+            else:
+                status = status_of(outcome)
+                predictor.put(("failed", [(i, status, outcome.error, outcome.permanent) for i in rows]))
+
+        predictor.start()
+        interrupted = False
+        try:
+            summary = download_cutouts(self.cutouts, dl, self.client, on_result=on_result)
+            self.summary.download = summary
+            interrupted = summary.interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            predictor.halt()
+            raise
+        try:
+            if interrupted:
+                predictor.halt()
+            else:
+                predictor.finish()
+            while predictor.is_alive() and not interrupted:
+                predictor.join(0.2)
+        except KeyboardInterrupt:
+            predictor.halt()
+            interrupted = True
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+        if interrupted:
+            # a moment for the shard being predicted; then it is abandoned (its rows' cutouts are on
+            # disk, so a rerun predicts them again without fetching them)
+            with contextlib.suppress(KeyboardInterrupt):
+                predictor.join(INTERRUPT_GRACE)
+        if predictor.error is not None:
+            raise predictor.error
+        if interrupted:
+            self.summary.interrupted = True
+            raise KeyboardInterrupt
+
+    def tick(self, rows: int, statuses: Counter) -> None:
+        """Progress: ``rows`` more rows are in a finished shard."""
+        if self._bar is not None:
+            self._bar.update(rows)
+            bad = sum(n for s, n in statuses.items() if s != STATUS_OK)
+            self._bar.set_postfix_str(f"failed={bad}", refresh=False)
+
+    # -- shards -------------------------------------------------------------------------------
+    def _shard_files(self) -> list[Path]:
+        folder = self.folder / POSITIONS_SHARDS
+        return sorted(p for p in folder.glob("shard-*.parquet") if p.name == positions_shard(_shard_index(p.name)))
+
+    def _read_shards(self) -> pd.DataFrame:
+        frames = []
+        for path in self._shard_files():
+            try:
+                frames.append(read_table(path))
+            except DataError as exc:  # written atomically, so only a foreign or damaged file
+                log.warning("%s; its rows are predicted again", exc)
+                path.unlink()
+        if not frames:
+            return pd.DataFrame({ROW: pd.Series([], dtype=np.int64)})
+        return pd.concat(frames, ignore_index=True).drop_duplicates(ROW, keep="last")
+
+    def _load_shards(self) -> set[int]:
+        """Rows of earlier shards that are final (all but transient fetch failures, tried again)."""
+        table = self._read_shards()
+        if not len(table):
+            return set()
+        if (table[ROW] < 0).any() or (table[ROW] >= self.n).any():
+            raise ConfigError(
+                f"--work-dir {self.work}: its shards hold rows this input does not have; remove the folder"
+            )
+        final = table[PERMANENT].astype(bool) | (table[STATUS] == STATUS_OK)
+        return set(table.loc[final, ROW].astype(np.int64).tolist())
+
+    def assemble(self) -> pd.DataFrame:
+        """The rows' results from every shard, by row; DataError when a row is missing."""
+        table = self._read_shards().sort_values(ROW).reset_index(drop=True)
+        if len(table) != self.n:
+            missing = sorted(set(range(self.n)) - set(table[ROW].astype(int).tolist()))
+            raise DataError(
+                f"{self.work}: {len(missing)} rows have no result (first: row {missing[0]}); rerun to finish"
+            )
+        if FLAGS in table.columns:
+            table[FLAGS] = table[FLAGS].fillna(0).astype(np.int64)
+        table[ERROR] = table[ERROR].fillna("").astype(str)
+        self.summary.statuses = Counter(table[STATUS].astype(str).tolist())
+        checks = self._stored_flag_checks()
+        self.flag_checks = checks
+        return table.drop(columns=[PERMANENT])
+
+    def _stored_flag_checks(self) -> list[str]:
+        path = self.folder / POSITIONS_RUN
+        with contextlib.suppress(OSError, ValueError):
+            return list(json.loads(path.read_text()).get("flag_checks") or [])
+        return []
+
+    def remember_flag_checks(self, checks: list[str]) -> None:
+        path = self.folder / POSITIONS_RUN
+        data = json.loads(path.read_text())
+        if data.get("flag_checks") != checks:
+            data["flag_checks"] = checks
+            atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+    # -- after the output is safe -----------------------------------------------------------
+    def cleanup(self) -> None:
+        """Delete the work folder's files (and the cutouts unless kept): only files galmet wrote."""
+        if self.work is None:
+            return
+        if self.temporary:
+            shutil.rmtree(self.work, ignore_errors=True)  # a folder this run made for itself
+            return
+        files = [*self._shard_files(), self.folder / POSITIONS_RUN]
+        folders = [self.folder / POSITIONS_SHARDS, self.work]
+        if self.opts.keep_cutouts is None:
+            cut = self.cutouts
+            remove_stale_temp_files(cut / IMAGES_DIR) if (cut / IMAGES_DIR).is_dir() else None
+            files += [cut / IMAGES_DIR / f"{k}.jpg" for k in np.unique(self.keys).tolist()]
+            files += [cut / n for n in (CATALOG_PARQUET, MANIFEST, DOWNLOAD_LOCK, POSITIONS_CUTOUTS_MARKER)]
+            folders += [cut / IMAGES_DIR, cut]
+        else:
+            self._write_kept_catalog()
+        remove_files(files)
+        remove_files([self.folder / POSITIONS_LOCK])
+        remove_empty_dirs(folders)
+
+    def _write_kept_catalog(self) -> None:
+        """The kept folder's catalogue: every key with a valid cutout on disk (a normal dataset)."""
+        cut = self.cutouts
+        keys = np.unique(self.keys[self.valid])
+        have = np.array([(cut / IMAGES_DIR / f"{k}.jpg").is_file() for k in keys.tolist()], dtype=bool)
+        keys = keys[have]
+        first: dict[int, int] = {}
+        for i, k in enumerate(self.keys.tolist()):
+            first.setdefault(k, i)
+        idx = [first[k] for k in keys.tolist()]
+        cat = pd.DataFrame({OBJID: keys.astype(np.int64), "ra": self.positions.ra[idx], "dec": self.positions.dec[idx]})
+        if self.petro is not None:
+            cat["petroR90_r"] = self.petro[idx]
+        write_table(cat, cut / CATALOG_PARQUET)
+
+    def meta(self) -> dict:
+        """Provenance for the output table's ``meta`` (flat scalars: they become FITS header cards)."""
+        meta: dict[str, Any] = {
+            **table_provenance(),  # galmet_version, command, date (UTC)
+            "model": Path(self.model.path).name if self.model.path is not None else "",
+            "model_sha256": self.model_sha or "",
+            "data_release": self.fetch.data_release,
+            "base_url": self.fetch.base_url,
+            "pixel_scale": self.fetch.scale,
+            "scale_mode": self.fetch.scale_mode,
+            "image_size": self.fetch.size,
+            "tta": (self.opts.tta_mode if self.opts.tta else "none"),
+            "rows": self.n,
+            "rows_ok": int(self.summary.statuses.get(STATUS_OK, 0)),
+            "flag_checks": ",".join(self.flag_checks),
+        }
+        if self.key_kind == "row":
+            meta["cutout_keys"] = "row"
+        return meta
+
+
+def _shard_index(name: str) -> int:
+    try:
+        return int(name.removeprefix("shard-").removesuffix(".parquet"))
+    except ValueError:
+        return -1
+
+
+class _ShardWriter:
+    """Writes shards atomically, numbered from ``start``; each becomes final when renamed."""
+
+    def __init__(self, job: PositionsJob, start: int):
+        self.job, self.next = job, start
+        files = job._shard_files()
+        self.next = max([start, *[_shard_index(p.name) + 1 for p in files]])
+
+    def write(self, frame: pd.DataFrame) -> None:
+        path = self.job.folder / POSITIONS_SHARDS / positions_shard(self.next)
+        write_table(frame, path)
+        self.next += 1
+        self.job.tick(len(frame), Counter(frame[STATUS].tolist()))
+
+    def write_failed(self, rows: list[tuple[int, str, str, bool]]) -> None:
+        self.write(_failed_frame(rows))
+
+
+def _failed_frame(rows: list[tuple[int, str, str, bool]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            ROW: np.array([r[0] for r in rows], dtype=np.int64),
+            STATUS: [r[1] for r in rows],
+            ERROR: [r[2] for r in rows],
+            PERMANENT: np.array([r[3] for r in rows], dtype=bool),
+        }
+    )
+
+
+_END = object()
+
+
+class _Predictor(threading.Thread):
+    """Collects finished cutouts into shards and predicts each shard (runs beside the downloader)."""
+
+    def __init__(self, job: PositionsJob, writer: _ShardWriter):
+        super().__init__(name="galmet-positions-predict", daemon=True)
+        self.job, self.writer = job, writer
+        self.inbox: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self._halt = threading.Event()
+
+    def put(self, item) -> None:
+        self.inbox.put(item)
+
+    def finish(self) -> None:
+        """No more cutouts: predict what is left, then stop."""
+        self.inbox.put(_END)
+
+    def halt(self) -> None:
+        """Stop after the shard being predicted (the rest stays on disk for a rerun)."""
+        self._halt.set()
+        self.inbox.put(_END)
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.error = exc
+
+    def _loop(self) -> None:
+        opts = self.job.opts
+        ok: list[tuple[list[int], Path]] = []
+        failed: list[tuple[int, str, str, bool]] = []
+        last = time.monotonic()
+        ended = False
+        while True:
+            try:
+                item = self.inbox.get(timeout=0.2)
+            except queue.Empty:
+                item = None
+            if self._halt.is_set():
+                return
+            if item is _END:
+                ended = True
+            elif item is not None and item[0] == "ok":
+                ok.append((item[1], item[2]))
+            elif item is not None:
+                failed.extend(item[1])
+            waiting = sum(len(rows) for rows, _ in ok) + len(failed)
+            due = waiting >= opts.shard_size or (waiting and time.monotonic() - last >= opts.flush_every)
+            if waiting and (due or (ended and self.inbox.empty())):
+                self._shard(ok, failed)
+                ok, failed, last = [], [], time.monotonic()
+            if ended and self.inbox.empty() and not ok and not failed:
+                return
+
+    def _shard(self, ok: list[tuple[list[int], Path]], failed: list[tuple[int, str, str, bool]]) -> None:
+        job = self.job
+        size = job.fetch.size
+        images, image_rows = [], []
+        for rows, path in ok:
+            try:
+                image = read_image(path, size, where=f"cutout {path.name}")
+            except DataError as exc:
+                failed.extend((i, STATUS_BAD, str(exc), False) for i in rows)
+                continue
+            if int(image.max()) - int(image.min()) <= BLANK_RANGE:
+                why = "blank cutout: no SDSS imaging at this position"
+                failed.extend((i, STATUS_BLANK, why, True) for i in rows)
+                continue
+            images.append(image)
+            image_rows.append(rows)
+        frames = []
+        if images:
+            frames.append(self._predict(np.stack(images), image_rows))
+        if failed:
+            frames.append(_failed_frame(failed))
+        self.writer.write(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+        if job.opts.keep_cutouts is None:
+            # their rows are final now: the cutouts go while the rest are fetched, not all at the end
+            remove_files([path for _, path in ok])
+
+    def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
+        """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
+        job, opts, model = self.job, self.job.opts, self.job.model
+        result = model.predict_uncertainty(
+            stack,
+            tta=opts.tta,
+            batch_size=opts.batch_size,
+            device=opts.device,
+            progress=False,
+            tta_mode=opts.tta_mode,
+            tta_seed=opts.tta_seed,
+        )
+        job.summary.predicted += len(stack)
+        which = np.concatenate([np.full(len(rows), j, dtype=np.int64) for j, rows in enumerate(image_rows)])
+        rows = np.concatenate([np.asarray(r, dtype=np.int64) for r in image_rows])
+        out = pd.DataFrame({ROW: rows})
+        for j, t in enumerate(model.targets):
+            out[pred_column(t)] = result.pred[which, j]
+            for name, column in result.columns(t).items():
+                out[name] = np.asarray(column)[which]
+        if opts.flags:
+            frame = job.positions.frame
+            catalog = frame.iloc[rows].reset_index(drop=True) if frame is not None and len(frame.columns) else None
+            out = flag_rows(
+                out, model, stack[which], catalog, opts.batch_size, opts.device, pixel_scale=job.fetch.scale
+            )
+            checks = list(out.attrs.get("flag_checks", []))
+            if checks != job.flag_checks:
+                job.flag_checks = checks
+                job.remember_flag_checks(checks)
+        out.insert(1, STATUS, STATUS_OK)
+        out.insert(2, ERROR, "")
+        out.insert(3, PERMANENT, True)
+        return out
+
+
+# --- the public function and the output table ------------------------------------------------------
+def predict_positions(
+    model: GalmetModel | str | os.PathLike,
+    coords: Any,
+    *,
+    batch_size: int = 256,
+    device: str = "auto",
+    tta: bool = True,
+    tta_mode: str = "dihedral",
+    tta_seed: int = 0,
+    flags: bool = True,
+    base_url: str | None = None,
+    workers: int = 8,
+    rate: float | None = 5.0,
+    retries: int = 5,
+    timeout: float = 30.0,
+    backoff_base: float = 1.0,
+    client: SkyServerClient | None = None,
+    work_dir: str | os.PathLike | None = None,
+    keep_cutouts: str | os.PathLike | None = None,
+    shard_size: int = 1024,
+    progress: bool | None = None,
+):
+    """Predict metallicity (the model's targets) at sky positions; one row per position, none dropped.
+
+    Fetches the SDSS cutout at each position with the model's own imaging (pixel scale, size,
+    data release: ``model.imaging``), concurrently under a rate limit, predicts them in shards
+    while the rest are fetched, and returns the table. Rows that cannot be predicted keep their
+    place with a ``status`` and an ``error`` instead of stopping the run.
+
+    Parameters
+    ----------
+    model : GalmetModel or path-like
+        A loaded model, or a bundle file (or a run folder holding ``model.pt``).
+    coords : SkyCoord, astropy Table/QTable, or pandas DataFrame
+        The positions: a SkyCoord (any frame convertible to ICRS), or a table with ra/dec
+        columns (``ra``, ``RA``, ``RAJ2000``, ``_RAJ2000``, ``RA_ICRS`` ..., any case) in
+        degrees, as Quantities in any angular unit, or as sexagesimal text; a Table may hold a
+        SkyCoord column instead. An ``objID`` column names the cutouts (rows sharing an objID
+        share one cutout).
+    batch_size, device, tta, tta_mode, tta_seed
+        See :meth:`galmet.nn.inference.GalmetModel.predict`. With ``tta_mode="fastai"`` the random
+        views are drawn per shard, so they depend on how the rows fell into shards.
+    flags : bool
+        Compute the ``flags`` (and ``ood_score``) columns (see :func:`galmet.predict.dataset.flag_rows`).
+    base_url : str, optional
+        SkyServer root; default: the model's data release (DR14 for older bundles).
+    workers, rate, retries, timeout, backoff_base
+        Concurrent requests, requests per second over all workers (None or 0: no limit),
+        retries per cutout, deadline of each request (s), first backoff (s).
+    client : SkyServerClient, optional
+        Fetch through this client instead (its server, timeout, retries and rate).
+    work_dir : path-like, optional
+        Folder of the shards and cutouts; an interrupted call resumes from it when called again
+        with the same model and positions. Default: a temporary folder (no resumption).
+    keep_cutouts : path-like, optional
+        Keep the cutouts in this folder, a normal galmet dataset directory (catalog.parquet,
+        images/<objID or row>.jpg, manifest.parquet); default: delete them at the end.
+    shard_size : int
+        Rows per shard (the unit of work kept after an interruption).
+    progress : bool, optional
+        Report progress on stderr (:func:`galmet.io.progress.progress_bar`: a bar on a terminal, plain
+        INFO lines otherwise); False: none.
+
+    Returns
+    -------
+    astropy.table.QTable
+        The input's columns, ``ra`` and ``dec`` (ICRS, deg), the prediction columns
+        (``<target>_pred``, ``_spread``, and ``_sigma``/``_err``/``_lo68``.. when the model has
+        them; u.dex for logarithmic targets such as oh_p50), ``ood_score`` and ``flags``, then
+        ``status`` and ``error``. ``meta`` holds the provenance: galmet version, model path and
+        SHA-256, data release, server, pixel scale (arcsec/pixel), image size (pixels), scale
+        mode, TTA, date (UTC ISO) and the flag checks that ran.
+
+    Raises
+    ------
+    DataError, ConfigError
+        One line: unusable positions (no ra/dec column, text that is not an angle), bad options.
+    KeyboardInterrupt
+        Ctrl-C: finished shards stay in ``work_dir`` (when given) for a rerun.
+    """
+    from galmet.nn.bundle import load_model
+
+    if not isinstance(model, GalmetModel):
+        model = load_model(model, device="cpu")
+    positions = sky_positions(coords)
+    dl = DownloadOptions(
+        workers=workers, rate=rate, retries=retries, timeout=timeout, backoff_base=backoff_base, progress=False
+    )
+    opts = PositionsOptions(
+        batch_size=batch_size,
+        device=device,
+        tta=tta,
+        tta_mode=tta_mode,
+        tta_seed=tta_seed,
+        flags=flags,
+        shard_size=shard_size,
+        progress=progress,
+        work_dir=Path(work_dir) if work_dir is not None else None,
+        keep_cutouts=Path(keep_cutouts) if keep_cutouts is not None else None,
+        base_url=base_url,
+        download=dl,
+    )
+    job = PositionsJob(model, positions, opts, client)
+    try:
+        results = job.run()
+        table = positions_table(positions, results, model.targets, job.meta())
+    except BaseException:
+        if job.temporary and job.work is not None:
+            shutil.rmtree(job.work, ignore_errors=True)
+        raise
+    job.cleanup()
+    return table
+
+
+#: Output columns that are not per-target prediction columns.
+_OUTPUT_EXTRA = (OOD_SCORE, FLAGS, STATUS, ERROR)
+
+
+def positions_table(positions: Positions, results: pd.DataFrame, targets: list[str], meta: dict):
+    """The output QTable: the input's columns, ra/dec (deg), the predictions (units), status, error.
+
+    An input column named like an output column is kept as ``<name>_input`` (a warning says so),
+    except ra/dec columns that already hold these degrees, which the degree columns replace.
+    """
+    import astropy.units as u
+    from astropy.table import QTable
+
+    produced = [c for c in results.columns if c not in (ROW, STATUS, ERROR)] + [STATUS, ERROR]
+    out = QTable(positions.table, copy=False) if positions.table is not None else QTable()
+    replace = (
+        {"ra", "dec"}
+        if positions.degrees_in_place and (positions.ra_column, positions.dec_column) == ("ra", "dec")
+        else set()
+    )
+    for name in list(out.colnames):
+        if name in replace:
+            continue
+        if name in produced or name in ("ra", "dec"):
+            new = f"{name}_input"
+            log.warning("positions: the input's column %s is kept as %s", name, new)
+            out.rename_column(name, new)
+    # replaces the input's ra/dec in place when they are these degrees, else appended
+    out["ra"], out["dec"] = u.Quantity(positions.ra, u.deg), u.Quantity(positions.dec, u.deg)
+    for name in produced:
+        values = results[name].to_numpy()
+        if values.dtype == object:  # text (status, error): a fixed-width str column every format writes
+            values = values.astype(str)
+        target = _target_of_column(name, targets)
+        if target is not None and target in LABEL_RANGES and values.dtype.kind == "f":
+            out[name] = u.Quantity(values, u.dex)
+        else:
+            out[name] = values
+    out.meta.update(meta)
+    return out
+
+
+def _target_of_column(name: str, targets: list[str]) -> str | None:
+    t = target_of(name)
+    if t in targets:
+        return t
+    return next((t for t in targets if name.startswith(f"{t}_")), None)
+
+
+#: --out suffix -> astropy format.
+OUTPUT_FORMATS = {
+    ".parquet": "parquet",
+    ".csv": "ascii.csv",
+    ".ecsv": "ascii.ecsv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fits.gz": "fits",
+}
+
+
+def output_format(path: str | os.PathLike) -> str | None:
+    """The astropy format of an output file, from its suffix (None: not supported)."""
+    name = str(path).lower()
+    return next((fmt for suffix, fmt in OUTPUT_FORMATS.items() if name.endswith(suffix)), None)
+
+
+def write_positions_table(table, path: str | os.PathLike) -> Path:
+    """Write the QTable atomically; the format follows the suffix (.parquet, .csv, .ecsv, .fits).
+
+    Parquet, ECSV and FITS keep the units and the provenance (``meta``; in FITS as header
+    cards, :data:`galmet.io.tables.FITS_KEYWORDS`); CSV is plain values.
+    """
+    import warnings
+
+    from galmet.io.atomic import atomic_path
+
+    path = Path(path)
+    fmt = output_format(path)
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown table format (use {', '.join(OUTPUT_FORMATS)})")
+    table = table.copy(copy_data=False)
+    if fmt == "fits":
+        table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
+        table.write(tmp, format=fmt, overwrite=True)
+    return path

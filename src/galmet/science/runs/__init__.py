@@ -1,1 +1,0 @@
-"""galmet.science.runs."""

@@ -1,0 +1,294 @@
+"""Data safety: every command that writes, run (a) with its output at its own input, (b) with its
+output in a folder of unrelated user files, and (c) killed (SIGKILL) in the middle of its run.
+After each, every file that existed before -- inputs, user files, a previous run's files -- is
+byte-identical (new files are galmet's outputs; nothing else may change or disappear).
+
+Case (a) may end in a refusal (exit 2, one line) or in a run that writes beside its inputs; both
+must leave the inputs as they were. The kill cases run in parallel subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import changed_files, make_tiny_dataset, snapshot
+from faulty_server import FaultyServer, make_catalog
+
+TINY = ["--arch", "resnet18", "--weights", "none", "--batch-size", "8", "--no-progress", "--device", "cpu"]
+ONECYCLE = ["--recipe", "onecycle", "--epochs", "1"]
+
+
+def _user_files(folder: Path) -> None:
+    """Unrelated files a user keeps, some with names that look like galmet's."""
+    from galmet.io.images import encode_jpeg
+
+    (folder / "notes").mkdir(parents=True, exist_ok=True)
+    (folder / "images").mkdir(exist_ok=True)
+    (folder / "thesis.tex").write_text("\\section{Metallicity}\n")
+    (folder / "data.csv").write_text("a,b\n1,2\n")
+    (folder / "notes" / "todo.txt").write_text("check the MZR\n")
+    (folder / ".notes.tmp").write_text("an editor's backup\n")
+    (folder / "images" / "holiday.jpg").write_bytes(encode_jpeg(np.full((8, 8, 3), 200, np.uint8)))
+
+
+def _build_template(root: Path) -> None:
+    from galmet.nn.bundle import load_model, save_bundle
+    from galmet.nn.net import build_model
+    from galmet.predict.dataset import predict_dataset
+    from galmet.sdss.catalog import COLUMNS
+    from galmet.synthetic.render import synthesize
+    from galmet.training.config import TrainConfig
+    from galmet.training.loop import train
+
+    ds = make_tiny_dataset(root / "ds", n=24, size=16, split=True)
+    _user_files(root / "user")
+    torch.manual_seed(0)
+    bundle = save_bundle(root / "run" / "model.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
+    from galmet.data.dataset import load_dataset
+
+    pred = predict_dataset(load_model(bundle), load_dataset(ds, cache=False), tta=False, device="cpu")
+    pred.to_parquet(root / "pred.parquet")
+    mass = pred.rename(columns={"oh_p50_pred": "lgm_tot_p50_pred", "oh_p50_spread": "lgm_tot_p50_spread"})
+    mass["lgm_tot_p50_pred"] = mass["lgm_tot_p50"] + 0.1
+    mass.to_parquet(root / "mass.parquet")
+    n = 20
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({name: rng.uniform(14, 17, n) for _, name in COLUMNS})
+    table["objID"] = 1237663716556341422 + np.arange(n, dtype=np.int64)
+    table["specObjID"] = table["objID"] + 7
+    table["rChi2"], table["oh_p50"], table["z"], table["zErr"] = 1.0, 8.9, 0.1, 0.001
+    table["modelMag_u"], table["petroMag_r"] = 17.0, 16.0
+    table.to_parquet(root / "table.parquet")
+    synthesize(root / "prevsynth", 4, seed=1, size=8, workers=1, progress=False)
+    replaceable = [f"prevsynth/{rel}" for rel in snapshot(root / "prevsynth")]  # the old synthesis: galmet's
+    _user_files(root / "prevsynth")
+    config = TrainConfig(arch="resnet18", weights="none", batch_size=8, progress=False, recipe="onecycle", epochs=1)
+    train(ds, root / "prevrun", config)
+    _user_files(root / "prevrun")
+    for name in ("images.npy", "images.json"):  # no decode cache yet: info and others write one
+        (ds / name).unlink(missing_ok=True)
+    (root / "prevdemo").mkdir()
+    (root / "prevdemo" / "galmet-demo.json").write_text("{}")
+    replaceable.append("prevdemo/galmet-demo.json")
+    _user_files(root / "prevdemo")
+    cat_ds = root / "dlds"
+    make_catalog(cat_ds, 40)
+    _user_files(cat_ds)
+    # Files a previous galmet run wrote and a new run of the same command replaces by design (a
+    # previous synthesis is replaced as it goes; the demo marker is rewritten). Everything else
+    # -- the previous *training* run included: it is replaced only once the new one has finished --
+    # must survive a kill byte for byte.
+    (root / "replaceable.txt").write_text("\n".join(replaceable))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("safety-template")
+    with pytest.MonkeyPatch.context() as mp:  # decode caches of read-only inputs: not in ~/.cache
+        mp.setenv("GALMET_CACHE_DIR", str(root.parent / "safety-cache"))
+        _build_template(root)
+    return root
+
+
+def _env(template: Path, dst: Path) -> Path:
+    """A private copy of the template (large model files hard-linked: atomic replacement by
+    galmet gives a new file and leaves the template's alone)."""
+
+    def copy(src, target):
+        if src.endswith(".pt"):
+            os.link(src, target)
+        else:
+            shutil.copy2(src, target)
+
+    shutil.copytree(template, dst, copy_function=copy)
+    return dst
+
+
+def _sql_csv(n: int = 30) -> bytes:
+    from galmet.sdss.catalog import COLUMNS
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({name: rng.uniform(14, 17, n) for _, name in COLUMNS})
+    df["objID"] = 1237663716556341422 + np.arange(n, dtype=np.int64)
+    df["specObjID"] = df["objID"] + 3
+    return ("#Table1\n" + df.to_csv(index=False)).encode()
+
+
+#: command -> (argv with its output at its own input, argv with its output among user files).
+#: "{e}" is the scenario's folder, "{url}" a loopback SkyServer.
+SCENARIOS = {
+    "demo": (
+        ["demo", "--out", "{e}/ds", "--n", "60", "--size", "16", "--epochs", "1"],
+        ["demo", "--out", "{e}/user", "--n", "60", "--size", "16", "--epochs", "1"],
+    ),
+    "synth": (
+        ["synth", "--n", "4", "--size", "8", "--out", "{e}/ds", "--overwrite", "--no-progress"],
+        ["synth", "--n", "4", "--size", "8", "--out", "{e}/user", "--overwrite", "--no-progress"],
+    ),
+    "catalog": (
+        ["catalog", "--from-table", "{e}/ds/catalog.parquet", "--out", "{e}/ds", "--overwrite"],
+        ["catalog", "--from-table", "{e}/table.parquet", "--out", "{e}/user", "--no-progress"],
+    ),
+    "download": (
+        ["download", "{e}/dlds", "--base-url", "{url}", "--rate", "0", "--size", "16", "--no-progress"],
+        ["download", "{e}/dlds", "--base-url", "{url}", "--rate", "0", "--size", "16", "--no-progress"],
+    ),
+    "info": (["info", "{e}/ds"], ["info", "{e}/dlds"]),
+    "train": (
+        ["train", "{e}/ds", "--out", "{e}/ds", *TINY, *ONECYCLE],
+        ["train", "{e}/ds", "--out", "{e}/user", *TINY, *ONECYCLE],
+    ),
+    "lr-find": (
+        ["lr-find", "{e}/ds", "--out", "{e}/ds", "--steps", "4", "--batch-size", "8", "--weights", "none"]
+        + ["--arch", "resnet18", "--device", "cpu"],
+        ["lr-find", "{e}/ds", "--out", "{e}/user", "--steps", "4", "--batch-size", "8", "--weights", "none"]
+        + ["--arch", "resnet18", "--device", "cpu"],
+    ),
+    "predict": (
+        ["predict", "{e}/run", "{e}/ds", "--out", "{e}/ds/catalog.parquet", "--device", "cpu"],
+        ["predict", "{e}/run", "{e}/ds", "--out", "{e}/user/p.parquet", "--device", "cpu"],
+    ),
+    "ensemble": (
+        ["ensemble", "{e}/run", "{e}/run/model.pt", "--out", "{e}/run/model.pt"],
+        ["ensemble", "{e}/run", "{e}/run/model.pt", "--out", "{e}/user/ens.pt"],
+    ),
+    "evaluate": (
+        ["evaluate", "{e}/pred.parquet", "--json", "{e}/pred.parquet"],
+        ["evaluate", "{e}/pred.parquet", "--json", "{e}/user/metrics.json"],
+    ),
+    "baseline": (
+        ["baseline", "{e}/ds", "--out", "{e}/ds", "--n-estimators", "5", "--jobs", "1"],
+        ["baseline", "{e}/ds", "--out", "{e}/user", "--n-estimators", "5", "--jobs", "1"],
+    ),
+    "figures": (
+        ["figures", "{e}/pred.parquet", "--dataset", "{e}/ds", "--out", "{e}/ds/images", "--split", "all"],
+        ["figures", "{e}/pred.parquet", "--dataset", "{e}/ds", "--out", "{e}/user", "--split", "all"],
+    ),
+    "mzr": (
+        ["mzr", "--metallicity", "{e}/pred.parquet", "--mass", "{e}/mass.parquet", "--out", "{e}/pred.parquet"],
+        ["mzr", "--metallicity", "{e}/pred.parquet", "--mass", "{e}/mass.parquet", "--out", "{e}/user"]
+        + ["--split", "all"],
+    ),
+    "report": (
+        ["report", "{e}/prevrun", "--out", "{e}/prevrun/history.csv"],
+        ["report", "{e}/prevrun", "--out", "{e}/user/report.html"],
+    ),
+    "resolution-study": (
+        ["resolution-study", "{e}/ds", "--out", "{e}/ds", "--sizes", "8", "--min-input", "8", *TINY, *ONECYCLE],
+        ["resolution-study", "{e}/ds", "--out", "{e}/user", "--sizes", "8", "--min-input", "8", *TINY, *ONECYCLE],
+    ),
+    "calibrate": (
+        ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/run/model.pt"],
+        ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/user/calibrated.pt", "--split", "all"],
+    ),
+    "embed": (
+        ["embed", "{e}/run", "{e}/ds", "--out", "{e}/ds/catalog.parquet", "--device", "cpu"],
+        ["embed", "{e}/run", "{e}/ds", "--out", "{e}/user/emb.parquet", "--device", "cpu"],
+    ),
+    "explain": (
+        ["explain", "{e}/run", "{e}/ds", "--out", "{e}/ds/images", "--n", "2", "--device", "cpu"],
+        ["explain", "{e}/run", "{e}/ds", "--out", "{e}/user", "--n", "2", "--device", "cpu"],
+    ),
+    "systematics": (
+        ["systematics", "{e}/pred.parquet", "--dataset", "{e}/ds", "--out", "{e}/ds", "--split", "all"]
+        + ["--bootstrap", "20"],
+        ["systematics", "{e}/pred.parquet", "--dataset", "{e}/ds", "--out", "{e}/user", "--split", "all"]
+        + ["--bootstrap", "20"],
+    ),
+}
+
+#: command -> (argv of a run to kill, the folder whose first new entry triggers the kill).
+KILLS = {
+    "demo": (["demo", "--out", "{e}/prevdemo", "--n", "60", "--size", "16", "--epochs", "1"], "prevdemo/data/images"),
+    "synth": (["synth", "--n", "40", "--size", "16", "--out", "{e}/prevsynth", "--overwrite"], "prevsynth/images"),
+    "catalog": (["catalog", "--out", "{e}/user", "--base-url", "{url}", "--chunks", "4", "--rate", "0"], "user"),
+    "download": (SCENARIOS["download"][1] + ["--workers", "2"], "dlds/images"),
+    "info": (["info", "{e}/ds"], "ds"),
+    "train": (
+        ["train", "{e}/ds", "--out", "{e}/prevrun", "--overwrite", *TINY, "--recipe", "onecycle"],
+        "prevrun/.galmet-staging",
+    ),
+    "lr-find": (SCENARIOS["lr-find"][1], "user"),
+    "predict": (SCENARIOS["predict"][1], "user"),
+    "ensemble": (SCENARIOS["ensemble"][1], "user"),
+    "evaluate": (SCENARIOS["evaluate"][1], "user"),
+    "baseline": (SCENARIOS["baseline"][1], "user"),
+    "figures": (SCENARIOS["figures"][1], "user"),
+    "mzr": (SCENARIOS["mzr"][1], "user"),
+    "report": (SCENARIOS["report"][1], "user"),
+    "resolution-study": (SCENARIOS["resolution-study"][1], "user"),
+    "calibrate": (SCENARIOS["calibrate"][1], "user"),
+    "embed": (SCENARIOS["embed"][1], "user"),
+    "explain": (SCENARIOS["explain"][1], "user"),
+    "systematics": (SCENARIOS["systematics"][1], "user"),
+}
+
+
+def test_every_writing_command_is_covered():
+    from galmet.cli.main import _command_modules
+
+    assert set(SCENARIOS) == set(KILLS) == {m.NAME for m in _command_modules()}
+
+
+@pytest.mark.parametrize("command", sorted(SCENARIOS))
+@pytest.mark.parametrize("case", ["own input", "user files"])
+def test_output_at_own_input_or_among_user_files_changes_no_existing_file(template, tmp_path, command, case):
+    from galmet.cli.main import main
+
+    env = _env(template, tmp_path / "e")
+    before = snapshot(env)
+    argv = SCENARIOS[command][0 if case == "own input" else 1]
+    with FaultyServer(latency=0.0) as srv:
+        code = main([a.format(e=env, url=srv.url) for a in argv])
+    assert code in (0, 2)
+    assert changed_files(before, env) == []
+
+
+def _kill_one(template: Path, root: Path, command: str, url: str) -> str:
+    """Run one command in a child, SIGKILL it at its first write, and report what changed ("" = nothing)."""
+    env = _env(template, root / command)
+    replaceable = set((env / "replaceable.txt").read_text().splitlines())
+    before = {rel: data for rel, data in snapshot(env).items() if rel not in replaceable}
+    argv, watch = KILLS[command]
+    watched = env / watch
+    seen = {".galmet.lock"} | (set(os.listdir(watched)) if watched.is_dir() else set())  # a lock is no write yet
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "galmet", *[a.format(e=env, url=url) for a in argv]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        start_new_session=True,  # its own process group: the kill takes its worker processes too
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if watched.is_dir() and set(os.listdir(watched)) - seen:
+            break  # galmet has started writing: kill it now, mid-run
+        time.sleep(0.005)
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    if not killed and proc.returncode not in (0, 2):
+        return f"{command}: exited {proc.returncode} before the kill: {err.decode(errors='replace')[-300:]}"
+    changed = changed_files(before, env)
+    return f"{command}: changed {changed[:5]}" if changed else ""
+
+
+def test_a_kill_mid_run_changes_no_existing_file(template, tmp_path):
+    body = _sql_csv()
+    with FaultyServer(latency=0.3, sql_responder=lambda cmd, n: (200, "text/csv", body)) as srv:
+        with ThreadPoolExecutor(4) as pool:
+            problems = list(pool.map(lambda c: _kill_one(template, tmp_path, c, srv.url), sorted(KILLS)))
+    assert [p for p in problems if p] == []
