@@ -10,12 +10,18 @@ class GalmetError(Exception):
 
     The message is one line that says what is wrong and where (file, objID, column): control
     characters in it (a newline in a file name, a tab in a CSV cell) are written as escapes.
+
+    A library error about a parameter names the parameter as the Python API spells it
+    (``batch_size``) and sets ``param`` to that name; the command line rewrites it to the flag
+    the user typed (``--batch-size``) with :func:`for_flags`. The library never names a flag.
     """
 
-    def __init__(self, *args: object) -> None:
+    def __init__(self, *args: object, param: str | None = None) -> None:
         if len(args) == 1 and isinstance(args[0], str):
             args = (single_line(args[0]),)
         super().__init__(*args)
+        #: The API parameter the message is about (None: not about one parameter).
+        self.param = param
 
 
 class DataError(GalmetError):
@@ -33,6 +39,20 @@ def single_line(text: str) -> str:
     """``text`` with every control character (newline, tab, escape, ...) written as a Python
     escape, so a message that quotes a file name or a cell can never span lines."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def for_flags(exc: GalmetError, flags: dict[str, str]) -> str:
+    """The message of ``exc`` as a command line says it: its parameter name replaced by the flag.
+
+    ``flags`` maps API parameter names to what the user typed (``{"batch_size": "--batch-size"}``);
+    the first whole-word occurrence of ``exc.param`` becomes the flag. An error without a
+    parameter, or with one the command has no flag for, keeps its message.
+    """
+    text = str(exc)
+    flag = flags.get(exc.param) if exc.param else None
+    if not flag:
+        return text
+    return re.sub(rf"(?<![\w-]){re.escape(exc.param)}(?![\w-])", flag, text, count=1)
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

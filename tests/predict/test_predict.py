@@ -219,7 +219,7 @@ def test_fastai_tta_is_the_original_plus_four_augmented_views(bundle, split_data
     np.testing.assert_allclose(std, outs.std(0), rtol=1e-4)
     dihedral = model.predict(images, tta=True, device="cpu")
     assert not np.allclose(pred, dihedral)
-    with pytest.raises(Exception, match="--tta-mode must be one of"):
+    with pytest.raises(Exception, match="tta_mode must be one of"):
         model.predict(images, tta_mode="random")
 
 

@@ -20,7 +20,7 @@ import sys
 import warnings
 
 from galmet._version import __version__
-from galmet.errors import GalmetError, one_line, single_line
+from galmet.errors import GalmetError, for_flags, one_line, single_line
 
 EXIT_USER_ERROR = 2
 log = logging.getLogger("galmet")
@@ -82,10 +82,31 @@ def _os_error(exc: OSError) -> str:
     return f"{where}: {reason}" if where else reason
 
 
+def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
+    """API parameter name -> the flag that sets it, for ``command``'s options (its argparse dests,
+    plus the command module's ``PARAM_FLAGS`` where a library parameter has another name)."""
+    flags: dict[str, str] = {}
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    chosen = sub.choices.get(command) if sub is not None and command else None
+    for p in (parser, chosen):
+        for action in p._actions if p is not None else []:
+            long = [o for o in action.option_strings if o.startswith("--")]
+            if long:
+                flags.setdefault(action.dest, long[0])
+            elif not action.option_strings and action.dest not in ("command", "help"):
+                flags.setdefault(action.dest, action.metavar or action.dest.upper())
+    run = getattr(chosen, "_defaults", {}).get("_run") if chosen is not None else None
+    module = sys.modules.get(getattr(run, "__module__", "") or "")
+    flags.update(getattr(module, "PARAM_FLAGS", {}))
+    return flags
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``galmet`` console script; returns the exit code."""
     command = "galmet"
     verbose = False
+    parser = None
+    args = None
     try:
         parser = build_parser()
         try:
@@ -108,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         with progress_disabled(bool(getattr(args, "no_progress", False))):  # --no-progress reaches every bar
             return int(args._run(args) or 0)
     except GalmetError as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
+        flags = flags_of(parser, getattr(args, "command", None)) if parser is not None else {}
+        print(f"{command}: error: {for_flags(exc, flags)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

@@ -5,7 +5,9 @@ Built by :func:`galmet.nn.bundle.load_model` from a model bundle (one network or
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,63 @@ FASTAI_TTA_VIEWS = 4
 #: The augmentation of fastai-style TTA when a bundle does not record its training config:
 #: fastai 0.7's transforms_top_down with the paper's max zoom.
 PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": 1.1, "rotate": 10.0, "lighting": 0.05}
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a model is run over images: the one place these settings and their defaults live.
+
+    Every prediction entry point (:meth:`GalmetModel.predict`, ``predict_dataset``,
+    ``predict_positions``, ...) takes one of these as ``options``; its fields may also be given
+    as keywords, which override it (:meth:`with_overrides`).
+
+    Attributes
+    ----------
+    tta : bool
+        Average the outputs over test-time-augmented views instead of using the image as is.
+    tta_mode : {"dihedral", "fastai"}
+        ``dihedral``: the 8 fixed views (rotations by 90 degrees and flips), exact symmetries of
+        a sky image. ``fastai``: fastai 0.7's ``TTA()`` as the paper used it: the image as it is
+        plus 4 copies with the training augmentation.
+    tta_seed : int
+        Seed of the fastai-style views (the same seed, batch size and device give the same
+        predictions).
+    batch_size : int
+        Images per forward pass (each TTA view is its own pass of this size), >= 1.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    progress : bool or None
+        Progress over batches; None: when there are more than 20 batches.
+    """
+
+    tta: bool = True
+    tta_mode: str = "dihedral"
+    tta_seed: int = 0
+    batch_size: int = 256
+    device: str = "auto"
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer of at least 1, got {self.batch_size!r}", param="batch_size")
+        if self.tta_mode not in TTA_MODES:
+            raise ConfigError(
+                f"tta_mode must be one of {', '.join(TTA_MODES)}, got {self.tta_mode!r}", param="tta_mode"
+            )
+
+    def with_overrides(self, **overrides) -> InferenceOptions:
+        """A copy with the given fields replaced (None values are ignored); unknown names raise TypeError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown inference option(s): {', '.join(unknown)}")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **given) if given else self
+
+
+def inference_options(options: InferenceOptions | None = None, **overrides) -> InferenceOptions:
+    """``options`` (default: :class:`InferenceOptions()`) with keyword ``overrides`` applied."""
+    return (options or InferenceOptions()).with_overrides(**overrides)
 
 
 class GalmetModel:
@@ -229,14 +288,16 @@ class GalmetModel:
     def predict(
         self,
         images,
-        tta: bool = True,
-        batch_size: int = 256,
-        device: str = "auto",
+        options: InferenceOptions | None = None,
+        *,
         return_std: bool = False,
-        progress: bool | None = None,
-        tta_mode: str = "dihedral",
-        tta_seed: int = 0,
         return_sigma: bool = False,
+        tta: bool | None = None,
+        batch_size: int | None = None,
+        device: str | None = None,
+        progress: bool | None = None,
+        tta_mode: str | None = None,
+        tta_seed: int | None = None,
     ):
         """Predict the targets of uint8 images.
 
@@ -245,6 +306,9 @@ class GalmetModel:
         images : numpy.ndarray or torch.Tensor
             uint8 (N, H, W, 3), H = W = the bundle's image size. A numpy memmap works (read
             batch by batch); a uint8 tensor already on the device avoids the host copy.
+        options : InferenceOptions, optional
+            TTA, batch size, device and progress (defaults: :class:`InferenceOptions`); the
+            keywords below, when given, override its fields.
         tta : bool
             Average the outputs over test-time-augmented views instead of using the image as is.
         tta_mode : {"dihedral", "fastai"}
@@ -276,11 +340,12 @@ class GalmetModel:
             float64 (N,) for a one-target model, else (N, T); with ``return_std`` and/or
             ``return_sigma`` a tuple (prediction, std, sigma) of the arrays asked for.
         """
+        opts = inference_options(
+            options, tta=tta, batch_size=batch_size, device=device, progress=progress, tta_mode=tta_mode, tta_seed=tta_seed
+        )
+        tta, batch_size, device, progress = opts.tta, opts.batch_size, opts.device, opts.progress
+        tta_mode, tta_seed = opts.tta_mode, opts.tta_seed
         self._check_images(images)
-        if batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-        if tta_mode not in TTA_MODES:
-            raise ConfigError(f"--tta-mode must be one of {', '.join(TTA_MODES)}, got {tta_mode!r}")
         dev = resolve_device(device)
         fastai = tta and tta_mode == "fastai"
         aug = self.augmentation
