@@ -74,3 +74,79 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     )
     out = _lint(project)
     assert out.returncode != 0 and "galmet.science.metrics -> galmet.science.plots" in out.stdout
+
+
+def _import_circles(src: Path) -> list[list[str]]:
+    """Every set of galmet modules that import each other round a circle (strongly connected
+    components of the import graph, function-level imports included), in a subprocess on ``src``."""
+    pytest.importorskip("grimp")
+    code = r"""
+import json, sys
+import grimp
+graph = grimp.build_graph("galmet", include_external_packages=False)
+index, low, stack, on_stack, circles = {}, {}, [], set(), []
+def visit(root):
+    # iterative Tarjan: (module, iterator over what it imports)
+    work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root))))]
+    index[root] = low[root] = len(index); stack.append(root); on_stack.add(root)
+    while work:
+        node, edges = work[-1]
+        for nxt in edges:
+            if nxt not in index:
+                index[nxt] = low[nxt] = len(index); stack.append(nxt); on_stack.add(nxt)
+                work.append((nxt, iter(sorted(graph.find_modules_directly_imported_by(nxt)))))
+                break
+            if nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        else:
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                part = []
+                while True:
+                    m = stack.pop(); on_stack.discard(m); part.append(m)
+                    if m == node:
+                        break
+                if len(part) > 1:
+                    circles.append(sorted(part))
+for module in sorted(graph.modules):
+    if module not in index:
+        visit(module)
+print(json.dumps(circles))
+"""
+    import json
+
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def test_no_import_circle_between_any_two_modules():
+    """Two modules never import each other, directly or round a longer circle, not even inside a
+    function (the contracts cannot see a circle inside one layer, e.g. within cli/ or io/)."""
+    assert _import_circles(ROOT / "src") == []
+
+
+def test_a_circle_through_a_function_level_import_fails(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    # inside nn/: the network's weights module reaching back up to the bundle, inside a function
+    weights = src / "galmet" / "nn" / "weights.py"
+    weights.write_text(weights.read_text() + "\n\ndef _back():\n    from galmet.nn import bundle\n\n    return bundle\n")
+    # inside cli/: options importing a command (commands import options)
+    options = src / "galmet" / "cli" / "options.py"
+    options.write_text(
+        options.read_text() + "\n\ndef _back():\n    from galmet.cli.commands import train\n\n    return train\n"
+    )
+    circles = _import_circles(src)
+    assert any("galmet.nn.weights" in c and "galmet.nn.bundle" in c for c in circles), circles
+    assert any("galmet.cli.options" in c and "galmet.cli.commands.train" in c for c in circles), circles
+    # and the contracts inside nn/ and cli/ break on the same edits
+    project = tmp_path
+    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
+    out = _lint(project)
+    assert out.returncode != 0
+    assert "galmet.nn.weights -> galmet.nn.bundle" in out.stdout
+    assert "galmet.cli.options -> galmet.cli.commands.train" in out.stdout
