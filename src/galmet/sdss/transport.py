@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 PROJECT_URL = "https://github.com/galmet/galmet"
 #: The User-Agent of a client that does not name its service.
 USER_AGENT = f"galmet/{__version__} (+{PROJECT_URL})"
-#: Default body cap of a client, bytes (a SqlSearch chunk is a few MB; a cutout a few kB).
+#: Default body cap of a client, bytes (a query result can be a few MB; an image a few kB).
 DEFAULT_MAX_BYTES = 64 << 20
 #: Redirects followed per request (each within the same deadline; their bodies are not read).
 MAX_REDIRECTS = 5
@@ -580,7 +580,7 @@ def retry_reason(error: str) -> str:
 
 
 def _status_error(resp: Response) -> str:
-    """``HTTP 500 Internal Server Error`` plus what the body says (SkyServer puts SQL errors there)."""
+    """``HTTP 500 Internal Server Error`` plus what the body says (servers often explain the error there)."""
     text = f"HTTP {resp.status} {http.client.responses.get(resp.status, '')}".rstrip()
     if resp.body.strip():
         text += f" ({describe_body(resp.body, limit=80)})"
