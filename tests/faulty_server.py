@@ -453,14 +453,9 @@ def kill_resume_scenario(
     and ``ok_fetched_twice`` (objIDs requested again after a successful response).
     """
     import os
-    import signal
     import subprocess
     import sys
     from pathlib import Path
-
-    import pandas as pd
-
-    from galmet.io.images import read_image
 
     root = Path(workdir) / "ds"
     root.mkdir(parents=True, exist_ok=True)
@@ -469,50 +464,15 @@ def kill_resume_scenario(
     keys = {int(o): key_of(r, d) for o, r, d in zip(cat["objID"], cat["ra"], cat["dec"], strict=True)}
     facts: dict = {"n": n, "transient": len(transient_ids), "permanent": len(permanent_ids)}
     with FaultyServer(plans, latency=latency, slow_seconds=2 * timeout, retry_after="1") as srv:
-        cmd = [
-            sys.executable,
-            "-m",
-            "galmet",
-            "download",
-            str(root),
-            "--base-url",
-            srv.url,
-            "--workers",
-            str(workers),
-            "--rate",
-            "0",
-            "--size",
-            str(size),
-            "--timeout",
-            str(timeout),
-            "--retries",
-            "4",
-            "--backoff-base",
-            "0.02",
-            "--manifest-every",
-            "0.5",
-            "--no-progress",
-            *extra_args,
-        ]
+        cmd = [sys.executable, "-m", "galmet", "download", str(root), "--base-url", srv.url]
+        cmd += ["--workers", str(workers), "--rate", "0", "--size", str(size), "--timeout", str(timeout)]
+        cmd += ["--retries", "4", "--backoff-base", "0.02", "--manifest-every", "0.5", "--no-progress", *extra_args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         t0 = time.monotonic()
         at_kill: dict = {}
+        present: set = set()
         if kill_after is not None:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-            images = root / "images"
-            while proc.poll() is None and (not images.is_dir() or sum(1 for _ in images.glob("*.jpg")) < kill_after):
-                time.sleep(0.01)
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            facts["killed_rc"] = proc.returncode
-            facts["killed_after_s"] = round(time.monotonic() - t0, 2)
-            with srv.lock:
-                at_kill = dict(srv.counts)
-            present = {int(p.stem) for p in images.glob("*.jpg")}
-            facts["present_at_kill"] = len(present)
-            facts["temp_files_at_kill"] = len(list(root.rglob("*.tmp")))
-        else:
-            present = set()
+            at_kill, present = _kill_midway(cmd, env, srv, root, kill_after, facts, t0)
         t1 = time.monotonic()
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
         facts["resume_s"] = round(time.monotonic() - t1, 2)
@@ -534,6 +494,39 @@ def kill_resume_scenario(
     by_key = {v: k for k, v in keys.items()}
     facts["ok_fetched_twice"] = sorted(by_key[k] for k in twice if k in by_key)
     facts["refetched"] = sorted(o for o in present if counts.get(keys[o], 0) != at_kill.get(keys[o], 0))
+    facts.update(_outcome(root, keys, size, transient_ids, permanent_ids))
+    return facts
+
+
+def _kill_midway(cmd, env, srv: FaultyServer, root, kill_after: int, facts: dict, t0: float) -> tuple[dict, set]:
+    """Run ``cmd`` until ``kill_after`` images exist, SIGKILL it; the server's counts and the
+    objIDs on disk at that moment (facts about the kill go into ``facts``)."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    images = root / "images"
+    while proc.poll() is None and (not images.is_dir() or sum(1 for _ in images.glob("*.jpg")) < kill_after):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    facts["killed_rc"] = proc.returncode
+    facts["killed_after_s"] = round(time.monotonic() - t0, 2)
+    with srv.lock:
+        at_kill = dict(srv.counts)
+    present = {int(p.stem) for p in images.glob("*.jpg")}
+    facts["present_at_kill"] = len(present)
+    facts["temp_files_at_kill"] = len(list(root.rglob("*.tmp")))
+    return at_kill, present
+
+
+def _outcome(root, keys: dict, size: int, transient_ids: set, permanent_ids: set) -> dict:
+    """What a finished download left: missing, extra and invalid images, temp files, the manifest's counts."""
+    import pandas as pd
+
+    from galmet.io.images import read_image
+
+    facts: dict = {}
     files = {p.name for p in (root / "images").iterdir()}
     expect = {f"{o}.jpg" for o in keys if o not in permanent_ids}
     facts["missing"] = sorted(expect - files)

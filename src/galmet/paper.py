@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The paper's cutout pixel scale, arcsec per pixel (128 x 128 pixels: a 38" field).
+PIXEL_SCALE_ARCSEC = 0.296
+#: The SDSS data release of the paper's photometry and cutouts.
+DATA_RELEASE = "DR14"
 #: Test-set results of the paper's CNN on oh_p50 (dex).
 PAPER_METRICS = {"rmse": 0.085, "nmad": 0.067, "bias": -0.006}
 #: Random forest on gri magnitudes (paper, Fig 4), RMSE in dex.

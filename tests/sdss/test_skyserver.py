@@ -242,3 +242,57 @@ def test_fake_image_is_deterministic():
     a, b = fake_image("1,2", 16, 16), fake_image("1,2", 16, 16)
     assert np.array_equal(a, b) and not np.array_equal(a, fake_image("3,4", 16, 16))
     assert decode_image(encode_jpeg(a)).shape == (16, 16, 3)
+
+
+# -- payload mode (astroquery's get_query_payload) ------------------------------------------------
+class NoNetwork(SkyServerClient):
+    """A client whose choke point fails the test: payload mode must never reach it."""
+
+    def _request(self, url, timeout):
+        raise AssertionError(f"payload mode sent a request: {url}")
+
+
+def test_fetch_cutout_payload_is_the_request_it_would_send_and_sends_nothing(monkeypatch):
+    from galmet.sdss.transport import HttpClient, RequestPayload
+
+    monkeypatch.setattr(HttpClient, "_request", NoNetwork._request)
+    payload = fetch_cutout(150.1, -2.5, scale=0.4, size=64, base_url="http://127.0.0.1:9/dr16/", get_query_payload=True)
+    assert isinstance(payload, RequestPayload) and payload.method == "GET"
+    assert payload.url == "http://127.0.0.1:9/dr16/SkyServerWS/ImgCutout/getjpeg"
+    assert payload.params == {"ra": "150.10000000", "dec": "-2.50000000", "scale": "0.4", "width": 64, "height": 64}
+    default = fetch_cutout(1, 2, get_query_payload=True)  # the paper's cutout on the paper's release
+    assert default.url.startswith("https://skyserver.sdss.org/dr14/") and default.params["scale"] == "0.296"
+    assert default.params["width"] == default.params["height"] == 128
+
+
+def test_fetch_cutout_payload_takes_quantities_and_skycoord():
+    pytest.importorskip("astropy")
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    payload = fetch_cutout(SkyCoord(10 * u.deg, 20 * u.deg), scale=0.5 * u.arcsec, get_query_payload=True)
+    params = payload.params
+    assert (params["ra"], params["dec"], params["scale"]) == ("10.00000000", "20.00000000", "0.5")
+
+
+def test_payload_full_url_is_exactly_the_url_a_call_requests():
+    sent = Scripted([ok_csv()])
+    payload = sent.sql_search("SELECT TOP 2 objID FROM Galaxy", get_query_payload=True)
+    assert sent.urls == []  # payload mode sent nothing
+    sent.sql_search("SELECT TOP 2 objID FROM Galaxy")
+    assert sent.urls == [payload.full_url]
+    assert payload.params == {"cmd": "SELECT TOP 2 objID FROM Galaxy", "format": "csv"}
+    cutout = NoNetwork("http://127.0.0.1:9").get_cutout(1.5, 2.5, 0.296, 16, get_query_payload=True)
+    assert cutout.full_url == NoNetwork("http://127.0.0.1:9").cutout_url(1.5, 2.5, 0.296, 16)
+
+
+def test_check_tables_and_query_catalog_payloads_send_nothing(tmp_path):
+    from galmet.sdss.catalog import Cuts, chunk_queries, query_catalog
+    from galmet.sdss.skyserver import check_tables
+
+    client = NoNetwork("http://127.0.0.1:9")
+    tables = check_tables(client, get_query_payload=True)
+    assert "DBObjects" in tables.params["cmd"] and tables.params["format"] == "csv"
+    payloads = query_catalog(client, Cuts(), chunks=3, limit=10, cache_dir=tmp_path / "c", get_query_payload=True)
+    assert [p.params["cmd"] for p in payloads] == [sql for _, sql in chunk_queries(Cuts(), 3, 10)]
+    assert not (tmp_path / "c").exists()  # nor touched the cache

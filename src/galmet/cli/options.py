@@ -17,7 +17,6 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 #: Largest seed galmet accepts (numpy, torch and scikit-learn all take 32-bit seeds).
 MAX_SEED = 2**32 - 1
@@ -101,22 +100,27 @@ def byte_size(lo: int = 1024, hi: int = 1 << 40) -> Callable[[str], int]:
     return parse
 
 
-@dataclass(frozen=True)
-class ServerDefaults:
-    """Per-command defaults of the server options (a catalogue query is slower than a cutout)."""
-
-    timeout: float = 30.0
-    retries: int = 5
-    rate: float | None = 5.0
-    backoff_base: float = 1.0
-    max_bytes: int = 4 << 20
+def option_type(accepted) -> Callable[[str], float] | Callable[[str], int]:
+    """The argparse ``type`` of an option whose values the library defines as a
+    :class:`~galmet.sdss.transport.Range` (so the command line and the library accept the same)."""
+    if accepted.integer:
+        return integer(int(accepted.lo), int(accepted.hi))
+    return number(accepted.lo, accepted.hi, open_low=accepted.open_low, what=accepted.noun)
 
 
-def add_server_options(p: argparse.ArgumentParser, defaults: ServerDefaults = ServerDefaults()):
+def add_server_options(p: argparse.ArgumentParser, defaults=None):
     """The ``server`` option group: --data-release, --base-url, --timeout, --retries, --rate, --backoff-base,
-    --max-bytes."""
-    from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE
+    --max-bytes.
 
+    ``defaults`` is the command's :class:`~galmet.sdss.transport.ClientSettings` (default: the
+    cutouts', :data:`galmet.sdss.skyserver.CUTOUT_SETTINGS`); the accepted values are the library's
+    (:data:`galmet.sdss.transport.SETTING_RANGES`).
+    """
+    from galmet.sdss.skyserver import CUTOUT_SETTINGS, DATA_RELEASES, DEFAULT_DATA_RELEASE
+    from galmet.sdss.transport import SETTING_RANGES
+
+    defaults = defaults or CUTOUT_SETTINGS
+    max_bytes = SETTING_RANGES["max_bytes"]
     g = p.add_argument_group("server")
     g.add_argument(
         "--data-release",
@@ -132,31 +136,31 @@ def add_server_options(p: argparse.ArgumentParser, defaults: ServerDefaults = Se
     )
     g.add_argument(
         "--timeout",
-        type=number(0, 86400, open_low=True, what="a number of seconds"),
+        type=option_type(SETTING_RANGES["timeout"]),
         default=defaults.timeout,
         help="deadline of each request in seconds: connection, headers and the whole body (default: %(default)s)",
     )
     g.add_argument(
         "--retries",
-        type=integer(0, 100),
+        type=option_type(SETTING_RANGES["retries"]),
         default=defaults.retries,
         help="retries per request after the first try (default: %(default)s)",
     )
     g.add_argument(
         "--rate",
-        type=number(0, 1000, what="a number of requests per second"),
+        type=option_type(SETTING_RANGES["rate"]),
         default=defaults.rate,
         help="at most this many requests per second, 0 = no limit (default: %(default)s)",
     )
     g.add_argument(
         "--backoff-base",
-        type=number(0, 3600, what="a number of seconds"),
+        type=option_type(SETTING_RANGES["backoff_base"]),
         default=defaults.backoff_base,
         help="seconds before the first retry, doubling (default: %(default)s)",
     )
     g.add_argument(
         "--max-bytes",
-        type=byte_size(),
+        type=byte_size(int(max_bytes.lo), int(max_bytes.hi)),
         default=defaults.max_bytes,
         metavar="N",
         help=f"largest response body accepted, bytes (K, M, G suffixes; default: {defaults.max_bytes >> 20}M)",
@@ -164,18 +168,26 @@ def add_server_options(p: argparse.ArgumentParser, defaults: ServerDefaults = Se
     return g
 
 
+def server_settings(args):
+    """The :class:`~galmet.sdss.transport.ClientSettings` the server options give, checked by the
+    library (a ConfigError names the parameter; the command line shows its flag)."""
+    from galmet.sdss.skyserver import CUTOUT_SETTINGS
+    from galmet.sdss.transport import ClientSettings
+
+    settings = ClientSettings(
+        timeout=args.timeout,
+        retries=args.retries,
+        rate=args.rate,
+        backoff_base=args.backoff_base,
+        max_bytes=getattr(args, "max_bytes", CUTOUT_SETTINGS.max_bytes),
+    )
+    settings.check()
+    return settings
+
+
 def check_server_options(args) -> None:
     """ConfigError naming the first bad server option (for callers that skip argparse's types)."""
-    from galmet.errors import ConfigError
-
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
-        raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout}")
-    if args.retries < 0:
-        raise ConfigError(f"--retries must be 0 or more, got {args.retries}")
-    if args.rate is not None and not (math.isfinite(args.rate) and args.rate >= 0):
-        raise ConfigError(f"--rate must be 0 (no limit) or positive, got {args.rate}")
-    if not (math.isfinite(args.backoff_base) and args.backoff_base >= 0):
-        raise ConfigError(f"--backoff-base must be 0 or more, got {args.backoff_base}")
+    server_settings(args)
 
 
 def base_url(args) -> str:
@@ -197,16 +209,9 @@ def data_release(args) -> str | None:
 
 def server_client(args):
     """The :class:`~galmet.sdss.skyserver.SkyServerClient` the server options describe."""
-    from galmet.sdss.skyserver import RetryPolicy, SkyServerClient
+    from galmet.sdss.skyserver import SkyServerClient
 
-    check_server_options(args)
-    return SkyServerClient(
-        base_url(args),
-        args.timeout,
-        RetryPolicy(retries=args.retries, backoff_base=args.backoff_base),
-        rate=args.rate or None,
-        max_bytes=getattr(args, "max_bytes", ServerDefaults.max_bytes),
-    )
+    return SkyServerClient(base_url(args), **server_settings(args).client_kwargs())
 
 
 def add_device_option(p, default: str | None = "auto", help: str = "where to run") -> None:

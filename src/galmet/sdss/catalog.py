@@ -31,6 +31,7 @@ from galmet.io.atomic import TEMP_FILE
 from galmet.io.progress import progress_bar
 from galmet.io.safety import remove_empty_dirs, remove_files
 from galmet.io.tables import write_table
+from galmet.sdss.transport import ClientSettings, Range
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +100,16 @@ class Cuts:
 
     def check(self) -> None:
         """ConfigError naming the first bound that is not a finite number or a lower bound that is
-        not below its upper bound (no galaxy could pass)."""
+        not below its upper bound (no galaxy could pass); ``param`` is that bound's field name."""
         for name, value in asdict(self).items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
-        for lo, hi in (("mag_min", "mag_max"), ("u_r_min", "u_r_max"), ("zerr_min", "zerr_max")):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}", param=name)
+        for lo, hi in CUT_PAIRS:
             if getattr(self, lo) >= getattr(self, hi):
                 raise ConfigError(
-                    f"--{lo.replace('_', '-')} {getattr(self, lo):g} must be below --{hi.replace('_', '-')} "
-                    f"{getattr(self, hi):g} (no galaxy could pass)"
+                    f"{lo} {getattr(self, lo):g} must be below {hi} {getattr(self, hi):g} (no galaxy could pass)",
+                    param=lo,
                 )
-        if self.petro_r_min >= self.petro_r_max:
-            raise ConfigError(
-                f"--petro-r-min {self.petro_r_min:g} must be below --petro-r-max {self.petro_r_max:g} "
-                f"(no galaxy could pass)"
-            )
 
     def terms(self) -> list[tuple[tuple[str, ...], str, float]]:
         """Each cut as (columns, operator, value); two columns mean their difference."""
@@ -143,14 +139,25 @@ class Cuts:
         return [f"{' - '.join(SQL_OF[c] for c in cols)} {op} {_num(v)}" for cols, op, v in self.terms()]
 
 
+#: (lower, upper) bounds of :class:`Cuts` that must be in that order.
+CUT_PAIRS = (("mag_min", "mag_max"), ("u_r_min", "u_r_max"), ("zerr_min", "zerr_max"), ("petro_r_min", "petro_r_max"))
+#: The accepted values of the query's own parameters (the client's: ``SETTING_RANGES``).
+QUERY_RANGES: dict[str, Range] = {
+    "chunks": Range(1, 3600, integer=True),
+    "limit": Range(1, 10**8, integer=True),
+}
+#: How the catalogue query talks to SkyServer unless told otherwise (``galmet catalog``'s
+#: defaults): a chunk is a slow query and a large body, so a long deadline, 1 request/s.
+QUERY_SETTINGS = ClientSettings(timeout=180.0, retries=5, rate=1.0, backoff_base=2.0, max_bytes=256 << 20)
+
+
 def _num(v: float) -> str:
     return format(float(v), ".10g")
 
 
 def ra_bands(chunks: int) -> list[tuple[float, float]]:
     """Split 0 <= ra < 360 degrees into ``chunks`` equal bands [lo, hi)."""
-    if chunks < 1:
-        raise ConfigError(f"--chunks must be at least 1, got {chunks}")
+    QUERY_RANGES["chunks"].check("chunks", chunks)
     edges = np.linspace(0.0, 360.0, chunks + 1)
     return [(float(edges[i]), float(edges[i + 1])) for i in range(chunks)]
 
@@ -168,7 +175,13 @@ def build_sql(cuts: Cuts = Cuts(), ra_band: tuple[float, float] | None = None, t
 
 def chunk_queries(cuts: Cuts, chunks: int, limit: int | None = None) -> list[tuple[str, str]]:
     """(label, SQL) of each ra-band chunk, in order."""
+    _check_limit(limit)
     return [(_label(i, chunks, band), build_sql(cuts, band, limit)) for i, band in enumerate(ra_bands(chunks))]
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None:
+        QUERY_RANGES["limit"].check("limit", limit)
 
 
 def _label(i: int, chunks: int, band: tuple[float, float]) -> str:
@@ -183,7 +196,9 @@ def query_catalog(
     progress: bool = True,
     stop: threading.Event | None = None,
     cache_dir: str | os.PathLike | None = None,
-) -> pd.DataFrame:
+    *,
+    get_query_payload: bool = False,
+):
     """Run the paper's query chunk by chunk on SkyServer and return the merged, typed catalog.
 
     Parameters
@@ -197,12 +212,23 @@ def query_catalog(
     cache_dir : path-like, optional
         Keep each chunk's result here (parquet named by a hash of its SQL, written atomically)
         and reuse it, so a rerun after a failed chunk only asks for the chunks still missing.
+    get_query_payload : bool
+        Return the requests instead, one :class:`~galmet.sdss.transport.RequestPayload` per chunk
+        (each with ``TOP limit``), without touching the network or the cache (astroquery's payload mode).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The catalogue (a list of RequestPayload with ``get_query_payload``).
 
     Raises
     ------
     galmet.sdss.skyserver.SkyServerError
         A chunk failed after its retries; the message names the chunk.
     """
+    if get_query_payload:
+        return [client.sql_payload(sql) for _, sql in chunk_queries(cuts, chunks, limit)]
+    _check_limit(limit)
     frames: list[pd.DataFrame] = []
     n = 0
     bands = ra_bands(chunks)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from galmet.columns import objid_array
 from galmet.data.dataset import find_catalog
-from galmet.errors import ConfigError, DataError
+from galmet.errors import DataError
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
@@ -42,15 +42,15 @@ from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
 from galmet.sdss.skyserver import (
-    CUTOUT_MAX_BYTES,
+    CUTOUT_SETTINGS,
     DEFAULT_BASE_URL,
     DEFAULT_SCALE,
     DEFAULT_SIZE,
     Interrupted,
-    RetryPolicy,
     SkyServerClient,
     SkyServerError,
 )
+from galmet.sdss.transport import ClientSettings, Range, check_ranges
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "b
 @dataclass
 class DownloadOptions:
     """Settings of one download run (the CLI options of ``galmet download``).
+
+    The one owner of the download defaults: ``galmet download``'s options, ``galmet predict``'s at
+    positions and the Python API's download parameters take theirs from here (the client settings'
+    from :data:`galmet.sdss.skyserver.CUTOUT_SETTINGS`), and :meth:`check` is their validation.
 
     Attributes
     ----------
@@ -101,10 +105,10 @@ class DownloadOptions:
 
     base_url: str = DEFAULT_BASE_URL
     workers: int = 8
-    rate: float | None = 5.0
-    retries: int = 5
-    timeout: float = 30.0
-    backoff_base: float = 1.0
+    rate: float | None = CUTOUT_SETTINGS.rate
+    retries: int = CUTOUT_SETTINGS.retries
+    timeout: float = CUTOUT_SETTINGS.timeout
+    backoff_base: float = CUTOUT_SETTINGS.backoff_base
     scale: float = DEFAULT_SCALE
     size: int = DEFAULT_SIZE
     scale_by_size: bool = False
@@ -113,42 +117,40 @@ class DownloadOptions:
     verify: bool = False
     manifest_every: float = 5.0
     progress: bool = True
-    max_bytes: int = CUTOUT_MAX_BYTES
+    max_bytes: int = CUTOUT_SETTINGS.max_bytes
     durable: bool = True
 
     def check(self) -> None:
-        """Raise ConfigError naming the first bad option (every number finite and in range)."""
-        _integer("--workers", self.workers, 1, MAX_WORKERS)
-        _number("--rate", 0.0 if self.rate is None else self.rate, 0, 1000, "0 (no limit) or a positive rate")
-        _integer("--retries", self.retries, 0, 100)
-        _number("--timeout", self.timeout, 0, 86400, "a positive number of seconds", open_low=True)
-        _number("--backoff-base", self.backoff_base, 0, 3600, "0 or more seconds")
-        _integer("--size", self.size, 1, 2048)
-        _number("--scale", self.scale, 0, 100, "a positive number of arcsec per pixel", open_low=True)
-        _number("--max-failures", self.max_failures, 0, 1, "a fraction in [0, 1]")
-        _number("--manifest-every", self.manifest_every, 0, 3600, "a positive number of seconds", open_low=True)
-        _integer("--max-bytes", self.max_bytes, 1024, 1 << 40)
+        """ConfigError naming the first bad option (``param=`` its name): the client settings by
+        their :data:`~galmet.sdss.transport.SETTING_RANGES`, the rest by :data:`DOWNLOAD_RANGES`."""
+        self.settings().check()
+        check_ranges(DOWNLOAD_RANGES, {name: getattr(self, name) for name in DOWNLOAD_RANGES})
+
+    def settings(self) -> ClientSettings:
+        """The client settings (timeout, retries, rate, backoff, body cap) of these options."""
+        return ClientSettings(
+            timeout=self.timeout,
+            retries=self.retries,
+            rate=self.rate,
+            backoff_base=self.backoff_base,
+            max_bytes=self.max_bytes,
+        )
+
+    def client(self) -> SkyServerClient:
+        """The :class:`~galmet.sdss.skyserver.SkyServerClient` these options describe."""
+        return SkyServerClient(self.base_url, **self.settings().client_kwargs())
 
 
 #: Most concurrent requests a download may have in flight.
 MAX_WORKERS = 64
-
-
-def _number(option: str, value, lo: float, hi: float, what: str, open_low: bool = False) -> None:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value > lo if open_low else value >= lo)
-        and value <= hi
-    )
-    if not ok:
-        raise ConfigError(f"{option} must be {what} (at most {hi:g}), got {value!r}")
-
-
-def _integer(option: str, value, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{option} must be an integer from {lo} to {hi}, got {value!r}")
+#: The accepted values of the download's own options (the client's: ``SETTING_RANGES``).
+DOWNLOAD_RANGES: dict[str, Range] = {
+    "workers": Range(1, MAX_WORKERS, integer=True),
+    "size": Range(1, 2048, integer=True),
+    "scale": Range(0, 100, open_low=True, what="a positive number of arcsec per pixel"),
+    "max_failures": Range(0, 1, what="a fraction in [0, 1]"),
+    "manifest_every": Range(0, 3600, open_low=True, what="a positive number of seconds"),
+}
 
 
 @dataclass
@@ -369,8 +371,8 @@ def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
     need = ["objID", "ra", "dec"] + (["petroR90_r"] if opts.scale_by_size else [])
     for col in need:
         if col not in cat.columns:
-            why = " (needed by --scale-by-size)" if col == "petroR90_r" else ""
-            raise DataError(f"{path}: column {col!r} is missing{why}")
+            why = " (needed by scale_by_size)" if col == "petroR90_r" else ""
+            raise DataError(f"{path}: column {col!r} is missing{why}", param="scale_by_size" if why else None)
     ids = objid_array(cat["objID"], str(path))  # exact: read_table keeps 19-digit IDs exact
     cat = cat.assign(objID=ids).drop_duplicates("objID").reset_index(drop=True)
     return cat
@@ -416,13 +418,7 @@ def download_cutouts(
     if not root.is_dir():
         raise DataError(f"{root}: no such dataset directory")
     cat = read_download_catalog(root, opts)
-    client = client or SkyServerClient(
-        opts.base_url,
-        opts.timeout,
-        RetryPolicy(retries=opts.retries, backoff_base=opts.backoff_base),
-        rate=opts.rate or None,
-        max_bytes=opts.max_bytes,
-    )
+    client = client or opts.client()
     images = root / IMAGES_DIR
     try:
         images.mkdir(exist_ok=True)

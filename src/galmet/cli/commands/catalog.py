@@ -38,8 +38,8 @@ def _test_size(text: str):
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, ServerDefaults, add_progress_option, add_server_options, integer, number
-    from galmet.sdss.catalog import Cuts
+    from galmet.cli.options import SEED, add_progress_option, add_server_options, number, option_type
+    from galmet.sdss.catalog import QUERY_RANGES, QUERY_SETTINGS, Cuts
 
     d = Cuts()
     p.add_argument("--out", metavar="DATASET", help="dataset directory to write catalog.parquet into")
@@ -49,11 +49,13 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
     p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET/catalog.parquet")
     add_progress_option(p)
-    g = add_server_options(p, ServerDefaults(timeout=180.0, retries=5, rate=1.0, backoff_base=2.0, max_bytes=256 << 20))
-    g.add_argument("--limit", type=integer(1, 10**8), metavar="N", help="stop after N galaxies (SQL TOP)")
+    g = add_server_options(p, QUERY_SETTINGS)
+    g.add_argument(
+        "--limit", type=option_type(QUERY_RANGES["limit"]), metavar="N", help="stop after N galaxies (SQL TOP)"
+    )
     g.add_argument(
         "--chunks",
-        type=integer(1, 3600),
+        type=option_type(QUERY_RANGES["chunks"]),
         default=36,
         metavar="K",
         help="split the query into K ra bands (default: %(default)s)",
@@ -105,13 +107,21 @@ def _cuts(args):
     )
 
 
-def _check(args) -> None:
-    from galmet.errors import ConfigError
+def _check_cuts(cuts) -> None:
+    """The library's check of the cuts; a message about two bounds names both flags."""
+    import re
 
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
-    if args.chunks < 1:
-        raise ConfigError(f"--chunks must be at least 1, got {args.chunks}")
+    from galmet.errors import ConfigError
+    from galmet.sdss.catalog import CUT_PAIRS
+
+    try:
+        cuts.check()
+    except ConfigError as exc:
+        upper = dict(CUT_PAIRS).get(exc.param or "")
+        if upper is None:
+            raise
+        flag = "--" + upper.replace("_", "-")
+        raise ConfigError(re.sub(rf"\b{upper}\b", flag, str(exc), count=1), param=exc.param) from None
 
 
 def _check_output(args, out) -> None:
@@ -145,6 +155,7 @@ def run(args) -> int:
     from galmet.errors import ConfigError, DataError
     from galmet.io.atomic import atomic_write_text
     from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
+    from galmet.paper import DATA_RELEASE
     from galmet.sdss.catalog import (
         build_sql,
         catalog_from_table,
@@ -154,12 +165,13 @@ def run(args) -> int:
         remove_chunk_cache,
     )
 
-    _check(args)
     cuts = _cuts(args)
-    cuts.check()
+    _check_cuts(cuts)
     client = server_client(args)
     if args.dry_run:
-        print(f"-- the paper's query (SkyServer SQL, DR14 schema) for {data_release(args) or client.base_url}")
+        print(
+            f"-- the paper's query (SkyServer SQL, {DATA_RELEASE} schema) for {data_release(args) or client.base_url}"
+        )
         print(build_sql(cuts, top=args.limit))
         queries = chunk_queries(cuts, args.chunks, args.limit)
         print(f"-- sent as {len(queries)} requests (GET, one per ra band):")

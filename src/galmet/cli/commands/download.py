@@ -29,25 +29,29 @@ Examples:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import ServerDefaults, add_progress_option, add_server_options, integer, number
-    from galmet.sdss.download import MAX_WORKERS, DownloadOptions
+    from galmet.cli.options import add_progress_option, add_server_options, option_type
+    from galmet.sdss.download import DOWNLOAD_RANGES, DownloadOptions
 
     d = DownloadOptions()
     p.add_argument("dataset", help="dataset directory with catalog.parquet (objID, ra, dec)")
-    g = add_server_options(
-        p,
-        ServerDefaults(
-            timeout=d.timeout, retries=d.retries, rate=d.rate, backoff_base=d.backoff_base, max_bytes=d.max_bytes
-        ),
-    )
+    g = add_server_options(p, d.settings())
     g.add_argument(
-        "--workers", type=integer(1, MAX_WORKERS), default=d.workers, help="concurrent requests (default: %(default)s)"
+        "--workers",
+        type=option_type(DOWNLOAD_RANGES["workers"]),
+        default=d.workers,
+        help="concurrent requests (default: %(default)s)",
     )
     p.add_argument(
-        "--scale", type=number(0, 100, open_low=True), default=d.scale, help="arcsec per pixel (default: %(default)s)"
+        "--scale",
+        type=option_type(DOWNLOAD_RANGES["scale"]),
+        default=d.scale,
+        help="arcsec per pixel (default: %(default)s)",
     )
     p.add_argument(
-        "--size", type=integer(1, 2048), default=d.size, help="width = height in pixels (default: %(default)s)"
+        "--size",
+        type=option_type(DOWNLOAD_RANGES["size"]),
+        default=d.size,
+        help="width = height in pixels (default: %(default)s)",
     )
     p.add_argument(
         "--scale-by-size",
@@ -56,7 +60,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--max-failures",
-        type=number(0, 1),
+        type=option_type(DOWNLOAD_RANGES["max_failures"]),
         default=d.max_failures,
         help="fraction of failures that stops the run with exit 1 (default: %(default)s)",
     )
@@ -68,7 +72,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--manifest-every",
-        type=number(0, 3600, open_low=True),
+        type=option_type(DOWNLOAD_RANGES["manifest_every"]),
         default=d.manifest_every,
         help="seconds between manifest rewrites (default: %(default)s)",
     )
