@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Arcsec per pixel of the paper's SDSS cutouts (128 x 128 pixels: a 37.9" x 37.9" field).
+PIXEL_SCALE_ARCSEC = 0.296
+
 #: Test-set results of the paper's CNN on oh_p50 (dex).
 PAPER_METRICS = {"rmse": 0.085, "nmad": 0.067, "bias": -0.006}
 #: Random forest on gri magnitudes (paper, Fig 4), RMSE in dex.
