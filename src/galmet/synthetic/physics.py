@@ -316,7 +316,7 @@ def _draw_flux_limited_galaxy(rng: np.random.Generator) -> dict:
     for _ in range(MAX_REDRAWS):
         logm = _draw_log_mass(rng)
         d_ssfr, log_ssfr = _draw_star_formation(rng, logm)
-        galaxy = {"logm": logm, "d_ssfr": d_ssfr, "log_ssfr": log_ssfr}
+        galaxy: dict = {"logm": logm, "d_ssfr": d_ssfr, "log_ssfr": log_ssfr}
         galaxy.update(_draw_structure(rng, logm, d_ssfr))
         galaxy.update(_draw_colours(rng, logm, log_ssfr, galaxy["cos_i"]))
         galaxy["abs_mag_r"] = _absolute_r(
