@@ -321,3 +321,24 @@ def test_ssfr_derived_from_mpajhu_sfr_with_sentinels_left_out(tmp_path):
     s = mzr_analysis(zf, mf, dataset=cat, use_rf=False)["metrics"]["ssfr"]
     assert s["column"] == DERIVED_SSFR and s["z_true"]["r"] < -0.3
     assert s["z_true"]["n"] < (cat.split == "test").sum() - 5  # the 10 test sentinels are not in it
+
+
+def test_mzr_library_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
+    from galmet.errors import DataError
+    from galmet.science.mzr import mzr_analysis
+
+    _, _, zdf, mdf = _pair(tmp_path)
+    z, m = tmp_path / "z.parquet", tmp_path / "m_no_truth.csv"
+    other = pd.DataFrame({"objID": [1], "lgm_tot_p50_pred": [10.0], "lgm_tot_p50": [10.0]})
+    pd.concat([mdf.assign(lgm_tot_p50=np.nan), other]).to_csv(m, index=False)
+    with pytest.raises(DataError, match="^relation must be one of tremonti, refit") as info:
+        mzr_analysis(z, m, relation="bogus")
+    assert info.value.param == "relation"
+    # no true mass for the galaxies in common (only for another one): the library asks for the
+    # dataset parameter, the CLI for --dataset
+    with pytest.raises(DataError, match="pass dataset$") as info:
+        mzr_analysis(z, m)
+    assert info.value.param == "dataset" and "--" not in str(info.value)
+    assert main(["mzr", "--metallicity", str(z), "--mass", str(m), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("pass --dataset") and len(err.splitlines()) == 1

@@ -247,7 +247,7 @@ def test_noise_floor_is_recorded_and_matches(population):
         (["--n", "5", "--valid-fraction", "nan"], "--valid-fraction: expected a finite number"),
         (["--n", "5", "--workers", "0"], "--workers must be"),
         (["--n", "5", "--test", "1.5"], "--test must be"),
-        (["--n", "5", "--test", "9"], "--test count 9 is larger than --n 5"),
+        (["--n", "5", "--test", "9"], "--test count 9 is larger than"),
         (["--n", "5", "--valid-fraction", "1"], "--valid-fraction must be"),
     ],
 )
@@ -304,10 +304,29 @@ def test_other_sizes_keep_the_field_of_view(tmp_path, size):
 
 
 def test_check_options_rejects_non_integers():
-    with pytest.raises(ConfigError, match="--n"):
+    with pytest.raises(ConfigError, match="^n must be an integer") as info:
         check_options(2.5, 0, 32)
-    with pytest.raises(ConfigError, match="--seed"):
+    assert info.value.param == "n"
+    with pytest.raises(ConfigError, match="^seed must be an integer") as info:
         check_options(2, 2**32, 32)
+    assert info.value.param == "seed"
+
+
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        ({"size": 48}, "size"),
+        ({"workers": 0}, "workers"),
+        ({"test": 1.5}, "test"),
+        ({"test": 9}, "test"),
+        ({"valid_fraction": 1.0}, "valid_fraction"),
+    ],
+)
+def test_library_errors_name_the_parameter_not_the_flag(kwargs, param):
+    options = {"n": 5, "seed": 0, "size": 32, **kwargs}
+    with pytest.raises(ConfigError) as info:
+        check_options(**options)
+    assert info.value.param == param and str(info.value).startswith(f"{param} ") and "--" not in str(info.value)
 
 
 @pytest.mark.slow

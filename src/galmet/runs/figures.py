@@ -111,6 +111,25 @@ def make_figures(
     check_figure_outputs(out_dir, formats, predictions, dataset, resolution, mass)
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
+    df, target = _shown_predictions(predictions, target, dataset, split)
+    # read every optional input before drawing, so a bad one fails before any file is written
+    res = read_resolution(resolution) if resolution is not None else None
+    mzr = None
+    if mass is not None:
+        mzr = mzr_analysis(df, mass, dataset=dataset, split=None, relation=relation, use_rf=False)
+    grid = _thumbnail_grid(df, dataset, target, n_thumbnails, seed) if dataset is not None else None
+    out = Path(out_dir)
+    written: list[Path] = []
+    for k, fig in _paper_figures(df, target, grid, res, mzr, n_thumbnails, seed, hist_binning, fig3_binning, mzr_style):
+        written.extend(save_figure(fig, out / FIGURE_NAMES[k], formats))
+    if err_column(target) in df.columns:
+        written.extend(save_figure(_uncertainty_figure(df, target), out / UNCERTAINTY_FIGURE, formats))
+    return written
+
+
+def _shown_predictions(predictions, target: str | None, dataset, split: str | None) -> tuple[pd.DataFrame, str]:
+    """The predictions of ``split`` with a usable truth and a finite prediction, and their target;
+    the rows left out are logged (warnings)."""
     df, target = load_predictions(predictions, target, dataset)
     df = select_split(df, split)
     df, excluded = usable_rows(df, [target])
@@ -120,29 +139,35 @@ def make_figures(
     if bad.any():
         log.warning("figures: dropping %d rows with a NaN prediction", int(bad.sum()))
         df = df[~bad].reset_index(drop=True)
-    # read every optional input before drawing, so a bad one fails before any file is written
-    res_table = None
-    if resolution is not None:
-        res_table, base = read_resolution(resolution)
-    mzr = None
-    if mass is not None:
-        mzr = mzr_analysis(df, mass, dataset=dataset, split=None, relation=relation, use_rf=False)
-    grid = _thumbnail_grid(df, dataset, target, n_thumbnails, seed) if dataset is not None else None
-    out = Path(out_dir)
-    written: list[Path] = []
+    return df, target
+
+
+def _paper_figures(
+    df: pd.DataFrame,
+    target: str,
+    grid,
+    res,
+    mzr: dict | None,
+    n_thumbnails: int,
+    seed: int,
+    hist_binning: str,
+    fig3_binning: str,
+    mzr_style: str,
+):
+    """Yield (figure number, matplotlib Figure) of the paper's figures that the inputs allow, in
+    order, each drawn when the previous one has been saved: 1 with the thumbnail ``grid``
+    (:func:`_thumbnail_grid`), 2 and 3 always, 4 with the resolution study ``res`` ((table,
+    baselines) of :func:`read_resolution`), 5 and 6 with the :func:`mzr_analysis` result ``mzr``."""
     t, p = df[target].to_numpy(dtype=float), df[f"{target}_pred"].to_numpy(dtype=float)
-
-    def emit(k, fig):
-        written.extend(save_figure(fig, out / FIGURE_NAMES[k], formats))
-
     if grid is not None:
-        emit(1, plot_image_grid(grid[0], grid[1], target, n_thumbnails, seed, rows=grid[2]))
+        yield 1, plot_image_grid(grid[0], grid[1], target, n_thumbnails, seed, rows=grid[2])
     else:
         log.info("figures: no dataset images given, skipping Figure 1")
-    emit(2, plot_histograms(t, p, target, binning=hist_binning))
-    emit(3, plot_pred_vs_true(t, p, target, binning=fig3_binning))
-    if res_table is not None:
-        emit(
+    yield 2, plot_histograms(t, p, target, binning=hist_binning)
+    yield 3, plot_pred_vs_true(t, p, target, binning=fig3_binning)
+    if res is not None:
+        res_table, base = res
+        yield (
             4,
             plot_resolution(
                 res_table,
@@ -155,23 +180,26 @@ def make_figures(
         )
     if mzr is not None:
         j = mzr["joined"]
-        emit(5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"]))
-        fig6 = plot_mzr(
-            j["lgm_tot_p50"],
-            j["oh_p50_pred"],
-            mzr["bins"],
-            z_true=j["oh_p50"],
-            relation=mzr["relation"],
-            style=mzr_style,
+        yield 5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"])
+        yield (
+            6,
+            plot_mzr(
+                j["lgm_tot_p50"],
+                j["oh_p50_pred"],
+                mzr["bins"],
+                z_true=j["oh_p50"],
+                relation=mzr["relation"],
+                style=mzr_style,
+            ),
         )
-        emit(6, fig6)
-    if err_column(target) in df.columns:
-        intervals = {
-            lv: tuple(df[c].to_numpy(dtype=float) for c in interval_columns(target, lv)) for lv in INTERVAL_LEVELS
-        }
-        fig = plot_uncertainty(t, p, df[err_column(target)].to_numpy(dtype=float), intervals, target)
-        written.extend(save_figure(fig, out / UNCERTAINTY_FIGURE, formats))
-    return written
+
+
+def _uncertainty_figure(df: pd.DataFrame, target: str):
+    """The calibration figure of the predictions' error bars (``<target>_err`` and the interval
+    columns of every level in :data:`INTERVAL_LEVELS`)."""
+    t, p = df[target].to_numpy(dtype=float), df[f"{target}_pred"].to_numpy(dtype=float)
+    intervals = {lv: tuple(df[c].to_numpy(dtype=float) for c in interval_columns(target, lv)) for lv in INTERVAL_LEVELS}
+    return plot_uncertainty(t, p, df[err_column(target)].to_numpy(dtype=float), intervals, target)
 
 
 def _thumbnail_grid(df: pd.DataFrame, dataset, target: str, n_thumbnails: int, seed: int):

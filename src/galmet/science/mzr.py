@@ -199,7 +199,7 @@ def join_mass_metallicity(metallicity, mass, dataset=None, split: str | None = "
         raise DataError("metallicity and mass predictions have no objID in common")
     if MASS not in joined.columns or joined[MASS].isna().all():
         if dataset is None:
-            raise DataError("no true stellar mass (lgm_tot_p50) in the mass predictions; pass --dataset DATASET")
+            raise DataError("no true stellar mass (lgm_tot_p50) in the mass predictions; pass dataset", param="dataset")
         joined = join_dataset(joined, dataset, [MASS])
     joined = select_split(joined, split)
     # truths outside LABEL_RANGES (MPA-JHU's -9999) and missing ones leave the analysis, counted
@@ -393,19 +393,18 @@ def mzr_analysis(
         (:class:`MZRRelation` or None), and ``metrics`` (the JSON of ``galmet mzr``).
     """
     if relation not in RELATIONS:
-        raise DataError(f"--relation must be one of {', '.join(RELATIONS)}, got {relation!r}")
+        raise DataError(f"relation must be one of {', '.join(RELATIONS)}, got {relation!r}", param="relation")
     catalog = None if dataset is None else dataset_catalog(dataset)[0]
     j = join_mass_metallicity(metallicity, mass, catalog, split)
     excluded = j.attrs.get("excluded", {})
     refit = _refit(catalog)
     if relation == "refit" and refit is None:
-        raise DataError("--relation refit needs --dataset with train rows holding oh_p50 and lgm_tot_p50")
+        raise DataError("relation refit needs dataset with train rows holding oh_p50 and lgm_tot_p50", param="relation")
     rel = refit if relation == "refit" and refit is not None else TREMONTI
-    zt, zp = j[Z].to_numpy(float), j[f"{Z}_pred"].to_numpy(float)
-    mt, mp = j[MASS].to_numpy(float), j[f"{MASS}_pred"].to_numpy(float)
-    edges = fixed_width_bins(mt, bin_width)
-    bins = mzr_bins(mt, zp, bin_width, min_count, rel)
-    bins_true = mzr_bins(mt, zt, bin_width, min_count, rel)
+    cols = _MZRColumns.of(j)
+    edges = fixed_width_bins(cols.m_true, bin_width)
+    bins = mzr_bins(cols.m_true, cols.z_pred, bin_width, min_count, rel)
+    bins_true = mzr_bins(cols.m_true, cols.z_true, bin_width, min_count, rel)
     nulls, null_bins = null_tests(j, edges, min_count)
 
     if rf is not None or use_rf:
@@ -416,8 +415,52 @@ def mzr_analysis(
         "n": int(len(j)),
         "excluded": excluded,
         "split": split if split not in (None, "all") else "all",
+        **_figure_metrics(cols, j["z_mzr"].to_numpy(float), bins, bins_true, rel),
+        "null_tests": nulls,
+        "ssfr": ssfr_result,
+        "tremonti_sigma": {"value": TREMONTI_SIGMA, "note": "Tremonti et al. (2004) +-1 sigma on their DR2 sample"},
+        "bin_width": bin_width,
+    }
+    if refit is not None:
+        j["z_mzr_refit"] = refit(cols.m_pred)
+        metrics["refit"] = _refit_metrics(cols, j["z_mzr_refit"].to_numpy(float), refit)
+    return {
+        "joined": j,
+        "bins": bins,
+        "bins_true": bins_true,
+        "null_bins": null_bins,
+        "relation": rel,
+        "refit": refit,
+        "metrics": metrics,
+    }
+
+
+@dataclass(frozen=True)
+class _MZRColumns:
+    """The four columns of a joined MZR table (:func:`join_mass_metallicity`) as float arrays (N,):
+    true and predicted 12 + log(O/H) and log stellar mass (dex)."""
+
+    z_true: np.ndarray
+    z_pred: np.ndarray
+    m_true: np.ndarray
+    m_pred: np.ndarray
+
+    @classmethod
+    def of(cls, joined: pd.DataFrame) -> _MZRColumns:
+        return cls(*(joined[c].to_numpy(float) for c in (Z, f"{Z}_pred", MASS, f"{MASS}_pred")))
+
+
+def _figure_metrics(
+    cols: _MZRColumns, z_mzr: np.ndarray, bins: pd.DataFrame, bins_true: pd.DataFrame, rel: MZRRelation
+) -> dict:
+    """The numbers of Figures 5 and 6 (dex) with the paper's beside them: the mass, Z_MZR (``z_mzr``,
+    Eq. 3 at the predicted mass) and Z_pred against their truths, Eq. 3 at the true mass, and the
+    scatters of the predicted and true MZR (``bins``, ``bins_true``) about their bin medians and
+    about ``rel``."""
+    zt, zp, mt, mp = cols.z_true, cols.z_pred, cols.m_true, cols.m_pred
+    return {
         "mass": {**regression_metrics(mt, mp), "paper": dict(PAPER_MASS_METRICS)},
-        "z_mzr": {**regression_metrics(zt, j["z_mzr"].to_numpy(float)), "paper": {"rmse": PAPER_MZR_SCATTER}},
+        "z_mzr": {**regression_metrics(zt, z_mzr), "paper": {"rmse": PAPER_MZR_SCATTER}},
         "z_pred": {**regression_metrics(zt, zp), "paper": dict(PAPER_METRICS)},
         "tremonti_true": regression_metrics(tremonti_mzr(mt), zt),
         "mzr_pred_scatter": _weighted_nmad(bins),
@@ -431,27 +474,17 @@ def mzr_analysis(
             "rmse": pooled_scatter(bins_true, "rmse_mzr"),
             "nmad": _weighted_nmad(bins_true, "nmad_mzr"),
         },
-        "null_tests": nulls,
-        "ssfr": ssfr_result,
-        "tremonti_sigma": {"value": TREMONTI_SIGMA, "note": "Tremonti et al. (2004) +-1 sigma on their DR2 sample"},
-        "bin_width": bin_width,
     }
-    if refit is not None:
-        j["z_mzr_refit"] = refit(mp)
-        metrics["refit"] = {
-            "coefficients": list(refit.coefficients),
-            "n_fit": refit.n,
-            "z_mzr": regression_metrics(zt, j["z_mzr_refit"].to_numpy(float)),
-            "true_mass": regression_metrics(refit(mt), zt),
-        }
+
+
+def _refit_metrics(cols: _MZRColumns, z_mzr_refit: np.ndarray, refit: MZRRelation) -> dict:
+    """The re-fitted relation's coefficients and fit size, and its Z_MZR (``z_mzr_refit``, from the
+    predicted mass) and its Z at the true mass, each against Z_true (dex)."""
     return {
-        "joined": j,
-        "bins": bins,
-        "bins_true": bins_true,
-        "null_bins": null_bins,
-        "relation": rel,
-        "refit": refit,
-        "metrics": metrics,
+        "coefficients": list(refit.coefficients),
+        "n_fit": refit.n,
+        "z_mzr": regression_metrics(cols.z_true, z_mzr_refit),
+        "true_mass": regression_metrics(refit(cols.m_true), cols.z_true),
     }
 
 

@@ -228,57 +228,108 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
         The galaxy's generator, advanced past the draws made here; the renderer keeps
         using it so the whole galaxy (image included) depends only on ``(seed, index)``.
     """
-    # One long function on purpose: the order of the random draws below *is* the data set (a
-    # seed must give byte-identical galaxies on every run and machine, and a change of order or
-    # constants is a new data set, to be announced in the CHANGELOG), and a single straight
-    # sequence of draws is the easiest way to see, and keep, that order. Do not reorder.
+    # The order of the random draws *is* the data set: a seed must give byte-identical galaxies
+    # on every run and machine, and a change of order or constants is a new data set, to be
+    # announced in the CHANGELOG. Each step below draws from ``rng`` in turn, in this order (the
+    # keys of ``params`` keep their order too: it is the catalogue's column order). Do not reorder.
     rng = galaxy_rng(seed, index)
-    p: dict = {}
-    # A flux-limited sample, like the SDSS spectroscopic one: a galaxy too faint to pass
-    # r < R_LIMIT even at the nearest redshift Z_MIN is redrawn (from its mass on), so the mass
-    # distribution below is that of the galaxies in the catalogue.
-    for _ in range(MAX_REDRAWS):
+    galaxy = _draw_flux_limited_galaxy(rng)
+    z = _draw_redshift(rng, galaxy["abs_mag_r"])
+    params: dict = {"z": z}
+    params.update(_draw_photometry(rng, z, galaxy))
+    params.update(_draw_metallicity_and_truths(rng, seed, index, z, galaxy))
+    return params, rng
+
+
+def _draw_log_mass(rng: np.random.Generator) -> float:
+    """log M* from the skew-normal LOGM_SKEWNORM, redrawn until inside LOGM_MIN-LOGM_MAX."""
+    logm = _skewnorm(rng, *LOGM_SKEWNORM)
+    while not LOGM_MIN <= logm <= LOGM_MAX:
         logm = _skewnorm(rng, *LOGM_SKEWNORM)
-        while not LOGM_MIN <= logm <= LOGM_MAX:
-            logm = _skewnorm(rng, *LOGM_SKEWNORM)
-        dm = logm - 10.0
+    return logm
 
-        # Star formation: main sequence plus a tail of low-sSFR (composite) galaxies at high mass.
-        ms = MS0 + MS_SLOPE * dm
-        d_ssfr = MS_SCATTER * rng.standard_normal()
-        if rng.random() < 0.15 * _sigmoid((logm - 10.5) / 0.3):
-            d_ssfr -= 0.6
-        log_ssfr = ms + d_ssfr
 
-        # Structure.
-        bt = 0.08 + 0.45 * _sigmoid((logm - 10.4) / 0.35) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
-        bt = float(np.clip(bt, 0.0, 0.85))
-        d_logr = DISK_SIZE[2] * rng.standard_normal()
-        r_disk_kpc = DISK_SIZE[0] * 10 ** (DISK_SIZE[1] * (logm - 10.3) + d_logr)
-        r_bulge_kpc = BULGE_SIZE[0] * 10 ** (BULGE_SIZE[1] * (logm - 10.3) + BULGE_SIZE[2] * rng.standard_normal())
-        r_bulge_kpc = min(r_bulge_kpc, 0.6 * r_disk_kpc)
-        cos_i = rng.uniform(0.02, 1.0)
-        pa = rng.uniform(0.0, 180.0)
-        bulge_q = rng.uniform(0.65, 1.0)
-        bulge_pa = pa + np.degrees(0.2 * rng.standard_normal())
+def _draw_star_formation(rng: np.random.Generator, logm: float) -> tuple[float, float]:
+    """(offset from the main sequence, log sSFR), dex: the main sequence plus a tail of
+    low-sSFR (composite) galaxies at high mass."""
+    ms = MS0 + MS_SLOPE * (logm - 10.0)
+    d_ssfr = MS_SCATTER * rng.standard_normal()
+    if rng.random() < 0.15 * _sigmoid((logm - 10.5) / 0.3):
+        d_ssfr -= 0.6
+    return d_ssfr, ms + d_ssfr
 
-        # Colours (rest frame). Disk colour follows sSFR; knots are bluer still; dust reddens
-        # inclined disks, more so in massive galaxies.
-        gr_d = float(np.clip(0.62 - 0.28 * (log_ssfr + 10.5), 0.15, 0.85)) + 0.03 * rng.standard_normal()
-        disk_col = np.array([1.0 + 1.3 * (gr_d - 0.3), gr_d, 0.05 + 0.45 * gr_d, 0.05 + 0.3 * gr_d])
-        knot_col = disk_col - np.array([0.3, 0.22, 0.1, 0.05])
-        bulge_col = np.array(BULGE_COLOURS) + 0.03 * rng.standard_normal(4)
-        av_scale = float(np.clip(0.15 + 0.15 * (logm - 9.5), 0.1, 0.45))
-        av = av_scale * math.log(1.0 / max(cos_i, 0.1))
-        dust = av * np.array(DUST_PER_AV)
-        dust_col = -np.diff(dust)  # reddening of u-g, g-r, r-i, i-z
-        knot_frac = float(np.clip(0.08 + 0.15 * (log_ssfr + 10.5), 0.0, 0.35))
 
-        abs_mag_r = _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust[2])
-        if abs_mag_r + _distance_modulus(Z_MIN) + KCORR_R * Z_MIN <= R_LIMIT:
+def _draw_structure(rng: np.random.Generator, logm: float, d_ssfr: float) -> dict:
+    """B/T (r light), disk and bulge sizes (kpc; ``d_logr`` the disk's offset from the
+    size-mass relation, dex), cos(inclination), position angles (deg) and the bulge's axis ratio."""
+    bt = 0.08 + 0.45 * _sigmoid((logm - 10.4) / 0.35) - 0.15 * d_ssfr + 0.08 * rng.standard_normal()
+    bt = float(np.clip(bt, 0.0, 0.85))
+    d_logr = DISK_SIZE[2] * rng.standard_normal()
+    r_disk_kpc = DISK_SIZE[0] * 10 ** (DISK_SIZE[1] * (logm - 10.3) + d_logr)
+    r_bulge_kpc = BULGE_SIZE[0] * 10 ** (BULGE_SIZE[1] * (logm - 10.3) + BULGE_SIZE[2] * rng.standard_normal())
+    r_bulge_kpc = min(r_bulge_kpc, 0.6 * r_disk_kpc)
+    cos_i = rng.uniform(0.02, 1.0)
+    pa = rng.uniform(0.0, 180.0)
+    bulge_q = rng.uniform(0.65, 1.0)
+    bulge_pa = pa + np.degrees(0.2 * rng.standard_normal())
+    return {
+        "bt": bt,
+        "d_logr": d_logr,
+        "r_disk_kpc": r_disk_kpc,
+        "r_bulge_kpc": r_bulge_kpc,
+        "cos_i": cos_i,
+        "pa": pa,
+        "bulge_q": bulge_q,
+        "bulge_pa": bulge_pa,
+    }
+
+
+def _draw_colours(rng: np.random.Generator, logm: float, log_ssfr: float, cos_i: float) -> dict:
+    """Rest-frame colours (u-g, g-r, r-i, i-z) of disk, knots and bulge, and the dust: the disk
+    colour follows sSFR, knots are bluer still, dust (``av``, mag; ``dust`` per band u g r i z,
+    ``dust_col`` the colour excesses) reddens inclined disks, more so in massive galaxies."""
+    gr_d = float(np.clip(0.62 - 0.28 * (log_ssfr + 10.5), 0.15, 0.85)) + 0.03 * rng.standard_normal()
+    disk_col = np.array([1.0 + 1.3 * (gr_d - 0.3), gr_d, 0.05 + 0.45 * gr_d, 0.05 + 0.3 * gr_d])
+    knot_col = disk_col - np.array([0.3, 0.22, 0.1, 0.05])
+    bulge_col = np.array(BULGE_COLOURS) + 0.03 * rng.standard_normal(4)
+    av_scale = float(np.clip(0.15 + 0.15 * (logm - 9.5), 0.1, 0.45))
+    av = av_scale * math.log(1.0 / max(cos_i, 0.1))
+    dust = av * np.array(DUST_PER_AV)
+    dust_col = -np.diff(dust)  # reddening of u-g, g-r, r-i, i-z
+    knot_frac = float(np.clip(0.08 + 0.15 * (log_ssfr + 10.5), 0.0, 0.35))
+    return {
+        "disk_col": disk_col,
+        "knot_col": knot_col,
+        "bulge_col": bulge_col,
+        "av": av,
+        "dust": dust,
+        "dust_col": dust_col,
+        "knot_frac": knot_frac,
+    }
+
+
+def _draw_flux_limited_galaxy(rng: np.random.Generator) -> dict:
+    """Mass, star formation, structure, colours and absolute r magnitude of a galaxy of a
+    flux-limited sample, like the SDSS spectroscopic one: a galaxy too faint to pass r < R_LIMIT
+    even at the nearest redshift Z_MIN is redrawn (from its mass on, at most MAX_REDRAWS times),
+    so the mass distribution is that of the galaxies in the catalogue."""
+    for _ in range(MAX_REDRAWS):
+        logm = _draw_log_mass(rng)
+        d_ssfr, log_ssfr = _draw_star_formation(rng, logm)
+        galaxy: dict = {"logm": logm, "d_ssfr": d_ssfr, "log_ssfr": log_ssfr}
+        galaxy.update(_draw_structure(rng, logm, d_ssfr))
+        galaxy.update(_draw_colours(rng, logm, log_ssfr, galaxy["cos_i"]))
+        galaxy["abs_mag_r"] = _absolute_r(
+            logm, galaxy["bt"], galaxy["bulge_col"], galaxy["disk_col"], galaxy["dust_col"], galaxy["dust"][2]
+        )
+        if galaxy["abs_mag_r"] + _distance_modulus(Z_MIN) + KCORR_R * Z_MIN <= R_LIMIT:
             break
+    return galaxy
 
-    # Redshift: volume-weighted below the flux limit of the whole galaxy's r magnitude.
+
+def _draw_redshift(rng: np.random.Generator, abs_mag_r: float) -> float:
+    """Redshift, volume-weighted (dV/dz) between Z_MIN and where the galaxy's r magnitude
+    reaches the flux limit (at least Z_MIN + 0.005)."""
     zg, dl, da, dvdz = _cosmology_grid()
     sel = (zg >= Z_MIN) & (zg <= Z_MAX)
     zs = zg[sel]
@@ -289,18 +340,22 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     grid = (zs >= Z_MIN) & (zs <= z_hi)
     dens = dvdz[sel][grid]
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]))])  # starts at 0: no pile-up at Z_MIN
-    z = float(np.interp(rng.uniform(0, cdf[-1]), cdf, zs[grid]))
-    p["z"] = z
+    return float(np.interp(rng.uniform(0, cdf[-1]), cdf, zs[grid]))
 
-    # Apparent magnitudes of each component (observed frame), then total and noisy catalog mags.
+
+def _draw_photometry(rng: np.random.Generator, z: float, galaxy: dict) -> dict:
+    """Observed-frame fluxes of bulge, disk and knots (``flux_*``: u g r i z, nanomaggies) and the
+    noisy catalog magnitudes of their total (``modelMag_*``, ``modelMagErr_*``, AB)."""
+    bt, knot_frac, dust_col = galaxy["bt"], galaxy["knot_frac"], galaxy["dust_col"]
     kcol = z * np.array(KCORR_COLOURS)
-    r_tot = abs_mag_r + 5 * math.log10(float(luminosity_distance(z)) * 1e5) + KCORR_R * z
+    r_tot = galaxy["abs_mag_r"] + 5 * math.log10(float(luminosity_distance(z)) * 1e5) + KCORR_R * z
     f_r = _flux_nmgy(r_tot)
     comp = {
-        "bulge": (bt * f_r, bulge_col + kcol),
-        "disk": ((1 - bt) * (1 - knot_frac) * f_r, disk_col + dust_col + kcol),
-        "knots": ((1 - bt) * knot_frac * f_r, knot_col + dust_col + kcol),
+        "bulge": (bt * f_r, galaxy["bulge_col"] + kcol),
+        "disk": ((1 - bt) * (1 - knot_frac) * f_r, galaxy["disk_col"] + dust_col + kcol),
+        "knots": ((1 - bt) * knot_frac * f_r, galaxy["knot_col"] + dust_col + kcol),
     }
+    p: dict = {}
     total = np.zeros(5)
     for name, (fr, col) in comp.items():
         flux = _flux_nmgy(_mags_from_colours(_mag(max(fr, 1e-12)), col)) if fr > 0 else np.zeros(5)
@@ -311,8 +366,13 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     for b, m, e in zip(BANDS, _mag(total), mag_err, strict=True):
         p[f"modelMag_{b}"] = float(m + e * rng.standard_normal())
         p[f"modelMagErr_{b}"] = float(e)
+    return p
 
-    # Metallicity.
+
+def _draw_metallicity_and_truths(rng: np.random.Generator, seed: int, index: int, z: float, galaxy: dict) -> dict:
+    """The metallicity (``oh_p50`` and its parts), the sky position, the spectroscopic quality
+    columns and every latent truth of the galaxy, as catalog values."""
+    logm, d_ssfr, cos_i, d_logr = galaxy["logm"], galaxy["d_ssfr"], galaxy["cos_i"], galaxy["d_logr"]
     oh_mzr = float(population_mzr(logm))
     oh_obs = float(observable_metallicity(logm, d_ssfr, cos_i, d_logr))
     unobs = float(sigma_unobs(logm)) * rng.standard_normal()
@@ -321,7 +381,7 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
     # Spectroscopic quality columns the SDSS catalog cuts use (galmet.sdss.catalog), drawn from a
     # separate stream so they do not change anything else.
     aux = np.random.default_rng([int(seed), int(index), 0x5D55])
-    p.update(
+    return dict(
         zErr=float(10 ** aux.uniform(-5.3, -4.3)),
         rChi2=float(1.0 + abs(0.15 * aux.standard_normal())),
         ra=float(rng.uniform(120.0, 250.0)),
@@ -333,25 +393,24 @@ def draw_galaxy(seed: int, index: int) -> tuple[dict, np.random.Generator]:
         oh_unobservable=float(unobs),
         oh_meas_noise=float(noise),
         oh_unexplained=float(unobs + noise),
-        log_ssfr=float(log_ssfr),
+        log_ssfr=float(galaxy["log_ssfr"]),
         delta_ssfr=float(d_ssfr),
-        bt_r=bt,
+        bt_r=galaxy["bt"],
         inclination_deg=float(np.degrees(np.arccos(cos_i))),
         cos_incl=float(cos_i),
-        pa_deg=float(pa),
-        bulge_q=float(bulge_q),
-        bulge_pa_deg=float(bulge_pa % 180.0),
-        r_disk_kpc=float(r_disk_kpc),
-        r_bulge_kpc=float(r_bulge_kpc),
+        pa_deg=float(galaxy["pa"]),
+        bulge_q=float(galaxy["bulge_q"]),
+        bulge_pa_deg=float(galaxy["bulge_pa"] % 180.0),
+        r_disk_kpc=float(galaxy["r_disk_kpc"]),
+        r_bulge_kpc=float(galaxy["r_bulge_kpc"]),
         delta_log_rdisk=float(d_logr),
-        r_disk_arcsec=float(r_disk_kpc / kpc_per_arcsec),
-        r_bulge_arcsec=float(r_bulge_kpc / kpc_per_arcsec),
-        knot_frac=knot_frac,
-        dust_av=float(av),
-        disk_gr_rest=float(disk_col[1]),
-        abs_mag_r=float(abs_mag_r),
+        r_disk_arcsec=float(galaxy["r_disk_kpc"] / kpc_per_arcsec),
+        r_bulge_arcsec=float(galaxy["r_bulge_kpc"] / kpc_per_arcsec),
+        knot_frac=galaxy["knot_frac"],
+        dust_av=float(galaxy["av"]),
+        disk_gr_rest=float(galaxy["disk_col"][1]),
+        abs_mag_r=float(galaxy["abs_mag_r"]),
     )
-    return p, rng
 
 
 def _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust_r) -> float:

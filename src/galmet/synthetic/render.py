@@ -30,17 +30,18 @@ import pandas as pd
 from galmet._optional import require
 from galmet.errors import ConfigError
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
+from galmet.paper import PIXEL_SCALE_ARCSEC
 
 log = logging.getLogger(__name__)
 
 #: The ``generator`` entry of synth_config.yaml, by which ``--overwrite`` knows a synthesis.
 GENERATOR = "galmet.synthetic.render"
-#: Pixel scale (arcsec) of a 128-pixel cutout; other sizes keep the same field of view.
-PIXEL_SCALE_128 = 0.296
+#: Pixel scale (arcsec) of a 128-pixel cutout (the paper's); other sizes keep the same field of view.
+PIXEL_SCALE_128 = PIXEL_SCALE_ARCSEC
 FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
-#: White sky noise per 0.296" pixel before resampling (nanomaggies), g r i. Calibrated so the
-#: JPEG sky matches real cutouts (docs/synthetic.md); about half the noise of the nominal SDSS
-#: point-source depth, as the cutout service's resampling and JPEG smooth the noise further.
+#: White sky noise per PIXEL_SCALE_128 pixel before resampling (nanomaggies), g r i. Calibrated
+#: so the JPEG sky matches real cutouts (docs/synthetic.md); about half the noise of the nominal
+#: SDSS point-source depth, as the cutout service's resampling and JPEG smooth the noise further.
 SKY_SIGMA = {"g": 0.0105, "r": 0.017, "i": 0.0227}
 #: Correlation length (Gaussian sigma, arcsec) of the noise after the cutout service resamples
 #: the 0.396" frames; calibrated so the JPEG sky matches real cutouts (see docs/synthetic.md).
@@ -51,7 +52,7 @@ ELECTRONS_PER_NMGY = {"g": 700.0, "r": 950.0, "i": 650.0}
 RGB_SCALES = {"i": 1.0, "r": 1.2, "g": 1.6}
 LUPTON_Q = 8.0
 LUPTON_STRETCH = 0.33
-#: Black level of each of R, G, B (i, r, g; nanomaggies per 0.296" pixel after the band
+#: Black level of each of R, G, B (i, r, g; nanomaggies per PIXEL_SCALE_128 pixel after the band
 #: scales): below zero, so the sky shows the faint reddish pedestal of real cutouts.
 LUPTON_MINIMUM = (-0.0105, -0.0065, -0.005)
 JPEG_QUALITY = 80
@@ -92,11 +93,11 @@ def require_synthesis_packages() -> None:
 
 
 def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -> None:
-    """Raise ConfigError (one line naming the option) for a bad synthesis option."""
+    """Raise ConfigError (one line naming the parameter, ``param`` set to it) for a bad synthesis option."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < MAX_N:
-        raise ConfigError(f"--n must be an integer from 1 to {MAX_N - 1}, got {n!r}")
+        raise ConfigError(f"n must be an integer from 1 to {MAX_N - 1}, got {n!r}", param="n")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+        raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}", param="seed")
     if (
         isinstance(size, bool)
         or not isinstance(size, (int, np.integer))
@@ -104,9 +105,9 @@ def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -
         or size > 1024
         or size & (size - 1)
     ):
-        raise ConfigError(f"--size must be a power of two from 8 to 1024 pixels, got {size!r}")
+        raise ConfigError(f"size must be a power of two from 8 to 1024 pixels, got {size!r}", param="size")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
-        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}", param="workers")
     if (
         isinstance(test, bool)
         or not isinstance(test, (int, float, np.integer, np.floating))
@@ -114,15 +115,15 @@ def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -
         or test < 0
         or (isinstance(test, (float, np.floating)) and test >= 1 and test != int(test))
     ):
-        raise ConfigError(f"--test must be a fraction in [0, 1) or a count of galaxies, got {test!r}")
+        raise ConfigError(f"test must be a fraction in [0, 1) or a count of galaxies, got {test!r}", param="test")
     if test >= 1 and int(test) > n:
-        raise ConfigError(f"--test count {int(test)} is larger than --n {n}")
+        raise ConfigError(f"test count {int(test)} is larger than n {n}", param="test")
     if (
         isinstance(valid_fraction, bool)
         or not isinstance(valid_fraction, (int, float, np.integer, np.floating))
         or not (math.isfinite(valid_fraction) and 0 <= valid_fraction < 1)
     ):
-        raise ConfigError(f"--valid-fraction must be in [0, 1), got {valid_fraction!r}")
+        raise ConfigError(f"valid_fraction must be in [0, 1), got {valid_fraction!r}", param="valid_fraction")
 
 
 def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, dict]:
@@ -145,24 +146,83 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
         ``petroR50_r``, ``petroR90_r`` (arcsec), ``petroMag_r`` (AB) measured on the noiseless
         r-band galaxy image, ``psf_fwhm`` (arcsec), ``n_stars``, ``n_neighbours``.
     """
-    # One long function on purpose, like draw_galaxy: the order of the random draws below fixes
-    # every pixel of the data set (byte-identical output per seed), and one straight sequence keeps
-    # that order visible. Do not reorder or split the draws.
+    # The order of the random draws fixes every pixel of the data set (byte-identical output per
+    # seed). Each step below draws from ``rng`` in turn, in this order: seeing and centring, the
+    # knots, the neighbours, then the noise of g, r and i. Do not reorder the steps or the draws
+    # inside them.
     galsim = require("galsim", "synth", "synthetic galaxies")
+    stamp = _Stamp.draw_seeing_and_offset(galsim, rng, size)
+    images, parts = _galaxy_bands(stamp, params, rng)
+    measured = _measure_petrosian(stamp, params, images, parts)
+    n_stars, n_gal = _add_neighbours(stamp, rng, images)
+    images = stamp.bin_to_cutout(images)
+    _add_noise(images, rng, size, stamp.scale)
+    rgb = to_rgb(images["g"], images["r"], images["i"], size)
+    measured.update(psf_fwhm=stamp.fwhm, n_stars=n_stars, n_neighbours=n_gal)
+    return rgb, measured
 
-    scale = pixel_scale(size)
-    # GalSim draws coarse pixels slowly (16-pixel cutouts 20x slower than 64): draw on a grid
-    # of at most 0.592" (64 px) and sum blocks of fine pixels, the same pixel integration.
-    fine = max(1, 64 // size)
-    fine_scale, fine_size = scale / fine, size * fine
-    fwhm = float(rng.uniform(*PSF_FWHM_RANGE))
-    psf = galsim.Moffat(beta=PSF_BETA, fwhm=fwhm)
-    offset = galsim.PositionD(*(rng.uniform(-0.5, 0.5, 2) * fine))  # in fine pixels
 
-    def draw(obj, off=offset):
-        image = galsim.Convolve(obj, psf).drawImage(nx=fine_size, ny=fine_size, scale=fine_scale, offset=off)
+#: The bands rendered, and their index in the u g r i z flux arrays of ``draw_galaxy``.
+_RENDERED_BANDS = ("g", "r", "i")
+_BAND_INDEX = {"g": 1, "r": 2, "i": 3}
+
+
+class _Stamp:
+    """The drawing grid of one cutout: the seeing, the sub-pixel offset of the galaxy and the
+    fine pixel grid GalSim draws on.
+
+    GalSim draws coarse pixels slowly (16-pixel cutouts 20x slower than 64): objects are drawn
+    on a grid of at most 0.592" (64 px) and blocks of ``fine`` x ``fine`` fine pixels are summed
+    afterwards (:meth:`bin_to_cutout`), the same pixel integration.
+
+    Attributes
+    ----------
+    size, scale : int, float
+        Cutout width in pixels and its pixel scale (arcsec).
+    fine, fine_size, fine_scale : int, int, float
+        Fine pixels per cutout pixel (per axis), fine grid width (pixels) and scale (arcsec).
+    fwhm : float
+        Moffat seeing FWHM (arcsec).
+    psf, offset
+        The GalSim PSF and the galaxy's offset from the stamp centre (GalSim PositionD, fine pixels).
+    """
+
+    def __init__(self, galsim, size: int, fwhm: float, offset_pixels) -> None:
+        self.galsim = galsim
+        self.size = size
+        self.scale = pixel_scale(size)
+        self.fine = max(1, 64 // size)
+        self.fine_scale, self.fine_size = self.scale / self.fine, size * self.fine
+        self.fwhm = fwhm
+        self.psf = galsim.Moffat(beta=PSF_BETA, fwhm=fwhm)
+        self.offset = galsim.PositionD(*(offset_pixels * self.fine))  # in fine pixels
+
+    @classmethod
+    def draw_seeing_and_offset(cls, galsim, rng: np.random.Generator, size: int) -> _Stamp:
+        """Draw the seeing FWHM, then the galaxy's sub-pixel offset (uniform in +-0.5 pixel)."""
+        fwhm = float(rng.uniform(*PSF_FWHM_RANGE))
+        return cls(galsim, size, fwhm, rng.uniform(-0.5, 0.5, 2))
+
+    def draw(self, obj, offset=None) -> np.ndarray:
+        """``obj`` convolved with the PSF on the fine grid (float64, fine_size x fine_size), at
+        ``offset`` (fine pixels; default the galaxy's)."""
+        offset = self.offset if offset is None else offset
+        image = self.galsim.Convolve(obj, self.psf).drawImage(
+            nx=self.fine_size, ny=self.fine_size, scale=self.fine_scale, offset=offset
+        )
         return image.array.astype(np.float64)
 
+    def bin_to_cutout(self, images: dict) -> dict:
+        """Fine-grid band images summed into cutout pixels (size x size)."""
+        if self.fine == 1:
+            return images
+        size, fine = self.size, self.fine
+        return {b: im.reshape(size, fine, size, fine).sum(axis=(1, 3)) for b, im in images.items()}
+
+
+def _galaxy_profiles(galsim, params: dict, rng: np.random.Generator) -> dict:
+    """The GalSim bulge, inclined disk and star-forming knots of ``params`` (unit flux each);
+    the knots' positions come from one integer drawn from ``rng``."""
     incl = math.acos(params["cos_incl"])
     pa = params["pa_deg"] * galsim.degrees
     bulge = galsim.DeVaucouleurs(half_light_radius=params["r_bulge_arcsec"]).shear(
@@ -179,26 +239,43 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
         rng=galsim.BaseDeviate(int(rng.integers(1, 2**31 - 1))),
     )
     knots = knots.shear(q=q, beta=pa).dilate(math.sqrt(q))
-    bands = ("g", "r", "i")
-    band_index = {"g": 1, "r": 2, "i": 3}
-    images = {b: np.zeros((fine_size, fine_size)) for b in bands}
+    return {"bulge": bulge, "disk": disk, "knots": knots}
+
+
+def _galaxy_bands(stamp: _Stamp, params: dict, rng: np.random.Generator) -> tuple[dict, list]:
+    """Noiseless g, r, i images of the galaxy on the fine grid (nanomaggies per fine pixel), and
+    its drawn components as (GalSim object, u g r i z fluxes) pairs (those bright in r)."""
+    profiles = _galaxy_profiles(stamp.galsim, params, rng)
+    images = {b: np.zeros((stamp.fine_size, stamp.fine_size)) for b in _RENDERED_BANDS}
     parts = [
         (obj, params[f"flux_{name}"])
-        for name, obj in (("bulge", bulge), ("disk", disk), ("knots", knots))
+        for name, obj in (("bulge", profiles["bulge"]), ("disk", profiles["disk"]), ("knots", profiles["knots"]))
         if params[f"flux_{name}"][2] > 0
     ]
     for obj, flux in parts:
-        unit = draw(obj)
-        for b in bands:
-            images[b] += flux[band_index[b]] * unit
-    if params["r_disk_arcsec"] > FIELD_OF_VIEW / 8:
-        # A large galaxy's Petrosian aperture runs off the cutout: measure on a wider stamp.
-        wide = galsim.Convolve(galsim.Add([obj * flux[2] for obj, flux in parts]), psf)
-        wide_image = wide.drawImage(nx=3 * fine_size, ny=3 * fine_size, scale=fine_scale, offset=offset).array
-        measured = _petrosian(wide_image.astype(np.float64), fine_scale, offset)
-    else:
-        measured = _petrosian(images["r"], fine_scale, offset)
+        unit = stamp.draw(obj)
+        for b in _RENDERED_BANDS:
+            images[b] += flux[_BAND_INDEX[b]] * unit
+    return images, parts
 
+
+def _measure_petrosian(stamp: _Stamp, params: dict, images: dict, parts: list) -> dict:
+    """:func:`_petrosian` of the noiseless r-band galaxy: on the fine-grid image, or on a stamp
+    three times wider when the disk is large enough for the aperture to run off the cutout."""
+    galsim = stamp.galsim
+    if params["r_disk_arcsec"] > FIELD_OF_VIEW / 8:
+        wide = galsim.Convolve(galsim.Add([obj * flux[2] for obj, flux in parts]), stamp.psf)
+        wide_image = wide.drawImage(
+            nx=3 * stamp.fine_size, ny=3 * stamp.fine_size, scale=stamp.fine_scale, offset=stamp.offset
+        ).array
+        return _petrosian(wide_image.astype(np.float64), stamp.fine_scale, stamp.offset)
+    return _petrosian(images["r"], stamp.fine_scale, stamp.offset)
+
+
+def _add_neighbours(stamp: _Stamp, rng: np.random.Generator, images: dict) -> tuple[int, int]:
+    """Add Poisson numbers of neighbouring stars and galaxies (r < 22.5, at least 4" from the
+    target) to the fine-grid ``images`` in place; return (number of stars, of galaxies)."""
+    galsim = stamp.galsim
     n_stars, n_gal = int(rng.poisson(MEAN_STARS)), int(rng.poisson(MEAN_NEIGHBOUR_GALAXIES))
     for k in range(n_stars + n_gal):
         pos = _neighbour_position(rng, FIELD_OF_VIEW)
@@ -212,27 +289,27 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
             obj = galsim.Exponential(half_light_radius=rng.uniform(0.4, 2.0)).shear(
                 q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees
             )
-        unit = draw(obj, offset + galsim.PositionD(pos[0] / fine_scale, pos[1] / fine_scale))
+        unit = stamp.draw(obj, stamp.offset + galsim.PositionD(pos[0] / stamp.fine_scale, pos[1] / stamp.fine_scale))
         f_r = 10 ** (-0.4 * (r_mag - 22.5))
         for b, f in (("g", f_r * 10 ** (-0.4 * gr)), ("r", f_r), ("i", f_r * 10 ** (0.4 * ri))):
             images[b] += f * unit
+    return n_stars, n_gal
 
-    if fine > 1:
-        images = {b: im.reshape(size, fine, size, fine).sum(axis=(1, 3)) for b, im in images.items()}
+
+def _add_noise(images: dict, rng: np.random.Generator, size: int, scale: float) -> None:
+    """Add sky and source (Poisson) noise to the cutout-pixel ``images`` in place, g then r then
+    i, correlated over :data:`NOISE_CORRELATION_ARCSEC` like the cutout service's resampling."""
     pix_ratio = scale / PIXEL_SCALE_128
     smooth = NOISE_CORRELATION_ARCSEC / scale
-    for b in bands:
+    for b in _RENDERED_BANDS:
         var = (SKY_SIGMA[b] * pix_ratio) ** 2 + np.clip(images[b], 0, None) / ELECTRONS_PER_NMGY[b]
         noise = np.sqrt(var) * rng.standard_normal((size, size))
         if smooth > 0.3:
             from scipy.ndimage import gaussian_filter
 
-            # Resampling to 0.296" correlates the noise; a unit-sum kernel keeps the depth.
+            # Resampling to the cutout's pixels correlates the noise; a unit-sum kernel keeps the depth.
             noise = gaussian_filter(noise, smooth, mode="wrap")
         images[b] += noise
-    rgb = to_rgb(images["g"], images["r"], images["i"], size)
-    measured.update(psf_fwhm=fwhm, n_stars=n_stars, n_neighbours=n_gal)
-    return rgb, measured
 
 
 def to_rgb(g: np.ndarray, r: np.ndarray, i: np.ndarray, size: int = 128) -> np.ndarray:
@@ -339,7 +416,9 @@ def check_output(out: str | os.PathLike, overwrite: bool) -> Path:
     check_output_dir(out, "--out")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ConfigError(f"{out}: output directory exists and is not empty (use --overwrite to replace it)")
+            raise ConfigError(
+                f"{out}: output directory exists and is not empty (use overwrite to replace it)", param="overwrite"
+            )
         previous_synthesis(out)
     return out
 
@@ -350,18 +429,18 @@ def previous_synthesis(out: Path) -> dict:
     import yaml
 
     path = out / SYNTH_CONFIG
-    why = f"{out}: not a galmet synthesis (no readable {SYNTH_CONFIG}); --overwrite only replaces one"
+    why = f"{out}: not a galmet synthesis (no readable {SYNTH_CONFIG}); overwrite only replaces one"
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
-        raise ConfigError(why + "; choose an empty or new folder") from None
+        raise ConfigError(why + "; choose an empty or new folder", param="overwrite") from None
     if (
         not isinstance(config, dict)
         or config.get("generator") != GENERATOR
         or not isinstance(config.get("n"), int)
         or not isinstance(config.get("seed"), int)
     ):
-        raise ConfigError(why + "; choose an empty or new folder")
+        raise ConfigError(why + "; choose an empty or new folder", param="overwrite")
     return config
 
 
@@ -495,7 +574,7 @@ def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) 
         "test": test,
         "valid_fraction": valid_fraction,
         "psf_fwhm_range_arcsec": list(PSF_FWHM_RANGE),
-        "sky_sigma_nmgy_per_0.296arcsec_pixel": dict(SKY_SIGMA),
+        f"sky_sigma_nmgy_per_{PIXEL_SCALE_128}arcsec_pixel": dict(SKY_SIGMA),
         "rgb": {
             "bands_as_RGB": "i, r, g",
             "scales": dict(RGB_SCALES),
