@@ -13,14 +13,15 @@ cutouts are fetched. Everything lives in a work folder::
 After Ctrl-C or ``kill -9`` the same command resumes: rows of finished shards are neither
 fetched nor predicted again, cutouts on disk (or failed for good in the manifest) are not fetched
 again; rows whose fetch failed only transiently are tried again. When every row is done the
-table is assembled from the shards, and the work folder's files (and the cutouts, unless kept)
-are deleted.
+table is assembled from the shards (:func:`galmet.predict.output.positions_table`), written when
+:func:`predict_positions` is given ``out``, and only then are the work folder's files (and the
+cutouts, unless kept) deleted: a write that fails leaves everything for the rerun.
 
-Each row gets a ``status``: ``ok``; ``invalid position`` (ra/dec missing or off the sky);
-``fetch failed`` (HTTP errors, timeouts, connection failures after the retries); ``bad image``
-(the server sent something other than the cutout to the last try); ``outside footprint`` (a
-blank cutout: SDSS has no imaging there). Rows that are not ok have an ``error`` message and no
-prediction.
+Each row gets a ``status`` (:data:`galmet.columns.STATUSES`): ``ok``; ``invalid position``
+(ra/dec missing or off the sky); ``fetch failed`` (HTTP errors, timeouts, connection failures
+after the retries); ``bad image`` (the server sent something other than the cutout to the last
+try); ``outside footprint`` (a blank cutout: SDSS has no imaging there). Rows that are not ok
+have an ``error`` message and no prediction.
 """
 
 from __future__ import annotations
