@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 import galmet
+from galmet.nn.inference import InferenceOptions
 from galmet.science.metrics import regression_metrics
 from galmet.synthetic.render import synthesize
 from galmet.training.config import TrainConfig
@@ -46,7 +47,7 @@ def main() -> None:
 
     # 3. Predict the held-out test galaxies (8 dihedral views averaged) and score them.
     model = galmet.load_model(result.bundle_path)
-    table = galmet.predict_dataset(model, ds.subset("test"), device="cpu")
+    table = galmet.predict_dataset(model, ds.subset("test"), InferenceOptions(device="cpu"))
     scores = regression_metrics(table["oh_p50"], table["oh_p50_pred"])
     print(f"test: N = {scores['n']}, RMSE {scores['rmse']:.3f} dex, NMAD {scores['nmad']:.3f} dex")
     print(table.head().to_string(index=False))

@@ -27,6 +27,8 @@ from astropy.table import QTable
 
 import galmet
 from galmet.io.images import encode_jpeg
+from galmet.nn.inference import InferenceOptions
+from galmet.sdss.download import DownloadOptions
 from galmet.sdss.skyserver import CUTOUT_PATH
 
 
@@ -86,14 +88,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = galmet.load_model(args.model or untrained_bundle(Path(tmp), 32))
         with local_server() if args.server == "local" else nullcontext(None) as base_url:
-            table = galmet.predict_positions(model, coords, base_url=base_url, device="cpu", rate=5)
+            # with out=, the table is written (atomically; FITS: units in TUNIT, provenance in the
+            # header) before the resumable work folder (out + ".galmet-work") is cleaned up
+            table = galmet.predict_positions(
+                model,
+                coords,
+                InferenceOptions(device="cpu"),
+                download=DownloadOptions(rate=5),
+                base_url=base_url,
+                out=args.out,
+            )
     table["oh_p50_pred"].info.format = ".3f"
     print(table["ra", "dec", "oh_p50_pred", "status"])
     print(f"model sha256 {table.meta['model_sha256'][:12]}..., {table.meta['pixel_scale']} arcsec/pixel")
     if args.out:
-        from galmet.predict.positions import write_positions_table
-
-        write_positions_table(table, args.out)  # FITS: units in TUNIT, provenance in the header
         back = QTable.read(args.out)
         print(f"wrote {args.out}: oh_p50_pred in {back['oh_p50_pred'].unit}, ra in {back['ra'].unit}")
         assert back["ra"].unit == u.deg

@@ -12,6 +12,9 @@ The public API::
     galmet.predict_dataset(model, dataset) # the predictions table
     galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3); or fetch_cutout(skycoord)
     galmet.predict_positions(model, coords) # predictions at sky positions (SkyCoord, Table, DataFrame) as a QTable
+    galmet.predict_positions(model, coords, out="pred.fits") # ... written (units, provenance), then cleaned up
+    galmet.write_positions_table(table, "pred.ecsv") # such a table written by suffix
+    galmet.TrainConfig(epochs=5)           # the training settings train() takes
 
 Each name is imported on first use, so ``import galmet`` stays cheap and pulls in neither torch
 nor astropy; everything else lives in the stage packages (see docs/architecture.md).
@@ -19,18 +22,20 @@ nor astropy; everything else lives in the stage packages (see docs/architecture.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from galmet._lazy import lazy_exports
 from galmet._version import __version__
 from galmet.errors import ConfigError, DataError, GalmetError
 
 if TYPE_CHECKING:
     from galmet.nn.bundle import load_model as load_model
-    from galmet.predict.positions import predict_positions as predict_positions
     from galmet.predict.dataset import predict_dataset as predict_dataset
+    from galmet.predict.output import write_positions_table as write_positions_table
+    from galmet.predict.positions import predict_positions as predict_positions
     from galmet.sdss.at_positions import load_dataset as load_dataset
     from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
+    from galmet.training.config import TrainConfig as TrainConfig
     from galmet.training.loop import train as train
 
 #: Public name -> module that defines it.
@@ -39,20 +44,11 @@ _LAZY = {
     "load_model": "galmet.nn.bundle",
     "predict_dataset": "galmet.predict.dataset",
     "predict_positions": "galmet.predict.positions",
+    "write_positions_table": "galmet.predict.output",
     "train": "galmet.training.loop",
+    "TrainConfig": "galmet.training.config",
     "fetch_cutout": "galmet.sdss.skyserver",
 }
 
 __all__ = ["ConfigError", "DataError", "GalmetError", "__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'galmet' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -141,6 +141,27 @@ FLAGS = "flags"
 OOD_SCORE = "ood_score"
 
 
+# --- per-row outcome of prediction at sky positions (galmet.predict.positions) ----------------------
+#: Column of each row's outcome: one of :data:`STATUSES`.
+STATUS = "status"
+#: Column of why a row was not predicted ("" for an ``ok`` row).
+ERROR = "error"
+#: Predicted.
+STATUS_OK = "ok"
+#: ra/dec missing or off the sky.
+STATUS_INVALID = "invalid position"
+#: HTTP errors, timeouts, connection failures after the retries.
+STATUS_FETCH = "fetch failed"
+#: The server sent something other than the cutout to the last try.
+STATUS_BAD = "bad image"
+#: A blank cutout: SDSS has no imaging there.
+STATUS_BLANK = "outside footprint"
+#: Statuses in the order summaries list them.
+STATUSES = (STATUS_OK, STATUS_FETCH, STATUS_BAD, STATUS_BLANK, STATUS_INVALID)
+#: The outcome columns, last in a positions table, in this order.
+OUTCOME_COLUMNS = (STATUS, ERROR)
+
+
 class Flag(enum.IntFlag):
     """Bits of the ``flags`` column: why a prediction should not be trusted (0 = none raised).
 

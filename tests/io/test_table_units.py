@@ -138,3 +138,55 @@ def test_predict_cli_writes_fits_with_units_and_model_hash(tmp_path, capsys):
         meta = {k.lower(): v for k, v in table.meta.items()}
         assert meta.get("modelsha", meta.get("model_sha256")) == file_sha256(bundle)
         assert meta["command"] and meta["date"]
+
+
+def test_one_suffix_registry_names_every_table_format(tmp_path):
+    from galmet.errors import ConfigError, DataError
+    from galmet.io.tables import TABLE_FORMATS, TABLE_SUFFIXES, format_names, require_table_format, table_format
+
+    cases = {
+        "a.parquet": "parquet",
+        "A.CSV": "csv",
+        "a.ecsv": "ecsv",  # not csv, though it ends in "csv"
+        "a.fits": "fits",
+        "a.fit": "fits",
+        "a.fits.gz": "fits",
+        "a.fts": "fits",
+        "a.vot": "votable",
+        "a.xml": "votable",
+    }
+    for name, fmt in cases.items():
+        assert table_format(name).name == fmt, name
+    assert table_format("a.txt") is None and table_format("a.vot", writing=True) is None
+    assert ".vot" not in TABLE_SUFFIXES and ".fits.gz" in TABLE_SUFFIXES
+    assert [f.name for f in TABLE_FORMATS if f.writable] == ["parquet", "ecsv", "csv", "fits"]
+    assert format_names() == ".parquet, .ecsv, .csv or .fits"
+    with pytest.raises(ConfigError, match=r"^out a\.vot: unknown table format \(use .parquet") as info:
+        require_table_format("a.vot", param="out")
+    assert info.value.param == "out"
+    text = tmp_path / "x.txt"
+    text.write_text("a\n1\n")
+    with pytest.raises(DataError, match="unknown table format"):
+        read_table(text)
+    with pytest.raises(DataError, match="unknown table format"):
+        write_table(_table(), tmp_path / "x.vot")
+
+
+def test_the_registry_reads_and_writes_dataframes_and_qtables_alike(tmp_path):
+    from astropy import units as u
+    from astropy.table import QTable, Table
+
+    from galmet.io.tables import read_any_table, write_qtable
+
+    qt = QTable({"objID": np.array([1237663716556341422, 7], dtype=np.int64), "oh_p50_pred": [8.9, 9.0] * u.dex})
+    qt.meta["model_sha256"] = "abc"
+    for suffix in (".parquet", ".ecsv", ".fits", ".csv"):
+        path = write_qtable(qt, tmp_path / f"q{suffix}")
+        back = read_table(path)
+        assert back["objID"].tolist() == qt["objID"].tolist(), suffix
+        if suffix in (".ecsv", ".fits"):
+            assert back.attrs["units"]["oh_p50_pred"] == "dex" and back.attrs["provenance"]["model_sha256"] == "abc"
+    Table({"objID": np.array([1237663716556341422]), "ra": [1.0]}).write(tmp_path / "p.vot", format="votable")
+    assert read_table(tmp_path / "p.vot")["objID"].tolist() == [1237663716556341422]
+    assert read_any_table(tmp_path / "p.vot")["objID"].tolist() == [1237663716556341422]
+    assert isinstance(read_any_table(tmp_path / "q.csv"), pd.DataFrame)  # galmet's exact-ID CSV reader

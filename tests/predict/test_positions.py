@@ -438,3 +438,102 @@ def test_an_interrupted_work_dir_resumes_only_the_same_run(tmp_path, bundle, mon
         fetched_again = [k for k, n in srv.counts.items() if before.get(k, 0) and n != before[k]]
     assert fetched_again == [] and len(table) == len(ra) and (np.asarray(table["status"]) == "ok").all()
     assert not work.exists()
+
+
+def test_out_is_written_before_the_work_folder_goes_and_a_failed_write_resumes(tmp_path, bundle, monkeypatch):
+    import galmet
+    import galmet.predict.positions as positions_module
+    from galmet.io.tables import read_table
+    from galmet.predict import PositionsSummary, default_work_dir
+
+    ra, dec = _degrees()
+    frame = pd.DataFrame({"ra": ra, "dec": dec})
+    out = tmp_path / "pred.ecsv"
+    work = default_work_dir(out)
+    assert work == tmp_path / "pred.ecsv.galmet-work"
+
+    def full_disk(table, path):
+        assert (work / "shards").is_dir() and list((work / "shards").glob("shard-*.parquet")), "cleaned up too early"
+        raise OSError(28, "No space left on device")
+
+    with FaultyServer() as srv:
+        monkeypatch.setattr(positions_module, "write_positions_table", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            galmet.predict_positions(bundle, frame, out=out, base_url=srv.url, shard_size=2, **FAST)
+        monkeypatch.undo()
+        assert not out.exists() and (work / "positions-run.json").is_file()  # the shards wait for a rerun
+        fetched = sum(srv.counts.values())
+        summary = PositionsSummary()
+        table = galmet.predict_positions(bundle, frame, out=out, summary=summary, base_url=srv.url, **FAST)
+        assert sum(srv.counts.values()) == fetched  # resumed: nothing fetched or predicted again
+    assert summary.resumed == len(ra) and summary.predicted == 0 and summary.statuses["ok"] == len(ra)
+    assert not work.exists()
+    written = read_table(out)
+    assert len(written) == len(table) == len(ra) and (written["status"] == "ok").all()
+    assert written.attrs["units"]["oh_p50_pred"] == "dex" and written.attrs["provenance"]["model_sha256"]
+
+
+def test_out_of_unknown_format_fails_before_any_fetch_naming_the_parameter(tmp_path, bundle):
+    import galmet
+
+    with FaultyServer() as srv:
+        with pytest.raises(galmet.ConfigError, match=r"^out .*pred\.txt: unknown table format") as info:
+            galmet.predict_positions(
+                bundle, pd.DataFrame({"ra": [1.0], "dec": [2.0]}), out=tmp_path / "pred.txt", base_url=srv.url, **FAST
+            )
+        assert sum(srv.counts.values()) == 0
+    assert info.value.param == "out"
+    assert not (tmp_path / "pred.txt.galmet-work").exists()
+
+
+def test_options_and_download_objects_equal_the_old_keywords(tmp_path, bundle):
+    import galmet
+    from galmet.nn.inference import InferenceOptions
+    from galmet.sdss.download import DownloadOptions
+
+    ra, dec = _degrees()
+    frame = pd.DataFrame({"ra": ra[:3], "dec": dec[:3]})
+    with FaultyServer() as srv:
+        old = galmet.predict_positions(bundle, frame, base_url=srv.url, **FAST)
+        new = galmet.predict_positions(
+            bundle,
+            frame,
+            InferenceOptions(tta=False, device="cpu"),
+            download=DownloadOptions(rate=0, retries=1, backoff_base=0.01, timeout=5.0),
+            base_url=srv.url,
+        )
+        with pytest.raises(galmet.ConfigError, match="^batch_size must") as info:
+            galmet.predict_positions(bundle, frame, InferenceOptions(), batch_size=0, base_url=srv.url)
+        assert info.value.param == "batch_size"
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            galmet.predict_positions(bundle, frame, base_url=srv.url, worker=3)
+    np.testing.assert_allclose(old["oh_p50_pred"].value, new["oh_p50_pred"].value, rtol=1e-6)  # shards batch apart
+    assert old.meta["tta"] == new.meta["tta"] == "none"
+
+
+def test_work_dir_errors_name_the_parameter_and_the_cli_its_flag(tmp_path, capsys, bundle):
+    import galmet
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(galmet.ConfigError, match="^work_dir .*afile: is a file") as info:
+        galmet.predict_positions(bundle, pd.DataFrame({"ra": [1.0], "dec": [2.0]}), work_dir=afile, **FAST)
+    assert info.value.param == "work_dir"
+    code = main(
+        [
+            "predict",
+            str(bundle),
+            "--ra",
+            "1",
+            "--dec",
+            "2",
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--work-dir",
+            str(afile),
+            "--device",
+            "cpu",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and f"--work-dir {afile}: is a file" in err and err.count("\n") == 1

@@ -229,3 +229,69 @@ def test_cli_tta_mode_fastai(tmp_path, capsys, bundle, split_dataset):
     assert code == 0 and "fastai TTA, 1 + 4 views" in printed
     df = read_table(out)
     assert np.isfinite(df["oh_p50_pred"]).all() and (df["oh_p50_spread"] > 0).all()
+
+
+def test_predict_dataset_takes_inference_options_and_the_old_keywords(bundle, split_dataset):
+    from galmet.errors import ConfigError
+    from galmet.nn.inference import InferenceOptions
+
+    model = load_model(bundle)
+    ds = load_dataset(split_dataset, targets=[])
+    by_keywords = predict_dataset(model, ds, tta=False, batch_size=5, device="cpu", flags=False)
+    by_options = predict_dataset(model, ds, InferenceOptions(tta=False, batch_size=5, device="cpu"), flags=False)
+    overridden = predict_dataset(model, ds, InferenceOptions(tta=True, device="cpu"), tta=False, flags=False)
+    positional = predict_dataset(model, ds, False, device="cpu", flags=False)  # (model, dataset, tta) of old
+    for table in (by_options, overridden, positional):
+        pd.testing.assert_frame_equal(table, by_keywords)
+    with pytest.raises(ConfigError) as info:
+        predict_dataset(model, ds, batch_size=0)
+    assert info.value.param == "batch_size"
+    with pytest.raises(TypeError, match="unknown inference option"):
+        predict_dataset(model, ds, tta_modes="fastai")
+
+
+def test_the_public_api_is_exported_and_load_dataset_shows_its_signature():
+    import inspect
+
+    import galmet
+    import galmet.predict
+    from galmet.predict.flags import flag_rows
+    from galmet.predict.output import write_positions_table
+
+    assert galmet.predict.flag_rows is flag_rows and galmet.write_positions_table is write_positions_table
+    assert galmet.predict.write_positions_table is write_positions_table
+    params = inspect.signature(galmet.load_dataset).parameters
+    assert not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params.values())
+    assert {"targets", "on_error", "size", "cache", "cutouts", "download", "workers", "rate"} <= set(params)
+    from galmet.data.dataset import load_dataset as folder_loader
+
+    for name, p in inspect.signature(folder_loader).parameters.items():  # the folder loader's own defaults
+        if name not in ("path", "on_error", "size"):
+            assert params[name].default == p.default, name
+
+
+def test_a_circle_between_the_predict_command_and_its_helpers_breaks_the_cli_contract(tmp_path):
+    """cli.positions once imported cli.commands.predict inside a function (and back): the cli
+    contract in pyproject.toml refuses it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("importlinter")
+    root = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    shutil.copytree(root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(root / "pyproject.toml", project / "pyproject.toml")
+    helper = project / "src" / "galmet" / "cli" / "predict_output.py"
+    helper.write_text(
+        helper.read_text() + "\n\ndef _back():\n    from galmet.cli.commands import predict\n\n    return predict\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(project / "src")}
+    code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode != 0
+    assert "galmet.cli.predict_output is not allowed to import galmet.cli.commands" in out.stdout

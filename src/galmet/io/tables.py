@@ -1,5 +1,7 @@
 """Read and write tables (catalogs, predictions) by file suffix: .parquet, .csv, .fits, .ecsv.
 
+:data:`TABLE_FORMATS` is galmet's one suffix -> format registry (:func:`table_format`): every
+reader and writer of a table file, pandas DataFrame or astropy QTable, picks its format there.
 All writes are atomic. FITS and ECSV go through astropy (imported only when needed) and carry
 units and provenance:
 
@@ -30,19 +32,86 @@ import shlex
 import sys
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from galmet._version import __version__
 from galmet.columns import column_unit, is_id_column, objid_array
-from galmet.errors import DataError
+from galmet.errors import ConfigError, DataError, GalmetError
 from galmet.io.atomic import atomic_path
 
-# ".ecsv" before ".csv": a name is matched against these in order.
-TABLE_SUFFIXES = (".parquet", ".ecsv", ".csv", ".fits", ".fit", ".fits.gz")
-#: Suffixes written through astropy, with units and provenance.
-ASTROPY_SUFFIXES = (".ecsv", ".fits", ".fit", ".fits.gz")
+
+@dataclass(frozen=True)
+class TableFormat:
+    """One table file format: the suffixes that name it and how it is read and written.
+
+    Attributes
+    ----------
+    name : str
+        ``"parquet"``, ``"ecsv"``, ``"csv"``, ``"fits"`` or ``"votable"``.
+    suffixes : tuple of str
+        Lower-case file name endings (``".fits.gz"`` counts as one).
+    astropy : str
+        The ``format=`` astropy.table reads and writes it with.
+    writable : bool
+        galmet writes it (a VOTable is read only).
+    kind : str or None
+        The :data:`galmet.io.safety.FORMATS` key an output in this format is checked as (an
+        existing file of another kind is not replaced); None when it is not written.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    astropy: str
+    writable: bool
+    kind: str | None
+
+
+#: Every table format galmet reads; the first suffix of a format is the one messages name.
+TABLE_FORMATS = (
+    TableFormat("parquet", (".parquet",), "parquet", True, "parquet"),
+    TableFormat("ecsv", (".ecsv",), "ascii.ecsv", True, "csv"),  # ".ecsv" before ".csv": it ends in "csv"
+    TableFormat("csv", (".csv",), "ascii.csv", True, "csv"),
+    TableFormat("fits", (".fits", ".fit", ".fits.gz", ".fts"), "fits", True, "fits"),
+    TableFormat("votable", (".vot", ".votable", ".xml"), "votable", False, None),
+)
+#: Suffixes of the formats galmet writes.
+TABLE_SUFFIXES = tuple(s for f in TABLE_FORMATS if f.writable for s in f.suffixes)
+#: Suffixes of every format galmet reads.
+READ_SUFFIXES = tuple(s for f in TABLE_FORMATS for s in f.suffixes)
+#: Suffixes written through astropy, with units and provenance (DataFrames: :func:`write_table`).
+ASTROPY_SUFFIXES = tuple(s for f in TABLE_FORMATS if f.name in ("ecsv", "fits") for s in f.suffixes)
+
+
+def table_format(path: str | os.PathLike, writing: bool = False) -> TableFormat | None:
+    """The format a file name's suffix names (any case); None for another suffix, or (``writing``)
+    for a format galmet only reads."""
+    name = Path(path).name.lower()
+    for fmt in TABLE_FORMATS:
+        if any(name.endswith(s) for s in fmt.suffixes):
+            return fmt if fmt.writable or not writing else None
+    return None
+
+
+def format_names(writing: bool = True) -> str:
+    """The formats for a message: ``".parquet, .ecsv, .csv or .fits"`` (the first suffix of each)."""
+    names = [f.suffixes[0] for f in TABLE_FORMATS if f.writable or not writing]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def require_table_format(
+    path: str | os.PathLike, writing: bool = True, param: str | None = None, error: type[GalmetError] = ConfigError
+) -> TableFormat:
+    """:func:`table_format`, or a one-line ``error`` naming ``param`` (``out``) or the file."""
+    fmt = table_format(path, writing)
+    if fmt is None:
+        where = f"{param} {path}" if param else str(path)
+        raise error(f"{where}: unknown table format (use {format_names(writing)})", param=param)
+    return fmt
+
+
 #: Provenance entry -> FITS header keyword (8 characters at most).
 FITS_KEYWORDS = {
     "galmet_version": "GALMET",
@@ -64,16 +133,8 @@ FITS_KEYWORDS = {
 }
 
 
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for s in TABLE_SUFFIXES:
-        if name.endswith(s):
-            return s
-    return path.suffix.lower()
-
-
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table from parquet, CSV, FITS or ECSV; raise DataError naming the file on failure.
+    """Read a table from parquet, CSV, FITS, ECSV or VOTable; raise DataError naming the file on failure.
 
     Identifier columns (:func:`galmet.columns.is_id_column`) are returned as exact int64. FITS
     and ECSV tables bring their units (``df.attrs["units"]``: column -> astropy string) and the
@@ -84,17 +145,15 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise DataError(f"{path}: is a folder, not a table file")
     if not path.is_file():
         raise DataError(f"{path}: table file not found")
-    suffix = _suffix(path)
-    if suffix not in TABLE_SUFFIXES:
-        raise DataError(f"{path}: unknown table format {suffix!r} (use .parquet, .csv, .fits or .ecsv)")
+    fmt = require_table_format(path, writing=False, error=DataError)
     try:
-        if suffix == ".parquet":
+        if fmt.name == "parquet":
             df = pd.read_parquet(path)
-        elif suffix == ".csv":
+        elif fmt.name == "csv":
             header = pd.read_csv(path, comment="#", nrows=0).columns
             df = pd.read_csv(path, comment="#", dtype={c: str for c in header if is_id_column(c)})
         else:
-            df = _read_astropy(path, suffix)
+            df = _read_astropy(path, fmt)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         raise DataError(f"{path}: cannot read table ({type(exc).__name__}: {exc})") from exc
     for col in df.columns:
@@ -103,12 +162,12 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def _read_astropy(path: Path, suffix: str) -> pd.DataFrame:
-    """A FITS or ECSV table as a DataFrame; its units (column -> astropy string) in
+def _read_astropy(path: Path, fmt: TableFormat) -> pd.DataFrame:
+    """A FITS, ECSV or VOTable table as a DataFrame; its units (column -> astropy string) in
     ``df.attrs["units"]``, its provenance (:func:`table_provenance` names) in ``df.attrs["provenance"]``."""
     from astropy.table import Table
 
-    table = Table.read(path, format="ascii.ecsv" if suffix == ".ecsv" else "fits")
+    table = Table.read(path, format=fmt.astropy)
     units = {name: table[name].unit.to_string() for name in table.colnames if table[name].unit is not None}
     meta = {str(k): v for k, v in table.meta.items() if isinstance(v, (str, int, float))}
     by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
@@ -172,26 +231,64 @@ def write_table(
         :func:`galmet.columns.column_unit`.
     """
     path = Path(path)
-    suffix = _suffix(path)
-    if suffix not in TABLE_SUFFIXES:
-        raise DataError(f"{path}: unknown table format {suffix!r} (use .parquet, .csv, .fits or .ecsv)")
+    fmt = require_table_format(path, error=DataError)
+    if fmt.name not in ("parquet", "csv"):
+        meta = {**table_provenance(), **df.attrs.get("provenance", {}), **(provenance or {})}
+        table = _astropy_table(df, {**{str(c): column_unit(str(c)) for c in df.columns}, **(units or {})}, meta)
+        return write_qtable(table, path)
     with atomic_path(path) as tmp:
-        if suffix == ".parquet":
+        if fmt.name == "parquet":
             df.to_parquet(tmp, index=False)
-        elif suffix == ".csv":
-            df.to_csv(tmp, index=False)
         else:
-            meta = {**table_provenance(), **df.attrs.get("provenance", {}), **(provenance or {})}
-            table = _astropy_table(df, {**{str(c): column_unit(str(c)) for c in df.columns}, **(units or {})}, meta)
-            if suffix == ".ecsv":
-                table.write(tmp, format="ascii.ecsv", overwrite=True)
-            else:
-                table.meta = {FITS_KEYWORDS.get(k, k): v for k, v in table.meta.items()}
-                with warnings.catch_warnings():
-                    # dex is not a FITS-standard unit: astropy says so, then serialises it its own way
-                    warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
-                    table.write(tmp, format="fits", overwrite=True)
+            df.to_csv(tmp, index=False)
     return path
+
+
+def write_qtable(table, path: str | os.PathLike) -> Path:
+    """Write an astropy Table/QTable atomically in the format of ``path``'s suffix (:data:`TABLE_FORMATS`).
+
+    Parquet, ECSV and FITS keep the units and ``meta`` (in FITS as header cards, the keys
+    renamed by :data:`FITS_KEYWORDS`, others upper-cased to 8 characters); CSV is plain values.
+    ConfigError (``param="out"``) for a suffix galmet does not write.
+    """
+    path = Path(path)
+    fmt = require_table_format(path, param="out")
+    if fmt.name == "fits":
+        table = table.copy(copy_data=False)
+        table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # dex is not a FITS-standard unit: astropy says so, then serialises it its own way
+        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
+        table.write(tmp, format=fmt.astropy, overwrite=True)
+    return path
+
+
+def read_any_table(path: str | os.PathLike):
+    """A table file in any format astropy reads, for :func:`galmet.sdss.coords.sky_positions`.
+
+    CSV through :func:`read_table` (a DataFrame: identifiers exact even when written as
+    ``123...422.0``); every other file as an astropy QTable (the format from the suffix, or
+    astropy's guess for an unknown one), its identifier columns exact int64 or a one-line
+    DataError naming the row. DataError naming the file when it is missing or unreadable.
+    """
+    from astropy.table import QTable
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder, not a table file")
+    if not p.is_file():
+        raise DataError(f"{p}: table file not found")
+    fmt = table_format(p)
+    if fmt is not None and fmt.name == "csv":
+        return read_table(p)
+    try:
+        table = QTable.read(p, format=fmt.astropy) if fmt is not None else QTable.read(p)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+        raise DataError(f"{p}: cannot read a table ({type(exc).__name__}: {exc})") from None
+    for col in table.colnames:
+        if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row
+            table[col] = objid_array(table[col].tolist(), str(p), column=col)
+    return table
 
 
 def _astropy_table(df: pd.DataFrame, units: Mapping[str, str | None], meta: Mapping[str, str]):

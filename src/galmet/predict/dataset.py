@@ -1,5 +1,5 @@
 """Catalog in, predictions table out: run a model bundle over a dataset (sky positions:
-:mod:`galmet.predict.positions`).
+:mod:`galmet.predict.positions`; the ``flags`` column: :mod:`galmet.predict.flags`).
 
 The table has one row per image, in the input's row order (columns: see :mod:`galmet.columns`):
 
@@ -30,44 +30,38 @@ holds the counts.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from galmet.columns import (
     FILE,
-    FLAGS,
     OBJID,
-    OOD_SCORE,
     PASSTHROUGH,
     SPLIT,
-    Flag,
     describe_invalid,
     mask_invalid_labels,
     pred_column,
 )
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.data.imaging import recorded_imaging
-from galmet.data.quality import image_flags
-from galmet.nn.inference import GalmetModel
+from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.nn.uncertainty import UncertainPrediction
-from galmet.sdss.catalog import Cuts, cut_mask
+from galmet.predict.flags import OOD_CHUNK, flag_rows
+
+__all__ = ["OOD_CHUNK", "flag_rows", "predict_dataset", "predictions_table"]
 
 log = logging.getLogger(__name__)
-#: Images embedded at a time for the out-of-domain flag.
-OOD_CHUNK = 4096
 
 
 def predict_dataset(
     model: GalmetModel,
     dataset: Dataset,
-    tta: bool = True,
-    batch_size: int = 256,
-    device: str = "auto",
-    progress: bool | None = None,
-    tta_mode: str = "dihedral",
-    tta_seed: int = 0,
+    options: InferenceOptions | None = None,
+    *,
     flags: bool = True,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Predict every image of ``dataset`` with ``model``; return the predictions table (see module doc).
 
@@ -77,32 +71,42 @@ def predict_dataset(
         A loaded bundle.
     dataset : galmet.data.dataset.Dataset
         Loaded with images; their size must be the bundle's image size.
-    tta, batch_size, device, progress, tta_mode, tta_seed
-        See :meth:`galmet.nn.inference.GalmetModel.predict`.
+    options : galmet.nn.inference.InferenceOptions, optional
+        TTA, batch size, device and progress (default: ``InferenceOptions()``: 8 dihedral views,
+        256 images per pass, the best device).
     flags : bool
         Run the checks of the ``flags`` column (:func:`flag_rows`); the embedding check costs one
         more forward pass per member. The checks that ran are listed in ``table.attrs["flag_checks"]``.
+    **overrides
+        ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``, ``device``, ``progress``: override
+        the fields of ``options`` (the keywords of earlier versions; None: keep).
 
     Raises
     ------
     DataError
         The images are not the size, or (when the dataset records it) not the pixel scale, the
         model was trained on (:meth:`~galmet.nn.inference.GalmetModel.check_imaging`).
+    ConfigError
+        A bad option (``param`` names it).
     """
+    if isinstance(options, bool):  # predict_dataset(model, dataset, tta) of earlier versions
+        overrides.setdefault("tta", options)
+        options = None
+    opts = inference_options(options, **overrides)
     recorded = recorded_imaging(dataset.root, dataset.image_size)
     model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))
     result = model.predict_uncertainty(
         dataset.images(),
-        tta=tta,
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-        tta_mode=tta_mode,
-        tta_seed=tta_seed,
+        tta=opts.tta,
+        batch_size=opts.batch_size,
+        device=opts.device,
+        progress=opts.progress,
+        tta_mode=opts.tta_mode,
+        tta_seed=opts.tta_seed,
     )
     table = predictions_table(dataset, result.targets, result, with_split=find_catalog(dataset.root) is not None)
     if flags:
-        table = flag_rows(table, model, dataset.images(), dataset.catalog, batch_size, device)
+        table = flag_rows(table, model, dataset.images(), dataset.catalog, opts.batch_size, opts.device)
     return table
 
 
@@ -151,72 +155,3 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
         log.warning("predictions: %s", describe_invalid(col, info, "written as missing (NaN)"))
     out.attrs["invalid_labels"] = invalid
     return out
-
-
-def flag_rows(
-    table: pd.DataFrame,
-    model: GalmetModel,
-    images,
-    catalog: pd.DataFrame | None = None,
-    batch_size: int = 256,
-    device: str = "auto",
-    pixel_scale: float | None = None,
-) -> pd.DataFrame:
-    """``table`` with the ``flags`` column (and ``ood_score`` when the model has embedding statistics).
-
-    Bits (:class:`galmet.columns.Flag`): the prediction or the catalogue's label outside the
-    model's training label range (bundles that record it); the embedding farther from the
-    training embeddings than 99% of the training galaxies (bundles with embedding statistics);
-    the image checks of :func:`galmet.data.quality.image_flags`; the paper's photometric cuts
-    (when ``catalog`` has all their columns). ``table.attrs["flag_checks"]`` lists the checks
-    that ran.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        A predictions table of ``images`` (same rows, same order).
-    images : numpy.ndarray
-        uint8 (N, H, W, 3), the images predicted.
-    catalog : pandas.DataFrame, optional
-        The rows' catalogue (truths, photometry).
-    pixel_scale : float, optional
-        Arcsec per pixel of the images (default: the SDSS field of view over the image size).
-    """
-    n = len(table)
-    bits = np.zeros(n, dtype=np.int64)
-    checks: list[str] = []
-    cat = catalog if catalog is not None else pd.DataFrame(index=range(n))
-    for t, (lo, hi) in model.label_range.items():
-        p = table[pred_column(t)].to_numpy(dtype=float)
-        bits |= np.where((p < lo) | (p > hi), int(Flag.PRED_OUT_OF_RANGE), 0)
-        if t in cat.columns:
-            y = pd.to_numeric(cat[t], errors="coerce").to_numpy(dtype=float)
-            bits |= np.where((y < lo) | (y > hi), int(Flag.LABEL_OUT_OF_RANGE), 0)
-            checks.append(Flag.LABEL_OUT_OF_RANGE.name or "")
-    if model.label_range:
-        checks.append(Flag.PRED_OUT_OF_RANGE.name or "")
-    refs = model.embedding_references()
-    if refs is not None:
-        from galmet.nn.embedding import ood_ratio
-
-        # in chunks: an ensemble's embeddings of a large set (members x N x 512 floats) need not fit in memory
-        score = np.concatenate(
-            [
-                ood_ratio(refs, model.embed(images[s : s + OOD_CHUNK], batch_size=batch_size, device=device))
-                for s in range(0, n, OOD_CHUNK)
-            ]
-        )
-        table = table.assign(**{OOD_SCORE: score})
-        bits |= np.where(score > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
-        checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
-    bits |= image_flags(images, pixel_scale)
-    checks += [f.name or "" for f in (Flag.IMAGE_EMPTY, Flag.IMAGE_SATURATED, Flag.IMAGE_OFF_CENTRE)]
-    cuts = Cuts()
-    needed = {c for cols, _, _ in cuts.terms() for c in cols}
-    if needed <= set(cat.columns):
-        keep, _ = cut_mask(cat, cuts)
-        bits |= np.where(keep, 0, int(Flag.PHOTOMETRIC_CUTS))
-        checks.append(Flag.PHOTOMETRIC_CUTS.name or "")
-    table = table.assign(**{FLAGS: bits})
-    table.attrs["flag_checks"] = sorted(set(checks), key=lambda name: Flag[name].value)
-    return table

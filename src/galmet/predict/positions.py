@@ -13,19 +13,21 @@ cutouts are fetched. Everything lives in a work folder::
 After Ctrl-C or ``kill -9`` the same command resumes: rows of finished shards are neither
 fetched nor predicted again, cutouts on disk (or failed for good in the manifest) are not fetched
 again; rows whose fetch failed only transiently are tried again. When every row is done the
-table is assembled from the shards, and the work folder's files (and the cutouts, unless kept)
-are deleted.
+table is assembled from the shards (:func:`galmet.predict.output.positions_table`), written when
+:func:`predict_positions` is given ``out``, and only then are the work folder's files (and the
+cutouts, unless kept) deleted: a write that fails leaves everything for the rerun.
 
-Each row gets a ``status``: ``ok``; ``invalid position`` (ra/dec missing or off the sky);
-``fetch failed`` (HTTP errors, timeouts, connection failures after the retries); ``bad image``
-(the server sent something other than the cutout to the last try); ``outside footprint`` (a
-blank cutout: SDSS has no imaging there). Rows that are not ok have an ``error`` message and no
-prediction.
+Each row gets a ``status`` (:data:`galmet.columns.STATUSES`): ``ok``; ``invalid position``
+(ra/dec missing or off the sky); ``fetch failed`` (HTTP errors, timeouts, connection failures
+after the retries); ``bad image`` (the server sent something other than the cutout to the last
+try); ``outside footprint`` (a blank cutout: SDSS has no imaging there). Rows that are not ok
+have an ``error`` message and no prediction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,14 +46,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FLAGS, LABEL_RANGES, OBJID, OOD_SCORE, pred_column, target_of
+from galmet.columns import (
+    ERROR,
+    FLAGS,
+    OBJID,
+    STATUS,
+    STATUS_BAD,
+    STATUS_BLANK,
+    STATUS_FETCH,
+    STATUS_INVALID,
+    STATUS_OK,
+    STATUSES,
+    pred_column,
+)
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
 from galmet.io.progress import progress_bar
-from galmet.io.safety import check_output_dir, remove_empty_dirs, remove_files
-from galmet.io.tables import FITS_KEYWORDS, file_sha256, read_table, table_provenance, write_table
+from galmet.io.safety import check_output_dir, check_output_file, model_input, remove_empty_dirs, remove_files
+from galmet.io.tables import file_sha256, read_table, require_table_format, table_provenance, write_table
 from galmet.layout import (
     CATALOG_PARQUET,
     DOWNLOAD_LOCK,
@@ -62,30 +76,43 @@ from galmet.layout import (
     POSITIONS_LOCK,
     POSITIONS_RUN,
     POSITIONS_SHARDS,
+    POSITIONS_WORK_SUFFIX,
     positions_shard,
 )
-from galmet.nn.inference import GalmetModel
-from galmet.predict.dataset import flag_rows
+from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
+from galmet.predict.flags import flag_rows
+from galmet.predict.output import ROW, positions_table, write_positions_table
+from galmet.sdss.at_positions import KEEP, download_options
 from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import CutoutOutcome, DownloadOptions, DownloadSummary, download_cutouts, failure_reason
 from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE, DEFAULT_SCALE, SkyServerClient
 
+__all__ = [
+    "STATUSES",
+    "STATUS_BAD",
+    "STATUS_BLANK",
+    "STATUS_FETCH",
+    "STATUS_INVALID",
+    "STATUS_OK",
+    "FetchSettings",
+    "PositionsJob",
+    "PositionsOptions",
+    "PositionsSummary",
+    "default_work_dir",
+    "fetch_settings",
+    "positions_table",
+    "predict_positions",
+    "status_of",
+    "write_positions_table",
+]
+
 log = logging.getLogger(__name__)
 
-STATUS_OK = "ok"
-STATUS_INVALID = "invalid position"
-STATUS_FETCH = "fetch failed"
-STATUS_BAD = "bad image"
-STATUS_BLANK = "outside footprint"
-#: Statuses in the order summaries list them.
-STATUSES = (STATUS_OK, STATUS_FETCH, STATUS_BAD, STATUS_BLANK, STATUS_INVALID)
 #: A cutout whose pixels span at most this many levels (of 255) is blank: no SDSS imaging there.
 BLANK_RANGE = 12
 #: Seconds a Ctrl-C waits for the shard being predicted before abandoning it.
 INTERRUPT_GRACE = 2.0
-ROW = "row"
-STATUS = "status"
-ERROR = "error"
+#: Shard column: the row's outcome is final (a transient fetch failure is tried again on resume).
 PERMANENT = "permanent"
 
 
@@ -132,7 +159,8 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
         if release not in DATA_RELEASES:
             raise ConfigError(
                 f"{model.path or 'model'}: trained on {release} cutouts; galmet knows {', '.join(DATA_RELEASES)} "
-                "(give the server with --base-url)"
+                "(give the server with base_url)",
+                param="base_url",
             )
         base_url = DATA_RELEASES[release]
     return FetchSettings(int(size), float(scale), mode, str(release), str(base_url).rstrip("/"))
@@ -143,38 +171,34 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
 class PositionsOptions:
     """Settings of a positions run (see :func:`predict_positions` for each).
 
-    ``download`` carries the fetch settings (workers, rate, retries, timeout, backoff, body
-    cap); its size and scale are replaced by the model's imaging.
+    ``inference`` carries the TTA, batch size and device of the model (its ``progress`` is
+    the rows' progress bar: each shard is predicted without one). ``download`` carries the
+    fetch settings (workers, rate, retries, timeout, backoff, body cap); its size and scale are
+    replaced by the model's imaging.
     """
 
-    batch_size: int = 256
-    device: str = "auto"
-    tta: bool = True
-    tta_mode: str = "dihedral"
-    tta_seed: int = 0
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
     flags: bool = True
     shard_size: int = 1024
     flush_every: float = 30.0
-    progress: bool | None = None
     work_dir: Path | None = None
     keep_cutouts: Path | None = None
     base_url: str | None = None
     download: DownloadOptions = field(default_factory=DownloadOptions)
 
     def check(self) -> None:
-        """Raise ConfigError naming the first bad option."""
-        for name, value, lo, hi in (
-            ("batch_size", self.batch_size, 1, 1 << 16),
-            ("shard_size", self.shard_size, 1, 1 << 24),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ConfigError(f"--{name.replace('_', '-')} must be an integer from {lo} to {hi}, got {value!r}")
-        if self.tta_mode not in ("dihedral", "fastai"):
-            raise ConfigError(f"tta_mode must be 'dihedral' or 'fastai', got {self.tta_mode!r}")
+        """Raise ConfigError naming the first bad option (``param``: its name)."""
+        lo, hi = 1, 1 << 24
+        if isinstance(self.shard_size, bool) or not isinstance(self.shard_size, int) or not lo <= self.shard_size <= hi:
+            raise ConfigError(
+                f"shard_size must be an integer from {lo} to {hi}, got {self.shard_size!r}", param="shard_size"
+            )
         if not (
             isinstance(self.flush_every, (int, float)) and math.isfinite(self.flush_every) and self.flush_every > 0
         ):
-            raise ConfigError(f"flush_every must be a positive number of seconds, got {self.flush_every!r}")
+            raise ConfigError(
+                f"flush_every must be a positive number of seconds, got {self.flush_every!r}", param="flush_every"
+            )
         self.download.check()
 
 
@@ -247,10 +271,17 @@ class PositionsJob:
     opts : PositionsOptions
     client : SkyServerClient, optional
         Fetches the cutouts (tests, or a configured client); default: built from ``opts.download``.
+    summary : PositionsSummary, optional
+        Filled in as the run goes (default: a new one, :attr:`summary`).
     """
 
     def __init__(
-        self, model: GalmetModel, positions: Positions, opts: PositionsOptions, client: SkyServerClient | None = None
+        self,
+        model: GalmetModel,
+        positions: Positions,
+        opts: PositionsOptions,
+        client: SkyServerClient | None = None,
+        summary: PositionsSummary | None = None,
     ):
         opts.check()
         self.model, self.positions, self.opts, self.client = model, positions, opts, client
@@ -262,7 +293,8 @@ class PositionsJob:
         self.temporary = opts.work_dir is None
         self.work = Path(opts.work_dir) if opts.work_dir is not None else None
         self.model_sha = file_sha256(model.path) if model.path is not None and Path(model.path).is_file() else None
-        self.summary = PositionsSummary(rows=self.n)
+        self.summary = summary if summary is not None else PositionsSummary()
+        self.summary.rows = self.n
         self.flag_checks: list[str] = []
         self._bar: Any = None
 
@@ -299,9 +331,9 @@ class PositionsJob:
             "fingerprint": self.fingerprint(),
             "model_sha256": self.model_sha,
             "fetch": asdict(self.fetch),
-            "tta": self.opts.tta,
-            "tta_mode": self.opts.tta_mode,
-            "tta_seed": self.opts.tta_seed,
+            "tta": self.opts.inference.tta,
+            "tta_mode": self.opts.inference.tta_mode,
+            "tta_seed": self.opts.inference.tta_seed,
             "flags": self.opts.flags,
         }
 
@@ -317,27 +349,30 @@ class PositionsJob:
     def check(self) -> None:
         """Refuse (one line) a work folder or cutouts folder that would lose data, before any write."""
         if self.work is not None:
-            check_output_dir(self.work, "--work-dir")
+            _check_dir(self.work, "work_dir")
             run = self.folder / POSITIONS_RUN
             if run.is_file():
-                self._same_run(run, "--work-dir")
+                self._same_run(run)
         if self.opts.keep_cutouts is not None:
             folder = Path(self.opts.keep_cutouts)
-            check_output_dir(folder, "--keep-cutouts")
+            _check_dir(folder, "keep_cutouts")
             marker = folder / POSITIONS_CUTOUTS_MARKER
             if marker.is_file():
                 self._same_cutouts(marker)
             elif folder.is_dir() and any(folder.iterdir()):
                 raise ConfigError(
-                    f"--keep-cutouts {folder}: is not empty and holds no cutouts of a galmet positions run; "
-                    "give a new or empty folder"
+                    f"keep_cutouts {folder}: is not empty and holds no cutouts of a galmet positions run; "
+                    "give a new or empty folder",
+                    param="keep_cutouts",
                 )
 
-    def _same_run(self, path: Path, option: str) -> None:
+    def _same_run(self, path: Path) -> None:
         try:
             old = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{option} {path.parent}: unreadable {path.name} ({exc}); remove the folder") from None
+            raise ConfigError(
+                f"work_dir {path.parent}: unreadable {path.name} ({exc}); remove the folder", param="work_dir"
+            ) from None
         new = self.settings()
         diff = [k for k in new if old.get(k) != json.loads(json.dumps(new[k]))]
         if diff:
@@ -345,8 +380,9 @@ class PositionsJob:
                 diff[0], f"another {diff[0]}"
             )
             raise ConfigError(
-                f"{option} {path.parent}: holds an unfinished run with {what}; rerun that command to finish it, "
-                "or remove the folder (or choose another --work-dir)"
+                f"work_dir {path.parent}: holds an unfinished run with {what}; rerun that command to finish it, "
+                "or remove the folder (or choose another work folder)",
+                param="work_dir",
             )
 
     def _same_cutouts(self, marker: Path) -> None:
@@ -359,8 +395,9 @@ class PositionsJob:
             or old.get("fingerprint") != self.fingerprint()
         ):
             raise ConfigError(
-                f"--keep-cutouts {marker.parent}: holds the cutouts of other positions or another imaging; "
-                "choose another folder"
+                f"keep_cutouts {marker.parent}: holds the cutouts of other positions or another imaging; "
+                "choose another folder",
+                param="keep_cutouts",
             )
 
     # -- the run ------------------------------------------------------------------------------
@@ -389,7 +426,7 @@ class PositionsJob:
         remove_stale_temp_files(shards)
         run_file = self.folder / POSITIONS_RUN
         if run_file.is_file():
-            self._same_run(run_file, "--work-dir")
+            self._same_run(run_file)
         else:
             atomic_write_text(run_file, json.dumps(self.settings(), indent=2) + "\n")
         atomic_write_text(
@@ -446,7 +483,7 @@ class PositionsJob:
             total=len(todo),
             desc="positions",
             unit="row",
-            enabled=self.opts.progress,
+            enabled=self.opts.inference.progress,
             dynamic_ncols=True,
             smoothing=0.05,
         )
@@ -528,7 +565,8 @@ class PositionsJob:
             return set()
         if (table[ROW] < 0).any() or (table[ROW] >= self.n).any():
             raise ConfigError(
-                f"--work-dir {self.work}: its shards hold rows this input does not have; remove the folder"
+                f"work_dir {self.work}: its shards hold rows this input does not have; remove the folder",
+                param="work_dir",
             )
         final = table[PERMANENT].astype(bool) | (table[STATUS] == STATUS_OK)
         return set(table.loc[final, ROW].astype(np.int64).tolist())
@@ -610,7 +648,7 @@ class PositionsJob:
             "pixel_scale": self.fetch.scale,
             "scale_mode": self.fetch.scale_mode,
             "image_size": self.fetch.size,
-            "tta": (self.opts.tta_mode if self.opts.tta else "none"),
+            "tta": (self.opts.inference.tta_mode if self.opts.inference.tta else "none"),
             "rows": self.n,
             "rows_ok": int(self.summary.statuses.get(STATUS_OK, 0)),
             "flag_checks": ",".join(self.flag_checks),
@@ -618,6 +656,14 @@ class PositionsJob:
         if self.key_kind == "row":
             meta["cutout_keys"] = "row"
         return meta
+
+
+def _check_dir(folder: Path, param: str) -> None:
+    """:func:`galmet.io.safety.check_output_dir` for the folder of parameter ``param`` (its errors carry it)."""
+    try:
+        check_output_dir(folder, param)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), param=param) from None
 
 
 def _shard_index(name: str) -> int:
@@ -743,14 +789,15 @@ class _Predictor(threading.Thread):
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
         job, opts, model = self.job, self.job.opts, self.job.model
+        run = opts.inference
         result = model.predict_uncertainty(
             stack,
-            tta=opts.tta,
-            batch_size=opts.batch_size,
-            device=opts.device,
+            tta=run.tta,
+            batch_size=run.batch_size,
+            device=run.device,
             progress=False,
-            tta_mode=opts.tta_mode,
-            tta_seed=opts.tta_seed,
+            tta_mode=run.tta_mode,
+            tta_seed=run.tta_seed,
         )
         job.summary.predicted += len(stack)
         which = np.concatenate([np.full(len(rows), j, dtype=np.int64) for j, rows in enumerate(image_rows)])
@@ -763,9 +810,7 @@ class _Predictor(threading.Thread):
         if opts.flags:
             frame = job.positions.frame
             catalog = frame.iloc[rows].reset_index(drop=True) if frame is not None and len(frame.columns) else None
-            out = flag_rows(
-                out, model, stack[which], catalog, opts.batch_size, opts.device, pixel_scale=job.fetch.scale
-            )
+            out = flag_rows(out, model, stack[which], catalog, run.batch_size, run.device, pixel_scale=job.fetch.scale)
             checks = list(out.attrs.get("flag_checks", []))
             if checks != job.flag_checks:
                 job.flag_checks = checks
@@ -776,35 +821,36 @@ class _Predictor(threading.Thread):
         return out
 
 
-# --- the public function and the output table ------------------------------------------------------
+# --- the public function ----------------------------------------------------------------------
+def default_work_dir(out: str | os.PathLike) -> Path:
+    """The work folder of a run that writes ``out`` when none is given: ``OUT.galmet-work``, beside it."""
+    out = Path(out)
+    return out.with_name(out.name + POSITIONS_WORK_SUFFIX)
+
+
 def predict_positions(
     model: GalmetModel | str | os.PathLike,
     coords: Any,
+    options: InferenceOptions | None = None,
     *,
-    batch_size: int = 256,
-    device: str = "auto",
-    tta: bool = True,
-    tta_mode: str = "dihedral",
-    tta_seed: int = 0,
+    out: str | os.PathLike | None = None,
+    drop_failed: bool = False,
     flags: bool = True,
     base_url: str | None = None,
-    workers: int = 8,
-    rate: float | None = 5.0,
-    retries: int = 5,
-    timeout: float = 30.0,
-    backoff_base: float = 1.0,
+    download: DownloadOptions | None = None,
     client: SkyServerClient | None = None,
     work_dir: str | os.PathLike | None = None,
     keep_cutouts: str | os.PathLike | None = None,
     shard_size: int = 1024,
-    progress: bool | None = None,
+    summary: PositionsSummary | None = None,
+    **overrides: Any,
 ):
     """Predict metallicity (the model's targets) at sky positions; one row per position, none dropped.
 
-    Fetches the SDSS cutout at each position with the model's own imaging (pixel scale, size,
-    data release: ``model.imaging``), concurrently under a rate limit, predicts them in shards
-    while the rest are fetched, and returns the table. Rows that cannot be predicted keep their
-    place with a ``status`` and an ``error`` instead of stopping the run.
+    Fetches the SDSS cutout at each position with the model's own imaging (``model.imaging``),
+    concurrently under a rate limit, predicts them in shards while the rest are fetched, and
+    returns the table (with ``out``, writes it). A row that cannot be predicted keeps its place
+    with a ``status`` and an ``error`` instead of stopping the run.
 
     Parameters
     ----------
@@ -816,165 +862,114 @@ def predict_positions(
         degrees, as Quantities in any angular unit, or as sexagesimal text; a Table may hold a
         SkyCoord column instead. An ``objID`` column names the cutouts (rows sharing an objID
         share one cutout).
-    batch_size, device, tta, tta_mode, tta_seed
-        See :meth:`galmet.nn.inference.GalmetModel.predict`. With ``tta_mode="fastai"`` the random
-        views are drawn per shard, so they depend on how the rows fell into shards.
+    options : galmet.nn.inference.InferenceOptions, optional
+        TTA, batch size, device (:meth:`galmet.nn.inference.GalmetModel.predict`) and progress
+        (here the rows' progress on stderr, :func:`galmet.io.progress.progress_bar`; False: none).
+        With ``tta_mode="fastai"`` the random views are drawn per shard, so they depend on how
+        the rows fell into shards.
+    out : path-like, optional
+        Write the table there (:func:`galmet.predict.output.write_positions_table`; the suffix is
+        checked first); the work folder is cleaned up only once it is written, so a failed
+        write leaves the shards for a rerun.
+    drop_failed : bool
+        Return (and write) only the rows whose status is ``ok``.
     flags : bool
-        Compute the ``flags`` (and ``ood_score``) columns (see :func:`galmet.predict.dataset.flag_rows`).
+        Compute the ``flags`` (and ``ood_score``) columns (:func:`galmet.predict.flags.flag_rows`).
     base_url : str, optional
         SkyServer root; default: the model's data release (DR14 for older bundles).
-    workers, rate, retries, timeout, backoff_base
-        Concurrent requests, requests per second over all workers (None or 0: no limit),
-        retries per cutout, deadline of each request (s), first backoff (s).
+    download : galmet.sdss.download.DownloadOptions, optional
+        Fetch settings (``workers``, ``rate`` per second over all workers, ``retries``, ``timeout``
+        s, ``backoff_base`` s, ``max_bytes``); default ``DownloadOptions()``. Size, scale: the model's.
     client : SkyServerClient, optional
         Fetch through this client instead (its server, timeout, retries and rate).
     work_dir : path-like, optional
         Folder of the shards and cutouts; an interrupted call resumes from it when called again
-        with the same model and positions. Default: a temporary folder (no resumption).
+        with the same model and positions. Default: ``OUT.galmet-work`` beside ``out``, or without
+        ``out`` a temporary folder (no resumption).
     keep_cutouts : path-like, optional
         Keep the cutouts in this folder, a normal galmet dataset directory (catalog.parquet,
         images/<objID or row>.jpg, manifest.parquet); default: delete them at the end.
     shard_size : int
         Rows per shard (the unit of work kept after an interruption).
-    progress : bool, optional
-        Report progress on stderr (:func:`galmet.io.progress.progress_bar`: a bar on a terminal, plain
-        INFO lines otherwise); False: none.
+    summary : PositionsSummary, optional
+        Filled in with what the run did (rows by status, rows resumed, cutouts fetched, seconds),
+        also when it is interrupted.
+    **overrides
+        The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
+        ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
+        ``timeout``, ``backoff_base`` override ``download``.
 
     Returns
     -------
     astropy.table.QTable
-        The input's columns, ``ra`` and ``dec`` (ICRS, deg), the prediction columns
-        (``<target>_pred``, ``_spread``, and ``_sigma``/``_err``/``_lo68``.. when the model has
-        them; u.dex for logarithmic targets such as oh_p50), ``ood_score`` and ``flags``, then
-        ``status`` and ``error``. ``meta`` holds the provenance: galmet version, model path and
-        SHA-256, data release, server, pixel scale (arcsec/pixel), image size (pixels), scale
-        mode, TTA, date (UTC ISO) and the flag checks that ran.
+        The input's columns, ``ra``/``dec`` (ICRS, deg), the predictions (``<target>_pred``,
+        ``_spread``, ``_sigma``/``_err``/``_lo68``.. when the model has them; u.dex for oh_p50),
+        ``ood_score``, ``flags``, ``status`` and ``error`` (:data:`galmet.columns.STATUSES`);
+        ``meta``: the provenance (galmet version, model and SHA-256, data release, server, pixel
+        scale in arcsec/pixel, image size in pixels, scale mode, TTA, UTC date, flag checks).
 
     Raises
     ------
     DataError, ConfigError
-        One line: unusable positions (no ra/dec column, text that is not an angle), bad options.
+        One line: unusable positions (no ra/dec column, text that is not an angle), bad options
+        (``param`` names the parameter).
     KeyboardInterrupt
-        Ctrl-C: finished shards stay in ``work_dir`` (when given) for a rerun.
+        Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
     from galmet.nn.bundle import load_model
 
     if not isinstance(model, GalmetModel):
         model = load_model(model, device="cpu")
-    positions = sky_positions(coords)
-    dl = DownloadOptions(
-        workers=workers, rate=rate, retries=retries, timeout=timeout, backoff_base=backoff_base, progress=False
-    )
-    opts = PositionsOptions(
-        batch_size=batch_size,
-        device=device,
-        tta=tta,
-        tta_mode=tta_mode,
-        tta_seed=tta_seed,
-        flags=flags,
-        shard_size=shard_size,
-        progress=progress,
-        work_dir=Path(work_dir) if work_dir is not None else None,
-        keep_cutouts=Path(keep_cutouts) if keep_cutouts is not None else None,
-        base_url=base_url,
-        download=dl,
-    )
-    job = PositionsJob(model, positions, opts, client)
+    if out is not None:
+        _check_out(Path(out), model)
+        work_dir = work_dir if work_dir is not None else default_work_dir(out)
+    opts = _positions_options(options, download, overrides)
+    opts.flags, opts.shard_size, opts.base_url = flags, shard_size, base_url
+    opts.work_dir, opts.keep_cutouts = (Path(d) if d is not None else None for d in (work_dir, keep_cutouts))
+    job = PositionsJob(model, sky_positions(coords), opts, client, summary)
+    return _run(job, out, drop_failed)
+
+
+def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
+    """Run ``job``, assemble its QTable, write it to ``out`` (when given), and only then clean up the
+    work folder (a temporary one goes whatever happens; a given one stays after any failure)."""
     try:
-        results = job.run()
-        table = positions_table(positions, results, model.targets, job.meta())
+        table = positions_table(job.positions, job.run(), job.model.targets, job.meta())
+        if drop_failed:
+            table = table[np.asarray(table[STATUS]) == STATUS_OK]
+        if out is not None:
+            write_positions_table(table, out)
     except BaseException:
         if job.temporary and job.work is not None:
             shutil.rmtree(job.work, ignore_errors=True)
         raise
-    job.cleanup()
+    job.cleanup()  # only now: the output is safe
     return table
 
 
-#: Output columns that are not per-target prediction columns.
-_OUTPUT_EXTRA = (OOD_SCORE, FLAGS, STATUS, ERROR)
+#: The keywords of :func:`predict_positions` that override its ``options`` and ``download``.
+_INFERENCE_KEYWORDS = ("tta", "tta_mode", "tta_seed", "batch_size", "device", "progress")
+_DOWNLOAD_KEYWORDS = ("workers", "rate", "retries", "timeout", "backoff_base")
 
 
-def positions_table(positions: Positions, results: pd.DataFrame, targets: list[str], meta: dict):
-    """The output QTable: the input's columns, ra/dec (deg), the predictions (units), status, error.
-
-    An input column named like an output column is kept as ``<name>_input`` (a warning says so),
-    except ra/dec columns that already hold these degrees, which the degree columns replace.
-    """
-    import astropy.units as u
-    from astropy.table import QTable
-
-    produced = [c for c in results.columns if c not in (ROW, STATUS, ERROR)] + [STATUS, ERROR]
-    out = QTable(positions.table, copy=False) if positions.table is not None else QTable()
-    replace = (
-        {"ra", "dec"}
-        if positions.degrees_in_place and (positions.ra_column, positions.dec_column) == ("ra", "dec")
-        else set()
-    )
-    for name in list(out.colnames):
-        if name in replace:
-            continue
-        if name in produced or name in ("ra", "dec"):
-            new = f"{name}_input"
-            log.warning("positions: the input's column %s is kept as %s", name, new)
-            out.rename_column(name, new)
-    # replaces the input's ra/dec in place when they are these degrees, else appended
-    out["ra"], out["dec"] = u.Quantity(positions.ra, u.deg), u.Quantity(positions.dec, u.deg)
-    for name in produced:
-        values = results[name].to_numpy()
-        if values.dtype == object:  # text (status, error): a fixed-width str column every format writes
-            values = values.astype(str)
-        target = _target_of_column(name, targets)
-        if target is not None and target in LABEL_RANGES and values.dtype.kind == "f":
-            out[name] = u.Quantity(values, u.dex)
-        else:
-            out[name] = values
-    out.meta.update(meta)
-    return out
+def _positions_options(
+    options: InferenceOptions | None, download: DownloadOptions | None, overrides: dict[str, Any]
+) -> PositionsOptions:
+    """The run's options from :func:`predict_positions`'s ``options``, ``download`` and keyword overrides."""
+    unknown = sorted(set(overrides) - {*_INFERENCE_KEYWORDS, *_DOWNLOAD_KEYWORDS})
+    if unknown:
+        raise TypeError(f"predict_positions() got unexpected keyword argument(s): {', '.join(unknown)}")
+    inference = inference_options(options, **{k: v for k, v in overrides.items() if k in _INFERENCE_KEYWORDS})
+    dl = download_options(download, **{k: overrides.get(k, KEEP) for k in _DOWNLOAD_KEYWORDS})
+    return PositionsOptions(inference=inference, download=dataclasses.replace(dl, progress=False))
 
 
-def _target_of_column(name: str, targets: list[str]) -> str | None:
-    t = target_of(name)
-    if t in targets:
-        return t
-    return next((t for t in targets if name.startswith(f"{t}_")), None)
-
-
-#: --out suffix -> astropy format.
-OUTPUT_FORMATS = {
-    ".parquet": "parquet",
-    ".csv": "ascii.csv",
-    ".ecsv": "ascii.ecsv",
-    ".fits": "fits",
-    ".fit": "fits",
-    ".fits.gz": "fits",
-}
-
-
-def output_format(path: str | os.PathLike) -> str | None:
-    """The astropy format of an output file, from its suffix (None: not supported)."""
-    name = str(path).lower()
-    return next((fmt for suffix, fmt in OUTPUT_FORMATS.items() if name.endswith(suffix)), None)
-
-
-def write_positions_table(table, path: str | os.PathLike) -> Path:
-    """Write the QTable atomically; the format follows the suffix (.parquet, .csv, .ecsv, .fits).
-
-    Parquet, ECSV and FITS keep the units and the provenance (``meta``; in FITS as header
-    cards, :data:`galmet.io.tables.FITS_KEYWORDS`); CSV is plain values.
-    """
-    import warnings
-
-    from galmet.io.atomic import atomic_path
-
-    path = Path(path)
-    fmt = output_format(path)
-    if fmt is None:
-        raise ConfigError(f"{path}: unknown table format (use {', '.join(OUTPUT_FORMATS)})")
-    table = table.copy(copy_data=False)
-    if fmt == "fits":
-        table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
-        table.write(tmp, format=fmt, overwrite=True)
-    return path
+def _check_out(out: Path, model: GalmetModel) -> None:
+    """Refuse (ConfigError, ``param="out"``) an output of unknown format, a folder, the model's
+    own file, or an existing file of another kind, before anything is fetched."""
+    fmt = require_table_format(out, param="out")
+    inputs = [model_input(model.path)] if model.path is not None else []
+    try:
+        check_output_file(out, "out", fmt.kind or "csv", "predictions table", inputs)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), param="out") from None

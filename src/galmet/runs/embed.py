@@ -16,7 +16,7 @@ from galmet.columns import FILE, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import check_output_file, inputs_of, model_input
-from galmet.io.tables import TABLE_SUFFIXES, table_provenance, write_table
+from galmet.io.tables import require_table_format, table_provenance, write_table
 from galmet.nn.bundle import load_model
 from galmet.nn.embedding import ood_ratio
 
@@ -41,20 +41,12 @@ def embedding_table(
     out : path-like, optional
         .parquet, .csv or .fits (written atomically).
     """
-    if out is not None and not any(str(out).lower().endswith(s) for s in TABLE_SUFFIXES):
-        raise ConfigError(f"--out {out}: unknown table format (use .parquet, .csv or .fits)")
+    kind = require_table_format(out, param="out").kind if out is not None else None
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if out is not None:
-        fmt = (
-            "parquet"
-            if str(out).lower().endswith(".parquet")
-            else "csv"
-            if str(out).lower().endswith(".csv")
-            else "fits"
-        )
         inputs = [model_input(model_path), *inputs_of(dataset, "the dataset")]
-        check_output_file(out, "--out", fmt, "embeddings table", inputs)
+        check_output_file(out, "--out", kind or "csv", "embeddings table", inputs)
     model = load_model(model_path)
     members = list(range(len(model.nets)))
     if member != "all":

@@ -8,92 +8,153 @@ Neither torch nor astropy is imported unless the positions need astropy.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
+import inspect
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from galmet.columns import OBJID
+from galmet.data.dataset import Dataset, write_catalog
+from galmet.data.dataset import load_dataset as load_folder
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.safety import check_output_dir
 from galmet.layout import POSITIONS_CUTOUTS_MARKER
-from galmet.sdss.coords import cutout_keys, sky_positions
+from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import DownloadOptions, download_cutouts
-from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_SCALE
+from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE
 
 log = logging.getLogger(__name__)
 
 
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: Default of the ``rate`` keyword: keep the rate of the ``download`` options, whose defaults
+#: :class:`~galmet.sdss.download.DownloadOptions` owns (a sentinel, not None: ``rate=None``
+#: means no rate limit). The other download keywords use None for the same.
+KEEP: Literal[_Keep.KEEP] = _Keep.KEEP
+#: The folder loader's defaults, which this loader passes on unchanged.
+_FOLDER = {name: p.default for name, p in inspect.signature(load_folder).parameters.items()}
+
+
+def download_options(download: DownloadOptions | None = None, **overrides: Any) -> DownloadOptions:
+    """A copy of ``download`` (default: ``DownloadOptions()``) with the ``overrides`` (the
+    ``workers``, ``rate``, ``retries`` ... keywords of the positions functions) that are given:
+    not :data:`KEEP`, and not None except for ``rate`` (None: no rate limit)."""
+    given = {k: v for k, v in overrides.items() if v is not KEEP and (v is not None or k == "rate")}
+    return dataclasses.replace(download if download is not None else DownloadOptions(), **given)
+
+
 def load_dataset(
     path: Any,
-    *args: Any,
+    targets: Sequence[str] | None = None,
+    on_error: str | None = None,
+    size: int | None = None,
+    load_images: bool = True,
+    cache: bool | str | os.PathLike = True,
+    test: float | int = _FOLDER["test"],
+    valid_fraction: float = _FOLDER["valid_fraction"],
+    split_seed: int = _FOLDER["split_seed"],
+    progress: bool | None = None,
+    *,
     cutouts: str | os.PathLike | None = None,
-    scale: float = DEFAULT_SCALE,
-    data_release: str = "DR14",
+    scale: float | None = None,
+    data_release: str = DEFAULT_DATA_RELEASE,
     base_url: str | None = None,
-    workers: int = 8,
-    rate: float | None = 5.0,
-    retries: int = 5,
-    timeout: float = 30.0,
-    **kwargs: Any,
-):
+    download: DownloadOptions | None = None,
+    workers: int | None = None,
+    rate: float | None | Literal[_Keep.KEEP] = KEEP,
+    retries: int | None = None,
+    timeout: float | None = None,
+) -> Dataset:
     """``galmet.load_dataset``: a dataset directory or image folder, or a dataset made at sky positions.
 
-    With a path, this is :func:`galmet.data.dataset.load_dataset` (every argument passes through).
-    With sky positions (a SkyCoord, an astropy Table/QTable or a pandas DataFrame, as
-    :func:`predict_positions` takes them), the SDSS cutouts there are fetched by the downloader
-    into ``cutouts`` (a dataset directory: ``catalog.parquet`` with the table's columns, objID,
-    ra and dec in degrees; ``images/<objID>.jpg``; ``manifest.parquet``) and that directory is
-    loaded. A table's label columns (``oh_p50`` ...) come along, so a labelled table becomes a
-    training set. Calling it again with the same positions and folder fetches only what is missing.
+    With a path, this is :func:`galmet.data.dataset.load_dataset`. With sky positions (a SkyCoord,
+    an astropy Table/QTable or a pandas DataFrame, as :func:`galmet.predict.predict_positions`
+    takes them), the SDSS cutouts there are fetched by the downloader into ``cutouts`` (a
+    dataset directory: ``catalog.parquet`` with the table's columns, objID, ra and dec in
+    degrees; ``images/<objID>.jpg``; ``manifest.parquet``) and that directory is loaded. A
+    table's label columns (``oh_p50`` ...) come along, so a labelled table becomes a training
+    set. Calling it again with the same positions and folder fetches only what is missing.
 
     Parameters
     ----------
     path : path-like, or SkyCoord / Table / QTable / DataFrame
+    targets, size, load_images, cache, test, valid_fraction, split_seed, progress
+        As in :func:`galmet.data.dataset.load_dataset`; at positions ``size`` is also the
+        cutouts' size in pixels (default: ``download.size``, 128) and ``progress`` shows the
+        download's progress too.
+    on_error : {"raise", "skip"}, optional
+        Default ``"raise"`` for a path, ``"skip"`` for positions: rows whose cutout could not
+        be fetched are left out (``Dataset.skipped`` says which and why).
     cutouts : path-like
         Where the cutouts go (positions only; required): a new or empty folder, or one this
         function filled before from the same positions.
-    scale, data_release, base_url
-        Arcsec per pixel; the SDSS data release (DR14, DR16, DR17) or an explicit SkyServer root.
+    scale : float, optional
+        Arcsec per pixel (default: ``download.scale``, the paper's 0.296).
+    data_release, base_url
+        The SDSS data release (DR14, DR16, DR17) or an explicit SkyServer root.
+    download : galmet.sdss.download.DownloadOptions, optional
+        The fetch settings (workers, rate, retries, timeout, backoff, body cap); their defaults
+        are ``DownloadOptions()``'s.
     workers, rate, retries, timeout
-        As in ``galmet download``.
-    **kwargs
-        Passed to :func:`galmet.data.dataset.load_dataset`: ``size`` is also the cutouts' size in
-        pixels (default 128); ``on_error`` defaults to ``"skip"`` for positions, so rows whose
-        cutout could not be fetched are left out (``Dataset.skipped`` says which and why).
+        Override those of ``download`` (as in ``galmet download``; ``rate=None`` or 0: no limit;
+        the others None, and ``rate`` :data:`KEEP`: keep ``download``'s).
     """
-    from galmet.data.dataset import load_dataset as load_folder
-    from galmet.data.dataset import write_catalog
-
+    folder_args: dict[str, Any] = dict(targets=targets, load_images=load_images, cache=cache, test=test)
+    folder_args.update(valid_fraction=valid_fraction, split_seed=split_seed, progress=progress)
     if isinstance(path, (str, os.PathLike)):
-        return load_folder(path, *args, **kwargs)
+        return load_folder(path, on_error=on_error or "raise", size=size, **folder_args)
     positions = sky_positions(path, where="load_dataset")
     if cutouts is None:
-        raise ConfigError("load_dataset(positions): give cutouts=DIR, the folder the cutouts are fetched into")
-    folder = Path(cutouts)
-    size = int(kwargs.get("size") or 128)
+        raise ConfigError(
+            "load_dataset(positions): give cutouts=DIR, the folder the cutouts are fetched into", param="cutouts"
+        )
     if base_url is None:
         if data_release not in DATA_RELEASES:
-            raise ConfigError(f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}")
+            raise ConfigError(
+                f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}", param="data_release"
+            )
         base_url = DATA_RELEASES[data_release]
-    opts = DownloadOptions(
+    opts = download_options(download, workers=workers, rate=rate, retries=retries, timeout=timeout)
+    opts = dataclasses.replace(
+        opts,
         base_url=base_url,
-        workers=workers,
-        rate=rate,
-        retries=retries,
-        timeout=timeout,
-        size=size,
-        scale=float(scale),
-        progress=bool(kwargs.get("progress") or False),
+        size=int(size or opts.size),
+        scale=float(scale if scale is not None else opts.scale),
+        progress=bool(progress or False),
         max_failures=1.0,
     )
     opts.check()
+    folder = Path(cutouts)
+    catalog = _positions_catalog(positions)
+    _claim(folder, catalog, opts)
+    write_catalog(folder, catalog)
+    summary = download_cutouts(folder, opts)
+    if summary.interrupted:
+        raise KeyboardInterrupt
+    if summary.failed:
+        log.warning("load_dataset: %s", summary.line())
+    return load_folder(folder, on_error=on_error or "skip", size=opts.size, **folder_args)
+
+
+def _positions_catalog(positions: Positions) -> pd.DataFrame:
+    """One row per cutout key of the valid positions: objID, ra, dec (deg), then the table's own
+    columns (its objID/ra/dec replaced); a warning counts the positions left out."""
     keys, _ = cutout_keys(positions)
     valid = positions.valid()
     frame = positions.frame if positions.frame is not None else pd.DataFrame(index=range(len(positions)))
@@ -103,13 +164,23 @@ def load_dataset(
     catalog.insert(0, OBJID, keys[valid])
     catalog.insert(1, "ra", positions.ra[valid])
     catalog.insert(2, "dec", positions.dec[valid])
-    catalog = catalog.drop_duplicates(OBJID).reset_index(drop=True)
-    marker = {"fetch": {"size": size, "scale": float(scale), "base_url": base_url}, "rows": int(len(catalog))}
+    if (~valid).any():
+        log.warning("load_dataset: %d rows without a usable ra/dec are left out", int((~valid).sum()))
+    return catalog.drop_duplicates(OBJID).reset_index(drop=True)
+
+
+def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
+    """Make ``folder`` the cutouts folder of these positions and settings (its marker file), or
+    refuse (ConfigError, ``param="cutouts"``) a folder that holds anything else."""
+    marker = {"fetch": {"size": opts.size, "scale": opts.scale, "base_url": opts.base_url}, "rows": len(catalog)}
     marker["fingerprint"] = hashlib.sha256(
         np.ascontiguousarray(catalog[[OBJID]].to_numpy()).tobytes()
         + np.ascontiguousarray(catalog[["ra", "dec"]].to_numpy(dtype=np.float64)).tobytes()
     ).hexdigest()
-    check_output_dir(folder, "cutouts")
+    try:
+        check_output_dir(folder, "cutouts")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), param="cutouts") from None
     marker_file = folder / POSITIONS_CUTOUTS_MARKER
     if marker_file.is_file():
         try:
@@ -117,20 +188,13 @@ def load_dataset(
         except (OSError, ValueError):
             old = None
         if old != json.loads(json.dumps(marker)):
-            raise ConfigError(f"cutouts {folder}: holds the cutouts of other positions or settings; choose another")
+            raise ConfigError(
+                f"cutouts {folder}: holds the cutouts of other positions or settings; choose another", param="cutouts"
+            )
     elif folder.is_dir() and any(folder.iterdir()):
         raise ConfigError(
-            f"cutouts {folder}: not empty and holds no cutouts galmet fetched; give a new or empty folder"
+            f"cutouts {folder}: not empty and holds no cutouts galmet fetched; give a new or empty folder",
+            param="cutouts",
         )
-    if (~valid).any():
-        log.warning("load_dataset: %d rows without a usable ra/dec are left out", int((~valid).sum()))
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(marker_file, json.dumps(marker, indent=2) + "\n")
-    write_catalog(folder, catalog)
-    summary = download_cutouts(folder, opts)
-    if summary.interrupted:
-        raise KeyboardInterrupt
-    if summary.failed:
-        log.warning("load_dataset: %s", summary.line())
-    kwargs.setdefault("on_error", "skip")
-    return load_folder(folder, *args, **kwargs)

@@ -194,8 +194,8 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
 
     Parameters
     ----------
-    coords : SkyCoord, astropy.table.Table, or pandas.DataFrame
-        A Table may hold a SkyCoord column instead of ra/dec columns.
+    coords : SkyCoord, astropy.table.Table, pandas.DataFrame, or Positions
+        A Table may hold a SkyCoord column instead of ra/dec columns; Positions are returned as they are.
     where : str
         Names the input in error messages.
 
@@ -206,6 +206,8 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
         angle (naming the row). Rows with missing or out-of-range positions are not an error:
         :meth:`Positions.valid` marks them.
     """
+    if isinstance(coords, Positions):
+        return coords
     if _is_skycoord(coords):
         c = _icrs(coords)
         ra, dec = np.atleast_1d(c.ra.deg).astype(np.float64), np.atleast_1d(c.dec.deg).astype(np.float64)

@@ -141,8 +141,10 @@ def _angle(kind: str):
 
 
 def run(args) -> int:
+    from galmet.cli.positions import run_positions
+    from galmet.cli.predict_output import print_dataset_done
     from galmet.errors import ConfigError
-    from galmet.io.tables import TABLE_SUFFIXES, table_provenance, write_table
+    from galmet.io.tables import require_table_format, table_provenance, write_table
     from galmet.nn.bundle import load_model
     from galmet.nn.device import resolve_device
 
@@ -162,11 +164,8 @@ def run(args) -> int:
             else "give INPUT (a dataset directory, image folder or positions table), --ra/--dec, or --positions"
         )
     if ras or args.positions is not None or table_input:
-        from galmet.cli.positions import run_positions
-
         return run_positions(args, args.positions or (args.input if table_input else None))
-    if not any(args.out.lower().endswith(s) for s in TABLE_SUFFIXES):
-        raise ConfigError(f"--out {args.out}: unknown table format (use .parquet, .csv, .fits or .ecsv)")
+    require_table_format(args.out, param="out")
     for option in ("work_dir", "keep_cutouts"):
         if getattr(args, option) is not None:
             raise ConfigError(f"--{option.replace('_', '-')} applies to sky positions only")
@@ -175,13 +174,7 @@ def run(args) -> int:
     model = load_model(args.model)
     table, seconds = _predict_input(model, args, device)
     write_table(table, args.out, provenance=table_provenance(model=model.path))
-    mode = ("TTA x8" if args.tta_mode == "dihedral" else "fastai TTA, 1 + 4 views") if args.tta else "no TTA"
-    print(
-        f"wrote {len(table)} predictions of {', '.join(model.targets)} to {args.out} "
-        f"({mode}, {device.type}, {len(table) / max(seconds, 1e-9):.0f} images/s)"
-    )
-    _print_scores(table, model.targets)
-    _print_trust(table, model)
+    print_dataset_done(table, model, args.out, args.tta, args.tta_mode, device.type, seconds)
     return 0
 
 
@@ -191,6 +184,7 @@ def _check_output(args) -> None:
     from galmet.data.dataset import find_catalog
     from galmet.errors import ConfigError
     from galmet.io.safety import Input, check_output_file, dataset_inputs, model_input
+    from galmet.io.tables import require_table_format
 
     inputs = [model_input(args.model)]
     if args.input is not None:
@@ -204,37 +198,15 @@ def _check_output(args) -> None:
                 )
         else:
             inputs.append(Input(source, "the input table"))
-    name = args.out.lower()
-    fmt = "parquet" if name.endswith(".parquet") else "csv" if name.endswith(".csv") else "fits"
-    check_output_file(args.out, "--out", fmt, "predictions table", inputs)
-
-
-def _print_trust(table, model) -> None:
-    """Which error bars the table has, and how many rows each flag raised."""
-    from galmet.columns import FLAGS, Flag, err_column
-
-    missing = [t for t in model.targets if err_column(t) not in table.columns]
-    if missing:
-        print(
-            f"no calibrated error bars for {', '.join(missing)}: the bundle has no calibration "
-            "(galmet calibrate MODEL HELD_OUT_PRED --out MODEL2, or train with --folds)"
-        )
-    if FLAGS in table.columns:
-        flags = table[FLAGS].to_numpy()
-        raised = [f"{f.name} {int((flags & f.value).astype(bool).sum())}" for f in Flag if (flags & f.value).any()]
-        checked = table.attrs.get("flag_checks", [])
-        skipped = [f.name for f in Flag if f.name not in checked]
-        line = f"flags: {int((flags != 0).sum())} of {len(table)} rows flagged"
-        line += f" ({', '.join(raised)})" if raised else ""
-        if skipped:
-            line += f"; not checked: {', '.join(n for n in skipped if n)}"
-        print(line)
+    fmt = require_table_format(args.out, param="out")
+    check_output_file(args.out, "--out", fmt.kind or "csv", "predictions table", inputs)
 
 
 def _predict_input(model, args, device):
     """(predictions table, seconds spent predicting) for a dataset directory or image folder."""
     from galmet.data.dataset import load_dataset
     from galmet.errors import DataError
+    from galmet.nn.inference import InferenceOptions
     from galmet.predict.dataset import predict_dataset
 
     model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
@@ -254,36 +226,13 @@ def _predict_input(model, args, device):
     if ds.skipped:
         print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
     t0 = time.perf_counter()
-    table = predict_dataset(
-        model,
-        ds,
+    options = InferenceOptions(
         tta=args.tta,
-        batch_size=args.batch_size,
-        device=device,
-        progress=False if args.no_progress else None,
         tta_mode=args.tta_mode,
         tta_seed=args.tta_seed,
+        batch_size=args.batch_size,
+        device=str(device),
+        progress=False if args.no_progress else None,
     )
+    table = predict_dataset(model, ds, options)
     return table, time.perf_counter() - t0
-
-
-def _print_scores(table, targets) -> None:
-    """RMSE per split for each target whose truth is in the table (a quick sanity check)."""
-    import numpy as np
-
-    from galmet.science.metrics import rmse
-
-    for t in targets:
-        if t not in table.columns:
-            continue
-        groups = table.groupby("split") if "split" in table.columns else [("all", table)]
-        parts = []
-        for split, g in groups:
-            ok = np.isfinite(g[t].to_numpy(dtype=float))
-            if ok.any():
-                parts.append(
-                    f"{split} {rmse(g[f'{t}_pred'].to_numpy()[ok] - g[t].to_numpy(dtype=float)[ok]):.4f}"
-                    f" (n={int(ok.sum())})"
-                )
-        if parts:
-            print(f"RMSE of {t}: " + ", ".join(parts))

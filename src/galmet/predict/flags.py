@@ -1,0 +1,115 @@
+"""The ``flags`` column of a predictions table: why a prediction should not be trusted.
+
+:func:`flag_rows` runs every check that can run for a model and its rows and sets the bits of
+:class:`galmet.columns.Flag` (0: no check raised anything); ``table.attrs["flag_checks"]`` lists
+the checks that ran. Used by :func:`galmet.predict.dataset.predict_dataset` and
+:func:`galmet.predict.positions.predict_positions`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from galmet.columns import FLAGS, OOD_SCORE, Flag, pred_column
+from galmet.data.quality import image_flags
+from galmet.nn.inference import GalmetModel
+from galmet.sdss.catalog import Cuts, cut_mask
+
+#: Images embedded at a time for the out-of-domain flag.
+OOD_CHUNK = 4096
+
+
+def flag_rows(
+    table: pd.DataFrame,
+    model: GalmetModel,
+    images,
+    catalog: pd.DataFrame | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    pixel_scale: float | None = None,
+) -> pd.DataFrame:
+    """``table`` with the ``flags`` column (and ``ood_score`` when the model has embedding statistics).
+
+    Bits (:class:`galmet.columns.Flag`): the prediction or the catalogue's label outside the
+    model's training label range (bundles that record it); the embedding farther from the
+    training embeddings than 99% of the training galaxies (bundles with embedding statistics);
+    the image checks of :func:`galmet.data.quality.image_flags`; the paper's photometric cuts
+    (when ``catalog`` has all their columns). ``table.attrs["flag_checks"]`` lists the checks
+    that ran.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A predictions table of ``images`` (same rows, same order).
+    images : numpy.ndarray
+        uint8 (N, H, W, 3), the images predicted.
+    catalog : pandas.DataFrame, optional
+        The rows' catalogue (truths, photometry).
+    batch_size, device
+        Of the embedding pass (:meth:`galmet.nn.inference.GalmetModel.embed`).
+    pixel_scale : float, optional
+        Arcsec per pixel of the images (default: the SDSS field of view over the image size).
+    """
+    n = len(table)
+    cat = catalog if catalog is not None else pd.DataFrame(index=range(n))
+    bits, checks = range_bits(table, model, cat)
+    score = ood_scores(model, images, batch_size, device)
+    if score is not None:
+        table = table.assign(**{OOD_SCORE: score})
+        bits |= np.where(score > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
+        checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
+    bits |= image_flags(images, pixel_scale)
+    checks += [f.name or "" for f in (Flag.IMAGE_EMPTY, Flag.IMAGE_SATURATED, Flag.IMAGE_OFF_CENTRE)]
+    cut = cut_bits(cat)
+    if cut is not None:
+        bits |= cut
+        checks.append(Flag.PHOTOMETRIC_CUTS.name or "")
+    table = table.assign(**{FLAGS: bits})
+    table.attrs["flag_checks"] = sorted(set(checks), key=lambda name: Flag[name].value)
+    return table
+
+
+def range_bits(table: pd.DataFrame, model: GalmetModel, catalog: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """(int64 (N,) bits, checks that ran): predictions and catalogue labels outside the model's
+    training label range (``model.label_range``; nothing for bundles that do not record it)."""
+    bits = np.zeros(len(table), dtype=np.int64)
+    checks: list[str] = []
+    for t, (lo, hi) in model.label_range.items():
+        p = table[pred_column(t)].to_numpy(dtype=float)
+        bits |= np.where((p < lo) | (p > hi), int(Flag.PRED_OUT_OF_RANGE), 0)
+        if t in catalog.columns:
+            y = pd.to_numeric(catalog[t], errors="coerce").to_numpy(dtype=float)
+            bits |= np.where((y < lo) | (y > hi), int(Flag.LABEL_OUT_OF_RANGE), 0)
+            checks.append(Flag.LABEL_OUT_OF_RANGE.name or "")
+    if model.label_range:
+        checks.append(Flag.PRED_OUT_OF_RANGE.name or "")
+    return bits, checks
+
+
+def ood_scores(model: GalmetModel, images, batch_size: int = 256, device: str = "auto") -> np.ndarray | None:
+    """float (N,): each image's embedding distance over the training 99th percentile (> 1: out of
+    the training domain); None when the bundle has no embedding statistics."""
+    refs = model.embedding_references()
+    if refs is None:
+        return None
+    from galmet.nn.embedding import ood_ratio
+
+    # in chunks: an ensemble's embeddings of a large set (members x N x 512 floats) need not fit in memory
+    return np.concatenate(
+        [
+            ood_ratio(refs, model.embed(images[s : s + OOD_CHUNK], batch_size=batch_size, device=device))
+            for s in range(0, len(images), OOD_CHUNK)
+        ]
+    )
+
+
+def cut_bits(catalog: pd.DataFrame) -> np.ndarray | None:
+    """int64 (N,): ``PHOTOMETRIC_CUTS`` where a row fails the paper's cuts; None when ``catalog``
+    lacks one of their columns (the check cannot run)."""
+    cuts = Cuts()
+    needed = {c for cols, _, _ in cuts.terms() for c in cols}
+    if not needed <= set(catalog.columns):
+        return None
+    keep, _ = cut_mask(catalog, cuts)
+    return np.where(keep, 0, int(Flag.PHOTOMETRIC_CUTS)).astype(np.int64)
