@@ -41,12 +41,13 @@ import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from galmet.data.imaging import RecordedImaging, recorded_imaging
+from galmet.data.imaging import UNKNOWN, Imaging, recorded_imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
 from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
 from galmet.nn.augment import center_crop, to_model_input
-from galmet.nn.bundle import Imaging, save_bundle
+from galmet.nn.bundle import save_bundle
+from galmet.nn.bundle_meta import training_meta
 from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
@@ -141,7 +142,7 @@ class Trainer:
     data_meta: dict
     dataset_root: Path
     label_range: dict[str, list[float]] = field(default_factory=dict)
-    recorded: RecordedImaging = field(default_factory=RecordedImaging)
+    recorded: Imaging = UNKNOWN
 
     @property
     def scale_t(self) -> torch.Tensor:
@@ -258,10 +259,9 @@ def train(
         barrier(t.dist)
         _train_epochs(t, state, ckpt, on_step)
         if t.dist.main:
-            meta = _bundle_meta(t, state)
             with suggest_smaller_batch(t.config.global_batch, "embedding the training images"):
-                meta["embedding_stats"] = _embedding_stats(t).to_dict()
-            save_bundle(rd.work / BUNDLE, unwrap(t.net), meta)
+                embedding_stats = _embedding_stats(t).to_dict()
+            save_bundle(rd.work / BUNDLE, unwrap(t.net), _bundle_meta(t, state, embedding_stats))
             rd.commit()  # a run that replaces another moves into place only now, finished
             if not keep_checkpoint:
                 # after the commit: a kill in between leaves a finished run that still has its checkpoint
@@ -610,36 +610,25 @@ def _log_epoch(t: Trainer, row: dict) -> None:
     )
 
 
-def _bundle_meta(t: Trainer, state: RunState) -> dict:
+def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict) -> dict:
+    """The finished run's bundle meta (:func:`galmet.nn.bundle_meta.training_meta`); its imaging
+    is the dataset's record (pixel scale, mode, data release) at the sizes this run trained on."""
     config = t.config
-    return {
-        "targets": list(config.targets),
-        "target_shift": [float(v) for v in t.shift],
-        "target_scale": [float(v) for v in t.scale],
-        "image_size": t.data_meta["image_size"],
-        "crop": config.crop,
-        "recipe": config.recipe,
-        "config": config.to_dict(),
-        "dataset": str(t.dataset_root),
-        "epochs": config.epochs,
-        "valid_rmse": {n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
-        "loss": config.loss,
-        "label_range": t.label_range,
-        "imaging": _imaging(t).to_dict(),
-    }
-
-
-def _imaging(t: Trainer) -> Imaging:
-    """The bundle's :class:`Imaging`: the dataset's record (pixel scale, mode, data release) and
-    the sizes this run trained on."""
-    size, crop, rec = int(t.data_meta["image_size"]), t.config.crop, t.recorded
-    return Imaging(
-        image_size=crop or size,
-        pixel_scale=rec.pixel_scale,
-        scale_mode=rec.scale_mode or "fixed",
-        fetch_size=size,
-        crop=crop,
-        data_release=rec.data_release,
+    return training_meta(
+        targets=list(config.targets),
+        target_shift=list(t.shift),
+        target_scale=list(t.scale),
+        image_size=t.data_meta["image_size"],
+        crop=config.crop,
+        recipe=config.recipe,
+        config=config.to_dict(),
+        dataset=str(t.dataset_root),
+        epochs=config.epochs,
+        valid_rmse={n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
+        loss=config.loss,
+        label_range=t.label_range,
+        imaging=t.recorded.trained_on(int(t.data_meta["image_size"]), config.crop),
+        embedding_stats=embedding_stats,
     )
 
 
