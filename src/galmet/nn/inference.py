@@ -241,7 +241,7 @@ class GalmetModel:
     def check_dataset_imaging(self, dataset) -> None:
         """:meth:`check_imaging` for a dataset directory or image folder (or a loaded Dataset),
         before its images are decoded: the size most of its images have (read from a sample of
-        headers) and the pixel scale it records (:func:`galmet.data.imaging.recorded_imaging`).
+        headers) and the pixel scale it records (:attr:`galmet.data.dataset.Dataset.imaging`).
 
         A dataset made otherwise is refused with one line naming both, instead of every row
         failing on its own as a bad row.
@@ -249,7 +249,6 @@ class GalmetModel:
         import logging
 
         from galmet.data.dataset import Dataset, load_dataset
-        from galmet.data.imaging import recorded_imaging
 
         if isinstance(dataset, Dataset):
             probe = dataset
@@ -261,8 +260,7 @@ class GalmetModel:
                 probe = load_dataset(dataset, targets=[], on_error="skip", load_images=False)
             finally:
                 quiet.setLevel(level)
-        size = probe.image_size
-        self.check_imaging(size, recorded_imaging(probe.root, size).pixel_scale, str(probe.root))
+        self.check_imaging(probe.image_size, probe.imaging.pixel_scale, str(probe.root))
 
     @property
     def augmentation(self) -> dict:

@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from galmet.data.imaging import UNKNOWN, Imaging, recorded_imaging
+from galmet.data.imaging import UNKNOWN, Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
 from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
@@ -279,8 +279,9 @@ def _finished_result(run: Path, config: TrainConfig | None) -> TrainResult:
         diff = config.resolved().training_differences(saved)
         if diff:
             raise ConfigError(
-                f"{run}: --resume with different settings than the finished run ({', '.join(diff)}); "
-                f"use --overwrite to start again"
+                f"{run}: resuming with different settings than the finished run ({', '.join(diff)}); "
+                f"use overwrite to start again",
+                param="overwrite",
             )
     log.info("%s: the run is already finished (%s; no %s); nothing to do", run, BUNDLE, CHECKPOINT)
     return _result(run, pd.read_csv(run / HISTORY), saved.resolved())
@@ -347,8 +348,9 @@ def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tupl
             diff = config.resolved().training_differences(saved)
             if diff:
                 raise ConfigError(
-                    f"{run}: --resume with different settings than the checkpoint ({', '.join(diff)}); "
-                    f"use --overwrite to start again"
+                    f"{run}: resuming with different settings than the checkpoint ({', '.join(diff)}); "
+                    f"use overwrite to start again",
+                    param="overwrite",
                 )
             saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in RUNTIME_FIELDS})
         config = saved
@@ -380,7 +382,8 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
         if ckpt["data"] != data_meta:
             raise ConfigError(
                 f"{run}: the dataset differs from the one the checkpoint was trained on "
-                f"({ckpt['data']}); use --overwrite to start again"
+                f"({ckpt['data']}); use overwrite to start again",
+                param="overwrite",
             )
     steps = steps_per_epoch(-(-len(rows.train_rows) // dist.world), local_batch)
     if steps == 0:
@@ -423,7 +426,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
             name: [float(rows.y_train[:, j].min()), float(rows.y_train[:, j].max())]
             for j, name in enumerate(config.targets)
         },
-        recorded=recorded_imaging(ds.root, ds.image_size),
+        recorded=ds.imaging,
     )
 
 
