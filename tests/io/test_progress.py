@@ -177,7 +177,9 @@ def test_training_out_of_memory_suggests_a_batch_size(tmp_path, monkeypatch, cap
     from galmet.training.config import TrainConfig
 
     ds = make_tiny_dataset(tmp_path / "ds", n=32, size=16)
-    with pytest.raises(ConfigError, match=r"CUDA out of memory while training \(epoch 1\): try batch_size 4 \(half of 8\)"):
+    with pytest.raises(
+        ConfigError, match=r"CUDA out of memory while training \(epoch 1\): try batch_size 4 \(half of 8\)"
+    ):
         loop.train(ds, tmp_path / "run", TrainConfig(**TINY), on_step=_oom)
     monkeypatch.setattr(loop, "training_loss", _oom)
     code = main(["train", str(ds), "--out", str(tmp_path / "run2"), "--arch", "resnet18", "--weights", "none"])

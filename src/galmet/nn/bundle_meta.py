@@ -88,7 +88,7 @@ def training_meta(
     recipe: str | None,
     config: dict,
     dataset: str,
-    epochs: int,
+    epochs: int | None,
     valid_rmse: dict[str, float],
     loss: str,
     label_range: dict[str, list[float]],

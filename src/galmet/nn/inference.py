@@ -9,6 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -22,6 +23,8 @@ from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
 
+#: Three numbers, one per channel (R, G, B).
+RGB = tuple[float, float, float]
 #: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
 #: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
 TTA_MODES = ("dihedral", "fastai")
@@ -156,12 +159,11 @@ class GalmetModel:
         return self.meta.get(MetaKey.LOSS) or "rmse"
 
     @property
-    def norm(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    def norm(self) -> tuple[RGB, RGB]:
         """(mean, std) per channel of the input normalisation (ImageNet's when the bundle has none)."""
-        return (
-            tuple(self.meta.get(MetaKey.NORM_MEAN, IMAGENET_MEAN)),
-            tuple(self.meta.get(MetaKey.NORM_STD, IMAGENET_STD)),
-        )
+        mean = tuple(self.meta.get(MetaKey.NORM_MEAN, IMAGENET_MEAN))
+        std = tuple(self.meta.get(MetaKey.NORM_STD, IMAGENET_STD))
+        return cast(RGB, mean), cast(RGB, std)  # check_bundle_meta: 3 numbers each
 
     @property
     def n_outputs(self) -> int:
