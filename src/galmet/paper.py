@@ -19,6 +19,12 @@ DATA_RELEASE = "DR14"
 BANDS = "gri"
 #: Arcsec per pixel of the SDSS camera's frames (the authors' scale-by-size mode divides by it).
 SDSS_NATIVE_PIXEL_ARCSEC = 0.396
+#: Fraction of the catalogue held out as the test set (the paper's 25,000 of 142,182).
+TEST_FRACTION = 0.176
+#: Fraction of the rest kept for validation (the paper's 19,192 of 95,903 images).
+VALID_FRACTION = 0.2
+#: Largest random zoom of the paper's training augmentation (fastai 0.7 ``max_zoom``).
+MAX_ZOOM = 1.1
 
 #: Test-set results of the paper's CNN on oh_p50 (dex).
 PAPER_METRICS = {"rmse": 0.085, "nmad": 0.067, "bias": -0.006}

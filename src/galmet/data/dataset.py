@@ -41,7 +41,7 @@ from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_hea
 from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
-from galmet.paper import BANDS
+from galmet.paper import BANDS, TEST_FRACTION, VALID_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +249,8 @@ def load_dataset(
     size: int | None = None,
     load_images: bool = True,
     cache: bool | str | os.PathLike = True,
-    test: float | int = 0.176,
-    valid_fraction: float = 0.2,
+    test: float | int = TEST_FRACTION,
+    valid_fraction: float = VALID_FRACTION,
     split_seed: int = 0,
     progress: bool | None = None,
 ) -> Dataset:

@@ -21,7 +21,7 @@ from torch import nn
 
 from galmet._version import __version__
 from galmet.columns import ARCHS
-from galmet.data.imaging import Imaging
+from galmet.data.imaging import MAX_PIXELS, Imaging
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
 from galmet.io.safety import check_output_file, model_input
@@ -318,11 +318,12 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
     if MetaKey.NORM_STD in meta and any(v <= 0 for v in meta[MetaKey.NORM_STD]):
         raise bad(MetaKey.NORM_STD, "3 positive numbers")
     size = meta.get(MetaKey.IMAGE_SIZE)
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096):
-        raise bad(MetaKey.IMAGE_SIZE, "null or an integer from 1 to 4096 pixels")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PIXELS):
+        raise bad(MetaKey.IMAGE_SIZE, f"null or an integer from 1 to {MAX_PIXELS} pixels")
     crop = meta.get(MetaKey.CROP)
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= (size or 4096)):
-        raise bad(MetaKey.CROP, f"null or an integer from 1 to {size or 4096} pixels")
+    limit = size or MAX_PIXELS
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= limit):
+        raise bad(MetaKey.CROP, f"null or an integer from 1 to {limit} pixels")
     imaging_from_meta(meta, path)
     members = member_metas(meta)
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):

@@ -22,6 +22,7 @@ from galmet.nn.bundle_meta import MetaKey, imaging_from_meta, member_metas
 from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last, to_device
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
+from galmet.paper import MAX_ZOOM
 
 #: Three numbers, one per channel (R, G, B).
 RGB = tuple[float, float, float]
@@ -31,7 +32,7 @@ TTA_MODES = ("dihedral", "fastai")
 FASTAI_TTA_VIEWS = 4
 #: The augmentation of fastai-style TTA when a bundle does not record its training config:
 #: fastai 0.7's transforms_top_down with the paper's max zoom.
-PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": 1.1, "rotate": 10.0, "lighting": 0.05}
+PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": MAX_ZOOM, "rotate": 10.0, "lighting": 0.05}
 
 
 @dataclass(frozen=True)
