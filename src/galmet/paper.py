@@ -7,10 +7,25 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The paper's cutout pixel scale, arcsec per pixel (128 x 128 pixels: a 38" field).
+#: Arcsec per pixel of the paper's SDSS cutouts (128 x 128 pixels: a 37.9" x 37.9" field).
 PIXEL_SCALE_ARCSEC = 0.296
-#: The SDSS data release of the paper's photometry and cutouts.
+#: Pixels per side of the paper's SDSS cutouts.
+IMAGE_SIZE = 128
+#: Field of view of the paper's cutouts, arcsec per side (IMAGE_SIZE * PIXEL_SCALE_ARCSEC).
+FIELD_OF_VIEW_ARCSEC = IMAGE_SIZE * PIXEL_SCALE_ARCSEC
+#: The SDSS data release the paper's cutouts and catalogue come from.
 DATA_RELEASE = "DR14"
+#: The SDSS bands of the paper's colour cutouts, bluest first (i -> R, r -> G, g -> B).
+BANDS = "gri"
+#: Arcsec per pixel of the SDSS camera's frames (the authors' scale-by-size mode divides by it).
+SDSS_NATIVE_PIXEL_ARCSEC = 0.396
+#: Fraction of the catalogue held out as the test set (the paper's 25,000 of 142,182).
+TEST_FRACTION = 0.176
+#: Fraction of the rest kept for validation (the paper's 19,192 of 95,903 images).
+VALID_FRACTION = 0.2
+#: Largest random zoom of the paper's training augmentation (fastai 0.7 ``max_zoom``).
+MAX_ZOOM = 1.1
+
 #: Test-set results of the paper's CNN on oh_p50 (dex).
 PAPER_METRICS = {"rmse": 0.085, "nmad": 0.067, "bias": -0.006}
 #: Random forest on gri magnitudes (paper, Fig 4), RMSE in dex.

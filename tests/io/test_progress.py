@@ -177,7 +177,9 @@ def test_training_out_of_memory_suggests_a_batch_size(tmp_path, monkeypatch, cap
     from galmet.training.config import TrainConfig
 
     ds = make_tiny_dataset(tmp_path / "ds", n=32, size=16)
-    with pytest.raises(ConfigError, match=r"CUDA out of memory while training \(epoch 1\) with --batch-size 8; try "):
+    with pytest.raises(
+        ConfigError, match=r"CUDA out of memory while training \(epoch 1\): try batch_size 4 \(half of 8\)"
+    ):
         loop.train(ds, tmp_path / "run", TrainConfig(**TINY), on_step=_oom)
     monkeypatch.setattr(loop, "training_loss", _oom)
     code = main(["train", str(ds), "--out", str(tmp_path / "run2"), "--arch", "resnet18", "--weights", "none"])
@@ -194,7 +196,7 @@ def test_prediction_out_of_memory_suggests_a_batch_size(tmp_path, monkeypatch):
     model = load_model(path)
     monkeypatch.setattr(model.nets[0], "forward", _oom)
     images = np.zeros((4, 16, 16, 3), np.uint8)
-    with pytest.raises(ConfigError, match="while predicting with --batch-size 64; try --batch-size 32"):
+    with pytest.raises(ConfigError, match=r"while predicting: try batch_size 32 \(half of 64\)"):
         model.predict(images, batch_size=64, device="cpu")
     monkeypatch.setattr(model.nets[0], "forward", lambda x: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):  # anything else goes through unchanged

@@ -34,12 +34,14 @@ import pandas as pd
 
 from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
+from galmet.data.imaging import Imaging, recorded_imaging
 from galmet.data.splits import assign_splits
 from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
 from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
+from galmet.paper import BANDS, TEST_FRACTION, VALID_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +127,15 @@ class Dataset:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         images = "" if self.has_images else ", images not loaded"
         return (
-            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} gri, {label_text}, "
+            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} {BANDS}, {label_text}, "
             f"splits: {split_text}{skipped}{images}, root={root!r}>"
         )
+
+    @property
+    def imaging(self) -> Imaging:
+        """How its images were made, as far as the dataset records it
+        (:func:`galmet.data.imaging.recorded_imaging` at :attr:`image_size`; read on each access)."""
+        return recorded_imaging(self.root, self.image_size)
 
     @property
     def has_images(self) -> bool:
@@ -241,8 +249,8 @@ def load_dataset(
     size: int | None = None,
     load_images: bool = True,
     cache: bool | str | os.PathLike = True,
-    test: float | int = 0.176,
-    valid_fraction: float = 0.2,
+    test: float | int = TEST_FRACTION,
+    valid_fraction: float = VALID_FRACTION,
     split_seed: int = 0,
     progress: bool | None = None,
 ) -> Dataset:
@@ -275,12 +283,8 @@ def load_dataset(
         Show a progress bar while decoding; default: when there are more than 2,000 images.
     """
     if on_error not in ("raise", "skip"):
-        raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    root = Path(path)
-    if not root.exists():
-        raise DataError(f"{root}: no such dataset directory or image folder")
-    if not root.is_dir():
-        raise DataError(f"{root}: not a directory (expected a dataset directory or an image folder)")
+        raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}", param="on_error")
+    root = _existing_folder(path)
     catalog_file = find_catalog(root)
     problems: dict[int, str] = {}
     if catalog_file is not None:
@@ -296,23 +300,8 @@ def load_dataset(
     check_target_columns(catalog, targets, catalog_file or root)
 
     names = _names(catalog, paths)
-    for col in targets:
-        raw = catalog[col]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-        lo, hi = LABEL_RANGES.get(col, (-np.inf, np.inf))
-        for row in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)).tolist():
-            what = _label_problem(values[row], raw.iloc[row], lo, hi)
-            problems.setdefault(row, f"{root}: objID {names[row]} ({paths[row].name}): label {col} {what}")
-    failed = _failed_downloads(root)
-    known_failures: dict[int, str] = {}
-    for i, p in enumerate(paths):
-        if i not in problems and not p.is_file():
-            if names[i] in failed:
-                known_failures[i] = f"{root}: objID {names[i]}: no image (download failed: {failed[names[i]]})"
-            elif p.is_dir():
-                problems[i] = f"{root}: objID {names[i]}: image path {p} is a folder, not an image file"
-            else:
-                problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
+    _find_label_problems(root, catalog, paths, names, targets, problems)
+    known_failures = _find_missing_images(root, paths, names, problems)
     problems = _settle(problems, on_error)
     if known_failures:
         log.info(
@@ -345,6 +334,47 @@ def load_dataset(
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _existing_folder(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; DataError when it does not exist or is not a folder."""
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"{root}: no such dataset directory or image folder")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory (expected a dataset directory or an image folder)")
+    return root
+
+
+def _find_label_problems(
+    root: Path, catalog: pd.DataFrame, paths: list[Path], names: list[str], targets: list[str], problems: dict
+) -> None:
+    """Add to ``problems`` (row -> one line) each row whose label in ``targets`` is missing, not
+    a number, infinite or outside :data:`~galmet.columns.LABEL_RANGES` (a row keeps its first problem)."""
+    for col in targets:
+        raw = catalog[col]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        lo, hi = LABEL_RANGES.get(col, (-np.inf, np.inf))
+        for row in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)).tolist():
+            what = _label_problem(values[row], raw.iloc[row], lo, hi)
+            problems.setdefault(row, f"{root}: objID {names[row]} ({paths[row].name}): label {col} {what}")
+
+
+def _find_missing_images(root: Path, paths: list[Path], names: list[str], problems: dict) -> dict[int, str]:
+    """Add to ``problems`` each row (without one yet) whose image file is missing or a folder;
+    return instead the rows whose download ``galmet download`` recorded as failed (row -> line):
+    those are dropped whatever ``on_error`` says."""
+    failed = _failed_downloads(root)
+    known_failures: dict[int, str] = {}
+    for i, p in enumerate(paths):
+        if i not in problems and not p.is_file():
+            if names[i] in failed:
+                known_failures[i] = f"{root}: objID {names[i]}: no image (download failed: {failed[names[i]]})"
+            elif p.is_dir():
+                problems[i] = f"{root}: objID {names[i]}: image path {p} is a folder, not an image file"
+            else:
+                problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
+    return known_failures
 
 
 def _failed_downloads(root: Path) -> dict[str, str]:
@@ -414,8 +444,9 @@ def _settle(problems: dict[int, str], on_error: str) -> dict[int, str]:
     if problems and on_error == "raise":
         first = problems[min(problems)]
         more = len(problems) - 1
-        suffix = f" (and {more} more bad rows; use --skip-bad to drop them)" if more else ""
-        raise DataError(first + suffix)
+        # skip_bad: the name of this choice in TrainConfig, the run functions and the CLI (--skip-bad)
+        suffix = f" (and {more} more bad rows; use skip_bad to drop them)" if more else ""
+        raise DataError(first + suffix, param="skip_bad" if more else None)
     return problems
 
 

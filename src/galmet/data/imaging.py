@@ -1,8 +1,9 @@
-"""What a dataset directory records about how its images were made: pixel scale, scale mode,
-cutout size, data release.
+"""How images were made: :class:`Imaging` (survey bands, pixel scale, sizes, crop, scale mode,
+data release), the one description a dataset directory records and a model bundle stores.
 
-A model bundle stores these (:class:`galmet.nn.bundle.Imaging`) and ``galmet predict`` compares
-them with the images it is given. The sources, by preference:
+A model bundle stores the imaging of its training images (meta ``imaging``, the dict of
+:meth:`Imaging.to_dict`) and ``galmet predict`` compares it with what the images it is given
+record. What a dataset directory records (:func:`recorded_imaging`), by preference:
 
 - ``synth_config.yaml`` (``galmet synth``): ``size`` and ``pixel_scale_arcsec`` (synthetic: no
   data release);
@@ -21,46 +22,160 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from galmet.errors import ConfigError
 from galmet.layout import CATALOG_JSON, MANIFEST, SYNTH_CONFIG
+from galmet.paper import BANDS, DATA_RELEASE, PIXEL_SCALE_ARCSEC
 
 log = logging.getLogger(__name__)
 
 #: Scale modes of a cutout set: one pixel scale for all, or the authors' per-galaxy scale.
 SCALE_MODES = ("fixed", "scale-by-size")
+#: Largest image side (pixels) an imaging description accepts.
+MAX_PIXELS = 4096
 _RELEASE = re.compile(r"/dr(\d+)\b", re.IGNORECASE)
+_DATA_RELEASE = re.compile(r"DR[1-9][0-9]?")
 
 
 @dataclass(frozen=True)
-class RecordedImaging:
-    """How a dataset's images were made, as far as the dataset records it (None: not recorded).
+class Imaging:
+    """How a set of images was made: what a model was trained on, or what a dataset records.
+
+    Fields left out take the paper's values (its SDSS DR14 ``gri`` cutouts at 0.296 arcsec per
+    pixel, one scale for all): ``Imaging(image_size=64)`` is what a bundle written before galmet
+    recorded its imaging reads as. A field that is None is not known (not recorded).
 
     Attributes
     ----------
+    image_size : int or None
+        Pixels per side of the images as they are used: for a model, what the network sees
+        (after its crop); for a dataset, its images now (a re-binned copy is smaller).
     pixel_scale : float or None
-        Arcsec per pixel of the images as they are now (a re-binned copy has a coarser scale).
+        Arcsec per pixel (None: unknown, or per galaxy with ``scale-by-size``). For a dataset,
+        of its images as they are now (a re-binned copy has a coarser scale).
     scale_mode : {"fixed", "scale-by-size"} or None
+        One pixel scale for all images, or the authors' scale = 2 petroR90_r / 0.396 / size.
     fetch_size : int or None
-        Pixels per side of the images as fetched or rendered.
+        Pixels per side of the images as fetched or rendered, before any crop (None: unknown).
+    crop : int or None
+        The central pixels a network sees (None: the whole image).
     data_release : str or None
-        ``"DR14"``, ... (None for synthetic images or when not recorded).
+        The SDSS data release of the cutouts (``"DR14"``; None: synthetic or unknown).
+    bands : str or None
+        The SDSS bands shown as R, G, B, reddest first: ``"gri"`` (i -> R, r -> G, g -> B).
     source : str
-        The file the values come from (``""`` when none).
+        The file the description comes from (``""`` when none); not part of the imaging: left
+        out of comparisons and of :meth:`to_dict`.
     """
 
-    pixel_scale: float | None = None
-    scale_mode: str | None = None
+    image_size: int | None
+    pixel_scale: float | None = PIXEL_SCALE_ARCSEC
+    scale_mode: str | None = "fixed"
     fetch_size: int | None = None
-    data_release: str | None = None
-    source: str = ""
+    crop: int | None = None
+    data_release: str | None = DATA_RELEASE
+    bands: str | None = BANDS
+    source: str = field(default="", compare=False)
+
+    @classmethod
+    def unknown(cls, image_size: int | None = None, source: str = "") -> Imaging:
+        """Nothing recorded but (optionally) the size of the images in use."""
+        return cls(image_size, pixel_scale=None, scale_mode=None, data_release=None, bands=None, source=source)
+
+    def trained_on(self, fetch_size: int, crop: int | None = None) -> Imaging:
+        """The imaging a network trained on these images records: ``fetch_size`` pixels per side
+        as loaded, of which it sees the central ``crop`` (None: all); an unrecorded scale mode
+        or band set reads as the paper's (``fixed``, ``gri``)."""
+        return replace(
+            self,
+            image_size=crop or fetch_size,
+            fetch_size=fetch_size,
+            crop=crop,
+            scale_mode=self.scale_mode or "fixed",
+            bands=self.bands or BANDS,
+            source="",
+        )
+
+    def to_dict(self) -> dict:
+        """The JSON-able form a bundle stores (every field but ``source``)."""
+        out = asdict(self)
+        del out["source"]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw, where: str = "imaging") -> Imaging:
+        """The :class:`Imaging` of :meth:`to_dict`'s form, checked field by field.
+
+        ``scale_mode`` and ``bands`` left out read as ``fixed`` and ``gri``; the other fields
+        left out read as None. ``image_size`` is required.
+
+        Raises
+        ------
+        ConfigError
+            One line starting with ``where`` and naming the field, for a value that does not fit.
+        """
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a mapping, got {repr(raw)[:60]}")
+        unknown = sorted(set(raw) - (set(cls.__dataclass_fields__) - {"source"}))
+        if unknown:
+            raise ConfigError(f"{where} has unknown field {unknown[0]!r}")
+
+        def bad(name: str, want: str) -> ConfigError:
+            return ConfigError(f"{where}.{name} must be {want}, got {repr(raw.get(name))[:60]}")
+
+        def pixels(name: str, optional: bool) -> int | None:
+            v = raw.get(name)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_PIXELS:
+                raise bad(name, ("null or " if optional else "") + f"an integer from 1 to {MAX_PIXELS} pixels")
+            return v
+
+        image_size, fetch_size, crop = pixels("image_size", False), pixels("fetch_size", True), pixels("crop", True)
+        scale = raw.get("pixel_scale")
+        if scale is not None and (
+            isinstance(scale, bool)
+            or not isinstance(scale, (int, float))
+            or not (math.isfinite(scale) and 0 < scale <= 100)
+        ):
+            raise bad("pixel_scale", "null or a number of arcsec per pixel in (0, 100]")
+        mode = raw.get("scale_mode", "fixed")
+        if mode not in SCALE_MODES:
+            raise bad("scale_mode", " or ".join(SCALE_MODES))
+        release = raw.get("data_release")
+        if release is not None and not (isinstance(release, str) and _DATA_RELEASE.fullmatch(release)):
+            raise bad("data_release", f"null or an SDSS data release like {DATA_RELEASE!r}")
+        bands = raw.get("bands", BANDS)
+        if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set("ugriz") and len(set(bands)) == 3):
+            raise bad("bands", f"three distinct SDSS bands (e.g. {BANDS!r})")
+        return cls(
+            image_size=image_size,
+            pixel_scale=None if scale is None else float(scale),
+            scale_mode=mode,
+            fetch_size=fetch_size,
+            crop=crop,
+            data_release=release,
+            bands=bands,
+        )
+
+    def describe(self) -> str:
+        """One line for people, e.g. ``64x64 px (central crop 64 of 128 px cutouts) at 0.296
+        arcsec/px, fixed, DR14, gri``."""
+        size = f"{self.image_size}x{self.image_size} px" if self.image_size is not None else "images of any size"
+        if self.crop is not None:
+            size += f" (central crop {self.crop} of {self.fetch_size or '?'} px cutouts)"
+        scale = f"{self.pixel_scale:.4g} arcsec/px" if self.pixel_scale is not None else "unknown arcsec/px"
+        mode = self.scale_mode or "unknown scale mode"
+        return f"{size} at {scale}, {mode}, {self.data_release or 'no data release'}, {self.bands or 'unknown bands'}"
 
 
-UNKNOWN = RecordedImaging()
+#: What a folder that records nothing gives: every field None.
+UNKNOWN = Imaging.unknown()
 
 
-def recorded_imaging(root: str | Path, image_size: int | None = None) -> RecordedImaging:
+def recorded_imaging(root: str | Path, image_size: int | None = None) -> Imaging:
     """The imaging a dataset directory records (see the module doc); never raises.
 
     Parameters
@@ -68,12 +183,18 @@ def recorded_imaging(root: str | Path, image_size: int | None = None) -> Recorde
     root : path-like
         A dataset directory or image folder.
     image_size : int, optional
-        Pixels per side of the images in use. When they differ from the recorded size (images
-        re-binned with :meth:`galmet.data.dataset.Dataset.with_images`, which keeps the field of
-        view), the pixel scale is scaled to match.
+        Pixels per side of the images in use (the result's ``image_size``). When they differ
+        from the recorded size (images re-binned with
+        :meth:`galmet.data.dataset.Dataset.with_images`, which keeps the field of view), the
+        pixel scale is scaled to match.
+
+    Returns
+    -------
+    Imaging
+        Unrecorded fields None (bands are never recorded: None).
     """
     root = Path(root)
-    found = _from_synth_config(root) or _from_manifest(root) or UNKNOWN
+    found = replace(_from_synth_config(root) or _from_manifest(root) or UNKNOWN, image_size=image_size)
     release = _release_from_catalog_json(root)
     if release is not None and found.data_release is None and found.source != SYNTH_CONFIG:
         found = replace(found, data_release=release, source=found.source or CATALOG_JSON)
@@ -82,7 +203,7 @@ def recorded_imaging(root: str | Path, image_size: int | None = None) -> Recorde
     return found
 
 
-def _from_synth_config(root: Path) -> RecordedImaging | None:
+def _from_synth_config(root: Path) -> Imaging | None:
     path = root / SYNTH_CONFIG
     if not path.is_file():
         return None
@@ -91,7 +212,8 @@ def _from_synth_config(root: Path) -> RecordedImaging | None:
 
         config = yaml.safe_load(path.read_text())
         size, scale = config.get("size"), config.get("pixel_scale_arcsec")
-        return RecordedImaging(
+        return replace(
+            UNKNOWN,
             pixel_scale=float(scale) if _positive(scale) else None,
             scale_mode="fixed",
             fetch_size=int(size) if _positive(size) else None,
@@ -102,7 +224,7 @@ def _from_synth_config(root: Path) -> RecordedImaging | None:
         return None
 
 
-def _from_manifest(root: Path) -> RecordedImaging | None:
+def _from_manifest(root: Path) -> Imaging | None:
     path = root / MANIFEST
     if not path.is_file():
         return None
@@ -119,7 +241,8 @@ def _from_manifest(root: Path) -> RecordedImaging | None:
     if not scales:
         return None
     fixed = max(scales) - min(scales) <= 1e-6 * max(scales)
-    return RecordedImaging(
+    return replace(
+        UNKNOWN,
         pixel_scale=scales[0] if fixed else None,
         scale_mode="fixed" if fixed else "scale-by-size",
         fetch_size=sizes[0] if len(sizes) == 1 else None,

@@ -29,8 +29,9 @@ import numpy as np
 
 from galmet.columns import Flag
 
-#: Field of view of an SDSS cutout as galmet uses it: 128 pixels of 0.296 arcsec.
-FIELD_OF_VIEW_ARCSEC = 128 * 0.296
+# FIELD_OF_VIEW_ARCSEC: the paper's 128 pixels of 0.296 arcsec (this module's name for it is kept).
+from galmet.paper import FIELD_OF_VIEW_ARCSEC, PIXEL_SCALE_ARCSEC
+
 #: Radius of the window around the centre that the checks look at.
 WINDOW_ARCSEC = 6.0
 #: Smallest brightness above the sky (0-255 scale) that counts as a source, whatever the noise.
@@ -40,7 +41,7 @@ EMPTY_FRACTION = 0.05
 #: A channel value at or above which a pixel counts as saturated (when all three are).
 SATURATED_LEVEL = 250
 #: White area within the window (arcsec^2) that makes an image "saturated" (10 pixels at 0.296").
-SATURATED_AREA_ARCSEC2 = 10 * 0.296**2
+SATURATED_AREA_ARCSEC2 = 10 * PIXEL_SCALE_ARCSEC**2
 #: Box over which the image is smoothed before its light peaks are found (arcsec).
 PEAK_SMOOTH_ARCSEC = 1.5
 #: Radius within which the peak nearest to the centre is looked for (arcsec).

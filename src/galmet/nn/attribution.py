@@ -28,7 +28,7 @@ from torch import nn
 
 from galmet._optional import require
 from galmet.errors import ConfigError
-from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, center_crop, to_model_input
+from galmet.nn.augment import center_crop, to_model_input
 from galmet.nn.device import resolve_device, to_device
 from galmet.nn.inference import GalmetModel
 from galmet.nn.net import GAUSSIAN, gaussian_split
@@ -75,7 +75,7 @@ def choose_layer(input_size: int, layer: str = "auto") -> str:
     is at least :data:`MIN_CAM` pixels across for an input of ``input_size`` pixels."""
     if layer != "auto":
         if layer not in STAGES:
-            raise ConfigError(f"--layer must be auto or one of {', '.join(STAGES)}, got {layer!r}")
+            raise ConfigError(f"layer must be auto or one of {', '.join(STAGES)}, got {layer!r}", param="layer")
         return layer
     for name in ("layer4", "layer3", "layer2"):
         if -(-input_size // STAGES[name]) >= MIN_CAM:
@@ -144,7 +144,7 @@ def attribution_maps(
     """
     attr = require_captum()
     if method not in METHODS:
-        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}", param="method")
     name = target or model.targets[0]
     if name not in model.targets:
         raise ConfigError(f"the model predicts {', '.join(model.targets)}, not {name!r}")
@@ -153,7 +153,7 @@ def attribution_maps(
     model.to(dev)
     for net in model.nets:
         net.eval()
-    norm = (tuple(model.meta.get("norm_mean", IMAGENET_MEAN)), tuple(model.meta.get("norm_std", IMAGENET_STD)))
+    norm = model.norm
     size = model.crop or int(images.shape[1])
     stage = choose_layer(size, layer) if method == "gradcam" else None
     whole = TargetOutput(model, index).to(dev)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +21,18 @@ from torch import nn
 
 from galmet._version import __version__
 from galmet.columns import ARCHS
-from galmet.data.imaging import SCALE_MODES
+from galmet.data.imaging import MAX_PIXELS, Imaging
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
 from galmet.io.safety import check_output_file, model_input
 from galmet.layout import BUNDLE, BUNDLE_FORMAT
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD
+from galmet.nn.bundle_meta import MEMBER_KEYS, SHARED_KEYS, MetaKey, imaging_from_meta, member_metas
 from galmet.nn.inference import GalmetModel
 from galmet.nn.net import GAUSSIAN, HEAD_DESCRIPTION, GalmetNet, build_model, n_outputs, outputs_per_target, unwrap
 from galmet.nn.uncertainty import read_calibrations
 from galmet.nn.weights import safe_load
+from galmet.paper import BANDS, DATA_RELEASE, PIXEL_SCALE_ARCSEC
 
 # Version 2 adds meta "crop" and ensembles (meta "members" + "state_dicts"), which a version-1
 # reader would misread; bundles that use neither are still written as version 1. Version 3 marks
@@ -41,133 +41,30 @@ from galmet.nn.weights import safe_load
 # "embedding_stats", "label_range" and "imaging" are ignored by older readers and need no new version.
 BUNDLE_VERSION = 3
 
-#: Pixel scale (arcsec) of the SDSS cutouts the paper used, assumed for bundles that predate ``imaging``.
-DEFAULT_PIXEL_SCALE = 0.296
-DEFAULT_DATA_RELEASE = "DR14"
-DEFAULT_BANDS = "gri"
-_DATA_RELEASE = re.compile(r"DR[1-9][0-9]?")
+#: The paper's imaging, assumed for bundles that predate ``imaging`` (aliases of :mod:`galmet.paper`).
+DEFAULT_PIXEL_SCALE = PIXEL_SCALE_ARCSEC
+DEFAULT_DATA_RELEASE = DATA_RELEASE
+DEFAULT_BANDS = BANDS
 
-
-@dataclass(frozen=True)
-class Imaging:
-    """How the images a model was trained on were made: what ``predict`` must feed it.
-
-    Stored in a bundle's meta as ``imaging`` (a dict of these fields); bundles written before
-    galmet recorded it read as ``Imaging(image_size=<the bundle's>, pixel_scale=0.296,
-    scale_mode="fixed", fetch_size=None, crop=<the bundle's>, data_release="DR14", bands="gri")``.
-
-    Attributes
-    ----------
-    image_size : int
-        Pixels per side the network was trained on, after the crop.
-    pixel_scale : float or None
-        Arcsec per pixel of the cutouts as fetched (None: unknown, or per galaxy with
-        ``scale-by-size``).
-    scale_mode : {"fixed", "scale-by-size"}
-        One pixel scale for all cutouts, or the authors' scale = 2 petroR90_r / 0.396 / size.
-    fetch_size : int or None
-        Pixels per side of the cutouts as fetched, before any crop (None: unknown).
-    crop : int or None
-        The central pixels the network sees (None: the whole cutout).
-    data_release : str or None
-        The SDSS data release of the cutouts (``"DR14"``; None: synthetic or unknown).
-    bands : str
-        The bands shown as R, G, B, reddest first reversed: ``"gri"`` (i -> R, r -> G, g -> B).
-    """
-
-    image_size: int
-    pixel_scale: float | None = DEFAULT_PIXEL_SCALE
-    scale_mode: str = "fixed"
-    fetch_size: int | None = None
-    crop: int | None = None
-    data_release: str | None = DEFAULT_DATA_RELEASE
-    bands: str = DEFAULT_BANDS
-
-    def to_dict(self) -> dict:
-        """The JSON-able form a bundle stores."""
-        return asdict(self)
-
-    def describe(self) -> str:
-        """One line for people: ``64x64 px (fetched 128, central crop 64) at 0.296 arcsec/px, fixed, DR14, gri``."""
-        size = f"{self.image_size}x{self.image_size} px"
-        if self.crop is not None:
-            size += f" (central crop {self.crop} of {self.fetch_size or '?'} px cutouts)"
-        scale = f"{self.pixel_scale:.4g} arcsec/px" if self.pixel_scale is not None else "unknown arcsec/px"
-        return f"{size} at {scale}, {self.scale_mode}, {self.data_release or 'no data release'}, {self.bands}"
-
-
-def imaging_from_meta(meta: dict, path: str | os.PathLike = "bundle") -> Imaging:
-    """The :class:`Imaging` of a bundle's meta (the documented defaults when it has none).
-
-    Raises
-    ------
-    ConfigError
-        One line naming ``path`` and the field, for a value that does not fit (see
-        :func:`check_bundle_meta`).
-    """
-    size, crop = meta.get("image_size"), meta.get("crop")
-    raw = meta.get("imaging")
-    if raw is None:  # a bundle from before galmet recorded its imaging
-        return Imaging(image_size=int(crop or size or 128), fetch_size=None, crop=crop)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: bundle meta imaging must be a mapping, got {repr(raw)[:60]}")
-    unknown = sorted(set(raw) - set(Imaging.__dataclass_fields__))
-    if unknown:
-        raise ConfigError(f"{path}: bundle meta imaging has unknown field {unknown[0]!r}")
-
-    def bad(field: str, want: str) -> ConfigError:
-        return ConfigError(f"{path}: bundle meta imaging.{field} must be {want}, got {repr(raw.get(field))[:60]}")
-
-    def pixels(field: str, optional: bool) -> int | None:
-        v = raw.get(field)
-        if v is None and optional:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
-            raise bad(field, ("null or " if optional else "") + "an integer from 1 to 4096 pixels")
-        return v
-
-    image_size, fetch_size, icrop = pixels("image_size", False), pixels("fetch_size", True), pixels("crop", True)
-    scale = raw.get("pixel_scale")
-    if scale is not None and (
-        isinstance(scale, bool)
-        or not isinstance(scale, (int, float))
-        or not (math.isfinite(scale) and 0 < scale <= 100)
-    ):
-        raise bad("pixel_scale", "null or a number of arcsec per pixel in (0, 100]")
-    mode = raw.get("scale_mode", "fixed")
-    if mode not in SCALE_MODES:
-        raise bad("scale_mode", " or ".join(SCALE_MODES))
-    release = raw.get("data_release")
-    if release is not None and not (isinstance(release, str) and _DATA_RELEASE.fullmatch(release)):
-        raise bad("data_release", "null or an SDSS data release like 'DR14'")
-    bands = raw.get("bands", DEFAULT_BANDS)
-    if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set("ugriz") and len(set(bands)) == 3):
-        raise bad("bands", "three distinct SDSS bands (e.g. 'gri')")
-    if icrop != crop:
-        raise bad("crop", f"the bundle's crop ({crop!r})")
-    if fetch_size is not None and size is not None and fetch_size != size:
-        raise bad("fetch_size", f"the bundle's image_size ({size!r})")
-    if icrop is not None and fetch_size is not None and icrop > fetch_size:
-        raise bad("crop", f"at most fetch_size ({fetch_size})")
-    seen = icrop if icrop is not None else size if size is not None else fetch_size
-    if seen is not None and image_size != seen:
-        raise bad("image_size", f"the pixels the network sees ({seen}: the crop, else the image size)")
-    return Imaging(
-        image_size=int(image_size or 0),
-        pixel_scale=None if scale is None else float(scale),
-        scale_mode=mode,
-        fetch_size=fetch_size,
-        crop=icrop,
-        data_release=release,
-        bands=bands,
-    )
+__all__ = [
+    "BUNDLE_VERSION",
+    "Imaging",
+    "MetaKey",
+    "check_bundle_meta",
+    "cpu_state",
+    "imaging_from_meta",
+    "load_model",
+    "save_bundle",
+    "save_ensemble",
+    "update_bundle",
+]
 
 
 def _version_for(meta: dict) -> int:
     """The oldest bundle version that describes ``meta`` (so older readers keep reading what they can)."""
-    if meta.get("loss") == GAUSSIAN:
+    if meta.get(MetaKey.LOSS) == GAUSSIAN:
         return 3
-    return 2 if meta.get("crop") is not None or "members" in meta else 1
+    return 2 if meta.get(MetaKey.CROP) is not None or MetaKey.MEMBERS in meta else 1
 
 
 def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
@@ -195,28 +92,28 @@ def save_bundle(path: str | os.PathLike, model: nn.Module, meta: dict) -> Path:
         provenance) is kept as given.
     """
     net = unwrap(model)
-    per = outputs_per_target(meta.get("loss"))
+    per = outputs_per_target(meta.get(MetaKey.LOSS))
     n_out = n_outputs(net) // per
     meta = dict(meta)
-    if meta.setdefault("arch", net.arch) != net.arch:
+    if meta.setdefault(MetaKey.ARCH, net.arch) != net.arch:
         raise ConfigError(f"{path}: meta arch {meta['arch']!r} does not match the model ({net.arch})")
-    meta.setdefault("n_targets", n_out)
-    targets = meta.setdefault("targets", ["oh_p50"] if n_out == 1 else [f"target{i}" for i in range(n_out)])
+    meta.setdefault(MetaKey.N_TARGETS, n_out)
+    targets = meta.setdefault(MetaKey.TARGETS, ["oh_p50"] if n_out == 1 else [f"target{i}" for i in range(n_out)])
     if isinstance(targets, str):
-        targets = meta["targets"] = [targets]
-    if len(targets) * per != n_outputs(net) or meta["n_targets"] != n_out:
+        targets = meta[MetaKey.TARGETS] = [targets]
+    if len(targets) * per != n_outputs(net) or meta[MetaKey.N_TARGETS] != n_out:
         raise ConfigError(f"{path}: meta lists {len(targets)} targets but the model has {n_outputs(net)} outputs")
     read_calibrations(meta, list(targets), str(path))
-    meta.setdefault("head", HEAD_DESCRIPTION)
-    meta.setdefault("norm_mean", list(IMAGENET_MEAN))
-    meta.setdefault("norm_std", list(IMAGENET_STD))
-    meta.setdefault("image_size", None)
-    meta["target_shift"] = [float(v) for v in meta.get("target_shift", [0.0] * n_out)]
-    meta["target_scale"] = [float(v) for v in meta.get("target_scale", [1.0] * n_out)]
-    if len(meta["target_shift"]) != n_out or len(meta["target_scale"]) != n_out:
+    meta.setdefault(MetaKey.HEAD, HEAD_DESCRIPTION)
+    meta.setdefault(MetaKey.NORM_MEAN, list(IMAGENET_MEAN))
+    meta.setdefault(MetaKey.NORM_STD, list(IMAGENET_STD))
+    meta.setdefault(MetaKey.IMAGE_SIZE, None)
+    meta[MetaKey.TARGET_SHIFT] = [float(v) for v in meta.get(MetaKey.TARGET_SHIFT, [0.0] * n_out)]
+    meta[MetaKey.TARGET_SCALE] = [float(v) for v in meta.get(MetaKey.TARGET_SCALE, [1.0] * n_out)]
+    if len(meta[MetaKey.TARGET_SHIFT]) != n_out or len(meta[MetaKey.TARGET_SCALE]) != n_out:
         raise ConfigError(f"{path}: target_shift/target_scale need {n_out} values each")
-    meta.setdefault("galmet_version", __version__)
-    meta.setdefault("crop", None)
+    meta.setdefault(MetaKey.GALMET_VERSION, __version__)
+    meta.setdefault(MetaKey.CROP, None)
     check_bundle_meta(meta, path)  # never write a bundle load_model would refuse
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": _version_for(meta), "meta": meta, "state_dict": cpu_state(net)}
     path = Path(path)
@@ -231,9 +128,9 @@ def cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 #: Meta fields every member of an ensemble must share (and :class:`Imaging`, compared as read).
-_SHARED_META = ("arch", "n_targets", "targets", "norm_mean", "norm_std", "image_size", "crop")
+_SHARED_META = SHARED_KEYS
 #: Meta fields kept per member of an ensemble.
-_MEMBER_META = ("target_shift", "target_scale", "valid_rmse", "embedding_stats")
+_MEMBER_META = MEMBER_KEYS
 
 
 def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = None) -> Path:
@@ -278,29 +175,30 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
             )
     out.update(
         {
-            "head": HEAD_DESCRIPTION,
-            "galmet_version": __version__,
-            "recipe": first.meta.get("recipe"),
-            "config": first.meta.get("config"),
-            "loss": first.loss,
+            MetaKey.HEAD: HEAD_DESCRIPTION,
+            MetaKey.GALMET_VERSION: __version__,
+            MetaKey.RECIPE: first.meta.get(MetaKey.RECIPE),
+            MetaKey.CONFIG: first.meta.get(MetaKey.CONFIG),
+            MetaKey.LOSS: first.loss,
         }
     )
-    if "imaging" in first.meta:  # a recorded imaging carries over; the defaults of older bundles need no copy
-        out["imaging"] = first.imaging.to_dict()
+    if MetaKey.IMAGING in first.meta:  # a recorded imaging carries over; the defaults of older bundles need no copy
+        out[MetaKey.IMAGING] = first.imaging.to_dict()
     ranges = [m.label_range for m in models]
     if all(ranges):
-        out["label_range"] = {
+        out[MetaKey.LABEL_RANGE] = {
             t: [min(r[t][0] for r in ranges), max(r[t][1] for r in ranges)]
-            for t in out["targets"]
+            for t in out[MetaKey.TARGETS]
             if all(t in r for r in ranges)
         }
     out.update(meta or {})
-    read_calibrations(out, list(out["targets"]), str(path))
-    out["members"], states = [], []
+    read_calibrations(out, list(out[MetaKey.TARGETS]), str(path))
+    out[MetaKey.MEMBERS], states = [], []
     for m in models:
         source = str(m.path) if m.path else None
-        for net, member in zip(m.nets, m.meta["members"] if "members" in m.meta else [m.meta], strict=True):
-            out["members"].append({**{k: member.get(k) for k in _MEMBER_META}, "source": member.get("source", source)})
+        for net, member in zip(m.nets, member_metas(m.meta), strict=True):
+            kept = {k: member.get(k) for k in _MEMBER_META}
+            out[MetaKey.MEMBERS].append({**kept, MetaKey.SOURCE: member.get(MetaKey.SOURCE, source)})
             states.append(cpu_state(net))
     bundle = {"format": BUNDLE_FORMAT, "bundle_version": _version_for(out), "meta": out, "state_dicts": states}
     path = Path(path)
@@ -345,14 +243,14 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
         or not all(isinstance(s, dict) for s in states)
     ):
         raise ConfigError(f"{path}: galmet bundle lacks its meta or state_dict")
-    if "state_dicts" in obj and (not isinstance(meta.get("members"), list) or len(meta["members"]) != len(states)):
+    members = meta.get(MetaKey.MEMBERS)
+    if "state_dicts" in obj and (not isinstance(members, list) or len(members) != len(states)):
         raise ConfigError(
-            f"{path}: ensemble bundle lists {len(meta.get('members') or [])} members "
-            f"but holds {len(states)} weight sets"
+            f"{path}: ensemble bundle lists {len(members or [])} members but holds {len(states)} weight sets"
         )
     check_bundle_meta(meta, path)
-    arch, n_targets, targets = meta["arch"], meta["n_targets"], list(meta["targets"])
-    n_out = n_targets * outputs_per_target(meta.get("loss"))
+    arch, n_targets, targets = meta[MetaKey.ARCH], meta[MetaKey.N_TARGETS], list(meta[MetaKey.TARGETS])
+    n_out = n_targets * outputs_per_target(meta.get(MetaKey.LOSS))
     nets: list[GalmetNet] = []
     for state in states:
         if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
@@ -397,14 +295,14 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
         shown = repr(meta.get(field))
         return ConfigError(f"{path}: bundle meta {field} must be {want}, got {shown[:60]}")
 
-    if meta.get("arch") not in ARCHS:
+    if meta.get(MetaKey.ARCH) not in ARCHS:
         raise ConfigError(
             f"{path}: unknown architecture {meta.get('arch')!r} in bundle (this galmet knows {', '.join(ARCHS)})"
         )
-    n = meta.get("n_targets")
+    n = meta.get(MetaKey.N_TARGETS)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 16:
-        raise bad("n_targets", "an integer from 1 to 16")
-    targets = meta.get("targets")
+        raise bad(MetaKey.N_TARGETS, "an integer from 1 to 16")
+    targets = meta.get(MetaKey.TARGETS)
     if (
         not isinstance(targets, list)
         or len(targets) != n
@@ -412,25 +310,26 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
         or len(set(targets)) != n
     ):
         raise ConfigError(f"{path}: bundle meta has inconsistent n_targets/targets ({n!r}, {str(targets)[:60]})")
-    if meta.get("loss") not in (None, "rmse", GAUSSIAN):
+    if meta.get(MetaKey.LOSS) not in (None, "rmse", GAUSSIAN):
         raise ConfigError(f"{path}: unknown loss {meta.get('loss')!r} in bundle (this galmet knows rmse, {GAUSSIAN})")
-    for field in ("norm_mean", "norm_std"):
-        if field in meta and not _finite_list(meta[field], 3, nonzero=field == "norm_std"):
-            raise bad(field, "3 finite numbers" + (", none zero" if field == "norm_std" else ""))
-    if "norm_std" in meta and any(v <= 0 for v in meta["norm_std"]):
-        raise bad("norm_std", "3 positive numbers")
-    size = meta.get("image_size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096):
-        raise bad("image_size", "null or an integer from 1 to 4096 pixels")
-    crop = meta.get("crop")
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= (size or 4096)):
-        raise bad("crop", f"null or an integer from 1 to {size or 4096} pixels")
+    for field in (MetaKey.NORM_MEAN, MetaKey.NORM_STD):
+        if field in meta and not _finite_list(meta[field], 3, nonzero=field == MetaKey.NORM_STD):
+            raise bad(field, "3 finite numbers" + (", none zero" if field == MetaKey.NORM_STD else ""))
+    if MetaKey.NORM_STD in meta and any(v <= 0 for v in meta[MetaKey.NORM_STD]):
+        raise bad(MetaKey.NORM_STD, "3 positive numbers")
+    size = meta.get(MetaKey.IMAGE_SIZE)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_PIXELS):
+        raise bad(MetaKey.IMAGE_SIZE, f"null or an integer from 1 to {MAX_PIXELS} pixels")
+    crop = meta.get(MetaKey.CROP)
+    limit = size or MAX_PIXELS
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or not 1 <= crop <= limit):
+        raise bad(MetaKey.CROP, f"null or an integer from 1 to {limit} pixels")
     imaging_from_meta(meta, path)
-    members = meta["members"] if "members" in meta else [meta]
+    members = member_metas(meta)
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
-        raise bad("members", "a list of member descriptions")
+        raise bad(MetaKey.MEMBERS, "a list of member descriptions")
     for m in members:
-        for field, nonzero in (("target_shift", False), ("target_scale", True)):
+        for field, nonzero in ((MetaKey.TARGET_SHIFT, False), (MetaKey.TARGET_SCALE, True)):
             value = m.get(field)
             if value is not None and not _finite_list(value, n, nonzero):
                 where = "" if m is meta else " of a member"
@@ -471,7 +370,7 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
         else:
             meta[k] = v
     check_bundle_meta(meta, dst)
-    read_calibrations(meta, list(meta["targets"]), str(dst))
+    read_calibrations(meta, list(meta[MetaKey.TARGETS]), str(dst))
     obj = {**obj, "meta": meta, "bundle_version": max(int(obj["bundle_version"]), _version_for(meta))}
     with atomic_path(dst) as tmp:
         torch.save(obj, tmp)

@@ -17,11 +17,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
+        raise ConfigError(f"device {name}: CUDA is not available on this machine (use cpu or auto)", param="device")
     try:
         return torch.device(name)
     except RuntimeError as exc:
-        raise ConfigError(f"--device {name}: not a device (use auto, cpu or cuda)") from exc
+        raise ConfigError(f"device {name}: not a device (use auto, cpu or cuda)", param="device") from exc
 
 
 def to_channels_last(net: torch.nn.Module, dev: torch.device) -> torch.nn.Module:
@@ -55,15 +55,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "CUDA out of memory" in str(exc)
 
 
-def out_of_memory_error(batch_size: int, what: str, option: str = "--batch-size") -> ConfigError:
+def out_of_memory_error(batch_size: int, what: str, param: str = "batch_size") -> ConfigError:
     """The one-line error for a CUDA out-of-memory failure of ``what`` at ``batch_size`` images per
-    step, suggesting half that batch size."""
+    step, suggesting half that batch size; about the API parameter ``param``."""
     smaller = max(1, int(batch_size) // 2)
-    return ConfigError(f"CUDA out of memory while {what} with {option} {batch_size}; try {option} {smaller}")
+    return ConfigError(f"CUDA out of memory while {what}: try {param} {smaller} (half of {batch_size})", param=param)
 
 
 @contextlib.contextmanager
-def suggest_smaller_batch(batch_size: int, what: str, option: str = "--batch-size") -> Iterator[None]:
+def suggest_smaller_batch(batch_size: int, what: str, param: str = "batch_size") -> Iterator[None]:
     """Turn a CUDA out-of-memory error inside the block into :func:`out_of_memory_error`."""
     try:
         yield
@@ -72,4 +72,4 @@ def suggest_smaller_batch(batch_size: int, what: str, option: str = "--batch-siz
             raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        raise out_of_memory_error(batch_size, what, option) from exc
+        raise out_of_memory_error(batch_size, what, param) from exc

@@ -9,28 +9,30 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import cast
 
 import numpy as np
 import torch
 
+from galmet.data.imaging import Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center_crop, dihedral_view, to_model_input
+from galmet.nn.bundle_meta import MetaKey, imaging_from_meta, member_metas
 from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last, to_device
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
+from galmet.paper import MAX_ZOOM
 
-if TYPE_CHECKING:
-    from galmet.nn.bundle import Imaging
-
+#: Three numbers, one per channel (R, G, B).
+RGB = tuple[float, float, float]
 #: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
 #: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
 TTA_MODES = ("dihedral", "fastai")
 FASTAI_TTA_VIEWS = 4
 #: The augmentation of fastai-style TTA when a bundle does not record its training config:
 #: fastai 0.7's transforms_top_down with the paper's max zoom.
-PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": 1.1, "rotate": 10.0, "lighting": 0.05}
+PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": MAX_ZOOM, "rotate": 10.0, "lighting": 0.05}
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,9 @@ class InferenceOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer of at least 1, got {self.batch_size!r}", param="batch_size")
+            raise ConfigError(
+                f"batch_size must be an integer of at least 1, got {self.batch_size!r}", param="batch_size"
+            )
         if self.tta_mode not in TTA_MODES:
             raise ConfigError(
                 f"tta_mode must be one of {', '.join(TTA_MODES)}, got {self.tta_mode!r}", param="tta_mode"
@@ -122,16 +126,20 @@ class GalmetModel:
         """The network (an ensemble's first member)."""
         return self.nets[0]
 
+    @property
+    def members(self) -> list[dict]:
+        """Each member's description (an ensemble's ``meta["members"]``; for one network, the meta)."""
+        return member_metas(self.meta)
+
     def _member_scaling(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(target_scale, target_shift) of each member: prediction = raw output * scale + shift."""
         t = len(self.targets)
-        metas = self.meta["members"] if "members" in self.meta else [self.meta]
         return [
             (
-                np.asarray(m.get("target_scale") or [1.0] * t, dtype=np.float64),
-                np.asarray(m.get("target_shift") or [0.0] * t, dtype=np.float64),
+                np.asarray(m.get(MetaKey.TARGET_SCALE) or [1.0] * t, dtype=np.float64),
+                np.asarray(m.get(MetaKey.TARGET_SHIFT) or [0.0] * t, dtype=np.float64),
             )
-            for m in metas
+            for m in self.members
         ]
 
     def _to_target_units(self, raw: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -144,12 +152,19 @@ class GalmetModel:
 
     @property
     def arch(self) -> str:
-        return self.meta["arch"]
+        return self.meta[MetaKey.ARCH]
 
     @property
     def loss(self) -> str:
         """``rmse`` (the paper's head: one output per target) or ``gaussian`` (mean and log-variance)."""
-        return self.meta.get("loss") or "rmse"
+        return self.meta.get(MetaKey.LOSS) or "rmse"
+
+    @property
+    def norm(self) -> tuple[RGB, RGB]:
+        """(mean, std) per channel of the input normalisation (ImageNet's when the bundle has none)."""
+        mean = tuple(self.meta.get(MetaKey.NORM_MEAN, IMAGENET_MEAN))
+        std = tuple(self.meta.get(MetaKey.NORM_STD, IMAGENET_STD))
+        return cast(RGB, mean), cast(RGB, std)  # check_bundle_meta: 3 numbers each
 
     @property
     def n_outputs(self) -> int:
@@ -164,31 +179,29 @@ class GalmetModel:
     @property
     def label_range(self) -> dict[str, tuple[float, float]]:
         """Per target, the (min, max) of the labels the model was trained on (empty when unknown)."""
-        raw = self.meta.get("label_range") or {}
+        raw = self.meta.get(MetaKey.LABEL_RANGE) or {}
         return {t: (float(v[0]), float(v[1])) for t, v in raw.items() if t in self.targets}
 
     @property
     def targets(self) -> list[str]:
-        return list(self.meta["targets"])
+        return list(self.meta[MetaKey.TARGETS])
 
     @property
     def image_size(self) -> int | None:
-        size = self.meta.get("image_size")
+        size = self.meta.get(MetaKey.IMAGE_SIZE)
         return None if size is None else int(size)
 
     @property
     def crop(self) -> int | None:
         """The central crop (pixels) the network sees, or None for the whole image."""
-        crop = self.meta.get("crop")
+        crop = self.meta.get(MetaKey.CROP)
         return None if crop is None else int(crop)
 
     @property
     def imaging(self) -> Imaging:
-        """How the training images were made (:class:`galmet.nn.bundle.Imaging`: pixel scale,
-        scale mode, sizes, crop, data release, bands); the documented defaults for bundles
-        written before galmet recorded it."""
-        from galmet.nn.bundle import imaging_from_meta
-
+        """How the training images were made (:class:`galmet.data.imaging.Imaging`: pixel scale,
+        scale mode, sizes, crop, data release, bands); the paper's imaging for bundles written
+        before galmet recorded it."""
         return imaging_from_meta(self.meta, self.path or "model")
 
     def check_imaging(self, image_size: int, pixel_scale: float | None = None, where: str = "images") -> None:
@@ -231,7 +244,7 @@ class GalmetModel:
     def check_dataset_imaging(self, dataset) -> None:
         """:meth:`check_imaging` for a dataset directory or image folder (or a loaded Dataset),
         before its images are decoded: the size most of its images have (read from a sample of
-        headers) and the pixel scale it records (:func:`galmet.data.imaging.recorded_imaging`).
+        headers) and the pixel scale it records (:attr:`galmet.data.dataset.Dataset.imaging`).
 
         A dataset made otherwise is refused with one line naming both, instead of every row
         failing on its own as a bad row.
@@ -239,7 +252,6 @@ class GalmetModel:
         import logging
 
         from galmet.data.dataset import Dataset, load_dataset
-        from galmet.data.imaging import recorded_imaging
 
         if isinstance(dataset, Dataset):
             probe = dataset
@@ -251,14 +263,13 @@ class GalmetModel:
                 probe = load_dataset(dataset, targets=[], on_error="skip", load_images=False)
             finally:
                 quiet.setLevel(level)
-        size = probe.image_size
-        self.check_imaging(size, recorded_imaging(probe.root, size).pixel_scale, str(probe.root))
+        self.check_imaging(probe.image_size, probe.imaging.pixel_scale, str(probe.root))
 
     @property
     def augmentation(self) -> dict:
         """The training augmentation (``dihedral``, ``max_zoom``, ``rotate``, ``lighting``) that
         fastai-style TTA repeats: the bundle's training config, else :data:`PAPER_AUGMENTATION`."""
-        config = self.meta.get("config") or {}
+        config = self.meta.get(MetaKey.CONFIG) or {}
         out = dict(PAPER_AUGMENTATION)
         for k in out:
             if config.get(k) is not None:
@@ -341,62 +352,88 @@ class GalmetModel:
             ``return_sigma`` a tuple (prediction, std, sigma) of the arrays asked for.
         """
         opts = inference_options(
-            options, tta=tta, batch_size=batch_size, device=device, progress=progress, tta_mode=tta_mode, tta_seed=tta_seed
+            options,
+            tta=tta,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+            tta_mode=tta_mode,
+            tta_seed=tta_seed,
         )
-        tta, batch_size, device, progress = opts.tta, opts.batch_size, opts.device, opts.progress
-        tta_mode, tta_seed = opts.tta_mode, opts.tta_seed
         self._check_images(images)
-        dev = resolve_device(device)
-        fastai = tta and tta_mode == "fastai"
-        aug = self.augmentation
+        mean_out, std_out = self._predict_batches(images, opts)
+        pred, std, sigma = self._split_outputs(mean_out, std_out)
+        if not (return_std or return_sigma):
+            return pred
+        return (pred,) + ((std,) if return_std else ()) + ((sigma,) if return_sigma else ())
+
+    def _predict_batches(self, images, opts: InferenceOptions) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and population spread over members x views of every image, in target units:
+        float64 (N, width) tensors on the device (width: the targets, then a gaussian head's
+        variances; the spread is NaN with a single view of a single member)."""
+        dev = resolve_device(opts.device)
         generator = torch.Generator(device=dev)
-        generator.manual_seed(int(tta_seed))
+        generator.manual_seed(int(opts.tta_seed))
         # channels_last helps on CPU (oneDNN) as much as on CUDA (tensor cores)
         nets = [to_channels_last(net, dev).eval() for net in self.nets]
-        cuda = dev.type == "cuda"
-        n, t = len(images), len(self.targets)
+        n = len(images)
         # Each member's raw outputs go to target units with its own standardisation (float64: the
         # shift is ~9 dex, the spread ~1e-3); then mean and spread over members x views.
         scaling = [tuple(torch.as_tensor(a, device=dev) for a in pair) for pair in self._member_scaling()]
         width = self.n_outputs  # a gaussian head's variances ride along after the means
         mean_out = torch.empty((n, width), dtype=torch.float64, device=dev)
         std_out = torch.full((n, width), float("nan"), dtype=torch.float64, device=dev)
-        norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
-        starts = range(0, n, batch_size)
-        show = progress if progress is not None else len(starts) > 20
+        starts = range(0, n, opts.batch_size)
+        show = opts.progress if opts.progress is not None else len(starts) > 20
         batches = progress_bar(iterable=starts, desc="predicting", unit="batch", enabled=show)
         with (
-            suggest_smaller_batch(batch_size, "predicting"),
+            suggest_smaller_batch(opts.batch_size, "predicting"),
             torch.inference_mode(),
-            torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"),
         ):
             for start in batches:
-                xb = to_device(images[start : start + batch_size], dev)
-                x = to_model_input(center_crop(xb, self.crop), *norm)
-                if fastai:  # the same 4 random views for every member of an ensemble
-                    inputs = [x] + [
-                        augment_batch(
-                            xb,
-                            generator,
-                            crop=self.crop,
-                            dihedral=bool(aug["dihedral"]),
-                            max_zoom=float(aug["max_zoom"]),
-                            rotate_deg=float(aug["rotate"]),
-                            lighting_change=float(aug["lighting"]),
-                            mean=norm[0],
-                            std=norm[1],
-                        )
-                        for _ in range(FASTAI_TTA_VIEWS)
-                    ]
-                else:
-                    inputs = [dihedral_view(x, i) for i in range(8)] if tta else [x]
+                inputs = self._views(to_device(images[start : start + opts.batch_size], dev), opts, generator)
                 outputs = []
                 for net, (scale, shift) in zip(nets, scaling, strict=True):
                     outputs += [self._to_target_units(net(v), scale, shift) for v in inputs]
                 views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
-                mean_out[start : start + len(x)] = views.mean(0)
+                mean_out[start : start + views.shape[1]] = views.mean(0)
                 if len(views) > 1:
-                    std_out[start : start + len(x)] = views.std(0, correction=0)
+                    std_out[start : start + views.shape[1]] = views.std(0, correction=0)
+        return mean_out, std_out
+
+    def _views(self, xb: torch.Tensor, opts: InferenceOptions, generator: torch.Generator) -> list[torch.Tensor]:
+        """The network inputs of a uint8 batch ``xb`` (B, H, W, 3) on the device: the image as it
+        is, its 8 dihedral views (``tta``), or it and :data:`FASTAI_TTA_VIEWS` randomly augmented
+        copies (``tta_mode="fastai"``, drawn from ``generator``); each normalised (B, 3, S, S)."""
+        norm = self.norm
+        x = to_model_input(center_crop(xb, self.crop), *norm)
+        if not opts.tta:
+            return [x]
+        if opts.tta_mode != "fastai":
+            return [dihedral_view(x, i) for i in range(8)]
+        aug = self.augmentation  # the same 4 random views for every member of an ensemble
+        return [x] + [
+            augment_batch(
+                xb,
+                generator,
+                crop=self.crop,
+                dihedral=bool(aug["dihedral"]),
+                max_zoom=float(aug["max_zoom"]),
+                rotate_deg=float(aug["rotate"]),
+                lighting_change=float(aug["lighting"]),
+                mean=norm[0],
+                std=norm[1],
+            )
+            for _ in range(FASTAI_TTA_VIEWS)
+        ]
+
+    def _split_outputs(
+        self, mean_out: torch.Tensor, std_out: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(prediction, spread, sigma) as float64 numpy arrays: (N,) each for one target, else
+        (N, T); sigma (the square root of the mean variance of a gaussian head) None for an RMSE head."""
+        t = len(self.targets)
         pred = mean_out.cpu().numpy()
         std = std_out.cpu().numpy()[:, :t]
         sigma = np.sqrt(pred[:, t:]) if self.loss == GAUSSIAN else None
@@ -404,9 +441,7 @@ class GalmetModel:
         if t == 1:
             pred, std = pred[:, 0], std[:, 0]
             sigma = None if sigma is None else sigma[:, 0]
-        if not (return_std or return_sigma):
-            return pred
-        return (pred,) + ((std,) if return_std else ()) + ((sigma,) if return_sigma else ())
+        return pred, std, sigma
 
     def predict_uncertainty(
         self,
@@ -456,18 +491,16 @@ class GalmetModel:
 
         self._check_images(images)
         if batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-        norm = (tuple(self.meta.get("norm_mean", IMAGENET_MEAN)), tuple(self.meta.get("norm_std", IMAGENET_STD)))
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
         with suggest_smaller_batch(batch_size, "embedding"):
-            return embed(self.nets, images, self.crop, norm, batch_size, resolve_device(device), progress)
+            return embed(self.nets, images, self.crop, self.norm, batch_size, resolve_device(device), progress)
 
     def embedding_references(self):
         """Each member's :class:`~galmet.nn.embedding.EmbeddingReference` from the bundle, or None
         when the bundle has none (trained before galmet stored them: see ``galmet calibrate --reference``)."""
         from galmet.nn.embedding import EmbeddingReference
 
-        metas = self.meta["members"] if "members" in self.meta else [self.meta]
-        raw = [m.get("embedding_stats") for m in metas]
+        raw = [m.get(MetaKey.EMBEDDING_STATS) for m in self.members]
         if any(r is None for r in raw):
             return None
         where = f"{self.path or 'model'}: embedding statistics"

@@ -35,6 +35,7 @@ import numpy as np
 
 from galmet.columns import INTERVAL_LEVELS, err_column, interval_columns, sigma_column, spread_column
 from galmet.errors import ConfigError
+from galmet.nn.bundle_meta import MetaKey
 
 #: Ways to scale the residuals (see the module docstring).
 METHODS = ("absolute", "spread", "sigma")
@@ -227,7 +228,7 @@ def read_calibrations(meta: dict, targets: list[str], where: str = "bundle") -> 
     Raises ConfigError (one line naming ``where``) for a malformed entry or one whose target is
     not a target of the model (a calibration from another model).
     """
-    raw = meta.get("calibration")
+    raw = meta.get(MetaKey.CALIBRATION)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

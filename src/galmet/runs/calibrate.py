@@ -27,6 +27,7 @@ from galmet.io.safety import Input, check_not_run_model, check_output_file, inpu
 from galmet.io.tables import read_table
 from galmet.layout import BUNDLE
 from galmet.nn.bundle import load_model, update_bundle
+from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
 from galmet.science.calibration import fit_calibration
@@ -74,11 +75,11 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
             if np.isfinite(y).any():
                 labels[t] = [float(np.nanmin(y)), float(np.nanmax(y))]
     if labels:
-        out["label_range"] = {**(model.meta.get("label_range") or {}), **labels}
-    if "members" in model.meta:
-        out["members"] = [{**m, "embedding_stats": r} for m, r in zip(model.meta["members"], refs, strict=True)]
+        out[MetaKey.LABEL_RANGE] = {**(model.meta.get(MetaKey.LABEL_RANGE) or {}), **labels}
+    if MetaKey.MEMBERS in model.meta:
+        out[MetaKey.MEMBERS] = [{**m, MetaKey.EMBEDDING_STATS: r} for m, r in zip(model.members, refs, strict=True)]
     else:
-        out["embedding_stats"] = refs[0]
+        out[MetaKey.EMBEDDING_STATS] = refs[0]
     return out
 
 
@@ -170,7 +171,10 @@ def calibrate_bundle(
     }
     cals = {t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where) for t in targets}
     updates: dict[str, Any] = {
-        "calibration": {**(model.meta.get("calibration") or {}), **{t: c.to_dict() for t, c in cals.items()}}
+        MetaKey.CALIBRATION: {
+            **(model.meta.get(MetaKey.CALIBRATION) or {}),
+            **{t: c.to_dict() for t, c in cals.items()},
+        }
     }
     if reference is not None:
         updates.update(embedding_statistics(model, reference, device=device))

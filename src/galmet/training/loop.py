@@ -41,12 +41,13 @@ import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from galmet.data.imaging import RecordedImaging, recorded_imaging
+from galmet.data.imaging import UNKNOWN, Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
 from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
 from galmet.nn.augment import center_crop, to_model_input
-from galmet.nn.bundle import Imaging, save_bundle
+from galmet.nn.bundle import save_bundle
+from galmet.nn.bundle_meta import training_meta
 from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
@@ -141,7 +142,7 @@ class Trainer:
     data_meta: dict
     dataset_root: Path
     label_range: dict[str, list[float]] = field(default_factory=dict)
-    recorded: RecordedImaging = field(default_factory=RecordedImaging)
+    recorded: Imaging = UNKNOWN
 
     @property
     def scale_t(self) -> torch.Tensor:
@@ -258,10 +259,9 @@ def train(
         barrier(t.dist)
         _train_epochs(t, state, ckpt, on_step)
         if t.dist.main:
-            meta = _bundle_meta(t, state)
             with suggest_smaller_batch(t.config.global_batch, "embedding the training images"):
-                meta["embedding_stats"] = _embedding_stats(t).to_dict()
-            save_bundle(rd.work / BUNDLE, unwrap(t.net), meta)
+                embedding_stats = _embedding_stats(t).to_dict()
+            save_bundle(rd.work / BUNDLE, unwrap(t.net), _bundle_meta(t, state, embedding_stats))
             rd.commit()  # a run that replaces another moves into place only now, finished
             if not keep_checkpoint:
                 # after the commit: a kill in between leaves a finished run that still has its checkpoint
@@ -279,8 +279,9 @@ def _finished_result(run: Path, config: TrainConfig | None) -> TrainResult:
         diff = config.resolved().training_differences(saved)
         if diff:
             raise ConfigError(
-                f"{run}: --resume with different settings than the finished run ({', '.join(diff)}); "
-                f"use --overwrite to start again"
+                f"{run}: resuming with different settings than the finished run ({', '.join(diff)}); "
+                f"use overwrite to start again",
+                param="overwrite",
             )
     log.info("%s: the run is already finished (%s; no %s); nothing to do", run, BUNDLE, CHECKPOINT)
     return _result(run, pd.read_csv(run / HISTORY), saved.resolved())
@@ -347,8 +348,9 @@ def _resolve_config(run: Path, config: TrainConfig | None, resume: bool) -> tupl
             diff = config.resolved().training_differences(saved)
             if diff:
                 raise ConfigError(
-                    f"{run}: --resume with different settings than the checkpoint ({', '.join(diff)}); "
-                    f"use --overwrite to start again"
+                    f"{run}: resuming with different settings than the checkpoint ({', '.join(diff)}); "
+                    f"use overwrite to start again",
+                    param="overwrite",
                 )
             saved = dataclasses.replace(saved, **{k: getattr(config, k) for k in RUNTIME_FIELDS})
         config = saved
@@ -380,7 +382,8 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
         if ckpt["data"] != data_meta:
             raise ConfigError(
                 f"{run}: the dataset differs from the one the checkpoint was trained on "
-                f"({ckpt['data']}); use --overwrite to start again"
+                f"({ckpt['data']}); use overwrite to start again",
+                param="overwrite",
             )
     steps = steps_per_epoch(-(-len(rows.train_rows) // dist.world), local_batch)
     if steps == 0:
@@ -423,7 +426,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
             name: [float(rows.y_train[:, j].min()), float(rows.y_train[:, j].max())]
             for j, name in enumerate(config.targets)
         },
-        recorded=recorded_imaging(ds.root, ds.image_size),
+        recorded=ds.imaging,
     )
 
 
@@ -610,36 +613,25 @@ def _log_epoch(t: Trainer, row: dict) -> None:
     )
 
 
-def _bundle_meta(t: Trainer, state: RunState) -> dict:
+def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict) -> dict:
+    """The finished run's bundle meta (:func:`galmet.nn.bundle_meta.training_meta`); its imaging
+    is the dataset's record (pixel scale, mode, data release) at the sizes this run trained on."""
     config = t.config
-    return {
-        "targets": list(config.targets),
-        "target_shift": [float(v) for v in t.shift],
-        "target_scale": [float(v) for v in t.scale],
-        "image_size": t.data_meta["image_size"],
-        "crop": config.crop,
-        "recipe": config.recipe,
-        "config": config.to_dict(),
-        "dataset": str(t.dataset_root),
-        "epochs": config.epochs,
-        "valid_rmse": {n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
-        "loss": config.loss,
-        "label_range": t.label_range,
-        "imaging": _imaging(t).to_dict(),
-    }
-
-
-def _imaging(t: Trainer) -> Imaging:
-    """The bundle's :class:`Imaging`: the dataset's record (pixel scale, mode, data release) and
-    the sizes this run trained on."""
-    size, crop, rec = int(t.data_meta["image_size"]), t.config.crop, t.recorded
-    return Imaging(
-        image_size=crop or size,
-        pixel_scale=rec.pixel_scale,
-        scale_mode=rec.scale_mode or "fixed",
-        fetch_size=size,
-        crop=crop,
-        data_release=rec.data_release,
+    return training_meta(
+        targets=list(config.targets),
+        target_shift=list(t.shift),
+        target_scale=list(t.scale),
+        image_size=t.data_meta["image_size"],
+        crop=config.crop,
+        recipe=config.recipe,
+        config=config.to_dict(),
+        dataset=str(t.dataset_root),
+        epochs=config.epochs,
+        valid_rmse={n: state.history[-1][f"valid_rmse_{n}"] for n in config.targets} if state.history else {},
+        loss=config.loss,
+        label_range=t.label_range,
+        imaging=t.recorded.trained_on(int(t.data_meta["image_size"]), config.crop),
+        embedding_stats=embedding_stats,
     )
 
 

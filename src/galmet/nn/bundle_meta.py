@@ -1,0 +1,178 @@
+"""A model bundle's meta: the names of its entries (:class:`MetaKey`), the one builder of a trained
+network's meta (:func:`training_meta`) and the readers of what it describes.
+
+The bundle file format (:mod:`galmet.nn.bundle`) stores the meta as a plain JSON-able dict; every
+module that writes or reads an entry names it through :class:`MetaKey`, and code that uses a
+loaded model reads it through :class:`~galmet.nn.inference.GalmetModel`'s properties
+(``model.imaging``, ``model.label_range``, ``model.calibrations``, ...). The keys on disk are
+those of every earlier galmet: old bundles read unchanged.
+
+Torch-free: imports only the imaging description and the error types.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from galmet.data.imaging import Imaging
+from galmet.errors import ConfigError
+from galmet.paper import IMAGE_SIZE
+
+
+class MetaKey:
+    """The entries of a bundle's meta (plain strings, as stored on disk)."""
+
+    #: Architecture name (one of :data:`galmet.columns.ARCHS`).
+    ARCH = "arch"
+    #: Number of targets; ``TARGETS`` lists their column names.
+    N_TARGETS = "n_targets"
+    TARGETS = "targets"
+    #: A description of the regression head (for people).
+    HEAD = "head"
+    #: ``"rmse"`` (the paper's head) or ``"gaussian"`` (mean and log-variance per target).
+    LOSS = "loss"
+    #: Per-channel normalisation of the input (3 numbers each).
+    NORM_MEAN = "norm_mean"
+    NORM_STD = "norm_std"
+    #: Pixels per side of the input images (None: any), and the central crop the network sees.
+    IMAGE_SIZE = "image_size"
+    CROP = "crop"
+    #: Per target: prediction = raw output * scale + shift (of the bundle, or of each member).
+    TARGET_SHIFT = "target_shift"
+    TARGET_SCALE = "target_scale"
+    #: The galmet version that wrote the bundle.
+    GALMET_VERSION = "galmet_version"
+    #: :meth:`galmet.data.imaging.Imaging.to_dict` of the training images.
+    IMAGING = "imaging"
+    #: Target -> [min, max] of the training labels.
+    LABEL_RANGE = "label_range"
+    #: :meth:`galmet.nn.embedding.EmbeddingReference.to_dict` (of the bundle, or of each member).
+    EMBEDDING_STATS = "embedding_stats"
+    #: Target -> :meth:`galmet.nn.uncertainty.Calibration.to_dict`.
+    CALIBRATION = "calibration"
+    #: An ensemble's per-member descriptions (:data:`MEMBER_KEYS` and ``SOURCE``).
+    MEMBERS = "members"
+    #: The bundle file a member of an ensemble came from.
+    SOURCE = "source"
+    #: Provenance of a trained network: recipe name, training config, dataset, epochs,
+    #: the last epoch's validation RMSE per target.
+    RECIPE = "recipe"
+    CONFIG = "config"
+    DATASET = "dataset"
+    EPOCHS = "epochs"
+    VALID_RMSE = "valid_rmse"
+
+
+#: Entries every member of an ensemble must share (and the imaging, compared as read).
+SHARED_KEYS = (
+    MetaKey.ARCH,
+    MetaKey.N_TARGETS,
+    MetaKey.TARGETS,
+    MetaKey.NORM_MEAN,
+    MetaKey.NORM_STD,
+    MetaKey.IMAGE_SIZE,
+    MetaKey.CROP,
+)
+#: Entries kept per member of an ensemble.
+MEMBER_KEYS = (MetaKey.TARGET_SHIFT, MetaKey.TARGET_SCALE, MetaKey.VALID_RMSE, MetaKey.EMBEDDING_STATS)
+
+
+def training_meta(
+    *,
+    targets: list[str],
+    target_shift: list[float],
+    target_scale: list[float],
+    image_size: int | None,
+    crop: int | None,
+    recipe: str | None,
+    config: dict,
+    dataset: str,
+    epochs: int | None,
+    valid_rmse: dict[str, float],
+    loss: str,
+    label_range: dict[str, list[float]],
+    imaging: Imaging,
+    embedding_stats: dict | None = None,
+) -> dict[str, Any]:
+    """The meta of a freshly trained network, for :func:`galmet.nn.bundle.save_bundle` (which
+    fills in the architecture, normalisation, head and version).
+
+    Parameters
+    ----------
+    targets : list of str
+        Target column names, in output order.
+    target_shift, target_scale : list of float
+        Per target: prediction = raw output * scale + shift (target units).
+    image_size : int or None
+        Pixels per side of the training images as loaded (None: any).
+    crop : int or None
+        The central pixels the network sees (None: all).
+    recipe, config, dataset, epochs
+        Provenance: recipe name, :meth:`TrainConfig.to_dict`, dataset path, epochs trained.
+    valid_rmse : dict
+        Target -> last epoch's validation RMSE (target units); empty when none was measured.
+    loss : str
+        ``"rmse"`` or ``"gaussian"``.
+    label_range : dict
+        Target -> [min, max] of the training labels (target units).
+    imaging : Imaging
+        How the training images were made (:meth:`Imaging.trained_on`).
+    embedding_stats : dict, optional
+        :meth:`EmbeddingReference.to_dict` of the training embeddings.
+    """
+    meta: dict[str, Any] = {
+        MetaKey.TARGETS: list(targets),
+        MetaKey.TARGET_SHIFT: [float(v) for v in target_shift],
+        MetaKey.TARGET_SCALE: [float(v) for v in target_scale],
+        MetaKey.IMAGE_SIZE: image_size,
+        MetaKey.CROP: crop,
+        MetaKey.RECIPE: recipe,
+        MetaKey.CONFIG: config,
+        MetaKey.DATASET: dataset,
+        MetaKey.EPOCHS: epochs,
+        MetaKey.VALID_RMSE: dict(valid_rmse),
+        MetaKey.LOSS: loss,
+        MetaKey.LABEL_RANGE: dict(label_range),
+        MetaKey.IMAGING: imaging.to_dict(),
+    }
+    if embedding_stats is not None:
+        meta[MetaKey.EMBEDDING_STATS] = embedding_stats
+    return meta
+
+
+def member_metas(meta: dict) -> list[dict]:
+    """The per-member descriptions of a bundle's meta: an ensemble's ``members``, else the meta itself."""
+    return meta[MetaKey.MEMBERS] if MetaKey.MEMBERS in meta else [meta]
+
+
+def imaging_from_meta(meta: dict, path: str | os.PathLike = "bundle") -> Imaging:
+    """The :class:`Imaging` of a bundle's meta; a bundle written before galmet recorded it reads
+    as the paper's imaging at its own size and crop (``Imaging(image_size=<crop or size>, crop=<crop>)``).
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``path`` and the field, for a value that does not fit
+        (:meth:`Imaging.from_dict`) or that disagrees with the bundle's ``image_size`` and ``crop``.
+    """
+    size, crop = meta.get(MetaKey.IMAGE_SIZE), meta.get(MetaKey.CROP)
+    raw = meta.get(MetaKey.IMAGING)
+    if raw is None:  # a bundle from before galmet recorded its imaging
+        return Imaging(image_size=int(crop or size or IMAGE_SIZE), fetch_size=None, crop=crop)
+    where = f"{path}: bundle meta imaging"
+    imaging = Imaging.from_dict(raw, where)
+
+    def bad(field: str, want: str) -> ConfigError:
+        return ConfigError(f"{where}.{field} must be {want}, got {repr(raw.get(field))[:60]}")
+
+    if imaging.crop != crop:
+        raise bad("crop", f"the bundle's crop ({crop!r})")
+    if imaging.fetch_size is not None and size is not None and imaging.fetch_size != size:
+        raise bad("fetch_size", f"the bundle's image_size ({size!r})")
+    if imaging.crop is not None and imaging.fetch_size is not None and imaging.crop > imaging.fetch_size:
+        raise bad("crop", f"at most fetch_size ({imaging.fetch_size})")
+    seen = imaging.crop if imaging.crop is not None else size if size is not None else imaging.fetch_size
+    if seen is not None and imaging.image_size != seen:
+        raise bad("image_size", f"the pixels the network sees ({seen}: the crop, else the image size)")
+    return imaging
