@@ -6,11 +6,14 @@ import numpy as np
 import pandas as pd
 
 from galmet.errors import ConfigError
+from galmet.paper import TEST_FRACTION, VALID_FRACTION
 
 SPLITS = ("train", "valid", "test")
 
 
-def split_counts(n: int, test: float | int = 0.176, valid_fraction: float = 0.2) -> tuple[int, int, int]:
+def split_counts(
+    n: int, test: float | int = TEST_FRACTION, valid_fraction: float = VALID_FRACTION
+) -> tuple[int, int, int]:
     """The (train, valid, test) row counts :func:`assign_splits` gives ``n`` rows without a
     ``split`` column: ``test`` is a fraction in [0, 1) or a row count; ConfigError otherwise."""
     if not 0 <= valid_fraction < 1:
@@ -29,8 +32,8 @@ def split_counts(n: int, test: float | int = 0.176, valid_fraction: float = 0.2)
 
 def assign_splits(
     catalog: pd.DataFrame,
-    test: float | int = 0.176,
-    valid_fraction: float = 0.2,
+    test: float | int = TEST_FRACTION,
+    valid_fraction: float = VALID_FRACTION,
     seed: int = 0,
 ) -> pd.Series:
     """Return a ``split`` column (``train``/``valid``/``test``) for ``catalog``.

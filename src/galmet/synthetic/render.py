@@ -30,7 +30,7 @@ import pandas as pd
 from galmet._optional import require
 from galmet.errors import ConfigError
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
-from galmet.paper import PIXEL_SCALE_ARCSEC
+from galmet.paper import PIXEL_SCALE_ARCSEC, TEST_FRACTION, VALID_FRACTION
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def require_synthesis_packages() -> None:
     require("scipy.ndimage", "synth", "synthetic galaxies")
 
 
-def check_options(n, seed, size, workers=None, test=0.176, valid_fraction=0.2) -> None:
+def check_options(n, seed, size, workers=None, test=TEST_FRACTION, valid_fraction=VALID_FRACTION) -> None:
     """Raise ConfigError (one line naming the parameter, ``param`` set to it) for a bad synthesis option."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n < MAX_N:
         raise ConfigError(f"n must be an integer from 1 to {MAX_N - 1}, got {n!r}", param="n")
@@ -471,8 +471,8 @@ def synthesize(
     size: int = 128,
     workers: int | None = None,
     progress: bool = True,
-    test: float | int = 0.176,
-    valid_fraction: float = 0.2,
+    test: float | int = TEST_FRACTION,
+    valid_fraction: float = VALID_FRACTION,
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic dataset directory of ``n`` SDSS-like galaxies.
