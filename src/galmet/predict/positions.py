@@ -80,12 +80,13 @@ from galmet.layout import (
     positions_shard,
 )
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
+from galmet.paper import DATA_RELEASE, IMAGE_SIZE, PIXEL_SCALE_ARCSEC
 from galmet.predict.flags import flag_rows
 from galmet.predict.output import ROW, positions_table, write_positions_table
 from galmet.sdss.at_positions import KEEP, download_options
 from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import CutoutOutcome, DownloadOptions, DownloadSummary, download_cutouts, failure_reason
-from galmet.sdss.skyserver import DATA_RELEASES, DEFAULT_DATA_RELEASE, DEFAULT_SCALE, SkyServerClient
+from galmet.sdss.skyserver import DATA_RELEASES, SkyServerClient
 
 __all__ = [
     "STATUSES",
@@ -149,10 +150,10 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
     imaging = model.imaging
     # the bundle's input size (before any crop the network applies), unless the imaging says how it was fetched;
     # a training set that recorded no scale or release (a folder of cutouts) was, by default, the paper's
-    size = imaging.fetch_size or model.image_size or imaging.image_size
-    scale = imaging.pixel_scale or DEFAULT_SCALE
+    size = imaging.fetch_size or model.image_size or imaging.image_size or IMAGE_SIZE
+    scale = imaging.pixel_scale or PIXEL_SCALE_ARCSEC
     mode = imaging.scale_mode
-    release = imaging.data_release or DEFAULT_DATA_RELEASE
+    release = imaging.data_release or DATA_RELEASE
     if mode not in ("fixed", "scale-by-size"):
         raise ConfigError(f"{model.path or 'model'}: unknown imaging scale mode {mode!r}")
     if base_url is None:

@@ -41,6 +41,7 @@ from galmet.io.locks import exclusive
 from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
+from galmet.paper import SDSS_NATIVE_PIXEL_ARCSEC
 from galmet.sdss.skyserver import (
     CUTOUT_SETTINGS,
     DEFAULT_BASE_URL,
@@ -55,7 +56,7 @@ from galmet.sdss.transport import ClientSettings, Range, check_ranges
 log = logging.getLogger(__name__)
 
 #: Pixel scale of the SDSS camera, arcsec (used by the authors' field-scaled mode).
-SDSS_PIXEL = 0.396
+SDSS_PIXEL = SDSS_NATIVE_PIXEL_ARCSEC
 MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
 
 
