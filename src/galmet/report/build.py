@@ -65,10 +65,10 @@ from galmet.layout import (
     SYSTEMATICS_JSON,
     UNCERTAINTY_FIGURE,
 )
-from galmet.science.plots.history import history_png
 from galmet.report import facts
 from galmet.report import sections as sec
 from galmet.report.html import CSS, Paths, esc, png_figure, table
+from galmet.science.plots.history import history_png
 
 log = logging.getLogger(__name__)
 

@@ -128,11 +128,11 @@ def _run_stages(
     out: Path, config, n: int, size: int, epochs: int, arch: str, seed: int, device: str, keep_checkpoint: bool
 ) -> dict:
     """The six stages; each replaces only what a previous demo's same stage wrote."""
-    from galmet.science.metrics import format_metrics_table
+    from galmet.report.build import write_report
     from galmet.runs.baseline import run_baselines
     from galmet.runs.evaluate import evaluate_predictions
     from galmet.runs.figures import make_figures
-    from galmet.report.build import write_report
+    from galmet.science.metrics import format_metrics_table
     from galmet.training.loop import train
 
     t_start = time.perf_counter()

@@ -69,8 +69,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.mzr import format_mzr
     from galmet.runs.mzr import run_mzr
+    from galmet.science.mzr import format_mzr
 
     if args.rf and args.no_rf:
         raise ConfigError("--rf and --no-rf contradict each other")

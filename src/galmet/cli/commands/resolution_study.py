@@ -58,8 +58,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from galmet.layout import FIGURE_NAMES, RESOLUTION_TABLE
-    from galmet.science.resolution import format_resolution, read_resolution
     from galmet.runs.resolution import run_study
+    from galmet.science.resolution import format_resolution, read_resolution
 
     config = config_from_args(args)
     _check_options(args)
