@@ -42,19 +42,25 @@ def single_line(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+#: What may not touch a parameter name that :func:`for_flags` rewrites: a word character, a
+#: dash, or a path's ``/``, ``\\`` or ``.`` (``runs/out/x.csv`` and ``out.csv`` keep their ``out``).
+_WORDISH = r"[\w./\\-]"
+
+
 def for_flags(exc: GalmetError, flags: dict[str, str]) -> str:
     """The message of ``exc`` as a command line says it: its parameter name replaced by the flag.
 
     ``flags`` maps API parameter names to what the user typed (``{"batch_size": "--batch-size"}``);
-    the first whole-word occurrence of ``exc.param`` (of each, for a tuple) becomes the flag. An error without a
-    parameter, or with one the command has no flag for, keeps its message.
+    the first whole-word occurrence of ``exc.param`` (of each, for a tuple; never part of a path)
+    becomes the flag. An error without a parameter, or with one the command has no flag for,
+    keeps its message.
     """
     text = str(exc)
     params = (exc.param,) if isinstance(exc.param, str) else exc.param or ()
     for param in params:  # (a tuple of parameters: each one's first occurrence)
         flag = flags.get(param)
         if flag:
-            text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text, count=1)
+            text = re.sub(rf"(?<!{_WORDISH}){re.escape(param)}(?!{_WORDISH})", flag, text, count=1)
     return text
 
 

@@ -209,3 +209,15 @@ def test_onecycle_survives_every_tiny_run_length(total):
     for _ in range(total):
         opt.step()
         sched.step()
+
+
+def test_a_schedule_length_error_names_its_three_parameters():
+    from galmet.errors import for_flags
+
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(epochs=5).resolved()
+    assert info.value.param == ("frozen_epochs", "cycles", "epochs") and "--" not in str(info.value)
+    flags = {"frozen_epochs": "--frozen-epochs", "cycles": "--cycles", "epochs": "--epochs"}
+    assert for_flags(info.value, flags) == (
+        "the paper recipe's length is set by --frozen-epochs and --cycles (2 + 1+1+2+4 = 10); got --epochs 5"
+    )

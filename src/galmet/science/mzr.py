@@ -199,7 +199,7 @@ def join_mass_metallicity(metallicity, mass, dataset=None, split: str | None = "
         raise DataError("metallicity and mass predictions have no objID in common")
     if MASS not in joined.columns or joined[MASS].isna().all():
         if dataset is None:
-            raise DataError("no true stellar mass (lgm_tot_p50) in the mass predictions; pass --dataset DATASET")
+            raise DataError("no true stellar mass (lgm_tot_p50) in the mass predictions; pass dataset", param="dataset")
         joined = join_dataset(joined, dataset, [MASS])
     joined = select_split(joined, split)
     # truths outside LABEL_RANGES (MPA-JHU's -9999) and missing ones leave the analysis, counted
@@ -350,6 +350,30 @@ def _refit(catalog: pd.DataFrame | None) -> MZRRelation | None:
         return None
 
 
+def _relation_to_use(relation: str, refit: MZRRelation | None) -> MZRRelation:
+    """The relation ``relation`` names: Tremonti's, or ``refit`` (DataError when there is none)."""
+    if relation != "refit":
+        return TREMONTI
+    if refit is None:
+        raise DataError(
+            "relation refit needs dataset with train rows holding oh_p50 and lgm_tot_p50", param=("relation", "dataset")
+        )
+    return refit
+
+
+def _refit_metrics(refit: MZRRelation, joined: pd.DataFrame, mt, mp, zt) -> dict:
+    """The ``refit`` metrics of :func:`mzr_analysis`; adds the ``z_mzr_refit`` column to ``joined``
+    (the re-fitted relation at the predicted masses ``mp``; ``mt``, ``zt``: the true masses and
+    metallicities, dex)."""
+    joined["z_mzr_refit"] = refit(mp)
+    return {
+        "coefficients": list(refit.coefficients),
+        "n_fit": refit.n,
+        "z_mzr": regression_metrics(zt, joined["z_mzr_refit"].to_numpy(float)),
+        "true_mass": regression_metrics(refit(mt), zt),
+    }
+
+
 def mzr_analysis(
     metallicity,
     mass,
@@ -393,14 +417,12 @@ def mzr_analysis(
         (:class:`MZRRelation` or None), and ``metrics`` (the JSON of ``galmet mzr``).
     """
     if relation not in RELATIONS:
-        raise DataError(f"--relation must be one of {', '.join(RELATIONS)}, got {relation!r}")
+        raise DataError(f"relation must be one of {', '.join(RELATIONS)}, got {relation!r}", param="relation")
     catalog = None if dataset is None else dataset_catalog(dataset)[0]
     j = join_mass_metallicity(metallicity, mass, catalog, split)
     excluded = j.attrs.get("excluded", {})
     refit = _refit(catalog)
-    if relation == "refit" and refit is None:
-        raise DataError("--relation refit needs --dataset with train rows holding oh_p50 and lgm_tot_p50")
-    rel = refit if relation == "refit" and refit is not None else TREMONTI
+    rel = _relation_to_use(relation, refit)
     zt, zp = j[Z].to_numpy(float), j[f"{Z}_pred"].to_numpy(float)
     mt, mp = j[MASS].to_numpy(float), j[f"{MASS}_pred"].to_numpy(float)
     edges = fixed_width_bins(mt, bin_width)
@@ -437,13 +459,7 @@ def mzr_analysis(
         "bin_width": bin_width,
     }
     if refit is not None:
-        j["z_mzr_refit"] = refit(mp)
-        metrics["refit"] = {
-            "coefficients": list(refit.coefficients),
-            "n_fit": refit.n,
-            "z_mzr": regression_metrics(zt, j["z_mzr_refit"].to_numpy(float)),
-            "true_mass": regression_metrics(refit(mt), zt),
-        }
+        metrics["refit"] = _refit_metrics(refit, j, mt, mp, zt)
     return {
         "joined": j,
         "bins": bins,

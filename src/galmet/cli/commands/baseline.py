@@ -19,6 +19,9 @@ Example:
   galmet baseline data/synth --bands gri --out runs/baseline
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, integer

@@ -30,6 +30,9 @@ Example:
       --dataset data/synth --out mzr
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import number

@@ -27,6 +27,9 @@ Examples:
       --arch resnet18 --out res
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import add_training_options, integer
