@@ -111,15 +111,7 @@ def make_figures(
     check_figure_outputs(out_dir, formats, predictions, dataset, resolution, mass)
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
-    df, target = load_predictions(predictions, target, dataset)
-    df = select_split(df, split)
-    df, excluded = usable_rows(df, [target])
-    for line in describe_exclusions(excluded):
-        log.warning("figures: %s", line)
-    bad = ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
-    if bad.any():
-        log.warning("figures: dropping %d rows with a NaN prediction", int(bad.sum()))
-        df = df[~bad].reset_index(drop=True)
+    df, target = _rows_shown(predictions, target, dataset, split)
     # read every optional input before drawing, so a bad one fails before any file is written
     res_table = None
     if resolution is not None:
@@ -172,6 +164,21 @@ def make_figures(
         fig = plot_uncertainty(t, p, df[err_column(target)].to_numpy(dtype=float), intervals, target)
         written.extend(save_figure(fig, out / UNCERTAINTY_FIGURE, formats))
     return written
+
+
+def _rows_shown(predictions, target: str | None, dataset, split: str | None) -> tuple[pd.DataFrame, str]:
+    """(rows of ``split`` with a truth and a finite prediction, their target): the predictions
+    the figures show, the rows left out logged."""
+    df, target = load_predictions(predictions, target, dataset)
+    df = select_split(df, split)
+    df, excluded = usable_rows(df, [target])
+    for line in describe_exclusions(excluded):
+        log.warning("figures: %s", line)
+    bad = ~np.isfinite(df[f"{target}_pred"].to_numpy(dtype=float))
+    if bad.any():
+        log.warning("figures: dropping %d rows with a NaN prediction", int(bad.sum()))
+        df = df[~bad].reset_index(drop=True)
+    return df, target
 
 
 def _thumbnail_grid(df: pd.DataFrame, dataset, target: str, n_thumbnails: int, seed: int):
