@@ -16,11 +16,12 @@ class GalmetError(Exception):
     the user typed (``--batch-size``) with :func:`for_flags`. The library never names a flag.
     """
 
-    def __init__(self, *args: object, param: str | None = None) -> None:
+    def __init__(self, *args: object, param: str | tuple[str, ...] | None = None) -> None:
         if len(args) == 1 and isinstance(args[0], str):
             args = (single_line(args[0]),)
         super().__init__(*args)
-        #: The API parameter the message is about (None: not about one parameter).
+        #: The API parameter the message is about (None: not about one parameter; a tuple: about
+        #: several, e.g. two that exclude each other).
         self.param = param
 
 
@@ -41,18 +42,26 @@ def single_line(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+#: What may not touch a parameter name that :func:`for_flags` rewrites: a word character, a
+#: dash, or a path's ``/``, ``\\`` or ``.`` (``runs/out/x.csv`` and ``out.csv`` keep their ``out``).
+_WORDISH = r"[\w./\\-]"
+
+
 def for_flags(exc: GalmetError, flags: dict[str, str]) -> str:
     """The message of ``exc`` as a command line says it: its parameter name replaced by the flag.
 
     ``flags`` maps API parameter names to what the user typed (``{"batch_size": "--batch-size"}``);
-    the first whole-word occurrence of ``exc.param`` becomes the flag. An error without a
-    parameter, or with one the command has no flag for, keeps its message.
+    the first whole-word occurrence of ``exc.param`` (of each, for a tuple; never part of a path)
+    becomes the flag. An error without a parameter, or with one the command has no flag for,
+    keeps its message.
     """
     text = str(exc)
-    flag = flags.get(exc.param) if exc.param else None
-    if not flag:
-        return text
-    return re.sub(rf"(?<![\w-]){re.escape(exc.param)}(?![\w-])", flag, text, count=1)
+    params = (exc.param,) if isinstance(exc.param, str) else exc.param or ()
+    for param in params:  # (a tuple of parameters: each one's first occurrence)
+        flag = flags.get(param)
+        if flag:
+            text = re.sub(rf"(?<!{_WORDISH}){re.escape(param)}(?!{_WORDISH})", flag, text, count=1)
+    return text
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:

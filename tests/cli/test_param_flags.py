@@ -30,3 +30,39 @@ def test_the_cli_rewrites_the_parameter_to_its_flag():
 def test_a_command_with_no_such_flag_keeps_the_parameter():
     err = ConfigError("tta_mode must be one of dihedral, fastai", param="tta_mode")
     assert for_flags(err, flags_of(build_parser(), "synth")) == str(err)
+
+
+def test_several_parameters_each_become_their_flag():
+    err = ConfigError("resume and overwrite exclude each other", param=("resume", "overwrite"))
+    assert for_flags(err, flags_of(build_parser(), "train")) == "--resume and --overwrite exclude each other"
+
+
+def test_a_path_keeps_a_word_that_is_a_parameter():
+    err = DataError("runs/dataset/out.csv: no truth column 'oh_p50'; pass dataset to join it", param="dataset")
+    said = "runs/dataset/out.csv: no truth column 'oh_p50'; pass --dataset to join it"
+    assert for_flags(err, {"dataset": "--dataset", "out": "--out"}) == said
+
+
+def test_a_command_module_names_the_flag_of_a_parameter_named_otherwise():
+    train = flags_of(build_parser(), "train")
+    assert train["out_dir"] == "--out" and train["fold_seed"] == "--split-seed"
+    assert flags_of(build_parser(), "report")["out_html"] == "--out"
+    assert flags_of(build_parser(), "lr-find")["num_steps"] == "--steps"
+
+
+def test_the_library_says_the_parameter_and_the_cli_the_flag(tmp_path, capsys):
+    from galmet.cli.main import main
+    from galmet.report.build import check_report_output
+
+    with pytest.raises(ConfigError) as info:
+        check_report_output([tmp_path, tmp_path])
+    assert info.value.param == "out_html" and str(info.value).startswith("out_html is required")
+    assert main(["report", str(tmp_path), str(tmp_path)]) == 2
+    said = "--out is required when reporting several run folders (where should the report go?)"
+    assert capsys.readouterr().err == f"galmet report: error: {said}\n"
+    (tmp_path / "x.html").mkdir()
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "x.html")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"galmet report: error: --out {tmp_path / 'x.html'}: is a directory; give a file name\n"
+    )

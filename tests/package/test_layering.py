@@ -134,7 +134,9 @@ def test_a_circle_through_a_function_level_import_fails(tmp_path):
     shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     # inside nn/: the network's weights module reaching back up to the bundle, inside a function
     weights = src / "galmet" / "nn" / "weights.py"
-    weights.write_text(weights.read_text() + "\n\ndef _back():\n    from galmet.nn import bundle\n\n    return bundle\n")
+    weights.write_text(
+        weights.read_text() + "\n\ndef _back():\n    from galmet.nn import bundle\n\n    return bundle\n"
+    )
     # inside cli/: options importing a command (commands import options)
     options = src / "galmet" / "cli" / "options.py"
     options.write_text(

@@ -41,8 +41,8 @@ def test_baseline_cli_writes_predict_format(split_dataset, tmp_path):
 
 
 def test_baseline_ugriz_is_deterministic(split_dataset, tmp_path):
-    from galmet.science.baseline import ForestConfig
     from galmet.runs.baseline import run_baselines
+    from galmet.science.baseline import ForestConfig
 
     cfg = ForestConfig(n_estimators=20, n_jobs=1, seed=3)
     a = run_baselines(split_dataset, tmp_path / "a", "ugriz", config=cfg)

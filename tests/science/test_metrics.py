@@ -164,7 +164,10 @@ def test_evaluate_joins_truth_from_dataset(tmp_path, tiny_dataset):
     [
         ("objID,oh_p50\n1,8.9\n", "no <target>_pred column"),
         ("objID,oh_p50_pred\n1,8.9\n", "no truth column 'oh_p50'; pass --dataset"),
-        ("objID,oh_p50_pred,oh_p50,split\n1,8.9,8.8,train\n", "no rows with split 'test'"),
+        (
+            "objID,oh_p50_pred,oh_p50,split\n1,8.9,8.8,train\n",
+            "predictions table has no 'test' rows (splits present: train); use --split all",
+        ),
         ("objID,oh_p50_pred,oh_p50\n", "empty"),
     ],
 )

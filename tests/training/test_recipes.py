@@ -158,22 +158,26 @@ def test_config_defaults_and_resolution():
     "changes, message",
     [
         ({"epochs": 5}, "paper recipe's length"),
-        ({"recipe": "onecycle", "epochs": -1}, "epochs must be >= 1"),
-        ({"frozen_epochs": -1}, "frozen epochs"),
-        ({"cycles": [1, 0]}, "cycle lengths"),
-        ({"batch_size": 1}, "batch size"),
+        ({"recipe": "onecycle", "epochs": -1}, r"epochs must be an integer in \[1, 100000\]"),
+        ({"frozen_epochs": -1}, "frozen_epochs must be an integer in"),
+        ({"cycles": [1, 0]}, "cycles must be a list of integers, each an integer in"),
+        ({"batch_size": 1}, "batch_size must be an integer in"),
         ({"lr": [1e-3, 1e-2]}, "1 or 3 values"),
-        ({"lr": [-1.0]}, "learning rates must be > 0"),
-        ({"weight_decay": -0.1}, "weight decay"),
+        ({"lr": [-1.0]}, r"lr must be a list of numbers, each a number in \(0, 10\]"),
+        ({"weight_decay": -0.1}, "weight_decay must be a number in"),
         ({"recipe": "sgd"}, "recipe must be one of"),
         ({"arch": "vgg16"}, "arch must be one of"),
-        ({"max_zoom": 0.9}, "max zoom"),
+        ({"max_zoom": 0.9}, "max_zoom must be a number in"),
         ({"targets": []}, "at least one target"),
         ({"rotate": -1}, "rotate must be"),
         ({"lighting": 1.5}, "lighting must be"),
         ({"optimizer": "lamb"}, "optimizer must be one of"),
         ({"momentum": 1.0}, "momentum must be"),
-        ({"sgdr_warmup": 1.0}, "warm-up must be"),
+        ({"sgdr_warmup": 1.0}, "sgdr_warmup must be a number in"),
+        ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
+        ({"loss": "l1"}, "loss must be one of rmse, gaussian"),
+        ({"crop": 4}, "crop must be at least 8 pixels"),
+        ({"crop": 64, "size": 32}, "crop 64 is larger than size 32"),
     ],
 )
 def test_bad_config_values(changes, message):
@@ -205,3 +209,15 @@ def test_onecycle_survives_every_tiny_run_length(total):
     for _ in range(total):
         opt.step()
         sched.step()
+
+
+def test_a_schedule_length_error_names_its_three_parameters():
+    from galmet.errors import for_flags
+
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(epochs=5).resolved()
+    assert info.value.param == ("frozen_epochs", "cycles", "epochs") and "--" not in str(info.value)
+    flags = {"frozen_epochs": "--frozen-epochs", "cycles": "--cycles", "epochs": "--epochs"}
+    assert for_flags(info.value, flags) == (
+        "the paper recipe's length is set by --frozen-epochs and --cycles (2 + 1+1+2+4 = 10); got --epochs 5"
+    )

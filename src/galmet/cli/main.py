@@ -94,7 +94,8 @@ def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, 
             if long:
                 flags.setdefault(action.dest, long[0])
             elif not action.option_strings and action.dest not in ("command", "help"):
-                flags.setdefault(action.dest, action.metavar or action.dest.upper())
+                metavar = action.metavar if isinstance(action.metavar, str) else None  # (not a tuple of names)
+                flags.setdefault(action.dest, metavar or action.dest.upper())
     run = getattr(chosen, "_defaults", {}).get("_run") if chosen is not None else None
     module = sys.modules.get(getattr(run, "__module__", "") or "")
     flags.update(getattr(module, "PARAM_FLAGS", {}))

@@ -4,6 +4,9 @@
   backoff (``catalog``, ``download``, ``predict``).
 - :func:`add_training_options` / :func:`config_from_args`: the :class:`~galmet.training.config.TrainConfig`
   options (``train``, ``lr-find``, ``resolution-study``); unset options keep the config's value.
+  Their number types, ranges, choices and the defaults their help shows come from the training
+  schema (:mod:`galmet.training.config_schema`) and ``TrainConfig`` (:func:`schema_type`): none is
+  written here.
 - :func:`add_device_option`, :func:`add_progress_option`.
 - argparse types that check a number where it is parsed (:func:`number`, :func:`integer`,
   :func:`byte_size`, :data:`SEED`): every float option is finite and in its range, every
@@ -17,9 +20,10 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-#: Largest seed galmet accepts (numpy, torch and scikit-learn all take 32-bit seeds).
-MAX_SEED = 2**32 - 1
+from galmet.training.config_schema import MAX_SEED
 
 
 def number(
@@ -229,37 +233,195 @@ def add_progress_option(p) -> None:
     )
 
 
+def schema_type(name: str) -> Callable[[str], Any] | None:
+    """The argparse ``type`` of the :class:`~galmet.training.config.TrainConfig` field ``name``:
+    :func:`integer` or :func:`number` over its range in the schema (``RANGES``); None for a
+    field that is not a number (text, choices, booleans)."""
+    from galmet.training.config import TrainConfig
+    from galmet.training.config_schema import RANGES, Range, field_type
+
+    scalar, _ = field_type(TrainConfig, name)
+    rng = RANGES.get(name, Range())
+    if scalar is int:
+        return integer(
+            None if rng.lo is None else int(rng.lo),
+            None if rng.hi is None else int(rng.hi),
+        )
+    if scalar is float:
+        return number(rng.lo, rng.hi, open_low=rng.open_low, open_high=rng.open_high)
+    return None
+
+
+@dataclass(frozen=True)
+class _TrainingOption:
+    """One TrainConfig option: its flag, help (a :meth:`str.format` template over
+    :func:`_help_values`) and the field it sets (default: the flag's name); ``negate``: a
+    ``--no-X`` switch that sets the boolean field to False. Type, range, choices and ``nargs``
+    come from the schema."""
+
+    flag: str
+    help: str
+    field: str | None = None
+    negate: bool = False
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+    @property
+    def sets(self) -> str:
+        return self.field or self.dest
+
+
+_MODEL_OPTIONS = (
+    _TrainingOption(
+        "--target",
+        "catalog column to regress; repeat for several (default: {d[targets]})",
+        field="targets",
+        extra={"action": "append", "metavar": "COLUMN"},
+    ),
+    _TrainingOption("--arch", "ResNet body (default: {d[arch]})"),
+    _TrainingOption(
+        "--weights", "initial body weights (default: {d[weights]})", extra={"metavar": "imagenet|none|PATH"}
+    ),
+    _TrainingOption("--batch-size", "global batch size (default {paper[batch_size]}; notebook {notebook[batch_size]})"),
+    _TrainingOption(
+        "--weight-decay",
+        "weight decay, decoupled for AdamW (default {paper[weight_decay]}; notebook {notebook[weight_decay]})",
+    ),
+    _TrainingOption("--size", "required image size in pixels (default: the dataset's)"),
+    _TrainingOption(
+        "--crop",
+        "train and predict on the central N x N pixels (default: the whole image)",
+        extra={"metavar": "N"},
+    ),
+    _TrainingOption("--seed", "random seed, 0 to 2**32-1 (default {d[seed]})"),
+    _TrainingOption("--skip-bad", "drop bad rows instead of failing", extra={"action": "store_true", "default": None}),
+)
+
+_RECIPE_OPTIONS = (
+    _TrainingOption(
+        "--recipe",
+        "paper (default: the paper's text), notebook (the authors' released code) or onecycle (from scratch)",
+    ),
+    _TrainingOption(
+        "--epochs",
+        "total epochs (paper: fixed by --frozen-epochs/--cycles = {paper_epochs}; onecycle: {onecycle_epochs})",
+    ),
+    _TrainingOption("--frozen-epochs", "paper: epochs with the body frozen (default {d[frozen_epochs]})"),
+    _TrainingOption("--cycles", "paper: SGDR cycle lengths in epochs (default {d[cycles]})", extra={"metavar": "N"}),
+    _TrainingOption(
+        "--lr",
+        "max lr: 1 value for every layer group or 3 (paper default {paper_lr}; onecycle {onecycle_lr})",
+        extra={"metavar": "LR"},
+    ),
+    _TrainingOption("--frozen-lr", "paper, notebook: lr of the frozen epochs (default {d[frozen_lr]})"),
+    _TrainingOption(
+        "--optimizer",
+        "optimizer (default: {paper[optimizer]}; notebook: {notebook[optimizer]}, momentum {d[momentum]})",
+    ),
+    _TrainingOption("--momentum", "SGD momentum (default {d[momentum]}, fastai 0.7's)"),
+    _TrainingOption(
+        "--sgdr-warmup",
+        "hold lr/100 for this fraction of a fit's first SGDR cycle, as fastai 0.7 "
+        "(default {paper[sgdr_warmup]}; notebook {notebook[sgdr_warmup]})",
+        extra={"metavar": "FRACTION"},
+    ),
+    _TrainingOption("--max-zoom", "random zoom up to this factor, then crop (default {d[max_zoom]}; 1 = off)"),
+    _TrainingOption(
+        "--no-dihedral", "no random rotations/flips", field="dihedral", negate=True, extra={"action": "store_true"}
+    ),
+    _TrainingOption(
+        "--rotate",
+        "random rotation up to DEG degrees, p 0.75 (fastai 0.7; default {paper[rotate]}, onecycle "
+        "{onecycle[rotate]}; 0 = off)",
+        extra={"metavar": "DEG"},
+    ),
+    _TrainingOption(
+        "--lighting",
+        "random brightness and contrast change up to X (fastai 0.7; default {paper[lighting]}, onecycle "
+        "{onecycle[lighting]}; 0 = off)",
+        extra={"metavar": "X"},
+    ),
+    _TrainingOption(
+        "--no-standardize",
+        "train on raw target values (not (y-mean)/std)",
+        field="standardize_targets",
+        negate=True,
+        extra={"action": "store_true"},
+    ),
+    _TrainingOption(
+        "--loss",
+        "rmse (the paper's head, default) or gaussian (a mean and a log-variance per target, beta-NLL)",
+    ),
+    _TrainingOption("--beta", "gaussian loss: the beta of beta-NLL, {beta_range} (default {d[beta]})"),
+    _TrainingOption(
+        "--valid-fraction", "fraction of train rows made 'valid' when the catalog has none ({d[valid_fraction]})"
+    ),
+    _TrainingOption("--split-seed", "seed of that split (default {d[split_seed]})"),
+    _TrainingOption("--workers", "DataLoader workers when images are read from the memory map (default {d[workers]})"),
+    _TrainingOption("--compile", "torch.compile the model", extra={"action": "store_true", "default": None}),
+    _TrainingOption("--no-amp", "no bf16 autocast on CUDA", field="amp", negate=True, extra={"action": "store_true"}),
+)
+
 #: CLI option (argparse dest) -> TrainConfig field, for options whose value is copied as is.
-TRAINING_FIELDS = {
-    "recipe": "recipe",
-    "target": "targets",
-    "arch": "arch",
-    "weights": "weights",
-    "epochs": "epochs",
-    "frozen_epochs": "frozen_epochs",
-    "cycles": "cycles",
-    "lr": "lr",
-    "frozen_lr": "frozen_lr",
-    "weight_decay": "weight_decay",
-    "batch_size": "batch_size",
-    "size": "size",
-    "crop": "crop",
-    "max_zoom": "max_zoom",
-    "rotate": "rotate",
-    "lighting": "lighting",
-    "optimizer": "optimizer",
-    "momentum": "momentum",
-    "sgdr_warmup": "sgdr_warmup",
-    "seed": "seed",
-    "valid_fraction": "valid_fraction",
-    "split_seed": "split_seed",
-    "device": "device",
-    "workers": "workers",
-    "compile": "compile",
-    "skip_bad": "skip_bad",
-    "loss": "loss",
-    "beta": "beta",
-}
+TRAINING_FIELDS = {o.dest: o.sets for o in (*_MODEL_OPTIONS, *_RECIPE_OPTIONS) if not o.negate} | {"device": "device"}
+#: ``--no-X`` switches (argparse dest) -> the TrainConfig field they turn off.
+NEGATED_FIELDS = {o.dest: o.sets for o in (*_MODEL_OPTIONS, *_RECIPE_OPTIONS) if o.negate} | {"no_progress": "progress"}
+
+
+def _shown(value: Any) -> str:
+    """A default as --help shows it: lists space-separated, floats as ``%g``."""
+    if isinstance(value, (list, tuple)):
+        return " ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _lr_shown(value: float) -> str:
+    """A learning rate as --help shows it: ``1e-3``, ``3e-3`` (one digit times a power of ten
+    below 0.1), else ``%g``."""
+    exponent = math.floor(math.log10(value))
+    digit = value / 10.0**exponent
+    if value < 0.1 and math.isclose(digit, round(digit)):
+        return f"{round(digit)}e{exponent}"
+    return f"{value:g}"
+
+
+def _help_values() -> dict[str, Any]:
+    """What the training options' help templates name: ``d`` (TrainConfig's defaults), the
+    recipes' values (``paper``, ``notebook``, ``onecycle``) and a few derived ones."""
+    from galmet.training import config as cfg
+    from galmet.training.config_schema import RANGES
+
+    d = cfg.TrainConfig()
+    beta = RANGES["beta"]
+    return {
+        "d": {f.name: _shown(getattr(d, f.name)) for f in dataclasses.fields(d)},
+        **{name: {k: _shown(v) for k, v in values.items()} for name, values in cfg.RECIPE_DEFAULTS.items()},
+        "paper_epochs": d.frozen_epochs + sum(d.cycles),
+        "onecycle_epochs": cfg.ONECYCLE_EPOCHS,
+        "paper_lr": " ".join(map(_lr_shown, cfg.PAPER_LRS)),
+        "onecycle_lr": _lr_shown(cfg.ONECYCLE_LR),
+        "beta_range": f"{_shown(beta.lo)} to {_shown(beta.hi)}",
+    }
+
+
+def _add_training_option(group, option: _TrainingOption, shown: dict[str, Any]) -> None:
+    """Declare ``option`` in ``group``: choices, number type and ``nargs`` from the schema."""
+    from galmet.training.config import TrainConfig
+    from galmet.training.config_schema import CHOICES, field_type
+
+    kwargs = dict(option.extra)
+    if not option.negate:
+        scalar, is_list = field_type(TrainConfig, option.sets)
+        if option.sets in CHOICES:
+            kwargs.setdefault("choices", CHOICES[option.sets])
+        elif schema_type(option.sets) is not None:
+            kwargs.setdefault("type", schema_type(option.sets))
+            if is_list:
+                kwargs.setdefault("nargs", "+")
+    group.add_argument(option.flag, help=option.help.format(**shown), **kwargs)
 
 
 def add_training_options(p, schedule: bool = True) -> None:
@@ -271,114 +433,17 @@ def add_training_options(p, schedule: bool = True) -> None:
         Also the recipe and schedule options (recipe, epochs, cycles, lrs, augmentation, split,
         runtime): ``train`` and ``resolution-study`` want them, ``lr-find`` does not.
     """
-    from galmet.columns import ARCHS
-
-    # A long function on purpose: one flat declaration per option, in the order --help shows them;
-    # splitting it would only scatter the options and their help texts.
+    shown = _help_values()
     p.add_argument("--config", metavar="YAML", help="start from a saved config.yaml (options below override it)")
     g = p.add_argument_group("model and data")
-    g.add_argument(
-        "--target",
-        action="append",
-        metavar="COLUMN",
-        help="catalog column to regress; repeat for several (default: oh_p50)",
-    )
-    g.add_argument("--arch", choices=ARCHS, help="ResNet body (default: resnet34)")
-    g.add_argument("--weights", metavar="imagenet|none|PATH", help="initial body weights (default: imagenet)")
-    g.add_argument("--batch-size", type=integer(2, 1 << 16), help="global batch size (default 256; notebook 128)")
-    g.add_argument(
-        "--weight-decay", type=number(0, 1), help="weight decay, decoupled for AdamW (default 0.01; notebook 0)"
-    )
-    g.add_argument("--size", type=integer(1, 4096), help="required image size in pixels (default: the dataset's)")
-    g.add_argument(
-        "--crop",
-        type=integer(1, 4096),
-        metavar="N",
-        help="train and predict on the central N x N pixels (default: the whole image)",
-    )
-    g.add_argument("--seed", type=SEED, help="random seed, 0 to 2**32-1 (default 0)")
-    g.add_argument("--skip-bad", action="store_true", default=None, help="drop bad rows instead of failing")
+    for option in _MODEL_OPTIONS:
+        _add_training_option(g, option, shown)
     add_device_option(g, None, "where to train")
     add_progress_option(g)
-    if not schedule:
-        return
-    from galmet.training.config import LOSSES, RECIPES
-
-    s = p.add_argument_group("recipe")
-    s.add_argument(
-        "--recipe",
-        choices=RECIPES,
-        help="paper (default: the paper's text), notebook (the authors' released code) or onecycle (from scratch)",
-    )
-    s.add_argument(
-        "--epochs",
-        type=integer(1, 100000),
-        help="total epochs (paper: fixed by --frozen-epochs/--cycles = 10; onecycle: 30)",
-    )
-    s.add_argument("--frozen-epochs", type=integer(0, 100000), help="paper: epochs with the body frozen (default 2)")
-    s.add_argument(
-        "--cycles",
-        type=integer(1, 100000),
-        nargs="+",
-        metavar="N",
-        help="paper: SGDR cycle lengths in epochs (default 1 1 2 4)",
-    )
-    s.add_argument(
-        "--lr",
-        type=number(0, 10, open_low=True),
-        nargs="+",
-        metavar="LR",
-        help="max lr: 1 value for every layer group or 3 (paper default 1e-3 1e-2 1e-2; onecycle 3e-3)",
-    )
-    s.add_argument(
-        "--frozen-lr", type=number(0, 10, open_low=True), help="paper, notebook: lr of the frozen epochs (default 0.1)"
-    )
-    s.add_argument(
-        "--optimizer", choices=("adamw", "sgd"), help="optimizer (default: adamw; notebook: sgd, momentum 0.9)"
-    )
-    s.add_argument("--momentum", type=number(0, 1, open_high=True), help="SGD momentum (default 0.9, fastai 0.7's)")
-    s.add_argument(
-        "--sgdr-warmup",
-        type=number(0, 1, open_high=True),
-        metavar="FRACTION",
-        help="hold lr/100 for this fraction of a fit's first SGDR cycle, as fastai 0.7 (default 0; notebook 0.05)",
-    )
-    s.add_argument(
-        "--max-zoom", type=number(1, 4), help="random zoom up to this factor, then crop (default 1.1; 1 = off)"
-    )
-    s.add_argument("--no-dihedral", action="store_true", help="no random rotations/flips")
-    s.add_argument(
-        "--rotate",
-        type=number(0, 180),
-        metavar="DEG",
-        help="random rotation up to DEG degrees, p 0.75 (fastai 0.7; default 10, onecycle 0; 0 = off)",
-    )
-    s.add_argument(
-        "--lighting",
-        type=number(0, 1, open_high=True),
-        metavar="X",
-        help="random brightness and contrast change up to X (fastai 0.7; default 0.05, onecycle 0; 0 = off)",
-    )
-    s.add_argument("--no-standardize", action="store_true", help="train on raw target values (not (y-mean)/std)")
-    s.add_argument(
-        "--loss",
-        choices=LOSSES,
-        help="rmse (the paper's head, default) or gaussian (a mean and a log-variance per target, beta-NLL)",
-    )
-    s.add_argument("--beta", type=number(0, 1), help="gaussian loss: the beta of beta-NLL, 0 to 1 (default 0.5)")
-    s.add_argument(
-        "--valid-fraction",
-        type=number(0, 1, open_high=True),
-        help="fraction of train rows made 'valid' when the catalog has none (0.2)",
-    )
-    s.add_argument("--split-seed", type=SEED, help="seed of that split (default 0)")
-    s.add_argument(
-        "--workers",
-        type=integer(0, 256),
-        help="DataLoader workers when images are read from the memory map (default 0)",
-    )
-    s.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    s.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    if schedule:
+        s = p.add_argument_group("recipe")
+        for option in _RECIPE_OPTIONS:
+            _add_training_option(s, option, shown)
 
 
 def config_from_args(args, base=None):
@@ -391,12 +456,7 @@ def config_from_args(args, base=None):
     changes = {
         field: getattr(args, opt) for opt, field in TRAINING_FIELDS.items() if getattr(args, opt, None) is not None
     }
-    for flag, field in (
-        ("no_dihedral", "dihedral"),
-        ("no_standardize", "standardize_targets"),
-        ("no_amp", "amp"),
-        ("no_progress", "progress"),
-    ):
+    for flag, field in NEGATED_FIELDS.items():
         if getattr(args, flag, False):
             changes[field] = False
     return dataclasses.replace(base, **changes), changes

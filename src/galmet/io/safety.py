@@ -118,9 +118,9 @@ def _check_location(folder: Path, shown: Path, option: str) -> None:
     """ConfigError when ``folder`` (where ``shown`` goes) sits under a file or is not writable."""
     anc = _nearest_existing(folder)
     if not anc.is_dir():
-        raise ConfigError(f"{option} {shown}: {anc} is a file, not a directory")
+        raise ConfigError(f"{option} {shown}: {anc} is a file, not a directory", param=option)
     if not os.access(anc, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {shown}: cannot write into {anc} (permission denied)")
+        raise ConfigError(f"{option} {shown}: cannot write into {anc} (permission denied)", param=option)
 
 
 def file_kind(path: str | os.PathLike) -> str | None:
@@ -188,7 +188,8 @@ def check_output_file(
     path : path-like
         The file the command will write.
     option : str
-        How the user gave it (``--out``, ``--json``), for the message.
+        The parameter that named it (``out``, ``json_out``): the message starts with it and the
+        error's ``param`` is it, so the command line says the flag instead.
     fmt : str
         Its format, a key of :data:`FORMATS` (an existing file of another format is not replaced).
     what : str
@@ -201,23 +202,27 @@ def check_output_file(
     """
     p = Path(path)
     if not str(path).strip():
-        raise ConfigError(f"{option}: empty path")
+        raise ConfigError(f"{option}: empty path", param=option)
     if p.is_dir():
-        raise ConfigError(f"{option} {p}: is a directory; give a file name")
+        raise ConfigError(f"{option} {p}: is a directory; give a file name", param=option)
     _check_location(p.parent, p, option)
     for item in inputs:
         if item.holds(p):
-            raise ConfigError(f"{option} {p}: is {item.what}, an input of this command; choose another file")
+            raise ConfigError(
+                f"{option} {p}: is {item.what}, an input of this command; choose another file", param=option
+            )
     reserved = artefact_kind(p.name)
     if reserved is not None and reserved != (kind or what):
-        raise ConfigError(f"{option} {p}: galmet keeps its {reserved} under that name; choose another file name")
+        raise ConfigError(
+            f"{option} {p}: galmet keeps its {reserved} under that name; choose another file name", param=option
+        )
     if p.exists():
         found = file_kind(p)
         if found not in FORMATS[fmt]:
             shown = found or "text file"
-            raise ConfigError(f"{option} {p}: exists and is a {shown}, not a {what}; choose another file")
+            raise ConfigError(f"{option} {p}: exists and is a {shown}, not a {what}; choose another file", param=option)
         if not os.access(p, os.W_OK):
-            raise ConfigError(f"{option} {p}: exists and is read-only; choose another file")
+            raise ConfigError(f"{option} {p}: exists and is read-only; choose another file", param=option)
     return p
 
 
@@ -237,9 +242,9 @@ def check_output_dir(
     """
     p = Path(path)
     if not str(path).strip():
-        raise ConfigError(f"{option}: empty path")
+        raise ConfigError(f"{option}: empty path", param=option)
     if p.exists() and not p.is_dir():
-        raise ConfigError(f"{option} {p}: is a file, not a directory")
+        raise ConfigError(f"{option} {p}: is a file, not a directory", param=option)
     _check_location(p if p.is_dir() else p.parent, p, option)
     inputs = list(inputs)
     for name, fmt, what in files:
@@ -252,7 +257,9 @@ def check_not_run_model(path: str | os.PathLike, option: str) -> None:
     config or folds): an ensemble or a copy written there would no longer match the run."""
     p = Path(path)
     if p.name == BUNDLE and any((p.parent / n).is_file() for n in (CHECKPOINT, CONFIG, FOLDS)):
-        raise ConfigError(f"{option} {p}: is the model of the training run in {p.parent}; choose another file")
+        raise ConfigError(
+            f"{option} {p}: is the model of the training run in {p.parent}; choose another file", param=option
+        )
 
 
 def check_not_inputs(paths: Iterable[str | os.PathLike], option: str, inputs: Iterable[Input]) -> None:
@@ -261,7 +268,9 @@ def check_not_inputs(paths: Iterable[str | os.PathLike], option: str, inputs: It
     for p in map(Path, paths):
         for item in inputs:
             if item.holds(p):
-                raise ConfigError(f"{option} {p.parent}: {p.name} is {item.what}, an input of this command")
+                raise ConfigError(
+                    f"{option} {p.parent}: {p.name} is {item.what}, an input of this command", param=option
+                )
 
 
 def inputs_of(obj, what: str) -> list[Input]:

@@ -154,7 +154,7 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     """
     sources = [m.path if isinstance(m, GalmetModel) else m for m in members]
     inputs = [model_input(p, f"the member {p}") for p in sources if p is not None]
-    check_output_file(path, "--out", "bundle", "model bundle", inputs)  # before reading the members
+    check_output_file(path, "path", "bundle", "model bundle", inputs)  # before reading the members
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
     if sum(len(m.nets) for m in models) < 2:
         raise ConfigError(

@@ -65,10 +65,10 @@ from galmet.layout import (
     SYSTEMATICS_JSON,
     UNCERTAINTY_FIGURE,
 )
-from galmet.science.plots.history import history_png
 from galmet.report import facts
 from galmet.report import sections as sec
 from galmet.report.html import CSS, Paths, esc, png_figure, table
+from galmet.science.plots.history import history_png
 
 log = logging.getLogger(__name__)
 
@@ -625,9 +625,11 @@ def check_report_output(run_dirs, out_html=None) -> Path:
     if not dirs:
         raise ConfigError("give at least one run folder to report")
     if out_html is None and len(dirs) > 1:
-        raise ConfigError("--out is required when reporting several run folders (where should the report go?)")
+        raise ConfigError(
+            "out_html is required when reporting several run folders (where should the report go?)", param="out_html"
+        )
     out = Path(out_html) if out_html is not None else Path(dirs[0]) / REPORT
     if out.suffix.lower() not in (".html", ".htm"):
-        raise ConfigError(f"--out {out}: the report is HTML; give a file name ending in .html")
+        raise ConfigError(f"out_html {out}: the report is HTML; give a file name ending in .html", param="out_html")
     reads = [Input(Path(d), "a file the report reads", tree=True, suffixes=READ_SUFFIXES) for d in dirs]
-    return check_output_file(out, "--out", "html", "report", reads)
+    return check_output_file(out, "out_html", "html", "report", reads)

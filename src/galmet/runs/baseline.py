@@ -59,7 +59,7 @@ def run_baselines(
         (CONSTANT_PREDICTIONS, "parquet", "predictions table"),
         (BASELINE_METRICS, "json", "baseline metrics"),
     ]
-    check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))  # before anything is read
+    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"))  # before anything is read
     require_sklearn()
     ds = as_dataset(dataset, targets=[target], load_images=False)
     catalog, where = ds.catalog, str(ds.root)

@@ -37,16 +37,29 @@ log = logging.getLogger(__name__)
 
 
 def _check_out(model_path: Path, out: Path, inputs: list[Input]) -> None:
-    """Refuse (one line, before anything is read or written) an --out that is not a new bundle
+    """Refuse (one line, before anything is read or written) an ``out`` that is not a new bundle
     file: not a .pt file, a folder, the input bundle or another input, a training run's model."""
     if out.suffix != ".pt":
-        raise ConfigError(f"--out {out}: a model bundle file ends in .pt")
+        raise ConfigError(f"out {out}: a model bundle file ends in .pt", param="out")
     if out.is_dir():
-        raise ConfigError(f"--out {out}: is a directory; give a file such as {out / BUNDLE}")
+        raise ConfigError(f"out {out}: is a directory; give a file such as {out / BUNDLE}", param="out")
     if out.exists() and out.resolve() == model_path.resolve():
-        raise ConfigError(f"--out {out}: is the input bundle; write the calibrated bundle to another file")
-    check_output_file(out, "--out", "bundle", "model bundle", inputs)
-    check_not_run_model(out, "--out")
+        raise ConfigError(f"out {out}: is the input bundle; write the calibrated bundle to another file", param="out")
+    check_output_file(out, "out", "bundle", "model bundle", inputs)
+    check_not_run_model(out, "out")
+
+
+def _check_request(model, split: str | None, method: str) -> None:
+    """ConfigError for a calibration of ``model`` that cannot hold: on the train split, or by
+    its own sigma when it has none."""
+    if split == "train":
+        raise ConfigError(
+            "split train: the model saw those galaxies; calibrate on held-out (valid) rows", param="split"
+        )
+    if method == "sigma" and model.loss != GAUSSIAN:
+        raise ConfigError(
+            f"{model.path}: method sigma needs a model trained with loss gaussian", param=("method", "loss")
+        )
 
 
 def embedding_statistics(model, dataset, splits=("train", "valid"), device: str = "auto") -> dict[str, Any]:
@@ -126,17 +139,14 @@ def calibrate_bundle(
     ------
     ConfigError, DataError
         One line, nothing written: no truth column, predictions of another target, the train
-        split, a sigma calibration of a model without a gaussian head, a bad --out.
+        split, a sigma calibration of a model without a gaussian head, a bad ``out``.
     """
     out = Path(out)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
     _check_out(model_input(model_path).path, out, inputs)
     model = load_model(model_path)
-    if split == "train":
-        raise ConfigError("--split train: the model saw those galaxies; calibrate on held-out (valid) rows")
-    if method == "sigma" and model.loss != GAUSSIAN:
-        raise ConfigError(f"{model.path}: --method sigma needs a model trained with --loss gaussian")
+    _check_request(model, split, method)
     df = upgrade_columns(read_table(predictions))
     where = str(predictions)
     if dataset is not None:
@@ -162,7 +172,8 @@ def calibrate_bundle(
         raise ConfigError(
             f"{where}: out-of-fold predictions carry one fold model's spread, but the model is an ensemble of "
             f"{len(model.nets)} whose spread also holds its members' disagreement, so a spread calibration does "
-            "not transfer; use --method absolute, or calibrate on the ensemble's own predictions of held-out galaxies"
+            "not transfer; use method absolute, or calibrate on the ensemble's own predictions of held-out galaxies",
+            param="method",
         )
     source = {
         "file": str(Path(predictions).resolve()),

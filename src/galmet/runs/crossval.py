@@ -89,7 +89,7 @@ def assign_folds(n: int, folds: int, seed: int) -> np.ndarray:
     """Fold number (0..folds-1) of each of ``n`` rows: a seeded permutation dealt round-robin,
     so fold sizes differ by at most one."""
     if folds < 2:
-        raise ConfigError(f"--folds must be at least 2, got {folds}")
+        raise ConfigError(f"folds must be at least 2, got {folds}", param="folds")
     if n < 2 * folds:
         raise DataError(f"{n} train/valid rows are too few for {folds} folds (need at least {2 * folds})")
     order = np.random.default_rng(seed).permutation(n)
@@ -99,20 +99,24 @@ def assign_folds(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 def _check_cv_dir(run: Path, resume: bool, overwrite: bool, under_lock: bool = False) -> None:
-    check_output_dir(run, "--out")
+    check_output_dir(run, "out_dir")
     if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
+        raise ConfigError("resume and overwrite exclude each other", param=("resume", "overwrite"))
     if not under_lock:
         check_not_running(run)
     started = run.is_dir() and any(p.name not in (RUN_LOCK, STAGING) for p in run.iterdir())
     if resume and not ((run / FOLDS).is_file() or (staging_dir(run) / FOLDS).is_file()):
         raise ConfigError(f"{run}: no {FOLDS}: not a cross-validation run to resume")
     if started and not (resume or overwrite):
-        raise ConfigError(f"{run}: is not empty; use --resume to continue a cross-validation run there or --overwrite")
+        raise ConfigError(
+            f"{run}: is not empty; use resume to continue a cross-validation run there or overwrite",
+            param=("resume", "overwrite"),
+        )
     if run.is_dir() and foreign_run_file(run, skip=(CONFIG, HISTORY, CHECKPOINT)) is not None:
         raise ConfigError(
             f"{run}: its {BUNDLE} was not written by galmet (or is damaged); galmet never replaces it: "
-            f"move it away or choose another --out"
+            f"move it away or choose another out_dir",
+            param="out_dir",
         )
 
 
@@ -175,7 +179,7 @@ def cross_validate(
         One-line messages (bad options, too few rows, a resumed run with other settings or data).
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("--folds runs one process; start it without torchrun")
+        raise ConfigError("folds runs one process; start it without torchrun", param="folds")
     config = config.resolved()
     run = Path(out_dir)
     _check_cv_dir(run, resume, overwrite)
@@ -213,8 +217,9 @@ def _cross_validate_into(
             or saved["fold"].tolist() != table["fold"].tolist()
         ):
             raise ConfigError(
-                f"{folds_file}: the dataset or --folds/--split-seed differ from the run being resumed; "
-                f"use --overwrite to start again"
+                f"{folds_file}: the dataset, folds or fold_seed differ from the run being resumed; "
+                f"use overwrite to start again",
+                param=("folds", "fold_seed", "overwrite"),
             )
     atomic_write_text(folds_file, table.to_csv(index=False))
 

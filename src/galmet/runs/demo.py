@@ -41,19 +41,21 @@ def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device
     from galmet.synthetic.render import check_options
 
     if isinstance(n, bool) or not isinstance(n, int) or not 50 <= n <= MAX_N:
-        raise ConfigError(f"--n must be an integer from 50 (for a meaningful demo) to {MAX_N}, got {n!r}")
+        raise ConfigError(f"n must be an integer from 50 (for a meaningful demo) to {MAX_N}, got {n!r}", param="n")
     check_options(n, seed, size, test=TEST_FRACTION, valid_fraction=VALID_FRACTION)
-    for name, value, low in (("--epochs", epochs, 1), ("--batch-size", batch_size, 2)):
+    for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an integer of at least {low}, got {value!r}")
+            raise ConfigError(f"{name} must be an integer of at least {low}, got {value!r}", param=name)
     if arch not in ARCHS:
-        raise ConfigError(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+        raise ConfigError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}", param="arch")
     if device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {device!r}")
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}", param="device")
     out = Path(out)
-    check_output_dir(out, "--out")
+    check_output_dir(out, "out")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise ConfigError(f"{out}: folder is not empty and is not a previous galmet demo; choose another --out")
+        raise ConfigError(
+            f"{out}: folder is not empty and is not a previous galmet demo; choose another out", param="out"
+        )
 
     from galmet.data.splits import split_counts
     from galmet.nn.device import resolve_device
@@ -86,7 +88,7 @@ def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device
     require_matplotlib()
     # what the stages will replace must be theirs: a previous synthesis, a previous run
     check_synthesis_output(out / "data", overwrite=True)
-    check_run_output(out / "run", resume=False, overwrite=True)
+    check_run_output(out / "run", resume=False, overwrite=True, option="out")
     return config
 
 
@@ -128,11 +130,11 @@ def _run_stages(
     out: Path, config, n: int, size: int, epochs: int, arch: str, seed: int, device: str, keep_checkpoint: bool
 ) -> dict:
     """The six stages; each replaces only what a previous demo's same stage wrote."""
-    from galmet.science.metrics import format_metrics_table
+    from galmet.report.build import write_report
     from galmet.runs.baseline import run_baselines
     from galmet.runs.evaluate import evaluate_predictions
     from galmet.runs.figures import make_figures
-    from galmet.report.build import write_report
+    from galmet.science.metrics import format_metrics_table
     from galmet.training.loop import train
 
     t_start = time.perf_counter()

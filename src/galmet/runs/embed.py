@@ -43,19 +43,21 @@ def embedding_table(
     """
     kind = require_table_format(out, param="out").kind if out is not None else None
     if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
     if out is not None:
         inputs = [model_input(model_path), *inputs_of(dataset, "the dataset")]
-        check_output_file(out, "--out", kind or "csv", "embeddings table", inputs)
+        check_output_file(out, "out", kind or "csv", "embeddings table", inputs)
     model = load_model(model_path)
     members = list(range(len(model.nets)))
     if member != "all":
         try:
             k = int(member)
         except ValueError:
-            raise ConfigError(f"--member must be an integer or 'all', got {member!r}") from None
+            raise ConfigError(f"member must be an integer or 'all', got {member!r}", param="member") from None
         if not 0 <= k < len(members):
-            raise ConfigError(f"--member {k}: the model has {len(members)} member(s) (0 to {len(members) - 1})")
+            raise ConfigError(
+                f"member {k}: the model has {len(members)} member(s) (0 to {len(members) - 1})", param="member"
+            )
         members = [k]
     model.check_dataset_imaging(dataset)
     ds = load_dataset(dataset, targets=[], on_error="skip" if skip_bad else "raise", size=model.image_size)

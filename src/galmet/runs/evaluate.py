@@ -35,7 +35,7 @@ def evaluate_predictions(
     """
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
-        check_output_file(json_out, "--json", "json", "metrics", inputs)
+        check_output_file(json_out, "json_out", "json", "metrics", inputs)
     df, target = load_predictions(path, target, dataset, pred_col=pred_col, true_col=true_col)
     summary = summarize(df, target, split)
     uncertainty = uncertainty_metrics(df, target, split)

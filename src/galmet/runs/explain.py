@@ -117,15 +117,15 @@ def explain(
     """
     require_captum()
     if method not in METHODS:
-        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}", param="method")
     if not 1 <= n <= 100:
-        raise ConfigError(f"--n must be between 1 and 100, got {n}")
+        raise ConfigError(f"n must be between 1 and 100, got {n}", param="n")
     out = Path(out_dir)
     stem = attribution_stem(method)
     expected = [(f"{stem}.{fmt}", fmt, "figure") for fmt in formats] + [(f"{stem}.npz", "npz", "attribution arrays")]
     if controls:
         expected += [(CONTROLS_JSON, "json", "controls summary"), (CONTROLS_TABLE, "csv", "controls table")]
-    check_output_dir(out, "--out", expected, [model_input(model_path), *inputs_of(dataset, "the dataset")])
+    check_output_dir(out, "out_dir", expected, [model_input(model_path), *inputs_of(dataset, "the dataset")])
     require_matplotlib()
     model = load_model(model_path)
     model.check_dataset_imaging(dataset)
@@ -139,7 +139,9 @@ def explain(
     has_truth = target in ds.catalog.columns and np.isfinite(pd.to_numeric(ds.catalog[target], errors="coerce")).any()
     truth = pd.to_numeric(ds.catalog[target], errors="coerce").to_numpy(float) if has_truth else None
     if controls and (truth is None or not np.isfinite(truth).all()):
-        raise DataError(f"{ds.root}: --controls scores against the truth, but {target!r} is missing for some rows")
+        raise DataError(
+            f"{ds.root}: controls scores against the truth, but {target!r} is missing for some rows", param="controls"
+        )
     ids = _ids(ds)
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(ds), min(n, len(ds)), replace=False))

@@ -61,7 +61,7 @@ def check_figure_outputs(out_dir, formats: Sequence[str], predictions=None, data
     require_matplotlib()
     stems = [*FIGURE_NAMES.values(), UNCERTAINTY_FIGURE]
     files = [(f"{stem}.{fmt}", fmt, "figure") for stem in stems for fmt in formats]
-    check_output_dir(out_dir, "--out", files, inputs)
+    check_output_dir(out_dir, "out_dir", files, inputs)
 
 
 def make_figures(

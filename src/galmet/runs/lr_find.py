@@ -21,7 +21,7 @@ def check_lr_find_outputs(out_dir, dataset=None, config: TrainConfig | None = No
     if config is not None and config.weights not in ("imagenet", "none"):
         inputs += inputs_of(config.weights, "the --weights file")
     files = [(LR_FIND_TABLE, "csv", "lr range test table"), (Path(LR_FIND_PLOT).name, "png", "figure")]
-    check_output_dir(out_dir, "--out", files, inputs)
+    check_output_dir(out_dir, "out_dir", files, inputs)
 
 
 def run_lr_find(dataset, out_dir: str | os.PathLike, config: TrainConfig | None = None, **kwargs) -> LRFindResult:

@@ -25,7 +25,7 @@ def check_mzr_outputs(out_dir, formats, metallicity=None, mass=None, dataset=Non
     inputs += inputs_of(dataset, "the dataset") + inputs_of(rf, "the --rf predictions")
     files = [(MZR_METRICS, "json"), (MZR_BINS, "csv"), (MZR_JOINED, "parquet")]
     files += [(f"{FIGURE_NAMES[k]}.{fmt}", fmt) for k in (5, 6) for fmt in formats]
-    check_output_dir(out_dir, "--out", [(n, f, artefact_kind(n) or "figure") for n, f in files], inputs)
+    check_output_dir(out_dir, "out_dir", [(n, f, artefact_kind(n) or "figure") for n, f in files], inputs)
 
 
 def run_mzr(

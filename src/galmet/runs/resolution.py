@@ -48,7 +48,9 @@ def _load_table(path: Path) -> pd.DataFrame:
     tab = read_table(path)
     missing = [c for c in COLUMNS if c not in tab.columns]
     if missing:
-        raise DataError(f"{path}: not a resolution-study table (no column {missing[0]!r}); use a new --out")
+        raise DataError(
+            f"{path}: not a resolution-study table (no column {missing[0]!r}); use a new out_dir", param="out_dir"
+        )
     return tab[np.isfinite(pd.to_numeric(tab["rmse"], errors="coerce"))].reset_index(drop=True)
 
 
@@ -85,14 +87,14 @@ def run_study(
         Test-time augmentation when predicting the test split.
     """
     if min_input < 1:
-        raise ConfigError(f"--min-input must be >= 1 pixel, got {min_input}")
+        raise ConfigError(f"min_input must be >= 1 pixel, got {min_input}", param="min_input")
     config = (config or TrainConfig()).resolved()
     files = [
         (RESOLUTION_TABLE, "csv", "resolution-study table"),
         (RESOLUTION_META, "json", "resolution-study settings"),
         *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in formats],
     ]
-    check_output_dir(out_dir, "--out", files, inputs_of(dataset, "the dataset"))
+    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"))
     require_matplotlib()
     target = config.targets[0]
     dataset = as_dataset(
@@ -153,9 +155,13 @@ def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: i
         try:
             old = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:
-            raise DataError(f"{meta_path}: unreadable study settings ({one_line(exc)}); use a new --out") from None
+            raise DataError(
+                f"{meta_path}: unreadable study settings ({one_line(exc)}); use a new out_dir", param="out_dir"
+            ) from None
         if not isinstance(old, dict) or not isinstance(old.get("config", {}), dict):
-            raise DataError(f"{meta_path}: not the settings of a galmet resolution study; use a new --out")
+            raise DataError(
+                f"{meta_path}: not the settings of a galmet resolution study; use a new out_dir", param="out_dir"
+            )
         changed = [k for k in ("min_input", "target", "n") if old.get(k) != settings[k]]
         changed += [
             f"config.{k}"
@@ -163,7 +169,10 @@ def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: i
             if k not in RUNTIME_FIELDS and old.get("config", {}).get(k) != config.to_dict()[k]
         ]
         if changed:
-            raise ConfigError(f"{out}: holds a study with different settings ({', '.join(changed)}); use a new --out")
+            raise ConfigError(
+                f"{out}: holds a study with different settings ({', '.join(changed)}); use a new out_dir",
+                param="out_dir",
+            )
         meta = old
     else:
         meta = {**settings, **baselines(dataset, target, bands)}

@@ -53,7 +53,7 @@ def run_systematics(
     expected = [(SYSTEMATICS_TABLE, "csv", "systematics table"), (SYSTEMATICS_JSON, "json", "systematics summary")]
     expected += [(f"{SYSTEMATICS_FIGURE}.{fmt}", fmt, "figure") for fmt in formats]
     inputs = inputs_of(predictions, "the predictions table") + inputs_of(dataset, "the dataset")
-    check_output_dir(out, "--out", expected, inputs)
+    check_output_dir(out, "out_dir", expected, inputs)
     require_matplotlib()
     ds = as_dataset(dataset, targets=[], load_images=False) if dataset is not None else None
     df, target = load_predictions(predictions, target, ds)

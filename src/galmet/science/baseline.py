@@ -60,7 +60,9 @@ def parse_bands(bands: str) -> str:
     """Validate a band string such as ``gri`` or ``ugriz`` (letters of ugriz, no repeats)."""
     b = str(bands).strip().lower()
     if not b or any(c not in ALL_BANDS for c in b) or len(set(b)) != len(b):
-        raise ConfigError(f"--bands must be letters of 'ugriz' without repeats (e.g. gri or ugriz), got {bands!r}")
+        raise ConfigError(
+            f"bands must be letters of 'ugriz' without repeats (e.g. gri or ugriz), got {bands!r}", param="bands"
+        )
     return b
 
 

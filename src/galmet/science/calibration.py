@@ -91,7 +91,9 @@ def fit_calibration(
     if pc not in df.columns:
         raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
     if target not in df.columns or df[target].isna().all():
-        raise DataError(f"{where}: no truth column {target!r} to calibrate on (pass --dataset to join it by objID)")
+        raise DataError(
+            f"{where}: no truth column {target!r} to calibrate on (pass dataset to join it by objID)", param="dataset"
+        )
     if method == "auto":
         method = "sigma" if gc in df.columns and np.isfinite(df[gc].to_numpy(dtype=float)).any() else "absolute"
     if method not in METHODS:
@@ -99,8 +101,8 @@ def fit_calibration(
     need = {"absolute": [], "spread": [sc], "sigma": [gc]}[method]
     for c in need:
         if c not in df.columns:
-            why = "a --loss gaussian model" if c == gc else "test-time augmentation or an ensemble"
-            raise DataError(f"{where}: method {method} needs the column {c!r} (from {why})")
+            why = "a loss gaussian model" if c == gc else "test-time augmentation or an ensemble"
+            raise DataError(f"{where}: method {method} needs the column {c!r} (from {why})", param="loss")
     ok = _finite_rows(df, [target, pc, *need])
     if ok.sum() < MIN_CALIBRATION:
         raise DataError(
@@ -116,7 +118,10 @@ def fit_calibration(
     probe = Calibration(target, method, np.zeros(1), 1, symmetric, float(offset))
     u = probe.scale(spread, sigma, n=len(p))
     if not (u > 0).all():
-        raise DataError(f"{where}: {int((u <= 0).sum())} rows have a zero scale for method {method}; give --offset > 0")
+        raise DataError(
+            f"{where}: {int((u <= 0).sum())} rows have a zero scale for method {method}; give offset > 0",
+            param="offset",
+        )
     z = (y - p) / u
     info = {"split": split or "all", "n": int(len(z)), **(source or {})}
     return Calibration.from_scores(target, method, np.abs(z) if symmetric else z, symmetric, float(offset), info)

@@ -251,7 +251,7 @@ def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
     if len(sel) == 0:
         have = sorted(df["split"].astype(str).unique())
         raise DataError(
-            f"predictions table has no rows with split {split!r} (splits present: {', '.join(have)}); use --split all"
+            f"predictions table has no {split!r} rows (splits present: {', '.join(have)}); use split all", param="split"
         )
     return sel.reset_index(drop=True)
 

@@ -61,7 +61,8 @@ def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
     if not preds:
         raise DataError(f"{where}: no <target>_pred column (columns: {', '.join(map(str, df.columns))})")
     raise DataError(
-        f"{where}: several prediction columns ({', '.join(p + '_pred' for p in preds)}); choose one with --target"
+        f"{where}: several prediction columns ({', '.join(p + '_pred' for p in preds)}); choose one with target",
+        param="target",
     )
 
 
@@ -100,11 +101,13 @@ def foreign_columns(
     if pred_col is None and true_col is None:
         return df, target
     columns = ", ".join(map(str, df.columns))
-    for option, col in (("--pred-col", pred_col), ("--true-col", true_col)):
+    for option, col in (("pred_col", pred_col), ("true_col", true_col)):
         if col is not None and col not in df.columns:
-            raise DataError(f"{where}: no column {col!r} ({option}); the table's columns: {columns}")
+            raise DataError(f"{where}: no column {col!r} ({option}); the table's columns: {columns}", param=option)
     if pred_col is not None and pred_col == true_col:
-        raise DataError(f"{where}: --pred-col and --true-col are the same column {pred_col!r}")
+        raise DataError(
+            f"{where}: pred_col and true_col are the same column {pred_col!r}", param=("pred_col", "true_col")
+        )
     target = target or true_col or DEFAULT_TARGET
     renames = {}
     if pred_col is not None and pred_col != f"{target}_pred":
@@ -115,7 +118,8 @@ def foreign_columns(
         if new in df.columns and new not in renames:
             raise DataError(
                 f"{where}: the table already has a column {new!r}; it would be hidden by {old!r} "
-                f"(give --target another name, or leave out the option that names {old!r})"
+                f"(give target another name, or leave out the option that names {old!r})",
+                param="target",
             )
     return df.rename(columns=renames), target
 
@@ -198,9 +202,9 @@ def load_predictions(
             df[col] = float_array(df[col], where, col)  # text that is not a number: one line naming the row
     if target not in df.columns or df[target].isna().all():
         hint = (
-            "; pass --dataset DATASET to join it by objID"
+            "; pass dataset to join it by objID"
             if dataset is None
             else f" and the dataset has no {target!r} for these objIDs"
         )
-        raise DataError(f"{where}: no truth column {target!r}{hint}")
+        raise DataError(f"{where}: no truth column {target!r}{hint}", param="dataset" if dataset is None else None)
     return df, target

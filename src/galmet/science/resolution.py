@@ -87,11 +87,13 @@ def parse_sizes(text: str | Sequence[int], image_size: int | None = None) -> lis
         try:
             sizes = [int(s) for s in text.replace(" ", "").split(",") if s]
         except ValueError:
-            raise ConfigError(f"--sizes must be comma-separated integers like 128,64,32, got {text!r}") from None
+            raise ConfigError(
+                f"sizes must be comma-separated integers like 128,64,32, got {text!r}", param="sizes"
+            ) from None
     else:
         sizes = [int(s) for s in text]
     if not sizes or any(s < 1 for s in sizes):
-        raise ConfigError(f"--sizes must be positive integers, got {text!r}")
+        raise ConfigError(f"sizes must be positive integers, got {text!r}", param="sizes")
     if image_size is not None:
         bad = [s for s in sizes if s > image_size or image_size % s]
         if bad:

@@ -413,7 +413,7 @@ def check_output(out: str | os.PathLike, overwrite: bool) -> Path:
     from galmet.io.safety import check_output_dir
 
     out = Path(out)
-    check_output_dir(out, "--out")
+    check_output_dir(out, "out")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise ConfigError(

@@ -25,16 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from galmet.columns import ARCHS
 from galmet.errors import ConfigError, one_line
+from galmet.training.config_schema import DEVICES as DEVICES  # (the choices live with the schema)
+from galmet.training.config_schema import LOSSES as LOSSES
+from galmet.training.config_schema import OPTIMIZERS as OPTIMIZERS
+from galmet.training.config_schema import RECIPES as RECIPES
 from galmet.training.config_schema import check_config_values
-
-RECIPES = ("paper", "onecycle", "notebook")
-DEVICES = ("auto", "cpu", "cuda")
-OPTIMIZERS = ("adamw", "sgd")
-#: Training losses: the paper's RMSE, or the Gaussian (beta-)negative log-likelihood of a
-#: heteroscedastic head that predicts a mean and a log-variance per target.
-LOSSES = ("rmse", "gaussian")
 
 #: The paper's per-group maximum learning rates after unfreezing: (stem+layer1+layer2, layer3+layer4, head).
 PAPER_LRS = (1e-3, 1e-2, 1e-2)
@@ -229,67 +225,46 @@ class TrainConfig:
     progress: bool = True
 
     def resolved(self) -> TrainConfig:
-        """A validated copy with ``epochs`` and ``lr`` filled in; raises ConfigError."""
-        check_config_values(type(self), self.to_dict(), ranges=False)  # types and finiteness first
+        """A validated copy with ``epochs`` and ``lr`` filled in; raises ConfigError.
+
+        Every field's type, range and choices are checked by the schema
+        (:func:`~galmet.training.config_schema.check_config_values`), before and after the
+        recipe's values fill the fields left at None; what is checked here is only what ties
+        fields together (a crop inside the size, the paper recipe's length, ...)."""
+        check_config_values(type(self), self.to_dict())
         c = dataclasses.replace(
             self,
             targets=list(self.targets),
             cycles=[int(v) for v in self.cycles],
             lr=None if self.lr is None else [float(v) for v in self.lr],
         )
-        _check(c.recipe in RECIPES, f"recipe must be one of {', '.join(RECIPES)}, got {c.recipe!r}")
         for name, value in RECIPE_DEFAULTS[c.recipe].items():
             if getattr(c, name) is None:
                 setattr(c, name, value)
-        _check(c.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {c.optimizer!r}")
-        _check(0 <= c.momentum < 1, f"momentum must be in [0, 1), got {c.momentum}")
-        _check(c.rotate is not None and 0 <= c.rotate <= 180, f"rotate must be 0-180 degrees, got {c.rotate}")
-        _check(c.lighting is not None and 0 <= c.lighting < 1, f"lighting must be in [0, 1), got {c.lighting}")
-        _check(
-            c.sgdr_warmup is not None and 0 <= c.sgdr_warmup < 1, f"sgdr warm-up must be in [0, 1), got {c.sgdr_warmup}"
-        )
-        _check(c.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {c.arch!r}")
-        _check(c.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {c.device!r}")
-        _check(c.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}, got {c.loss!r}")
-        _check(0 <= c.beta <= 1, f"beta must be in [0, 1], got {c.beta}")
         _check(len(c.targets) > 0, "at least one target column is needed")
         _check(len(set(c.targets)) == len(c.targets), f"target columns repeat: {c.targets}")
-        _check(
-            c.batch_size is not None and c.batch_size >= 2,
-            f"batch size must be at least 2 (batch norm), got {c.batch_size}",
-        )
-        _check(c.size is None or c.size >= 1, f"size must be a positive number of pixels, got {c.size}")
         _check(c.crop is None or c.crop >= MIN_CROP, f"crop must be at least {MIN_CROP} pixels, got {c.crop}")
         _check(c.crop is None or c.size is None or c.crop <= c.size, f"crop {c.crop} is larger than size {c.size}")
-        _check(c.weight_decay is not None and c.weight_decay >= 0, f"weight decay must be >= 0, got {c.weight_decay}")
-        _check(c.max_zoom >= 1, f"max zoom must be >= 1, got {c.max_zoom}")
-        _check(c.workers >= 0, f"workers must be >= 0, got {c.workers}")
-        _check(c.frozen_lr > 0, f"frozen lr must be > 0, got {c.frozen_lr}")
-        _check(0 < c.pct_start < 1, f"pct_start must be in (0, 1), got {c.pct_start}")
-        _check(c.div_factor > 0 and c.final_div_factor > 0, "div factors must be > 0")
         if c.lr is not None:
             _check(len(c.lr) in (1, 3), f"lr takes 1 or 3 values (one per layer group), got {len(c.lr)}")
-            _check(all(v > 0 for v in c.lr), f"learning rates must be > 0, got {c.lr}")
             if len(c.lr) == 1:
                 c.lr = c.lr * 3
         if c.recipe in ("paper", "notebook"):
-            _check(c.frozen_epochs >= 0, f"frozen epochs must be >= 0, got {c.frozen_epochs}")
-            _check(all(v >= 1 for v in c.cycles), f"cycle lengths must be >= 1 epoch, got {c.cycles}")
             total = c.frozen_epochs + sum(c.cycles)
             _check(total >= 1, f"the {c.recipe} recipe needs at least one epoch (frozen epochs or cycles)")
             if c.epochs is not None and c.epochs != total:
                 raise ConfigError(
-                    f"the {c.recipe} recipe's length is set by --frozen-epochs and --cycles "
-                    f"({c.frozen_epochs} + {'+'.join(map(str, c.cycles)) or '0'} = {total} epochs); "
-                    f"got --epochs {c.epochs}"
+                    f"the {c.recipe} recipe's length is set by frozen_epochs and cycles "
+                    f"({c.frozen_epochs} + {'+'.join(map(str, c.cycles)) or '0'} = {total}); "
+                    f"got epochs {c.epochs}",
+                    param=("frozen_epochs", "cycles", "epochs"),
                 )
             c.epochs = total
             c.lr = c.lr or (list(PAPER_LRS) if c.recipe == "paper" else [NOTEBOOK_LR] * 3)
         else:
             c.epochs = ONECYCLE_EPOCHS if c.epochs is None else c.epochs
-            _check(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
             c.lr = c.lr or [ONECYCLE_LR] * 3
-        check_config_values(type(c), c.to_dict())  # and every range the checks above leave open
+        check_config_values(type(c), c.to_dict())  # the recipe's values too
         return c
 
     @property

@@ -7,8 +7,11 @@ never in a traceback and never silently coerced.
 
 Types come from the dataclass annotations (``int``, ``float``, ``str``, ``bool``, ``list[...]``,
 ``... | None``), so a field added later is type-checked without touching this module; ranges
-are in :data:`RANGES`. Integers are never booleans; floats may be written as integers; every
-float is finite.
+are in :data:`RANGES` and the allowed words of the text fields in :data:`CHOICES`. Integers are
+never booleans; floats may be written as integers; every float is finite.
+
+This module is the one place a training option's type, range and choices are written: the
+command line (:mod:`galmet.cli.options`) builds its argparse types from it (:func:`field_type`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,27 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from galmet.columns import ARCHS
 from galmet.errors import ConfigError
 
 #: Largest seed (numpy, torch and scikit-learn all take 32-bit seeds).
 MAX_SEED = 2**32 - 1
+
+RECIPES = ("paper", "onecycle", "notebook")
+DEVICES = ("auto", "cpu", "cuda")
+OPTIMIZERS = ("adamw", "sgd")
+#: Training losses: the paper's RMSE, or the Gaussian (beta-)negative log-likelihood of a
+#: heteroscedastic head that predicts a mean and a log-variance per target.
+LOSSES = ("rmse", "gaussian")
+
+#: The allowed values of the text fields that take one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "recipe": RECIPES,
+    "arch": ARCHS,
+    "optimizer": OPTIMIZERS,
+    "loss": LOSSES,
+    "device": DEVICES,
+}
 
 
 @dataclass(frozen=True)
@@ -84,16 +104,30 @@ RANGES: dict[str, Range] = {
 def check_config_values(cls: type, data: dict[str, Any], where: str = "config", ranges: bool = True) -> None:
     """Raise ConfigError (one line: ``WHERE: FIELD must be ..., got VALUE``) for the first field
     of ``data`` whose value does not fit the type (from ``cls``'s annotations) and, with
-    ``ranges``, the range of that field of the dataclass ``cls``. Types include finiteness.
-    Unknown keys are not checked here."""
+    ``ranges``, the range (:data:`RANGES`) or choices (:data:`CHOICES`) of that field of the
+    dataclass ``cls``. Types include finiteness. Unknown keys are not checked here."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name not in data:
             continue
         rng = RANGES.get(f.name, Range()) if ranges else Range()
         problem = _problem(hints[f.name], data[f.name], rng)
+        choices = CHOICES.get(f.name, ()) if ranges else ()
+        if not problem and choices and data[f.name] is not None and data[f.name] not in choices:
+            problem = f"one of {', '.join(choices)}"
         if problem:
             raise ConfigError(f"{where}: {f.name} must be {problem}, got {_show(data[f.name])}")
+
+
+def field_type(cls: type, name: str) -> tuple[type, bool]:
+    """``(scalar type, is_list)`` of field ``name`` of the dataclass ``cls``: ``int | None`` is
+    ``(int, False)``, ``list[float] | None`` is ``(float, True)``."""
+    tp = typing.get_type_hints(cls)[name]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is list:
+        return typing.get_args(tp)[0], True
+    return tp, False
 
 
 def _show(value: Any) -> str:

@@ -81,10 +81,13 @@ def load_training_rows(dataset, config: TrainConfig) -> TrainingRows:
         split_seed=config.split_seed,
     )
     if config.size is not None and ds.image_size != config.size:
-        raise DataError(f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, --size is {config.size}")
+        raise DataError(
+            f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, size is {config.size}", param="size"
+        )
     if config.crop is not None and config.crop > ds.image_size:
         raise DataError(
-            f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, smaller than --crop {config.crop}"
+            f"{ds.root}: images are {ds.image_size}x{ds.image_size} pixels, smaller than crop {config.crop}",
+            param="crop",
         )
     train_rows, valid_rows = ds.split_indices("train"), ds.split_indices("valid")
     if len(train_rows) == 0:

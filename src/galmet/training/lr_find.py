@@ -98,13 +98,26 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray, skip: int | None = None) -> t
     finite = np.isfinite(smoothed)
     lrs, smoothed = lrs[finite], smoothed[finite]
     if len(lrs) < 2:
-        raise ConfigError("lr range test: fewer than 2 finite losses (lower --start-lr)")
+        raise ConfigError("lr range test: fewer than 2 finite losses (lower start_lr)", param="start_lr")
     skip = max(3, len(lrs) // 10) if skip is None else skip
     s = min(skip, len(lrs) - 2)
     i_min = s + int(np.argmin(smoothed[s:]))
     slope = np.gradient(smoothed[s:], np.log10(lrs[s:]))
     steepest = float(lrs[s + int(np.argmin(slope))])
     return float(lrs[i_min] / 10), float(lrs[i_min]), steepest
+
+
+def _check_sweep(start_lr: float, end_lr: float, num_steps: int, beta: float, diverge: float) -> None:
+    """ConfigError (one line, naming the parameters) for a sweep :func:`lr_find` cannot run."""
+    if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0 < start_lr < end_lr <= MAX_LR):
+        raise ConfigError(
+            f"lr range must satisfy 0 < start_lr < end_lr <= {MAX_LR:g} (finite), got {start_lr} and {end_lr}",
+            param=("start_lr", "end_lr"),
+        )
+    if num_steps < 2:
+        raise ConfigError(f"num_steps must be at least 2, got {num_steps}", param="num_steps")
+    if not 0 <= beta < 1 or diverge <= 1:
+        raise ConfigError(f"need 0 <= beta < 1 and diverge > 1, got {beta} and {diverge}")
 
 
 def lr_find(
@@ -139,14 +152,7 @@ def lr_find(
     freeze : bool
         Freeze the body (as for the paper's first two epochs) and sweep the head only.
     """
-    if not (math.isfinite(start_lr) and math.isfinite(end_lr) and 0 < start_lr < end_lr <= MAX_LR):
-        raise ConfigError(
-            f"lr range must satisfy 0 < --start-lr < --end-lr <= {MAX_LR:g} (finite), got {start_lr} and {end_lr}"
-        )
-    if num_steps < 2:
-        raise ConfigError(f"--steps must be at least 2, got {num_steps}")
-    if not 0 <= beta < 1 or diverge <= 1:
-        raise ConfigError(f"need 0 <= beta < 1 and diverge > 1, got {beta} and {diverge}")
+    _check_sweep(start_lr, end_lr, num_steps, beta, diverge)
     config = (config or TrainConfig()).resolved()
     device = resolve_device(config.device)
     rows = load_training_rows(dataset, config)
@@ -202,7 +208,9 @@ def lr_find(
     table = pd.DataFrame({"lr": lrs, "loss": losses, "smoothed_loss": smooth(np.array(losses), beta)})
     suggested, at_min, steepest = suggest(table["lr"].to_numpy(), table["smoothed_loss"].to_numpy())
     if not all(math.isfinite(v) and v > 0 for v in (suggested, at_min, steepest)):
-        raise ConfigError(f"lr range test: no finite learning rate to suggest ({suggested}); lower --end-lr")
+        raise ConfigError(
+            f"lr range test: no finite learning rate to suggest ({suggested}); lower end_lr", param="end_lr"
+        )
     result = LRFindResult(table, suggested, at_min, steepest, diverged)
     if out_dir is not None:
         result.csv_path = write_table(table, Path(out_dir) / LR_FIND_TABLE)

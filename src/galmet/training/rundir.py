@@ -89,20 +89,22 @@ def staging_dir(run: Path) -> Path:
 
 
 def check_run_output(
-    run: str | os.PathLike, resume: bool, overwrite: bool, option: str = "--out", under_lock: bool = False
+    run: str | os.PathLike, resume: bool, overwrite: bool, option: str = "out_dir", under_lock: bool = False
 ) -> Path:
     """Refuse (ConfigError, one line) a run directory that does not fit the request; touch nothing.
 
-    Raises for: a path that is a file or sits under one or is not writable; ``--resume`` with
-    ``--overwrite``; ``--resume`` without a checkpoint (in the folder or its staging folder); a
-    finished or unfinished run without ``--overwrite`` (or ``--resume``); a run file
+    Raises for: a path that is a file or sits under one or is not writable; ``resume`` with
+    ``overwrite``; ``resume`` without a checkpoint (in the folder or its staging folder); a
+    finished or unfinished run without ``overwrite`` (or ``resume``); a run file
     (``model.pt``, ``checkpoint.pt``, ``config.yaml``, ``history.csv``) that galmet did not write;
     another process holding the folder's lock (unless ``under_lock``: this process holds it).
+    ``option`` is the parameter that names ``run`` (the errors' ``param``, with ``resume`` and
+    ``overwrite``).
     """
     run = Path(run)
     check_output_dir(run, option)
     if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
+        raise ConfigError("resume and overwrite exclude each other", param=("resume", "overwrite"))
     if not under_lock:
         check_not_running(run)
     foreign = None
@@ -117,7 +119,8 @@ def check_run_output(
     if foreign is not None:
         raise ConfigError(
             f"{run}: its {foreign} was not written by galmet train (or is damaged); galmet never replaces it, "
-            f"not even with --overwrite: move it away or choose another {option}"
+            f"not even with overwrite: move it away or choose another {option}",
+            param=("overwrite", option),
         )
     if resume:
         if not (ckpt.is_file() or (staging_dir(run) / CHECKPOINT).is_file() or bundle.is_file()):
@@ -127,11 +130,18 @@ def check_run_output(
     if overwrite:
         return run
     if bundle.exists():
-        raise ConfigError(f"{run}: already holds a finished run ({BUNDLE}); use --overwrite to replace it")
+        raise ConfigError(
+            f"{run}: already holds a finished run ({BUNDLE}); use overwrite to replace it", param="overwrite"
+        )
     if ckpt.exists():
-        raise ConfigError(f"{run}: holds an unfinished run ({CHECKPOINT}); use --resume to continue it or --overwrite")
+        raise ConfigError(
+            f"{run}: holds an unfinished run ({CHECKPOINT}); use resume to continue it or overwrite",
+            param=("resume", "overwrite"),
+        )
     if holds_run(run):
-        raise ConfigError(f"{run}: holds the start of a run with no checkpoint yet; use --overwrite to replace it")
+        raise ConfigError(
+            f"{run}: holds the start of a run with no checkpoint yet; use overwrite to replace it", param="overwrite"
+        )
     return run
 
 

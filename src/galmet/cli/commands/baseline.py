@@ -19,6 +19,9 @@ Example:
   galmet baseline data/synth --bands gri --out runs/baseline
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, integer
@@ -44,8 +47,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.baseline import ForestConfig
     from galmet.runs.baseline import format_baselines, run_baselines
+    from galmet.science.baseline import ForestConfig
 
     if args.n_estimators < 1 or args.min_samples_leaf < 1:
         raise ConfigError("--n-estimators and --min-samples-leaf must be at least 1")

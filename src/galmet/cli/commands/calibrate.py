@@ -29,6 +29,9 @@ Examples:
   galmet calibrate cv/model.pt cv/oof.parquet --out cv/model_spread.pt --method spread
 """
 
+#: library parameter -> flag: the bundle's training loss is the ``train --loss`` option.
+PARAM_FLAGS = {"loss": "--loss"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import add_device_option, number

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 NAME = "ensemble"
+#: save_ensemble calls its output `path`
+PARAM_FLAGS = {"path": "--out"}
 ORDER = 45
 HELP = "combine several model bundles (e.g. cross-validation runs with other seeds) into one"
 DESCRIPTION = """\

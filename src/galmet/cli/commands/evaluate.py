@@ -48,9 +48,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from galmet.runs.evaluate import evaluate_predictions
     from galmet.science.calibration import format_label_noise, format_uncertainty
     from galmet.science.metrics import format_metrics_table
-    from galmet.runs.evaluate import evaluate_predictions
 
     summary = evaluate_predictions(
         args.predictions,

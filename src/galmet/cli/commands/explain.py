@@ -25,6 +25,9 @@ Example:
       --n 16 --controls
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, add_device_option, integer

@@ -24,6 +24,9 @@ Example:
   galmet figures runs/r1/predictions.parquet --dataset ../shared/data/sdss_sample --out figs
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, integer

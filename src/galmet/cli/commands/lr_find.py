@@ -16,6 +16,9 @@ Examples:
   galmet lr-find DATASET --out runs/lrfind --freeze-body      # the head only, as in epochs 1-2
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out", "num_steps": "--steps"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import add_training_options, integer, number

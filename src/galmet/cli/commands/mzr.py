@@ -30,6 +30,9 @@ Example:
       --dataset data/synth --out mzr
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import number
@@ -69,8 +72,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from galmet.errors import ConfigError
-    from galmet.science.mzr import format_mzr
     from galmet.runs.mzr import run_mzr
+    from galmet.science.mzr import format_mzr
 
     if args.rf and args.no_rf:
         raise ConfigError("--rf and --no-rf contradict each other")

@@ -24,6 +24,9 @@ Examples:
   galmet report runs/real runs/synthetic --out reports/both.html
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_html": "--out"}
+
 
 def add_arguments(p) -> None:
     p.add_argument(

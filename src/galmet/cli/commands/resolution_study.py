@@ -27,6 +27,9 @@ Examples:
       --arch resnet18 --out res
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import add_training_options, integer
@@ -58,8 +61,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from galmet.layout import FIGURE_NAMES, RESOLUTION_TABLE
-    from galmet.science.resolution import format_resolution, read_resolution
     from galmet.runs.resolution import run_study
+    from galmet.science.resolution import format_resolution, read_resolution
 
     config = config_from_args(args)
     _check_options(args)

@@ -18,6 +18,9 @@ Example:
   galmet systematics runs/r1/predictions.parquet --dataset synth --out runs/r1/systematics
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, integer

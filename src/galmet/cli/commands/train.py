@@ -42,6 +42,9 @@ Examples:
   torchrun --nproc_per_node=4 -m galmet train DATASET --out runs/ddp   # DistributedDataParallel
 """
 
+#: library parameter -> the flag that sets it, where the names differ (errors name the parameter).
+PARAM_FLAGS = {"out_dir": "--out", "fold_seed": "--split-seed"}
+
 
 def add_arguments(p) -> None:
     from galmet.cli.options import add_training_options, integer
