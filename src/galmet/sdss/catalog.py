@@ -108,7 +108,7 @@ class Cuts:
             if getattr(self, lo) >= getattr(self, hi):
                 raise ConfigError(
                     f"{lo} {getattr(self, lo):g} must be below {hi} {getattr(self, hi):g} (no galaxy could pass)",
-                    param=lo,
+                    param=(lo, hi),
                 )
 
     def terms(self) -> list[tuple[tuple[str, ...], str, float]]:

@@ -107,23 +107,6 @@ def _cuts(args):
     )
 
 
-def _check_cuts(cuts) -> None:
-    """The library's check of the cuts; a message about two bounds names both flags."""
-    import re
-
-    from galmet.errors import ConfigError
-    from galmet.sdss.catalog import CUT_PAIRS
-
-    try:
-        cuts.check()
-    except ConfigError as exc:
-        upper = dict(CUT_PAIRS).get(exc.param or "")
-        if upper is None:
-            raise
-        flag = "--" + upper.replace("_", "-")
-        raise ConfigError(re.sub(rf"\b{upper}\b", flag, str(exc), count=1), param=exc.param) from None
-
-
 def _check_output(args, out) -> None:
     """Refuse an --out that is a file, sits under a file, or would replace --from-table."""
     from galmet.errors import ConfigError
@@ -166,7 +149,7 @@ def run(args) -> int:
     )
 
     cuts = _cuts(args)
-    _check_cuts(cuts)
+    cuts.check()
     client = server_client(args)
     if args.dry_run:
         print(
