@@ -60,7 +60,8 @@ def for_flags(exc: GalmetError, flags: dict[str, str]) -> str:
     for param in params:  # (a tuple of parameters: each one's first occurrence)
         flag = flags.get(param)
         if flag:
-            text = re.sub(rf"(?<!{_WORDISH}){re.escape(param)}(?!{_WORDISH})", flag, text, count=1)
+            # (a full stop or comma after the name ends a sentence; a dot inside a name is a path)
+            text = re.sub(rf"(?<!{_WORDISH}){re.escape(param)}(?![\w/\\-]|\.\w)", flag, text, count=1)
     return text
 
 

@@ -66,3 +66,13 @@ def test_the_library_says_the_parameter_and_the_cli_the_flag(tmp_path, capsys):
         capsys.readouterr().err
         == f"galmet report: error: --out {tmp_path / 'x.html'}: is a directory; give a file name\n"
     )
+
+
+def test_the_rewrite_ends_sentences_but_leaves_file_names():
+    flags = {"out": "--out", "batch_size": "--batch-size"}
+    assert for_flags(ConfigError("bad value for batch_size.", param="batch_size"), flags) == (
+        "bad value for --batch-size."
+    )
+    assert for_flags(ConfigError("x: out.csv exists; choose another out", param="out"), flags) == (
+        "x: out.csv exists; choose another --out"
+    )

@@ -181,7 +181,9 @@ class Calibration:
             return sp + self.offset
         if sigma is None:
             raise ConfigError(
-                f"calibration of {self.target} (method sigma) needs the model's own sigma (a --loss gaussian model)"
+                f"calibration of {self.target} (method sigma) needs the model's own sigma (a model trained with "
+                "loss gaussian)",
+                param="loss",
             )
         sg = np.asarray(sigma, dtype=np.float64)
         return np.sqrt(sg**2 + (0.0 if sp is None else sp**2)) + self.offset

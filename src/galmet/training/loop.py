@@ -309,7 +309,8 @@ def _train_epochs(t: Trainer, state: RunState, ckpt: dict | None, on_step) -> No
             if not (np.isfinite(row["train_loss"]) and np.all(np.isfinite(row["valid"]))):
                 raise ConfigError(
                     f"{t.run}: training diverged in epoch {epoch + 1} (train loss {row['train_loss']:.4g}); "
-                    f"that epoch was not saved; lower the learning rate (--lr, --frozen-lr)"
+                    f"that epoch was not saved; lower the learning rate (lr, frozen_lr)",
+                    param=("lr", "frozen_lr"),
                 )
             row = _history_row(t, epoch, row)
             state.history.append(row)
