@@ -225,6 +225,21 @@ def add_device_option(p, default: str | None = "auto", help: str = "where to run
     p.add_argument("--device", choices=DEVICES, default=default, help=f"{help} (default: {shown})")
 
 
+def inference_options(args, device):
+    """The :class:`~galmet.nn.inference.InferenceOptions` of ``predict``'s parsed options
+    (``--no-tta``, ``--tta-mode``, ``--tta-seed``, ``--batch-size``, ``--no-progress``) on ``device``."""
+    from galmet.nn.inference import InferenceOptions
+
+    return InferenceOptions(
+        tta=args.tta,
+        tta_mode=args.tta_mode,
+        tta_seed=args.tta_seed,
+        batch_size=args.batch_size,
+        device=str(device),
+        progress=False if args.no_progress else None,
+    )
+
+
 def add_progress_option(p) -> None:
     p.add_argument(
         "--no-progress",

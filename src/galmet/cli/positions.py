@@ -75,19 +75,11 @@ def _library_arguments(args, work: Path, device) -> dict:
     """The keywords of :func:`~galmet.predict.positions.predict_positions` the parsed options give
     (the server options drive the downloader; ``--data-release`` or ``--base-url``, when given,
     override the model's own release)."""
-    from galmet.cli.options import base_url
-    from galmet.nn.inference import InferenceOptions
+    from galmet.cli.options import base_url, inference_options
     from galmet.sdss.download import DownloadOptions
 
     return dict(
-        options=InferenceOptions(
-            tta=args.tta,
-            tta_mode=args.tta_mode,
-            tta_seed=args.tta_seed,
-            batch_size=args.batch_size,
-            device=str(device),
-            progress=False if args.no_progress else None,
-        ),
+        options=inference_options(args, device),
         download=DownloadOptions(
             workers=args.workers,
             rate=args.rate,

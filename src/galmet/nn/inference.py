@@ -443,19 +443,11 @@ class GalmetModel:
             sigma = None if sigma is None else sigma[:, 0]
         return pred, std, sigma
 
-    def predict_uncertainty(
-        self,
-        images,
-        tta: bool = True,
-        batch_size: int = 256,
-        device: str = "auto",
-        progress: bool | None = None,
-        tta_mode: str = "dihedral",
-        tta_seed: int = 0,
-    ) -> UncertainPrediction:
+    def predict_uncertainty(self, images, options: InferenceOptions | None = None, **overrides) -> UncertainPrediction:
         """Predict with the spread, the head's sigma and the calibrated error bars and intervals.
 
-        Parameters are those of :meth:`predict`. Targets without a calibration in the bundle
+        ``images`` and ``options`` are those of :meth:`predict`; keyword ``overrides`` (``tta``,
+        ``batch_size``, ``device``, ...) replace fields of ``options``. Targets without a calibration in the bundle
         (``galmet calibrate``, or automatically after ``galmet train --folds``) get none: their
         ``err`` is NaN and :meth:`UncertainPrediction.columns` leaves the interval columns out.
 
@@ -463,17 +455,8 @@ class GalmetModel:
         -------
         galmet.nn.uncertainty.UncertainPrediction
         """
-        pred, std, sigma = self.predict(
-            images,
-            tta=tta,
-            batch_size=batch_size,
-            device=device,
-            return_std=True,
-            progress=progress,
-            return_sigma=True,
-            tta_mode=tta_mode,
-            tta_seed=tta_seed,
-        )
+        opts = inference_options(options, **overrides)
+        pred, std, sigma = self.predict(images, opts, return_std=True, return_sigma=True)
         t = len(self.targets)
         pred, std = pred.reshape(len(pred), t), std.reshape(len(pred), t)
         sigma = None if sigma is None else sigma.reshape(len(pred), t)

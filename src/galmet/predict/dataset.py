@@ -95,15 +95,7 @@ def predict_dataset(
     opts = inference_options(options, **overrides)
     recorded = recorded_imaging(dataset.root, dataset.image_size)
     model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))
-    result = model.predict_uncertainty(
-        dataset.images(),
-        tta=opts.tta,
-        batch_size=opts.batch_size,
-        device=opts.device,
-        progress=opts.progress,
-        tta_mode=opts.tta_mode,
-        tta_seed=opts.tta_seed,
-    )
+    result = model.predict_uncertainty(dataset.images(), opts)
     table = predictions_table(dataset, result.targets, result, with_split=find_catalog(dataset.root) is not None)
     if flags:
         table = flag_rows(table, model, dataset.images(), dataset.catalog, opts.batch_size, opts.device)

@@ -790,16 +790,7 @@ class _Predictor(threading.Thread):
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
         job, opts, model = self.job, self.job.opts, self.job.model
-        run = opts.inference
-        result = model.predict_uncertainty(
-            stack,
-            tta=run.tta,
-            batch_size=run.batch_size,
-            device=run.device,
-            progress=False,
-            tta_mode=run.tta_mode,
-            tta_seed=run.tta_seed,
-        )
+        result = model.predict_uncertainty(stack, opts.inference, progress=False)
         job.summary.predicted += len(stack)
         which = np.concatenate([np.full(len(rows), j, dtype=np.int64) for j, rows in enumerate(image_rows)])
         rows = np.concatenate([np.asarray(r, dtype=np.int64) for r in image_rows])
@@ -811,7 +802,15 @@ class _Predictor(threading.Thread):
         if opts.flags:
             frame = job.positions.frame
             catalog = frame.iloc[rows].reset_index(drop=True) if frame is not None and len(frame.columns) else None
-            out = flag_rows(out, model, stack[which], catalog, run.batch_size, run.device, pixel_scale=job.fetch.scale)
+            out = flag_rows(
+                out,
+                model,
+                stack[which],
+                catalog,
+                opts.inference.batch_size,
+                opts.inference.device,
+                pixel_scale=job.fetch.scale,
+            )
             checks = list(out.attrs.get("flag_checks", []))
             if checks != job.flag_checks:
                 job.flag_checks = checks

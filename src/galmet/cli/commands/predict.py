@@ -204,9 +204,9 @@ def _check_output(args) -> None:
 
 def _predict_input(model, args, device):
     """(predictions table, seconds spent predicting) for a dataset directory or image folder."""
+    from galmet.cli.options import inference_options
     from galmet.data.dataset import load_dataset
     from galmet.errors import DataError
-    from galmet.nn.inference import InferenceOptions
     from galmet.predict.dataset import predict_dataset
 
     model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
@@ -226,13 +226,6 @@ def _predict_input(model, args, device):
     if ds.skipped:
         print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
     t0 = time.perf_counter()
-    options = InferenceOptions(
-        tta=args.tta,
-        tta_mode=args.tta_mode,
-        tta_seed=args.tta_seed,
-        batch_size=args.batch_size,
-        device=str(device),
-        progress=False if args.no_progress else None,
-    )
+    options = inference_options(args, device)
     table = predict_dataset(model, ds, options)
     return table, time.perf_counter() - t0
