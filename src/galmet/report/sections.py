@@ -326,7 +326,7 @@ def _without_paper(m: dict) -> dict:
     return {k: ({kk: vv for kk, vv in v.items() if kk != "paper"} if isinstance(v, dict) else v) for k, v in m.items()}
 
 
-# --- the run's own sections (report_facts) ---------------------------------------------------
+# --- the run's own sections (facts) ---------------------------------------------------------
 
 
 def headline_html(head: dict, target: str | None, split: str) -> str:
