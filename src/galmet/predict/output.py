@@ -26,6 +26,9 @@ ROW = "row"
 def positions_table(positions: Positions, results: pd.DataFrame, targets: list[str], meta: dict):
     """The output QTable: the input's columns, ra/dec (deg), the predictions (units), status, error.
 
+    An input column named like an output column is kept as ``<name>_input`` (a warning says so),
+    except ra/dec columns that already hold these degrees, which the degree columns replace.
+
     Parameters
     ----------
     positions : galmet.sdss.coords.Positions
@@ -37,9 +40,6 @@ def positions_table(positions: Positions, results: pd.DataFrame, targets: list[s
         The model's targets: their columns get the target's unit (u.dex for oh_p50 ...).
     meta : dict
         Provenance (flat scalars; they become FITS header cards).
-
-    An input column named like an output column is kept as ``<name>_input`` (a warning says so),
-    except ra/dec columns that already hold these degrees, which the degree columns replace.
     """
     import astropy.units as u
     from astropy.table import QTable
