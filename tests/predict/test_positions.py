@@ -537,3 +537,18 @@ def test_work_dir_errors_name_the_parameter_and_the_cli_its_flag(tmp_path, capsy
     )
     err = capsys.readouterr().err
     assert code == 2 and f"--work-dir {afile}: is a file" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://example.org", "http://"])
+def test_a_bad_base_url_is_refused_before_the_work_folder_is_written(tmp_path, capsys, bundle, url):
+    import galmet
+
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    out = tmp_path / "pred.csv"
+    with pytest.raises(galmet.GalmetError) as info:
+        galmet.predict_positions(bundle, pd.DataFrame({"ra": [1.0], "dec": [2.0]}), out=out, base_url=url)
+    assert info.value.param == "base_url"
+    code = main(["predict", str(bundle), "--ra", "10", "--dec", "5", "--out", str(out), "--base-url", url])
+    err = capsys.readouterr().err
+    assert code == 2 and "--base-url" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written

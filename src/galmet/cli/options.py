@@ -228,7 +228,7 @@ def add_device_option(p, default: str | None = "auto", help: str = "where to run
 def inference_options(args, device):
     """The :class:`~galmet.nn.inference.InferenceOptions` of ``predict``'s parsed options
     (``--no-tta``, ``--tta-mode``, ``--tta-seed``, ``--batch-size``, ``--no-progress``) on ``device``."""
-    from galmet.nn.inference import InferenceOptions
+    from galmet.nn.options import InferenceOptions
 
     return InferenceOptions(
         tta=args.tta,

@@ -9,6 +9,8 @@ from galmet.errors import ConfigError
 from galmet.paper import TEST_FRACTION, VALID_FRACTION
 
 SPLITS = ("train", "valid", "test")
+#: Largest seed galmet accepts anywhere (training, splits, synthesis, TTA): numpy's 32-bit seeds.
+MAX_SEED = 2**32 - 1
 
 
 def split_counts(

@@ -22,7 +22,7 @@ _NAMES = {
     "save_ensemble": "galmet.nn.bundle",
     "update_bundle": "galmet.nn.bundle",
     "GalmetModel": "galmet.nn.inference",
-    "InferenceOptions": "galmet.nn.inference",
+    "InferenceOptions": "galmet.nn.options",
     "build_model": "galmet.nn.net",
     "Calibration": "galmet.nn.uncertainty",
     "MetaKey": "galmet.nn.bundle_meta",

@@ -5,9 +5,7 @@ Built by :func:`galmet.nn.bundle.load_model` from a model bundle (one network or
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -21,77 +19,17 @@ from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD, augment_batch, center
 from galmet.nn.bundle_meta import MetaKey, imaging_from_meta, member_metas
 from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_last, to_device
 from galmet.nn.net import GAUSSIAN, GalmetNet, gaussian_split, outputs_per_target
+from galmet.nn.options import TTA_MODES, InferenceOptions, inference_options  # noqa: F401 (re-exported)
 from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibrations
 from galmet.paper import MAX_ZOOM
 
 #: Three numbers, one per channel (R, G, B).
 RGB = tuple[float, float, float]
-#: Test-time augmentation modes: the 8 fixed dihedral views (galmet's default), or fastai 0.7's
-#: ``learn.TTA()``: the image as it is plus ``FASTAI_TTA_VIEWS`` randomly augmented copies.
-TTA_MODES = ("dihedral", "fastai")
+#: How many randomly augmented copies fastai-style TTA adds to the image as it is.
 FASTAI_TTA_VIEWS = 4
 #: The augmentation of fastai-style TTA when a bundle does not record its training config:
 #: fastai 0.7's transforms_top_down with the paper's max zoom.
 PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": MAX_ZOOM, "rotate": 10.0, "lighting": 0.05}
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """How a model is run over images: the one place these settings and their defaults live.
-
-    Every prediction entry point (:meth:`GalmetModel.predict`, ``predict_dataset``,
-    ``predict_positions``, ...) takes one of these as ``options``; its fields may also be given
-    as keywords, which override it (:meth:`with_overrides`).
-
-    Attributes
-    ----------
-    tta : bool
-        Average the outputs over test-time-augmented views instead of using the image as is.
-    tta_mode : {"dihedral", "fastai"}
-        ``dihedral``: the 8 fixed views (rotations by 90 degrees and flips), exact symmetries of
-        a sky image. ``fastai``: fastai 0.7's ``TTA()`` as the paper used it: the image as it is
-        plus 4 copies with the training augmentation.
-    tta_seed : int
-        Seed of the fastai-style views (the same seed, batch size and device give the same
-        predictions).
-    batch_size : int
-        Images per forward pass (each TTA view is its own pass of this size), >= 1.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    progress : bool or None
-        Progress over batches; None: when there are more than 20 batches.
-    """
-
-    tta: bool = True
-    tta_mode: str = "dihedral"
-    tta_seed: int = 0
-    batch_size: int = 256
-    device: str = "auto"
-    progress: bool | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ConfigError(
-                f"batch_size must be an integer of at least 1, got {self.batch_size!r}", param="batch_size"
-            )
-        if self.tta_mode not in TTA_MODES:
-            raise ConfigError(
-                f"tta_mode must be one of {', '.join(TTA_MODES)}, got {self.tta_mode!r}", param="tta_mode"
-            )
-
-    def with_overrides(self, **overrides) -> InferenceOptions:
-        """A copy with the given fields replaced (None values are ignored); unknown names raise TypeError."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(f"unknown inference option(s): {', '.join(unknown)}")
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(self, **given) if given else self
-
-
-def inference_options(options: InferenceOptions | None = None, **overrides) -> InferenceOptions:
-    """``options`` (default: :class:`InferenceOptions()`) with keyword ``overrides`` applied."""
-    return (options or InferenceOptions()).with_overrides(**overrides)
 
 
 class GalmetModel:
@@ -299,7 +237,7 @@ class GalmetModel:
     def predict(
         self,
         images,
-        options: InferenceOptions | None = None,
+        options: InferenceOptions | bool | None = None,
         *,
         return_std: bool = False,
         return_sigma: bool = False,
@@ -319,7 +257,8 @@ class GalmetModel:
             batch by batch); a uint8 tensor already on the device avoids the host copy.
         options : InferenceOptions, optional
             TTA, batch size, device and progress (defaults: :class:`InferenceOptions`); the
-            keywords below, when given, override its fields.
+            keywords below, when given, override its fields. A bool here is the ``tta`` of earlier
+            versions (the other settings are keyword-only).
         tta : bool
             Average the outputs over test-time-augmented views instead of using the image as is.
         tta_mode : {"dihedral", "fastai"}
@@ -443,7 +382,9 @@ class GalmetModel:
             sigma = None if sigma is None else sigma[:, 0]
         return pred, std, sigma
 
-    def predict_uncertainty(self, images, options: InferenceOptions | None = None, **overrides) -> UncertainPrediction:
+    def predict_uncertainty(
+        self, images, options: InferenceOptions | bool | None = None, **overrides
+    ) -> UncertainPrediction:
         """Predict with the spread, the head's sigma and the calibrated error bars and intervals.
 
         ``images`` and ``options`` are those of :meth:`predict`; keyword ``overrides`` (``tta``,

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 def predict_dataset(
     model: GalmetModel,
     dataset: Dataset,
-    options: InferenceOptions | None = None,
+    options: InferenceOptions | bool | None = None,
     *,
     flags: bool = True,
     **overrides: Any,
@@ -89,9 +89,6 @@ def predict_dataset(
     ConfigError
         A bad option (``param`` names it).
     """
-    if isinstance(options, bool):  # predict_dataset(model, dataset, tta) of earlier versions
-        overrides.setdefault("tta", options)
-        options = None
     opts = inference_options(options, **overrides)
     recorded = recorded_imaging(dataset.root, dataset.image_size)
     model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))

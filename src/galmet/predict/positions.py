@@ -87,6 +87,7 @@ from galmet.sdss.at_positions import KEEP, download_options
 from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import CutoutOutcome, DownloadOptions, DownloadSummary, download_cutouts, failure_reason
 from galmet.sdss.skyserver import DATA_RELEASES, SkyServerClient
+from galmet.sdss.transport import check_base_url
 
 __all__ = [
     "STATUSES",
@@ -201,6 +202,8 @@ class PositionsOptions:
                 f"flush_every must be a positive number of seconds, got {self.flush_every!r}", param="flush_every"
             )
         self.download.check()
+        if self.base_url is not None:
+            check_base_url(self.base_url)
 
 
 @dataclass

@@ -20,14 +20,12 @@ from galmet.io.atomic import atomic_write_text
 from galmet.io.locks import exclusive
 from galmet.io.safety import check_output_dir
 from galmet.layout import DEMO_MARKER, METRICS, PREDICTIONS, REPORT, RUN_LOCK
+from galmet.paper import TEST_FRACTION, VALID_FRACTION
 
 log = logging.getLogger(__name__)
 MARKER = DEMO_MARKER
 #: Most galaxies a demo makes (it is a demonstration; see the README for the default's time).
 MAX_N = 100_000
-#: The demo's held-out test fraction and validation fraction of the rest (as ``galmet synth``).
-TEST_FRACTION = 0.176
-VALID_FRACTION = 0.2
 
 
 def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device: str, batch_size: int = 32):

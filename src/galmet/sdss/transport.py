@@ -587,6 +587,15 @@ def _status_error(resp: Response) -> str:
     return text
 
 
+def check_base_url(url: str) -> str:
+    """``url`` without a trailing slash, or GalmetError (``param="base_url"``) unless it is an
+    http(s) URL naming a host: checked before anything is written, not at the first request."""
+    url = str(url).rstrip("/")
+    if not re.match(r"^https?://[^\s/?#]+", url) or any(c.isspace() for c in url):
+        raise GalmetError(f"base_url {url!r} must start with http:// or https:// and name a host", param="base_url")
+    return url
+
+
 # -- the client a service wraps ---------------------------------------------------------------
 @dataclass
 class HttpClient:
@@ -641,11 +650,7 @@ class HttpClient:
     keep_alive: bool = True
 
     def __post_init__(self) -> None:
-        self.base_url = str(self.base_url).rstrip("/")
-        if not re.match(r"^https?://[^\s/?#]+", self.base_url) or any(c.isspace() for c in self.base_url):
-            raise GalmetError(
-                f"base URL {self.base_url!r} must start with http:// or https:// and name a host", param="base_url"
-            )
+        self.base_url = check_base_url(self.base_url)
         check_ranges(SETTING_RANGES, {"timeout": self.timeout, "rate": self.rate, "max_bytes": self.max_bytes})
         self.limiter = RateLimiter(self.rate)
         self._local = threading.local()  # one pooled session per thread

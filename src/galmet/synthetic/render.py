@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from galmet._optional import require
+from galmet.data.splits import MAX_SEED
 from galmet.errors import ConfigError
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 from galmet.paper import PIXEL_SCALE_ARCSEC, TEST_FRACTION, VALID_FRACTION
@@ -66,7 +67,6 @@ N_KNOTS = 30
 OBJID_BASE = 1_230_000_000_000_000_000
 MAX_N = 1_000_000_000
 SEED_SLOTS = 7_000_000
-MAX_SEED = 2**32 - 1
 #: Catalog columns in SDSS naming, first; latent truths follow.
 SDSS_COLUMNS = (
     ["objID", "ra", "dec", "z", "zErr", "rChi2"]
@@ -117,7 +117,7 @@ def check_options(n, seed, size, workers=None, test=TEST_FRACTION, valid_fractio
     ):
         raise ConfigError(f"test must be a fraction in [0, 1) or a count of galaxies, got {test!r}", param="test")
     if test >= 1 and int(test) > n:
-        raise ConfigError(f"test count {int(test)} is larger than n {n}", param="test")
+        raise ConfigError(f"test count {int(test)} is larger than n {n}", param=("test", "n"))
     if (
         isinstance(valid_fraction, bool)
         or not isinstance(valid_fraction, (int, float, np.integer, np.floating))

@@ -243,10 +243,14 @@ class TrainConfig:
                 setattr(c, name, value)
         _check(len(c.targets) > 0, "at least one target column is needed")
         _check(len(set(c.targets)) == len(c.targets), f"target columns repeat: {c.targets}")
-        _check(c.crop is None or c.crop >= MIN_CROP, f"crop must be at least {MIN_CROP} pixels, got {c.crop}")
-        _check(c.crop is None or c.size is None or c.crop <= c.size, f"crop {c.crop} is larger than size {c.size}")
+        _check(c.crop is None or c.crop >= MIN_CROP, f"crop must be at least {MIN_CROP} pixels, got {c.crop}", "crop")
+        _check(
+            c.crop is None or c.size is None or c.crop <= c.size,
+            f"crop {c.crop} is larger than size {c.size}",
+            ("crop", "size"),
+        )
         if c.lr is not None:
-            _check(len(c.lr) in (1, 3), f"lr takes 1 or 3 values (one per layer group), got {len(c.lr)}")
+            _check(len(c.lr) in (1, 3), f"lr takes 1 or 3 values (one per layer group), got {len(c.lr)}", "lr")
             if len(c.lr) == 1:
                 c.lr = c.lr * 3
         if c.recipe in ("paper", "notebook"):
@@ -322,9 +326,10 @@ class TrainConfig:
         return [k for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]]
 
 
-def _check(ok: bool, message: str) -> None:
+def _check(ok: bool, message: str, param: str | tuple[str, ...] | None = None) -> None:
+    """ConfigError(``message``, ``param``) unless ``ok``."""
     if not ok:
-        raise ConfigError(message)
+        raise ConfigError(message, param=param)
 
 
 def save_config(config: TrainConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:

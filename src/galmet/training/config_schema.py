@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from galmet.columns import ARCHS
+from galmet.data.splits import MAX_SEED
 from galmet.errors import ConfigError
-
-#: Largest seed (numpy, torch and scikit-learn all take 32-bit seeds).
-MAX_SEED = 2**32 - 1
 
 RECIPES = ("paper", "onecycle", "notebook")
 DEVICES = ("auto", "cpu", "cuda")

@@ -93,7 +93,9 @@ def load_training_rows(dataset, config: TrainConfig) -> TrainingRows:
     if len(train_rows) == 0:
         raise DataError(f"{ds.root}: no rows with split 'train'")
     if len(valid_rows) == 0:
-        raise DataError(f"{ds.root}: no rows with split 'valid' (set valid_fraction > 0 or add valid rows)")
+        raise DataError(
+            f"{ds.root}: no rows with split 'valid' (set valid_fraction > 0 or add valid rows)", param="valid_fraction"
+        )
     labels = ds.without_images()  # subset the catalog, not the images
     y_train = labels.subset(train_rows).targets(config.targets).astype(np.float64)
     y_valid = labels.subset(valid_rows).targets(config.targets).astype(np.float64)

@@ -39,6 +39,7 @@ def _test_size(text: str):
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, add_progress_option, add_server_options, number, option_type
+    from galmet.paper import TEST_FRACTION, VALID_FRACTION
     from galmet.sdss.catalog import QUERY_RANGES, QUERY_SETTINGS, Cuts
 
     d = Cuts()
@@ -80,12 +81,12 @@ def add_arguments(p) -> None:
     )
     s = p.add_argument_group("split")
     s.add_argument(
-        "--test", type=_test_size, default=0.176, help="held-out test fraction or count (default: %(default)s)"
+        "--test", type=_test_size, default=TEST_FRACTION, help="held-out test fraction or count (default: %(default)s)"
     )
     s.add_argument(
         "--valid-fraction",
         type=number(0, 1, open_high=True),
-        default=0.2,
+        default=VALID_FRACTION,
         help="fraction of the rest for validation (default: %(default)s)",
     )
     s.add_argument("--seed", type=SEED, default=0, help="split seed, 0 to 2**32-1 (default: %(default)s)")

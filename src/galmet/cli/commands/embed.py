@@ -26,7 +26,14 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, metavar="EMB", help="output table: .parquet, .csv or .fits")
     p.add_argument("--member", default="0", help="ensemble member to embed with, or 'all' (default: 0)")
     p.add_argument("--split", nargs="+", metavar="SPLIT", help="only these splits (train, valid, test)")
-    p.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="images per forward pass (default: 256)")
+    from galmet.nn.options import MAX_BATCH_SIZE, InferenceOptions
+
+    p.add_argument(
+        "--batch-size",
+        type=integer(1, MAX_BATCH_SIZE),
+        default=InferenceOptions.batch_size,
+        help="images per forward pass (default: %(default)s)",
+    )
     add_device_option(p)
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
     from galmet.cli.options import add_progress_option

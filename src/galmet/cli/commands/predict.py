@@ -57,8 +57,11 @@ log = logging.getLogger(__name__)
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, add_progress_option, add_server_options, integer
+    from galmet.nn.options import MAX_BATCH_SIZE, TTA_MODES, InferenceOptions
+    from galmet.paper import DATA_RELEASE
     from galmet.sdss.download import MAX_WORKERS, DownloadOptions
 
+    DEFAULTS = InferenceOptions()
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
     p.add_argument(
         "input",
@@ -75,14 +78,24 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--tta-mode",
-        choices=("dihedral", "fastai"),
-        default="dihedral",
+        choices=TTA_MODES,
+        default=DEFAULTS.tta_mode,
         help="dihedral: the 8 fixed rotations/flips (default; exact symmetries, deterministic); fastai: the image "
         "and 4 copies with the training augmentation (fastai 0.7's TTA, the paper's)",
     )
-    p.add_argument("--tta-seed", type=SEED, default=0, help="seed of the fastai-style TTA views (default: 0)")
-    p.add_argument("--batch-size", type=integer(1, 1 << 16), default=256, help="images per forward pass (default: 256)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto = cuda when available)")
+    p.add_argument(
+        "--tta-seed",
+        type=SEED,
+        default=DEFAULTS.tta_seed,
+        help="seed of the fastai-style TTA views (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=integer(1, MAX_BATCH_SIZE),
+        default=DEFAULTS.batch_size,
+        help="images per forward pass (default: %(default)s)",
+    )
+    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu or cuda (default: auto = cuda when available)")
     p.add_argument(
         "--split", nargs="+", metavar="SPLIT", help="only these splits of a dataset directory (train, valid, test)"
     )
@@ -120,7 +133,9 @@ def add_arguments(p) -> None:
     for action in g._group_actions:  # the model's imaging names the server, unless one is given
         if action.dest == "base_url":
             action.default = None
-            action.help = "SkyServer root (default: the model's data release; DR14 for bundles that do not record one)"
+            action.help = (
+                f"SkyServer root (default: the model's data release; {DATA_RELEASE} for bundles that do not record one)"
+            )
         elif action.dest == "data_release":
             action.help = "fetch from this release's SkyServer instead of the one the model was trained on"
 
@@ -150,8 +165,6 @@ def run(args) -> int:
 
     if Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     ras, decs = args.ra or [], args.dec or []
     if len(ras) != len(decs):
         raise ConfigError(f"--ra and --dec go together (got {len(ras)} --ra and {len(decs)} --dec)")

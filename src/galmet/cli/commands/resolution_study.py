@@ -33,11 +33,16 @@ PARAM_FLAGS = {"out_dir": "--out"}
 
 def add_arguments(p) -> None:
     from galmet.cli.options import add_training_options, integer
+    from galmet.paper import PAPER_RESOLUTION_SIZES
 
     p.add_argument("dataset", help="dataset directory (catalog + images/) with a test split")
     p.add_argument("--out", required=True, metavar="DIR", help="study folder (reuse it to resume)")
     g = p.add_argument_group("study")
-    g.add_argument("--sizes", default="128,64,32,16,8,4,2,1", help="comma-separated image sizes (default: the paper's)")
+    g.add_argument(
+        "--sizes",
+        default=",".join(map(str, PAPER_RESOLUTION_SIZES)),
+        help="comma-separated image sizes (default: the paper's)",
+    )
     g.add_argument(
         "--min-input",
         type=integer(1, 4096),

@@ -37,6 +37,7 @@ def _test_amount(text: str) -> float | int:
 
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, add_progress_option, integer, number
+    from galmet.paper import TEST_FRACTION, VALID_FRACTION
 
     p.add_argument("--n", type=integer(), required=True, help="number of galaxies")
     p.add_argument(
@@ -55,13 +56,13 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--test",
         type=_test_amount,
-        default=0.176,
-        help="held-out test set: a fraction in [0, 1) or a count (default 0.176, the paper's 25,000 of 142,182)",
+        default=TEST_FRACTION,
+        help="held-out test set: a fraction in [0, 1) or a count (default %(default)s, the paper's 25,000 of 142,182)",
     )
     p.add_argument(
         "--valid-fraction",
         type=number(what="a fraction in [0, 1)"),
-        default=0.2,
+        default=VALID_FRACTION,
         help="fraction of the non-test galaxies used for validation (default 0.2)",
     )
     p.add_argument(
