@@ -951,7 +951,7 @@ def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
 
 
 #: The keywords of :func:`predict_positions` that override its ``options`` and ``download``.
-_INFERENCE_KEYWORDS = ("tta", "tta_mode", "tta_seed", "batch_size", "device", "progress")
+_INFERENCE_KEYWORDS = tuple(f.name for f in dataclasses.fields(InferenceOptions))
 _DOWNLOAD_KEYWORDS = ("workers", "rate", "retries", "timeout", "backoff_base")
 
 
