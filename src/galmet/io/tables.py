@@ -26,7 +26,9 @@ not an exact integer in the 64-bit range is a one-line error naming the row
 from __future__ import annotations
 
 import datetime
+import gzip
 import hashlib
+import logging
 import os
 import shlex
 import sys
@@ -38,9 +40,11 @@ from pathlib import Path
 import pandas as pd
 
 from galmet._version import __version__
-from galmet.columns import column_unit, is_id_column, objid_array
+from galmet.columns import ERROR, FILE, FLAGS, OBJID, SPLIT, STATUS, column_unit, is_id_column, objid_array
 from galmet.errors import ConfigError, DataError, GalmetError
 from galmet.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,10 @@ def _read_astropy(path: Path, fmt: TableFormat) -> pd.DataFrame:
     ``df.attrs["units"]``, its provenance (:func:`table_provenance` names) in ``df.attrs["provenance"]``."""
     from astropy.table import Table
 
-    table = Table.read(path, format=fmt.astropy)
+    with warnings.catch_warnings():
+        # galmet writes dex units as FITS TUNITn too; astropy warns that they are not FITS units
+        warnings.filterwarnings("ignore", message=".*did not parse as fits unit.*")
+        table = Table.read(path, format=fmt.astropy)
     units = {name: table[name].unit.to_string() for name in table.colnames if table[name].unit is not None}
     meta = {str(k): v for k, v in table.meta.items() if isinstance(v, (str, int, float))}
     by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
@@ -254,13 +261,121 @@ def write_qtable(table, path: str | os.PathLike) -> Path:
     path = Path(path)
     fmt = require_table_format(path, param="out")
     if fmt.name == "fits":
-        table = table.copy(copy_data=False)
-        table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        # dex is not a FITS-standard unit: astropy says so, then serialises it its own way
-        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
+        table, tunits = _fits_ready(table)
+        with atomic_path(path) as tmp:
+            _write_fits(table, tunits, tmp, compress=path.name.lower().endswith(".gz"))
+        return path
+    with atomic_path(path) as tmp:
         table.write(tmp, format=fmt.astropy, overwrite=True)
     return path
+
+
+def fits_column_names(names: list[str]) -> dict[str, str]:
+    """New names for the columns whose names differ from another's only in case (``RA`` beside ``ra``).
+
+    FITS column names are case-insensitive: CFITSIO-based readers (TOPCAT, fitsio) would return
+    either. In each such group the column galmet names itself (:func:`galmet_column`; else the
+    first in table order) keeps its name and every other becomes ``<name>_input`` (then
+    ``<name>_input2`` ..., whichever is free in any case).
+
+    Parameters
+    ----------
+    names : list of str
+        The table's column names, in order.
+
+    Returns
+    -------
+    dict
+        old name -> new name, only for the columns renamed (empty when none clash).
+    """
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.lower(), []).append(name)
+    taken = {n.lower() for n in names}
+    renames: dict[str, str] = {}
+    for group in (g for g in groups.values() if len(g) > 1):
+        keeper = next((n for n in group if galmet_column(n)), group[0])
+        for name in (n for n in group if n != keeper):
+            new, k = f"{name}_input", 2
+            while new.lower() in taken:
+                new, k = f"{name}_input{k}", k + 1
+            taken.add(new.lower())
+            renames[name] = new
+    return renames
+
+
+def galmet_column(name: str) -> bool:
+    """True for a column name galmet's own tables use (identity, predictions, units, outcome)."""
+    return name in (OBJID, FILE, SPLIT, FLAGS, STATUS, ERROR, "member") or column_unit(name) is not None
+
+
+def _fits_ready(table):
+    """A shallow copy of ``table`` to write as FITS, and the ``TUNITn`` it needs beside astropy's.
+
+    Columns whose names clash without regard to case are renamed (:func:`fits_column_names`,
+    with a warning). The ``meta`` becomes header cards (keys renamed by :data:`FITS_KEYWORDS`,
+    others upper-cased to 8 characters). Columns in a unit the FITS standard lacks (``dex``,
+    ``dex(solMass)``) become plain values, and their unit (astropy's string) is returned, column
+    name -> unit, for :func:`_write_fits` to write as their ``TUNITn``.
+    """
+    from astropy.table import Column, MaskedColumn
+
+    table = table.copy(copy_data=False)
+    renames = fits_column_names(list(table.colnames))
+    if renames:
+        said = ", ".join(f"{old} -> {new}" for old, new in renames.items())
+        log.warning("FITS column names ignore case: renamed %s", said)
+        table.rename_columns(list(renames), list(renames.values()))
+    table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
+    tunits = {}
+    for name in table.colnames:
+        unit = getattr(table[name], "unit", None)
+        if unit is None or _fits_unit_string(unit) is not None:
+            continue
+        tunits[name] = unit.to_string()
+        values = table[name].value if hasattr(table[name], "value") else table[name].data
+        mask = getattr(values, "mask", None)
+        if mask is not None:  # a masked Quantity or MaskedColumn keeps its mask
+            table[name] = MaskedColumn(getattr(values, "unmasked", getattr(values, "data", values)), mask=mask)
+        else:
+            table[name] = Column(values)
+    return table, tunits
+
+
+def _write_fits(table, tunits: Mapping[str, str], tmp: Path, compress: bool) -> None:
+    """Write ``table`` as FITS at ``tmp`` (gzip-compressed when ``compress``), then add the
+    ``TUNITn`` card of each column in ``tunits`` (name -> unit string) after its ``TFORMn``."""
+    import io
+
+    from astropy.io import fits
+
+    def add_units(hdul) -> None:
+        header = hdul[1].header
+        for i in range(1, header["TFIELDS"] + 1):
+            unit = tunits.get(header[f"TTYPE{i}"])
+            if unit is not None:
+                header.set(f"TUNIT{i}", unit, after=f"TFORM{i}")
+
+    if not compress:
+        table.write(tmp, format="fits", overwrite=True)
+        if tunits:
+            with fits.open(tmp, mode="update", memmap=False) as hdul:
+                add_units(hdul)
+        return
+    buffer = io.BytesIO()  # astropy compresses by the file name, and tmp's does not end in .gz
+    table.write(buffer, format="fits")
+    buffer.seek(0)
+    with fits.open(buffer) as hdul, gzip.open(tmp, "wb") as fh:
+        add_units(hdul)
+        hdul.writeto(fh)
+
+
+def _fits_unit_string(unit) -> str | None:
+    """The unit as the FITS standard writes it, or None when the standard has no such unit (dex)."""
+    try:
+        return unit.to_string(format="fits")
+    except ValueError:
+        return None
 
 
 def read_any_table(path: str | os.PathLike):
