@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -196,6 +197,7 @@ def train(
     overwrite: bool = False,
     on_step: Callable[[StepInfo], None] | None = None,
     keep_checkpoint: bool = False,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Train a model on the ``train`` split of ``dataset``, validating on ``valid``.
 
@@ -223,6 +225,12 @@ def train(
         Keep ``checkpoint.pt`` (optimizer and scheduler state) once the run has finished. By
         default it is deleted then: ``model.pt`` holds everything needed to predict, and an
         unfinished run keeps its checkpoint, so resuming is unaffected.
+    progress : bool, optional
+        Over ``config.progress`` (default True): report the run as it goes, a bar per epoch on a
+        terminal and one line per finished epoch (epoch, loss, train and valid RMSE, learning
+        rate, seconds) through the ``galmet`` logger. When logging is not configured (a plain
+        script), those lines go to stderr for the run; a program that configures logging
+        decides itself. ``False``: silent.
 
     Returns
     -------
@@ -241,11 +249,21 @@ def train(
     if resume and not (source / CHECKPOINT).is_file() and (run / BUNDLE).is_file():
         return _finished_result(run, config)  # finished, its checkpoint dropped: nothing to resume
     config, ckpt = _resolve_config(source, config, resume)
+    if progress is not None:
+        config = dataclasses.replace(config, progress=bool(progress))
     if ckpt is not None and int(ckpt["epoch"]) >= config.total_epochs and (source / BUNDLE).is_file():
         if source == run:
             log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.total_epochs)
             return _result(run, pd.DataFrame(ckpt["history"]), config)
 
+    with epoch_lines_to_stderr(config.progress and os.environ.get("RANK", "0") == "0"):  # torchrun: rank 0 speaks
+        return _train_run(dataset, run, source, config, ckpt, (resume, overwrite, keep_checkpoint), on_step)
+
+
+def _train_run(dataset, run: Path, source: Path, config: TrainConfig, ckpt: dict | None, flags, on_step) -> TrainResult:
+    """:func:`train` once its options are resolved: set up, lock the run folder, train, save the
+    bundle; ``flags`` is (resume, overwrite, keep_checkpoint)."""
+    resume, overwrite, keep_checkpoint = flags
     t = _setup(dataset, source, config, ckpt)
     state = RunState()
     if ckpt is not None:
@@ -597,14 +615,39 @@ def _checkpoint_state(t: Trainer, state: RunState) -> dict:
     }
 
 
+@contextlib.contextmanager
+def epoch_lines_to_stderr(show: bool):
+    """Within this block, with ``show``, the ``galmet`` logger's INFO lines (one per epoch, and the
+    periodic progress lines off a terminal) reach stderr even when nothing configured logging:
+    a plain script calling :func:`train` is not silent for minutes. A handler already on the
+    ``galmet`` logger or above (the CLI's, a program's, pytest's) is left to decide alone."""
+    logger = logging.getLogger("galmet")
+    if not show or logger.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _log_epoch(t: Trainer, row: dict) -> None:
     first = t.config.targets[0]
     lrs = [row[k] for k in row if k.startswith("lr_group")]
     log.info(
-        "epoch %d/%d %s: train RMSE %.4f, valid RMSE %.4f (%s), lr %s, %.1f s, %.0f img/s",
+        "epoch %d/%d %s: loss %.4f, train RMSE %.4f, valid RMSE %.4f (%s), lr %s, %.1f s, %.0f img/s",
         row["epoch"],
         t.config.epochs,
         row["phase"],
+        row["train_loss"],
         row[f"train_rmse_{first}"],
         row[f"valid_rmse_{first}"],
         first,
