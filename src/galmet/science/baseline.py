@@ -153,6 +153,81 @@ def random_forest_baseline(
     return _frame(catalog, target, per_tree.mean(axis=0), per_tree.std(axis=0))
 
 
+def out_of_sample_forest(
+    catalog: pd.DataFrame,
+    bands: str = "gri",
+    target: str = "oh_p50",
+    config: ForestConfig | None = None,
+    rows=None,
+    folds: int = 5,
+    where: str = "catalog",
+) -> np.ndarray:
+    """Random-forest predictions of ``target`` for the rows of ``catalog``, each from a forest that
+    never saw that galaxy, so an analysis can use every galaxy and not only the test rows.
+
+    A row is a fit row when it is ``train`` or ``valid`` with finite magnitudes and a label in
+    range (:data:`galmet.columns.LABEL_RANGES`). Every other row with finite magnitudes (``test``
+    rows, rows without a label) is predicted by the forest fitted on all fit rows, as
+    :func:`random_forest_baseline` does; fit rows are predicted out of fold (``folds`` forests,
+    each fitted on the other fit rows), only when ``rows`` asks for one of them.
+
+    Parameters
+    ----------
+    catalog : pandas.DataFrame
+        ``modelMag_<band>`` columns, ``target`` and ``split``.
+    rows : array-like of bool, shape (N,), optional
+        The rows wanted (default: all); the out-of-fold forests are fitted only when a wanted row
+        is a fit row.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (N,): the prediction (dex), NaN for a row that is not wanted or has a missing or
+        non-finite magnitude.
+
+    Raises
+    ------
+    DataError
+        A magnitude column is missing, or fewer than ``2 * folds`` rows can be fitted.
+    """
+    from galmet.columns import invalid_label_mask
+
+    RandomForestRegressor = require_sklearn().RandomForestRegressor
+    config = config or ForestConfig()
+    cols = [f"modelMag_{b}" for b in parse_bands(bands)]
+    missing = [c for c in cols if c not in catalog.columns]
+    if missing:
+        raise DataError(f"{where}: no magnitude column {missing[0]!r} (the random forest needs {', '.join(cols)})")
+    X = catalog[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(catalog[target], errors="coerce").to_numpy(dtype=float, copy=True)
+    y[invalid_label_mask(target, y)] = np.nan
+    split = catalog["split"].astype(str).to_numpy() if "split" in catalog.columns else np.full(len(catalog), "")
+    has_x = np.isfinite(X).all(axis=1)
+    fit = has_x & np.isfinite(y) & np.isin(split, ["train", "valid"])
+    if fit.sum() < 2 * folds:
+        raise DataError(
+            f"{where}: {int(fit.sum())} train/valid rows with magnitudes and a label; the forest needs {2 * folds}"
+        )
+    wanted = np.ones(len(catalog), bool) if rows is None else np.asarray(rows, dtype=bool)
+
+    def forest(x, t):
+        kw = {"n_estimators": config.n_estimators, "min_samples_leaf": config.min_samples_leaf, "max_features": 1.0}
+        return RandomForestRegressor(**kw, random_state=config.seed, n_jobs=config.n_jobs).fit(x, t)
+
+    pred = np.full(len(catalog), np.nan)
+    rest = wanted & has_x & ~fit
+    if rest.any():
+        pred[rest] = forest(X[fit], y[fit]).predict(X[rest])
+    if (wanted & fit).any():
+        idx = np.flatnonzero(fit)
+        fold = np.random.default_rng(config.seed).permutation(len(idx)) % folds
+        for k in range(folds):
+            out = idx[fold == k]
+            pred[out] = forest(X[idx[fold != k]], y[idx[fold != k]]).predict(X[out])
+    pred[~wanted] = np.nan
+    return pred
+
+
 #: Latent column of a synthetic catalogue holding the part of Z no image can predict (dex).
 UNEXPLAINED = "oh_unexplained"
 

@@ -40,7 +40,7 @@ import pandas as pd
 from galmet.columns import mask_invalid_labels
 from galmet.errors import DataError
 from galmet.paper import PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA, tremonti_mzr
-from galmet.science.baseline import ForestConfig, random_forest_baseline
+from galmet.science.baseline import ForestConfig, out_of_sample_forest
 from galmet.science.metrics import describe_exclusions, regression_metrics, select_split, usable_rows
 from galmet.science.predictions import dataset_catalog, join_dataset, load_predictions
 from galmet.science.stats import (
@@ -259,26 +259,43 @@ def null_tests(j: pd.DataFrame, edges, min_count: int = 10, pred: str = f"{Z}_pr
     return out, t[["center", "count", "std_true", "std_pred", "rmse_dz", "expected_pred"]]
 
 
-def _forest_predictions(rf, catalog: pd.DataFrame | None, j: pd.DataFrame) -> tuple[np.ndarray | None, str]:
-    """Random-forest Z for the rows of ``j`` (NaN where missing) and where it came from: a given
-    predictions table, or a forest fitted on the catalogue's train + valid gri magnitudes."""
+#: How the forest of the MZR null test predicts the dataset's galaxies (:func:`out_of_sample_forest`).
+FOREST_SOURCE = (
+    "gri random forest (40 trees, leaf 8), each galaxy out of sample: test rows from the forest on "
+    "the train + valid rows, train and valid rows out of fold (5 folds)"
+)
+
+
+def _forest_predictions(rf, catalog: pd.DataFrame | None, j: pd.DataFrame) -> tuple[np.ndarray | None, str, dict]:
+    """Random-forest Z for the rows of ``j`` (NaN where missing), where it came from (a given
+    predictions table, or :func:`galmet.science.baseline.out_of_sample_forest` on the catalogue's
+    gri magnitudes) and, reason -> count, why rows of ``j`` have none."""
     if rf is not None:
         table, _ = load_predictions(rf, Z)
         source = "given" if isinstance(rf, pd.DataFrame) else str(rf)
+        absent = "no row in the random-forest predictions"
     elif catalog is not None and all(f"modelMag_{b}" in catalog.columns for b in "gri") and Z in catalog.columns:
+        if "objID" not in catalog.columns:
+            return None, "", {}
         try:
-            table = random_forest_baseline(catalog, "gri", Z, ForestConfig(), "dataset")
+            pred = out_of_sample_forest(
+                catalog, "gri", Z, ForestConfig(), catalog["objID"].isin(j["objID"]), where="dataset"
+            )
         except DataError as exc:
             log.warning("MZR null test: no random forest (%s)", exc)
-            return None, ""
-        table = table[table["split"].astype(str) == "test"]  # its fit rows would be in-sample
-        source = "gri random forest fitted on the dataset's train + valid rows (40 trees, leaf 8)"
+            return None, "", {}
+        table = pd.DataFrame({"objID": catalog["objID"].to_numpy(), f"{Z}_pred": pred})
+        source, absent = FOREST_SOURCE, "not in the dataset's catalogue"
     else:
-        return None, ""
+        return None, "", {}
     if "objID" not in table.columns:
         raise DataError("random-forest predictions have no objID column to join on")
     z_rf = j[["objID"]].merge(table[["objID", f"{Z}_pred"]].drop_duplicates("objID"), on="objID", how="left")
-    return z_rf[f"{Z}_pred"].to_numpy(dtype=float), source
+    z_rf = z_rf[f"{Z}_pred"].to_numpy(dtype=float)
+    listed = j["objID"].isin(table["objID"]).to_numpy()
+    why = {absent: int((~listed).sum())}
+    why["no finite gri magnitudes" if rf is None else "no finite prediction"] = int((listed & ~np.isfinite(z_rf)).sum())
+    return z_rf, source, {k: v for k, v in why.items() if v}
 
 
 def ssfr_tests(j: pd.DataFrame, column: str, edges, min_count: int = 10) -> dict:
@@ -304,13 +321,22 @@ def ssfr_tests(j: pd.DataFrame, column: str, edges, min_count: int = 10) -> dict
 def _forest_null_test(rf, catalog, j: pd.DataFrame, edges, min_count: int, nulls: dict, null_bins) -> pd.DataFrame:
     """Add the random forest's null test to ``nulls`` (``rf``) and ``null_bins`` (``std_rf``,
     ``rmse_rf``) when its predictions cover enough of ``j``; returns ``j`` with ``z_rf``."""
-    z_rf, source = _forest_predictions(rf, catalog, j)
-    if z_rf is None or np.isfinite(z_rf).sum() < 2 * min_count:
+    z_rf, source, why = _forest_predictions(rf, catalog, j)
+    if z_rf is None:
         return j
+    covered = int(np.isfinite(z_rf).sum())
+    said = "; ".join(f"{n} {reason}" for reason, n in why.items())
+    if covered < 2 * min_count:
+        log.warning(
+            "MZR null test: no random forest: %d of %d galaxies have its predictions (%s)", covered, len(j), said
+        )
+        return j
+    if why:
+        log.warning("MZR null test: the random forest predicts %d of %d galaxies (%s)", covered, len(j), said)
     j = j.assign(z_rf=z_rf)
     has = j[np.isfinite(z_rf)].rename(columns={f"{Z}_pred": "_cnn", "z_rf": f"{Z}_pred"})
     nulls["rf"], rf_bins = null_tests(has, edges, min_count)
-    nulls["rf"]["source"] = source
+    nulls["rf"].update({"source": source, "galaxies": covered, "of": int(len(j)), "left_out": why})
     null_bins["std_rf"], null_bins["rmse_rf"] = rf_bins["std_pred"], rf_bins["rmse_dz"]
     return j
 
@@ -498,6 +524,19 @@ def _fmt(v, fmt: str = "{:.4f}") -> str:
     return "-" if v is None or not np.isfinite(v) else fmt.format(v)
 
 
+def _forest_coverage(r: dict) -> str:
+    """``all 500 galaxies``, or ``480 of 500 galaxies: 20 no finite gri magnitudes``; then how many
+    lie in mass bins with enough galaxies for the statistics."""
+    of = r.get("of", r["n"])
+    galaxies = r.get("galaxies", r["n"])
+    text = f"all {of} galaxies" if galaxies == of else f"{galaxies} of {of} galaxies"
+    if r.get("left_out"):
+        text += ": " + "; ".join(f"{n} {why}" for why, n in r["left_out"].items())
+    if r["n"] != galaxies:
+        text += f"; {r['n']} in mass bins with enough galaxies"
+    return text
+
+
 def format_mzr(metrics: dict) -> str:
     """Plain-text summary of :func:`mzr_analysis` metrics, each reference value labelled by its source."""
     m = metrics
@@ -536,7 +575,7 @@ def format_mzr(metrics: dict) -> str:
     if "rf" in n:
         r = n["rf"]
         lines.append(
-            f"  photometry-only random forest on {r['n']} of these galaxies: sigma(Z_rf | M) "
+            f"  photometry-only random forest ({_forest_coverage(r)}): sigma(Z_rf | M) "
             f"{_fmt(r['sigma_pred_given_mass'])}, RMSE {_fmt(r['rmse'])}, expected {_fmt(r['expected_calibrated'])}"
         )
     s = m.get("ssfr")
