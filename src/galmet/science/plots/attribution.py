@@ -2,7 +2,8 @@
 then the same cutout with its map overlaid; Z_pred and Z_true above each pair.
 
 Grad-CAM maps (non-negative) use a sequential colour map; integrated gradients and occlusion
-(signed: red raises Z, blue lowers it) a diverging one, symmetric about zero per galaxy.
+(signed: red raises Z, blue lowers it) a diverging one, symmetric about zero. Each map is divided
+by its own largest |value|, so one colour bar, on the right, reads for every galaxy.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ TITLES = {
     "gradcam": "Grad-CAM",
     "integrated-gradients": "integrated gradients (red raises Z, blue lowers it)",
     "occlusion": "occlusion (red: hiding it lowers Z)",
+}
+
+
+#: Method name -> label of the colour bar (each map is divided by its own largest |value|).
+COLORBAR_LABELS = {
+    "gradcam": "Grad-CAM, fraction of the galaxy's maximum",
+    "integrated-gradients": "attribution / the galaxy's largest |value|",
+    "occlusion": "change of Z / the galaxy's largest |change|",
 }
 
 
@@ -41,6 +50,9 @@ class AttributionGridDisplay:
     Attributes
     ----------
     axes_ : list of matplotlib Axes
+    colorbar_ : matplotlib Colorbar
+        The one colour bar of the maps (each map is divided by its own largest |value|, so 1 is
+        each galaxy's strongest pixel; signed methods run from -1 to 1).
     figure_ : matplotlib Figure
     """
 
@@ -66,6 +78,7 @@ class AttributionGridDisplay:
         with style():
             fig = fig if fig is not None else new_figure((2 * 1.55 * ncols, 1.75 * nrows + 0.5))
             axes = fig.subplots(nrows, 2 * ncols, squeeze=False)
+            mappable = None
             for k in range(nrows * ncols):
                 a_img, a_map = axes[k // ncols, 2 * (k % ncols)], axes[k // ncols, 2 * (k % ncols) + 1]
                 for a in (a_img, a_map):
@@ -80,18 +93,32 @@ class AttributionGridDisplay:
                 a_img.imshow(self.images[k], interpolation="nearest")
                 a_map.imshow(self.images[k].mean(-1), cmap="gray", interpolation="nearest")
                 m = self.maps[k]
-                if signed:
-                    lim = float(np.max(np.abs(m))) or 1.0
-                    style_map = {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
-                else:
-                    style_map = {"cmap": "inferno", "vmin": 0.0, "vmax": float(np.max(m)) or 1.0}
-                a_map.imshow(m, alpha=alpha, interpolation="bilinear", **merge_kwargs(style_map, imshow_kwargs))
+                # each map over its own largest |value|: one colour scale (and bar) for the grid
+                scale = float(np.max(np.abs(m))) or 1.0
+                style_map = (
+                    {"cmap": "RdBu_r", "vmin": -1.0, "vmax": 1.0}
+                    if signed
+                    else {"cmap": "inferno", "vmin": 0.0, "vmax": 1.0}
+                )
+                shown = a_map.imshow(
+                    m / scale, alpha=alpha, interpolation="bilinear", **merge_kwargs(style_map, imshow_kwargs)
+                )
+                mappable = mappable or shown
                 text = f"pred {self.z_pred[k]:.2f}"
                 if self.z_true is not None and np.isfinite(self.z_true[k]):
                     text += f"  true {self.z_true[k]:.2f}"
                 a_img.set_title(text, fontsize=7, loc="left")
             fig.suptitle(f"{TITLES.get(self.method, self.method)}; ${symbol}$ in dex", fontsize=9)
-            fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.45 / fig.get_figheight(), wspace=0.04)
+            top = 1 - 0.45 / fig.get_figheight()
+            right = 1 - 0.75 / fig.get_figwidth()  # room for the colour bar and its label
+            fig.subplots_adjust(left=0.01, right=right, bottom=0.01, top=top, wspace=0.04)
+            cax = fig.add_axes([right + 0.1 / fig.get_figwidth(), 0.06, 0.12 / fig.get_figwidth(), top - 0.1])
+            self.colorbar_ = fig.colorbar(mappable, cax=cax)
+            self.colorbar_.solids.set_alpha(1)
+            self.colorbar_.set_label(
+                COLORBAR_LABELS.get(self.method, "attribution / the galaxy's largest |value|"), fontsize=8
+            )
+            cax.tick_params(labelsize=7)
         self.axes_ = list(axes.ravel())
         self.figure_ = fig
         return self

@@ -11,6 +11,7 @@ import pandas as pd
 from galmet.errors import DataError
 from galmet.paper import TREMONTI_SIGMA, tremonti_mzr
 from galmet.science.mzr import TREMONTI, MZRRelation, mzr_bins
+from galmet.science.plots.placement import data_limits, place_legend
 from galmet.science.plots.style import (
     COLORS,
     MIN_POINTS_FOR_HIST2D,
@@ -33,6 +34,10 @@ from galmet.science.stats import fd_bins
 STYLES = ("paper", "galmet")
 
 MASS_LABEL = r"true log M$_*$/M$_\odot$ (dex)"
+#: The stellar masses (dex) over which Tremonti's Eq. 3 is drawn (where his fit holds).
+TREMONTI_RANGE = (8.5, 11.5)
+#: Legend places of the main panel, in order of preference (the one covering fewest galaxies wins).
+PLACES = ("lower right", "upper left", "upper right", "lower left", "center right", "center left")
 
 
 class MZRDisplay:
@@ -248,7 +253,9 @@ class MZRDisplay:
         ax.set_ylim(zlim)
         ax.set_xlabel(MASS_LABEL)
         ax.set_ylabel(axis_label("oh_p50", "pred"))
-        ax.legend(loc="lower right", frameon=True, framealpha=0.85, edgecolor="0.8", fontsize=7.5)
+        place_legend(
+            ax, self.mass, self.z_pred, places=PLACES, frameon=True, framealpha=0.85, edgecolor="0.8", fontsize=7.5
+        )
 
     def _draw_scatter_panel(self, top, rmse_kwargs, nmad_kwargs) -> None:
         """RMSE and NMAD of Z_pred - MZR(M_true) per mass bin (area ~ count), Z_true's RMSE (open
@@ -336,7 +343,9 @@ class MZRDisplay:
         ax.set_ylim(zlim)
         ax.set_xlabel(MASS_LABEL)
         ax.set_ylabel(axis_label("oh_p50", "pred"))
-        ax.legend(loc="lower right", frameon=True, framealpha=0.85, edgecolor="0.8", fontsize=8)
+        place_legend(
+            ax, self.mass, self.z_pred, places=PLACES, frameon=True, framealpha=0.85, edgecolor="0.8", fontsize=8
+        )
 
     # --- shared ------------------------------------------------------------------------------
 
@@ -346,7 +355,7 @@ class MZRDisplay:
         trem_kw = merge_kwargs(
             {"color": COLORS["tremonti"], "lw": 2, "label": "Tremonti+04 (Eq. 3)", "zorder": 3}, tremonti_kwargs
         )
-        xs = np.linspace(max(mlim[0], 8.5), min(mlim[1], 11.5), 200)
+        xs = np.linspace(max(mlim[0], TREMONTI_RANGE[0]), min(mlim[1], TREMONTI_RANGE[1]), 200)
         trem = tremonti_mzr(xs)
         ax.plot(xs, trem, **trem_kw)
         band = f"Tremonti+04 $\\pm$ {TREMONTI_SIGMA:.2f} dex ($\\sigma$ of his DR2 sample)"
@@ -359,20 +368,22 @@ class MZRDisplay:
     def _draw_density(self, ax):
         """Z_pred against mass as a 2D histogram (points below 500 galaxies) in ``ax``.
 
-        Returns the axis limits (dex): the 0.3 to 99.7 percentiles of mass and Z_pred widened
-        by 0.1 dex, the Z range also covering Tremonti's relation across the mass range; and the
-        histogram's mappable (None for points).
+        Returns the axis limits (dex), each from its data's own range
+        (:func:`~galmet.science.plots.placement.data_limits`: the bulk and its ordinary tails, not
+        a far outlier), the Z range also covering Tremonti's relation where it is drawn (mass
+        8.5-11.5 inside the mass axis); and the histogram's mappable (None for points).
         """
         from matplotlib.colors import LogNorm
 
         m, z = self.mass, self.z_pred
-        mlo, mhi = np.percentile(m, [0.3, 99.7])
-        zlo, zhi = np.percentile(z, [0.3, 99.7])
-        mlim = (mlo - 0.1, mhi + 0.1)
-        zlim = (
-            min(zlo, float(tremonti_mzr(mlim[0]))) - 0.1,
-            max(zhi, float(tremonti_mzr(min(mlim[1], 11.5)))) + 0.12,
-        )
+        mlim = data_limits(m)
+        zlo, zhi = data_limits(z)
+        drawn = np.linspace(max(mlim[0], TREMONTI_RANGE[0]), min(mlim[1], TREMONTI_RANGE[1]), 50)
+        if drawn[0] < drawn[-1]:
+            trem = tremonti_mzr(drawn)
+            pad = 0.05 * (zhi - zlo)
+            zlo, zhi = min(zlo, float(trem.min()) - pad), max(zhi, float(trem.max()) + pad)
+        zlim = (zlo, zhi)
         inside = (m >= mlim[0]) & (m <= mlim[1]) & (z >= zlim[0]) & (z <= zlim[1])
         if m.size < MIN_POINTS_FOR_HIST2D or not inside.sum():
             density(ax, m, z)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from galmet.errors import DataError
 from galmet.science.metrics import nmad, rmse
+from galmet.science.plots.placement import inset_corner, place_legend
 from galmet.science.plots.style import (
     COLORS,
     MIN_POINTS_FOR_HIST2D,
@@ -25,6 +26,8 @@ from galmet.science.plots.style import (
 )
 from galmet.science.stats import fd_bins, paper_fig3_edges, pred_vs_true_stats, running_bins
 
+#: Width and height of the residual inset (fraction of the main panel).
+INSET_SIZE = (0.37, 0.24)
 #: How Figure 3 bins Z_true: ``paper`` (0.1 dex from 8.2 to 9.2, as the paper), ``adaptive``
 #: (galmet's variant: Freedman-Diaconis bins widened until each holds enough galaxies), or
 #: ``auto`` (``paper`` for ``oh_p50``, ``adaptive`` for any other target).
@@ -36,7 +39,8 @@ class PredVsTrueDisplay:
 
     Main panel: 2D histogram (points below 500 galaxies) with its colour bar, running median of
     Z_pred in bins of Z_true with bands median +- RMSE and +- NMAD, the one-to-one line, and an
-    inset histogram of the residuals. Upper panel: RMSE and NMAD per bin (side by side, marker
+    inset histogram of the residuals (in the corner with the fewest galaxies; the legend too).
+    Upper panel: RMSE and NMAD per bin (side by side, marker
     area proportional to the bin's galaxies, with a key), and the global RMSE and NMAD as
     horizontal lines, as the paper drew them.
 
@@ -156,6 +160,8 @@ class PredVsTrueDisplay:
             cax = fig.add_subplot(gs[1, 1])
             self._draw_main(ax, cax, med_kw, rmse_kw, nmad_kw, diag_kw)
             inset = self._draw_inset(ax)
+            # where the galaxies are not, and off the inset
+            place_legend(ax, self.z_true, self.z_pred, avoid=[inset], frameon=True, framealpha=0.85, edgecolor="0.7")
             self._draw_scatter(top, rmse_kw["color"], nmad_kw["color"])
         self.ax_ = ax
         self.axes_ = {"main": ax, "scatter": top, "colorbar": cax, "inset": inset}
@@ -189,14 +195,14 @@ class PredVsTrueDisplay:
         ax.set_ylim(lim)
         ax.set_xlabel(axis_label(self.target, "true"))
         ax.set_ylabel(axis_label(self.target, "pred"))
-        ax.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="0.7")
 
     def _draw_inset(self, ax):
-        """The histogram of the residuals Z_pred - Z_true in the lower right of ``ax``; returns its axes."""
+        """The histogram of the residuals Z_pred - Z_true in the corner of ``ax`` where it covers the
+        fewest galaxies (lower right when that is free, as the paper has it); returns its axes."""
         from matplotlib.ticker import MaxNLocator
 
         d = self.z_pred - self.z_true
-        inset = ax.inset_axes([0.60, 0.13, 0.37, 0.24])
+        inset = ax.inset_axes(inset_corner(ax, self.z_true, self.z_pred, INSET_SIZE))
         ebins = fd_bins(d, max_bins=60, range=tuple(np.percentile(d, [0.5, 99.5])))
         inset.hist(d, ebins, histtype="stepfilled", color="0.55")
         inset.axvline(0, color="k", lw=0.8, ls="--")
