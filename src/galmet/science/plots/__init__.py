@@ -25,5 +25,6 @@ Fig    module                         Display                      shows
 =====  =============================  ===========================  ==================================================
 
 The shared look, the drawing helpers and :func:`~galmet.science.plots.style.save_figure` are
-in :mod:`.style`.
+in :mod:`.style`; where legends and insets go (where the galaxies are not) and axis limits from
+the data's own range in :mod:`.placement`.
 """
