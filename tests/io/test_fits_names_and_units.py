@@ -103,6 +103,7 @@ def test_every_fits_writer_renames_case_clashes_with_a_warning(tmp_path, caplog,
     columns = _header_columns(out)
     _assert_no_case_clash(columns)
     assert "FITS column names ignore case" in caplog.text and "RA -> RA_input" in caplog.text
+    assert list(read_table(out)["RA_input"]) == ["12h30m49.4s", "0h42m44.3s"]  # text as str, not bytes
     assert columns["ra"] == "deg" and "RA_input" in columns
     back = QTable.read(out, character_as_bytes=False)
     if writer == "write_positions_table":
@@ -189,3 +190,27 @@ def test_fits_outputs_of_the_commands_carry_dex_tunits(tmp_path, capsys, tiny_ru
     assert columns["oh_p50"] == "dex" and columns["lgm_tot_p50"] == "dex(solMass)" and columns["ra"] == "deg"
     if command == "predict":
         assert columns["oh_p50_pred"] == "dex"
+
+
+def test_positions_command_with_the_users_ra_text_writes_one_ra(tmp_path, capsys, tiny_run):
+    """The issue's case end to end: a FITS target list with sexagesimal ``RA``/``DEC`` text, to a
+    FITS output: galmet's ``ra``/``dec`` (deg) and the user's text as ``RA_input``/``DEC_input``."""
+    from faulty_server import FaultyServer
+    from galmet.cli.main import main
+
+    bundle, _ = tiny_run
+    targets = QTable({"RA": ["12h30m49.4s", "0h42m44.3s"], "DEC": ["+12d23m28s", "+41d16m09s"], "Name": ["a", "b"]})
+    targets.write(tmp_path / "targets.fits")
+    out = tmp_path / "pred.fits"
+    with FaultyServer() as srv:
+        argv = ["predict", str(bundle), "--positions", str(tmp_path / "targets.fits"), "--out", str(out)]
+        code = main([*argv, "--base-url", srv.url, "--rate", "0", "--device", "cpu", "--no-tta", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    columns = _header_columns(out)
+    _assert_no_case_clash(columns)
+    assert columns["ra"] == "deg" and columns["dec"] == "deg" and columns["oh_p50_pred"] == "dex"
+    assert {"RA_input", "DEC_input", "Name"} <= set(columns)
+    back = QTable.read(out, character_as_bytes=False)
+    assert list(back["RA_input"]) == ["12h30m49.4s", "0h42m44.3s"] and list(back["status"]) == ["ok", "ok"]
+    np.testing.assert_allclose(back["ra"].to_value(u.deg), [187.7058, 10.6846], atol=1e-3)

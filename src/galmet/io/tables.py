@@ -174,7 +174,7 @@ def _read_astropy(path: Path, fmt: TableFormat) -> pd.DataFrame:
     with warnings.catch_warnings():
         # galmet writes dex units as FITS TUNITn too; astropy warns that they are not FITS units
         warnings.filterwarnings("ignore", message=".*did not parse as fits unit.*")
-        table = Table.read(path, format=fmt.astropy)
+        table = Table.read(path, format=fmt.astropy, **_text_as_str(fmt))
     units = {name: table[name].unit.to_string() for name in table.colnames if table[name].unit is not None}
     meta = {str(k): v for k, v in table.meta.items() if isinstance(v, (str, int, float))}
     by_keyword = {v: k for k, v in FITS_KEYWORDS.items()}
@@ -184,6 +184,12 @@ def _read_astropy(path: Path, fmt: TableFormat) -> pd.DataFrame:
     if provenance:
         df.attrs["provenance"] = provenance
     return df
+
+
+def _text_as_str(fmt: TableFormat) -> dict:
+    """Read keywords that make a FITS file's text columns ``str`` (astropy's default is bytes, which
+    would turn ``12h30m49.4s`` into ``b'12h30m49.4s'`` and ``test`` into ``b'test'``)."""
+    return {"character_as_bytes": False} if fmt.name == "fits" else {}
 
 
 def table_provenance(model: str | os.PathLike | None = None, command: str | None = None) -> dict[str, str]:
@@ -397,7 +403,7 @@ def read_any_table(path: str | os.PathLike):
     if fmt is not None and fmt.name == "csv":
         return read_table(p)
     try:
-        table = QTable.read(p, format=fmt.astropy) if fmt is not None else QTable.read(p)
+        table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         raise DataError(f"{p}: cannot read a table ({type(exc).__name__}: {exc})") from None
     for col in table.colnames:
