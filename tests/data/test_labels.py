@@ -12,8 +12,8 @@ import pytest
 from conftest import make_tiny_dataset
 from galmet.cli.main import main
 from galmet.columns import LABEL_RANGES
-from galmet.data.labels import describe_invalid, invalid_label_mask, mask_invalid_labels
 from galmet.data.dataset import load_dataset, write_catalog
+from galmet.data.labels import describe_invalid, invalid_label_mask, mask_invalid_labels
 from galmet.paper import tremonti_mzr
 from galmet.science import metrics as M
 

@@ -155,8 +155,9 @@ FITTING = {
     "train": lambda ds, out: ["train", ds, "--out", out, *ONECYCLE, *TINY],
     "train --folds": lambda ds, out: ["train", ds, "--out", out, "--folds", "2", *ONECYCLE, *TINY],
     "lr-find": lambda ds, out: ["lr-find", ds, "--out", out, "--steps", "4", *TINY],
-    "resolution-study": lambda ds, out: ["resolution-study", ds, "--out", out, "--sizes", "8", "--min-input", "8"]
-    + [*ONECYCLE, *TINY],
+    "resolution-study": lambda ds, out: (
+        ["resolution-study", ds, "--out", out, "--sizes", "8", "--min-input", "8"] + [*ONECYCLE, *TINY]
+    ),
     "baseline": lambda ds, out: ["baseline", ds, "--out", out, "--n-estimators", "5", "--jobs", "1"],
 }
 
