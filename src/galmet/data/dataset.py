@@ -36,7 +36,7 @@ from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_arra
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
 from galmet.data.imaging import Imaging, recorded_imaging
 from galmet.data.labels import invalid_label_mask, label_problem
-from galmet.data.splits import assign_splits
+from galmet.data.splits import assign_splits, check_split_column
 from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
 from galmet.io.progress import progress_bar
@@ -282,6 +282,8 @@ def load_dataset(
     else:
         catalog, paths, problems = _image_folder_rows(root)
     catalog = catalog.reset_index(drop=True)
+    if "split" in catalog.columns:  # rows as in the file, before any is dropped
+        check_split_column(catalog, str(catalog_file or root))
 
     if targets is None:
         targets = [DEFAULT_TARGET] if DEFAULT_TARGET in catalog.columns else []
@@ -308,8 +310,9 @@ def load_dataset(
     )
     if len(catalog) == 0:
         raise DataError(f"{root}: no usable images" + (f" ({len(problems)} bad rows skipped)" if problems else ""))
-    given = "split" in catalog.columns and bool(catalog["split"].notna().any())
-    catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed)
+    given = "split" in catalog.columns
+    where = str(catalog_file or root)
+    catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed, where=where)
     if OBJID in catalog.columns:
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 

@@ -243,13 +243,15 @@ def csv_layout(path: str | os.PathLike) -> tuple[list[int], list[str]]:
                     header = fields
                     _check_unique_names(header, str(path))
                 elif len(fields) != len(header):
-                    more = "more" if len(fields) > len(header) else "fewer"
+                    more = len(fields) > len(header)
                     raise DataError(
-                        f"{path}: line {reader.line_num}: {len(fields)} fields, {more} than the header's "
-                        f"{len(header)} ({', '.join(header)[:80]}); quote a value that holds a comma"
+                        f"{path}: line {reader.line_num}: {len(fields)} field{'s' * (len(fields) != 1)}, "
+                        f"{'more' if more else 'fewer'} than the header's {len(header)} ({', '.join(header)[:80]})"
+                        + ("; quote a value that holds a comma" if more else "")
                     )
-        except csv.Error as exc:  # a cell over the csv module's own limit, an unterminated quote
-            raise DataError(f"{path}: line {reader.line_num}: {one_line(exc)}") from None
+        except csv.Error as exc:  # a cell over the csv module's own limit (128 KiB), an unterminated quote
+            why = f"a cell longer than {MAX_TEXT_CELL} characters" if "field limit" in str(exc) else one_line(exc)
+            raise DataError(f"{path}: line {reader.line_num}: {why}") from None
     if header is None:
         raise DataError(f"{path}: no header line (an empty CSV file)")
     return skip, header
