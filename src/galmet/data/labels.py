@@ -76,6 +76,15 @@ def truth_array(table: pd.DataFrame, column: str, where: str = "table") -> np.nd
     return float_array(table[column], where, column)
 
 
+def usable_truths(table: pd.DataFrame, column: str, where: str = "table") -> tuple[np.ndarray, int]:
+    """float64 (N,) truths of ``column`` with every value that is not a label set to NaN, and how
+    many present values were not labels (:func:`invalid_label_mask`); text refused
+    (:func:`truth_array`)."""
+    values = truth_array(table, column, where)
+    bad = invalid_label_mask(column, values)
+    return np.where(bad, np.nan, values), int(bad.sum())
+
+
 def mask_invalid_labels(table, columns=None, where: str = "table") -> tuple[Any, dict[str, dict[str, Any]]]:
     """A copy of ``table`` with the invalid values of its truth columns set to NaN.
 
