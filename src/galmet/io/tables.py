@@ -370,8 +370,10 @@ def write_table(
         return write_qtable(table, path)
     with atomic_path(path) as tmp:
         if fmt.name == "parquet":
-            out = df.copy(deep=False)
-            out.attrs = {"provenance": {**table_provenance(), **provenance}} if provenance else {}
+            out = df
+            if provenance:  # in the pandas metadata, beside the frame's other attrs
+                out = df.copy(deep=False)
+                out.attrs = {**df.attrs, "provenance": {**table_provenance(), **provenance}}
             out.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
