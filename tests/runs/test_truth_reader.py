@@ -184,9 +184,28 @@ def test_every_command_that_reads_truths_is_covered():
     """A new command that reads a truth column joins one of the two lists above."""
     from galmet.cli.main import _command_modules
 
-    reading = {"evaluate", "systematics", "mzr", "figures", "calibrate", "report", "train", "lr-find"}
+    reading = {"evaluate", "systematics", "mzr", "figures", "calibrate", "report", "train", "lr-find", "explain"}
     reading |= {"resolution-study", "baseline"}
     names = {m.NAME for m in _command_modules()}
     assert reading <= names
-    covered = set(SCORING) | {c.split()[0] for c in FITTING}
+    covered = set(SCORING) | {c.split()[0] for c in FITTING} | {"explain"}
     assert reading <= covered
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+def test_explain_controls_refuse_a_bad_truth_naming_the_galaxy(env, kind, tmp_path, capsys):
+    pytest.importorskip("captum")
+    from galmet.data.dataset import write_catalog
+
+    ds = tmp_path / "ds"
+    make_tiny_dataset(ds, n=N, size=16, split=True)
+    cat = pd.read_parquet(ds / "catalog.parquet")
+    if kind == "text":
+        cat["oh_p50"] = cat["oh_p50"].astype(str)
+    cat.loc[ROW, "oh_p50"] = BAD[kind] if kind == "text" else float(BAD[kind] or "nan")
+    write_catalog(ds, cat)
+    argv = ["explain", env[3], ds, "--out", tmp_path / "x", "--controls", "--split", "all", "--device", "cpu"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1, err
+    assert (f"row {ROW}" if kind == "text" else f"objID {cat.objID[ROW]}") in err and "oh_p50" in err, err
+    assert not (tmp_path / "x").exists()

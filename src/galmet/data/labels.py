@@ -16,6 +16,7 @@ What a command does with missing and invalid truths is one of two policies, the 
 - commands that *fit* to truths (``train``, ``train --folds``, ``lr-find``, ``resolution-study``,
   ``baseline``) read them through :func:`galmet.data.dataset.load_dataset`: refused (one line
   naming the objID, file, column and value), or dropped and counted with ``on_error="skip"``;
+  ``explain --controls`` (it scores every galaxy) refuses them too (:func:`usable_truths`);
 - commands that *score or calibrate* against truths (``evaluate``, ``systematics``, ``figures``,
   ``mzr``, ``report``, ``calibrate``) keep the rows whose truth is usable (:func:`usable_rows`)
   and say how many they left out and why (a warning, and ``excluded`` in their JSON).
