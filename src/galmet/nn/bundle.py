@@ -384,6 +384,9 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
     existing bundle (``galmet calibrate``); the result is checked by :func:`load_model`'s rules
     before anything is written, and ``dst`` may not be ``src`` (a command never overwrites its input).
 
+    The new bundle's ``derived_from`` lists the sha256 of ``src`` (and of the bundles ``src``
+    came from): the weights are the same, so predictions made by those files are its own.
+
     Parameters
     ----------
     src : path-like
@@ -392,9 +395,6 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
         The new bundle file.
     meta_updates : dict
         Meta entries to set (JSON-able); a value of None removes the entry.
-
-    The new bundle's ``derived_from`` lists the sha256 of ``src`` (and of the bundles ``src``
-    came from): the weights are the same, so predictions made by those files are its own.
     """
     model = load_model(src)  # validates src
     src_path = model.path if model.path is not None else Path(src)

@@ -65,6 +65,9 @@ def fit_calibration(
 ) -> Calibration:
     """Fit the calibration of ``target`` on the held-out rows of a predictions table.
 
+    Truths that are not labels (missing, -9999, infinite, out of range: :mod:`galmet.data.labels`)
+    are left out, counted in a warning and in the calibration's ``excluded``.
+
     Parameters
     ----------
     table : pandas.DataFrame
@@ -83,9 +86,6 @@ def fit_calibration(
         spread for ``spread``, 0 for ``sigma``).
     source : dict, optional
         Provenance recorded in the calibration.
-
-    Truths that are not labels (missing, -9999, infinite, out of range: :mod:`galmet.data.labels`)
-    are left out, counted in a warning and in the calibration's ``excluded``.
 
     Raises
     ------
