@@ -145,3 +145,20 @@ def test_every_table_reading_command_takes_a_header_only_table_in_one_line(env, 
     assert code in (0, 2) and err.count("\n") <= 1, err  # an empty result or one line; never a traceback
     if surface == "predict --positions":
         assert code == 0 and len(read_table(work / "p.fits")) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "msg"),
+    [
+        ("#Table1\nobjID,ra,dec\n1237648700000000001,10,5,3\n", "line 3: 4 fields, the header has 3"),
+        ("objID,ra,dec\n1237648700000000001,10,5\n1237648700000000002,11\n", "line 3: 2 fields"),
+    ],
+)
+def test_sqlsearch_bodies_are_parsed_strictly(body, msg):
+    """The catalogue query's CSV answer: the same rule (a deterministic bad answer, not retried)."""
+    from galmet.sdss.skyserver import BadBody, parse_sql_csv
+
+    with pytest.raises(BadBody, match=msg):
+        parse_sql_csv(body.encode())
+    good = parse_sql_csv(b"objID,ra,dec\n1237648700000000001,10,5\n")
+    assert good["ra"].tolist() == [10] and good["objID"].tolist() == [1237648700000000001]
