@@ -278,8 +278,8 @@ def check_table_cells(table, where: str) -> None:
     _check_unique_names(names, where)
     for name in names:
         col = table[name] if isinstance(table, pd.DataFrame) else table[name]
-        kind = getattr(getattr(col, "dtype", None), "kind", "O")
-        if kind not in "OSU" or len(col) == 0 or getattr(col, "ndim", 1) != 1:
+        kind = getattr(getattr(col, "dtype", None), "kind", "")  # a mixin (SkyCoord, Time): no text cells
+        if kind == "" or kind not in "OSU" or len(col) == 0 or getattr(col, "ndim", 1) != 1:
             continue
         if kind in "SU" and getattr(col.dtype, "itemsize", 0) <= MAX_TEXT_CELL:
             continue  # fixed width: no cell can be longer
