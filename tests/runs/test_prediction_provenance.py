@@ -61,3 +61,22 @@ def test_csv_predictions_cannot_be_checked_and_say_so(env, tmp_path, caplog):
         code = main(["calibrate", str(a), str(root / "b.csv"), "--out", str(tmp_path / "c.pt"), "--split", "all"])
     assert code == 0
     assert "cannot check that these are the predictions of" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "fits", "ecsv"])
+def test_positions_tables_carry_the_models_sha256_and_calibrate_checks_it(env, suffix, tmp_path, capsys):
+    import galmet
+    from faulty_server import FaultyServer
+
+    u = pytest.importorskip("astropy.units")
+    from astropy.coordinates import SkyCoord
+
+    root, a, b = env
+    out = tmp_path / f"pos.{suffix}"
+    with FaultyServer() as srv:
+        coords = SkyCoord([10.0, 11.0] * u.deg, [5.0, 6.0] * u.deg)
+        galmet.predict_positions(b, coords, out=out, base_url=srv.url, device="cpu", rate=0, tta=False)
+    assert read_table(out).attrs["provenance"]["model_sha256"] == file_sha256(b)
+    code = main(["calibrate", str(a), str(out), "--out", str(tmp_path / "c.pt"), "--split", "all"])
+    err = capsys.readouterr().err
+    assert code == 2 and file_sha256(b) in err and err.count("\n") == 1, err
