@@ -56,9 +56,8 @@ LABEL_PERCENTILES = {METALLICITY: ("oh_p16", "oh_p84")}
 #: positions for joins, the label's own uncertainty).
 PASSTHROUGH = (METALLICITY, STELLAR_MASS, "z", "ra", "dec", *LABEL_PERCENTILES[METALLICITY])
 #: Physically allowed range (inclusive) of each known label or truth column; values outside
-#: (such as MPA-JHU's -9999 for "missing") are not labels. Training refuses (or skips) such rows;
-#: every analysis treats them as missing, leaves them out and says how many
-#: (:func:`mask_invalid_labels`).
+#: (such as MPA-JHU's -9999 for "missing") are not labels: the rules and the one reader that
+#: applies them are :mod:`galmet.data.labels`.
 LABEL_RANGES = {
     METALLICITY: (7.0, 10.0),
     STELLAR_MASS: (5.0, 13.0),
@@ -247,70 +246,6 @@ def target_of(pred_col: str) -> str | None:
     return pred_col[: -len(suffix)] if pred_col.endswith(suffix) and len(pred_col) > len(suffix) else None
 
 
-def invalid_label_mask(column: str, values) -> np.ndarray:
-    """Which ``values`` of ``column`` are numbers outside its :data:`LABEL_RANGES` range.
-
-    Parameters
-    ----------
-    column : str
-        Column name; a column without a known range has no invalid values.
-    values : array-like, shape (N,)
-        Numbers (NaN counts as missing, not invalid).
-
-    Returns
-    -------
-    numpy.ndarray
-        bool (N,): True where a finite value lies outside the allowed range (e.g. -9999).
-    """
-    v = np.asarray(values, dtype=float)
-    if column not in LABEL_RANGES:
-        return np.zeros(v.shape, dtype=bool)
-    lo, hi = LABEL_RANGES[column]
-    return np.isfinite(v) & ((v < lo) | (v > hi))
-
-
-def mask_invalid_labels(table, columns=None) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """A copy of ``table`` with the out-of-range values of its truth columns set to NaN.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Any table (predictions, catalogue, joined analysis table).
-    columns : sequence of str, optional
-        Columns to check; default: every column of ``table`` with a :data:`LABEL_RANGES` entry.
-
-    Returns
-    -------
-    (pandas.DataFrame, dict)
-        The table (the same object when nothing was invalid) and, for each column with invalid
-        values, ``{"n": count, "range": [lo, hi], "examples": up to 3 distinct bad values}``.
-    """
-    names = [c for c in (columns if columns is not None else table.columns) if c in LABEL_RANGES and c in table]
-    found: dict[str, dict[str, Any]] = {}
-    out = table
-    for col in names:
-        values = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
-        bad = invalid_label_mask(col, values)
-        if bad.any():
-            if out is table:
-                out = table.copy()
-            out[col] = np.where(bad, np.nan, values)
-            found[col] = {
-                "n": int(bad.sum()),
-                "range": list(LABEL_RANGES[col]),
-                "examples": [float(v) for v in np.unique(values[bad])[:3]],
-            }
-    return out, found
-
-
-def describe_invalid(column: str, info: dict[str, Any], what: str = "left out") -> str:
-    """One line such as ``3 rows with invalid lgm_tot_p50 (outside 5-13, e.g. -9999) left out``."""
-    lo, hi = info["range"]
-    eg = ", ".join(f"{v:g}" for v in info.get("examples", []))
-    rows = "row" if info["n"] == 1 else "rows"
-    return f"{info['n']} {rows} with invalid {column} (outside {lo:g}-{hi:g}{', e.g. ' + eg if eg else ''}) {what}"
-
-
 def objid_array(values: Any, where: str = "catalog", column: str = OBJID) -> np.ndarray:
     """Exact int64 objIDs from a column of integers or integer strings.
 
@@ -361,7 +296,6 @@ def float_array(values: Any, where: str = "table", column: str = "value") -> np.
         One line naming the first row that holds something other than a number (text such as
         ``'abc'``, a boolean), rather than letting it turn silently into NaN.
     """
-    import pandas as pd
 
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
     if series.dtype.kind in "fiu":

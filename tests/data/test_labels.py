@@ -11,17 +11,19 @@ import pytest
 
 from conftest import make_tiny_dataset
 from galmet.cli.main import main
-from galmet.columns import LABEL_RANGES, describe_invalid, invalid_label_mask, mask_invalid_labels
+from galmet.columns import LABEL_RANGES
 from galmet.data.dataset import load_dataset, write_catalog
+from galmet.data.labels import describe_invalid, invalid_label_mask, mask_invalid_labels
 from galmet.paper import tremonti_mzr
 from galmet.science import metrics as M
 
 
 def test_invalid_label_mask_uses_the_training_ranges():
     lo, hi = LABEL_RANGES["lgm_tot_p50"]
-    v = np.array([-9999.0, lo, hi, hi + 0.01, np.nan, 10.2])
-    assert invalid_label_mask("lgm_tot_p50", v).tolist() == [True, False, False, True, False, False]
-    assert not invalid_label_mask("not_a_label", v).any()
+    v = np.array([-9999.0, lo, hi, hi + 0.01, np.nan, 10.2, np.inf, 1e30])
+    assert invalid_label_mask("lgm_tot_p50", v).tolist() == [True, False, False, True, False, False, True, True]
+    # a column without a range: only sentinels, infinities and fill values are not labels
+    assert invalid_label_mask("not_a_label", v).tolist() == [True, False, False, False, False, False, True, True]
     df = pd.DataFrame({"oh_p50": [8.9, -9999.0, 8.7], "lgm_tot_p50": [10.0, 9.5, -9999.0], "z": [-9999.0, 0.1, 0.1]})
     out, found = mask_invalid_labels(df)
     assert out["oh_p50"].isna().tolist() == [False, True, False]

@@ -56,6 +56,7 @@ def _build_template(root: Path) -> None:
     _user_files(root / "user")
     torch.manual_seed(0)
     bundle = save_bundle(root / "run" / "model.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
+    save_bundle(root / "run2" / "model.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
     from galmet.data.dataset import load_dataset
 
     pred = predict_dataset(load_model(bundle), load_dataset(ds, cache=False), tta=False, device="cpu")
@@ -161,8 +162,8 @@ SCENARIOS = {
         ["predict", "{e}/run", "{e}/ds", "--out", "{e}/user/p.parquet", "--device", "cpu"],
     ),
     "ensemble": (
-        ["ensemble", "{e}/run", "{e}/run/model.pt", "--out", "{e}/run/model.pt"],
-        ["ensemble", "{e}/run", "{e}/run/model.pt", "--out", "{e}/user/ens.pt"],
+        ["ensemble", "{e}/run", "{e}/run2/model.pt", "--out", "{e}/run/model.pt"],
+        ["ensemble", "{e}/run", "{e}/run2/model.pt", "--out", "{e}/user/ens.pt"],
     ),
     "evaluate": (
         ["evaluate", "{e}/pred.parquet", "--json", "{e}/pred.parquet"],

@@ -9,7 +9,7 @@ The public API (each name imported on first use)::
     assign_splits, split_counts  # seeded train / valid / test splits
 
 Modules: :mod:`.dataset`, :mod:`.imaging`, :mod:`.cache`, :mod:`.splits`, :mod:`.transforms`,
-:mod:`.summary`, :mod:`.quality`.
+:mod:`.summary`, :mod:`.quality`, :mod:`.labels` (the label rules and the one truth reader).
 """
 
 from galmet._lazy import lazy_exports

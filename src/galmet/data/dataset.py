@@ -35,7 +35,8 @@ import pandas as pd
 from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
 from galmet.data.imaging import Imaging, recorded_imaging
-from galmet.data.splits import assign_splits
+from galmet.data.labels import invalid_label_mask, label_problem
+from galmet.data.splits import assign_splits, check_split_column
 from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
 from galmet.io.progress import progress_bar
@@ -192,33 +193,21 @@ class Dataset:
 
     def targets(self, columns: str | Sequence[str]) -> np.ndarray:
         """Label columns as float32 (N, T); raise DataError naming the first row whose label is
-        missing, infinite or not a number."""
+        not a label by the rules of :mod:`galmet.data.labels` (missing, not a number, infinite,
+        out of range, a sentinel)."""
         columns = [columns] if isinstance(columns, str) else list(columns)
         check_target_columns(self.catalog, columns, self.root)
         labels = [float_array(self.catalog[c], str(self.root), f"label {c}") for c in columns]
-        values = np.stack(labels, axis=1).astype(np.float32)
-        bad = np.argwhere(~np.isfinite(values))
-        if len(bad):
-            i, j = bad[0]
-            raise DataError(f"{_row_label(self, i)}: label {columns[j]} {_label_problem(values[i, j])}")
-        return values
+        for c, v in zip(columns, labels, strict=True):
+            bad = np.flatnonzero(np.isnan(v) | invalid_label_mask(c, v))
+            if len(bad):
+                i = int(bad[0])
+                raise DataError(f"{_row_label(self, i)}: label {c} {label_problem(c, v[i])}")
+        return np.stack(labels, axis=1).astype(np.float32)
 
 
 def _row_label(ds: Dataset, i: int) -> str:
     return f"{ds.root}: objID {ds.names[i]} ({ds.paths[i].name})"
-
-
-def _label_problem(value: float, raw=None, lo: float = -np.inf, hi: float = np.inf) -> str:
-    """What is wrong with one label: missing, infinite, not a number, or out of range."""
-    if np.isfinite(value):
-        return f"= {value:g} is outside {lo:g}-{hi:g}"
-    if np.isinf(value):
-        return f"is infinite ({value})"
-    if isinstance(raw, (bool, np.bool_)) or (
-        isinstance(raw, str) and raw.strip().lower() not in ("", "nan", "none", "null", "na", "<na>")
-    ):
-        return f"{raw!r} is not a number"
-    return "is NaN (missing)"
 
 
 def check_target_columns(catalog: pd.DataFrame, columns: Iterable[str], where: Path | str) -> None:
@@ -293,6 +282,8 @@ def load_dataset(
     else:
         catalog, paths, problems = _image_folder_rows(root)
     catalog = catalog.reset_index(drop=True)
+    if "split" in catalog.columns:  # rows as in the file, before any is dropped
+        check_split_column(catalog, str(catalog_file or root))
 
     if targets is None:
         targets = [DEFAULT_TARGET] if DEFAULT_TARGET in catalog.columns else []
@@ -319,8 +310,9 @@ def load_dataset(
     )
     if len(catalog) == 0:
         raise DataError(f"{root}: no usable images" + (f" ({len(problems)} bad rows skipped)" if problems else ""))
-    given = "split" in catalog.columns and bool(catalog["split"].notna().any())
-    catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed)
+    given = "split" in catalog.columns
+    where = str(catalog_file or root)
+    catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=split_seed, where=where)
     if OBJID in catalog.columns:
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 
@@ -349,14 +341,14 @@ def _existing_folder(path: str | os.PathLike) -> Path:
 def _find_label_problems(
     root: Path, catalog: pd.DataFrame, paths: list[Path], names: list[str], targets: list[str], problems: dict
 ) -> None:
-    """Add to ``problems`` (row -> one line) each row whose label in ``targets`` is missing, not
-    a number, infinite or outside :data:`~galmet.columns.LABEL_RANGES` (a row keeps its first problem)."""
+    """Add to ``problems`` (row -> one line) each row whose label in ``targets`` is not a label by
+    the rules of :mod:`galmet.data.labels` (missing, not a number, infinite, outside
+    :data:`~galmet.columns.LABEL_RANGES`, a sentinel); a row keeps its first problem."""
     for col in targets:
         raw = catalog[col]
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-        lo, hi = LABEL_RANGES.get(col, (-np.inf, np.inf))
-        for row in np.flatnonzero(~np.isfinite(values) | (values < lo) | (values > hi)).tolist():
-            what = _label_problem(values[row], raw.iloc[row], lo, hi)
+        for row in np.flatnonzero(np.isnan(values) | invalid_label_mask(col, values)).tolist():
+            what = label_problem(col, values[row], raw.iloc[row])
             problems.setdefault(row, f"{root}: objID {names[row]} ({paths[row].name}): label {col} {what}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from galmet.errors import ConfigError
+from galmet.errors import ConfigError, DataError
 from galmet.paper import TEST_FRACTION, VALID_FRACTION
 
 SPLITS = ("train", "valid", "test")
@@ -32,11 +32,25 @@ def split_counts(
     return n - n_test - n_valid, n_valid, n_test
 
 
+def check_split_column(catalog: pd.DataFrame, where: str = "catalog") -> pd.Series:
+    """The ``split`` column of ``catalog``, stripped and lower-cased; DataError naming the first
+    row whose split is missing or empty (see :func:`assign_splits`)."""
+    split = catalog["split"].astype("string").str.strip().str.lower()
+    empty = np.flatnonzero((split.isna() | (split == "")).to_numpy(dtype=bool))
+    if len(empty):
+        raise DataError(
+            f"{where}: row {int(empty[0])}: split is empty ({len(empty)} of {len(split)} rows); give every row "
+            "train, valid or test, or remove the split column to have galmet draw one"
+        )
+    return split
+
+
 def assign_splits(
     catalog: pd.DataFrame,
     test: float | int = TEST_FRACTION,
     valid_fraction: float = VALID_FRACTION,
     seed: int = 0,
+    where: str = "catalog",
 ) -> pd.Series:
     """Return a ``split`` column (``train``/``valid``/``test``) for ``catalog``.
 
@@ -47,13 +61,22 @@ def assign_splits(
     ``1 - valid_fraction`` / ``valid_fraction`` into train / valid.
 
     The same seed and catalog always give the same split.
+
+    Raises
+    ------
+    DataError
+        One line naming the first row (of ``where``) whose ``split`` is missing or empty, in a
+        column that is partly or wholly empty: such a row is neither train nor test, and guessing
+        could put a test galaxy into training. Remove the column to have galmet draw the split.
+    ConfigError
+        A split value other than train, valid or test; a fraction out of range.
     """
     n = len(catalog)
     if not 0 <= valid_fraction < 1:
         raise ConfigError(f"valid fraction must be in [0, 1), got {valid_fraction}")
     rng = np.random.default_rng(seed)
-    if "split" in catalog.columns and catalog["split"].notna().any():
-        split = catalog["split"].astype("string").str.strip().str.lower().fillna("train").to_numpy(dtype=object)
+    if "split" in catalog.columns:
+        split = check_split_column(catalog, where).to_numpy(dtype=object)
         bad = sorted(set(split) - set(SPLITS))
         if bad:
             raise ConfigError(f"split column has unknown values {bad}; allowed: {list(SPLITS)}")

@@ -25,6 +25,7 @@ not an exact integer in the 64-bit range is a one-line error naming the row
 
 from __future__ import annotations
 
+import csv
 import datetime
 import gzip
 import hashlib
@@ -37,11 +38,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from galmet._version import __version__
 from galmet.columns import ERROR, FILE, FLAGS, OBJID, SPLIT, STATUS, column_unit, is_id_column, objid_array
-from galmet.errors import ConfigError, DataError, GalmetError
+from galmet.errors import ConfigError, DataError, GalmetError, one_line
 from galmet.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -137,12 +139,26 @@ FITS_KEYWORDS = {
 }
 
 
+#: Longest text cell (characters) a table may hold: names, identifiers, status and error
+#: messages are far shorter. A longer one is refused when the table is read, naming its row,
+#: rather than copied into every output and shard (an 8 MB name cell ran a whole job before
+#: failing with MemoryError).
+MAX_TEXT_CELL = 4096
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table from parquet, CSV, FITS, ECSV or VOTable; raise DataError naming the file on failure.
 
-    Identifier columns (:func:`galmet.columns.is_id_column`) are returned as exact int64. FITS
-    and ECSV tables bring their units (``df.attrs["units"]``: column -> astropy string) and the
-    provenance galmet wrote (``df.attrs["provenance"]``, see :func:`table_provenance`).
+    Identifier columns (:func:`galmet.columns.is_id_column`) are returned as exact int64. FITS,
+    ECSV and parquet tables bring the provenance galmet wrote (``df.attrs["provenance"]``, see
+    :func:`table_provenance`); FITS and ECSV also their units (``df.attrs["units"]``: column ->
+    astropy string).
+
+    Every format is read strictly, the same way: a CSV row with more or fewer fields than the
+    header, a column name given twice, or a text cell longer than :data:`MAX_TEXT_CELL`
+    characters is a one-line DataError naming the line (CSV) or row and column, never a table
+    whose columns have shifted. Lines starting with ``#`` before or between the rows of a CSV
+    are comments. A table with a header and no rows reads as zero rows with its columns.
     """
     path = Path(path)
     if path.is_dir():
@@ -152,18 +168,132 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     fmt = require_table_format(path, writing=False, error=DataError)
     try:
         if fmt.name == "parquet":
-            df = pd.read_parquet(path)
+            df = _read_parquet(path)
         elif fmt.name == "csv":
-            header = pd.read_csv(path, comment="#", nrows=0).columns
-            df = pd.read_csv(path, comment="#", dtype={c: str for c in header if is_id_column(c)})
+            df = _read_csv(path)
         else:
             df = _read_astropy(path, fmt)
+    except GalmetError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
-        raise DataError(f"{path}: cannot read table ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{path}: cannot read table ({one_line(exc)})") from exc
+    check_table_cells(df, str(path))
     for col in df.columns:
         if is_id_column(col):
             df[col] = objid_array(df[col], str(path), column=str(col))
     return df
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A parquet file as a DataFrame, its provenance in ``df.attrs["provenance"]`` whether pandas
+    (``write_table``) or astropy (``write_qtable``: ``table_meta_yaml``) wrote it."""
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    _check_unique_names(list(schema.names), str(path))
+    df = pd.read_parquet(path)
+    meta = schema.metadata or {}
+    if "provenance" not in df.attrs and b"table_meta_yaml" in meta:
+        from astropy.table.meta import get_header_from_yaml
+
+        header = get_header_from_yaml(meta[b"table_meta_yaml"].decode().splitlines())
+        found = {k: v for k, v in (header.get("meta") or {}).items() if k in FITS_KEYWORDS}
+        if found:
+            df.attrs["provenance"] = found
+    elif not isinstance(df.attrs.get("provenance", {}), dict):
+        del df.attrs["provenance"]
+    return df
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file read strictly (:func:`csv_layout`): no implicit index column, every row as
+    many fields as the header; identifier columns as text (made exact int64 by the caller)."""
+    skip, header = csv_layout(path)
+    return pd.read_csv(
+        path,
+        skiprows=skip or None,
+        index_col=False,
+        dtype={c: str for c in header if is_id_column(c)},
+        encoding="utf-8-sig",
+    )
+
+
+def csv_layout(path: str | os.PathLike) -> tuple[list[int], list[str]]:
+    """Check a CSV file's shape in one streaming pass: (the records that are comments or blank,
+    0-based, for ``pandas.read_csv(skiprows=)``; the header's column names).
+
+    Raises
+    ------
+    DataError
+        One line naming the file and line: no header; a column name given twice; a row with more
+        or fewer fields than the header; a cell longer than :data:`MAX_TEXT_CELL` characters.
+    """
+    skip: list[int] = []
+    header: list[str] | None = None
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            for i, fields in enumerate(reader):
+                if not fields or (fields[0].lstrip().startswith("#")) or fields == [""]:
+                    skip.append(i)
+                    continue
+                long = next((f for f in fields if len(f) > MAX_TEXT_CELL), None)
+                if long is not None:
+                    raise DataError(
+                        f"{path}: line {reader.line_num}: a cell of {len(long)} characters "
+                        f"(at most {MAX_TEXT_CELL}: {long[:20]!r}...)"
+                    )
+                if header is None:
+                    header = fields
+                    _check_unique_names(header, str(path))
+                elif len(fields) != len(header):
+                    more = len(fields) > len(header)
+                    raise DataError(
+                        f"{path}: line {reader.line_num}: {len(fields)} field{'s' * (len(fields) != 1)}, "
+                        f"{'more' if more else 'fewer'} than the header's {len(header)} ({', '.join(header)[:80]})"
+                        + ("; quote a value that holds a comma" if more else "")
+                    )
+        except csv.Error as exc:  # a cell over the csv module's own limit (128 KiB), an unterminated quote
+            why = f"a cell longer than {MAX_TEXT_CELL} characters" if "field limit" in str(exc) else one_line(exc)
+            raise DataError(f"{path}: line {reader.line_num}: {why}") from None
+    if header is None:
+        raise DataError(f"{path}: no header line (an empty CSV file)")
+    return skip, header
+
+
+def _check_unique_names(names: list, where: str) -> None:
+    """DataError naming a column that appears twice (pandas would rename one ``ra.1``, a parquet
+    reader pick either)."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(names):
+        key = str(name).strip()
+        if key in seen:
+            raise DataError(
+                f"{where}: column {key!r} appears twice (columns {seen[key] + 1} and {j + 1}); "
+                "give every column its own name"
+            )
+        seen[key] = j
+
+
+def check_table_cells(table, where: str) -> None:
+    """DataError naming the first row and column of ``table`` (a DataFrame or an astropy Table)
+    whose text cell is longer than :data:`MAX_TEXT_CELL` characters, or a column name given twice."""
+    names = list(table.columns) if isinstance(table, pd.DataFrame) else list(table.colnames)
+    _check_unique_names(names, where)
+    for name in names:
+        col = table[name] if isinstance(table, pd.DataFrame) else table[name]
+        kind = getattr(getattr(col, "dtype", None), "kind", "")  # a mixin (SkyCoord, Time): no text cells
+        if kind == "" or kind not in "OSU" or len(col) == 0 or getattr(col, "ndim", 1) != 1:
+            continue
+        if kind in "SU" and getattr(col.dtype, "itemsize", 0) <= MAX_TEXT_CELL:
+            continue  # fixed width: no cell can be longer
+        lengths = pd.Series(list(col), dtype=object).map(lambda v: len(v) if isinstance(v, (str, bytes)) else 0)
+        over = np.flatnonzero(lengths.to_numpy() > MAX_TEXT_CELL)
+        if len(over):
+            i = int(over[0])
+            raise DataError(
+                f"{where}: row {i}: {name} is a text of {int(lengths.iloc[i])} characters (at most {MAX_TEXT_CELL})"
+            )
 
 
 def _read_astropy(path: Path, fmt: TableFormat) -> pd.DataFrame:
@@ -237,8 +367,10 @@ def write_table(
     df : pandas.DataFrame
     path : path-like
     provenance : mapping, optional
-        FITS and ECSV only: entries over the defaults of :func:`table_provenance` (and over
-        ``df.attrs["provenance"]``), e.g. ``table_provenance(model=MODEL_PATH)``.
+        FITS and ECSV: entries over the defaults of :func:`table_provenance` (and over
+        ``df.attrs["provenance"]``), e.g. ``table_provenance(model=MODEL_PATH)``. Parquet: written
+        (in the file's pandas metadata, read back by :func:`read_table`) only when given. CSV
+        holds no provenance.
     units : mapping, optional
         FITS and ECSV only: column -> astropy unit string (None: no unit), over the units of
         :func:`galmet.columns.column_unit`.
@@ -251,7 +383,11 @@ def write_table(
         return write_qtable(table, path)
     with atomic_path(path) as tmp:
         if fmt.name == "parquet":
-            df.to_parquet(tmp, index=False)
+            out = df
+            if provenance:  # in the pandas metadata, beside the frame's other attrs
+                out = df.copy(deep=False)
+                out.attrs = {**df.attrs, "provenance": {**table_provenance(), **provenance}}
+            out.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
     return path
@@ -390,7 +526,9 @@ def read_any_table(path: str | os.PathLike):
     CSV through :func:`read_table` (a DataFrame: identifiers exact even when written as
     ``123...422.0``); every other file as an astropy QTable (the format from the suffix, or
     astropy's guess for an unknown one), its identifier columns exact int64 or a one-line
-    DataError naming the row. DataError naming the file when it is missing or unreadable.
+    DataError naming the row. DataError naming the file when it is missing or unreadable, and
+    the same strict checks as :func:`read_table` (a column name given twice, a text cell over
+    :data:`MAX_TEXT_CELL` characters; a CSV's field counts).
     """
     from astropy.table import QTable
 
@@ -402,10 +540,19 @@ def read_any_table(path: str | os.PathLike):
     fmt = table_format(p)
     if fmt is not None and fmt.name == "csv":
         return read_table(p)
+    if fmt is not None and fmt.name == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            names = list(pq.read_schema(p).names)
+        except Exception as exc:  # noqa: BLE001 - not a parquet file
+            raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
+        _check_unique_names(names, str(p))
     try:
         table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
-        raise DataError(f"{p}: cannot read a table ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
+    check_table_cells(table, str(p))
     for col in table.colnames:
         if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row
             table[col] = objid_array(table[col].tolist(), str(p), column=col)

@@ -11,6 +11,7 @@ This module is the format's one owner: nothing else reads or writes bundle files
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -25,9 +26,17 @@ from galmet.data.imaging import MAX_PIXELS, Imaging
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
 from galmet.io.safety import check_output_file, model_input
+from galmet.io.tables import file_sha256
 from galmet.layout import BUNDLE, BUNDLE_FORMAT
 from galmet.nn.augment import IMAGENET_MEAN, IMAGENET_STD
-from galmet.nn.bundle_meta import MEMBER_KEYS, SHARED_KEYS, MetaKey, imaging_from_meta, member_metas
+from galmet.nn.bundle_meta import (
+    MEMBER_KEYS,
+    SHARED_KEYS,
+    MetaKey,
+    check_described_fields,
+    imaging_from_meta,
+    member_metas,
+)
 from galmet.nn.inference import GalmetModel
 from galmet.nn.net import GAUSSIAN, HEAD_DESCRIPTION, GalmetNet, build_model, n_outputs, outputs_per_target, unwrap
 from galmet.nn.uncertainty import read_calibrations
@@ -156,6 +165,7 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     inputs = [model_input(p, f"the member {p}") for p in sources if p is not None]
     check_output_file(path, "path", "bundle", "model bundle", inputs)  # before reading the members
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
+    _check_distinct_members(models)
     if sum(len(m.nets) for m in models) < 2:
         raise ConfigError(
             f"{path}: an ensemble needs at least 2 member networks, got {sum(len(m.nets) for m in models)}"
@@ -205,6 +215,32 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
     with atomic_path(path) as tmp:
         torch.save(bundle, tmp)
     return path
+
+
+def weights_fingerprint(net: nn.Module) -> str:
+    """sha256 (hex) of a network's weights: every tensor of its state dict, by name, as bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(cpu_state(net).items()):
+        digest.update(name.encode())
+        digest.update(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_distinct_members(models: list[GalmetModel]) -> None:
+    """ConfigError naming both bundles when two member networks of an ensemble have the same
+    weights: the same file given twice (``ensemble run run``, a run folder and its model.pt), a
+    copy, a calibrated copy, or a fold model beside the ensemble that already holds it. An
+    ensemble of copies is one model counted twice, with a spread of 0."""
+    seen: dict[str, str] = {}
+    for m in models:
+        for k, net in enumerate(m.nets):
+            key = weights_fingerprint(net)
+            name = f"{m.path or 'a model'}" + (f" (member {k})" if len(m.nets) > 1 else "")
+            if key in seen:
+                raise ConfigError(
+                    f"{name}: has the same weights as {seen[key]}; an ensemble needs distinct models, each given once"
+                )
+            seen[key] = name
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
@@ -289,7 +325,8 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
     (std > 0); ``image_size`` null or 1-4096 pixels; ``crop`` null or 1 to ``image_size``;
     ``target_shift``/``target_scale`` (of the bundle, or of each ensemble member) ``n_targets``
     finite numbers, the scale non-zero; ``imaging`` absent or an :class:`Imaging` that agrees
-    with ``image_size`` and ``crop`` (see :func:`imaging_from_meta`)."""
+    with ``image_size`` and ``crop`` (see :func:`imaging_from_meta`); the descriptive entries
+    (``label_range``, ``valid_rmse``, ``epochs``, ...) by :func:`check_described_fields`."""
 
     def bad(field: str, want: str) -> ConfigError:
         shown = repr(meta.get(field))
@@ -328,6 +365,7 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
     members = member_metas(meta)
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         raise bad(MetaKey.MEMBERS, "a list of member descriptions")
+    check_described_fields(meta, path)
     for m in members:
         for field, nonzero in ((MetaKey.TARGET_SHIFT, False), (MetaKey.TARGET_SCALE, True)):
             value = m.get(field)
@@ -345,6 +383,9 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
     The weights are copied unchanged. Used to attach a calibration or embedding statistics to an
     existing bundle (``galmet calibrate``); the result is checked by :func:`load_model`'s rules
     before anything is written, and ``dst`` may not be ``src`` (a command never overwrites its input).
+
+    The new bundle's ``derived_from`` lists the sha256 of ``src`` (and of the bundles ``src``
+    came from): the weights are the same, so predictions made by those files are its own.
 
     Parameters
     ----------
@@ -364,6 +405,9 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
         raise ConfigError(f"{dst}: is the input bundle; write the calibrated bundle to another file")
     obj = safe_load(Path(src_path), "galmet model bundle")
     meta = dict(obj["meta"])
+    # the same weights in a new file: predictions of src (and of what src came from) are this model's
+    lineage = [file_sha256(src_path), *(meta.get(MetaKey.DERIVED_FROM) or [])]
+    meta[MetaKey.DERIVED_FROM] = list(dict.fromkeys(lineage))[:1000]
     for k, v in meta_updates.items():
         if v is None:
             meta.pop(k, None)

@@ -12,9 +12,11 @@ Torch-free: imports only the imaging description and the error types.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
+from galmet.columns import LABEL_RANGES
 from galmet.data.imaging import Imaging
 from galmet.errors import ConfigError
 from galmet.paper import IMAGE_SIZE
@@ -62,6 +64,9 @@ class MetaKey:
     DATASET = "dataset"
     EPOCHS = "epochs"
     VALID_RMSE = "valid_rmse"
+    #: sha256 of the bundle files whose weights this one copies unchanged (``galmet calibrate``
+    #: writes a new file, the same model): a predictions table made by any of them is this model's.
+    DERIVED_FROM = "derived_from"
 
 
 #: Entries every member of an ensemble must share (and the imaging, compared as read).
@@ -176,3 +181,71 @@ def imaging_from_meta(meta: dict, path: str | os.PathLike = "bundle") -> Imaging
     if seen is not None and imaging.image_size != seen:
         raise bad("image_size", f"the pixels the network sees ({seen}: the crop, else the image size)")
     return imaging
+
+
+#: Longest text a descriptive meta entry may hold (recipe, dataset, head, version, a member's source).
+MAX_META_TEXT = 4096
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_described_fields(meta: dict, path: str | os.PathLike = "bundle") -> None:
+    """ConfigError (one line naming ``path`` and the field) for a corrupt descriptive entry of a
+    bundle's meta, so that it is never used, nor copied into a new bundle (``calibrate``,
+    ``ensemble``):
+
+    - ``label_range``: absent, or a mapping of the bundle's targets to ``[lo, hi]``, finite,
+      ``lo <= hi``, inside the target's :data:`galmet.columns.LABEL_RANGES` range when it has one;
+    - ``valid_rmse`` (of the bundle and of each member): absent, or target -> a number >= 0 (NaN
+      allowed: no validation rows);
+    - ``epochs``: absent, or an integer >= 0; ``config``: absent, or a mapping;
+    - ``derived_from``: absent, or a list of sha256 hex digests;
+    - ``recipe``, ``dataset``, ``head``, ``galmet_version``, a member's ``source``: absent, or
+      text of at most :data:`MAX_META_TEXT` characters.
+    """
+    targets = meta.get(MetaKey.TARGETS) or []
+
+    def bad(field: str, want: str, value: Any) -> ConfigError:
+        return ConfigError(f"{path}: bundle meta {field} must be {want}, got {repr(value)[:60]}")
+
+    ranges = meta.get(MetaKey.LABEL_RANGE)
+    if ranges is not None:
+        if not isinstance(ranges, dict):
+            raise bad(MetaKey.LABEL_RANGE, "a mapping of targets to [min, max]", ranges)
+        for t, r in ranges.items():
+            lo, hi = LABEL_RANGES.get(t, (-math.inf, math.inf))
+            if t not in targets:
+                raise bad(f"{MetaKey.LABEL_RANGE}.{t}", f"absent: {t!r} is not a target of the model", r)
+            if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(_number(v) and math.isfinite(v) for v in r)):
+                raise bad(f"{MetaKey.LABEL_RANGE}.{t}", "[min, max], two finite numbers", r)
+            if not lo <= r[0] <= r[1] <= hi:
+                raise bad(f"{MetaKey.LABEL_RANGE}.{t}", f"[min, max] with min <= max, inside {lo:g} to {hi:g}", r)
+    for m in member_metas(meta):
+        rmse = m.get(MetaKey.VALID_RMSE)
+        if rmse is not None and (
+            not isinstance(rmse, dict) or not all(_number(v) and not v < 0 for v in rmse.values())
+        ):
+            raise bad(MetaKey.VALID_RMSE, "a mapping of targets to numbers >= 0", rmse)
+        source = m.get(MetaKey.SOURCE)
+        if m is not meta and source is not None and not (isinstance(source, str) and len(source) <= MAX_META_TEXT):
+            raise bad(
+                f"{MetaKey.MEMBERS}.{MetaKey.SOURCE}", f"a file name of at most {MAX_META_TEXT} characters", source
+            )
+    derived = meta.get(MetaKey.DERIVED_FROM)
+    if derived is not None and not (
+        isinstance(derived, list)
+        and len(derived) <= 1000
+        and all(isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h) for h in derived)
+    ):
+        raise bad(MetaKey.DERIVED_FROM, "a list of sha256 hex digests", derived)
+    epochs = meta.get(MetaKey.EPOCHS)
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0):
+        raise bad(MetaKey.EPOCHS, "an integer >= 0", epochs)
+    if meta.get(MetaKey.CONFIG) is not None and not isinstance(meta[MetaKey.CONFIG], dict):
+        raise bad(MetaKey.CONFIG, "a mapping", meta[MetaKey.CONFIG])
+    for field in (MetaKey.RECIPE, MetaKey.DATASET, MetaKey.HEAD, MetaKey.GALMET_VERSION):
+        value = meta.get(field)
+        if value is not None and not (isinstance(value, str) and len(value) <= MAX_META_TEXT):
+            raise bad(field, f"text of at most {MAX_META_TEXT} characters", value)

@@ -37,15 +37,15 @@ import pandas as pd
 
 from galmet.columns import (
     FILE,
+    LABEL_RANGES,
     OBJID,
     PASSTHROUGH,
     SPLIT,
-    describe_invalid,
-    mask_invalid_labels,
     pred_column,
 )
 from galmet.data.dataset import Dataset, find_catalog
 from galmet.data.imaging import recorded_imaging
+from galmet.data.labels import describe_invalid, mask_invalid_labels, truth_array
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.nn.uncertainty import UncertainPrediction
 from galmet.predict.flags import OOD_CHUNK, flag_rows
@@ -134,12 +134,13 @@ def _add_predictions(out: pd.DataFrame, cat: pd.DataFrame, targets: list[str], p
         for name, column in pred.columns(t).items():
             out[name] = column
         if t in cat.columns and t not in out.columns:
-            out[t] = pd.to_numeric(cat[t], errors="coerce").to_numpy(dtype=np.float64)
+            out[t] = truth_array(cat, t, "catalog")
     for col in PASSTHROUGH:
         if col in cat.columns and col not in out.columns:
             out[col] = cat[col].to_numpy()
     # A catalogue's missing-value sentinels (MPA-JHU's -9999) must not travel on as numbers.
-    out, invalid = mask_invalid_labels(out, [t for t in (*targets, *PASSTHROUGH) if t in out.columns])
+    labels = [t for t in (*targets, *PASSTHROUGH) if t in out.columns and (t in targets or t in LABEL_RANGES)]
+    out, invalid = mask_invalid_labels(out, labels, "catalog")
     for col, info in invalid.items():
         log.warning("predictions: %s", describe_invalid(col, info, "written as missing (NaN)"))
     out.attrs["invalid_labels"] = invalid

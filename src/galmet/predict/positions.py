@@ -935,7 +935,16 @@ def predict_positions(
 
 def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
     """Run ``job``, assemble its QTable, write it to ``out`` (when given), and only then clean up the
-    work folder (a temporary one goes whatever happens; a given one stays after any failure)."""
+    work folder (a temporary one goes whatever happens; a given one stays after any failure).
+
+    Zero positions (a header-only CSV, an empty FITS, parquet or ECSV table, an empty SkyCoord,
+    Table or DataFrame) are not an error: the table has no rows and every column a run writes, and
+    no work folder is made."""
+    if job.n == 0:
+        table = positions_table(job.positions, _empty_results(job), job.model.targets, job.meta())
+        if out is not None:
+            write_positions_table(table, out)
+        return table
     try:
         table = positions_table(job.positions, job.run(), job.model.targets, job.meta())
         if drop_failed:
@@ -948,6 +957,29 @@ def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
         raise
     job.cleanup()  # only now: the output is safe
     return table
+
+
+def _empty_results(job: PositionsJob) -> pd.DataFrame:
+    """The results frame of zero positions: the columns :meth:`_Predictor._predict` and
+    :func:`flag_rows` give a run of this model and options, with no rows."""
+    from galmet.columns import OOD_SCORE, sigma_column, spread_column, uncertainty_columns
+    from galmet.nn.net import GAUSSIAN
+
+    model = job.model
+    cols: dict[str, pd.Series] = {ROW: pd.Series([], dtype=np.int64)}
+    calibrated = model.calibrations
+    for t in model.targets:
+        names = [pred_column(t), spread_column(t)]
+        names += [sigma_column(t)] if model.loss == GAUSSIAN else []
+        names += uncertainty_columns(t) if t in calibrated else []
+        cols.update({n: pd.Series([], dtype=np.float64) for n in names})
+    if job.opts.flags:
+        if model.embedding_references() is not None:
+            cols[OOD_SCORE] = pd.Series([], dtype=np.float64)
+        cols[FLAGS] = pd.Series([], dtype=np.int64)
+    cols[STATUS] = pd.Series([], dtype=object)
+    cols[ERROR] = pd.Series([], dtype=object)
+    return pd.DataFrame(cols)
 
 
 #: The keywords of :func:`predict_positions` that override its ``options`` and ``download``.

@@ -22,9 +22,10 @@ import pandas as pd
 from galmet._version import __version__
 from galmet.columns import pred_column, target_of
 from galmet.data.dataset import as_dataset
+from galmet.data.labels import usable_truths
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import Input, check_not_run_model, check_output_file, inputs_of, model_input
-from galmet.io.tables import read_table
+from galmet.io.tables import file_sha256, read_table
 from galmet.layout import BUNDLE
 from galmet.nn.bundle import load_model, update_bundle
 from galmet.nn.bundle_meta import MetaKey
@@ -62,6 +63,50 @@ def _check_request(model, split: str | None, method: str) -> None:
         )
 
 
+def check_predicted_by(model, provenance: dict | None, where: str) -> None:
+    """Refuse predictions another model made: DataError (one line naming both sha256) when the
+    table's provenance (parquet, FITS, ECSV written by ``galmet predict``) names a model file
+    that is neither ``model``'s nor one it was derived from (``derived_from``: a calibrated copy
+    has the same weights). A table that names none (CSV, which holds no provenance, or a table
+    galmet did not write) cannot be checked: a warning says so."""
+    sha = str((provenance or {}).get("model_sha256") or "")
+    if not sha or model.path is None:
+        log.warning(
+            "%s: no model_sha256 in its provenance (CSV holds none; a parquet, FITS or ECSV table written by "
+            "galmet predict does): cannot check that these are the predictions of %s",
+            where,
+            model.path or "the model",
+        )
+        return
+    own = file_sha256(model.path)
+    if sha not in {own, *(model.meta.get(MetaKey.DERIVED_FROM) or [])}:
+        made_by = provenance.get("model") if provenance else None
+        raise DataError(
+            f"{where}: predictions of another model{f' ({made_by})' if made_by else ''}, sha256 {sha}; "
+            f"{model.path} has sha256 {own}: calibrate on predictions this model made"
+        )
+
+
+def _model_predictions(model, predictions, dataset) -> tuple[pd.DataFrame, list[str]]:
+    """The predictions table (the truth joined from ``dataset`` when given) and the model's
+    targets it predicts; DataError for another model's predictions (:func:`check_predicted_by`)
+    or another target's."""
+    table = read_table(predictions)
+    where = str(predictions)
+    check_predicted_by(model, table.attrs.get("provenance"), where)
+    df = upgrade_columns(table)
+    if dataset is not None:
+        df = join_dataset(df, dataset, columns=("split", *model.targets))
+    have = [t for t in (target_of(str(c)) for c in df.columns) if t]
+    targets = [t for t in model.targets if pred_column(t) in df.columns]
+    if not targets:
+        raise DataError(
+            f"{where}: holds predictions of {', '.join(have) or 'nothing'}, but the model {model.path} predicts "
+            f"{', '.join(model.targets)}: a calibration from another target does not apply"
+        )
+    return df, targets
+
+
 def embedding_statistics(model, dataset, splits=("train", "valid"), device: str = "auto") -> dict[str, Any]:
     """Meta updates with the training-domain statistics of ``dataset``'s ``splits`` rows: each
     member's :class:`~galmet.nn.embedding.EmbeddingReference` and the label range of the targets
@@ -83,8 +128,8 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     out: dict[str, Any] = {}
     labels = {}
     for t in model.targets:
-        if t in ds.catalog.columns:
-            y = pd.to_numeric(ds.catalog[t].iloc[rows], errors="coerce").to_numpy(dtype=float)
+        if t in ds.catalog.columns:  # by the label rules: a -9999 is not the bottom of the range
+            y, _ = usable_truths(ds.catalog.iloc[rows], t, str(ds.root))
             if np.isfinite(y).any():
                 labels[t] = [float(np.nanmin(y)), float(np.nanmax(y))]
     if labels:
@@ -138,8 +183,9 @@ def calibrate_bundle(
     Raises
     ------
     ConfigError, DataError
-        One line, nothing written: no truth column, predictions of another target, the train
-        split, a sigma calibration of a model without a gaussian head, a bad ``out``.
+        One line, nothing written: no truth column, predictions of another target or of another
+        model (:func:`check_predicted_by`), the train split, a sigma calibration of a model
+        without a gaussian head, a bad ``out``.
     """
     out = Path(out)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
@@ -147,17 +193,8 @@ def calibrate_bundle(
     _check_out(model_input(model_path).path, out, inputs)
     model = load_model(model_path)
     _check_request(model, split, method)
-    df = upgrade_columns(read_table(predictions))
+    df, targets = _model_predictions(model, predictions, dataset)
     where = str(predictions)
-    if dataset is not None:
-        df = join_dataset(df, dataset, columns=("split", *model.targets))
-    have = [t for t in (target_of(str(c)) for c in df.columns) if t]
-    targets = [t for t in model.targets if pred_column(t) in df.columns]
-    if not targets:
-        raise DataError(
-            f"{where}: holds predictions of {', '.join(have) or 'nothing'}, but the model {model.path} predicts "
-            f"{', '.join(model.targets)}: a calibration from another target does not apply"
-        )
     if split is not None and "split" not in df.columns:
         log.warning(
             "%s: no split column: calibrating on every row (they must be galaxies the model did not train on)", where

@@ -40,7 +40,7 @@ from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.safety import check_output_dir
-from galmet.io.tables import write_table
+from galmet.io.tables import table_provenance, write_table
 from galmet.layout import (
     BUNDLE,
     CHECKPOINT,
@@ -277,7 +277,6 @@ def _cross_validate_into(
         scores["targets"][t]["calibration"] = cal.describe()
         log.info("calibration: %s", cal.describe())
     scores["config"] = config.to_dict()
-    write_table(oof, work / OOF)
     atomic_write_text(work / CV_SCORES, json.dumps(scores, indent=1) + "\n")
     bundle = save_ensemble(
         work / BUNDLE,
@@ -287,4 +286,6 @@ def _cross_validate_into(
             "calibration": {t: cal.to_dict() for t, cal in calibrations.items()},
         },
     )
+    # the held-out predictions that calibrate this ensemble: they name it (galmet calibrate checks)
+    write_table(oof, work / OOF, provenance=table_provenance(model=bundle))
     return CVResult(run_dir=work, bundle_path=bundle, oof=oof, scores=scores)

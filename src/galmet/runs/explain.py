@@ -24,6 +24,7 @@ import pandas as pd
 
 from galmet.columns import OBJID
 from galmet.data.dataset import load_dataset
+from galmet.data.labels import usable_truths
 from galmet.data.quality import pixel_scale_of
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_bytes, atomic_write_text
@@ -136,11 +137,15 @@ def explain(
             raise DataError(f"{ds.root}: no rows with split {split!r}")
         ds = ds.subset(rows)
     target = model.targets[0]
-    has_truth = target in ds.catalog.columns and np.isfinite(pd.to_numeric(ds.catalog[target], errors="coerce")).any()
-    truth = pd.to_numeric(ds.catalog[target], errors="coerce").to_numpy(float) if has_truth else None
+    # the truth by the label rules: a -9999 is shown as missing and never scored against
+    truth = usable_truths(ds.catalog, target, str(ds.root))[0] if target in ds.catalog.columns else None
+    truth = truth if truth is not None and np.isfinite(truth).any() else None
     if controls and (truth is None or not np.isfinite(truth).all()):
+        first = 0 if truth is None else int(np.flatnonzero(~np.isfinite(truth))[0])
         raise DataError(
-            f"{ds.root}: controls scores against the truth, but {target!r} is missing for some rows", param="controls"
+            f"{ds.root}: controls scores against the truth, but {target!r} is missing or not a label for some rows "
+            f"(first: objID {ds.names[first]})",
+            param="controls",
         )
     ids = _ids(ds)
     rng = np.random.default_rng(seed)

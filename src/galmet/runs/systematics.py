@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from galmet.data.dataset import as_dataset
+from galmet.data.labels import describe_exclusions
 from galmet.io.atomic import atomic_write_text
 from galmet.io.jsonfile import provenance, write_json
 from galmet.io.safety import check_output_dir, inputs_of
@@ -62,6 +63,8 @@ def run_systematics(
         df = join_dataset(df, ds, columns=wanted)
     df = select_split(df, split)
     result = systematics(df, target, n_bins=n_bins, n_boot=n_boot, seed=seed, min_count=min_count)
+    for line in describe_exclusions(result.settings["excluded"]):
+        log.warning("systematics: %s", line)
     display = SystematicsDisplay.from_result(result).plot()  # drawn before anything is written
     found = sorted(result.trends)
     missing = [c for c, _ in PROPERTIES if "{" not in c and c not in found]

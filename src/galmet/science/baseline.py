@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from galmet._optional import require
-from galmet.columns import PASSTHROUGH, describe_invalid, mask_invalid_labels, spread_column
+from galmet.columns import PASSTHROUGH, spread_column
+from galmet.data.labels import describe_invalid, mask_invalid_labels
 from galmet.errors import ConfigError, DataError
 from galmet.synthetic.physics import IMAGE_OBSERVABLES
 

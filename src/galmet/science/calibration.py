@@ -17,6 +17,7 @@ Numpy, scipy and pandas only (no torch).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -32,9 +33,12 @@ from galmet.columns import (
     sigma_column,
     spread_column,
 )
+from galmet.data.labels import describe_exclusions, invalid_label_mask, usable_rows
 from galmet.errors import DataError
 from galmet.nn.uncertainty import METHODS, Calibration
 from galmet.science.metrics import select_split
+
+log = logging.getLogger(__name__)
 
 #: Fewest calibration galaxies accepted (the 95% two-tailed interval needs 39 to be finite).
 MIN_CALIBRATION = 10
@@ -61,6 +65,9 @@ def fit_calibration(
 ) -> Calibration:
     """Fit the calibration of ``target`` on the held-out rows of a predictions table.
 
+    Truths that are not labels (missing, -9999, infinite, out of range: :mod:`galmet.data.labels`)
+    are left out, counted in a warning and in the calibration's ``excluded``.
+
     Parameters
     ----------
     table : pandas.DataFrame
@@ -83,8 +90,8 @@ def fit_calibration(
     Raises
     ------
     DataError
-        One line: no truth column, no finite rows, too few rows, a scale column missing or not
-        positive.
+        One line: no truth column, a truth that is not a number, no usable rows, too few rows, a
+        scale column missing or not positive.
     """
     df = select_split(table, split)
     pc, sc, gc = pred_column(target), spread_column(target), sigma_column(target)
@@ -94,6 +101,9 @@ def fit_calibration(
         raise DataError(
             f"{where}: no truth column {target!r} to calibrate on (pass dataset to join it by objID)", param="dataset"
         )
+    df, excluded = usable_rows(df, [target], where)
+    for line in describe_exclusions(excluded):
+        log.warning("%s: %s", where, line)
     if method == "auto":
         method = "sigma" if gc in df.columns and np.isfinite(df[gc].to_numpy(dtype=float)).any() else "absolute"
     if method not in METHODS:
@@ -124,6 +134,8 @@ def fit_calibration(
         )
     z = (y - p) / u
     info = {"split": split or "all", "n": int(len(z)), **(source or {})}
+    if excluded:
+        info["excluded"] = excluded
     return Calibration.from_scores(target, method, np.abs(z) if symmetric else z, symmetric, float(offset), info)
 
 
@@ -166,7 +178,11 @@ def uncertainty_metrics(table: pd.DataFrame, target: str, split: str | None = "t
     needed = [ec, *[c for lv in INTERVAL_LEVELS for c in interval_columns(target, lv)]]
     if target not in df.columns or any(c not in df.columns for c in needed):
         return None
-    ok = _finite_rows(df, [target, pred_column(target), ec])
+    try:
+        df, _ = usable_rows(df, [target])
+    except DataError:
+        return None
+    ok = _finite_rows(df, [pred_column(target), ec])
     if not ok.any():
         return None
     d = df[ok]
@@ -223,11 +239,11 @@ def label_noise_budget(table: pd.DataFrame, target: str) -> dict[str, float] | N
     cols = LABEL_PERCENTILES.get(target)
     if cols is None or not all(c in table.columns for c in cols) or target not in table.columns:
         return None
-    lo, hi = (pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in cols)
-    y = table[target].to_numpy(dtype=float)
+    lo, hi, y = (pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float) for c in (*cols, target))
     p = table[pred_column(target)].to_numpy(dtype=float)
     s = (hi - lo) / 2
-    ok = np.isfinite(s) & np.isfinite(y) & np.isfinite(p) & (s >= 0) & (lo > -9000)
+    usable = ~(invalid_label_mask(cols[0], lo) | invalid_label_mask(cols[1], hi) | invalid_label_mask(target, y))
+    ok = np.isfinite(s) & np.isfinite(y) & np.isfinite(p) & (s >= 0) & usable
     if not ok.any():
         return None
     mse, var = float(np.mean((p[ok] - y[ok]) ** 2)), float(np.mean(s[ok] ** 2))

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galmet.columns import LABEL_RANGES, describe_invalid, invalid_label_mask, mask_invalid_labels, pred_column
+from galmet.columns import pred_column
+from galmet.data.labels import describe_exclusions, usable_rows
 from galmet.errors import DataError
 
 #: Scale factor that makes the median absolute deviation equal sigma for a normal distribution.
@@ -173,69 +174,6 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
 
         out["paper"] = dict(PAPER_MASS_METRICS)
     return out
-
-
-def usable_rows(df: pd.DataFrame, columns, where: str = "predictions") -> tuple[pd.DataFrame, dict]:
-    """The rows of ``df`` whose ``columns`` all hold a valid truth, and what was left out.
-
-    A value is valid when it is finite and inside its :data:`galmet.columns.LABEL_RANGES` range
-    (MPA-JHU writes -9999 for "missing": such a value is a sentinel, not a number). Other
-    range-checked columns of ``df`` that are carried along (not in ``columns``) keep their rows
-    but have their invalid values set to NaN.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A predictions or analysis table.
-    columns : sequence of str
-        The truth columns an analysis needs (e.g. ``["oh_p50"]``, or Z and the mass for the MZR).
-    where : str
-        Names the table in the error raised when no row is left.
-
-    Returns
-    -------
-    (pandas.DataFrame, dict)
-        The kept rows (index reset) and, per column with rows left out, ``{"missing": m,
-        "invalid": n, "range": [lo, hi] (when known), "examples": bad values}``; the dict is empty
-        when nothing was left out. A row can count under several columns.
-
-    Raises
-    ------
-    DataError
-        When no row is left (naming how many were missing or invalid).
-    """
-    keep = np.ones(len(df), dtype=bool)
-    excluded: dict[str, dict[str, Any]] = {}
-    for col in columns:
-        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-        invalid = invalid_label_mask(col, values)
-        missing = ~np.isfinite(values)
-        if invalid.any() or missing.any():
-            info: dict[str, Any] = {"missing": int(missing.sum()), "invalid": int(invalid.sum())}
-            if col in LABEL_RANGES:
-                info["range"] = list(LABEL_RANGES[col])
-                info["examples"] = [float(v) for v in np.unique(values[invalid])[:3]]
-            excluded[col] = info
-        keep &= ~(invalid | missing)
-    if not keep.any():
-        why = "; ".join(describe_exclusions(excluded)) or "no rows"
-        raise DataError(f"{where}: no row has a valid {', '.join(columns)} ({why})")
-    kept = df[keep].reset_index(drop=True)
-    kept, _ = mask_invalid_labels(kept, [c for c in kept.columns if c not in columns])
-    return kept, excluded
-
-
-def describe_exclusions(excluded: dict) -> list[str]:
-    """Lines such as ``3 rows with invalid lgm_tot_p50 (outside 5-13, e.g. -9999) left out`` for
-    the ``excluded`` dict of :func:`usable_rows` (or :func:`summarize`)."""
-    lines = []
-    for col, info in excluded.items():
-        if info.get("invalid"):
-            lines.append(describe_invalid(col, {"n": info["invalid"], **info}, "left out"))
-        if info.get("missing"):
-            rows = "row" if info["missing"] == 1 else "rows"
-            lines.append(f"{info['missing']} {rows} without {col} left out")
-    return lines
 
 
 def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:

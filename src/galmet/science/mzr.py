@@ -37,11 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from galmet.columns import mask_invalid_labels
+from galmet.data.labels import describe_exclusions, mask_invalid_labels, usable_rows
 from galmet.errors import DataError
 from galmet.paper import PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA, tremonti_mzr
 from galmet.science.baseline import ForestConfig, out_of_sample_forest
-from galmet.science.metrics import describe_exclusions, regression_metrics, select_split, usable_rows
+from galmet.science.metrics import regression_metrics, select_split
 from galmet.science.predictions import dataset_catalog, join_dataset, load_predictions
 from galmet.science.stats import (
     STATISTICS,

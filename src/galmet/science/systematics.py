@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from galmet.columns import LABEL_PERCENTILES, pred_column
+from galmet.data.labels import usable_rows
 from galmet.errors import DataError
 from galmet.science.metrics import NMAD_SCALE
 
@@ -63,7 +64,9 @@ class Systematics:
         Per property: ``label``, ``n``, ``spearman_rho``, ``spearman_p`` (numeric properties),
         and the largest |bias| of a bin with its confidence interval.
     settings : dict
-        ``target``, ``n``, ``bins``, ``n_boot``, ``level``, ``seed``, ``min_count``.
+        ``target``, ``n``, ``bins``, ``n_boot``, ``level``, ``seed``, ``min_count``, and
+        ``excluded`` (rows left out because their truth is not a label: missing, -9999, infinite,
+        out of range; see :func:`galmet.data.labels.usable_rows`).
     """
 
     table: pd.DataFrame
@@ -175,7 +178,8 @@ def systematics(
     for c in (pc, target):
         if c not in table.columns:
             raise DataError(f"systematics: predictions table has no column {c!r}")
-    dz_all = table[pc].to_numpy(dtype=float) - pd.to_numeric(table[target], errors="coerce").to_numpy(dtype=float)
+    table, excluded = usable_rows(table, [target], "systematics")  # never a -9999 truth as a number
+    dz_all = table[pc].to_numpy(dtype=float) - table[target].to_numpy(dtype=float)
     keep = np.isfinite(dz_all)
     if keep.sum() < min_count:
         raise DataError(f"systematics: {int(keep.sum())} rows with a finite residual; need at least {min_count}")
@@ -214,5 +218,6 @@ def systematics(
         "level": level,
         "seed": seed,
         "min_count": min_count,
+        "excluded": excluded,
     }
     return Systematics(pd.DataFrame(rows), trends, settings)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from galmet.columns import objid_array
 from galmet.errors import DataError
+from galmet.io.tables import check_table_cells
 
 #: Column names taken as right ascension / declination, in order of preference (lower case).
 RA_NAMES = ("ra", "raj2000", "_raj2000", "ra_icrs", "ra_deg", "radeg", "ra_j2000", "alpha_j2000")
@@ -214,6 +215,7 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
         return Positions(ra.ravel(), dec.ravel(), None, pd.DataFrame(index=range(ra.size)))
     if isinstance(coords, pd.DataFrame):
         frame = coords.reset_index(drop=True)
+        check_table_cells(frame, where)  # a column name twice, an 8 MB name: one line now, not after the run
         ra_col, dec_col = _find(list(map(str, frame.columns)), where)
         ra, ra_deg = _column_degrees(frame[ra_col], "ra", where, ra_col)
         dec, dec_deg = _column_degrees(frame[dec_col], "dec", where, dec_col)
@@ -223,6 +225,7 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
         from astropy.table import QTable
 
         table = QTable(coords, copy=True)
+        check_table_cells(table, where)
         frame = _plain_frame(table)
         sky = [name for name in table.colnames if _is_skycoord(table[name])]
         if sky and not _has_radec(table.colnames):

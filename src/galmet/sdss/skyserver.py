@@ -258,6 +258,23 @@ def validate_jpeg(body: bytes, size: int, where: str) -> np.ndarray:
         raise BadBody(str(exc).removeprefix(f"{where}: ")) from None
 
 
+def _check_field_counts(lines: list[str], width: int, skipped: int = 0) -> None:
+    """BadBody naming the line (of the body: ``skipped`` lines came before ``lines``) of the first
+    row whose field count is not the header's ``width``: pandas would read a row with one field
+    more as an index and shift it."""
+    import csv
+
+    reader = csv.reader(lines)
+    try:
+        for fields in reader:
+            if fields and len(fields) != width:
+                raise BadBody(
+                    f"malformed CSV: line {reader.line_num + skipped}: {len(fields)} fields, the header has {width}"
+                )
+    except csv.Error as exc:
+        raise BadBody(f"malformed CSV: line {reader.line_num + skipped}: {shorten(str(exc), 100)}") from None
+
+
 def parse_sql_csv(body: bytes, expect_columns=("objID",)):
     """Parse a SqlSearch CSV body (optionally starting with ``#Table1``) into a DataFrame.
 
@@ -270,8 +287,10 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
 
     text = body.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
+    skipped = 0
     while lines and (not lines[0].strip() or lines[0].lstrip().startswith("#")):
         lines.pop(0)
+        skipped += 1
     if not lines:
         raise BadBody("no CSV header in the body" if text.strip() else "empty body")
     header = [h.strip() for h in lines[0].split(",")]
@@ -283,9 +302,11 @@ def parse_sql_csv(body: bytes, expect_columns=("objID",)):
         raise BadBody(describe_body(body))
     from galmet.columns import is_id_column, objid_array
 
+    _check_field_counts(lines, len(header), skipped)
     try:
         ids = {h: str for h in header if is_id_column(h)}  # read as text: exact 64-bit ids, never float
-        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=ids or None)
+        # index_col=False: a row with an extra field must not become an index that shifts every column
+        frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=ids or None, index_col=False)
         for col in frame.columns:
             if is_id_column(col):
                 frame[col] = objid_array(frame[col], "SqlSearch CSV", column=str(col))

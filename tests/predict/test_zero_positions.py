@@ -1,0 +1,75 @@
+"""Issue 21, class D: zero positions in every input form give an empty table with the columns a
+run writes (no KeyError, no work folder); inputs that no reader can make sense of are one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from faulty_server import FaultyServer
+from galmet.errors import DataError
+from galmet.nn.bundle import load_model, save_bundle
+from galmet.nn.net import build_model
+
+u = pytest.importorskip("astropy.units")
+from astropy.coordinates import SkyCoord  # noqa: E402
+from astropy.table import QTable, Table  # noqa: E402
+
+FAST = dict(device="cpu", rate=0, retries=1, backoff_base=0.01, timeout=5.0, tta=False)
+
+EMPTY = {
+    "SkyCoord": lambda: SkyCoord([] * u.deg, [] * u.deg),
+    "DataFrame": lambda: pd.DataFrame({"ra": [], "dec": [], "name": []}),
+    "Table": lambda: Table({"ra": np.zeros(0), "dec": np.zeros(0)}),
+    "QTable with units": lambda: QTable({"ra": np.zeros(0) * u.deg, "dec": np.zeros(0) * u.deg}),
+}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("zero") / "m.pt"
+    return load_model(save_bundle(path, build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16}))
+
+
+@pytest.fixture(scope="module")
+def one_row_columns(model):
+    import galmet
+
+    with FaultyServer() as srv:
+        table = galmet.predict_positions(model, SkyCoord([10.0] * u.deg, [5.0] * u.deg), base_url=srv.url, **FAST)
+    return table.colnames
+
+
+@pytest.mark.parametrize("form", list(EMPTY))
+@pytest.mark.parametrize("suffix", ["fits", "parquet", "ecsv", "csv"])
+def test_zero_positions_give_an_empty_table_with_every_column(model, one_row_columns, form, suffix, tmp_path):
+    import galmet
+    from galmet.io.tables import read_table
+
+    out = tmp_path / f"p.{suffix}"
+    table = galmet.predict_positions(model, EMPTY[form](), out=out, **FAST)
+    assert len(table) == 0
+    assert [c for c in table.colnames if c != "name"] == one_row_columns
+    assert len(read_table(out)) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no work folder left or made
+
+
+@pytest.mark.parametrize(
+    ("coords", "msg"),
+    [
+        ([], "expected a SkyCoord, an astropy Table/QTable or a pandas DataFrame"),
+        (pd.DataFrame([[1.0, 2.0, 3.0]], columns=["ra", "ra", "dec"]), "column 'ra' appears twice"),
+        (pd.DataFrame({"ra": [1.0], "dec": [2.0], "name": ["x" * 8_000_000]}), "row 0: name is a text of 8000000"),
+        (Table({"ra": [1.0], "dec": [2.0], "name": ["y" * 5000]}), "row 0: name is a text of 5000"),
+    ],
+)
+def test_unusable_in_memory_positions_are_one_line_before_any_work(model, coords, msg, tmp_path):
+    import galmet
+
+    with pytest.raises(DataError) as info:
+        galmet.predict_positions(model, coords, out=tmp_path / "p.fits", **FAST)
+    assert msg in str(info.value) and "\n" not in str(info.value)
+    assert not any(tmp_path.iterdir())
