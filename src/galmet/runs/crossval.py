@@ -279,12 +279,13 @@ def _cross_validate_into(
     scores["config"] = config.to_dict()
     write_table(oof, work / OOF)
     atomic_write_text(work / CV_SCORES, json.dumps(scores, indent=1) + "\n")
-    bundle = save_ensemble(
+    bundle = save_ensemble(  # (the run folder's own rules decided what may be replaced)
         work / BUNDLE,
         members,
         meta={
             "cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")},
             "calibration": {t: cal.to_dict() for t, cal in calibrations.items()},
         },
+        overwrite=True,
     )
     return CVResult(run_dir=work, bundle_path=bundle, oof=oof, scores=scores)

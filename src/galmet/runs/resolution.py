@@ -17,6 +17,7 @@ from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError, one_line
 from galmet.io.jsonfile import write_json
 from galmet.io.locks import exclusive
+from galmet.io.ownership import owned_by_galmet
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import read_table, write_table
 from galmet.layout import (
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 
 
 def _load_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
+    """The study's table so far: empty when galmet did not write ``path`` (a file the user let
+    ``overwrite`` replace is never read as a study)."""
+    if not owned_by_galmet(path):
         return pd.DataFrame(columns=COLUMNS)
     tab = read_table(path)
     missing = [c for c in COLUMNS if c not in tab.columns]
@@ -63,6 +66,7 @@ def run_study(
     bands: str = "gri",
     tta: bool = True,
     formats: Sequence[str] = ("png", "pdf"),
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Train and test the CNN at each image size; return the results table (largest size first).
 
@@ -85,6 +89,9 @@ def run_study(
         Magnitudes of the random-forest baseline.
     tta : bool
         Test-time augmentation when predicting the test split.
+    overwrite : bool
+        Replace the study's table, settings and figure where galmet did not write them (they are
+        then not read as an earlier study); without it such files are refused.
     """
     if min_input < 1:
         raise ConfigError(f"min_input must be >= 1 pixel, got {min_input}", param="min_input")
@@ -94,7 +101,7 @@ def run_study(
         (RESOLUTION_META, "json", "resolution-study settings"),
         *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in formats],
     ]
-    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"))
+    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"), overwrite=overwrite)
     require_matplotlib()
     target = config.targets[0]
     dataset = as_dataset(
@@ -151,7 +158,7 @@ def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: i
         "dataset": str(Path(dataset.root).resolve()),
         "n": len(dataset),
     }
-    if meta_path.is_file():
+    if owned_by_galmet(meta_path):  # (a user's file that overwrite replaces is no earlier study)
         try:
             old = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
-from galmet.io.locks import exclusive, held_elsewhere
+from galmet.io.locks import exclusive, held_elsewhere, holder
 from galmet.io.safety import check_output_dir, file_kind, remove_empty_dirs, remove_files
 from galmet.layout import BUNDLE, CHECKPOINT, CONFIG, HISTORY, RUN_FILES, RUN_LOCK, STAGING
 
@@ -80,7 +80,7 @@ def holds_run(folder: Path) -> bool:
 def check_not_running(run: Path) -> None:
     """ConfigError when another galmet process holds the run directory's lock now."""
     if held_elsewhere(run, RUN_LOCK):
-        raise ConfigError(f"{run}: another 'galmet train' is running here (it holds {RUN_LOCK})")
+        raise ConfigError(f"{run} is in use by another galmet run ({holder(run)}); wait for it to finish")
 
 
 def staging_dir(run: Path) -> Path:
