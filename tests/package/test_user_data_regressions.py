@@ -197,9 +197,9 @@ def test_3_a_second_train_into_the_same_folder_fails_at_once(tiny, tmp_path, cap
     try:
         assert started.wait(60)
         code, _, err = _cli(capsys, "train", tiny, "--out", run, *TINY, "--recipe", "onecycle", "--epochs", "1")
-        _one_line_error(code, err, "another 'galmet train' is running")
+        _one_line_error(code, err, "is in use by another galmet run")
         code, _, err = _cli(capsys, "train", tiny, "--out", run, *TINY, "--overwrite")
-        _one_line_error(code, err, "another 'galmet train' is running")
+        _one_line_error(code, err, "is in use by another galmet run")
     finally:
         release.set()
         t.join()

@@ -50,12 +50,12 @@ def atomic_path(path: str | os.PathLike, durable: bool = True, sha256: str | Non
         yield tmp_path
         if durable:
             _fsync_file(tmp_path)
+        record(path, sha256, content=tmp_path)  # before the rename: a kill never leaves an unnoted file
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
-    record(path, sha256)
 
 
 def _umask() -> int:

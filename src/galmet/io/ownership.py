@@ -40,8 +40,11 @@ TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.galmet\.tmp")
 _HASH_CHUNK = 1 << 20
 
 _cache_lock = threading.Lock()
-#: ledger path -> (inode, bytes read, name -> last entry)
-_cache: dict[str, tuple[int, int, dict[str, dict]]] = {}
+#: ledger path -> (inode, bytes read, name -> its last entries)
+_cache: dict[str, tuple[int, int, dict[str, list[dict]]]] = {}
+#: Entries kept per name: a write killed between its note and its rename must not make the
+#: previous version of the file a stranger (a file that matches any of them is galmet's).
+_KEEP = 8
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -53,17 +56,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def record(path: str | os.PathLike, sha256: str | None = None) -> None:
-    """Note in the ledger of ``path``'s folder that galmet has just written ``path``.
+def record(path: str | os.PathLike, sha256: str | None = None, content: str | os.PathLike | None = None) -> None:
+    """Note in the ledger of ``path``'s folder that galmet writes ``path``.
 
-    ``sha256`` is the hex digest of the bytes when the caller has it (else the file is read).
-    A failure to note it (a read-only folder after the write, say) is ignored: the file then
-    counts as the user's, the safe side.
+    ``content`` is the file that holds its bytes now (default ``path`` itself): an atomic write
+    notes its temporary file just *before* renaming it onto ``path`` (a rename keeps size and
+    modification time), so a kill at any moment never leaves a galmet file the ledger does not
+    know. ``sha256`` is the hex digest of the bytes when the caller has it (else they are read).
+    A failure to note it (a read-only folder, say) is ignored: the file then counts as the
+    user's, the safe side.
     """
     p = Path(path)
     with contextlib.suppress(OSError):
-        st = p.stat()
-        digest = sha256 if sha256 is not None else file_sha256(p)
+        st = Path(content if content is not None else p).stat()
+        digest = sha256 if sha256 is not None else file_sha256(content if content is not None else p)
         line = json.dumps({"name": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest})
         fd = os.open(p.parent / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
@@ -72,8 +78,8 @@ def record(path: str | os.PathLike, sha256: str | None = None) -> None:
             os.close(fd)
 
 
-def _entries(folder: Path) -> dict[str, dict]:
-    """The ledger of ``folder``: name -> its last entry (read from where the cache left off)."""
+def _entries(folder: Path) -> dict[str, list[dict]]:
+    """The ledger of ``folder``: name -> its last entries (read from where the cache left off)."""
     ledger = folder / LEDGER
     try:
         st = ledger.stat()
@@ -92,7 +98,9 @@ def _entries(folder: Path) -> dict[str, dict]:
                 for raw in data[:end].splitlines():
                     with contextlib.suppress(ValueError, TypeError, AttributeError):
                         item = json.loads(raw)
-                        entries[str(item["name"])] = item
+                        kept = entries.setdefault(str(item["name"]), [])
+                        kept.append(item)
+                        del kept[:-_KEEP]
                 done += end
         _cache[key] = (st.st_ino, done, entries)
         return entries
@@ -106,16 +114,16 @@ def owned_by_galmet(path: str | os.PathLike) -> bool:
         return False
     if is_bookkeeping(p.name):
         return True
-    entry = _entries(p.parent).get(p.name)
-    if not isinstance(entry, dict):
-        return False
+    entries = [e for e in _entries(p.parent).get(p.name, []) if isinstance(e, dict)]
     try:
         st = p.stat()
-        if st.st_size != entry.get("size"):
+        sized = [e for e in entries if e.get("size") == st.st_size]
+        if not sized:
             return False
-        if st.st_mtime_ns == entry.get("mtime_ns"):
+        if any(e.get("mtime_ns") == st.st_mtime_ns for e in sized):
             return True
-        return file_sha256(p) == entry.get("sha256")
+        digest = file_sha256(p)  # a copy of the folder: same bytes, another time
+        return any(e.get("sha256") == digest for e in sized)
     except OSError:
         return False
 

@@ -461,8 +461,13 @@ class _Run:
         self.on_result = on_result
         self.images = root / IMAGES_DIR
         self.manifest_path = root / MANIFEST
-        # (a manifest galmet did not write, replaced under overwrite, is no earlier run's record)
-        self.records = load_manifest(self.manifest_path) if owned_by_galmet(self.manifest_path) else {}
+        self.records: dict[int, ManifestRecord] = {}
+        if owned_by_galmet(self.manifest_path):
+            self.records = load_manifest(self.manifest_path)
+        elif self.manifest_path.exists():  # (replaced under overwrite: no earlier run's record)
+            log.warning(
+                "%s: not written by galmet; starting a new manifest (images on disk are kept)", self.manifest_path
+            )
         self.stop = threading.Event()
         self.summary = DownloadSummary(total=len(cat), manifest=self.manifest_path)
 
