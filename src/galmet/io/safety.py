@@ -282,8 +282,8 @@ def check_owned_folder(path: str | os.PathLike, option: str, what: str = "work f
     foreign = first_foreign(path)
     if foreign is not None:
         raise ConfigError(
-            f"{option} {path}: {foreign} was not written by galmet; a {what} must be new or hold only "
-            "galmet's files (choose another folder)",
+            f"{option} {path}: is not empty and {foreign} was not written by galmet; a {what} must be new, "
+            "empty or hold only galmet's files (choose another folder)",
             param=option,
         )
 
