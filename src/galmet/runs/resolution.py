@@ -16,7 +16,7 @@ import pandas as pd
 from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError, one_line
 from galmet.io.jsonfile import write_json
-from galmet.io.locks import exclusive
+from galmet.io.locks import holds_folder_lock
 from galmet.io.ownership import owned_by_galmet
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import read_table, write_table
@@ -28,7 +28,6 @@ from galmet.layout import (
     PREDICTIONS,
     RESOLUTION_META,
     RESOLUTION_TABLE,
-    RUN_LOCK,
     resolution_run,
 )
 from galmet.nn.bundle import load_model
@@ -57,6 +56,7 @@ def _load_table(path: Path) -> pd.DataFrame:
     return tab[np.isfinite(pd.to_numeric(tab["rmse"], errors="coerce"))].reset_index(drop=True)
 
 
+@holds_folder_lock("out_dir", "'galmet resolution-study'")  # one study at a time in a folder
 def run_study(
     dataset,
     out_dir: str | os.PathLike,
@@ -112,8 +112,7 @@ def run_study(
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive(out, RUN_LOCK, "'galmet resolution-study'"):  # one study at a time in a folder
-        return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)
+    return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)
 
 
 def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str, tta: bool, formats):
