@@ -908,8 +908,7 @@ def predict_positions(
         Filled in with what the run did (rows by status, rows resumed, cutouts fetched, seconds),
         also when it is interrupted.
     overwrite : bool
-        Replace an existing ``out`` that galmet did not write. (The work and cutouts folders
-        must hold only galmet's files, with or without it.)
+        Replace an ``out`` galmet did not write (work and cutouts folders: galmet's files only).
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
@@ -927,23 +926,20 @@ def predict_positions(
     Raises
     ------
     DataError, ConfigError
-        One line: unusable positions (no ra/dec column, text that is not an angle), bad options
-        (``param`` names the parameter).
+        One line: unusable positions (no ra/dec column, not an angle), bad options (``param``).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
     from galmet.nn.bundle import load_model
 
-    if not isinstance(model, GalmetModel):
-        model = load_model(model, device="cpu")
+    model = model if isinstance(model, GalmetModel) else load_model(model, device="cpu")
     if out is not None:
         _check_out(Path(out), model, overwrite)
         work_dir = work_dir if work_dir is not None else default_work_dir(out)
     opts = _positions_options(options, download, overrides)
     opts.flags, opts.shard_size, opts.base_url = flags, shard_size, base_url
     opts.work_dir, opts.keep_cutouts = (Path(d) if d is not None else None for d in (work_dir, keep_cutouts))
-    job = PositionsJob(model, sky_positions(coords), opts, client, summary)
-    return _run(job, out, drop_failed)
+    return _run(PositionsJob(model, sky_positions(coords), opts, client, summary), out, drop_failed)
 
 
 def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):

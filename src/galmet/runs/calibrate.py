@@ -118,8 +118,7 @@ def calibrate_bundle(
     predictions : path-like
         Held-out predictions of that model with the truth (or ``dataset`` to join it).
     out : path-like
-        The calibrated bundle to write (``.pt``; not the input). An existing file galmet did
-        not write is replaced only with ``overwrite``.
+        The calibrated bundle to write (``.pt``; not the input; another's only with ``overwrite``).
     method, symmetric, offset
         See :func:`galmet.science.calibration.fit_calibration`; ``auto`` is ``sigma`` for a
         ``--loss gaussian`` model and ``absolute`` otherwise.
