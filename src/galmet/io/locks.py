@@ -158,8 +158,8 @@ def locked_folder(folder: str | os.PathLike, what: str = "galmet") -> Iterator[P
             yield folder
     finally:
         if top is not None:
-            created = [folder, *[p for p in folder.parents if top in (p, *p.parents)]]
-            remove_empty_dirs([p for p in created if Path(os.path.abspath(p)).is_relative_to(top)])
+            absolute = Path(os.path.abspath(folder))
+            remove_empty_dirs([absolute, *[p for p in absolute.parents if p.is_relative_to(top)]])
 
 
 def holds_folder_lock(param: str, what: str) -> Callable:

@@ -40,8 +40,10 @@ TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.galmet\.tmp")
 _HASH_CHUNK = 1 << 20
 
 _cache_lock = threading.Lock()
+#: An entry as kept in memory: (size, mtime_ns, sha256).
+_Entry = tuple[int, int, str]
 #: ledger path -> (inode, bytes read, name -> its last entries)
-_cache: dict[str, tuple[int, int, dict[str, list[dict]]]] = {}
+_cache: dict[str, tuple[int, int, dict[str, list[_Entry]]]] = {}
 #: Entries kept per name: a write killed between its note and its rename must not make the
 #: previous version of the file a stranger (a file that matches any of them is galmet's).
 _KEEP = 8
@@ -78,7 +80,7 @@ def record(path: str | os.PathLike, sha256: str | None = None, content: str | os
             os.close(fd)
 
 
-def _entries(folder: Path) -> dict[str, list[dict]]:
+def _entries(folder: Path) -> dict[str, list[_Entry]]:
     """The ledger of ``folder``: name -> its last entries (read from where the cache left off)."""
     ledger = folder / LEDGER
     try:
@@ -96,10 +98,10 @@ def _entries(folder: Path) -> dict[str, list[dict]]:
                 data = fh.read()
                 end = data.rfind(b"\n") + 1  # a line being appended right now is read next time
                 for raw in data[:end].splitlines():
-                    with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
                         item = json.loads(raw)
                         kept = entries.setdefault(str(item["name"]), [])
-                        kept.append(item)
+                        kept.append((int(item["size"]), int(item["mtime_ns"]), str(item["sha256"])))
                         del kept[:-_KEEP]
                 done += end
         _cache[key] = (st.st_ino, done, entries)
@@ -114,16 +116,15 @@ def owned_by_galmet(path: str | os.PathLike) -> bool:
         return False
     if is_bookkeeping(p.name):
         return True
-    entries = [e for e in _entries(p.parent).get(p.name, []) if isinstance(e, dict)]
     try:
         st = p.stat()
-        sized = [e for e in entries if e.get("size") == st.st_size]
+        sized = [e for e in _entries(p.parent).get(p.name, []) if e[0] == st.st_size]
         if not sized:
             return False
-        if any(e.get("mtime_ns") == st.st_mtime_ns for e in sized):
+        if any(mtime == st.st_mtime_ns for _, mtime, _ in sized):
             return True
         digest = file_sha256(p)  # a copy of the folder: same bytes, another time
-        return any(e.get("sha256") == digest for e in sized)
+        return any(sha == digest for _, _, sha in sized)
     except OSError:
         return False
 
