@@ -114,3 +114,13 @@ def test_a_work_folder_holding_a_users_file_anywhere_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="m31.jpg was not written by galmet") as exc:
         check_owned_folder(work, "work_dir")
     assert exc.value.param == "work_dir"
+
+
+def test_a_large_file_is_noted_without_its_hash_and_is_galmets_while_size_and_time_match(tmp_path, monkeypatch):
+    import galmet.io.ownership as ownership
+
+    monkeypatch.setattr(ownership, "HASH_LIMIT", 4)
+    atomic_write_bytes(tmp_path / "big.npy", b"0123456789")
+    assert '"sha256": null' in (tmp_path / LEDGER).read_text() and owned_by_galmet(tmp_path / "big.npy")
+    os.utime(tmp_path / "big.npy", ns=(1, 1))  # a copy: same bytes, another time
+    assert not owned_by_galmet(tmp_path / "big.npy")

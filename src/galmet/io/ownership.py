@@ -13,8 +13,8 @@ ledgers have no line: galmet treats them as the user's (a rerun into such a fold
 ``overwrite`` once).
 
 Appending costs one ``open(O_APPEND)`` and one short write per file (O(1), safe between threads
-and processes); the ledger is read incrementally and cached, so checking thousands of files
-reads it once.
+and processes) plus the file's SHA-256 (not for files over :data:`HASH_LIMIT`); the ledger is
+read incrementally and cached, so checking thousands of files reads it once.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ TMP_SUFFIX = ".galmet.tmp"
 #: A temporary file of :func:`galmet.io.atomic.atomic_path`: ``.<name>.<mkstemp's random part>.galmet.tmp``.
 TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.galmet\.tmp")
 _HASH_CHUNK = 1 << 20
+#: Files larger than this (bytes) are noted without their SHA-256 (a decode cache can take
+#: gigabytes): such a file is galmet's only while its size and modification time match.
+HASH_LIMIT = 1 << 28
 
 _cache_lock = threading.Lock()
 #: An entry as kept in memory: (size, mtime_ns, sha256).
@@ -71,7 +74,8 @@ def record(path: str | os.PathLike, sha256: str | None = None, content: str | os
     p = Path(path)
     with contextlib.suppress(OSError):
         st = Path(content if content is not None else p).stat()
-        digest = sha256 if sha256 is not None else file_sha256(content if content is not None else p)
+        source = content if content is not None else p
+        digest = sha256 if sha256 is not None else file_sha256(source) if st.st_size <= HASH_LIMIT else None
         line = json.dumps({"name": p.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest})
         fd = os.open(p.parent / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
@@ -101,7 +105,7 @@ def _entries(folder: Path) -> dict[str, list[_Entry]]:
                     with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
                         item = json.loads(raw)
                         kept = entries.setdefault(str(item["name"]), [])
-                        kept.append((int(item["size"]), int(item["mtime_ns"]), str(item["sha256"])))
+                        kept.append((int(item["size"]), int(item["mtime_ns"]), str(item["sha256"] or "")))
                         del kept[:-_KEEP]
                 done += end
         _cache[key] = (st.st_ino, done, entries)
@@ -123,6 +127,8 @@ def owned_by_galmet(path: str | os.PathLike) -> bool:
             return False
         if any(mtime == st.st_mtime_ns for _, mtime, _ in sized):
             return True
+        if st.st_size > HASH_LIMIT:
+            return False
         digest = file_sha256(p)  # a copy of the folder: same bytes, another time
         return any(sha == digest for _, _, sha in sized)
     except OSError:
