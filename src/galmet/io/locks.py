@@ -5,7 +5,8 @@ while it does: an ``flock`` on POSIX (``filelock``'s LockFileEx on Windows), tak
 waiting. A second galmet run into the same folder fails at once, in one line naming the first
 one's process id (``"DIR is in use by another galmet run (pid N, 'galmet synth')"``). The
 operating system releases the lock when its process ends, however it ends (``kill -9``
-included), so a crashed run never leaves the folder locked.
+included), so a crashed run never leaves the folder locked; a run that ends normally removes the
+lock file too.
 
 - :func:`exclusive`: hold the lock of an existing folder for a block.
 - :func:`locked_folder`: create the folder if needed and hold its lock; a folder this call
@@ -66,7 +67,6 @@ def exclusive(folder: str | os.PathLike, name: str = RUN_LOCK, what: str = "galm
             yield
         return
     path = folder / name
-    created = not path.exists()
     try:
         fd = _locked_fd(path, folder)
     except OSError as exc:  # a read-only folder, or no locks on this file system
@@ -77,14 +77,12 @@ def exclusive(folder: str | os.PathLike, name: str = RUN_LOCK, what: str = "galm
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)
-        try:
-            yield
-        except BaseException:
-            if created:  # a run that failed leaves no lock file it made (removed while still held)
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise
+        yield
     finally:
+        # the lock file goes while still held (a run that opened it meanwhile sees it gone and
+        # opens a new one: _locked_fd), so a finished run leaves none behind
+        with contextlib.suppress(OSError):
+            path.unlink()
         os.close(fd)  # (closing the last descriptor releases the flock)
 
 
