@@ -599,3 +599,18 @@ def test_out_written_by_someone_else_needs_overwrite_which_replaces_only_it(tmp_
         assert out.read_bytes() == mine and "--overwrite" in capsys.readouterr().err
         assert main([*argv, "--base-url", srv.url, "--overwrite", "--retries", "0"]) in (0, 1)
     assert out.read_bytes() != mine and not (tmp_path / "m31.fits.galmet-work").exists()
+
+
+def test_load_dataset_at_positions_never_takes_a_users_images_for_cutouts(tmp_path):
+    import galmet
+    from galmet.io.images import encode_jpeg
+
+    ra, dec = _degrees()
+    folder = tmp_path / "ds"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "m31.jpg").write_bytes(encode_jpeg(np.full((16, 16, 3), 7, np.uint8)))
+    with FaultyServer() as srv:
+        with pytest.raises(galmet.ConfigError, match="m31.jpg was not written by galmet") as info:
+            galmet.load_dataset(SkyCoord(ra * u.deg, dec * u.deg), cutouts=folder, size=16, base_url=srv.url)
+        assert info.value.param == "cutouts" and sum(srv.counts.values()) == 0
+    assert sorted(p.name for p in folder.rglob("*")) == ["images", "m31.jpg"]
