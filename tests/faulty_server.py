@@ -527,7 +527,7 @@ def _outcome(root, keys: dict, size: int, transient_ids: set, permanent_ids: set
     from galmet.io.images import read_image
 
     facts: dict = {}
-    files = {p.name for p in (root / "images").iterdir()}
+    files = {p.name for p in (root / "images").iterdir()} - {".galmet-written"}  # (galmet's ledger)
     expect = {f"{o}.jpg" for o in keys if o not in permanent_ids}
     facts["missing"] = sorted(expect - files)
     facts["extra_files"] = sorted(files - expect)

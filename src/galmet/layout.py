@@ -22,7 +22,7 @@ IMAGES_DIR = "images"
 IMAGE_CACHE = "images.npy"
 #: Per-objID download status written by ``galmet download``.
 MANIFEST = "manifest.parquet"
-#: Advisory lock held by a running ``galmet download``.
+#: The former lock of ``galmet download`` (now :data:`RUN_LOCK`, as every command); still bookkeeping.
 DOWNLOAD_LOCK = ".download.lock"
 #: Settings of a synthetic dataset (``galmet synth``), written before the first image.
 SYNTH_CONFIG = "synth_config.yaml"
@@ -42,7 +42,7 @@ POSITIONS_RUN = "positions-run.json"
 POSITIONS_SHARDS = "shards"
 #: In the work folder: the cutouts, a dataset directory (unless ``--keep-cutouts DIR``).
 POSITIONS_CUTOUTS = "cutouts"
-#: Advisory lock held by a running positions run in its work folder.
+#: The former lock of a positions work folder (now :data:`RUN_LOCK`); still bookkeeping.
 POSITIONS_LOCK = ".positions.lock"
 #: Marks a cutouts folder written by a positions run (settings and fingerprint of its positions).
 POSITIONS_CUTOUTS_MARKER = "galmet-positions.json"
@@ -65,7 +65,7 @@ BUNDLE = "model.pt"
 #: Files of a training run, in the order a finished run replaces an old one (the bundle last:
 #: a run directory with a model.pt is always a complete run).
 RUN_FILES = (CONFIG, HISTORY, CHECKPOINT, BUNDLE)
-#: Advisory lock held by a running ``galmet train`` (or ``resolution-study``) in its folder.
+#: The folder lock every galmet command holds on the folder it writes into (:mod:`galmet.io.locks`).
 RUN_LOCK = ".galmet.lock"
 #: Hidden folder in a run directory where ``--overwrite`` builds the new run; it replaces the
 #: old one only when it has finished.

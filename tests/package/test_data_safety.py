@@ -26,6 +26,15 @@ import torch
 from conftest import changed_files, make_tiny_dataset, snapshot
 from faulty_server import FaultyServer, make_catalog
 
+#: galmet's bookkeeping files (its ledger of what it wrote, appended to; its lock files): not data.
+BOOKKEEPING = (".galmet-written", ".galmet.lock")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """:func:`snapshot` of the data under ``root`` (galmet's bookkeeping files left out)."""
+    return {rel: data for rel, data in snapshot(root).items() if Path(rel).name not in BOOKKEEPING}
+
+
 TINY = ["--arch", "resnet18", "--weights", "none", "--batch-size", "8", "--no-progress", "--device", "cpu"]
 ONECYCLE = ["--recipe", "onecycle", "--epochs", "1"]
 
@@ -80,8 +89,9 @@ def _build_template(root: Path) -> None:
     _user_files(root / "prevrun")
     for name in ("images.npy", "images.json"):  # no decode cache yet: info and others write one
         (ds / name).unlink(missing_ok=True)
-    (root / "prevdemo").mkdir()
-    (root / "prevdemo" / "galmet-demo.json").write_text("{}")
+    from galmet.io.atomic import atomic_write_text
+
+    atomic_write_text(root / "prevdemo" / "galmet-demo.json", "{}")  # a previous demo's marker: galmet's
     replaceable.append("prevdemo/galmet-demo.json")
     _user_files(root / "prevdemo")
     cat_ds = root / "dlds"
@@ -249,7 +259,7 @@ def test_output_at_own_input_or_among_user_files_changes_no_existing_file(templa
     from galmet.cli.main import main
 
     env = _env(template, tmp_path / "e")
-    before = snapshot(env)
+    before = _files(env)
     argv = SCENARIOS[command][0 if case == "own input" else 1]
     with FaultyServer(latency=0.0) as srv:
         code = main([a.format(e=env, url=srv.url) for a in argv])
@@ -261,7 +271,7 @@ def _kill_one(template: Path, root: Path, command: str, url: str) -> str:
     """Run one command in a child, SIGKILL it at its first write, and report what changed ("" = nothing)."""
     env = _env(template, root / command)
     replaceable = set((env / "replaceable.txt").read_text().splitlines())
-    before = {rel: data for rel, data in snapshot(env).items() if rel not in replaceable}
+    before = {rel: data for rel, data in _files(env).items() if rel not in replaceable}
     argv, watch = KILLS[command]
     watched = env / watch
     seen = {".galmet.lock"} | (set(os.listdir(watched)) if watched.is_dir() else set())  # a lock is no write yet
@@ -293,3 +303,126 @@ def test_a_kill_mid_run_changes_no_existing_file(template, tmp_path):
         with ThreadPoolExecutor(4) as pool:
             problems = list(pool.map(lambda c: _kill_one(template, tmp_path, c, srv.url), sorted(KILLS)))
     assert [p for p in problems if p] == []
+
+
+# --- ownership: a user's file at an output name is refused; --overwrite replaces only it ---------
+
+#: Commands that write files at names they choose inside the output the user named (the file
+#: itself, or fixed names in the folder): each name is tested below.
+NAMED_OUTPUTS = (
+    "predict", "ensemble", "evaluate", "baseline", "figures", "mzr", "report", "resolution-study", "calibrate",
+    "embed", "explain", "systematics", "lr-find",
+)  # fmt: skip
+#: Commands whose output is a folder with its own rules (tested one by one below).
+FOLDER_OUTPUTS = ("demo", "synth", "catalog", "download", "train")
+#: Commands that write nothing the user names.
+NO_OUTPUT = ("info",)
+
+
+def _parser_commands() -> dict:
+    import argparse
+
+    from galmet.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_command_is_classified_and_every_writer_has_overwrite():
+    choices = _parser_commands()
+    assert set(NAMED_OUTPUTS) | set(FOLDER_OUTPUTS) | set(NO_OUTPUT) == set(choices)
+    for name in (*NAMED_OUTPUTS, *FOLDER_OUTPUTS):
+        assert any("--overwrite" in a.option_strings for a in choices[name]._actions), name
+
+
+def _make_users(path: Path) -> bytes:
+    """Turn galmet's file at ``path`` into a user's file of the same kind (other bytes, same
+    magic); return its new bytes."""
+    with open(path, "ab") as fh:
+        fh.write(b"\n% a user's edit\n")
+    return path.read_bytes()
+
+
+def _refused(capsys, argv: list[str]) -> str:
+    from galmet.cli.main import main
+
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, (code, err)
+    return err
+
+
+@pytest.mark.parametrize("command", NAMED_OUTPUTS)
+def test_a_user_file_at_any_output_name_is_refused_and_overwrite_replaces_only_those(
+    template, tmp_path, capsys, command
+):
+    from galmet.cli.main import main
+    from galmet.io.ownership import owned_by_galmet
+
+    env = _env(template, tmp_path / "e")
+    argv = [a.format(e=env, url="http://127.0.0.1:9") for a in SCENARIOS[command][1]]
+    user = env / "user"
+    theirs = _files(user)
+    assert main(argv) == 0
+    outputs = sorted(r for r in set(_files(user)) - set(theirs) if Path(r).name not in BOOKKEEPING)
+    assert outputs
+    for rel in outputs:  # each name alone: refused, and nothing changes
+        path = user / rel
+        galmets = path.read_bytes()
+        _make_users(path)
+        state = _files(env)
+        from galmet.cli.main import main as run
+
+        capsys.readouterr()
+        code = run(argv)
+        err = capsys.readouterr().err
+        if "/" not in rel:  # a name the command writes directly: refused before anything
+            assert code == 2 and err.count("\n") == 1 and "was not written by galmet" in err, (rel, err)
+            assert "--overwrite" in err, err
+        assert code in (0, 2) and path.read_bytes() == state[f"user/{rel}"], rel  # never replaced
+        if code == 2:
+            assert changed_files(state, env) == []
+        path.write_bytes(galmets)  # galmet's bytes again (a later time): galmet's by content
+        assert owned_by_galmet(path)
+    top = [r for r in outputs if "/" not in r]
+    users = {r: _make_users(user / r) for r in top}
+    state = _files(env)
+    assert main([*argv, "--overwrite"]) == 0
+    assert all(owned_by_galmet(user / r) for r in top)  # replaced ...
+    kept = {k: v for k, v in state.items() if k.removeprefix("user/") not in users}
+    assert changed_files(kept, env) == []  # ... and nothing else is touched
+    assert all(path.is_file() for path in (user / r for r in theirs))
+
+
+def test_folder_outputs_never_adopt_or_replace_a_users_files(template, tmp_path, capsys):
+    from galmet.cli.main import main
+
+    env = _env(template, tmp_path / "e")
+    user = env / "user"
+    (user / "catalog.json").write_text("{}")
+    state = _files(env)
+    argv = ["catalog", "--from-table", f"{env}/table.parquet", "--out", str(user)]
+    assert "catalog.json: exists and was not written by galmet" in _refused(capsys, argv)
+    assert changed_files(state, env) == []
+    assert main([*argv, "--overwrite"]) == 0 and changed_files(state, env) == ["user/catalog.json"]
+
+    (env / "dlds" / "manifest.parquet").write_bytes((env / "pred.parquet").read_bytes())
+    state = _files(env)
+    argv = ["download", f"{env}/dlds", "--base-url", "http://127.0.0.1:9", "--rate", "0", "--size", "16"]
+    assert "manifest.parquet was not written by galmet" in _refused(capsys, argv)
+    assert changed_files(state, env) == []
+
+    demo = env / "mydemo"
+    demo.mkdir()
+    (demo / "galmet-demo.json").write_text("{}")  # not galmet's marker: not a previous demo
+    argv = ["demo", "--out", str(demo), "--n", "60", "--size", "16", "--epochs", "1"]
+    assert "not a previous galmet demo" in _refused(capsys, argv)
+    assert [p.name for p in demo.iterdir()] == ["galmet-demo.json"]
+
+    assert "not a galmet synthesis" in _refused(capsys, ["synth", "--n", "4", "--out", str(user), "--overwrite"])
+    (env / "prevrun" / "model.pt").write_bytes(b"PK\x03\x04 a user's zip")
+    state = _files(env)
+    argv = ["train", f"{env}/ds", "--out", f"{env}/prevrun", "--overwrite", *TINY, *ONECYCLE]
+    assert "not written by galmet" in _refused(capsys, argv)
+    assert changed_files(state, env) == []

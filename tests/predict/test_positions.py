@@ -552,3 +552,65 @@ def test_a_bad_base_url_is_refused_before_the_work_folder_is_written(tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and "--base-url" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+@pytest.mark.parametrize(
+    "planted",
+    ["cutouts/images/1237648702973083820.jpg", "cutouts/catalog.parquet", "shards/shard-000000.parquet", "notes.txt"],
+)
+def test_a_work_dir_holding_a_users_file_is_refused_never_adopted_or_deleted(tmp_path, capsys, bundle, planted):
+    """A user's files under WORK/cutouts or WORK/shards are not taken for cutouts or shards (nor
+    deleted at the end): the run is refused before anything is written, library and CLI alike."""
+    import galmet
+    from galmet.io.images import encode_jpeg
+
+    work = tmp_path / "H"
+    path = work / planted
+    path.parent.mkdir(parents=True)
+    if path.suffix == ".jpg":
+        path.write_bytes(encode_jpeg(np.full((16, 16, 3), 99, np.uint8)))
+    elif path.suffix == ".parquet":
+        pd.DataFrame({"row": [0], "objID": [1237648702973083820]}).to_parquet(path)
+    else:
+        path.write_text("mine")
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    with FaultyServer() as srv:
+        with pytest.raises(galmet.ConfigError, match="was not written by galmet") as info:
+            galmet.predict_positions(
+                bundle, pd.DataFrame({"ra": [1.0], "dec": [2.0]}), work_dir=work, base_url=srv.url, **FAST
+            )
+        assert info.value.param == "work_dir" and sum(srv.counts.values()) == 0
+        out = tmp_path / "o.csv"
+        argv = ["predict", str(bundle), "--ra", "1", "--dec", "2", "--out", str(out), "--work-dir", str(work)]
+        code = main([*argv, "--base-url", srv.url, "--device", "cpu", "--overwrite"])  # (overwrite is for --out)
+        assert sum(srv.counts.values()) == 0
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--work-dir" in err and "not written by galmet" in err
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before and not out.exists()
+
+
+def test_out_written_by_someone_else_needs_overwrite_which_replaces_only_it(tmp_path, capsys, bundle):
+    out = tmp_path / "m31.fits"
+    out.write_bytes(b"SIMPLE  =                    T" + b" " * 2850)  # a user's FITS file
+    mine = out.read_bytes()
+    argv = ["predict", str(bundle), "--ra", "1", "--dec", "2", "--out", str(out), "--device", "cpu", "--no-tta"]
+    with FaultyServer() as srv:
+        assert main([*argv, "--base-url", srv.url]) == 2
+        assert out.read_bytes() == mine and "--overwrite" in capsys.readouterr().err
+        assert main([*argv, "--base-url", srv.url, "--overwrite", "--retries", "0"]) in (0, 1)
+    assert out.read_bytes() != mine and not (tmp_path / "m31.fits.galmet-work").exists()
+
+
+def test_load_dataset_at_positions_never_takes_a_users_images_for_cutouts(tmp_path):
+    import galmet
+    from galmet.io.images import encode_jpeg
+
+    ra, dec = _degrees()
+    folder = tmp_path / "ds"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "m31.jpg").write_bytes(encode_jpeg(np.full((16, 16, 3), 7, np.uint8)))
+    with FaultyServer() as srv:
+        with pytest.raises(galmet.ConfigError, match="m31.jpg was not written by galmet") as info:
+            galmet.load_dataset(SkyCoord(ra * u.deg, dec * u.deg), cutouts=folder, size=16, base_url=srv.url)
+        assert info.value.param == "cutouts" and sum(srv.counts.values()) == 0
+    assert sorted(p.name for p in folder.rglob("*")) == ["images", "m31.jpg"]

@@ -87,7 +87,9 @@ def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
 
 def test_cli_bad_inputs_exit_2_and_keep_old_output(tmp_path, capsys, bundle, split_dataset):
     out = tmp_path / "p.parquet"
-    pd.DataFrame({"objID": [1], "oh_p50_pred": [9.0]}).to_parquet(out)  # an earlier run's predictions
+    from galmet.io.tables import write_table
+
+    write_table(pd.DataFrame({"objID": [1], "oh_p50_pred": [9.0]}), out)  # an earlier run's predictions
     previous = out.read_bytes()
     wrong = make_tiny_dataset(tmp_path / "big", n=4, size=24)
     cases = [

@@ -191,4 +191,7 @@ def test_figures_refit_relation_needs_mass_and_dataset(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "--relation refit needs --mass" in err and len(err.splitlines()) == 1 and not out.exists()
     assert main(["figures", str(tmp_path / "p.csv"), "--out", str(out), "--split", "all", "--format", "png"]) == 0
-    assert sorted(f.name for f in out.iterdir()) == ["fig2_histograms.png", "fig3_pred_vs_true.png"]
+    assert sorted(f.name for f in out.iterdir() if not f.name.startswith(".")) == [
+        "fig2_histograms.png",
+        "fig3_pred_vs_true.png",
+    ]

@@ -161,7 +161,10 @@ def test_network_sees_native_s_by_s_inputs(study_dataset, tmp_path, monkeypatch)
 def test_changed_settings_refused(study_dataset, tmp_path, capsys):
     out = tmp_path / "study"
     out.mkdir()
-    (out / "resolution.json").write_text(json.dumps({"min_input": 32, "target": "oh_p50", "n": 40, "config": {}}))
+    from galmet.io.atomic import atomic_write_text
+
+    settings = {"min_input": 32, "target": "oh_p50", "n": 40, "config": {}}
+    atomic_write_text(out / "resolution.json", json.dumps(settings))  # an earlier study's (galmet's) settings
     assert main(_argv(study_dataset, out)) == 2
     err = capsys.readouterr().err.strip()
     assert "holds a study with different settings (min_input" in err and len(err.splitlines()) == 1

@@ -14,6 +14,7 @@ import pytest
 
 from faulty_server import FaultyServer, fault_plans, key_of, kill_resume_scenario, make_catalog
 from galmet.cli.main import main
+from galmet.errors import ConfigError
 from galmet.io.images import read_image
 from galmet.sdss.download import DownloadOptions, download_cutouts
 
@@ -160,7 +161,9 @@ def test_a_corrupt_manifest_is_rebuilt_from_the_images_on_disk(tmp_path, caplog)
     with FaultyServer() as srv:
         download_cutouts(ds, fast_options(srv.url))
         (ds / "manifest.parquet").write_bytes(b"not parquet")
-        s = download_cutouts(ds, fast_options(srv.url))
+        with pytest.raises(ConfigError, match="was not written by galmet"):  # damaged: no longer galmet's
+            download_cutouts(ds, fast_options(srv.url))
+        s = download_cutouts(ds, fast_options(srv.url), overwrite=True)
         assert s.present == 4 and sum(srv.counts.values()) == 4
     assert "starting a new manifest" in caplog.text
     assert len(pd.read_parquet(ds / "manifest.parquet")) == 4
@@ -225,10 +228,10 @@ def test_a_second_download_on_the_same_dataset_is_refused(tmp_path, capsys):
 
     ds = tmp_path / "ds"
     make_catalog(ds, 2)
-    with open(ds / ".download.lock", "a+") as fh:
+    with open(ds / ".galmet.lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert main(cli_args(ds, "http://127.0.0.1:9")) == 2
-    assert "another 'galmet download' is running" in capsys.readouterr().err
+    assert "is in use by another galmet run" in capsys.readouterr().err
 
 
 def test_sigkill_mid_run_then_resume(tmp_path):

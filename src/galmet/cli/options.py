@@ -7,7 +7,7 @@
   Their number types, ranges, choices and the defaults their help shows come from the training
   schema (:mod:`galmet.training.config_schema`) and ``TrainConfig`` (:func:`schema_type`): none is
   written here.
-- :func:`add_device_option`, :func:`add_progress_option`.
+- :func:`add_device_option`, :func:`add_progress_option`, :func:`add_overwrite_option`.
 - argparse types that check a number where it is parsed (:func:`number`, :func:`integer`,
   :func:`byte_size`, :data:`SEED`): every float option is finite and in its range, every
   integer option in its range, and a bad value is one line naming the option.
@@ -238,6 +238,19 @@ def inference_options(args, device):
         device=str(device),
         progress=False if args.no_progress else None,
     )
+
+
+#: What ``--overwrite`` means on a command that writes files at names it chooses (the default help).
+OVERWRITE_HELP = (
+    "replace files at the output names that galmet did not write (by default such a file is refused; "
+    "galmet's own earlier outputs are replaced without it); nothing else is ever deleted"
+)
+
+
+def add_overwrite_option(p, help: str = OVERWRITE_HELP) -> None:
+    """``--overwrite`` (dest ``overwrite``): the one flag by which a user lets a command replace a
+    file galmet did not write (see :mod:`galmet.io.ownership`)."""
+    p.add_argument("--overwrite", action="store_true", help=help)
 
 
 def add_progress_option(p) -> None:

@@ -46,7 +46,7 @@ def run_positions(args, positions_file: str | None) -> int:
     inputs = [model_input(args.model)]
     if positions_file is not None:
         inputs.append(Input(Path(positions_file), "the positions table"))
-    out = check_output_file(args.out, "--out", fmt.kind or "csv", "predictions table", inputs)
+    out = check_output_file(args.out, "--out", fmt.kind or "csv", "predictions table", inputs, overwrite=args.overwrite)
     work = Path(args.work_dir) if args.work_dir else default_work_dir(out)
     for option, folder in (("--work-dir", work), ("--keep-cutouts", args.keep_cutouts)):
         if folder is not None and any(item.holds(Path(folder)) for item in inputs):
@@ -93,5 +93,6 @@ def _library_arguments(args, work: Path, device) -> dict:
         work_dir=work,
         keep_cutouts=Path(args.keep_cutouts) if args.keep_cutouts else None,
         shard_size=args.shard_size,
+        overwrite=args.overwrite,
         base_url=base_url(args) if (args.base_url or getattr(args, "data_release", None)) else None,
     )

@@ -9,25 +9,27 @@ never a user's file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-TMP_SUFFIX = ".galmet.tmp"
-#: A temporary file of :func:`atomic_path`: ``.<name>.<mkstemp's random part>.galmet.tmp``.
-TEMP_FILE = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.galmet\.tmp")
+from galmet.io.ownership import TEMP_FILE, TMP_SUFFIX, is_temp_file, record
 
-
-def is_temp_file(name: str, of: str | None = None) -> bool:
-    """True when ``name`` is a temporary file left by :func:`atomic_path` (of the file ``of``, when given)."""
-    m = TEMP_FILE.fullmatch(name)
-    return m is not None and (of is None or m.group("name") == of)
+__all__ = [
+    "TEMP_FILE",
+    "TMP_SUFFIX",
+    "is_temp_file",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "remove_stale_temp_files",
+]
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = True, sha256: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The caller writes the file at the yielded path by any means (e.g. ``df.to_parquet``).
@@ -35,6 +37,8 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
     ``durable=False`` skips the fsync before the rename: the write is still atomic for every
     reader and after a kill of the process, only not after a power cut (for scratch files that
     are deleted soon anyway, where an fsync would cost more than the file is worth).
+    Once in place the file is noted in its folder's ledger as galmet's
+    (:func:`galmet.io.ownership.record`; ``sha256``: its bytes' digest when the caller knows it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +50,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]
         yield tmp_path
         if durable:
             _fsync_file(tmp_path)
+        record(path, sha256, content=tmp_path)  # before the rename: a kill never leaves an unnoted file
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -70,7 +75,7 @@ def _fsync_file(path: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically (``durable``: see :func:`atomic_path`)."""
-    with atomic_path(path, durable) as tmp:
+    with atomic_path(path, durable, hashlib.sha256(data).hexdigest()) as tmp:
         tmp.write_bytes(data)
 
 

@@ -1,37 +1,125 @@
-"""Advisory locks that make a folder exclusive to one galmet process (``filelock``: flock on
-POSIX, LockFileEx on Windows; the operating system releases them when a process dies)."""
+"""Advisory locks that make a folder exclusive to one galmet process.
+
+Every command that writes into a folder holds ``FOLDER/.galmet.lock`` (:data:`galmet.layout.RUN_LOCK`)
+while it does: an ``flock`` on POSIX (``filelock``'s LockFileEx on Windows), taken without
+waiting. A second galmet run into the same folder fails at once, in one line naming the first
+one's process id (``"DIR is in use by another galmet run (pid N, 'galmet synth')"``). The
+operating system releases the lock when its process ends, however it ends (``kill -9``
+included), so a crashed run never leaves the folder locked; a run that ends normally removes the
+lock file too.
+
+- :func:`exclusive`: hold the lock of an existing folder for a block.
+- :func:`locked_folder`: create the folder if needed and hold its lock; a folder this call
+  created is removed again when nothing but bookkeeping was written into it.
+- :func:`holds_folder_lock`: the same as a decorator of a library function, by parameter name.
+- :func:`held_elsewhere`: whether another process holds a folder's lock now.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from galmet.errors import GalmetError
+from galmet.layout import RUN_LOCK
 
 log = logging.getLogger(__name__)
 
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def _busy(folder: Path, holder: str) -> GalmetError:
+    return GalmetError(
+        f"{folder} is in use by another galmet run ({holder}); wait for it to finish or use another folder"
+    )
+
+
+def _holder(path: Path) -> str:
+    """What the lock file says of its holder: ``pid N, WHAT`` (or ``pid unknown``)."""
+    with contextlib.suppress(OSError, ValueError):
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        if text and text[0].split(" ", 1)[0].isdigit():
+            pid, _, what = text[0].partition(" ")
+            return f"pid {pid}, {what}" if what else f"pid {pid}"
+    return "pid unknown"
+
 
 @contextlib.contextmanager
-def exclusive(folder: str | os.PathLike, name: str, what: str) -> Iterator[None]:
+def exclusive(folder: str | os.PathLike, name: str = RUN_LOCK, what: str = "galmet") -> Iterator[None]:
     """Hold the lock file ``folder/name`` for the block, or raise GalmetError at once when another
-    process holds it: ``"FOLDER: another WHAT is running here"``.
+    process (or another open of it in this process) holds it (see the module docstring).
 
-    ``folder`` must exist. On a file system without locks (some network shares) the block runs
-    unlocked, with a warning.
+    ``folder`` must exist. ``what`` names this run in the lock file (``'galmet synth'``), so a
+    second run can say who holds the folder. On a file system without locks (some network
+    shares) the block runs unlocked, with a warning.
     """
+    folder = Path(folder)
+    if fcntl is None:  # pragma: no cover - Windows
+        with _exclusive_filelock(folder, name, what):
+            yield
+        return
+    path = folder / name
+    try:
+        fd = _locked_fd(path, folder)
+    except OSError as exc:  # a read-only folder, or no locks on this file system
+        log.warning("%s: cannot lock (%s); make sure no other galmet run uses this folder", folder, exc.strerror)
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)
+        yield
+    finally:
+        # the lock file goes while still held (a run that opened it meanwhile sees it gone and
+        # opens a new one: _locked_fd), so a finished run leaves none behind
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)  # (closing the last descriptor releases the flock)
+
+
+def _locked_fd(path: Path, folder: Path) -> int:
+    """An open descriptor of ``path`` holding its flock; GalmetError when another holds it. A lock
+    file removed (by its holder, under the lock) between the open and the flock is opened again."""
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _busy(folder, _holder(path)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise _busy(folder, _holder(path))
+
+
+@contextlib.contextmanager
+def _exclusive_filelock(folder: Path, name: str, what: str) -> Iterator[None]:  # pragma: no cover - Windows
     from filelock import FileLock, Timeout
 
-    folder = Path(folder)
     lock = FileLock(folder / name, timeout=0, fallback_to_soft=False)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise GalmetError(f"{folder}: another {what} is running here (it holds {name})") from None
+        raise _busy(folder, "pid unknown") from None
     except (OSError, NotImplementedError) as exc:
-        log.warning("%s: cannot lock (%s); make sure no other %s uses this folder", folder, exc, what)
+        log.warning("%s: cannot lock (%s); make sure no other galmet run uses this folder", folder, exc)
         yield
         return
     try:
@@ -40,20 +128,99 @@ def exclusive(folder: str | os.PathLike, name: str, what: str) -> Iterator[None]
         lock.release()
 
 
-def held_elsewhere(folder: str | os.PathLike, name: str) -> bool:
+def _topmost_missing(folder: Path) -> Path | None:
+    """The highest ancestor of ``folder`` (itself included) that does not exist, or None."""
+    top = None
+    p = Path(os.path.abspath(folder))
+    while not p.exists() and p != p.parent:
+        top = p
+        p = p.parent
+    return top
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str | os.PathLike, what: str = "galmet") -> Iterator[Path]:
+    """Create ``folder`` (and its parents) if needed and hold its lock for the block; yield it.
+
+    The folders this call created are removed again afterwards when they hold nothing but
+    galmet's bookkeeping (a run refused by its checks leaves no trace). GalmetError when
+    another run holds the folder.
+    """
+    from galmet.io.safety import remove_empty_dirs
+
+    folder = Path(folder)
+    top = _topmost_missing(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive(folder, RUN_LOCK, what):
+            yield folder
+    finally:
+        if top is not None:
+            absolute = Path(os.path.abspath(folder))
+            remove_empty_dirs([absolute, *[p for p in absolute.parents if p.is_relative_to(top)]])
+
+
+def holds_folder_lock(param: str, what: str) -> Callable:
+    """Decorator: the function runs holding the lock of the folder its parameter ``param`` names
+    (:func:`locked_folder`). When that path cannot be a folder (it is a file, or sits under one)
+    the function runs unlocked, so that its own checks say what is wrong."""
+
+    def wrap(func: Callable) -> Callable:
+        sig = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args, **kwargs):
+            try:
+                bound = sig.bind(*args, **kwargs)
+            except TypeError:
+                return func(*args, **kwargs)  # (Python's own message)
+            bound.apply_defaults()
+            value = bound.arguments.get(param)
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                return func(*args, **kwargs)
+            with contextlib.ExitStack() as stack:
+                with contextlib.suppress(OSError):  # not a folder: the function's checks say so
+                    stack.enter_context(locked_folder(value, what))
+                return func(*args, **kwargs)
+
+        return run
+
+    return wrap
+
+
+def held_elsewhere(folder: str | os.PathLike, name: str = RUN_LOCK) -> bool:
     """True when another process holds the lock file ``folder/name`` right now (False when the
     file does not exist: nothing is created)."""
-    from filelock import FileLock, Timeout
-
     path = Path(folder) / name
     if not path.is_file():
         return False
-    lock = FileLock(path, timeout=0, fallback_to_soft=False)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    except (OSError, NotImplementedError):
+    if fcntl is None:  # pragma: no cover - Windows
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(path, timeout=0, fallback_to_soft=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True
+        except (OSError, NotImplementedError):
+            return False
+        lock.release()
         return False
-    lock.release()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return False
+
+
+def holder(folder: str | os.PathLike, name: str = RUN_LOCK) -> str:
+    """Who holds (or last held) the folder's lock: ``pid N, WHAT``, from the lock file."""
+    return _holder(Path(folder) / name)

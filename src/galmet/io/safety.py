@@ -9,12 +9,19 @@ Every command checks its output paths with these functions *before* it touches t
 - :func:`file_kind`: what an existing file holds, from its first bytes (and, for a PyTorch
   archive, whether it is a galmet bundle or checkpoint), without importing torch.
 - :func:`dataset_inputs`: the files a dataset directory consists of, as inputs to protect.
-- :func:`remove_files`: delete files galmet wrote, by name, never a folder tree.
+- :func:`remove_files`: delete the given files that galmet wrote (:mod:`galmet.io.ownership`),
+  never a user's file, never a folder tree.
+
+An existing file at an output name is replaced only when galmet wrote it
+(:func:`galmet.io.ownership.owned_by_galmet`) or the caller passes ``overwrite=True``; a folder
+a command works in (a positions work folder) must hold nothing but galmet's files
+(:func:`check_owned_folder`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -23,6 +30,7 @@ from pathlib import Path
 
 from galmet.errors import ConfigError
 from galmet.io.images import IMAGE_SUFFIXES
+from galmet.io.ownership import first_foreign, holds_only_bookkeeping, is_bookkeeping, owned_by_galmet
 from galmet.layout import (
     BUNDLE,
     BUNDLE_FORMAT,
@@ -39,6 +47,8 @@ from galmet.layout import (
     artefact_kind,
     cache_key_file,
 )
+
+log = logging.getLogger(__name__)
 
 #: What an output is written as; each maps to the kinds of existing file it may replace.
 FORMATS = {
@@ -180,6 +190,7 @@ def check_output_file(
     what: str,
     inputs: Iterable[Input] = (),
     kind: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Refuse (one-line ConfigError) an output file that would lose data; return it as a Path.
 
@@ -199,6 +210,10 @@ def check_output_file(
     kind : str, optional
         The artefact kind of the output (see :data:`galmet.layout.ARTEFACT_KINDS`); a name that
         galmet reserves for another kind is refused. Default: ``what``.
+    overwrite : bool
+        Replace an existing file of the right kind that galmet did not write (a file galmet
+        wrote, per its folder's ledger, is replaced without it). The error's ``param`` then
+        also names ``overwrite``.
     """
     p = Path(path)
     if not str(path).strip():
@@ -223,6 +238,11 @@ def check_output_file(
             raise ConfigError(f"{option} {p}: exists and is a {shown}, not a {what}; choose another file", param=option)
         if not os.access(p, os.W_OK):
             raise ConfigError(f"{option} {p}: exists and is read-only; choose another file", param=option)
+    if (p.exists() or p.is_symlink()) and not overwrite and not owned_by_galmet(p):
+        raise ConfigError(
+            f"{option} {p}: exists and was not written by galmet; choose another file or use overwrite to replace it",
+            param=(option, "overwrite"),
+        )
     return p
 
 
@@ -231,6 +251,7 @@ def check_output_dir(
     option: str,
     files: Sequence[tuple[str, str, str]] = (),
     inputs: Iterable[Input] = (),
+    overwrite: bool = False,
 ) -> Path:
     """Refuse an output folder that is a file, sits under a file or is not writable, and check
     each file the command writes into it with :func:`check_output_file`.
@@ -239,6 +260,8 @@ def check_output_dir(
     ----------
     files : sequence of (relative name, format, what)
         The files the command will write in the folder.
+    overwrite : bool
+        Replace files at those names that galmet did not write (see :func:`check_output_file`).
     """
     p = Path(path)
     if not str(path).strip():
@@ -248,8 +271,21 @@ def check_output_dir(
     _check_location(p if p.is_dir() else p.parent, p, option)
     inputs = list(inputs)
     for name, fmt, what in files:
-        check_output_file(p / name, option, fmt, what, inputs)
+        check_output_file(p / name, option, fmt, what, inputs, overwrite=overwrite)
     return p
+
+
+def check_owned_folder(path: str | os.PathLike, option: str, what: str = "work folder") -> None:
+    """ConfigError when the folder ``path`` (a command's own work folder, which it fills and
+    empties) holds anything galmet did not write, in it or below: galmet never adopts a user's
+    files as its own, and never deletes them. Nothing to check when it does not exist."""
+    foreign = first_foreign(path)
+    if foreign is not None:
+        raise ConfigError(
+            f"{option} {path}: is not empty and {foreign} was not written by galmet; a {what} must be new, "
+            "empty or hold only galmet's files (choose another folder)",
+            param=option,
+        )
 
 
 def check_not_run_model(path: str | os.PathLike, option: str) -> None:
@@ -293,18 +329,29 @@ def model_input(path: str | os.PathLike, what: str = "the model bundle") -> Inpu
 
 
 def remove_files(paths: Iterable[Path]) -> int:
-    """Delete the given files (never a folder) when present; return how many were removed."""
+    """Delete those of the given files that galmet wrote (:func:`galmet.io.ownership.owned_by_galmet`:
+    never a user's file, a file edited since, a link or a folder); return how many were removed.
+    The others are left as they are (logged at debug level)."""
     n = 0
-    for p in paths:
+    for p in map(Path, paths):
+        if not owned_by_galmet(p):
+            if p.exists() or p.is_symlink():
+                log.debug("%s: not written by galmet, left in place", p)
+            continue
         with contextlib.suppress(FileNotFoundError):
-            if p.is_symlink() or p.is_file():
-                p.unlink()
-                n += 1
+            p.unlink()
+            n += 1
     return n
 
 
 def remove_empty_dirs(folders: Iterable[Path]) -> None:
-    """Remove each folder that is now empty (deepest first); folders holding anything stay."""
-    for d in sorted(set(folders), key=lambda q: len(q.parts), reverse=True):
+    """Remove each folder that is now empty but for galmet's bookkeeping (its ledger, lock files,
+    temp files), deepest first; folders holding anything else stay."""
+    for d in sorted(set(map(Path, folders)), key=lambda q: len(q.parts), reverse=True):
+        if not holds_only_bookkeeping(d):
+            continue
         with contextlib.suppress(OSError):
+            for p in d.iterdir():
+                if is_bookkeeping(p.name):
+                    p.unlink(missing_ok=True)
             d.rmdir()

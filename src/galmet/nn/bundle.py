@@ -142,7 +142,7 @@ _SHARED_META = SHARED_KEYS
 _MEMBER_META = MEMBER_KEYS
 
 
-def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = None) -> Path:
+def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = None, overwrite: bool = False) -> Path:
     """Write several compatible model bundles as one ensemble bundle that :func:`load_model` reads.
 
     Predictions of the ensemble are the mean over members (and over the TTA views); each
@@ -160,10 +160,13 @@ def save_ensemble(path: str | os.PathLike, members: list, meta: dict | None = No
         Extra JSON-able description (e.g. the cross-validation scores, a ``calibration`` of the
         ensemble). The members' own calibrations do not carry over (an ensemble's residuals are
         not a member's); their training label ranges are merged.
+    overwrite : bool
+        Replace an existing ``path`` that galmet did not write.
     """
     sources = [m.path if isinstance(m, GalmetModel) else m for m in members]
     inputs = [model_input(p, f"the member {p}") for p in sources if p is not None]
-    check_output_file(path, "path", "bundle", "model bundle", inputs)  # before reading the members
+    # before reading the members
+    check_output_file(path, "path", "bundle", "model bundle", inputs, overwrite=overwrite)
     models = [m if isinstance(m, GalmetModel) else load_model(m) for m in members]
     _check_distinct_members(models)
     if sum(len(m.nets) for m in models) < 2:
@@ -377,7 +380,7 @@ def check_bundle_meta(meta: dict, path: str | os.PathLike = "bundle") -> None:
                 )
 
 
-def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: dict) -> Path:
+def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: dict, overwrite: bool = False) -> Path:
     """Copy the bundle ``src`` to ``dst`` with entries of its meta replaced (written atomically).
 
     The weights are copied unchanged. Used to attach a calibration or embedding statistics to an
@@ -395,6 +398,8 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
         The new bundle file.
     meta_updates : dict
         Meta entries to set (JSON-able); a value of None removes the entry.
+    overwrite : bool
+        Replace an existing ``dst`` that galmet did not write.
     """
     model = load_model(src)  # validates src
     src_path = model.path if model.path is not None else Path(src)
@@ -403,6 +408,7 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
         raise ConfigError(f"{dst}: is a directory; give the file to write the bundle to (e.g. {dst / BUNDLE})")
     if dst.exists() and dst.resolve() == Path(src_path).resolve():
         raise ConfigError(f"{dst}: is the input bundle; write the calibrated bundle to another file")
+    check_output_file(dst, "dst", "bundle", "model bundle", [model_input(src_path)], overwrite=overwrite)
     obj = safe_load(Path(src_path), "galmet model bundle")
     meta = dict(obj["meta"])
     # the same weights in a new file: predictions of src (and of what src came from) are this model's

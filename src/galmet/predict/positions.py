@@ -63,20 +63,27 @@ from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
+from galmet.io.ownership import holds_only_bookkeeping
 from galmet.io.progress import progress_bar
-from galmet.io.safety import check_output_dir, check_output_file, model_input, remove_empty_dirs, remove_files
+from galmet.io.safety import (
+    check_output_dir,
+    check_output_file,
+    check_owned_folder,
+    model_input,
+    remove_empty_dirs,
+    remove_files,
+)
 from galmet.io.tables import file_sha256, read_table, require_table_format, table_provenance, write_table
 from galmet.layout import (
     CATALOG_PARQUET,
-    DOWNLOAD_LOCK,
     IMAGES_DIR,
     MANIFEST,
     POSITIONS_CUTOUTS,
     POSITIONS_CUTOUTS_MARKER,
-    POSITIONS_LOCK,
     POSITIONS_RUN,
     POSITIONS_SHARDS,
     POSITIONS_WORK_SUFFIX,
+    RUN_LOCK,
     positions_shard,
 )
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
@@ -354,16 +361,19 @@ class PositionsJob:
         """Refuse (one line) a work folder or cutouts folder that would lose data, before any write."""
         if self.work is not None:
             _check_dir(self.work, "work_dir")
+            # never adopt (and later delete) a user's files as shards or cutouts
+            check_owned_folder(self.work, "work_dir")
             run = self.folder / POSITIONS_RUN
             if run.is_file():
                 self._same_run(run)
         if self.opts.keep_cutouts is not None:
             folder = Path(self.opts.keep_cutouts)
             _check_dir(folder, "keep_cutouts")
+            check_owned_folder(folder, "keep_cutouts", "cutouts folder")
             marker = folder / POSITIONS_CUTOUTS_MARKER
             if marker.is_file():
                 self._same_cutouts(marker)
-            elif folder.is_dir() and any(folder.iterdir()):
+            elif folder.is_dir() and not holds_only_bookkeeping(folder):
                 raise ConfigError(
                     f"keep_cutouts {folder}: is not empty and holds no cutouts of a galmet positions run; "
                     "give a new or empty folder",
@@ -418,7 +428,7 @@ class PositionsJob:
             self.cutouts.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DataError(f"{self.work}: cannot create the work folder ({exc.strerror})") from None
-        with exclusive(self.work, POSITIONS_LOCK, "'galmet predict' at positions"):
+        with exclusive(self.work, RUN_LOCK, "'galmet predict' at positions"):
             try:
                 table = self._run_locked()
             finally:
@@ -557,7 +567,7 @@ class PositionsJob:
                 frames.append(read_table(path))
             except DataError as exc:  # written atomically, so only a foreign or damaged file
                 log.warning("%s; its rows are predicted again", exc)
-                path.unlink()
+                remove_files([path])
         if not frames:
             return pd.DataFrame({ROW: pd.Series([], dtype=np.int64)})
         return pd.concat(frames, ignore_index=True).drop_duplicates(ROW, keep="last")
@@ -618,12 +628,11 @@ class PositionsJob:
             cut = self.cutouts
             remove_stale_temp_files(cut / IMAGES_DIR) if (cut / IMAGES_DIR).is_dir() else None
             files += [cut / IMAGES_DIR / f"{k}.jpg" for k in np.unique(self.keys).tolist()]
-            files += [cut / n for n in (CATALOG_PARQUET, MANIFEST, DOWNLOAD_LOCK, POSITIONS_CUTOUTS_MARKER)]
+            files += [cut / n for n in (CATALOG_PARQUET, MANIFEST, POSITIONS_CUTOUTS_MARKER)]
             folders += [cut / IMAGES_DIR, cut]
         else:
             self._write_kept_catalog()
         remove_files(files)
-        remove_files([self.folder / POSITIONS_LOCK])
         remove_empty_dirs(folders)
 
     def _write_kept_catalog(self) -> None:
@@ -846,6 +855,7 @@ def predict_positions(
     keep_cutouts: str | os.PathLike | None = None,
     shard_size: int = 1024,
     summary: PositionsSummary | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ):
     """Predict metallicity (the model's targets) at sky positions; one row per position, none dropped.
@@ -897,6 +907,8 @@ def predict_positions(
     summary : PositionsSummary, optional
         Filled in with what the run did (rows by status, rows resumed, cutouts fetched, seconds),
         also when it is interrupted.
+    overwrite : bool
+        Replace an ``out`` galmet did not write (work and cutouts folders: galmet's files only).
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
@@ -914,23 +926,20 @@ def predict_positions(
     Raises
     ------
     DataError, ConfigError
-        One line: unusable positions (no ra/dec column, text that is not an angle), bad options
-        (``param`` names the parameter).
+        One line: unusable positions (no ra/dec column, not an angle), bad options (``param``).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
     from galmet.nn.bundle import load_model
 
-    if not isinstance(model, GalmetModel):
-        model = load_model(model, device="cpu")
+    model = model if isinstance(model, GalmetModel) else load_model(model, device="cpu")
     if out is not None:
-        _check_out(Path(out), model)
+        _check_out(Path(out), model, overwrite)
         work_dir = work_dir if work_dir is not None else default_work_dir(out)
     opts = _positions_options(options, download, overrides)
     opts.flags, opts.shard_size, opts.base_url = flags, shard_size, base_url
     opts.work_dir, opts.keep_cutouts = (Path(d) if d is not None else None for d in (work_dir, keep_cutouts))
-    job = PositionsJob(model, sky_positions(coords), opts, client, summary)
-    return _run(job, out, drop_failed)
+    return _run(PositionsJob(model, sky_positions(coords), opts, client, summary), out, drop_failed)
 
 
 def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
@@ -999,12 +1008,13 @@ def _positions_options(
     return PositionsOptions(inference=inference, download=dataclasses.replace(dl, progress=False))
 
 
-def _check_out(out: Path, model: GalmetModel) -> None:
+def _check_out(out: Path, model: GalmetModel, overwrite: bool = False) -> None:
     """Refuse (ConfigError, ``param="out"``) an output of unknown format, a folder, the model's
-    own file, or an existing file of another kind, before anything is fetched."""
+    own file, an existing file of another kind or (without ``overwrite``) one galmet did not
+    write, before anything is fetched."""
     fmt = require_table_format(out, param="out")
     inputs = [model_input(model.path)] if model.path is not None else []
     try:
-        check_output_file(out, "out", fmt.kind or "csv", "predictions table", inputs)
+        check_output_file(out, "out", fmt.kind or "csv", "predictions table", inputs, overwrite=overwrite)
     except ConfigError as exc:
-        raise ConfigError(str(exc), param="out") from None
+        raise ConfigError(str(exc), param=exc.param or "out") from None

@@ -577,7 +577,10 @@ def _report_provenance() -> list[list[str]]:
 
 
 def write_report(
-    run_dirs: str | os.PathLike | list, out_html: str | os.PathLike | None = None, title: str | None = None
+    run_dirs: str | os.PathLike | list,
+    out_html: str | os.PathLike | None = None,
+    title: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the HTML report of one or several run folders atomically; return its path.
 
@@ -591,11 +594,13 @@ def write_report(
         Default: ``<run_dir>/report.html`` for one folder; required for several.
     title : str, optional
         Default: "galmet report: " and the run names.
+    overwrite : bool
+        Replace an existing report file that galmet did not write.
     """
     from galmet.io.atomic import atomic_write_text
 
     dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
-    out = check_report_output(dirs, out_html)
+    out = check_report_output(dirs, out_html, overwrite=overwrite)
     roots: list[Path] = []
     for d in dirs:
         collect(d)  # a missing or non-folder argument fails here, in one line
@@ -617,10 +622,11 @@ def write_report(
 READ_SUFFIXES = (".json", ".csv", ".parquet", ".png", ".yaml", ".fits")
 
 
-def check_report_output(run_dirs, out_html=None) -> Path:
+def check_report_output(run_dirs, out_html=None, overwrite: bool = False) -> Path:
     """The report's path (default ``run_dir/report.html`` for one folder), refused (one line) when
     it does not end in .html/.htm, is a directory or sits under a file, is one of the files the
-    report reads, or is missing while several folders are reported."""
+    report reads, exists and was not written by galmet (unless ``overwrite``), or is missing
+    while several folders are reported."""
     dirs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
     if not dirs:
         raise ConfigError("give at least one run folder to report")
@@ -632,4 +638,4 @@ def check_report_output(run_dirs, out_html=None) -> Path:
     if out.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"out_html {out}: the report is HTML; give a file name ending in .html", param="out_html")
     reads = [Input(Path(d), "a file the report reads", tree=True, suffixes=READ_SUFFIXES) for d in dirs]
-    return check_output_file(out, "out_html", "html", "report", reads)
+    return check_output_file(out, "out_html", "html", "report", reads, overwrite=overwrite)

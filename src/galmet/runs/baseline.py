@@ -10,6 +10,7 @@ from typing import Any
 
 from galmet.data.dataset import as_dataset
 from galmet.io.jsonfile import write_json
+from galmet.io.locks import holds_folder_lock
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import write_table
 from galmet.layout import BASELINE_METRICS, CONSTANT_PREDICTIONS, ORACLE_PREDICTIONS, rf_predictions
@@ -28,12 +29,14 @@ from galmet.science.metrics import summarize
 from galmet.synthetic.physics import IMAGE_OBSERVABLES
 
 
+@holds_folder_lock("out_dir", "'galmet baseline'")
 def run_baselines(
     dataset,
     out_dir: str | os.PathLike,
     bands: str = "gri",
     target: str = "oh_p50",
     config: ForestConfig | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Fit both baselines on a dataset, write their predictions and metrics; return the metrics.
 
@@ -46,6 +49,8 @@ def run_baselines(
         ``baseline_metrics.json`` (test-set metrics of both, config, provenance). For a synthetic
         set also ``oracle_predictions.parquet`` (:func:`~galmet.science.baseline.observable_oracle`)
         and, in the metrics, its noise floor on the test split.
+    overwrite : bool
+        Replace files at those names that galmet did not write.
 
     Returns
     -------
@@ -59,7 +64,9 @@ def run_baselines(
         (CONSTANT_PREDICTIONS, "parquet", "predictions table"),
         (BASELINE_METRICS, "json", "baseline metrics"),
     ]
-    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"))  # before anything is read
+    check_output_dir(
+        out_dir, "out_dir", files, inputs_of(dataset, "the dataset"), overwrite=overwrite
+    )  # before anything is read
     require_sklearn()
     ds = as_dataset(dataset, targets=[target], load_images=False)
     catalog, where = ds.catalog, str(ds.root)

@@ -37,7 +37,7 @@ from galmet.science.predictions import join_dataset, upgrade_columns
 log = logging.getLogger(__name__)
 
 
-def _check_out(model_path: Path, out: Path, inputs: list[Input]) -> None:
+def _check_out(model_path: Path, out: Path, inputs: list[Input], overwrite: bool = False) -> None:
     """Refuse (one line, before anything is read or written) an ``out`` that is not a new bundle
     file: not a .pt file, a folder, the input bundle or another input, a training run's model."""
     if out.suffix != ".pt":
@@ -46,7 +46,7 @@ def _check_out(model_path: Path, out: Path, inputs: list[Input]) -> None:
         raise ConfigError(f"out {out}: is a directory; give a file such as {out / BUNDLE}", param="out")
     if out.exists() and out.resolve() == model_path.resolve():
         raise ConfigError(f"out {out}: is the input bundle; write the calibrated bundle to another file", param="out")
-    check_output_file(out, "out", "bundle", "model bundle", inputs)
+    check_output_file(out, "out", "bundle", "model bundle", inputs, overwrite=overwrite)
     check_not_run_model(out, "out")
 
 
@@ -152,6 +152,7 @@ def calibrate_bundle(
     reference=None,
     offset: float | None = None,
     device: str = "auto",
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -162,7 +163,7 @@ def calibrate_bundle(
     predictions : path-like
         Held-out predictions of that model with the truth (or ``dataset`` to join it).
     out : path-like
-        The calibrated bundle to write (``.pt``; not the input).
+        The calibrated bundle to write (``.pt``; not the input; another's only with ``overwrite``).
     method, symmetric, offset
         See :func:`galmet.science.calibration.fit_calibration`; ``auto`` is ``sigma`` for a
         ``--loss gaussian`` model and ``absolute`` otherwise.
@@ -190,7 +191,7 @@ def calibrate_bundle(
     out = Path(out)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
-    _check_out(model_input(model_path).path, out, inputs)
+    _check_out(model_input(model_path).path, out, inputs, overwrite)
     model = load_model(model_path)
     _check_request(model, split, method)
     df, targets = _model_predictions(model, predictions, dataset)
@@ -226,7 +227,7 @@ def calibrate_bundle(
     }
     if reference is not None:
         updates.update(embedding_statistics(model, reference, device=device))
-    update_bundle(model.path or model_path, out, updates)
+    update_bundle(model.path or model_path, out, updates, overwrite=overwrite)
     return {
         "out": out,
         "calibrations": {t: c.describe() for t, c in cals.items()},

@@ -278,13 +278,14 @@ def _cross_validate_into(
         log.info("calibration: %s", cal.describe())
     scores["config"] = config.to_dict()
     atomic_write_text(work / CV_SCORES, json.dumps(scores, indent=1) + "\n")
-    bundle = save_ensemble(
+    bundle = save_ensemble(  # (the run folder's own rules decided what may be replaced)
         work / BUNDLE,
         members,
         meta={
             "cross_validation": {k: scores[k] for k in ("folds", "fold_seed", "n", "targets")},
             "calibration": {t: cal.to_dict() for t, cal in calibrations.items()},
         },
+        overwrite=True,
     )
     # the held-out predictions that calibrate this ensemble: they name it (galmet calibrate checks)
     write_table(oof, work / OOF, provenance=table_provenance(model=bundle))

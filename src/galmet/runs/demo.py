@@ -18,6 +18,7 @@ import numpy as np
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.locks import exclusive
+from galmet.io.ownership import holds_only_bookkeeping, owned_by_galmet
 from galmet.io.safety import check_output_dir
 from galmet.layout import DEMO_MARKER, METRICS, PREDICTIONS, REPORT, RUN_LOCK
 from galmet.paper import TEST_FRACTION, VALID_FRACTION
@@ -28,12 +29,23 @@ MARKER = DEMO_MARKER
 MAX_N = 100_000
 
 
-def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device: str, batch_size: int = 32):
+def check_demo(
+    out,
+    n: int,
+    size: int,
+    epochs: int,
+    arch: str,
+    seed: int,
+    device: str,
+    batch_size: int = 32,
+    overwrite: bool = False,
+):
     """Check every option, the packages the stages need and the output folder before anything
     is written or computed; return the training config. ConfigError (one line) for a bad option
     (including a training too short for its schedule, e.g. ``--epochs 1`` on a small set), a
-    missing extra (GalSim, scikit-learn, matplotlib), an --out that is a file or sits under one,
-    or a non-empty folder that is not a previous demo."""
+    missing extra (GalSim, scikit-learn, matplotlib), an out that is a file or sits under one,
+    or a non-empty folder that is not a previous demo (its marker written by galmet) unless
+    ``overwrite``."""
     # the checks that need no torch first, so a mistyped option fails at once
     from galmet.columns import ARCHS
     from galmet.synthetic.render import check_options
@@ -50,9 +62,11 @@ def check_demo(out, n: int, size: int, epochs: int, arch: str, seed: int, device
         raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}", param="device")
     out = Path(out)
     check_output_dir(out, "out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.is_dir() and not holds_only_bookkeeping(out) and not owned_by_galmet(out / MARKER) and not overwrite:
         raise ConfigError(
-            f"{out}: folder is not empty and is not a previous galmet demo; choose another out", param="out"
+            f"out {out}: folder is not empty and is not a previous galmet demo; choose another out, or use "
+            "overwrite to write the demo's files among its files (replacing those at the demo's names)",
+            param=("out", "overwrite"),
         )
 
     from galmet.data.splits import split_counts
@@ -104,6 +118,7 @@ def run_demo(
     device: str = "auto",
     batch_size: int = 32,
     keep_checkpoint: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Run every stage into ``out``; return the test-set metrics of the CNN and the baselines.
 
@@ -113,9 +128,11 @@ def run_demo(
     Every option and the folder are checked first (:func:`check_demo`). A previous demo in
     ``out`` is replaced stage by stage, each deleting or replacing only the files it wrote:
     the synthesis its own images and catalogue (by name), the training run only once the new
-    one has finished; nothing else in the folder is touched.
+    one has finished; nothing else in the folder is touched. A folder that is neither empty nor
+    a previous demo is refused unless ``overwrite`` (the demo then writes among its files and
+    replaces those at the demo's names, deleting none).
     """
-    config = check_demo(out, n, size, epochs, arch, seed, device, batch_size)
+    config = check_demo(out, n, size, epochs, arch, seed, device, batch_size, overwrite=overwrite)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, RUN_LOCK, "'galmet demo'"):
@@ -145,20 +162,20 @@ def _run_stages(
     pred_path = _calibrate_and_predict_stage(out, ds, result.bundle_path, device)
 
     _say("[4/6] baselines: constant mean and a random forest on gri magnitudes")
-    baselines = run_baselines(ds, out / "run" / "baselines", bands="gri")
+    baselines = run_baselines(ds, out / "run" / "baselines", bands="gri", overwrite=True)
 
     _say("[5/6] metrics and the paper's figures")
-    summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / METRICS)
+    summary = evaluate_predictions(pred_path, "oh_p50", "test", json_out=out / "run" / METRICS, overwrite=True)
     _say(format_metrics_table(summary))
     if "uncertainty" in summary:
         from galmet.science.calibration import format_uncertainty
 
         _say(format_uncertainty(summary["uncertainty"], "oh_p50"))
-    figures = make_figures(pred_path, ds, out / "run" / "figures")
+    figures = make_figures(pred_path, ds, out / "run" / "figures", overwrite=True)
     _say(f"figures: {out / 'run' / 'figures'} ({len(figures)} files)")
 
     _say("[6/6] HTML report")
-    report = write_report(out, out / REPORT, title="galmet demo (synthetic galaxies)")
+    report = write_report(out, out / REPORT, title="galmet demo (synthetic galaxies)", overwrite=True)
     return _final_summary(ds, summary, baselines, report, time.perf_counter() - t_start)
 
 
@@ -212,7 +229,7 @@ def _calibrate_and_predict_stage(out: Path, ds, bundle_path: Path, device: str) 
     else:
         _say(f"calibration: {cal.describe()}")
         calibrated = update_bundle(
-            bundle_path, out / "run" / "model_calibrated.pt", {"calibration": {"oh_p50": cal.to_dict()}}
+            bundle_path, out / "run" / "model_calibrated.pt", {"calibration": {"oh_p50": cal.to_dict()}}, overwrite=True
         )
         model = load_model(calibrated)
     pred = predict_dataset(model, ds.subset("test"), tta=True, device=device)

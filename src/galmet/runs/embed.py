@@ -30,6 +30,7 @@ def embedding_table(
     batch_size: int = 256,
     device: str = "auto",
     skip_bad: bool = False,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Embed every image of ``dataset`` (optionally only ``split`` rows) and return (and write) the table.
 
@@ -40,13 +41,15 @@ def embedding_table(
         ``"all"`` stacks every member with a ``member`` column.
     out : path-like, optional
         .parquet, .csv or .fits (written atomically).
+    overwrite : bool
+        Replace an existing ``out`` that galmet did not write.
     """
     kind = require_table_format(out, param="out").kind if out is not None else None
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
     if out is not None:
         inputs = [model_input(model_path), *inputs_of(dataset, "the dataset")]
-        check_output_file(out, "out", kind or "csv", "embeddings table", inputs)
+        check_output_file(out, "out", kind or "csv", "embeddings table", inputs, overwrite=overwrite)
     model = load_model(model_path)
     members = list(range(len(model.nets)))
     if member != "all":

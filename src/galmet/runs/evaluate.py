@@ -22,6 +22,7 @@ def evaluate_predictions(
     json_out: str | os.PathLike | None = None,
     pred_col: str | None = None,
     true_col: str | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Read a predictions file, compute :func:`galmet.science.metrics.summarize`, optionally write JSON.
 
@@ -31,11 +32,12 @@ def evaluate_predictions(
     (:func:`galmet.science.calibration.uncertainty_metrics`), and when it has the label's
     percentiles, ``label_noise`` (:func:`galmet.science.calibration.label_noise_budget`).
     ``pred_col`` / ``true_col`` name a foreign table's prediction and truth columns
-    (:func:`galmet.science.predictions.foreign_columns`).
+    (:func:`galmet.science.predictions.foreign_columns`). An existing ``json_out`` galmet did
+    not write is replaced only with ``overwrite``.
     """
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
-        check_output_file(json_out, "json_out", "json", "metrics", inputs)
+        check_output_file(json_out, "json_out", "json", "metrics", inputs, overwrite=overwrite)
     df, target = load_predictions(path, target, dataset, pred_col=pred_col, true_col=true_col)
     summary = summarize(df, target, split)
     uncertainty = uncertainty_metrics(df, target, split)

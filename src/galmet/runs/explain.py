@@ -29,6 +29,7 @@ from galmet.data.quality import pixel_scale_of
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_bytes, atomic_write_text
 from galmet.io.jsonfile import write_json
+from galmet.io.locks import holds_folder_lock
 from galmet.io.safety import check_output_dir, inputs_of, model_input
 from galmet.layout import CONTROLS_JSON, CONTROLS_TABLE, attribution_stem
 from galmet.nn.attribution import METHODS, attribution_maps, require_captum
@@ -95,6 +96,7 @@ def run_controls(model, images: np.ndarray, z_true: np.ndarray, ids, seed: int =
     return summary, table
 
 
+@holds_folder_lock("out_dir", "'galmet explain'")
 def explain(
     model_path,
     dataset,
@@ -108,8 +110,11 @@ def explain(
     device: str = "auto",
     ncols: int = 4,
     formats=("png", "pdf"),
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Attribution maps of ``n`` seeded-random galaxies of ``split``, and the controls; see the module doc.
+
+    Files at the output names that galmet did not write are replaced only with ``overwrite``.
 
     Returns
     -------
@@ -126,7 +131,8 @@ def explain(
     expected = [(f"{stem}.{fmt}", fmt, "figure") for fmt in formats] + [(f"{stem}.npz", "npz", "attribution arrays")]
     if controls:
         expected += [(CONTROLS_JSON, "json", "controls summary"), (CONTROLS_TABLE, "csv", "controls table")]
-    check_output_dir(out, "out_dir", expected, [model_input(model_path), *inputs_of(dataset, "the dataset")])
+    inputs = [model_input(model_path), *inputs_of(dataset, "the dataset")]
+    check_output_dir(out, "out_dir", expected, inputs, overwrite=overwrite)
     require_matplotlib()
     model = load_model(model_path)
     model.check_dataset_imaging(dataset)

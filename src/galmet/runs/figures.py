@@ -14,6 +14,7 @@ import pandas as pd
 from galmet.columns import INTERVAL_LEVELS, err_column, interval_columns
 from galmet.data.dataset import as_dataset
 from galmet.errors import DataError
+from galmet.io.locks import holds_folder_lock
 from galmet.io.safety import Input, check_output_dir, inputs_of
 from galmet.layout import FIGURE_NAMES, RESOLUTION_META, RESOLUTION_TABLE, UNCERTAINTY_FIGURE
 from galmet.science.metrics import describe_exclusions, select_split, usable_rows
@@ -49,9 +50,18 @@ def _dataset_images_for(table: pd.DataFrame, dataset) -> np.ndarray:
     return np.asarray(dataset.images()[pos.loc[want].to_numpy()])
 
 
-def check_figure_outputs(out_dir, formats: Sequence[str], predictions=None, dataset=None, resolution=None, mass=None):
-    """Refuse (one line) an ``out_dir`` where a figure would replace one of the inputs or a file of
-    another kind, or that is a file or sits under one; touches nothing."""
+def check_figure_outputs(
+    out_dir,
+    formats: Sequence[str],
+    predictions=None,
+    dataset=None,
+    resolution=None,
+    mass=None,
+    overwrite: bool = False,
+):
+    """Refuse (one line) an ``out_dir`` where a figure would replace one of the inputs, a file of
+    another kind or (without ``overwrite``) a file galmet did not write, or that is a file or sits
+    under one; touches nothing."""
     inputs = inputs_of(predictions, "the predictions file") + inputs_of(mass, "the --mass predictions file")
     inputs += inputs_of(dataset, "the dataset")
     if isinstance(resolution, (str, os.PathLike)):
@@ -61,9 +71,10 @@ def check_figure_outputs(out_dir, formats: Sequence[str], predictions=None, data
     require_matplotlib()
     stems = [*FIGURE_NAMES.values(), UNCERTAINTY_FIGURE]
     files = [(f"{stem}.{fmt}", fmt, "figure") for stem in stems for fmt in formats]
-    check_output_dir(out_dir, "out_dir", files, inputs)
+    check_output_dir(out_dir, "out_dir", files, inputs, overwrite=overwrite)
 
 
+@holds_folder_lock("out_dir", "'galmet figures'")
 def make_figures(
     predictions,
     dataset=None,
@@ -79,6 +90,7 @@ def make_figures(
     fig3_binning: str = "auto",
     mzr_style: str = "paper",
     relation: str = "tremonti",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Draw the paper's figures from a predictions table; return the files written.
 
@@ -104,11 +116,13 @@ def make_figures(
         Figure 2: each histogram in its own Freedman-Diaconis bins (the paper) or common bins.
     fig3_binning : {"auto", "paper", "adaptive"}
         Figure 3: the paper's 0.1 dex bins of Z_true (``auto`` for oh_p50) or adaptive bins.
+    overwrite : bool
+        Replace files at the figures' names that galmet did not write.
     mzr_style, relation : str
         Figure 6 as the paper drew it or galmet's variant, and the MZR its scatter is measured
         about (``tremonti``: Eq. 3; ``refit``: re-fitted on the dataset's train split).
     """
-    check_figure_outputs(out_dir, formats, predictions, dataset, resolution, mass)
+    check_figure_outputs(out_dir, formats, predictions, dataset, resolution, mass, overwrite=overwrite)
     if dataset is not None:
         dataset = as_dataset(dataset, targets=[])
     df, target = _shown_predictions(predictions, target, dataset, split)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from galmet.io.jsonfile import provenance, write_json
+from galmet.io.locks import holds_folder_lock
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import write_table
 from galmet.layout import FIGURE_NAMES, MZR_BINS, MZR_JOINED, MZR_METRICS, artefact_kind
@@ -17,17 +18,22 @@ from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.style import require_matplotlib, save_figure
 
 
-def check_mzr_outputs(out_dir, formats, metallicity=None, mass=None, dataset=None, rf=None) -> None:
-    """Refuse (one line) an ``out_dir`` where an output would replace an input or a file of another
-    kind, or that is a file or sits under one; touches nothing."""
+def check_mzr_outputs(
+    out_dir, formats, metallicity=None, mass=None, dataset=None, rf=None, overwrite: bool = False
+) -> None:
+    """Refuse (one line) an ``out_dir`` where an output would replace an input, a file of another
+    kind or (without ``overwrite``) a file galmet did not write, or that is a file or sits under
+    one; touches nothing."""
     require_matplotlib()
     inputs = inputs_of(metallicity, "the --metallicity predictions") + inputs_of(mass, "the --mass predictions")
     inputs += inputs_of(dataset, "the dataset") + inputs_of(rf, "the --rf predictions")
     files = [(MZR_METRICS, "json"), (MZR_BINS, "csv"), (MZR_JOINED, "parquet")]
     files += [(f"{FIGURE_NAMES[k]}.{fmt}", fmt) for k in (5, 6) for fmt in formats]
-    check_output_dir(out_dir, "out_dir", [(n, f, artefact_kind(n) or "figure") for n, f in files], inputs)
+    named = [(n, f, artefact_kind(n) or "figure") for n, f in files]
+    check_output_dir(out_dir, "out_dir", named, inputs, overwrite=overwrite)
 
 
+@holds_folder_lock("out_dir", "'galmet mzr'")
 def run_mzr(
     metallicity,
     mass,
@@ -41,6 +47,7 @@ def run_mzr(
     relation: str = "tremonti",
     use_rf: bool = True,
     style: str = "paper",
+    overwrite: bool = False,
 ) -> dict:
     """Compute :func:`mzr_analysis` and write it to ``out_dir``.
 
@@ -51,7 +58,7 @@ def run_mzr(
     ``files`` added.
     """
     out = Path(out_dir)
-    check_mzr_outputs(out, formats, metallicity, mass, dataset, rf)
+    check_mzr_outputs(out, formats, metallicity, mass, dataset, rf, overwrite=overwrite)
     res = mzr_analysis(metallicity, mass, dataset, split, bin_width, rf=rf, ssfr=ssfr, relation=relation, use_rf=use_rf)
     j = res["joined"]
     both = res["bins"].merge(

@@ -16,7 +16,8 @@ import pandas as pd
 from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError, one_line
 from galmet.io.jsonfile import write_json
-from galmet.io.locks import exclusive
+from galmet.io.locks import holds_folder_lock
+from galmet.io.ownership import owned_by_galmet
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.io.tables import read_table, write_table
 from galmet.layout import (
@@ -27,7 +28,6 @@ from galmet.layout import (
     PREDICTIONS,
     RESOLUTION_META,
     RESOLUTION_TABLE,
-    RUN_LOCK,
     resolution_run,
 )
 from galmet.nn.bundle import load_model
@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 
 def _load_table(path: Path) -> pd.DataFrame:
-    if not path.is_file():
+    """The study's table so far: empty when galmet did not write ``path`` (a file the user let
+    ``overwrite`` replace is never read as a study)."""
+    if not owned_by_galmet(path):
         return pd.DataFrame(columns=COLUMNS)
     tab = read_table(path)
     missing = [c for c in COLUMNS if c not in tab.columns]
@@ -54,6 +56,7 @@ def _load_table(path: Path) -> pd.DataFrame:
     return tab[np.isfinite(pd.to_numeric(tab["rmse"], errors="coerce"))].reset_index(drop=True)
 
 
+@holds_folder_lock("out_dir", "'galmet resolution-study'")  # one study at a time in a folder
 def run_study(
     dataset,
     out_dir: str | os.PathLike,
@@ -63,6 +66,7 @@ def run_study(
     bands: str = "gri",
     tta: bool = True,
     formats: Sequence[str] = ("png", "pdf"),
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Train and test the CNN at each image size; return the results table (largest size first).
 
@@ -85,6 +89,9 @@ def run_study(
         Magnitudes of the random-forest baseline.
     tta : bool
         Test-time augmentation when predicting the test split.
+    overwrite : bool
+        Replace the study's table, settings and figure where galmet did not write them (they are
+        then not read as an earlier study); without it such files are refused.
     """
     if min_input < 1:
         raise ConfigError(f"min_input must be >= 1 pixel, got {min_input}", param="min_input")
@@ -94,7 +101,7 @@ def run_study(
         (RESOLUTION_META, "json", "resolution-study settings"),
         *[(f"{FIGURE_NAMES[4]}.{fmt}", fmt, "figure") for fmt in formats],
     ]
-    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"))
+    check_output_dir(out_dir, "out_dir", files, inputs_of(dataset, "the dataset"), overwrite=overwrite)
     require_matplotlib()
     target = config.targets[0]
     dataset = as_dataset(
@@ -105,8 +112,7 @@ def run_study(
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive(out, RUN_LOCK, "'galmet resolution-study'"):  # one study at a time in a folder
-        return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)
+    return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)
 
 
 def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str, tta: bool, formats):
@@ -151,7 +157,7 @@ def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: i
         "dataset": str(Path(dataset.root).resolve()),
         "n": len(dataset),
     }
-    if meta_path.is_file():
+    if owned_by_galmet(meta_path):  # (a user's file that overwrite replaces is no earlier study)
         try:
             old = json.loads(meta_path.read_text())
         except (OSError, ValueError) as exc:

@@ -20,6 +20,7 @@ from galmet.data.dataset import as_dataset
 from galmet.data.labels import describe_exclusions
 from galmet.io.atomic import atomic_write_text
 from galmet.io.jsonfile import provenance, write_json
+from galmet.io.locks import holds_folder_lock
 from galmet.io.safety import check_output_dir, inputs_of
 from galmet.layout import SYSTEMATICS_FIGURE, SYSTEMATICS_JSON, SYSTEMATICS_TABLE
 from galmet.science.metrics import select_split
@@ -31,6 +32,7 @@ from galmet.science.systematics import PROPERTIES, systematics
 log = logging.getLogger(__name__)
 
 
+@holds_folder_lock("out_dir", "'galmet systematics'")
 def run_systematics(
     predictions,
     dataset,
@@ -42,8 +44,11 @@ def run_systematics(
     seed: int = 0,
     min_count: int = 10,
     formats=("png", "pdf"),
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Compute, draw and write the systematics of a predictions table (see the module docstring).
+
+    Files already at the output names that galmet did not write are replaced only with ``overwrite``.
 
     Returns
     -------
@@ -54,7 +59,7 @@ def run_systematics(
     expected = [(SYSTEMATICS_TABLE, "csv", "systematics table"), (SYSTEMATICS_JSON, "json", "systematics summary")]
     expected += [(f"{SYSTEMATICS_FIGURE}.{fmt}", fmt, "figure") for fmt in formats]
     inputs = inputs_of(predictions, "the predictions table") + inputs_of(dataset, "the dataset")
-    check_output_dir(out, "out_dir", expected, inputs)
+    check_output_dir(out, "out_dir", expected, inputs, overwrite=overwrite)
     require_matplotlib()
     ds = as_dataset(dataset, targets=[], load_images=False) if dataset is not None else None
     df, target = load_predictions(predictions, target, ds)

@@ -27,7 +27,8 @@ from galmet.data.dataset import Dataset, write_catalog
 from galmet.data.dataset import load_dataset as load_folder
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text
-from galmet.io.safety import check_output_dir
+from galmet.io.ownership import holds_only_bookkeeping
+from galmet.io.safety import check_output_dir, check_owned_folder
 from galmet.layout import POSITIONS_CUTOUTS_MARKER
 from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import DownloadOptions, download_cutouts
@@ -179,6 +180,7 @@ def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
     ).hexdigest()
     try:
         check_output_dir(folder, "cutouts")
+        check_owned_folder(folder, "cutouts", "cutouts folder")  # a user's files are never taken for cutouts
     except ConfigError as exc:
         raise ConfigError(str(exc), param="cutouts") from None
     marker_file = folder / POSITIONS_CUTOUTS_MARKER
@@ -191,7 +193,7 @@ def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
             raise ConfigError(
                 f"cutouts {folder}: holds the cutouts of other positions or settings; choose another", param="cutouts"
             )
-    elif folder.is_dir() and any(folder.iterdir()):
+    elif folder.is_dir() and not holds_only_bookkeeping(folder):
         raise ConfigError(
             f"cutouts {folder}: not empty and holds no cutouts galmet fetched; give a new or empty folder",
             param="cutouts",

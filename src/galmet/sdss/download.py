@@ -34,13 +34,14 @@ import pandas as pd
 
 from galmet.columns import objid_array
 from galmet.data.dataset import find_catalog
-from galmet.errors import DataError
+from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
+from galmet.io.ownership import owned_by_galmet
 from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
-from galmet.layout import DOWNLOAD_LOCK, IMAGES_DIR, MANIFEST
+from galmet.layout import IMAGES_DIR, MANIFEST, RUN_LOCK
 from galmet.paper import SDSS_NATIVE_PIXEL_ARCSEC
 from galmet.sdss.skyserver import (
     CUTOUT_SETTINGS,
@@ -391,6 +392,7 @@ def download_cutouts(
     opts: DownloadOptions | None = None,
     client: SkyServerClient | None = None,
     on_result: Callable[[CutoutOutcome], None] | None = None,
+    overwrite: bool = False,
 ) -> DownloadSummary:
     """Fetch every missing cutout of ``dataset``; see the module docstring.
 
@@ -407,6 +409,10 @@ def download_cutouts(
         fate is known: found on disk or failed before (while planning), then each fetch as it
         finishes. Lets a caller consume cutouts while the rest are fetched (``galmet predict``
         at positions); an exception it raises stops the run (the manifest is written first).
+    overwrite : bool
+        Replace a ``manifest.parquet`` that galmet did not write (it is then not read as an
+        earlier run's); without it such a file is refused. Images already on disk are never
+        replaced, with or without it.
 
     Returns
     -------
@@ -419,15 +425,21 @@ def download_cutouts(
     if not root.is_dir():
         raise DataError(f"{root}: no such dataset directory")
     cat = read_download_catalog(root, opts)
+    manifest = root / MANIFEST
+    if (manifest.exists() or manifest.is_symlink()) and not overwrite and not owned_by_galmet(manifest):
+        raise ConfigError(
+            f"dataset {root}: its {MANIFEST} was not written by galmet; move it away or use overwrite to replace it",
+            param=("dataset", "overwrite"),
+        )
     client = client or opts.client()
     images = root / IMAGES_DIR
     try:
         images.mkdir(exist_ok=True)
-        with open(root / DOWNLOAD_LOCK, "a"):
+        with open(root / RUN_LOCK, "a"):
             pass
     except OSError as exc:
         raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
-    with exclusive(root, DOWNLOAD_LOCK, "'galmet download'"):
+    with exclusive(root, RUN_LOCK, "'galmet download'"):
         removed = remove_stale_temp_files(images) + remove_stale_temp_files(root, of=MANIFEST)
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
@@ -449,7 +461,13 @@ class _Run:
         self.on_result = on_result
         self.images = root / IMAGES_DIR
         self.manifest_path = root / MANIFEST
-        self.records = load_manifest(self.manifest_path)
+        self.records: dict[int, ManifestRecord] = {}
+        if owned_by_galmet(self.manifest_path):
+            self.records = load_manifest(self.manifest_path)
+        elif self.manifest_path.exists():  # (replaced under overwrite: no earlier run's record)
+            log.warning(
+                "%s: not written by galmet; starting a new manifest (images on disk are kept)", self.manifest_path
+            )
         self.stop = threading.Event()
         self.summary = DownloadSummary(total=len(cat), manifest=self.manifest_path)
 

@@ -30,6 +30,8 @@ import pandas as pd
 from galmet._optional import require
 from galmet.data.splits import MAX_SEED
 from galmet.errors import ConfigError
+from galmet.io.locks import holds_folder_lock
+from galmet.io.ownership import holds_only_bookkeeping
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 from galmet.paper import PIXEL_SCALE_ARCSEC, TEST_FRACTION, VALID_FRACTION
 
@@ -414,7 +416,7 @@ def check_output(out: str | os.PathLike, overwrite: bool) -> Path:
 
     out = Path(out)
     check_output_dir(out, "out")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and not holds_only_bookkeeping(out):
         if not overwrite:
             raise ConfigError(
                 f"{out}: output directory exists and is not empty (use overwrite to replace it)", param="overwrite"
@@ -464,6 +466,7 @@ def _remove_previous(out: Path) -> None:
     remove_files([out / SYNTH_CONFIG])
 
 
+@holds_folder_lock("out", "'galmet synth'")
 def synthesize(
     out: str | os.PathLike,
     n: int,
@@ -515,9 +518,9 @@ def synthesize(
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_options(n, seed, size, workers, test, valid_fraction)
-    out = check_output(out, overwrite)
+    out = check_output(out, overwrite)  # (under the folder's lock: holds_folder_lock)
     require_synthesis_packages()
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and not holds_only_bookkeeping(out):
         _remove_previous(out)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     config = synthesis_config(n, seed, size, test, valid_fraction)

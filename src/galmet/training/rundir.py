@@ -26,7 +26,8 @@ from pathlib import Path
 
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
-from galmet.io.locks import exclusive, held_elsewhere
+from galmet.io.locks import exclusive, held_elsewhere, holder
+from galmet.io.ownership import owned_by_galmet, record
 from galmet.io.safety import check_output_dir, file_kind, remove_empty_dirs, remove_files
 from galmet.layout import BUNDLE, CHECKPOINT, CONFIG, HISTORY, RUN_FILES, RUN_LOCK, STAGING
 
@@ -80,7 +81,7 @@ def holds_run(folder: Path) -> bool:
 def check_not_running(run: Path) -> None:
     """ConfigError when another galmet process holds the run directory's lock now."""
     if held_elsewhere(run, RUN_LOCK):
-        raise ConfigError(f"{run}: another 'galmet train' is running here (it holds {RUN_LOCK})")
+        raise ConfigError(f"{run} is in use by another galmet run ({holder(run)}); wait for it to finish")
 
 
 def staging_dir(run: Path) -> Path:
@@ -202,6 +203,8 @@ def finish_commit(run: Path) -> bool:
         src = stage / name
         if src.is_file():
             (run / name).parent.mkdir(parents=True, exist_ok=True)
+            if owned_by_galmet(src):  # the run's own ledger learns of it before the move
+                record(run / name, content=src)
             os.replace(src, run / name)
     remove_empty_dirs({(run / n).parent for n in obsolete if (run / n).parent != run})
     path.unlink(missing_ok=True)

@@ -43,6 +43,9 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--jobs", type=integer(1, 1024, allow=(-1,)), default=-1, help="worker processes, -1 = all cores (default: -1)"
     )
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -53,7 +56,7 @@ def run(args) -> int:
     if args.n_estimators < 1 or args.min_samples_leaf < 1:
         raise ConfigError("--n-estimators and --min-samples-leaf must be at least 1")
     config = ForestConfig(args.n_estimators, args.min_samples_leaf, args.seed, args.jobs)
-    result = run_baselines(args.dataset, args.out, args.bands, args.target, config)
+    result = run_baselines(args.dataset, args.out, args.bands, args.target, config, overwrite=args.overwrite)
     print(format_baselines(result))
     print(f"wrote {result['files']['rf']}, {result['files']['constant']} and {args.out}/baseline_metrics.json")
     return 0

@@ -56,6 +56,9 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -72,6 +75,7 @@ def run(args) -> int:
         reference=args.reference,
         offset=args.offset,
         device=args.device,
+        overwrite=args.overwrite,
     )
     for line in res["calibrations"].values():
         print(line)

@@ -48,7 +48,11 @@ def add_arguments(p) -> None:
         "--from-table", metavar="FILE", help="apply the cuts to this FITS/CSV/parquet table instead of querying SDSS"
     )
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing DATASET/catalog.parquet")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing DATASET/catalog.parquet (and catalog.json), also ones galmet did not write",
+    )
     add_progress_option(p)
     g = add_server_options(p, QUERY_SETTINGS)
     g.add_argument(
@@ -109,7 +113,8 @@ def _cuts(args):
 
 
 def _check_output(args, out) -> None:
-    """Refuse an --out that is a file, sits under a file, or would replace --from-table."""
+    """Refuse an --out that is a file, sits under a file, or would replace --from-table, a
+    catalogue (without --overwrite) or catalogue settings galmet did not write (without --overwrite)."""
     from galmet.errors import ConfigError
     from galmet.io.safety import Input, check_output_dir
     from galmet.layout import CATALOG_JSON, CATALOG_PARQUET
@@ -127,27 +132,20 @@ def _check_output(args, out) -> None:
         "--out",
         [(CATALOG_PARQUET, "parquet", "catalogue"), (CATALOG_JSON, "json", "catalogue settings")],
         inputs,
+        overwrite=args.overwrite,
     )
+    from galmet.data.dataset import find_catalog
+
+    existing = find_catalog(out) if out.is_dir() else None
+    if existing is not None and not args.overwrite:
+        raise ConfigError(f"{existing} already exists (use --overwrite to replace it)")
 
 
 def run(args) -> int:
-    import json
-
     from galmet.cli.options import data_release, server_client
-    from galmet.data.dataset import write_catalog
-    from galmet.data.splits import assign_splits
-    from galmet.errors import ConfigError, DataError
-    from galmet.io.atomic import atomic_write_text
-    from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
+    from galmet.errors import ConfigError
     from galmet.paper import DATA_RELEASE
-    from galmet.sdss.catalog import (
-        build_sql,
-        catalog_from_table,
-        chunk_queries,
-        cuts_config,
-        query_catalog,
-        remove_chunk_cache,
-    )
+    from galmet.sdss.catalog import build_sql, chunk_queries
 
     cuts = _cuts(args)
     cuts.check()
@@ -165,14 +163,27 @@ def run(args) -> int:
     if not args.out:
         raise ConfigError("--out DATASET is required (or use --dry-run)")
     out = Path(args.out)
-    target = out / CATALOG_PARQUET
     _check_output(args, out)
-    from galmet.data.dataset import find_catalog
+    from galmet.io.locks import locked_folder
 
-    existing = find_catalog(out) if out.is_dir() else None
-    if existing is not None and not args.overwrite:
-        raise ConfigError(f"{existing} already exists (use --overwrite to replace it)")
+    with locked_folder(out, "'galmet catalog'"):  # one run per dataset folder at a time
+        _check_output(args, out)  # again, under the lock: another run may have written there meanwhile
+        return _write_catalog(args, out, cuts, client)
 
+
+def _write_catalog(args, out: Path, cuts, client) -> int:
+    """Query (or read) the catalogue, split it and write it with its settings into ``out`` (locked)."""
+    import json
+
+    from galmet.cli.options import data_release
+    from galmet.data.dataset import write_catalog
+    from galmet.data.splits import assign_splits
+    from galmet.errors import DataError
+    from galmet.io.atomic import atomic_write_text
+    from galmet.layout import CATALOG_CHUNKS, CATALOG_JSON, CATALOG_PARQUET
+    from galmet.sdss.catalog import build_sql, catalog_from_table, cuts_config, query_catalog, remove_chunk_cache
+
+    target = out / CATALOG_PARQUET
     if args.from_table:
         catalog = catalog_from_table(args.from_table, cuts)
         source: dict[str, object] = {"from_table": str(Path(args.from_table).resolve())}

@@ -60,6 +60,13 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(
+        p,
+        "write the demo into a folder that is neither empty nor a previous demo, replacing the files at "
+        "the demo's names; nothing else is deleted",
+    )
 
 
 def run(args) -> int:
@@ -75,5 +82,6 @@ def run(args) -> int:
         device=args.device,
         batch_size=args.batch_size,
         keep_checkpoint=args.keep_checkpoint,
+        overwrite=args.overwrite,
     )
     return 0

@@ -77,6 +77,9 @@ def add_arguments(p) -> None:
         help="seconds between manifest rewrites (default: %(default)s)",
     )
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p, "replace a manifest.parquet that galmet did not write (images on disk are never replaced)")
 
 
 def run(args) -> int:
@@ -100,7 +103,7 @@ def run(args) -> int:
         progress=not args.no_progress,
         max_bytes=args.max_bytes,
     )
-    summary = download_cutouts(args.dataset, opts)
+    summary = download_cutouts(args.dataset, opts, overwrite=args.overwrite)
     print(summary.line(), flush=True)
     if summary.interrupted:
         return 130

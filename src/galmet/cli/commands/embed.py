@@ -39,6 +39,9 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -53,6 +56,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         device=args.device,
         skip_bad=args.skip_bad,
+        overwrite=args.overwrite,
     )
     n_feat = sum(c.startswith("emb_") for c in table.columns)
     print(f"wrote {len(table)} rows x {n_feat} embedding features to {args.out}")

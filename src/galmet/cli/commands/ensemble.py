@@ -24,6 +24,9 @@ Example:
 def add_arguments(p) -> None:
     p.add_argument("models", nargs="+", metavar="MODEL", help="model bundles or run directories holding one")
     p.add_argument("--out", required=True, help="the ensemble bundle to write (.pt)")
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -32,10 +35,10 @@ def run(args) -> int:
 
     # the output is checked before the members are read (save_ensemble checks it again)
     inputs = [model_input(m, f"the input model {m}") for m in args.models]
-    check_output_file(args.out, "--out", "bundle", "model bundle", inputs)
+    check_output_file(args.out, "--out", "bundle", "model bundle", inputs, overwrite=args.overwrite)
     check_not_run_model(args.out, "--out")
     models = [load_model(m) for m in args.models]
-    path = save_ensemble(args.out, models)
+    path = save_ensemble(args.out, models, overwrite=args.overwrite)
     n = sum(len(m.nets) for m in models)
     print(f"wrote {path}: an ensemble of {n} {models[0].arch} networks from {len(models)} bundles")
     return 0

@@ -45,6 +45,9 @@ def add_arguments(p) -> None:
         help="the file's truth column, dex (default: <target>); it also names the target unless --target is given",
     )
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the metrics as JSON here (atomically)")
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -60,6 +63,7 @@ def run(args) -> int:
         args.json_out,
         pred_col=args.pred_col,
         true_col=args.true_col,
+        overwrite=args.overwrite,
     )
     print(format_metrics_table(summary))
     if "uncertainty" in summary:

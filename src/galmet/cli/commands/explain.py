@@ -51,6 +51,9 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -71,6 +74,7 @@ def run(args) -> int:
         controls=args.controls,
         device=args.device,
         ncols=args.ncols,
+        overwrite=args.overwrite,
     )
     if res.get("layer"):
         print(f"Grad-CAM on {res['layer']}")

@@ -67,6 +67,9 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -93,6 +96,7 @@ def run(args) -> int:
         fig3_binning=args.fig3_binning,
         mzr_style=args.mzr_style,
         relation=args.relation,
+        overwrite=args.overwrite,
     )
     for p in paths:
         print(p)

@@ -37,6 +37,9 @@ def add_arguments(p) -> None:
         "--steps", type=integer(2, 100_000), default=100, help="number of steps (batches) of the sweep (default 100)"
     )
     g.add_argument("--freeze-body", action="store_true", help="sweep the head only, body frozen")
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -61,6 +64,7 @@ def run(args) -> int:
         end_lr=args.end_lr,
         num_steps=args.steps,
         freeze=args.freeze_body,
+        overwrite=args.overwrite,
     )
     stop = "stopped early: loss diverged" if r.diverged else "full sweep"
     print(f"{len(r.table)} steps, lr {r.table['lr'].iloc[0]:.1e} to {r.table['lr'].iloc[-1]:.1e} ({stop})")

@@ -68,6 +68,9 @@ def add_arguments(p) -> None:
         default="paper",
         help="Figure 6 as the paper drew it (default), or galmet's single panel with error bars",
     )
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -91,6 +94,7 @@ def run(args) -> int:
         relation=args.relation,
         use_rf=not args.no_rf,
         style=args.style,
+        overwrite=args.overwrite,
     )
     print(format_mzr(res["metrics"]))
     print(f"wrote {len(res['files'])} files to {args.out}")

@@ -102,6 +102,13 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
     add_progress_option(p)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(
+        p,
+        "replace an existing --out file that galmet did not write (work and cutouts folders "
+        "must hold only galmet's files even so)",
+    )
     s = p.add_argument_group("sky positions")
     s.add_argument(
         "--ra",
@@ -212,7 +219,7 @@ def _check_output(args) -> None:
         else:
             inputs.append(Input(source, "the input table"))
     fmt = require_table_format(args.out, param="out")
-    check_output_file(args.out, "--out", fmt.kind or "csv", "predictions table", inputs)
+    check_output_file(args.out, "--out", fmt.kind or "csv", "predictions table", inputs, overwrite=args.overwrite)
 
 
 def _predict_input(model, args, device):

@@ -34,12 +34,15 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--out", help="HTML file to write (default: RUN_OR_DIR/report.html; required for several)")
     p.add_argument("--title", help="report title (default: the run folders' names)")
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
     from galmet.report.build import check_report_output, write_report
 
-    check_report_output(args.run_dirs, args.out)  # every option checked before anything is read
-    path = write_report(args.run_dirs, args.out, args.title)
+    check_report_output(args.run_dirs, args.out, args.overwrite)  # every option checked before anything is read
+    path = write_report(args.run_dirs, args.out, args.title, overwrite=args.overwrite)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

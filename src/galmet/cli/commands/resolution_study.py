@@ -53,6 +53,9 @@ def add_arguments(p) -> None:
     g.add_argument("--bands", default="gri", help="magnitudes of the random-forest baseline (default: gri)")
     g.add_argument("--no-tta", action="store_true", help="no test-time augmentation when scoring")
     add_training_options(p, schedule=True)
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def config_from_args(args):
@@ -71,7 +74,16 @@ def run(args) -> int:
 
     config = config_from_args(args)
     _check_options(args)
-    run_study(args.dataset, args.out, args.sizes, config, args.min_input, args.bands, tta=not args.no_tta)
+    run_study(
+        args.dataset,
+        args.out,
+        args.sizes,
+        config,
+        args.min_input,
+        args.bands,
+        tta=not args.no_tta,
+        overwrite=args.overwrite,
+    )
     table, meta = read_resolution(args.out)
     print(format_resolution(table, meta))
     print(f"wrote {Path(args.out) / RESOLUTION_TABLE} and {Path(args.out) / FIGURE_NAMES[4]}.png")

@@ -38,6 +38,9 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--min-count", type=integer(1, 10**9), default=10, help="fewest galaxies in a bin (default: 10)")
     p.add_argument("--seed", type=SEED, default=0, help="bootstrap seed (default: 0)")
+    from galmet.cli.options import add_overwrite_option
+
+    add_overwrite_option(p)
 
 
 def run(args) -> int:
@@ -60,6 +63,7 @@ def run(args) -> int:
         args.bootstrap,
         args.seed,
         args.min_count,
+        overwrite=args.overwrite,
     )
     print(format_systematics(res))
     print(f"wrote {len(res['files'])} files to {args.out}")
