@@ -17,7 +17,9 @@ truncated  status 200 and a self-consistent response holding half a JPEG
 html       status 200, an HTML error page
 text       status 200, a plain-text error message
 empty      status 200, empty body
-wrongsize  a valid JPEG of half the requested size
+wrongsize  a valid JPEG of half the requested size (a wrong answer: permanent at once)
+grey       a valid greyscale (one-band) JPEG of the requested size (permanent at once)
+png        a valid PNG of the requested size: not a JPEG (permanent at once)
 404        HTTP 404 (permanent)
 trickle    status 200 and the JPEG's Content-Length, then one byte every ``trickle_seconds``
 dribble    the status line and headers themselves one byte every ``trickle_seconds``
@@ -73,8 +75,9 @@ TRANSIENT_ACTIONS = (
     "html",
     "text",
     "empty",
-    "wrongsize",
 )
+#: Complete answers that are wrong in a way a retry cannot change: permanent after one request.
+WRONG_ANSWER_ACTIONS = ("wrongsize", "grey", "png", "bomb", "junk_small")
 
 
 def key_of(ra, dec) -> str:
@@ -267,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "image/jpeg", encode_jpeg(np.zeros((height, width, 3), np.uint8), 90))
         elif action == "wrongsize":
             self._send(200, "image/jpeg", srv.jpeg(key, max(1, width // 2), max(1, height // 2)))
+        elif action in ("grey", "png"):
+            self._send(200, "image/jpeg", _encoded(fake_image(key, width, height), action))
         else:
             self._fault(action, jpeg)
 
@@ -372,6 +377,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+
+
+def _encoded(image: np.ndarray, action: str) -> bytes:
+    """``image`` as a greyscale JPEG (``grey``) or an RGB PNG (``png``)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if action == "grey":
+        Image.fromarray(image[..., 0]).save(buf, format="JPEG", quality=90)
+    else:
+        Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def bomb_jpeg(jpeg: bytes, width: int = 12000, height: int = 12000) -> bytes:

@@ -218,7 +218,11 @@ def test_retry_after_from_the_server_is_honoured():
         ("404", 1, "HTTP 404"),
         ("html", 3, "HTML error page"),
         ("truncated", 3, "cannot decode"),
-        ("wrongsize", 3, "expected 16x16"),
+        ("wrongsize", 1, "expected 16x16"),  # a wrong answer: a retry would repeat it
+        ("grey", 1, "image mode is L, expected RGB"),
+        ("png", 1, "not a JPEG"),
+        ("junk_small", 1, "100 bytes of junk"),
+        ("bomb", 1, "12000x12000"),
     ],
 )
 def test_permanent_faults_fail_with_one_line(action, attempts, text):

@@ -137,7 +137,7 @@ def test_a_redirect_loop_is_a_one_line_error():
 
 # -- retries at INFO ---------------------------------------------------------------------------
 def test_retries_are_logged_at_info_with_reason_and_attempt(caplog):
-    plan = ["503", "html", "junk_small", "slow", "reset", "ok"]
+    plan = ["503", "html", "truncated", "slow", "reset", "ok"]
     with FaultyServer({key_of(1, 2): plan}, slow_seconds=1.5) as srv:
         client = SkyServerClient(srv.url, timeout=0.5, policy=RetryPolicy(retries=5, backoff_base=0.001))
         with caplog.at_level(logging.INFO, logger="galmet.sdss.skyserver"):
@@ -146,7 +146,7 @@ def test_retries_are_logged_at_info_with_reason_and_attempt(caplog):
     records = [r for r in caplog.records if r.name == "galmet.sdss.skyserver"]
     assert all(r.levelno == logging.INFO for r in records)
     assert [r.attempt for r in records] == [1, 2, 3, 4, 5]
-    assert [r.retry_reason for r in records] == ["HTTP 503", "HTML page", "junk", "timeout", "connection"]
+    assert [r.retry_reason for r in records] == ["HTTP 503", "HTML page", "truncated", "timeout", "connection"]
     first = records[0].getMessage()
     assert first.startswith("cutout 7: attempt 1 of 6 failed (HTTP 503: HTTP 503 Service Unavailable")
     assert "retrying in" in first and "\n" not in first

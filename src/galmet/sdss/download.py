@@ -89,6 +89,14 @@ class DownloadOptions:
         The authors' alternative: scale = 2 * petroR90_r / 0.396 / size per galaxy.
     max_failures : float
         Fraction of the images to fetch that may fail; more stops the run (exit code 1).
+    max_consecutive_failures : int
+        Fetches in a row (in the order they finish) that may fail transiently (connection
+        failed, timed out, HTTP 5xx/429, error pages) after all their retries; the next stops the
+        run: a dead or overloaded server ends a run in a bounded time (with the defaults, 16
+        rows: two rounds of the 8 workers, about 45 s when the server refuses or answers 503 and
+        about 7 min when every request times out, instead of ~210 s per row for ever). A fetch
+        that succeeds, or fails for good (404, a wrong image), starts the count again. Resumable:
+        the failed rows are tried again by the next run.
     retry_failed : bool
         Try permanent failures of earlier runs again.
     verify : bool
@@ -114,6 +122,7 @@ class DownloadOptions:
     size: int = DEFAULT_SIZE
     scale_by_size: bool = False
     max_failures: float = 0.05
+    max_consecutive_failures: int = 16
     retry_failed: bool = False
     verify: bool = False
     manifest_every: float = 5.0
@@ -150,6 +159,7 @@ DOWNLOAD_RANGES: dict[str, Range] = {
     "size": Range(1, 2048, integer=True),
     "scale": Range(0, 100, open_low=True, what="a positive number of arcsec per pixel"),
     "max_failures": Range(0, 1, what="a fraction in [0, 1]"),
+    "max_consecutive_failures": Range(1, 1_000_000, integer=True),
     "manifest_every": Range(0, 3600, open_low=True, what="a positive number of seconds"),
 }
 
@@ -168,6 +178,12 @@ class DownloadSummary:
     requests: int = 0
     interrupted: bool = False
     aborted: bool = False
+    #: Why the run stopped early ("" when it did not): the failure budget it exceeded.
+    stop_reason: str = ""
+    #: Transient failures in a row at the end (see ``DownloadOptions.max_consecutive_failures``).
+    streak: int = 0
+    #: The last failure's message ("" when none).
+    last_error: str = ""
     seconds: float = 0.0
     manifest: Path | None = None
     #: Failures of this run by reason (:func:`failure_reason`), most frequent first in :meth:`line`.
@@ -191,7 +207,7 @@ class DownloadSummary:
         if self.interrupted:
             text += "; interrupted, rerun to resume"
         elif self.aborted:
-            text += "; stopped early: too many failures"
+            text += "; stopped early: too many failures" + (f" ({self.stop_reason})" if self.stop_reason else "")
         return text
 
 
@@ -411,7 +427,8 @@ def download_cutouts(
     Returns
     -------
     DownloadSummary
-        Counts; ``interrupted`` after Ctrl-C, ``aborted`` when failures passed ``max_failures``.
+        Counts; ``interrupted`` after Ctrl-C, ``aborted`` (and ``stop_reason``) when failures passed
+        ``max_failures`` or ``max_consecutive_failures``.
     """
     opts = opts or DownloadOptions()
     opts.check()
@@ -642,17 +659,25 @@ class _Run:
         )
 
     def _check_failure_budget(self, allowed: float) -> None:
-        """Stop the run (once) when the failures exceed ``--max-failures`` of what it fetches."""
+        """Stop the run (once) when the failures exceed ``--max-failures`` of what it fetches, or
+        ``--max-consecutive-failures`` fetches in a row failed transiently."""
         s = self.summary
-        if s.failed > allowed and not s.aborted:
-            s.aborted = True
-            log.error(
-                "stopping: %d failures exceed --max-failures %g of %d to fetch",
-                s.failed,
-                self.opts.max_failures,
-                s.to_fetch,
+        if s.aborted:
+            return
+        if s.failed > allowed:
+            s.stop_reason = (
+                f"{s.failed} failures exceed max_failures {self.opts.max_failures:g} of {s.to_fetch} to fetch"
             )
-            self.stop.set()
+        elif s.streak >= self.opts.max_consecutive_failures:
+            s.stop_reason = (
+                f"{s.streak} fetches in a row failed after their retries "
+                f"(max_consecutive_failures {self.opts.max_consecutive_failures}; last: {s.last_error})"
+            )
+        else:
+            return
+        s.aborted = True
+        log.error("stopping: %s", s.stop_reason)
+        self.stop.set()
 
     def _worker(self, tasks: queue.Queue, results: queue.Queue) -> None:
         while True:
@@ -673,9 +698,12 @@ class _Run:
         self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
         if res.status == "ok":
             s.ok += 1
+            s.streak = 0
         else:
             s.failed += 1
             s.reasons[failure_reason(res.error)] += 1
+            s.streak = 0 if res.permanent else s.streak + 1  # the server answered for good: it is alive
+            s.last_error = res.error
             log.debug("objID %d failed: %s", res.oid, res.error)
         if bar is not None:
             bar.update(1)

@@ -19,7 +19,8 @@ Every request has a total deadline (--timeout: connection, headers and body) and
 is decoded, with nothing after its end (junk appended to a valid image is refused).
 
 Exit status: 0 when done (failures within --max-failures), 1 when more than --max-failures
-of the images failed (the run stops early), 130 when interrupted, 2 for bad input.
+of the images failed or --max-consecutive-failures fetches in a row failed transiently (the run
+stops early; a rerun resumes), 130 when interrupted, 2 for bad input.
 
 Examples:
   galmet download paper                          # 8 workers, 5 requests/s
@@ -64,6 +65,13 @@ def add_arguments(p) -> None:
         default=d.max_failures,
         help="fraction of failures that stops the run with exit 1 (default: %(default)s)",
     )
+    p.add_argument(
+        "--max-consecutive-failures",
+        type=option_type(DOWNLOAD_RANGES["max_consecutive_failures"]),
+        default=d.max_consecutive_failures,
+        metavar="N",
+        help="stop with exit 1 after N fetches in a row failed transiently (a dead server; default: %(default)s)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
     p.add_argument(
         "--verify",
@@ -94,6 +102,7 @@ def run(args) -> int:
         size=args.size,
         scale_by_size=args.scale_by_size,
         max_failures=args.max_failures,
+        max_consecutive_failures=args.max_consecutive_failures,
         retry_failed=args.retry_failed,
         verify=args.verify,
         manifest_every=args.manifest_every,

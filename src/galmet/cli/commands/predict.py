@@ -56,10 +56,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, add_progress_option, add_server_options, integer
+    from galmet.cli.options import SEED, add_progress_option, add_server_options, integer, option_type
     from galmet.nn.options import MAX_BATCH_SIZE, TTA_MODES, InferenceOptions
     from galmet.paper import DATA_RELEASE
-    from galmet.sdss.download import MAX_WORKERS, DownloadOptions
+    from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
 
     DEFAULTS = InferenceOptions()
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
@@ -129,6 +129,14 @@ def add_arguments(p) -> None:
     g = add_server_options(p)
     g.add_argument(
         "--workers", type=integer(1, MAX_WORKERS), default=d.workers, help="concurrent requests (default: %(default)s)"
+    )
+    g.add_argument(
+        "--max-consecutive-failures",
+        type=option_type(DOWNLOAD_RANGES["max_consecutive_failures"]),
+        default=d.max_consecutive_failures,
+        metavar="N",
+        help="stop (exit 2; a rerun resumes) after N cutouts in a row failed to fetch after their retries: "
+        "a dead server (default: %(default)s)",
     )
     for action in g._group_actions:  # the model's imaging names the server, unless one is given
         if action.dest == "base_url":
