@@ -259,3 +259,20 @@ def test_an_unknown_data_release_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         _server_args(["--data-release", "DR9"])
     assert exit_.value.code == 2 and "DR9" in capsys.readouterr().err
+
+
+def test_retry_lines_are_bounded_then_summarised(caplog):
+    from galmet.sdss.transport import RetryLog
+
+    logger = logging.getLogger("galmet.retry-test")
+    retries = RetryLog(logger, lines=3, every=3600)
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        for i in range(100):
+            retries.retry(f"cutout {i}: attempt 1 of 2 failed", "HTTP 503" if i % 2 else "connection", 1)
+        info = [r for r in caplog.records if r.levelno == logging.INFO]
+        assert len(info) == 4 and "summarised" in info[-1].getMessage()  # 3 lines, then the notice
+        assert retries.total == 100 and retries.reasons == {"HTTP 503": 50, "connection": 50}
+        retries._last -= 3600  # an interval later: one line tallies what was not shown
+        retries.retry("cutout 100: attempt 1 of 2 failed", "HTTP 503", 1)
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(info) == 5 and info[-1].startswith("98 more retries in the last") and "(50 HTTP 503, 48 connection)" in info[-1]

@@ -157,7 +157,8 @@ class _SilentBar:
 
 class LogProgress(_SilentBar):
     """Plain INFO lines (``desc: 120/480 img (25%), 3.1 img/s, loss=0.123``) at most every
-    ``interval`` seconds, and a last one at :meth:`close` when any was written before."""
+    ``interval`` seconds, and a last one at :meth:`close` when any was written before and the
+    count (or postfix) moved since the last line: the 100% line is written once."""
 
     def __init__(self, iterable: Iterable | None, total, desc: str, unit: str, interval: float) -> None:
         super().__init__(iterable, total)
@@ -166,6 +167,7 @@ class LogProgress(_SilentBar):
         self.start = self._last = time.monotonic()
         self.lines = 0
         self.closed = False
+        self._shown: tuple = ()
 
     def __iter__(self):
         if self.iterable is None:
@@ -205,12 +207,14 @@ class LogProgress(_SilentBar):
 
     def _emit(self, now: float) -> None:
         self.lines += 1
+        self._shown = (self.n, self.postfix)
         log.info("%s", self.line(now))
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.lines:  # short work stays quiet; long work says it finished
+            # short work stays quiet; long work says it finished, unless its last line said so already
+            if self.lines and self._shown != (self.n, self.postfix):
                 self._emit(time.monotonic())
 
 
