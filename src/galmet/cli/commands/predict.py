@@ -115,7 +115,7 @@ def add_arguments(p) -> None:
         action="append",
         type=_angle("dec"),
         metavar="ANGLE",
-        help="declination: degrees or sexagesimal (+12d23m28s; a negative one as --dec=-05d12m30s)",
+        help="declination: degrees or sexagesimal (+12d23m28s, -05:12:30); repeat with --ra",
     )
     s.add_argument("--positions", metavar="FILE", help="table of positions: FITS, VOTable, ECSV, CSV or parquet")
     s.add_argument(
