@@ -275,4 +275,8 @@ def test_retry_lines_are_bounded_then_summarised(caplog):
         retries._last -= 3600  # an interval later: one line tallies what was not shown
         retries.retry("cutout 100: attempt 1 of 2 failed", "HTTP 503", 1)
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
-    assert len(info) == 5 and info[-1].startswith("98 more retries in the last") and "(50 HTTP 503, 48 connection)" in info[-1]
+    assert (
+        len(info) == 5
+        and info[-1].startswith("98 more retries in the last")
+        and "(50 HTTP 503, 48 connection)" in info[-1]
+    )
