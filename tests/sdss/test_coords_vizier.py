@@ -33,7 +33,7 @@ VOTABLE = """<?xml version="1.0" encoding="UTF-8"?>
    <FIELD name="_DEJ2000" ucd="pos.eq.dec" ref="J2000" datatype="double" width="10" precision="6" unit="deg"/>
    <FIELD name="Name" ucd="meta.id;meta.main" datatype="char" arraysize="8"/>
    <FIELD name="RAJ2000" ucd="pos.eq.ra;meta.main" ref="J2000" datatype="char" arraysize="11" unit="&quot;h:m:s&quot;"/>
-   <FIELD name="DEJ2000" ucd="pos.eq.dec;meta.main" ref="J2000" datatype="char" arraysize="11" unit="&quot;d:m:s&quot;"/>
+   <FIELD name="DEJ2000" ucd="pos.eq.dec;meta.main" datatype="char" arraysize="11" unit="&quot;d:m:s&quot;"/>
    <DATA><TABLEDATA>
 {rows}
    </TABLEDATA></DATA>
