@@ -55,6 +55,27 @@ FORMATS = {
     "npz": ("zip archive",),
 }
 
+#: The suffixes an output of each format must have (tables: checked by the table registry,
+#: ``galmet.io.tables.require_table_format``, before this).
+SUFFIXES = {
+    "json": (".json",),
+    "yaml": (".yaml", ".yml"),
+    "html": (".html", ".htm"),
+    "png": (".png",),
+    "pdf": (".pdf",),
+    "svg": (".svg",),
+    "bundle": (".pt",),
+    "npz": (".npz",),
+}
+
+
+def check_output_suffix(path: Path, option: str, fmt: str, what: str) -> None:
+    """ConfigError (``param=option``) when ``path`` does not end in a suffix of format ``fmt``
+    (:data:`SUFFIXES`; case-insensitive): ``--json metrics.txt`` is refused before anything is done."""
+    suffixes = SUFFIXES.get(fmt)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {path}: a {what} file ends in {' or '.join(suffixes)}", param=option)
+
 
 @dataclass(frozen=True)
 class Input:
@@ -205,6 +226,7 @@ def check_output_file(
         raise ConfigError(f"{option}: empty path", param=option)
     if p.is_dir():
         raise ConfigError(f"{option} {p}: is a directory; give a file name", param=option)
+    check_output_suffix(p, option, fmt, what)
     _check_location(p.parent, p, option)
     for item in inputs:
         if item.holds(p):

@@ -55,6 +55,7 @@ from galmet.layout import (
     fold_dir,
 )
 from galmet.nn.bundle import load_model, save_ensemble
+from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
 from galmet.science.calibration import fit_calibration
 from galmet.science.metrics import regression_metrics, residuals, rmse
@@ -183,6 +184,7 @@ def cross_validate(
     config = config.resolved()
     run = Path(out_dir)
     _check_cv_dir(run, resume, overwrite)
+    build_model(config.arch, 1, config.weights)  # the weights resolved (cache, download, file) before any write
     fold_seed = config.split_seed if fold_seed is None else fold_seed
     ds = as_dataset(
         dataset,

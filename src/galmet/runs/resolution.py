@@ -31,6 +31,7 @@ from galmet.layout import (
     resolution_run,
 )
 from galmet.nn.bundle import load_model
+from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
 from galmet.science.metrics import summarize
 from galmet.science.plots.resolution import plot_resolution
@@ -103,6 +104,7 @@ def run_study(
     sizes = parse_sizes(sizes, dataset.image_size)
     if not len(dataset.split_indices("test")):
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
+    build_model(config.arch, 1, config.weights)  # the weights resolved (cache, download, file) before any write
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, RUN_LOCK, "'galmet resolution-study'"):  # one study at a time in a folder
@@ -140,6 +142,12 @@ def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, b
     return table
 
 
+def _started(out: Path) -> bool:
+    """True when the study in ``out`` has a trained size (a row of its table)."""
+    path = out / RESOLUTION_TABLE
+    return path.is_file() and len(_load_table(path)) > 0
+
+
 def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str) -> dict:
     """The study's ``resolution.json``: written with the baselines on the first run; a later run
     must have the same settings (ConfigError naming what changed) and adds its sizes."""
@@ -168,7 +176,11 @@ def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: i
             for k in config.to_dict()
             if k not in RUNTIME_FIELDS and old.get("config", {}).get(k) != config.to_dict()[k]
         ]
-        if changed:
+        if changed and not _started(out):
+            # settings a failed first run wrote, no size trained yet: the corrected command replaces them
+            log.info("%s: no size done yet; the study's settings are replaced (%s)", out, ", ".join(changed))
+            old = {**settings, **baselines(dataset, target, bands)}
+        elif changed:
             raise ConfigError(
                 f"{out}: holds a study with different settings ({', '.join(changed)}); use a new out_dir",
                 param="out_dir",
