@@ -142,12 +142,6 @@ def _run_sizes(out: Path, dataset, sizes, config, target: str, min_input: int, b
     return table
 
 
-def _started(out: Path) -> bool:
-    """True when the study in ``out`` has a trained size (a row of its table)."""
-    path = out / RESOLUTION_TABLE
-    return path.is_file() and len(_load_table(path)) > 0
-
-
 def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: int, bands: str) -> dict:
     """The study's ``resolution.json``: written with the baselines on the first run; a later run
     must have the same settings (ConfigError naming what changed) and adds its sizes."""
@@ -176,11 +170,7 @@ def _study_settings(out: Path, dataset, sizes, config, target: str, min_input: i
             for k in config.to_dict()
             if k not in RUNTIME_FIELDS and old.get("config", {}).get(k) != config.to_dict()[k]
         ]
-        if changed and not _started(out):
-            # settings a failed first run wrote, no size trained yet: the corrected command replaces them
-            log.info("%s: no size done yet; the study's settings are replaced (%s)", out, ", ".join(changed))
-            old = {**settings, **baselines(dataset, target, bands)}
-        elif changed:
+        if changed:
             raise ConfigError(
                 f"{out}: holds a study with different settings ({', '.join(changed)}); use a new out_dir",
                 param="out_dir",
