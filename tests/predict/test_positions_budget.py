@@ -75,9 +75,12 @@ def test_a_dead_server_stops_the_run_in_bounded_time_and_the_rerun_resumes(tmp_p
         if dead == "503 always":  # the server is back: the same command finishes the run
             srv.default_plan = ["ok"]
             code = _predict(bundle, positions, out, url)
-            assert code == 0, capsys.readouterr().err
-            df = pd.read_parquet(out)
-            assert len(df) == N and (df["status"] == "ok").all()
+        else:  # the URL was wrong: the corrected command resumes the same work folder
+            with FaultyServer() as live:
+                code = _predict(bundle, positions, out, live.url)
+        assert code == 0, capsys.readouterr().err
+        df = pd.read_parquet(out)
+        assert len(df) == N and (df["status"] == "ok").all()
 
 
 def test_the_budget_is_an_option_with_a_range_and_the_library_names_its_parameter(tmp_path, capsys, bundle):

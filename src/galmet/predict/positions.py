@@ -408,7 +408,7 @@ class PositionsJob:
                 f"work_dir {path.parent}: unreadable {path.name} ({exc}); remove the folder", param="work_dir"
             ) from None
         new = self.settings()
-        diff = [k for k in new if old.get(k) != json.loads(json.dumps(new[k]))]
+        diff = [k for k in new if _same_server(old.get(k), k) != _same_server(json.loads(json.dumps(new[k])), k)]
         if diff:
             what = {"fingerprint": "other positions", "model_sha256": "another model"}.get(
                 diff[0], f"another {diff[0]}"
@@ -425,7 +425,7 @@ class PositionsJob:
         except (OSError, ValueError):
             old = {}
         if (
-            old.get("fetch") != json.loads(json.dumps(asdict(self.fetch)))
+            _same_server(old.get("fetch"), "fetch") != _same_server(json.loads(json.dumps(asdict(self.fetch))), "fetch")
             or old.get("fingerprint") != self.fingerprint()
         ):
             raise ConfigError(
@@ -734,6 +734,14 @@ class PositionsJob:
         if self.key_kind == "row":
             meta["cutout_keys"] = "row"
         return meta
+
+
+def _same_server(value: Any, key: str) -> Any:
+    """A stored setting as a rerun compares it: the cutouts' server (``base_url``) may change (a
+    mirror, or a corrected URL after a run stopped at a dead one); their size, scale and release not."""
+    if key == "fetch" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "base_url"}
+    return value
 
 
 def _check_dir(folder: Path, param: str) -> None:
