@@ -10,6 +10,11 @@ cutouts are fetched. Everything lives in a work folder::
     WORK/cutouts/                  a dataset directory: catalog.parquet, images/<key>.jpg, manifest.parquet
                                    (``keep_cutouts=DIR`` puts it there instead, and keeps it)
 
+Fetching pauses while :data:`BACKLOG_SHARDS` shards' worth of cutouts wait to be predicted
+(back-pressure: a slow model does not fill the disk), and a dead server stops the run after the
+download's ``max_consecutive_failures`` fetches in a row failed (one-line DataError; the shards
+stay, so the rerun resumes, from another ``base_url`` if need be).
+
 After Ctrl-C or ``kill -9`` the same command resumes: rows of finished shards are neither
 fetched nor predicted again, cutouts on disk (or failed for good in the manifest) are not fetched
 again; rows whose fetch failed only transiently are tried again. When every row is done the
@@ -19,7 +24,7 @@ cutouts, unless kept) deleted: a write that fails leaves everything for the reru
 
 Each row gets a ``status`` (:data:`galmet.columns.STATUSES`): ``ok``; ``invalid position``
 (ra/dec missing or off the sky); ``fetch failed`` (HTTP errors, timeouts, connection failures
-after the retries); ``bad image`` (the server sent something other than the cutout to the last
+after the retries); ``bad image`` (the server sent the wrong image, at once, or an error page to the last
 try); ``outside footprint`` (a blank cutout: SDSS has no imaging there). Rows that are not ok
 have an ``error`` message and no prediction.
 """
@@ -1004,7 +1009,7 @@ def predict_positions(
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
-        ``timeout``, ``backoff_base`` override ``download``.
+        ``timeout``, ``backoff_base``, ``max_consecutive_failures`` override ``download``.
 
     Returns
     -------
@@ -1019,7 +1024,8 @@ def predict_positions(
     ------
     DataError, ConfigError
         One line: unusable positions (no ra/dec column, text that is not an angle), bad options
-        (``param`` names the parameter).
+        (``param`` names the parameter), a model whose imaging SkyServer cannot give, a dead server
+        (``max_consecutive_failures`` fetches in a row failed; the work folder is kept for the rerun).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
