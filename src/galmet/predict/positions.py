@@ -1024,8 +1024,7 @@ def predict_positions(
     ------
     DataError, ConfigError
         One line: unusable positions (no ra/dec column, text that is not an angle), bad options
-        (``param`` names the parameter), a model whose imaging SkyServer cannot give, a dead server
-        (``max_consecutive_failures`` fetches in a row failed; the work folder is kept for the rerun).
+        (``param`` names it), imaging SkyServer cannot give, a dead server (``max_consecutive_failures``).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
