@@ -226,7 +226,6 @@ def check_output_file(
         raise ConfigError(f"{option}: empty path", param=option)
     if p.is_dir():
         raise ConfigError(f"{option} {p}: is a directory; give a file name", param=option)
-    check_output_suffix(p, option, fmt, what)
     _check_location(p.parent, p, option)
     for item in inputs:
         if item.holds(p):
@@ -245,6 +244,7 @@ def check_output_file(
             raise ConfigError(f"{option} {p}: exists and is a {shown}, not a {what}; choose another file", param=option)
         if not os.access(p, os.W_OK):
             raise ConfigError(f"{option} {p}: exists and is read-only; choose another file", param=option)
+    check_output_suffix(p, option, fmt, what)  # (after the checks above: they say more of an existing file)
     return p
 
 
