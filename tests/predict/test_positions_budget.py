@@ -181,3 +181,19 @@ def test_fetching_waits_while_prediction_is_behind(tmp_path, bundle, monkeypatch
     assert (np.asarray(table["status"]) == "ok").all()
     bound = BACKLOG_SHARDS * shard + 2 * workers  # the backlog, plus the requests in flight
     assert 0 < seen[0] <= bound < n, seen[0]
+
+
+def test_load_dataset_at_positions_stops_at_a_dead_server_and_resumes(tmp_path):
+    import galmet
+    from galmet.sdss.download import DownloadOptions
+
+    n = 24
+    frame = pd.DataFrame({"ra": 150.0 + np.arange(n) * 0.01, "dec": np.full(n, 2.0)})
+    dl = DownloadOptions(workers=1, rate=None, retries=0, timeout=1.0, max_consecutive_failures=3)
+    with FaultyServer(default_plan=["503"]) as srv:
+        with pytest.raises(galmet.DataError, match="3 fetches in a row failed") as info:
+            galmet.load_dataset(frame, cutouts=tmp_path / "ds", size=16, base_url=srv.url, download=dl)
+        assert info.value.param == "max_consecutive_failures" and len(srv.counts) <= 3 + 2 < n
+        srv.default_plan = ["ok"]
+        ds = galmet.load_dataset(frame, cutouts=tmp_path / "ds", size=16, base_url=srv.url, download=dl)
+    assert len(ds) == n

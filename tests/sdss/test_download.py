@@ -125,6 +125,26 @@ def test_too_many_failures_stops_early_with_exit_1(tmp_path, capsys):
     assert (man["status"] == "failed").all() and len(man) == sent
 
 
+@pytest.mark.parametrize("dead", ["503", "closed port"])
+def test_a_dead_server_stops_after_the_consecutive_failure_budget(tmp_path, capsys, dead):
+    ds = tmp_path / "ds"
+    make_catalog(ds, 60)
+    with FaultyServer(default_plan=["503"]) as srv:
+        url = srv.url
+        if dead == "closed port":
+            srv.stop()
+        # --max-failures 1: only the consecutive budget can stop this run
+        rc = main(cli_args(ds, url, "--workers", "2", "--max-failures", "1", "--max-consecutive-failures", "5"))
+        tried = len(srv.counts)
+    out = capsys.readouterr().out
+    assert rc == 1 and "stopped early: too many failures (5 fetches in a row failed" in out
+    assert "--max-consecutive-failures 5" in out  # the flag, on the command line
+    man = pd.read_parquet(ds / "manifest.parquet")
+    assert len(man) < 60 and not man["permanent"].any()  # transient: the rerun tries them again
+    if dead == "503":
+        assert tried <= 5 + 2 * 2
+
+
 def test_invalid_existing_image_and_stale_temp_files_are_repaired(tmp_path):
     ds = tmp_path / "ds"
     cat = make_catalog(ds, 5)

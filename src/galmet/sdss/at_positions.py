@@ -25,7 +25,7 @@ import pandas as pd
 from galmet.columns import OBJID
 from galmet.data.dataset import Dataset, write_catalog
 from galmet.data.dataset import load_dataset as load_folder
-from galmet.errors import ConfigError
+from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.safety import check_output_dir
 from galmet.layout import POSITIONS_CUTOUTS_MARKER
@@ -147,6 +147,12 @@ def load_dataset(
     summary = download_cutouts(folder, opts)
     if summary.interrupted:
         raise KeyboardInterrupt
+    if summary.aborted:  # a dead server: not a dataset of the few cutouts fetched before it stopped
+        raise DataError(
+            f"load_dataset: stopped, {summary.stop_reason}; is {opts.base_url} down? The cutouts fetched so "
+            f"far stay in {folder}: call again to resume",
+            param="max_consecutive_failures",
+        )
     if summary.failed:
         log.warning("load_dataset: %s", summary.line())
     return load_folder(folder, on_error=on_error or "skip", size=opts.size, **folder_args)

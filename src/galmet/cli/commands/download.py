@@ -88,6 +88,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import re
+
     from galmet.cli.options import base_url
     from galmet.sdss.download import DownloadOptions, download_cutouts
 
@@ -110,7 +112,10 @@ def run(args) -> int:
         max_bytes=args.max_bytes,
     )
     summary = download_cutouts(args.dataset, opts)
-    print(summary.line(), flush=True)
+    line = summary.line()
+    for param in ("max_consecutive_failures", "max_failures"):  # the budget that stopped it, as the flag
+        line = re.sub(rf"\b{param}\b", "--" + param.replace("_", "-"), line)
+    print(line, flush=True)
     if summary.interrupted:
         return 130
     return 1 if summary.aborted else 0
