@@ -197,3 +197,31 @@ def test_load_dataset_at_positions_stops_at_a_dead_server_and_resumes(tmp_path):
         srv.default_plan = ["ok"]
         ds = galmet.load_dataset(frame, cutouts=tmp_path / "ds", size=16, base_url=srv.url, download=dl)
     assert len(ds) == n
+
+
+def test_the_progress_failed_count_is_cumulative(tmp_path, bundle, caplog, monkeypatch):
+    from galmet.predict.positions import predict_positions
+
+    monkeypatch.setenv("GALMET_PROGRESS_INTERVAL", "0.000001")  # a line per shard (stderr is no terminal here)
+    n = 12
+    ra, dec = 150.0 + np.arange(n) * 0.01, np.full(n, 2.0)
+    plans = {key_of(ra[i], dec[i]): ["404"] for i in (1, 4, 7, 10)}  # one failure in each of 4 shards of 3
+    caplog.set_level(logging.INFO, logger="galmet.io.progress")
+    with FaultyServer(plans) as srv:
+        table = predict_positions(
+            bundle,
+            pd.DataFrame({"ra": ra, "dec": dec}),
+            base_url=srv.url,
+            shard_size=3,
+            workers=1,
+            device="cpu",
+            tta=False,
+            rate=0,
+            flags=False,
+            progress=True,
+        )
+    assert (np.asarray(table["status"]) != "ok").sum() == 4
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("positions:")]
+    assert lines and lines[-1].startswith("positions: 12/12 row (100%)") and lines[-1].endswith("failed=4")
+    counts = [int(line.rsplit("failed=", 1)[1]) for line in lines if "failed=" in line]
+    assert counts == sorted(counts)  # never goes back down
