@@ -157,3 +157,17 @@ def test_other_corrected_commands_then_succeed(command, bad, good, world, tmp_pa
     capsys.readouterr()
     assert main([command, *_fill(good, paths)]) == 0, capsys.readouterr().err
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda"])
+def test_the_library_refuses_a_device_before_the_work_folder(world, tmp_path, device):
+    import galmet
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = tmp_path / "pred.csv"
+    with pytest.raises(galmet.ConfigError) as info:
+        galmet.predict_positions(
+            world["bundle"], pd.DataFrame({"ra": [150.0], "dec": [2.0]}), out=out, device=device, base_url="http://h"
+        )
+    assert info.value.param == "device" and not any(tmp_path.iterdir())

@@ -84,6 +84,7 @@ from galmet.layout import (
     POSITIONS_WORK_SUFFIX,
     positions_shard,
 )
+from galmet.nn.device import resolve_device
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.paper import DATA_RELEASE, IMAGE_SIZE, PIXEL_SCALE_ARCSEC
 from galmet.predict.flags import flag_rows
@@ -235,6 +236,7 @@ class PositionsOptions:
         self.download.check()
         if self.base_url is not None:
             check_base_url(self.base_url)
+        resolve_device(self.inference.device)  # "cuda" without a GPU: refused now, not after the first shard
 
 
 @dataclass
