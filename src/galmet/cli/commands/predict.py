@@ -30,9 +30,10 @@ label outside it, 4 embedding out of the training domain, 8 image mostly empty, 
 32 source off-centre, 64 fails the paper's photometric cuts (see docs/model.md).
 
 Sky positions: --ra/--dec (decimal degrees or sexagesimal, repeat for several positions; a
-southern sexagesimal declination needs the = form, --dec=-05d12m30s) or --positions FILE, a
+southern one as it is, --dec -05:12:30) or --positions FILE, a
 table in any format astropy reads (FITS, VOTable, ECSV, CSV, parquet) with ra/dec columns (ra,
-RA, RAJ2000, _RAJ2000, RA_ICRS ... in degrees, with angular units, or sexagesimal text). The SDSS
+RA, RAJ2000, _RAJ2000, RA_ICRS ... in degrees, with angular units, or sexagesimal text;
+columns of numbers first, so a VizieR export is read from its degrees). The SDSS
 cutouts there are fetched with the model's own imaging (pixel scale, size, data release) by the
 downloader (--workers concurrent requests under --rate, retries, every cutout validated), and
 predicted in shards while the rest are fetched. Output (.parquet, .csv, .ecsv, .fits; units and
