@@ -175,6 +175,14 @@ def _positions_catalog(positions: Positions) -> pd.DataFrame:
     return catalog.drop_duplicates(OBJID).reset_index(drop=True)
 
 
+def _without_server(marker):
+    """A cutouts marker as a later call compares it: the server (``base_url``) may change (a mirror,
+    or a corrected URL after a dead one); the positions, size and scale may not."""
+    if isinstance(marker, dict) and isinstance(marker.get("fetch"), dict):
+        return {**marker, "fetch": {k: v for k, v in marker["fetch"].items() if k != "base_url"}}
+    return marker
+
+
 def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
     """Make ``folder`` the cutouts folder of these positions and settings (its marker file), or
     refuse (ConfigError, ``param="cutouts"``) a folder that holds anything else."""
@@ -193,7 +201,7 @@ def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
             old = json.loads(marker_file.read_text())
         except (OSError, ValueError):
             old = None
-        if old != json.loads(json.dumps(marker)):
+        if _without_server(old) != _without_server(json.loads(json.dumps(marker))):
             raise ConfigError(
                 f"cutouts {folder}: holds the cutouts of other positions or settings; choose another", param="cutouts"
             )
