@@ -90,13 +90,14 @@ class DownloadOptions:
     max_failures : float
         Fraction of the images to fetch that may fail; more stops the run (exit code 1).
     max_consecutive_failures : int
-        Fetches in a row (in the order they finish) that may fail transiently (connection
-        failed, timed out, HTTP 5xx/429, error pages) after all their retries; the next stops the
-        run: a dead or overloaded server ends a run in a bounded time (with the defaults, 16
-        rows: two rounds of the 8 workers, about 45 s when the server refuses or answers 503 and
-        about 7 min when every request times out, instead of ~210 s per row for ever). A fetch
-        that succeeds, or fails for good (404, a wrong image), starts the count again. Resumable:
-        the failed rows are tried again by the next run.
+        Fetches in a row (in the order they finish) that may fail after all their retries, for
+        any reason (connection failed, timed out, HTTP 5xx/429/404, error pages, wrong images);
+        the next stops the run: a dead, overloaded or misconfigured server ends a run in a bounded
+        time (with the defaults, 16 rows: two rounds of the 8 workers, about 45 s when the server
+        refuses or answers 503 and about 7 min when every request times out, instead of ~210 s per
+        row for ever). A fetch that succeeds starts the count again; a row's own failures are
+        isolated, a broken server's come in a row. Resumable: the next run tries the transient
+        failures again (permanent ones stay failed).
     retry_failed : bool
         Try permanent failures of earlier runs again.
     verify : bool
@@ -660,7 +661,7 @@ class _Run:
 
     def _check_failure_budget(self, allowed: float) -> None:
         """Stop the run (once) when the failures exceed ``--max-failures`` of what it fetches, or
-        ``--max-consecutive-failures`` fetches in a row failed transiently."""
+        ``--max-consecutive-failures`` fetches in a row failed."""
         s = self.summary
         if s.aborted:
             return
@@ -702,7 +703,7 @@ class _Run:
         else:
             s.failed += 1
             s.reasons[failure_reason(res.error)] += 1
-            s.streak = 0 if res.permanent else s.streak + 1  # the server answered for good: it is alive
+            s.streak += 1  # any failure: a dead server's come in a row (so do its error pages and wrong answers)
             s.last_error = res.error
             log.debug("objID %d failed: %s", res.oid, res.error)
         if bar is not None:

@@ -19,7 +19,7 @@ Every request has a total deadline (--timeout: connection, headers and body) and
 is decoded, with nothing after its end (junk appended to a valid image is refused).
 
 Exit status: 0 when done (failures within --max-failures), 1 when more than --max-failures
-of the images failed or --max-consecutive-failures fetches in a row failed transiently (the run
+of the images failed or --max-consecutive-failures fetches in a row failed (the run
 stops early; a rerun resumes), 130 when interrupted, 2 for bad input.
 
 Examples:
@@ -70,7 +70,7 @@ def add_arguments(p) -> None:
         type=option_type(DOWNLOAD_RANGES["max_consecutive_failures"]),
         default=d.max_consecutive_failures,
         metavar="N",
-        help="stop with exit 1 after N fetches in a row failed transiently (a dead server; default: %(default)s)",
+        help="stop with exit 1 after N fetches in a row failed (a dead server; default: %(default)s)",
     )
     p.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
     p.add_argument(
