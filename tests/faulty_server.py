@@ -424,7 +424,7 @@ def make_catalog(root, n: int, seed: int = 0):
 
 def fault_plans(cat, transient: float, permanent: float, seed: int = 0):
     """Choose rows with transient faults (1-2 of every kind in TRANSIENT_ACTIONS, then ok) and
-    permanent ones (404 or an HTML page on every try).
+    permanent ones (404 or a wrong-size image on every try).
 
     Returns
     -------
@@ -440,7 +440,7 @@ def fault_plans(cat, transient: float, permanent: float, seed: int = 0):
     plans, transient_ids, permanent_ids = {}, set(), set()
     for j, row in enumerate(order[:n_perm]):
         key = key_of(cat["ra"].iloc[row], cat["dec"].iloc[row])
-        plans[key] = ["404"] if j % 2 == 0 else ["html"]
+        plans[key] = ["404"] if j % 2 == 0 else ["wrongsize"]
         permanent_ids.add(int(cat["objID"].iloc[row]))
     for j, row in enumerate(order[n_perm : n_perm + n_trans]):
         key = key_of(cat["ra"].iloc[row], cat["dec"].iloc[row])

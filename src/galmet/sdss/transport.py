@@ -818,7 +818,8 @@ class HttpClient:
         ------
         ServiceError
             The service's :attr:`error`: one line naming ``where``, the last error and the number of requests.
-            ``permanent`` is set for 4xx, a :class:`WrongAnswer`, and a bad body on the last try.
+            ``permanent`` is set for 4xx, a :class:`WrongAnswer`, and a body over the cap on the last
+            try; an error page or a truncated body to the last try is not (a later run tries again).
         Interrupted
             ``stop`` was set.
         """
@@ -828,13 +829,13 @@ class HttpClient:
                 raise Interrupted()
             self.limiter.acquire(stop)
             retry_after = None
-            bad_body = False
+            oversized = False
             try:
                 resp = self._request(url, self.timeout)
             except TransportError as exc:
                 error = str(exc)
             except OversizedBody as exc:
-                error, bad_body = str(exc), True
+                error, oversized = str(exc), True
             else:
                 if resp.status == 200:
                     try:
@@ -844,7 +845,7 @@ class HttpClient:
                     except WrongAnswer as exc:  # the same answer again on a retry: permanent now
                         raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
                     except BadBody as exc:
-                        error, bad_body = str(exc), True
+                        error = str(exc)  # an error page, an empty or truncated body: transient
                 elif resp.status in TRANSIENT_STATUSES or resp.status >= 500:
                     error = _status_error(resp)
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
@@ -853,7 +854,9 @@ class HttpClient:
                     raise self.error(f"{where}: {error}", attempts=attempt + 1, permanent=True)
             if attempt == retries:
                 raise self.error(
-                    f"{where}: {error} (gave up after {attempt + 1} requests)", attempts=attempt + 1, permanent=bad_body
+                    f"{where}: {error} (gave up after {attempt + 1} requests)",
+                    attempts=attempt + 1,
+                    permanent=oversized,
                 )
             wait = self.policy.delay(attempt, retry_after, self.rng)
             reason = retry_reason(error)
