@@ -6,7 +6,7 @@
   written atomically (temp file + rename): after a crash or ``kill -9`` only complete,
   valid images exist. Leftover temp files are removed by the next run.
 - ``DATASET/manifest.parquet`` holds per objID: status (ok / failed), attempts (over all
-  runs), last error, whether the failure is permanent (404, bad bodies to the last try) and
+  runs), last error, whether the failure is permanent (404, wrong answers, oversized bodies) and
   the image size in bytes. It is rewritten atomically every few seconds, so a kill loses at
   most that much bookkeeping, never an image.
 - A rerun fetches only rows without a valid image; permanent failures are skipped unless
@@ -256,7 +256,7 @@ class CutoutOutcome:
     error : str
         Why it failed ("" when ok).
     permanent : bool
-        Retrying is pointless (404, bad bodies to the last try, unusable ra/dec).
+        Retrying is pointless (404, a wrong answer, an oversized body, unusable ra/dec).
     fetched : bool
         Fetched in this run (False: found valid on disk, or a permanent failure of an earlier run).
     """
@@ -302,7 +302,7 @@ class ManifestRecord:
     last_error : str
         Why the last attempt failed ("" when ok).
     permanent : bool
-        Retrying is pointless (HTTP 404, bad bodies to the last try, unusable ra/dec).
+        Retrying is pointless (HTTP 404, a wrong answer, an oversized body, unusable ra/dec).
     bytes : int
         Size of the stored JPEG (0 when failed).
     size : int

@@ -88,7 +88,7 @@ class SkyServerError(ServiceError):
     attempts : int
         Requests sent for this call.
     permanent : bool
-        True when retrying later is pointless (HTTP 404, repeated bad bodies).
+        True when retrying later is pointless (HTTP 404, a wrong answer, a body over the cap).
     """
 
 

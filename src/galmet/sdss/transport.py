@@ -93,7 +93,7 @@ class ServiceError(GalmetError):
     attempts : int
         Requests sent for this call.
     permanent : bool
-        True when retrying later is pointless (HTTP 404, repeated bad bodies).
+        True when retrying later is pointless (HTTP 404, a wrong answer, a body over the cap).
     """
 
     def __init__(self, message: str, attempts: int = 0, permanent: bool = False):
