@@ -17,7 +17,9 @@ truncated  status 200 and a self-consistent response holding half a JPEG
 html       status 200, an HTML error page
 text       status 200, a plain-text error message
 empty      status 200, empty body
-wrongsize  a valid JPEG of half the requested size
+wrongsize  a valid JPEG of half the requested size (a wrong answer: permanent at once)
+grey       a valid greyscale (one-band) JPEG of the requested size (permanent at once)
+png        a valid PNG of the requested size: not a JPEG (permanent at once)
 404        HTTP 404 (permanent)
 trickle    status 200 and the JPEG's Content-Length, then one byte every ``trickle_seconds``
 dribble    the status line and headers themselves one byte every ``trickle_seconds``
@@ -73,8 +75,9 @@ TRANSIENT_ACTIONS = (
     "html",
     "text",
     "empty",
-    "wrongsize",
 )
+#: Complete answers that are wrong in a way a retry cannot change: permanent after one request.
+WRONG_ANSWER_ACTIONS = ("wrongsize", "grey", "png", "bomb", "junk_small")
 
 
 def key_of(ra, dec) -> str:
@@ -267,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "image/jpeg", encode_jpeg(np.zeros((height, width, 3), np.uint8), 90))
         elif action == "wrongsize":
             self._send(200, "image/jpeg", srv.jpeg(key, max(1, width // 2), max(1, height // 2)))
+        elif action in ("grey", "png"):
+            self._send(200, "image/jpeg", _encoded(fake_image(key, width, height), action))
         else:
             self._fault(action, jpeg)
 
@@ -374,6 +379,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _encoded(image: np.ndarray, action: str) -> bytes:
+    """``image`` as a greyscale JPEG (``grey``) or an RGB PNG (``png``)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if action == "grey":
+        Image.fromarray(image[..., 0]).save(buf, format="JPEG", quality=90)
+    else:
+        Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def bomb_jpeg(jpeg: bytes, width: int = 12000, height: int = 12000) -> bytes:
     """``jpeg`` with its frame header (SOF0) claiming ``width`` x ``height`` pixels: a small file
     whose full decode would take width * height * 3 bytes (~430 MB by default)."""
@@ -405,7 +424,7 @@ def make_catalog(root, n: int, seed: int = 0):
 
 def fault_plans(cat, transient: float, permanent: float, seed: int = 0):
     """Choose rows with transient faults (1-2 of every kind in TRANSIENT_ACTIONS, then ok) and
-    permanent ones (404 or an HTML page on every try).
+    permanent ones (404 or a wrong-size image on every try).
 
     Returns
     -------
@@ -421,7 +440,7 @@ def fault_plans(cat, transient: float, permanent: float, seed: int = 0):
     plans, transient_ids, permanent_ids = {}, set(), set()
     for j, row in enumerate(order[:n_perm]):
         key = key_of(cat["ra"].iloc[row], cat["dec"].iloc[row])
-        plans[key] = ["404"] if j % 2 == 0 else ["html"]
+        plans[key] = ["404"] if j % 2 == 0 else ["wrongsize"]
         permanent_ids.add(int(cat["objID"].iloc[row]))
     for j, row in enumerate(order[n_perm : n_perm + n_trans]):
         key = key_of(cat["ra"].iloc[row], cat["dec"].iloc[row])

@@ -79,7 +79,25 @@ def test_plain_lines_at_info_when_not_a_terminal(monkeypatch, caplog):
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "galmet.io.progress")
     assert lines[0].startswith("decoding: 1/5 img (20%)") and "img/s" in lines[0]
     assert lines[-1].startswith("decoding: 5/5 img (100%)")  # the closing line
+    assert sum("(100%)" in line for line in lines) == 1  # once, though the last update wrote it already
     assert not any("\r" in line for line in lines)
+
+
+@pytest.mark.parametrize("moved_after_last_line", [False, True])
+def test_the_closing_line_only_when_the_count_moved(monkeypatch, caplog, moved_after_last_line):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    caplog.set_level(logging.INFO, logger="galmet.io.progress")
+    bar = progress_bar(total=4, desc="rows", unit="row", interval=3600)
+    bar.update(1)
+    bar._last -= 3600  # an interval later
+    bar.update(3 if not moved_after_last_line else 2)
+    if moved_after_last_line:
+        bar.update(1)
+    bar.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "galmet.io.progress"]
+    assert [line.split(",")[0] for line in lines] == ["rows: 4/4 row (100%)"] * (
+        1 if not moved_after_last_line else 0
+    ) + (["rows: 3/4 row (75%)", "rows: 4/4 row (100%)"] if moved_after_last_line else [])
 
 
 def test_plain_lines_are_periodic_not_per_item(monkeypatch, caplog):

@@ -171,6 +171,34 @@ def test_cli_ra_dec_sexagesimal_and_decimal(tmp_path, capsys, bundle):
     assert not (tmp_path / "x.csv").exists()
 
 
+@pytest.mark.parametrize(
+    "dec, degrees",
+    [("-34:19:43", -(34 + 19 / 60 + 43 / 3600)), ("-05d12m30s", -(5 + 12.5 / 60)), ("-7.25", -7.25), ("+2:30:00", 2.5)],
+)
+def test_a_negative_sexagesimal_dec_needs_no_equals_sign(dec, degrees):
+    from galmet.cli.main import build_parser
+    from galmet.cli.options import attach_signed_values
+
+    argv = ["predict", "m.pt", "--ra", "1", "--dec", dec, "--out", "p.csv"]
+    args = build_parser().parse_args(attach_signed_values(argv))
+    assert args.dec == [pytest.approx(degrees)]
+    joined = attach_signed_values(["--ra", "-0:00:01", "--dec", dec, "--out", "-1.csv", "--", "--dec", "-1:2:3"])
+    assert joined[:2] == ["--ra=-0:00:01", f"--dec={dec}" if dec[0] == "-" else "--dec"]
+    assert joined[-4:] == ["-1.csv", "--", "--dec", "-1:2:3"]  # other options, and anything after --, as given
+    with pytest.raises(SystemExit):  # the argument parser alone (what the rewrite fixes)
+        build_parser().parse_args(["predict", "m.pt", "--ra", "1", "--dec", "-34:19:43", "--out", "p.csv"])
+
+
+def test_cli_negative_dec_and_ra_text_just_work(tmp_path, capsys, bundle):
+    out = tmp_path / "south.csv"
+    with FaultyServer() as srv:
+        argv = ["predict", str(bundle), "--ra", "13:25:27.6", "--dec", "-43:01:09", "--out", str(out)]
+        code = main(argv + ["--base-url", srv.url, "--rate", "0", "--device", "cpu", "--no-tta", "--no-progress"])
+        assert code == 0, capsys.readouterr().err
+    df = pd.read_csv(out)
+    assert df["dec"].tolist() == [pytest.approx(-(43 + 1 / 60 + 9 / 3600))] and df["status"].tolist() == ["ok"]
+
+
 def test_cli_single_position_that_fails_keeps_its_row_and_exits_1(tmp_path, capsys, bundle):
     out = tmp_path / "one.csv"
     with FaultyServer(default_plan=("404",)) as srv:

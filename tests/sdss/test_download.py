@@ -82,9 +82,7 @@ def test_150_cutouts_with_transient_and_permanent_faults_then_resume(tmp_path):
         assert man.loc[list(permanent), "permanent"].all()
         for oid in permanent:
             err = man.loc[oid, "last_error"]
-            assert ("HTTP 404" in err and man.loc[oid, "attempts"] == 1) or (
-                "HTML error page" in err and man.loc[oid, "attempts"] == 4
-            )
+            assert ("HTTP 404" in err or "expected 16x16" in err) and man.loc[oid, "attempts"] == 1  # not retried
         assert (man.loc[list(transient), "attempts"] >= 2).all()
         assert not list(ds.rglob("*.tmp"))
 
@@ -124,6 +122,26 @@ def test_too_many_failures_stops_early_with_exit_1(tmp_path, capsys):
     assert sent < 20  # 4 failures (> 5% of 60) are enough to stop; a few were in flight
     man = pd.read_parquet(ds / "manifest.parquet")
     assert (man["status"] == "failed").all() and len(man) == sent
+
+
+@pytest.mark.parametrize("dead", ["503", "closed port"])
+def test_a_dead_server_stops_after_the_consecutive_failure_budget(tmp_path, capsys, dead):
+    ds = tmp_path / "ds"
+    make_catalog(ds, 60)
+    with FaultyServer(default_plan=["503"]) as srv:
+        url = srv.url
+        if dead == "closed port":
+            srv.stop()
+        # --max-failures 1: only the consecutive budget can stop this run
+        rc = main(cli_args(ds, url, "--workers", "2", "--max-failures", "1", "--max-consecutive-failures", "5"))
+        tried = len(srv.counts)
+    out = capsys.readouterr().out
+    assert rc == 1 and "stopped early: too many failures (5 fetches in a row failed" in out
+    assert "--max-consecutive-failures 5" in out  # the flag, on the command line
+    man = pd.read_parquet(ds / "manifest.parquet")
+    assert len(man) < 60 and not man["permanent"].any()  # transient: the rerun tries them again
+    if dead == "503":
+        assert tried <= 5 + 2 * 2
 
 
 def test_invalid_existing_image_and_stale_temp_files_are_repaired(tmp_path):
@@ -341,10 +359,10 @@ def test_summary_tallies_failures_by_reason_and_on_result_reports_every_objid(tm
         assert "failed: 2 HTTP 404, 1 " in s.line()
         assert sorted(o.objID for o in seen) == sorted(cat["objID"].tolist())
         assert all(o.fetched and o.path.name == f"{o.objID}.jpg" for o in seen)
-        # a rerun reports the images on disk and the permanent failures without fetching them
+        # a rerun reports the images on disk and the permanent failures (the 404s) without fetching them
         seen.clear()
         s = download_cutouts(ds, fast_options(srv.url, retries=0, max_failures=1.0), on_result=seen.append)
-    assert s.present == 8 and s.failed_before == 3 and len(seen) == 12
-    assert sum(not o.fetched for o in seen) == 11  # the timed-out one was transient: fetched again
+    assert s.present == 8 and s.failed_before == 2 and len(seen) == 12
+    assert sum(not o.fetched for o in seen) == 10  # the timed-out one and the error page were transient: fetched again
     assert failure_reason("objID 1: connection failed (reset)") == "connection failed"
     assert failure_reason("cannot decode image (truncated JPEG)") == "bad image"

@@ -216,9 +216,11 @@ def test_retry_after_from_the_server_is_honoured():
     "action, attempts, text",
     [
         ("404", 1, "HTTP 404"),
-        ("html", 3, "HTML error page"),
-        ("truncated", 3, "cannot decode"),
-        ("wrongsize", 3, "expected 16x16"),
+        ("wrongsize", 1, "expected 16x16"),  # a wrong answer: a retry would repeat it
+        ("grey", 1, "image mode is L, expected RGB"),
+        ("png", 1, "not a JPEG"),
+        ("junk_small", 1, "100 bytes of junk"),
+        ("bomb", 1, "12000x12000"),
     ],
 )
 def test_permanent_faults_fail_with_one_line(action, attempts, text):
@@ -227,6 +229,19 @@ def test_permanent_faults_fail_with_one_line(action, attempts, text):
         with pytest.raises(SkyServerError) as info:
             fetch_cutout(7.0, 8.0, size=16, base_url=srv.url, timeout=1, retries=2, backoff_base=0.001)
         assert info.value.permanent and info.value.attempts == attempts == srv.counts[key]
+        assert text in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "action, text", [("html", "HTML error page"), ("truncated", "cannot decode"), ("empty", "empty")]
+)
+def test_an_error_page_to_the_last_try_is_transient(action, text):
+    # what an overloaded server sends: a later run tries again (a wrong answer would be permanent)
+    key = key_of(7.0, 8.0)
+    with FaultyServer({key: [action]}) as srv:
+        with pytest.raises(SkyServerError) as info:
+            fetch_cutout(7.0, 8.0, size=16, base_url=srv.url, timeout=1, retries=2, backoff_base=0.001)
+        assert not info.value.permanent and info.value.attempts == 3 == srv.counts[key]
         assert text in str(info.value) and "\n" not in str(info.value)
 
 

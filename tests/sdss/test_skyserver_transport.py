@@ -137,7 +137,7 @@ def test_a_redirect_loop_is_a_one_line_error():
 
 # -- retries at INFO ---------------------------------------------------------------------------
 def test_retries_are_logged_at_info_with_reason_and_attempt(caplog):
-    plan = ["503", "html", "junk_small", "slow", "reset", "ok"]
+    plan = ["503", "html", "truncated", "slow", "reset", "ok"]
     with FaultyServer({key_of(1, 2): plan}, slow_seconds=1.5) as srv:
         client = SkyServerClient(srv.url, timeout=0.5, policy=RetryPolicy(retries=5, backoff_base=0.001))
         with caplog.at_level(logging.INFO, logger="galmet.sdss.skyserver"):
@@ -146,7 +146,7 @@ def test_retries_are_logged_at_info_with_reason_and_attempt(caplog):
     records = [r for r in caplog.records if r.name == "galmet.sdss.skyserver"]
     assert all(r.levelno == logging.INFO for r in records)
     assert [r.attempt for r in records] == [1, 2, 3, 4, 5]
-    assert [r.retry_reason for r in records] == ["HTTP 503", "HTML page", "junk", "timeout", "connection"]
+    assert [r.retry_reason for r in records] == ["HTTP 503", "HTML page", "truncated", "timeout", "connection"]
     first = records[0].getMessage()
     assert first.startswith("cutout 7: attempt 1 of 6 failed (HTTP 503: HTTP 503 Service Unavailable")
     assert "retrying in" in first and "\n" not in first
@@ -259,3 +259,24 @@ def test_an_unknown_data_release_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         _server_args(["--data-release", "DR9"])
     assert exit_.value.code == 2 and "DR9" in capsys.readouterr().err
+
+
+def test_retry_lines_are_bounded_then_summarised(caplog):
+    from galmet.sdss.transport import RetryLog
+
+    logger = logging.getLogger("galmet.retry-test")
+    retries = RetryLog(logger, lines=3, every=3600)
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        for i in range(100):
+            retries.retry(f"cutout {i}: attempt 1 of 2 failed", "HTTP 503" if i % 2 else "connection", 1)
+        info = [r for r in caplog.records if r.levelno == logging.INFO]
+        assert len(info) == 4 and "summarised" in info[-1].getMessage()  # 3 lines, then the notice
+        assert retries.total == 100 and retries.reasons == {"HTTP 503": 50, "connection": 50}
+        retries._last -= 3600  # an interval later: one line tallies what was not shown
+        retries.retry("cutout 100: attempt 1 of 2 failed", "HTTP 503", 1)
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert (
+        len(info) == 5
+        and info[-1].startswith("98 more retries in the last")
+        and "(50 HTTP 503, 48 connection)" in info[-1]
+    )

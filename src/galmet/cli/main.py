@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         try:
-            args = parser.parse_args(argv)
+            from galmet.cli.options import attach_signed_values
+
+            args = parser.parse_args(attach_signed_values(list(sys.argv[1:] if argv is None else argv)))
         except SystemExit as exc:  # --help, --version, or a bad option (already printed, one line)
             return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
         command = f"galmet {args.command}" if getattr(args, "command", None) else "galmet"

@@ -8,6 +8,7 @@
   schema (:mod:`galmet.training.config_schema`) and ``TrainConfig`` (:func:`schema_type`): none is
   written here.
 - :func:`add_device_option`, :func:`add_progress_option`, :func:`add_overwrite_option`.
+- :func:`attach_signed_values`: ``--dec -34:19:43`` read as ``--dec=-34:19:43`` (before argparse).
 - argparse types that check a number where it is parsed (:func:`number`, :func:`integer`,
   :func:`byte_size`, :data:`SEED`): every float option is finite and in its range, every
   integer option in its range, and a bad value is one line naming the option.
@@ -251,6 +252,34 @@ def add_overwrite_option(p, help: str = OVERWRITE_HELP) -> None:
     """``--overwrite`` (dest ``overwrite``): the one flag by which a user lets a command replace a
     file galmet did not write (see :mod:`galmet.io.ownership`)."""
     p.add_argument("--overwrite", action="store_true", help=help)
+
+
+#: Options whose value may start with a minus sign that argparse takes for an option (``--dec -34:19:43``).
+SIGNED_VALUE_OPTIONS = ("--ra", "--dec")
+_SIGNED_VALUE = re.compile(r"-\d")
+
+
+def attach_signed_values(argv: list[str], options=SIGNED_VALUE_OPTIONS) -> list[str]:
+    """``argv`` with ``--dec -34:19:43`` written as ``--dec=-34:19:43`` for each option of ``options``.
+
+    argparse reads a value that starts with ``-`` and is not a plain number as the next option
+    ("expected one argument"); a minus sign followed by a digit never starts a galmet option, so
+    such a value after one of ``options`` is joined to it (``--`` ends the options, as in argparse).
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return out + argv[i:]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if token in options and nxt is not None and _SIGNED_VALUE.match(nxt):
+            out.append(f"{token}={nxt}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def add_progress_option(p) -> None:

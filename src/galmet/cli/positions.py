@@ -87,6 +87,7 @@ def _library_arguments(args, work: Path, device) -> dict:
             timeout=args.timeout,
             backoff_base=args.backoff_base,
             max_bytes=args.max_bytes,
+            max_consecutive_failures=args.max_consecutive_failures,
             progress=False,
         ),
         drop_failed=args.skip_bad,

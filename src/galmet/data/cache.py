@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from galmet._env import env
 from galmet.io.atomic import atomic_path, atomic_write_text
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, cache_key_file
 
@@ -52,7 +53,7 @@ def cache_location(root: Path, cache: bool | str | os.PathLike) -> Path | None:
         and is_galmet_cache_or_absent(root / IMAGE_CACHE)
     ):
         return root / IMAGE_CACHE
-    base = Path(os.environ.get("GALMET_CACHE_DIR", Path.home() / ".cache" / "galmet"))
+    base = Path(env("GALMET_CACHE_DIR") or Path.home() / ".cache" / "galmet")  # empty means unset
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
     return base / key / IMAGE_CACHE
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from galmet._env import env, env_flag
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 30.0
 #: Environment variable that sets that interval (seconds, > 0).
 INTERVAL_ENV = "GALMET_PROGRESS_INTERVAL"
-_OFF_VALUES = ("", "0", "false", "no", "off")
 #: Depth of :func:`progress_disabled` blocks now open (process-wide: the CLI's switch must reach
 #: bars made in worker threads too).
 _silenced_depth = 0
@@ -49,13 +49,13 @@ def progress_disabled(disabled: bool = True) -> Iterator[None]:
 
 def tqdm_disabled_by_env() -> bool:
     """True when ``TQDM_DISABLE`` asks for no bars (tqdm honours it only in some versions)."""
-    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in _OFF_VALUES
+    return env_flag("TQDM_DISABLE")
 
 
 def progress_interval() -> float:
     """Seconds between plain progress lines: ``$GALMET_PROGRESS_INTERVAL`` when it is a positive
     number, else :data:`DEFAULT_INTERVAL`."""
-    raw = os.environ.get(INTERVAL_ENV)
+    raw = env(INTERVAL_ENV)  # empty means unset
     if raw:
         try:
             value = float(raw)
@@ -157,7 +157,8 @@ class _SilentBar:
 
 class LogProgress(_SilentBar):
     """Plain INFO lines (``desc: 120/480 img (25%), 3.1 img/s, loss=0.123``) at most every
-    ``interval`` seconds, and a last one at :meth:`close` when any was written before."""
+    ``interval`` seconds, and a last one at :meth:`close` when any was written before and the
+    count (or postfix) moved since the last line: the 100% line is written once."""
 
     def __init__(self, iterable: Iterable | None, total, desc: str, unit: str, interval: float) -> None:
         super().__init__(iterable, total)
@@ -166,6 +167,7 @@ class LogProgress(_SilentBar):
         self.start = self._last = time.monotonic()
         self.lines = 0
         self.closed = False
+        self._shown: tuple = ()
 
     def __iter__(self):
         if self.iterable is None:
@@ -205,12 +207,14 @@ class LogProgress(_SilentBar):
 
     def _emit(self, now: float) -> None:
         self.lines += 1
+        self._shown = (self.n, self.postfix)
         log.info("%s", self.line(now))
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.lines:  # short work stays quiet; long work says it finished
+            # short work stays quiet; long work says it finished, unless its last line said so already
+            if self.lines and self._shown != (self.n, self.postfix):
                 self._emit(time.monotonic())
 
 

@@ -65,6 +65,27 @@ FORMATS = {
     "npz": ("zip archive",),
 }
 
+#: The suffixes an output of each format must have (tables: checked by the table registry,
+#: ``galmet.io.tables.require_table_format``, before this).
+SUFFIXES = {
+    "json": (".json",),
+    "yaml": (".yaml", ".yml"),
+    "html": (".html", ".htm"),
+    "png": (".png",),
+    "pdf": (".pdf",),
+    "svg": (".svg",),
+    "bundle": (".pt",),
+    "npz": (".npz",),
+}
+
+
+def check_output_suffix(path: Path, option: str, fmt: str, what: str) -> None:
+    """ConfigError (``param=option``) when ``path`` does not end in a suffix of format ``fmt``
+    (:data:`SUFFIXES`; case-insensitive): ``--json metrics.txt`` is refused before anything is done."""
+    suffixes = SUFFIXES.get(fmt)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {path}: a {what} file ends in {' or '.join(suffixes)}", param=option)
+
 
 @dataclass(frozen=True)
 class Input:
@@ -243,6 +264,7 @@ def check_output_file(
             f"{option} {p}: exists and was not written by galmet; choose another file or use overwrite to replace it",
             param=(option, "overwrite"),
         )
+    check_output_suffix(p, option, fmt, what)  # (after the checks above: they say more of an existing file)
     return p
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from galmet._env import env_flag
 from galmet.columns import ARCHS
 from galmet.errors import ConfigError, one_line
 from galmet.io.safety import file_kind
@@ -47,7 +48,7 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
         f"download {url} into {cached} (or set TORCH_HOME), or pass --weights PATH to a local "
         f"state dict, or --weights none"
     )
-    if not cached.is_file() and os.environ.get("GALMET_OFFLINE"):
+    if not cached.is_file() and env_flag("GALMET_OFFLINE"):
         raise ConfigError(f"ImageNet weights for {arch} are not in the torch cache and GALMET_OFFLINE is set: {how}")
     weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
     try:

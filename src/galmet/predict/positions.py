@@ -10,6 +10,11 @@ cutouts are fetched. Everything lives in a work folder::
     WORK/cutouts/                  a dataset directory: catalog.parquet, images/<key>.jpg, manifest.parquet
                                    (``keep_cutouts=DIR`` puts it there instead, and keeps it)
 
+Fetching pauses while :data:`BACKLOG_SHARDS` shards' worth of cutouts wait to be predicted
+(back-pressure: a slow model does not fill the disk), and a dead server stops the run after the
+download's ``max_consecutive_failures`` fetches in a row failed (one-line DataError; the shards
+stay, so the rerun resumes, from another ``base_url`` if need be).
+
 After Ctrl-C or ``kill -9`` the same command resumes: rows of finished shards are neither
 fetched nor predicted again, cutouts on disk (or failed for good in the manifest) are not fetched
 again; rows whose fetch failed only transiently are tried again. When every row is done the
@@ -19,7 +24,7 @@ cutouts, unless kept) deleted: a write that fails leaves everything for the reru
 
 Each row gets a ``status`` (:data:`galmet.columns.STATUSES`): ``ok``; ``invalid position``
 (ra/dec missing or off the sky); ``fetch failed`` (HTTP errors, timeouts, connection failures
-after the retries); ``bad image`` (the server sent something other than the cutout to the last
+after the retries); ``bad image`` (the server sent the wrong image, at once, or an error page to the last
 try); ``outside footprint`` (a blank cutout: SDSS has no imaging there). Rows that are not ok
 have an ``error`` message and no prediction.
 """
@@ -86,13 +91,21 @@ from galmet.layout import (
     RUN_LOCK,
     positions_shard,
 )
+from galmet.nn.device import resolve_device
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.paper import DATA_RELEASE, IMAGE_SIZE, PIXEL_SCALE_ARCSEC
 from galmet.predict.flags import flag_rows
 from galmet.predict.output import ROW, positions_table, write_positions_table
 from galmet.sdss.at_positions import KEEP, download_options
 from galmet.sdss.coords import Positions, cutout_keys, sky_positions
-from galmet.sdss.download import CutoutOutcome, DownloadOptions, DownloadSummary, download_cutouts, failure_reason
+from galmet.sdss.download import (
+    DOWNLOAD_RANGES,
+    CutoutOutcome,
+    DownloadOptions,
+    DownloadSummary,
+    download_cutouts,
+    failure_reason,
+)
 from galmet.sdss.skyserver import DATA_RELEASES, SkyServerClient
 from galmet.sdss.transport import check_base_url
 
@@ -123,6 +136,8 @@ BLANK_RANGE = 12
 INTERRUPT_GRACE = 2.0
 #: Shard column: the row's outcome is final (a transient fetch failure is tried again on resume).
 PERMANENT = "permanent"
+#: Fetching pauses while more than this many shards' worth of cutouts wait on disk to be predicted.
+BACKLOG_SHARDS = 2
 
 
 # --- what to fetch --------------------------------------------------------------------------------
@@ -164,6 +179,7 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
     release = imaging.data_release or DATA_RELEASE
     if mode not in ("fixed", "scale-by-size"):
         raise ConfigError(f"{model.path or 'model'}: unknown imaging scale mode {mode!r}")
+    _check_fetchable(model, int(size), float(scale))
     if base_url is None:
         if release not in DATA_RELEASES:
             raise ConfigError(
@@ -173,6 +189,22 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
             )
         base_url = DATA_RELEASES[release]
     return FetchSettings(int(size), float(scale), mode, str(release), str(base_url).rstrip("/"))
+
+
+def _check_fetchable(model: GalmetModel, size: int, scale: float) -> None:
+    """ConfigError (no parameter: the bundle's own field is named) when the model's cutouts are
+    outside what the cutout service gives (:data:`galmet.sdss.download.DOWNLOAD_RANGES`)."""
+    field_of = "imaging.fetch_size" if model.imaging.fetch_size else "image_size"
+    for name, value, what in (("size", size, field_of), ("scale", scale, "imaging.pixel_scale")):
+        accepted = DOWNLOAD_RANGES[name]
+        try:
+            accepted.check(name, value)
+        except ConfigError:
+            unit = "pixels" if name == "size" else "arcsec per pixel"
+            raise ConfigError(
+                f"{model.path or 'model'}: the bundle's {what} is {value:g} {unit}; SDSS cutouts can be fetched "
+                f"at {accepted.lo:g} to {accepted.hi:g} {unit} only, so this model cannot predict at sky positions"
+            ) from None
 
 
 # --- options and summary --------------------------------------------------------------------------
@@ -211,6 +243,7 @@ class PositionsOptions:
         self.download.check()
         if self.base_url is not None:
             check_base_url(self.base_url)
+        resolve_device(self.inference.device)  # "cuda" without a GPU: refused now, not after the first shard
 
 
 @dataclass
@@ -231,6 +264,9 @@ class PositionsSummary:
         Cutouts fetched in this run (the rest were on disk, or failed before).
     download : DownloadSummary or None
         The downloader's own summary (None when nothing was left to fetch).
+    reasons : Counter
+        Rows that failed to fetch or gave a bad image, by reason (:func:`galmet.sdss.download.failure_reason`
+        of their error), over every run of the work folder: they add up to those statuses.
     interrupted : bool
     seconds : float
     """
@@ -241,6 +277,7 @@ class PositionsSummary:
     predicted: int = 0
     fetched: int = 0
     download: DownloadSummary | None = None
+    reasons: Counter = field(default_factory=Counter)
     interrupted: bool = False
     seconds: float = 0.0
 
@@ -254,9 +291,8 @@ class PositionsSummary:
         text += f"; {self.fetched} cutouts fetched, {self.predicted} images predicted in this run"
         if self.resumed:
             text += f", {self.resumed} rows resumed from an earlier run"
-        reasons = self.download.reasons if self.download is not None else None
-        if reasons:
-            text += "; fetch failures: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common())
+        if self.reasons:
+            text += "; fetch failures: " + ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
         return text + f" ({self.seconds:.1f} s)"
 
 
@@ -308,6 +344,7 @@ class PositionsJob:
         self.summary.rows = self.n
         self.flag_checks: list[str] = []
         self._bar: Any = None
+        self._failed = 0
 
     # -- checks (nothing is written) ----------------------------------------------------------
     def _petro(self) -> np.ndarray | None:
@@ -388,7 +425,7 @@ class PositionsJob:
                 f"work_dir {path.parent}: unreadable {path.name} ({exc}); remove the folder", param="work_dir"
             ) from None
         new = self.settings()
-        diff = [k for k in new if old.get(k) != json.loads(json.dumps(new[k]))]
+        diff = [k for k in new if _same_server(old.get(k), k) != _same_server(json.loads(json.dumps(new[k])), k)]
         if diff:
             what = {"fingerprint": "other positions", "model_sha256": "another model"}.get(
                 diff[0], f"another {diff[0]}"
@@ -405,7 +442,7 @@ class PositionsJob:
         except (OSError, ValueError):
             old = {}
         if (
-            old.get("fetch") != json.loads(json.dumps(asdict(self.fetch)))
+            _same_server(old.get("fetch"), "fetch") != _same_server(json.loads(json.dumps(asdict(self.fetch))), "fetch")
             or old.get("fingerprint") != self.fingerprint()
         ):
             raise ConfigError(
@@ -481,6 +518,48 @@ class PositionsJob:
         if self.petro is not None:
             cat["petroR90_r"] = self.petro[first]
         write_table(cat, self.cutouts / CATALOG_PARQUET)
+        predictor = _Predictor(self, writer)
+        self._failed = 0
+        self._bar = progress_bar(
+            total=len(todo),
+            desc="positions",
+            unit="row",
+            enabled=self.opts.inference.progress,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
+        backlog = self.backlog()
+
+        def on_result(outcome: CutoutOutcome) -> None:
+            if predictor.error is not None:
+                raise predictor.error
+            rows = rows_of.get(int(outcome.objID), [])
+            self.summary.fetched += int(outcome.fetched and outcome.status == "ok")
+            if outcome.status == "ok":
+                predictor.put(("ok", rows, outcome.path))
+                predictor.wait_for_room(backlog)  # back-pressure: fetching waits for prediction
+            else:
+                status = status_of(outcome)
+                predictor.put(("failed", [(i, status, outcome.error, outcome.permanent) for i in rows]))
+
+        predictor.start()
+        interrupted = aborted = False
+        try:
+            summary = download_cutouts(self.cutouts, self._download_options(), self.client, on_result=on_result)
+            self.summary.download = summary
+            interrupted, aborted = summary.interrupted, summary.aborted
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            predictor.halt()
+            raise
+        self._finish(predictor, interrupted)
+        if aborted:
+            raise self._budget_error(self.summary.download)
+
+    def _download_options(self) -> DownloadOptions:
+        """The downloader's options: the run's, with the model's imaging and no fractional budget
+        (the positions budget is ``max_consecutive_failures``: a failed row keeps its place)."""
         # scratch cutouts (deleted once their shard is predicted) need no fsync (BENCHMARKS.md section 10)
         durable = self.opts.keep_cutouts is not None
         dl = DownloadOptions(
@@ -492,38 +571,16 @@ class PositionsJob:
             self.fetch.scale_mode == "scale-by-size",
             self.fetch.base_url,
         )
-        predictor = _Predictor(self, writer)
-        self._bar = progress_bar(
-            total=len(todo),
-            desc="positions",
-            unit="row",
-            enabled=self.opts.inference.progress,
-            dynamic_ncols=True,
-            smoothing=0.05,
-        )
+        return dl
 
-        def on_result(outcome: CutoutOutcome) -> None:
-            if predictor.error is not None:
-                raise predictor.error
-            rows = rows_of.get(int(outcome.objID), [])
-            self.summary.fetched += int(outcome.fetched and outcome.status == "ok")
-            if outcome.status == "ok":
-                predictor.put(("ok", rows, outcome.path))
-            else:
-                status = status_of(outcome)
-                predictor.put(("failed", [(i, status, outcome.error, outcome.permanent) for i in rows]))
+    def backlog(self) -> int:
+        """Most fetched cutouts that wait to be predicted before fetching pauses (:data:`BACKLOG_SHARDS`
+        shards' worth); the requests in flight (at most twice the workers) may still land."""
+        return BACKLOG_SHARDS * self.opts.shard_size
 
-        predictor.start()
-        interrupted = False
-        try:
-            summary = download_cutouts(self.cutouts, dl, self.client, on_result=on_result)
-            self.summary.download = summary
-            interrupted = summary.interrupted
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException:
-            predictor.halt()
-            raise
+    def _finish(self, predictor: _Predictor, interrupted: bool) -> None:
+        """Let the predictor finish what was fetched (or, after Ctrl-C, the shard it is on); raise its
+        error, or KeyboardInterrupt when interrupted."""
         try:
             if interrupted:
                 predictor.halt()
@@ -548,12 +605,29 @@ class PositionsJob:
             self.summary.interrupted = True
             raise KeyboardInterrupt
 
+    def _budget_error(self, download: DownloadSummary | None) -> DataError:
+        """The one-line error of a run the failure budget stopped; the summary tallies the shards so far."""
+        table = self._read_shards()
+        if len(table):
+            self._tally(table)
+        done = len(self._load_shards())
+        why = download.stop_reason if download is not None else "too many failures"
+        where = (
+            "the temporary work folder is removed (give work_dir or out to resume)"
+            if self.temporary
+            else f"{done} of {self.n} rows are finished in {self.work}: rerun the same command to resume"
+        )
+        return DataError(
+            f"positions: stopped, {why}; is {self.fetch.base_url} down? {where}",
+            param="max_consecutive_failures",
+        )
+
     def tick(self, rows: int, statuses: Counter) -> None:
-        """Progress: ``rows`` more rows are in a finished shard."""
+        """Progress: ``rows`` more rows are in a finished shard (``failed=``: this run's so far)."""
+        self._failed += sum(n for s, n in statuses.items() if s != STATUS_OK)
         if self._bar is not None:
+            self._bar.set_postfix_str(f"failed={self._failed}", refresh=False)
             self._bar.update(rows)
-            bad = sum(n for s, n in statuses.items() if s != STATUS_OK)
-            self._bar.set_postfix_str(f"failed={bad}", refresh=False)
 
     # -- shards -------------------------------------------------------------------------------
     def _shard_files(self) -> list[Path]:
@@ -596,10 +670,17 @@ class PositionsJob:
         if FLAGS in table.columns:
             table[FLAGS] = table[FLAGS].fillna(0).astype(np.int64)
         table[ERROR] = table[ERROR].fillna("").astype(str)
-        self.summary.statuses = Counter(table[STATUS].astype(str).tolist())
+        self._tally(table)
         checks = self._stored_flag_checks()
         self.flag_checks = checks
         return table.drop(columns=[PERMANENT])
+
+    def _tally(self, table: pd.DataFrame) -> None:
+        """The summary's rows by status and failures by reason, from the shards' rows (every run's)."""
+        status = table[STATUS].astype(str)
+        self.summary.statuses = Counter(status.tolist())
+        failed = table.loc[status.isin([STATUS_FETCH, STATUS_BAD]), ERROR].fillna("").astype(str)
+        self.summary.reasons = Counter(failure_reason(e) for e in failed.tolist())
 
     def _stored_flag_checks(self) -> list[str]:
         path = self.folder / POSITIONS_RUN
@@ -671,6 +752,14 @@ class PositionsJob:
         return meta
 
 
+def _same_server(value: Any, key: str) -> Any:
+    """A stored setting as a rerun compares it: the cutouts' server (``base_url``) may change (a
+    mirror, or a corrected URL after a run stopped at a dead one); their size, scale and release not."""
+    if key == "fetch" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "base_url"}
+    return value
+
+
 def _check_dir(folder: Path, param: str) -> None:
     """:func:`galmet.io.safety.check_output_dir` for the folder of parameter ``param`` (its errors carry it)."""
     try:
@@ -727,9 +816,30 @@ class _Predictor(threading.Thread):
         self.inbox: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self._halt = threading.Event()
+        self._waiting = 0  # fetched cutouts not predicted yet (the back-pressure count)
+        self._room = threading.Condition()
 
     def put(self, item) -> None:
+        if item[0] == "ok":
+            with self._room:
+                self._waiting += 1
         self.inbox.put(item)
+
+    @property
+    def waiting(self) -> int:
+        """Cutouts handed over and not predicted yet."""
+        return self._waiting
+
+    def wait_for_room(self, bound: int) -> None:
+        """Block while ``bound`` or more cutouts wait to be predicted (while this thread runs)."""
+        with self._room:
+            while self._waiting >= bound and self.error is None and self.is_alive() and not self._halt.is_set():
+                self._room.wait(0.2)
+
+    def _done(self, n: int) -> None:
+        with self._room:
+            self._waiting -= n
+            self._room.notify_all()
 
     def finish(self) -> None:
         """No more cutouts: predict what is left, then stop."""
@@ -798,6 +908,7 @@ class _Predictor(threading.Thread):
         if job.opts.keep_cutouts is None:
             # their rows are final now: the cutouts go while the rest are fetched, not all at the end
             remove_files([path for _, path in ok])
+        self._done(len(ok))
 
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
@@ -912,7 +1023,7 @@ def predict_positions(
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
-        ``timeout``, ``backoff_base`` override ``download``.
+        ``timeout``, ``backoff_base``, ``max_consecutive_failures`` override ``download``.
 
     Returns
     -------
@@ -926,7 +1037,8 @@ def predict_positions(
     Raises
     ------
     DataError, ConfigError
-        One line: unusable positions (no ra/dec column, not an angle), bad options (``param``).
+        One line: unusable positions (no ra/dec column, text that is not an angle), bad options
+        (``param`` names it), imaging SkyServer cannot give, a dead server (``max_consecutive_failures``).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
@@ -993,7 +1105,7 @@ def _empty_results(job: PositionsJob) -> pd.DataFrame:
 
 #: The keywords of :func:`predict_positions` that override its ``options`` and ``download``.
 _INFERENCE_KEYWORDS = tuple(f.name for f in dataclasses.fields(InferenceOptions))
-_DOWNLOAD_KEYWORDS = ("workers", "rate", "retries", "timeout", "backoff_base")
+_DOWNLOAD_KEYWORDS = ("workers", "rate", "retries", "timeout", "backoff_base", "max_consecutive_failures")
 
 
 def _positions_options(

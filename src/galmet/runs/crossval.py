@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from galmet._env import env_int
 from galmet.data.dataset import as_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
@@ -55,6 +55,7 @@ from galmet.layout import (
     fold_dir,
 )
 from galmet.nn.bundle import load_model, save_ensemble
+from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
 from galmet.science.calibration import fit_calibration
 from galmet.science.metrics import regression_metrics, residuals, rmse
@@ -178,11 +179,12 @@ def cross_validate(
     ConfigError, DataError
         One-line messages (bad options, too few rows, a resumed run with other settings or data).
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if env_int("WORLD_SIZE", 1) > 1:
         raise ConfigError("folds runs one process; start it without torchrun", param="folds")
     config = config.resolved()
     run = Path(out_dir)
     _check_cv_dir(run, resume, overwrite)
+    build_model(config.arch, 1, config.weights)  # the weights resolved (cache, download, file) before any write
     fold_seed = config.split_seed if fold_seed is None else fold_seed
     ds = as_dataset(
         dataset,

@@ -31,6 +31,7 @@ from galmet.layout import (
     resolution_run,
 )
 from galmet.nn.bundle import load_model
+from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
 from galmet.science.metrics import summarize
 from galmet.science.plots.resolution import plot_resolution
@@ -110,6 +111,7 @@ def run_study(
     sizes = parse_sizes(sizes, dataset.image_size)
     if not len(dataset.split_indices("test")):
         raise DataError(f"{dataset.root}: no test rows to score the resolution study on")
+    build_model(config.arch, 1, config.weights)  # the weights resolved (cache, download, file) before any write
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return _run_sizes(out, dataset, sizes, config, target, min_input, bands, tta, formats)

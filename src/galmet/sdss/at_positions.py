@@ -25,7 +25,7 @@ import pandas as pd
 from galmet.columns import OBJID
 from galmet.data.dataset import Dataset, write_catalog
 from galmet.data.dataset import load_dataset as load_folder
-from galmet.errors import ConfigError
+from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.ownership import holds_only_bookkeeping
 from galmet.io.safety import check_output_dir, check_owned_folder
@@ -148,6 +148,12 @@ def load_dataset(
     summary = download_cutouts(folder, opts)
     if summary.interrupted:
         raise KeyboardInterrupt
+    if summary.aborted:  # a dead server: not a dataset of the few cutouts fetched before it stopped
+        raise DataError(
+            f"load_dataset: stopped, {summary.stop_reason}; is {opts.base_url} down? The cutouts fetched so "
+            f"far stay in {folder}: call again to resume",
+            param="max_consecutive_failures",
+        )
     if summary.failed:
         log.warning("load_dataset: %s", summary.line())
     return load_folder(folder, on_error=on_error or "skip", size=opts.size, **folder_args)
@@ -170,6 +176,14 @@ def _positions_catalog(positions: Positions) -> pd.DataFrame:
     return catalog.drop_duplicates(OBJID).reset_index(drop=True)
 
 
+def _without_server(marker):
+    """A cutouts marker as a later call compares it: the server (``base_url``) may change (a mirror,
+    or a corrected URL after a dead one); the positions, size and scale may not."""
+    if isinstance(marker, dict) and isinstance(marker.get("fetch"), dict):
+        return {**marker, "fetch": {k: v for k, v in marker["fetch"].items() if k != "base_url"}}
+    return marker
+
+
 def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
     """Make ``folder`` the cutouts folder of these positions and settings (its marker file), or
     refuse (ConfigError, ``param="cutouts"``) a folder that holds anything else."""
@@ -189,7 +203,7 @@ def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
             old = json.loads(marker_file.read_text())
         except (OSError, ValueError):
             old = None
-        if old != json.loads(json.dumps(marker)):
+        if _without_server(old) != _without_server(json.loads(json.dumps(marker))):
             raise ConfigError(
                 f"cutouts {folder}: holds the cutouts of other positions or settings; choose another", param="cutouts"
             )

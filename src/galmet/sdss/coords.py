@@ -7,7 +7,10 @@ the input's own columns kept beside them. astropy is imported only by the functi
 
 Column names are matched without regard to case, in this order of preference: ``ra``,
 ``raj2000``, ``_raj2000``, ``ra_icrs``, ``ra_deg``, ``radeg``, ``ra_j2000``, ``alpha_j2000``
-(and the same for ``dec``/``de``). A column of angles in any angular unit (a Quantity, or a Table
+(and the same for ``dec``/``de``); of those present, columns of numbers come before text, so a
+VizieR export's computed degrees (``_RAJ2000``/``_DEJ2000``) are used rather than its sexagesimal
+``RAJ2000``/``DEJ2000`` (unit ``h:m:s``/``d:m:s``, read as text when they are all there is), and the
+choice is logged. A column of angles in any angular unit (a Quantity, or a Table
 column with a unit) is converted to degrees; a unitless numeric column is taken as degrees; a
 text column is parsed per row: decimal degrees, or sexagesimal (``12h30m49.4s``, ``12:30:49.4``,
 ``12 30 49.4``: right ascension in hours, declination in degrees, the convention of every
@@ -16,6 +19,7 @@ catalogue).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +30,8 @@ import pandas as pd
 from galmet.columns import objid_array
 from galmet.errors import DataError
 from galmet.io.tables import check_table_cells
+
+log = logging.getLogger(__name__)
 
 #: Column names taken as right ascension / declination, in order of preference (lower case).
 RA_NAMES = ("ra", "raj2000", "_raj2000", "ra_icrs", "ra_deg", "radeg", "ra_j2000", "alpha_j2000")
@@ -216,9 +222,7 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
     if isinstance(coords, pd.DataFrame):
         frame = coords.reset_index(drop=True)
         check_table_cells(frame, where)  # a column name twice, an 8 MB name: one line now, not after the run
-        ra_col, dec_col = _find(list(map(str, frame.columns)), where)
-        ra, ra_deg = _column_degrees(frame[ra_col], "ra", where, ra_col)
-        dec, dec_deg = _column_degrees(frame[dec_col], "dec", where, dec_col)
+        (ra_col, ra, ra_deg), (dec_col, dec, dec_deg) = _read_radec(frame, list(map(str, frame.columns)), where)
         table = _qtable_from_pandas(frame)
         return Positions(ra, dec, table, frame, ra_col, dec_col, ra_deg and dec_deg)
     if _is_table(coords):
@@ -231,9 +235,7 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
         if sky and not _has_radec(table.colnames):
             c = _icrs(table[sky[0]])
             return Positions(np.asarray(c.ra.deg, float), np.asarray(c.dec.deg, float), table, frame)
-        ra_col, dec_col = _find(table.colnames, where)
-        ra, ra_deg = _column_degrees(table[ra_col], "ra", where, ra_col)
-        dec, dec_deg = _column_degrees(table[dec_col], "dec", where, dec_col)
+        (ra_col, ra, ra_deg), (dec_col, dec, dec_deg) = _read_radec(table, list(table.colnames), where)
         return Positions(ra, dec, table, frame, ra_col, dec_col, ra_deg and dec_deg)
     raise DataError(
         f"{where}: expected a SkyCoord, an astropy Table/QTable or a pandas DataFrame with ra/dec, "
@@ -250,24 +252,66 @@ def _has_radec(names: list[str]) -> bool:
     return any(n in lower for n in RA_NAMES) and any(n in lower for n in DEC_NAMES)
 
 
-def _find(names: list[str], where: str) -> tuple[str, str]:
-    """The (ra, dec) column names: exact lower-case names first, then any case, by preference."""
-    found = []
-    for candidates, what in ((RA_NAMES, "ra"), (DEC_NAMES, "dec")):
-        hit = next((n for c in candidates for n in names if n == c), None)
-        hit = hit or next((n for c in candidates for n in names if n.lower() == c), None)
-        if hit is None:
+def _candidates(names: list[str], preferred: tuple[str, ...]) -> list[str]:
+    """The columns of ``names`` that may hold one coordinate, best first: exact lower-case names,
+    then any case, each in the order of ``preferred``."""
+    hits = [n for c in preferred for n in names if n == c]
+    hits += [n for c in preferred for n in names if n.lower() == c and n not in hits]
+    return hits
+
+
+def _read_radec(columns: Any, names: list[str], where: str) -> list[tuple[str, np.ndarray, bool]]:
+    """[(column, degrees, held in place)] of ra and dec: of the candidate columns (:func:`_candidates`),
+    those holding numbers (degrees, or angles with a unit) before text, so a VizieR table's computed
+    ``_RAJ2000``/``_DEJ2000`` degrees win over its sexagesimal ``RAJ2000``/``DEJ2000``; a column that
+    cannot be read gives way to the next (its error is raised when none can). Logs the choice when
+    there was one."""
+    chosen = []
+    for preferred, kind in ((RA_NAMES, "ra"), (DEC_NAMES, "dec")):
+        found = _candidates(names, preferred)
+        if not found:
             shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
             raise DataError(
-                f"{where}: no {what} column (looked for {', '.join(candidates[:4])} ... in any case; columns: {shown})"
+                f"{where}: no {kind} column (looked for {', '.join(preferred[:4])} ... in any case; columns: {shown})"
             )
-        found.append(hit)
-    return found[0], found[1]
+        first_error: DataError | None = None
+        for name in sorted(found, key=lambda n: not _holds_numbers(columns[n])):  # (stable: by preference)
+            try:
+                values, in_place = _column_degrees(columns[name], kind, where, name)
+            except DataError as exc:
+                first_error = first_error or exc
+                continue
+            chosen.append((name, values, in_place, [n for n in found if n != name]))
+            break
+        else:
+            assert first_error is not None
+            raise first_error
+    if chosen[0][3] or chosen[1][3]:
+        log.info(
+            "%s: positions from the columns %s and %s (%s); not from %s",
+            where,
+            chosen[0][0],
+            chosen[1][0],
+            "degrees" if _holds_numbers(columns[chosen[0][0]]) else "sexagesimal text",
+            ", ".join(chosen[0][3] + chosen[1][3]),
+        )
+    return [(name, values, in_place) for name, values, in_place, _ in chosen]
+
+
+def _holds_numbers(col: Any) -> bool:
+    """True for a column of numbers (not text, not booleans)."""
+    return np.asarray(getattr(col, "value", col) if hasattr(col, "to_value") else col).dtype.kind in "fiu"
+
+
+#: Units VizieR (and others) give sexagesimal text columns: they say "text", not a unit to apply.
+SEXAGESIMAL_UNITS = frozenset({"h:m:s", "d:m:s", "hms", "dms", '"h:m:s"', '"d:m:s"'})
 
 
 def _column_degrees(col: Any, kind: str, where: str, name: str) -> tuple[np.ndarray, bool]:
     """(float64 degrees, whether the column already held these degrees) of one ra or dec column."""
     unit = getattr(col, "unit", None)
+    if unit is not None and not _holds_numbers(col) and str(unit).strip().lower() in SEXAGESIMAL_UNITS:
+        unit = None  # sexagesimal text (VizieR's RAJ2000 in "h:m:s"): parsed per row below
     if unit is not None and not isinstance(col, pd.Series):
         import astropy.units as u
 
@@ -286,7 +330,7 @@ def _column_degrees(col: Any, kind: str, where: str, name: str) -> tuple[np.ndar
     for i, v in enumerate(arr.tolist()):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue
-        text = str(v).strip()
+        text = (v.decode("utf-8", errors="replace") if isinstance(v, bytes) else str(v)).strip()  # (FITS: bytes)
         if not text or text.lower() in ("nan", "none", "null", "--", "<na>"):
             continue
         try:

@@ -6,7 +6,7 @@
   written atomically (temp file + rename): after a crash or ``kill -9`` only complete,
   valid images exist. Leftover temp files are removed by the next run.
 - ``DATASET/manifest.parquet`` holds per objID: status (ok / failed), attempts (over all
-  runs), last error, whether the failure is permanent (404, bad bodies to the last try) and
+  runs), last error, whether the failure is permanent (404, wrong answers, oversized bodies) and
   the image size in bytes. It is rewritten atomically every few seconds, so a kill loses at
   most that much bookkeeping, never an image.
 - A rerun fetches only rows without a valid image; permanent failures are skipped unless
@@ -90,6 +90,15 @@ class DownloadOptions:
         The authors' alternative: scale = 2 * petroR90_r / 0.396 / size per galaxy.
     max_failures : float
         Fraction of the images to fetch that may fail; more stops the run (exit code 1).
+    max_consecutive_failures : int
+        Fetches in a row (in the order they finish) that may fail after all their retries, for
+        any reason (connection failed, timed out, HTTP 5xx/429/404, error pages, wrong images);
+        the next stops the run: a dead, overloaded or misconfigured server ends a run in a bounded
+        time (with the defaults, 16 rows: two rounds of the 8 workers, about 45 s when the server
+        refuses or answers 503 and about 7 min when every request times out, instead of ~210 s per
+        row for ever). A fetch that succeeds starts the count again; a row's own failures are
+        isolated, a broken server's come in a row. Resumable: the next run tries the transient
+        failures again (permanent ones stay failed).
     retry_failed : bool
         Try permanent failures of earlier runs again.
     verify : bool
@@ -115,6 +124,7 @@ class DownloadOptions:
     size: int = DEFAULT_SIZE
     scale_by_size: bool = False
     max_failures: float = 0.05
+    max_consecutive_failures: int = 16
     retry_failed: bool = False
     verify: bool = False
     manifest_every: float = 5.0
@@ -151,6 +161,7 @@ DOWNLOAD_RANGES: dict[str, Range] = {
     "size": Range(1, 2048, integer=True),
     "scale": Range(0, 100, open_low=True, what="a positive number of arcsec per pixel"),
     "max_failures": Range(0, 1, what="a fraction in [0, 1]"),
+    "max_consecutive_failures": Range(1, 1_000_000, integer=True),
     "manifest_every": Range(0, 3600, open_low=True, what="a positive number of seconds"),
 }
 
@@ -169,6 +180,12 @@ class DownloadSummary:
     requests: int = 0
     interrupted: bool = False
     aborted: bool = False
+    #: Why the run stopped early ("" when it did not): the failure budget it exceeded.
+    stop_reason: str = ""
+    #: Transient failures in a row at the end (see ``DownloadOptions.max_consecutive_failures``).
+    streak: int = 0
+    #: The last failure's message ("" when none).
+    last_error: str = ""
     seconds: float = 0.0
     manifest: Path | None = None
     #: Failures of this run by reason (:func:`failure_reason`), most frequent first in :meth:`line`.
@@ -192,7 +209,7 @@ class DownloadSummary:
         if self.interrupted:
             text += "; interrupted, rerun to resume"
         elif self.aborted:
-            text += "; stopped early: too many failures"
+            text += "; stopped early: too many failures" + (f" ({self.stop_reason})" if self.stop_reason else "")
         return text
 
 
@@ -240,7 +257,7 @@ class CutoutOutcome:
     error : str
         Why it failed ("" when ok).
     permanent : bool
-        Retrying is pointless (404, bad bodies to the last try, unusable ra/dec).
+        Retrying is pointless (404, a wrong answer, an oversized body, unusable ra/dec).
     fetched : bool
         Fetched in this run (False: found valid on disk, or a permanent failure of an earlier run).
     """
@@ -286,7 +303,7 @@ class ManifestRecord:
     last_error : str
         Why the last attempt failed ("" when ok).
     permanent : bool
-        Retrying is pointless (HTTP 404, bad bodies to the last try, unusable ra/dec).
+        Retrying is pointless (HTTP 404, a wrong answer, an oversized body, unusable ra/dec).
     bytes : int
         Size of the stored JPEG (0 when failed).
     size : int
@@ -417,7 +434,8 @@ def download_cutouts(
     Returns
     -------
     DownloadSummary
-        Counts; ``interrupted`` after Ctrl-C, ``aborted`` when failures passed ``max_failures``.
+        Counts; ``interrupted`` after Ctrl-C, ``aborted`` (and ``stop_reason``) when failures passed
+        ``max_failures`` or ``max_consecutive_failures``.
     """
     opts = opts or DownloadOptions()
     opts.check()
@@ -660,17 +678,25 @@ class _Run:
         )
 
     def _check_failure_budget(self, allowed: float) -> None:
-        """Stop the run (once) when the failures exceed ``--max-failures`` of what it fetches."""
+        """Stop the run (once) when the failures exceed ``--max-failures`` of what it fetches, or
+        ``--max-consecutive-failures`` fetches in a row failed."""
         s = self.summary
-        if s.failed > allowed and not s.aborted:
-            s.aborted = True
-            log.error(
-                "stopping: %d failures exceed --max-failures %g of %d to fetch",
-                s.failed,
-                self.opts.max_failures,
-                s.to_fetch,
+        if s.aborted:
+            return
+        if s.failed > allowed:
+            s.stop_reason = (
+                f"{s.failed} failures exceed max_failures {self.opts.max_failures:g} of {s.to_fetch} to fetch"
             )
-            self.stop.set()
+        elif s.streak >= self.opts.max_consecutive_failures:
+            s.stop_reason = (
+                f"{s.streak} fetches in a row failed after their retries "
+                f"(max_consecutive_failures {self.opts.max_consecutive_failures}; last: {s.last_error})"
+            )
+        else:
+            return
+        s.aborted = True
+        log.error("stopping: %s", s.stop_reason)
+        self.stop.set()
 
     def _worker(self, tasks: queue.Queue, results: queue.Queue) -> None:
         while True:
@@ -691,9 +717,12 @@ class _Run:
         self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
         if res.status == "ok":
             s.ok += 1
+            s.streak = 0
         else:
             s.failed += 1
             s.reasons[failure_reason(res.error)] += 1
+            s.streak += 1  # any failure: a dead server's come in a row (so do its error pages and wrong answers)
+            s.last_error = res.error
             log.debug("objID %d failed: %s", res.oid, res.error)
         if bar is not None:
             bar.update(1)

@@ -8,7 +8,8 @@ SkyServer's URLs, its data releases and what its bodies must be:
   text error page sent with status 200 is refused and retried;
 - a cutout must be exactly one JPEG of the requested size: its header is checked before it is
   decoded (a decompression bomb is never decoded) and bytes after its end-of-image marker are
-  refused (:func:`validate_jpeg`).
+  refused (:func:`validate_jpeg`). An error page or a truncated body is retried; a complete
+  wrong answer (another size or mode, not an image, junk after it) is a permanent failure at once.
 
 Every call of the Python API takes ``get_query_payload=True`` (astroquery's payload mode): it
 then returns the :class:`~galmet.sdss.transport.RequestPayload` it would send (URL and
@@ -45,6 +46,7 @@ from galmet.sdss.transport import (  # noqa: F401 - re-exported: the names calle
     RetryPolicy,
     ServiceError,
     TransportError,
+    WrongAnswer,
     describe_body,
     parse_retry_after,
     retry_reason,
@@ -86,7 +88,7 @@ class SkyServerError(ServiceError):
     attempts : int
         Requests sent for this call.
     permanent : bool
-        True when retrying later is pointless (HTTP 404, repeated bad bodies).
+        True when retrying later is pointless (HTTP 404, a wrong answer, a body over the cap).
     """
 
 
@@ -236,26 +238,36 @@ def validate_jpeg(body: bytes, size: int, where: str) -> np.ndarray:
     Checked before any pixel is decoded: the JPEG header's size (a decompression bomb is never
     decoded) and the end-of-image marker, after which nothing may follow (junk appended to a
     valid image is refused, not stored).
+
+    What a retry may fix raises :class:`~galmet.sdss.transport.BadBody` (an HTML or text error
+    page, an empty, truncated or undecodable body); a complete answer that a retry would only
+    repeat raises :class:`~galmet.sdss.transport.WrongAnswer` (a binary file that is not a JPEG, a
+    JPEG of another size or mode than RGB, junk after the image).
     """
     from galmet.io.images import check_header, decode_image, image_header
 
     if not body.startswith(b"\xff\xd8"):
-        raise BadBody(f"not a JPEG: {describe_body(body)}")
+        what = describe_body(body)
+        page = what.startswith(("HTML error page", "text error page", "empty body"))
+        raise (BadBody if page else WrongAnswer)(f"not a JPEG: {what}")
     try:
         header = image_header(body, full=True)
-        check_header(header, size, where)
     except ValueError as exc:
         raise BadBody(f"cannot decode image ({exc})") from None
+    try:
+        check_header(header, size, where)
     except DataError as exc:
-        raise BadBody(str(exc).removeprefix(f"{where}: ")) from None
+        raise WrongAnswer(str(exc).removeprefix(f"{where}: ")) from None
     if header.end is None:
         raise BadBody(f"cannot decode image (truncated JPEG: {len(body)} bytes and no end-of-image marker)")
     if header.end < len(body):
-        raise BadBody(f"{len(body) - header.end} bytes of junk after the end of the JPEG")
+        raise WrongAnswer(f"{len(body) - header.end} bytes of junk after the end of the JPEG")
     try:
         return decode_image(body, expected_size=size, where=where)
     except DataError as exc:
-        raise BadBody(str(exc).removeprefix(f"{where}: ")) from None
+        text = str(exc).removeprefix(f"{where}: ")
+        wrong = text.startswith(("image mode is", "image is"))  # another mode (band count) or size
+        raise (WrongAnswer if wrong else BadBody)(text) from None
 
 
 def _check_field_counts(lines: list[str], width: int, skipped: int = 0) -> None:

@@ -10,7 +10,9 @@ bodies, and sends everything through :meth:`HttpClient.call`:
   (:class:`RetryPolicy`), each logged at INFO with its reason (:func:`retry_reason`),
 - recognition of the shapes a server error takes: HTTP 5xx / 429, an HTML or plain-text
   error page sent with status 200, an empty body; the service's ``accept`` refuses the rest
-  (:class:`BadBody`).
+  (:class:`BadBody`, retried; :class:`WrongAnswer`, a deterministic wrong answer, is not);
+- retry lines bounded per client (:class:`RetryLog`): the first :data:`RETRY_LOG_LINES` at INFO,
+  then one summary line at most every :data:`RETRY_LOG_EVERY` seconds (each retry at DEBUG).
 
 Every request is bounded in time and bytes, whatever the server does (properties of
 :meth:`HttpClient._request`, the one place that does network I/O and the choke point tests
@@ -49,6 +51,7 @@ import threading
 import time
 import urllib.parse
 import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
@@ -69,6 +72,11 @@ MAX_REDIRECTS = 5
 #: How much of an error page is read, bytes (it is only quoted in the message).
 ERROR_BODY_BYTES = 64 << 10
 
+#: Retry lines a client logs at INFO one by one; later retries are summarised (:class:`RetryLog`).
+RETRY_LOG_LINES = 10
+#: Seconds between two summary lines of later retries.
+RETRY_LOG_EVERY = 30.0
+
 #: Statuses worth retrying; every other non-200 status is permanent.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 
@@ -85,7 +93,7 @@ class ServiceError(GalmetError):
     attempts : int
         Requests sent for this call.
     permanent : bool
-        True when retrying later is pointless (HTTP 404, repeated bad bodies).
+        True when retrying later is pointless (HTTP 404, a wrong answer, a body over the cap).
     """
 
     def __init__(self, message: str, attempts: int = 0, permanent: bool = False):
@@ -99,7 +107,13 @@ class TransportError(Exception):
 
 
 class BadBody(Exception):
-    """A status-200 response whose body is not what was asked for."""
+    """A status-200 response whose body is not what was asked for; retried (an error page, an empty
+    or truncated body: what an overloaded server or a broken connection sends)."""
+
+
+class WrongAnswer(BadBody):
+    """A complete status-200 body that is the wrong answer in a way no retry changes (an image of
+    another size or mode, a file that is not an image, junk after the image): permanent at once."""
 
 
 class OversizedBody(Exception):
@@ -314,6 +328,55 @@ class RateLimiter:
             slot = max(now, self._next)
             self._next = slot + self.interval
         _sleep(slot - now, stop)
+
+
+class RetryLog:
+    """The retry lines of one client, bounded: the first ``lines`` retries are logged at INFO one by
+    one, later ones at DEBUG, with one INFO line at most every ``every`` seconds that tallies them
+    by reason (a dead server costs a few lines, not one per attempt). Thread-safe.
+
+    Attributes
+    ----------
+    total : int
+        Retries so far.
+    reasons : Counter
+        Retries so far by :func:`retry_reason`.
+    """
+
+    def __init__(self, logger: logging.Logger, lines: int = RETRY_LOG_LINES, every: float = RETRY_LOG_EVERY):
+        self.log, self.lines, self.every = logger, int(lines), float(every)
+        self.total = 0
+        self.reasons: Counter = Counter()
+        self._pending: Counter = Counter()
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def retry(self, message: str, reason: str, attempt: int) -> None:
+        """Log one retry (``message``: its line; ``reason``: :func:`retry_reason`; ``attempt``: 1-based)."""
+        extra = {"retry_reason": reason, "attempt": attempt}
+        with self._lock:
+            self.total += 1
+            self.reasons[reason] += 1
+            if self.total <= self.lines:
+                self.log.info("%s", message, extra=extra)
+                if self.total == self.lines:
+                    self.log.info(
+                        "further retries are summarised every %g s (-v logs each one)", self.every, extra=extra
+                    )
+                self._last = time.monotonic()
+                return
+            self.log.debug("%s", message, extra=extra)
+            self._pending[reason] += 1
+            now = time.monotonic()
+            if now - self._last >= self.every:
+                self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        n = sum(self._pending.values())
+        tally = ", ".join(f"{k} {r}" for r, k in self._pending.most_common())
+        self.log.info("%d more retries in the last %.0f s (%s)", n, now - self._last, tally)
+        self._pending.clear()
+        self._last = now
 
 
 def _sleep(seconds: float, stop: threading.Event | None) -> None:
@@ -653,6 +716,7 @@ class HttpClient:
         self.base_url = check_base_url(self.base_url)
         check_ranges(SETTING_RANGES, {"timeout": self.timeout, "rate": self.rate, "max_bytes": self.max_bytes})
         self.limiter = RateLimiter(self.rate)
+        self.retry_log = RetryLog(self.log)
         self._local = threading.local()  # one pooled session per thread
         self._sessions: weakref.WeakSet = weakref.WeakSet()  # every live thread's, for close()
         self._sessions_lock = threading.Lock()
@@ -745,14 +809,17 @@ class HttpClient:
         """GET ``url`` until ``accept(body)`` succeeds; return (its value, requests sent).
 
         ``accept`` raises :class:`BadBody` for a body that is not the data asked for (it is
-        retried like a 5xx). Transient failures (transport errors, 408/429/5xx, empty or bad
-        bodies) are retried per the policy; 404 and other 4xx are not.
+        retried like a 5xx), or :class:`WrongAnswer` for one a retry would only repeat (not
+        retried). Transient failures (transport errors, 408/429/5xx, error pages, empty or
+        truncated bodies) are retried per the policy; 404 and other 4xx are not. Retries are
+        logged through :attr:`retry_log` (bounded).
 
         Raises
         ------
         ServiceError
             The service's :attr:`error`: one line naming ``where``, the last error and the number of requests.
-            ``permanent`` is set for 4xx and for a bad body on the last try.
+            ``permanent`` is set for 4xx, a :class:`WrongAnswer`, and a body over the cap on the last
+            try; an error page or a truncated body to the last try is not (a later run tries again).
         Interrupted
             ``stop`` was set.
         """
@@ -762,21 +829,23 @@ class HttpClient:
                 raise Interrupted()
             self.limiter.acquire(stop)
             retry_after = None
-            bad_body = False
+            oversized = False
             try:
                 resp = self._request(url, self.timeout)
             except TransportError as exc:
                 error = str(exc)
             except OversizedBody as exc:
-                error, bad_body = str(exc), True
+                error, oversized = str(exc), True
             else:
                 if resp.status == 200:
                     try:
                         if len(resp.body) < 64 and not resp.body.strip():
                             raise BadBody("empty body")
                         return accept(resp.body), attempt + 1
+                    except WrongAnswer as exc:  # the same answer again on a retry: permanent now
+                        raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
                     except BadBody as exc:
-                        error, bad_body = str(exc), True
+                        error = str(exc)  # an error page, an empty or truncated body: transient
                 elif resp.status in TRANSIENT_STATUSES or resp.status >= 500:
                     error = _status_error(resp)
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
@@ -785,19 +854,16 @@ class HttpClient:
                     raise self.error(f"{where}: {error}", attempts=attempt + 1, permanent=True)
             if attempt == retries:
                 raise self.error(
-                    f"{where}: {error} (gave up after {attempt + 1} requests)", attempts=attempt + 1, permanent=bad_body
+                    f"{where}: {error} (gave up after {attempt + 1} requests)",
+                    attempts=attempt + 1,
+                    permanent=oversized,
                 )
             wait = self.policy.delay(attempt, retry_after, self.rng)
             reason = retry_reason(error)
-            self.log.info(
-                "%s: attempt %d of %d failed (%s: %s); retrying in %.2f s",
-                where,
-                attempt + 1,
-                retries + 1,
+            self.retry_log.retry(
+                f"{where}: attempt {attempt + 1} of {retries + 1} failed ({reason}: {error}); retrying in {wait:.2f} s",
                 reason,
-                error,
-                wait,
-                extra={"retry_reason": reason, "attempt": attempt + 1},
+                attempt + 1,
             )
             _sleep(wait, stop)
         raise AssertionError("unreachable")

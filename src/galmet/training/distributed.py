@@ -7,11 +7,12 @@ single process every function here is a no-op.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from galmet._env import env_int
 
 
 @dataclass
@@ -39,10 +40,10 @@ class Dist:
 
 def dist_from_env() -> Dist:
     """The :class:`Dist` described by torchrun's environment variables."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_int("WORLD_SIZE", 1)
     if world <= 1:
         return Dist()
-    return Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    return Dist(env_int("RANK", 0), world, env_int("LOCAL_RANK", 0))
 
 
 def init_dist(dist: Dist, device: torch.device) -> Dist:

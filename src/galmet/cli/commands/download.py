@@ -19,7 +19,8 @@ Every request has a total deadline (--timeout: connection, headers and body) and
 is decoded, with nothing after its end (junk appended to a valid image is refused).
 
 Exit status: 0 when done (failures within --max-failures), 1 when more than --max-failures
-of the images failed (the run stops early), 130 when interrupted, 2 for bad input.
+of the images failed or --max-consecutive-failures fetches in a row failed (the run
+stops early; a rerun resumes), 130 when interrupted, 2 for bad input.
 
 Examples:
   galmet download paper                          # 8 workers, 5 requests/s
@@ -64,6 +65,13 @@ def add_arguments(p) -> None:
         default=d.max_failures,
         help="fraction of failures that stops the run with exit 1 (default: %(default)s)",
     )
+    p.add_argument(
+        "--max-consecutive-failures",
+        type=option_type(DOWNLOAD_RANGES["max_consecutive_failures"]),
+        default=d.max_consecutive_failures,
+        metavar="N",
+        help="stop with exit 1 after N fetches in a row failed (a dead server; default: %(default)s)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
     p.add_argument(
         "--verify",
@@ -83,6 +91,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import re
+
     from galmet.cli.options import base_url
     from galmet.sdss.download import DownloadOptions, download_cutouts
 
@@ -97,6 +107,7 @@ def run(args) -> int:
         size=args.size,
         scale_by_size=args.scale_by_size,
         max_failures=args.max_failures,
+        max_consecutive_failures=args.max_consecutive_failures,
         retry_failed=args.retry_failed,
         verify=args.verify,
         manifest_every=args.manifest_every,
@@ -104,7 +115,10 @@ def run(args) -> int:
         max_bytes=args.max_bytes,
     )
     summary = download_cutouts(args.dataset, opts, overwrite=args.overwrite)
-    print(summary.line(), flush=True)
+    line = summary.line()
+    for param in ("max_consecutive_failures", "max_failures"):  # the budget that stopped it, as the flag
+        line = re.sub(rf"\b{param}\b", "--" + param.replace("_", "-"), line)
+    print(line, flush=True)
     if summary.interrupted:
         return 130
     return 1 if summary.aborted else 0

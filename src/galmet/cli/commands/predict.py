@@ -30,9 +30,10 @@ label outside it, 4 embedding out of the training domain, 8 image mostly empty, 
 32 source off-centre, 64 fails the paper's photometric cuts (see docs/model.md).
 
 Sky positions: --ra/--dec (decimal degrees or sexagesimal, repeat for several positions; a
-southern sexagesimal declination needs the = form, --dec=-05d12m30s) or --positions FILE, a
+southern one as it is, --dec -05:12:30) or --positions FILE, a
 table in any format astropy reads (FITS, VOTable, ECSV, CSV, parquet) with ra/dec columns (ra,
-RA, RAJ2000, _RAJ2000, RA_ICRS ... in degrees, with angular units, or sexagesimal text). The SDSS
+RA, RAJ2000, _RAJ2000, RA_ICRS ... in degrees, with angular units, or sexagesimal text;
+columns of numbers first, so a VizieR export is read from its degrees). The SDSS
 cutouts there are fetched with the model's own imaging (pixel scale, size, data release) by the
 downloader (--workers concurrent requests under --rate, retries, every cutout validated), and
 predicted in shards while the rest are fetched. Output (.parquet, .csv, .ecsv, .fits; units and
@@ -56,10 +57,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, add_progress_option, add_server_options, integer
+    from galmet.cli.options import SEED, add_progress_option, add_server_options, integer, option_type
     from galmet.nn.options import MAX_BATCH_SIZE, TTA_MODES, InferenceOptions
     from galmet.paper import DATA_RELEASE
-    from galmet.sdss.download import MAX_WORKERS, DownloadOptions
+    from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
 
     DEFAULTS = InferenceOptions()
     p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
@@ -122,7 +123,7 @@ def add_arguments(p) -> None:
         action="append",
         type=_angle("dec"),
         metavar="ANGLE",
-        help="declination: degrees or sexagesimal (+12d23m28s; a negative one as --dec=-05d12m30s)",
+        help="declination: degrees or sexagesimal (+12d23m28s, -05:12:30); repeat with --ra",
     )
     s.add_argument("--positions", metavar="FILE", help="table of positions: FITS, VOTable, ECSV, CSV or parquet")
     s.add_argument(
@@ -136,6 +137,14 @@ def add_arguments(p) -> None:
     g = add_server_options(p)
     g.add_argument(
         "--workers", type=integer(1, MAX_WORKERS), default=d.workers, help="concurrent requests (default: %(default)s)"
+    )
+    g.add_argument(
+        "--max-consecutive-failures",
+        type=option_type(DOWNLOAD_RANGES["max_consecutive_failures"]),
+        default=d.max_consecutive_failures,
+        metavar="N",
+        help="stop (exit 2; a rerun resumes) after N cutouts in a row failed to fetch after their retries: "
+        "a dead server (default: %(default)s)",
     )
     for action in g._group_actions:  # the model's imaging names the server, unless one is given
         if action.dest == "base_url":

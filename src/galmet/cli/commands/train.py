@@ -71,9 +71,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import os
     from pathlib import Path
 
+    from galmet._env import env_int
     from galmet.cli.options import config_from_args
     from galmet.layout import CONFIG, HISTORY, fold_dir
     from galmet.training.config import RUNTIME_FIELDS, load_config
@@ -103,7 +103,7 @@ def run(args) -> int:
         overwrite=args.overwrite,
         keep_checkpoint=args.keep_checkpoint,
     )
-    if int(os.environ.get("RANK", "0")) == 0:
+    if env_int("RANK", 0) == 0:
         first = config.targets[0] if config.targets else "target"
         print(f"model bundle: {result.bundle_path}")
         print(
