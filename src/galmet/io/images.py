@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from galmet.errors import DataError
+from galmet.io.inputs import special_kind
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: Largest width x height galmet decodes (4096 x 4096 pixels, 48 MiB as uint8 RGB).
@@ -214,6 +215,10 @@ def decode_image(data: bytes, expected_size: int | None = None, where: str = "im
 
 
 def _read(path: Path, label: str, limit: int | None) -> bytes:
+    special = special_kind(path)
+    if special is not None:  # (never opened: opening a FIFO blocks, a device never ends)
+        shown = "a folder" if special == "directory" else f"a {special}"
+        raise DataError(f"{label}: is {shown}, not an image file")
     try:
         with open(path, "rb") as fh:
             return fh.read() if limit is None else fh.read(limit)

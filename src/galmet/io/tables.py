@@ -41,6 +41,7 @@ from galmet._version import __version__
 from galmet.columns import column_unit, is_id_column, objid_array
 from galmet.errors import ConfigError, DataError, GalmetError
 from galmet.io.atomic import atomic_path
+from galmet.io.inputs import special_kind
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,18 @@ FITS_KEYWORDS = {
 }
 
 
+def _require_table_file(path: Path) -> None:
+    """DataError naming ``path`` when it is missing, a folder, or a FIFO, device or socket (never
+    opened: opening a FIFO blocks until something writes to it)."""
+    special = special_kind(path)
+    if special == "directory":
+        raise DataError(f"{path}: is a folder, not a table file")
+    if special is not None:
+        raise DataError(f"{path}: is a {special}, not a regular file; expected a table file")
+    if not path.is_file():
+        raise DataError(f"{path}: table file not found")
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table from parquet, CSV, FITS, ECSV or VOTable; raise DataError naming the file on failure.
 
@@ -141,10 +154,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     provenance galmet wrote (``df.attrs["provenance"]``, see :func:`table_provenance`).
     """
     path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a table file")
-    if not path.is_file():
-        raise DataError(f"{path}: table file not found")
+    _require_table_file(path)
     fmt = require_table_format(path, writing=False, error=DataError)
     try:
         if fmt.name == "parquet":
@@ -274,10 +284,7 @@ def read_any_table(path: str | os.PathLike):
     from astropy.table import QTable
 
     p = Path(path)
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder, not a table file")
-    if not p.is_file():
-        raise DataError(f"{p}: table file not found")
+    _require_table_file(p)
     fmt = table_format(p)
     if fmt is not None and fmt.name == "csv":
         return read_table(p)

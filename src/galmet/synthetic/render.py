@@ -30,6 +30,7 @@ import pandas as pd
 from galmet._optional import require
 from galmet.data.splits import MAX_SEED
 from galmet.errors import ConfigError
+from galmet.io.inputs import special_kind
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 from galmet.paper import PIXEL_SCALE_ARCSEC, TEST_FRACTION, VALID_FRACTION
 
@@ -431,6 +432,8 @@ def previous_synthesis(out: Path) -> dict:
     path = out / SYNTH_CONFIG
     why = f"{out}: not a galmet synthesis (no readable {SYNTH_CONFIG}); overwrite only replaces one"
     try:
+        if special_kind(path) is not None:  # a FIFO is never opened
+            raise OSError(path)
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         raise ConfigError(why + "; choose an empty or new folder", param="overwrite") from None
