@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import pickle
-import shutil
-import zipfile
 
 import numpy as np
 import pytest
@@ -220,9 +219,8 @@ def test_a_decode_cache_holding_objects_is_never_unpickled(tmp_path, monkeypatch
     loc = tmp_path / "images.npy"
     np.save(loc, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
     key = {"format": "x", "n": 1, "rows_sha256": "0"}
-    (tmp_path / cache.cache_key_file("images.npy")).write_text(
-        '{"key": {"format": "x", "n": 1, "rows_sha256": "0"}, "size": 1, "npy": "%s"}' % cache.npy_fingerprint(loc)
-    )
+    meta = {"key": key, "size": 1, "npy": cache.npy_fingerprint(loc)}
+    (tmp_path / cache.cache_key_file("images.npy")).write_text(json.dumps(meta))
     assert cache.open_cache(loc, key) is None
     assert not marker.exists()
 
@@ -255,4 +253,3 @@ def test_the_cache_check_uses_the_real_torchvision_file_names(tmp_path, monkeypa
     url, cached = imagenet_cache_file("resnet34")
     assert cached == tmp_path / "t" / "hub" / "checkpoints" / "resnet34-b627a593.pth"
     assert url.endswith("/resnet34-b627a593.pth")
-    assert zipfile is not None and shutil is not None
