@@ -176,13 +176,19 @@ def check_ranges(ranges: Mapping[str, Range], values: Mapping[str, object]) -> N
         ranges[param].check(param, value)
 
 
-#: The accepted values of each client setting (see :class:`ClientSettings`).
+#: Largest ``max_bytes`` a client accepts (bytes): a body is streamed, never held whole in memory
+#: while it is read, but its reader then has it; 1 GiB is four times the catalogue query's default.
+MAX_BODY_BYTES = 1 << 30
+
+#: The accepted values of each client setting (see :class:`ClientSettings`). Each has a sane
+#: maximum (issue 21): an hour per request, 20 retries, a minute's first backoff (one wait is
+#: capped at :attr:`RetryPolicy.backoff_max` anyway), :data:`MAX_BODY_BYTES` per body.
 SETTING_RANGES: dict[str, Range] = {
-    "timeout": Range(0, 86400, open_low=True, what="a positive number of seconds", noun="a number of seconds"),
-    "retries": Range(0, 100, integer=True),
+    "timeout": Range(0, 3600, open_low=True, what="a positive number of seconds", noun="a number of seconds"),
+    "retries": Range(0, 20, integer=True),
     "rate": Range(0, 1000, what="0 (no limit) or a positive rate", noun="a number of requests per second"),
-    "backoff_base": Range(0, 3600, what="0 or more seconds", noun="a number of seconds"),
-    "max_bytes": Range(1024, 1 << 40, integer=True),
+    "backoff_base": Range(0, 60, what="0 or more seconds", noun="a number of seconds"),
+    "max_bytes": Range(1024, MAX_BODY_BYTES, integer=True),
 }
 
 
@@ -260,7 +266,7 @@ class RetryPolicy:
     Parameters
     ----------
     retries : int
-        Retries after the first attempt (so at most ``retries + 1`` requests; 0 to 100).
+        Retries after the first attempt (so at most ``retries + 1`` requests; 0 to 20).
     backoff_base : float
         Seconds before the first retry; doubles with each further retry.
     backoff_max : float

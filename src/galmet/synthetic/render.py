@@ -67,6 +67,8 @@ N_KNOTS = 30
 #: Synthetic objIDs: BASE + (seed mod SEED_SLOTS) * MAX_N + index, all below real SDSS ids (1237...).
 OBJID_BASE = 1_230_000_000_000_000_000
 MAX_N = 1_000_000_000
+#: Most worker processes a synthesis starts.
+MAX_WORKERS = 256
 SEED_SLOTS = 7_000_000
 #: Catalog columns in SDSS naming, first; latent truths follow.
 SDSS_COLUMNS = (
@@ -107,8 +109,10 @@ def check_options(n, seed, size, workers=None, test=TEST_FRACTION, valid_fractio
         or size & (size - 1)
     ):
         raise ConfigError(f"size must be a power of two from 8 to 1024 pixels, got {size!r}", param="size")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}", param="workers")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= MAX_WORKERS
+    ):
+        raise ConfigError(f"workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}", param="workers")
     if (
         isinstance(test, bool)
         or not isinstance(test, (int, float, np.integer, np.floating))
