@@ -23,7 +23,9 @@ loopback server):
   Redirects are followed within the same deadline, without reading their bodies.
 - a **body cap** (``max_bytes``): a body announced or streamed beyond it is refused
   (:class:`OversizedBody`) after reading at most ``max_bytes`` bytes, never read into memory
-  to the end; error pages are read up to 64 KiB.
+  to the end; error pages are read up to 64 KiB. A body is streamed in 64 KiB chunks to a
+  spooled temporary file (memory up to 8 MiB, then disk), so memory holds it only once, when it
+  is handed over; ``max_bytes`` itself is at most :data:`MAX_BODY_BYTES` (1 GiB).
 
 The connections are a pooled keep-alive ``requests`` session per thread (one TCP/TLS handshake
 per worker instead of one per request: 116,000 handshakes for the paper's cutouts otherwise); the
@@ -45,6 +47,7 @@ import math
 import random
 import re
 import socket
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -491,22 +494,36 @@ def _pooled_session(keep_alive: bool, user_agent: str = USER_AGENT):
     return session
 
 
+#: A body is kept in memory while it is read up to this many bytes; past it, in a temporary file
+#: (so a large body is held once, when it is handed over, never also as a growing buffer).
+SPOOL_BYTES = 8 << 20
+
+
 def _read_body(resp, deadline: _Deadline, cap: int, truncate: bool = False) -> bytes:
     """Read a response body in chunks, at most ``cap`` bytes (more: OversizedBody, or the first
-    ``cap`` bytes when ``truncate``), within the deadline (else TransportError)."""
-    buf = bytearray()
+    ``cap`` bytes when ``truncate``), within the deadline (else TransportError).
+
+    The chunks go to a spooled temporary file (memory up to :data:`SPOOL_BYTES`, then disk): the
+    cap is enforced while reading, a refused body never sits in memory, and an accepted one is
+    read back as one ``bytes`` object."""
     read = getattr(resp, "read1", None) or resp.read
-    while True:
-        chunk = read(1 << 16)
-        if deadline.expired:
-            raise TransportError(f"no complete response within the {deadline.seconds:g} s deadline")
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > cap:
-            if truncate:
-                return bytes(buf[:cap])
-            raise OversizedBody(f"body is over the {cap}-byte cap")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="galmet-body-") as spool:
+        n = 0
+        while True:
+            chunk = read(1 << 16)
+            if deadline.expired:
+                raise TransportError(f"no complete response within the {deadline.seconds:g} s deadline")
+            if not chunk:
+                break
+            if n + len(chunk) > cap:
+                if not truncate:
+                    raise OversizedBody(f"body is over the {cap}-byte cap")
+                spool.write(chunk[: cap - n])
+                break
+            spool.write(chunk)
+            n += len(chunk)
+        spool.seek(0)
+        return spool.read()
 
 
 def _transport_error(exc: Exception, deadline: _Deadline, timeout: float) -> TransportError:
