@@ -39,7 +39,7 @@ import pandas as pd
 
 from galmet._version import __version__
 from galmet.columns import column_unit, is_id_column, objid_array
-from galmet.errors import ConfigError, DataError, GalmetError
+from galmet.errors import ConfigError, DataError, GalmetError, raise_if_out_of_resources
 from galmet.io.atomic import atomic_path
 from galmet.io.inputs import special_kind
 
@@ -165,6 +165,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         else:
             df = _read_astropy(path, fmt)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+        raise_if_out_of_resources(exc)  # (memory or threads ran out: not the file's fault)
         raise DataError(f"{path}: cannot read table ({type(exc).__name__}: {exc})") from exc
     for col in df.columns:
         if is_id_column(col):
@@ -291,6 +292,7 @@ def read_any_table(path: str | os.PathLike):
     try:
         table = QTable.read(p, format=fmt.astropy) if fmt is not None else QTable.read(p)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+        raise_if_out_of_resources(exc)
         raise DataError(f"{p}: cannot read a table ({type(exc).__name__}: {exc})") from None
     for col in table.colnames:
         if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from galmet.columns import ARCHS
-from galmet.errors import ConfigError, one_line
+from galmet.errors import ConfigError, one_line, raise_if_out_of_resources
 from galmet.io.inputs import require_regular_file, sha256_prefix_matches
 from galmet.io.safety import file_kind
 from galmet.layout import BUNDLE_FORMAT
@@ -142,9 +142,8 @@ def safe_load(path: Path, what: str, sha256_prefix: str | None = None, param: st
         if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL ... is blocked"
             raise ConfigError(f"{path}: not a plain-weights {what} (refusing to unpickle arbitrary objects)") from None
         raise ConfigError(f"{path}: damaged or not a {what} (its pickled structure cannot be read)") from None
-    except MemoryError:
-        raise
     except Exception as exc:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
+        raise_if_out_of_resources(exc)  # (an address space too small is not a damaged file)
         raise ConfigError(f"{path}: cannot read {what} ({one_line(exc)})") from None
 
 
