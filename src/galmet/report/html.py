@@ -89,11 +89,16 @@ MAX_EMBED_BYTES = 200 << 20
 
 @dataclass
 class EmbedBudget:
-    """The figure files one report embeds, each at most ``per_file`` bytes and ``total`` together."""
+    """The figure files one report embeds, each at most ``per_file`` bytes and ``total`` together
+    (default: :data:`MAX_FIGURE_BYTES` and :data:`MAX_EMBED_BYTES` as they are when it is made)."""
 
-    per_file: int = MAX_FIGURE_BYTES
-    total: int = MAX_EMBED_BYTES
+    per_file: int = 0
+    total: int = 0
     used: int = 0
+
+    def __post_init__(self) -> None:
+        self.per_file = self.per_file or MAX_FIGURE_BYTES
+        self.total = self.total or MAX_EMBED_BYTES
 
     def read(self, path) -> bytes | None:
         """The bytes of figure ``path``, or None (with one warning line naming it) when it is not a
