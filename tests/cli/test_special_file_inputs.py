@@ -36,7 +36,15 @@ def files(tmp_path_factory):
     pred = cat[["objID", "oh_p50"]].assign(oh_p50_pred=cat["oh_p50"], split=cat["split"])
     pred.to_csv(root / "pred.csv", index=False)
     pred.drop(columns="oh_p50").to_csv(root / "pred_nt.csv", index=False)  # truth from a dataset
-    return {"ds": ds, "model": bundle, "pred": root / "pred.csv", "pred_nt": root / "pred_nt.csv"}
+    mass = cat[["objID", "lgm_tot_p50", "split"]].assign(lgm_tot_p50_pred=cat["lgm_tot_p50"])
+    mass.to_csv(root / "pred_m.csv", index=False)
+    return {
+        "ds": ds,
+        "model": bundle,
+        "pred": root / "pred.csv",
+        "pred_nt": root / "pred_nt.csv",
+        "pred_m": root / "pred_m.csv",
+    }
 
 
 def _fifo(path):
@@ -106,6 +114,22 @@ CASES = {
     "info-image": ["info", "{dsf:image}"],
     "baseline-catalog": ["baseline", "{dsf:catalog.parquet}", "--out", "{tmp}/bl"],
     "download-catalog": ["download", "{dsf:catalog.parquet}"],
+    "catalog-from-table": ["catalog", "--out", "{tmp}/c", "--from-table", "{fifo}.fits"],
+    "figures-resolution": ["figures", "{pred}", "--resolution", "{fifo}.csv", "--out", "{tmp}/f"],
+    "mzr-mass": ["mzr", "--metallicity", "{pred}", "--mass", "{fifo}.csv", "--out", "{tmp}/z"],
+    "mzr-rf": ["mzr", "--metallicity", "{pred}", "--mass", "{pred_m}", "--rf", "{fifo}.csv", "--out", "{tmp}/z"],
+    "calibrate-dataset": [
+        "calibrate",
+        "{model}",
+        "{pred_nt}",
+        "--dataset",
+        "{dsf:catalog.parquet}",
+        "--out",
+        "{tmp}/m2.pt",
+    ],
+    "embed-image": ["embed", "{model}", "{dsf:image}", "--out", "{tmp}/e.parquet"],
+    "explain-catalog": ["explain", "{model}", "{dsf:catalog.parquet}", "--out", "{tmp}/x"],
+    "resolution-study-catalog": ["resolution-study", "{dsf:catalog.parquet}", "--out", "{tmp}/rs"],
 }
 
 
@@ -164,3 +188,57 @@ def test_a_device_is_refused_too(tmp_path):
         pytest.skip("no /dev/zero")
     with pytest.raises(ConfigError, match="character device"):
         require_regular_file("/dev/zero", "weights file")
+
+
+def _readers():
+    from galmet.data.cache import file_digest, open_cache
+    from galmet.io.images import read_header, read_image
+    from galmet.io.safety import file_kind
+    from galmet.io.tables import read_any_table, read_table
+    from galmet.nn.bundle import load_model
+    from galmet.nn.weights import local_body_state, safe_load
+    from galmet.training.checkpoint import read_checkpoint
+    from galmet.training.config import load_config
+
+    return {
+        "load_model": (lambda p: load_model(p), ".pt"),
+        "safe_load": (lambda p: safe_load(p, "weights file"), ".pt"),
+        "local_body_state": (lambda p: local_body_state(p), ".pth"),
+        "read_checkpoint": (lambda p: read_checkpoint(p), ".pt"),
+        "load_config": (lambda p: load_config(p), ".yaml"),
+        "read_table-csv": (lambda p: read_table(p), ".csv"),
+        "read_table-parquet": (lambda p: read_table(p), ".parquet"),
+        "read_any_table-fits": (lambda p: read_any_table(p), ".fits"),
+        "read_image": (lambda p: read_image(p), ".jpg"),
+        "read_header": (lambda p: read_header(p), ".png"),
+        "file_kind": (lambda p: pytest.fail("opened") if file_kind(p) is None else None, ".pt"),
+        "file_digest": (lambda p: file_digest(p) == "unreadable" or pytest.fail("read"), ".jpg"),
+        "open_cache": (lambda p: open_cache(p, {"n": 1}) is None or pytest.fail("read"), ".npy"),
+    }
+
+
+@pytest.mark.parametrize("reader", sorted(_readers()))
+def test_every_library_reader_refuses_a_fifo_without_opening_it(reader, tmp_path):
+    from galmet.errors import GalmetError
+
+    fn, suffix = _readers()[reader]
+    fifo = _fifo(tmp_path / f"x{suffix}")
+    box = {}
+
+    def go():
+        try:
+            fn(fifo)
+        except GalmetError as exc:
+            box["err"] = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            box["other"] = exc
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(LIMIT_S)
+    if t.is_alive():
+        _release(fifo)
+        pytest.fail(f"{reader} opened the FIFO")
+    assert "other" not in box, box.get("other")
+    if "err" in box:
+        assert "\n" not in box["err"] and "x" + suffix in box["err"]
