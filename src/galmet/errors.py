@@ -87,6 +87,7 @@ _MEMORY_SIGNS = (
     "out of memory",
     "failed to map segment",
     "std::bad_alloc",
+    "is killed by signal: killed",  # (a DataLoader worker the kernel's OOM killer ended)
 )
 _THREAD_SIGNS = ("can't start new thread", "failed to launch worker thread", "unable to create thread")
 

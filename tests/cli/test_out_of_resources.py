@@ -25,10 +25,8 @@ from galmet.errors import ResourceError, out_of_resources
 
 FAILURES = {
     "MemoryError": lambda: MemoryError(),
-    "numpy": lambda: (
-        np.core._exceptions._ArrayMemoryError((10**12,), np.dtype("float64"))
-        if hasattr(np, "core") and hasattr(np.core, "_exceptions")
-        else MemoryError("Unable to allocate 7.28 TiB")
+    "numpy": lambda: MemoryError(
+        "Unable to allocate 7.28 TiB for an array with shape (1000000000000,) and data type float64"
     ),
     "torch-alloc": lambda: RuntimeError(
         "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
