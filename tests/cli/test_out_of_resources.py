@@ -15,7 +15,6 @@ import textwrap
 import threading
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 
