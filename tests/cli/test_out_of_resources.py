@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -205,3 +206,46 @@ def test_commands_under_an_address_space_limit_end_in_one_line(surface, headroom
     assert "Traceback" not in p.stderr, p.stderr[-2000:]
     if p.returncode == 2:  # (positions logs its progress on stderr before the error line)
         assert err[-1].startswith("galmet ") and "error:" in err[-1], p.stderr[-2000:]
+
+
+READER = textwrap.dedent(
+    """
+    import resource, sys
+    import pandas, pyarrow.parquet
+    from galmet.errors import out_of_resources
+    from galmet.io.tables import read_table
+    def vm():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    limit = vm() + int(sys.argv[1]) * (1 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        print(len(read_table(sys.argv[2])))
+    except Exception as exc:
+        print("refused:", out_of_resources(exc) or type(exc).__name__)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and RLIMIT_AS")
+@pytest.mark.parametrize("headroom_mb", [12, 16, 20, 24, 32])
+def test_a_parquet_read_under_an_address_space_limit_never_waits_forever(headroom_mb, tmp_path):
+    """pyarrow's pre-buffering and thread pool waited forever for a thread that could not start
+    (16 MB over the import's address space did it); galmet reads parquet without them."""
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({f"c{i}": np.arange(200_000, dtype=float) for i in range(20)}).to_parquet(path, row_group_size=10_000)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    try:
+        p = subprocess.run(
+            [sys.executable, "-c", READER, str(headroom_mb), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"read_table waited forever under {headroom_mb} MB of headroom")
+    # read, or refused naming what ran out, or glibc's own abort (no thread-local memory): never a hang
+    assert p.returncode == 0 or "ABORT" in p.stderr or p.returncode < 0, p.stderr[-2000:]

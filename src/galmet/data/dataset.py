@@ -40,7 +40,7 @@ from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
 from galmet.io.inputs import special_kind
 from galmet.io.progress import progress_bar
-from galmet.io.tables import read_table, write_table
+from galmet.io.tables import PARQUET_READ, read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
 from galmet.paper import BANDS, TEST_FRACTION, VALID_FRACTION
 
@@ -392,7 +392,7 @@ def _failed_downloads(root: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        man = pd.read_parquet(path, columns=["objID", "status", "last_error"])
+        man = pd.read_parquet(path, columns=["objID", "status", "last_error"], **PARQUET_READ)
     except Exception as exc:  # noqa: BLE001 - an unreadable manifest only loses this convenience
         log.warning("%s: cannot read the download manifest (%s); ignoring it", path, exc)
         return {}

@@ -134,6 +134,13 @@ FITS_KEYWORDS = {
 }
 
 
+#: How every parquet file is read: without pyarrow's thread pools. Under an address-space limit
+#: (``ulimit -v`` on an HPC node) a pool thread that cannot start left the read (pre-buffering or
+#: decoding) waiting for it forever; single-threaded, the same read fails at once with an error
+#: (:func:`galmet.errors.out_of_resources`). Local files lose little: galmet's tables are small.
+PARQUET_READ = {"use_threads": False, "pre_buffer": False}
+
+
 def _require_table_file(path: Path) -> None:
     """DataError naming ``path`` when it is missing, a folder, or a FIFO, device or socket (never
     opened: opening a FIFO blocks until something writes to it)."""
@@ -158,7 +165,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     fmt = require_table_format(path, writing=False, error=DataError)
     try:
         if fmt.name == "parquet":
-            df = pd.read_parquet(path)
+            df = pd.read_parquet(path, **PARQUET_READ)
         elif fmt.name == "csv":
             header = pd.read_csv(path, comment="#", nrows=0).columns
             df = pd.read_csv(path, comment="#", dtype={c: str for c in header if is_id_column(c)})
