@@ -10,6 +10,7 @@ import os
 import shutil
 import threading
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -242,3 +243,16 @@ def test_every_library_reader_refuses_a_fifo_without_opening_it(reader, tmp_path
     assert "other" not in box, box.get("other")
     if "err" in box:
         assert "\n" not in box["err"] and "x" + suffix in box["err"]
+
+
+def test_an_image_file_past_the_cap_is_refused_without_being_read_whole(tmp_path, monkeypatch):
+    from galmet.errors import DataError
+    from galmet.io import images
+
+    monkeypatch.setattr(images, "MAX_IMAGE_FILE_BYTES", 1 << 16)
+    ok = images.encode_jpeg(np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "a.jpg").write_bytes(ok)
+    assert images.read_image(tmp_path / "a.jpg").shape == (8, 8, 3)
+    (tmp_path / "b.jpg").write_bytes(ok + b"\0" * (1 << 16))
+    with pytest.raises(DataError, match="over 0 MB|image file is over"):
+        images.read_image(tmp_path / "b.jpg")

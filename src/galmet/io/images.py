@@ -26,6 +26,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_PIXELS = 4096 * 4096
 #: Bytes read from the start of a file to find its header (a JPEG's EXIF block may precede it).
 HEADER_BYTES = 1 << 16
+#: Largest image file read (bytes): a 4096 x 4096 PNG stays far below it, and a file past it (an
+#: image followed by gigabytes of anything) is refused without being read into memory.
+MAX_IMAGE_FILE_BYTES = 64 << 20
 
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 #: A marker inside entropy-coded data: 0xFF (fill bytes allowed) then neither 0x00 nor RSTn.
@@ -236,7 +239,10 @@ def read_image(path: str | os.PathLike, expected_size: int | None = None, where:
     label = where or str(path)
     if path.is_dir():
         raise DataError(f"{label}: is a folder, not an image file")
-    return decode_image(_read(path, label, None), expected_size, label)
+    data = _read(path, label, MAX_IMAGE_FILE_BYTES + 1)
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        raise DataError(f"{label}: image file is over {MAX_IMAGE_FILE_BYTES >> 20} MB; not an image galmet reads")
+    return decode_image(data, expected_size, label)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 75) -> bytes:
