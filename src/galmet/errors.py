@@ -71,3 +71,88 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     text = str(exc)
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first[:limit]}" if first else type(exc).__name__
+
+
+class ResourceError(GalmetError):
+    """The machine ran out of something the command needs: memory (including address space under
+    ``ulimit -v``), threads, or GPU memory. The message names which, and what to lower."""
+
+
+#: Message fragments of failures that mean "out of memory or threads" rather than a bug, lower case:
+#: CPython (can't start new thread), torch's allocators, pyarrow's thread pool, the dynamic loader
+#: (a shared library that cannot be mapped), and mmap/OSError ENOMEM.
+_MEMORY_SIGNS = (
+    "can't allocate memory",
+    "cannot allocate memory",
+    "out of memory",
+    "failed to map segment",
+    "std::bad_alloc",
+    "is killed by signal: killed",  # (a DataLoader worker the kernel's OOM killer ended)
+)
+_THREAD_SIGNS = ("can't start new thread", "failed to launch worker thread", "unable to create thread")
+
+
+def out_of_resources(exc: BaseException) -> str | None:
+    """``"memory"`` or ``"threads"`` when ``exc`` (or an exception it was raised from) says the
+    machine ran out of it; None for any other failure.
+
+    Recognises MemoryError, ``RuntimeError: can't start new thread``, an OSError with errno
+    ENOMEM (a memory map that cannot be made), torch's ``DefaultCPUAllocator: can't allocate
+    memory`` and CUDA out-of-memory errors, pyarrow's ``Failed to launch worker thread`` and a
+    shared library the loader cannot map."""
+    import errno
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError):
+            return "memory"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+            return "memory"
+        text = str(exc).lower()
+        if any(sign in text for sign in _THREAD_SIGNS):
+            return "threads"
+        if any(sign in text for sign in _MEMORY_SIGNS):
+            return "memory"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def address_space_nearly_full(margin: int = 128 << 20) -> bool:
+    """True when the process has a soft address-space limit (``ulimit -v``, RLIMIT_AS) and its peak
+    virtual size came within ``margin`` bytes of it: any odd failure then (a C extension's
+    ``SystemError``, a library whose import half failed) is the limit's doing. Linux only."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit in (resource.RLIM_INFINITY, -1) or limit <= 0:
+            return False
+        with open("/proc/self/status", encoding="ascii") as fh:
+            peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmPeak:"))
+    except MemoryError:  # (not even the status file can be read: that says enough)
+        return True
+    except (ImportError, OSError, ValueError, StopIteration):
+        return False
+    return peak >= limit - margin
+
+
+def resource_message(exc: BaseException, what: str) -> str:
+    """One line saying that ``what`` ("memory" or "threads") ran out, the failure, and what to lower."""
+    hint = (
+        "use fewer workers or a smaller batch size, or run where more memory is allowed "
+        "(check 'ulimit -v' and the job's memory request)"
+        if what == "memory"
+        else "use fewer workers (each thread reserves stack address space), or run where more "
+        "threads and memory are allowed (check 'ulimit -u' and 'ulimit -v')"
+    )
+    return single_line(f"out of {what} ({one_line(exc, 160)}); {hint}")
+
+
+def raise_if_out_of_resources(exc: BaseException) -> None:
+    """Raise :class:`ResourceError` (from ``exc``) when ``exc`` means memory or threads ran out;
+    for a reader that wraps any other failure as "cannot read FILE" (a full address space is not
+    a damaged file)."""
+    what = out_of_resources(exc)
+    if what is not None:
+        raise ResourceError(resource_message(exc, what)) from exc

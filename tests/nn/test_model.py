@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import urllib.error
@@ -14,6 +15,7 @@ import torchvision
 from torch import nn
 
 from galmet.errors import ConfigError, DataError
+from galmet.nn import weights
 from galmet.nn.augment import dihedral_view, to_model_input
 from galmet.nn.bundle import load_model, save_bundle
 from galmet.nn.inference import GalmetModel
@@ -103,13 +105,18 @@ def test_freeze_body_freezes_params_and_bn_stats(net):
 
 
 def _fake_imagenet_file(tmp_path, monkeypatch, arch="resnet18"):
+    """A random state dict in the torch cache under a URL whose name carries its own sha256 prefix."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    url, cached = imagenet_cache_file(arch)
-    assert str(cached).startswith(str(tmp_path / "torch")) and cached.name == os.path.basename(url)
     torch.manual_seed(42)
     state = getattr(torchvision.models, arch)().state_dict()
+    staged = tmp_path / "staged.pth"
+    torch.save(state, staged)
+    digest = hashlib.sha256(staged.read_bytes()).hexdigest()
+    monkeypatch.setattr(weights, "imagenet_url", lambda a: f"https://weights.invalid/{a}-{digest[:8]}.pth")
+    url, cached = imagenet_cache_file(arch)
+    assert str(cached).startswith(str(tmp_path / "torch")) and cached.name == os.path.basename(url)
     cached.parent.mkdir(parents=True)
-    torch.save(state, cached)
+    staged.rename(cached)
     return state
 
 

@@ -6,8 +6,10 @@ Each subcommand is a module in :mod:`galmet.cli.commands` that defines ``NAME``,
 Every way a user can get it wrong ends in one line on stderr and exit code 2: a bad option
 (argparse), a :class:`galmet.errors.GalmetError` from the library, and, as a last line of
 defence, an ``OSError`` (a full disk, a permission) or ``ValueError`` that reached this
-boundary, named with its file. Library warnings are logged at debug level (``-v`` shows them);
-Pillow's decompression-bomb warning is an error.
+boundary, named with its file, and running out of memory or threads (MemoryError, ``can't start
+new thread``, an mmap or allocation failing with ENOMEM): one line naming what ran out.
+Library warnings are logged at debug level (``-v`` shows them); Pillow's decompression-bomb
+warning is an error.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import sys
 import warnings
 
 from galmet._version import __version__
-from galmet.errors import GalmetError, for_flags, one_line, single_line
+from galmet.errors import (
+    GalmetError,
+    address_space_nearly_full,
+    for_flags,
+    one_line,
+    out_of_resources,
+    resource_message,
+    single_line,
+)
 
 EXIT_USER_ERROR = 2
 log = logging.getLogger("galmet")
@@ -82,6 +92,20 @@ def _os_error(exc: OSError) -> str:
     return f"{where}: {reason}" if where else reason
 
 
+def _out_of_resources_exit(command: str, exc: BaseException) -> int | None:
+    """Exit code 2 after one line naming what ran out (memory, threads) and what to lower, when
+    ``exc`` means that (a MemoryError, ``can't start new thread``, a memory map or allocation
+    that failed with ENOMEM, a library that could not be mapped); None for any other failure."""
+    what = out_of_resources(exc)
+    if what is None and address_space_nearly_full():  # a C extension failing oddly at the limit
+        what = "memory"
+    if what is None:
+        return None
+    log.debug("out of %s at the command-line boundary", what, exc_info=exc)
+    print(f"{command}: error: {resource_message(exc, what)} (run with -v for details)", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
 def flags_of(parser: argparse.ArgumentParser, command: str | None) -> dict[str, str]:
     """API parameter name -> the flag that sets it, for ``command``'s options (its argparse dests,
     plus the command module's ``PARAM_FLAGS`` where a library parameter has another name)."""
@@ -138,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError, ImportError, SystemError) as exc:
+        code = _out_of_resources_exit(command, exc)
+        if code is None:
+            raise
+        return code
     except OSError as exc:
+        if (code := _out_of_resources_exit(command, exc)) is not None:
+            return code
         # Whatever the library did not turn into a GalmetError: a disk that filled up mid-write,
         # a permission, a vanished folder. Atomic writes have already removed their temp files.
         log.debug("OSError at the command-line boundary", exc_info=True)

@@ -19,7 +19,7 @@ def read_positions(path: str) -> object:
     p = Path(path)
     if p.is_dir():
         raise DataError(f"{p}: is a folder, not a table of positions")
-    if not p.is_file():
+    if not p.exists():  # (a FIFO or device: read_any_table refuses it, unopened)
         raise DataError(f"{p}: positions file not found")
     return read_any_table(p)
 

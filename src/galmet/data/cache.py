@@ -27,6 +27,7 @@ import numpy as np
 
 from galmet._env import env
 from galmet.io.atomic import atomic_path, atomic_write_text
+from galmet.io.inputs import special_kind
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, cache_key_file
 
 #: Version of the key; caches with another version are rebuilt.
@@ -66,8 +67,10 @@ def is_galmet_cache_or_absent(location: Path) -> bool:
     """True when neither the cache file nor its key exists, or the key is galmet's (a JSON object
     with this format's ``key``, or galmet 0.1's ``rows_sha1``): only then may galmet write there."""
     key = _key_path(location)
-    if not key.exists():
-        return not location.exists()
+    if not os.path.lexists(key):
+        return not os.path.lexists(location)
+    if special_kind(key) is not None or special_kind(location) is not None:
+        return False  # a FIFO, device or folder there is not galmet's (and opening a FIFO blocks)
     try:
         meta = json.loads(key.read_text())
     except (OSError, ValueError):
@@ -79,6 +82,8 @@ def file_digest(path: Path) -> str:
     """BLAKE2b-128 of an image file: the whole file up to :data:`WHOLE_FILE_BYTES`, else its
     first and last half of that plus its size; ``"unreadable"`` when it cannot be read."""
     h = hashlib.blake2b(digest_size=16)
+    if special_kind(path) is not None:  # a FIFO or device is never opened
+        return "unreadable"
     try:
         with open(path, "rb") as fh:
             head = fh.read(WHOLE_FILE_BYTES + 1)
@@ -130,6 +135,8 @@ def npy_fingerprint(location: Path) -> str:
 def open_cache(location: Path, key: dict, size: int | None = None) -> np.ndarray | None:
     """The memory-mapped cache at ``location`` when it was made for ``key`` (and has images of
     ``size`` pixels, when given) and is the very array that key was written with; else None."""
+    if special_kind(location) is not None or special_kind(_key_path(location)) is not None:
+        return None  # a FIFO, device or folder: never opened
     try:
         meta = json.loads(_key_path(location).read_text())
         if not isinstance(meta, dict) or meta.get("key") != key:
@@ -139,7 +146,7 @@ def open_cache(location: Path, key: dict, size: int | None = None) -> np.ndarray
             return None
         if meta.get("npy") != npy_fingerprint(location):
             return None
-        arr = np.load(location, mmap_mode="r")
+        arr = np.load(location, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
         return None
     if arr.dtype != np.uint8 or arr.shape != (key["n"], cached_size, cached_size, 3):

@@ -39,8 +39,9 @@ from galmet.data.labels import invalid_label_mask, label_problem
 from galmet.data.splits import assign_splits, check_split_column
 from galmet.errors import DataError
 from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
+from galmet.io.inputs import special_kind
 from galmet.io.progress import progress_bar
-from galmet.io.tables import read_table, write_table
+from galmet.io.tables import PARQUET_READ, read_table, write_table
 from galmet.layout import CATALOG_NAMES, CATALOG_PARQUET, IMAGES_DIR, MANIFEST
 from galmet.paper import BANDS, TEST_FRACTION, VALID_FRACTION
 
@@ -224,8 +225,12 @@ def check_target_columns(catalog: pd.DataFrame, columns: Iterable[str], where: P
 
 
 def find_catalog(root: Path) -> Path | None:
-    """The catalog file of a dataset directory, or None for a plain image folder."""
+    """The catalog file of a dataset directory, or None for a plain image folder; DataError when
+    a catalogue name is a FIFO, device or socket (never opened: a FIFO blocks)."""
     for name in CATALOG_NAMES:
+        special = special_kind(root / name)
+        if special is not None and special != "directory":
+            raise DataError(f"{root / name}: is a {special}, not a regular file; expected the dataset's catalogue")
         if (root / name).is_file():
             return root / name
     return None
@@ -379,7 +384,7 @@ def _failed_downloads(root: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        man = pd.read_parquet(path, columns=["objID", "status", "last_error"])
+        man = pd.read_parquet(path, columns=["objID", "status", "last_error"], **PARQUET_READ)
     except Exception as exc:  # noqa: BLE001 - an unreadable manifest only loses this convenience
         log.warning("%s: cannot read the download manifest (%s); ignoring it", path, exc)
         return {}

@@ -231,7 +231,9 @@ def _from_manifest(root: Path) -> Imaging | None:
     try:
         import pandas as pd
 
-        df = pd.read_parquet(path, columns=["status", "size", "scale"])
+        from galmet.io.tables import PARQUET_READ
+
+        df = pd.read_parquet(path, columns=["status", "size", "scale"], **PARQUET_READ)
     except Exception as exc:  # noqa: BLE001 - an unreadable record is only a lost description
         log.debug("%s: unreadable (%s); imaging not recorded", path, exc)
         return None

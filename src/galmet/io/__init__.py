@@ -8,7 +8,7 @@ The public API (each name imported on first use)::
     atomic_path, atomic_write_bytes, atomic_write_text  # temp file + rename
     read_image                # header first, then decode and validate
 
-Modules: :mod:`.tables`, :mod:`.atomic`, :mod:`.images`, :mod:`.safety`, :mod:`.locks`,
+Modules: :mod:`.tables`, :mod:`.atomic`, :mod:`.images`, :mod:`.safety`, :mod:`.inputs`, :mod:`.locks`,
 :mod:`.progress`, :mod:`.jsonfile`.
 """
 

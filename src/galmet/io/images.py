@@ -19,12 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from galmet.errors import DataError
+from galmet.io.inputs import special_kind
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: Largest width x height galmet decodes (4096 x 4096 pixels, 48 MiB as uint8 RGB).
 MAX_PIXELS = 4096 * 4096
 #: Bytes read from the start of a file to find its header (a JPEG's EXIF block may precede it).
 HEADER_BYTES = 1 << 16
+#: Largest image file read (bytes): a 4096 x 4096 PNG stays far below it, and a file past it (an
+#: image followed by gigabytes of anything) is refused without being read into memory.
+MAX_IMAGE_FILE_BYTES = 64 << 20
 
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 #: A marker inside entropy-coded data: 0xFF (fill bytes allowed) then neither 0x00 nor RSTn.
@@ -214,6 +218,10 @@ def decode_image(data: bytes, expected_size: int | None = None, where: str = "im
 
 
 def _read(path: Path, label: str, limit: int | None) -> bytes:
+    special = special_kind(path)
+    if special is not None:  # (never opened: opening a FIFO blocks, a device never ends)
+        shown = "a folder" if special == "directory" else f"a {special}"
+        raise DataError(f"{label}: is {shown}, not an image file")
     try:
         with open(path, "rb") as fh:
             return fh.read() if limit is None else fh.read(limit)
@@ -231,7 +239,10 @@ def read_image(path: str | os.PathLike, expected_size: int | None = None, where:
     label = where or str(path)
     if path.is_dir():
         raise DataError(f"{label}: is a folder, not an image file")
-    return decode_image(_read(path, label, None), expected_size, label)
+    data = _read(path, label, MAX_IMAGE_FILE_BYTES + 1)
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        raise DataError(f"{label}: image file is over {MAX_IMAGE_FILE_BYTES >> 20} MB; not an image galmet reads")
+    return decode_image(data, expected_size, label)
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 75) -> bytes:

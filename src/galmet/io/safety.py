@@ -30,6 +30,7 @@ from pathlib import Path
 
 from galmet.errors import ConfigError
 from galmet.io.images import IMAGE_SUFFIXES
+from galmet.io.inputs import special_kind
 from galmet.io.ownership import first_foreign, holds_only_bookkeeping, is_bookkeeping, owned_by_galmet
 from galmet.layout import (
     BUNDLE,
@@ -158,8 +159,13 @@ def file_kind(path: str | os.PathLike) -> str | None:
     """What an existing file holds, judged from its content: ``"galmet model bundle"``,
     ``"galmet training checkpoint"``, ``"PyTorch file"``, ``"zip archive"``, ``"NumPy array"``,
     ``"JPEG image"``, ``"PNG image"``, ``"PDF document"``, ``"Parquet table"``, ``"FITS file"``,
-    ``"damaged zip archive"``, ``"binary file"``; None for text (or an empty or unreadable file)."""
+    ``"damaged zip archive"``, ``"binary file"``, or what a non-regular file is (``"FIFO (named
+    pipe)"``, ``"character device"``, ...: never opened, as opening a FIFO blocks); None for text
+    (or an empty or unreadable file)."""
     p = Path(path)
+    special = special_kind(p)
+    if special is not None and special != "directory":
+        return special
     try:
         with open(p, "rb") as fh:
             head = fh.read(4096)

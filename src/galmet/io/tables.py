@@ -43,8 +43,9 @@ import pandas as pd
 
 from galmet._version import __version__
 from galmet.columns import ERROR, FILE, FLAGS, OBJID, SPLIT, STATUS, column_unit, is_id_column, objid_array
-from galmet.errors import ConfigError, DataError, GalmetError, one_line
+from galmet.errors import ConfigError, DataError, GalmetError, one_line, raise_if_out_of_resources
 from galmet.io.atomic import atomic_path
+from galmet.io.inputs import special_kind
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,25 @@ FITS_KEYWORDS = {
 MAX_TEXT_CELL = 4096
 
 
+#: How every parquet file is read: without pyarrow's thread pools. Under an address-space limit
+#: (``ulimit -v`` on an HPC node) a pool thread that cannot start left the read (pre-buffering or
+#: decoding) waiting for it forever; single-threaded, the same read fails at once with an error
+#: (:func:`galmet.errors.out_of_resources`). Local files lose little: galmet's tables are small.
+PARQUET_READ = {"use_threads": False, "pre_buffer": False}
+
+
+def _require_table_file(path: Path) -> None:
+    """DataError naming ``path`` when it is missing, a folder, or a FIFO, device or socket (never
+    opened: opening a FIFO blocks until something writes to it)."""
+    special = special_kind(path)
+    if special == "directory":
+        raise DataError(f"{path}: is a folder, not a table file")
+    if special is not None:
+        raise DataError(f"{path}: is a {special}, not a regular file; expected a table file")
+    if not path.is_file():
+        raise DataError(f"{path}: table file not found")
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table from parquet, CSV, FITS, ECSV or VOTable; raise DataError naming the file on failure.
 
@@ -161,10 +181,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     are comments. A table with a header and no rows reads as zero rows with its columns.
     """
     path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a table file")
-    if not path.is_file():
-        raise DataError(f"{path}: table file not found")
+    _require_table_file(path)
     fmt = require_table_format(path, writing=False, error=DataError)
     try:
         if fmt.name == "parquet":
@@ -176,6 +193,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except GalmetError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+        raise_if_out_of_resources(exc)  # (memory or threads ran out: not the file's fault)
         raise DataError(f"{path}: cannot read table ({one_line(exc)})") from exc
     check_table_cells(df, str(path))
     for col in df.columns:
@@ -191,7 +209,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
     schema = pq.read_schema(path)
     _check_unique_names(list(schema.names), str(path))
-    df = pd.read_parquet(path)
+    df = pd.read_parquet(path, **PARQUET_READ)
     meta = schema.metadata or {}
     if "provenance" not in df.attrs and b"table_meta_yaml" in meta:
         from astropy.table.meta import get_header_from_yaml
@@ -533,10 +551,7 @@ def read_any_table(path: str | os.PathLike):
     from astropy.table import QTable
 
     p = Path(path)
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder, not a table file")
-    if not p.is_file():
-        raise DataError(f"{p}: table file not found")
+    _require_table_file(p)
     fmt = table_format(p)
     if fmt is not None and fmt.name == "csv":
         return read_table(p)
@@ -551,6 +566,7 @@ def read_any_table(path: str | os.PathLike):
     try:
         table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+        raise_if_out_of_resources(exc)
         raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
     check_table_cells(table, str(p))
     for col in table.colnames:

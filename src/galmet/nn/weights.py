@@ -1,6 +1,7 @@
 """Where a network's starting weights come from, and the one safe way to read a torch file.
 
-- :func:`imagenet_state_dict`: torchvision's IMAGENET1K_V1 weights (torch hub cache or download).
+- :func:`imagenet_state_dict`: torchvision's IMAGENET1K_V1 weights (torch hub cache or download),
+  their sha256 checked against the prefix in the file name every time they are read.
 - :func:`local_body_state`: a local torchvision ResNet state dict, or the body of a galmet bundle.
 - :func:`load_body_state`: check a state dict against a body and return the part that fits.
 - :func:`safe_load`: ``torch.load(weights_only=True)``; any failure is a one-line ConfigError.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,73 +21,130 @@ from torch import nn
 
 from galmet._env import env_flag
 from galmet.columns import ARCHS
-from galmet.errors import ConfigError, one_line
+from galmet.errors import ConfigError, one_line, raise_if_out_of_resources
+from galmet.io.inputs import require_regular_file, sha256_prefix_matches
 from galmet.io.safety import file_kind
 from galmet.layout import BUNDLE_FORMAT
 
+#: Longest wait (s) for the weights server to answer or send more bytes during a download.
+DOWNLOAD_TIMEOUT_S = 60.0
 
-def imagenet_cache_file(arch: str) -> tuple[str, Path]:
-    """(download URL, torch hub cache path) of torchvision's IMAGENET1K_V1 weights for ``arch``."""
+
+def imagenet_url(arch: str) -> str:
+    """The download URL of torchvision's IMAGENET1K_V1 weights for ``arch``; its file name
+    carries the first hex digits of the file's sha256 (``resnet34-b627a593.pth``)."""
     import torchvision
 
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
-    url = torchvision.models.get_model_weights(arch).IMAGENET1K_V1.url
+    return torchvision.models.get_model_weights(arch).IMAGENET1K_V1.url
+
+
+def imagenet_cache_file(arch: str) -> tuple[str, Path]:
+    """(download URL, torch hub cache path) of torchvision's IMAGENET1K_V1 weights for ``arch``."""
+    url = imagenet_url(arch)
     return url, Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+def hash_prefix(url: str) -> str:
+    """The sha256 prefix torchvision puts in a weights file name (``resnet34-b627a593.pth`` ->
+    ``b627a593``); ConfigError when the name carries none (such a file is never trusted)."""
+    match = re.search(r"-([0-9a-fA-F]{6,64})\.[A-Za-z0-9]+$", os.path.basename(url))
+    if match is None:
+        raise ConfigError(f"{url}: the weights file name carries no sha256 prefix; cannot verify it")
+    return match.group(1).lower()
+
+
 def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet state dict for ``arch``, via its weights API.
+    """torchvision's ImageNet state dict for ``arch``, from the torch hub cache.
 
-    The torch hub cache (``$TORCH_HOME/hub/checkpoints``) is used when the file is there;
-    torch only checks the hash of files it downloads. Set ``GALMET_OFFLINE=1`` to never try the
-    network. Any failure raises a one-line :class:`ConfigError` with the URL and cache path.
+    The file (``$TORCH_HOME/hub/checkpoints/<name from the URL>``) is downloaded there when
+    absent (torch checks the hash of what it downloads; a stalled server fails after
+    :data:`DOWNLOAD_TIMEOUT_S`). Every time, cached or not, its sha256 is checked against the
+    prefix in its name before it is read with :func:`safe_load` (``weights_only=True``): a
+    planted or damaged file is refused, never unpickled. Set ``GALMET_OFFLINE=1`` to never try
+    the network. Any failure raises a one-line :class:`ConfigError` with the URL and cache path.
     """
-    import torchvision
-
     url, cached = imagenet_cache_file(arch)
+    prefix = hash_prefix(url)
     how = (
         f"download {url} into {cached} (or set TORCH_HOME), or pass --weights PATH to a local "
         f"state dict, or --weights none"
     )
-    if not cached.is_file() and env_flag("GALMET_OFFLINE"):
-        raise ConfigError(f"ImageNet weights for {arch} are not in the torch cache and GALMET_OFFLINE is set: {how}")
-    weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+    if not os.path.lexists(cached):
+        if env_flag("GALMET_OFFLINE"):
+            raise ConfigError(
+                f"ImageNet weights for {arch} are not in the torch cache and GALMET_OFFLINE is set: {how}"
+            )
+        _download(url, cached, prefix, how, arch)
+    obj = safe_load(cached, f"ImageNet weights file for {arch}", sha256_prefix=prefix)
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConfigError(f"{cached}: not a state dict; remove it (rm {cached}) so galmet downloads it again")
+    return dict(obj)
+
+
+def _download(url: str, dst: Path, prefix: str, how: str, arch: str) -> None:
+    """torch.hub.download_url_to_file into ``dst`` (its temp file + rename) with the hash checked,
+    each socket wait bounded by :data:`DOWNLOAD_TIMEOUT_S`; ConfigError on any failure."""
+    import socket
+
+    old = socket.getdefaulttimeout()
     try:
-        return weights.get_state_dict(progress=False, check_hash=True)
-    except Exception as exc:  # noqa: BLE001 - URLError, hash mismatch, corrupt cache all end the same way
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # urllib inside torch.hub takes no timeout of its own
+        torch.hub.download_url_to_file(url, str(dst), hash_prefix=prefix, progress=False)
+    except Exception as exc:  # noqa: BLE001 - URLError, timeout, hash mismatch, full disk all end the same way
         raise ConfigError(f"cannot get ImageNet weights for {arch} ({one_line(exc)}): {how}") from exc
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _check_sha256(fh, path: Path, prefix: str) -> None:
+    """ConfigError naming ``path`` (and how to remove it) when the sha256 of open ``fh`` does not
+    start with ``prefix``."""
+    ok, digest = sha256_prefix_matches(fh, prefix)
+    if not ok:
+        raise ConfigError(
+            f"{path}: sha256 {digest[:16]}... does not start with the {prefix} its name promises "
+            f"(a damaged or planted file, not loaded); remove it (rm {path}) and run again"
+        )
 
 
 #: What :func:`galmet.io.safety.file_kind` calls a file ``torch.load`` may read.
 TORCH_KINDS = ("galmet model bundle", "galmet training checkpoint", "PyTorch file", "pickle file")
 
 
-def safe_load(path: Path, what: str) -> Any:
+def safe_load(path: Path, what: str, sha256_prefix: str | None = None, param: str | None = None) -> Any:
     """torch.load with weights_only=True; any failure -> one-line ConfigError naming ``path``.
 
-    The message says which of three things is wrong: the file is not a PyTorch file at all (a
-    JPEG, a text file, random bytes), it is damaged, or it holds Python objects other than
-    plain weights (refused, never executed).
+    ``path`` must be a regular file (a FIFO, device or folder is refused without opening it).
+    With ``sha256_prefix`` the file's sha256 must start with it (checked on the same open file
+    that is then loaded): a mismatch is refused before anything is unpickled. The message says
+    which of three things is wrong: the file is not a PyTorch file at all (a JPEG, a text file,
+    random bytes), it is damaged, or it holds Python objects other than plain weights (refused,
+    never executed).
     """
-    if not path.exists():
-        raise ConfigError(f"{path}: no such {what}")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a {what} file")
-    kind = file_kind(path)
-    if kind == "damaged zip archive":
-        raise ConfigError(f"{path}: cannot read {what} (a damaged or truncated PyTorch file)")
-    if kind not in TORCH_KINDS:
-        raise ConfigError(f"{path}: not a PyTorch file (it is a {kind or 'text file'}); expected a {what}")
+    path = require_regular_file(path, what, param)
     try:
-        with warnings.catch_warnings():  # a foreign pickle's protocol warning adds nothing to the refusal
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:
+            if sha256_prefix is not None:  # before anything else reads it
+                _check_sha256(fh, path, sha256_prefix)
+            kind = file_kind(path)
+            if kind == "damaged zip archive":
+                raise ConfigError(f"{path}: cannot read {what} (a damaged or truncated PyTorch file)")
+            if kind not in TORCH_KINDS:
+                raise ConfigError(f"{path}: not a PyTorch file (it is a {kind or 'text file'}); expected a {what}")
+            with warnings.catch_warnings():  # a foreign pickle's protocol warning adds nothing to the refusal
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.load(fh, map_location="cpu", weights_only=True)
+    except ConfigError:
+        raise
     except pickle.UnpicklingError as exc:
         if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL ... is blocked"
             raise ConfigError(f"{path}: not a plain-weights {what} (refusing to unpickle arbitrary objects)") from None
         raise ConfigError(f"{path}: damaged or not a {what} (its pickled structure cannot be read)") from None
     except Exception as exc:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
+        raise_if_out_of_resources(exc)  # (an address space too small is not a damaged file)
         raise ConfigError(f"{path}: cannot read {what} ({one_line(exc)})") from None
 
 

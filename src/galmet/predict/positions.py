@@ -134,6 +134,8 @@ log = logging.getLogger(__name__)
 BLANK_RANGE = 12
 #: Seconds a Ctrl-C waits for the shard being predicted before abandoning it.
 INTERRUPT_GRACE = 2.0
+#: Most rows in one shard of results (each shard is held in memory until it is written).
+MAX_SHARD_SIZE = 1 << 20
 #: Shard column: the row's outcome is final (a transient fetch failure is tried again on resume).
 PERMANENT = "permanent"
 #: Fetching pauses while more than this many shards' worth of cutouts wait on disk to be predicted.
@@ -229,7 +231,7 @@ class PositionsOptions:
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option (``param``: its name)."""
-        lo, hi = 1, 1 << 24
+        lo, hi = 1, MAX_SHARD_SIZE
         if isinstance(self.shard_size, bool) or not isinstance(self.shard_size, int) or not lo <= self.shard_size <= hi:
             raise ConfigError(
                 f"shard_size must be an integer from {lo} to {hi}, got {self.shard_size!r}", param="shard_size"

@@ -34,6 +34,7 @@ report's folder and the runs are named, not located), so the report can move wit
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -46,6 +47,7 @@ from pathlib import Path
 import pandas as pd
 
 from galmet.errors import ConfigError, DataError
+from galmet.io.inputs import special_kind
 from galmet.io.safety import Input, check_output_file
 from galmet.layout import (
     BASELINE_METRICS,
@@ -73,6 +75,8 @@ from galmet.science.plots.history import history_png
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 3
+#: Largest file the report reads (bytes: a predictions table of a few million rows); larger: skipped.
+MAX_READ_BYTES = 1 << 30
 #: Files whose presence directly in a folder makes it a run's folder (see :func:`discover_runs`).
 RUN_ANCHORS = (CONFIG, HISTORY, BUNDLE, *PREDICTION_NAMES, CV_SCORES, RESOLUTION_TABLE, DEMO_MARKER, "metrics.json")
 #: Captions of the figures :mod:`galmet.science.plots` draws, by file stem.
@@ -103,15 +107,32 @@ CAPTIONS = {
 
 
 def _find(root: Path, pattern: str, skip: tuple[Path, ...] = ()) -> list[Path]:
-    """Files matching ``pattern`` up to :data:`MAX_DEPTH` folders below ``root``, hidden ones and those
-    under a ``skip`` folder (another run's) left out."""
+    """Regular files matching ``pattern`` up to :data:`MAX_DEPTH` folders below ``root``, hidden ones
+    and those under a ``skip`` folder (another run's) left out. A FIFO, device or socket is left
+    out with a warning (never opened: a FIFO blocks), and so is a file over :data:`MAX_READ_BYTES`."""
     out = []
     for p in sorted(root.rglob(pattern)):
         rel = p.relative_to(root)
         if len(rel.parts) <= MAX_DEPTH + 1 and not any(part.startswith(".") for part in rel.parts):
-            if not skip or not any(p.resolve().is_relative_to(s) for s in skip):
+            if (not skip or not any(p.resolve().is_relative_to(s) for s in skip)) and _readable(p):
                 out.append(p)
     return out
+
+
+def _readable(p: Path) -> bool:
+    """True for a regular file of at most :data:`MAX_READ_BYTES` (a folder matching a pattern is
+    skipped silently, anything else with a warning naming it)."""
+    kind = special_kind(p)
+    if kind == "directory":
+        return False
+    if kind is not None:
+        log.warning("report: skipping %s (a %s, not a regular file)", p, kind)
+        return False
+    with contextlib.suppress(OSError):
+        if p.stat().st_size > MAX_READ_BYTES:
+            log.warning("report: skipping %s (over %.0f MB)", p, MAX_READ_BYTES / 1e6)
+            return False
+    return True
 
 
 def _read_json(path: Path) -> dict | None:
@@ -350,8 +371,10 @@ def _dataset_section(run: RunView, paths: Paths) -> str:
     mosaic = ""
     if run.found["mosaic"] is not None:
         p = run.found["mosaic"]
-        mosaic = png_figure(p.read_bytes(), "mosaic", f"Example galaxies of the dataset ({paths.show(p)}).")
-    elif ds is not None:
+        data = paths.budget.read(p)
+        if data is not None:
+            mosaic = png_figure(data, "mosaic", f"Example galaxies of the dataset ({paths.show(p)}).")
+    if not mosaic and ds is not None:
         data = facts.mosaic_png(ds, target)
         if data is not None:
             mosaic = png_figure(data, "mosaic", f"Galaxies of {esc(ds.name)} spanning the {esc(target)} range.")
@@ -433,7 +456,9 @@ def _figures_section(run: RunView, paths: Paths) -> str:
     )
     seen, out = set(), []
     for p in figs:
-        data = p.read_bytes()
+        data = paths.budget.read(p)
+        if data is None:
+            continue
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen:
             continue

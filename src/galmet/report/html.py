@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger("galmet.report.build")
 
 #: Inline style sheet: readable from a 390-pixel phone to a desktop (tables scroll sideways inside
 #: their own box instead of widening the page; images never exceed the column).
@@ -77,6 +81,61 @@ def png_figure(data: bytes, alt: str, caption_html: str) -> str:
     )
 
 
+#: Largest figure file a report embeds (bytes); a larger one is left out with a warning naming it.
+MAX_FIGURE_BYTES = 20 << 20
+#: Largest total of the figure files one report embeds (bytes); figures past it are left out.
+MAX_EMBED_BYTES = 200 << 20
+
+
+@dataclass
+class EmbedBudget:
+    """The figure files one report embeds, each at most ``per_file`` bytes and ``total`` together
+    (default: :data:`MAX_FIGURE_BYTES` and :data:`MAX_EMBED_BYTES` as they are when it is made)."""
+
+    per_file: int = 0
+    total: int = 0
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        self.per_file = self.per_file or MAX_FIGURE_BYTES
+        self.total = self.total or MAX_EMBED_BYTES
+
+    def read(self, path) -> bytes | None:
+        """The bytes of figure ``path``, or None (with one warning line naming it) when it is not a
+        regular file, is over ``per_file`` or would take the report over ``total``."""
+        p = Path(path)
+        try:
+            st = p.stat()
+        except OSError as exc:
+            log.warning("report: skipping %s (%s)", p, exc.strerror or exc)
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            log.warning("report: skipping %s (not a regular file)", p)
+            return None
+        if st.st_size > self.per_file:
+            log.warning(
+                "report: skipping %s (%.1f MB; a figure may be at most %.0f MB)",
+                p,
+                st.st_size / 1e6,
+                self.per_file / 1e6,
+            )
+            return None
+        if self.used + st.st_size > self.total:
+            log.warning("report: skipping %s (the report's figures would pass %.0f MB)", p, self.total / 1e6)
+            return None
+        try:
+            with open(p, "rb") as fh:
+                data = fh.read(self.per_file + 1)
+        except OSError as exc:
+            log.warning("report: skipping %s (%s)", p, exc.strerror or exc)
+            return None
+        if len(data) > self.per_file or self.used + len(data) > self.total:  # it grew since stat
+            log.warning("report: skipping %s (grew past the figure limit while read)", p)
+            return None
+        self.used += len(data)
+        return data
+
+
 @dataclass
 class Paths:
     """Writes paths relative to the report file, so the report and the runs can move together.
@@ -89,6 +148,8 @@ class Paths:
 
     report_dir: Path
     roots: list[Path] = field(default_factory=list)
+    #: What the report's figures may take (every embedded file goes through it).
+    budget: EmbedBudget = field(default_factory=EmbedBudget)
 
     def rel(self, path) -> str | None:
         """``path`` relative to the report's folder, or None when it lies outside it and every run."""

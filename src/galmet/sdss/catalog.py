@@ -30,7 +30,7 @@ from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import TEMP_FILE
 from galmet.io.progress import progress_bar
 from galmet.io.safety import remove_empty_dirs, remove_files
-from galmet.io.tables import write_table
+from galmet.io.tables import PARQUET_READ, write_table
 from galmet.sdss.transport import ClientSettings, Range
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ def query_catalog(
                 else Path(cache_dir) / f"{hashlib.sha1(sql.encode()).hexdigest()[:20]}.parquet"
             )
             if cached is not None and cached.is_file():
-                frame = pd.read_parquet(cached)
+                frame = pd.read_parquet(cached, **PARQUET_READ)
                 log.debug("%s: %d rows from %s", label, len(frame), cached)
             else:
                 frame = client.sql_search(sql, where=label, expect_columns=("objID",), stop=stop)

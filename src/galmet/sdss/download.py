@@ -34,7 +34,7 @@ import pandas as pd
 
 from galmet.columns import objid_array
 from galmet.data.dataset import find_catalog
-from galmet.errors import ConfigError, DataError
+from galmet.errors import ConfigError, DataError, ResourceError, out_of_resources, resource_message
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
@@ -164,6 +164,33 @@ DOWNLOAD_RANGES: dict[str, Range] = {
     "max_consecutive_failures": Range(1, 1_000_000, integer=True),
     "manifest_every": Range(0, 3600, open_low=True, what="a positive number of seconds"),
 }
+
+
+def _start_workers(target, args: tuple, n: int) -> list[threading.Thread]:
+    """Start ``n`` daemon worker threads running ``target(*args)``; when the machine refuses a
+    thread (``can't start new thread``: address space or process limit), go on with those that
+    started, with a warning, or raise :class:`ResourceError` when none did."""
+    workers: list[threading.Thread] = []
+    for i in range(n):
+        w = threading.Thread(target=target, args=args, daemon=True, name=f"galmet-dl-{i}")
+        try:
+            w.start()
+        except RuntimeError as exc:
+            if not workers:
+                raise ResourceError(resource_message(exc, "threads")) from exc
+            log.warning("could start only %d of %d download workers (%s); going on with them", len(workers), n, exc)
+            break
+        workers.append(w)
+    return workers
+
+
+def _check_workers_alive(workers: list[threading.Thread]) -> None:
+    """ResourceError when a worker died (ran out of memory or threads) before being told to stop:
+    the task it held would never come back, and the main loop would wait for it forever."""
+    dead = [w for w in workers if not w.is_alive()]
+    if dead:
+        exc = getattr(dead[0], "galmet_error", None) or RuntimeError(f"download worker {dead[0].name} died")
+        raise ResourceError(resource_message(exc, out_of_resources(exc) or "memory")) from exc
 
 
 @dataclass
@@ -607,12 +634,7 @@ class _Run:
             )
         tasks: queue.Queue = queue.Queue()
         results: queue.Queue = queue.Queue()
-        workers = [
-            threading.Thread(target=self._worker, args=(tasks, results), daemon=True, name=f"galmet-dl-{i}")
-            for i in range(min(self.opts.workers, max(1, len(todo))))
-        ]
-        for w in workers:
-            w.start()
+        workers = _start_workers(self._worker, (tasks, results), min(self.opts.workers, max(1, len(todo))))
         outstanding, feed, fatal = 0, iter(todo), ""
         last_flush, interval = time.monotonic(), self.opts.manifest_every
         try:
@@ -629,6 +651,7 @@ class _Run:
                     res = results.get(timeout=0.2)
                 except queue.Empty:
                     res = None
+                    _check_workers_alive(workers)  # a dead worker's task would be waited for forever
                 if res is not None:
                     outstanding -= 1
                     fatal = fatal or self._take(res, bar)
@@ -706,6 +729,10 @@ class _Run:
             try:
                 results.put(self.fetch(task))
             except Exception as exc:  # noqa: BLE001 - a bug must not hang the main loop
+                what = out_of_resources(exc)
+                if what is not None:  # (the main thread raises it: see _check_workers_alive)
+                    threading.current_thread().galmet_error = exc  # type: ignore[attr-defined]
+                    return
                 log.exception("objID %s: unexpected error", task.oid)
                 results.put(_Result(task.oid, None, fatal=f"objID {task.oid}: unexpected {type(exc).__name__}: {exc}"))
 

@@ -25,7 +25,9 @@ loopback server):
   Redirects are followed within the same deadline, without reading their bodies.
 - a **body cap** (``max_bytes``): a body announced or streamed beyond it is refused
   (:class:`OversizedBody`) after reading at most ``max_bytes`` bytes, never read into memory
-  to the end; error pages are read up to 64 KiB.
+  to the end; error pages are read up to 64 KiB. A body is streamed in 64 KiB chunks to a
+  spooled temporary file (memory up to 8 MiB, then disk), so memory holds it only once, when it
+  is handed over; ``max_bytes`` itself is at most :data:`MAX_BODY_BYTES` (1 GiB).
 
 The connections are a pooled keep-alive ``requests`` session per thread (one TCP/TLS handshake
 per worker instead of one per request: 116,000 handshakes for the paper's cutouts otherwise); the
@@ -47,6 +49,7 @@ import math
 import random
 import re
 import socket
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -190,13 +193,19 @@ def check_ranges(ranges: Mapping[str, Range], values: Mapping[str, object]) -> N
         ranges[param].check(param, value)
 
 
-#: The accepted values of each client setting (see :class:`ClientSettings`).
+#: Largest ``max_bytes`` a client accepts (bytes): a body is streamed, never held whole in memory
+#: while it is read, but its reader then has it; 1 GiB is four times the catalogue query's default.
+MAX_BODY_BYTES = 1 << 30
+
+#: The accepted values of each client setting (see :class:`ClientSettings`). Each has a sane
+#: maximum (issue 21): an hour per request, 20 retries, a minute's first backoff (one wait is
+#: capped at :attr:`RetryPolicy.backoff_max` anyway), :data:`MAX_BODY_BYTES` per body.
 SETTING_RANGES: dict[str, Range] = {
-    "timeout": Range(0, 86400, open_low=True, what="a positive number of seconds", noun="a number of seconds"),
-    "retries": Range(0, 100, integer=True),
+    "timeout": Range(0, 3600, open_low=True, what="a positive number of seconds", noun="a number of seconds"),
+    "retries": Range(0, 20, integer=True),
     "rate": Range(0, 1000, what="0 (no limit) or a positive rate", noun="a number of requests per second"),
-    "backoff_base": Range(0, 3600, what="0 or more seconds", noun="a number of seconds"),
-    "max_bytes": Range(1024, 1 << 40, integer=True),
+    "backoff_base": Range(0, 60, what="0 or more seconds", noun="a number of seconds"),
+    "max_bytes": Range(1024, MAX_BODY_BYTES, integer=True),
 }
 
 
@@ -274,7 +283,7 @@ class RetryPolicy:
     Parameters
     ----------
     retries : int
-        Retries after the first attempt (so at most ``retries + 1`` requests; 0 to 100).
+        Retries after the first attempt (so at most ``retries + 1`` requests; 0 to 20).
     backoff_base : float
         Seconds before the first retry; doubles with each further retry.
     backoff_max : float
@@ -548,22 +557,36 @@ def _pooled_session(keep_alive: bool, user_agent: str = USER_AGENT):
     return session
 
 
+#: A body is kept in memory while it is read up to this many bytes; past it, in a temporary file
+#: (so a large body is held once, when it is handed over, never also as a growing buffer).
+SPOOL_BYTES = 8 << 20
+
+
 def _read_body(resp, deadline: _Deadline, cap: int, truncate: bool = False) -> bytes:
     """Read a response body in chunks, at most ``cap`` bytes (more: OversizedBody, or the first
-    ``cap`` bytes when ``truncate``), within the deadline (else TransportError)."""
-    buf = bytearray()
+    ``cap`` bytes when ``truncate``), within the deadline (else TransportError).
+
+    The chunks go to a spooled temporary file (memory up to :data:`SPOOL_BYTES`, then disk): the
+    cap is enforced while reading, a refused body never sits in memory, and an accepted one is
+    read back as one ``bytes`` object."""
     read = getattr(resp, "read1", None) or resp.read
-    while True:
-        chunk = read(1 << 16)
-        if deadline.expired:
-            raise TransportError(f"no complete response within the {deadline.seconds:g} s deadline")
-        if not chunk:
-            return bytes(buf)
-        buf += chunk
-        if len(buf) > cap:
-            if truncate:
-                return bytes(buf[:cap])
-            raise OversizedBody(f"body is over the {cap}-byte cap")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="galmet-body-") as spool:
+        n = 0
+        while True:
+            chunk = read(1 << 16)
+            if deadline.expired:
+                raise TransportError(f"no complete response within the {deadline.seconds:g} s deadline")
+            if not chunk:
+                break
+            if n + len(chunk) > cap:
+                if not truncate:
+                    raise OversizedBody(f"body is over the {cap}-byte cap")
+                spool.write(chunk[: cap - n])
+                break
+            spool.write(chunk)
+            n += len(chunk)
+        spool.seek(0)
+        return spool.read()
 
 
 def _transport_error(exc: Exception, deadline: _Deadline, timeout: float) -> TransportError:

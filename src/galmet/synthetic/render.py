@@ -30,6 +30,7 @@ import pandas as pd
 from galmet._optional import require
 from galmet.data.splits import MAX_SEED
 from galmet.errors import ConfigError
+from galmet.io.inputs import special_kind
 from galmet.io.locks import holds_folder_lock
 from galmet.io.ownership import holds_only_bookkeeping
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
@@ -68,6 +69,8 @@ N_KNOTS = 30
 #: Synthetic objIDs: BASE + (seed mod SEED_SLOTS) * MAX_N + index, all below real SDSS ids (1237...).
 OBJID_BASE = 1_230_000_000_000_000_000
 MAX_N = 1_000_000_000
+#: Most worker processes a synthesis starts.
+MAX_WORKERS = 256
 SEED_SLOTS = 7_000_000
 #: Catalog columns in SDSS naming, first; latent truths follow.
 SDSS_COLUMNS = (
@@ -108,8 +111,10 @@ def check_options(n, seed, size, workers=None, test=TEST_FRACTION, valid_fractio
         or size & (size - 1)
     ):
         raise ConfigError(f"size must be a power of two from 8 to 1024 pixels, got {size!r}", param="size")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}", param="workers")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or not 1 <= workers <= MAX_WORKERS
+    ):
+        raise ConfigError(f"workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}", param="workers")
     if (
         isinstance(test, bool)
         or not isinstance(test, (int, float, np.integer, np.floating))
@@ -433,6 +438,8 @@ def previous_synthesis(out: Path) -> dict:
     path = out / SYNTH_CONFIG
     why = f"{out}: not a galmet synthesis (no readable {SYNTH_CONFIG}); overwrite only replaces one"
     try:
+        if special_kind(path) is not None:  # a FIFO is never opened
+            raise OSError(path)
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         raise ConfigError(why + "; choose an empty or new folder", param="overwrite") from None

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galmet.errors import ConfigError, one_line
+from galmet.errors import ConfigError, one_line, raise_if_out_of_resources
 from galmet.io.atomic import atomic_path
+from galmet.io.inputs import require_regular_file
 from galmet.io.tables import write_table
 from galmet.layout import CHECKPOINT, CHECKPOINT_FORMAT, HISTORY
 
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def read_checkpoint(path: Path) -> dict:
-    """A checkpoint written by :class:`CheckpointWriter`; ConfigError when unreadable or foreign."""
+    """A checkpoint written by :class:`CheckpointWriter`; ConfigError when unreadable or foreign
+    (a FIFO, device or folder in its place is refused without being opened)."""
+    require_regular_file(path, "checkpoint")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle error, permissions: all "unreadable"
+        raise_if_out_of_resources(exc)
         raise ConfigError(f"{path}: cannot read checkpoint ({one_line(exc)})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a galmet training checkpoint")

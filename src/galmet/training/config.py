@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from galmet.errors import ConfigError, one_line
+from galmet.io.inputs import require_regular_file
 from galmet.training.config_schema import DEVICES as DEVICES  # (the choices live with the schema)
 from galmet.training.config_schema import LOSSES as LOSSES
 from galmet.training.config_schema import OPTIMIZERS as OPTIMIZERS
@@ -351,7 +352,7 @@ def load_config(path: str | Path, saved_run: bool = False) -> TrainConfig:
     take :data:`LEGACY_DEFAULTS` (see :meth:`TrainConfig.from_saved`) instead of the recipe's."""
     import yaml
 
-    path = Path(path)
+    path = require_regular_file(path, "YAML config")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:

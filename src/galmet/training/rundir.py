@@ -26,6 +26,7 @@ from pathlib import Path
 
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
+from galmet.io.inputs import special_kind
 from galmet.io.locks import exclusive, held_elsewhere, holder
 from galmet.io.ownership import owned_by_galmet, record
 from galmet.io.safety import check_output_dir, file_kind, remove_empty_dirs, remove_files
@@ -41,6 +42,8 @@ def _is_galmet_config(path: Path) -> bool:
     """A config.yaml written by galmet: a YAML mapping with a ``recipe`` and a ``run:`` section."""
     import yaml
 
+    if special_kind(path) is not None:  # a FIFO is never opened
+        return False
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):

@@ -131,7 +131,7 @@ def add_arguments(p) -> None:
     )
     s.add_argument("--keep-cutouts", metavar="DIR", help="keep the cutouts in DIR (a galmet dataset directory)")
     s.add_argument(
-        "--shard-size", type=integer(1, 1 << 24), default=1024, help="rows per shard of results (default: 1024)"
+        "--shard-size", type=integer(1, 1 << 20), default=1024, help="rows per shard of results (default: 1024)"
     )
     d = DownloadOptions()
     g = add_server_options(p)

@@ -52,7 +52,7 @@ def add_arguments(p) -> None:
         default=128,
         help="cutout size in pixels, a power of two from 8 to 1024 (default 128); the field of view stays 37.9 arcsec",
     )
-    p.add_argument("--workers", type=integer(), default=None, help="worker processes (default: all CPUs)")
+    p.add_argument("--workers", type=integer(), default=None, help="worker processes, 1 to 256 (default: all CPUs)")
     p.add_argument(
         "--test",
         type=_test_amount,
