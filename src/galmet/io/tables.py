@@ -188,6 +188,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             df = _read_parquet(path)
         elif fmt.name == "csv":
             df = _read_csv(path)
+            _csv_provenance(df)
         else:
             df = _read_astropy(path, fmt)
     except GalmetError:
@@ -388,7 +389,7 @@ def write_table(
         FITS and ECSV: entries over the defaults of :func:`table_provenance` (and over
         ``df.attrs["provenance"]``), e.g. ``table_provenance(model=MODEL_PATH)``. Parquet: written
         (in the file's pandas metadata, read back by :func:`read_table`) only when given. CSV
-        holds no provenance.
+        holds no metadata: its model's sha256 becomes a column (:data:`MODEL_SHA256_COLUMN`).
     units : mapping, optional
         FITS and ECSV only: column -> astropy unit string (None: no unit), over the units of
         :func:`galmet.columns.column_unit`.
@@ -407,19 +408,49 @@ def write_table(
                 out.attrs = {**df.attrs, "provenance": {**table_provenance(), **provenance}}
             out.to_parquet(tmp, index=False)
         else:
-            df.to_csv(tmp, index=False)
+            with_model_column(df, (provenance or {}).get(MODEL_SHA256_COLUMN)).to_csv(tmp, index=False)
     return path
+
+
+#: The column through which a CSV table (which has no metadata) names the sha256 of the model
+#: file that made its predictions; :func:`read_table` gives it back as the provenance.
+MODEL_SHA256_COLUMN = "model_sha256"
+
+
+def with_model_column(df: pd.DataFrame, sha256: str | None) -> pd.DataFrame:
+    """``df`` with a :data:`MODEL_SHA256_COLUMN` column of ``sha256`` (unchanged when None or the
+    column is already there): how a CSV carries the model its predictions came from."""
+    if not sha256 or MODEL_SHA256_COLUMN in df.columns:
+        return df
+    out = df.copy(deep=False)
+    out[MODEL_SHA256_COLUMN] = sha256
+    return out
+
+
+def _csv_provenance(df: pd.DataFrame) -> None:
+    """Set ``df.attrs["provenance"]["model_sha256"]`` from a CSV's :data:`MODEL_SHA256_COLUMN`:
+    its one value, or every distinct value joined by commas (a table mixing models' predictions)."""
+    if MODEL_SHA256_COLUMN not in df.columns:
+        return
+    values = sorted({str(v) for v in df[MODEL_SHA256_COLUMN].dropna()})
+    if values:
+        df.attrs["provenance"] = {MODEL_SHA256_COLUMN: ",".join(values)}
 
 
 def write_qtable(table, path: str | os.PathLike) -> Path:
     """Write an astropy Table/QTable atomically in the format of ``path``'s suffix (:data:`TABLE_FORMATS`).
 
     Parquet, ECSV and FITS keep the units and ``meta`` (in FITS as header cards, the keys
-    renamed by :data:`FITS_KEYWORDS`, others upper-cased to 8 characters); CSV is plain values.
+    renamed by :data:`FITS_KEYWORDS`, others upper-cased to 8 characters); CSV is plain values,
+    with the model's sha256 (``meta["model_sha256"]``) as a column (:data:`MODEL_SHA256_COLUMN`).
     ConfigError (``param="out"``) for a suffix galmet does not write.
     """
     path = Path(path)
     fmt = require_table_format(path, param="out")
+    sha = table.meta.get(MODEL_SHA256_COLUMN)
+    if fmt.name == "csv" and sha and MODEL_SHA256_COLUMN not in table.colnames:
+        table = table.copy(copy_data=False)
+        table[MODEL_SHA256_COLUMN] = [str(sha)] * len(table)
     if fmt.name == "fits":
         table, tunits = _fits_ready(table)
         with atomic_path(path) as tmp:

@@ -65,15 +65,15 @@ def _check_request(model, split: str | None, method: str) -> None:
 
 def check_predicted_by(model, provenance: dict | None, where: str) -> None:
     """Refuse predictions another model made: DataError (one line naming both sha256) when the
-    table's provenance (parquet, FITS, ECSV written by ``galmet predict``) names a model file
-    that is neither ``model``'s nor one it was derived from (``derived_from``: a calibrated copy
-    has the same weights). A table that names none (CSV, which holds no provenance, or a table
-    galmet did not write) cannot be checked: a warning says so."""
+    table's provenance (parquet, FITS, ECSV written by ``galmet predict``; a CSV's
+    ``model_sha256`` column) names a model file that is neither ``model``'s nor one it was
+    derived from (``derived_from``: a calibrated copy has the same weights). A table that names
+    none (one galmet did not write) cannot be checked: a warning says so."""
     sha = str((provenance or {}).get("model_sha256") or "")
     if not sha or model.path is None:
         log.warning(
-            "%s: no model_sha256 in its provenance (CSV holds none; a parquet, FITS or ECSV table written by "
-            "galmet predict does): cannot check that these are the predictions of %s",
+            "%s: no model_sha256 in its provenance (every table galmet predict writes has one): "
+            "cannot check that these are the predictions of %s",
             where,
             model.path or "the model",
         )
