@@ -40,7 +40,7 @@ CASES: dict[str, list[list[str]]] = {
         ["{ds}", "--out", "{out}/res", "--sizes", "16,8", "--device", "cpu"],
         ["{ds}", "--out", "{out}/res", "--sizes", "16,abc", "--weights", "none"],
     ],
-    "ensemble": [["{bundle}", "{bundle}", "--out", "{out}/ensemble.txt"]],
+    "ensemble": [["{bundle}", "{other}", "--out", "{out}/ensemble.txt"]],
     "calibrate": [["{bundle}", "{preds}", "--out", "{out}/calibrated.txt", "--device", "cpu"]],
     "predict": [
         ["{bundle}", "{ds}", "--out", "{out}/pred.txt", "--device", "cpu"],
@@ -71,11 +71,14 @@ def world(tmp_path_factory):
     net = build_model("resnet18", n_targets=1)
     bundle = save_bundle(root / "run" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 16})
     big = save_bundle(root / "big" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 4096})
+    other = save_bundle(
+        root / "other" / "model.pt", build_model("resnet18", n_targets=1), {"targets": ["oh_p50"], "image_size": 16}
+    )
     preds = root / "preds.parquet"
     argv = ["predict", str(bundle), str(ds), "--out", str(preds), "--device", "cpu", "--no-tta", "--no-progress"]
     assert main(argv) == 0
     pd.DataFrame({"x": [1.0]}).to_csv(root / "no_objid.csv", index=False)
-    return {"world": root, "ds": ds, "bundle": bundle, "big": big, "preds": preds}
+    return {"world": root, "ds": ds, "bundle": bundle, "other": other, "big": big, "preds": preds}
 
 
 @pytest.fixture

@@ -1039,8 +1039,7 @@ def predict_positions(
     Raises
     ------
     DataError, ConfigError
-        One line: unusable positions (no ra/dec column, text that is not an angle), bad options
-        (``param`` names it), imaging SkyServer cannot give, a dead server (``max_consecutive_failures``).
+        One line: unusable positions, bad options (``param``), a dead server (``max_consecutive_failures``).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """

@@ -191,7 +191,7 @@ def out_of_sample_forest(
     DataError
         A magnitude column is missing, or fewer than ``2 * folds`` rows can be fitted.
     """
-    from galmet.columns import invalid_label_mask
+    from galmet.data.labels import invalid_label_mask
 
     RandomForestRegressor = require_sklearn().RandomForestRegressor
     config = config or ForestConfig()

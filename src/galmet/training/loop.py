@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
+from galmet._env import env_int
 from galmet.data.imaging import UNKNOWN, Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
@@ -256,7 +257,7 @@ def train(
             log.info("%s: the run is already finished (%d epochs); nothing to do", run, config.total_epochs)
             return _result(run, pd.DataFrame(ckpt["history"]), config)
 
-    with epoch_lines_to_stderr(config.progress and os.environ.get("RANK", "0") == "0"):  # torchrun: rank 0 speaks
+    with epoch_lines_to_stderr(config.progress and env_int("RANK", 0) == 0):  # torchrun: rank 0 speaks
         return _train_run(dataset, run, source, config, ckpt, (resume, overwrite, keep_checkpoint), on_step)
 
 
