@@ -151,7 +151,7 @@ def test_the_corrected_positions_command_then_succeeds(world, tmp_path, capsys, 
     "command, bad, good",
     [
         ("evaluate", ["{preds}", "--json", "{out}/metrics.txt"], ["{preds}", "--json", "{out}/metrics.json"]),
-        ("ensemble", ["{bundle}", "{bundle}", "--out", "{out}/e.txt"], ["{bundle}", "{bundle}", "--out", "{out}/e.pt"]),
+        ("ensemble", ["{bundle}", "{other}", "--out", "{out}/e.txt"], ["{bundle}", "{other}", "--out", "{out}/e.pt"]),
     ],
 )
 def test_other_corrected_commands_then_succeed(command, bad, good, world, tmp_path, capsys):
