@@ -67,14 +67,12 @@ def imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
     """
     url, cached = imagenet_cache_file(arch)
     prefix = hash_prefix(url)
-    how = (
-        f"download {url} into {cached} (or set TORCH_HOME), or pass --weights PATH to a local "
-        f"state dict, or --weights none"
-    )
+    how = f"download {url} into {cached} (or set TORCH_HOME), or set weights to a local state dict file or to none"
     if not os.path.lexists(cached):
         if env_flag("GALMET_OFFLINE"):
             raise ConfigError(
-                f"ImageNet weights for {arch} are not in the torch cache and GALMET_OFFLINE is set: {how}"
+                f"the ImageNet state dict for {arch} is not in the torch cache and GALMET_OFFLINE is set: {how}",
+                param="weights",
             )
         _download(url, cached, prefix, how, arch)
     obj = safe_load(cached, f"ImageNet weights file for {arch}", sha256_prefix=prefix)
@@ -94,7 +92,9 @@ def _download(url: str, dst: Path, prefix: str, how: str, arch: str) -> None:
         socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # urllib inside torch.hub takes no timeout of its own
         torch.hub.download_url_to_file(url, str(dst), hash_prefix=prefix, progress=False)
     except Exception as exc:  # noqa: BLE001 - URLError, timeout, hash mismatch, full disk all end the same way
-        raise ConfigError(f"cannot get ImageNet weights for {arch} ({one_line(exc)}): {how}") from exc
+        raise ConfigError(
+            f"cannot get the ImageNet state dict for {arch} ({one_line(exc)}): {how}", param="weights"
+        ) from exc
     finally:
         socket.setdefaulttimeout(old)
 
