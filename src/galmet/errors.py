@@ -92,7 +92,7 @@ _MEMORY_SIGNS = (
 _THREAD_SIGNS = ("can't start new thread", "failed to launch worker thread", "unable to create thread")
 
 
-def out_of_resources(exc: BaseException) -> str | None:
+def out_of_resources(exc: BaseException | None) -> str | None:
     """``"memory"`` or ``"threads"`` when ``exc`` (or an exception it was raised from) says the
     machine ran out of it; None for any other failure.
 

@@ -104,6 +104,7 @@ def inset_corner(ax, x, y, size: tuple[float, float], pad: Sequence[float] = (0.
         n = points_in(region.transformed(ax.transAxes), points)
         if best is None or n < best[0]:
             best = (n, [x0, y0, w, h])
+    assert best is not None  # (four corners were tried)
     return best[1]
 
 
@@ -135,4 +136,6 @@ def place_legend(ax, x, y, avoid=(), places: Sequence[str] = LEGEND_PLACES, **kw
         score = (overlaps, points_in(box, points))
         if best is None or score < best[0]:
             best = (score, loc)
+    if best is None:  # no place to try: matplotlib's own choice
+        return ax.legend(**kwargs)
     return ax.legend(loc=best[1], **kwargs)

@@ -133,7 +133,7 @@ class UncertaintyDisplay:
             ax.set_ylabel("density")
             ax.set_title("(b) PIT histogram (flat if calibrated)")
 
-            if self.one_err and self.resid is not None:
+            if self.one_err and self.resid is not None and self.centre is not None:
                 self._one_err_panels(axes[2], axes[3])
             else:
                 self._sharpness(axes[2])
@@ -176,7 +176,8 @@ class UncertaintyDisplay:
         written on the panel; (d) the RMS residual in bins of the prediction against that err, which
         shows where one width is too wide or too narrow."""
         err = float(self.err[0])
-        r = self.resid
+        r, centre = self.resid, self.centre
+        assert r is not None and centre is not None  # (drawn only with both: see draw)
         half95 = float(np.percentile(np.abs(r), 95))
         lim = float(np.percentile(np.abs(r), 99.5)) * 1.1 or 1.0
         ax_c.hist(np.clip(r, -lim, lim), bins=40, range=(-lim, lim), color=COLORS["pred"], alpha=0.6)
@@ -191,10 +192,10 @@ class UncertaintyDisplay:
         ax_c.set_title("(c) residuals against the one err")
         ax_c.legend(frameon=False, loc="upper right", fontsize=8)
         k = max(1, min(8, len(r) // 10))
-        edges = np.unique(np.quantile(self.centre, np.linspace(0, 1, k + 1)))
-        which = np.clip(np.searchsorted(edges[1:-1], self.centre, side="right"), 0, max(len(edges) - 2, 0))
+        edges = np.unique(np.quantile(centre, np.linspace(0, 1, k + 1)))
+        which = np.clip(np.searchsorted(edges[1:-1], centre, side="right"), 0, max(len(edges) - 2, 0))
         groups = [which == b for b in range(max(len(edges) - 1, 1))]
-        x = [float(np.median(self.centre[g])) for g in groups if g.any()]
+        x = [float(np.median(centre[g])) for g in groups if g.any()]
         rms = [float(np.sqrt(np.mean(r[g] ** 2))) for g in groups if g.any()]
         n = np.array([int(g.sum()) for g in groups if g.any()])
         ax_d.axhline(err, color=COLORS["rmse"], lw=1.3, label=f"err = {err:.3f} dex (every galaxy)")
