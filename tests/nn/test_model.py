@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
-from galmet.errors import ConfigError, DataError
+from galmet.errors import ConfigError, DataError, for_flags
 from galmet.nn import weights
 from galmet.nn.augment import dihedral_view, to_model_input
 from galmet.nn.bundle import load_model, save_bundle
@@ -139,7 +139,8 @@ def test_imagenet_weights_absent_offline_is_one_clear_line(tmp_path, monkeypatch
         build_model("resnet34", weights="imagenet")
     msg = str(err.value)
     url, cached = imagenet_cache_file("resnet34")
-    assert "\n" not in msg and url in msg and str(cached) in msg and "--weights" in msg
+    assert "\n" not in msg and url in msg and str(cached) in msg and err.value.param == "weights"
+    assert "--weights" in for_flags(err.value, {"weights": "--weights"})  # what the command line says
 
 
 def test_imagenet_download_failure_is_one_clear_line(tmp_path, monkeypatch):

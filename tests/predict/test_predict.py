@@ -81,7 +81,7 @@ def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
     code, _, err = _run(capsys, bundle, folder, "--out", out, "--no-tta", "--device", "cpu")
     assert code == 0, err
     df = pd.read_csv(out)
-    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags"]
+    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags", "model_sha256"]  # CSV: its model
     assert df["file"].tolist() == [f"galaxy_{i}.jpg" for i in range(3)] and df["oh_p50_spread"].isna().all()
 
 
@@ -134,7 +134,7 @@ def test_cli_sky_position(tmp_path, capsys, bundle):
         assert code == 0, err
         assert sum(srv.counts.values()) == 1
     df = pd.read_csv(out)
-    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_spread", "flags", "status", "error"]
+    assert list(df.columns) == ["ra", "dec", "oh_p50_pred", "oh_p50_spread", "flags", "status", "error", "model_sha256"]
     assert df["ra"].tolist() == [185.5] and np.isfinite(df["oh_p50_pred"]).all() and df["status"].tolist() == ["ok"]
     with FaultyServer(default_plan=("404",)) as srv:  # the row stays, with its status; nothing was predicted: 1
         code, stdout, err = _run(capsys, bundle, "--ra", "1", "--dec", "2", "--base-url", srv.url, "--out", out)
