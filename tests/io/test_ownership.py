@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from galmet.errors import ConfigError
-from galmet.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from galmet.io.ownership import LEDGER, first_foreign, owned_by_galmet, record
+from galmet.errors import ConfigError, DataError
+from galmet.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text, remove_stale_temp_files
+from galmet.io.ownership import LEDGER, first_foreign, owned_by_galmet, record, record_temp
 from galmet.io.safety import check_output_dir, check_output_file, check_owned_folder, remove_empty_dirs, remove_files
 
 
@@ -63,7 +63,9 @@ def test_threads_appending_to_one_ledger_lose_no_line(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    assert len((tmp_path / LEDGER).read_text().splitlines()) == 200
+    lines = (tmp_path / LEDGER).read_text().splitlines()
+    assert len(lines) == 400  # each write: its temporary file when created, then the file
+    assert sum('"temp": true' not in line for line in lines) == 200
     assert first_foreign(tmp_path) is None
 
 
@@ -90,9 +92,11 @@ def test_remove_files_deletes_only_galmets_files_and_never_a_folder(tmp_path):
     (tmp_path / "theirs.txt").write_text("x")
     (tmp_path / "dir").mkdir()
     (tmp_path / ".ours.txt.abc.galmet.tmp").write_text("a temp file an interrupted write left")
-    names = ["ours.txt", "theirs.txt", "dir", "missing.txt", ".ours.txt.abc.galmet.tmp"]
+    record_temp(tmp_path / ".ours.txt.abc.galmet.tmp")  # (as atomic_path notes it when created)
+    (tmp_path / ".theirs.txt.bak1.galmet.tmp").write_text("a user's file with a temp file's name")
+    names = ["ours.txt", "theirs.txt", "dir", "missing.txt", ".ours.txt.abc.galmet.tmp", ".theirs.txt.bak1.galmet.tmp"]
     assert remove_files(tmp_path / n for n in names) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, "dir", "theirs.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LEDGER, ".theirs.txt.bak1.galmet.tmp", "dir", "theirs.txt"]
 
 
 def test_remove_empty_dirs_takes_a_folder_holding_only_galmets_bookkeeping(tmp_path):
@@ -125,3 +129,99 @@ def test_a_large_file_is_noted_without_its_hash_and_is_galmets_while_size_and_ti
     assert '"sha256": null' in (tmp_path / LEDGER).read_text() and owned_by_galmet(tmp_path / "big.npy")
     os.utime(tmp_path / "big.npy", ns=(1, 1))  # a copy: same bytes, another time
     assert not owned_by_galmet(tmp_path / "big.npy")
+
+
+#: galmet's bookkeeping names: the ledger, the lock file, an atomic write's temporary file.
+BOOKKEEPING = [LEDGER, ".galmet.lock", ".out.txt.k3x9q.galmet.tmp"]
+
+
+def _special(path, kind: str, target) -> None:
+    """Put a ``kind`` of non-regular file at ``path``: a symlink to the user's file ``target``,
+    a FIFO or a directory."""
+    if kind == "symlink":
+        path.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+@pytest.mark.parametrize("name", BOOKKEEPING)
+def test_a_special_file_at_a_bookkeeping_name_is_never_galmets_nor_deleted(tmp_path, name, kind):
+    user = tmp_path / "notes.txt"
+    user.write_text("my notes")
+    work = tmp_path / "w"
+    work.mkdir()
+    _special(work / name, kind, user)
+    assert not owned_by_galmet(work / name)
+    assert remove_files([work / name]) == 0
+    remove_empty_dirs([work])
+    assert os.path.lexists(work / name) and user.read_text() == "my notes"
+    with pytest.raises(ConfigError, match="not written by galmet"):
+        check_owned_folder(work, "work_dir")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+def test_a_ledger_that_is_not_a_regular_file_is_refused_never_followed_nor_blocked_on(tmp_path, kind):
+    user = tmp_path / "notes.txt"
+    user.write_text("my notes")
+    work = tmp_path / "w"
+    work.mkdir()
+    _special(work / LEDGER, kind, user)
+    with pytest.raises(DataError, match=rf"{LEDGER}: is a .*move it away"):
+        atomic_write_text(work / "out.txt", "x")
+    assert user.read_text() == "my notes" and not (work / "out.txt").exists()
+    assert [p.name for p in work.iterdir()] == [LEDGER]  # no temporary file left either
+    assert not owned_by_galmet(work / "out.txt")
+
+
+@pytest.mark.parametrize("name", [".galmet.lock", ".thesis.tex.bak1.galmet.tmp", ".out.txt.k3x9q.galmet.tmp"])
+def test_a_users_file_with_a_bookkeeping_name_survives_every_cleanup(tmp_path, name):
+    work = tmp_path / "w"
+    atomic_write_text(work / "out.txt", "x")
+    (work / name).write_text("the user's own text")
+    assert not owned_by_galmet(work / name)
+    assert remove_stale_temp_files(work) == 0
+    remove_files([work / "out.txt", work / name])
+    remove_empty_dirs([work])
+    assert (work / name).read_text() == "the user's own text"
+
+
+def test_galmets_own_bookkeeping_files_are_still_cleaned_up(tmp_path):
+    work = tmp_path / "w"
+    with atomic_path(work / "out.txt") as tmp:
+        tmp.write_text("half")
+        stale = tmp.with_name(tmp.name.replace("out", "old"))
+        shutil.copy(tmp, stale)
+    record_temp(stale)
+    (work / ".galmet.lock").write_text("123 'galmet synth'\n")
+    assert owned_by_galmet(stale) and owned_by_galmet(work / ".galmet.lock")
+    assert remove_stale_temp_files(work) == 1
+    remove_files([work / "out.txt"])
+    remove_empty_dirs([work])
+    assert not work.exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"name": "p.csv", "size": 1e999, "mtime_ns": "x"}',
+        '{"name": "p.csv", "size": 1, "mtime_ns": 1e999, "sha256": null}',
+        '{"name": "p.csv", "size": 100000000000000000000000000000, "mtime_ns": 1, "sha256": null}',
+        '{"name": "p.csv", "size": true, "mtime_ns": 1, "sha256": null}',
+        '{"name": ["p.csv"], "size": 1, "mtime_ns": 1, "sha256": null}',
+        '{"name": "p.csv", "size": 1, "mtime_ns": 1, "sha256": 5}',
+        "[1, 2, 3]",
+        '"p.csv"',
+        "not json at all",
+        "\xff\xfe binary",
+        "[" * 100000,
+    ],
+)
+def test_a_corrupt_ledger_line_of_any_kind_is_ignored(tmp_path, line):
+    atomic_write_text(tmp_path / "a.csv", "a")
+    with open(tmp_path / LEDGER, "a", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(line + "\n")
+    atomic_write_text(tmp_path / "p.csv", "p")  # later writes work, and the lines after it count
+    assert owned_by_galmet(tmp_path / "a.csv") and owned_by_galmet(tmp_path / "p.csv")

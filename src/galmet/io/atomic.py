@@ -1,9 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, then rename.
 
 A crash (even ``kill -9``) at any moment leaves either the old file or the complete new
-one, never a half-written file. Temporary files are named ``.<name>.<random>.galmet.tmp`` so a
-later run can recognise and remove its own leftovers (:func:`remove_stale_temp_files`) and
-never a user's file.
+one, never a half-written file. Temporary files are named ``.<name>.<random>.galmet.tmp`` and
+noted in the folder's ledger when created, so a later run can recognise and remove its own
+leftovers (:func:`remove_stale_temp_files`) and never a user's file of that name.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from galmet.io.ownership import TEMP_FILE, TMP_SUFFIX, is_temp_file, record
+from galmet.io.ownership import TEMP_FILE, TMP_SUFFIX, is_temp_file, owned_by_galmet, record, record_temp
 
 __all__ = [
     "TEMP_FILE",
@@ -47,6 +47,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = True, sha256: str | Non
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give outputs the usual permissions
     try:
+        record_temp(tmp_path)  # so that a later run may remove it after a kill (and a user's never)
         yield tmp_path
         if durable:
             _fsync_file(tmp_path)
@@ -85,14 +86,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, of: str | None = None) -> int:
-    """Delete the temporary files interrupted atomic writes left in ``folder`` (only galmet's,
-    :data:`TEMP_FILE`; of the file ``of`` when given); return how many."""
+    """Delete the temporary files interrupted atomic writes left in ``folder`` (only those its
+    ledger notes galmet created, :func:`galmet.io.ownership.record_temp`: a user's file that merely
+    has such a name stays; of the file ``of`` when given); return how many."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     n = 0
     for p in folder.glob(f".*{TMP_SUFFIX}"):
-        if is_temp_file(p.name, of) and p.is_file():
+        if is_temp_file(p.name, of) and owned_by_galmet(p):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
                 n += 1

@@ -6,7 +6,10 @@ waiting. A second galmet run into the same folder fails at once, in one line nam
 one's process id (``"DIR is in use by another galmet run (pid N, 'galmet synth')"``). The
 operating system releases the lock when its process ends, however it ends (``kill -9``
 included), so a crashed run never leaves the folder locked; a run that ends normally removes the
-lock file too.
+lock file too. The lock file is opened without following a symlink or blocking on a FIFO, and
+must be a regular file holding nothing but galmet's record of its holder (``PID 'galmet CMD'``):
+anything else at its name (a user's file, a link, a FIFO, a folder) is refused in one line and
+left as it is.
 
 - :func:`exclusive`: hold the lock of an existing folder for a block.
 - :func:`locked_folder`: create the folder if needed and hold its lock; a folder this call
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from galmet.errors import GalmetError
+from galmet.io.ownership import is_lock_record, open_bookkeeping
 from galmet.layout import RUN_LOCK
 
 log = logging.getLogger(__name__)
@@ -42,14 +46,26 @@ def _busy(folder: Path, holder: str) -> GalmetError:
     )
 
 
-def _holder(path: Path) -> str:
-    """What the lock file says of its holder: ``pid N, WHAT`` (or ``pid unknown``)."""
-    with contextlib.suppress(OSError, ValueError):
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        if text and text[0].split(" ", 1)[0].isdigit():
-            pid, _, what = text[0].partition(" ")
-            return f"pid {pid}, {what}" if what else f"pid {pid}"
+def _holder_of(data: bytes) -> str:
+    """What a lock file's content says of its holder: ``pid N, WHAT`` (or ``pid unknown``)."""
+    text = data.decode("utf-8", errors="replace").strip().splitlines()
+    if text and text[0].split(" ", 1)[0].isdigit():
+        pid, _, what = text[0].partition(" ")
+        return f"pid {pid}, {what}" if what else f"pid {pid}"
     return "pid unknown"
+
+
+def _holder(path: Path) -> str:
+    """What the lock file ``path`` says of its holder (read without following a link or
+    blocking on a FIFO: :func:`galmet.io.ownership.open_bookkeeping`)."""
+    try:
+        fd = open_bookkeeping(path, os.O_RDONLY, "lock file")
+    except (OSError, GalmetError):
+        return "pid unknown"
+    try:
+        return _holder_of(os.read(fd, 4096))
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -82,23 +98,31 @@ def exclusive(folder: str | os.PathLike, name: str = RUN_LOCK, what: str = "galm
         # the lock file goes while still held (a run that opened it meanwhile sees it gone and
         # opens a new one: _locked_fd), so a finished run leaves none behind
         with contextlib.suppress(OSError):
-            path.unlink()
+            if os.lstat(path).st_ino == os.fstat(fd).st_ino:  # ours (not a file put there since)
+                path.unlink()
         os.close(fd)  # (closing the last descriptor releases the flock)
 
 
 def _locked_fd(path: Path, folder: Path) -> int:
-    """An open descriptor of ``path`` holding its flock; GalmetError when another holds it. A lock
-    file removed (by its holder, under the lock) between the open and the flock is opened again."""
+    """An open descriptor of ``path`` holding its flock; GalmetError when another holds it, or
+    when ``path`` is not a regular file (a symlink is never followed, a FIFO never blocked on) or
+    holds anything but galmet's record of its holder. A lock file removed (by its holder, under
+    the lock) between the open and the flock is opened again."""
     for _ in range(5):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = open_bookkeeping(path, os.O_RDWR | os.O_CREAT, "lock file")  # a link, FIFO ...: refused
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            content = os.pread(fd, 4097, 0)
         except BlockingIOError:
+            holder = _holder_of(os.pread(fd, 4096, 0))
             os.close(fd)
-            raise _busy(folder, _holder(path)) from None
+            raise _busy(folder, holder) from None
         except BaseException:
             os.close(fd)
             raise
+        if not is_lock_record(content):  # a user's file at the lock's name: never overwritten
+            os.close(fd)
+            raise GalmetError(f"{path}: exists and is not a galmet lock file (it holds other content); move it away")
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except OSError:
@@ -192,7 +216,7 @@ def held_elsewhere(folder: str | os.PathLike, name: str = RUN_LOCK) -> bool:
     """True when another process holds the lock file ``folder/name`` right now (False when the
     file does not exist: nothing is created)."""
     path = Path(folder) / name
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         return False
     if fcntl is None:  # pragma: no cover - Windows
         from filelock import FileLock, Timeout
@@ -207,8 +231,8 @@ def held_elsewhere(folder: str | os.PathLike, name: str = RUN_LOCK) -> bool:
         lock.release()
         return False
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = open_bookkeeping(path, os.O_RDONLY, "lock file")
+    except (OSError, GalmetError):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -327,14 +327,14 @@ def check_not_run_model(path: str | os.PathLike, option: str) -> None:
 
 
 def check_not_inputs(paths: Iterable[str | os.PathLike], option: str, inputs: Iterable[Input]) -> None:
-    """ConfigError when one of ``paths`` (files a command will write) is one of its inputs."""
+    """ConfigError when one of ``paths`` (files a command will write into the folder ``option``
+    names) is one of its inputs or inside an input folder."""
     inputs = list(inputs)
     for p in map(Path, paths):
         for item in inputs:
             if item.holds(p):
-                raise ConfigError(
-                    f"{option} {p.parent}: {p.name} is {item.what}, an input of this command", param=option
-                )
+                said = f"is inside {item.what} folder {item.path}" if item.tree else f"its {p.name} is {item.what}"
+                raise ConfigError(f"{option} {p.parent}: {said}, an input of this command", param=option)
 
 
 def inputs_of(obj, what: str) -> list[Input]:
@@ -380,6 +380,6 @@ def remove_empty_dirs(folders: Iterable[Path]) -> None:
             continue
         with contextlib.suppress(OSError):
             for p in d.iterdir():
-                if is_bookkeeping(p.name):
+                if is_bookkeeping(p.name) and owned_by_galmet(p):
                     p.unlink(missing_ok=True)
             d.rmdir()

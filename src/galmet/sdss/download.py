@@ -455,8 +455,9 @@ def download_cutouts(
         at positions); an exception it raises stops the run (the manifest is written first).
     overwrite : bool
         Replace a ``manifest.parquet`` that galmet did not write (it is then not read as an
-        earlier run's); without it such a file is refused. Images already on disk are never
-        replaced, with or without it.
+        earlier run's), and fetch each cutout anew over a file at its name that galmet did not
+        write (a user's image is never taken as a downloaded cutout); without it either is
+        refused before anything is written. Cutouts galmet wrote are never re-fetched for it.
 
     Returns
     -------
@@ -476,19 +477,36 @@ def download_cutouts(
             f"dataset {root}: its {MANIFEST} was not written by galmet; move it away or use overwrite to replace it",
             param=("dataset", "overwrite"),
         )
-    client = client or opts.client()
     images = root / IMAGES_DIR
+    if not overwrite:
+        _refuse_foreign_cutouts(images, cat)
+    client = client or opts.client()
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise DataError(f"{root}: cannot write into the dataset directory (permission denied)")
     try:
         images.mkdir(exist_ok=True)
-        with open(root / RUN_LOCK, "a"):
-            pass
     except OSError as exc:
         raise DataError(f"{root}: cannot write into the dataset directory ({exc.strerror})") from None
     with exclusive(root, RUN_LOCK, "'galmet download'"):
         removed = remove_stale_temp_files(images) + remove_stale_temp_files(root, of=MANIFEST)
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
-        return _Run(root, cat, opts, client, on_result).run()
+        return _Run(root, cat, opts, client, on_result, overwrite).run()
+
+
+def _refuse_foreign_cutouts(images: Path, cat: pd.DataFrame) -> None:
+    """ConfigError when a file at one of the catalogue's cutout names (``images/OBJID.jpg``) was
+    not written by galmet (a user's image, text, a link, a FIFO): download never adopts nor
+    replaces it without ``overwrite``."""
+    if not images.is_dir():
+        return
+    for oid in cat["objID"].to_numpy(dtype=np.int64).tolist():
+        path = images / f"{oid}.jpg"
+        if os.path.lexists(path) and not owned_by_galmet(path):
+            raise ConfigError(
+                f"{path}: exists and was not written by galmet; move it away or use overwrite to fetch over it",
+                param=("dataset", "overwrite"),
+            )
 
 
 class _Run:
@@ -501,8 +519,10 @@ class _Run:
         opts: DownloadOptions,
         client: SkyServerClient,
         on_result: Callable[[CutoutOutcome], None] | None = None,
+        overwrite: bool = False,
     ):
         self.root, self.cat, self.opts, self.client = root, cat, opts, client
+        self.overwrite = overwrite
         self.on_result = on_result
         self.images = root / IMAGES_DIR
         self.manifest_path = root / MANIFEST
@@ -528,7 +548,7 @@ class _Run:
             rec = self.records.get(oid)
             path = self.images / f"{oid}.jpg"
             try:
-                nbytes = path.stat().st_size
+                nbytes = path.stat().st_size if owned_by_galmet(path) else -1  # else: fetched over it (overwrite)
             except FileNotFoundError:
                 nbytes = -1
             if nbytes >= 0:

@@ -46,7 +46,8 @@ from galmet._env import env_int
 from galmet.data.imaging import UNKNOWN, Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
-from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY
+from galmet.io.safety import check_not_inputs, inputs_of
+from galmet.layout import BUNDLE, CHECKPOINT, CHECKPOINT_FORMAT, CONFIG, HISTORY, RUN_FILES
 from galmet.nn.augment import center_crop, to_model_input
 from galmet.nn.bundle import save_bundle
 from galmet.nn.bundle_meta import training_meta
@@ -244,6 +245,7 @@ def train(
     """
     run = Path(out_dir)
     check_run_output(run, resume, overwrite)
+    check_not_inputs([run / name for name in RUN_FILES], "out_dir", inputs_of(dataset, "the dataset"))
     if not resume:
         (config or TrainConfig()).resolved()  # every option checked before a file is read or written
     source = _resume_source(run) if resume else run
