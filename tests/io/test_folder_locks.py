@@ -187,3 +187,53 @@ def test_two_catalog_processes_into_one_folder_one_is_refused(tmp_path):
         first = _galmet("catalog", "--out", out, "--base-url", srv.url, "--chunks", "4", "--rate", "0", "--no-progress")
         _second_run_is_refused(first, out, "catalog", "--from-table", table, "--out", out, "--overwrite")
     assert len(pd.read_parquet(out / "catalog.parquet")) > 0 and (out / "catalog.json").is_file()
+
+
+def _put(path: Path, kind: str, target: Path) -> None:
+    """A ``kind`` of file at the lock's name: a symlink to the user's ``target``, a FIFO, a
+    directory, or a regular file with the user's own text."""
+    if kind == "symlink":
+        path.symlink_to(target)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_text("the user's own notes\n")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory", "user text"])
+def test_a_lock_file_that_is_not_galmets_is_refused_and_left_alone(tmp_path, kind):
+    user = tmp_path / "notes.txt"
+    user.write_text("my notes")
+    folder = tmp_path / "f"
+    folder.mkdir()
+    lock = folder / ".galmet.lock"
+    _put(lock, kind, user)
+    before = os.lstat(lock)
+    with pytest.raises(GalmetError, match=r"\.galmet\.lock: .*move it away"), exclusive(folder):
+        pass
+    assert user.read_text() == "my notes" and os.path.lexists(lock)
+    assert os.lstat(lock).st_mode == before.st_mode and not held_elsewhere(folder)
+    if kind == "user text":
+        assert lock.read_text() == "the user's own notes\n"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "user text"])
+@pytest.mark.parametrize("command", ["synth", "catalog"])
+def test_cli_refuses_a_folder_whose_lock_is_not_galmets_in_one_line(tmp_path, capsys, kind, command):
+    user = tmp_path / "notes.txt"
+    user.write_text("my notes")
+    out = tmp_path / "s"
+    out.mkdir()
+    _put(out / ".galmet.lock", kind, user)
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"objID": [1, 2], "ra": [10.0, 11.0], "dec": [1.0, 2.0], "oh_p50": [8.7, 8.8]}).to_csv(table)
+    argv = {
+        "synth": ["synth", "--n", "4", "--size", "16", "--out", str(out), "--seed", "1"],
+        "catalog": ["catalog", "--from-table", str(table), "--out", str(out)],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ".galmet.lock" in err
+    assert user.read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == [".galmet.lock"]

@@ -426,3 +426,46 @@ def test_folder_outputs_never_adopt_or_replace_a_users_files(template, tmp_path,
     argv = ["train", f"{env}/ds", "--out", f"{env}/prevrun", "--overwrite", *TINY, *ONECYCLE]
     assert "not written by galmet" in _refused(capsys, argv)
     assert changed_files(state, env) == []
+
+
+#: Commands writing a file into a folder ``{e}/out`` that holds only a non-regular ledger.
+LEDGER_WRITERS = {
+    "evaluate": ["evaluate", "{e}/pred.parquet", "--json", "{e}/out/m.json"],
+    "predict": ["predict", "{e}/run", "{e}/ds", "--out", "{e}/out/p.csv", "--device", "cpu"],
+    "ensemble": ["ensemble", "{e}/run", "{e}/run2/model.pt", "--out", "{e}/out/ens.pt"],
+    "report": ["report", "{e}/prevrun", "--out", "{e}/out/report.html"],
+}
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+@pytest.mark.parametrize("command", sorted(LEDGER_WRITERS))
+def test_a_ledger_that_is_not_a_regular_file_is_refused_never_followed_or_blocked_on(
+    template, tmp_path, capsys, command, kind
+):
+    from galmet.io.ownership import LEDGER
+
+    e = _env(template, tmp_path / "e")
+    user = e / "notes.txt"
+    user.write_text("my notes")
+    ledger = e / "out" / LEDGER
+    ledger.parent.mkdir()
+    if kind == "symlink":
+        ledger.symlink_to(user)
+    elif kind == "fifo":
+        os.mkfifo(ledger)
+    else:
+        ledger.mkdir()
+    before = snapshot(e)
+
+    def hung(*_):
+        raise AssertionError(f"{command} blocked on the {kind} at {ledger}")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        err = _refused(capsys, [a.format(e=e) for a in LEDGER_WRITERS[command]])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert LEDGER in err and err.count(LEDGER) == 1 and user.read_text() == "my notes" and not changed_files(before, e)
+    assert [p.name for p in ledger.parent.iterdir()] == [LEDGER]  # no output, no temporary file

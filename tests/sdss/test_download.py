@@ -15,7 +15,9 @@ import pytest
 from faulty_server import FaultyServer, fault_plans, key_of, kill_resume_scenario, make_catalog
 from galmet.cli.main import main
 from galmet.errors import ConfigError
+from galmet.io.atomic import atomic_write_bytes
 from galmet.io.images import read_image
+from galmet.io.ownership import owned_by_galmet, record_temp
 from galmet.sdss.download import DownloadOptions, download_cutouts
 
 
@@ -149,13 +151,17 @@ def test_invalid_existing_image_and_stale_temp_files_are_repaired(tmp_path):
     cat = make_catalog(ds, 5)
     (ds / "images").mkdir()
     bad = ds / "images" / f"{cat['objID'].iloc[0]}.jpg"
-    bad.write_bytes(b"<html>proxy error</html>")
-    (ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.galmet.tmp").write_bytes(b"\xff\xd8half")
-    (ds / ".manifest.parquet.abc.galmet.tmp").write_bytes(b"PAR1")
+    atomic_write_bytes(bad, b"<html>proxy error</html>")  # a bad body galmet once saved
+    stale = [ds / "images" / f".{cat['objID'].iloc[1]}.jpg.x1y2.galmet.tmp", ds / ".manifest.parquet.abc.galmet.tmp"]
+    for path, body in zip(stale, [b"\xff\xd8half", b"PAR1"], strict=True):
+        path.write_bytes(body)
+        record_temp(path)  # (as an interrupted atomic write leaves it)
+    users = ds / "images" / f".{cat['objID'].iloc[2]}.jpg.bak1.galmet.tmp"
+    users.write_bytes(b"the user's file with a temp file's name")
     with FaultyServer() as srv:
         s = download_cutouts(ds, fast_options(srv.url))
     assert s.ok == 5 and read_image(bad, 16).shape == (16, 16, 3)
-    assert not list(ds.rglob("*.tmp"))
+    assert list(ds.rglob("*.tmp")) == [users]
 
 
 def test_images_already_on_disk_are_checked_not_fetched(tmp_path):
@@ -366,3 +372,50 @@ def test_summary_tallies_failures_by_reason_and_on_result_reports_every_objid(tm
     assert sum(not o.fetched for o in seen) == 10  # the timed-out one and the error page were transient: fetched again
     assert failure_reason("objID 1: connection failed (reset)") == "connection failed"
     assert failure_reason("cannot decode image (truncated JPEG)") == "bad image"
+
+
+def _users_file(path, kind: str, tmp_path) -> None:
+    """A file the user put at a cutout's name: text, a valid JPEG, a symlink to their file, a FIFO."""
+    if kind == "text":
+        path.write_text("my notes")
+    elif kind == "jpeg":
+        from PIL import Image
+
+        Image.new("RGB", (16, 16), (200, 10, 10)).save(path)
+    elif kind == "symlink":
+        (tmp_path / "notes.txt").write_text("my notes")
+        path.symlink_to(tmp_path / "notes.txt")
+    else:
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize("kind", ["text", "jpeg", "symlink", "fifo"])
+def test_a_file_galmet_did_not_write_at_a_cutouts_name_is_refused_unless_overwrite(tmp_path, kind):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 3)
+    (ds / "images").mkdir()
+    mine = ds / "images" / f"{cat['objID'].iloc[1]}.jpg"
+    _users_file(mine, kind, tmp_path)
+    before = sorted(p.name for p in ds.rglob("*"))
+    with FaultyServer() as srv:
+        with pytest.raises(ConfigError, match=rf"{mine.name}: exists and was not written by galmet") as err:
+            download_cutouts(ds, fast_options(srv.url))
+        assert err.value.param == ("dataset", "overwrite") and sum(srv.counts.values()) == 0
+        assert sorted(p.name for p in ds.rglob("*")) == before and os.path.lexists(mine)
+        if kind == "fifo":
+            return
+        s = download_cutouts(ds, fast_options(srv.url), overwrite=True)  # fetched over it, never adopted
+        assert s.ok == 3 and s.present == 0 and owned_by_galmet(mine) and not mine.is_symlink()
+    if kind == "symlink":
+        assert (tmp_path / "notes.txt").read_text() == "my notes"
+
+
+def test_cli_download_refuses_a_users_file_at_a_cutouts_name_in_one_line(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    cat = make_catalog(ds, 2)
+    (ds / "images").mkdir()
+    (ds / "images" / f"{cat['objID'].iloc[0]}.jpg").write_text("my notes")
+    with FaultyServer() as srv:
+        assert main(["download", str(ds), "--base-url", srv.url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not written by galmet" in err and "--overwrite" in err

@@ -401,3 +401,22 @@ def test_compile_on_cpu_trains_and_saves_a_plain_bundle(tiny, tmp_path):
     assert not any(k.startswith("_orig_mod") for k in model.net.state_dict())
     pred = model.predict(np.asarray(load_dataset(tiny).images()[:3]), tta=False)
     assert pred.shape == (3,) and np.all(np.isfinite(pred))
+
+
+@pytest.mark.parametrize("sub", ["images", "images/run", "images/a/b"])
+def test_library_train_refuses_an_out_dir_inside_an_input_of_the_dataset(tmp_path, sub):
+    from conftest import snapshot
+    from galmet.errors import ConfigError
+
+    ds = make_tiny_dataset(tmp_path / "ds", n=8, size=16)
+    before = snapshot(ds)
+    with pytest.raises(ConfigError, match="is inside the dataset's images folder .*an input of this command") as err:
+        train(ds, ds / sub)
+    assert err.value.param == "out_dir" and snapshot(ds) == before and not (ds / sub / "config.yaml").exists()
+
+
+def test_cli_train_out_inside_the_images_says_so(tiny, tmp_path, capsys):
+    assert main(["train", str(tiny), "--out", str(tiny / "images" / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is inside the dataset's images folder" in err and "an input of this command" in err
+    assert "config.yaml is" not in err and len(err.splitlines()) == 1

@@ -74,7 +74,7 @@ def open_bookkeeping(path: str | os.PathLike, flags: int, what: str = "bookkeepi
     try:
         fd = os.open(path, flags | extra, 0o666)
     except OSError:
-        kind = _odd_kind(Path(path))
+        kind = odd_kind(Path(path))
         if kind is None:
             raise
         raise _refused(path, kind, what) from None
@@ -103,7 +103,7 @@ def _mode_kind(mode: int) -> str:
     return "special file"
 
 
-def _odd_kind(path: Path) -> str | None:
+def odd_kind(path: str | os.PathLike) -> str | None:
     """What ``path`` is when it exists and is not a regular file (links not followed), else None."""
     try:
         mode = os.lstat(path).st_mode

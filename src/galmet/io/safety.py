@@ -31,7 +31,14 @@ from pathlib import Path
 from galmet.errors import ConfigError
 from galmet.io.images import IMAGE_SUFFIXES
 from galmet.io.inputs import special_kind
-from galmet.io.ownership import first_foreign, holds_only_bookkeeping, is_bookkeeping, owned_by_galmet
+from galmet.io.ownership import (
+    LEDGER,
+    first_foreign,
+    holds_only_bookkeeping,
+    is_bookkeeping,
+    odd_kind,
+    owned_by_galmet,
+)
 from galmet.layout import (
     BUNDLE,
     BUNDLE_FORMAT,
@@ -44,6 +51,7 @@ from galmet.layout import (
     IMAGE_CACHE,
     IMAGES_DIR,
     MANIFEST,
+    RUN_LOCK,
     SYNTH_CONFIG,
     artefact_kind,
     cache_key_file,
@@ -155,6 +163,17 @@ def _check_location(folder: Path, shown: Path, option: str) -> None:
         raise ConfigError(f"{option} {shown}: cannot write into {anc} (permission denied)", param=option)
 
 
+def _check_bookkeeping(folder: Path, shown: Path, option: str) -> None:
+    """ConfigError when galmet's ledger or lock file in ``folder`` is not a regular file (a
+    symlink, a FIFO, a folder): refused before any work, as galmet never follows nor replaces it."""
+    for name, what in ((LEDGER, "ledger"), (RUN_LOCK, "lock file")):
+        kind = odd_kind(folder / name)
+        if kind is not None:
+            raise ConfigError(
+                f"{option} {shown}: {folder / name} is a {kind}, not galmet's {what}; move it away", param=option
+            )
+
+
 def file_kind(path: str | os.PathLike) -> str | None:
     """What an existing file holds, judged from its content: ``"galmet model bundle"``,
     ``"galmet training checkpoint"``, ``"PyTorch file"``, ``"zip archive"``, ``"NumPy array"``,
@@ -248,6 +267,7 @@ def check_output_file(
     if p.is_dir():
         raise ConfigError(f"{option} {p}: is a directory; give a file name", param=option)
     _check_location(p.parent, p, option)
+    _check_bookkeeping(p.parent, p, option)
     for item in inputs:
         if item.holds(p):
             raise ConfigError(
@@ -297,6 +317,7 @@ def check_output_dir(
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{option} {p}: is a file, not a directory", param=option)
     _check_location(p if p.is_dir() else p.parent, p, option)
+    _check_bookkeeping(p, p, option)
     inputs = list(inputs)
     for name, fmt, what in files:
         check_output_file(p / name, option, fmt, what, inputs, overwrite=overwrite)
