@@ -12,6 +12,14 @@ with ``overwrite`` (:func:`galmet.io.safety.remove_files`). Files written before
 ledgers have no line: galmet treats them as the user's (a rerun into such a folder needs
 ``overwrite`` once).
 
+galmet's own bookkeeping files (the ledger, the lock files, atomic writes' temporary files) are
+opened with ``O_NOFOLLOW | O_NONBLOCK`` and must be regular files (:func:`open_bookkeeping`): a
+symlink, FIFO or folder at such a name is refused (DataError), never followed nor blocked on. A
+name alone never makes a file galmet's (:func:`owned_by_galmet`): a lock file is galmet's while it
+holds galmet's record of its holder (or nothing), a temporary file when the ledger noted its
+creation (:func:`record_temp`), so a user's ``.galmet.lock`` or ``.x.bak1.galmet.tmp`` is never
+deleted. A ledger line that is not a well-formed entry is ignored.
+
 Appending costs one ``open(O_APPEND)`` and one short write per file (O(1), safe between threads
 and processes) plus the file's SHA-256 (not for files over :data:`HASH_LIMIT`); the ledger is
 read incrementally and cached, so checking thousands of files reads it once.

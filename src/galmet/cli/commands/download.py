@@ -87,7 +87,9 @@ def add_arguments(p) -> None:
     add_progress_option(p)
     from galmet.cli.options import add_overwrite_option
 
-    add_overwrite_option(p, "replace a manifest.parquet that galmet did not write (images on disk are never replaced)")
+    add_overwrite_option(
+        p, "replace a manifest.parquet, and fetch a cutout over a file at its name, that galmet did not write"
+    )
 
 
 def run(args) -> int:
