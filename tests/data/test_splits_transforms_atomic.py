@@ -10,6 +10,7 @@ from galmet.data.splits import assign_splits
 from galmet.data.transforms import dihedral, rebin
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path, atomic_write_bytes, remove_stale_temp_files
+from galmet.io.ownership import record_temp
 from galmet.io.tables import read_table, write_table
 
 
@@ -53,9 +54,11 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     assert target.read_bytes() == b"old"
     assert [p for p in tmp_path.iterdir() if p.name != ".galmet-written"] == [target]  # (and galmet's ledger)
     (tmp_path / ".out.bin.abc.galmet.tmp").write_bytes(b"x")
+    record_temp(tmp_path / ".out.bin.abc.galmet.tmp")  # (as a killed atomic write leaves it)
     (tmp_path / ".notes.tmp").write_bytes(b"a user's file")  # not galmet's: it stays
+    (tmp_path / ".notes.bak1.galmet.tmp").write_bytes(b"a user's file")  # a temp name, not noted: it stays
     assert remove_stale_temp_files(tmp_path) == 1
-    assert (tmp_path / ".notes.tmp").read_bytes() == b"a user's file"
+    assert (tmp_path / ".notes.tmp").read_bytes() == (tmp_path / ".notes.bak1.galmet.tmp").read_bytes()
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".fits"])
