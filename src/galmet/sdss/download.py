@@ -22,6 +22,7 @@ import math
 import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections import Counter
@@ -472,14 +473,14 @@ def download_cutouts(
         raise DataError(f"{root}: no such dataset directory")
     cat = read_download_catalog(root, opts)
     manifest = root / MANIFEST
-    if (manifest.exists() or manifest.is_symlink()) and not overwrite and not owned_by_galmet(manifest):
+    if (manifest.exists() or manifest.is_symlink()) and not overwrite and not _galmet_manifest(manifest):
         raise ConfigError(
             f"dataset {root}: its {MANIFEST} was not written by galmet; move it away or use overwrite to replace it",
             param=("dataset", "overwrite"),
         )
     images = root / IMAGES_DIR
     if not overwrite:
-        _refuse_foreign_cutouts(images, cat)
+        _refuse_foreign_cutouts(images, cat, _manifest_cutouts(manifest))
     client = client or opts.client()
     if not os.access(root, os.W_OK | os.X_OK):
         raise DataError(f"{root}: cannot write into the dataset directory (permission denied)")
@@ -494,15 +495,52 @@ def download_cutouts(
         return _Run(root, cat, opts, client, on_result, overwrite).run()
 
 
-def _refuse_foreign_cutouts(images: Path, cat: pd.DataFrame) -> None:
+def _galmet_manifest(path: Path) -> bool:
+    """True when ``path`` is a download manifest galmet wrote: noted in the folder's ledger, or
+    (a manifest written before galmet kept ledgers) a regular parquet file whose columns are
+    exactly :data:`MANIFEST_COLUMNS`, which no other program writes."""
+    if owned_by_galmet(path):
+        return True
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        import pyarrow.parquet as pq
+
+        return tuple(pq.read_schema(path).names) == MANIFEST_COLUMNS
+    except Exception:  # noqa: BLE001 - not a parquet file: not a manifest
+        return False
+
+
+def _manifest_cutouts(manifest: Path) -> dict[int, int]:
+    """objID -> bytes of each cutout a galmet manifest records as fetched (status ``ok``); empty
+    when there is no galmet manifest. A file of exactly that size at the cutout's name is the
+    cutout galmet fetched (a download from before galmet kept ledgers stays usable)."""
+    if not _galmet_manifest(manifest):
+        return {}
+    return {oid: rec.bytes for oid, rec in load_manifest(manifest).items() if rec.status == "ok" and rec.bytes}
+
+
+def _downloaded(path: Path, fetched: dict[int, int], oid: int) -> bool:
+    """True when the file at cutout ``oid``'s name is galmet's: in the ledger, or a regular file
+    (not a link) of the size the galmet manifest recorded for it."""
+    if owned_by_galmet(path):
+        return True
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and fetched.get(oid) == st.st_size
+
+
+def _refuse_foreign_cutouts(images: Path, cat: pd.DataFrame, fetched: dict[int, int]) -> None:
     """ConfigError when a file at one of the catalogue's cutout names (``images/OBJID.jpg``) was
-    not written by galmet (a user's image, text, a link, a FIFO): download never adopts nor
-    replaces it without ``overwrite``."""
+    not written by galmet (a user's image, text, a link, a FIFO; see :func:`_downloaded`):
+    download never adopts nor replaces it without ``overwrite``."""
     if not images.is_dir():
         return
     for oid in cat["objID"].to_numpy(dtype=np.int64).tolist():
         path = images / f"{oid}.jpg"
-        if os.path.lexists(path) and not owned_by_galmet(path):
+        if os.path.lexists(path) and not _downloaded(path, fetched, oid):
             raise ConfigError(
                 f"{path}: exists and was not written by galmet; move it away or use overwrite to fetch over it",
                 param=("dataset", "overwrite"),
@@ -527,6 +565,7 @@ class _Run:
         self.images = root / IMAGES_DIR
         self.manifest_path = root / MANIFEST
         self.records: dict[int, ManifestRecord] = {}
+        self.fetched: dict[int, int] = {} if overwrite else _manifest_cutouts(self.manifest_path)
         if owned_by_galmet(self.manifest_path):
             self.records = load_manifest(self.manifest_path)
         elif self.manifest_path.exists():  # (replaced under overwrite: no earlier run's record)
@@ -548,7 +587,8 @@ class _Run:
             rec = self.records.get(oid)
             path = self.images / f"{oid}.jpg"
             try:
-                nbytes = path.stat().st_size if owned_by_galmet(path) else -1  # else: fetched over it (overwrite)
+                mine = _downloaded(path, self.fetched, oid)
+                nbytes = path.stat().st_size if mine else -1  # else: fetched over it (overwrite)
             except FileNotFoundError:
                 nbytes = -1
             if nbytes >= 0:
