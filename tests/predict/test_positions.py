@@ -642,3 +642,23 @@ def test_load_dataset_at_positions_never_takes_a_users_images_for_cutouts(tmp_pa
             galmet.load_dataset(SkyCoord(ra * u.deg, dec * u.deg), cutouts=folder, size=16, base_url=srv.url)
         assert info.value.param == "cutouts" and sum(srv.counts.values()) == 0
     assert sorted(p.name for p in folder.rglob("*")) == ["images", "m31.jpg"]
+
+
+@pytest.mark.parametrize("vector", ["ra", "dec", "both"])
+@pytest.mark.parametrize("suffix", ["fits", "ecsv"])
+def test_a_vector_ra_or_dec_column_is_one_line_naming_it(vector, suffix, tmp_path):
+    from astropy.table import Table
+
+    from galmet.errors import DataError
+    from galmet.io.tables import read_any_table
+    from galmet.sdss.coords import sky_positions
+
+    cols = {"ra": np.full(3, 10.0), "dec": np.full(3, 5.0)}
+    for name in ("ra", "dec") if vector == "both" else (vector,):
+        cols[name] = np.zeros((3, 2))
+    path = tmp_path / f"v.{suffix}"
+    Table(cols).write(path, format="ascii.ecsv" if suffix == "ecsv" else None)
+    with pytest.raises(DataError) as err:
+        sky_positions(read_any_table(path))
+    msg = str(err.value)
+    assert "\n" not in msg and "vector" in msg and ("column ra" in msg or "column dec" in msg)
