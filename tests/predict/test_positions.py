@@ -662,3 +662,26 @@ def test_a_vector_ra_or_dec_column_is_one_line_naming_it(vector, suffix, tmp_pat
         sky_positions(read_any_table(path))
     msg = str(err.value)
     assert "\n" not in msg and "vector" in msg and ("column ra" in msg or "column dec" in msg)
+
+
+#: a positions CSV FITS cannot carry -> what the one line names
+FITS_UNWRITABLE = {
+    "long name": ("ra,dec," + "x" * 69 + "\n10,5,a\n", "69-character name"),
+    "non-ASCII name": ("ra,dec,név\n10,5,a\n", "n\\xe9v"),
+    "non-ASCII value": ("ra,dec,name\n10,5,a\n11,5,Ωmega\n", "row 1: column name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FITS_UNWRITABLE))
+@pytest.mark.parametrize("suffix", ["fits", "fits.gz"])
+def test_a_fits_out_refuses_input_columns_it_cannot_hold_before_fetching(case, suffix, bundle, tmp_path, capsys):
+    text, named = FITS_UNWRITABLE[case]
+    positions = tmp_path / "pos.csv"
+    positions.write_text(text, encoding="utf-8")
+    with FaultyServer() as srv:
+        argv = ["predict", str(bundle), "--positions", str(positions), "--base-url", srv.url, "--device", "cpu"]
+        code = main([*argv, "--out", str(tmp_path / f"p.{suffix}")])
+        assert sum(srv.counts.values()) == 0  # refused before anything was fetched
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and named in err and "--out" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["pos.csv", "run"]

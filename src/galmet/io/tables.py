@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -452,6 +453,7 @@ def write_qtable(table, path: str | os.PathLike) -> Path:
         table = table.copy(copy_data=False)
         table[MODEL_SHA256_COLUMN] = [str(sha)] * len(table)
     if fmt.name == "fits":
+        check_fits_columns({n: table[n] for n in table.colnames}, str(path), param="out")
         table, tunits = _fits_ready(table)
         with atomic_path(path) as tmp:
             _write_fits(table, tunits, tmp, compress=path.name.lower().endswith(".gz"))
@@ -517,7 +519,7 @@ def _fits_ready(table):
         said = ", ".join(f"{old} -> {new}" for old, new in renames.items())
         log.warning("FITS column names ignore case: renamed %s", said)
         table.rename_columns(list(renames), list(renames.values()))
-    table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
+    table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): fits_text(v) for k, v in table.meta.items()}
     tunits = {}
     for name in table.colnames:
         unit = getattr(table[name], "unit", None)
@@ -531,6 +533,51 @@ def _fits_ready(table):
         else:
             table[name] = Column(values)
     return table, tunits
+
+
+def fits_text(value):
+    """``value`` as a FITS header card can hold it: text with every character outside printable
+    ASCII written as its Python escape (``é`` -> ``\\xe9``, ``Ω`` -> ``\\u03a9``); other values unchanged.
+    (A non-ASCII command line kept its COMMAND card only so: astropy drops such a card.)"""
+    if not isinstance(value, str) or all(" " <= c <= "~" for c in value):
+        return value
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
+#: Longest column name a FITS ``TTYPEn`` card holds, characters.
+FITS_MAX_NAME = 68
+
+
+def check_fits_columns(columns: Mapping[str, Any], where: str, param: str | None = None) -> None:
+    """DataError naming the first column or cell FITS cannot hold: a name over
+    :data:`FITS_MAX_NAME` characters or not printable ASCII, or a text cell not printable ASCII
+    (its row). ``columns``: name -> values (a DataFrame or an astropy Table's columns). Called
+    before any work by the commands that write FITS, and again at the write."""
+    for name, values in columns.items():
+        name = str(name)
+        if len(name) > FITS_MAX_NAME:
+            raise DataError(
+                f"{where}: column {name[:40]}... has a {len(name)}-character name; a FITS table holds at "
+                f"most {FITS_MAX_NAME} (rename it, or write .parquet, .ecsv or .csv)",
+                param=param,
+            )
+        if not all(" " <= c <= "~" for c in name):
+            raise DataError(
+                f"{where}: column {fits_text(name)} has a name that is not printable ASCII, which a FITS table "
+                "cannot hold (rename it, or write .parquet, .ecsv or .csv)",
+                param=param,
+            )
+        kind = getattr(getattr(values, "dtype", None), "kind", "")  # (a SkyCoord column: no text)
+        if kind not in "OUS" or getattr(values, "ndim", 1) != 1:
+            continue
+        for row, v in enumerate(values.tolist() if hasattr(values, "tolist") else list(values)):
+            text = v.decode("latin-1") if isinstance(v, bytes) else v
+            if isinstance(text, str) and not all(" " <= c <= "~" for c in text):
+                raise DataError(
+                    f"{where}: row {row}: column {name}: '{fits_text(text[:40])}' is not printable ASCII, which "
+                    "a FITS table cannot hold (write .parquet, .ecsv or .csv)",
+                    param=param,
+                )
 
 
 def _write_fits(table, tunits: Mapping[str, str], tmp: Path, compress: bool) -> None:
