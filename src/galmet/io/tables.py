@@ -637,12 +637,20 @@ def read_any_table(path: str | os.PathLike):
         import pyarrow.parquet as pq
 
         try:
-            names = list(pq.read_schema(p).names)
+            schema = pq.read_schema(p)
         except Exception as exc:  # noqa: BLE001 - not a parquet file
             raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
-        _check_unique_names(names, str(p))
+        _check_unique_names(list(schema.names), str(p))
+        nested = [f.name for f in schema if _nested_type(f.type)]
+    else:
+        nested = []
     try:
-        table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
+        if nested:  # astropy reads no struct, map or union column: those come as JSON text
+            table = QTable.read(p, format=fmt.astropy, include_names=[n for n in schema.names if n not in nested])
+        else:
+            table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
+        if nested:
+            _add_nested_as_text(table, p, nested)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         raise_if_out_of_resources(exc)
         raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
@@ -651,6 +659,33 @@ def read_any_table(path: str | os.PathLike):
         if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row
             table[col] = objid_array(table[col].tolist(), str(p), column=col)
     return table
+
+
+def _nested_type(t) -> bool:
+    """Whether an arrow type is one astropy cannot read: a struct, map or union, or a list of one."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(t) or pa.types.is_map(t) or pa.types.is_union(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _nested_type(t.value_type)
+    return False
+
+
+def _add_nested_as_text(table, path: Path, names: list[str]) -> None:
+    """Add the parquet columns ``names`` (nested: struct, map, union) to ``table`` as JSON text, in
+    file order, with a warning naming them (a nested column no longer refuses the whole table)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    nested = pq.read_table(path, columns=names, use_threads=False, pre_buffer=False)
+    order = pq.read_schema(path).names
+    for name in names:
+        text = [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in nested[name].to_pylist()]
+        index = sum(1 for n in order[: order.index(name)] if n in table.colnames)
+        table.add_column(np.array(["" if v is None else v for v in text], dtype=str), name=name, index=index)
+    log.warning("%s: nested column%s %s read as JSON text", path, "s" if len(names) > 1 else "", ", ".join(names))
 
 
 def _astropy_table(df: pd.DataFrame, units: Mapping[str, str | None], meta: Mapping[str, str]):
