@@ -580,6 +580,15 @@ def check_fits_columns(columns: Mapping[str, Any], where: str, param: str | None
                 )
 
 
+def check_fits_out(out: str | os.PathLike | None, columns: Mapping[str, Any], where: str) -> None:
+    """:func:`check_fits_columns` of the input ``columns`` an output will carry, when ``out`` is
+    a FITS file (``param="out"``): called before the work, so that a name or text FITS cannot
+    hold is refused at once, not after predicting."""
+    fmt = table_format(out) if out is not None else None
+    if fmt is not None and fmt.name == "fits":
+        check_fits_columns(columns, f"out {out}: {where}", param="out")
+
+
 def _write_fits(table, tunits: Mapping[str, str], tmp: Path, compress: bool) -> None:
     """Write ``table`` as FITS at ``tmp`` (gzip-compressed when ``compress``), then add the
     ``TUNITn`` card of each column in ``tunits`` (name -> unit string) after its ``TFORMn``."""
