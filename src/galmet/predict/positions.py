@@ -79,7 +79,7 @@ from galmet.io.safety import (
     remove_files,
 )
 from galmet.io.tables import (
-    check_fits_columns,
+    check_fits_out,
     file_sha256,
     read_table,
     require_table_format,
@@ -1059,19 +1059,16 @@ def predict_positions(
     opts = _positions_options(options, download, overrides)
     opts.flags, opts.shard_size, opts.base_url = flags, shard_size, base_url
     opts.work_dir, opts.keep_cutouts = (Path(d) if d is not None else None for d in (work_dir, keep_cutouts))
-    positions = sky_positions(coords)
-    if out is not None and require_table_format(out, param="out").name == "fits":
-        _check_fits_input(positions, Path(out))  # before anything is fetched
-    return _run(PositionsJob(model, positions, opts, client, summary), out, drop_failed)
+    return _run(PositionsJob(model, _fits_checked(sky_positions(coords), out), opts, client, summary), out, drop_failed)
 
 
-def _check_fits_input(positions: Positions, out: Path) -> None:
-    """DataError (``param="out"``) naming the first input column or cell the FITS ``out`` cannot
-    hold (:func:`galmet.io.tables.check_fits_columns`): the input's columns are carried to the output."""
-    if positions.table is None:
-        return
-    columns = {n: positions.table[n] for n in positions.table.colnames}
-    check_fits_columns(columns, f"out {out}: the positions' columns", param="out")
+def _fits_checked(positions: Positions, out: str | os.PathLike | None) -> Positions:
+    """``positions``, or DataError (``param="out"``) naming the first input column or cell a FITS
+    ``out`` cannot hold (:func:`galmet.io.tables.check_fits_out`): the input's columns are carried."""
+    if positions.table is not None:
+        columns = {n: positions.table[n] for n in positions.table.colnames}
+        check_fits_out(out, columns, "the positions' columns")
+    return positions
 
 
 def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
