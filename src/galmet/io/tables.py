@@ -649,13 +649,14 @@ def read_any_table(path: str | os.PathLike):
             schema = pq.read_schema(p)
         except Exception as exc:  # noqa: BLE001 - not a parquet file
             raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
-        _check_unique_names(list(schema.names), str(p))
+        names = list(schema.names)
+        _check_unique_names(names, str(p))
         nested = [f.name for f in schema if _nested_type(f.type)]
     else:
-        nested = []
+        names, nested = [], []
     try:
         if nested:  # astropy reads no struct, map or union column: those come as JSON text
-            table = QTable.read(p, format=fmt.astropy, include_names=[n for n in schema.names if n not in nested])
+            table = QTable.read(p, format="parquet", include_names=[n for n in names if n not in nested])
         else:
             table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
         if nested:
