@@ -6,6 +6,8 @@ nothing written. Zero rows: an empty table, never a traceback."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -162,3 +164,33 @@ def test_sqlsearch_bodies_are_parsed_strictly(body, msg):
         parse_sql_csv(body.encode())
     good = parse_sql_csv(b"objID,ra,dec\n1237648700000000001,10,5\n")
     assert good["ra"].tolist() == [10] and good["objID"].tolist() == [1237648700000000001]
+
+
+#: nested parquet column kinds astropy cannot read -> (arrow array of 2 rows, its JSON text in row 0)
+def _nested_columns():
+    import pyarrow as pa
+
+    return {
+        "struct": (pa.array([{"a": 1, "b": "x"}, None]), '{"a": 1, "b": "x"}'),
+        "map": (pa.array([[("k", 1)], []], type=pa.map_(pa.string(), pa.int64())), '[["k", 1]]'),
+        "list of struct": (pa.array([[{"a": 1}], []]), '[{"a": 1}]'),
+    }
+
+
+@pytest.mark.parametrize("kind", ["struct", "map", "list of struct"])
+def test_a_nested_parquet_column_is_read_as_json_text_with_a_warning(kind, tmp_path, caplog):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from galmet.io.tables import read_any_table
+    from galmet.sdss.coords import sky_positions
+
+    values, text = _nested_columns()[kind]
+    path = tmp_path / "pos.parquet"
+    pq.write_table(pa.table({"ra": [10.0, 11.0], "extra": values, "dec": [5.0, 6.0], "n": [1, 2]}), path)
+    with caplog.at_level(logging.WARNING):
+        table = read_any_table(path)
+    assert table.colnames == ["ra", "extra", "dec", "n"]  # file order kept
+    assert str(table["extra"][0]) == text and str(table["extra"][1]) in ("", "[]")
+    assert "extra" in caplog.text and "JSON text" in caplog.text
+    assert list(sky_positions(table).dec) == [5.0, 6.0]

@@ -188,6 +188,7 @@ def test_a_pickle_payload_is_refused_and_runs_nothing(surface, payload, good, tm
     assert code == 2 and len(err.splitlines()) == 1, err
     assert not marker.exists()
     assert "evil.pt" in err
+    assert "weights_only" not in err and "False" not in err  # never relay torch's unsafe advice
 
 
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
@@ -196,9 +197,45 @@ def test_a_checkpoint_payload_is_refused_on_resume(payload, tmp_path):
 
     marker = tmp_path / "pwned"
     run = _evil_run(tmp_path, marker, payload)
-    with pytest.raises(ConfigError, match="checkpoint"):
+    with pytest.raises(ConfigError, match="checkpoint") as err:
         read_checkpoint(run / "checkpoint.pt")
     assert not marker.exists()
+    assert "weights_only" not in str(err.value) and "False" not in str(err.value)
+
+
+# torch's refusals under weights_only=True: each carries its advice to load with weights_only=False
+TORCH_REFUSALS = {
+    "unsafe-global": pickle.UnpicklingError(
+        "Weights only load failed. This file can still be loaded, to do so you have two options: (1) "
+        "Re-running `torch.load` with `weights_only` set to `False` will likely succeed. WeightsUnpickler "
+        "error: Unsupported global: GLOBAL builtins.open was not an allowed global by default."
+    ),
+    "blocked-module": pickle.UnpicklingError(
+        "Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely "
+        "succeed, but it can result in arbitrary code execution. Trying to load unsupported GLOBAL posix.system "
+        "whose module posix is blocked."
+    ),
+    "runtime": RuntimeError("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False`"),
+}
+
+
+@pytest.mark.parametrize("refusal", sorted(TORCH_REFUSALS))
+@pytest.mark.parametrize("where", ["safe_load", "checkpoint"])
+def test_torch_refusal_advice_is_never_relayed(refusal, where, tmp_path, monkeypatch):
+    from galmet.training.checkpoint import read_checkpoint
+
+    path = tmp_path / "f.pt"
+    torch.save({"a": torch.zeros(1)}, path)
+
+    def refuse(*args, **kwargs):
+        raise TORCH_REFUSALS[refusal]
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(ConfigError) as err:
+        weights.safe_load(path, "model bundle") if where == "safe_load" else read_checkpoint(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and "plain-weights" in msg
+    assert "weights_only" not in msg and "False" not in msg and "Re-running" not in msg
 
 
 def test_a_yaml_config_with_a_python_tag_runs_nothing(good, tmp_path, capsys):

@@ -642,3 +642,46 @@ def test_load_dataset_at_positions_never_takes_a_users_images_for_cutouts(tmp_pa
             galmet.load_dataset(SkyCoord(ra * u.deg, dec * u.deg), cutouts=folder, size=16, base_url=srv.url)
         assert info.value.param == "cutouts" and sum(srv.counts.values()) == 0
     assert sorted(p.name for p in folder.rglob("*")) == ["images", "m31.jpg"]
+
+
+@pytest.mark.parametrize("vector", ["ra", "dec", "both"])
+@pytest.mark.parametrize("suffix", ["fits", "ecsv"])
+def test_a_vector_ra_or_dec_column_is_one_line_naming_it(vector, suffix, tmp_path):
+    from astropy.table import Table
+
+    from galmet.errors import DataError
+    from galmet.io.tables import read_any_table
+    from galmet.sdss.coords import sky_positions
+
+    cols = {"ra": np.full(3, 10.0), "dec": np.full(3, 5.0)}
+    for name in ("ra", "dec") if vector == "both" else (vector,):
+        cols[name] = np.zeros((3, 2))
+    path = tmp_path / f"v.{suffix}"
+    Table(cols).write(path, format="ascii.ecsv" if suffix == "ecsv" else None)
+    with pytest.raises(DataError) as err:
+        sky_positions(read_any_table(path))
+    msg = str(err.value)
+    assert "\n" not in msg and "vector" in msg and ("column ra" in msg or "column dec" in msg)
+
+
+#: a positions CSV FITS cannot carry -> what the one line names
+FITS_UNWRITABLE = {
+    "long name": ("ra,dec," + "x" * 69 + "\n10,5,a\n", "69-character name"),
+    "non-ASCII name": ("ra,dec,név\n10,5,a\n", "n\\xe9v"),
+    "non-ASCII value": ("ra,dec,name\n10,5,a\n11,5,Ωmega\n", "row 1: column name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FITS_UNWRITABLE))
+@pytest.mark.parametrize("suffix", ["fits", "fits.gz"])
+def test_a_fits_out_refuses_input_columns_it_cannot_hold_before_fetching(case, suffix, bundle, tmp_path, capsys):
+    text, named = FITS_UNWRITABLE[case]
+    positions = tmp_path / "pos.csv"
+    positions.write_text(text, encoding="utf-8")
+    with FaultyServer() as srv:
+        argv = ["predict", str(bundle), "--positions", str(positions), "--base-url", srv.url, "--device", "cpu"]
+        code = main([*argv, "--out", str(tmp_path / f"p.{suffix}")])
+        assert sum(srv.counts.values()) == 0  # refused before anything was fetched
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and named in err and "--out" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["pos.csv", "run"]

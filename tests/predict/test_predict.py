@@ -297,3 +297,31 @@ def test_a_circle_between_the_predict_command_and_its_helpers_breaks_the_cli_con
     )
     assert out.returncode != 0
     assert "galmet.cli.predict_output is not allowed to import galmet.cli.commands" in out.stdout
+
+
+@pytest.mark.parametrize("command", ["predict", "embed"])
+@pytest.mark.parametrize("suffix", ["fits", "fits.gz"])
+def test_a_fits_out_refuses_a_file_name_it_cannot_hold_before_predicting(
+    command, suffix, tmp_path, capsys, monkeypatch
+):
+    from galmet.io.images import encode_jpeg
+    from galmet.nn.inference import GalmetModel
+
+    torch.manual_seed(0)
+    model = save_bundle(tmp_path / "m.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.jpg", "név.jpg"):
+        (folder / name).write_bytes(encode_jpeg(np.zeros((16, 16, 3), np.uint8)))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model ran before the output was checked")
+
+    monkeypatch.setattr(GalmetModel, "predict", never)
+    monkeypatch.setattr(GalmetModel, "embed", never)
+    out = tmp_path / f"o.{suffix}"
+    argv = [command, str(model), str(folder), "--out", str(out), "--device", "cpu"]
+    code = main(argv + (["--no-cache"] if command == "predict" else []))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "n\\xe9v.jpg" in err and "--out" in err, err
+    assert not out.exists()

@@ -75,3 +75,29 @@ def test_unusable_in_memory_positions_are_one_line_before_any_work(model, coords
         galmet.predict_positions(model, coords, out=tmp_path / "p.fits", **FAST)
     assert msg in str(info.value) and "\n" not in str(info.value)
     assert not any(tmp_path.iterdir())
+
+
+def _write_positions(path, n):
+    """A positions file of ``n`` rows (ra, dec, name) in ``path``'s format (a header-only CSV for n=0)."""
+    if path.suffix == ".csv":
+        path.write_text("ra,dec,name\n" + "".join(f"{10 + i},5,g{i}\n" for i in range(n)))
+        return path
+    Table(
+        {"ra": np.full(n, 10.0), "dec": np.full(n, 5.0), "name": np.array([f"g{i}" for i in range(n)], dtype="U4")}
+    ).write(path, format="ascii.ecsv" if path.suffix == ".ecsv" else None)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["csv", "ecsv", "parquet", "fits"])
+def test_zero_rows_from_a_file_have_the_columns_of_one_row_of_that_file(model, suffix, tmp_path):
+    """The same file with and without rows: same columns (no ra_input/dec_input; predictions there)."""
+    import galmet
+    from galmet.io.tables import read_any_table
+
+    empty = read_any_table(_write_positions(tmp_path / f"empty.{suffix}", 0))
+    one = read_any_table(_write_positions(tmp_path / f"one.{suffix}", 1))
+    zero_cols = galmet.predict_positions(model, empty, **FAST).colnames
+    with FaultyServer() as srv:
+        one_cols = galmet.predict_positions(model, one, base_url=srv.url, **FAST).colnames
+    assert zero_cols == one_cols
+    assert "ra_input" not in zero_cols and "oh_p50_pred" in zero_cols

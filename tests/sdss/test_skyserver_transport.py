@@ -280,3 +280,44 @@ def test_retry_lines_are_bounded_then_summarised(caplog):
         and info[-1].startswith("98 more retries in the last")
         and "(50 HTTP 503, 48 connection)" in info[-1]
     )
+
+
+# -- the base URL parsed whole before anything is written -------------------------------------------
+BAD_BASE_URLS = [
+    "http://127.0.0.1:99999",  # port out of range
+    "http://127.0.0.1:65536/dr14",
+    "http://127.0.0.1:abc",  # non-numeric port
+    "http://127.0.0.1:0",
+    "http://:80/dr14",  # empty host
+    "https://[::1/dr14",  # broken IPv6 bracket
+    "http://user@:8080",  # a user and no host
+]
+
+
+@pytest.mark.parametrize("url", BAD_BASE_URLS)
+def test_check_base_url_parses_host_and_port(url):
+    from galmet.cli.options import server_client
+    from galmet.errors import GalmetError
+    from galmet.sdss.transport import check_base_url
+
+    for check in (lambda: check_base_url(url), lambda: server_client(_server_args(["--base-url", url]))):
+        with pytest.raises(GalmetError) as err:
+            check()
+        assert err.value.param == "base_url" and "\n" not in str(err.value) and url in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "https://[::1]:65535/dr14", "http://mirror.example/x"])
+def test_check_base_url_keeps_valid_ports(url):
+    from galmet.sdss.transport import check_base_url
+
+    assert check_base_url(url + "/") == url
+
+
+@pytest.mark.parametrize("url", [u for u in BAD_BASE_URLS if not u.endswith(":0")])  # (port 0 parses; refused)
+def test_an_invalid_url_at_request_time_is_permanent_not_retried(url, caplog):
+    client = SkyServerClient("http://127.0.0.1:9", timeout=2, policy=RetryPolicy(retries=3, backoff_base=0.01))
+    client.base_url = url  # (past the constructor's check: as a redirect or a later change could)
+    with caplog.at_level(logging.INFO), pytest.raises(SkyServerError) as err:
+        client.get_cutout(1, 1, size=16)
+    assert err.value.permanent and err.value.attempts == 1 and "\n" not in str(err.value)
+    assert "retrying" not in caplog.text

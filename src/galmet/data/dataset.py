@@ -369,6 +369,10 @@ def _find_missing_images(root: Path, paths: list[Path], names: list[str], proble
                 known_failures[i] = f"{root}: objID {names[i]}: no image (download failed: {failed[names[i]]})"
             elif p.is_dir():
                 problems[i] = f"{root}: objID {names[i]}: image path {p} is a folder, not an image file"
+            elif (special := special_kind(p)) is not None:  # (never opened: a FIFO blocks, a device never ends)
+                problems[i] = f"{root}: objID {names[i]}: image path {p} is a {special}, not an image file"
+            elif p.is_symlink():
+                problems[i] = f"{root}: objID {names[i]}: image path {p} is a dangling or looping symbolic link"
             else:
                 problems[i] = f"{root}: objID {names[i]}: image file {p} not found"
     return known_failures
@@ -485,14 +489,19 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
 
 
 def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
-    """Rows of a plain image folder (or its ``images/``): every JPEG/PNG file in sorted order.
+    """Rows of a plain image folder (or its ``images/``): every JPEG/PNG name in sorted order.
 
     Returns the catalogue (``file``, and ``objID`` when every name is a distinct integer), the
-    paths, and a problem line for each file whose name is not valid UTF-8.
+    paths, and a problem line for each file whose name is not valid UTF-8. A special file under an
+    image name (a FIFO, a link to a device, a dangling or looping link) is a row like any other:
+    reading it is a problem line naming it (never opened), so it is refused like a corrupt JPEG,
+    or skipped and counted with ``skip_bad``; never silently left out. Folders are left out.
     """
     folder = root / IMAGES_DIR if (root / IMAGES_DIR).is_dir() else root
     paths = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     )
     if not paths:
         raise DataError(f"{root}: no catalog (catalog.parquet/catalog.csv) and no .jpg/.png images")

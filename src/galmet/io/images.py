@@ -226,7 +226,8 @@ def _read(path: Path, label: str, limit: int | None) -> bytes:
         with open(path, "rb") as fh:
             return fh.read() if limit is None else fh.read(limit)
     except FileNotFoundError:
-        raise DataError(f"{label}: image file not found") from None
+        dangling = path.is_symlink()
+        raise DataError(f"{label}: " + ("is a link to nothing" if dangling else "image file not found")) from None
     except IsADirectoryError:
         raise DataError(f"{label}: is a folder, not an image file") from None
     except OSError as exc:

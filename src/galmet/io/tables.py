@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -452,6 +453,7 @@ def write_qtable(table, path: str | os.PathLike) -> Path:
         table = table.copy(copy_data=False)
         table[MODEL_SHA256_COLUMN] = [str(sha)] * len(table)
     if fmt.name == "fits":
+        check_fits_columns({n: table[n] for n in table.colnames}, str(path), param="out")
         table, tunits = _fits_ready(table)
         with atomic_path(path) as tmp:
             _write_fits(table, tunits, tmp, compress=path.name.lower().endswith(".gz"))
@@ -517,7 +519,7 @@ def _fits_ready(table):
         said = ", ".join(f"{old} -> {new}" for old, new in renames.items())
         log.warning("FITS column names ignore case: renamed %s", said)
         table.rename_columns(list(renames), list(renames.values()))
-    table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): v for k, v in table.meta.items()}
+    table.meta = {FITS_KEYWORDS.get(k, k.upper()[:8]): fits_text(v) for k, v in table.meta.items()}
     tunits = {}
     for name in table.colnames:
         unit = getattr(table[name], "unit", None)
@@ -531,6 +533,60 @@ def _fits_ready(table):
         else:
             table[name] = Column(values)
     return table, tunits
+
+
+def fits_text(value):
+    """``value`` as a FITS header card can hold it: text with every character outside printable
+    ASCII written as its Python escape (``é`` -> ``\\xe9``, ``Ω`` -> ``\\u03a9``); other values unchanged.
+    (A non-ASCII command line kept its COMMAND card only so: astropy drops such a card.)"""
+    if not isinstance(value, str) or all(" " <= c <= "~" for c in value):
+        return value
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
+#: Longest column name a FITS ``TTYPEn`` card holds, characters.
+FITS_MAX_NAME = 68
+
+
+def check_fits_columns(columns: Mapping[str, Any], where: str, param: str | None = None) -> None:
+    """DataError naming the first column or cell FITS cannot hold: a name over
+    :data:`FITS_MAX_NAME` characters or not printable ASCII, or a text cell not printable ASCII
+    (its row). ``columns``: name -> values (a DataFrame or an astropy Table's columns). Called
+    before any work by the commands that write FITS, and again at the write."""
+    for name, values in columns.items():
+        name = str(name)
+        if len(name) > FITS_MAX_NAME:
+            raise DataError(
+                f"{where}: column {name[:40]}... has a {len(name)}-character name; a FITS table holds at "
+                f"most {FITS_MAX_NAME} (rename it, or write .parquet, .ecsv or .csv)",
+                param=param,
+            )
+        if not all(" " <= c <= "~" for c in name):
+            raise DataError(
+                f"{where}: column {fits_text(name)} has a name that is not printable ASCII, which a FITS table "
+                "cannot hold (rename it, or write .parquet, .ecsv or .csv)",
+                param=param,
+            )
+        kind = getattr(getattr(values, "dtype", None), "kind", "")  # (a SkyCoord column: no text)
+        if kind not in "OUS" or getattr(values, "ndim", 1) != 1:
+            continue
+        for row, v in enumerate(values.tolist() if hasattr(values, "tolist") else list(values)):
+            text = v.decode("latin-1") if isinstance(v, bytes) else v
+            if isinstance(text, str) and not all(" " <= c <= "~" for c in text):
+                raise DataError(
+                    f"{where}: row {row}: column {name}: '{fits_text(text[:40])}' is not printable ASCII, which "
+                    "a FITS table cannot hold (write .parquet, .ecsv or .csv)",
+                    param=param,
+                )
+
+
+def check_fits_out(out: str | os.PathLike | None, columns: Mapping[str, Any], where: str) -> None:
+    """:func:`check_fits_columns` of the input ``columns`` an output will carry, when ``out`` is
+    a FITS file (``param="out"``): called before the work, so that a name or text FITS cannot
+    hold is refused at once, not after predicting."""
+    fmt = table_format(out) if out is not None else None
+    if fmt is not None and fmt.name == "fits":
+        check_fits_columns(columns, f"out {out}: {where}", param="out")
 
 
 def _write_fits(table, tunits: Mapping[str, str], tmp: Path, compress: bool) -> None:
@@ -590,12 +646,21 @@ def read_any_table(path: str | os.PathLike):
         import pyarrow.parquet as pq
 
         try:
-            names = list(pq.read_schema(p).names)
+            schema = pq.read_schema(p)
         except Exception as exc:  # noqa: BLE001 - not a parquet file
             raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
+        names = list(schema.names)
         _check_unique_names(names, str(p))
+        nested = [f.name for f in schema if _nested_type(f.type)]
+    else:
+        names, nested = [], []
     try:
-        table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
+        if nested:  # astropy reads no struct, map or union column: those come as JSON text
+            table = QTable.read(p, format="parquet", include_names=[n for n in names if n not in nested])
+        else:
+            table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
+        if nested:
+            _add_nested_as_text(table, p, nested)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
         raise_if_out_of_resources(exc)
         raise DataError(f"{p}: cannot read a table ({one_line(exc)})") from None
@@ -604,6 +669,33 @@ def read_any_table(path: str | os.PathLike):
         if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row
             table[col] = objid_array(table[col].tolist(), str(p), column=col)
     return table
+
+
+def _nested_type(t) -> bool:
+    """Whether an arrow type is one astropy cannot read: a struct, map or union, or a list of one."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(t) or pa.types.is_map(t) or pa.types.is_union(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _nested_type(t.value_type)
+    return False
+
+
+def _add_nested_as_text(table, path: Path, names: list[str]) -> None:
+    """Add the parquet columns ``names`` (nested: struct, map, union) to ``table`` as JSON text, in
+    file order, with a warning naming them (a nested column no longer refuses the whole table)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    nested = pq.read_table(path, columns=names, use_threads=False, pre_buffer=False)
+    order = pq.read_schema(path).names
+    for name in names:
+        text = [None if v is None else json.dumps(v, default=str, ensure_ascii=False) for v in nested[name].to_pylist()]
+        index = sum(1 for n in order[: order.index(name)] if n in table.colnames)
+        table.add_column(np.array(["" if v is None else v for v in text], dtype=str), name=name, index=index)
+    log.warning("%s: nested column%s %s read as JSON text", path, "s" if len(names) > 1 else "", ", ".join(names))
 
 
 def _astropy_table(df: pd.DataFrame, units: Mapping[str, str | None], meta: Mapping[str, str]):

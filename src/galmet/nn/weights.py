@@ -139,13 +139,30 @@ def safe_load(path: Path, what: str, sha256_prefix: str | None = None, param: st
                 return torch.load(fh, map_location="cpu", weights_only=True)
     except ConfigError:
         raise
-    except pickle.UnpicklingError as exc:
-        if "global" in str(exc).lower():  # "Unsupported global", "unsupported GLOBAL ... is blocked"
-            raise ConfigError(f"{path}: not a plain-weights {what} (refusing to unpickle arbitrary objects)") from None
-        raise ConfigError(f"{path}: damaged or not a {what} (its pickled structure cannot be read)") from None
     except Exception as exc:  # noqa: BLE001 - a damaged file makes the unpickler raise almost anything
-        raise_if_out_of_resources(exc)  # (an address space too small is not a damaged file)
-        raise ConfigError(f"{path}: cannot read {what} ({one_line(exc)})") from None
+        raise load_error(exc, path, what) from None
+
+
+#: What torch says when ``weights_only=True`` refuses a file; its advice (re-run with
+#: ``weights_only=False``, allow-list the global) is the unsafe step and is never relayed.
+_WEIGHTS_ONLY_REFUSAL = ("weights only load failed", "weightsunpickler", "weights_only", "unsupported global")
+
+
+def load_error(exc: BaseException, path: Path, what: str) -> ConfigError:
+    """The one-line ConfigError for ``torch.load(path, weights_only=True)`` raising ``exc``.
+
+    A weights-only refusal says only that the file holds objects other than plain weights: torch's
+    own text (which advises loading it with ``weights_only=False``) is not relayed. Any other
+    failure is a damaged or unreadable file and its first line is kept. Running out of memory or
+    threads re-raises (:func:`galmet.errors.raise_if_out_of_resources`).
+    """
+    raise_if_out_of_resources(exc)  # (an address space too small is not a damaged file)
+    text = str(exc).lower()
+    if any(s in text for s in _WEIGHTS_ONLY_REFUSAL) or "global" in text and isinstance(exc, pickle.UnpicklingError):
+        return ConfigError(f"{path}: not a plain-weights {what} (refusing to unpickle arbitrary objects)")
+    if isinstance(exc, pickle.UnpicklingError):
+        return ConfigError(f"{path}: damaged or not a {what} (its pickled structure cannot be read)")
+    return ConfigError(f"{path}: cannot read {what} ({one_line(exc)})")
 
 
 def local_body_state(path: Path) -> dict[str, torch.Tensor]:

@@ -78,7 +78,14 @@ from galmet.io.safety import (
     remove_empty_dirs,
     remove_files,
 )
-from galmet.io.tables import file_sha256, read_table, require_table_format, table_provenance, write_table
+from galmet.io.tables import (
+    check_fits_out,
+    file_sha256,
+    read_table,
+    require_table_format,
+    table_provenance,
+    write_table,
+)
 from galmet.layout import (
     CATALOG_PARQUET,
     IMAGES_DIR,
@@ -1052,7 +1059,16 @@ def predict_positions(
     opts = _positions_options(options, download, overrides)
     opts.flags, opts.shard_size, opts.base_url = flags, shard_size, base_url
     opts.work_dir, opts.keep_cutouts = (Path(d) if d is not None else None for d in (work_dir, keep_cutouts))
-    return _run(PositionsJob(model, sky_positions(coords), opts, client, summary), out, drop_failed)
+    return _run(PositionsJob(model, _fits_checked(sky_positions(coords), out), opts, client, summary), out, drop_failed)
+
+
+def _fits_checked(positions: Positions, out: str | os.PathLike | None) -> Positions:
+    """``positions``, or DataError (``param="out"``) naming the first input column or cell a FITS
+    ``out`` cannot hold (:func:`galmet.io.tables.check_fits_out`): the input's columns are carried."""
+    if positions.table is not None:
+        columns = {n: positions.table[n] for n in positions.table.colnames}
+        check_fits_out(out, columns, "the positions' columns")
+    return positions
 
 
 def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):

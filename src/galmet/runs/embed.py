@@ -16,7 +16,7 @@ from galmet.columns import FILE, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import check_output_file, inputs_of, model_input
-from galmet.io.tables import require_table_format, table_provenance, write_table
+from galmet.io.tables import check_fits_out, require_table_format, table_provenance, write_table
 from galmet.nn.bundle import load_model
 from galmet.nn.embedding import ood_ratio
 
@@ -69,6 +69,8 @@ def embedding_table(
         if len(rows) == 0:
             raise DataError(f"{dataset}: no rows in split {', '.join(split)}")
         ds = ds.subset(rows)
+    carried = [c for c in (FILE, SPLIT) if c in ds.catalog.columns and (c != FILE or OBJID not in ds.catalog.columns)]
+    check_fits_out(out, {c: ds.catalog[c].astype(str).to_numpy() for c in carried}, f"{dataset}")
     emb = model.embed(ds.images(), batch_size=batch_size, device=device)
     refs = model.embedding_references()
     score = ood_ratio(refs, emb) if refs is not None else None

@@ -308,8 +308,20 @@ SEXAGESIMAL_UNITS = frozenset({"h:m:s", "d:m:s", "hms", "dms", '"h:m:s"', '"d:m:
 
 
 def _column_degrees(col: Any, kind: str, where: str, name: str) -> tuple[np.ndarray, bool]:
-    """(float64 degrees, whether the column already held these degrees) of one ra or dec column."""
+    """(float64 degrees, whether the column already held these degrees) of one ra or dec column.
+
+    A column of vectors (one array per row: a FITS ``2D`` column) is a one-line DataError naming
+    it. An empty column without a unit holds these degrees whatever its type (a header-only CSV
+    reads as text): the output of zero rows has the columns of a non-empty one."""
+    shape = getattr(col, "shape", None) or np.shape(col)
+    if len(shape) != 1:
+        raise DataError(
+            f"{where}: column {name} holds a vector of {'x'.join(map(str, shape[1:]))} values per row, "
+            f"not one angle (give one {kind} per row)"
+        )
     unit = getattr(col, "unit", None)
+    if len(col) == 0 and unit is None:
+        return np.zeros(0, dtype=np.float64), True
     if unit is not None and not _holds_numbers(col) and str(unit).strip().lower() in SEXAGESIMAL_UNITS:
         unit = None  # sexagesimal text (VizieR's RAJ2000 in "h:m:s"): parsed per row below
     if unit is not None and not isinstance(col, pd.Series):

@@ -589,6 +589,16 @@ def _read_body(resp, deadline: _Deadline, cap: int, truncate: bool = False) -> b
         return spool.read()
 
 
+def _is_invalid_url(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) says the URL itself cannot be requested: a request's
+    InvalidURL, MissingSchema or InvalidSchema, urllib3's LocationParseError, http.client's InvalidURL."""
+    import requests
+    import urllib3.exceptions as u3
+
+    bad = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+    return any(isinstance(e, (*bad, u3.LocationParseError, http.client.InvalidURL)) for e in _causes(exc))
+
+
 def _transport_error(exc: Exception, deadline: _Deadline, timeout: float) -> TransportError:
     """The one-line TransportError for a failure of the connection or of the HTTP exchange."""
     import requests
@@ -675,11 +685,41 @@ def _status_error(resp: Response) -> str:
 
 def check_base_url(url: str) -> str:
     """``url`` without a trailing slash, or GalmetError (``param="base_url"``) unless it is an
-    http(s) URL naming a host: checked before anything is written, not at the first request."""
+    http(s) URL naming a host (and, when it has one, a port 1-65535): checked before anything is
+    written, not at the first request. The whole address is parsed, as the request would parse
+    it: an empty host, a non-numeric or out-of-range port, a broken IPv6 bracket are refused."""
     url = str(url).rstrip("/")
     if not re.match(r"^https?://[^\s/?#]+", url) or any(c.isspace() for c in url):
         raise GalmetError(f"base_url {url!r} must start with http:// or https:// and name a host", param="base_url")
+    problem = _url_problem(url)
+    if problem:
+        raise GalmetError(f"base_url {url!r}: {problem}", param="base_url")
     return url
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with the host or port of ``url`` (None when both parse)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # ValueError: not a number, or outside 0-65535
+        host = parts.hostname
+    except ValueError as exc:
+        return f"cannot parse its host and port ({one_line(exc)})"
+    if not host:
+        return "names no host"
+    if port == 0:
+        return "port 0 is not a port a server listens on (use 1-65535)"
+    try:
+        import urllib3.util
+
+        urllib3.util.parse_url(url)  # what the request itself parses
+    except Exception as exc:  # noqa: BLE001 - LocationParseError and kin: the URL cannot be requested
+        return f"cannot parse its host and port ({one_line(exc)})"
+    return None
+
+
+class BadURL(Exception):
+    """The request's URL cannot be sent (an invalid host or port): permanent, never retried."""
 
 
 # -- the client a service wraps ---------------------------------------------------------------
@@ -770,6 +810,8 @@ class HttpClient:
                 try:
                     resp = self._session().get(url, timeout=(timeout, timeout), stream=True)
                 except Exception as exc:  # noqa: BLE001 - every failure here is "no complete response"
+                    if _is_invalid_url(exc):  # (a redirect to a bad address too): no retry can fix it
+                        raise BadURL(f"invalid URL {url!r} ({one_line(exc)})") from None
                     raise _transport_error(exc, deadline, timeout) from exc
                 try:
                     target = _redirect_target(resp, url)
@@ -855,6 +897,8 @@ class HttpClient:
             oversized = False
             try:
                 resp = self._request(url, self.timeout)
+            except BadURL as exc:
+                raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
             except TransportError as exc:
                 error = str(exc)
             except OversizedBody as exc:

@@ -16,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from galmet.errors import ConfigError, one_line, raise_if_out_of_resources
+from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_path
 from galmet.io.inputs import require_regular_file
 from galmet.io.tables import write_table
 from galmet.layout import CHECKPOINT, CHECKPOINT_FORMAT, HISTORY
+from galmet.nn.weights import load_error
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,7 @@ def read_checkpoint(path: Path) -> dict:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle error, permissions: all "unreadable"
-        raise_if_out_of_resources(exc)
-        raise ConfigError(f"{path}: cannot read checkpoint ({one_line(exc)})") from None
+        raise load_error(exc, path, "checkpoint") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a galmet training checkpoint")
     return ck

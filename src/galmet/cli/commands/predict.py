@@ -234,8 +234,10 @@ def _check_output(args) -> None:
 def _predict_input(model, args, device):
     """(predictions table, seconds spent predicting) for a dataset directory or image folder."""
     from galmet.cli.options import inference_options
+    from galmet.columns import FILE, SPLIT
     from galmet.data.dataset import load_dataset
     from galmet.errors import DataError
+    from galmet.io.tables import check_fits_out
     from galmet.predict.dataset import predict_dataset
 
     model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
@@ -252,6 +254,8 @@ def _predict_input(model, args, device):
         if len(rows) == 0:
             raise DataError(f"{args.input}: no rows in split {', '.join(args.split)}")
         ds = ds.subset(rows)
+    carried = [c for c in (FILE, SPLIT) if c in ds.catalog.columns]  # (text the predictions carry)
+    check_fits_out(args.out, {c: ds.catalog[c].astype(str).to_numpy() for c in carried}, str(args.input))
     if ds.skipped:
         print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
     t0 = time.perf_counter()
