@@ -209,3 +209,28 @@ def test_explain_controls_refuse_a_bad_truth_naming_the_galaxy(env, kind, tmp_pa
     assert code == 2 and err.count("\n") == 1, err
     assert (f"row {ROW}" if kind == "text" else f"objID {cat.objID[ROW]}") in err and "oh_p50" in err, err
     assert not (tmp_path / "x").exists()
+
+
+def _bad_prediction_table(env, kind: str):
+    """The predictions CSV with row ROW's prediction (oh_p50_pred) replaced by BAD[kind]."""
+    root, _, z, _ = env
+    df = z.astype({"oh_p50_pred": object})
+    df.loc[ROW, "oh_p50_pred"] = BAD[kind]
+    path = root / f"zp_{kind}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+@pytest.mark.parametrize("command", list(SCORING))
+def test_scoring_commands_leave_out_a_bad_prediction_and_refuse_text(env, command, kind, tmp_path, capsys):
+    """Item 6: the label rules apply to a predicted value too: counted and left out, never used."""
+    pred = _bad_prediction_table(env, kind)
+    code, err, n = SCORING[command](env, pred, tmp_path, capsys)
+    if kind == "text":
+        assert code == 2 and n is None
+        if command != "report":
+            assert err.count("\n") == 1 and f"row {ROW}" in err and "oh_p50_pred" in err and "'abc'" in err, err
+    else:
+        assert code == 0, err
+        assert n == N - 1  # and the checks of SCORING[command]: the value was never used
