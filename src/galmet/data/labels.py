@@ -231,3 +231,12 @@ def label_problem(column: str, value: float, raw: Any = None) -> str | None:
         lo, hi = LABEL_RANGES[column]
         return f"= {value:g} is outside {lo:g}-{hi:g}"
     return f"= {value:g} is a missing-value sentinel or fill value"
+
+
+def no_truth(df: pd.DataFrame, target: str) -> str:
+    """Why ``df`` has no truth of ``target``: ``no truth column 'oh_p50'`` when the column is
+    absent, ``the truth column 'oh_p50' is missing (empty or NaN) in all 48 rows`` when it is there
+    but holds nothing."""
+    if target not in df.columns:
+        return f"no truth column {target!r}"
+    return f"the truth column {target!r} is missing (empty or NaN) in all {len(df)} rows"

@@ -175,12 +175,20 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
 def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
     """Rows of ``df`` whose ``split`` is ``split``; all rows for None/"all" or when there is no split column.
 
-    Raises DataError when the split is asked for, exists as a column, but has no rows.
+    Raises DataError when the split is asked for, exists as a column, but has no rows or a row
+    without a split (naming the first such row).
     """
     if split in (None, "all") or "split" not in df.columns:
         if len(df) == 0:
             raise DataError("predictions table is empty")
         return df.reset_index(drop=True)
+    empty = df["split"].isna().to_numpy()
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise DataError(
+            f"predictions table: row {i} has an empty split cell ({int(empty.sum())} of {len(df)} rows): "
+            "fill the split column in, or score every row (split all)"
+        )
     sel = df[df["split"].astype(str) == split]
     if len(sel) == 0:
         have = sorted(df["split"].astype(str).unique())
