@@ -76,7 +76,7 @@ def test_summarize_missing_truth_and_nan_prediction_left_out():
     s = M.summarize(df, "lgm_tot_p50", "test")
     assert s["n"] == 48 and s["excluded"]["lgm_tot_p50_pred"]["missing"] == 1
     df["lgm_tot_p50"] = -9999.0
-    with pytest.raises(M.DataError, match="no row has a valid lgm_tot_p50 .*50 rows with invalid"):
+    with pytest.raises(M.DataError, match="no row has a valid lgm_tot_p50, lgm_tot_p50_pred .*50 rows with invalid"):
         M.summarize(df, "lgm_tot_p50", "test")
 
 
