@@ -54,7 +54,7 @@ from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
 from galmet.training.checkpoint import CheckpointWriter, read_checkpoint, rng_state, set_rng_state
-from galmet.training.config import RUNTIME_FIELDS, TrainConfig, load_config, save_config
+from galmet.training.config import RUNTIME_FIELDS, TrainConfig, as_train_config, load_config, save_config
 from galmet.training.data import (
     SplitData,
     augmented_input,
@@ -242,6 +242,7 @@ def train(
     ConfigError, DataError
         One-line messages for bad options, datasets, run directories or checkpoints.
     """
+    config = as_train_config(config)
     run = Path(out_dir)
     check_run_output(run, resume, overwrite)
     if not resume:
