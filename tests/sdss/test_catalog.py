@@ -432,35 +432,6 @@ def test_real_query_limit_5_and_two_cutouts(tmp_path):
         assert read_image(out / "images" / f"{oid}.jpg", 128).shape == (128, 128, 3)
 
 
-#: Item 8: rows that pass the cuts but hold no sky position or a value that is not a label.
-INVALID_ROWS = {
-    "dec 95": {"dec": 95.0},
-    "dec -90.5": {"dec": -90.5},
-    "ra nan": {"ra": np.nan},
-    "ra 360": {"ra": 360.0},
-    "ra -1": {"ra": -1.0},
-    "dec inf": {"dec": np.inf},
-    "lgm_tot_p50 -9999": {"lgm_tot_p50": -9999.0},
-    "oh_p84 1e30": {"oh_p84": 1e30},
-    "sfr_tot_p50 -9999": {"sfr_tot_p50": -9999.0},
-}
-
-
-@pytest.mark.parametrize("case", list(INVALID_ROWS))
-def test_from_table_drops_invalid_positions_and_labels_with_a_count(tmp_path, case, caplog):
-    table, passing = hand_made_table()
-    bad = good_row(500)
-    bad.update(INVALID_ROWS[case])
-    path = tmp_path / "t.parquet"
-    pd.concat([table, pd.DataFrame([bad])], ignore_index=True).to_parquet(path)
-    out = tmp_path / "ds"
-    with caplog.at_level("WARNING", logger="galmet"):
-        assert main(["catalog", "--out", str(out), "--from-table", str(path)]) == 0
-    cat = pd.read_parquet(out / "catalog.parquet")
-    assert set(cat["objID"]) == passing
-    assert "dropped 1 rows with invalid" in caplog.text and str(bad["objID"]) in caplog.text
-
-
 def test_download_never_fetches_an_invalid_position(tmp_path):
     """A catalogue written by hand with dec = 95 and ra = 360: each row fails as a bad position
     before any request (the server named here does not exist: a request would fail otherwise)."""

@@ -99,7 +99,13 @@ def fit_calibration(
         raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
     if target not in df.columns or df[target].isna().all():
         raise DataError(
-            f"{where}: {no_truth(df, target)}: nothing to calibrate on (pass dataset to join it by objID)",
+            f"{where}: "
+            + (
+                f"no truth column {target!r} to calibrate on"
+                if target not in df
+                else f"{no_truth(df, target)}: nothing to calibrate on"
+            )
+            + " (pass dataset to join it by objID)",
             param="dataset",
         )
     df, excluded = usable_rows(df, [target], where)

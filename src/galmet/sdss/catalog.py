@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from galmet.columns import LABEL_RANGES, float_array, is_id_column, objid_array
-from galmet.data.labels import invalid_label_mask
+from galmet.columns import float_array, is_id_column, objid_array
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import TEMP_FILE
 from galmet.io.progress import progress_bar
@@ -352,58 +351,12 @@ def apply_cuts(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> p
     for text, n in rejected.items():
         if n:
             log.debug("%s: cut '%s' rejects %d rows", where, text, n)
-    kept = drop_invalid_rows(type_columns(df.loc[keep].reset_index(drop=True), where), where)
+    kept = type_columns(df.loc[keep].reset_index(drop=True), where)
     dup = kept["objID"].duplicated()
     if dup.any():
         kept = kept.loc[~dup].reset_index(drop=True)
         log.warning("%s: dropped %d rows with a repeated objID", where, int(dup.sum()))
     return kept
-
-
-def position_problems(df: pd.DataFrame) -> np.ndarray:
-    """bool (N,): rows whose ``ra``/``dec`` (degrees, when the table has them) are not a sky
-    position: not finite, ``ra`` outside [0, 360) or ``dec`` outside [-90, 90]."""
-    bad = np.zeros(len(df), dtype=bool)
-    if "ra" in df.columns:
-        ra = float_array(df["ra"], "table", "ra")
-        with np.errstate(invalid="ignore"):
-            bad |= ~(np.isfinite(ra) & (ra >= 0) & (ra < 360))
-    if "dec" in df.columns:
-        dec = float_array(df["dec"], "table", "dec")
-        with np.errstate(invalid="ignore"):
-            bad |= ~(np.isfinite(dec) & (np.abs(dec) <= 90))
-    return bad
-
-
-def drop_invalid_rows(df: pd.DataFrame, where: str = "table") -> pd.DataFrame:
-    """``df`` without the rows that have an invalid position (:func:`position_problems`) or a
-    label column holding a value that is not a label (:func:`galmet.data.labels.invalid_label_mask`:
-    a -9999, an infinity, a value outside the column's range; a missing value stays), with one
-    warning per reason saying how many rows it dropped and the first one's objID.
-
-    Raises
-    ------
-    DataError
-        When no row is left (naming why the rows were dropped).
-    """
-    reasons = {"invalid ra/dec (ra in [0, 360), dec in [-90, 90], finite)": position_problems(df)}
-    for col in [c for c in df.columns if c in LABEL_RANGES]:
-        lo, hi = LABEL_RANGES[col]
-        reasons[f"invalid {col} (outside {lo:g}-{hi:g}, infinite or a sentinel)"] = invalid_label_mask(col, df[col])
-    drop = np.zeros(len(df), dtype=bool)
-    lines = []
-    for why, bad in reasons.items():
-        if bad.any():
-            first = (
-                df["objID"].iloc[int(np.flatnonzero(bad)[0])] if "objID" in df.columns else int(np.flatnonzero(bad)[0])
-            )
-            lines.append(f"dropped {int(bad.sum())} rows with {why}, the first objID {first}")
-            drop |= bad
-    for line in lines:
-        log.warning("%s: %s", where, line)
-    if len(df) and drop.all():
-        raise DataError(f"{where}: no row left: {'; '.join(lines)}")
-    return df.loc[~drop].reset_index(drop=True) if drop.any() else df
 
 
 def catalog_from_table(path: str | os.PathLike, cuts: Cuts = Cuts()) -> pd.DataFrame:
