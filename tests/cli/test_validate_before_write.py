@@ -69,7 +69,12 @@ def world(tmp_path_factory):
     ds = make_tiny_dataset(root / "ds", split=True)
     torch.manual_seed(0)
     net = build_model("resnet18", n_targets=1)
-    bundle = save_bundle(root / "run" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 16})
+    # shifted into oh_p50's range: an untrained net's ~0.4 is not a prediction of it (label rules)
+    bundle = save_bundle(
+        root / "run" / "model.pt",
+        net,
+        {"targets": ["oh_p50"], "image_size": 16, "target_shift": [8.7], "target_scale": [0.1]},
+    )
     big = save_bundle(root / "big" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 4096})
     other = save_bundle(
         root / "other" / "model.pt", build_model("resnet18", n_targets=1), {"targets": ["oh_p50"], "image_size": 16}

@@ -64,8 +64,10 @@ def _build_template(root: Path) -> None:
     ds = make_tiny_dataset(root / "ds", n=24, size=16, split=True)
     _user_files(root / "user")
     torch.manual_seed(0)
-    bundle = save_bundle(root / "run" / "model.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
-    save_bundle(root / "run2" / "model.pt", build_model("resnet18"), {"targets": ["oh_p50"], "image_size": 16})
+    # shifted into oh_p50's range: an untrained net's ~0.4 is not a prediction of it (label rules)
+    meta = {"targets": ["oh_p50"], "image_size": 16, "target_shift": [8.7], "target_scale": [0.1]}
+    bundle = save_bundle(root / "run" / "model.pt", build_model("resnet18"), dict(meta))
+    save_bundle(root / "run2" / "model.pt", build_model("resnet18"), dict(meta))
     from galmet.data.dataset import load_dataset
 
     pred = predict_dataset(load_model(bundle), load_dataset(ds, cache=False), tta=False, device="cpu")

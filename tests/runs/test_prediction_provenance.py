@@ -23,7 +23,9 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("prov")
     ds = make_tiny_dataset(root / "ds", n=24, size=16)
     torch.manual_seed(0)
-    meta = {"targets": ["oh_p50"], "image_size": 16}
+    # an untrained net outputs ~0.4: shifted and scaled into oh_p50's range, or its predictions
+    # would not be predictions of oh_p50 (the label rules leave them out of calibrate)
+    meta = {"targets": ["oh_p50"], "image_size": 16, "target_shift": [8.7], "target_scale": [0.1]}
     a = save_bundle(root / "a.pt", build_model("resnet18"), dict(meta))
     b = save_bundle(root / "b.pt", build_model("resnet18"), dict(meta))
     for model in (a, b):

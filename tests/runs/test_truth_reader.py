@@ -209,3 +209,97 @@ def test_explain_controls_refuse_a_bad_truth_naming_the_galaxy(env, kind, tmp_pa
     assert code == 2 and err.count("\n") == 1, err
     assert (f"row {ROW}" if kind == "text" else f"objID {cat.objID[ROW]}") in err and "oh_p50" in err, err
     assert not (tmp_path / "x").exists()
+
+
+def _bad_prediction_table(env, kind: str):
+    """The predictions CSV with row ROW's prediction (oh_p50_pred) replaced by BAD[kind]."""
+    root, _, z, _ = env
+    df = z.astype({"oh_p50_pred": object})
+    df.loc[ROW, "oh_p50_pred"] = BAD[kind]
+    path = root / f"zp_{kind}.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", list(BAD))
+@pytest.mark.parametrize("command", list(SCORING))
+def test_scoring_commands_leave_out_a_bad_prediction_and_refuse_text(env, command, kind, tmp_path, capsys):
+    """Item 6: the label rules apply to a predicted value too: counted and left out, never used."""
+    pred = _bad_prediction_table(env, kind)
+    code, err, n = SCORING[command](env, pred, tmp_path, capsys)
+    if kind == "text":
+        assert code == 2 and n is None
+        if command != "report":
+            assert err.count("\n") == 1 and f"row {ROW}" in err and "oh_p50_pred" in err and "'abc'" in err, err
+    else:
+        assert code == 0, err
+        assert n == N - 1  # and the checks of SCORING[command]: the value was never used
+
+
+def _write(env, df, name: str):
+    path = env[0] / name
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("command", list(SCORING))
+def test_scoring_commands_refuse_a_galaxy_twice(env, command, tmp_path, capsys):
+    """Item 7: a table concatenated with itself is refused, naming the first repeated objID."""
+    z = env[2]
+    pred = _write(env, pd.concat([z, z.iloc[[ROW]]], ignore_index=True), "z_dup.csv")
+    code, err, n = SCORING[command](env, pred, tmp_path, capsys)
+    assert code == 2 and n is None
+    if command != "report":
+        assert err.count("\n") == 1 and f"objID {z.objID[ROW]} appears more than once" in err, err
+
+
+def test_duplicate_file_keys_are_refused_without_objid(env):
+    from galmet.errors import DataError
+    from galmet.science.predictions import check_unique_keys
+
+    df = pd.DataFrame({"file": ["a.jpg", "b.jpg", "a.jpg"], "oh_p50_pred": [8.5, 8.6, 8.7]})
+    with pytest.raises(DataError, match="file a.jpg appears more than once .rows 0 and 2"):
+        check_unique_keys(df)
+    check_unique_keys(df.iloc[:2])
+
+
+SPLIT_ARGV = {
+    "evaluate": lambda env, p, t: ["evaluate", p, "--json", t / "m.json"],
+    "systematics": lambda env, p, t: ["systematics", p, "--dataset", env[1], "--out", t / "s", "--bootstrap", "10"],
+    "mzr": lambda env, p, t: [
+        "mzr",
+        "--metallicity",
+        p,
+        "--mass",
+        env[0] / "mass.parquet",
+        "--out",
+        t / "z",
+        "--no-rf",
+    ],
+    "figures": lambda env, p, t: ["figures", p, "--out", t / "f", "--format", "png"],
+    "calibrate": lambda env, p, t: ["calibrate", env[3], p, "--out", t / "cal.pt"],
+}
+
+
+@pytest.mark.parametrize("nulls", ["all", "one"])
+@pytest.mark.parametrize("command", list(SPLIT_ARGV))
+def test_a_null_split_is_one_line_naming_the_row(env, command, nulls, tmp_path, capsys):
+    """Item 9: an empty split cell (all of them, or one) is one line naming the row, not a traceback."""
+    z = env[2].astype({"split": object})
+    z.loc[ROW if nulls == "one" else slice(None), "split"] = None
+    pred = _write(env, z, f"z_split_{nulls}.csv")
+    code, _, err = _run(capsys, *SPLIT_ARGV[command](env, pred, tmp_path), "--split", "valid")
+    first = ROW if nulls == "one" else 0
+    if command == "systematics" and nulls == "all":  # an all-empty split is joined from the dataset
+        assert "Traceback" not in err and err.count("\n") <= 1, err
+        return
+    assert code == 2 and err.count("\n") == 1 and f"row {first} has an empty split cell" in err, err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "calibrate"])
+def test_an_all_missing_truth_column_is_named_as_such(env, command, tmp_path, capsys):
+    """Item 21: a truth column that is there but empty is not 'no truth column'."""
+    z = env[2].assign(oh_p50=np.nan)
+    pred = _write(env, z, "z_nan_truth.csv")
+    code, err, _ = SCORING[command](env, pred, tmp_path, capsys)
+    assert code == 2 and "truth column 'oh_p50' is missing (empty or NaN) in all 60 rows" in err, err

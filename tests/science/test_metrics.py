@@ -120,11 +120,11 @@ def test_summarize_selects_split_and_quotes_paper():
     assert "0.085" in text and "RMSE (dex)" in text
 
 
-def test_summarize_nan_prediction_names_row_and_missing_truth_is_left_out():
+def test_summarize_nan_prediction_and_missing_truth_are_left_out():
     df = _pred_table()
     df.loc[4, "oh_p50_pred"] = np.nan
-    with pytest.raises(DataError, match="objID 14: oh_p50_pred is NaN"):
-        M.summarize(df, "oh_p50", "test")
+    s = M.summarize(df, "oh_p50", "all")
+    assert s["n"] == len(df) - 1 and s["excluded"]["oh_p50_pred"]["missing"] == 1
     df = _pred_table()
     df.loc[4, "oh_p50"] = np.nan
     s = M.summarize(df, "oh_p50", "test")

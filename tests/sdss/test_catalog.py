@@ -430,3 +430,17 @@ def test_real_query_limit_5_and_two_cutouts(tmp_path):
     assert summary.ok == 2 and summary.failed == 0
     for oid in cat["objID"].head(2):
         assert read_image(out / "images" / f"{oid}.jpg", 128).shape == (128, 128, 3)
+
+
+def test_download_never_fetches_an_invalid_position(tmp_path):
+    """A catalogue written by hand with dec = 95 and ra = 360: each row fails as a bad position
+    before any request (the server named here does not exist: a request would fail otherwise)."""
+    from galmet.data.dataset import write_catalog
+    from galmet.sdss.download import DownloadOptions, download_cutouts
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    write_catalog(root, pd.DataFrame([{**good_row(1), "dec": 95.0}, {**good_row(2), "ra": 360.0}]))
+    opts = DownloadOptions(base_url="http://127.0.0.1:9", retries=0, workers=1, timeout=1.0)
+    summary = download_cutouts(root, opts)
+    assert summary.failed == 2 and summary.reasons["bad position"] == 2, summary

@@ -34,7 +34,7 @@ import pandas as pd
 
 from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
-from galmet.data.imaging import Imaging, recorded_imaging
+from galmet.data.imaging import Imaging, check_image_size, recorded_imaging
 from galmet.data.labels import invalid_label_mask, label_problem
 from galmet.data.splits import assign_splits, check_split_column
 from galmet.errors import DataError
@@ -263,7 +263,8 @@ def load_dataset(
         label) raise a one-line DataError naming the objID and file (default), or are
         dropped and counted in ``Dataset.skipped``.
     size : int, optional
-        Required image width and height in pixels; default: the size of the first image.
+        Required image width and height in pixels (1-4096; anything else is a ConfigError
+        naming ``size``); default: the size most images have.
     load_images : bool
         Decode (or memory-map) the images; False only validates the catalog and file presence.
     cache : bool or path
@@ -278,6 +279,7 @@ def load_dataset(
     """
     if on_error not in ("raise", "skip"):
         raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}", param="on_error")
+    size = check_image_size(size)
     root = _existing_folder(path)
     catalog_file = find_catalog(root)
     problems: dict[int, str] = {}

@@ -25,6 +25,8 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from galmet.errors import ConfigError
 from galmet.layout import CATALOG_JSON, MANIFEST, SYNTH_CONFIG
 from galmet.paper import BANDS, DATA_RELEASE, PIXEL_SCALE_ARCSEC
@@ -35,6 +37,26 @@ log = logging.getLogger(__name__)
 SCALE_MODES = ("fixed", "scale-by-size")
 #: Largest image side (pixels) an imaging description accepts.
 MAX_PIXELS = 4096
+
+
+def check_image_size(size, param: str = "size") -> int | None:
+    """``size`` (image width and height, pixels) as an int, or None when None.
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``param`` for anything but an integer 1-:data:`MAX_PIXELS` (a bool, a
+        float such as 64.5, text, 0, -1, a huge number).
+    """
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise ConfigError(f"{param} must be a whole number of pixels, got {size!r}", param=param)
+    if not 1 <= int(size) <= MAX_PIXELS:
+        raise ConfigError(f"{param} must be 1-{MAX_PIXELS} pixels, got {int(size)}", param=param)
+    return int(size)
+
+
 _RELEASE = re.compile(r"/dr(\d+)\b", re.IGNORECASE)
 _DATA_RELEASE = re.compile(r"DR[1-9][0-9]?")
 

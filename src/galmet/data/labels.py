@@ -21,6 +21,10 @@ What a command does with missing and invalid truths is one of two policies, the 
   ``mzr``, ``report``, ``calibrate``) keep the rows whose truth is usable (:func:`usable_rows`)
   and say how many they left out and why (a warning, and ``excluded`` in their JSON).
 
+The same rules apply to a *predicted* value (the ``<target>_pred`` column beside a truth): the
+scoring and calibrating commands leave out a row whose prediction is missing, not finite or
+outside the target's range (a -9999 written by another tool), counted under ``<target>_pred``.
+
 Neither ever uses such a value as a number.
 """
 
@@ -31,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from galmet.columns import LABEL_RANGES, float_array
+from galmet.columns import LABEL_RANGES, float_array, pred_column
 from galmet.errors import DataError
 
 #: Missing-value sentinels (SDSS, MPA-JHU): never a label, in any column.
@@ -142,8 +146,10 @@ def usable_rows(df: pd.DataFrame, columns, where: str = "predictions") -> tuple[
     """The rows of ``df`` whose ``columns`` all hold a usable truth, and what was left out.
 
     The reader of every command that scores or calibrates against truths (see the module
-    docstring). Other range-checked columns of ``df`` that are carried along (not in ``columns``)
-    keep their rows but have their invalid values set to NaN.
+    docstring). The prediction column of each of ``columns`` (``<column>_pred``), when ``df``
+    has it, must hold a usable value too, by the same column's rule. Other range-checked
+    columns of ``df`` that are carried along (not in ``columns``) keep their rows but have their
+    invalid values set to NaN.
 
     Parameters
     ----------
@@ -170,20 +176,21 @@ def usable_rows(df: pd.DataFrame, columns, where: str = "predictions") -> tuple[
     keep = np.ones(len(df), dtype=bool)
     excluded: dict[str, dict[str, Any]] = {}
     parsed = {}
-    for col in columns:
+    checked = [(col, col) for col in columns] + [(pred_column(c), c) for c in columns if pred_column(c) in df.columns]
+    for col, rule in checked:  # a prediction obeys its target's rule (rule), counted under its own name
         values = parsed[col] = truth_array(df, col, where)
-        invalid = invalid_label_mask(col, values)
+        invalid = invalid_label_mask(rule, values)
         missing = np.isnan(values)
         if invalid.any() or missing.any():
             excluded[col] = {
                 "missing": int(missing.sum()),
                 "invalid": int(invalid.sum()),
-                **_range_info(col, values[invalid]),
+                **_range_info(rule, values[invalid]),
             }
         keep &= ~(invalid | missing)
     if not keep.any():
         why = "; ".join(describe_exclusions(excluded)) or "no rows"
-        raise DataError(f"{where}: no row has a valid {', '.join(columns)} ({why})")
+        raise DataError(f"{where}: no row has a valid {', '.join(c for c, _ in checked)} ({why})")
     kept = df[keep].reset_index(drop=True)
     for col, values in parsed.items():
         kept[col] = values[keep]
@@ -224,3 +231,12 @@ def label_problem(column: str, value: float, raw: Any = None) -> str | None:
         lo, hi = LABEL_RANGES[column]
         return f"= {value:g} is outside {lo:g}-{hi:g}"
     return f"= {value:g} is a missing-value sentinel or fill value"
+
+
+def no_truth(df: pd.DataFrame, target: str) -> str:
+    """Why ``df`` has no truth of ``target``: ``no truth column 'oh_p50'`` when the column is
+    absent, ``the truth column 'oh_p50' is missing (empty or NaN) in all 48 rows`` when it is there
+    but holds nothing."""
+    if target not in df.columns:
+        return f"no truth column {target!r}"
+    return f"the truth column {target!r} is missing (empty or NaN) in all {len(df)} rows"

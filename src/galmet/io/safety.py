@@ -280,6 +280,11 @@ def check_output_file(
         )
     if p.exists():
         found = file_kind(p)
+        special = special_kind(p)
+        if special is not None:  # a device, FIFO or socket: never a file galmet writes
+            raise ConfigError(
+                f"{option} {p}: is a {special}, not a file to write the {what} in; choose a regular file", param=option
+            )
         if found not in FORMATS[fmt]:
             shown = found or "text file"
             raise ConfigError(f"{option} {p}: exists and is a {shown}, not a {what}; choose another file", param=option)

@@ -227,13 +227,15 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """A CSV file read strictly (:func:`csv_layout`): no implicit index column, every row as
-    many fields as the header; identifier columns as text (made exact int64 by the caller)."""
+    many fields as the header; identifier columns as text (made exact int64 by the caller), and
+    the text columns of :data:`CSV_TEXT_COLUMNS` as text whatever they look like (a sha256 of
+    zeros stays ``"000..."``, a file named ``0001`` is not the number 1)."""
     skip, header = csv_layout(path)
     return pd.read_csv(
         path,
         skiprows=skip or None,
         index_col=False,
-        dtype={c: str for c in header if is_id_column(c)},
+        dtype={c: str for c in header if is_id_column(c) or c in CSV_TEXT_COLUMNS},
         encoding="utf-8-sig",
     )
 
@@ -416,6 +418,8 @@ def write_table(
 #: The column through which a CSV table (which has no metadata) names the sha256 of the model
 #: file that made its predictions; :func:`read_table` gives it back as the provenance.
 MODEL_SHA256_COLUMN = "model_sha256"
+#: CSV columns that hold text however numeric they look (read with dtype str).
+CSV_TEXT_COLUMNS = frozenset({MODEL_SHA256_COLUMN, "file"})
 
 
 def with_model_column(df: pd.DataFrame, sha256: str | None) -> pd.DataFrame:

@@ -301,7 +301,9 @@ def cnn_rows(found: dict) -> tuple[pd.DataFrame | None, str | None, str]:
 
 
 def _baseline_rows(found: dict, target: str) -> list[tuple[str, pd.DataFrame]]:
-    """(label, test rows with objID and dz) of each baseline with a predictions file beside its JSON."""
+    """(label, test rows with objID and dz) of each baseline with a predictions file beside its JSON
+    (rows whose truth or prediction is not a label left out, :func:`galmet.data.labels.usable_rows`)."""
+    from galmet.data.labels import usable_rows
     from galmet.io.tables import read_table
 
     out = []
@@ -326,6 +328,11 @@ def _baseline_rows(found: dict, target: str) -> list[tuple[str, pd.DataFrame]]:
                 continue
             if "split" in df.columns:
                 df = df[df["split"].astype(str) == "test"]
+            try:  # the label rules for truths and predictions, as for the CNN's rows
+                df, _ = usable_rows(df, [target], str(f))
+            except DataError as exc:
+                log.warning("report: skipping %s (%s)", f, exc)
+                continue
             df = df.assign(dz=df[f"{target}_pred"].astype(float) - df[target].astype(float))
             out.append((label, df[["objID", "dz"]].drop_duplicates("objID")))
     return out

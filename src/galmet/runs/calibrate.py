@@ -32,7 +32,7 @@ from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
 from galmet.science.calibration import fit_calibration
-from galmet.science.predictions import join_dataset, upgrade_columns
+from galmet.science.predictions import check_unique_keys, join_dataset, upgrade_columns
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def _model_predictions(model, predictions, dataset) -> tuple[pd.DataFrame, list[
     where = str(predictions)
     check_predicted_by(model, table.attrs.get("provenance"), where)
     df = upgrade_columns(table)
+    check_unique_keys(df, where)
     if dataset is not None:
         df = join_dataset(df, dataset, columns=("split", *model.targets))
     have = [t for t in (target_of(str(c)) for c in df.columns) if t]

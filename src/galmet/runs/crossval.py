@@ -59,6 +59,7 @@ from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
 from galmet.science.calibration import fit_calibration
 from galmet.science.metrics import regression_metrics, residuals, rmse
+from galmet.training.config import TrainConfig, as_train_config
 from galmet.training.loop import train
 from galmet.training.rundir import check_not_running, foreign_run_file, open_run_dir, staging_dir
 
@@ -181,7 +182,7 @@ def cross_validate(
     """
     if env_int("WORLD_SIZE", 1) > 1:
         raise ConfigError("folds runs one process; start it without torchrun", param="folds")
-    config = config.resolved()
+    config = (as_train_config(config) or TrainConfig()).resolved()
     run = Path(out_dir)
     _check_cv_dir(run, resume, overwrite)
     build_model(config.arch, 1, config.weights)  # the weights resolved (cache, download, file) before any write

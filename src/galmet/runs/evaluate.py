@@ -37,7 +37,7 @@ def evaluate_predictions(
     """
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
-        check_output_file(json_out, "json_out", "json", "metrics", inputs, overwrite=overwrite)
+        check_output_file(json_out, "json_out", "json", "metrics file", inputs, "metrics", overwrite=overwrite)
     df, target = load_predictions(path, target, dataset, pred_col=pred_col, true_col=true_col)
     summary = summarize(df, target, split)
     uncertainty = uncertainty_metrics(df, target, split)

@@ -10,7 +10,7 @@ from galmet.io.safety import check_output_dir, inputs_of
 from galmet.layout import LR_FIND_PLOT, LR_FIND_TABLE
 from galmet.science.plots.lr_find import LRFindDisplay
 from galmet.science.plots.style import require_matplotlib, save_figure
-from galmet.training.config import TrainConfig
+from galmet.training.config import TrainConfig, as_train_config
 from galmet.training.lr_find import LRFindResult, lr_find
 
 
@@ -33,7 +33,7 @@ def run_lr_find(
     """Run :func:`galmet.training.lr_find.lr_find` (``kwargs`` are its sweep options) and write
     ``lr_find.csv`` and ``lr_find.png`` into ``out_dir``; the result's paths are set. Files at
     those names that galmet did not write are replaced only with ``overwrite``."""
-    config = (config or TrainConfig()).resolved()
+    config = (as_train_config(config) or TrainConfig()).resolved()
     check_lr_find_outputs(out_dir, dataset, config, overwrite=overwrite)
     result = lr_find(dataset, out_dir, config, **kwargs)
     title = f"{config.arch}, batch {config.global_batch}, {'head only' if kwargs.get('freeze') else 'all layers'}"

@@ -37,7 +37,7 @@ from galmet.science.metrics import summarize
 from galmet.science.plots.resolution import plot_resolution
 from galmet.science.plots.style import require_matplotlib, save_figure
 from galmet.science.resolution import COLUMNS, MIN_INPUT, baselines, degrade, input_size, parse_sizes
-from galmet.training.config import RUNTIME_FIELDS, TrainConfig
+from galmet.training.config import RUNTIME_FIELDS, TrainConfig, as_train_config
 from galmet.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def run_study(
     """
     if min_input < 1:
         raise ConfigError(f"min_input must be >= 1 pixel, got {min_input}", param="min_input")
-    config = (config or TrainConfig()).resolved()
+    config = (as_train_config(config) or TrainConfig()).resolved()
     files = [
         (RESOLUTION_TABLE, "csv", "resolution-study table"),
         (RESOLUTION_META, "json", "resolution-study settings"),

@@ -33,7 +33,7 @@ from galmet.columns import (
     sigma_column,
     spread_column,
 )
-from galmet.data.labels import describe_exclusions, invalid_label_mask, usable_rows
+from galmet.data.labels import describe_exclusions, invalid_label_mask, no_truth, usable_rows
 from galmet.errors import DataError
 from galmet.nn.uncertainty import METHODS, Calibration
 from galmet.science.metrics import select_split
@@ -99,7 +99,14 @@ def fit_calibration(
         raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
     if target not in df.columns or df[target].isna().all():
         raise DataError(
-            f"{where}: no truth column {target!r} to calibrate on (pass dataset to join it by objID)", param="dataset"
+            f"{where}: "
+            + (
+                f"no truth column {target!r} to calibrate on"
+                if target not in df
+                else f"{no_truth(df, target)}: nothing to calibrate on"
+            )
+            + " (pass dataset to join it by objID)",
+            param="dataset",
         )
     df, excluded = usable_rows(df, [target], where)
     for line in describe_exclusions(excluded):

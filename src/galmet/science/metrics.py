@@ -143,7 +143,8 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
     Raises
     ------
     DataError
-        A missing column, an empty split, no row with a valid truth, or a NaN prediction.
+        A missing column, an empty split, or no row with a valid truth and prediction (rows
+        with a missing or invalid prediction are left out and counted like truths).
     """
     df = select_split(pred_df, split)
     pc = pred_column(target)
@@ -153,11 +154,6 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
     df, excluded = usable_rows(df, [target])
     t = df[target].to_numpy(dtype=float)
     p = df[pc].to_numpy(dtype=float)
-    bad = ~np.isfinite(p)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        who = f"objID {df['objID'].iloc[i]}" if "objID" in df.columns else f"row {i}"
-        raise DataError(f"predictions: {who}: {pc} is NaN ({int(bad.sum())} rows with a NaN prediction)")
     # a table without a split column is scored whole (select_split): say so, not "test"
     scored = split if split not in (None, "all") and "split" in df.columns else "all"
     out: dict[str, Any] = {"target": target, "split": scored}
@@ -179,12 +175,20 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
 def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
     """Rows of ``df`` whose ``split`` is ``split``; all rows for None/"all" or when there is no split column.
 
-    Raises DataError when the split is asked for, exists as a column, but has no rows.
+    Raises DataError when the split is asked for, exists as a column, but has no rows or a row
+    without a split (naming the first such row).
     """
     if split in (None, "all") or "split" not in df.columns:
         if len(df) == 0:
             raise DataError("predictions table is empty")
         return df.reset_index(drop=True)
+    empty = df["split"].isna().to_numpy()
+    if empty.any():
+        i = int(np.flatnonzero(empty)[0])
+        raise DataError(
+            f"predictions table: row {i} has an empty split cell ({int(empty.sum())} of {len(df)} rows): "
+            "fill the split column in, or score every row (split all)"
+        )
     sel = df[df["split"].astype(str) == split]
     if len(sel) == 0:
         have = sorted(df["split"].astype(str).unique())

@@ -34,6 +34,7 @@ from galmet.columns import (
     target_of,
 )
 from galmet.data.dataset import as_dataset
+from galmet.data.labels import no_truth
 from galmet.errors import DataError
 from galmet.io.tables import read_table
 
@@ -159,6 +160,33 @@ def join_dataset(df: pd.DataFrame, dataset, columns=JOINED) -> pd.DataFrame:
     return left.merge(right, on=key, how="left", validate="many_to_one")
 
 
+def check_unique_keys(df: pd.DataFrame, where: str = "predictions") -> None:
+    """Refuse a predictions table that holds a galaxy twice (it would be scored or calibrated twice).
+
+    The key is ``objID`` when the table has one (missing cells ignored), else ``file``. Galmet
+    refuses rather than collapsing: two rows of one galaxy are a concatenated or corrupted table,
+    and which of them is right is not galmet's to guess.
+
+    Raises
+    ------
+    DataError
+        One line naming the first duplicated key, its rows and how many keys repeat.
+    """
+    for key in ("objID", "file"):
+        if key in df.columns and df[key].notna().any():
+            col = df[key].reset_index(drop=True)
+            dup = col.duplicated(keep=False) & col.notna()
+            if dup.any():
+                first = col[dup].iloc[0]
+                rows = [int(i) for i in col.index[col == first][:2]]
+                n = int(col[dup].nunique())
+                raise DataError(
+                    f"{where}: {key} {first} appears more than once (rows {rows[0]} and {rows[1]}; "
+                    f"{n} {key}s repeat): each galaxy must be in a predictions table once"
+                )
+            return
+
+
 def load_predictions(
     path: str | os.PathLike | pd.DataFrame,
     target: str | None = None,
@@ -191,6 +219,7 @@ def load_predictions(
     df = upgrade_columns(df)
     if len(df) == 0:
         raise DataError(f"{where}: predictions table is empty")
+    check_unique_keys(df, where)
     df, target = foreign_columns(df, where, target, pred_col, true_col)
     target = target or infer_target(df, where)
     if f"{target}_pred" not in df.columns:
@@ -206,5 +235,6 @@ def load_predictions(
             if dataset is None
             else f" and the dataset has no {target!r} for these objIDs"
         )
-        raise DataError(f"{where}: no truth column {target!r}{hint}", param="dataset" if dataset is None else None)
+        what = no_truth(df, target)
+        raise DataError(f"{where}: {what}{hint}", param="dataset" if dataset is None else None)
     return df, target

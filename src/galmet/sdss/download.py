@@ -622,6 +622,8 @@ class _Run:
             bad = (
                 "ra/dec are not finite numbers"
                 if not (math.isfinite(ra) and math.isfinite(dec))
+                else f"ra/dec ({ra:g}, {dec:g}) are not a sky position (0 <= ra < 360, -90 <= dec <= 90)"
+                if not (0 <= ra < 360 and -90 <= dec <= 90)
                 else "petroR90_r is not a positive number (--scale-by-size)"
                 if not scale > 0
                 else ""

@@ -21,6 +21,7 @@ Fields a resumed run may change (they do not alter the arithmetic of training) a
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,3 +373,16 @@ def load_config(path: str | Path, saved_run: bool = False) -> TrainConfig:
     if saved_run:
         return TrainConfig.from_saved(data, where=str(path))
     return TrainConfig.from_dict(data, where=str(path))
+
+
+def as_train_config(config: Any, param: str = "config") -> TrainConfig | None:
+    """``config`` as a :class:`TrainConfig`: None stays None, a TrainConfig is itself, a mapping
+    (``{"epochs": 5}``) is :meth:`TrainConfig.from_dict` (unknown keys and bad values refused);
+    anything else is a one-line ConfigError naming ``param``."""
+    if config is None or isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        return TrainConfig.from_dict(dict(config), where=param)
+    raise ConfigError(
+        f"{param} must be a TrainConfig or a mapping of its fields, got {type(config).__name__}", param=param
+    )

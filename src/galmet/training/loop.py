@@ -55,7 +55,7 @@ from galmet.nn.device import resolve_device, suggest_smaller_batch, to_channels_
 from galmet.nn.embedding import EmbeddingReference, embed
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target, unwrap
 from galmet.training.checkpoint import CheckpointWriter, read_checkpoint, rng_state, set_rng_state
-from galmet.training.config import RUNTIME_FIELDS, TrainConfig, load_config, save_config
+from galmet.training.config import RUNTIME_FIELDS, TrainConfig, as_train_config, load_config, save_config
 from galmet.training.data import (
     SplitData,
     augmented_input,
@@ -243,6 +243,7 @@ def train(
     ConfigError, DataError
         One-line messages for bad options, datasets, run directories or checkpoints.
     """
+    config = as_train_config(config)
     run = Path(out_dir)
     check_run_output(run, resume, overwrite)
     check_not_inputs([run / name for name in RUN_FILES], "out_dir", inputs_of(dataset, "the dataset"))

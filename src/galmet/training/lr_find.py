@@ -29,7 +29,7 @@ from galmet.io.tables import write_table
 from galmet.layout import LR_FIND_TABLE
 from galmet.nn.device import resolve_device, to_channels_last
 from galmet.nn.net import build_model, freeze_body, layer_groups, outputs_per_target
-from galmet.training.config import TrainConfig
+from galmet.training.config import TrainConfig, as_train_config
 from galmet.training.data import (
     augmented_input,
     batch_iter,
@@ -153,7 +153,7 @@ def lr_find(
         Freeze the body (as for the paper's first two epochs) and sweep the head only.
     """
     _check_sweep(start_lr, end_lr, num_steps, beta, diverge)
-    config = (config or TrainConfig()).resolved()
+    config = (as_train_config(config) or TrainConfig()).resolved()
     device = resolve_device(config.device)
     rows = load_training_rows(dataset, config)
     ds, train_rows, y_train = rows.dataset, rows.train_rows, rows.y_train

@@ -17,6 +17,19 @@ from galmet.science.plots.style import COLORS, merge_kwargs, new_figure, style
 from galmet.science.systematics import Systematics
 
 
+def interval_yerr(value, lo, hi) -> np.ndarray:
+    """Error-bar lengths (2, N) below and above ``value`` for the intervals ``[lo, hi]``.
+
+    A bootstrap percentile interval need not contain its point estimate (few resamples, a skewed
+    statistic): the side it misses is drawn as zero length, never a negative one (which
+    matplotlib refuses); a NaN bound draws no bar on that side.
+    """
+    v, lo_, hi_ = (np.asarray(a, dtype=float) for a in (value, lo, hi))
+    below = np.nan_to_num(np.clip(v - lo_, 0, None), nan=0.0)
+    above = np.nan_to_num(np.clip(hi_ - v, 0, None), nan=0.0)
+    return np.vstack([below, above])
+
+
 class SystematicsDisplay:
     """Binned bias and scatter of the residuals against every property (see the module docstring).
 
@@ -59,7 +72,7 @@ class SystematicsDisplay:
                 ax.errorbar(
                     x,
                     t["bias"],
-                    yerr=[t["bias"] - t["bias_lo"], t["bias_hi"] - t["bias"]],
+                    yerr=interval_yerr(t["bias"], t["bias_lo"], t["bias_hi"]),
                     **merge_kwargs(bias_style, bias_kwargs),
                 )
                 scatter_style = {
@@ -73,7 +86,7 @@ class SystematicsDisplay:
                 ax.errorbar(
                     x,
                     t["scatter"],
-                    yerr=[t["scatter"] - t["scatter_lo"], t["scatter_hi"] - t["scatter"]],
+                    yerr=interval_yerr(t["scatter"], t["scatter_lo"], t["scatter_hi"]),
                     **merge_kwargs(scatter_style, scatter_kwargs),
                 )
                 ax.axhline(0, color="0.5", lw=0.8, ls=":")
