@@ -236,6 +236,20 @@ def test_scoring_commands_leave_out_a_bad_prediction_and_refuse_text(env, comman
         assert n == N - 1  # and the checks of SCORING[command]: the value was never used
 
 
+def test_a_finite_prediction_outside_the_range_is_scored_not_hidden(env, tmp_path):
+    """A wild but real prediction (6.0 dex for oh_p50) counts in the scores: leaving it out would
+    hide a model's worst errors; only non-predictions (sentinels, fill values, NaN, inf) leave."""
+    from galmet.data.labels import usable_rows
+
+    z = env[2].copy()
+    z.loc[ROW, "oh_p50_pred"] = 6.0
+    kept, excluded = usable_rows(z, ["oh_p50"])
+    assert len(kept) == len(z.dropna(subset=["oh_p50"])) and "oh_p50_pred" not in excluded
+    z.loc[ROW, "oh_p50_pred"] = -9999.0
+    kept, excluded = usable_rows(z, ["oh_p50"])
+    assert excluded["oh_p50_pred"]["invalid"] == 1
+
+
 def _write(env, df, name: str):
     path = env[0] / name
     df.to_csv(path, index=False)

@@ -21,15 +21,18 @@ What a command does with missing and invalid truths is one of two policies, the 
   ``mzr``, ``report``, ``calibrate``) keep the rows whose truth is usable (:func:`usable_rows`)
   and say how many they left out and why (a warning, and ``excluded`` in their JSON).
 
-The same rules apply to a *predicted* value (the ``<target>_pred`` column beside a truth): the
-scoring and calibrating commands leave out a row whose prediction is missing, not finite or
-outside the target's range (a -9999 written by another tool), counted under ``<target>_pred``.
+A *predicted* value (the ``<target>_pred`` column beside a truth) that is missing, not finite,
+a sentinel or a fill value (a -9999 written by another tool: :func:`invalid_prediction_mask`)
+leaves its row out of the scoring and calibrating commands, counted under ``<target>_pred``. A
+finite prediction outside the target's plausible range stays in (leaving it out would hide a
+model's worst errors from its scores); a warning counts such predictions.
 
 Neither ever uses such a value as a number.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,8 @@ from galmet.errors import DataError
 SENTINELS = (-9999.0, -999.0)
 #: Values this large in magnitude (1e20, 1e30, float32's maximum) are fill values, never a label.
 FILL_ABOVE = 1e20
+
+log = logging.getLogger(__name__)
 
 
 def invalid_label_mask(column: str, values) -> np.ndarray:
@@ -67,6 +72,15 @@ def invalid_label_mask(column: str, values) -> np.ndarray:
             lo, hi = LABEL_RANGES[column]
             return bad | (np.isfinite(v) & ((v < lo) | (v > hi)))
         return bad | np.isin(v, SENTINELS) | (np.isfinite(v) & (np.abs(v) >= FILL_ABOVE))
+
+
+def invalid_prediction_mask(values) -> np.ndarray:
+    """bool (N,): True where a predicted value is no prediction at all: infinite, a sentinel
+    (:data:`SENTINELS`) or a fill value (:data:`FILL_ABOVE`). Unlike a truth, a finite prediction
+    outside the plausible range is a (bad) prediction, and is scored."""
+    v = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.isinf(v) | np.isin(v, SENTINELS) | (np.isfinite(v) & (np.abs(v) >= FILL_ABOVE))
 
 
 def truth_array(table: pd.DataFrame, column: str, where: str = "table") -> np.ndarray:
@@ -142,12 +156,29 @@ def describe_invalid(column: str, info: dict[str, Any], what: str = "left out") 
     return f"{info['n']} {rows} with invalid {column} ({why}) {what}"
 
 
+def _warn_implausible(col: str, rule: str, values: np.ndarray, where: str) -> None:
+    """Log how many finite predictions in ``col`` lie outside ``rule``'s plausible range (kept)."""
+    outside = invalid_label_mask(rule, values) & np.isfinite(values)
+    if outside.any() and rule in LABEL_RANGES:
+        lo, hi = LABEL_RANGES[rule]
+        log.warning(
+            "%s: %d predictions in %s lie outside the plausible range [%g, %g] of %s; they are scored as they are",
+            where,
+            int(outside.sum()),
+            col,
+            lo,
+            hi,
+            rule,
+        )
+
+
 def usable_rows(df: pd.DataFrame, columns, where: str = "predictions") -> tuple[pd.DataFrame, dict]:
     """The rows of ``df`` whose ``columns`` all hold a usable truth, and what was left out.
 
     The reader of every command that scores or calibrates against truths (see the module
     docstring). The prediction column of each of ``columns`` (``<column>_pred``), when ``df``
-    has it, must hold a usable value too, by the same column's rule. Other range-checked
+    has it, must hold a prediction (:func:`invalid_prediction_mask`); one outside the plausible
+    range is kept, with a warning. Other range-checked
     columns of ``df`` that are carried along (not in ``columns``) keep their rows but have their
     invalid values set to NaN.
 
@@ -177,9 +208,11 @@ def usable_rows(df: pd.DataFrame, columns, where: str = "predictions") -> tuple[
     excluded: dict[str, dict[str, Any]] = {}
     parsed = {}
     checked = [(col, col) for col in columns] + [(pred_column(c), c) for c in columns if pred_column(c) in df.columns]
-    for col, rule in checked:  # a prediction obeys its target's rule (rule), counted under its own name
+    for col, rule in checked:  # a prediction counts under its own name; only non-predictions leave
         values = parsed[col] = truth_array(df, col, where)
-        invalid = invalid_label_mask(rule, values)
+        invalid = invalid_label_mask(rule, values) if col == rule else invalid_prediction_mask(values)
+        if col != rule:
+            _warn_implausible(col, rule, values[~invalid], where)
         missing = np.isnan(values)
         if invalid.any() or missing.any():
             excluded[col] = {

@@ -174,8 +174,9 @@ def _parse(raw: bytes) -> tuple[str, _Entry] | None:
     if item.get("temp") is True:
         return item["name"], _TEMP
     size, mtime, sha = item.get("size"), item.get("mtime_ns"), item.get("sha256")
-    ints = all(type(v) is int and 0 <= v < 1 << 63 for v in (size, mtime))
-    if not ints or not (sha is None or isinstance(sha, str)):
+    if not (type(size) is int and type(mtime) is int and 0 <= size < 1 << 63 and 0 <= mtime < 1 << 63):
+        return None
+    if not (sha is None or isinstance(sha, str)):
         return None
     return item["name"], (size, mtime, sha or "")
 
