@@ -515,9 +515,12 @@ def _manifest_cutouts(manifest: Path) -> dict[int, int]:
     """objID -> bytes of each cutout a galmet manifest records as fetched (status ``ok``); empty
     when there is no galmet manifest. A file of exactly that size at the cutout's name is the
     cutout galmet fetched (a download from before galmet kept ledgers stays usable)."""
-    if not _galmet_manifest(manifest):
-        return {}
-    return {oid: rec.bytes for oid, rec in load_manifest(manifest).items() if rec.status == "ok" and rec.bytes}
+    return _fetched_sizes(load_manifest(manifest)) if _galmet_manifest(manifest) else {}
+
+
+def _fetched_sizes(records: dict[int, ManifestRecord]) -> dict[int, int]:
+    """objID -> bytes of each cutout ``records`` hold as fetched (status ``ok``)."""
+    return {oid: rec.bytes for oid, rec in records.items() if rec.status == "ok" and rec.bytes}
 
 
 def _downloaded(path: Path, fetched: dict[int, int], oid: int) -> bool:
@@ -565,13 +568,13 @@ class _Run:
         self.images = root / IMAGES_DIR
         self.manifest_path = root / MANIFEST
         self.records: dict[int, ManifestRecord] = {}
-        self.fetched: dict[int, int] = {} if overwrite else _manifest_cutouts(self.manifest_path)
-        if owned_by_galmet(self.manifest_path):
+        if _galmet_manifest(self.manifest_path):
             self.records = load_manifest(self.manifest_path)
         elif self.manifest_path.exists():  # (replaced under overwrite: no earlier run's record)
             log.warning(
                 "%s: not written by galmet; starting a new manifest (images on disk are kept)", self.manifest_path
             )
+        self.fetched = {} if overwrite else _fetched_sizes(self.records)  # (a cutout galmet wrote before the ledger)
         self.stop = threading.Event()
         self.summary = DownloadSummary(total=len(cat), manifest=self.manifest_path)
 
