@@ -260,3 +260,17 @@ def test_gaussian_resume_is_bitwise_identical(tmp_path):
     a = torch.load(full.bundle_path, weights_only=True)["state_dict"]
     b = torch.load(resumed.bundle_path, weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_each_fold_member_records_the_galaxies_it_trained_on(data):
+    from galmet.data.galaxy_ids import GalaxyIdSet
+
+    root, _ = data
+    model = load_model(root / "cv")
+    folds = pd.read_csv(root / "cv" / "folds.csv", dtype={"name": str})
+    for k, member in enumerate(model.members):
+        seen = GalaxyIdSet.from_dict(member["trained_on"])
+        mine = folds["fold"] != k
+        assert len(seen) == int(mine.sum())
+        inside = seen.contains(folds["name"])
+        assert inside[mine.to_numpy()].all() and not inside[~mine.to_numpy()].any()

@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from galmet.columns import LABEL_RANGES
+from galmet.data.galaxy_ids import GalaxyIdSet
 from galmet.data.imaging import Imaging
 from galmet.errors import ConfigError
 from galmet.paper import IMAGE_SIZE
@@ -67,6 +68,9 @@ class MetaKey:
     #: sha256 of the bundle files whose weights this one copies unchanged (``galmet calibrate``
     #: writes a new file, the same model): a predictions table made by any of them is this model's.
     DERIVED_FROM = "derived_from"
+    #: :meth:`galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the galaxies a network trained on
+    #: (of the bundle, or of each member): ``galmet calibrate`` leaves them out.
+    TRAINED_ON = "trained_on"
 
 
 #: Entries every member of an ensemble must share (and the imaging, compared as read).
@@ -80,7 +84,13 @@ SHARED_KEYS = (
     MetaKey.CROP,
 )
 #: Entries kept per member of an ensemble.
-MEMBER_KEYS = (MetaKey.TARGET_SHIFT, MetaKey.TARGET_SCALE, MetaKey.VALID_RMSE, MetaKey.EMBEDDING_STATS)
+MEMBER_KEYS = (
+    MetaKey.TARGET_SHIFT,
+    MetaKey.TARGET_SCALE,
+    MetaKey.VALID_RMSE,
+    MetaKey.EMBEDDING_STATS,
+    MetaKey.TRAINED_ON,
+)
 
 
 def training_meta(
@@ -99,6 +109,7 @@ def training_meta(
     label_range: dict[str, list[float]],
     imaging: Imaging,
     embedding_stats: dict | None = None,
+    trained_on: dict | None = None,
 ) -> dict[str, Any]:
     """The meta of a freshly trained network, for :func:`galmet.nn.bundle.save_bundle` (which
     fills in the architecture, normalisation, head and version).
@@ -125,6 +136,8 @@ def training_meta(
         How the training images were made (:meth:`Imaging.trained_on`).
     embedding_stats : dict, optional
         :meth:`EmbeddingReference.to_dict` of the training embeddings.
+    trained_on : dict, optional
+        :meth:`galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the training galaxies.
     """
     meta: dict[str, Any] = {
         MetaKey.TARGETS: list(targets),
@@ -143,6 +156,8 @@ def training_meta(
     }
     if embedding_stats is not None:
         meta[MetaKey.EMBEDDING_STATS] = embedding_stats
+    if trained_on is not None:
+        meta[MetaKey.TRAINED_ON] = trained_on
     return meta
 
 
@@ -228,6 +243,8 @@ def check_described_fields(meta: dict, path: str | os.PathLike = "bundle") -> No
             not isinstance(rmse, dict) or not all(_number(v) and not v < 0 for v in rmse.values())
         ):
             raise bad(MetaKey.VALID_RMSE, "a mapping of targets to numbers >= 0", rmse)
+        if m.get(MetaKey.TRAINED_ON) is not None:
+            GalaxyIdSet.from_dict(m[MetaKey.TRAINED_ON], f"{path}: bundle meta {MetaKey.TRAINED_ON}")
         source = m.get(MetaKey.SOURCE)
         if m is not meta and source is not None and not (isinstance(source, str) and len(source) <= MAX_META_TEXT):
             raise bad(

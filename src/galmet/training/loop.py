@@ -43,6 +43,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from galmet._env import env_int
+from galmet.data.galaxy_ids import GalaxyIdSet
 from galmet.data.imaging import UNKNOWN, Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
@@ -146,6 +147,8 @@ class Trainer:
     dataset_root: Path
     label_range: dict[str, list[float]] = field(default_factory=dict)
     recorded: Imaging = UNKNOWN
+    #: :meth:`GalaxyIdSet.to_dict` of the train rows (the bundle records which galaxies trained it).
+    trained_on: dict = field(default_factory=dict)
 
     @property
     def scale_t(self) -> torch.Tensor:
@@ -450,6 +453,7 @@ def _setup(dataset, run: Path, config: TrainConfig, ckpt: dict | None) -> Traine
             for j, name in enumerate(config.targets)
         },
         recorded=ds.imaging,
+        trained_on=GalaxyIdSet.of(np.asarray(ds.names, dtype=object)[rows.train_rows], "train").to_dict(),
     )
 
 
@@ -680,6 +684,7 @@ def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict) -> dict:
         label_range=t.label_range,
         imaging=t.recorded.trained_on(int(t.data_meta["image_size"]), config.crop),
         embedding_stats=embedding_stats,
+        trained_on=t.trained_on or None,
     )
 
 
