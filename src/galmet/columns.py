@@ -18,7 +18,10 @@ column                     meaning
 ``<target>_lo68`` ...      the calibrated central 68% and 95% intervals: ``_lo68``,
                            ``_hi68``, ``_lo95``, ``_hi95``
 ``ood_score``              embedding distance to the training set over its 99th percentile
-``flags``                  why a prediction should not be trusted (:class:`Flag` bits)
+``flags``                  why a prediction should not be trusted (:class:`Flag` bits,
+                           computed from the image and the prediction only)
+``truth_flags``            what is wrong with the row's truth (:class:`TruthFlag` bits; only
+                           when the catalogue has the truth): never use it to select rows
 ``<target>``               the truth, when the catalogue has it
 :data:`PASSTHROUGH`        catalogue columns copied for joins and analyses
 =========================  ============================================================
@@ -135,6 +138,9 @@ def uncertainty_columns(target: str) -> list[str]:
 
 #: Column of the out-of-domain and image-problem bits (:class:`Flag`).
 FLAGS = "flags"
+#: Column of the bits computed from the catalogue's truth (:class:`TruthFlag`), kept apart from
+#: :data:`FLAGS` so that selecting unflagged rows never selects on the truth.
+TRUTH_FLAGS = "truth_flags"
 #: Column of the embedding's k-NN distance to the training embeddings over the training galaxies'
 #: 99th percentile of the same distance (> 1: bit ``EMBEDDING_OUT_OF_DOMAIN``).
 OOD_SCORE = "ood_score"
@@ -167,12 +173,16 @@ class Flag(enum.IntFlag):
     A bit is only raised by a check that could run: a model bundle without a training label
     range or embedding statistics, or a catalogue without the columns of the paper's cuts,
     leaves the corresponding bits at 0 (``galmet predict`` says which checks ran).
+
+    Every bit is known at prediction time, from the image, the prediction and the catalogue's
+    photometry: none looks at the truth, so "unflagged" rows are not selected on it. Bit 2 is
+    unused: it was ``LABEL_OUT_OF_RANGE``, which read the truth and now lives in the
+    ``truth_flags`` column (:class:`TruthFlag`; :func:`galmet.science.predictions.upgrade_columns`
+    moves it out of older tables).
     """
 
     #: The prediction lies outside the range of the labels the model was trained on.
     PRED_OUT_OF_RANGE = 1
-    #: The catalogue's own label (the truth) lies outside the training label range.
-    LABEL_OUT_OF_RANGE = 2
     #: The penultimate-layer embedding is farther from the training embeddings than 99% of the
     #: training galaxies are (k-nearest-neighbour distance; statistics stored in the bundle).
     EMBEDDING_OUT_OF_DOMAIN = 4
@@ -184,6 +194,27 @@ class Flag(enum.IntFlag):
     IMAGE_OFF_CENTRE = 32
     #: The catalogue row fails one of the paper's photometric cuts (only when it has the columns).
     PHOTOMETRIC_CUTS = 64
+
+
+class TruthFlag(enum.IntFlag):
+    """Bits of the ``truth_flags`` column: what is unusual about a row's truth (0 = nothing).
+
+    Computed from the catalogue's label, so known only where the truth is: describe the sample
+    with them, never select the rows a statistic is computed on by them (that selects on the
+    truth). Values do not overlap :class:`Flag`'s, so old tables' bits keep their meaning.
+    """
+
+    #: The catalogue's own label (the truth) lies outside the training label range.
+    LABEL_OUT_OF_RANGE = 2
+
+
+def check_value(name: str) -> int:
+    """The bit value of a check named in ``flag_checks``: a :class:`Flag` or :class:`TruthFlag`
+    name (sort key of the list; an unknown name sorts last)."""
+    for kind in (Flag, TruthFlag):
+        if name in kind.__members__:
+            return int(kind[name].value)
+    return 1 << 62
 
 
 #: Unit of each known column, as astropy parses it (``""``: dimensionless; a column not listed
@@ -235,9 +266,10 @@ def column_unit(name: str) -> str | None:
     return None
 
 
-def describe_flags(value: int) -> str:
-    """The names of the bits set in ``value``, joined by ``|`` (``""`` for 0)."""
-    return "|".join(f.name for f in Flag if int(value) & f.value and f.name)
+def describe_flags(value: int, kind: type[enum.IntFlag] = Flag) -> str:
+    """The names of the ``kind`` bits (:class:`Flag` or :class:`TruthFlag`) set in ``value``, joined
+    by ``|`` (``""`` for 0)."""
+    return "|".join(f.name for f in kind if int(value) & f.value and f.name)
 
 
 def target_of(pred_col: str) -> str | None:

@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_tiny_dataset
 from galmet.cli.main import main
-from galmet.columns import Flag
+from galmet.columns import Flag, TruthFlag
 from galmet.data.dataset import load_dataset, write_catalog
 from galmet.data.quality import image_flags
 from galmet.io.images import encode_jpeg
@@ -157,7 +157,9 @@ def test_flags_blank_noise_and_far_labels(data, capsys, tmp_path):
     flags = df.set_index("objID")["flags"]
     assert flags[ids[0]] & Flag.IMAGE_EMPTY and flags[ids[1]] & Flag.IMAGE_EMPTY
     assert flags[ids[1]] & Flag.EMBEDDING_OUT_OF_DOMAIN  # noise is far from every training galaxy
-    assert flags[ids[2]] & Flag.LABEL_OUT_OF_RANGE
+    truth = df.set_index("objID")["truth_flags"]
+    assert truth[ids[2]] & TruthFlag.LABEL_OUT_OF_RANGE
+    assert not (df["flags"].to_numpy() & int(TruthFlag.LABEL_OUT_OF_RANGE)).any()
     normal = flags.loc[ids[3:]].to_numpy()
     assert not (normal & int(Flag.IMAGE_EMPTY | Flag.IMAGE_SATURATED | Flag.IMAGE_OFF_CENTRE)).any()
     ood = df.set_index("objID")["ood_score"]

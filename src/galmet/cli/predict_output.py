@@ -81,6 +81,18 @@ def print_trust(table, model) -> None:
         if skipped:
             line += f"; not checked: {', '.join(n for n in skipped if n)}"
         print(line)
+    print_truth_flags(table)
+
+
+def print_truth_flags(table) -> None:
+    """How many rows' truth raised each :class:`galmet.columns.TruthFlag` bit (none: no line)."""
+    from galmet.columns import TRUTH_FLAGS, TruthFlag
+
+    if TRUTH_FLAGS not in table.columns:
+        return
+    bits = table[TRUTH_FLAGS].to_numpy()
+    raised = [f"{f.name} {int((bits & f.value).astype(bool).sum())}" for f in TruthFlag]
+    print(f"truth_flags (from the catalogue's truth, not prediction flags): {', '.join(raised)}")
 
 
 def print_scores(table, targets) -> None:

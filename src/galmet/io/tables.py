@@ -43,7 +43,18 @@ import numpy as np
 import pandas as pd
 
 from galmet._version import __version__
-from galmet.columns import ERROR, FILE, FLAGS, OBJID, SPLIT, STATUS, column_unit, is_id_column, objid_array
+from galmet.columns import (
+    ERROR,
+    FILE,
+    FLAGS,
+    OBJID,
+    SPLIT,
+    STATUS,
+    TRUTH_FLAGS,
+    column_unit,
+    is_id_column,
+    objid_array,
+)
 from galmet.errors import ConfigError, DataError, GalmetError, one_line, raise_if_out_of_resources
 from galmet.io.atomic import atomic_path
 from galmet.io.inputs import special_kind
@@ -503,7 +514,7 @@ def fits_column_names(names: list[str]) -> dict[str, str]:
 
 def galmet_column(name: str) -> bool:
     """True for a column name galmet's own tables use (identity, predictions, units, outcome)."""
-    return name in (OBJID, FILE, SPLIT, FLAGS, STATUS, ERROR, "member") or column_unit(name) is not None
+    return name in (OBJID, FILE, SPLIT, FLAGS, TRUTH_FLAGS, STATUS, ERROR, "member") or column_unit(name) is not None
 
 
 def _fits_ready(table):

@@ -2,7 +2,9 @@
 
 :func:`flag_rows` runs every check that can run for a model and its rows and sets the bits of
 :class:`galmet.columns.Flag` (0: no check raised anything); ``table.attrs["flag_checks"]`` lists
-the checks that ran. Used by :func:`galmet.predict.dataset.predict_dataset` and
+the checks that ran. Bits read from the catalogue's truth (:class:`galmet.columns.TruthFlag`) go
+to their own ``truth_flags`` column (:func:`truth_bits`), so that selecting unflagged rows never
+selects on the truth. Used by :func:`galmet.predict.dataset.predict_dataset` and
 :func:`galmet.predict.positions.predict_positions`.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FLAGS, OOD_SCORE, Flag, pred_column
+from galmet.columns import FLAGS, OOD_SCORE, TRUTH_FLAGS, Flag, TruthFlag, check_value, pred_column
 from galmet.data.quality import image_flags
 from galmet.nn.inference import GalmetModel
 from galmet.sdss.catalog import Cuts, cut_mask
@@ -29,14 +31,16 @@ def flag_rows(
     device: str = "auto",
     pixel_scale: float | None = None,
 ) -> pd.DataFrame:
-    """``table`` with the ``flags`` column (and ``ood_score`` when the model has embedding statistics).
+    """``table`` with the ``flags`` column (and ``ood_score`` when the model has embedding statistics,
+    ``truth_flags`` when the catalogue has the truth).
 
-    Bits (:class:`galmet.columns.Flag`): the prediction or the catalogue's label outside the
-    model's training label range (bundles that record it); the embedding farther from the
+    Bits (:class:`galmet.columns.Flag`): the prediction outside the model's training label range
+    (bundles that record it); the embedding farther from the
     training embeddings than 99% of the training galaxies (bundles with embedding statistics);
     the image checks of :func:`galmet.data.quality.image_flags`; the paper's photometric cuts
-    (when ``catalog`` has all their columns). ``table.attrs["flag_checks"]`` lists the checks
-    that ran.
+    (when ``catalog`` has all their columns). ``truth_flags`` (:class:`galmet.columns.TruthFlag`):
+    the catalogue's label outside the training label range (:func:`truth_bits`).
+    ``table.attrs["flag_checks"]`` lists the checks that ran, of both kinds.
 
     Parameters
     ----------
@@ -53,7 +57,7 @@ def flag_rows(
     """
     n = len(table)
     cat = catalog if catalog is not None else pd.DataFrame(index=range(n))
-    bits, checks = range_bits(table, model, cat)
+    bits, checks = range_bits(table, model)
     score = ood_scores(model, images, batch_size, device)
     if score is not None:
         table = table.assign(**{OOD_SCORE: score})
@@ -66,25 +70,38 @@ def flag_rows(
         bits |= cut
         checks.append(Flag.PHOTOMETRIC_CUTS.name or "")
     table = table.assign(**{FLAGS: bits})
-    table.attrs["flag_checks"] = sorted(set(checks), key=lambda name: Flag[name].value)
+    truth = truth_bits(table, model, cat)
+    if truth is not None:
+        table = table.assign(**{TRUTH_FLAGS: truth})
+        checks.append(TruthFlag.LABEL_OUT_OF_RANGE.name or "")
+    table.attrs["flag_checks"] = sorted(set(checks), key=check_value)
     return table
 
 
-def range_bits(table: pd.DataFrame, model: GalmetModel, catalog: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """(int64 (N,) bits, checks that ran): predictions and catalogue labels outside the model's
-    training label range (``model.label_range``; nothing for bundles that do not record it)."""
+def range_bits(table: pd.DataFrame, model: GalmetModel) -> tuple[np.ndarray, list[str]]:
+    """(int64 (N,) bits, checks that ran): predictions outside the model's training label range
+    (``model.label_range``; nothing for bundles that do not record it). Prediction-time only: the
+    truth's check is :func:`truth_bits`."""
     bits = np.zeros(len(table), dtype=np.int64)
-    checks: list[str] = []
     for t, (lo, hi) in model.label_range.items():
         p = table[pred_column(t)].to_numpy(dtype=float)
         bits |= np.where((p < lo) | (p > hi), int(Flag.PRED_OUT_OF_RANGE), 0)
-        if t in catalog.columns:
-            y = pd.to_numeric(catalog[t], errors="coerce").to_numpy(dtype=float)
-            bits |= np.where((y < lo) | (y > hi), int(Flag.LABEL_OUT_OF_RANGE), 0)
-            checks.append(Flag.LABEL_OUT_OF_RANGE.name or "")
-    if model.label_range:
-        checks.append(Flag.PRED_OUT_OF_RANGE.name or "")
-    return bits, checks
+    return bits, [Flag.PRED_OUT_OF_RANGE.name or ""] if model.label_range else []
+
+
+def truth_bits(table: pd.DataFrame, model: GalmetModel, catalog: pd.DataFrame) -> np.ndarray | None:
+    """int64 (N,) :class:`galmet.columns.TruthFlag` bits: ``LABEL_OUT_OF_RANGE`` where the
+    catalogue's label lies outside the model's training label range (missing labels: 0). None when
+    the check cannot run: no recorded label range, or no truth column for any of its targets."""
+    targets = [t for t in model.label_range if t in catalog.columns]
+    if not targets:
+        return None
+    bits = np.zeros(len(table), dtype=np.int64)
+    for t in targets:
+        lo, hi = model.label_range[t]
+        y = pd.to_numeric(catalog[t], errors="coerce").to_numpy(dtype=float)
+        bits |= np.where((y < lo) | (y > hi), int(TruthFlag.LABEL_OUT_OF_RANGE), 0)
+    return bits
 
 
 def ood_scores(model: GalmetModel, images, batch_size: int = 256, device: str = "auto") -> np.ndarray | None:

@@ -62,6 +62,7 @@ from galmet.columns import (
     STATUS_INVALID,
     STATUS_OK,
     STATUSES,
+    TRUTH_FLAGS,
     pred_column,
 )
 from galmet.errors import ConfigError, DataError
@@ -676,8 +677,9 @@ class PositionsJob:
             raise DataError(
                 f"{self.work}: {len(missing)} rows have no result (first: row {missing[0]}); rerun to finish"
             )
-        if FLAGS in table.columns:
-            table[FLAGS] = table[FLAGS].fillna(0).astype(np.int64)
+        for name in (FLAGS, TRUTH_FLAGS):
+            if name in table.columns:
+                table[name] = table[name].fillna(0).astype(np.int64)
         table[ERROR] = table[ERROR].fillna("").astype(str)
         self._tally(table)
         checks = self._stored_flag_checks()

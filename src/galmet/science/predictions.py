@@ -10,6 +10,9 @@ column                 meaning
                        written before the rename has ``<target>_pred_std``, read as ``_spread``
 ``<target>_err`` ...   calibrated 1-sigma and 68% / 95% intervals, optional
 ``<target>``           the truth, when known; else joined from ``--dataset`` by objID
+``flags``              prediction-time :class:`galmet.columns.Flag` bits, optional
+``truth_flags``        :class:`galmet.columns.TruthFlag` bits, optional; moved out of an older
+                       table's ``flags`` (bit 2) by :func:`upgrade_columns`
 ``lgm_tot_p50`` ...    ``oh_p50``, ``lgm_tot_p50``, ``z``, ``ra``, ``dec`` passed through
 =====================  ====================================================================
 
@@ -25,8 +28,12 @@ import pandas as pd
 
 from galmet.columns import (
     DEFAULT_TARGET,
+    FLAGS,
     PASSTHROUGH,
     SPLIT,
+    TRUTH_FLAGS,
+    TruthFlag,
+    check_value,
     float_array,
     legacy_spread_column,
     objid_array,
@@ -43,13 +50,37 @@ JOINED = (SPLIT, *PASSTHROUGH)
 
 
 def upgrade_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with the spread columns of older tables (``<target>_pred_std``) renamed to ``<target>_spread``."""
+    """``df`` in today's columns: the spread columns of older tables (``<target>_pred_std``) renamed
+    to ``<target>_spread``, and the truth's bit (2, ``LABEL_OUT_OF_RANGE``) of an older table's
+    ``flags`` moved to ``truth_flags`` (:func:`split_truth_flags`)."""
     renames = {}
     for col in df.columns:
         target = target_of(str(col))
         if target and legacy_spread_column(target) in df.columns and spread_column(target) not in df.columns:
             renames[legacy_spread_column(target)] = spread_column(target)
-    return df.rename(columns=renames) if renames else df
+    return split_truth_flags(df.rename(columns=renames) if renames else df)
+
+
+def split_truth_flags(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the :class:`galmet.columns.TruthFlag` bits of its ``flags`` column moved to a
+    ``truth_flags`` column: tables written before the two were kept apart held
+    ``LABEL_OUT_OF_RANGE`` (bit 2) in ``flags``. The ``truth_flags`` column is added when a row
+    has the bit or the table's ``flag_checks`` lists the check; a table that has ``truth_flags``
+    already, or no ``flags``, is returned as it is."""
+    if FLAGS not in df.columns or TRUTH_FLAGS in df.columns:
+        return df
+    truth_mask = int(TruthFlag.LABEL_OUT_OF_RANGE)
+    flags = pd.to_numeric(df[FLAGS], errors="coerce").fillna(0).astype("int64")
+    moved = flags & truth_mask
+    checks = [str(c) for c in df.attrs.get("flag_checks", [])]
+    ran = TruthFlag.LABEL_OUT_OF_RANGE.name in checks
+    if not ran and not moved.any():
+        return df
+    out = df.assign(**{FLAGS: flags & ~truth_mask, TRUTH_FLAGS: moved})
+    out.attrs = dict(df.attrs)
+    if checks:
+        out.attrs["flag_checks"] = sorted(set(checks), key=check_value)
+    return out
 
 
 def infer_target(df: pd.DataFrame, where: str = "predictions") -> str:
