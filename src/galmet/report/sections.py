@@ -25,6 +25,7 @@ def _compare(ours, paper, lower_is_better=True) -> str:
 def metrics_section(summary: dict, source_html: str, paper: bool = True) -> str:
     """HTML table of one :func:`galmet.science.metrics.summarize` dict; with ``paper`` the paper's
     values (its SDSS test set) beside ours, without it (synthetic or unknown data) ours alone.
+    A summary with bootstrap ``intervals`` shows the 68% and 95% intervals of RMSE, NMAD and bias.
 
     ``source_html`` names the file the numbers came from (HTML, e.g. :meth:`Paths.show`).
     """
@@ -48,12 +49,29 @@ def metrics_section(summary: dict, source_html: str, paper: bool = True) -> str:
         for label, key in high
         if key in summary
     ]
+    header = ["metric", "galmet", "paper", ""]
+    boot = summary.get("intervals")
+    if boot:
+        keys = [None, "rmse", "nmad", "bias"] + [None] * (len(rows) - 4)
+        rows = [[r[0], r[1], *_interval_cells(boot, k), *r[2:]] for r, k in zip(rows, keys, strict=True)]
+        header = ["metric", "galmet", "68% interval", "95% interval", "paper", ""]
     head = f"<p>Target <b>{esc(summary['target'])}</b>, split <b>{esc(summary['split'])}</b> (from {source_html}).</p>"
     note = '<p class="note">Outliers: |&Delta;Z| &gt; 3 NMAD and |&Delta;Z| &gt; 0.3 dex.'
+    if boot:
+        note += f" Intervals: percentile bootstrap over the galaxies ({boot['n_boot']} resamples)."
     if ref:
         note += " The paper's values are for its 20,466 SDSS test galaxies (Wu &amp; Boada 2019)."
-        return head + table(["metric", "galmet", "paper", ""], rows) + note + "</p>"
-    return head + table(["metric", "galmet"], [r[:2] for r in rows]) + note + "</p>"
+        return head + table(header, rows) + note + "</p>"
+    keep = len(header) - 2
+    return head + table(header[:keep], [r[:keep] for r in rows]) + note + "</p>"
+
+
+def _interval_cells(boot: dict | None, key: str | None) -> list[str]:
+    """The 68% and 95% bootstrap interval cells of metric ``key`` (``"-"`` without one)."""
+    if not boot or key is None or key not in boot:
+        return ["-", "-"]
+    fmt = "{:+.4f}" if key == "bias" else "{:.4f}"
+    return [f"[{fmt.format(boot[key][f'lo{lv}'])}, {fmt.format(boot[key][f'hi{lv}'])}]" for lv in (68, 95)]
 
 
 def _baselines_section(items, paths: Paths, paper: bool = True) -> str:
@@ -74,12 +92,13 @@ def _baselines_section(items, paths: Paths, paper: bool = True) -> str:
                     esc(name),
                     f"{s['n']:,}",
                     num(s["rmse"]),
+                    _interval_cells(s.get("intervals"), "rmse")[1],
                     num(s["nmad"]),
                     num(s["bias"], "{:+.4f}"),
                     num(ref, "{:.3f}"),
                 ]
             )
-        header = ["predictor", "N", "RMSE (dex)", "NMAD (dex)", "bias (dex)", "paper RMSE"]
+        header = ["predictor", "N", "RMSE (dex)", "RMSE 95% interval", "NMAD (dex)", "bias (dex)", "paper RMSE"]
         if not paper:
             header, rows = header[:-1], [r[:-1] for r in rows]
         floor = b.get("noise_floor")

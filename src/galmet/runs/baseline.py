@@ -111,12 +111,14 @@ def format_baselines(result: dict) -> str:
         rows.append(("observable oracle", result["oracle"]))
     lines = [
         f"{result['target']} baselines on the test split",
-        f"{'predictor':<24}{'N':>7}{'RMSE':>9}{'NMAD':>9}{'bias':>9}{'paper RMSE':>12}",
+        f"{'predictor':<24}{'N':>7}{'RMSE':>9}{'RMSE 95% interval':>20}{'NMAD':>9}{'bias':>9}{'paper RMSE':>12}",
     ]
     for name, s in rows:
         paper = s.get("paper", {}).get("rmse") if name.startswith("random") else None
+        boot = (s.get("intervals") or {}).get("rmse")
+        span = f"[{boot['lo95']:.4f}, {boot['hi95']:.4f}]" if boot else "-"
         lines.append(
-            f"{name:<24}{s['n']:>7d}{s['rmse']:>9.4f}{s['nmad']:>9.4f}{s['bias']:>+9.4f}"
+            f"{name:<24}{s['n']:>7d}{s['rmse']:>9.4f}{span:>20}{s['nmad']:>9.4f}{s['bias']:>+9.4f}"
             + (f"{paper:>12.3f}" if paper is not None else f"{'-':>12}")
         )
     if result.get("noise_floor") is not None:

@@ -10,7 +10,7 @@ import pandas as pd
 from galmet.io.jsonfile import provenance, write_json
 from galmet.io.safety import check_output_file, inputs_of
 from galmet.science.calibration import label_noise_budget, uncertainty_metrics
-from galmet.science.metrics import select_split, summarize
+from galmet.science.metrics import check_n_boot, select_split, summarize
 from galmet.science.predictions import load_predictions
 
 
@@ -23,6 +23,7 @@ def evaluate_predictions(
     pred_col: str | None = None,
     true_col: str | None = None,
     overwrite: bool = False,
+    n_boot: int = 2000,
 ) -> dict:
     """Read a predictions file, compute :func:`galmet.science.metrics.summarize`, optionally write JSON.
 
@@ -33,13 +34,16 @@ def evaluate_predictions(
     percentiles, ``label_noise`` (:func:`galmet.science.calibration.label_noise_budget`).
     ``pred_col`` / ``true_col`` name a foreign table's prediction and truth columns
     (:func:`galmet.science.predictions.foreign_columns`). An existing ``json_out`` galmet did
-    not write is replaced only with ``overwrite``.
+    not write is replaced only with ``overwrite``. ``n_boot`` resamples of the galaxies give the
+    68% and 95% intervals of RMSE, NMAD and bias (``intervals``; 0: none), checked before
+    anything is read.
     """
+    n_boot = check_n_boot(n_boot)
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
         check_output_file(json_out, "json_out", "json", "metrics file", inputs, "metrics", overwrite=overwrite)
     df, target = load_predictions(path, target, dataset, pred_col=pred_col, true_col=true_col)
-    summary = summarize(df, target, split)
+    summary = summarize(df, target, split, n_boot=n_boot)
     uncertainty = uncertainty_metrics(df, target, split)
     if uncertainty is not None:
         summary["uncertainty"] = uncertainty

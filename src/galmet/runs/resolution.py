@@ -207,7 +207,7 @@ def _one_size(out: Path, dataset, images, size: int, config, target: str, min_in
     model = load_model(bundle, device=config.device)
     pred = predict_dataset(model, ds.subset("test"), tta=tta, device=config.device)
     write_table(pred, run_dir / PREDICTIONS)
-    s = summarize(pred, target, "test")
+    s = summarize(pred, target, "test", n_boot=0)
     vcol = f"valid_rmse_{target}"
     log.info(
         "resolution study: size %d: test RMSE %.4f, NMAD %.4f (N=%d), trained in %.0f s",

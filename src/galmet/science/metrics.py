@@ -13,6 +13,10 @@ Definitions. The paper (Wu & Boada 2019, section 4) reports these three:
 
 The outlier fraction is galmet's addition (the paper defines no outliers): the fraction with
 |dZ| > 3 NMAD *and* |dZ| > 0.3 dex, a common photometric-redshift style definition.
+
+Uncertainty of the three (galmet's addition): :func:`bootstrap_metrics` resamples the galaxies
+(percentile 68% and 95% intervals and the bootstrap standard error); :func:`rmse_standard_error`
+is the delta-method standard error of one RMSE, for binned statistics.
 """
 
 from __future__ import annotations
@@ -118,7 +122,9 @@ def regression_metrics(y_true, y_pred) -> dict:
 # --- prediction tables ---------------------------------------------------------------------
 
 
-def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None = "test") -> dict:
+def summarize(
+    pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None = "test", n_boot: int = 2000, seed: int = 0
+) -> dict:
     """Headline metrics of a predictions table (the ``galmet predict`` format).
 
     Parameters
@@ -130,11 +136,17 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
     split : str or None
         Keep only rows of this split when the table has a ``split`` column; ``None`` or
         ``"all"`` uses every row.
+    n_boot : int
+        Bootstrap resamples of the galaxies for the intervals of RMSE, NMAD and bias
+        (:func:`bootstrap_metrics`); 0: no intervals.
+    seed : int
+        Seeds the resampling (the same table gives the same intervals).
 
     Returns
     -------
     dict
-        ``target``, ``split``, the :func:`regression_metrics` entries, ``excluded`` (rows of the
+        ``target``, ``split``, the :func:`regression_metrics` entries, ``intervals`` (with
+        ``n_boot`` > 0: :func:`bootstrap_metrics`), ``excluded`` (rows of the
         split left out because their truth is missing or outside :data:`galmet.columns.LABEL_RANGES`,
         see :func:`usable_rows`) and, for ``oh_p50``, ``frac_true_above_9.1`` /
         ``frac_pred_above_9.1`` (the paper quotes 12.6% / 5.7%, section 4.2) and ``paper`` (the
@@ -158,6 +170,8 @@ def summarize(pred_df: pd.DataFrame, target: str = "oh_p50", split: str | None =
     scored = split if split not in (None, "all") and "split" in df.columns else "all"
     out: dict[str, Any] = {"target": target, "split": scored}
     out.update(regression_metrics(t, p))
+    if n_boot:
+        out["intervals"] = bootstrap_metrics(t, p, n_boot, seed)
     out["excluded"] = excluded
     if target == "oh_p50":
         from galmet.paper import PAPER_HIGH_Z_FRACTIONS, PAPER_METRICS, PAPER_SIZES
@@ -226,11 +240,35 @@ def format_metrics_table(summary: dict) -> str:
         )
     head = f"{summary['target']} on split {summary['split']}"
     has_paper = bool(paper)
+    boot = summary.get("intervals")
+    spans = _interval_cells(boot) if boot else {}
     lines = [head, f"{'metric':<20}{'galmet':>12}" + (f"{'paper':>12}" if has_paper else "")]
+    lines[-1] += f"  {'68% interval':>18}  {'95% interval':>18}" if spans else ""
     for name, ours, theirs in rows:
-        lines.append(f"{name:<20}{ours:>12}" + (f"{theirs:>12}" if has_paper else ""))
+        line = f"{name:<20}{ours:>12}" + (f"{theirs:>12}" if has_paper else "")
+        lines.append(line + spans.get(name, ""))
+    if boot:
+        lines.append(
+            f"intervals: percentile bootstrap over the {summary['n']} galaxies "
+            f"({boot['n_boot']} resamples, seed {boot['seed']})"
+        )
     lines += [f"note: {line}" for line in describe_exclusions(summary.get("excluded", {}))]
     return "\n".join(lines)
+
+
+#: Rows of :func:`format_metrics_table` that carry a bootstrap interval, with their metric.
+_INTERVAL_ROWS = {"RMSE (dex)": "rmse", "NMAD (dex)": "nmad", "median bias (dex)": "bias"}
+
+
+def _interval_cells(boot: dict) -> dict[str, str]:
+    """Row name -> the 68% and 95% interval cells of :func:`format_metrics_table`."""
+    cells = {}
+    for row, key in _INTERVAL_ROWS.items():
+        b = boot[key]
+        fmt = "{:+.4f}" if key == "bias" else "{:.4f}"
+        pair = [f"[{fmt.format(b[f'lo{lv}'])}, {fmt.format(b[f'hi{lv}'])}]" for lv in (68, 95)]
+        cells[row] = f"  {pair[0]:>18}  {pair[1]:>18}"
+    return cells
 
 
 def _fmt_paper(value, fmt: str = "{:.3f}") -> str:
@@ -295,3 +333,84 @@ def bootstrap_rmse(residual_sets, n_boot: int = 2000, level: float = 0.95, seed:
             entry.update(diff=float(point[0] - point[i]), diff_lo=float(dlo), diff_hi=float(dhi))
         out[name] = entry
     return out
+
+
+#: Metrics :func:`bootstrap_metrics` puts intervals on, and how each is computed from residuals (N,).
+BOOTSTRAPPED = ("rmse", "nmad", "bias")
+#: Central levels (per cent) of the bootstrap intervals.
+BOOTSTRAP_LEVELS = (68, 95)
+#: The fewest resamples a bootstrap interval is computed from.
+MIN_BOOT = 10
+
+
+def check_n_boot(n_boot: Any, param: str = "n_boot") -> int:
+    """``n_boot`` as an int: 0 (no intervals) or at least :data:`MIN_BOOT`; DataError (one line,
+    naming ``param``) otherwise."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or (n_boot != 0 and n_boot < MIN_BOOT):
+        raise DataError(f"{param} must be 0 (no intervals) or an integer >= {MIN_BOOT}, got {n_boot!r}", param=param)
+    return int(n_boot)
+
+
+def _boot_stats(d: np.ndarray) -> np.ndarray:
+    """(3, B) RMSE, NMAD and median bias of each row of residual resamples ``d`` (B, N)."""
+    med = np.median(d, axis=1)
+    return np.stack(
+        [
+            np.sqrt(np.mean(d**2, axis=1)),
+            NMAD_SCALE * np.median(np.abs(d - med[:, None]), axis=1),
+            med,
+        ]
+    )
+
+
+def bootstrap_metrics(y_true, y_pred, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Percentile bootstrap intervals of RMSE, NMAD and median bias.
+
+    The galaxies are resampled with replacement ``n_boot`` times and the three metrics computed
+    on every resample.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like, shape (N,)
+        True and predicted labels (dex).
+    n_boot : int
+        Resamples (at least :data:`MIN_BOOT`).
+    seed : int
+        Seeds the resampling: the same inputs give the same intervals.
+
+    Returns
+    -------
+    dict
+        ``n_boot``, ``seed`` and, for each of ``rmse``, ``nmad``, ``bias``: ``{"value", "se",
+        "lo68", "hi68", "lo95", "hi95"}`` (dex): the metric on all galaxies, the standard
+        deviation of its resamples, and the central 68% and 95% percentile intervals.
+    """
+    d = residuals(y_true, y_pred)
+    n_boot = check_n_boot(n_boot)
+    if n_boot == 0:
+        raise DataError(f"bootstrap_metrics: n_boot must be >= {MIN_BOOT}", param="n_boot")
+    rng = np.random.default_rng(seed)
+    boot = np.empty((len(BOOTSTRAPPED), n_boot))
+    chunk = max(1, min(n_boot, 2_000_000 // d.size))  # about 2 million resampled values in memory
+    for start in range(0, n_boot, chunk):
+        stop = min(start + chunk, n_boot)
+        boot[:, start:stop] = _boot_stats(d[rng.integers(0, d.size, size=(stop - start, d.size))])
+    point = _boot_stats(d[None, :])[:, 0]
+    out: dict[str, Any] = {"n_boot": n_boot, "seed": seed}
+    for i, name in enumerate(BOOTSTRAPPED):
+        entry = {"value": float(point[i]), "se": float(np.std(boot[i], ddof=1))}
+        for level in BOOTSTRAP_LEVELS:
+            lo, hi = np.percentile(boot[i], [50 - level / 2, 50 + level / 2])
+            entry[f"lo{level}"], entry[f"hi{level}"] = float(lo), float(hi)
+        out[name] = entry
+    return out
+
+
+def rmse_standard_error(dz) -> float:
+    """Delta-method standard error of the RMSE of residuals ``dz`` (N,), dex:
+    sqrt(var(dz**2) / N) / (2 RMSE). NaN for fewer than 2 residuals or an RMSE of 0."""
+    d = _values(dz, "residuals")
+    r = float(np.sqrt(np.mean(d**2)))
+    if d.size < 2 or r == 0:
+        return float("nan")
+    return float(np.sqrt(np.var(d**2, ddof=1) / d.size) / (2 * r))

@@ -158,17 +158,17 @@ def baselines(dataset, target: str, bands: str) -> dict:
     a synthetic set also ``oracle_rmse`` (the observable oracle) and ``noise_floor``."""
     cat, where = dataset.catalog, str(dataset.root)
     out: dict[str, Any] = {"bands": bands}
-    out["constant_rmse"] = summarize(constant_baseline(cat, target, where), target, "test")["rmse"]
+    out["constant_rmse"] = summarize(constant_baseline(cat, target, where), target, "test", n_boot=0)["rmse"]
     try:
         rf = random_forest_baseline(cat, bands, target, ForestConfig(), where)
     except DataError as exc:
         log.warning("resolution study: no random-forest baseline (%s)", exc)
         out["rf_rmse"] = None
     else:
-        s = summarize(rf, target, "test")
+        s = summarize(rf, target, "test", n_boot=0)
         out["rf_rmse"], out["rf_nmad"] = s["rmse"], s["nmad"]
     if has_image_observables(cat):  # a synthetic set: what its images allow, and the floor
-        out["oracle_rmse"] = summarize(observable_oracle(cat, target, 0, where), target, "test")["rmse"]
+        out["oracle_rmse"] = summarize(observable_oracle(cat, target, 0, where), target, "test", n_boot=0)["rmse"]
         out["noise_floor"] = noise_floor(cat) if target == "oh_p50" else None
     return out
 

@@ -10,6 +10,8 @@ Read a predictions file (parquet/CSV/FITS as written by 'galmet predict' or 'gal
 and print RMSE, NMAD = 1.4826 median(|dZ - median dZ|), median bias, outlier fraction
 (galmet's definition: |dZ| > 3 NMAD and |dZ| > 0.3 dex) and N, for one split. For oh_p50 the
 paper's test-set values (RMSE 0.085, NMAD 0.067, bias -0.006 dex) are shown beside ours.
+RMSE, NMAD and bias carry 68% and 95% percentile bootstrap intervals over the galaxies
+(--bootstrap N resamples, default 2000, seed 0; --bootstrap 0 turns them off).
 When the file lacks the truth column, --dataset joins it from a dataset's catalog by objID.
 Files not written by galmet name their columns with --pred-col and --true-col (the authors'
 files: --pred-col prediction --true-col oh_p50).
@@ -44,6 +46,17 @@ def add_arguments(p) -> None:
         metavar="COLUMN",
         help="the file's truth column, dex (default: <target>); it also names the target unless --target is given",
     )
+    from galmet.cli.options import integer
+    from galmet.science.metrics import MIN_BOOT
+
+    p.add_argument(
+        "--bootstrap",
+        dest="n_boot",
+        metavar="N",
+        type=integer(MIN_BOOT, 1_000_000, allow=(0,)),
+        default=2000,
+        help=f"bootstrap resamples for the RMSE, NMAD and bias intervals (default 2000; 0: none; else >= {MIN_BOOT})",
+    )
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the metrics as JSON here (atomically)")
     from galmet.cli.options import add_overwrite_option
 
@@ -64,6 +77,7 @@ def run(args) -> int:
         pred_col=args.pred_col,
         true_col=args.true_col,
         overwrite=args.overwrite,
+        n_boot=args.n_boot,
     )
     print(format_metrics_table(summary))
     if "uncertainty" in summary:
