@@ -14,7 +14,7 @@ import pandas as pd
 
 from galmet.errors import DataError
 from galmet.paper import PAPER_FIG3_BINS
-from galmet.science.metrics import NMAD_SCALE, OUTLIER_DEX, OUTLIER_NMAD
+from galmet.science.metrics import NMAD_SCALE, OUTLIER_DEX, OUTLIER_NMAD, rmse_standard_error
 
 
 def fd_bin_width(x) -> float:
@@ -223,6 +223,36 @@ def paper_fig3_edges() -> np.ndarray:
     return np.round(np.arange(lo, hi + width / 2, width), 10)
 
 
+#: Standard error of a median over sigma / sqrt(N), for a normal distribution: sqrt(pi / 2).
+MEDIAN_SE_FACTOR = float(np.sqrt(np.pi / 2))
+#: Standard error of the NMAD over sigma / sqrt(N), for a normal distribution: the median absolute
+#: deviation has an asymptotic efficiency of 0.3675 against the standard deviation (whose standard
+#: error is sigma / sqrt(2 N)), so 1 / sqrt(2 * 0.3675) = 1.166.
+NMAD_SE_FACTOR = float(1 / np.sqrt(2 * 0.3675))
+
+
+def _robust_sigma(v: np.ndarray) -> float:
+    return float(NMAD_SCALE * np.median(np.abs(v - np.median(v))))
+
+
+def median_standard_error(values) -> float:
+    """Standard error of the median of ``values`` (N,): sqrt(pi/2) NMAD / sqrt(N), the normal
+    approximation with the NMAD as a robust sigma (NaN below 2 values)."""
+    v = np.asarray(values, dtype=float)
+    return float(MEDIAN_SE_FACTOR * _robust_sigma(v) / np.sqrt(v.size)) if v.size >= 2 else float("nan")
+
+
+def nmad_standard_error(values) -> float:
+    """Standard error of the NMAD of ``values`` (N,): :data:`NMAD_SE_FACTOR` NMAD / sqrt(N), the
+    normal approximation (NaN below 2 values)."""
+    v = np.asarray(values, dtype=float)
+    return float(NMAD_SE_FACTOR * _robust_sigma(v) / np.sqrt(v.size)) if v.size >= 2 else float("nan")
+
+
+#: Standard errors of Figure 3's per-bin statistics: column -> function of the bin's values.
+BIN_ERRORS = {"rmse_se": rmse_standard_error, "nmad_se": nmad_standard_error}
+
+
 def pred_vs_true_stats(z_true, z_pred, min_count: int = 10, edges=None) -> pd.DataFrame:
     """Running statistics of predictions in bins of the truth (paper, Figure 3).
 
@@ -240,13 +270,17 @@ def pred_vs_true_stats(z_true, z_pred, min_count: int = 10, edges=None) -> pd.Da
     -------
     pandas.DataFrame
         One row per bin of Z_true: ``lo``, ``hi``, ``center``, ``count``, ``median`` (of Z_pred),
-        ``rmse`` and ``nmad`` (of dZ = Z_pred - Z_true), all in dex.
+        ``rmse`` and ``nmad`` (of dZ = Z_pred - Z_true), and the standard error of each of the
+        three, ``median_se``, ``rmse_se``, ``nmad_se`` (:func:`median_standard_error`,
+        :func:`galmet.science.metrics.rmse_standard_error`, :func:`nmad_standard_error`), all in dex.
     """
     t, p = finite_pairs(z_true, z_pred, "pred vs true")
     edges = running_bins(t, min_count) if edges is None else np.asarray(edges, dtype=float)
-    med = binned_statistics(t, p, edges, ["median"], min_count)
-    scat = binned_statistics(t, p - t, edges, ["rmse", "nmad"], min_count)
-    return med.join(scat[["rmse", "nmad"]])
+    centre = {"median": STATISTICS["median"], "median_se": median_standard_error}
+    med = binned_statistics(t, p, edges, centre, min_count)
+    scatter = {"rmse": STATISTICS["rmse"], "nmad": STATISTICS["nmad"], **BIN_ERRORS}
+    scat = binned_statistics(t, p - t, edges, scatter, min_count)
+    return med[["lo", "hi", "center", "count", "median"]].join(scat[list(scatter)]).join(med[["median_se"]])
 
 
 #: The rows of Figure 1 in order: which galaxies :func:`select_grid_rows` picks.

@@ -38,11 +38,12 @@ class PredVsTrueDisplay:
     """Figure 3: predicted against true labels.
 
     Main panel: 2D histogram (points below 500 galaxies) with its colour bar, running median of
-    Z_pred in bins of Z_true with bands median +- RMSE and +- NMAD, the one-to-one line, and an
-    inset histogram of the residuals (in the corner with the fewest galaxies; the legend too).
-    Upper panel: RMSE and NMAD per bin (side by side, marker
-    area proportional to the bin's galaxies, with a key), and the global RMSE and NMAD as
-    horizontal lines, as the paper drew them.
+    Z_pred in bins of Z_true (error bars: the standard error of each bin's median) with bands
+    median +- RMSE and +- NMAD, the one-to-one line, and an inset histogram of the residuals (in
+    the corner with the fewest galaxies; the legend too). Upper panel: RMSE and NMAD per bin
+    (side by side, marker area proportional to the bin's galaxies, with a key; error bars: the
+    standard error of each bin's RMSE and NMAD), and the global RMSE and NMAD as horizontal
+    lines, as the paper drew them.
 
     Build it with :meth:`from_predictions`, draw it with :meth:`plot`.
 
@@ -52,7 +53,8 @@ class PredVsTrueDisplay:
         Finite true and predicted labels (dex).
     stats : pandas.DataFrame
         :func:`galmet.science.stats.pred_vs_true_stats` of them: ``lo``, ``hi``, ``center``,
-        ``count``, ``median``, ``rmse``, ``nmad`` per bin of Z_true (dex; NaN in sparse bins).
+        ``count``, ``median``, ``rmse``, ``nmad`` per bin of Z_true and, when present, their
+        standard errors ``median_se``, ``rmse_se``, ``nmad_se`` (dex; NaN in sparse bins).
     rmse, nmad : float
         RMSE and NMAD of all residuals Z_pred - Z_true (dex).
     target : str
@@ -188,6 +190,7 @@ class PredVsTrueDisplay:
             ax.fill_between(x, med - good["rmse"], med + good["rmse"], **rmse_kw)
             ax.fill_between(x, med - good["nmad"], med + good["nmad"], **nmad_kw)
             ax.plot(x, med, **med_kw)
+            _error_bars(ax, x, med, _column(good, "median_se"), med_kw["color"])
         elif len(good) == 1:
             point = {k: v for k, v in med_kw.items() if k not in ("linewidth", "linestyle", "label")}
             ax.errorbar(x, med, yerr=good["rmse"].to_numpy(), fmt="o", capsize=3, label="median $\\pm$ RMSE", **point)
@@ -226,6 +229,8 @@ class PredVsTrueDisplay:
             x = good["center"].to_numpy()
             area = _marker_area(good["count"].to_numpy(), good["count"].max())
             top.scatter(x - 0.18 * widths, good["rmse"], s=area, color=rmse_color, label="RMSE", alpha=0.85, zorder=3)
+            _error_bars(top, x - 0.18 * widths, good["rmse"].to_numpy(), _column(good, "rmse_se"), rmse_color)
+            _error_bars(top, x + 0.18 * widths, good["nmad"].to_numpy(), _column(good, "nmad_se"), nmad_color)
             top.scatter(
                 x + 0.18 * widths,
                 good["nmad"],
@@ -245,6 +250,18 @@ class PredVsTrueDisplay:
         top.legend(
             loc="upper left", ncol=2, frameon=False, fontsize=7.5, markerscale=0.6, title=bins, title_fontsize=7.5
         )
+
+
+def _column(stats: pd.DataFrame, name: str) -> np.ndarray | None:
+    """``stats[name]`` as floats, or None for statistics computed before it existed."""
+    return stats[name].to_numpy(dtype=float) if name in stats.columns else None
+
+
+def _error_bars(ax, x, y, err: np.ndarray | None, color) -> None:
+    """Vertical +- ``err`` bars (standard errors, dex) at (x, y); nothing without ``err``."""
+    if err is None or not np.isfinite(err).any():
+        return
+    ax.errorbar(x, y, yerr=np.nan_to_num(err), fmt="none", ecolor=color, elinewidth=1, capsize=2, zorder=4)
 
 
 def _marker_area(count, largest: float) -> np.ndarray:
