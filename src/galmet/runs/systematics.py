@@ -110,4 +110,6 @@ def format_systematics(summary: dict[str, Any]) -> str:
         lines.append(f"  {name:<18} {rho:<34} {bias}")
     if summary.get("not_available"):
         lines.append(f"  not in the data: {', '.join(summary['not_available'])}")
+    caveats = {t["caveat"]: name for name, t in summary["trends"].items() if t.get("caveat")}
+    lines += [f"  caveat ({name}): {text}" for text, name in caveats.items()]
     return "\n".join(lines)

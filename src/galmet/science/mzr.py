@@ -25,6 +25,13 @@ not correlate with sSFR at fixed mass. A tight predicted MZR alone is not eviden
 variable; a measured scatter well *below* the calibrated expectation, or residuals free of the
 sSFR dependence that Z_true has, would be.
 
+The sSFR test is not a clean null test on MPA-JHU data: the sSFR and the O/H come from the same
+fibre spectra (H-alpha, the same dust correction), so their measurement errors correlate and the
+residuals Z_pred - Z_true of even a perfect model (minus the label's error) correlate with the
+sSFR (:data:`galmet.science.stats.SSFR_CAVEAT`, attached to the result as ``caveat``). The
+photometry-only forest's residuals on the same galaxies (``rf_dz``) carry the same term and are
+the comparison; an SFR tracer independent of the spectra would remove it.
+
 The Tremonti fit holds for about 8.5 < x < 11.5 (the parabola peaks at x = 11.5); it is
 applied as is outside that range, as in the paper.
 """
@@ -49,6 +56,7 @@ from galmet.science.stats import (
     fixed_width_bins,
     partial_correlation,
     pooled_scatter,
+    ssfr_caveat,
 )
 
 log = logging.getLogger(__name__)
@@ -360,6 +368,9 @@ def _ssfr_null_test(ssfr: str | None, catalog, j: pd.DataFrame, edges, min_count
     j, invalid = mask_invalid_labels(j, [col])  # a -9999 sSFR is left out of the correlations
     result = ssfr_tests(j, col, edges, min_count)
     result["invalid"] = invalid.get(col, {}).get("n", 0)
+    caveat = ssfr_caveat(col)
+    if caveat:
+        result["caveat"] = caveat
     return j, result
 
 
@@ -537,6 +548,23 @@ def _forest_coverage(r: dict) -> str:
     return text
 
 
+def _ssfr_lines(s: dict | None) -> list[str]:
+    """The lines of :func:`format_mzr` for the sSFR partial correlations (none without them), with
+    the caveat of an sSFR from the label's own spectra."""
+    if not s:
+        return []
+    lines = [f"partial correlation with {s['column']} at fixed mass (Pearson r, 95% interval):"]
+    labels = {"z_true": "Z_true", "z_pred": "Z_pred", "dz": "Z_pred - Z_true", "rf_dz": "Z_rf - Z_true"}
+    for key, label in labels.items():
+        if key in s:
+            c = s[key]
+            r, lo, hi = (_fmt(c[k], "{:+.3f}") for k in ("r", "lo", "hi"))
+            lines.append(f"  {label:<16} r = {r} [{lo}, {hi}] (n = {c['n']})")
+    if s.get("caveat"):
+        lines.append(f"  caveat: {s['caveat']}")
+    return lines
+
+
 def format_mzr(metrics: dict) -> str:
     """Plain-text summary of :func:`mzr_analysis` metrics, each reference value labelled by its source."""
     m = metrics
@@ -578,14 +606,6 @@ def format_mzr(metrics: dict) -> str:
             f"  photometry-only random forest ({_forest_coverage(r)}): sigma(Z_rf | M) "
             f"{_fmt(r['sigma_pred_given_mass'])}, RMSE {_fmt(r['rmse'])}, expected {_fmt(r['expected_calibrated'])}"
         )
-    s = m.get("ssfr")
-    if s:
-        lines.append(f"partial correlation with {s['column']} at fixed mass (Pearson r, 95% interval):")
-        labels = {"z_true": "Z_true", "z_pred": "Z_pred", "dz": "Z_pred - Z_true", "rf_dz": "Z_rf - Z_true"}
-        for key, label in labels.items():
-            if key in s:
-                c = s[key]
-                r, lo, hi = (_fmt(c[k], "{:+.3f}") for k in ("r", "lo", "hi"))
-                lines.append(f"  {label:<16} r = {r} [{lo}, {hi}] (n = {c['n']})")
+    lines += _ssfr_lines(m.get("ssfr"))
     lines += [f"note: {line}" for line in describe_exclusions(m.get("excluded", {}))]
     return "\n".join(lines)

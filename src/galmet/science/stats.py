@@ -223,6 +223,26 @@ def paper_fig3_edges() -> np.ndarray:
     return np.round(np.arange(lo, hi + width / 2, width), 10)
 
 
+#: Star-formation columns of the MPA-JHU catalogue, measured from the same SDSS fibre spectra as
+#: its metallicity (and the log sSFR galmet derives from one of them): their errors are not
+#: independent of the label's, see :data:`SSFR_CAVEAT`.
+SSFR_FROM_SPECTRA = ("specsfr_tot_p50", "sfr_tot_p50", "log_ssfr_from_sfr")
+#: Why a correlation of dZ = Z_pred - Z_true with MPA-JHU's sSFR is not a null test.
+SSFR_CAVEAT = (
+    "MPA-JHU's SFR, sSFR and 12 + log(O/H) come from the same spectra (H-alpha, the same dust "
+    "correction), so their errors correlate and dZ = Z_pred - Z_true correlates with the SFR even for "
+    "a perfect model (dZ then is minus the label's error): not a null test. Compare with a photometry-only "
+    "model's dZ on the same galaxies (it carries the same term), or use an SFR tracer independent "
+    "of the spectra (UV or infrared)"
+)
+
+
+def ssfr_caveat(column: str) -> str | None:
+    """:data:`SSFR_CAVEAT` for a star-formation column measured from the label's own spectra
+    (:data:`SSFR_FROM_SPECTRA`), else None (e.g. the synthetic catalogue's latent ``log_ssfr``)."""
+    return SSFR_CAVEAT if column in SSFR_FROM_SPECTRA else None
+
+
 #: Standard error of a median over sigma / sqrt(N), for a normal distribution: sqrt(pi / 2).
 MEDIAN_SE_FACTOR = float(np.sqrt(np.pi / 2))
 #: Standard error of the NMAD over sigma / sqrt(N), for a normal distribution: the median absolute

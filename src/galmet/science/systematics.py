@@ -10,7 +10,10 @@ confidence intervals, plus a Spearman rank correlation of dZ with each numeric p
 Bins are equal-count (quantiles) for numeric properties, one per value for categorical ones
 (``bptclass``). Note that dZ against Z_true always slopes down for a regressor that shrinks
 towards the mean (regression dilution); against Z_pred it is flat when the predictions are
-calibrated in the mean. Numpy, scipy and pandas only.
+calibrated in the mean. The MPA-JHU star-formation rates (``sfr_tot_p50``, ``specsfr_tot_p50``)
+are binned too, with a caveat (``trends[...]["caveat"]``, :data:`galmet.science.stats.SSFR_CAVEAT`):
+they come from the same spectra as the label, so dZ correlates with them even for a perfect
+model. Numpy, scipy and pandas only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from galmet.columns import LABEL_PERCENTILES, pred_column
 from galmet.data.labels import usable_rows
 from galmet.errors import DataError
 from galmet.science.metrics import NMAD_SCALE
+from galmet.science.stats import ssfr_caveat
 
 #: (column, axis label) of the properties looked for, in figure order; ``{target}`` and ``{pred}``
 #: stand for the truth and the prediction, ``label_sigma`` for (p84 - p16) / 2 of the label.
@@ -42,6 +46,8 @@ PROPERTIES: tuple[tuple[str, str], ...] = (
     ("inclination_deg", "inclination (deg, synthetic truth)"),
     ("r_disk_arcsec", "disk scale length (arcsec, synthetic truth)"),
     ("log_ssfr", "log sSFR (synthetic truth)"),
+    ("specsfr_tot_p50", "log sSFR (MPA-JHU, same spectra as Z)"),
+    ("sfr_tot_p50", "log SFR (MPA-JHU, same spectra as Z)"),
 )
 #: Properties binned by value rather than by quantile.
 CATEGORICAL = ("bptclass",)
@@ -62,7 +68,8 @@ class Systematics:
         ``rmse_lo``, ``rmse_hi`` (dex; ``_lo``/``_hi`` the bootstrap ``level`` interval).
     trends : dict
         Per property: ``label``, ``n``, ``spearman_rho``, ``spearman_p`` (numeric properties),
-        and the largest |bias| of a bin with its confidence interval.
+        the largest |bias| of a bin with its confidence interval, and ``caveat`` for a property
+        whose correlation with dZ is expected even for a perfect model (MPA-JHU's SFR and sSFR).
     settings : dict
         ``target``, ``n``, ``bins``, ``n_boot``, ``level``, ``seed``, ``min_count``, and
         ``excluded`` (rows left out because their truth is not a label: missing, -9999, infinite,
@@ -202,6 +209,8 @@ def systematics(
             rows.append(row)
         ok = np.isfinite(x)
         trend: dict[str, Any] = {"label": label, "n": int(ok.sum()), "categorical": categorical}
+        if ssfr_caveat(name):
+            trend["caveat"] = ssfr_caveat(name)
         if not categorical and ok.sum() >= 3 and np.ptp(x[ok]) > 0:
             rho, p = spearmanr(x[ok], dz[ok])
             trend.update({"spearman_rho": float(rho), "spearman_p": float(p)})

@@ -20,7 +20,9 @@ Join a metallicity predictions file (oh_p50_pred) and a stellar-mass predictions
     partial correlations with the specific star-formation rate at fixed mass (--ssfr, or
     specsfr_tot_p50 / log_ssfr when present). A tight predicted MZR is expected of any
     calibrated regressor; only a scatter below that expectation, or residuals free of the sSFR
-    dependence Z_true has, point to a "hidden variable" learned from the images.
+    dependence Z_true has, point to a "hidden variable" learned from the images. MPA-JHU's
+    sSFR comes from the same spectra as Z_true (H-alpha, dust), so dZ correlates with it even
+    for a perfect model: the output says so; compare with the forest's dZ.
 Writes mzr_metrics.json, mzr_bins.csv, mzr_joined.parquet, fig5_mass.{png,pdf} and
 fig6_mzr.{png,pdf} in --out. Truths missing from the files are joined from --dataset; truths
 outside the label ranges (MPA-JHU's -9999) are left out and counted.

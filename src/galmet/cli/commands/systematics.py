@@ -10,7 +10,9 @@ Bin dZ = Z_pred - Z_true of a predictions file against every property the predic
 dataset's catalogue have: Z_true, Z_pred, redshift z, stellar mass lgm_tot_p50, inclination
 (expAB_r), size (petroR50_r, petroR90_r), fibre magnitude (fiberMag_r), bptclass, the label's
 1-sigma (oh_p84 - oh_p16)/2 and, for synthetic data, the latent truths (inclination_deg,
-r_disk_arcsec, log_ssfr). Per equal-count bin: the bias (median dZ), scatter (NMAD) and RMSE with
+r_disk_arcsec, log_ssfr). MPA-JHU's sfr_tot_p50 / specsfr_tot_p50 are binned with a caveat: they
+come from the same spectra as the label, so dZ correlates with them even for a perfect model.
+Per equal-count bin: the bias (median dZ), scatter (NMAD) and RMSE with
 seeded bootstrap intervals; per property, Spearman's rank correlation with dZ. Writes
 OUT/systematics.csv, systematics.json and systematics.png/.pdf (one panel per property).
 

@@ -3,7 +3,9 @@
 Per bin (:func:`galmet.science.systematics.systematics`): the bias (median dZ, filled circles) and
 the scatter (NMAD, open squares), both with their bootstrap confidence intervals, at the bin's
 median property value; a dotted line at zero bias. The panel title gives the Spearman correlation
-of dZ with the property.
+of dZ with the property; a panel marked ``*`` (MPA-JHU's SFR and sSFR, measured from the same
+spectra as the label) is explained in a footnote: its correlation is expected even for a perfect
+model.
 """
 
 from __future__ import annotations
@@ -91,12 +93,7 @@ class SystematicsDisplay:
                 )
                 ax.axhline(0, color="0.5", lw=0.8, ls=":")
                 ax.set_xlabel(str(t["label"].iloc[0]))
-                trend = self.result.trends.get(name, {})
-                rho = trend.get("spearman_rho")
-                ax.set_title(
-                    f"rho = {rho:+.2f} (p = {trend['spearman_p']:.1g})" if rho is not None and np.isfinite(rho) else "",
-                    fontsize=9,
-                )
+                ax.set_title(_panel_title(self.result.trends.get(name, {})), fontsize=9)
             for ax in axes[len(props) :]:
                 ax.set_visible(False)
             axes[0].set_ylabel("dZ (dex)")
@@ -107,9 +104,30 @@ class SystematicsDisplay:
                 fontsize=10,
             )
             fig.tight_layout()
+            _caveat_note(fig, self.result.trends)
         self.axes_ = list(axes[: len(props)])
         self.figure_ = fig
         return self
+
+
+def _panel_title(trend: dict) -> str:
+    """A panel's title: the Spearman correlation of dZ with its property, ``*`` when it has a caveat."""
+    rho = trend.get("spearman_rho")
+    title = f"rho = {rho:+.2f} (p = {trend['spearman_p']:.1g})" if rho is not None and np.isfinite(rho) else ""
+    return title + (" *" if trend.get("caveat") else "")
+
+
+def _caveat_note(fig, trends: dict) -> None:
+    """A footnote under the panels marked ``*``: why their correlation is not a null test."""
+    caveats = list(dict.fromkeys(t["caveat"] for t in trends.values() if t.get("caveat")))
+    if not caveats:
+        return
+    import textwrap
+
+    text = "\n".join(textwrap.wrap("* " + " ".join(caveats), width=int(fig.get_figwidth() * 16)))
+    height_in = (text.count("\n") + 1) * 7 * 1.25 / 72  # 7-point lines
+    fig.subplots_adjust(bottom=fig.subplotpars.bottom + (height_in + 0.05) / fig.get_figheight())
+    fig.text(0.01, 0.005, text, fontsize=7, va="bottom", ha="left")
 
 
 def plot_systematics(result: Systematics, fig=None):
