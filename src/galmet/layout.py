@@ -106,11 +106,15 @@ def rf_predictions(bands: str) -> str:
 #: ``galmet resolution-study`` outputs.
 RESOLUTION_TABLE = "resolution.csv"
 RESOLUTION_META = "resolution.json"
+#: One row per (size, training seed) of a study run with ``--seeds``.
+RESOLUTION_SEEDS = "resolution_seeds.csv"
 
 
-def resolution_run(size: int) -> str:
-    """Training run folder of one size of the resolution study, relative to the study folder."""
-    return f"runs/size_{size:03d}"
+def resolution_run(size: int, replicate: int = 0) -> str:
+    """Training run folder of one size of the resolution study, relative to the study folder:
+    ``runs/size_<s>`` for the first training seed (``replicate`` 0), ``runs/size_<s>_rep<k>`` for
+    the k-th further one."""
+    return f"runs/size_{size:03d}" + (f"_rep{replicate}" if replicate else "")
 
 
 #: ``galmet mzr`` outputs.
@@ -176,6 +180,7 @@ ARTEFACT_KINDS = {
     BASELINE_METRICS: "baseline metrics",
     RESOLUTION_TABLE: "resolution-study table",
     RESOLUTION_META: "resolution-study settings",
+    RESOLUTION_SEEDS: "resolution-study table per seed",
     MZR_METRICS: "MZR metrics",
     MZR_BINS: "MZR bins table",
     MZR_JOINED: "MZR joined table",

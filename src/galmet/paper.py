@@ -73,5 +73,8 @@ PAPER_RESOLUTION_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
 PAPER_CNN_BEATS_RF_FROM = 4
 #: Width of the stellar-mass bins of the paper's MZR figure (Fig 6), dex.
 PAPER_MZR_BIN_DEX = 0.2
+#: The paper's best case for an image-based metallicity (Fig 4's horizontal line), dex: about the
+#: scatter the label's own measurement leaves.
+PAPER_BEST_CASE_DEX = 0.03
 #: Bins of Z_true in the paper's Figure 3: 0.1 dex from 8.2 to 9.2 (lower edge, upper edge, width).
 PAPER_FIG3_BINS = (8.2, 9.2, 0.1)

@@ -124,7 +124,8 @@ def test_tiny_study_end_to_end_and_resume(study_dataset, tmp_path, monkeypatch):
 
     monkeypatch.setattr(galmet.runs.resolution, "train", no_training)
     assert main(_argv(study_dataset, out)) == 0
-    pd.read_csv(out / "resolution.csv").iloc[:1].to_csv(out / "resolution.csv", index=False)
+    for name in ("resolution.csv", "resolution_seeds.csv"):
+        pd.read_csv(out / name).iloc[:1].to_csv(out / name, index=False)
     assert main(_argv(study_dataset, out)) == 0
     again = pd.read_csv(out / "resolution.csv")
     assert again["size"].tolist() == [16, 2]

@@ -243,6 +243,7 @@ def _resolution_section(tab: pd.DataFrame, extra: dict, path, paths: Paths, pape
             [
                 f"{int(r['size'])}",
                 num(r.get("rmse")),
+                _seed_spread(r),
                 num(r.get("nmad")),
                 f"{int(r['n'])}" if "n" in r and np.isfinite(r["n"]) else "-",
                 num(r.get("train_seconds"), "{:.0f}"),
@@ -265,8 +266,16 @@ def _resolution_section(tab: pd.DataFrame, extra: dict, path, paths: Paths, pape
     return (
         f"<p>From {paths.show(path)}. Network inputs: {esc(inputs)}. Baselines: "
         f"{'; '.join(base) or 'none recorded'}.{said}</p>"
-        + table(["size (pixels)", "RMSE (dex)", "NMAD (dex)", "N test", "train time (s)"], rows)
+        + table(["size (pixels)", "RMSE (dex)", "RMSE std over seeds", "NMAD (dex)", "N test", "train time (s)"], rows)
     )
+
+
+def _seed_spread(r) -> str:
+    """A study row's RMSE standard deviation over its training seeds, with their number ("-" for one)."""
+    k = r.get("seeds")
+    if k is None or not np.isfinite(k) or k < 2:
+        return "-"
+    return f"{num(r.get('rmse_std'))} ({int(k)} seeds)"
 
 
 def _mzr_section(items, paths: Paths, paper: bool = True) -> str:

@@ -24,7 +24,7 @@ from galmet.science.plots.image_grid import plot_image_grid
 from galmet.science.plots.mass import plot_mass
 from galmet.science.plots.mzr import plot_mzr
 from galmet.science.plots.pred_vs_true import plot_pred_vs_true
-from galmet.science.plots.resolution import plot_resolution
+from galmet.science.plots.resolution import plot_study
 from galmet.science.plots.style import require_matplotlib, save_figure
 from galmet.science.plots.uncertainty import plot_uncertainty
 from galmet.science.predictions import load_predictions
@@ -180,18 +180,7 @@ def _paper_figures(
     yield 2, plot_histograms(t, p, target, binning=hist_binning)
     yield 3, plot_pred_vs_true(t, p, target, binning=fig3_binning)
     if res is not None:
-        res_table, base = res
-        yield (
-            4,
-            plot_resolution(
-                res_table,
-                base.get("rf_rmse"),
-                base.get("constant_rmse"),
-                rf_label=f"random forest ({base.get('bands', 'gri')})",
-                oracle_rmse=base.get("oracle_rmse"),
-                noise_floor=base.get("noise_floor"),
-            ),
-        )
+        yield 4, plot_study(*res)
     if mzr is not None:
         j = mzr["joined"]
         yield 5, plot_mass(j["lgm_tot_p50"], j["lgm_tot_p50_pred"], j["oh_p50"], j["z_mzr"])

@@ -12,14 +12,21 @@ same recipe and seed on the train split (the network sees s x s inputs, as in th
 notebook, down to 1 x 1), and score it on the test split.
 --min-input N (a deviation from the paper, galmet's earlier default 32) instead pixel-replicates
 images smaller than N back up to at least N pixels before the network sees them.
+--seeds K trains K runs per size (training seeds --seed, --seed + 1, ...): a single run mixes
+the resolution's effect with the spread between seeds. Figure 4's error bars are the standard
+deviation over the seeds (for one seed: the test sample's bootstrap standard error).
 Also fits the random-forest (magnitudes, when the catalog has them) and constant-mean
 baselines. Writes in --out:
-  resolution.csv        size, input_size, RMSE, NMAD, bias, outlier fraction, N, train time
+  resolution.csv        per size: size, input_size, RMSE, NMAD, bias, outlier fraction, N,
+                        train time (means over the seeds), seeds, rmse_std, rmse_se, nmad_std,
+                        nmad_se (spread over the seeds and standard error of the mean)
+  resolution_seeds.csv  per size and seed: the metrics of each training run
   resolution.json       baselines, training config, dataset
-  runs/size_<s>/        each size's training run and test predictions
+  runs/size_<s>/        each size's training run and test predictions (runs/size_<s>_rep<k>/
+                        for further seeds)
   fig4_resolution.png/.pdf
-Resumable: rerun the same command and finished sizes are skipped; an interrupted size
-continues from its checkpoint.
+Resumable: rerun the same command and finished runs are skipped; an interrupted one continues
+from its checkpoint; a rerun with a larger --seeds adds the missing seeds.
 
 Examples:
   galmet resolution-study data/synth --sizes 128,64,32,16,8,4,2,1 --out runs/resolution
@@ -49,6 +56,13 @@ def add_arguments(p) -> None:
         default=1,
         help="pixel-replicate smaller images up to this side (default: 1 = native s x s inputs, the paper's; "
         "larger values are a deviation)",
+    )
+    g.add_argument(
+        "--seeds",
+        type=integer(1, 1000),
+        default=1,
+        metavar="K",
+        help="training runs per size, seeds --seed, --seed + 1, ... (default: 1); the table gives their spread",
     )
     g.add_argument("--bands", default="gri", help="magnitudes of the random-forest baseline (default: gri)")
     g.add_argument("--no-tta", action="store_true", help="no test-time augmentation when scoring")
@@ -83,6 +97,7 @@ def run(args) -> int:
         args.bands,
         tta=not args.no_tta,
         overwrite=args.overwrite,
+        seeds=args.seeds,
     )
     table, meta = read_resolution(args.out)
     print(format_resolution(table, meta))
