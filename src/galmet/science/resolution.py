@@ -224,7 +224,7 @@ def summarize_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for size, g in runs.sort_values("seed").groupby("size", sort=False):
         k = len(g)
-        row = {"size": int(size), "input_size": int(g["input_size"].iloc[0]), "n": int(g["n"].iloc[0])}
+        row: dict[str, Any] = {"size": int(size), "input_size": int(g["input_size"].iloc[0]), "n": int(g["n"].iloc[0])}
         for col in ("rmse", "nmad", "bias", "outlier_fraction", "valid_rmse", "rmse_sample_se", "nmad_sample_se"):
             row[col] = float(pd.to_numeric(g[col], errors="coerce").mean())
         for col in ("rmse", "nmad"):
