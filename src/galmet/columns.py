@@ -22,6 +22,8 @@ column                     meaning
                            computed from the image and the prediction only)
 ``truth_flags``            what is wrong with the row's truth (:class:`TruthFlag` bits; only
                            when the catalogue has the truth): never use it to select rows
+``seen``                   ``train`` / ``calibration`` for a galaxy that trained or calibrated
+                           the model (its bundle records them), else empty: not held-out
 ``<target>``               the truth, when the catalogue has it
 :data:`PASSTHROUGH`        catalogue columns copied for joins and analyses
 =========================  ============================================================
@@ -144,6 +146,11 @@ TRUTH_FLAGS = "truth_flags"
 #: Column of the embedding's k-NN distance to the training embeddings over the training galaxies'
 #: 99th percentile of the same distance (> 1: bit ``EMBEDDING_OUT_OF_DOMAIN``).
 OOD_SCORE = "ood_score"
+#: Column saying whether the model saw a row's galaxy: :data:`SEEN_TRAIN` (it trained a network of
+#: the model), :data:`SEEN_CALIBRATION` (it calibrated the error bars), ``""`` (held-out).
+SEEN = "seen"
+SEEN_TRAIN = "train"
+SEEN_CALIBRATION = "calibration"
 
 
 # --- per-row outcome of prediction at sky positions (galmet.predict.positions) ----------------------

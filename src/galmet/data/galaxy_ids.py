@@ -77,11 +77,21 @@ class GalaxyIdSet:
 
     def contains(self, keys: Iterable[object]) -> np.ndarray:
         """bool (N,): which of the keys are in the set."""
-        h = key_hashes(keys)
+        return self.contains_hashes(key_hashes(keys))
+
+    def contains_hashes(self, h: np.ndarray) -> np.ndarray:
+        """bool (N,): which of the hashes (uint64 (N,), :func:`key_hashes`) are in the set."""
+        h = np.asarray(h, dtype=np.uint64)
         if self.hashes.size == 0 or h.size == 0:
             return np.zeros(h.size, dtype=bool)
         pos = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
         return self.hashes[pos] == h
+
+    @classmethod
+    def union(cls, sets: Iterable[GalaxyIdSet], role: str = "train") -> GalaxyIdSet:
+        """The galaxies in any of ``sets``."""
+        parts = [s.hashes for s in sets]
+        return cls(np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64), role)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a bundle's meta."""

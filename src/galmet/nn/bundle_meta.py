@@ -71,6 +71,10 @@ class MetaKey:
     #: :meth:`galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the galaxies a network trained on
     #: (of the bundle, or of each member): ``galmet calibrate`` leaves them out.
     TRAINED_ON = "trained_on"
+    #: :meth:`~galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the galaxies a calibration was fitted
+    #: on, kept in the ``source`` of each target's ``calibration`` entry (``galmet calibrate``, the
+    #: calibration of a ``--folds`` ensemble): ``galmet evaluate`` leaves them out.
+    CALIBRATED_ON = "calibrated_on"
 
 
 #: Entries every member of an ensemble must share (and the imaging, compared as read).
@@ -206,6 +210,16 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _check_calibrated_on(meta: dict, path: str | os.PathLike) -> None:
+    """ConfigError (one line) for a malformed ``calibrated_on`` in a calibration's ``source``."""
+    cals = meta.get(MetaKey.CALIBRATION)
+    for t, cal in cals.items() if isinstance(cals, dict) else ():
+        source = cal.get("source") if isinstance(cal, dict) else None
+        if isinstance(source, dict) and source.get(MetaKey.CALIBRATED_ON) is not None:
+            where = f"{path}: bundle meta {MetaKey.CALIBRATION}.{t}.source.{MetaKey.CALIBRATED_ON}"
+            GalaxyIdSet.from_dict(source[MetaKey.CALIBRATED_ON], where)
+
+
 def check_described_fields(meta: dict, path: str | os.PathLike = "bundle") -> None:
     """ConfigError (one line naming ``path`` and the field) for a corrupt descriptive entry of a
     bundle's meta, so that it is never used, nor copied into a new bundle (``calibrate``,
@@ -218,7 +232,9 @@ def check_described_fields(meta: dict, path: str | os.PathLike = "bundle") -> No
     - ``epochs``: absent, or an integer >= 0; ``config``: absent, or a mapping;
     - ``derived_from``: absent, or a list of sha256 hex digests;
     - ``recipe``, ``dataset``, ``head``, ``galmet_version``, a member's ``source``: absent, or
-      text of at most :data:`MAX_META_TEXT` characters.
+      text of at most :data:`MAX_META_TEXT` characters;
+    - ``trained_on`` (of the bundle and of each member) and a calibration source's
+      ``calibrated_on``: absent, or a :class:`~galmet.data.galaxy_ids.GalaxyIdSet` dict.
     """
     targets = meta.get(MetaKey.TARGETS) or []
 
@@ -250,6 +266,7 @@ def check_described_fields(meta: dict, path: str | os.PathLike = "bundle") -> No
             raise bad(
                 f"{MetaKey.MEMBERS}.{MetaKey.SOURCE}", f"a file name of at most {MAX_META_TEXT} characters", source
             )
+    _check_calibrated_on(meta, path)
     derived = meta.get(MetaKey.DERIVED_FROM)
     if derived is not None and not (
         isinstance(derived, list)

@@ -20,6 +20,8 @@ oh_p84
 ood_score            k-NN distance of the embedding to the training embeddings over its 99th
                      percentile (only when the bundle has embedding statistics)
 flags                galmet.columns.Flag bits (0: no check raised anything)
+seen                 "train" / "calibration" for a galaxy that trained or calibrated the
+                     model (galmet.predict.seen), else "": not held-out
 ==================== =============================================================
 
 Truth values outside :data:`galmet.columns.LABEL_RANGES` (MPA-JHU writes -9999 for a missing
@@ -40,6 +42,7 @@ from galmet.columns import (
     LABEL_RANGES,
     OBJID,
     PASSTHROUGH,
+    SEEN,
     SPLIT,
     pred_column,
 )
@@ -49,6 +52,7 @@ from galmet.data.labels import describe_invalid, mask_invalid_labels, truth_arra
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.nn.uncertainty import UncertainPrediction
 from galmet.predict.flags import OOD_CHUNK, flag_rows
+from galmet.predict.seen import seen_column
 
 __all__ = ["OOD_CHUNK", "flag_rows", "predict_dataset", "predictions_table"]
 
@@ -96,6 +100,7 @@ def predict_dataset(
     table = predictions_table(dataset, result.targets, result, with_split=find_catalog(dataset.root) is not None)
     if flags:
         table = flag_rows(table, model, dataset.images(), dataset.catalog, opts.batch_size, opts.device)
+    table[SEEN] = seen_column(model, table)
     return table
 
 

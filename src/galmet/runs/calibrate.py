@@ -31,6 +31,7 @@ from galmet.nn.bundle import load_model, update_bundle
 from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
+from galmet.runs.calibration_rows import calibration_rows, calibration_source
 from galmet.science.calibration import fit_calibration
 from galmet.science.predictions import check_unique_keys, join_dataset, upgrade_columns
 
@@ -154,6 +155,7 @@ def calibrate_bundle(
     offset: float | None = None,
     device: str = "auto",
     overwrite: bool = False,
+    allow_test: bool = False,
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -170,12 +172,18 @@ def calibrate_bundle(
         ``--loss gaussian`` model and ``absolute`` otherwise.
     split : str or None
         Rows of this split (default ``valid``: the held-out rows; out-of-fold tables are all
-        ``valid``); ``train`` is refused (the model saw those galaxies). Ignored when the table
-        has no ``split`` column.
+        ``valid``; None: every row); ``train`` is refused (the model saw those galaxies). Ignored
+        when the table has no ``split`` column. Whatever the split says, the galaxies that
+        trained a network of the model (the bundle's ``trained_on``) are left out, and the log
+        says how many (:func:`galmet.runs.calibration_rows.calibration_rows`); the new bundle
+        records the galaxies it was calibrated on (``calibrated_on`` in the calibration's source).
     dataset : path-like, optional
         Joins the truth (and the label's split) by objID when the table lacks it.
     reference : path-like, optional
         A dataset whose train and valid rows give the bundle new embedding statistics.
+    allow_test : bool
+        Accept rows of split test (refused by default: ``galmet evaluate`` scores the model on
+        them, and its coverage numbers are then not held-out).
 
     Returns
     -------
@@ -186,8 +194,9 @@ def calibrate_bundle(
     ------
     ConfigError, DataError
         One line, nothing written: no truth column, predictions of another target or of another
-        model (:func:`check_predicted_by`), the train split, a sigma calibration of a model
-        without a gaussian head, a bad ``out``.
+        model (:func:`check_predicted_by`), the train split, test rows without ``allow_test``,
+        only galaxies the model trained on, a sigma calibration of a model without a gaussian
+        head, a bad ``out``.
     """
     out = Path(out)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
@@ -197,11 +206,8 @@ def calibrate_bundle(
     _check_request(model, split, method)
     df, targets = _model_predictions(model, predictions, dataset)
     where = str(predictions)
-    if split is not None and "split" not in df.columns:
-        log.warning(
-            "%s: no split column: calibrating on every row (they must be galaxies the model did not train on)", where
-        )
-        split = None
+    df = calibration_rows(model, df, where, split=split, allow_test=allow_test)
+    split = split if "split" in df.columns else None
     resolved = method
     if method == "auto":
         resolved = "sigma" if model.loss == GAUSSIAN else "absolute"
@@ -214,11 +220,14 @@ def calibrate_bundle(
             "not transfer; use method absolute, or calibrate on the ensemble's own predictions of held-out galaxies",
             param="method",
         )
-    source = {
-        "file": str(Path(predictions).resolve()),
-        "galmet_version": __version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    source = calibration_source(
+        df,
+        {
+            "file": str(Path(predictions).resolve()),
+            "galmet_version": __version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     cals = {t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where) for t in targets}
     updates: dict[str, Any] = {
         MetaKey.CALIBRATION: {

@@ -57,6 +57,7 @@ from galmet.layout import (
 from galmet.nn.bundle import load_model, save_ensemble
 from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
+from galmet.runs.calibration_rows import calibration_source
 from galmet.science.calibration import fit_calibration
 from galmet.science.metrics import regression_metrics, residuals, rmse
 from galmet.training.config import TrainConfig, as_train_config
@@ -272,7 +273,7 @@ def _cross_validate_into(
     for t in config.targets:
         try:
             calibrations[t] = fit_calibration(
-                oof, t, source={"file": OOF, "kind": "out-of-fold"}, where=str(work / OOF)
+                oof, t, source=calibration_source(oof, {"file": OOF, "kind": "out-of-fold"}), where=str(work / OOF)
             )
         except DataError as exc:  # too few galaxies: the ensemble is written, without error bars
             log.warning("no calibration of %s: %s", t, exc)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from galmet.io.jsonfile import provenance, write_json
 from galmet.io.safety import check_output_file, inputs_of
+from galmet.runs.calibration_rows import leave_out_seen
 from galmet.science.calibration import label_noise_budget, uncertainty_metrics
 from galmet.science.metrics import check_n_boot, select_split, summarize
 from galmet.science.predictions import load_predictions
@@ -24,6 +25,7 @@ def evaluate_predictions(
     true_col: str | None = None,
     overwrite: bool = False,
     n_boot: int = 2000,
+    include_seen: bool = False,
 ) -> dict:
     """Read a predictions file, compute :func:`galmet.science.metrics.summarize`, optionally write JSON.
 
@@ -37,13 +39,21 @@ def evaluate_predictions(
     not write is replaced only with ``overwrite``. ``n_boot`` resamples of the galaxies give the
     68% and 95% intervals of RMSE, NMAD and bias (``intervals``; 0: none), checked before
     anything is read.
+
+    Rows the model saw (a non-empty ``seen`` column: galaxies that trained or calibrated it) are
+    left out, and a warning says how many (``left_out_seen`` in the result), unless
+    ``include_seen`` (:func:`galmet.runs.calibration_rows.leave_out_seen`).
     """
     n_boot = check_n_boot(n_boot)
     if json_out is not None:  # before anything is read: never over an input or another kind of file
         inputs = inputs_of(path, "the predictions file") + inputs_of(dataset, "the dataset")
         check_output_file(json_out, "json_out", "json", "metrics file", inputs, "metrics", overwrite=overwrite)
     df, target = load_predictions(path, target, dataset, pred_col=pred_col, true_col=true_col)
+    df = select_split(df, split)
+    n_all = len(df)
+    df = leave_out_seen(df, include_seen, "predictions" if isinstance(path, pd.DataFrame) else str(path))
     summary = summarize(df, target, split, n_boot=n_boot)
+    summary["left_out_seen"] = n_all - len(df)
     uncertainty = uncertainty_metrics(df, target, split)
     if uncertainty is not None:
         summary["uncertainty"] = uncertainty

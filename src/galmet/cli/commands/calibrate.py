@@ -20,6 +20,12 @@ Methods (how each residual is scaled before its quantiles are taken):
 Intervals come from the two tails of the signed residuals (absorbing a bias of the predictions),
 or, with --symmetric, from their absolute values.
 
+Whatever PRED's split column says, the galaxies that trained MODEL (its bundle records them)
+are left out, and a line says how many; a table of only such galaxies is refused. Test rows are
+refused unless --allow-test-rows ('galmet evaluate' scores coverage on the test rows, which are
+then not held-out). The new bundle records which galaxies calibrated it: 'galmet predict' marks
+them (column seen) and 'galmet evaluate' leaves them out.
+
 --reference DATASET also (re)computes the training-domain statistics of the bundle from
 DATASET's train and valid rows (the penultimate-layer embeddings behind the out-of-domain flag,
 and the label range), for bundles trained before galmet stored them.
@@ -30,7 +36,7 @@ Examples:
 """
 
 #: library parameter -> flag: the bundle's training loss is the ``train --loss`` option.
-PARAM_FLAGS = {"loss": "--loss"}
+PARAM_FLAGS = {"loss": "--loss", "allow_test": "--allow-test-rows"}
 
 
 def add_arguments(p) -> None:
@@ -45,7 +51,14 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="auto", choices=("auto", *METHODS), help="residual scaling (default: auto)")
     p.add_argument("--symmetric", action="store_true", help="symmetric intervals from absolute residuals")
     p.add_argument(
-        "--split", default="valid", help="rows of this split (default: valid; 'all' for every row; train is refused)"
+        "--split",
+        default="valid",
+        help="rows of this split (default: valid; 'all': every row; train is refused, test needs --allow-test-rows)",
+    )
+    p.add_argument(
+        "--allow-test-rows",
+        action="store_true",
+        help="calibrate on test rows too (refused by default): evaluate's numbers on them are then not held-out",
     )
     p.add_argument("--dataset", help="dataset directory to join the truth from, by objID")
     p.add_argument(
@@ -76,6 +89,7 @@ def run(args) -> int:
         offset=args.offset,
         device=args.device,
         overwrite=args.overwrite,
+        allow_test=args.allow_test_rows,
     )
     for line in res["calibrations"].values():
         print(line)

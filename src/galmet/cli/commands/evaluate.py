@@ -15,6 +15,8 @@ RMSE, NMAD and bias carry 68% and 95% percentile bootstrap intervals over the ga
 When the file lacks the truth column, --dataset joins it from a dataset's catalog by objID.
 Files not written by galmet name their columns with --pred-col and --true-col (the authors'
 files: --pred-col prediction --true-col oh_p50).
+Rows the model saw (column seen of 'galmet predict': galaxies that trained or calibrated it) are
+left out, and a line says how many; --include-seen scores them too.
 Rows whose truth is missing or outside the label ranges (MPA-JHU's -9999) are left out and
 counted.
 
@@ -57,6 +59,11 @@ def add_arguments(p) -> None:
         default=2000,
         help=f"bootstrap resamples for the RMSE, NMAD and bias intervals (default 2000; 0: none; else >= {MIN_BOOT})",
     )
+    p.add_argument(
+        "--include-seen",
+        action="store_true",
+        help="also score rows the model trained on or was calibrated on (column seen; left out by default)",
+    )
     p.add_argument("--json", dest="json_out", metavar="OUT", help="also write the metrics as JSON here (atomically)")
     from galmet.cli.options import add_overwrite_option
 
@@ -78,6 +85,7 @@ def run(args) -> int:
         true_col=args.true_col,
         overwrite=args.overwrite,
         n_boot=args.n_boot,
+        include_seen=args.include_seen,
     )
     print(format_metrics_table(summary))
     if "uncertainty" in summary:
