@@ -276,3 +276,23 @@ def test_each_fold_member_records_the_galaxies_it_trained_on(data):
         assert len(seen) == int(mine.sum())
         inside = seen.contains(folds["name"])
         assert inside[mine.to_numpy()].all() and not inside[~mine.to_numpy()].any()
+
+
+def test_out_of_fold_rows_calibrate_per_fold_and_the_ensemble_records_them(data):
+    from galmet.data.galaxy_ids import GalaxyIdSet
+    from galmet.errors import DataError
+    from galmet.runs.calibration_rows import calibration_rows
+
+    root, _ = data
+    model = load_model(root / "cv")
+    oof = pd.read_parquet(root / "cv" / "oof.parquet")
+    on = GalaxyIdSet.from_dict(model.calibrations["oh_p50"].source["calibrated_on"])
+    assert len(on) == len(oof) and on.contains(oof["objID"].astype(str)).all()
+    # each out-of-fold row trained the other fold models: kept only when checked against its own fold's
+    kept = calibration_rows(model, oof, "oof", split=None, per_fold=True)
+    assert len(kept) == len(oof) and kept.attrs["trained_sets"] == 3
+    with pytest.raises(DataError, match="out-of-fold rows trained the other fold models"):
+        calibration_rows(model, oof, "oof", split=None)
+    shifted = oof.assign(fold=(oof["fold"] + 1) % 3)  # a row checked against a member that trained on it
+    with pytest.raises(DataError, match="nothing to calibrate on"):
+        calibration_rows(model, shifted, "oof", split=None, per_fold=True)

@@ -206,8 +206,6 @@ def calibrate_bundle(
     _check_request(model, split, method)
     df, targets = _model_predictions(model, predictions, dataset)
     where = str(predictions)
-    df = calibration_rows(model, df, where, split=split, allow_test=allow_test)
-    split = split if "split" in df.columns else None
     resolved = method
     if method == "auto":
         resolved = "sigma" if model.loss == GAUSSIAN else "absolute"
@@ -220,6 +218,8 @@ def calibrate_bundle(
             "not transfer; use method absolute, or calibrate on the ensemble's own predictions of held-out galaxies",
             param="method",
         )
+    df = calibration_rows(model, df, where, split=split, allow_test=allow_test)
+    split = split if "split" in df.columns else None
     source = calibration_source(
         df,
         {

@@ -130,7 +130,8 @@ def calibration_rows(
         of_split = f" of split {split}" if split and SPLIT in df else ""
         raise DataError(
             f"{where}: all {len(df)} rows{of_split} are galaxies {model.path} trained on: "
-            "nothing to calibrate on; calibrate on galaxies it did not train on (held-out or out-of-fold predictions)"
+            "nothing to calibrate on; calibrate on galaxies it did not train on"
+            + (" (out-of-fold rows trained the other fold models of an ensemble)" if "fold" in df.columns else "")
         )
     if trained.any():
         log.info("%s: left out %d of %d rows: galaxies the model trained on", where, int(trained.sum()), len(df))
