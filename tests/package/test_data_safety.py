@@ -204,7 +204,8 @@ SCENARIOS = {
     ),
     "calibrate": (
         ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/run/model.pt"],
-        ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/user/calibrated.pt", "--split", "all"],
+        ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/user/calibrated.pt", "--split", "all"]
+        + ["--allow-test-rows"],  # the tiny dataset's test rows: calibrate reaches its write
     ),
     "embed": (
         ["embed", "{e}/run", "{e}/ds", "--out", "{e}/ds/catalog.parquet", "--device", "cpu"],

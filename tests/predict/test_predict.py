@@ -43,7 +43,9 @@ def test_predict_dataset_columns_and_values(bundle, split_dataset):
         "ra",
         "dec",
         "flags",
+        "seen",
     ]
+    assert (df["seen"] == "").all()  # a bundle that records no training galaxies: none marked
     assert df["objID"].tolist() == ds.catalog["objID"].tolist()
     np.testing.assert_array_equal(df["oh_p50"], ds.catalog["oh_p50"])
     direct = model.predict(np.asarray(ds.images()), tta=True, device="cpu")
@@ -81,7 +83,7 @@ def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
     code, _, err = _run(capsys, bundle, folder, "--out", out, "--no-tta", "--device", "cpu")
     assert code == 0, err
     df = pd.read_csv(out)
-    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags", "model_sha256"]  # CSV: its model
+    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags", "seen", "model_sha256"]  # CSV: its model
     assert df["file"].tolist() == [f"galaxy_{i}.jpg" for i in range(3)] and df["oh_p50_spread"].isna().all()
 
 

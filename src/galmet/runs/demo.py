@@ -217,13 +217,15 @@ def _calibrate_and_predict_stage(out: Path, ds, bundle_path: Path, device: str) 
     from galmet.io.tables import write_table
     from galmet.nn.bundle import load_model, update_bundle
     from galmet.predict.dataset import predict_dataset
+    from galmet.runs.calibration_rows import calibration_source
     from galmet.science.calibration import fit_calibration
 
     _say("[3/6] calibrating error bars on the validation galaxies; predicting the test galaxies with 8-fold TTA")
     model = load_model(bundle_path)
     valid = predict_dataset(model, ds.subset("valid"), tta=True, device=device, flags=False)
     try:
-        cal = fit_calibration(valid, "oh_p50", split="valid", source={"kind": "valid rows of the demo run"})
+        source = calibration_source(valid, {"kind": "valid rows of the demo run"})  # records calibrated_on
+        cal = fit_calibration(valid, "oh_p50", split="valid", source=source)
     except DataError as exc:  # a tiny demo may have too few validation galaxies: predictions without error bars
         _say(f"no calibrated error bars: {exc}")
     else:
