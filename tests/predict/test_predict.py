@@ -83,7 +83,8 @@ def test_cli_image_folder_no_tta(tmp_path, capsys, bundle, split_dataset):
     code, _, err = _run(capsys, bundle, folder, "--out", out, "--no-tta", "--device", "cpu")
     assert code == 0, err
     df = pd.read_csv(out)
-    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags", "seen", "model_sha256"]  # CSV: its model
+    # CSV: its model in a column
+    assert list(df.columns) == ["file", "oh_p50_pred", "oh_p50_spread", "flags", "seen", "model_sha256"]
     assert df["file"].tolist() == [f"galaxy_{i}.jpg" for i in range(3)] and df["oh_p50_spread"].isna().all()
 
 
