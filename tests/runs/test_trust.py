@@ -296,3 +296,21 @@ def test_out_of_fold_rows_calibrate_per_fold_and_the_ensemble_records_them(data)
     shifted = oof.assign(fold=(oof["fold"] + 1) % 3)  # a row checked against a member that trained on it
     with pytest.raises(DataError, match="nothing to calibrate on"):
         calibration_rows(model, shifted, "oof", split=None, per_fold=True)
+
+
+def test_the_ensemble_recalibrates_on_its_out_of_fold_rows_but_not_on_its_training_galaxies(data, capsys, tmp_path):
+    root, ds = data
+    oof = pd.read_parquet(root / "cv" / "oof.parquet")
+    # out-of-fold rows: each held-out for the fold model that predicted it (what train --folds fits on)
+    code, _, err = _run(capsys, "calibrate", root / "cv", root / "cv" / "oof.parquet", "--out", tmp_path / "a.pt")
+    assert code == 0, err
+    cal = load_model(tmp_path / "a.pt").calibrations["oh_p50"]
+    np.testing.assert_allclose(cal.scores, load_model(root / "cv").calibrations["oh_p50"].scores)
+    # the ensemble's own predictions of its training galaxies, split column dropped: refused
+    pred = tmp_path / "own.parquet"
+    assert _run(capsys, "predict", root / "cv", ds, "--out", pred, "--device", "cpu", "--no-tta")[0] == 0
+    own = pd.read_parquet(pred)
+    own[own["split"] != "test"].drop(columns="split").to_parquet(tmp_path / "own_nosplit.parquet")
+    code, _, err = _run(capsys, "calibrate", root / "cv", tmp_path / "own_nosplit.parquet", "--out", tmp_path / "b.pt")
+    assert code == 2 and err.count("\n") == 1 and f"all {len(oof)} rows are galaxies" in err, err
+    assert not (tmp_path / "b.pt").exists()

@@ -64,6 +64,13 @@ def _check_request(model, split: str | None, method: str) -> None:
         )
 
 
+def _out_of_fold(model, df) -> bool:
+    """Whether ``df`` holds the out-of-fold rows of ``model``'s K-fold run (a ``fold`` column and
+    an ensemble): each row is then held-out only for the fold model that predicted it, and is
+    checked against that member's training galaxies alone (``per_fold``)."""
+    return "fold" in df.columns and len(model.members) > 1
+
+
 def check_predicted_by(model, provenance: dict | None, where: str) -> None:
     """Refuse predictions another model made: DataError (one line naming both sha256) when the
     table's provenance (parquet, FITS, ECSV written by ``galmet predict``; a CSV's
@@ -218,7 +225,7 @@ def calibrate_bundle(
             "not transfer; use method absolute, or calibrate on the ensemble's own predictions of held-out galaxies",
             param="method",
         )
-    df = calibration_rows(model, df, where, split=split, allow_test=allow_test)
+    df = calibration_rows(model, df, where, split=split, allow_test=allow_test, per_fold=_out_of_fold(model, df))
     split = split if "split" in df.columns else None
     source = calibration_source(
         df,
