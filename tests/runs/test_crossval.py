@@ -64,6 +64,11 @@ def test_every_training_galaxy_is_predicted_once_by_the_model_that_never_saw_it(
     m = scores["targets"]["oh_p50"]
     rmse = float(np.sqrt(np.mean((oof["oh_p50"] - oof["oh_p50_pred"]) ** 2)))
     assert m["rmse"] == pytest.approx(rmse) and len(m["rmse_per_fold"]) == 3 and scores["n"] == len(pool)
+    # the out-of-fold RMSE, NMAD and bias carry their bootstrap intervals, around the values
+    for key in ("rmse", "nmad", "bias"):
+        b = m["intervals"][key]
+        assert b["value"] == pytest.approx(m[key]) and b["lo95"] <= b["lo68"] <= b["hi68"] <= b["hi95"]
+        assert b["lo95"] < b["hi95"] and b["se"] > 0
 
 
 def test_ensemble_bundle_averages_its_members(tiny, cv_run):
@@ -174,6 +179,8 @@ def test_cli_reproduces_the_library_run_exactly(tiny, tmp_path, capsys):
         "--no-progress",
     ]
     assert main(argv) == 0, capsys.readouterr().err
+    b = api.scores["targets"]["oh_p50"]["intervals"]["rmse"]
+    assert f"[{b['lo95']:.4f}, {b['hi95']:.4f}]" in capsys.readouterr().out  # printed with its interval
     pd.testing.assert_frame_equal(pd.read_parquet(run / "oof.parquet"), api.oof, check_exact=True)
     for k in range(2):
         ours, theirs = (

@@ -15,6 +15,9 @@ def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "test RMSE (dex): CNN" in text
+    metrics = json.loads((out / "run" / "metrics.json").read_text())
+    b = metrics["intervals"]["rmse"]  # the headline RMSE is printed with its 95% interval
+    assert f"CNN {metrics['rmse']:.3f} [{b['lo95']:.3f}, {b['hi95']:.3f}]" in text
     # error bars calibrated on the validation galaxies, carried by the test predictions
     assert "calibration: oh_p50: absolute split-conformal" in text and "the 68% / 95% intervals cover" in text
     for rel in (

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from galmet.report.html import Paths, esc, num, table
+from galmet.science.metrics import format_interval
 
 
 def _compare(ours, paper, lower_is_better=True) -> str:
@@ -110,6 +111,19 @@ def _baselines_section(items, paths: Paths, paper: bool = True) -> str:
     return "".join(out)
 
 
+#: Columns of the cross-validation table.
+_CV_HEADER = [
+    "target",
+    "N",
+    "RMSE (dex)",
+    "RMSE 95% interval",
+    "+- (fold s.e.)",
+    "NMAD (dex)",
+    "bias (dex)",
+    "RMSE per fold",
+]
+
+
 def _crossval_section(items, paths: Paths) -> str:
     out = []
     for path, cv in items:
@@ -118,6 +132,7 @@ def _crossval_section(items, paths: Paths) -> str:
                 esc(t),
                 f"{cv.get('n', 0):,}",
                 num(m.get("rmse")),
+                esc(format_interval((m.get("intervals") or {}).get("rmse")) or "-"),
                 num(m.get("rmse_fold_sem")),
                 num(m.get("nmad")),
                 num(m.get("bias"), "{:+.4f}"),
@@ -128,7 +143,7 @@ def _crossval_section(items, paths: Paths) -> str:
         out.append(
             f"<p>From {paths.show(path)}: {cv['folds']}-fold cross-validation, every galaxy predicted "
             f"by the fold model that did not see it{' (TTA x8)' if cv.get('tta') else ''}.</p>"
-            + table(["target", "N", "RMSE (dex)", "+- (fold s.e.)", "NMAD (dex)", "bias (dex)", "RMSE per fold"], rows)
+            + table(_CV_HEADER, rows)
         )
     return "".join(out)
 

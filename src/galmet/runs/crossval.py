@@ -12,7 +12,9 @@ Run directory::
     RUN/folds.csv        objID (or file) and fold of every train/valid row
     RUN/fold<k>/         an ordinary training run (config.yaml, history.csv, checkpoint.pt, model.pt)
     RUN/oof.parquet      the out-of-fold predictions table (galmet.predict columns + fold)
-    RUN/cv.json          out-of-fold RMSE, NMAD, bias per target, RMSE per fold, the calibration, settings
+    RUN/cv.json          out-of-fold RMSE, NMAD, bias per target with their bootstrap intervals
+                         (``intervals``, :func:`galmet.science.metrics.bootstrap_metrics`), RMSE per fold,
+                         the calibration, settings
     RUN/model.pt         the ensemble of the K fold models (galmet.nn.bundle.save_ensemble), calibrated
 
 The ensemble is calibrated on the out-of-fold residuals (:func:`galmet.science.calibration.fit_calibration`,
@@ -59,7 +61,7 @@ from galmet.nn.net import build_model
 from galmet.predict.dataset import predict_dataset
 from galmet.runs.calibration_rows import calibration_source
 from galmet.science.calibration import fit_calibration
-from galmet.science.metrics import regression_metrics, residuals, rmse
+from galmet.science.metrics import bootstrap_metrics, regression_metrics, residuals, rmse
 from galmet.training.config import TrainConfig, as_train_config
 from galmet.training.loop import train
 from galmet.training.rundir import check_not_running, foreign_run_file, open_run_dir, staging_dir
@@ -268,6 +270,7 @@ def _cross_validate_into(
             "bias": m["bias"],
             "rmse_per_fold": per_fold,
             "rmse_fold_sem": float(np.std(per_fold, ddof=1) / np.sqrt(folds)),
+            "intervals": bootstrap_metrics(oof[t].to_numpy(), oof[f"{t}_pred"].to_numpy()),
         }
     calibrations = {}
     for t in config.targets:

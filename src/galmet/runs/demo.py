@@ -238,6 +238,13 @@ def _calibrate_and_predict_stage(out: Path, ds, bundle_path: Path, device: str) 
     return write_table(pred, out / "run" / PREDICTIONS)
 
 
+def _span(scores: dict) -> str:
+    """`` [lo, hi]`` of the 95% bootstrap interval of the RMSE in a summary, 3 decimals (dex);
+    ``""`` without intervals."""
+    boot = (scores.get("intervals") or {}).get("rmse")
+    return f" [{boot['lo95']:.3f}, {boot['hi95']:.3f}]" if boot else ""
+
+
 def _final_summary(ds, summary: dict, baselines: dict, report: Path, seconds: float) -> dict:
     """Print the closing lines (CNN vs baselines vs the noise floor, error-bar coverage) and
     return them as the demo's result."""
@@ -249,9 +256,11 @@ def _final_summary(ds, summary: dict, baselines: dict, report: Path, seconds: fl
     )
     _say("")
     _say(
-        f"test RMSE (dex): CNN {cnn:.3f} | constant mean {const:.3f} | random forest (gri) {rf:.3f} "
-        f"| noise floor {floor:.3f}"
+        f"test RMSE (dex): CNN {cnn:.3f}{_span(summary)} | constant mean {const:.3f}{_span(baselines['constant'])} "
+        f"| random forest (gri) {rf:.3f}{_span(baselines['rf'])} | noise floor {floor:.3f}"
     )
+    if _span(summary):
+        _say("  [in brackets: 95% percentile bootstrap intervals over the test galaxies]")
     unc = summary.get("uncertainty")
     if unc:
         _say(

@@ -406,6 +406,15 @@ def bootstrap_metrics(y_true, y_pred, n_boot: int = 2000, seed: int = 0) -> dict
     return out
 
 
+def format_interval(entry: dict | None, level: int = 95, signed: bool = False) -> str:
+    """``"[lo, hi]"`` of one :func:`bootstrap_metrics` entry at ``level`` (68 or 95) percent, dex to
+    4 decimals (``signed``: with a sign, for a bias); ``""`` when there is no entry."""
+    if not entry:
+        return ""
+    fmt = "{:+.4f}" if signed else "{:.4f}"
+    return f"[{fmt.format(entry[f'lo{level}'])}, {fmt.format(entry[f'hi{level}'])}]"
+
+
 def rmse_standard_error(dz) -> float:
     """Delta-method standard error of the RMSE of residuals ``dz`` (N,), dex:
     sqrt(var(dz**2) / N) / (2 RMSE). NaN for fewer than 2 residuals or an RMSE of 0."""

@@ -140,16 +140,27 @@ def _run_folds(args, config) -> int:
         overwrite=args.overwrite,
         keep_checkpoint=args.keep_checkpoint,
     )
-    s = result.scores
+    _print_scores(result.scores)
+    print(f"ensemble bundle of the {result.scores['folds']} fold models: {result.bundle_path}")
+    print(f"out-of-fold predictions: {result.run_dir / OOF}; scores: {result.run_dir / CV_SCORES}")
+    return 0
+
+
+def _print_scores(s: dict) -> None:
+    """Print the out-of-fold RMSE, NMAD and bias of each target (``cv.json``) with their 95% intervals."""
+    from galmet.science.metrics import format_interval
+
     print(f"{s['folds']}-fold cross-validation on {s['n']} galaxies (out-of-fold, TTA x8):")
     for target, m in s["targets"].items():
         folds = ", ".join(f"{v:.4f}" for v in m["rmse_per_fold"])
+        boot = m.get("intervals") or {}
         print(
-            f"  {target}: RMSE {m['rmse']:.4f} +- {m['rmse_fold_sem']:.4f}, NMAD {m['nmad']:.4f}, "
-            f"bias {m['bias']:+.4f} (folds: {folds})"
+            f"  {target}: RMSE {m['rmse']:.4f} {format_interval(boot.get('rmse'))} "
+            f"(fold SEM {m['rmse_fold_sem']:.4f}), "
+            f"NMAD {m['nmad']:.4f} {format_interval(boot.get('nmad'))}, "
+            f"bias {m['bias']:+.4f} {format_interval(boot.get('bias'), signed=True)} (folds: {folds})"
         )
+        if boot:
+            print(f"  [95% percentile bootstrap intervals over the {s['n']} galaxies, {boot['n_boot']} resamples]")
         if "calibration" in m:
             print(f"  calibrated on the out-of-fold residuals: {m['calibration']}")
-    print(f"ensemble bundle of the {s['folds']} fold models: {result.bundle_path}")
-    print(f"out-of-fold predictions: {result.run_dir / OOF}; scores: {result.run_dir / CV_SCORES}")
-    return 0
