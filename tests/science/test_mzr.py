@@ -252,6 +252,12 @@ def test_random_forest_null_and_ssfr_partial_correlations(tmp_path):
     text = format_mzr(met)
     assert "expected at sqrt(sigma^2 - RMSE^2)" in text and "random forest" in text and "log_ssfr" in text
     assert "Tremonti+04 sigma, DR2" in text and "paper, Fig 5" in text
+    # the mass, Z_MZR and Z_pred scores are printed with their 95% bootstrap intervals
+    b = met["z_pred"]["intervals"]["rmse"]
+    assert b["lo95"] < met["z_pred"]["rmse"] < b["hi95"] and "95% interval" in text
+    line = next(x for x in text.splitlines() if x.startswith("Z_pred vs Z_true: RMSE"))
+    assert f"{met['z_pred']['rmse']:.4f}" in line and f"[{b['lo95']:.4f}, {b['hi95']:.4f}]" in line
+    assert met["z_pred"]["intervals"]["nmad"]["se"] > 0 and "intervals" in met["mass"] and "intervals" in met["z_mzr"]
     # a network that learned only the mass: residuals anti-correlated with Z_true's sSFR dependence
     mass_only = tremonti_mzr(m)
     res2 = mzr_analysis(*_files(tmp_path, cat, mass_only, name="z2"), dataset=cat, use_rf=False)

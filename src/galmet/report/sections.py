@@ -293,6 +293,12 @@ def _seed_spread(r) -> str:
     return f"{num(r.get('rmse_std'))} ({int(k)} seeds)"
 
 
+def _scored(scores: dict, key: str) -> str:
+    """A cell: ``scores[key]`` (dex) and, when the scores carry bootstrap intervals, its 95% interval."""
+    span = format_interval((scores.get("intervals") or {}).get(key))
+    return num(scores[key]) + (f" {esc(span)}" if span else "")
+
+
 def _mzr_section(items, paths: Paths, paper: bool = True) -> str:
     out = []
     for path, m in items:
@@ -302,22 +308,22 @@ def _mzr_section(items, paths: Paths, paper: bool = True) -> str:
         rows = [
             [
                 "stellar mass RMSE (dex)",
-                num(m["mass"]["rmse"]),
+                _scored(m["mass"], "rmse"),
                 num(m["mass"].get("paper", {}).get("rmse"), "{:.2f}"),
             ],
             [
                 "stellar mass NMAD (dex)",
-                num(m["mass"]["nmad"]),
+                _scored(m["mass"], "nmad"),
                 num(m["mass"].get("paper", {}).get("nmad"), "{:.2f}"),
             ],
             [
                 "Z_MZR vs Z_true RMSE (dex)",
-                num(m["z_mzr"]["rmse"]),
+                _scored(m["z_mzr"], "rmse"),
                 num(m["z_mzr"].get("paper", {}).get("rmse"), "{:.2f}"),
             ],
             [
                 "Z_pred vs Z_true RMSE (dex)",
-                num(m["z_pred"]["rmse"]),
+                _scored(m["z_pred"], "rmse"),
                 num(m["z_pred"].get("paper", {}).get("rmse"), "{:.3f}"),
             ],
             [

@@ -48,7 +48,7 @@ from galmet.data.labels import describe_exclusions, mask_invalid_labels, usable_
 from galmet.errors import DataError
 from galmet.paper import PAPER_MASS_METRICS, PAPER_METRICS, PAPER_MZR_SCATTER, TREMONTI_SIGMA, tremonti_mzr
 from galmet.science.baseline import ForestConfig, out_of_sample_forest
-from galmet.science.metrics import regression_metrics, select_split
+from galmet.science.metrics import bootstrap_metrics, format_interval, regression_metrics, select_split
 from galmet.science.predictions import dataset_catalog, join_dataset, load_predictions
 from galmet.science.stats import (
     STATISTICS,
@@ -496,9 +496,9 @@ def _figure_metrics(
     about ``rel``."""
     zt, zp, mt, mp = cols.z_true, cols.z_pred, cols.m_true, cols.m_pred
     return {
-        "mass": {**regression_metrics(mt, mp), "paper": dict(PAPER_MASS_METRICS)},
-        "z_mzr": {**regression_metrics(zt, z_mzr), "paper": {"rmse": PAPER_MZR_SCATTER}},
-        "z_pred": {**regression_metrics(zt, zp), "paper": dict(PAPER_METRICS)},
+        "mass": {**_scored(mt, mp), "paper": dict(PAPER_MASS_METRICS)},
+        "z_mzr": {**_scored(zt, z_mzr), "paper": {"rmse": PAPER_MZR_SCATTER}},
+        "z_pred": {**_scored(zt, zp), "paper": dict(PAPER_METRICS)},
         "tremonti_true": regression_metrics(tremonti_mzr(mt), zt),
         "mzr_pred_scatter": _weighted_nmad(bins),
         "mzr_true_scatter": _weighted_nmad(bins_true),
@@ -512,6 +512,12 @@ def _figure_metrics(
             "nmad": _weighted_nmad(bins_true, "nmad_mzr"),
         },
     }
+
+
+def _scored(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """:func:`regression_metrics` of ``y_pred`` against ``y_true`` (N,), dex, with their percentile
+    bootstrap ``intervals`` (:func:`bootstrap_metrics`, 2000 resamples, seed 0)."""
+    return {**regression_metrics(y_true, y_pred), "intervals": bootstrap_metrics(y_true, y_pred)}
 
 
 def _refit_metrics(cols: _MZRColumns, z_mzr_refit: np.ndarray, refit: MZRRelation) -> dict:
@@ -533,6 +539,12 @@ def _weighted_nmad(tab: pd.DataFrame, column: str = "nmad") -> float:
 
 def _fmt(v, fmt: str = "{:.4f}") -> str:
     return "-" if v is None or not np.isfinite(v) else fmt.format(v)
+
+
+def _span(scores: dict, key: str) -> str:
+    """The 95% bootstrap interval of ``scores``' ``key`` (``rmse``/``nmad``) as ``[lo, hi]``; ``""``
+    for scores without intervals (a JSON from before them)."""
+    return format_interval((scores.get("intervals") or {}).get(key))
 
 
 def _forest_coverage(r: dict) -> str:
@@ -569,24 +581,36 @@ def format_mzr(metrics: dict) -> str:
     """Plain-text summary of :func:`mzr_analysis` metrics, each reference value labelled by its source."""
     m = metrics
     rows = [
-        ("mass: RMSE (dex)", m["mass"]["rmse"], m["mass"]["paper"]["rmse"], "paper, Fig 5"),
-        ("mass: NMAD (dex)", m["mass"]["nmad"], m["mass"]["paper"]["nmad"], "paper, Fig 5"),
-        ("Z_MZR(Eq. 3) vs Z_true: RMSE", m["z_mzr"]["rmse"], m["z_mzr"]["paper"]["rmse"], "paper, Fig 5"),
-        ("Z_MZR(Eq. 3) vs Z_true: NMAD", m["z_mzr"]["nmad"], None, ""),
+        ("mass: RMSE (dex)", m["mass"]["rmse"], m["mass"]["paper"]["rmse"], "paper, Fig 5", _span(m["mass"], "rmse")),
+        ("mass: NMAD (dex)", m["mass"]["nmad"], m["mass"]["paper"]["nmad"], "paper, Fig 5", _span(m["mass"], "nmad")),
+        (
+            "Z_MZR(Eq. 3) vs Z_true: RMSE",
+            m["z_mzr"]["rmse"],
+            m["z_mzr"]["paper"]["rmse"],
+            "paper, Fig 5",
+            _span(m["z_mzr"], "rmse"),
+        ),
+        ("Z_MZR(Eq. 3) vs Z_true: NMAD", m["z_mzr"]["nmad"], None, "", _span(m["z_mzr"], "nmad")),
     ]
     if "refit" in m:
-        rows.append(("Z_MZR(refit) vs Z_true: RMSE", m["refit"]["z_mzr"]["rmse"], None, ""))
+        rows.append(("Z_MZR(refit) vs Z_true: RMSE", m["refit"]["z_mzr"]["rmse"], None, "", ""))
     rows += [
-        ("Z_pred vs Z_true: RMSE", m["z_pred"]["rmse"], m["z_pred"]["paper"]["rmse"], "paper, test set"),
-        ("predicted MZR scatter (NMAD)", m["mzr_pred_scatter"], TREMONTI_SIGMA, "Tremonti+04 sigma, DR2"),
-        ("true MZR scatter (NMAD)", m["mzr_true_scatter"], TREMONTI_SIGMA, "Tremonti+04 sigma, DR2"),
+        (
+            "Z_pred vs Z_true: RMSE",
+            m["z_pred"]["rmse"],
+            m["z_pred"]["paper"]["rmse"],
+            "paper, test set",
+            _span(m["z_pred"], "rmse"),
+        ),
+        ("predicted MZR scatter (NMAD)", m["mzr_pred_scatter"], TREMONTI_SIGMA, "Tremonti+04 sigma, DR2", ""),
+        ("true MZR scatter (NMAD)", m["mzr_true_scatter"], TREMONTI_SIGMA, "Tremonti+04 sigma, DR2", ""),
     ]
     lines = [
         f"MZR analysis: {m['n']} galaxies (split {m['split']})",
-        f"{'quantity':<32}{'galmet':>10}{'reference':>11}  source",
+        f"{'quantity':<32}{'galmet':>10}{'95% interval':>20}{'reference':>11}  source",
     ]
-    for name, ours, ref, src in rows:
-        lines.append(f"{name:<32}{_fmt(ours):>10}{_fmt(ref, '{:.3f}'):>11}  {src}")
+    for name, ours, ref, src, span in rows:
+        lines.append(f"{name:<32}{_fmt(ours):>10}{span or '-':>20}{_fmt(ref, '{:.3f}'):>11}  {src}")
     n = m["null_tests"]
     lines += [
         "null test of the predicted MZR (pooled over mass bins, dex):",
