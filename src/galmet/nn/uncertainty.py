@@ -20,15 +20,24 @@ Scale ``u`` of a row, by ``method``:
 ==============  ===========================================================================
 
 The offset (default: the median scale of the calibration set for ``spread``, 0 for ``sigma``)
-keeps a score finite when a scale is near zero. Pure numpy: the science layer fits calibrations
-with :mod:`galmet.science.calibration`; :mod:`galmet.nn.bundle` stores them as plain data under
-``meta["calibration"][target]``.
+keeps a score finite when a scale is near zero.
+
+*Mondrian* calibration (Vovk et al. 2005, ch. 4): with ``edges`` (K - 1 increasing edges on the
+*prediction*, quantiles of the calibration galaxies' predictions), the calibration galaxies are
+split into K bins by their prediction and each bin keeps its own scores (``bins``); a new galaxy
+takes the interval of the bin its prediction falls in, with the finite-sample correction of that
+bin's size. Coverage then holds in every bin of predicted metallicity, not only on average (a
+CNN's errors shrink towards the mean, so one marginal quantile under-covers the tails). Stored
+format v2 adds ``edges`` and ``bins``; v1 (one pooled score set) still reads.
+
+Pure numpy: the science layer fits calibrations with :mod:`galmet.science.calibration`;
+:mod:`galmet.nn.bundle` stores them as plain data under ``meta["calibration"][target]``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,8 +50,10 @@ from galmet.nn.bundle_meta import MetaKey
 METHODS = ("absolute", "spread", "sigma")
 #: Scores kept in a bundle: all of them up to this many, else this many evenly spaced order statistics.
 MAX_STORED_SCORES = 20_000
-#: Version of the stored calibration dict.
-CALIBRATION_VERSION = 1
+#: Version of the stored calibration dict (2: Mondrian ``edges`` and ``bins``).
+CALIBRATION_VERSION = 2
+#: Versions this galmet reads.
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,10 @@ class Calibration:
         1-based ranks of the stored scores among the n when they were thinned.
     source : dict
         Provenance: where the residuals came from (file, split, n, galmet version, date).
+    edges : numpy.ndarray or None
+        Mondrian: K - 1 increasing bin edges on the prediction (target units); None: one bin.
+    bins : tuple of Calibration
+        Mondrian: the K per-bin calibrations (same target, method, symmetric, offset); empty for one bin.
     """
 
     target: str
@@ -80,6 +95,8 @@ class Calibration:
     offset: float = 0.0
     ranks: np.ndarray | None = None
     source: dict = field(default_factory=dict)
+    edges: np.ndarray | None = None
+    bins: tuple[Calibration, ...] = ()
 
     # --- construction and storage ---------------------------------------------------------
 
@@ -115,7 +132,14 @@ class Calibration:
             "scores": [float(v) for v in self.scores],
             "ranks": None if self.ranks is None else [int(r) for r in self.ranks],
             "source": dict(self.source),
+            "edges": None if self.edges is None else [float(e) for e in self.edges],
+            "bins": [_bin_dict(b) for b in self.bins],
         }
+
+    def with_bins(self, edges, bins) -> Calibration:
+        """This (pooled) calibration made Mondrian: ``edges`` (K - 1,) increasing, ``bins`` K calibrations."""
+        e = np.asarray(edges, dtype=np.float64).ravel()
+        return replace(self, edges=e, bins=tuple(bins))
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "calibration") -> Calibration:
@@ -123,7 +147,7 @@ class Calibration:
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: a calibration must be a mapping, got {type(data).__name__}")
         version = data.get("version")
-        if version != CALIBRATION_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ConfigError(f"{where}: calibration version {version!r} is not one this galmet reads")
         method = data.get("method")
         if method not in METHODS:
@@ -142,7 +166,11 @@ class Calibration:
             ok = ok and ranks.shape == scores.shape and bool(ranks.min() >= 1) and bool(ranks.max() <= n)
         if not ok:
             raise ConfigError(f"{where}: malformed calibration (scores, n, ranks or offset out of order)")
-        return cls(target, method, scores, n, bool(data.get("symmetric", False)), offset, ranks, data.get("source", {}))
+        source = data.get("source", {})
+        if not isinstance(source, dict):
+            raise ConfigError(f"{where}: calibration source must be a mapping")
+        cal = cls(target, method, scores, n, bool(data.get("symmetric", False)), offset, ranks, source)
+        return _read_bins(cal, data, where) if version >= 2 else cal
 
     # --- applying it -----------------------------------------------------------------------
 
@@ -199,6 +227,8 @@ class Calibration:
             calibration set is too small to bound (fewer than ~40 galaxies at 95%) is infinite.
         """
         p = np.asarray(pred, dtype=np.float64)
+        if self.bins:
+            return self._apply_mondrian(p, spread, sigma)
         u = self.scale(spread, sigma, n=len(p))
         out: dict[str, np.ndarray] = {}
         bounds: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -213,15 +243,85 @@ class Calibration:
             out[lo_col], out[hi_col] = lo, hi
         return out
 
+    def bin_of(self, pred) -> np.ndarray:
+        """Mondrian bin (0 .. K-1) of each prediction, int (N,); all 0 without bins. A NaN
+        prediction goes to the last bin (its interval is NaN anyway)."""
+        p = np.asarray(pred, dtype=np.float64)
+        if self.edges is None or not self.bins:
+            return np.zeros(p.shape, dtype=np.int64)
+        return np.searchsorted(self.edges, p, side="right").astype(np.int64)
+
+    def _apply_mondrian(self, p: np.ndarray, spread, sigma) -> dict[str, np.ndarray]:
+        """:meth:`apply` with each row calibrated by the bin its prediction falls in."""
+        which = self.bin_of(p)
+        sp = None if spread is None else np.asarray(spread, dtype=np.float64)
+        sg = None if sigma is None else np.asarray(sigma, dtype=np.float64)
+        out: dict[str, np.ndarray] = {}
+        for k, cal in enumerate(self.bins):
+            m = which == k
+            part = cal.apply(p[m], None if sp is None else sp[m], None if sg is None else sg[m])
+            for col, values in part.items():
+                out.setdefault(col, np.full(p.shape, np.nan))[m] = values
+        if not out:  # no rows
+            out = replace(self, edges=None, bins=()).apply(p, spread, sigma)
+        return out
+
     def describe(self) -> str:
-        """One line: method, calibration size, and the 68% / 95% score quantiles."""
+        """One line: method, calibration size, Mondrian bins, and the 68% / 95% score quantiles."""
         q68, q95 = self.quantiles(0.68), self.quantiles(0.95)
         unit = "dex" if self.method == "absolute" else "x scale"
         kind = "symmetric" if self.symmetric else "two-tailed"
+        mondrian = ""
+        if self.bins:
+            edges = ", ".join(f"{e:.3f}" for e in self.edges if self.edges is not None)
+            mondrian = f"; Mondrian with {len(self.bins)} bins of predicted {self.target} (edges {edges})"
         return (
-            f"{self.target}: {self.method} split-conformal ({kind}) from {self.n} galaxies; "
+            f"{self.target}: {self.method} split-conformal ({kind}) from {self.n} galaxies{mondrian}; pooled "
             f"68% [{q68[0]:+.4f}, {q68[1]:+.4f}] {unit}, 95% [{q95[0]:+.4f}, {q95[1]:+.4f}] {unit}"
         )
+
+
+def _bin_dict(cal: Calibration) -> dict[str, Any]:
+    """A per-bin calibration as plain data (no provenance: the parent's holds it)."""
+    d = cal.to_dict()
+    d.pop("source")
+    d.pop("edges")
+    d.pop("bins")
+    return d
+
+
+def _read_bins(cal: Calibration, data: dict, where: str) -> Calibration:
+    """``cal`` with the Mondrian ``edges`` / ``bins`` of a v2 dict; ConfigError (one line) when they disagree."""
+    raw_edges, raw_bins = data.get("edges"), data.get("bins") or []
+    if raw_edges is None and not raw_bins:
+        return cal
+    if not isinstance(raw_bins, list) or not isinstance(raw_edges, list):
+        raise ConfigError(f"{where}: Mondrian edges and bins must be lists")
+    try:
+        edges = np.asarray(raw_edges, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: Mondrian edges must be numbers") from None
+    if edges.ndim != 1 or not np.isfinite(edges).all() or np.any(np.diff(edges) <= 0):
+        raise ConfigError(f"{where}: Mondrian edges must be finite and increasing")
+    if len(raw_bins) != len(edges) + 1:
+        raise ConfigError(f"{where}: {len(edges)} Mondrian edges need {len(edges) + 1} bins, got {len(raw_bins)}")
+    bins = []
+    for k, b in enumerate(raw_bins):
+        if isinstance(b, dict) and b.get("bins"):
+            raise ConfigError(f"{where}: Mondrian bin {k} holds bins of its own")
+        sub = Calibration.from_dict(b, f"{where}: Mondrian bin {k}")
+        same = (sub.target, sub.method, sub.symmetric, sub.offset) == (
+            cal.target,
+            cal.method,
+            cal.symmetric,
+            cal.offset,
+        )
+        if not same:
+            raise ConfigError(f"{where}: Mondrian bin {k} has another target, method, symmetry or offset")
+        bins.append(sub)
+    if sum(b.n for b in bins) != cal.n:
+        raise ConfigError(f"{where}: Mondrian bins hold {sum(b.n for b in bins)} galaxies, the calibration {cal.n}")
+    return cal.with_bins(edges, bins)
 
 
 def read_calibrations(meta: dict, targets: list[str], where: str = "bundle") -> dict[str, Calibration]:

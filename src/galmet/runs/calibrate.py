@@ -32,7 +32,7 @@ from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
 from galmet.runs.calibration_rows import calibration_rows, calibration_source
-from galmet.science.calibration import fit_calibration
+from galmet.science.calibration import check_bins, fit_calibration
 from galmet.science.predictions import check_unique_keys, join_dataset, upgrade_columns
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def calibrate_bundle(
     device: str = "auto",
     overwrite: bool = False,
     allow_test: bool = False,
+    bins: int | str = "auto",
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -191,6 +192,9 @@ def calibrate_bundle(
     allow_test : bool
         Accept rows of split test (refused by default: ``galmet evaluate`` scores the model on
         them, and its coverage numbers are then not held-out).
+    bins : int or "auto"
+        Mondrian bins of the prediction (:func:`galmet.science.calibration.check_bins`; checked
+        before anything is read).
 
     Returns
     -------
@@ -206,6 +210,7 @@ def calibrate_bundle(
         head, a bad ``out``.
     """
     out = Path(out)
+    check_bins(bins)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
     _check_out(model_input(model_path).path, out, inputs, overwrite)
@@ -235,7 +240,7 @@ def calibrate_bundle(
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    cals = {t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where) for t in targets}
+    cals = {t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins) for t in targets}
     updates: dict[str, Any] = {
         MetaKey.CALIBRATION: {
             **(model.meta.get(MetaKey.CALIBRATION) or {}),
