@@ -113,3 +113,18 @@ def test_cli_bins_refused_before_disk(tmp_path, capsys, value):
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "--bins" in err
+
+
+def test_pred_terciles_printed_and_in_report():
+    from galmet.report.sections import uncertainty_section
+    from galmet.science.calibration import format_uncertainty
+
+    rng = np.random.default_rng(5)
+    cal = fit_calibration(_shrunk(600, rng), T, "absolute", bins="auto")
+    test = _shrunk(900, rng)
+    test = test.assign(split="test", **cal.apply(test[f"{T}_pred"].to_numpy()))
+    m = uncertainty_metrics(test, T)
+    text = format_uncertainty(m, T)
+    assert f"per tercile of predicted {T}" in text and "(n=300)" in text
+    html = uncertainty_section(m, T)
+    assert f"predicted {T}" in html and html.count("&plusmn;") >= 8
