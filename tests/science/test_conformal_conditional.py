@@ -128,3 +128,81 @@ def test_pred_terciles_printed_and_in_report():
     assert f"per tercile of predicted {T}" in text and "(n=300)" in text
     html = uncertainty_section(m, T)
     assert f"predicted {T}" in html and html.count("&plusmn;") >= 8
+
+
+def _fold_ensemble(n: int, k: int, rng):
+    """K fold members with their own errors: out-of-fold table (row i predicted by member i % k)
+    and, for new galaxies, each member's prediction (k, n) and the truth."""
+    x = rng.normal(8.9, 0.2, n)
+    y = x + rng.normal(0, 0.05, n)
+    mu = x[None, :] + rng.normal(0, 0.08, (k, n))
+    return y, mu
+
+
+def test_cv_plus_covers_the_averaged_ensemble():
+    rng = np.random.default_rng(6)
+    k = 5
+    y_cal, mu_cal = _fold_ensemble(2000, k, rng)
+    fold = np.arange(2000) % k
+    oof = pd.DataFrame({T: y_cal, f"{T}_pred": mu_cal[fold, np.arange(2000)], "fold": fold})
+    y, mu = _fold_ensemble(5000, k, rng)
+    pred = mu.mean(0)
+    tol = 3 * math.sqrt(0.68 * 0.32 / 5000)
+    for bins in (1, "auto"):
+        cal = fit_calibration(oof, T, "absolute", bins=bins, members=k)
+        assert cal.cv_plus and "CV+ over 5" in cal.describe()
+        out = cal.apply(pred, members=mu)
+        cov = np.mean((y >= out[f"{T}_lo68"]) & (y <= out[f"{T}_hi68"]))
+        assert cov >= 0.68 - tol, cov
+        back = Calibration.from_dict(cal.to_dict())
+        np.testing.assert_array_equal(back.apply(pred, members=mu)[f"{T}_hi95"], out[f"{T}_hi95"])
+    with pytest.raises(ConfigError, match="member"):
+        cal.apply(pred)
+    with pytest.raises(ConfigError, match="5 members"):
+        cal.apply(pred, members=mu[:3])
+
+
+def test_cv_plus_reduces_to_split_conformal_for_equal_members():
+    rng = np.random.default_rng(7)
+    y_cal, mu_cal = _fold_ensemble(300, 3, rng)
+    fold = np.arange(300) % 3
+    oof = pd.DataFrame({T: y_cal, f"{T}_pred": mu_cal[fold, np.arange(300)], "fold": fold})
+    p = np.linspace(8.6, 9.2, 40)
+    for sym in (False, True):
+        cv = fit_calibration(oof, T, "absolute", symmetric=sym, members=3).apply(p, members=np.stack([p, p, p]))
+        plain = fit_calibration(oof, T, "absolute", symmetric=sym).apply(p)
+        for col, v in plain.items():
+            np.testing.assert_allclose(cv[col], v, atol=1e-12)
+
+
+def test_cv_plus_fold_ids_checked():
+    oof = _shrunk(100, np.random.default_rng(8)).assign(fold=np.arange(100) % 4)
+    with pytest.raises(DataError, match="not the folds 0 .. 4"):
+        fit_calibration(oof, T, "absolute", members=5)
+    d = fit_calibration(oof, T, "absolute", members=4).to_dict()
+    d["folds"][0] = 7
+    with pytest.raises(ConfigError, match="CV\\+ folds"):
+        Calibration.from_dict(d, "b.pt")
+
+
+def test_member_predictions_average_to_the_ensemble_and_feed_cv_plus(tmp_path):
+    import torch
+
+    from galmet.nn.bundle import load_model, save_bundle, save_ensemble, update_bundle
+    from galmet.nn.net import build_model
+
+    torch.manual_seed(0)
+    meta = {"targets": [T], "image_size": 16}
+    parts = [save_bundle(tmp_path / f"m{k}.pt", build_model("resnet18"), dict(meta)) for k in range(2)]
+    ens = load_model(save_ensemble(tmp_path / "ens.pt", parts))
+    images = np.random.default_rng(9).integers(0, 255, (5, 16, 16, 3), dtype=np.uint8)
+    pred, std, _, members = ens.predict_members(images, tta=True, device="cpu")
+    assert members.shape == (2, 5, 1)
+    np.testing.assert_allclose(members.mean(0)[:, 0], pred, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(pred, ens.predict(images, tta=True, device="cpu"), rtol=0, atol=1e-9)
+    oof = _shrunk(60, np.random.default_rng(10)).assign(fold=np.arange(60) % 2)
+    cal = fit_calibration(oof, T, "absolute", members=2)
+    model = load_model(update_bundle(tmp_path / "ens.pt", tmp_path / "cal.pt", {"calibration": {T: cal.to_dict()}}))
+    res = model.predict_uncertainty(images, tta=True, device="cpu")
+    expect = cal.apply(pred, members=members[:, :, 0])
+    np.testing.assert_allclose(res.calibrated[T][f"{T}_lo68"], expect[f"{T}_lo68"])

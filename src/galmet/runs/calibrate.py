@@ -150,6 +150,29 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     return out
 
 
+#: ``--cv-plus`` values.
+CV_PLUS_CHOICES = ("auto", "on", "off")
+
+
+def cv_plus_members(model, df: pd.DataFrame, cv_plus: str, where: str) -> int:
+    """Ensemble members for a CV+ calibration, 0 for none. ``auto``: CV+ when ``model`` is an
+    ensemble of M fold models and the table's ``fold`` column holds exactly 0 .. M-1 (out-of-fold
+    predictions of those members, in their order); ``on``: that is required (DataError otherwise)."""
+    m = len(model.nets)
+    if cv_plus == "off":
+        return 0
+    folds = set(pd.to_numeric(df["fold"], errors="coerce").dropna().tolist()) if "fold" in df.columns else set()
+    if m > 1 and folds == set(range(m)):
+        return m
+    if cv_plus == "on":
+        raise DataError(
+            f"{where}: cv-plus on needs out-of-fold predictions of an ensemble's members: the model has {m} "
+            f"member(s), the table's fold column holds {sorted(folds) or 'nothing'}",
+            param="cv_plus",
+        )
+    return 0
+
+
 def calibrate_bundle(
     model_path: str | os.PathLike,
     predictions: str | os.PathLike,
@@ -164,6 +187,7 @@ def calibrate_bundle(
     overwrite: bool = False,
     allow_test: bool = False,
     bins: int | str = "auto",
+    cv_plus: str = "auto",
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -195,6 +219,8 @@ def calibrate_bundle(
     bins : int or "auto"
         Mondrian bins of the prediction (:func:`galmet.science.calibration.check_bins`; checked
         before anything is read).
+    cv_plus : {"auto", "on", "off"}
+        CV+ for an ensemble of fold models (:func:`cv_plus_members`).
 
     Returns
     -------
@@ -211,6 +237,8 @@ def calibrate_bundle(
     """
     out = Path(out)
     check_bins(bins)
+    if cv_plus not in CV_PLUS_CHOICES:
+        raise ConfigError(f"cv_plus must be one of {', '.join(CV_PLUS_CHOICES)}, got {cv_plus!r}", param="cv_plus")
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
     _check_out(model_input(model_path).path, out, inputs, overwrite)
@@ -240,7 +268,10 @@ def calibrate_bundle(
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         },
     )
-    cals = {t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins) for t in targets}
+    members = cv_plus_members(model, df, cv_plus, where)
+    cals = {
+        t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins, members) for t in targets
+    }
     updates: dict[str, Any] = {
         MetaKey.CALIBRATION: {
             **(model.meta.get(MetaKey.CALIBRATION) or {}),

@@ -278,6 +278,7 @@ def _cross_validate_into(
                 source=calibration_source(oof, {"file": OOF, "kind": "out-of-fold"}),
                 where=str(work / OOF),
                 bins="auto",
+                members=folds,
             )
         except DataError as exc:  # too few galaxies: the ensemble is written, without error bars
             log.warning("no calibration of %s: %s", t, exc)

@@ -64,6 +64,7 @@ def fit_calibration(
     source: dict | None = None,
     where: str = "predictions",
     bins: int | str = 1,
+    members: int = 0,
 ) -> Calibration:
     """Fit the calibration of ``target`` on the held-out rows of a predictions table.
 
@@ -93,6 +94,10 @@ def fit_calibration(
         own conformal quantiles (:mod:`galmet.nn.uncertainty`). ``"auto"``:
         :func:`auto_bins` (at least :data:`ROWS_PER_AUTO_BIN` galaxies a bin, at most
         :data:`MAX_AUTO_BINS`); 1: one pooled calibration (marginal coverage only).
+    members : int
+        CV+ for an ensemble of this many fold models (>= 2): the table's ``fold`` column (0 ..
+        members - 1, the member that did not train on the row) is stored with the scores
+        (:func:`cv_plus_folds`); 0: plain split conformal.
 
     Raises
     ------
@@ -151,8 +156,24 @@ def fit_calibration(
     if excluded:
         info["excluded"] = excluded
     z = np.abs(z) if symmetric else z
-    cal = Calibration.from_scores(target, method, z, symmetric, float(offset), info)
-    return mondrian(cal, p, z, check_bins(bins, len(z), where))
+    folds = cv_plus_folds(d, members, where) if members else None
+    cal = Calibration.from_scores(target, method, z, symmetric, float(offset), info, folds, members)
+    return mondrian(cal, p, z, check_bins(bins, len(z), where), folds)
+
+
+def cv_plus_folds(table: pd.DataFrame, members: int, where: str = "predictions") -> np.ndarray:
+    """The ``fold`` column of an out-of-fold table as member ids, int (N,); DataError (one line)
+    when it is missing or its folds are not exactly 0 .. ``members`` - 1."""
+    if "fold" not in table.columns:
+        raise DataError(f"{where}: CV+ needs the fold column of out-of-fold predictions", param="cv_plus")
+    f = pd.to_numeric(table["fold"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(f).all() or set(np.unique(f).tolist()) != set(range(members)):
+        raise DataError(
+            f"{where}: fold column holds {sorted(set(np.unique(f[np.isfinite(f)]).tolist()))}, "
+            f"not the folds 0 .. {members - 1} of the {members} ensemble members",
+            param="cv_plus",
+        )
+    return f.astype(np.int64)
 
 
 #: ``bins="auto"``: at least this many calibration galaxies per Mondrian bin ...
@@ -188,9 +209,10 @@ def check_bins(bins: int | str, n: int | None = None, where: str = "predictions"
     return k
 
 
-def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int) -> Calibration:
+def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int, folds=None) -> Calibration:
     """``cal`` with ``k`` equal-count Mondrian bins of the prediction ``pred`` (N,); ``z`` (N,) are
-    the scores of the same rows. Tied quantiles (a discrete prediction) merge bins; one bin: ``cal``."""
+    the scores of the same rows, ``folds`` (N,) their CV+ member ids (or None). Tied quantiles (a
+    discrete prediction) merge bins; one bin: ``cal``."""
     if k <= 1:
         return cal
     edges = np.unique(np.quantile(pred, np.arange(1, k) / k))
@@ -200,7 +222,15 @@ def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int) -> Calib
         log.warning("%s: predictions too tied for %d Mondrian bins: one pooled calibration", cal.target, k)
         return cal
     bins = [
-        Calibration.from_scores(cal.target, cal.method, z[which == j], cal.symmetric, cal.offset)
+        Calibration.from_scores(
+            cal.target,
+            cal.method,
+            z[which == j],
+            cal.symmetric,
+            cal.offset,
+            folds=None if folds is None else folds[which == j],
+            members=cal.members,
+        )
         for j in range(len(edges) + 1)
     ]
     return cal.with_bins(edges, bins)
