@@ -90,14 +90,10 @@ def fit_calibration(
     source : dict, optional
         Provenance recorded in the calibration.
     bins : int or "auto"
-        Mondrian bins of the *prediction* (equal-count, edges at its quantiles): each bin gets its
-        own conformal quantiles (:mod:`galmet.nn.uncertainty`). ``"auto"``:
-        :func:`auto_bins` (at least :data:`ROWS_PER_AUTO_BIN` galaxies a bin, at most
-        :data:`MAX_AUTO_BINS`); 1: one pooled calibration (marginal coverage only).
+        Equal-count Mondrian bins of the *prediction*, each with its own quantiles (:func:`mondrian`;
+        ``auto``: :func:`auto_bins`; 1: pooled, marginal coverage only).
     members : int
-        CV+ for an ensemble of this many fold models (>= 2): the table's ``fold`` column (0 ..
-        members - 1, the member that did not train on the row) is stored with the scores
-        (:func:`cv_plus_folds`); 0: plain split conformal.
+        CV+ for an ensemble of this many fold models, from the ``fold`` column (:func:`cv_plus_folds`).
 
     Raises
     ------
