@@ -154,6 +154,21 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
 CV_PLUS_CHOICES = ("auto", "on", "off")
 
 
+def _source(df: pd.DataFrame, predictions) -> dict[str, Any]:
+    """The provenance a calibration records: the file, galmet version, date and calibration rows."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return calibration_source(
+        df, {"file": str(Path(predictions).resolve()), "galmet_version": __version__, "date": now}
+    )
+
+
+def _check_conformal(bins, cv_plus: str) -> None:
+    """ConfigError (one line) for a ``bins`` that is not K >= 1 or ``auto``, or an unknown ``cv_plus``."""
+    check_bins(bins)
+    if cv_plus not in CV_PLUS_CHOICES:
+        raise ConfigError(f"cv_plus must be one of {', '.join(CV_PLUS_CHOICES)}, got {cv_plus!r}", param="cv_plus")
+
+
 def cv_plus_members(model, df: pd.DataFrame, cv_plus: str, where: str) -> int:
     """Ensemble members for a CV+ calibration, 0 for none. ``auto``: CV+ when ``model`` is an
     ensemble of M fold models and the table's ``fold`` column holds exactly 0 .. M-1 (out-of-fold
@@ -216,11 +231,8 @@ def calibrate_bundle(
     allow_test : bool
         Accept rows of split test (refused by default: ``galmet evaluate`` scores the model on
         them, and its coverage numbers are then not held-out).
-    bins : int or "auto"
-        Mondrian bins of the prediction (:func:`galmet.science.calibration.check_bins`; checked
-        before anything is read).
-    cv_plus : {"auto", "on", "off"}
-        CV+ for an ensemble of fold models (:func:`cv_plus_members`).
+    bins, cv_plus
+        Mondrian bins (``auto`` or K) and CV+ (:func:`cv_plus_members`), checked before any read.
 
     Returns
     -------
@@ -236,9 +248,7 @@ def calibrate_bundle(
         head, a bad ``out``.
     """
     out = Path(out)
-    check_bins(bins)
-    if cv_plus not in CV_PLUS_CHOICES:
-        raise ConfigError(f"cv_plus must be one of {', '.join(CV_PLUS_CHOICES)}, got {cv_plus!r}", param="cv_plus")
+    _check_conformal(bins, cv_plus)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
     _check_out(model_input(model_path).path, out, inputs, overwrite)
@@ -260,15 +270,7 @@ def calibrate_bundle(
         )
     df = calibration_rows(model, df, where, split=split, allow_test=allow_test, per_fold=_out_of_fold(model, df))
     split = split if "split" in df.columns else None
-    source = calibration_source(
-        df,
-        {
-            "file": str(Path(predictions).resolve()),
-            "galmet_version": __version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    members = cv_plus_members(model, df, cv_plus, where)
+    source, members = _source(df, predictions), cv_plus_members(model, df, cv_plus, where)
     cals = {
         t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins, members) for t in targets
     }

@@ -148,9 +148,7 @@ def fit_calibration(
             param="offset",
         )
     z = (y - p) / u
-    info = {"split": split or "all", "n": int(len(z)), **(source or {})}
-    if excluded:
-        info["excluded"] = excluded
+    info = {"split": split or "all", "n": int(len(z)), **(source or {}), **({"excluded": excluded} if excluded else {})}
     z = np.abs(z) if symmetric else z
     folds = cv_plus_folds(d, members, where) if members else None
     cal = Calibration.from_scores(target, method, z, symmetric, float(offset), info, folds, members)
