@@ -187,3 +187,15 @@ def test_cli_reproduces_the_library_run_exactly(tiny, tmp_path, capsys):
             torch.load(r / f"fold{k}" / "model.pt", weights_only=True)["state_dict"] for r in (run, api.run_dir)
         )
         assert all(torch.equal(ours[n], theirs[n]) for n in ours), f"fold {k} weights differ"
+
+
+def test_ensemble_is_calibrated_with_cv_plus(tiny, cv_run):
+    ens = load_model(cv_run.bundle_path)
+    cal = ens.calibrations["oh_p50"]
+    assert cal.cv_plus and cal.members == 3 and "CV+ over 3 fold members" in cal.describe()
+    x = np.asarray(load_dataset(tiny).images()[:6])
+    res = ens.predict_uncertainty(x, tta=False, device="cpu")
+    lo, hi = res.interval(68)
+    assert np.all(np.isfinite(lo)) and np.all(hi > lo)
+    pred, _, _, members = ens.predict_members(x, tta=False, device="cpu")
+    np.testing.assert_allclose(members.mean(0)[:, 0], pred, atol=1e-9)

@@ -300,16 +300,19 @@ class GalmetModel:
             tta_seed=tta_seed,
         )
         self._check_images(images)
-        mean_out, std_out = self._predict_batches(images, opts)
+        mean_out, std_out, _ = self._predict_batches(images, opts)
         pred, std, sigma = self._split_outputs(mean_out, std_out)
         if not (return_std or return_sigma):
             return pred
         return (pred,) + ((std,) if return_std else ()) + ((sigma,) if return_sigma else ())
 
-    def _predict_batches(self, images, opts: InferenceOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict_batches(
+        self, images, opts: InferenceOptions, members: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """The mean and population spread over members x views of every image, in target units:
         float64 (N, width) tensors on the device (width: the targets, then a gaussian head's
-        variances; the spread is NaN with a single view of a single member)."""
+        variances; the spread is NaN with a single view of a single member); with ``members``
+        also each member's mean over its views, float64 (M, N, width) (their mean is the first), else None."""
         dev = resolve_device(opts.device)
         generator = torch.Generator(device=dev)
         generator.manual_seed(int(opts.tta_seed))
@@ -322,6 +325,7 @@ class GalmetModel:
         width = self.n_outputs  # a gaussian head's variances ride along after the means
         mean_out = torch.empty((n, width), dtype=torch.float64, device=dev)
         std_out = torch.full((n, width), float("nan"), dtype=torch.float64, device=dev)
+        member_out = torch.empty((len(nets), n, width), dtype=torch.float64, device=dev) if members else None
         starts = range(0, n, opts.batch_size)
         show = opts.progress if opts.progress is not None else len(starts) > 20
         batches = progress_bar(iterable=starts, desc="predicting", unit="batch", enabled=show)
@@ -339,7 +343,11 @@ class GalmetModel:
                 mean_out[start : start + views.shape[1]] = views.mean(0)
                 if len(views) > 1:
                     std_out[start : start + views.shape[1]] = views.std(0, correction=0)
-        return mean_out, std_out
+                if member_out is not None:
+                    member_out[:, start : start + views.shape[1]] = views.reshape(len(nets), -1, *views.shape[1:]).mean(
+                        1
+                    )
+        return mean_out, std_out, member_out
 
     def _views(self, xb: torch.Tensor, opts: InferenceOptions, generator: torch.Generator) -> list[torch.Tensor]:
         """The network inputs of a uint8 batch ``xb`` (B, H, W, 3) on the device: the image as it
@@ -397,16 +405,34 @@ class GalmetModel:
         galmet.nn.uncertainty.UncertainPrediction
         """
         opts = inference_options(options, **overrides)
-        pred, std, sigma = self.predict(images, opts, return_std=True, return_sigma=True)
+        cals = self.calibrations
+        members = None
+        if any(c.cv_plus for c in cals.values()):  # CV+ needs each member's own prediction
+            pred, std, sigma, members = self.predict_members(images, opts)
+        else:
+            pred, std, sigma = self.predict(images, opts, return_std=True, return_sigma=True)
         t = len(self.targets)
         pred, std = pred.reshape(len(pred), t), std.reshape(len(pred), t)
         sigma = None if sigma is None else sigma.reshape(len(pred), t)
         calibrated = {}
         for j, target in enumerate(self.targets):
-            cal = self.calibrations.get(target)
+            cal = cals.get(target)
             if cal is not None:
-                calibrated[target] = cal.apply(pred[:, j], std[:, j], None if sigma is None else sigma[:, j])
+                mu = None if members is None else members[:, :, j]
+                calibrated[target] = cal.apply(pred[:, j], std[:, j], None if sigma is None else sigma[:, j], mu)
         return UncertainPrediction(self.targets, pred, std, sigma, calibrated)
+
+    def predict_members(self, images, options: InferenceOptions | None = None, **overrides):
+        """:meth:`predict` with the spread and sigma, plus each member's own prediction (its mean
+        over the TTA views): a tuple (pred, std, sigma, members) with members float64 (M, N, T),
+        whose mean over members is ``pred``."""
+        opts = inference_options(options, **overrides)
+        self._check_images(images)
+        mean_out, std_out, member_out = self._predict_batches(images, opts, members=True)
+        pred, std, sigma = self._split_outputs(mean_out, std_out)
+        assert member_out is not None
+        members = member_out.cpu().numpy()[:, :, : len(self.targets)]
+        return pred, std, sigma, members
 
     def embed(self, images, batch_size: int = 256, device: str = "auto", progress: bool | None = None) -> np.ndarray:
         """Penultimate-layer embeddings of uint8 images (N, H, W, 3), no TTA: float32 (M, N, 512),

@@ -178,6 +178,23 @@ def uncertainty_section(u: dict, target: str) -> str:
         table(["interval", "coverage (nominal 68 / 95%)", "mean width (dex)", "interval score (dex)"], rows)
         + f'<p class="note">N = {u["n"]}; err (1&sigma;): mean {u["mean_err"]:.4f}, median {u["median_err"]:.4f} '
         f"dex. {gauss}Coverage 68% / 95% per tercile of {esc(target)}: {esc(terc)}.</p>"
+        + _pred_tercile_table(u.get("pred_terciles") or [], target)
+    )
+
+
+def _pred_tercile_table(rows: list[dict], target: str) -> str:
+    """HTML table of the coverage per tercile of the *predicted* value (with binomial s.e.); '' without."""
+    if not rows:
+        return ""
+
+    def cov(r: dict, tag: str) -> str:
+        return f"{100 * r[f'coverage{tag}']:.1f}% &plusmn; {100 * r[f'se{tag}']:.1f}" if f"coverage{tag}" in r else ""
+
+    body = [[f"{r['lo']:.2f} &ndash; {r['hi']:.2f}", str(r["n"]), cov(r, "68"), cov(r, "95")] for r in rows]
+    return (
+        f'<p class="note">Coverage per tercile of predicted {esc(target)} (what a user selects on), '
+        "&plusmn; binomial standard error:</p>"
+        + table([f"predicted {target}", "N", "68% coverage", "95% coverage"], body)
     )
 
 

@@ -32,7 +32,7 @@ from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
 from galmet.runs.calibration_rows import calibration_rows, calibration_source
-from galmet.science.calibration import fit_calibration
+from galmet.science.calibration import check_bins, fit_calibration
 from galmet.science.predictions import check_unique_keys, join_dataset, upgrade_columns
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,44 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     return out
 
 
+#: ``--cv-plus`` values.
+CV_PLUS_CHOICES = ("auto", "on", "off")
+
+
+def _source(df: pd.DataFrame, predictions) -> dict[str, Any]:
+    """The provenance a calibration records: the file, galmet version, date and calibration rows."""
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return calibration_source(
+        df, {"file": str(Path(predictions).resolve()), "galmet_version": __version__, "date": now}
+    )
+
+
+def _check_conformal(bins, cv_plus: str) -> None:
+    """ConfigError (one line) for a ``bins`` that is not K >= 1 or ``auto``, or an unknown ``cv_plus``."""
+    check_bins(bins)
+    if cv_plus not in CV_PLUS_CHOICES:
+        raise ConfigError(f"cv_plus must be one of {', '.join(CV_PLUS_CHOICES)}, got {cv_plus!r}", param="cv_plus")
+
+
+def cv_plus_members(model, df: pd.DataFrame, cv_plus: str, where: str) -> int:
+    """Ensemble members for a CV+ calibration, 0 for none. ``auto``: CV+ when ``model`` is an
+    ensemble of M fold models and the table's ``fold`` column holds exactly 0 .. M-1 (out-of-fold
+    predictions of those members, in their order); ``on``: that is required (DataError otherwise)."""
+    m = len(model.nets)
+    if cv_plus == "off":
+        return 0
+    folds = set(pd.to_numeric(df["fold"], errors="coerce").dropna().tolist()) if "fold" in df.columns else set()
+    if m > 1 and folds == set(range(m)):
+        return m
+    if cv_plus == "on":
+        raise DataError(
+            f"{where}: cv-plus on needs out-of-fold predictions of an ensemble's members: the model has {m} "
+            f"member(s), the table's fold column holds {sorted(folds) or 'nothing'}",
+            param="cv_plus",
+        )
+    return 0
+
+
 def calibrate_bundle(
     model_path: str | os.PathLike,
     predictions: str | os.PathLike,
@@ -163,6 +201,8 @@ def calibrate_bundle(
     device: str = "auto",
     overwrite: bool = False,
     allow_test: bool = False,
+    bins: int | str = "auto",
+    cv_plus: str = "auto",
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -191,6 +231,8 @@ def calibrate_bundle(
     allow_test : bool
         Accept rows of split test (refused by default: ``galmet evaluate`` scores the model on
         them, and its coverage numbers are then not held-out).
+    bins, cv_plus
+        Mondrian bins (``auto`` or K) and CV+ (:func:`cv_plus_members`), checked before any read.
 
     Returns
     -------
@@ -206,6 +248,7 @@ def calibrate_bundle(
         head, a bad ``out``.
     """
     out = Path(out)
+    _check_conformal(bins, cv_plus)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
     _check_out(model_input(model_path).path, out, inputs, overwrite)
@@ -227,15 +270,10 @@ def calibrate_bundle(
         )
     df = calibration_rows(model, df, where, split=split, allow_test=allow_test, per_fold=_out_of_fold(model, df))
     split = split if "split" in df.columns else None
-    source = calibration_source(
-        df,
-        {
-            "file": str(Path(predictions).resolve()),
-            "galmet_version": __version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    cals = {t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where) for t in targets}
+    source, members = _source(df, predictions), cv_plus_members(model, df, cv_plus, where)
+    cals = {
+        t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins, members) for t in targets
+    }
     updates: dict[str, Any] = {
         MetaKey.CALIBRATION: {
             **(model.meta.get(MetaKey.CALIBRATION) or {}),

@@ -276,7 +276,12 @@ def _cross_validate_into(
     for t in config.targets:
         try:
             calibrations[t] = fit_calibration(
-                oof, t, source=calibration_source(oof, {"file": OOF, "kind": "out-of-fold"}), where=str(work / OOF)
+                oof,
+                t,
+                source=calibration_source(oof, {"file": OOF, "kind": "out-of-fold"}),
+                where=str(work / OOF),
+                bins="auto",
+                members=folds,
             )
         except DataError as exc:  # too few galaxies: the ensemble is written, without error bars
             log.warning("no calibration of %s: %s", t, exc)

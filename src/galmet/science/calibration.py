@@ -5,7 +5,8 @@
   --folds`` (CV residuals) or the ``valid`` rows of an ordinary run (split-conformal).
 - :func:`uncertainty_metrics`: how good the error bars of a predictions table are, from its
   ``_err`` and interval columns: coverage of the 68% and 95% intervals against nominal (with its
-  binomial standard error), coverage per tercile of the truth (conditional coverage), mean
+  binomial standard error), coverage per tercile of the truth and per tercile of the prediction
+  (conditional coverage, with binomial standard errors), mean
   interval width (sharpness), the interval score (Gneiting & Raftery 2007), and, reading each
   prediction as the Gaussian N(centre of the 68% interval, err) that "Z +- err" means to an
   astronomer, its PIT histogram, CRPS and negative log-likelihood.
@@ -34,7 +35,7 @@ from galmet.columns import (
     spread_column,
 )
 from galmet.data.labels import describe_exclusions, invalid_label_mask, no_truth, usable_rows
-from galmet.errors import DataError
+from galmet.errors import ConfigError, DataError
 from galmet.nn.uncertainty import METHODS, Calibration
 from galmet.science.metrics import select_split
 
@@ -62,6 +63,8 @@ def fit_calibration(
     offset: float | None = None,
     source: dict | None = None,
     where: str = "predictions",
+    bins: int | str = 1,
+    members: int = 0,
 ) -> Calibration:
     """Fit the calibration of ``target`` on the held-out rows of a predictions table.
 
@@ -86,6 +89,11 @@ def fit_calibration(
         spread for ``spread``, 0 for ``sigma``).
     source : dict, optional
         Provenance recorded in the calibration.
+    bins : int or "auto"
+        Equal-count Mondrian bins of the *prediction*, each with its own quantiles (:func:`mondrian`;
+        ``auto``: :func:`auto_bins`; 1: pooled, marginal coverage only).
+    members : int
+        CV+ for an ensemble of this many fold models, from the ``fold`` column (:func:`cv_plus_folds`).
 
     Raises
     ------
@@ -140,10 +148,86 @@ def fit_calibration(
             param="offset",
         )
     z = (y - p) / u
-    info = {"split": split or "all", "n": int(len(z)), **(source or {})}
-    if excluded:
-        info["excluded"] = excluded
-    return Calibration.from_scores(target, method, np.abs(z) if symmetric else z, symmetric, float(offset), info)
+    info = {"split": split or "all", "n": int(len(z)), **(source or {}), **({"excluded": excluded} if excluded else {})}
+    z = np.abs(z) if symmetric else z
+    folds = cv_plus_folds(d, members, where) if members else None
+    cal = Calibration.from_scores(target, method, z, symmetric, float(offset), info, folds, members)
+    return mondrian(cal, p, z, check_bins(bins, len(z), where), folds)
+
+
+def cv_plus_folds(table: pd.DataFrame, members: int, where: str = "predictions") -> np.ndarray:
+    """The ``fold`` column of an out-of-fold table as member ids, int (N,); DataError (one line)
+    when it is missing or its folds are not exactly 0 .. ``members`` - 1."""
+    if "fold" not in table.columns:
+        raise DataError(f"{where}: CV+ needs the fold column of out-of-fold predictions", param="cv_plus")
+    f = pd.to_numeric(table["fold"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(f).all() or set(np.unique(f).tolist()) != set(range(members)):
+        raise DataError(
+            f"{where}: fold column holds {sorted(set(np.unique(f[np.isfinite(f)]).tolist()))}, "
+            f"not the folds 0 .. {members - 1} of the {members} ensemble members",
+            param="cv_plus",
+        )
+    return f.astype(np.int64)
+
+
+#: ``bins="auto"``: at least this many calibration galaxies per Mondrian bin ...
+ROWS_PER_AUTO_BIN = 100
+#: ... and at most this many bins.
+MAX_AUTO_BINS = 5
+
+
+def auto_bins(n: int) -> int:
+    """Mondrian bins for ``n`` calibration galaxies: max(1, min(5, n // 100))."""
+    return max(1, min(MAX_AUTO_BINS, n // ROWS_PER_AUTO_BIN))
+
+
+def check_bins(bins: int | str, n: int | None = None, where: str = "predictions") -> int:
+    """The number of Mondrian bins ``bins`` (an int >= 1 or ``"auto"``) means for ``n`` galaxies;
+    ConfigError (one line) for anything else, DataError when a bin would hold fewer than
+    :data:`MIN_CALIBRATION`. With ``n`` None only the value is checked (``auto`` -> 0)."""
+    if isinstance(bins, str) and bins.strip().lower() == "auto":
+        return 0 if n is None else auto_bins(n)
+    try:
+        k = int(bins)
+        if isinstance(bins, float | bool) or str(bins).strip() != str(k):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"bins must be a whole number >= 1 or 'auto', got {bins!r}", param="bins") from None
+    if k < 1:
+        raise ConfigError(f"bins must be a whole number >= 1 or 'auto', got {bins!r}", param="bins")
+    if n is not None and n // k < MIN_CALIBRATION:
+        raise DataError(
+            f"{where}: {n} calibration galaxies in {k} bins: too few per bin (need at least {MIN_CALIBRATION} a bin)",
+            param="bins",
+        )
+    return k
+
+
+def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int, folds=None) -> Calibration:
+    """``cal`` with ``k`` equal-count Mondrian bins of the prediction ``pred`` (N,); ``z`` (N,) are
+    the scores of the same rows, ``folds`` (N,) their CV+ member ids (or None). Tied quantiles (a
+    discrete prediction) merge bins; one bin: ``cal``."""
+    if k <= 1:
+        return cal
+    edges = np.unique(np.quantile(pred, np.arange(1, k) / k))
+    which = np.searchsorted(edges, pred, side="right")
+    counts = np.bincount(which, minlength=len(edges) + 1)
+    if len(edges) == 0 or counts.min() < MIN_CALIBRATION:
+        log.warning("%s: predictions too tied for %d Mondrian bins: one pooled calibration", cal.target, k)
+        return cal
+    bins = [
+        Calibration.from_scores(
+            cal.target,
+            cal.method,
+            z[which == j],
+            cal.symmetric,
+            cal.offset,
+            folds=None if folds is None else folds[which == j],
+            members=cal.members,
+        )
+        for j in range(len(edges) + 1)
+    ]
+    return cal.with_bins(edges, bins)
 
 
 def _coverage(y, lo, hi) -> dict[str, float]:
@@ -177,6 +261,7 @@ def uncertainty_metrics(table: pd.DataFrame, target: str, split: str | None = "t
         ``n``; per level (``"68"``, ``"95"``): ``nominal``, ``coverage``, ``coverage_se``,
         ``mean_width``, ``median_width``, ``interval_score``; ``mean_err`` / ``median_err``
         (dex); ``terciles``: per tercile of the truth its range and coverage at each level;
+        ``pred_terciles``: per tercile of the prediction (:func:`pred_tercile_coverage`);
         ``pit_hist`` (:data:`PIT_BINS` fractions), ``crps``, ``nll`` and ``z_std`` (std of
         (y - centre) / err) under the Gaussian N(centre of the 68% interval, err).
     """
@@ -220,6 +305,7 @@ def uncertainty_metrics(table: pd.DataFrame, target: str, split: str | None = "t
                 row[str(tag)] = _coverage(y[m], lo[m], hi[m])["coverage"]
                 row[f"width{tag}"] = float(np.mean(hi[m] - lo[m]))
         out["terciles"].append(row)
+    out["pred_terciles"] = pred_tercile_coverage(y, d[pred_column(target)].to_numpy(dtype=float), bounds)
     lo68, hi68 = bounds[68]
     mu = (lo68 + hi68) / 2
     good = np.isfinite(mu) & (err > 0)
@@ -233,6 +319,47 @@ def uncertainty_metrics(table: pd.DataFrame, target: str, split: str | None = "t
         out["nll"] = float(np.mean(0.5 * np.log(2 * math.pi * err[good] ** 2) + 0.5 * z**2))
         out["z_std"] = float(np.std(z))
     return out
+
+
+def pred_tercile_coverage(y, pred, bounds: dict) -> list[dict[str, Any]]:
+    """Coverage per tercile of the *predicted* value (what a user selects on: the truth is unknown).
+
+    Parameters
+    ----------
+    y, pred : numpy.ndarray
+        Truth and prediction, (N,).
+    bounds : dict
+        Level tag (68, 95) -> (lower, upper) of the intervals, each (N,).
+
+    Returns
+    -------
+    list of dict
+        Per tercile: ``lo``, ``hi`` (prediction range), ``n``, and per level ``coverage68`` /
+        ``se68`` (binomial standard error), ``coverage95`` / ``se95``.
+    """
+    edges = np.quantile(pred, [0, 1 / 3, 2 / 3, 1])
+    which = np.clip(np.searchsorted(edges[1:-1], pred, side="right"), 0, 2)
+    rows = []
+    for k in range(3):
+        m = which == k
+        row: dict[str, Any] = {"lo": float(edges[k]), "hi": float(edges[k + 1]), "n": int(m.sum())}
+        for tag, (lo, hi) in bounds.items():
+            if m.any():
+                c = _coverage(y[m], lo[m], hi[m])
+                row[f"coverage{tag}"], row[f"se{tag}"] = c["coverage"], c["coverage_se"]
+        rows.append(row)
+    return rows
+
+
+def format_pred_terciles(rows: list[dict[str, Any]], target: str) -> str:
+    """One line: coverage 68% / 95% (+- binomial s.e.) per tercile of the predicted ``target``."""
+    parts = []
+    for r in rows:
+        cov = " / ".join(
+            f"{100 * r[f'coverage{t}']:.0f}+-{100 * r[f'se{t}']:.0f}%" for t in INTERVAL_LEVELS if f"coverage{t}" in r
+        )
+        parts.append(f"[{r['lo']:.2f}, {r['hi']:.2f}] (n={r['n']}): {cov}")
+    return f"coverage 68% / 95% per tercile of predicted {target}: " + "; ".join(parts)
 
 
 def label_noise_budget(table: pd.DataFrame, target: str) -> dict[str, float] | None:
@@ -280,6 +407,8 @@ def format_uncertainty(metrics: dict[str, Any], target: str) -> str:
         cov = " / ".join(f"{100 * row[str(t)]:.0f}%" for t in INTERVAL_LEVELS if str(t) in row)
         parts.append(f"[{row['lo']:.2f}, {row['hi']:.2f}] (n={row['n']}): {cov}")
     lines.append(f"coverage 68% / 95% per tercile of {target}: " + "; ".join(parts))
+    if metrics.get("pred_terciles"):
+        lines.append(format_pred_terciles(metrics["pred_terciles"], target))
     if "crps" in metrics:
         lines.append(
             f"as Gaussians N(centre, err): CRPS {metrics['crps']:.4f} dex, NLL {metrics['nll']:.3f}, "

@@ -17,6 +17,16 @@ Methods (how each residual is scaled before its quantiles are taken):
   absolute  the same interval for every galaxy (default for the paper's RMSE head)
   spread    scaled by the spread of the TTA views / ensemble members (locally adaptive)
   sigma     scaled by the gaussian head's own sigma (default for --loss gaussian models)
+--bins K|auto (default auto) makes the calibration Mondrian: the calibration galaxies are split
+into K equal-count bins of their *predicted* value and each bin gets its own quantiles, so the
+intervals cover the nominal fraction in every bin of predicted metallicity, not only on average
+(auto: one bin per 100 galaxies, 1 to 5; --bins 1 is the pooled calibration).
+
+--cv-plus auto|on|off: CV+ (Barber et al. 2021) for an ensemble of fold models calibrated on
+their out-of-fold predictions: each interval is built from every member's own prediction with
+the residuals of the galaxies that member did not see (auto: when MODEL is an ensemble and PRED's
+fold column names exactly its members, as RUN/oof.parquet of 'galmet train --folds' does).
+
 Intervals come from the two tails of the signed residuals (absorbing a bias of the predictions),
 or, with --symmetric, from their absolute values.
 
@@ -49,6 +59,12 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--out", required=True, metavar="MODEL2", help="the calibrated bundle to write (.pt, not MODEL)")
     p.add_argument("--method", default="auto", choices=("auto", *METHODS), help="residual scaling (default: auto)")
+    p.add_argument(
+        "--bins", default="auto", metavar="K|auto", help="Mondrian bins of the predicted value (default: auto)"
+    )
+    p.add_argument(
+        "--cv-plus", default="auto", choices=("auto", "on", "off"), help="CV+ for a fold ensemble (default: auto)"
+    )
     p.add_argument("--symmetric", action="store_true", help="symmetric intervals from absolute residuals")
     p.add_argument(
         "--split",
@@ -90,6 +106,8 @@ def run(args) -> int:
         device=args.device,
         overwrite=args.overwrite,
         allow_test=args.allow_test_rows,
+        bins=args.bins,
+        cv_plus=args.cv_plus,
     )
     for line in res["calibrations"].values():
         print(line)
