@@ -146,6 +146,10 @@ TRUTH_FLAGS = "truth_flags"
 #: Column of the embedding's k-NN distance to the training embeddings over the training galaxies'
 #: 99th percentile of the same distance (> 1: bit ``EMBEDDING_OUT_OF_DOMAIN``).
 OOD_SCORE = "ood_score"
+#: Column of the image statistics' Mahalanobis distance from the training images' over the training
+#: images' 99th percentile of the same distance (> 1: bit ``IMAGE_OUT_OF_DOMAIN``;
+#: :mod:`galmet.data.image_domain`).
+IMAGE_OOD_SCORE = "image_ood_score"
 #: Column saying whether the model saw a row's galaxy: :data:`SEEN_TRAIN` (it trained a network of
 #: the model), :data:`SEEN_CALIBRATION` (it calibrated the error bars), ``""`` (held-out).
 SEEN = "seen"
@@ -201,6 +205,11 @@ class Flag(enum.IntFlag):
     IMAGE_OFF_CENTRE = 32
     #: The catalogue row fails one of the paper's photometric cuts (only when it has the columns).
     PHOTOMETRIC_CUTS = 64
+    #: The image's hand-made statistics (sky, noise and its correlation, colours, concentration:
+    #: :mod:`galmet.data.image_stats`) lie farther from the training images' than 99% of the
+    #: training images do (Mahalanobis distance; statistics stored in the bundle). Catches another
+    #: survey, rendering, depth, pixel scale or a simulation, which the embedding check misses.
+    IMAGE_OUT_OF_DOMAIN = 128
 
 
 class TruthFlag(enum.IntFlag):
@@ -250,6 +259,7 @@ COLUMN_UNITS: dict[str, str] = {
     **{f"modelMag_{b}": "mag" for b in "ugriz"},
     **{f"modelMagErr_{b}": "mag" for b in "ugriz"},
     OOD_SCORE: "",
+    IMAGE_OOD_SCORE: "",
 }
 #: Suffixes of columns in their target's unit (predictions, interval bounds) ...
 _SAME_UNIT_SUFFIXES = ("_pred", "_lo68", "_hi68", "_lo95", "_hi95")

@@ -18,6 +18,7 @@ from typing import Any
 
 from galmet.columns import LABEL_RANGES
 from galmet.data.galaxy_ids import GalaxyIdSet
+from galmet.data.image_domain import ImageDomainReference
 from galmet.data.imaging import Imaging
 from galmet.errors import ConfigError
 from galmet.paper import IMAGE_SIZE
@@ -71,6 +72,9 @@ class MetaKey:
     #: :meth:`galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the galaxies a network trained on
     #: (of the bundle, or of each member): ``galmet calibrate`` leaves them out.
     TRAINED_ON = "trained_on"
+    #: :meth:`galmet.data.image_domain.ImageDomainReference.to_dict` of the training images'
+    #: statistics (of the bundle, or of each member): bit ``IMAGE_OUT_OF_DOMAIN``.
+    IMAGE_STATS = "image_stats"
     #: :meth:`~galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the galaxies a calibration was fitted
     #: on, kept in the ``source`` of each target's ``calibration`` entry (``galmet calibrate``, the
     #: calibration of a ``--folds`` ensemble): ``galmet evaluate`` leaves them out.
@@ -94,6 +98,7 @@ MEMBER_KEYS = (
     MetaKey.VALID_RMSE,
     MetaKey.EMBEDDING_STATS,
     MetaKey.TRAINED_ON,
+    MetaKey.IMAGE_STATS,
 )
 
 
@@ -114,6 +119,7 @@ def training_meta(
     imaging: Imaging,
     embedding_stats: dict | None = None,
     trained_on: dict | None = None,
+    image_stats: dict | None = None,
 ) -> dict[str, Any]:
     """The meta of a freshly trained network, for :func:`galmet.nn.bundle.save_bundle` (which
     fills in the architecture, normalisation, head and version).
@@ -142,6 +148,8 @@ def training_meta(
         :meth:`EmbeddingReference.to_dict` of the training embeddings.
     trained_on : dict, optional
         :meth:`galmet.data.galaxy_ids.GalaxyIdSet.to_dict` of the training galaxies.
+    image_stats : dict, optional
+        :meth:`galmet.data.image_domain.ImageDomainReference.to_dict` of the training images.
     """
     meta: dict[str, Any] = {
         MetaKey.TARGETS: list(targets),
@@ -162,6 +170,8 @@ def training_meta(
         meta[MetaKey.EMBEDDING_STATS] = embedding_stats
     if trained_on is not None:
         meta[MetaKey.TRAINED_ON] = trained_on
+    if image_stats is not None:
+        meta[MetaKey.IMAGE_STATS] = image_stats
     return meta
 
 
@@ -261,6 +271,8 @@ def check_described_fields(meta: dict, path: str | os.PathLike = "bundle") -> No
             raise bad(MetaKey.VALID_RMSE, "a mapping of targets to numbers >= 0", rmse)
         if m.get(MetaKey.TRAINED_ON) is not None:
             GalaxyIdSet.from_dict(m[MetaKey.TRAINED_ON], f"{path}: bundle meta {MetaKey.TRAINED_ON}")
+        if m.get(MetaKey.IMAGE_STATS) is not None:
+            ImageDomainReference.from_dict(m[MetaKey.IMAGE_STATS], f"{path}: bundle meta {MetaKey.IMAGE_STATS}")
         source = m.get(MetaKey.SOURCE)
         if m is not meta and source is not None and not (isinstance(source, str) and len(source) <= MAX_META_TEXT):
             raise bad(

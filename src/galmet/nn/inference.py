@@ -445,6 +445,18 @@ class GalmetModel:
         with suggest_smaller_batch(batch_size, "embedding"):
             return embed(self.nets, images, self.crop, self.norm, batch_size, resolve_device(device), progress)
 
+    def image_domain_reference(self):
+        """The training images' :class:`~galmet.data.image_domain.ImageDomainReference` (of the
+        first member that has one: the members of an ensemble trained on one dataset share its
+        images' domain), or None for bundles without one (see ``galmet calibrate --reference``)."""
+        from galmet.data.image_domain import ImageDomainReference
+
+        for m in [self.meta, *self.members]:
+            if m.get(MetaKey.IMAGE_STATS) is not None:
+                where = f"{self.path or 'model'}: image statistics"
+                return ImageDomainReference.from_dict(m[MetaKey.IMAGE_STATS], where)
+        return None
+
     def embedding_references(self):
         """Each member's :class:`~galmet.nn.embedding.EmbeddingReference` from the bundle, or None
         when the bundle has none (trained before galmet stored them: see ``galmet calibrate --reference``)."""

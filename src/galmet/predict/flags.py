@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FLAGS, OOD_SCORE, TRUTH_FLAGS, Flag, TruthFlag, check_value, pred_column
+from galmet.columns import FLAGS, IMAGE_OOD_SCORE, OOD_SCORE, TRUTH_FLAGS, Flag, TruthFlag, check_value, pred_column
 from galmet.data.quality import image_flags
 from galmet.nn.inference import GalmetModel
 from galmet.sdss.catalog import Cuts, cut_mask
@@ -37,7 +37,9 @@ def flag_rows(
     Bits (:class:`galmet.columns.Flag`): the prediction outside the model's training label range
     (bundles that record it); the embedding farther from the
     training embeddings than 99% of the training galaxies (bundles with embedding statistics);
-    the image checks of :func:`galmet.data.quality.image_flags`; the paper's photometric cuts
+    the image's statistics farther from the training images' than 99% of those (bundles with
+    image statistics; column ``image_ood_score``); the image checks of
+    :func:`galmet.data.quality.image_flags`; the paper's photometric cuts
     (when ``catalog`` has all their columns). ``truth_flags`` (:class:`galmet.columns.TruthFlag`):
     the catalogue's label outside the training label range (:func:`truth_bits`).
     ``table.attrs["flag_checks"]`` lists the checks that ran, of both kinds.
@@ -63,6 +65,11 @@ def flag_rows(
         table = table.assign(**{OOD_SCORE: score})
         bits |= np.where(score > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
         checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
+    image_score = image_ood_scores(model, images)
+    if image_score is not None:
+        table = table.assign(**{IMAGE_OOD_SCORE: image_score})
+        bits |= np.where(image_score > 1, int(Flag.IMAGE_OUT_OF_DOMAIN), 0)
+        checks.append(Flag.IMAGE_OUT_OF_DOMAIN.name or "")
     bits |= image_flags(images, pixel_scale)
     checks += [f.name or "" for f in (Flag.IMAGE_EMPTY, Flag.IMAGE_SATURATED, Flag.IMAGE_OFF_CENTRE)]
     cut = cut_bits(cat)
@@ -119,6 +126,15 @@ def ood_scores(model: GalmetModel, images, batch_size: int = 256, device: str = 
             for s in range(0, len(images), OOD_CHUNK)
         ]
     )
+
+
+def image_ood_scores(model: GalmetModel, images) -> np.ndarray | None:
+    """float (N,): each image's statistics' distance from the training images' over the training
+    99th percentile (> 1: out of the training domain); None when the bundle has no image statistics."""
+    ref = model.image_domain_reference()
+    if ref is None:
+        return None
+    return np.concatenate([ref.score(images[s : s + OOD_CHUNK]) for s in range(0, len(images), OOD_CHUNK)])
 
 
 def cut_bits(catalog: pd.DataFrame) -> np.ndarray | None:

@@ -1102,7 +1102,7 @@ def _run(job: PositionsJob, out: str | os.PathLike | None, drop_failed: bool):
 def _empty_results(job: PositionsJob) -> pd.DataFrame:
     """The results frame of zero positions: the columns :meth:`_Predictor._predict` and
     :func:`flag_rows` give a run of this model and options, with no rows."""
-    from galmet.columns import OOD_SCORE, sigma_column, spread_column, uncertainty_columns
+    from galmet.columns import IMAGE_OOD_SCORE, OOD_SCORE, sigma_column, spread_column, uncertainty_columns
     from galmet.nn.net import GAUSSIAN
 
     model = job.model
@@ -1116,6 +1116,8 @@ def _empty_results(job: PositionsJob) -> pd.DataFrame:
     if job.opts.flags:
         if model.embedding_references() is not None:
             cols[OOD_SCORE] = pd.Series([], dtype=np.float64)
+        if model.image_domain_reference() is not None:
+            cols[IMAGE_OOD_SCORE] = pd.Series([], dtype=np.float64)
         cols[FLAGS] = pd.Series([], dtype=np.int64)
     cols[STATUS] = pd.Series([], dtype=object)
     cols[ERROR] = pd.Series([], dtype=object)

@@ -22,6 +22,7 @@ import pandas as pd
 from galmet._version import __version__
 from galmet.columns import pred_column, target_of
 from galmet.data.dataset import as_dataset
+from galmet.data.image_domain import ImageDomainReference
 from galmet.data.labels import usable_truths
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import Input, check_not_run_model, check_output_file, inputs_of, model_input
@@ -118,7 +119,8 @@ def _model_predictions(model, predictions, dataset) -> tuple[pd.DataFrame, list[
 
 def embedding_statistics(model, dataset, splits=("train", "valid"), device: str = "auto") -> dict[str, Any]:
     """Meta updates with the training-domain statistics of ``dataset``'s ``splits`` rows: each
-    member's :class:`~galmet.nn.embedding.EmbeddingReference` and the label range of the targets
+    member's :class:`~galmet.nn.embedding.EmbeddingReference`, the images'
+    :class:`~galmet.data.image_domain.ImageDomainReference` and the label range of the targets
     the catalogue has (for bundles trained before galmet stored them).
 
     For an ensemble of fold models every member is summarised on all those rows (its own training
@@ -132,7 +134,8 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     if ds.image_size != model.image_size and model.image_size is not None:
         raise DataError(f"{ds.root}: images are {ds.image_size} px, the model expects {model.image_size}")
     rows = np.sort(rows)
-    emb = model.embed(np.asarray(ds.images()[rows]), device=device, progress=None)
+    images = np.asarray(ds.images()[rows])
+    emb = model.embed(images, device=device, progress=None)
     refs = [EmbeddingReference.fit(e).to_dict() for e in emb]
     out: dict[str, Any] = {}
     labels = {}
@@ -143,10 +146,15 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
                 labels[t] = [float(np.nanmin(y)), float(np.nanmax(y))]
     if labels:
         out[MetaKey.LABEL_RANGE] = {**(model.meta.get(MetaKey.LABEL_RANGE) or {}), **labels}
+    image_ref = ImageDomainReference.fit_images(images).to_dict()
     if MetaKey.MEMBERS in model.meta:
-        out[MetaKey.MEMBERS] = [{**m, MetaKey.EMBEDDING_STATS: r} for m, r in zip(model.members, refs, strict=True)]
+        out[MetaKey.MEMBERS] = [
+            {**m, MetaKey.EMBEDDING_STATS: r, MetaKey.IMAGE_STATS: image_ref}
+            for m, r in zip(model.members, refs, strict=True)
+        ]
     else:
         out[MetaKey.EMBEDDING_STATS] = refs[0]
+        out[MetaKey.IMAGE_STATS] = image_ref
     return out
 
 

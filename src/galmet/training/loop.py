@@ -44,6 +44,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from galmet._env import env_int
 from galmet.data.galaxy_ids import GalaxyIdSet
+from galmet.data.image_domain import ImageDomainReference
 from galmet.data.imaging import UNKNOWN, Imaging
 from galmet.errors import ConfigError, DataError
 from galmet.io.progress import progress_bar
@@ -285,8 +286,8 @@ def _train_run(dataset, run: Path, source: Path, config: TrainConfig, ckpt: dict
         _train_epochs(t, state, ckpt, on_step)
         if t.dist.main:
             with suggest_smaller_batch(t.config.global_batch, "embedding the training images"):
-                embedding_stats = _embedding_stats(t).to_dict()
-            save_bundle(rd.work / BUNDLE, unwrap(t.net), _bundle_meta(t, state, embedding_stats))
+                references = _domain_references(t)
+            save_bundle(rd.work / BUNDLE, unwrap(t.net), _bundle_meta(t, state, *references))
             rd.commit()  # a run that replaces another moves into place only now, finished
             if not keep_checkpoint:
                 # after the commit: a kill in between leaves a finished run that still has its checkpoint
@@ -665,7 +666,7 @@ def _log_epoch(t: Trainer, row: dict) -> None:
     )
 
 
-def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict) -> dict:
+def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict, image_stats: dict) -> dict:
     """The finished run's bundle meta (:func:`galmet.nn.bundle_meta.training_meta`); its imaging
     is the dataset's record (pixel scale, mode, data release) at the sizes this run trained on."""
     config = t.config
@@ -685,6 +686,7 @@ def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict) -> dict:
         imaging=t.recorded.trained_on(int(t.data_meta["image_size"]), config.crop),
         embedding_stats=embedding_stats,
         trained_on=t.trained_on or None,
+        image_stats=image_stats,
     )
 
 
@@ -692,11 +694,12 @@ def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict) -> dict:
 EMBEDDING_SAMPLE = 5000
 
 
-def _embedding_stats(t: Trainer) -> EmbeddingReference:
-    """The final network's training embeddings, summarised for the ``EMBEDDING_OUT_OF_DOMAIN`` flag.
-
-    Embeds a seeded sample of at most :data:`EMBEDDING_SAMPLE` train images (eval mode, no
-    augmentation); draws from numpy only, so no torch random stream (and no resume) is touched.
+def _domain_references(t: Trainer) -> tuple[dict, dict]:
+    """The training domain, for the ``EMBEDDING_OUT_OF_DOMAIN`` and ``IMAGE_OUT_OF_DOMAIN`` flags:
+    (:meth:`EmbeddingReference.to_dict` of the final network's training embeddings,
+    :meth:`ImageDomainReference.to_dict` of the training images' statistics), both from one
+    seeded sample of at most :data:`EMBEDDING_SAMPLE` train images (eval mode, no augmentation);
+    draws from numpy only, so no torch random stream (and no resume) is touched.
     """
     rng = np.random.default_rng(derive_seed(t.config.seed, 4))
     n = t.n_train
@@ -707,7 +710,11 @@ def _embedding_stats(t: Trainer) -> EmbeddingReference:
         source, rows = t.train_data.images
         images = source[np.sort(rows[pick])]
     emb = embed([unwrap(t.net)], images, t.config.crop, batch_size=t.local_batch * 2, device=t.device, progress=False)
-    return EmbeddingReference.fit(emb[0], seed=t.config.seed)
+    pixels = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    return (
+        EmbeddingReference.fit(emb[0], seed=t.config.seed).to_dict(),
+        ImageDomainReference.fit_images(pixels).to_dict(),
+    )
 
 
 def _result(run: Path, hist: pd.DataFrame, config: TrainConfig) -> TrainResult:
