@@ -55,7 +55,6 @@ def run(args) -> int:
     )
     print(describe(check))
     if args.out:
-        print(
-            f"wrote {check.n_train + check.n_target} rows (objID or file, set, p_target, importance_weight) to {args.out}"
-        )
+        n = check.n_train + check.n_target
+        print(f"wrote {n} rows (objID or file, set, p_target, importance_weight) to {args.out}")
     return 0
