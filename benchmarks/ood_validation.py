@@ -121,7 +121,8 @@ def main() -> None:
     for name, x in sets.items():
         emb = ood_scores(model, x) > 1
         img = ref.score(x) > 1
-        rows.append({"shift": name, "n": len(x), "embedding": _rate(emb), "image": _rate(img), "union": _rate(emb | img)})
+        rates = {"embedding": _rate(emb), "image": _rate(img), "union": _rate(emb | img)}
+        rows.append({"shift": name, "n": len(x), **rates})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False))
