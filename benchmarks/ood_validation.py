@@ -125,7 +125,10 @@ def main() -> None:
         rows.append({"shift": name, "n": len(x), **rates})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False))
+    print("| " + " | ".join(table.columns) + " |")
+    print("|" + " --- |" * len(table.columns))
+    for r in table.itertuples(index=False):
+        print("| " + " | ".join(str(v) for v in r) + " |")
     if a.out:
         table.to_csv(a.out, index=False)
 
