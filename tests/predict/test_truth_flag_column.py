@@ -17,6 +17,7 @@ def _model(label_range=None):
     return SimpleNamespace(
         label_range={"oh_p50": (8.4, 9.2)} if label_range is None else label_range,
         embedding_references=lambda: None,
+        image_domain_reference=lambda: None,
     )
 
 
