@@ -87,7 +87,7 @@ def run_domain_check(
     if out is not None:
         kind = require_table_format(out, param="out").kind
         inputs = [*inputs_of(train, "the training dataset"), *inputs_of(target, "the target dataset")]
-        check_output_file(out, "out", kind, "domain-check table", inputs, overwrite=overwrite)
+        check_output_file(out, "out", kind or "csv", "domain-check table", inputs, overwrite=overwrite)
     a = _rows(train, list(train_split or TRAIN_SPLITS), "train", skip_bad)
     b = _rows(target, target_split, "target", skip_bad)
     log.info("image statistics of %d training and %d target images", len(a.catalog), len(b.catalog))
