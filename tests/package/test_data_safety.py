@@ -211,6 +211,10 @@ SCENARIOS = {
         ["embed", "{e}/run", "{e}/ds", "--out", "{e}/ds/catalog.parquet", "--device", "cpu"],
         ["embed", "{e}/run", "{e}/ds", "--out", "{e}/user/emb.parquet", "--device", "cpu"],
     ),
+    "domain-check": (
+        ["domain-check", "{e}/ds", "{e}/ds/images", "--bootstrap", "10", "--out", "{e}/ds/catalog.parquet"],
+        ["domain-check", "{e}/ds", "{e}/ds/images", "--bootstrap", "10", "--out", "{e}/user/weights.parquet"],
+    ),
     "explain": (
         ["explain", "{e}/run", "{e}/ds", "--out", "{e}/ds/images", "--n", "2", "--device", "cpu"],
         ["explain", "{e}/run", "{e}/ds", "--out", "{e}/user", "--n", "2", "--device", "cpu"],
@@ -245,6 +249,7 @@ KILLS = {
     "resolution-study": (SCENARIOS["resolution-study"][1], "user"),
     "calibrate": (SCENARIOS["calibrate"][1], "user"),
     "embed": (SCENARIOS["embed"][1], "user"),
+    "domain-check": (SCENARIOS["domain-check"][1], "user"),
     "explain": (SCENARIOS["explain"][1], "user"),
     "systematics": (SCENARIOS["systematics"][1], "user"),
 }
@@ -314,7 +319,7 @@ def test_a_kill_mid_run_changes_no_existing_file(template, tmp_path):
 #: itself, or fixed names in the folder): each name is tested below.
 NAMED_OUTPUTS = (
     "predict", "ensemble", "evaluate", "baseline", "figures", "mzr", "report", "resolution-study", "calibrate",
-    "embed", "explain", "systematics", "lr-find",
+    "embed", "explain", "systematics", "lr-find", "domain-check",
 )  # fmt: skip
 #: Commands whose output is a folder with its own rules (tested one by one below).
 FOLDER_OUTPUTS = ("demo", "synth", "catalog", "download", "train")

@@ -81,8 +81,8 @@ def run_domain_check(
             raise DataError(f"{name} {p}: no such dataset or folder")
     if Path(train).resolve() == Path(target).resolve() and not (train_split or target_split):
         raise ConfigError(
-            f"train and target are the same dataset ({train}): give --train-split/--target-split to compare parts",
-            param="target",
+            f"train and target are the same dataset ({train}): give train_split/target_split to compare parts",
+            param=("train_split", "target_split"),
         )
     if out is not None:
         kind = require_table_format(out, param="out").kind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 NAME = "domain-check"
 ORDER = 57
+PARAM_FLAGS = {"n_boot": "--bootstrap"}
 HELP = "how distinguishable a target set of images is from the training set (AUC), with importance weights"
 DESCRIPTION = """\
 Train a classifier to tell TARGET's images from TRAIN's (default: its train and valid rows) by
