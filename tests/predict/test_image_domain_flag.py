@@ -85,3 +85,10 @@ def test_ledoit_wolf_matches_sklearn():
     z = np.random.default_rng(0).normal(size=(50, 8)) @ np.diag(np.arange(1, 9))
     z = z - z.mean(axis=0)
     np.testing.assert_allclose(ledoit_wolf(z), sk.LedoitWolf(assume_centered=True).fit(z).covariance_, rtol=1e-6)
+
+
+def test_images_too_small_or_too_few_give_no_reference():
+    x = galaxies(20, seed=5)
+    assert ImageDomainReference.fit_images_if_possible(x[:, :8, :8]) is None  # a resolution study's 8 px inputs
+    assert ImageDomainReference.fit_images_if_possible(x[:3]) is None
+    assert ImageDomainReference.fit_images_if_possible(x) is not None

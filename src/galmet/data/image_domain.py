@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from galmet.data.image_stats import STAT_NAMES, image_statistics
+from galmet.data.image_stats import MIN_SIDE, STAT_NAMES, image_statistics
 from galmet.errors import ConfigError
 
 #: Percentile of the training images' distances that sets the out-of-domain threshold.
@@ -77,6 +77,16 @@ class ImageDomainReference:
     def fit_images(cls, images) -> ImageDomainReference:
         """From uint8 training images (N, H, W, 3)."""
         return cls.fit(image_statistics(images))
+
+    @classmethod
+    def fit_images_if_possible(cls, images) -> ImageDomainReference | None:
+        """:meth:`fit_images`, or None when the images are smaller than
+        :data:`~galmet.data.image_stats.MIN_SIDE` pixels or fewer than :data:`MIN_IMAGES` (a
+        resolution study's tiny inputs, a tiny training set): the bundle then has no image check."""
+        shape = np.shape(images)
+        if len(shape) != 4 or min(shape[1:3]) < MIN_SIDE or shape[0] < MIN_IMAGES:
+            return None
+        return cls.fit_images(images)
 
     def distance(self, stats: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row of statistics (N, D) from the training mean: float64 (N,)."""

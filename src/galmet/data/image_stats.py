@@ -44,6 +44,8 @@ STAT_NAMES: tuple[str, ...] = (
     "edge_level",
 )
 N_STATS = len(STAT_NAMES)
+#: Smallest image side (pixels) the statistics are defined for (the centre disc is 1/16 of it).
+MIN_SIDE = 16
 #: Chunk of images processed at a time (bounds the float32 copies in memory).
 CHUNK = 512
 
@@ -55,8 +57,8 @@ def image_statistics(images) -> np.ndarray:
     same galaxy at another pixel scale gives other values: that is one of the shifts to catch.
     """
     arr = np.asarray(images)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[1] < 16 or arr.shape[2] < 16:
-        raise DataError(f"image statistics need images of shape (N, H, W, 3) with H, W >= 16, got {arr.shape}")
+    if arr.ndim != 4 or arr.shape[-1] != 3 or min(arr.shape[1:3]) < MIN_SIDE:
+        raise DataError(f"image statistics need images of shape (N, H, W, 3) with H, W >= {MIN_SIDE}, got {arr.shape}")
     out = np.empty((len(arr), N_STATS))
     for s in range(0, len(arr), CHUNK):
         out[s : s + CHUNK] = _chunk_statistics(arr[s : s + CHUNK].astype(np.float32))

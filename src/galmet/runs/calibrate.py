@@ -146,7 +146,8 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
                 labels[t] = [float(np.nanmin(y)), float(np.nanmax(y))]
     if labels:
         out[MetaKey.LABEL_RANGE] = {**(model.meta.get(MetaKey.LABEL_RANGE) or {}), **labels}
-    image_ref = ImageDomainReference.fit_images(images).to_dict()
+    fitted = ImageDomainReference.fit_images_if_possible(images)
+    image_ref = fitted.to_dict() if fitted is not None else None  # None: images too small to check
     if MetaKey.MEMBERS in model.meta:
         out[MetaKey.MEMBERS] = [
             {**m, MetaKey.EMBEDDING_STATS: r, MetaKey.IMAGE_STATS: image_ref}

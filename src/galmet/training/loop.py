@@ -666,7 +666,7 @@ def _log_epoch(t: Trainer, row: dict) -> None:
     )
 
 
-def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict, image_stats: dict) -> dict:
+def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict, image_stats: dict | None) -> dict:
     """The finished run's bundle meta (:func:`galmet.nn.bundle_meta.training_meta`); its imaging
     is the dataset's record (pixel scale, mode, data release) at the sizes this run trained on."""
     config = t.config
@@ -694,10 +694,11 @@ def _bundle_meta(t: Trainer, state: RunState, embedding_stats: dict, image_stats
 EMBEDDING_SAMPLE = 5000
 
 
-def _domain_references(t: Trainer) -> tuple[dict, dict]:
+def _domain_references(t: Trainer) -> tuple[dict, dict | None]:
     """The training domain, for the ``EMBEDDING_OUT_OF_DOMAIN`` and ``IMAGE_OUT_OF_DOMAIN`` flags:
     (:meth:`EmbeddingReference.to_dict` of the final network's training embeddings,
-    :meth:`ImageDomainReference.to_dict` of the training images' statistics), both from one
+    :meth:`ImageDomainReference.to_dict` of the training images' statistics, None for images
+    under 16 px), both from one
     seeded sample of at most :data:`EMBEDDING_SAMPLE` train images (eval mode, no augmentation);
     draws from numpy only, so no torch random stream (and no resume) is touched.
     """
@@ -713,7 +714,7 @@ def _domain_references(t: Trainer) -> tuple[dict, dict]:
     pixels = images.cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     return (
         EmbeddingReference.fit(emb[0], seed=t.config.seed).to_dict(),
-        ImageDomainReference.fit_images(pixels).to_dict(),
+        image_ref.to_dict() if (image_ref := ImageDomainReference.fit_images_if_possible(pixels)) else None,
     )
 
 
