@@ -57,6 +57,10 @@ CASES: dict[str, list[list[str]]] = {
     "mzr": [["--metallicity", "{preds}", "--mass", "{world}/no_mass.csv", "--out", "{out}/mzr"]],
     "explain": [["{bundle}", "{ds}", "--out", "{out}/explain", "--layer", "no_layer", "--device", "cpu"]],
     "report": [["{world}/run", "--out", "{out}/report.txt"]],
+    "domain-check": [
+        ["{ds}", "{ds}", "--train-split", "train", "--target-split", "test", "--out", "{out}/weights.txt"],
+        ["{ds}", "{ds}", "--out", "{out}/weights.parquet"],
+    ],
 }
 
 
