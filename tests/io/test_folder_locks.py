@@ -55,7 +55,7 @@ FOLDER_WRITERS = {
     ),
 }
 #: Commands that write one file (atomically: two runs cannot leave a mixture) or nothing.
-SINGLE_FILE_OR_NONE = {"info", "evaluate", "embed", "report", "calibrate", "ensemble"}
+SINGLE_FILE_OR_NONE = {"info", "evaluate", "embed", "report", "calibrate", "ensemble", "domain-check"}
 
 
 def test_every_command_is_either_a_folder_writer_or_writes_one_file():
