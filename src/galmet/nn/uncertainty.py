@@ -418,7 +418,7 @@ def _check_weights(weights, test_weight, n: int, where: str) -> np.ndarray:
     finite positive ``test_weight``."""
     try:
         w = np.asarray(weights, dtype=np.float64).ravel()
-        t = float(test_weight)  # type: ignore[arg-type]
+        t = float(test_weight)
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: weights and test weight must be numbers") from None
     if w.size != n:

@@ -112,19 +112,7 @@ def fit_calibration(
         table = table.assign(**{WEIGHT_KEY: _row_weights(weights, len(table), members, where)})
     df = select_split(table, split)
     pc, sc, gc = pred_column(target), spread_column(target), sigma_column(target)
-    if pc not in df.columns:
-        raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
-    if target not in df.columns or df[target].isna().all():
-        raise DataError(
-            f"{where}: "
-            + (
-                f"no truth column {target!r} to calibrate on"
-                if target not in df
-                else f"{no_truth(df, target)}: nothing to calibrate on"
-            )
-            + " (pass dataset to join it by objID)",
-            param="dataset",
-        )
+    _check_truth(df, target, where)
     df, excluded = usable_rows(df, [target], where)
     for line in describe_exclusions(excluded):
         log.warning("%s: %s", where, line)
@@ -180,6 +168,24 @@ def _row_weights(weights, n: int, members: int, where: str) -> np.ndarray:
     if bad:
         raise ConfigError(f"{where}: {bad} weights are not finite and > 0", param="weights")
     return w
+
+
+def _check_truth(df: pd.DataFrame, target: str, where: str) -> None:
+    """DataError (one line) when ``df`` holds no predictions of ``target`` or no truth of it."""
+    pc = pred_column(target)
+    if pc not in df.columns:
+        raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
+    if target not in df.columns or df[target].isna().all():
+        raise DataError(
+            f"{where}: "
+            + (
+                f"no truth column {target!r} to calibrate on"
+                if target not in df
+                else f"{no_truth(df, target)}: nothing to calibrate on"
+            )
+            + " (pass dataset to join it by objID)",
+            param="dataset",
+        )
 
 
 def cv_plus_folds(table: pd.DataFrame, members: int, where: str = "predictions") -> np.ndarray:
