@@ -37,6 +37,14 @@ the calibration galaxies i (symmetric: ``mu_k(i)(x) -+ u |z_i|``), instead of sh
 averaged prediction by quantiles of residuals that are not the ensemble's. Its worst-case
 guarantee is ``1 - 2 alpha``; in practice it is near nominal.
 
+*Weighted* conformal prediction under covariate shift (Tibshirani et al. 2019): with ``weights``
+(the importance weight ``p_target(x) / p_train(x)`` of each calibration galaxy, e.g. from
+``galmet domain-check --out``) and ``test_weight`` (the weight of a new galaxy), the quantile at
+level q is the smallest score s with ``sum_{s_i <= s} w_i / (sum_i w_i + w_test) >= q`` (+inf when
+never reached); equal weights give the unweighted order statistics. One ``test_weight`` serves
+every new galaxy (an approximation: the weight of a typical target galaxy, by default the mean
+importance weight of the target set). Not combined with CV+.
+
 Pure numpy: the science layer fits calibrations with :mod:`galmet.science.calibration`;
 :mod:`galmet.nn.bundle` stores them as plain data under ``meta["calibration"][target]``.
 """
@@ -97,6 +105,11 @@ class Calibration:
         each stored score (scores are then never thinned); None: plain split conformal.
     members : int
         CV+: members of the ensemble the fold ids refer to (0 without CV+).
+    weights : numpy.ndarray or None
+        Weighted conformal: float64 (M,) > 0, the importance weight of each stored score's galaxy
+        (scores are then never thinned); None: unweighted.
+    test_weight : float
+        Weighted conformal: the weight given to a new galaxy (> 0; 0 when unweighted).
     """
 
     target: str
@@ -111,6 +124,8 @@ class Calibration:
     bins: tuple[Calibration, ...] = ()
     folds: np.ndarray | None = None
     members: int = 0
+    weights: np.ndarray | None = None
+    test_weight: float = 0.0
 
     # --- construction and storage ---------------------------------------------------------
 
@@ -125,14 +140,23 @@ class Calibration:
         source: dict | None = None,
         folds=None,
         members: int = 0,
+        weights=None,
+        test_weight: float | None = None,
     ) -> Calibration:
         """A calibration from the (unsorted) scores of ``n`` calibration galaxies; with ``folds``
-        (int (n,), member ids 0 .. ``members`` - 1) a CV+ calibration (never thinned)."""
+        (int (n,), member ids 0 .. ``members`` - 1) a CV+ calibration (never thinned); with
+        ``weights`` (float (n,) > 0) and ``test_weight`` (> 0) a weighted one (never thinned)."""
         raw = np.asarray(scores, dtype=np.float64).ravel()
         order = np.argsort(raw, kind="stable")
         s = raw[order]
         if s.size == 0 or not np.isfinite(s).all():
             raise ConfigError(f"calibration of {target}: scores must be finite and at least one")
+        if weights is not None:
+            if folds is not None:
+                raise ConfigError(f"calibration of {target}: weighted conformal is not combined with CV+")
+            w = _check_weights(weights, test_weight, raw.size, f"calibration of {target}")[order]
+            cal = cls(target, method, s, int(s.size), bool(symmetric), float(offset), None, dict(source or {}))
+            return replace(cal, weights=w, test_weight=float(test_weight))  # type: ignore[arg-type]
         if folds is not None:
             f = np.asarray(folds, dtype=np.int64).ravel()[order]
             cal = cls(target, method, s, int(s.size), bool(symmetric), float(offset), None, dict(source or {}))
@@ -159,6 +183,8 @@ class Calibration:
             "bins": [_bin_dict(b) for b in self.bins],
             "folds": None if self.folds is None else [int(f) for f in self.folds],
             "members": self.members,
+            "weights": None if self.weights is None else [float(w) for w in self.weights],
+            "test_weight": None if self.weights is None else self.test_weight,
         }
 
     def with_bins(self, edges, bins) -> Calibration:
@@ -195,7 +221,9 @@ class Calibration:
         if not isinstance(source, dict):
             raise ConfigError(f"{where}: calibration source must be a mapping")
         cal = cls(target, method, scores, n, bool(data.get("symmetric", False)), offset, ranks, source)
-        return _read_bins(_read_folds(cal, data, where), data, where) if version >= 2 else cal
+        if version < 2:
+            return cal
+        return _read_bins(_read_weights(_read_folds(cal, data, where), data, where), data, where)
 
     # --- applying it -----------------------------------------------------------------------
 
@@ -215,12 +243,26 @@ class Calibration:
         if not 0 < level < 1:
             raise ConfigError(f"interval level must be between 0 and 1, got {level}")
         alpha, n1 = 1.0 - level, self.n + 1
+        if self.weights is not None:
+            return self._weighted_quantiles(level)
         if self.symmetric:
             q = self._order_stat(math.ceil(n1 * level - 1e-9))
             return -q, q
         return self._order_stat(math.floor(n1 * alpha / 2 + 1e-9)), self._order_stat(
             math.ceil(n1 * (1 - alpha / 2) - 1e-9)
         )
+
+    def _weighted_quantiles(self, level: float) -> tuple[float, float]:
+        """:meth:`quantiles` of a weighted calibration (Tibshirani et al. 2019); the lower tail is
+        the mirror image of the upper one (the quantile at ``1 - alpha / 2`` of the negated scores)."""
+        assert self.weights is not None
+        if self.symmetric:
+            q = _weighted_quantile(self.scores, self.weights, self.test_weight, level)
+            return -q, q
+        upper = 1 - (1 - level) / 2
+        hi = _weighted_quantile(self.scores, self.weights, self.test_weight, upper)
+        lo = -_weighted_quantile(-self.scores[::-1], self.weights[::-1], self.test_weight, upper)
+        return lo, hi
 
     def scale(self, spread=None, sigma=None, n: int | None = None) -> np.ndarray:
         """The scale u of each row (target units), float64 (N,); see the module docstring."""
@@ -346,6 +388,8 @@ class Calibration:
             mondrian = f"; Mondrian with {len(self.bins)} bins of predicted {self.target} (edges {edges})"
         if self.cv_plus:
             mondrian += f"; CV+ over {self.members} fold members"
+        if self.weights is not None:
+            mondrian += f"; weighted (test weight {self.test_weight:.4g})"
         return (
             f"{self.target}: {self.method} split-conformal ({kind}) from {self.n} galaxies{mondrian}; pooled "
             f"68% [{q68[0]:+.4f}, {q68[1]:+.4f}] {unit}, 95% [{q95[0]:+.4f}, {q95[1]:+.4f}] {unit}"
@@ -359,6 +403,43 @@ def _bin_dict(cal: Calibration) -> dict[str, Any]:
     d.pop("edges")
     d.pop("bins")
     return d
+
+
+def _weighted_quantile(scores: np.ndarray, weights: np.ndarray, test_weight: float, q: float) -> float:
+    """The smallest of the sorted ``scores`` s with ``sum_{s_i <= s} w_i / (sum w + test_weight) >= q``;
+    +inf when no score reaches it (the test galaxy's own mass sits at +inf)."""
+    cum = np.cumsum(weights) / (float(np.sum(weights)) + test_weight)
+    k = int(np.searchsorted(cum, q - 1e-12, side="left"))
+    return math.inf if k >= scores.size else float(scores[k])
+
+
+def _check_weights(weights, test_weight, n: int, where: str) -> np.ndarray:
+    """``weights`` as float64 (n,); ConfigError (one line) unless n finite positive weights and a
+    finite positive ``test_weight``."""
+    try:
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        t = float(test_weight)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: weights and test weight must be numbers") from None
+    if w.size != n:
+        raise ConfigError(f"{where}: {w.size} weights for {n} scores")
+    bad = int((~(np.isfinite(w) & (w > 0))).sum())
+    if bad:
+        raise ConfigError(f"{where}: weights must be finite and > 0 ({bad} are not)")
+    if not (math.isfinite(t) and t > 0):
+        raise ConfigError(f"{where}: test weight must be finite and > 0, got {test_weight!r}")
+    return w
+
+
+def _read_weights(cal: Calibration, data: dict, where: str) -> Calibration:
+    """``cal`` with the ``weights`` / ``test_weight`` of a v2 dict; ConfigError (one line) when malformed."""
+    raw = data.get("weights")
+    if raw is None:
+        return cal
+    if cal.ranks is not None or data.get("folds") is not None:
+        raise ConfigError(f"{where}: weighted calibration with thinned scores or CV+ folds")
+    w = _check_weights(raw, data.get("test_weight"), cal.scores.size, where)
+    return replace(cal, weights=w, test_weight=float(data["test_weight"]))
 
 
 def _read_folds(cal: Calibration, data: dict, where: str) -> Calibration:
@@ -403,8 +484,8 @@ def _read_bins(cal: Calibration, data: dict, where: str) -> Calibration:
             cal.symmetric,
             cal.offset,
         )
-        if not same:
-            raise ConfigError(f"{where}: Mondrian bin {k} has another target, method, symmetry or offset")
+        if not same or (sub.weights is None) != (cal.weights is None):
+            raise ConfigError(f"{where}: Mondrian bin {k} has another target, method, symmetry, offset or weighting")
         bins.append(sub)
     if sum(b.n for b in bins) != cal.n:
         raise ConfigError(f"{where}: Mondrian bins hold {sum(b.n for b in bins)} galaxies, the calibration {cal.n}")

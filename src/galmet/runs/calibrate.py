@@ -33,6 +33,7 @@ from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
 from galmet.runs.calibration_rows import calibration_rows, calibration_source
+from galmet.runs.calibration_weights import calibration_weights, check_weight_options
 from galmet.science.calibration import check_bins, fit_calibration
 from galmet.science.predictions import check_unique_keys, join_dataset, upgrade_columns
 
@@ -197,6 +198,24 @@ def cv_plus_members(model, df: pd.DataFrame, cv_plus: str, where: str) -> int:
     return 0
 
 
+def _resolve_method(model, method: str, df: pd.DataFrame, where: str) -> str:
+    """``method`` with ``auto`` resolved (``sigma`` for a gaussian head, else ``absolute``);
+    ConfigError (one line) for a spread calibration of an ensemble on out-of-fold rows."""
+    resolved = method
+    if method == "auto":
+        resolved = "sigma" if model.loss == GAUSSIAN else "absolute"
+    if resolved == "spread" and len(model.nets) > 1 and "fold" in df.columns:
+        # Measured on 2,500 synthetic test galaxies: calibrated this way, the 5-member ensemble's
+        # 68% / 95% intervals covered 79% / 99% (BENCHMARKS.md): the scales do not match.
+        raise ConfigError(
+            f"{where}: out-of-fold predictions carry one fold model's spread, but the model is an ensemble of "
+            f"{len(model.nets)} whose spread also holds its members' disagreement, so a spread calibration does "
+            "not transfer; use method absolute, or calibrate on the ensemble's own predictions of held-out galaxies",
+            param="method",
+        )
+    return resolved
+
+
 def calibrate_bundle(
     model_path: str | os.PathLike,
     predictions: str | os.PathLike,
@@ -212,6 +231,8 @@ def calibrate_bundle(
     allow_test: bool = False,
     bins: int | str = "auto",
     cv_plus: str = "auto",
+    weights=None,
+    test_weight: float | None = None,
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -242,6 +263,11 @@ def calibrate_bundle(
         them, and its coverage numbers are then not held-out).
     bins, cv_plus
         Mondrian bins (``auto`` or K) and CV+ (:func:`cv_plus_members`), checked before any read.
+    weights, test_weight
+        Weighted conformal calibration under a covariate shift: a ``galmet domain-check --out``
+        table whose ``importance_weight`` each calibration row takes (by objID, else file), and
+        the weight of a new galaxy (default: the mean weight of its ``target`` rows)
+        (:mod:`galmet.runs.calibration_weights`). Not with CV+ (``auto`` turns it off).
 
     Returns
     -------
@@ -258,30 +284,23 @@ def calibrate_bundle(
     """
     out = Path(out)
     _check_conformal(bins, cv_plus)
+    cv_plus = check_weight_options(weights, test_weight, cv_plus)
     inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
     inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
+    inputs += inputs_of(weights, "the weights table")
     _check_out(model_input(model_path).path, out, inputs, overwrite)
     model = load_model(model_path)
     _check_request(model, split, method)
     df, targets = _model_predictions(model, predictions, dataset)
     where = str(predictions)
-    resolved = method
-    if method == "auto":
-        resolved = "sigma" if model.loss == GAUSSIAN else "absolute"
-    if resolved == "spread" and len(model.nets) > 1 and "fold" in df.columns:
-        # Measured on 2,500 synthetic test galaxies: calibrated this way, the 5-member ensemble's
-        # 68% / 95% intervals covered 79% / 99% (BENCHMARKS.md): the scales do not match.
-        raise ConfigError(
-            f"{where}: out-of-fold predictions carry one fold model's spread, but the model is an ensemble of "
-            f"{len(model.nets)} whose spread also holds its members' disagreement, so a spread calibration does "
-            "not transfer; use method absolute, or calibrate on the ensemble's own predictions of held-out galaxies",
-            param="method",
-        )
+    resolved = _resolve_method(model, method, df, where)
     df = calibration_rows(model, df, where, split=split, allow_test=allow_test, per_fold=_out_of_fold(model, df))
     split = split if "split" in df.columns else None
     source, members = _source(df, predictions), cv_plus_members(model, df, cv_plus, where)
+    w, tw = calibration_weights(weights, df, test_weight) if weights is not None else (None, None)
     cals = {
-        t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins, members) for t in targets
+        t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins, members, w, tw)
+        for t in targets
     }
     updates: dict[str, Any] = {
         MetaKey.CALIBRATION: {

@@ -65,6 +65,8 @@ def fit_calibration(
     where: str = "predictions",
     bins: int | str = 1,
     members: int = 0,
+    weights=None,
+    test_weight: float | None = None,
 ) -> Calibration:
     """Fit the calibration of ``target`` on the held-out rows of a predictions table.
 
@@ -94,6 +96,11 @@ def fit_calibration(
         ``auto``: :func:`auto_bins`; 1: pooled, marginal coverage only).
     members : int
         CV+ for an ensemble of this many fold models, from the ``fold`` column (:func:`cv_plus_folds`).
+    weights : array-like, optional
+        Weighted conformal under covariate shift (:mod:`galmet.nn.uncertainty`): the importance
+        weight of each row of ``table`` (float (len(table),), finite, > 0); not with ``members``.
+    test_weight : float, optional
+        The weight of a new galaxy (> 0; required with ``weights``).
 
     Raises
     ------
@@ -101,21 +108,11 @@ def fit_calibration(
         One line: no truth column, a truth that is not a number, no usable rows, too few rows, a
         scale column missing or not positive.
     """
+    if weights is not None:
+        table = table.assign(**{WEIGHT_KEY: _row_weights(weights, len(table), members, where)})
     df = select_split(table, split)
     pc, sc, gc = pred_column(target), spread_column(target), sigma_column(target)
-    if pc not in df.columns:
-        raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
-    if target not in df.columns or df[target].isna().all():
-        raise DataError(
-            f"{where}: "
-            + (
-                f"no truth column {target!r} to calibrate on"
-                if target not in df
-                else f"{no_truth(df, target)}: nothing to calibrate on"
-            )
-            + " (pass dataset to join it by objID)",
-            param="dataset",
-        )
+    _check_truth(df, target, where)
     df, excluded = usable_rows(df, [target], where)
     for line in describe_exclusions(excluded):
         log.warning("%s: %s", where, line)
@@ -151,8 +148,44 @@ def fit_calibration(
     info = {"split": split or "all", "n": int(len(z)), **(source or {}), **({"excluded": excluded} if excluded else {})}
     z = np.abs(z) if symmetric else z
     folds = cv_plus_folds(d, members, where) if members else None
-    cal = Calibration.from_scores(target, method, z, symmetric, float(offset), info, folds, members)
-    return mondrian(cal, p, z, check_bins(bins, len(z), where), folds)
+    w = d[WEIGHT_KEY].to_numpy(dtype=float) if weights is not None else None
+    cal = Calibration.from_scores(target, method, z, symmetric, float(offset), info, folds, members, w, test_weight)
+    return mondrian(cal, p, z, check_bins(bins, len(z), where), folds, w)
+
+
+#: Temporary column carrying the weights of :func:`fit_calibration` through its row selections.
+WEIGHT_KEY = "__galmet_weight__"
+
+
+def _row_weights(weights, n: int, members: int, where: str) -> np.ndarray:
+    """``weights`` as float64 (n,); ConfigError (one line) when not n finite positive numbers or with CV+."""
+    if members:
+        raise ConfigError(f"{where}: weighted calibration is not combined with CV+", param="cv_plus")
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w.size != n:
+        raise ConfigError(f"{where}: {w.size} weights for {n} rows", param="weights")
+    bad = int((~(np.isfinite(w) & (w > 0))).sum())
+    if bad:
+        raise ConfigError(f"{where}: {bad} weights are not finite and > 0", param="weights")
+    return w
+
+
+def _check_truth(df: pd.DataFrame, target: str, where: str) -> None:
+    """DataError (one line) when ``df`` holds no predictions of ``target`` or no truth of it."""
+    pc = pred_column(target)
+    if pc not in df.columns:
+        raise DataError(f"{where}: no column {pc!r}: these are not predictions of {target}")
+    if target not in df.columns or df[target].isna().all():
+        raise DataError(
+            f"{where}: "
+            + (
+                f"no truth column {target!r} to calibrate on"
+                if target not in df
+                else f"{no_truth(df, target)}: nothing to calibrate on"
+            )
+            + " (pass dataset to join it by objID)",
+            param="dataset",
+        )
 
 
 def cv_plus_folds(table: pd.DataFrame, members: int, where: str = "predictions") -> np.ndarray:
@@ -203,9 +236,10 @@ def check_bins(bins: int | str, n: int | None = None, where: str = "predictions"
     return k
 
 
-def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int, folds=None) -> Calibration:
+def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int, folds=None, weights=None) -> Calibration:
     """``cal`` with ``k`` equal-count Mondrian bins of the prediction ``pred`` (N,); ``z`` (N,) are
-    the scores of the same rows, ``folds`` (N,) their CV+ member ids (or None). Tied quantiles (a
+    the scores of the same rows, ``folds`` (N,) their CV+ member ids (or None), ``weights`` (N,)
+    their importance weights (or None; each bin keeps ``cal.test_weight``). Tied quantiles (a
     discrete prediction) merge bins; one bin: ``cal``."""
     if k <= 1:
         return cal
@@ -224,6 +258,8 @@ def mondrian(cal: Calibration, pred: np.ndarray, z: np.ndarray, k: int, folds=No
             cal.offset,
             folds=None if folds is None else folds[which == j],
             members=cal.members,
+            weights=None if weights is None else weights[which == j],
+            test_weight=cal.test_weight if weights is not None else None,
         )
         for j in range(len(edges) + 1)
     ]

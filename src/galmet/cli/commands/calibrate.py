@@ -27,6 +27,13 @@ their out-of-fold predictions: each interval is built from every member's own pr
 the residuals of the galaxies that member did not see (auto: when MODEL is an ensemble and PRED's
 fold column names exactly its members, as RUN/oof.parquet of 'galmet train --folds' does).
 
+--weights W (the table 'galmet domain-check TRAIN TARGET --out W' writes) makes the calibration
+weighted for a covariate shift (Tibshirani et al. 2019): each calibration galaxy counts with its
+importance weight (joined by objID, else file; every calibration row needs one), and a new galaxy
+with one test weight, --test-weight X (default: the mean weight of W's target rows): intervals
+for galaxies like TARGET rather than like the calibration set. Not combined with CV+ (--cv-plus
+auto turns it off; on is refused).
+
 Intervals come from the two tails of the signed residuals (absorbing a bias of the predictions),
 or, with --symmetric, from their absolute values.
 
@@ -64,6 +71,13 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--cv-plus", default="auto", choices=("auto", "on", "off"), help="CV+ for a fold ensemble (default: auto)"
+    )
+    p.add_argument("--weights", metavar="W", help="importance weights from 'galmet domain-check --out' (weighted)")
+    p.add_argument(
+        "--test-weight",
+        type=number(0, None, open_low=True),
+        metavar="X",
+        help="weight of a new galaxy with --weights (default: mean weight of W's target rows)",
     )
     p.add_argument("--symmetric", action="store_true", help="symmetric intervals from absolute residuals")
     p.add_argument(
@@ -108,6 +122,8 @@ def run(args) -> int:
         allow_test=args.allow_test_rows,
         bins=args.bins,
         cv_plus=args.cv_plus,
+        weights=args.weights,
+        test_weight=args.test_weight,
     )
     for line in res["calibrations"].values():
         print(line)
