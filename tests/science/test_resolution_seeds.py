@@ -87,6 +87,7 @@ def test_figure4_as_the_paper_drew_it():
     assert "training seeds" in ax.get_title()
 
 
+@pytest.mark.slow
 def test_seeds_option_trains_each_seed_and_resumes(tmp_path, monkeypatch, capsys):
     pytest.importorskip("torch")
     ds = make_tiny_dataset(tmp_path / "ds", n=40, size=16, split=True)
