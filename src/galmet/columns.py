@@ -79,8 +79,11 @@ LABEL_RANGES = {
     # log star-formation rate (Msun/yr)
     "sfr_tot_p50": (-10.0, 5.0),
 }
-#: torchvision ResNets galmet builds bodies from.
-ARCHS = ("resnet18", "resnet34", "resnet50")
+#: torchvision ResNets galmet builds bodies from. ``resnet10`` is torchvision's ``ResNet`` with one
+#: basic block per stage (4.9 M parameters against ResNet-18's 11.2 M); it has no ImageNet weights.
+ARCHS = ("resnet10", "resnet18", "resnet34", "resnet50")
+#: Architectures torchvision publishes ImageNet weights for.
+IMAGENET_ARCHS = ("resnet18", "resnet34", "resnet50")
 
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min

@@ -33,7 +33,7 @@ def _images(n=6, size=32, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("arch,channels", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048)])
+@pytest.mark.parametrize("arch,channels", [("resnet10", 512), ("resnet18", 512), ("resnet34", 512), ("resnet50", 2048)])
 def test_head_structure(arch, channels):
     m = build_model(arch, n_targets=3)
     kinds = [type(layer) for layer in m.head]
@@ -288,3 +288,10 @@ def test_save_bundle_validates_and_is_atomic(tmp_path, net):
         save_bundle(path, net, {"targets": ["a", "b"]})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name != ".galmet-written"] == ["model.pt"]  # (and the ledger)
+
+
+def test_resnet10_has_one_block_per_stage_and_no_imagenet_weights():
+    m = build_model("resnet10")
+    assert [len(getattr(m.body, f"layer{i}")) for i in range(1, 5)] == [1, 1, 1, 1]
+    with pytest.raises(ConfigError, match="no ImageNet weights for resnet10"):
+        build_model("resnet10", weights="imagenet")

@@ -94,7 +94,7 @@ class GalmetNet(nn.Module):
     head : nn.Sequential
         See :func:`make_head`.
     arch : str
-        ``resnet18``, ``resnet34`` or ``resnet50``.
+        ``resnet10``, ``resnet18``, ``resnet34`` or ``resnet50``.
     body_frozen : bool
         Set by :func:`freeze_body`; while True, :meth:`train` keeps the body's BatchNorm
         layers in eval mode (running statistics frozen), as fastai 0.7 did.
@@ -124,6 +124,10 @@ def _resnet(arch: str) -> nn.Module:
 
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
+    if arch == "resnet10":
+        from torchvision.models.resnet import BasicBlock, ResNet
+
+        return ResNet(BasicBlock, [1, 1, 1, 1])
     return getattr(torchvision.models, arch)(weights=None)
 
 
@@ -132,8 +136,9 @@ def build_model(arch: str = "resnet34", n_targets: int = 1, weights: str | os.Pa
 
     Parameters
     ----------
-    arch : {"resnet18", "resnet34", "resnet50"}
-        torchvision ResNet used as the body.
+    arch : {"resnet10", "resnet18", "resnet34", "resnet50"}
+        torchvision ResNet used as the body (``resnet10``: one basic block per stage, no ImageNet
+        weights).
     n_targets : int
         Outputs of the final linear layer (one per target column).
     weights : {"none", "imagenet"} or path

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from galmet._env import env_flag
-from galmet.columns import ARCHS
+from galmet.columns import ARCHS, IMAGENET_ARCHS
 from galmet.errors import ConfigError, one_line, raise_if_out_of_resources
 from galmet.io.inputs import require_regular_file, sha256_prefix_matches
 from galmet.io.safety import file_kind
@@ -37,6 +37,12 @@ def imagenet_url(arch: str) -> str:
 
     if arch not in ARCHS:
         raise ConfigError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
+    if arch not in IMAGENET_ARCHS:
+        raise ConfigError(
+            f"torchvision has no ImageNet weights for {arch} (only {', '.join(IMAGENET_ARCHS)}); "
+            "use weights none or a local file",
+            param="weights",
+        )
     return torchvision.models.get_model_weights(arch).IMAGENET1K_V1.url
 
 

@@ -109,7 +109,7 @@ class TrainConfig:
         recipe's value (:data:`RECIPE_DEFAULTS`).
     targets : list of str
         Catalog column(s) to regress (dex for ``oh_p50`` and ``lgm_tot_p50``).
-    arch : {"resnet18", "resnet34", "resnet50"}
+    arch : {"resnet10", "resnet18", "resnet34", "resnet50"}
         torchvision ResNet body.
     weights : str
         ``"imagenet"``, ``"none"`` (random init) or a path to a local state dict.
