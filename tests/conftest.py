@@ -86,3 +86,29 @@ def changed_files(before: dict[str, bytes], root: Path) -> list[str]:
     """Files of ``before`` that are gone or no longer byte-identical under ``root``."""
     root = Path(root)
     return [rel for rel, data in before.items() if not (root / rel).is_file() or (root / rel).read_bytes() != data]
+
+
+def tiny_card(name: str = "tiny", image_size: int = 16, crop: int | None = None) -> dict:
+    """A valid model card (no weights section: ``galmet models pack`` fills it) for a tiny test bundle."""
+    return {
+        "name": name,
+        "version": "0.1",
+        "survey": "SDSS DR14",
+        "imaging": {"bands": "gri", "pixel_scale": 0.296, "image_size": image_size, "crop": crop, "format": "jpeg"},
+        "architecture": "resnet18, untrained (a test model)",
+        "training": {"n_galaxies": 24, "source": "make_tiny_dataset", "selection": "none", "label": "oh_p50"},
+        "metrics": {
+            "set": "tiny test split",
+            "n": 8,
+            "rmse": 0.2,
+            "rmse_ci": [0.15, 0.25],
+            "nmad": 0.1,
+            "coverage68": 0.7,
+            "coverage95": 0.94,
+        },
+        "calibration": {"method": "split conformal", "coverage": [0.68, 0.95]},
+        "intended_use": "tests only",
+        "limits": ["untrained"],
+        "citation": "Wu & Boada (2019)",
+        "acknowledgement": "SDSS",
+    }

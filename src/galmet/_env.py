@@ -12,6 +12,8 @@ import os
 #: Every environment variable galmet reads, and what it does (the docs and tests list them from here).
 ENV_VARS = {
     "GALMET_CACHE_DIR": "folder of the decode caches of datasets galmet did not make (default ~/.cache/galmet)",
+    "GALMET_MODEL_REGISTRY": "registry files of named models (JSON lists of entries), separated by os.pathsep",
+    "XDG_CACHE_HOME": "downloaded model weights go to $XDG_CACHE_HOME/galmet/models unless GALMET_CACHE_DIR is set",
     "GALMET_OFFLINE": "set (1, true, yes): never download ImageNet weights",
     "GALMET_PROGRESS_INTERVAL": "seconds between plain progress lines off a terminal (default 30)",
     "TQDM_DISABLE": "set (1, true, yes): no progress bars, plain lines instead",

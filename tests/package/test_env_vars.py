@@ -47,10 +47,26 @@ def _dist(tmp_path, monkeypatch):
     return dist_from_env()
 
 
+def _registry(tmp_path, monkeypatch):
+    from galmet.registry.entries import registry_files
+
+    return registry_files(tmp_path / "no-shipped-models")
+
+
+def _model_cache(tmp_path, monkeypatch):
+    from galmet.registry.fetch import cache_root
+
+    monkeypatch.delenv("GALMET_CACHE_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return cache_root()
+
+
 #: What each variable decides, read back: the same with the variable empty as with it unset.
 EFFECT = {
     "GALMET_CACHE_DIR": _cache_dir,
     "GALMET_OFFLINE": _offline,
+    "GALMET_MODEL_REGISTRY": _registry,
+    "XDG_CACHE_HOME": _model_cache,
     "GALMET_PROGRESS_INTERVAL": _interval,
     "TQDM_DISABLE": _tqdm,
     "WORLD_SIZE": _dist,

@@ -33,9 +33,10 @@ def run_positions(args, positions_file: str | None) -> int:
     from galmet.cli.predict_output import print_positions_done, print_positions_interrupted
     from galmet.columns import STATUS_OK
     from galmet.errors import ConfigError
-    from galmet.io.safety import Input, check_output_file, model_input
+    from galmet.io.safety import Input, check_output_file
     from galmet.io.tables import require_table_format
     from galmet.predict.positions import PositionsSummary, default_work_dir, predict_positions
+    from galmet.registry.resolve import model_input
     from galmet.sdss.coords import Positions, sky_positions
 
     # everything is checked before anything is written

@@ -42,6 +42,7 @@ from galmet.nn.net import GAUSSIAN, HEAD_DESCRIPTION, GalmetNet, build_model, n_
 from galmet.nn.uncertainty import read_calibrations
 from galmet.nn.weights import safe_load
 from galmet.paper import BANDS, DATA_RELEASE, PIXEL_SCALE_ARCSEC
+from galmet.registry.resolve import resolve_model
 
 # Version 2 adds meta "crop" and ensembles (meta "members" + "state_dicts"), which a version-1
 # reader would misread; bundles that use neither are still written as version 1. Version 3 marks
@@ -62,6 +63,7 @@ __all__ = [
     "check_bundle_meta",
     "cpu_state",
     "imaging_from_meta",
+    "copy_bundle",
     "load_model",
     "save_bundle",
     "save_ensemble",
@@ -247,7 +249,23 @@ def _check_distinct_members(models: list[GalmetModel]) -> None:
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
-    """Load a model bundle written by :func:`save_bundle` (or a run directory holding ``model.pt``).
+    """Load a model bundle written by :func:`save_bundle` (or a run directory holding ``model.pt``),
+    or a registered model by name (``load_model("sdss400")``; see ``galmet models``).
+
+    An existing path wins; else ``path`` is looked up in the registry (a url model is downloaded
+    once into the user cache and verified by sha256); else a one-line ConfigError lists the known
+    names (:func:`galmet.registry.resolve_model`). The model's ``name`` and ``card`` say which
+    registered model it is (None for a plain bundle).
+    """
+    resolved = resolve_model(path)
+    model = _load_file(resolved.path, device)
+    model.name = resolved.name
+    model.card = resolved.card.to_dict() if resolved.card is not None else None
+    return model
+
+
+def _load_file(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
+    """Load the bundle file (or run directory) ``path``.
 
     Uses ``torch.load(weights_only=True)``: a file holding arbitrary Python objects is refused,
     never executed. Anything unreadable (missing, corrupt, not a galmet bundle, a newer
@@ -425,3 +443,31 @@ def update_bundle(src: str | os.PathLike, dst: str | os.PathLike, meta_updates: 
     with atomic_path(dst) as tmp:
         torch.save(obj, tmp)
     return dst
+
+
+def copy_bundle(src: str | os.PathLike, dst: str | os.PathLike, half: bool = False) -> Path:
+    """Copy the bundle ``src`` (a file or a run directory) to the file ``dst``, written atomically.
+
+    ``half=True`` stores the floating-point weights as float16 (half the bytes; :func:`load_model`
+    casts them back to float32 when it loads them into the network); integer buffers (BatchNorm's
+    ``num_batches_tracked``) and the meta are unchanged. The copy is read back by
+    :func:`load_model`'s rules before it takes ``dst``'s name, so a weight beyond float16's range
+    (it would become infinite) is refused and nothing is written. The caller checks ``dst``
+    (:mod:`galmet.io.safety`) first.
+    """
+    model = _load_file(src)  # validates src
+    obj = safe_load(Path(model.path or src), "galmet model bundle")
+    if half:
+        obj = {**obj, **{k: _halved(obj[k]) for k in ("state_dict", "state_dicts") if k in obj}}
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        torch.save(obj, tmp)
+        _load_file(tmp)
+    return dst
+
+
+def _halved(states):
+    """A state dict (or a list of them) with its floating tensors as float16."""
+    if isinstance(states, list):
+        return [_halved(s) for s in states]
+    return {k: v.half() if v.is_floating_point() else v for k, v in states.items()}

@@ -45,12 +45,19 @@ class GalmetModel:
         standardisation is in ``meta["members"]``).
     path : Path or None
         Where it was loaded from.
+    name : str or None
+        Its registry name, when it was loaded by name (``galmet.load_model("sdss400")``).
+    card : dict or None
+        Its model card (:class:`galmet.registry.ModelCard` as a dict): the registry's, or the
+        ``card.json`` beside the bundle file that names it; None for a plain bundle.
     """
 
     def __init__(self, net: GalmetNet | list[GalmetNet], meta: dict, path: Path | None = None) -> None:
         self.nets = [n.eval() for n in (net if isinstance(net, list) else [net])]
         self.meta = meta
         self.path = path
+        self.name: str | None = None
+        self.card: dict | None = None
 
     def __repr__(self) -> str:
         members = f", members={len(self.nets)}" if len(self.nets) > 1 else ""

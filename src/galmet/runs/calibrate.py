@@ -25,13 +25,14 @@ from galmet.data.dataset import as_dataset
 from galmet.data.image_domain import ImageDomainReference
 from galmet.data.labels import usable_truths
 from galmet.errors import ConfigError, DataError
-from galmet.io.safety import Input, check_not_run_model, check_output_file, inputs_of, model_input
+from galmet.io.safety import Input, check_not_run_model, check_output_file, inputs_of
 from galmet.io.tables import file_sha256, read_table
 from galmet.layout import BUNDLE
 from galmet.nn.bundle import load_model, update_bundle
 from galmet.nn.bundle_meta import MetaKey
 from galmet.nn.embedding import EmbeddingReference
 from galmet.nn.net import GAUSSIAN
+from galmet.registry.resolve import model_input
 from galmet.runs.calibration_rows import calibration_rows, calibration_source
 from galmet.runs.calibration_weights import calibration_weights, check_weight_options
 from galmet.science.calibration import check_bins, fit_calibration

@@ -15,10 +15,11 @@ import pandas as pd
 from galmet.columns import FILE, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
-from galmet.io.safety import check_output_file, inputs_of, model_input
+from galmet.io.safety import check_output_file, inputs_of
 from galmet.io.tables import check_fits_out, require_table_format, table_provenance, write_table
 from galmet.nn.bundle import load_model
 from galmet.nn.embedding import ood_ratio
+from galmet.registry.resolve import model_input
 
 
 def embedding_table(

@@ -30,11 +30,12 @@ from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_bytes, atomic_write_text
 from galmet.io.jsonfile import write_json
 from galmet.io.locks import holds_folder_lock
-from galmet.io.safety import check_output_dir, inputs_of, model_input
+from galmet.io.safety import check_output_dir, inputs_of
 from galmet.layout import CONTROLS_JSON, CONTROLS_TABLE, attribution_stem
 from galmet.nn.attribution import METHODS, attribution_maps, require_captum
 from galmet.nn.augment import center_crop
 from galmet.nn.bundle import load_model
+from galmet.registry.resolve import model_input
 from galmet.science.attribution import (
     control_summary,
     fibre_masks,

@@ -30,8 +30,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from galmet.io.safety import check_not_run_model, check_output_file, model_input
+    from galmet.io.safety import check_not_run_model, check_output_file
     from galmet.nn.bundle import load_model, save_ensemble
+    from galmet.registry.resolve import model_input
 
     # the output is checked before the members are read (save_ensemble checks it again)
     inputs = [model_input(m, f"the input model {m}") for m in args.models]

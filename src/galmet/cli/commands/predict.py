@@ -212,8 +212,9 @@ def _check_output(args) -> None:
     the positions table) or a file of another kind."""
     from galmet.data.dataset import find_catalog
     from galmet.errors import ConfigError
-    from galmet.io.safety import Input, check_output_file, dataset_inputs, model_input
+    from galmet.io.safety import Input, check_output_file, dataset_inputs
     from galmet.io.tables import require_table_format
+    from galmet.registry.resolve import model_input
 
     inputs = [model_input(args.model)]
     if args.input is not None:
