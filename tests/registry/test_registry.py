@@ -20,6 +20,7 @@ from galmet.registry.fetch import MODEL_SETTINGS, cached_path, fetch
 from galmet.registry.resolve import resolve_model
 
 SHA = "ab" * 32
+U = "https://x/m.pt"
 
 
 def full_card(name: str = "tiny", sha: str = SHA, size: int = 10) -> dict:
@@ -137,14 +138,14 @@ def test_registry_files_from_the_environment(tmp_path, bundle, monkeypatch):
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ({"name": "a b", "url": "https://x/m.pt", "sha256": SHA, "size": 1}, r"entry 0: name must be"),
+        ({"name": "a b", "url": U, "sha256": SHA, "size": 1}, r"entry 0: name must be"),
         ({"name": "m", "url": "ftp://x/m.pt", "sha256": SHA, "size": 1}, r"entry 0 \(m\): url must be"),
-        ({"name": "m", "url": "https://x/m.pt", "sha256": "AB", "size": 1}, r"entry 0 \(m\): sha256 must be"),
-        ({"name": "m", "url": "https://x/m.pt", "sha256": SHA, "size": 0}, r"entry 0 \(m\): size must be"),
-        ({"name": "m", "url": "https://x/m.pt", "path": "m.pt"}, r"entry 0 \(m\): give exactly one of url and path"),
+        ({"name": "m", "url": U, "sha256": "AB", "size": 1}, r"entry 0 \(m\): sha256 must be"),
+        ({"name": "m", "url": U, "sha256": SHA, "size": 0}, r"entry 0 \(m\): size must be"),
+        ({"name": "m", "url": U, "path": "m.pt"}, r"entry 0 \(m\): give exactly one of url and path"),
         ({"name": "m", "path": "m.pt", "colour": 1}, r"entry 0 \(m\): unknown field 'colour'"),
-        ({"name": "m", "url": "https://x/m.pt", "sha256": SHA, "size": 1, "card": full_card("m")}, r"entry 0 \(m\): card weights"),
-        ({"name": "m", "path": "m.pt", "card": {**full_card("m"), "version": 3}}, r"entry 0 \(m\) card: version must be"),
+        ({"name": "m", "url": U, "sha256": SHA, "size": 1, "card": full_card("m")}, r"entry 0 \(m\): card weights"),
+        ({"name": "m", "path": "m.pt", "card": {**full_card("m"), "version": 3}}, r"entry 0 \(m\) card: version must"),
     ],
 )
 def test_a_bad_registry_entry_is_one_line_naming_file_entry_and_field(tmp_path, entry, message):
