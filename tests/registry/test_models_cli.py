@@ -1,0 +1,144 @@
+"""``galmet models`` (list, --json, show, pack) and model names on the command line (predict, calibrate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import galmet.registry.entries as entries_mod
+from conftest import make_tiny_dataset, tiny_card
+from galmet.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    import torch
+
+    from galmet.nn.bundle import save_bundle
+    from galmet.nn.net import build_model
+
+    torch.manual_seed(0)
+    meta = {"targets": ["oh_p50"], "image_size": 16, "target_shift": [8.7], "target_scale": [0.1]}
+    return save_bundle(tmp_path_factory.mktemp("bundle") / "model.pt", build_model("resnet18"), meta)
+
+
+def _card(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps({**tiny_card(), **changes}))
+    return path
+
+
+def _run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def shipped(tmp_path, bundle, monkeypatch, capsys) -> Path:
+    """The model 'tiny' shipped in a package folder of models (made by galmet models pack)."""
+    root = tmp_path / "models"
+    code, _, err = _run(capsys, ["models", "pack", bundle, "--card", _card(tmp_path), "--out", root / "tiny"])
+    assert code == 0, err
+    monkeypatch.setattr(entries_mod, "shipped_root", lambda: root)
+    return root / "tiny"
+
+
+def test_models_lists_shows_and_prints_json(shipped, capsys):
+    code, out, _ = _run(capsys, ["models"])
+    header, row = out.splitlines()
+    assert code == 0 and header.split()[:3] == ["name", "version", "kind"]
+    assert row.split()[:6] == ["tiny", "0.1", "shipped", "SDSS", "DR14", "gri"] and "0.200" in row
+    assert row.endswith(str(shipped / "model.pt"))
+    code, out, _ = _run(capsys, ["models", "--json"])
+    (item,) = json.loads(out)
+    assert item["kind"] == "shipped" and item["card"]["metrics"]["rmse_ci"] == [0.15, 0.25]
+    assert item["card"]["weights"]["size"] == (shipped / "model.pt").stat().st_size
+    code, out, _ = _run(capsys, ["models", "show", "tiny"])
+    assert code == 0 and out.startswith("tiny 0.1\n") and "68% coverage 0.7" in out
+
+
+def test_an_unknown_name_exits_2_listing_the_known_ones(shipped, tmp_path, capsys):
+    ds = make_tiny_dataset(tmp_path / "ds", n=8, size=16)
+    for argv in (["models", "show", "tinny"], ["predict", "tinny", ds, "--out", tmp_path / "p.csv"]):
+        code, _, err = _run(capsys, argv)
+        assert code == 2 and err.count("\n") == 1 and "tinny: no such model bundle" in err
+        assert "(known models: tiny)" in err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_and_calibrate_take_a_model_name(shipped, tmp_path, capsys):
+    ds = make_tiny_dataset(tmp_path / "ds", n=24, size=16, split=True)
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    pred = tmp_path / "pred.parquet"
+    code, _, err = _run(capsys, ["predict", "tiny", ds, "--out", pred, "--device", "cpu", "--no-tta"])
+    assert code == 0, err
+    argv = ["calibrate", "tiny", pred, "--out", tmp_path / "cal.pt", "--split", "all", "--allow-test-rows"]
+    code, _, err = _run(capsys, argv)
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before  # the package folder is untouched
+    code, _, err = _run(capsys, [*argv[:3], "--out", shipped / "model.pt", *argv[5:], "--overwrite"])
+    assert code == 2 and err.count("\n") == 1 and "input" in err, err
+
+
+def test_pack_half_round_trip(bundle, tmp_path, capsys):
+    from galmet.nn.bundle import load_model
+
+    out = tmp_path / "packed"
+    code, text, err = _run(capsys, ["models", "pack", bundle, "--card", _card(tmp_path), "--out", out, "--half"])
+    assert code == 0, err
+    entry = json.loads(text[text.index("{") :])
+    card = json.loads((out / "card.json").read_text())
+    assert card["weights"]["file"] == "model.pt" and card["weights"]["size"] == (out / "model.pt").stat().st_size
+    assert entry["sha256"] == card["weights"]["sha256"] and entry["url"].startswith("REPLACE")
+    assert (out / "model.pt").stat().st_size < 0.6 * bundle.stat().st_size
+    full, half = load_model(bundle), load_model(out)
+    assert half.card["name"] == "tiny" and next(half.net.parameters()).dtype.is_floating_point
+    images = np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8)
+    diff = np.abs(np.asarray(full.predict(images, False)) - np.asarray(half.predict(images, False)))
+    assert 0 < diff.max() < 1e-3  # float16 weights: not the same numbers, the same predictions to 1e-3 dex
+    code, _, err = _run(capsys, ["models", "pack", bundle, "--card", _card(tmp_path), "--out", out])  # its own files
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("user file", "was not written by galmet"),
+        ("input folder", "an input of this command"),
+        ("bad card", "metrics.rmse must be"),
+        ("card misfit", "imaging.image_size is 32, but the bundle's is 16"),
+        ("no card", "give --card CARD.json and --out DIR"),
+        ("half without pack", "--half applies to 'galmet models pack' only"),
+    ],
+)
+def test_pack_refusals_touch_nothing(bundle, tmp_path, capsys, case, message):
+    import shutil
+
+    src = tmp_path / "src" / "model.pt"
+    src.parent.mkdir()
+    shutil.copy(bundle, src)
+    out = tmp_path / "out"
+    card = _card(tmp_path)
+    argv = ["models", "pack", src, "--card", card, "--out", out]
+    if case == "user file":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    elif case == "input folder":
+        argv[-1] = src.parent
+    elif case == "bad card":
+        card = _card(tmp_path, metrics={**tiny_card()["metrics"], "rmse": -1})
+    elif case == "card misfit":
+        card = _card(tmp_path, imaging={**tiny_card()["imaging"], "image_size": 32})
+    elif case == "no card":
+        argv = argv[:4] + argv[6:]
+    else:
+        argv = ["models", "--half"]
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    code, _, err = _run(capsys, argv)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
