@@ -5,6 +5,7 @@ and the lock dies with its process."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import changed_files, make_tiny_dataset, snapshot
+from conftest import changed_files, make_tiny_dataset, snapshot, tiny_card
 from faulty_server import FaultyServer, make_catalog
 from galmet.cli.main import build_parser, main
 from galmet.errors import GalmetError
@@ -48,6 +49,7 @@ FOLDER_WRITERS = {
     "explain": (["explain", "{t}/run", "{t}/ds", "--out", "{t}/out", "--n", "2", "--device", "cpu"], "out"),
     "figures": (["figures", "{t}/pred.parquet", "--out", "{t}/out", "--split", "all"], "out"),
     "mzr": (["mzr", "--metallicity", "{t}/pred.parquet", "--mass", "{t}/mass.parquet", "--out", "{t}/out"], "out"),
+    "models": (["models", "pack", "{t}/run", "--card", "{t}/card.json", "--out", "{t}/out"], "out"),
     "predict": (
         ["predict", "{t}/run", "--ra", "10", "--dec", "10", "--out", "{t}/p.parquet", "--work-dir", "{t}/work"]
         + ["--base-url", "{url}", "--device", "cpu"],
@@ -84,6 +86,7 @@ def inputs(tmp_path_factory):
     mass.to_parquet(root / "mass.parquet")
     pd.read_parquet(ds / "catalog.parquet").to_parquet(root / "table.parquet")
     make_catalog(root / "dl", 3)
+    (root / "card.json").write_text(json.dumps(tiny_card()))
     return root
 
 

@@ -9,6 +9,7 @@ must leave the inputs as they were. The kill cases run in parallel subprocesses.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import changed_files, make_tiny_dataset, snapshot
+from conftest import changed_files, make_tiny_dataset, snapshot, tiny_card
 from faulty_server import FaultyServer, make_catalog
 
 #: galmet's bookkeeping files (its ledger of what it wrote, appended to; its lock files): not data.
@@ -104,6 +105,7 @@ def _build_template(root: Path) -> None:
     # -- the previous *training* run included: it is replaced only once the new one has finished --
     # must survive a kill byte for byte.
     (root / "replaceable.txt").write_text("\n".join(replaceable))
+    (root / "card.json").write_text(json.dumps(tiny_card()))
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +209,10 @@ SCENARIOS = {
         ["calibrate", "{e}/run", "{e}/pred.parquet", "--out", "{e}/user/calibrated.pt", "--split", "all"]
         + ["--allow-test-rows"],  # the tiny dataset's test rows: calibrate reaches its write
     ),
+    "models": (
+        ["models", "pack", "{e}/run", "--card", "{e}/card.json", "--out", "{e}/run"],
+        ["models", "pack", "{e}/run", "--card", "{e}/card.json", "--out", "{e}/user", "--overwrite"],
+    ),
     "embed": (
         ["embed", "{e}/run", "{e}/ds", "--out", "{e}/ds/catalog.parquet", "--device", "cpu"],
         ["embed", "{e}/run", "{e}/ds", "--out", "{e}/user/emb.parquet", "--device", "cpu"],
@@ -249,6 +255,7 @@ KILLS = {
     "resolution-study": (SCENARIOS["resolution-study"][1], "user"),
     "calibrate": (SCENARIOS["calibrate"][1], "user"),
     "embed": (SCENARIOS["embed"][1], "user"),
+    "models": (SCENARIOS["models"][1], "user"),
     "domain-check": (SCENARIOS["domain-check"][1], "user"),
     "explain": (SCENARIOS["explain"][1], "user"),
     "systematics": (SCENARIOS["systematics"][1], "user"),
@@ -322,7 +329,7 @@ NAMED_OUTPUTS = (
     "embed", "explain", "systematics", "lr-find", "domain-check",
 )  # fmt: skip
 #: Commands whose output is a folder with its own rules (tested one by one below).
-FOLDER_OUTPUTS = ("demo", "synth", "catalog", "download", "train")
+FOLDER_OUTPUTS = ("demo", "synth", "catalog", "download", "train", "models")
 #: Commands that write nothing the user names.
 NO_OUTPUT = ("info",)
 
@@ -434,6 +441,13 @@ def test_folder_outputs_never_adopt_or_replace_a_users_files(template, tmp_path,
     argv = ["train", f"{env}/ds", "--out", f"{env}/prevrun", "--overwrite", *TINY, *ONECYCLE]
     assert "not written by galmet" in _refused(capsys, argv)
     assert changed_files(state, env) == []
+
+    (user / "card.json").write_text("{}")  # a user's card.json where galmet models pack writes its card
+    state = _files(env)
+    argv = ["models", "pack", f"{env}/run", "--card", f"{env}/card.json", "--out", str(user)]
+    assert "was not written by galmet" in _refused(capsys, argv)
+    assert changed_files(state, env) == []
+    assert main([*argv, "--overwrite"]) == 0 and changed_files(state, env) == ["user/card.json"]
 
 
 #: Commands writing a file into a folder ``{e}/out`` that holds only a non-regular ledger.
