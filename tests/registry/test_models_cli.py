@@ -77,6 +77,9 @@ def test_predict_and_calibrate_take_a_model_name(shipped, tmp_path, capsys):
     pred = tmp_path / "pred.parquet"
     code, _, err = _run(capsys, ["predict", "tiny", ds, "--out", pred, "--device", "cpu", "--no-tta"])
     assert code == 0, err
+    from galmet.io.tables import read_table
+
+    assert read_table(pred).attrs["provenance"]["model_name"] == "tiny 0.1"  # provenance names the model
     argv = ["calibrate", "tiny", pred, "--out", tmp_path / "cal.pt", "--split", "all", "--allow-test-rows"]
     code, _, err = _run(capsys, argv)
     assert code == 0, err
@@ -142,3 +145,15 @@ def test_pack_refusals_touch_nothing(bundle, tmp_path, capsys, case, message):
     code, _, err = _run(capsys, argv)
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_predict_at_positions_takes_a_model_name(shipped, tmp_path, capsys):
+    from faulty_server import FaultyServer
+    from galmet.io.tables import read_table
+
+    out = tmp_path / "p.parquet"
+    with FaultyServer(latency=0.0) as srv:
+        argv = ["predict", "tiny", "--ra", "10", "--dec", "10", "--out", out, "--base-url", srv.url, "--device", "cpu"]
+        code, _, err = _run(capsys, [*argv, "--no-tta"])
+    assert code == 0, err
+    assert read_table(out).attrs["provenance"]["model_name"] == "tiny 0.1"

@@ -138,6 +138,7 @@ FITS_KEYWORDS = {
     "date": "DATE",
     "model": "MODEL",
     "model_sha256": "MODELSHA",
+    "model_name": "MODELNAM",  # a registered model: "NAME VERSION" (galmet models)
     # prediction at sky positions (galmet.predict.positions)
     "data_release": "DATAREL",
     "base_url": "BASEURL",

@@ -32,6 +32,15 @@ FASTAI_TTA_VIEWS = 4
 PAPER_AUGMENTATION = {"dihedral": True, "max_zoom": MAX_ZOOM, "rotate": 10.0, "lighting": 0.05}
 
 
+def named_model(model: GalmetModel) -> str:
+    """``"NAME VERSION"`` of a registered model (its registry name and card version), for provenance;
+    ``""`` for a plain bundle."""
+    if not model.name:
+        return ""
+    version = (model.card or {}).get("version")
+    return f"{model.name} {version}" if version else model.name
+
+
 class GalmetModel:
     """A trained network (or an ensemble of them) with everything needed to use it: targets,
     normalisation, image size, crop.

@@ -100,7 +100,7 @@ from galmet.layout import (
     positions_shard,
 )
 from galmet.nn.device import resolve_device
-from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
+from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options, named_model
 from galmet.paper import DATA_RELEASE, IMAGE_SIZE, PIXEL_SCALE_ARCSEC
 from galmet.predict.flags import flag_rows
 from galmet.predict.output import ROW, positions_table, write_positions_table
@@ -758,6 +758,8 @@ class PositionsJob:
             "rows_ok": int(self.summary.statuses.get(STATUS_OK, 0)),
             "flag_checks": ",".join(self.flag_checks),
         }
+        if self.model.name:  # a registered model: its name and card version (galmet models show NAME)
+            meta["model_name"] = named_model(self.model)
         if self.key_kind == "row":
             meta["cutout_keys"] = "row"
         return meta

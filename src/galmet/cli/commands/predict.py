@@ -178,6 +178,7 @@ def run(args) -> int:
     from galmet.io.tables import require_table_format, table_provenance, write_table
     from galmet.nn.bundle import load_model
     from galmet.nn.device import resolve_device
+    from galmet.nn.inference import named_model
 
     if Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
@@ -202,7 +203,10 @@ def run(args) -> int:
     device = resolve_device(args.device)
     model = load_model(args.model)
     table, seconds = _predict_input(model, args, device)
-    write_table(table, args.out, provenance=table_provenance(model=model.path))
+    provenance = table_provenance(model=model.path)
+    if model.name:  # a registered model: its name and card version
+        provenance["model_name"] = named_model(model)
+    write_table(table, args.out, provenance=provenance)
     print_dataset_done(table, model, args.out, args.tta, args.tta_mode, device.type, seconds)
     return 0
 
