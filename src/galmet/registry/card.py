@@ -133,8 +133,9 @@ class ModelCard:
             raise check.fail("limits", "a list of non-empty texts", limits)
         if weights:
             _check_weights(check, sections["weights"])
-        fields = {k: data[k] for k in _TEXTS}
-        return cls(**fields, limits=list(limits), **{k: sections.get(k, {}) for k in _SECTIONS})
+        fields: dict[str, Any] = {k: data[k] for k in _TEXTS}
+        fields.update({k: sections.get(k, {}) for k in _SECTIONS}, limits=list(limits))
+        return cls(**fields)
 
     @classmethod
     def read(cls, path: str | os.PathLike, weights: bool = True) -> ModelCard:
