@@ -157,3 +157,11 @@ def test_predict_at_positions_takes_a_model_name(shipped, tmp_path, capsys):
         code, _, err = _run(capsys, [*argv, "--no-tta"])
     assert code == 0, err
     assert read_table(out).attrs["provenance"]["model_name"] == "tiny 0.1"
+
+
+def test_embed_and_ensemble_take_a_model_name(shipped, bundle, tmp_path, capsys):
+    ds = make_tiny_dataset(tmp_path / "ds", n=8, size=16)
+    code, _, err = _run(capsys, ["embed", "tiny", ds, "--out", tmp_path / "emb.parquet", "--device", "cpu"])
+    assert code == 0, err
+    code, _, err = _run(capsys, ["ensemble", "tiny", bundle, "--out", tmp_path / "ens.pt"])
+    assert code == 2 and "has the same weights as" in err  # the name resolved to the same network

@@ -991,8 +991,9 @@ def predict_positions(
 
     Parameters
     ----------
-    model : GalmetModel or path-like
-        A loaded model, or a bundle file (or a run folder holding ``model.pt``).
+    model : GalmetModel, path-like or str
+        A loaded model, a bundle file (or a run folder holding ``model.pt``), or a registered
+        model's name (``"sdss400"``; see ``galmet models``).
     coords : SkyCoord, astropy Table/QTable, or pandas DataFrame
         The positions: a SkyCoord (any frame convertible to ICRS), or a table with ra/dec
         columns (``ra``, ``RA``, ``RAJ2000``, ``_RAJ2000``, ``RA_ICRS`` ..., any case) in

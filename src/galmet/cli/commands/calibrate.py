@@ -60,7 +60,9 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_device_option, number
     from galmet.nn.uncertainty import METHODS
 
-    p.add_argument("model", help="model bundle (model.pt) or a run directory holding one")
+    p.add_argument(
+        "model", help="model bundle (model.pt), a run directory holding one, or a model name (galmet models)"
+    )
     p.add_argument(
         "predictions", metavar="PRED", help="held-out predictions of MODEL with the truth (.parquet/.csv/.fits)"
     )

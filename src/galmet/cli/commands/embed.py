@@ -21,7 +21,9 @@ Example:
 def add_arguments(p) -> None:
     from galmet.cli.options import add_device_option, integer
 
-    p.add_argument("model", help="model bundle (model.pt) or a run directory holding one")
+    p.add_argument(
+        "model", help="model bundle (model.pt), a run directory holding one, or a model name (galmet models)"
+    )
     p.add_argument("input", help="dataset directory or folder of images")
     p.add_argument("--out", required=True, metavar="EMB", help="output table: .parquet, .csv or .fits")
     p.add_argument("--member", default="0", help="ensemble member to embed with, or 'all' (default: 0)")

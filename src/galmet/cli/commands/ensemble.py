@@ -22,7 +22,12 @@ Example:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("models", nargs="+", metavar="MODEL", help="model bundles or run directories holding one")
+    p.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="model bundles, run directories holding one, or model names (galmet models)",
+    )
     p.add_argument("--out", required=True, help="the ensemble bundle to write (.pt)")
     from galmet.cli.options import add_overwrite_option
 

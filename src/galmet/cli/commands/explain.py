@@ -32,7 +32,9 @@ PARAM_FLAGS = {"out_dir": "--out"}
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, add_device_option, integer
 
-    p.add_argument("model", help="model bundle (model.pt) or a run directory holding one")
+    p.add_argument(
+        "model", help="model bundle (model.pt), a run directory holding one, or a model name (galmet models)"
+    )
     p.add_argument("input", help="dataset directory (or folder of images)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(

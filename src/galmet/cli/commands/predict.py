@@ -63,7 +63,9 @@ def add_arguments(p) -> None:
     from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
 
     DEFAULTS = InferenceOptions()
-    p.add_argument("model", help="model bundle (model.pt) or a run directory that holds one")
+    p.add_argument(
+        "model", help="model bundle (model.pt), a run directory that holds one, or a model name (galmet models)"
+    )
     p.add_argument(
         "input",
         nargs="?",
