@@ -10,6 +10,7 @@ one. Where a corrected command is cheap, it then succeeds: no state a failed che
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import changed_files, make_tiny_dataset, snapshot
+from conftest import changed_files, make_tiny_dataset, snapshot, tiny_card
 from galmet.cli.main import build_parser, main
 
 #: command -> the invalid invocations ({out}: an empty folder that must stay empty; the rest: inputs).
@@ -50,6 +51,12 @@ CASES: dict[str, list[list[str]]] = {
         ["{big}", "--ra", "150", "--dec", "2", "--out", "{out}/pred.csv"],  # a 4096-pixel bundle
     ],
     "embed": [["{bundle}", "{ds}", "--out", "{out}/embedding.txt", "--device", "cpu"]],
+    "models": [
+        ["pack", "{bundle}", "--card", "{world}/no_card.json", "--out", "{out}/packed"],
+        ["pack", "{bundle}", "--card", "{world}/card32.json", "--out", "{out}/packed", "--half"],  # imaging misfit
+        ["pack", "{bundle}", "--out", "{out}/packed"],
+        ["show", "no_such_model"],
+    ],
     "evaluate": [["{preds}", "--json", "{out}/metrics.txt"]],
     "baseline": [["{ds}", "--out", "{out}/baseline", "--bands", "xyz"]],
     "figures": [["{preds}", "--out", "{out}/figures", "--resolution", "{world}/no_resolution.csv"]],
@@ -87,6 +94,7 @@ def world(tmp_path_factory):
     argv = ["predict", str(bundle), str(ds), "--out", str(preds), "--device", "cpu", "--no-tta", "--no-progress"]
     assert main(argv) == 0
     pd.DataFrame({"x": [1.0]}).to_csv(root / "no_objid.csv", index=False)
+    (root / "card32.json").write_text(json.dumps(tiny_card(image_size=32)))
     return {"world": root, "ds": ds, "bundle": bundle, "other": other, "big": big, "preds": preds}
 
 
