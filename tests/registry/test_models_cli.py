@@ -98,6 +98,9 @@ def test_pack_half_round_trip(bundle, tmp_path, capsys):
     card = json.loads((out / "card.json").read_text())
     assert card["weights"]["file"] == "model.pt" and card["weights"]["size"] == (out / "model.pt").stat().st_size
     assert entry["sha256"] == card["weights"]["sha256"] and entry["url"].startswith("REPLACE")
+    assert json.loads((out / "entry.json").read_text()) == entry
+    code, shown, _ = _run(capsys, ["models", "show", out])  # a model folder by path
+    assert code == 0 and shown.startswith("tiny 0.1\n") and card["weights"]["sha256"] in shown
     assert (out / "model.pt").stat().st_size < 0.6 * bundle.stat().st_size
     full, half = load_model(bundle), load_model(out)
     assert half.card["name"] == "tiny" and next(half.net.parameters()).dtype.is_floating_point

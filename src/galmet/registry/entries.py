@@ -197,6 +197,17 @@ def card_beside(bundle: str | os.PathLike) -> ModelCard | None:
     return card if card.weights["file"] == bundle.name else None
 
 
+def card_at(path: str | os.PathLike) -> ModelCard | None:
+    """The card of a model given by path: a model folder's ``card.json`` (validated: ConfigError
+    when it is not a card), a card file itself, or the card beside a bundle file that names it."""
+    path = Path(path)
+    if path.is_dir():
+        return ModelCard.read(path / CARD) if (path / CARD).is_file() else None
+    if path.suffix.lower() == ".json":
+        return ModelCard.read(path)
+    return card_beside(path)
+
+
 def all_entries(root: str | os.PathLike | None = None, files: list | None = None) -> list[ModelEntry]:
     """Every registry entry: the shipped models under ``root`` (default: the package's), then the
     entries of ``files`` (default: :func:`registry_files`). A name given twice is a ConfigError

@@ -1,8 +1,9 @@
 """``galmet models pack``: a bundle and its card as a model folder the registry reads.
 
 ``pack_model(BUNDLE, CARD, OUT)`` writes ``OUT/model.pt`` (a copy of the bundle; ``half=True``:
-float16 weights) and ``OUT/card.json`` (the card with its ``weights`` filled in: file name,
-sha256, size in bytes), after checking everything before the first write: the card's fields,
+float16 weights), ``OUT/card.json`` (the card with its ``weights`` filled in: file name,
+sha256, size in bytes) and ``OUT/entry.json`` (the ``url`` registry entry that publishes the
+weights, its ``url`` a placeholder to replace), after checking everything before the first write: the card's fields,
 that the card's imaging matches the bundle's, and the folder (new, empty, or holding only files
 galmet wrote; never the input's folder or a training run's). The result is what a shipped model
 folder (``galmet/models/<name>/``) holds, and :func:`url_entry` is the registry entry to publish
@@ -11,6 +12,7 @@ the weights at a URL.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ from galmet.nn.inference import GalmetModel
 from galmet.registry.card import CARD, ModelCard
 from galmet.registry.resolve import model_input
 
+#: The registry entry pack writes beside the card (not package data: a shipped folder needs only the card and weights).
+ENTRY = "entry.json"
 #: Stands for the URL in the registry entry :func:`pack_model` prints; a registry refuses it until replaced.
 URL_PLACEHOLDER = "REPLACE WITH THE https:// URL OF model.pt"
 
@@ -46,7 +50,8 @@ def pack_model(
     half: bool = False,
     overwrite: bool = False,
 ) -> Packed:
-    """Write the model folder ``out`` (``model.pt`` + ``card.json``) from ``bundle`` and the card file ``card``.
+    """Write the model folder ``out`` (``model.pt``, ``card.json``, ``entry.json``) from ``bundle``
+    and the card file ``card``.
 
     Parameters
     ----------
@@ -56,14 +61,14 @@ def pack_model(
         The card (JSON); its ``weights`` may be missing (they are filled in).
     out : path-like
         The folder to write: new, empty, or holding only files galmet wrote (``overwrite``: a
-        user's file at ``model.pt`` or ``card.json`` is replaced too).
+        user's file at ``model.pt``, ``card.json`` or ``entry.json`` is replaced too).
     half : bool
         Store the weights as float16 (about half the bytes; loading casts back to float32).
     """
     draft = ModelCard.read(card, weights=False)
     source = model_input(bundle)
     inputs = [source, Input(Path(card), "the model card")]
-    files = [(BUNDLE, "bundle", "model bundle"), (CARD, "json", "model card")]
+    files = [(BUNDLE, "bundle", "model bundle"), (CARD, "json", "model card"), (ENTRY, "json", "registry entry")]
     folder = check_output_dir(out, "out", files, inputs, overwrite=overwrite)
     check_not_run_model(folder / BUNDLE, "out")
     if not overwrite:
@@ -80,14 +85,19 @@ def _write(out: Path, src: Path, draft: ModelCard, half: bool, overwrite: bool) 
     target = copy_bundle(src, out / BUNDLE, half=half)
     card = draft.with_weights(BUNDLE, file_sha256(target), target.stat().st_size)
     atomic_write_text(out / CARD, card.to_json())
+    atomic_write_text(out / ENTRY, json.dumps(url_entry(card), indent=2) + "\n")
     return Packed(out, target, card)
 
 
 def check_card_fits(card: ModelCard, model: GalmetModel, where: str) -> None:
-    """ConfigError when the card's imaging (size, crop, pixel scale, bands) contradicts the bundle's."""
+    """ConfigError when the card's imaging contradicts the bundle's: its ``image_size`` is neither
+    the bundle's image size nor its fetch size, or its crop, bands or pixel scale differ."""
     imaging = model.imaging
+    sizes = {size for size in (model.image_size, imaging.fetch_size) if size is not None}
+    if sizes and card.imaging["image_size"] not in sizes:
+        said = " or ".join(str(size) for size in sorted(sizes))
+        raise ConfigError(f"{where}: imaging.image_size is {card.imaging['image_size']!r}, but the bundle's is {said}")
     pairs = (
-        ("image_size", model.image_size, card.imaging["image_size"]),
         ("crop", model.crop, card.imaging["crop"]),
         ("bands", imaging.bands, card.imaging["bands"]),
     )

@@ -14,10 +14,11 @@ the cache and checked against its sha256. See docs/models.md.
 
   galmet models                    a table: name, version, kind, survey/bands, test RMSE, where
   galmet models --json             the same as a JSON list (each with its card)
-  galmet models show NAME          the model card
+  galmet models show NAME          the model card (NAME: a model name, or a model folder)
   galmet models pack BUNDLE --card CARD.json --out DIR [--half]
                                    DIR/model.pt + DIR/card.json (weights' sha256 and size filled
-                                   in); prints the registry entry to publish the weights at a URL
+                                   in) + DIR/entry.json (the registry entry to publish the
+                                   weights at a URL; its url a placeholder)
 
 Example:
   galmet models pack runs/sdss/model.pt --card card.json --out models/sdss400 --half
@@ -27,7 +28,7 @@ Example:
 
 def add_arguments(p) -> None:
     p.add_argument("action", nargs="?", choices=("list", "show", "pack"), default="list", help="default: list")
-    p.add_argument("target", nargs="?", metavar="NAME|BUNDLE", help="show: a model name; pack: the bundle")
+    p.add_argument("target", nargs="?", metavar="NAME|BUNDLE", help="show: a model name or folder; pack: the bundle")
     p.add_argument("--json", action="store_true", help="list: print JSON instead of a table")
     p.add_argument("--card", help="pack: the model card (JSON) to fill in")
     p.add_argument("--out", help="pack: the model folder to write (model.pt, card.json)")
@@ -97,10 +98,16 @@ def _list(as_json: bool) -> int:
 
 
 def _show(name: str) -> int:
-    from galmet.registry.entries import ModelEntry
+    from pathlib import Path
+
+    from galmet.registry.entries import ModelEntry, card_at
     from galmet.registry.resolve import find_entry, unknown_model
 
     entry: ModelEntry | None = find_entry(name)
+    if entry is None and Path(name).exists():  # a model folder, a card file, or a bundle beside its card
+        card = card_at(name)
+        print(card.render() if card else f"{name}: no model card (a card.json naming it)\n", end="")
+        return 0
     if entry is None:
         raise unknown_model(name)
     if entry.card is None:
@@ -120,6 +127,7 @@ def _pack(args) -> int:
     weights = packed.card.weights
     dtype = "float16" if args.half else "as trained"
     print(f"wrote {packed.folder}: {weights['file']} ({weights['size']} bytes, {dtype}, sha256 {weights['sha256']})")
-    print("registry entry to publish it (put model.pt at a URL, set url, add this to a registry file's list):")
+    print(f"{packed.folder / 'entry.json'}: the registry entry to publish it (put model.pt at a URL, set url,")
+    print("add the entry to a registry file's list):")
     print(json.dumps(url_entry(packed.card), indent=2))
     return 0
