@@ -992,8 +992,7 @@ def predict_positions(
     Parameters
     ----------
     model : GalmetModel, path-like or str
-        A loaded model, a bundle file (or a run folder holding ``model.pt``), or a registered
-        model's name (``"sdss400"``; see ``galmet models``).
+        A loaded model, a bundle file (or run folder), or a model name (``galmet models``).
     coords : SkyCoord, astropy Table/QTable, or pandas DataFrame
         The positions: a SkyCoord (any frame convertible to ICRS), or a table with ra/dec
         columns (``ra``, ``RA``, ``RAJ2000``, ``_RAJ2000``, ``RA_ICRS`` ..., any case) in
