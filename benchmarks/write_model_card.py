@@ -76,7 +76,7 @@ def _calibration(meta: dict, target: str) -> dict:
     cv_plus = f" with CV+ over {cal['members']} fold models" if cal.get("members") else ""
     return {
         "method": (
-            f"split-conformal, {cal['method']} residuals, Mondrian by predicted Z ({bins} bins){cv_plus}, "
+            f"split-conformal, {cal['method']} residuals, Mondrian by predicted Z ({bins} bin{'s' if bins > 1 else ''}){cv_plus}, "
             f"on {cal['n']} out-of-sample galaxies"
         ),
         "coverage": [0.68, 0.95],

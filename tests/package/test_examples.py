@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -37,6 +38,17 @@ def test_positions_example_against_a_local_server(tmp_path):
     assert str(table["oh_p50_pred"].unit) == "dex" and str(table["ra"].unit) == "deg"
     assert table.meta["PIXSCALE"] == 0.296 and len(table.meta["MODELSHA"]) == 64
     assert "oh_p50_pred" in stdout and "wrote" in stdout
+    assert "model sdss400" in stdout  # the shipped model, by name
+
+
+def test_positions_example_with_real_cutouts_gives_real_metallicities(tmp_path):
+    sample = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sdss_sample" / "images"
+    if not sample.is_dir():
+        pytest.skip(f"the real SDSS sample is absent ({sample})")
+    stdout = _run("positions_example.py", "--images", sample, cwd=tmp_path)
+    lines = [ln for ln in stdout.splitlines() if ln.strip().endswith(" ok")]
+    assert len(lines) == 3, stdout
+    assert all(8.0 < float(ln.split()[2]) < 9.4 for ln in lines), stdout
 
 
 def test_restyle_figure(tmp_path):

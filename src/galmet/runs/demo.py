@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.errors import ConfigError, DataError
+from galmet.errors import ConfigError, DataError, GalmetError
 from galmet.io.atomic import atomic_write_text
 from galmet.io.locks import exclusive
 from galmet.io.ownership import holds_only_bookkeeping, owned_by_galmet
 from galmet.io.safety import check_output_dir
 from galmet.layout import DEMO_MARKER, METRICS, PREDICTIONS, REPORT, RUN_LOCK
 from galmet.paper import TEST_FRACTION, VALID_FRACTION
+from galmet.registry.entries import shipped_entries
 
 log = logging.getLogger(__name__)
 MARKER = DEMO_MARKER
@@ -245,6 +246,21 @@ def _span(scores: dict) -> str:
     return f" [{boot['lo95']:.3f}, {boot['hi95']:.3f}]" if boot else ""
 
 
+def _say_next_step() -> None:
+    """Point at the model galmet ships: the step from the demo to real galaxies (nothing when the
+    installation ships none or its folder is unreadable)."""
+    try:
+        names = [e.name for e in shipped_entries()]
+    except GalmetError:
+        return
+    if names:
+        _say(
+            f"real galaxies next: 'galmet models' shows {names[0]}, the trained SDSS model galmet ships; "
+            f"'galmet predict {names[0]} --ra 12h30m49.4s --dec +12d23m28s --out z.ecsv' fetches one SDSS "
+            "cutout and predicts its metallicity"
+        )
+
+
 def _final_summary(ds, summary: dict, baselines: dict, report: Path, seconds: float) -> dict:
     """Print the closing lines (CNN vs baselines vs the noise floor, error-bar coverage) and
     return them as the demo's result."""
@@ -268,6 +284,7 @@ def _final_summary(ds, summary: dict, baselines: dict, report: Path, seconds: fl
             f"{100 * unc['68']['coverage']:.0f}% / {100 * unc['95']['coverage']:.0f}% of the test galaxies"
         )
     _say(f"report: {report}   (done in {seconds:.0f} s)")
+    _say_next_step()
     return {
         "cnn_rmse": cnn,
         "constant_rmse": const,
