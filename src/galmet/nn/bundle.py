@@ -259,7 +259,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> GalmetModel:
     """
     resolved = resolve_model(path)
     model = _load_file(resolved.path, device)
-    model.name = resolved.name
+    model.name = resolved.name or (resolved.card.name if resolved.card is not None else None)
     model.card = resolved.card.to_dict() if resolved.card is not None else None
     return model
 
