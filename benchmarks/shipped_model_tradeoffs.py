@@ -50,6 +50,7 @@ def run_tradeoffs(run: Path, ds, tta: bool) -> dict:
     folds = pd.read_csv(run / "folds.csv", dtype={"name": str})
     fold_of = dict(zip(folds["name"], folds["fold"]))
     names = np.asarray(ds.names)
+    images = ds.images()
     changes, states32, states16, params = [], [], [], 0
     for k in sorted(folds["fold"].unique()):
         rows = np.flatnonzero([fold_of.get(n) == k for n in names])
@@ -59,9 +60,9 @@ def run_tradeoffs(run: Path, ds, tta: bool) -> dict:
         state = {k2: v.detach().clone() for k2, v in net.state_dict().items()}
         states32.append(state)
         states16.append(_half(state))
-        p32 = np.asarray(model.predict(ds.images[rows], tta=tta, progress=False)).reshape(-1)
+        p32 = np.asarray(model.predict(images[rows], tta=tta, progress=False)).reshape(-1)
         net.load_state_dict({k2: v.float() if v.is_floating_point() else v for k2, v in _half(state).items()})
-        p16 = np.asarray(model.predict(ds.images[rows], tta=tta, progress=False)).reshape(-1)
+        p16 = np.asarray(model.predict(images[rows], tta=tta, progress=False)).reshape(-1)
         changes.append(p16 - p32)
     diff = np.concatenate(changes)
     return {
@@ -87,7 +88,7 @@ def main() -> None:
     ap.add_argument("--sample", default=str(here.parent / "shared" / "data" / "sdss_sample"))
     ap.add_argument("--no-tta", action="store_true")
     a = ap.parse_args()
-    ds = load_dataset(a.sample).subset("train")
+    ds = load_dataset(a.sample).subset(["train", "valid"])  # the 400 catalogue train rows (galmet draws valid from them)
     for run in a.runs:
         print(json.dumps(run_tradeoffs(run, ds, tta=not a.no_tta)), flush=True)
 
