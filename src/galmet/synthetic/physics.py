@@ -96,6 +96,8 @@ KCORR_COLOURS = (1.0, 1.2, 0.3, 0.2)
 KCORR_R = 0.8
 #: Sun's absolute r magnitude (AB) for the Bell et al. (2003) mass-to-light ratio.
 MSUN_R = 4.65
+#: Zero-point of log M/L (dex) added to Bell et al. (2003)'s.
+LOG_ML_OFFSET = 0.0
 #: Flux errors of the catalog photometry (nanomaggies), u g r i z, plus a 0.01 mag floor.
 FLUX_ERR_NMGY = (0.25, 0.05, 0.07, 0.10, 0.40)
 
@@ -417,7 +419,7 @@ def _absolute_r(logm, bt, bulge_col, disk_col, dust_col, dust_r) -> float:
     """Absolute r magnitude (AB) from the mass and the Bell et al. (2003) M/L of the g-r colour."""
     gr_b, gr_d = bulge_col[1], disk_col[1] + dust_col[1]
     gr = -2.5 * math.log10(bt * 10 ** (-0.4 * gr_b) + (1 - bt) * 10 ** (-0.4 * gr_d))
-    log_ml = -0.306 + 1.097 * gr - 0.093  # Bell et al. (2003) diet Salpeter -> Kroupa IMF, like MPA-JHU
+    log_ml = -0.306 + 1.097 * gr - 0.093 + LOG_ML_OFFSET  # Bell et al. (2003) diet Salpeter -> Kroupa IMF, like MPA-JHU
     return MSUN_R - 2.5 * (logm - log_ml) + (1 - bt) * dust_r
 
 

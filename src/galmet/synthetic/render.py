@@ -43,23 +43,38 @@ GENERATOR = "galmet.synthetic.render"
 #: Pixel scale (arcsec) of a 128-pixel cutout (the paper's); other sizes keep the same field of view.
 PIXEL_SCALE_128 = PIXEL_SCALE_ARCSEC
 FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
-#: White sky noise per PIXEL_SCALE_128 pixel before resampling (nanomaggies), g r i. Calibrated
-#: so the JPEG sky matches real cutouts (docs/synthetic.md); about half the noise of the nominal
-#: SDSS point-source depth, as the cutout service's resampling and JPEG smooth the noise further.
-SKY_SIGMA = {"g": 0.0105, "r": 0.017, "i": 0.0227}
+#: White sky noise per PIXEL_SCALE_128 pixel before resampling (nanomaggies), g r i, of a cutout of
+#: median depth. Calibrated with the stretch so the JPEG sky (level, noise, correlation) matches
+#: the distributions of real cutouts (docs/synthetic.md, benchmarks/synth_realism.py).
+SKY_SIGMA = {"g": 0.0064, "r": 0.0103, "i": 0.0138}
 #: Correlation length (Gaussian sigma, arcsec) of the noise after the cutout service resamples
-#: the 0.396" frames; calibrated so the JPEG sky matches real cutouts (see docs/synthetic.md).
+#: the 0.396" frames: the reference one (at which SKY_SIGMA is the pixel noise) and the range a
+#: cutout draws it from (uniform); calibrated so the JPEG sky matches real cutouts (see docs/synthetic.md).
 NOISE_CORRELATION_ARCSEC = 0.35
+NOISE_CORRELATION_RANGE_ARCSEC = (0.35, 0.65)
+#: Per-cutout sky (real cutouts differ from field to field): the median residual sky level left
+#: by the sky subtraction (nanomaggies per PIXEL_SCALE_128 pixel, g r i), its log-normal scatter
+#: (dex) shared by the bands and per band, and the scatter (dex) of the noise (depth), shared by
+#: the bands; the pedestal follows the noise with exponent SKY_PEDESTAL_NOISE_POWER.
+SKY_PEDESTAL = {"g": 0.00098, "r": 0.0013, "i": 0.0031}
+SKY_PEDESTAL_DEX, SKY_PEDESTAL_BAND_DEX = 0.25, 0.08
+SKY_NOISE_DEX = 0.12
+SKY_PEDESTAL_NOISE_POWER = 1.0
+#: Fraction of the sky noise variance common to g, r and i (faint unresolved sources and sky
+#: residuals, near grey), and its correlation length (Gaussian sigma, arcsec).
+SHARED_NOISE_FRACTION = 0.5
+SHARED_NOISE_CORRELATION_ARCSEC = 0.6
 #: Electrons per nanomaggy (gain x counts per nanomaggy), for the source's Poisson noise.
 ELECTRONS_PER_NMGY = {"g": 700.0, "r": 950.0, "i": 650.0}
 #: Scale of each band before the asinh stretch (the cutout service weights g most).
 RGB_SCALES = {"i": 1.0, "r": 1.2, "g": 1.6}
 LUPTON_Q = 8.0
-LUPTON_STRETCH = 0.33
+LUPTON_STRETCH = 0.2
 #: Black level of each of R, G, B (i, r, g; nanomaggies per PIXEL_SCALE_128 pixel after the band
-#: scales): below zero, so the sky shows the faint reddish pedestal of real cutouts.
-LUPTON_MINIMUM = (-0.0105, -0.0065, -0.005)
-JPEG_QUALITY = 80
+#: scales): zero; the sky's level in the JPEG is the cutout's drawn residual sky (SKY_PEDESTAL).
+LUPTON_MINIMUM = (0.0, 0.0, 0.0)
+#: Quality of the JPEGs: the quantisation tables of real SDSS DR14 cutouts are those of quality 90.
+JPEG_QUALITY = 90
 PSF_FWHM_RANGE = (1.2, 1.6)
 PSF_BETA = 3.5
 #: Mean numbers of neighbouring stars (r < 22.5) and galaxies (r < 22.5) in a cutout, about
@@ -163,7 +178,8 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
     measured = _measure_petrosian(stamp, params, images, parts)
     n_stars, n_gal = _add_neighbours(stamp, rng, images)
     images = stamp.bin_to_cutout(images)
-    _add_noise(images, rng, size, stamp.scale)
+    sky = _draw_sky(rng)
+    _add_noise(images, rng, size, stamp.scale, sky)
     rgb = to_rgb(images["g"], images["r"], images["i"], size)
     measured.update(psf_fwhm=stamp.fwhm, n_stars=n_stars, n_neighbours=n_gal)
     return rgb, measured
@@ -303,20 +319,51 @@ def _add_neighbours(stamp: _Stamp, rng: np.random.Generator, images: dict) -> tu
     return n_stars, n_gal
 
 
-def _add_noise(images: dict, rng: np.random.Generator, size: int, scale: float) -> None:
-    """Add sky and source (Poisson) noise to the cutout-pixel ``images`` in place, g then r then
-    i, correlated over :data:`NOISE_CORRELATION_ARCSEC` like the cutout service's resampling."""
+def _draw_sky(rng: np.random.Generator) -> dict:
+    """The cutout's sky: ``noise_factor`` (times SKY_SIGMA), ``correlation`` (arcsec) and
+    ``pedestal`` (residual sky level, nanomaggies per PIXEL_SCALE_128 pixel, per band g r i)."""
+    shared_noise, shared_sky = rng.standard_normal(2)
+    band = rng.standard_normal(len(_RENDERED_BANDS))
+    noise_factor = 10 ** (SKY_NOISE_DEX * shared_noise)
+    correlation = float(rng.uniform(*NOISE_CORRELATION_RANGE_ARCSEC))
+    level = noise_factor**SKY_PEDESTAL_NOISE_POWER * 10 ** (SKY_PEDESTAL_DEX * shared_sky)
+    scatter = 10 ** (SKY_PEDESTAL_BAND_DEX * band)
+    pedestal = {b: SKY_PEDESTAL[b] * level * float(scatter[k]) for k, b in enumerate(_RENDERED_BANDS)}
+    return {"noise_factor": noise_factor, "correlation": correlation, "pedestal": pedestal}
+
+
+def _add_noise(images: dict, rng: np.random.Generator, size: int, scale: float, sky: dict) -> None:
+    """Add the residual sky and sky and source (Poisson) noise to the cutout-pixel ``images`` in
+    place, g then r then i, correlated over ``sky["correlation"]`` arcsec like the cutout
+    service's resampling (``sky`` from :func:`_draw_sky`)."""
+    from scipy.ndimage import gaussian_filter
+
     pix_ratio = scale / PIXEL_SCALE_128
-    smooth = NOISE_CORRELATION_ARCSEC / scale
+    smooth = sky["correlation"] / scale
+    shared = _shared_noise(rng, size, scale)
     for b in _RENDERED_BANDS:
-        var = (SKY_SIGMA[b] * pix_ratio) ** 2 + np.clip(images[b], 0, None) / ELECTRONS_PER_NMGY[b]
+        sigma = SKY_SIGMA[b] * sky["noise_factor"] * pix_ratio
+        var = (1 - SHARED_NOISE_FRACTION) * sigma**2 + np.clip(images[b], 0, None) / ELECTRONS_PER_NMGY[b]
         noise = np.sqrt(var) * rng.standard_normal((size, size))
         if smooth > 0.3:
-            from scipy.ndimage import gaussian_filter
+            # Resampling to the cutout's pixels correlates the noise; the kernel keeps the pixel
+            # noise of the reference correlation length.
+            noise = gaussian_filter(noise, smooth, mode="wrap") * (sky["correlation"] / NOISE_CORRELATION_ARCSEC)
+        images[b] += noise + math.sqrt(SHARED_NOISE_FRACTION) * sigma * shared + sky["pedestal"][b] * pix_ratio**2
 
-            # Resampling to the cutout's pixels correlates the noise; a unit-sum kernel keeps the depth.
-            noise = gaussian_filter(noise, smooth, mode="wrap")
-        images[b] += noise
+
+def _shared_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
+    """Noise (size, size) correlated over SHARED_NOISE_CORRELATION_ARCSEC, common to the bands,
+    with the pixel standard deviation of unit white noise correlated over NOISE_CORRELATION_ARCSEC."""
+    from scipy.ndimage import gaussian_filter
+
+    field = rng.standard_normal((size, size))
+    smooth = SHARED_NOISE_CORRELATION_ARCSEC / scale
+    if smooth > 0.3:
+        field = gaussian_filter(field, smooth, mode="wrap")
+        field /= field.std() + 1e-12
+    reference = NOISE_CORRELATION_ARCSEC / scale
+    return field / (2 * math.sqrt(math.pi) * reference) if reference > 0.3 else field
 
 
 def to_rgb(g: np.ndarray, r: np.ndarray, i: np.ndarray, size: int = 128) -> np.ndarray:
@@ -594,6 +641,16 @@ def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) 
             "jpeg_quality": JPEG_QUALITY,
         },
         "noise_correlation_arcsec": NOISE_CORRELATION_ARCSEC,
+        "noise_correlation_range_arcsec": list(NOISE_CORRELATION_RANGE_ARCSEC),
+        "sky": {
+            "pedestal_nmgy": dict(SKY_PEDESTAL),
+            "pedestal_dex": SKY_PEDESTAL_DEX,
+            "pedestal_band_dex": SKY_PEDESTAL_BAND_DEX,
+            "pedestal_noise_power": SKY_PEDESTAL_NOISE_POWER,
+            "noise_dex": SKY_NOISE_DEX,
+            "shared_noise_fraction": SHARED_NOISE_FRACTION,
+            "shared_noise_correlation_arcsec": SHARED_NOISE_CORRELATION_ARCSEC,
+        },
         "physics": physics_metadata(),
     }
 
