@@ -46,7 +46,7 @@ LOGM_MIN, LOGM_MAX = 8.0, 11.8
 #: Skew-normal stellar-mass distribution: location, scale, shape (log Msun), truncated to
 #: LOGM_MIN-LOGM_MAX, of the galaxies drawn before the flux limit: fitted so the galaxies that
 #: pass it have the real catalogue's quartiles 9.646 / 10.059 / 10.423 and mean 10.013.
-LOGM_SKEWNORM = (10.5854, 0.8633, -2.0813)
+LOGM_SKEWNORM = (10.615, 0.80, -2.0813)
 
 #: The population's median MZR: Tremonti's Eq. 3 at log M* - MZR_MASS_OFFSET, steepened by
 #: MZR_LOW_MASS_SLOPE dex per dex below log M* = MZR_LOW_MASS_PIVOT. Eq. 3 was fitted to
@@ -84,7 +84,8 @@ IMAGE_OBSERVABLES = (
 #: Main sequence: log sSFR/yr^-1 = MS0 + MS_SLOPE (log M* - 10), scatter MS_SCATTER.
 MS0, MS_SLOPE, MS_SCATTER = -9.7, -0.3, 0.3
 #: Size-mass relations (half-light radii, kpc): log r = log r0 + slope (log M* - 10.3) + N(0, scatter).
-DISK_SIZE = (4.5, 0.25, 0.15)
+#: The disk's r0 is calibrated on the light profiles of real cutouts (benchmarks/synth_realism.py).
+DISK_SIZE = (5.85, 0.25, 0.15)
 BULGE_SIZE = (1.2, 0.45, 0.12)
 
 #: Rest-frame bulge colours (old stellar population): u-g, g-r, r-i, i-z.
@@ -96,8 +97,10 @@ KCORR_COLOURS = (1.0, 1.2, 0.3, 0.2)
 KCORR_R = 0.8
 #: Sun's absolute r magnitude (AB) for the Bell et al. (2003) mass-to-light ratio.
 MSUN_R = 4.65
-#: Zero-point of log M/L (dex) added to Bell et al. (2003)'s.
-LOG_ML_OFFSET = 0.0
+#: Zero-point of log M/L (dex) added to Bell et al. (2003)'s: calibrated so the flux-limited
+#: population has the redshifts of the MPA-JHU star-forming main sample (median z about 0.07,
+#: not 0.053 as with Bell's zero-point).
+LOG_ML_OFFSET = -0.28
 #: Flux errors of the catalog photometry (nanomaggies), u g r i z, plus a 0.01 mag floor.
 FLUX_ERR_NMGY = (0.25, 0.05, 0.07, 0.10, 0.40)
 
@@ -453,6 +456,8 @@ def physics_metadata() -> dict:
         },
         "sigma_meas": SIGMA_MEAS,
         "noise_floor_rmse": round(NOISE_FLOOR_RMSE, 6),
+        "log_ml_offset": LOG_ML_OFFSET,
+        "disk_size_kpc_slope_scatter": list(DISK_SIZE),
         "r_limit": R_LIMIT,
         "logm_range": [LOGM_MIN, LOGM_MAX],
         "z_range": [Z_MIN, Z_MAX],
