@@ -14,7 +14,8 @@ Everything measurable comes from the files, nothing is typed in by hand:
 
 The texts (survey, training source / selection / label, intended use, limits, citation,
 acknowledgement) default to the SDSS DR14 / MPA-JHU texts of the paper's data; ``--texts`` is a JSON
-object overriding any of them. The card is validated and written with its ``weights`` left for
+object overriding any of them (``metrics_set`` names the held-out set; ``extra_limits`` appends to the
+limits). The card is validated and written with its ``weights`` left for
 ``galmet models pack`` to fill.
 """
 
@@ -121,9 +122,10 @@ def build_card(bundle: Path, metrics: dict, name: str, version: str, texts: dict
         },
         "architecture": _architecture(meta),
         "training": training,
-        "metrics": _metrics(metrics),
+        "metrics": {**_metrics(metrics), **({"set": texts["metrics_set"]} if "metrics_set" in texts else {})},
         "calibration": _calibration(meta, target),
-        **{k: texts.get(k, SDSS_TEXTS[k]) for k in ("intended_use", "limits", "citation", "acknowledgement")},
+        **{k: texts.get(k, SDSS_TEXTS[k]) for k in ("intended_use", "citation", "acknowledgement")},
+        "limits": texts.get("limits", SDSS_TEXTS["limits"]) + texts.get("extra_limits", []),
     }
 
 
