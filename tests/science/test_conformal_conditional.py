@@ -162,6 +162,27 @@ def test_cv_plus_covers_the_averaged_ensemble():
         cal.apply(pred, members=mu[:3])
 
 
+def test_cv_plus_mondrian_on_a_batch_that_misses_bins_and_on_no_rows():
+    """A small batch (one position, a shard of a few) leaves most bins empty: each row still gets
+    the interval it gets in a full batch, and no rows give empty columns (a crash before)."""
+    rng = np.random.default_rng(8)
+    y_cal, mu_cal = _fold_ensemble(800, 5, rng)
+    fold = np.arange(800) % 5
+    oof = pd.DataFrame({T: y_cal, f"{T}_pred": mu_cal[fold, np.arange(800)], "fold": fold})
+    cal = fit_calibration(oof, T, "absolute", bins=4, members=5)
+    _, mu = _fold_ensemble(200, 5, rng)
+    pred = mu.mean(0)
+    full = cal.apply(pred, members=mu)
+    one_bin = cal.bin_of(pred) == cal.bin_of(pred)[0]
+    part = cal.apply(pred[one_bin], members=mu[:, one_bin])
+    for col, values in part.items():
+        np.testing.assert_array_equal(values, full[col][one_bin])
+    single = cal.apply(pred[:1], members=mu[:, :1])
+    assert all(v.shape == (1,) and np.isfinite(v).all() for v in single.values())
+    empty = cal.apply(pred[:0], members=mu[:, :0])
+    assert all(v.shape == (0,) for v in empty.values())
+
+
 def test_cv_plus_reduces_to_split_conformal_for_equal_members():
     rng = np.random.default_rng(7)
     y_cal, mu_cal = _fold_ensemble(300, 3, rng)

@@ -336,7 +336,9 @@ class Calibration:
             return None
         if members is None:
             raise ConfigError(f"calibration of {self.target} is CV+: it needs each ensemble member's prediction")
-        mu = np.asarray(members, dtype=np.float64).reshape(-1, n)
+        mu = np.asarray(members, dtype=np.float64)
+        if mu.ndim != 2:  # (M * n,) flattened; with no rows, (M, 0)
+            mu = mu.reshape(-1, n) if n else np.empty((self.members or 0, 0))
         if mu.shape[0] != self.members:
             raise ConfigError(
                 f"calibration of {self.target} is CV+ for {self.members} members, the model gives {mu.shape[0]}"
@@ -369,6 +371,8 @@ class Calibration:
         out: dict[str, np.ndarray] = {}
         for k, cal in enumerate(self.bins):
             m = which == k
+            if not m.any():  # no row in this bin (a small batch, a shard of a few positions)
+                continue
             sub = None if mu is None else mu[:, m]
             part = cal.apply(p[m], None if sp is None else sp[m], None if sg is None else sg[m], sub)
             for col, values in part.items():
