@@ -48,7 +48,7 @@ def run_tradeoffs(run: Path, ds, tta: bool) -> dict:
     cv = json.loads((run / "cv.json").read_text())
     target = next(iter(cv["targets"]))
     folds = pd.read_csv(run / "folds.csv", dtype={"name": str})
-    fold_of = dict(zip(folds["name"], folds["fold"]))
+    fold_of = dict(zip(folds["name"], folds["fold"], strict=True))
     names = np.asarray(ds.names)
     images = ds.images()
     changes, states32, states16, params = [], [], [], 0
@@ -88,7 +88,8 @@ def main() -> None:
     ap.add_argument("--sample", default=str(here.parent / "shared" / "data" / "sdss_sample"))
     ap.add_argument("--no-tta", action="store_true")
     a = ap.parse_args()
-    ds = load_dataset(a.sample).subset(["train", "valid"])  # the 400 catalogue train rows (galmet draws valid from them)
+    # the 400 catalogue train rows (galmet draws a valid split from them)
+    ds = load_dataset(a.sample).subset(["train", "valid"])
     for run in a.runs:
         print(json.dumps(run_tradeoffs(run, ds, tta=not a.no_tta)), flush=True)
 

@@ -43,7 +43,8 @@ SDSS_TEXTS = {
         "Trained on star-forming galaxies only: AGN, composites and passive galaxies get a number with no meaning.",
         "Images must be SDSS DR14 ImgCutout gri JPEGs at the paper's 0.296 arcsec/pixel (galmet fetches them so); "
         "other surveys, scales or stretches are out of domain (flag IMAGE_OUT_OF_DOMAIN).",
-        "The high-metallicity tail is compressed: the model rarely predicts Z > 9.1 although ~11% of such galaxies are.",
+        "The high-metallicity tail is compressed: the model rarely predicts Z > 9.1 although ~11% of "
+        "such galaxies are.",
         "Error bars are calibrated on galaxies like the training set; under a shift in the population they can "
         "under-cover (see galmet domain-check and calibrate --weights).",
     ],
@@ -75,9 +76,10 @@ def _calibration(meta: dict, target: str) -> dict:
         return {"method": "none", "coverage": []}
     bins = len(cal.get("bins") or []) or 1
     cv_plus = f" with CV+ over {cal['members']} fold models" if cal.get("members") else ""
+    plural = "s" if bins > 1 else ""
     return {
         "method": (
-            f"split-conformal, {cal['method']} residuals, Mondrian by predicted Z ({bins} bin{'s' if bins > 1 else ''}){cv_plus}, "
+            f"split-conformal, {cal['method']} residuals, Mondrian by predicted Z ({bins} bin{plural}){cv_plus}, "
             f"on {cal['n']} out-of-sample galaxies"
         ),
         "coverage": [0.68, 0.95],
