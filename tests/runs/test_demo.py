@@ -15,6 +15,7 @@ def test_demo_runs_end_to_end_and_refuses_foreign_folder(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "test RMSE (dex): CNN" in text
+    assert "'galmet predict sdss400 --ra" in text  # the closing hint names the shipped model
     metrics = json.loads((out / "run" / "metrics.json").read_text())
     b = metrics["intervals"]["rmse"]  # the headline RMSE is printed with its 95% interval
     assert f"CNN {metrics['rmse']:.3f} [{b['lo95']:.3f}, {b['hi95']:.3f}]" in text
