@@ -7,7 +7,7 @@
 # DATASET is a galmet dataset directory holding the paper's catalogue (`galmet catalog --out DATASET`:
 # ~142,000 MPA-JHU star-forming galaxies with the paper's cuts and a seeded train/valid/test split).
 # The steps, each resumable or skipped when its output exists:
-#   1. galmet download DATASET            the 128 x 128 gri JPEG cutouts (SkyServer, ~6.5 h at 5 req/s)
+#   1. galmet download DATASET            the 128 x 128 gri JPEG cutouts (SkyServer: ~142,000 at 5 req/s, ~8 h)
 #   2. galmet train --recipe paper        ResNet-34 from ImageNet weights, the paper's schedule (GPU)
 #   3. galmet predict --split valid       the held-out validation galaxies (never trained on)
 #   4. galmet calibrate                   Mondrian split-conformal error bars on those valid rows
@@ -17,6 +17,8 @@
 # Publish OUT/package/model.pt at a URL, put that URL into entry.json and add the entry to a registry
 # file (GALMET_MODEL_REGISTRY, or galmet's own models/registry.json): docs/models.md.
 set -euo pipefail
+HERE="$PWD"  # DATASET and OUT are read relative to where the script is called from
+abs() { case "$1" in /*) echo "$1" ;; *) echo "$HERE/$1" ;; esac; }
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PY=${PYTHON:-python3}
@@ -36,14 +38,14 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$SMOKE" ]; then
   [ ${#POS[@]} -eq 1 ] || { echo "usage: full_model_recipe.sh --smoke OUT" >&2; exit 2; }
-  OUT="${POS[0]}"; DATA="$OUT/data"; NAME="smoke-recipe"
+  OUT=$(abs "${POS[0]}"); DATA="$OUT/data"; NAME="smoke-recipe"
   mkdir -p "$OUT"
   [ -f "$DATA/catalog.parquet" ] || [ -f "$DATA/catalog.csv" ] || galmet synth --out "$DATA" --n 300 --size 32 --seed 0 --test 60 --no-progress
   TRAIN=(--recipe onecycle --weights none --arch resnet18 --epochs 2 --batch-size 32)
 else
   [ ${#POS[@]} -eq 2 ] || { echo "usage: full_model_recipe.sh DATASET OUT [--name NAME] [--version V] [--base-url ROOT]" >&2; exit 2; }
-  DATA="${POS[0]}"; OUT="${POS[1]}"
-  [ -d "$DATA" ] || { echo "full_model_recipe.sh: $DATA: no such dataset directory (run galmet catalog --out $DATA)" >&2; exit 2; }
+  DATA=$(abs "${POS[0]}"); OUT=$(abs "${POS[1]}")
+  [ -d "$DATA" ] || { echo "full_model_recipe.sh: ${POS[0]}: no such dataset directory (run galmet catalog --out ${POS[0]})" >&2; exit 2; }
   mkdir -p "$OUT"
   galmet download "$DATA" ${BASE_URL:+--base-url "$BASE_URL"} --workers 8
   TRAIN=(--recipe paper --weights imagenet --arch resnet34 --device cuda --workers 8)

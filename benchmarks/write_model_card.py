@@ -74,13 +74,12 @@ def _calibration(meta: dict, target: str) -> dict:
     cal = (meta.get("calibration") or {}).get(target)
     if not cal:
         return {"method": "none", "coverage": []}
-    bins = len(cal.get("bins") or []) or 1
+    bins = len(cal.get("bins") or [])
     cv_plus = f" with CV+ over {cal['members']} fold models" if cal.get("members") else ""
-    plural = "s" if bins > 1 else ""
+    binned = f"Mondrian by predicted Z ({bins} bins)" if bins > 1 else "pooled (one set of quantiles)"
     return {
         "method": (
-            f"split-conformal, {cal['method']} residuals, Mondrian by predicted Z ({bins} bin{plural}){cv_plus}, "
-            f"on {cal['n']} out-of-sample galaxies"
+            f"split-conformal, {cal['method']} residuals, {binned}{cv_plus}, on {cal['n']} out-of-sample galaxies"
         ),
         "coverage": [0.68, 0.95],
     }

@@ -168,3 +168,18 @@ def test_embed_and_ensemble_take_a_model_name(shipped, bundle, tmp_path, capsys)
     assert code == 0, err
     code, _, err = _run(capsys, ["ensemble", "tiny", bundle, "--out", tmp_path / "ens.pt"])
     assert code == 2 and "has the same weights as" in err  # the name resolved to the same network
+
+
+def test_pack_into_the_package_models_folder_needs_the_cards_name(bundle, tmp_path, monkeypatch, capsys):
+    """A shipped folder named otherwise than its card would stop every lookup: refused before any write."""
+    import galmet.runs.pack as pack_mod
+
+    root = tmp_path / "models"
+    root.mkdir()
+    monkeypatch.setattr(pack_mod, "shipped_root", lambda: root)
+    for out in (root / "wrong", root):
+        code, _, err = _run(capsys, ["models", "pack", bundle, "--card", _card(tmp_path), "--out", out])
+        assert code == 2 and "a shipped model's folder must be" in err and len(err.strip().splitlines()) == 1
+    assert list(root.iterdir()) == []
+    code, _, err = _run(capsys, ["models", "pack", bundle, "--card", _card(tmp_path), "--out", root / "tiny"])
+    assert code == 0, err

@@ -298,3 +298,41 @@ def test_load_model_by_name_downloads_a_url_model_once(tmp_path, server, bundle,
     assert model.name == "webmodel" and model.path == cached_path(entry)
     load_model("webmodel")
     assert len(server.requests) == 1
+
+
+def test_shipped_weights_that_are_not_the_cards_are_refused(tmp_path, bundle, monkeypatch):
+    """A shipped model.pt replaced by other bytes is not loaded under the card's name and metrics;
+    given by path, the card beside it is not attached to it."""
+    from galmet import load_model
+
+    root = tmp_path / "models"
+    folder = shipped(root, bundle, "tiny")
+    monkeypatch.setattr(entries_mod, "shipped_root", lambda: root)
+    assert load_model("tiny").name == "tiny"
+    data = bytearray((folder / "model.pt").read_bytes())
+    data[-1] ^= 0xFF  # same size, other bytes
+    (folder / "model.pt").write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="not the ones its card names"):
+        resolve_model("tiny")
+    shutil.copy(bundle, folder / "model.pt")
+    assert resolve_model("tiny").name == "tiny"
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(folder / "card.json", other / "card.json")  # a card naming model.pt, beside another bundle
+    import torch
+
+    from galmet.nn.bundle import save_bundle
+    from galmet.nn.net import build_model
+
+    torch.manual_seed(1)
+    meta = {"targets": ["oh_p50"], "image_size": 16, "target_shift": [8.7], "target_scale": [0.1]}
+    save_bundle(other / "model.pt", build_model("resnet10"), meta)
+    assert load_model(other / "model.pt").card is None and load_model(other / "model.pt").name is None
+
+
+def test_a_path_entry_may_name_a_run_folder(tmp_path, bundle, monkeypatch):
+    reg = tmp_path / "reg.json"
+    reg.write_text(json.dumps([{"name": "localrun", "path": str(bundle.parent)}]))
+    monkeypatch.setenv("GALMET_MODEL_REGISTRY", str(reg))
+    monkeypatch.setattr(entries_mod, "shipped_root", lambda: tmp_path / "none")
+    assert resolve_model("localrun").path == bundle

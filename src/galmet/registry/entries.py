@@ -27,6 +27,8 @@ from typing import Any
 
 from galmet._env import env
 from galmet.errors import ConfigError
+from galmet.io.ownership import file_sha256
+from galmet.layout import BUNDLE
 from galmet.registry.card import CARD, NAME_PATTERN, SHA256_PATTERN, ModelCard
 
 #: The environment variable naming extra registry files (``os.pathsep``-separated).
@@ -177,6 +179,8 @@ def _path_entry(item: dict, where: str, file: Path, card: ModelCard | None) -> M
         raise ConfigError(f"{where}: path must be a non-empty text, got {repr(raw)[:60]}")
     path = Path(os.path.expanduser(raw))
     path = path if path.is_absolute() else file.parent / path
+    if path.is_dir():  # a run folder, as every command takes it
+        path = path / BUNDLE
     card = card or card_beside(path)
     version = item.get("version") or (card.version if card else None)
     sha = card.weights["sha256"] if card else None
@@ -184,17 +188,29 @@ def _path_entry(item: dict, where: str, file: Path, card: ModelCard | None) -> M
     return ModelEntry(item["name"], "path", str(path), str(file), card, sha, size, version)
 
 
+def weights_match(path: str | os.PathLike, sha256: str | None, size: int | None) -> bool:
+    """Whether the file ``path`` has the ``size`` (bytes) and ``sha256`` a card or entry gives
+    (True when it gives neither)."""
+    path = Path(path)
+    if size is not None and path.stat().st_size != size:
+        return False
+    return sha256 is None or file_sha256(path) == sha256
+
+
 def card_beside(bundle: str | os.PathLike) -> ModelCard | None:
-    """The valid ``card.json`` beside a bundle file that names that file as its weights, else None."""
+    """The valid ``card.json`` beside a bundle file that names that file as its weights and whose
+    sha256 and size are that file's, else None (a card that does not describe the file is not its)."""
     bundle = Path(bundle)
     path = bundle.parent / CARD
-    if not path.is_file():
+    if not path.is_file() or not bundle.is_file():
         return None
     try:
         card = ModelCard.read(path)
     except ConfigError:
         return None
-    return card if card.weights["file"] == bundle.name else None
+    if card.weights["file"] != bundle.name:
+        return None
+    return card if weights_match(bundle, card.weights["sha256"], card.weights["size"]) else None
 
 
 def card_at(path: str | os.PathLike) -> ModelCard | None:

@@ -18,7 +18,7 @@ from galmet.io.safety import Input
 from galmet.io.safety import model_input as path_input
 from galmet.layout import BUNDLE
 from galmet.registry.card import NAME_PATTERN, ModelCard
-from galmet.registry.entries import ModelEntry, all_entries, card_beside
+from galmet.registry.entries import ModelEntry, all_entries, card_beside, weights_match
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,11 @@ def resolve_model(
         found = Path(entry.location)
         if not found.is_file():
             raise ConfigError(f"{entry.source}: the weights of model {entry.name} ({found}) are missing")
+        if not weights_match(found, entry.sha256, entry.size):
+            raise ConfigError(
+                f"{found}: the weights of model {entry.name} are not the ones its card names (sha256 or size "
+                f"differs from {entry.source}); reinstall galmet or repack the model"
+            )
     return ResolvedModel(found, entry.name, entry, entry.card)
 
 

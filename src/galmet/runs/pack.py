@@ -26,6 +26,7 @@ from galmet.layout import BUNDLE
 from galmet.nn.bundle import copy_bundle, load_model
 from galmet.nn.inference import GalmetModel
 from galmet.registry.card import CARD, ModelCard
+from galmet.registry.entries import shipped_root
 from galmet.registry.resolve import model_input
 
 #: The registry entry pack writes beside the card (not package data: a shipped folder needs only the card and weights).
@@ -66,6 +67,7 @@ def pack_model(
         Store the weights as float16 (about half the bytes; loading casts back to float32).
     """
     draft = ModelCard.read(card, weights=False)
+    _check_shipped_folder(Path(out), draft.name)
     source = model_input(bundle)
     inputs = [source, Input(Path(card), "the model card")]
     files = [(BUNDLE, "bundle", "model bundle"), (CARD, "json", "model card"), (ENTRY, "json", "registry entry")]
@@ -76,6 +78,17 @@ def pack_model(
     model = load_model(bundle)
     check_card_fits(draft, model, str(card))
     return _write(out=folder, src=model.path or source.path, draft=draft, half=half, overwrite=overwrite)
+
+
+def _check_shipped_folder(out: Path, name: str) -> None:
+    """Inside the package's models folder, ``out`` must be ``models/<the card's name>``: a shipped
+    folder named otherwise would stop every model lookup (ConfigError before anything is written)."""
+    root = shipped_root().resolve()
+    where = out.resolve()
+    if where == root or (where.parent == root and where.name != name):
+        raise ConfigError(
+            f"{out}: a shipped model's folder must be {root / name} (the card's name, {name!r})", param="out"
+        )
 
 
 @holds_folder_lock("out", "galmet models pack")
