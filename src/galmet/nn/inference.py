@@ -316,19 +316,23 @@ class GalmetModel:
             tta_seed=tta_seed,
         )
         self._check_images(images)
-        mean_out, std_out, _ = self._predict_batches(images, opts)
+        mean_out, std_out, _, _ = self._predict_batches(images, opts)
         pred, std, sigma = self._split_outputs(mean_out, std_out)
         if not (return_std or return_sigma):
             return pred
         return (pred,) + ((std,) if return_std else ()) + ((sigma,) if return_sigma else ())
 
     def _predict_batches(
-        self, images, opts: InferenceOptions, members: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        self, images, opts: InferenceOptions, members: bool = False, references: list | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, np.ndarray | None]:
         """The mean and population spread over members x views of every image, in target units:
         float64 (N, width) tensors on the device (width: the targets, then a gaussian head's
         variances; the spread is NaN with a single view of a single member); with ``members``
-        also each member's mean over its views, float64 (M, N, width) (their mean is the first), else None."""
+        also each member's mean over its views, float64 (M, N, width) (their mean is the first), else None;
+        with ``references`` (one :class:`~galmet.nn.embedding.EmbeddingReference` per member) also
+        each image's :func:`~galmet.nn.embedding.ood_ratio`, float64 (N,), from the embedding of
+        the un-augmented view taken in the same forward pass (the first view is always the image
+        as it is), else None."""
         dev = resolve_device(opts.device)
         generator = torch.Generator(device=dev)
         generator.manual_seed(int(opts.tta_seed))
@@ -342,6 +346,7 @@ class GalmetModel:
         mean_out = torch.empty((n, width), dtype=torch.float64, device=dev)
         std_out = torch.full((n, width), float("nan"), dtype=torch.float64, device=dev)
         member_out = torch.empty((len(nets), n, width), dtype=torch.float64, device=dev) if members else None
+        ood = np.empty(n) if references is not None else None
         starts = range(0, n, opts.batch_size)
         show = opts.progress if opts.progress is not None else len(starts) > 20
         batches = progress_bar(iterable=starts, desc="predicting", unit="batch", enabled=show)
@@ -352,10 +357,13 @@ class GalmetModel:
         ):
             for start in batches:
                 inputs = self._views(to_device(images[start : start + opts.batch_size], dev), opts, generator)
-                outputs = []
-                for net, (scale, shift) in zip(nets, scaling, strict=True):
-                    outputs += [self._to_target_units(net(v), scale, shift) for v in inputs]
+                raw, emb = _forward_views(nets, inputs, ood is not None)
+                outputs = [self._to_target_units(r, *scaling[i // len(inputs)]) for i, r in enumerate(raw)]
                 views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
+                if ood is not None:
+                    from galmet.nn.embedding import ood_ratio
+
+                    ood[start : start + views.shape[1]] = ood_ratio(references or [], emb)
                 mean_out[start : start + views.shape[1]] = views.mean(0)
                 if len(views) > 1:
                     std_out[start : start + views.shape[1]] = views.std(0, correction=0)
@@ -363,7 +371,7 @@ class GalmetModel:
                     member_out[:, start : start + views.shape[1]] = views.reshape(len(nets), -1, *views.shape[1:]).mean(
                         1
                     )
-        return mean_out, std_out, member_out
+        return mean_out, std_out, member_out, ood
 
     def _views(self, xb: torch.Tensor, opts: InferenceOptions, generator: torch.Generator) -> list[torch.Tensor]:
         """The network inputs of a uint8 batch ``xb`` (B, H, W, 3) on the device: the image as it
@@ -407,7 +415,7 @@ class GalmetModel:
         return pred, std, sigma
 
     def predict_uncertainty(
-        self, images, options: InferenceOptions | bool | None = None, **overrides
+        self, images, options: InferenceOptions | bool | None = None, *, ood: bool = False, **overrides
     ) -> UncertainPrediction:
         """Predict with the spread, the head's sigma and the calibrated error bars and intervals.
 
@@ -415,19 +423,24 @@ class GalmetModel:
         ``batch_size``, ``device``, ...) replace fields of ``options``. Targets without a calibration in the bundle
         (``galmet calibrate``, or automatically after ``galmet train --folds``) get none: their
         ``err`` is NaN and :meth:`UncertainPrediction.columns` leaves the interval columns out.
+        With ``ood`` the result's ``ood_score`` is each image's embedding out-of-domain ratio
+        (:func:`galmet.nn.embedding.ood_ratio` of :meth:`embed`), taken in the prediction's own
+        forward pass, when the bundle has embedding statistics and the device is not CUDA (there
+        the prediction runs in bf16 and the embedding must not: ``ood_score`` stays None).
 
         Returns
         -------
         galmet.nn.uncertainty.UncertainPrediction
         """
         opts = inference_options(options, **overrides)
+        self._check_images(images)
         cals = self.calibrations
-        members = None
-        if any(c.cv_plus for c in cals.values()):  # CV+ needs each member's own prediction
-            pred, std, sigma, members = self.predict_members(images, opts)
-        else:
-            pred, std, sigma = self.predict(images, opts, return_std=True, return_sigma=True)
+        cv_plus = any(c.cv_plus for c in cals.values())  # CV+ needs each member's own prediction
+        refs = self._one_pass_references(opts.device) if ood else None
+        mean_out, std_out, member_out, score = self._predict_batches(images, opts, members=cv_plus, references=refs)
+        pred, std, sigma = self._split_outputs(mean_out, std_out)
         t = len(self.targets)
+        members = None if member_out is None else member_out.cpu().numpy()[:, :, :t]
         pred, std = pred.reshape(len(pred), t), std.reshape(len(pred), t)
         sigma = None if sigma is None else sigma.reshape(len(pred), t)
         calibrated = {}
@@ -436,7 +449,15 @@ class GalmetModel:
             if cal is not None:
                 mu = None if members is None else members[:, :, j]
                 calibrated[target] = cal.apply(pred[:, j], std[:, j], None if sigma is None else sigma[:, j], mu)
-        return UncertainPrediction(self.targets, pred, std, sigma, calibrated)
+        return UncertainPrediction(self.targets, pred, std, sigma, calibrated, ood_score=score)
+
+    def _one_pass_references(self, device: str) -> list | None:
+        """The members' embedding references when the out-of-domain score can come from the
+        prediction pass: None for bundles without them, and on CUDA (bf16 autocast there, while
+        :meth:`embed` runs in float32)."""
+        if resolve_device(device).type == "cuda":
+            return None
+        return self.embedding_references()
 
     def predict_members(self, images, options: InferenceOptions | None = None, **overrides):
         """:meth:`predict` with the spread and sigma, plus each member's own prediction (its mean
@@ -444,7 +465,7 @@ class GalmetModel:
         whose mean over members is ``pred``."""
         opts = inference_options(options, **overrides)
         self._check_images(images)
-        mean_out, std_out, member_out = self._predict_batches(images, opts, members=True)
+        mean_out, std_out, member_out, _ = self._predict_batches(images, opts, members=True)
         pred, std, sigma = self._split_outputs(mean_out, std_out)
         assert member_out is not None
         members = member_out.cpu().numpy()[:, :, : len(self.targets)]
@@ -483,3 +504,20 @@ class GalmetModel:
             return None
         where = f"{self.path or 'model'}: embedding statistics"
         return [EmbeddingReference.from_dict(r, where) for r in raw]
+
+
+def _forward_views(nets: list, inputs: list[torch.Tensor], embed: bool) -> tuple[list[torch.Tensor], np.ndarray | None]:
+    """Every network's raw outputs for every view, member-major (member 0's views first); with
+    ``embed`` also each network's penultimate embedding of the first view (the image as it is),
+    taken in the same pass: float32 (M, B, 512), else None."""
+    if not embed:
+        return [net(v) for net in nets for v in inputs], None
+    from galmet.nn.embedding import forward_with_embedding
+
+    raw: list[torch.Tensor] = []
+    embeddings = []
+    for net in nets:
+        out, emb = forward_with_embedding(net, inputs[0])
+        raw += [out] + [net(v) for v in inputs[1:]]
+        embeddings.append(emb.float().cpu().numpy())
+    return raw, np.stack(embeddings)

@@ -537,6 +537,10 @@ class UncertainPrediction:
     calibrated : dict
         Per target, the :meth:`Calibration.apply` columns (``_err``, ``_lo68`` ... ``_hi95``);
         a target without a calibration is absent.
+    ood_score : numpy.ndarray or None
+        float64 (N,): the embedding out-of-domain ratio (> 1: farther from the training
+        embeddings than 99% of the training galaxies), when taken in the prediction pass
+        (:meth:`galmet.nn.inference.GalmetModel.predict_uncertainty` with ``ood``), else None.
     """
 
     targets: list[str]
@@ -544,6 +548,7 @@ class UncertainPrediction:
     spread: np.ndarray
     sigma: np.ndarray | None = None
     calibrated: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    ood_score: np.ndarray | None = None
 
     @property
     def err(self) -> np.ndarray:

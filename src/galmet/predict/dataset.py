@@ -79,8 +79,9 @@ def predict_dataset(
         TTA, batch size, device and progress (default: ``InferenceOptions()``: 8 dihedral views,
         256 images per pass, the best device).
     flags : bool
-        Run the checks of the ``flags`` column (:func:`flag_rows`); the embedding check costs one
-        more forward pass per member. The checks that ran are listed in ``table.attrs["flag_checks"]``.
+        Run the checks of the ``flags`` column (:func:`flag_rows`); the embedding check is taken
+        in the prediction's forward pass (on CUDA, where that pass runs in bf16, one more float32
+        pass per member). The checks that ran are listed in ``table.attrs["flag_checks"]``.
     **overrides
         ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``, ``device``, ``progress``: override
         the fields of ``options`` (the keywords of earlier versions; None: keep).
@@ -96,10 +97,11 @@ def predict_dataset(
     opts = inference_options(options, **overrides)
     recorded = recorded_imaging(dataset.root, dataset.image_size)
     model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))
-    result = model.predict_uncertainty(dataset.images(), opts)
+    result = model.predict_uncertainty(dataset.images(), opts, ood=flags)
     table = predictions_table(dataset, result.targets, result, with_split=find_catalog(dataset.root) is not None)
     if flags:
-        table = flag_rows(table, model, dataset.images(), dataset.catalog, opts.batch_size, opts.device)
+        images, score = dataset.images(), result.ood_score
+        table = flag_rows(table, model, images, dataset.catalog, opts.batch_size, opts.device, ood_score=score)
     table[SEEN] = seen_column(model, table)
     return table
 

@@ -30,6 +30,7 @@ def flag_rows(
     batch_size: int = 256,
     device: str = "auto",
     pixel_scale: float | None = None,
+    ood_score: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """``table`` with the ``flags`` column (and ``ood_score`` when the model has embedding statistics,
     ``truth_flags`` when the catalogue has the truth).
@@ -56,11 +57,15 @@ def flag_rows(
         Of the embedding pass (:meth:`galmet.nn.inference.GalmetModel.embed`).
     pixel_scale : float, optional
         Arcsec per pixel of the images (default: the SDSS field of view over the image size).
+    ood_score : numpy.ndarray, optional
+        float (N,): the embedding scores already taken in the prediction pass
+        (:attr:`galmet.nn.uncertainty.UncertainPrediction.ood_score`); None: an embedding pass
+        of its own (:func:`ood_scores`).
     """
     n = len(table)
     cat = catalog if catalog is not None else pd.DataFrame(index=range(n))
     bits, checks = range_bits(table, model)
-    score = ood_scores(model, images, batch_size, device)
+    score = ood_score if ood_score is not None else ood_scores(model, images, batch_size, device)
     if score is not None:
         table = table.assign(**{OOD_SCORE: score})
         bits |= np.where(score > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)

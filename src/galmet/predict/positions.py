@@ -926,7 +926,7 @@ class _Predictor(threading.Thread):
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
         job, opts, model = self.job, self.job.opts, self.job.model
-        result = model.predict_uncertainty(stack, opts.inference, progress=False)
+        result = model.predict_uncertainty(stack, opts.inference, ood=opts.flags, progress=False)
         job.summary.predicted += len(stack)
         which = np.concatenate([np.full(len(rows), j, dtype=np.int64) for j, rows in enumerate(image_rows)])
         rows = np.concatenate([np.asarray(r, dtype=np.int64) for r in image_rows])
@@ -946,6 +946,7 @@ class _Predictor(threading.Thread):
                 opts.inference.batch_size,
                 opts.inference.device,
                 pixel_scale=job.fetch.scale,
+                ood_score=None if result.ood_score is None else result.ood_score[which],
             )
             checks = list(out.attrs.get("flag_checks", []))
             if checks != job.flag_checks:
