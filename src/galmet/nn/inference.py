@@ -360,10 +360,10 @@ class GalmetModel:
                 raw, emb = _forward_views(nets, inputs, ood is not None)
                 outputs = [self._to_target_units(r, *scaling[i // len(inputs)]) for i, r in enumerate(raw)]
                 views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
-                if ood is not None:
+                if ood is not None and emb is not None and references is not None:
                     from galmet.nn.embedding import ood_ratio
 
-                    ood[start : start + views.shape[1]] = ood_ratio(references or [], emb)
+                    ood[start : start + views.shape[1]] = ood_ratio(references, emb)
                 mean_out[start : start + views.shape[1]] = views.mean(0)
                 if len(views) > 1:
                     std_out[start : start + views.shape[1]] = views.std(0, correction=0)
