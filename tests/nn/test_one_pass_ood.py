@@ -5,6 +5,7 @@ view, every member, with and without TTA; and the flags of ``predict_dataset`` d
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -86,3 +87,22 @@ def test_predict_dataset_flags_match_the_two_pass_flags(tmp_path):
     again = flag_rows(table.drop(columns=["ood_score", "flags"]), model, images, ds.catalog, 4, "cpu")
     np.testing.assert_array_equal(table["flags"], again["flags"])
     assert "EMBEDDING_OUT_OF_DOMAIN" in table.attrs["flag_checks"]
+
+
+def test_predict_positions_scores_match_the_two_pass_scores(monkeypatch):
+    pytest.importorskip("astropy")
+    import galmet
+    from faulty_server import FaultyServer
+
+    model = _model()
+    ra = np.array([10.0, 150.5, 150.5, 200.25, 10.0])  # repeated positions: rows that share a cutout
+    dec = np.array([1.0, -3.0, -3.0, 45.0, 1.0])
+    fast = dict(device="cpu", rate=0, retries=1, backoff_base=0.01, timeout=5.0, tta=True, batch_size=2)
+    with FaultyServer() as srv:
+        one = galmet.predict_positions(model, pd.DataFrame({"ra": ra, "dec": dec}), base_url=srv.url, **fast)
+        monkeypatch.setattr(GalmetModel, "_one_pass_references", lambda self, device: None)
+        two = galmet.predict_positions(model, pd.DataFrame({"ra": ra, "dec": dec}), base_url=srv.url, **fast)
+    assert (np.asarray(one["status"]) == "ok").all()
+    np.testing.assert_allclose(np.asarray(one["ood_score"]), np.asarray(two["ood_score"]), rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(np.asarray(one["flags"]), np.asarray(two["flags"]))
+    assert np.ptp(np.asarray(one["ood_score"])) > 0
