@@ -249,6 +249,7 @@ def _shard_rows(work) -> set[int]:
     return rows
 
 
+@pytest.mark.slow  # 29 s: a subprocess killed and resumed (the Ctrl-C test below stays in the default suite)
 def test_kill_9_during_a_positions_run_then_resume(tmp_path, bundle):
     """SIGKILL after a few shards; the rerun fetches no cutout that was on disk, predicts no row of a
     finished shard again, and its output equals an uninterrupted run's."""

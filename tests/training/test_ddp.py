@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pandas as pd
+import pytest
 import torch
 
 from conftest import make_tiny_dataset
@@ -21,6 +22,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 13 s: two torchrun processes
 def test_torchrun_two_gloo_processes_train_identical_replicas(tmp_path):
     ds = make_tiny_dataset(tmp_path / "ds", n=40, size=16)
     script = tmp_path / "worker.py"
