@@ -10,6 +10,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SDSS_SAMPLE = ROOT.parent / "shared" / "data" / "sdss_sample"
+#: ``galmet train`` options of a tiny CPU run (each test adds the dataset, ``--out`` and ``--epochs``).
+TINY_TRAIN = ["--recipe", "onecycle", "--arch", "resnet18", "--weights", "none", "--batch-size", "8", "--device", "cpu"]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run ``galmet ARGV`` in this process: (exit code, stdout, stderr), arguments given as str()."""
+    from galmet.cli.main import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def make_tiny_dataset(root: Path, n: int = 24, size: int = 16, seed: int = 0, split: bool = False) -> Path:

@@ -7,19 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_tiny_dataset
-from galmet.cli.main import main
+from conftest import make_tiny_dataset, run_cli
 from galmet.io.images import decode_image, encode_jpeg
 
 pytest.importorskip("sklearn")
 
 AUC = "domain classifier AUC"
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _auc(out: str) -> tuple[float, float, float]:
@@ -45,11 +38,11 @@ def sets(tmp_path_factory):
 
 def test_same_distribution_is_indistinguishable_and_a_shift_is_not(sets, capsys, tmp_path):
     _, a, b, grey = sets
-    code, out, err = _run(capsys, "domain-check", a, b, "--bootstrap", "200")
+    code, out, err = run_cli(capsys, "domain-check", a, b, "--bootstrap", "200")
     assert code == 0, err
     auc, lo, hi = _auc(out)
     assert lo <= 0.5 + 0.05 and auc < 0.75  # within its interval of chance
-    code, out, err = _run(capsys, "domain-check", a, grey, "--bootstrap", "200", "--out", tmp_path / "w.csv")
+    code, out, err = run_cli(capsys, "domain-check", a, grey, "--bootstrap", "200", "--out", tmp_path / "w.csv")
     assert code == 0, err
     auc, lo, hi = _auc(out)
     assert auc > 0.9 and lo > 0.8 and lo <= auc <= hi
@@ -72,7 +65,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(sets, capsys, tmp_path)
         [a, b, "--out", a / "catalog.parquet"],  # over an input
         [a, b, "--bootstrap", "-1"],
     ):
-        code, _, err = _run(capsys, "domain-check", *argv)
+        code, _, err = run_cli(capsys, "domain-check", *argv)
         assert code == 2, (argv, err)
         assert err.strip() and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "w.xyz").exists()

@@ -10,18 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_tiny_dataset
-from galmet.cli.main import main
+from conftest import make_tiny_dataset, run_cli
 from galmet.nn.bundle import save_bundle
 from galmet.nn.net import build_model
 from galmet.science.attribution import fibre_masks, galaxy_masks, grayscale, shuffle_within
 from galmet.science.systematics import systematics
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def setup(tmp_path_factory):
 def test_explain_writes_grid_and_arrays(setup, capsys, tmp_path, method):
     _, ds, bundle = setup
     out = tmp_path / "ex"
-    code, stdout, err = _run(
+    code, stdout, err = run_cli(
         capsys, "explain", bundle, ds, "--out", out, "--method", method, "--n", "4", "--device", "cpu"
     )
     assert code == 0, err
@@ -55,7 +48,9 @@ def test_explain_writes_grid_and_arrays(setup, capsys, tmp_path, method):
 def test_explain_controls(setup, capsys, tmp_path):
     _, ds, bundle = setup
     out = tmp_path / "ex"
-    code, stdout, err = _run(capsys, "explain", bundle, ds, "--out", out, "--n", "2", "--controls", "--device", "cpu")
+    code, stdout, err = run_cli(
+        capsys, "explain", bundle, ds, "--out", out, "--n", "2", "--controls", "--device", "cpu"
+    )
     assert code == 0, err
     c = json.loads((out / "controls.json").read_text())
     assert c["n"] == 10 and c["split"] == "test"  # every test galaxy, not just the 2 drawn
@@ -81,12 +76,12 @@ def test_explain_bad_input_is_one_line_exit_2_and_writes_nothing(setup, capsys, 
         ((root / "none.pt", ds), "no such model bundle"),
     ]
     for args, msg in cases:
-        code, _, err = _run(capsys, "explain", *args, "--out", out, "--device", "cpu")
+        code, _, err = run_cli(capsys, "explain", *args, "--out", out, "--device", "cpu")
         assert code == 2 and msg in err and err.count("\n") == 1, (args, err)
         assert not out.exists()
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    code, _, err = _run(capsys, "explain", bundle, ds, "--out", out)
+    code, _, err = run_cli(capsys, "explain", bundle, ds, "--out", out)
     assert code == 2 and err.count("\n") == 1 and "captum is not installed" in err and "pip install" in err
     assert not out.exists()
 
@@ -132,9 +127,9 @@ def test_systematics_finds_an_injected_trend_and_not_a_missing_one():
 def test_systematics_command_and_report(setup, capsys, tmp_path):
     _, ds, bundle = setup
     pred = tmp_path / "run" / "predictions.parquet"
-    assert _run(capsys, "predict", bundle, ds, "--out", pred, "--device", "cpu")[0] == 0
+    assert run_cli(capsys, "predict", bundle, ds, "--out", pred, "--device", "cpu")[0] == 0
     out = tmp_path / "run" / "sys"
-    code, stdout, err = _run(capsys, "systematics", pred, "--dataset", ds, "--out", out, "--split", "all")
+    code, stdout, err = run_cli(capsys, "systematics", pred, "--dataset", ds, "--out", out, "--split", "all")
     assert code == 0, err
     assert {"systematics.csv", "systematics.json", "systematics.png", "systematics.pdf"} <= {
         p.name for p in out.iterdir()
@@ -142,10 +137,10 @@ def test_systematics_command_and_report(setup, capsys, tmp_path):
     summary = json.loads((out / "systematics.json").read_text())
     assert {"oh_p50", "oh_p50_pred", "z", "lgm_tot_p50"} <= set(summary["properties"])
     assert "expAB_r" in summary["not_available"] and "Spearman rho" in stdout
-    code, _, err = _run(capsys, "systematics", pred, "--dataset", tmp_path / "nope", "--out", tmp_path / "s2")
+    code, _, err = run_cli(capsys, "systematics", pred, "--dataset", tmp_path / "nope", "--out", tmp_path / "s2")
     assert code == 2 and err.count("\n") == 1 and not (tmp_path / "s2").exists()
-    assert _run(capsys, "explain", bundle, ds, "--out", tmp_path / "run" / "ex", "--n", "2", "--controls")[0] == 0
-    assert _run(capsys, "report", tmp_path / "run")[0] == 0
+    assert run_cli(capsys, "explain", bundle, ds, "--out", tmp_path / "run" / "ex", "--n", "2", "--controls")[0] == 0
+    assert run_cli(capsys, "report", tmp_path / "run")[0] == 0
     html = (tmp_path / "run" / "report.html").read_text()
     assert "<h3>Systematics</h3>" in html and "What the network looks at" in html
 

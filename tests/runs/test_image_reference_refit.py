@@ -8,26 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_tiny_dataset
-from galmet.cli.main import main
+from conftest import TINY_TRAIN, make_tiny_dataset, run_cli
 from galmet.columns import IMAGE_OOD_SCORE, Flag
 from galmet.data.dataset import load_dataset
 from galmet.io.images import encode_jpeg
 from galmet.nn.bundle import load_model, update_bundle
 
-TRAIN = ["--recipe", "onecycle", "--arch", "resnet18", "--weights", "none", "--batch-size", "8", "--device", "cpu"]
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.mark.slow  # trains a network: about a minute on a busy 2-core box
 def test_training_records_it_predictions_carry_it_and_calibrate_refits_it(tmp_path, capsys):
     ds = make_tiny_dataset(tmp_path / "ds", n=40, size=16, split=True)
-    code, _, err = _run(capsys, "train", ds, "--out", tmp_path / "run", "--epochs", "1", *TRAIN)
+    code, _, err = run_cli(capsys, "train", ds, "--out", tmp_path / "run", "--epochs", "1", *TINY_TRAIN)
     assert code == 0, err
     model = load_model(tmp_path / "run")
     ref = model.image_domain_reference()
@@ -39,7 +30,7 @@ def test_training_records_it_predictions_carry_it_and_calibrate_refits_it(tmp_pa
         grey = np.repeat(images[i].mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
         (ds / "images" / f"{cat['objID'][i]}.jpg").write_bytes(encode_jpeg(grey, 95))
     pred = tmp_path / "pred.csv"
-    code, _, err = _run(capsys, "predict", tmp_path / "run", ds, "--out", pred, "--device", "cpu")
+    code, _, err = run_cli(capsys, "predict", tmp_path / "run", ds, "--out", pred, "--device", "cpu")
     assert code == 0, err
     df = pd.read_csv(pred)
     assert (df[IMAGE_OOD_SCORE].iloc[:2] > 1).all()
@@ -47,11 +38,11 @@ def test_training_records_it_predictions_carry_it_and_calibrate_refits_it(tmp_pa
     # an older bundle without the reference: no column; --reference fits it again
     old = update_bundle(tmp_path / "run", tmp_path / "old.pt", {"image_stats": None})
     assert load_model(old).image_domain_reference() is None
-    assert _run(capsys, "predict", old, ds, "--out", tmp_path / "p2.csv", "--device", "cpu")[0] == 0
+    assert run_cli(capsys, "predict", old, ds, "--out", tmp_path / "p2.csv", "--device", "cpu")[0] == 0
     assert IMAGE_OOD_SCORE not in pd.read_csv(tmp_path / "p2.csv").columns
     valid = tmp_path / "valid.csv"
     df[df["split"] == "test"].to_csv(valid, index=False)
-    code, _, err = _run(
+    code, _, err = run_cli(
         capsys,
         "calibrate",
         old,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_tiny_dataset
+from conftest import TINY_TRAIN, make_tiny_dataset, run_cli
 from galmet.cli.main import main
 from galmet.columns import Flag, TruthFlag
 from galmet.data.dataset import load_dataset, write_catalog
@@ -17,14 +17,7 @@ from galmet.io.images import encode_jpeg
 from galmet.nn.bundle import load_model, update_bundle
 from galmet.nn.embedding import EmbeddingReference, ood_ratio
 
-TRAIN = ["--recipe", "onecycle", "--arch", "resnet18", "--weights", "none", "--batch-size", "8", "--device", "cpu"]
 UNC = ["oh_p50_err", "oh_p50_lo68", "oh_p50_hi68", "oh_p50_lo95", "oh_p50_hi95"]
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +25,7 @@ def data(tmp_path_factory):
     """56 galaxies of 16 px (about 10 test, 46 train/valid) and a 3-fold run on them."""
     root = tmp_path_factory.mktemp("trust")
     ds = make_tiny_dataset(root / "ds", n=56, size=16)
-    assert main(["train", str(ds), "--out", str(root / "cv"), "--folds", "3", "--epochs", "2", *TRAIN]) == 0
+    assert main(["train", str(ds), "--out", str(root / "cv"), "--folds", "3", "--epochs", "2", *TINY_TRAIN]) == 0
     return root, ds
 
 
@@ -47,7 +40,7 @@ def test_folds_run_is_calibrated_and_predictions_carry_error_bars(data, capsys):
     assert refs is not None and len(refs) == 3 and all(r.points.shape[1] == 512 for r in refs)
     lo, hi = model.label_range["oh_p50"]
     assert lo >= 8.4 and hi <= 9.2 and hi > lo
-    code, out, err = _run(capsys, "predict", root / "cv", ds, "--out", root / "pred.parquet", "--device", "cpu")
+    code, out, err = run_cli(capsys, "predict", root / "cv", ds, "--out", root / "pred.parquet", "--device", "cpu")
     assert code == 0, err
     assert "no calibrated error bars" not in out and "flags:" in out
     df = pd.read_parquet(root / "pred.parquet")
@@ -56,7 +49,7 @@ def test_folds_run_is_calibrated_and_predictions_carry_error_bars(data, capsys):
     assert (df["oh_p50_hi68"] <= df["oh_p50_hi95"]).all()
     np.testing.assert_allclose(df["oh_p50_err"], (df["oh_p50_hi68"] - df["oh_p50_lo68"]) / 2)
     fits = root / "pred.fits"
-    assert _run(capsys, "predict", root / "cv", ds, "--out", fits, "--device", "cpu", "--split", "test")[0] == 0
+    assert run_cli(capsys, "predict", root / "cv", ds, "--out", fits, "--device", "cpu", "--split", "test")[0] == 0
     from galmet.io.tables import read_table
 
     back = read_table(fits)
@@ -66,7 +59,7 @@ def test_folds_run_is_calibrated_and_predictions_carry_error_bars(data, capsys):
     res = model.predict_uncertainty(images, device="cpu")
     np.testing.assert_allclose(res.err[:, 0], df["oh_p50_err"])
     np.testing.assert_allclose(res.interval(95)[1][:, 0], df["oh_p50_hi95"])
-    code, out, err = _run(capsys, "evaluate", root / "pred.parquet", "--split", "all")
+    code, out, err = run_cli(capsys, "evaluate", root / "pred.parquet", "--split", "all")
     assert code == 0, err
     assert "calibrated uncertainties of oh_p50" in out and "per tercile" in out and "PIT histogram" in out
 
@@ -79,7 +72,7 @@ def test_calibrate_command_writes_a_calibrated_bundle(data, capsys, tmp_path):
     oof = pd.read_parquet(root / "cv" / "oof.parquet")
     pred = tmp_path / "valid.csv"
     oof[oof["fold"] == 0].to_csv(pred, index=False)
-    code, out, err = _run(capsys, "calibrate", fold0, pred, "--out", tmp_path / "cal.pt", "--method", "spread")
+    code, out, err = run_cli(capsys, "calibrate", fold0, pred, "--out", tmp_path / "cal.pt", "--method", "spread")
     assert code == 0, err
     assert "spread split-conformal" in out
     model = load_model(tmp_path / "cal.pt")
@@ -89,9 +82,9 @@ def test_calibrate_command_writes_a_calibrated_bundle(data, capsys, tmp_path):
     # an older table's _pred_std is read as the spread
     legacy = tmp_path / "legacy.csv"
     pd.read_csv(pred).rename(columns={"oh_p50_spread": "oh_p50_pred_std"}).to_csv(legacy, index=False)
-    assert _run(capsys, "calibrate", fold0, legacy, "--out", tmp_path / "cal2.pt", "--method", "spread")[0] == 0
+    assert run_cli(capsys, "calibrate", fold0, legacy, "--out", tmp_path / "cal2.pt", "--method", "spread")[0] == 0
     # --reference recomputes the out-of-domain statistics
-    code, _, err = _run(capsys, "calibrate", fold0, pred, "--out", tmp_path / "cal3.pt", "--reference", ds)
+    code, _, err = run_cli(capsys, "calibrate", fold0, pred, "--out", tmp_path / "cal3.pt", "--reference", ds)
     assert code == 0, err
     cal3 = load_model(tmp_path / "cal3.pt")
     assert cal3.embedding_references()[0].n_train == len(oof)
@@ -102,7 +95,7 @@ def test_calibrate_bad_input_is_one_line_exit_2_and_writes_nothing(data, capsys,
     root, ds = data
     fold0 = root / "cv" / "fold0"
     pred = tmp_path / "valid.parquet"
-    assert _run(capsys, "predict", fold0, ds, "--out", pred, "--device", "cpu")[0] == 0
+    assert run_cli(capsys, "predict", fold0, ds, "--out", pred, "--device", "cpu")[0] == 0
     table = pd.read_parquet(pred)
     no_truth = tmp_path / "no_truth.parquet"
     table.drop(columns=["oh_p50"]).to_parquet(no_truth)
@@ -120,12 +113,12 @@ def test_calibrate_bad_input_is_one_line_exit_2_and_writes_nothing(data, capsys,
         ((root / "cv", root / "cv" / "oof.parquet", "--method", "spread"), "a spread calibration does not transfer"),
     ]
     for args, msg in cases:
-        code, _, err = _run(capsys, "calibrate", *args, "--out", out)
+        code, _, err = run_cli(capsys, "calibrate", *args, "--out", out)
         assert code == 2 and msg in err and err.count("\n") == 1, (args, err)
         assert not out.exists()
-    code, _, err = _run(capsys, "calibrate", fold0, pred, "--out", fold0 / "model.pt")
+    code, _, err = run_cli(capsys, "calibrate", fold0, pred, "--out", fold0 / "model.pt")
     assert code == 2 and "is the input bundle" in err
-    code, _, err = _run(capsys, "calibrate", fold0, pred, "--out", tmp_path / "x.txt")
+    code, _, err = run_cli(capsys, "calibrate", fold0, pred, "--out", tmp_path / "x.txt")
     assert code == 2 and "ends in .pt" in err
 
 
@@ -135,7 +128,7 @@ def test_a_bundle_holding_another_targets_calibration_is_refused(data, capsys, t
     cal = dict(bundle["meta"]["calibration"]["oh_p50"], target="lgm_tot_p50")
     bundle["meta"]["calibration"] = {"lgm_tot_p50": cal}
     torch.save(bundle, tmp_path / "foreign.pt")
-    code, _, err = _run(capsys, "predict", tmp_path / "foreign.pt", ds, "--out", tmp_path / "p.csv")
+    code, _, err = run_cli(capsys, "predict", tmp_path / "foreign.pt", ds, "--out", tmp_path / "p.csv")
     assert code == 2 and "it comes from another model" in err and err.count("\n") == 1
     assert not (tmp_path / "p.csv").exists()
 
@@ -151,7 +144,7 @@ def test_flags_blank_noise_and_far_labels(data, capsys, tmp_path):
     cat.loc[2, "oh_p50"] = 9.95  # far above the 8.4-9.2 the model was trained on (still a valid label)
     write_catalog(ds, cat)
     out = tmp_path / "p.parquet"
-    code, stdout, err = _run(capsys, "predict", root / "cv", ds, "--out", out, "--device", "cpu")
+    code, stdout, err = run_cli(capsys, "predict", root / "cv", ds, "--out", out, "--device", "cpu")
     assert code == 0, err
     df = pd.read_parquet(out)
     flags = df.set_index("objID")["flags"]
@@ -167,7 +160,7 @@ def test_flags_blank_noise_and_far_labels(data, capsys, tmp_path):
     assert "IMAGE_EMPTY 2" in stdout and "not checked: PHOTOMETRIC_CUTS" in stdout
     # a prediction outside the (here artificially narrow) training label range
     narrow = update_bundle(root / "cv", tmp_path / "narrow.pt", {"label_range": {"oh_p50": [8.0, 8.01]}})
-    assert _run(capsys, "predict", narrow, ds, "--out", out, "--device", "cpu")[0] == 0
+    assert run_cli(capsys, "predict", narrow, ds, "--out", out, "--device", "cpu")[0] == 0
     assert (pd.read_parquet(out)["flags"].to_numpy() & int(Flag.PRED_OUT_OF_RANGE)).all()
 
 
@@ -206,33 +199,33 @@ def test_embedding_reference_round_trip_and_ratio():
 def test_embed_command(data, capsys, tmp_path):
     root, ds = data
     out = tmp_path / "emb.parquet"
-    code, stdout, err = _run(capsys, "embed", root / "cv", ds, "--out", out, "--split", "test", "--device", "cpu")
+    code, stdout, err = run_cli(capsys, "embed", root / "cv", ds, "--out", out, "--split", "test", "--device", "cpu")
     assert code == 0, err
     df = pd.read_parquet(out)
     assert sum(c.startswith("emb_") for c in df.columns) == 512 and "ood_score" in df.columns
     assert (df["split"] == "test").all() and "512 embedding features" in stdout
-    code, _, err = _run(capsys, "embed", root / "cv", ds, "--out", out, "--member", "all", "--device", "cpu")
+    code, _, err = run_cli(capsys, "embed", root / "cv", ds, "--out", out, "--member", "all", "--device", "cpu")
     assert code == 0 and len(pd.read_parquet(out)) == 3 * 56 and "member" in pd.read_parquet(out).columns
     bad_cases = ((["--member", "7"], "the model has 3 member(s)"), (["--out", tmp_path / "e.txt"], "unknown table"))
     for bad, msg in bad_cases:
         args = ["embed", root / "cv", ds, "--out", tmp_path / "e.parquet", *bad]
-        code, _, err = _run(capsys, *args)
+        code, _, err = run_cli(capsys, *args)
         assert code == 2 and msg in err and err.count("\n") == 1
 
 
 def test_gaussian_head_trains_predicts_sigma_and_calibrates_on_it(tmp_path, capsys):
     ds = make_tiny_dataset(tmp_path / "ds", n=72, size=16)  # 12 valid rows
     run = tmp_path / "g"
-    code, _, err = _run(capsys, "train", ds, "--out", run, "--loss", "gaussian", "--epochs", "3", *TRAIN)
+    code, _, err = run_cli(capsys, "train", ds, "--out", run, "--loss", "gaussian", "--epochs", "3", *TINY_TRAIN)
     assert code == 0, err
     assert torch.load(run / "model.pt", weights_only=True)["bundle_version"] == 3
     model = load_model(run)
     assert model.loss == "gaussian" and model.n_outputs == 2
     pred = tmp_path / "valid.parquet"
-    assert _run(capsys, "predict", run, ds, "--out", pred, "--split", "valid", "--device", "cpu")[0] == 0
+    assert run_cli(capsys, "predict", run, ds, "--out", pred, "--split", "valid", "--device", "cpu")[0] == 0
     df = pd.read_parquet(pred)
     assert (df["oh_p50_sigma"] > 0).all() and np.isfinite(df["oh_p50_pred"]).all()
-    code, out, err = _run(capsys, "calibrate", run, pred, "--out", tmp_path / "cal.pt")
+    code, out, err = run_cli(capsys, "calibrate", run, pred, "--out", tmp_path / "cal.pt")
     assert code == 0, err
     assert "sigma split-conformal" in out
     res = load_model(tmp_path / "cal.pt").predict_uncertainty(np.asarray(load_dataset(ds).images()), device="cpu")
@@ -302,15 +295,17 @@ def test_the_ensemble_recalibrates_on_its_out_of_fold_rows_but_not_on_its_traini
     root, ds = data
     oof = pd.read_parquet(root / "cv" / "oof.parquet")
     # out-of-fold rows: each held-out for the fold model that predicted it (what train --folds fits on)
-    code, _, err = _run(capsys, "calibrate", root / "cv", root / "cv" / "oof.parquet", "--out", tmp_path / "a.pt")
+    code, _, err = run_cli(capsys, "calibrate", root / "cv", root / "cv" / "oof.parquet", "--out", tmp_path / "a.pt")
     assert code == 0, err
     cal = load_model(tmp_path / "a.pt").calibrations["oh_p50"]
     np.testing.assert_allclose(cal.scores, load_model(root / "cv").calibrations["oh_p50"].scores)
     # the ensemble's own predictions of its training galaxies, split column dropped: refused
     pred = tmp_path / "own.parquet"
-    assert _run(capsys, "predict", root / "cv", ds, "--out", pred, "--device", "cpu", "--no-tta")[0] == 0
+    assert run_cli(capsys, "predict", root / "cv", ds, "--out", pred, "--device", "cpu", "--no-tta")[0] == 0
     own = pd.read_parquet(pred)
     own[own["split"] != "test"].drop(columns="split").to_parquet(tmp_path / "own_nosplit.parquet")
-    code, _, err = _run(capsys, "calibrate", root / "cv", tmp_path / "own_nosplit.parquet", "--out", tmp_path / "b.pt")
+    code, _, err = run_cli(
+        capsys, "calibrate", root / "cv", tmp_path / "own_nosplit.parquet", "--out", tmp_path / "b.pt"
+    )
     assert code == 2 and err.count("\n") == 1 and f"all {len(oof)} rows are galaxies" in err, err
     assert not (tmp_path / "b.pt").exists()

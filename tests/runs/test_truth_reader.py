@@ -12,19 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_tiny_dataset
-from galmet.cli.main import main
+from conftest import make_tiny_dataset, run_cli
 
 #: The bad truths, as a CSV cell holds them.
 BAD = {"sentinel": "-9999", "nan": "", "inf": "inf", "fill": "1e30", "text": "abc"}
 ROW = 5
 N = 60
-
-
-def _run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +55,7 @@ def _clean_rmse(env) -> float:
 
 
 def _evaluate(env, pred, tmp_path, capsys):
-    code, _, err = _run(capsys, "evaluate", pred, "--split", "all", "--json", tmp_path / "m.json")
+    code, _, err = run_cli(capsys, "evaluate", pred, "--split", "all", "--json", tmp_path / "m.json")
     if code == 0:
         got = json.loads((tmp_path / "m.json").read_text())
         assert got["rmse"] == pytest.approx(_clean_rmse(env))
@@ -73,7 +66,7 @@ def _evaluate(env, pred, tmp_path, capsys):
 def _systematics(env, pred, tmp_path, capsys):
     out = tmp_path / "sys"
     argv = ["systematics", pred, "--dataset", env[1], "--out", out, "--split", "all", "--bootstrap", "20"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     if code == 0:
         got = json.loads((out / "systematics.json").read_text())
         biases = pd.read_csv(out / "systematics.csv")["bias"].abs()
@@ -85,7 +78,7 @@ def _systematics(env, pred, tmp_path, capsys):
 def _mzr(env, pred, tmp_path, capsys):
     out = tmp_path / "mzr"
     argv = ["mzr", "--metallicity", pred, "--mass", env[0] / "mass.parquet", "--out", out, "--split", "all"]
-    code, _, err = _run(capsys, *argv, "--no-rf")
+    code, _, err = run_cli(capsys, *argv, "--no-rf")
     if code == 0:
         return code, err, json.loads((out / "mzr_metrics.json").read_text())["n"]
     return code, err, None
@@ -94,7 +87,7 @@ def _mzr(env, pred, tmp_path, capsys):
 def _figures(env, pred, tmp_path, capsys):
     from galmet.runs.figures import _shown_predictions
 
-    code, _, err = _run(capsys, "figures", pred, "--out", tmp_path / "fig", "--split", "all", "--format", "png")
+    code, _, err = run_cli(capsys, "figures", pred, "--out", tmp_path / "fig", "--split", "all", "--format", "png")
     if code == 0:
         df, _ = _shown_predictions(pred, None, None, "all")
         assert df["oh_p50"].between(7, 10).all()
@@ -106,7 +99,7 @@ def _calibrate(env, pred, tmp_path, capsys):
     from galmet.nn.bundle import load_model
 
     out = tmp_path / "cal.pt"
-    code, _, err = _run(capsys, "calibrate", env[3], pred, "--out", out, "--split", "all")
+    code, _, err = run_cli(capsys, "calibrate", env[3], pred, "--out", out, "--split", "all")
     if code == 0:
         cal = load_model(out).calibrations["oh_p50"]
         assert np.abs(cal.scores).max() < 1  # no -9999 residual in the intervals
@@ -174,7 +167,7 @@ def test_fitting_commands_refuse_a_bad_truth_naming_the_row(command, kind, tmp_p
         cat["oh_p50"] = cat["oh_p50"].astype(str)
     cat.loc[ROW, "oh_p50"] = BAD[kind] if kind == "text" else float(BAD[kind] or "nan")
     write_catalog(ds, cat)
-    code, _, err = _run(capsys, *FITTING[command](ds, tmp_path / "out"))
+    code, _, err = run_cli(capsys, *FITTING[command](ds, tmp_path / "out"))
     assert code == 2 and err.count("\n") == 1, err
     assert f"objID {cat.objID[ROW]}" in err and "label oh_p50" in err, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -205,7 +198,7 @@ def test_explain_controls_refuse_a_bad_truth_naming_the_galaxy(env, kind, tmp_pa
     cat.loc[ROW, "oh_p50"] = BAD[kind] if kind == "text" else float(BAD[kind] or "nan")
     write_catalog(ds, cat)
     argv = ["explain", env[3], ds, "--out", tmp_path / "x", "--controls", "--split", "all", "--device", "cpu"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2 and err.count("\n") == 1, err
     assert (f"row {ROW}" if kind == "text" else f"objID {cat.objID[ROW]}") in err and "oh_p50" in err, err
     assert not (tmp_path / "x").exists()
@@ -302,7 +295,7 @@ def test_a_null_split_is_one_line_naming_the_row(env, command, nulls, tmp_path, 
     z = env[2].astype({"split": object})
     z.loc[ROW if nulls == "one" else slice(None), "split"] = None
     pred = _write(env, z, f"z_split_{nulls}.csv")
-    code, _, err = _run(capsys, *SPLIT_ARGV[command](env, pred, tmp_path), "--split", "valid")
+    code, _, err = run_cli(capsys, *SPLIT_ARGV[command](env, pred, tmp_path), "--split", "valid")
     first = ROW if nulls == "one" else 0
     if command == "systematics" and nulls == "all":  # an all-empty split is joined from the dataset
         assert "Traceback" not in err and err.count("\n") <= 1, err

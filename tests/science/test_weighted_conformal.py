@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import TINY_TRAIN, run_cli
 from galmet.errors import ConfigError
 from galmet.nn.uncertainty import Calibration
 from galmet.science.calibration import fit_calibration
@@ -121,16 +122,6 @@ def test_fit_refuses_bad_row_weights():
 
 # --- galmet calibrate --weights -------------------------------------------------------------
 
-TRAIN = ["--recipe", "onecycle", "--arch", "resnet18", "--weights", "none", "--batch-size", "8", "--device", "cpu"]
-
-
-def _run(capsys, *argv):
-    from galmet.cli.main import main
-
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
@@ -141,7 +132,7 @@ def env(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("weighted")
     ds = make_tiny_dataset(root / "ds", n=64, size=16)
-    assert main(["train", str(ds), "--out", str(root / "run"), "--epochs", "1", *TRAIN]) == 0
+    assert main(["train", str(ds), "--out", str(root / "run"), "--epochs", "1", *TINY_TRAIN]) == 0
     pred = root / "pred.parquet"
     assert main(["predict", str(root / "run"), str(ds), "--out", str(pred), "--device", "cpu", "--no-tta"]) == 0
     ids = pd.read_parquet(pred)["objID"].to_numpy()
@@ -162,12 +153,12 @@ def test_cli_weighted_calibration_writes_a_weighted_bundle(env, capsys, tmp_path
     from galmet.nn.bundle import load_model
 
     root, pred, wpath, _ = env
-    code, out, err = _run(capsys, "calibrate", root / "run", pred, "--out", tmp_path / "w.pt", "--weights", wpath)
+    code, out, err = run_cli(capsys, "calibrate", root / "run", pred, "--out", tmp_path / "w.pt", "--weights", wpath)
     assert code == 0, err
     assert "weighted (test weight 2)" in out
     cal = load_model(tmp_path / "w.pt").calibrations["oh_p50"]
     assert cal.test_weight == pytest.approx(2.0) and cal.weights is not None
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "calibrate", root / "run", pred, "--out", tmp_path / "x.pt", "--weights", wpath, "--test-weight", "0.7"
     )
     assert code == 0 and "weighted (test weight 0.7)" in out, err
@@ -178,7 +169,7 @@ def test_cli_missing_weights_is_one_line(env, capsys, tmp_path):
     part = tmp_path / "part.parquet"
     valid = pd.read_parquet(pred).query("split == 'valid'")["objID"].to_numpy()[:3]
     w[~w["objID"].isin(valid)].to_parquet(part)
-    code, _, err = _run(capsys, "calibrate", root / "run", pred, "--out", tmp_path / "c.pt", "--weights", part)
+    code, _, err = run_cli(capsys, "calibrate", root / "run", pred, "--out", tmp_path / "c.pt", "--weights", part)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "part.parquet" in err and "no importance weight for 3 of" in err, err
     assert not (tmp_path / "c.pt").exists()
@@ -194,10 +185,10 @@ def test_cli_refuses_cv_plus_on_and_bad_options_before_reading(env, capsys, tmp_
         ("--test-weight", "1.0"),
         ("--weights", wpath, "--test-weight", "0"),
     ):
-        code, _, err = _run(capsys, *base, *extra)
+        code, _, err = run_cli(capsys, *base, *extra)
         assert code == 2 and len(err.strip().splitlines()) == 1, (extra, err)
     no_set = tmp_path / "noset.parquet"
     w.drop(columns=["set"]).to_parquet(no_set)
-    code, _, err = _run(capsys, *base, "--weights", no_set)
+    code, _, err = run_cli(capsys, *base, "--weights", no_set)
     assert code == 2 and "test" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "c.pt").exists()
