@@ -46,9 +46,8 @@ def penultimate(net: GalmetNet, x: torch.Tensor) -> torch.Tensor:
 def forward_with_embedding(net: GalmetNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass of a normalised batch ``x`` (N, 3, H, W): (the network's output, the
     :func:`penultimate` embedding (N, 512)); the output is exactly ``net(x)`` (the head's layers in turn)."""
-    body_head = unwrap(net)
-    emb = body_head.head[:-1](body_head.body(x))
-    return body_head.head[-1](emb), emb
+    emb = penultimate(net, x)
+    return unwrap(net).head[-1](emb), emb
 
 
 @torch.inference_mode()
