@@ -227,6 +227,8 @@ def test_write_hats_opens_in_lsdb_with_the_same_rows_units_and_provenance(tmp_pa
     schema = pq.read_schema(out / "dataset" / "_common_metadata")
     assert schema.field("oh_p50_pred").metadata[b"unit"] == b"dex"
     assert json.loads(schema.metadata[b"galmet.units"]) == UNITS
+    votable = schema.metadata[b"IVOA.VOTable-Parquet.content"].decode()
+    assert '<FIELD ID="oh_p50_pred" datatype="double" name="oh_p50_pred" unit="dex"/>' in votable
     info = hats.read_hats(out).catalog_info
     assert json.loads(info.extra_dict()["galmet_units"]) == UNITS and info.extra_dict()["galmet_model"] == "sdss400"
     prov = json.loads((out / PROVENANCE_FILE).read_text())

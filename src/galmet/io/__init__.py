@@ -9,7 +9,8 @@ The public API (each name imported on first use)::
     read_image                # header first, then decode and validate
 
 Modules: :mod:`.tables`, :mod:`.atomic`, :mod:`.images`, :mod:`.safety`, :mod:`.inputs`, :mod:`.locks`,
-:mod:`.progress`, :mod:`.jsonfile`.
+:mod:`.progress`, :mod:`.jsonfile`, :mod:`.hats` (HATS catalogues in and out: :mod:`.hats_pixels`,
+:mod:`.hats_read`, :mod:`.hats_write`).
 """
 
 from galmet._lazy import lazy_exports

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -178,10 +179,10 @@ def _galmet_files(folder: Path) -> list[Path] | None:
 
 def _build(tmp: Path, pieces, ra_column: str, dec_column: str, column_units: dict[str, str]) -> dict:
     """Write each piece's rows, sorted by ``_healpix_29``, as its partition file; return what was
-    written: ``pixels``, ``counts``, ``histogram`` (rows per pixel at ``order``) and ``files``."""
+    written: ``pixels``, ``counts``, ``histogram`` (rows per pixel at ``order``), ``files`` and ``units``."""
     schema = _unified_schema([file for _, file in pieces], ra_column, dec_column, column_units)
     order = max(SKYMAP_MIN_ORDER, max(pixel.order for pixel, _ in pieces))
-    written: dict = {"pixels": [], "counts": [], "files": {}, "order": order, "histogram": {}}
+    written: dict = {"pixels": [], "counts": [], "files": {}, "order": order, "histogram": {}, "units": column_units}
     for pixel, file in pieces:
         table = _partition_table(pixel, file, schema, ra_column, dec_column)
         if table.num_rows == 0:
@@ -294,6 +295,7 @@ def _finish(tmp: Path, written: dict, catalog_name: str, ra_column: str, dec_col
     hats = require("hats", "scale", PURPOSE)
     pixels = [hats.HealpixPixel(p.order, p.pixel) for p in written["pixels"]]
     hats.io.write_parquet_metadata(tmp, create_metadata=True, create_per_partition_stats=True)
+    _write_vo_units(hats, tmp, written["units"])
     partition_info = hats.catalog.PartitionInfo(pixels)
     partition_info.write_to_file(tmp / "partition_info.csv")
     order = written["order"]
@@ -307,6 +309,16 @@ def _finish(tmp: Path, written: dict, catalog_name: str, ra_column: str, dec_col
     for path in tmp.rglob("*"):
         if path.is_file() and path.name != LEDGER:
             written["files"][path.relative_to(tmp).as_posix()] = path.stat().st_size
+
+
+def _write_vo_units(hats, tmp: Path, column_units: dict[str, str]) -> None:
+    """The units as IVOA VOParquet metadata in ``_common_metadata`` (hats' own writer; a unit
+    that is not a VOUnit, like ``dex``, is kept as written and astropy's warning silenced)."""
+    if not column_units:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hats.io.parquet_metadata.write_voparquet_in_common_metadata(tmp, field_units=dict(column_units))
 
 
 def _table_properties(hats, tmp: Path, written: dict, catalog_name: str, ra_column: str, dec_column: str, extra):
