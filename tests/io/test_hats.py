@@ -120,6 +120,7 @@ def test_is_hats_tells_catalogues_from_other_paths(positions, tmp_path):
 
 
 def test_open_hats_errors_are_one_line_naming_the_path(positions, tmp_path):
+    _, folder = positions
     with pytest.raises(DataError, match="not a HATS catalogue") as err:
         open_hats(tmp_path)
     assert str(tmp_path) in str(err.value) and "\n" not in str(err.value)
@@ -129,6 +130,18 @@ def test_open_hats_errors_are_one_line_naming_the_path(positions, tmp_path):
     with pytest.raises(DataError, match="not a HATS catalogue galmet can read") as err:
         open_hats(bad)
     assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="a margin table, not a catalogue of objects"):
+        open_hats(folder / "positions_5arcs")  # the collection's margin cache
+    assert not is_hats(folder / "positions_5arcs")
+
+
+def test_the_row_count_comes_from_the_footers_when_the_properties_lack_it(positions, tmp_path):
+    df, _ = positions
+    folder = _lsdb_catalog(df, tmp_path / "copy", margin=False) / "positions"  # (a collection's catalogue)
+    for name in ("hats.properties", "properties"):
+        lines = (folder / name).read_text().splitlines()
+        (folder / name).write_text("\n".join(x for x in lines if not x.startswith("hats_nrows")) + "\n")
+    assert open_hats(folder).total_rows == len(df)
 
 
 def test_a_missing_or_damaged_partition_is_a_one_line_data_error(positions, tmp_path):
@@ -344,3 +357,24 @@ def test_write_hats_checks_its_pieces_and_properties(tmp_path):
     with pytest.raises(DataError, match="has no column 'nodec'"):
         _write(tmp_path / "out", pieces, ra_column="ra_deg", dec_column="nodec")
     assert not (tmp_path / "out").exists()
+
+
+def test_pieces_with_differing_columns_and_types_are_unified(tmp_path):
+    df = _predictions(_sky(400, seed=12))
+    plan = plan_pixels(df["ra_deg"], df["dec_deg"], 150)
+    pieces = _pieces(df, plan, tmp_path / "pieces")
+    first, second = pieces[0][1], pieces[1][1]
+    a = pd.read_parquet(first)
+    a["flags"] = np.arange(len(a), dtype=np.int64)  # int64 here, float64 with a NaN in the next piece
+    a["note"] = None  # all null here
+    a.to_parquet(first)
+    b = pd.read_parquet(second)
+    b["flags"] = np.r_[np.nan, np.ones(len(b) - 1)]
+    b["note"] = "checked"
+    b.to_parquet(second)
+    _write(tmp_path / "out", pieces)
+    got = lsdb.read_hats(tmp_path / "out").compute()
+    assert len(got) == len(df)
+    schema = pq.read_schema(tmp_path / "out" / "dataset" / "_common_metadata")
+    assert str(schema.field("flags").type) == "double" and str(schema.field("note").type) in ("string", "large_string")
+    assert (got["note"] == "checked").sum() == len(b) and got["flags"].isna().sum() == len(df) - len(a) - len(b) + 1

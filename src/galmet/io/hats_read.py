@@ -20,6 +20,9 @@ from galmet.io.hats_pixels import PURPOSE, HatsPixel
 
 #: The files whose presence makes a folder look like a HATS catalogue or collection.
 MARKERS = ("hats.properties", "properties", "collection.properties")
+#: The catalogue types galmet reads positions from (a margin cache repeats its neighbours' rows;
+#: index and association tables hold no positions of their own).
+OBJECT_TYPES = ("object", "source")
 
 
 def is_hats(path: str | os.PathLike) -> bool:
@@ -41,8 +44,10 @@ def _load(path: Path):
     cat = hats.read_hats(path, read_moc=False)
     cat = getattr(cat, "main_catalog", cat)  # a CatalogCollection holds its primary catalogue
     info = cat.catalog_info
-    if info.ra_column is None or info.dec_column is None or not hasattr(cat, "get_healpix_pixels"):
-        raise ValueError(f"a {info.catalog_type} table without ra/dec columns, not a catalogue of objects")
+    if str(info.catalog_type) not in OBJECT_TYPES:
+        raise ValueError(f"a {info.catalog_type} table, not a catalogue of objects or sources")
+    if info.ra_column is None or info.dec_column is None:
+        raise ValueError("its properties name no ra/dec columns")
     return cat
 
 
