@@ -5,7 +5,8 @@ library's writers (partition files ``dataset/Norder=K/Dir=D/Npix=N.parquet`` sor
 ``_healpix_29``, ``_metadata``, ``_common_metadata``, ``partition_info.csv``, ``point_map.fits``,
 ``skymap.fits``, ``per_partition_statistics.parquet``, ``hats.properties`` and ``properties``)
 and renames it into place: a reader never sees a half-written catalogue, and a failure leaves
-no ``out`` at all (or the previous one, untouched).
+no ``out`` at all (or the previous one, untouched). Only a kill (``kill -9``, a power cut) leaves
+the hidden ``.<out name>.<random>.galmet-hats.tmp`` folder behind, for the user to remove.
 
 galmet's additions, all recoverable without galmet:
 
@@ -81,6 +82,15 @@ def write_hats(
         ``galmet_provenance.json``.
     column_units : dict of str to str
         Unit of each column that has one (``"dex"``, ``"deg"``), kept in the schema and properties.
+
+    Raises
+    ------
+    ConfigError
+        ``out`` is a file or a folder galmet may not replace; overlapping pixels; a reserved
+        property name; a provenance that is not JSON-able; hats not installed.
+    DataError
+        A piece file missing or unreadable, without the ra/dec columns, with a row without a
+        valid position or outside its pixel; columns whose types cannot be unified; no rows at all.
     """
     out = Path(out)
     pieces = _check_pieces(pieces)
