@@ -15,6 +15,7 @@ ENV_VARS = {
     "GALMET_MODEL_REGISTRY": "registry files of named models (JSON lists of entries), separated by os.pathsep",
     "XDG_CACHE_HOME": "downloaded model weights go to $XDG_CACHE_HOME/galmet/models unless GALMET_CACHE_DIR is set",
     "GALMET_OFFLINE": "set (1, true, yes): never download ImageNet weights",
+    "GALMET_ENGINE": "what engine auto means on a CPU: eager, bf16 or openvino (default: the fastest available)",
     "GALMET_PROGRESS_INTERVAL": "seconds between plain progress lines off a terminal (default 30)",
     "TQDM_DISABLE": "set (1, true, yes): no progress bars, plain lines instead",
     "WORLD_SIZE": "torchrun: processes of a distributed run (default 1)",

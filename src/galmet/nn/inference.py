@@ -67,6 +67,15 @@ class GalmetModel:
         self.path = path
         self.name: str | None = None
         self.card: dict | None = None
+        #: The engine the last prediction ran on (``eager``, ``bf16``, ``openvino``), for provenance.
+        self.engine_used: str | None = None
+        self._engines: dict = {}  # compiled CPU engines (galmet.nn.cpu_engine.cpu_engine's cache)
+
+    def __getstate__(self) -> dict:
+        """Pickled (sent to a worker process) without its compiled engines: they are rebuilt there."""
+        state = dict(self.__dict__)
+        state["_engines"] = {}
+        return state
 
     def __repr__(self) -> str:
         members = f", members={len(self.nets)}" if len(self.nets) > 1 else ""
@@ -231,6 +240,7 @@ class GalmetModel:
         return out
 
     def to(self, device: str | torch.device) -> GalmetModel:
+        self._engines.clear()
         for net in self.nets:
             net.to(resolve_device(device))
         return self
@@ -347,6 +357,7 @@ class GalmetModel:
         std_out = torch.full((n, width), float("nan"), dtype=torch.float64, device=dev)
         member_out = torch.empty((len(nets), n, width), dtype=torch.float64, device=dev) if members else None
         ood = np.empty(n) if references is not None else None
+        engine = self._engine(nets, opts, dev)
         starts = range(0, n, opts.batch_size)
         show = opts.progress if opts.progress is not None else len(starts) > 20
         batches = progress_bar(iterable=starts, desc="predicting", unit="batch", enabled=show)
@@ -354,10 +365,11 @@ class GalmetModel:
             suggest_smaller_batch(opts.batch_size, "predicting"),
             torch.inference_mode(),
             torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"),
+            engine.context(),
         ):
             for start in batches:
                 inputs = self._views(to_device(images[start : start + opts.batch_size], dev), opts, generator)
-                raw, emb = _forward_views(nets, inputs, ood is not None)
+                raw, emb = engine.forward(inputs, ood is not None)
                 outputs = [self._to_target_units(r, *scaling[i // len(inputs)]) for i, r in enumerate(raw)]
                 views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
                 if ood is not None and emb is not None and references is not None:
@@ -372,6 +384,19 @@ class GalmetModel:
                         1
                     )
         return mean_out, std_out, member_out, ood
+
+    def _engine(self, nets: list, opts: InferenceOptions, dev: torch.device):
+        """The :class:`~galmet.nn.cpu_engine.Engine` that runs ``nets`` for ``opts.engine`` on
+        ``dev`` (eager on CUDA), cached on this model; sets :attr:`engine_used`."""
+        from galmet.nn.cpu_engine import Engine, cpu_engine
+
+        if dev.type != "cpu":
+            engine = Engine(nets)
+        else:
+            size = self.crop or self.image_size or -1  # -1: images of any size
+            engine = cpu_engine(opts.engine, nets, (3, size, size), self._engines)
+        self.engine_used = engine.name
+        return engine
 
     def _views(self, xb: torch.Tensor, opts: InferenceOptions, generator: torch.Generator) -> list[torch.Tensor]:
         """The network inputs of a uint8 batch ``xb`` (B, H, W, 3) on the device: the image as it
@@ -505,19 +530,3 @@ class GalmetModel:
         where = f"{self.path or 'model'}: embedding statistics"
         return [EmbeddingReference.from_dict(r, where) for r in raw]
 
-
-def _forward_views(nets: list, inputs: list[torch.Tensor], embed: bool) -> tuple[list[torch.Tensor], np.ndarray | None]:
-    """Every network's raw outputs for every view, member-major (member 0's views first); with
-    ``embed`` also each network's penultimate embedding of the first view (the image as it is),
-    taken in the same pass: float32 (M, B, 512), else None."""
-    if not embed:
-        return [net(v) for net in nets for v in inputs], None
-    from galmet.nn.embedding import forward_with_embedding
-
-    raw: list[torch.Tensor] = []
-    embeddings = []
-    for net in nets:
-        out, emb = forward_with_embedding(net, inputs[0])
-        raw += [out] + [net(v) for v in inputs[1:]]
-        embeddings.append(emb.float().cpu().numpy())
-    return raw, np.stack(embeddings)

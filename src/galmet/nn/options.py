@@ -15,6 +15,10 @@ TTA_MODES = ("dihedral", "fastai")
 #: Largest batch size accepted (images per forward pass; 8192 images of 128 px with 8 TTA views
 #: already take ~3 GB of float32 input).
 MAX_BATCH_SIZE = 1 << 13
+#: How the networks run on a CPU (:mod:`galmet.nn.cpu_engine`): ``auto`` (the fastest this machine
+#: supports), ``eager`` (plain PyTorch float32), ``bf16`` (PyTorch under bfloat16 autocast),
+#: ``openvino`` (the networks converted to OpenVINO, its default precision). CUDA ignores it.
+ENGINES = ("auto", "eager", "bf16", "openvino")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class InferenceOptions:
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     progress : bool or None
         Progress over batches; None: when there are more than 20 batches.
+    engine : {"auto", "eager", "bf16", "openvino"}
+        How the networks run on a CPU (:data:`ENGINES`, :mod:`galmet.nn.cpu_engine`): ``auto``
+        takes OpenVINO when installed, else bfloat16 autocast on a CPU with native bfloat16,
+        else ``eager`` (float32, the reference); a failing fast path falls back to the next.
+        Ignored on CUDA (bf16 autocast there, as always).
     """
 
     tta: bool = True
@@ -50,6 +59,7 @@ class InferenceOptions:
     batch_size: int = 256
     device: str = "auto"
     progress: bool | None = None
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         size = self.batch_size
@@ -61,6 +71,8 @@ class InferenceOptions:
             raise ConfigError(
                 f"tta_mode must be one of {', '.join(TTA_MODES)}, got {self.tta_mode!r}", param="tta_mode"
             )
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}", param="engine")
 
     def with_overrides(self, **overrides) -> InferenceOptions:
         """A copy with the given fields replaced (None values are ignored); unknown names raise TypeError."""
