@@ -77,6 +77,14 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _eager_engine(monkeypatch):
+    """``engine="auto"`` means eager float32 in the suite (GALMET_ENGINE), as the exact-equality tests
+    were written for it and an OpenVINO conversion per tiny model costs seconds; the fast engines
+    are tested in tests/nn/test_cpu_engine.py, which unsets it."""
+    monkeypatch.setenv("GALMET_ENGINE", "eager")
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread():
     """Tiny models run faster on one thread, and a shared 2-core CI box does not oversubscribe."""
     import torch

@@ -61,12 +61,19 @@ def _model_cache(tmp_path, monkeypatch):
     return cache_root()
 
 
+def _engine(tmp_path, monkeypatch):
+    from galmet.nn.cpu_engine import engine_candidates
+
+    return engine_candidates("auto")
+
+
 #: What each variable decides, read back: the same with the variable empty as with it unset.
 EFFECT = {
     "GALMET_CACHE_DIR": _cache_dir,
     "GALMET_OFFLINE": _offline,
     "GALMET_MODEL_REGISTRY": _registry,
     "XDG_CACHE_HOME": _model_cache,
+    "GALMET_ENGINE": _engine,
     "GALMET_PROGRESS_INTERVAL": _interval,
     "TQDM_DISABLE": _tqdm,
     "WORLD_SIZE": _dist,

@@ -226,9 +226,24 @@ def add_device_option(p, default: str | None = "auto", help: str = "where to run
     p.add_argument("--device", choices=DEVICES, default=default, help=f"{help} (default: {shown})")
 
 
+def add_engine_option(p) -> None:
+    """``--engine`` (dest ``engine``): how the networks run on a CPU (:mod:`galmet.nn.cpu_engine`)."""
+    from galmet.nn.options import ENGINES, InferenceOptions
+
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=InferenceOptions().engine,
+        help="how the networks run on a CPU: auto (default: openvino when installed, else bf16 on a CPU with "
+        "native bfloat16, else eager; GALMET_ENGINE overrides), eager (PyTorch float32, the reference), bf16 "
+        "(bfloat16 autocast), openvino (galmet[fast]); a fast path that fails falls back; ignored on CUDA",
+    )
+
+
 def inference_options(args, device):
     """The :class:`~galmet.nn.inference.InferenceOptions` of ``predict``'s parsed options
-    (``--no-tta``, ``--tta-mode``, ``--tta-seed``, ``--batch-size``, ``--no-progress``) on ``device``."""
+    (``--no-tta``, ``--tta-mode``, ``--tta-seed``, ``--batch-size``, ``--no-progress``, ``--engine``)
+    on ``device``."""
     from galmet.nn.options import InferenceOptions
 
     return InferenceOptions(
@@ -238,6 +253,7 @@ def inference_options(args, device):
         batch_size=args.batch_size,
         device=str(device),
         progress=False if args.no_progress else None,
+        engine=getattr(args, "engine", "auto"),
     )
 
 

@@ -226,4 +226,3 @@ def _line(exc: BaseException) -> str:
     """The first line of an exception's message, at most 200 characters."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else "")[:200]
-

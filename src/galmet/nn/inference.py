@@ -273,6 +273,7 @@ class GalmetModel:
         progress: bool | None = None,
         tta_mode: str | None = None,
         tta_seed: int | None = None,
+        engine: str | None = None,
     ):
         """Predict the targets of uint8 images.
 
@@ -299,6 +300,9 @@ class GalmetModel:
             Images per forward pass (each TTA view is its own pass of this size).
         device : {"auto", "cpu", "cuda"}
             Where to run; channels_last everywhere, and bf16 autocast on CUDA.
+        engine : {"auto", "eager", "bf16", "openvino"}
+            How the networks run on a CPU (:mod:`galmet.nn.cpu_engine`; the one that ran is
+            :attr:`engine_used`).
         return_std : bool
             Also return the population standard deviation over the views (and, for an
             ensemble, over its members), in target units; NaN for one model without TTA.
@@ -324,6 +328,7 @@ class GalmetModel:
             progress=progress,
             tta_mode=tta_mode,
             tta_seed=tta_seed,
+            engine=engine,
         )
         self._check_images(images)
         mean_out, std_out, _, _ = self._predict_batches(images, opts)
@@ -529,4 +534,3 @@ class GalmetModel:
             return None
         where = f"{self.path or 'model'}: embedding statistics"
         return [EmbeddingReference.from_dict(r, where) for r in raw]
-

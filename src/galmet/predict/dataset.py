@@ -83,8 +83,8 @@ def predict_dataset(
         in the prediction's forward pass (on CUDA, where that pass runs in bf16, one more float32
         pass per member). The checks that ran are listed in ``table.attrs["flag_checks"]``.
     **overrides
-        ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``, ``device``, ``progress``: override
-        the fields of ``options`` (the keywords of earlier versions; None: keep).
+        ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``, ``device``, ``progress``, ``engine``:
+        override the fields of ``options`` (the keywords of earlier versions; None: keep).
 
     Raises
     ------
@@ -93,6 +93,9 @@ def predict_dataset(
         model was trained on (:meth:`~galmet.nn.inference.GalmetModel.check_imaging`).
     ConfigError
         A bad option (``param`` names it).
+
+    The table's ``attrs["engine"]`` is the CPU engine that ran (``eager``, ``bf16``, ``openvino``;
+    ``eager`` on CUDA): :mod:`galmet.nn.cpu_engine`.
     """
     opts = inference_options(options, **overrides)
     recorded = recorded_imaging(dataset.root, dataset.image_size)
@@ -103,6 +106,7 @@ def predict_dataset(
         images, score = dataset.images(), result.ood_score
         table = flag_rows(table, model, images, dataset.catalog, opts.batch_size, opts.device, ood_score=score)
     table[SEEN] = seen_column(model, table)
+    table.attrs["engine"] = model.engine_used or "eager"  # what ran (galmet.nn.cpu_engine), for provenance
     return table
 
 

@@ -57,12 +57,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, add_progress_option, add_server_options, integer, option_type
-    from galmet.nn.options import MAX_BATCH_SIZE, TTA_MODES, InferenceOptions
+    from galmet.cli.options import add_progress_option, add_server_options, integer, option_type
     from galmet.paper import DATA_RELEASE
     from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
 
-    DEFAULTS = InferenceOptions()
     p.add_argument(
         "model", help="model bundle (model.pt), a run directory that holds one, or a model name (galmet models)"
     )
@@ -76,29 +74,7 @@ def add_arguments(p) -> None:
         required=True,
         help="predictions file: .parquet, .csv, or .fits / .ecsv (with units and provenance)",
     )
-    p.add_argument(
-        "--tta", action=argparse.BooleanOptionalAction, default=True, help="test-time augmentation (default: on)"
-    )
-    p.add_argument(
-        "--tta-mode",
-        choices=TTA_MODES,
-        default=DEFAULTS.tta_mode,
-        help="dihedral: the 8 fixed rotations/flips (default; exact symmetries, deterministic); fastai: the image "
-        "and 4 copies with the training augmentation (fastai 0.7's TTA, the paper's)",
-    )
-    p.add_argument(
-        "--tta-seed",
-        type=SEED,
-        default=DEFAULTS.tta_seed,
-        help="seed of the fastai-style TTA views (default: %(default)s)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=integer(1, MAX_BATCH_SIZE),
-        default=DEFAULTS.batch_size,
-        help="images per forward pass (default: %(default)s)",
-    )
-    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu or cuda (default: auto = cuda when available)")
+    _add_inference_arguments(p)
     p.add_argument(
         "--split", nargs="+", metavar="SPLIT", help="only these splits of a dataset directory (train, valid, test)"
     )
@@ -158,6 +134,38 @@ def add_arguments(p) -> None:
             action.help = "fetch from this release's SkyServer instead of the one the model was trained on"
 
 
+def _add_inference_arguments(p) -> None:
+    """How the model runs: --tta, --tta-mode, --tta-seed, --batch-size, --device, --engine."""
+    from galmet.cli.options import SEED, add_engine_option, integer
+    from galmet.nn.options import MAX_BATCH_SIZE, TTA_MODES, InferenceOptions
+
+    DEFAULTS = InferenceOptions()
+    p.add_argument(
+        "--tta", action=argparse.BooleanOptionalAction, default=True, help="test-time augmentation (default: on)"
+    )
+    p.add_argument(
+        "--tta-mode",
+        choices=TTA_MODES,
+        default=DEFAULTS.tta_mode,
+        help="dihedral: the 8 fixed rotations/flips (default; exact symmetries, deterministic); fastai: the image "
+        "and 4 copies with the training augmentation (fastai 0.7's TTA, the paper's)",
+    )
+    p.add_argument(
+        "--tta-seed",
+        type=SEED,
+        default=DEFAULTS.tta_seed,
+        help="seed of the fastai-style TTA views (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=integer(1, MAX_BATCH_SIZE),
+        default=DEFAULTS.batch_size,
+        help="images per forward pass (default: %(default)s)",
+    )
+    p.add_argument("--device", default=DEFAULTS.device, help="auto, cpu or cuda (default: auto = cuda when available)")
+    add_engine_option(p)
+
+
 def _angle(kind: str):
     """argparse type: an angle in degrees from decimal degrees or sexagesimal text."""
 
@@ -208,8 +216,10 @@ def run(args) -> int:
     provenance = table_provenance(model=model.path)
     if model.name:  # a registered model: its name and card version
         provenance["model_name"] = named_model(model)
+    provenance["engine"] = str(table.attrs.get("engine") or "eager")
     write_table(table, args.out, provenance=provenance)
-    print_dataset_done(table, model, args.out, args.tta, args.tta_mode, device.type, seconds)
+    where = device.type if device.type != "cpu" else f"cpu, {provenance['engine']}"
+    print_dataset_done(table, model, args.out, args.tta, args.tta_mode, where, seconds)
     return 0
 
 
