@@ -100,10 +100,10 @@ def test_auto_resolves_by_what_the_machine_has(monkeypatch):
         cpu_engine.engine_candidates("auto")
 
 
-def _tiny_model(n_members: int = 2) -> GalmetModel:
+def _tiny_model(n_members: int = 2, arch: str = "resnet18") -> GalmetModel:
     torch.manual_seed(0)
-    nets = [build_model("resnet18", n_targets=1) for _ in range(n_members)]
-    member = {"targets": ["oh_p50"], "image_size": 16, "arch": "resnet18"}
+    nets = [build_model(arch, n_targets=1) for _ in range(n_members)]
+    member = {"targets": ["oh_p50"], "image_size": 16, "arch": arch}
     return GalmetModel(nets, {**member, "members": [dict(member) for _ in nets]})
 
 
@@ -206,3 +206,24 @@ def test_a_pickled_model_leaves_its_compiled_engines_behind():
     assert copy._engines == {} and model._engines
     again = copy.predict(_images(2), device="cpu", tta=False)
     np.testing.assert_array_equal(again, model.predict(_images(2), device="cpu", tta=False))
+
+
+@pytest.mark.skipif(not cpu_engine.openvino_available(), reason="openvino is not installed")
+def test_converted_networks_are_kept_on_disk_and_a_damaged_one_is_converted_again(tmp_path, caplog):
+    images = _images(4)
+    with caplog.at_level(logging.INFO, logger="galmet.nn.cpu_engine"):
+        first = _tiny_model(1, "resnet10").predict(images, device="cpu", engine="openvino", tta=False)
+        again = _tiny_model(1, "resnet10")  # a new model object, the same weights: read from the disk cache
+        second = again.predict(images, device="cpu", engine="openvino", tta=False)
+    said = [r.getMessage() for r in caplog.records]
+    assert "(1 converted, 0 from the cache" in said[0] and "(0 converted, 1 from the cache" in said[1]
+    np.testing.assert_array_equal(first, second)
+    assert again.engine_used == "openvino"
+    (entry,) = (tmp_path / "galmet-cache" / "openvino").iterdir()
+    (entry / "model.xml").write_text("<not a model")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="galmet.nn.cpu_engine"):
+        third = _tiny_model(1, "resnet10").predict(images, device="cpu", engine="openvino", tta=False)
+    assert "cannot read" in caplog.text and "(1 converted, 0 from the cache" in caplog.text
+    np.testing.assert_array_equal(first, third)
+    assert (entry / "model.xml").read_text().startswith("<?xml")  # the entry is whole again

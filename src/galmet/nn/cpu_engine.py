@@ -14,14 +14,19 @@ the predictions within 0.002 dex RMS of eager float32 (``tests/nn/test_cpu_engin
 ``benchmarks/cpu_inference.py``). A fast path that cannot be imported, converted or compiled
 falls back to the next with one log line, never an error. Compiled networks are cached on the
 :class:`~galmet.nn.inference.GalmetModel` (per input shape and thread count), so repeated calls
-(the shards of a positions job) convert once. Gradients (``galmet explain``) never come here.
+(the shards of a positions job) compile once; the converted networks are kept on disk
+(:func:`openvino_cache_dir`, keyed by their weights), so the conversion (about a second per
+network) is paid once per machine, not once per run. Gradients (``galmet explain``) never come here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import logging
+import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: The environment variable that says what ``auto`` means on a CPU.
 ENGINE_ENV = "GALMET_ENGINE"
+#: Version of the converted networks kept on disk (:func:`converted_network`).
+CACHE_FORMAT = 1
 #: CPU flags (``/proc/cpuinfo``) of native bfloat16 arithmetic.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 #: (raw outputs, member-major, one per view; embeddings of the first view (M, B, D) or None).
@@ -167,27 +174,87 @@ class OpenVinoEngine(Engine):
 
 
 def compile_openvino(nets: list[GalmetNet], shape: tuple[int, int, int], threads: int) -> OpenVinoEngine:
-    """Convert and compile every network for float32 inputs (any batch, *shape*; -1 for any
-    height or width) on ``threads``
-    CPU threads (OpenVINO's default precision for this CPU); logs the time it took."""
+    """Convert (or read from the disk cache, :func:`converted_network`) and compile every network
+    for float32 inputs (any batch, *shape*; -1 for any height or width) on ``threads`` CPU threads,
+    in OpenVINO's default precision for this CPU; logs the time it took."""
     import openvino as ov
 
     start = time.perf_counter()
     core = ov.Core()
-    example = torch.zeros((1, *(d if d > 0 else 64 for d in shape)))  # -1: any size
-    compiled = []
+    compiled, fresh = [], 0
     for net in nets:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notices
-            converted = ov.convert_model(_WithEmbedding(net.eval()), example_input=example, input=[(-1, *shape)])
+        converted, converted_now = converted_network(core, net, shape)
+        fresh += converted_now
         compiled.append(core.compile_model(converted, "CPU", {"INFERENCE_NUM_THREADS": int(threads)}))
     log.info(
-        "openvino: converted and compiled %d network(s) for %s inputs in %.1f s (once per model and shape)",
+        "openvino: %d network(s) for %s inputs ready in %.1f s (%d converted, %d from the cache %s)",
         len(nets),
         "x".join(map(str, shape)),
         time.perf_counter() - start,
+        fresh,
+        len(nets) - fresh,
+        openvino_cache_dir(),
     )
     return OpenVinoEngine(compiled)
+
+
+def openvino_cache_dir() -> Path:
+    """Where converted networks are kept: ``$GALMET_CACHE_DIR/openvino``, else
+    ``~/.cache/galmet/openvino``."""
+    return Path(env("GALMET_CACHE_DIR") or Path.home() / ".cache" / "galmet") / "openvino"
+
+
+def network_key(net: GalmetNet, shape: tuple[int, int, int]) -> str:
+    """A hex digest naming a network's conversion: its weights and buffers, the input shape, and
+    the versions of galmet, torch and OpenVINO (a new version converts afresh)."""
+    import openvino as ov
+
+    from galmet import __version__
+
+    h = hashlib.sha256(f"{CACHE_FORMAT} {__version__} {torch.__version__} {ov.__version__} {shape}".encode())
+    for name, tensor in net.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:32]
+
+
+def converted_network(core, net: GalmetNet, shape: tuple[int, int, int]) -> tuple[object, bool]:
+    """(the OpenVINO model of ``net`` returning (output, embedding), True when converted now):
+    read from :func:`openvino_cache_dir` when converted before, else converted from PyTorch and
+    kept there (written to a temporary folder renamed into place; float32 weights, as converted).
+    A cache that cannot be read or written is skipped (logged), never an error."""
+    import openvino as ov
+
+    folder = openvino_cache_dir() / network_key(net, shape)
+    if (folder / "model.xml").is_file():
+        try:
+            return core.read_model(str(folder / "model.xml")), False
+        except Exception as exc:  # noqa: BLE001 - a damaged cache entry: convert again
+            log.warning("openvino: cannot read %s (%s); converting again", folder, _line(exc))
+            shutil.rmtree(folder, ignore_errors=True)  # galmet's own cache entry
+    example = torch.zeros((1, *(d if d > 0 else 64 for d in shape)))  # -1: any size
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notices
+        converted = ov.convert_model(_WithEmbedding(net.eval()), example_input=example, input=[(-1, *shape)])
+    _keep(converted, folder)
+    return converted, True
+
+
+def _keep(converted, folder: Path) -> None:
+    """Write a converted model into ``folder`` (model.xml, model.bin) atomically: a temporary
+    sibling folder renamed into place; another process's finished copy wins."""
+    import openvino as ov
+
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
+        os.replace(tmp, folder)
+    except OSError as exc:
+        log.warning("openvino: cannot keep the converted network in %s (%s)", folder, _line(exc))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 #: Builds an engine: (networks, input shape (C, H, W), threads) -> Engine; may raise on failure.
@@ -207,10 +274,10 @@ def cpu_engine(requested: str, nets: list[GalmetNet], shape: tuple[int, int, int
     threads = torch.get_num_threads()
     candidates = engine_candidates(requested)
     for i, name in enumerate(candidates):
-        key = (name, tuple(shape), threads)
+        key = (name, shape, threads)
         if key not in cache:
             try:
-                cache[key] = BUILDERS[name](nets, tuple(shape), threads)
+                cache[key] = BUILDERS[name](nets, shape, threads)
             except Exception as exc:  # noqa: BLE001 - any failure of a fast path falls back
                 if name == "eager":
                     raise
