@@ -252,7 +252,8 @@ def _keep(converted, folder: Path) -> None:
         ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
         os.replace(tmp, folder)
     except OSError as exc:
-        log.warning("openvino: cannot keep the converted network in %s (%s)", folder, _line(exc))
+        if not (folder / "model.xml").is_file():  # (else another process kept the same network first)
+            log.warning("openvino: cannot keep the converted network in %s (%s)", folder, _line(exc))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
