@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from galmet._env import env
+from galmet._version import __version__
 from galmet.errors import ConfigError
 from galmet.nn.embedding import forward_with_embedding
 from galmet.nn.net import GalmetNet
@@ -208,8 +209,6 @@ def network_key(net: GalmetNet, shape: tuple[int, int, int]) -> str:
     """A hex digest naming a network's conversion: its weights and buffers, the input shape, and
     the versions of galmet, torch and OpenVINO (a new version converts afresh)."""
     import openvino as ov
-
-    from galmet import __version__
 
     h = hashlib.sha256(f"{CACHE_FORMAT} {__version__} {torch.__version__} {ov.__version__} {shape}".encode())
     for name, tensor in net.state_dict().items():
