@@ -207,7 +207,7 @@ def test_cli_single_position_that_fails_keeps_its_row_and_exits_1(tmp_path, caps
     assert code == 1, captured.err
     df = pd.read_csv(out)
     assert df["status"].tolist() == ["fetch failed"] and "HTTP 404" in df["error"][0]
-    assert "not predicted: 1 fetch failed" in captured.out and "fetch failures: 1 HTTP 404" in captured.out
+    assert "not predicted: 1 fetch failed" in captured.out and "failures by reason: 1 HTTP 404" in captured.out
 
 
 def test_keep_cutouts_is_a_dataset_and_a_foreign_folder_is_refused(tmp_path, capsys, bundle):

@@ -63,7 +63,9 @@ def test_a_dead_server_stops_the_run_in_bounded_time_and_the_rerun_resumes(tmp_p
         err = capsys.readouterr().err
         assert code == 2, err
         line = _one_error_line(err)
-        assert "--max-consecutive-failures 16" in line and "rerun the same command to resume" in line
+        # no answer at all: the attempts' budget (24 over all workers) stops it; answers that fail: 16 rows
+        budget = "--failure-budget 24" if dead == "closed port" else "--max-consecutive-failures 16"
+        assert budget in line and "rerun the same command to resume" in line
         assert elapsed < 10, elapsed
         assert not out.exists() and (tmp_path / "pred.parquet.galmet-work" / "positions-run.json").is_file()
         # stopped early: not every row was tried (16 in a row, plus the requests in flight)
@@ -140,7 +142,7 @@ def test_wrong_answers_are_final_at_once_and_tallies_add_up_over_reruns(tmp_path
     # the resumed run's summary counts the first run's failures: reasons add up to the failed rows
     failed = summary.statuses["fetch failed"] + summary.statuses["bad image"]
     assert failed == len(wrong) == sum(summary.reasons.values())
-    assert summary.reasons["HTTP 404"] == 1 and "fetch failures:" in summary.line()
+    assert summary.reasons["HTTP 404"] == 1 and "failures by reason:" in summary.line()
 
 
 def test_fetching_waits_while_prediction_is_behind(tmp_path, bundle, monkeypatch):
@@ -229,3 +231,55 @@ def test_the_progress_failed_count_is_cumulative(tmp_path, bundle, caplog, monke
     assert lines and lines[-1].startswith("positions: 12/12 row (100%)") and lines[-1].endswith("failed=4")
     counts = [int(line.rsplit("failed=", 1)[1]) for line in lines if "failed=" in line]
     assert counts == sorted(counts)  # never goes back down
+
+
+def test_an_unreachable_server_stops_positions_after_the_attempts_budget_and_all_tallies_add_up(tmp_path, bundle):
+    """Run 1: a 404, a blank cutout and an invalid position are final, then the server stops
+    answering (connections reset): the attempts' budget stops the run within a few requests. Run 2
+    (the server is back) finishes, and its summary tallies every run's rows by reason."""
+    from galmet.errors import DataError
+    from galmet.predict.positions import PositionsSummary, predict_positions
+
+    n = 20
+    ra, dec = 150.0 + np.arange(n) * 0.01, np.full(n, 2.0)
+    ra[3] = np.nan  # invalid position
+    frame = pd.DataFrame({"ra": ra, "dec": dec})
+    plans = {key_of(ra[0], dec[0]): ["404"], key_of(ra[1], dec[1]): ["blank"], key_of(ra[2], dec[2]): ["ok"]}
+    plans.update({key_of(ra[i], dec[i]): ["reset"] for i in range(4, n)})  # unreachable after the first rows
+    fast = dict(device="cpu", tta=False, rate=0, retries=5, backoff_base=0.01, timeout=1.0, workers=1, flags=False)
+    work = tmp_path / "work"
+    with FaultyServer(plans) as srv:
+        t0 = time.monotonic()
+        with pytest.raises(DataError, match="requests in a row got no answer") as info:
+            predict_positions(bundle, frame, work_dir=work, base_url=srv.url, failure_budget=4, shard_size=2, **fast)
+        assert time.monotonic() - t0 < 10
+        assert info.value.param == "failure_budget" and "--failure-budget" not in str(info.value)
+        # 3 answered rows, then 4 unanswered attempts (and the next queued task is never sent)
+        assert sum(srv.counts.values()) == 3 + 4, dict(srv.counts)
+        srv.plans = {k: v for k, v in plans.items() if v != ["reset"]}  # the server is back
+        summary = PositionsSummary()
+        table = predict_positions(bundle, frame, work_dir=work, base_url=srv.url, summary=summary, **fast)
+    status = np.asarray(table["status"])
+    assert list(status[:4]) == ["fetch failed", "outside footprint", "ok", "invalid position"]
+    assert (status[4:] == "ok").all()
+    # the rerun's summary counts run 1's final rows too: by reason, adding up to the rows not predicted
+    assert summary.reasons == {"HTTP 404": 1, "outside footprint": 1, "invalid position": 1}
+    assert sum(summary.reasons.values()) == n - summary.statuses["ok"] == 3
+    assert "failures by reason: 1 HTTP 404, 1 outside footprint, 1 invalid position" in summary.line()
+
+
+def test_the_positions_command_stops_at_an_unreachable_server_in_seconds(tmp_path, capsys, caplog, bundle):
+    positions, _, _ = _positions(tmp_path)
+    out = tmp_path / "pred.csv"
+    caplog.set_level(logging.INFO)
+    t0 = time.monotonic()
+    code = _predict(bundle, positions, out, "http://127.0.0.1:9", "--retries", "5", "--failure-budget", "8")
+    elapsed = time.monotonic() - t0
+    line = _one_error_line(capsys.readouterr().err)
+    assert code == 2 and "8 requests in a row got no answer from the server (--failure-budget 8" in line
+    assert "is http://127.0.0.1:9 down?" in line and elapsed < 10, elapsed
+    retries = [r for r in caplog.records if hasattr(r, "retry_reason")]
+    assert len(retries) <= 8, len(retries)  # no more retries than the budget of attempts
+    argv = ["predict", str(bundle), "--positions", str(positions), "--out", str(out), "--failure-budget", "0"]
+    assert main(argv) == 2
+    assert "--failure-budget" in _one_error_line(capsys.readouterr().err)

@@ -134,8 +134,9 @@ def test_a_dead_server_stops_after_the_consecutive_failure_budget(tmp_path, caps
         url = srv.url
         if dead == "closed port":
             srv.stop()
-        # --max-failures 1: only the consecutive budget can stop this run
-        rc = main(cli_args(ds, url, "--workers", "2", "--max-failures", "1", "--max-consecutive-failures", "5"))
+        # --max-failures 1 and a large --failure-budget: only the consecutive budget can stop this run
+        budgets = ["--max-failures", "1", "--max-consecutive-failures", "5", "--failure-budget", "1000"]
+        rc = main(cli_args(ds, url, "--workers", "2", *budgets))
         tried = len(srv.counts)
     out = capsys.readouterr().out
     assert rc == 1 and "stopped early: too many failures (5 fetches in a row failed" in out

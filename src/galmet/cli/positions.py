@@ -89,6 +89,7 @@ def _library_arguments(args, work: Path, device) -> dict:
             backoff_base=args.backoff_base,
             max_bytes=args.max_bytes,
             max_consecutive_failures=args.max_consecutive_failures,
+            failure_budget=args.failure_budget,
             progress=False,
         ),
         drop_failed=args.skip_bad,

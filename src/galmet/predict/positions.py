@@ -132,6 +132,7 @@ __all__ = [
     "fetch_settings",
     "positions_table",
     "predict_positions",
+    "reason_of",
     "status_of",
     "write_positions_table",
 ]
@@ -275,8 +276,10 @@ class PositionsSummary:
     download : DownloadSummary or None
         The downloader's own summary (None when nothing was left to fetch).
     reasons : Counter
-        Rows that failed to fetch or gave a bad image, by reason (:func:`galmet.sdss.download.failure_reason`
-        of their error), over every run of the work folder: they add up to those statuses.
+        Rows not predicted, by reason (:func:`reason_of`: ``HTTP 404``, ``timed out``, ``connection
+        failed``, ``not a JPEG``, ``bad image`` ... for fetch failures and bad images, else the status:
+        ``outside footprint``, ``invalid position``), over every run of the work folder: they add up
+        to the rows whose status is not ``ok``, also after a resume.
     interrupted : bool
     seconds : float
     """
@@ -302,8 +305,15 @@ class PositionsSummary:
         if self.resumed:
             text += f", {self.resumed} rows resumed from an earlier run"
         if self.reasons:
-            text += "; fetch failures: " + ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
+            text += "; failures by reason: " + ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
         return text + f" ({self.seconds:.1f} s)"
+
+
+def reason_of(status: str, error: str) -> str:
+    """The tally reason of a row that was not predicted: the short reason of its error
+    (:func:`galmet.sdss.download.failure_reason`) when its cutout failed to fetch or was a bad
+    image, else its status (``outside footprint``, ``invalid position``)."""
+    return failure_reason(error) if status in (STATUS_FETCH, STATUS_BAD) else status
 
 
 def status_of(outcome: CutoutOutcome) -> str:
@@ -629,7 +639,7 @@ class PositionsJob:
         )
         return DataError(
             f"positions: stopped, {why}; is {self.fetch.base_url} down? {where}",
-            param="max_consecutive_failures",
+            param=(download.stop_param if download is not None else "") or "max_consecutive_failures",
         )
 
     def tick(self, rows: int, statuses: Counter) -> None:
@@ -687,11 +697,13 @@ class PositionsJob:
         return table.drop(columns=[PERMANENT])
 
     def _tally(self, table: pd.DataFrame) -> None:
-        """The summary's rows by status and failures by reason, from the shards' rows (every run's)."""
+        """The summary's rows by status and the rows not predicted by reason (:func:`reason_of`),
+        from the shards' rows (every run's)."""
         status = table[STATUS].astype(str)
         self.summary.statuses = Counter(status.tolist())
-        failed = table.loc[status.isin([STATUS_FETCH, STATUS_BAD]), ERROR].fillna("").astype(str)
-        self.summary.reasons = Counter(failure_reason(e) for e in failed.tolist())
+        bad = (status != STATUS_OK).to_numpy()
+        errors = table[ERROR].fillna("").astype(str).to_numpy()[bad]
+        self.summary.reasons = Counter(map(reason_of, status.to_numpy()[bad].tolist(), errors.tolist()))
 
     def _stored_flag_checks(self) -> list[str]:
         path = self.folder / POSITIONS_RUN
@@ -965,6 +977,7 @@ def default_work_dir(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + POSITIONS_WORK_SUFFIX)
 
 
+# long: the public entry point's docstring documents each parameter; its code is a dozen lines
 def predict_positions(
     model: GalmetModel | str | os.PathLike,
     coords: Any,
@@ -1037,7 +1050,7 @@ def predict_positions(
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
-        ``timeout``, ``backoff_base``, ``max_consecutive_failures`` override ``download``.
+        ``timeout``, ``backoff_base``, ``max_consecutive_failures``, ``failure_budget`` override ``download``.
 
     Returns
     -------
@@ -1051,7 +1064,8 @@ def predict_positions(
     Raises
     ------
     DataError, ConfigError
-        One line: unusable positions, bad options (``param``), a dead server (``max_consecutive_failures``).
+        One line: unusable positions, bad options (``param``), an unreachable server (``failure_budget``:
+        that many requests in a row got no answer) or a failing one (``max_consecutive_failures``).
     KeyboardInterrupt
         Ctrl-C: finished shards stay in the work folder (when not temporary) for a rerun.
     """
@@ -1129,7 +1143,15 @@ def _empty_results(job: PositionsJob) -> pd.DataFrame:
 
 #: The keywords of :func:`predict_positions` that override its ``options`` and ``download``.
 _INFERENCE_KEYWORDS = tuple(f.name for f in dataclasses.fields(InferenceOptions))
-_DOWNLOAD_KEYWORDS = ("workers", "rate", "retries", "timeout", "backoff_base", "max_consecutive_failures")
+_DOWNLOAD_KEYWORDS = (
+    "workers",
+    "rate",
+    "retries",
+    "timeout",
+    "backoff_base",
+    "max_consecutive_failures",
+    "failure_budget",
+)
 
 
 def _positions_options(

@@ -152,7 +152,7 @@ def load_dataset(
         raise DataError(
             f"load_dataset: stopped, {summary.stop_reason}; is {opts.base_url} down? The cutouts fetched so "
             f"far stay in {folder}: call again to resume",
-            param="max_consecutive_failures",
+            param=summary.stop_param or "max_consecutive_failures",
         )
     if summary.failed:
         log.warning("load_dataset: %s", summary.line())

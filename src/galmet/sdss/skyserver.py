@@ -37,6 +37,7 @@ from galmet.sdss.transport import (  # noqa: F401 - re-exported: the names calle
     TRANSIENT_STATUSES,
     BadBody,
     ClientSettings,
+    FailureBudget,
     HttpClient,
     Interrupted,
     OversizedBody,
@@ -169,10 +170,13 @@ class SkyServerClient(HttpClient):
         where: str | None = None,
         stop: threading.Event | None = None,
         *,
+        budget: FailureBudget | None = None,
         get_query_payload: bool = False,
     ):
         """Fetch and validate one JPEG cutout (or, with ``get_query_payload``, return the
         :class:`~galmet.sdss.transport.RequestPayload` that would fetch it, sending nothing).
+        ``stop`` and ``budget`` (a :class:`~galmet.sdss.transport.FailureBudget` shared by a job's
+        calls) end the call early: :meth:`~galmet.sdss.transport.HttpClient.call`.
 
         Returns
         -------
@@ -187,7 +191,9 @@ class SkyServerClient(HttpClient):
         if get_query_payload:
             return payload
         where = where or f"cutout ra={ra:.6f} dec={dec:.6f}"
-        (body, image), attempts = self.call(payload.full_url, lambda b: (b, validate_jpeg(b, size, where)), where, stop)
+        (body, image), attempts = self.call(
+            payload.full_url, lambda b: (b, validate_jpeg(b, size, where)), where, stop, budget
+        )
         return body, image, attempts
 
 

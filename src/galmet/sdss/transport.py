@@ -388,6 +388,55 @@ class RetryLog:
         self._last = now
 
 
+class FailureBudget:
+    """Requests in a row, over every thread that shares this object, that got no answer from the
+    server (connection refused or reset, DNS failure, timed out: a :class:`TransportError`); when
+    ``limit`` of them come with no answer in between, the server is taken for unreachable: the
+    budget is :attr:`exhausted` (for good) and ``stop`` is set, so every call that shares it ends
+    (:class:`Interrupted`) instead of retrying for minutes. Any HTTP response (an image, an error
+    page, a 404 or 503: the server is there) starts the count again. Thread-safe.
+
+    Parameters
+    ----------
+    limit : int
+        Failed requests in a row that exhaust the budget (at least 1).
+    stop : threading.Event, optional
+        Set when the budget is exhausted.
+
+    Attributes
+    ----------
+    failures : int
+        Failed requests since the last answer.
+    last_error : str
+        The last failure's one-line message.
+    exhausted : bool
+    """
+
+    def __init__(self, limit: int, stop: threading.Event | None = None):
+        self.limit, self.stop = int(limit), stop
+        self.failures = 0
+        self.last_error = ""
+        self.exhausted = False
+        self._lock = threading.Lock()
+
+    def answered(self) -> None:
+        """The server answered a request: start the count again (unless already exhausted)."""
+        with self._lock:
+            if not self.exhausted:
+                self.failures = 0
+
+    def failed(self, error: str) -> bool:
+        """One request got no answer (``error``: why); True when that exhausts the budget."""
+        with self._lock:
+            self.failures += 1
+            self.last_error = error
+            if self.failures >= self.limit and not self.exhausted:
+                self.exhausted = True
+                if self.stop is not None:
+                    self.stop.set()
+            return self.exhausted
+
+
 def _sleep(seconds: float, stop: threading.Event | None) -> None:
     if seconds <= 0:
         return
@@ -869,7 +918,12 @@ class HttpClient:
 
     # -- retried calls --------------------------------------------------------------------
     def call(
-        self, url: str, accept: Callable[[bytes], T], where: str, stop: threading.Event | None = None
+        self,
+        url: str,
+        accept: Callable[[bytes], T],
+        where: str,
+        stop: threading.Event | None = None,
+        budget: FailureBudget | None = None,
     ) -> tuple[T, int]:
         """GET ``url`` until ``accept(body)`` succeeds; return (its value, requests sent).
 
@@ -886,7 +940,8 @@ class HttpClient:
             ``permanent`` is set for 4xx, a :class:`WrongAnswer`, and a body over the cap on the last
             try; an error page or a truncated body to the last try is not (a later run tries again).
         Interrupted
-            ``stop`` was set.
+            ``stop`` was set, or this call exhausted ``budget`` (a :class:`FailureBudget` shared by
+            the calls of one job: requests that got no answer, in a row over all of them).
         """
         retries = max(0, int(self.policy.retries))
         for attempt in range(retries + 1):
@@ -901,9 +956,15 @@ class HttpClient:
                 raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
             except TransportError as exc:
                 error = str(exc)
+                if budget is not None and budget.failed(error):
+                    raise Interrupted() from None  # the server is unreachable: the job stops
             except OversizedBody as exc:
                 error, oversized = str(exc), True
+                if budget is not None:
+                    budget.answered()
             else:
+                if budget is not None:
+                    budget.answered()
                 if resp.status == 200:
                     try:
                         if len(resp.body) < 64 and not resp.body.strip():

@@ -19,8 +19,9 @@ Every request has a total deadline (--timeout: connection, headers and body) and
 is decoded, with nothing after its end (junk appended to a valid image is refused).
 
 Exit status: 0 when done (failures within --max-failures), 1 when more than --max-failures
-of the images failed or --max-consecutive-failures fetches in a row failed (the run
-stops early; a rerun resumes), 130 when interrupted, 2 for bad input.
+of the images failed, --max-consecutive-failures fetches in a row failed, or --failure-budget
+requests in a row got no answer (an unreachable server; the run stops early, a rerun resumes),
+130 when interrupted, 2 for bad input.
 
 Examples:
   galmet download paper                          # 8 workers, 5 requests/s
@@ -72,6 +73,14 @@ def add_arguments(p) -> None:
         metavar="N",
         help="stop with exit 1 after N fetches in a row failed (a dead server; default: %(default)s)",
     )
+    p.add_argument(
+        "--failure-budget",
+        type=option_type(DOWNLOAD_RANGES["failure_budget"]),
+        default=d.failure_budget,
+        metavar="N",
+        help="stop with exit 1 after N requests in a row, over all workers, got no answer (connection "
+        "refused, DNS failure, timed out: an unreachable server; default: %(default)s)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="try permanent failures of earlier runs again")
     p.add_argument(
         "--verify",
@@ -110,6 +119,7 @@ def run(args) -> int:
         scale_by_size=args.scale_by_size,
         max_failures=args.max_failures,
         max_consecutive_failures=args.max_consecutive_failures,
+        failure_budget=args.failure_budget,
         retry_failed=args.retry_failed,
         verify=args.verify,
         manifest_every=args.manifest_every,
@@ -118,7 +128,8 @@ def run(args) -> int:
     )
     summary = download_cutouts(args.dataset, opts, overwrite=args.overwrite)
     line = summary.line()
-    for param in ("max_consecutive_failures", "max_failures"):  # the budget that stopped it, as the flag
+    # the budget that stopped it, as the flag
+    for param in ("max_consecutive_failures", "max_failures", "failure_budget"):
         line = re.sub(rf"\b{param}\b", "--" + param.replace("_", "-"), line)
     print(line, flush=True)
     if summary.interrupted:

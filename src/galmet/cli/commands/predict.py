@@ -57,9 +57,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_progress_option, add_server_options, integer, option_type
-    from galmet.paper import DATA_RELEASE
-    from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
+    from galmet.cli.options import add_progress_option
 
     p.add_argument(
         "model", help="model bundle (model.pt), a run directory that holds one, or a model name (galmet models)"
@@ -88,6 +86,15 @@ def add_arguments(p) -> None:
         "replace an existing --out file that galmet did not write (work and cutouts folders "
         "must hold only galmet's files even so)",
     )
+    _add_positions_arguments(p)
+
+
+def _add_positions_arguments(p) -> None:
+    """The options of predicting at sky positions: the positions, the work folder, the server."""
+    from galmet.cli.options import add_server_options, integer, option_type
+    from galmet.paper import DATA_RELEASE
+    from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
+
     s = p.add_argument_group("sky positions")
     s.add_argument(
         "--ra",
@@ -123,6 +130,14 @@ def add_arguments(p) -> None:
         metavar="N",
         help="stop (exit 2; a rerun resumes) after N cutouts in a row failed to fetch after their retries: "
         "a dead server (default: %(default)s)",
+    )
+    g.add_argument(
+        "--failure-budget",
+        type=option_type(DOWNLOAD_RANGES["failure_budget"]),
+        default=d.failure_budget,
+        metavar="N",
+        help="stop (exit 2; a rerun resumes) after N requests in a row, over all workers, got no answer "
+        "(connection refused, DNS failure, timed out): an unreachable server (default: %(default)s)",
     )
     for action in g._group_actions:  # the model's imaging names the server, unless one is given
         if action.dest == "base_url":
