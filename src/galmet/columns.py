@@ -175,8 +175,10 @@ STATUS_FETCH = "fetch failed"
 STATUS_BAD = "bad image"
 #: A blank cutout: SDSS has no imaging there.
 STATUS_BLANK = "outside footprint"
+#: Predicting from a local cutout archive without a server: no archived cutout within the match radius.
+STATUS_NOT_IN_ARCHIVE = "not in archive"
 #: Statuses in the order summaries list them.
-STATUSES = (STATUS_OK, STATUS_FETCH, STATUS_BAD, STATUS_BLANK, STATUS_INVALID)
+STATUSES = (STATUS_OK, STATUS_FETCH, STATUS_BAD, STATUS_BLANK, STATUS_INVALID, STATUS_NOT_IN_ARCHIVE)
 #: The outcome columns, last in a positions table, in this order.
 OUTCOME_COLUMNS = (STATUS, ERROR)
 

@@ -47,6 +47,8 @@ def run_positions(args, positions_file: str | None) -> int:
     inputs = [model_input(args.model)]
     if positions_file is not None:
         inputs.append(Input(Path(positions_file), "the positions table"))
+    if args.archive is not None:
+        inputs.append(Input(Path(args.archive), "the cutout archive", tree=True))
     out = check_output_file(args.out, "--out", fmt.kind or "csv", "predictions table", inputs, overwrite=args.overwrite)
     work = Path(args.work_dir) if args.work_dir else default_work_dir(out)
     for option, folder in (("--work-dir", work), ("--keep-cutouts", args.keep_cutouts)):
@@ -97,5 +99,7 @@ def _library_arguments(args, work: Path, device) -> dict:
         keep_cutouts=Path(args.keep_cutouts) if args.keep_cutouts else None,
         shard_size=args.shard_size,
         overwrite=args.overwrite,
+        archive=Path(args.archive) if args.archive else None,
+        match_radius=args.match_radius,
         base_url=base_url(args) if (args.base_url or getattr(args, "data_release", None)) else None,
     )

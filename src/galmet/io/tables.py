@@ -150,6 +150,8 @@ FITS_KEYWORDS = {
     "rows_ok": "NROWSOK",
     "flag_checks": "FLAGCHK",
     "cutout_keys": "CUTKEYS",
+    "archive": "ARCHIVE",  # predicted from a local cutout archive (galmet.data.archive): its folder
+    "match_radius": "MATCHRAD",  # ... and the match radius, arcsec
 }
 
 

@@ -60,11 +60,13 @@ from galmet.columns import (
     STATUS_BLANK,
     STATUS_FETCH,
     STATUS_INVALID,
+    STATUS_NOT_IN_ARCHIVE,
     STATUS_OK,
     STATUSES,
     TRUTH_FLAGS,
     pred_column,
 )
+from galmet.data.archive import DEFAULT_MATCH_RADIUS, CutoutArchive, check_apart, check_match_radius, open_archive
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
 from galmet.io.images import read_image
@@ -72,6 +74,7 @@ from galmet.io.locks import exclusive
 from galmet.io.ownership import holds_only_bookkeeping
 from galmet.io.progress import progress_bar
 from galmet.io.safety import (
+    Input,
     check_output_dir,
     check_output_file,
     check_owned_folder,
@@ -123,6 +126,7 @@ __all__ = [
     "STATUS_BLANK",
     "STATUS_FETCH",
     "STATUS_INVALID",
+    "STATUS_NOT_IN_ARCHIVE",
     "STATUS_OK",
     "FetchSettings",
     "PositionsJob",
@@ -149,6 +153,8 @@ MAX_SHARD_SIZE = 1 << 20
 PERMANENT = "permanent"
 #: Fetching pauses while more than this many shards' worth of cutouts wait on disk to be predicted.
 BACKLOG_SHARDS = 2
+#: Matched archive images whose headers are read to check the archive's image size.
+ARCHIVE_SAMPLE = 33
 
 
 # --- what to fetch --------------------------------------------------------------------------------
@@ -237,6 +243,8 @@ class PositionsOptions:
     keep_cutouts: Path | None = None
     base_url: str | None = None
     download: DownloadOptions = field(default_factory=DownloadOptions)
+    archive: Path | None = None
+    match_radius: float = DEFAULT_MATCH_RADIUS
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option (``param``: its name)."""
@@ -252,6 +260,7 @@ class PositionsOptions:
                 f"flush_every must be a positive number of seconds, got {self.flush_every!r}", param="flush_every"
             )
         self.download.check()
+        check_match_radius(self.match_radius)
         if self.base_url is not None:
             check_base_url(self.base_url)
         resolve_device(self.inference.device)  # "cuda" without a GPU: refused now, not after the first shard
@@ -273,6 +282,8 @@ class PositionsSummary:
         Images passed to the model in this run (a cutout shared by rows counts once).
     fetched : int
         Cutouts fetched in this run (the rest were on disk, or failed before).
+    archived : int
+        Rows whose cutout this run took from the local cutout archive (``archive``), not fetched.
     download : DownloadSummary or None
         The downloader's own summary (None when nothing was left to fetch).
     reasons : Counter
@@ -289,6 +300,7 @@ class PositionsSummary:
     resumed: int = 0
     predicted: int = 0
     fetched: int = 0
+    archived: int = 0
     download: DownloadSummary | None = None
     reasons: Counter = field(default_factory=Counter)
     interrupted: bool = False
@@ -302,6 +314,8 @@ class PositionsSummary:
         if bad:
             text += ", not predicted: " + ", ".join(f"{n} {s}" for s, n in sorted(bad.items(), key=lambda kv: -kv[1]))
         text += f"; {self.fetched} cutouts fetched, {self.predicted} images predicted in this run"
+        if self.archived:
+            text += f" ({self.archived} rows from the cutout archive)"
         if self.resumed:
             text += f", {self.resumed} rows resumed from an earlier run"
         if self.reasons:
@@ -365,6 +379,9 @@ class PositionsJob:
         self.flag_checks: list[str] = []
         self._bar: Any = None
         self._failed = 0
+        self.archive: CutoutArchive | None = open_archive(opts.archive) if opts.archive is not None else None
+        #: Archive entry of each row within the match radius, -1 for none (:meth:`check` fills it).
+        self.matched: np.ndarray | None = None
 
     # -- checks (nothing is written) ----------------------------------------------------------
     def _petro(self) -> np.ndarray | None:
@@ -436,6 +453,34 @@ class PositionsJob:
                     "give a new or empty folder",
                     param="keep_cutouts",
                 )
+        if self.archive is not None:
+            self._check_archive(self.archive)
+
+    def _check_archive(self, archive: CutoutArchive) -> None:
+        """Refuse (one line, before any write) a work or kept-cutouts folder that overlaps the
+        archive (an input), or an archive whose cutouts are not the model's (size, pixel scale,
+        scale mode: read from a sample of the matched images and what the archive records); match
+        every row to the archive (:attr:`matched`)."""
+        check_apart(archive.root, {"work_dir": self.work, "keep_cutouts": self.opts.keep_cutouts})
+        self.matched = archive.match(self.positions.ra, self.positions.dec, self.opts.match_radius)
+        hits = np.unique(self.matched[self.matched >= 0])[:ARCHIVE_SAMPLE]
+        sample = [p for p in map(archive.image_path, hits.tolist()) if p is not None]
+        if not sample:
+            return
+        im, f = archive.imaging(sample), self.fetch
+        size_bad = im.image_size is not None and im.image_size != f.size
+        scale_bad = (
+            f.scale_mode == "fixed"
+            and im.pixel_scale is not None
+            and not math.isclose(im.pixel_scale, f.scale, rel_tol=1e-3)
+        )
+        if size_bad or scale_bad or (im.scale_mode is not None and im.scale_mode != f.scale_mode):
+            which = f"the model {self.model.path}" if self.model.path else "the model"
+            raise DataError(
+                f"archive {archive.root}: its cutouts are {im.describe()}; {which} predicts {f.size}x{f.size} px "
+                f"cutouts at {f.scale:.4g} arcsec/px ({f.scale_mode}), as it was trained; give an archive of those",
+                param="archive",
+            )
 
     def _same_run(self, path: Path) -> None:
         try:
@@ -524,6 +569,68 @@ class PositionsJob:
         return self.assemble()
 
     def _fetch_and_predict(self, todo: list[int], writer: _ShardWriter) -> None:
+        """Predict the ``todo`` rows: from the archive's cutouts (when there is one), else from
+        fetched ones, in shards (:class:`_Predictor`) while the rest are fetched."""
+        predictor = _Predictor(self, writer)
+        self._failed = 0
+        self._bar = progress_bar(
+            total=len(todo),
+            desc="positions",
+            unit="row",
+            enabled=self.opts.inference.progress,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
+        predictor.start()
+        interrupted = aborted = False
+        try:
+            rest = self._from_archive(todo, predictor) if self.archive is not None else todo
+            if rest:
+                summary = self._download(rest, predictor)
+                self.summary.download = summary
+                interrupted, aborted = summary.interrupted, summary.aborted
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            predictor.halt()
+            raise
+        self._finish(predictor, interrupted)
+        if aborted:
+            raise self._budget_error(self.summary.download)
+
+    def _from_archive(self, todo: list[int], predictor: _Predictor) -> list[int]:
+        """Hand the rows that have a cutout in the archive to ``predictor`` (the archive's own
+        files: nothing is copied or fetched); return the rows left to fetch, or, when no server
+        was given, hand those over as ``not in archive`` (not final: a rerun with a server or
+        another archive tries them again) and return none."""
+        archive, matched = self.archive, self.matched
+        assert archive is not None and matched is not None
+        rows_of: dict[int, list[int]] = {}
+        rest: list[int] = []
+        for i in todo:
+            (rows_of.setdefault(int(matched[i]), []) if matched[i] >= 0 else rest).append(i)
+        backlog = self.backlog()
+        missing: dict[int, str] = {}
+        for entry, rows in rows_of.items():
+            if predictor.error is not None:
+                raise predictor.error
+            path = archive.image_path(entry)
+            if path is None:  # catalogued, but its cutout is not there (a failed download)
+                rest += rows
+                missing.update({i: f"the archive's {archive.name(entry)} has no image file" for i in rows})
+                continue
+            predictor.put(("ok", rows, path, False))
+            self.summary.archived += len(rows)
+            predictor.wait_for_room(backlog)
+        if self.opts.base_url is not None or self.client is not None:
+            return sorted(rest)
+        radius = self.opts.match_radius
+        far = f"no cutout in the archive {archive.root} within {radius:g} arcsec"
+        predictor.put(("failed", [(i, STATUS_NOT_IN_ARCHIVE, missing.get(i, far), False) for i in sorted(rest)]))
+        return []
+
+    def _download(self, todo: list[int], predictor: _Predictor) -> DownloadSummary:
+        """Fetch the cutouts of the ``todo`` rows (one per key), handing each to ``predictor``."""
         rows_of: dict[int, list[int]] = {}
         for i in todo:
             rows_of.setdefault(int(self.keys[i]), []).append(i)
@@ -538,16 +645,6 @@ class PositionsJob:
         if self.petro is not None:
             cat["petroR90_r"] = self.petro[first]
         write_table(cat, self.cutouts / CATALOG_PARQUET)
-        predictor = _Predictor(self, writer)
-        self._failed = 0
-        self._bar = progress_bar(
-            total=len(todo),
-            desc="positions",
-            unit="row",
-            enabled=self.opts.inference.progress,
-            dynamic_ncols=True,
-            smoothing=0.05,
-        )
         backlog = self.backlog()
 
         def on_result(outcome: CutoutOutcome) -> None:
@@ -556,26 +653,13 @@ class PositionsJob:
             rows = rows_of.get(int(outcome.objID), [])
             self.summary.fetched += int(outcome.fetched and outcome.status == "ok")
             if outcome.status == "ok":
-                predictor.put(("ok", rows, outcome.path))
+                predictor.put(("ok", rows, outcome.path, True))
                 predictor.wait_for_room(backlog)  # back-pressure: fetching waits for prediction
             else:
                 status = status_of(outcome)
                 predictor.put(("failed", [(i, status, outcome.error, outcome.permanent) for i in rows]))
 
-        predictor.start()
-        interrupted = aborted = False
-        try:
-            summary = download_cutouts(self.cutouts, self._download_options(), self.client, on_result=on_result)
-            self.summary.download = summary
-            interrupted, aborted = summary.interrupted, summary.aborted
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException:
-            predictor.halt()
-            raise
-        self._finish(predictor, interrupted)
-        if aborted:
-            raise self._budget_error(self.summary.download)
+        return download_cutouts(self.cutouts, self._download_options(), self.client, on_result=on_result)
 
     def _download_options(self) -> DownloadOptions:
         """The downloader's options: the run's, with the model's imaging and no fractional budget
@@ -774,6 +858,11 @@ class PositionsJob:
             meta["model_name"] = named_model(self.model)
         if self.key_kind == "row":
             meta["cutout_keys"] = "row"
+        if self.archive is not None:
+            meta["archive"] = str(self.archive.root)
+            meta["match_radius"] = self.opts.match_radius
+            if self.opts.base_url is None and self.client is None:
+                meta["base_url"] = ""  # nothing was fetched: the archive's cutouts only
         return meta
 
 
@@ -883,7 +972,7 @@ class _Predictor(threading.Thread):
 
     def _loop(self) -> None:
         opts = self.job.opts
-        ok: list[tuple[list[int], Path]] = []
+        ok: list[tuple[list[int], Path, bool]] = []
         failed: list[tuple[int, str, str, bool]] = []
         last = time.monotonic()
         ended = False
@@ -897,10 +986,10 @@ class _Predictor(threading.Thread):
             if item is _END:
                 ended = True
             elif item is not None and item[0] == "ok":
-                ok.append((item[1], item[2]))
+                ok.append((item[1], item[2], item[3]))
             elif item is not None:
                 failed.extend(item[1])
-            waiting = sum(len(rows) for rows, _ in ok) + len(failed)
+            waiting = sum(len(rows) for rows, _, _ in ok) + len(failed)
             due = waiting >= opts.shard_size or (waiting and time.monotonic() - last >= opts.flush_every)
             if waiting and (due or (ended and self.inbox.empty())):
                 self._shard(ok, failed)
@@ -908,13 +997,16 @@ class _Predictor(threading.Thread):
             if ended and self.inbox.empty() and not ok and not failed:
                 return
 
-    def _shard(self, ok: list[tuple[list[int], Path]], failed: list[tuple[int, str, str, bool]]) -> None:
+    def _shard(self, ok: list[tuple[list[int], Path, bool]], failed: list[tuple[int, str, str, bool]]) -> None:
+        """Predict one shard: ``ok`` holds (rows, image file, whether the file is this run's scratch
+        cutout, deleted once predicted; the archive's files are never touched); ``failed`` the rows
+        that failed already."""
         job = self.job
         size = job.fetch.size
         images, image_rows = [], []
-        for rows, path in ok:
+        for rows, path, scratch in ok:
             try:
-                image = read_image(path, size, where=f"cutout {path.name}")
+                image = read_image(path, size, where=f"cutout {path.name}" if scratch else f"archive cutout {path}")
             except DataError as exc:
                 failed.extend((i, STATUS_BAD, str(exc), False) for i in rows)
                 continue
@@ -932,7 +1024,7 @@ class _Predictor(threading.Thread):
         self.writer.write(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
         if job.opts.keep_cutouts is None:
             # their rows are final now: the cutouts go while the rest are fetched, not all at the end
-            remove_files([path for _, path in ok])
+            remove_files([path for _, path, scratch in ok if scratch])
         self._done(len(ok))
 
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
@@ -994,6 +1086,8 @@ def predict_positions(
     shard_size: int = 1024,
     summary: PositionsSummary | None = None,
     overwrite: bool = False,
+    archive: str | os.PathLike | None = None,
+    match_radius: float = DEFAULT_MATCH_RADIUS,
     **overrides: Any,
 ):
     """Predict metallicity (the model's targets) at sky positions; one row per position, none dropped.
@@ -1047,6 +1141,18 @@ def predict_positions(
         also when it is interrupted.
     overwrite : bool
         Replace an ``out`` galmet did not write (work and cutouts folders: galmet's files only).
+    archive : path-like, optional
+        A local cutout archive (:mod:`galmet.data.archive`): a dataset directory (catalog.parquet
+        or .csv with objID or file, ra, dec; images/<objID>.jpg), such as a site's mirror of the
+        survey's cutouts, a ``galmet download`` folder or a ``keep_cutouts`` folder. A row with an
+        archived cutout within ``match_radius`` is predicted from that file (not copied, not
+        fetched; read, size-checked and blank-checked like a fetched cutout; the archive must
+        record, or its images have, the model's size and pixel scale). The other rows are fetched
+        from ``base_url`` (or ``client``) when one is given, else get status ``not in archive``
+        (tried again by a rerun). The archive is an input: ``out``, ``work_dir`` and
+        ``keep_cutouts`` may not be inside it; nothing in it is written.
+    match_radius : float
+        Arcsec (0 to 60; default 1.0) within which an archived cutout's centre matches a row.
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
@@ -1073,11 +1179,14 @@ def predict_positions(
 
     model = model if isinstance(model, GalmetModel) else load_model(model, device="cpu")
     if out is not None:
-        _check_out(Path(out), model, overwrite)
+        _check_out(Path(out), model, overwrite, archive)
         work_dir = work_dir if work_dir is not None else default_work_dir(out)
     opts = _positions_options(options, download, overrides)
     opts.flags, opts.shard_size, opts.base_url = flags, shard_size, base_url
-    opts.work_dir, opts.keep_cutouts = (Path(d) if d is not None else None for d in (work_dir, keep_cutouts))
+    opts.work_dir, opts.keep_cutouts, opts.archive = (
+        Path(d) if d is not None else None for d in (work_dir, keep_cutouts, archive)
+    )
+    opts.match_radius = match_radius
     return _run(PositionsJob(model, _fits_checked(sky_positions(coords), out), opts, client, summary), out, drop_failed)
 
 
@@ -1166,12 +1275,16 @@ def _positions_options(
     return PositionsOptions(inference=inference, download=dataclasses.replace(dl, progress=False))
 
 
-def _check_out(out: Path, model: GalmetModel, overwrite: bool = False) -> None:
+def _check_out(
+    out: Path, model: GalmetModel, overwrite: bool = False, archive: str | os.PathLike | None = None
+) -> None:
     """Refuse (ConfigError, ``param="out"``) an output of unknown format, a folder, the model's
-    own file, an existing file of another kind or (without ``overwrite``) one galmet did not
-    write, before anything is fetched."""
+    own file, a file inside the cutout ``archive``, an existing file of another kind or (without
+    ``overwrite``) one galmet did not write, before anything is fetched."""
     fmt = require_table_format(out, param="out")
     inputs = [model_input(model.path)] if model.path is not None else []
+    if archive is not None:
+        inputs.append(Input(Path(archive), "the cutout archive", tree=True))
     try:
         check_output_file(out, "out", fmt.kind or "csv", "predictions table", inputs, overwrite=overwrite)
     except ConfigError as exc:

@@ -38,8 +38,10 @@ cutouts there are fetched with the model's own imaging (pixel scale, size, data 
 downloader (--workers concurrent requests under --rate, retries, every cutout validated), and
 predicted in shards while the rest are fetched. Output (.parquet, .csv, .ecsv, .fits; units and
 provenance in all but CSV): the input's columns, ra/dec (deg), the predictions, then status (ok,
-fetch failed, bad image, outside footprint, invalid position) and error per row: a bad row
-never stops the run. Shards and cutouts live in --work-dir (default: OUT.galmet-work); after
+fetch failed, bad image, outside footprint, invalid position, not in archive) and error per
+row: a bad row never stops the run. --archive DIR predicts from a local cutout archive (a dataset
+directory, e.g. a mirror of the survey's cutouts) the rows with a cutout there within
+--match-radius, without a server; the rest are fetched when --base-url or --data-release is given. Shards and cutouts live in --work-dir (default: OUT.galmet-work); after
 Ctrl-C or a kill the same command resumes without fetching or predicting finished rows again.
 The cutouts are deleted at the end unless --keep-cutouts DIR. Exit status: 0 when done, 1 when
 no row could be predicted, 130 when interrupted (rerun to resume), 2 for bad input.
@@ -91,7 +93,8 @@ def add_arguments(p) -> None:
 
 def _add_positions_arguments(p) -> None:
     """The options of predicting at sky positions: the positions, the work folder, the server."""
-    from galmet.cli.options import add_server_options, integer, option_type
+    from galmet.cli.options import add_server_options, integer, number, option_type
+    from galmet.data.archive import DEFAULT_MATCH_RADIUS, MAX_MATCH_RADIUS
     from galmet.paper import DATA_RELEASE
     from galmet.sdss.download import DOWNLOAD_RANGES, MAX_WORKERS, DownloadOptions
 
@@ -117,6 +120,21 @@ def _add_positions_arguments(p) -> None:
     s.add_argument("--keep-cutouts", metavar="DIR", help="keep the cutouts in DIR (a galmet dataset directory)")
     s.add_argument(
         "--shard-size", type=integer(1, 1 << 20), default=1024, help="rows per shard of results (default: 1024)"
+    )
+    s.add_argument(
+        "--archive",
+        metavar="DIR",
+        help="a local cutout archive (a dataset directory: catalog with objID, ra, dec and images/<objID>.jpg, "
+        "e.g. a mirror of the survey's cutouts or a --keep-cutouts folder): rows with a cutout there are "
+        "predicted from it, without a server; the others are fetched when --base-url or --data-release is "
+        "given, else get status 'not in archive'",
+    )
+    s.add_argument(
+        "--match-radius",
+        type=number(0, MAX_MATCH_RADIUS, open_low=True, what="a number of arcsec"),
+        default=DEFAULT_MATCH_RADIUS,
+        metavar="ARCSEC",
+        help="an archived cutout matches a row when its centre is this close (default: %(default)s arcsec)",
     )
     d = DownloadOptions()
     g = add_server_options(p)
@@ -221,7 +239,7 @@ def run(args) -> int:
     if ras or args.positions is not None or table_input:
         return run_positions(args, args.positions or (args.input if table_input else None))
     require_table_format(args.out, param="out")
-    for option in ("work_dir", "keep_cutouts"):
+    for option in ("work_dir", "keep_cutouts", "archive"):
         if getattr(args, option) is not None:
             raise ConfigError(f"--{option.replace('_', '-')} applies to sky positions only")
     _check_output(args)
