@@ -127,8 +127,8 @@ class CutoutArchive:
         return out
 
     def name(self, i: int) -> str:
-        """The entry's name in messages: its objID or file."""
-        return str(self.files[i]) if self.files is not None else str(int(self.ids[i]))  # type: ignore[index]
+        """The entry's name in messages: ``objID <id>`` or ``file <name>``."""
+        return f"file {self.files[i]}" if self.files is not None else f"objID {int(self.ids[i])}"  # type: ignore[index]
 
     def image_path(self, i: int) -> Path | None:
         """The image file of entry ``i`` when it exists (``images/<objID>.jpg``, ``.jpeg`` or

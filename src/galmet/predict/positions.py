@@ -433,6 +433,8 @@ class PositionsJob:
 
     def check(self) -> None:
         """Refuse (one line) a work folder or cutouts folder that would lose data, before any write."""
+        if self.archive is not None:  # (first: the archive's own files would be "not galmet's" below)
+            check_apart(self.archive.root, {"work_dir": self.work, "keep_cutouts": self.opts.keep_cutouts})
         if self.work is not None:
             _check_dir(self.work, "work_dir")
             # never adopt (and later delete) a user's files as shards or cutouts
@@ -457,11 +459,9 @@ class PositionsJob:
             self._check_archive(self.archive)
 
     def _check_archive(self, archive: CutoutArchive) -> None:
-        """Refuse (one line, before any write) a work or kept-cutouts folder that overlaps the
-        archive (an input), or an archive whose cutouts are not the model's (size, pixel scale,
-        scale mode: read from a sample of the matched images and what the archive records); match
-        every row to the archive (:attr:`matched`)."""
-        check_apart(archive.root, {"work_dir": self.work, "keep_cutouts": self.opts.keep_cutouts})
+        """Refuse (one line, before any write) an archive whose cutouts are not the model's (size,
+        pixel scale, scale mode: read from a sample of the matched images and what the archive
+        records); match every row to the archive (:attr:`matched`)."""
         self.matched = archive.match(self.positions.ra, self.positions.dec, self.opts.match_radius)
         hits = np.unique(self.matched[self.matched >= 0])[:ARCHIVE_SAMPLE]
         sample = [p for p in map(archive.image_path, hits.tolist()) if p is not None]
@@ -617,7 +617,8 @@ class PositionsJob:
             path = archive.image_path(entry)
             if path is None:  # catalogued, but its cutout is not there (a failed download)
                 rest += rows
-                missing.update({i: f"the archive's {archive.name(entry)} has no image file" for i in rows})
+                why = f"the archive lists {archive.name(entry)} here but has no image of it"
+                missing.update(dict.fromkeys(rows, why))
                 continue
             predictor.put(("ok", rows, path, False))
             self.summary.archived += len(rows)

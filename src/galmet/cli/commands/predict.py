@@ -41,8 +41,9 @@ provenance in all but CSV): the input's columns, ra/dec (deg), the predictions, 
 fetch failed, bad image, outside footprint, invalid position, not in archive) and error per
 row: a bad row never stops the run. --archive DIR predicts from a local cutout archive (a dataset
 directory, e.g. a mirror of the survey's cutouts) the rows with a cutout there within
---match-radius, without a server; the rest are fetched when --base-url or --data-release is given. Shards and cutouts live in --work-dir (default: OUT.galmet-work); after
-Ctrl-C or a kill the same command resumes without fetching or predicting finished rows again.
+--match-radius, without a server; the rest are fetched when --base-url or --data-release is
+given. Shards and cutouts live in --work-dir (default: OUT.galmet-work); after Ctrl-C or a kill
+the same command resumes without fetching or predicting finished rows again.
 The cutouts are deleted at the end unless --keep-cutouts DIR. Exit status: 0 when done, 1 when
 no row could be predicted, 130 when interrupted (rerun to resume), 2 for bad input.
 
