@@ -322,14 +322,14 @@ def objid_array(values: Any, where: str = "catalog", column: str = OBJID) -> np.
         One line naming the first row that is missing, not an integer, in scientific
         notation, out of the int64 range, or a float that cannot hold it exactly.
     """
-    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values, dtype=object)
     kind = getattr(getattr(values, "dtype", None), "kind", None)
     if kind in ("i", "u") and not hasattr(getattr(values, "dtype", None), "na_value"):
-        out = np.asarray(values)
+        out = np.asarray(values)  # (before any object array: a million IDs are not a million Python ints)
         if out.dtype.kind == "u" and out.size and out.max() > _INT64_MAX:
             i = int(np.argmax(out > _INT64_MAX))
             raise DataError(f"{where}: row {i}: {column} {out[i]} is beyond the 64-bit integer range")
         return out.astype(np.int64)
+    arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values, dtype=object)
     if len(arr) and all(isinstance(v, str) for v in arr):
         try:  # the common case, a column of digit strings, in one pass
             return np.fromiter((int(v) for v in arr), dtype=np.int64, count=len(arr))

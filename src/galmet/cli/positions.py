@@ -55,7 +55,8 @@ def run_positions(args, positions_file: str | None) -> int:
         if folder is not None and any(item.holds(Path(folder)) for item in inputs):
             raise ConfigError(f"{option} {folder}: is an input of this command; choose another folder")
     if positions_file is not None:
-        positions = sky_positions(read_positions(positions_file), where=positions_file)
+        # (the table read is this command's own: its columns are not copied again)
+        positions = sky_positions(read_positions(positions_file), where=positions_file, copy=False)
     else:
         n = len(args.ra)
         positions = Positions(np.array(args.ra, float), np.array(args.dec, float), frame=pd.DataFrame(index=range(n)))

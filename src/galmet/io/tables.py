@@ -685,7 +685,11 @@ def read_any_table(path: str | os.PathLike):
     check_table_cells(table, str(p))
     for col in table.colnames:
         if is_id_column(col) and getattr(table[col], "ndim", 1) == 1:  # exact, or one line naming the row
-            table[col] = objid_array(table[col].tolist(), str(p), column=col)
+            column = table[col]
+            masked = getattr(column, "mask", None) is not None and bool(np.any(column.mask))
+            # an integer column as it is (no Python int per row); masked or text cells row by row
+            values = np.asarray(column) if np.asarray(column).dtype.kind in "iu" and not masked else column.tolist()
+            table[col] = objid_array(values, str(p), column=col)
     return table
 
 

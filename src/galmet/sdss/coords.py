@@ -195,7 +195,7 @@ def _icrs(coord):
         raise DataError(f"cannot convert the coordinates to ICRS ({type(exc).__name__}: {exc})") from None
 
 
-def sky_positions(coords: Any, where: str = "positions") -> Positions:
+def sky_positions(coords: Any, where: str = "positions", *, copy: bool = True) -> Positions:
     """Positions (ICRS degrees) and the input's columns from a SkyCoord, an astropy Table/QTable,
     or a pandas DataFrame.
 
@@ -205,6 +205,10 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
         A Table may hold a SkyCoord column instead of ra/dec columns; Positions are returned as they are.
     where : str
         Names the input in error messages.
+    copy : bool
+        Copy the input's columns (default), so a caller's later change to its table cannot reach
+        a run. False shares them (for a table made for this call only, as the command line's read
+        of a positions file: a million rows then cost one copy of their columns, not two).
 
     Raises
     ------
@@ -220,7 +224,8 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
         ra, dec = np.atleast_1d(c.ra.deg).astype(np.float64), np.atleast_1d(c.dec.deg).astype(np.float64)
         return Positions(ra.ravel(), dec.ravel(), None, pd.DataFrame(index=range(ra.size)))
     if isinstance(coords, pd.DataFrame):
-        frame = coords.reset_index(drop=True)
+        plain = isinstance(coords.index, pd.RangeIndex) and coords.index.start == 0 and coords.index.step == 1
+        frame = coords if plain and not copy else coords.reset_index(drop=True)
         check_table_cells(frame, where)  # a column name twice, an 8 MB name: one line now, not after the run
         (ra_col, ra, ra_deg), (dec_col, dec, dec_deg) = _read_radec(frame, list(map(str, frame.columns)), where)
         table = _qtable_from_pandas(frame)
@@ -228,7 +233,7 @@ def sky_positions(coords: Any, where: str = "positions") -> Positions:
     if _is_table(coords):
         from astropy.table import QTable
 
-        table = QTable(coords, copy=True)
+        table = QTable(coords, copy=copy)
         check_table_cells(table, where)
         frame = _plain_frame(table)
         sky = [name for name in table.colnames if _is_skycoord(table[name])]
@@ -390,7 +395,8 @@ def _plain_frame(table) -> pd.DataFrame:
         if arr.dtype.byteorder not in ("=", "|"):
             arr = arr.astype(arr.dtype.newbyteorder("="))
         out[name] = arr
-    return pd.DataFrame(out, index=range(len(table)))
+    # (views of the table's columns, not a second copy: the table is the Positions' own)
+    return pd.DataFrame(out, index=range(len(table)), copy=False)
 
 
 def cutout_keys(positions: Positions) -> tuple[np.ndarray, str]:
@@ -404,13 +410,19 @@ def cutout_keys(positions: Positions) -> tuple[np.ndarray, str]:
             ids = objid_array(frame[col], "positions", column=str(col))
         except DataError:
             ids = None
-        if ids is not None:
-            seen: dict[int, tuple[float, float]] = {}
-            consistent = True
-            for k, r, d in zip(ids.tolist(), positions.ra.tolist(), positions.dec.tolist(), strict=True):
-                if seen.setdefault(k, (r, d)) != (r, d) and not (math.isnan(r) and math.isnan(seen[k][0])):
-                    consistent = False
-                    break
-            if consistent and (ids >= 0).all():
-                return ids, "objID"
+        if ids is not None and (ids >= 0).all() and _shared_ids_share_positions(ids, positions.ra, positions.dec):
+            return ids, "objID"
     return np.arange(n, dtype=np.int64), "row"
+
+
+def _shared_ids_share_positions(ids: np.ndarray, ra: np.ndarray, dec: np.ndarray) -> bool:
+    """True when every two rows with one objID have the same ra and dec (or both no ra): vectorised
+    over the rows sorted by objID (a few arrays of N, not a dict of N Python tuples)."""
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    if not same.any():
+        return True
+    pairs = np.flatnonzero(same)
+    a, b = order[pairs], order[pairs + 1]
+    both_missing = np.isnan(ra[a]) & np.isnan(ra[b])
+    return bool(np.all(both_missing | ((ra[a] == ra[b]) & (dec[a] == dec[b]))))
