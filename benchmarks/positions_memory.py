@@ -20,6 +20,7 @@ Usage::
 
     python benchmarks/positions_memory.py                   # 1e4, 1e5, 1e6 rows; parquet and csv
     python benchmarks/positions_memory.py --sizes 10000 --formats parquet
+    python benchmarks/positions_memory.py --src ../main/src     # another checkout, for a before/after
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ t0 = time.perf_counter()
 table = read_positions(sys.argv[1])
 out["read"], out["read_s"] = peak(), time.perf_counter() - t0
 t0 = time.perf_counter()
-positions = sky_positions(table, where=sys.argv[1], copy=False)  # (as galmet.cli.positions does)
+try:  # as galmet.cli.positions does
+    positions = sky_positions(table, where=sys.argv[1], copy=False)
+except TypeError:  # (a galmet from before sky_positions(copy=))
+    positions = sky_positions(table, where=sys.argv[1])
 out["validate"], out["validate_s"] = peak(), time.perf_counter() - t0
 t0 = time.perf_counter()
 keys, kind = cutout_keys(positions)
@@ -82,10 +86,9 @@ def write_table(path: Path, n: int) -> None:
         frame.to_parquet(path, index=False)
 
 
-def measure(path: Path) -> dict:
-    """One fresh interpreter's peaks for ``path`` (see :data:`CHILD`)."""
+def measure(path: Path, src: str) -> dict:
+    """One fresh interpreter's peaks for ``path`` (see :data:`CHILD`), importing galmet from ``src``."""
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, env=env)
     if done.returncode:
@@ -98,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="rows per table, comma-separated")
     ap.add_argument("--formats", default="parquet,csv", help="parquet and/or csv")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--src",
+        default=str(Path(__file__).resolve().parents[1] / "src"),
+        help="the galmet sources to measure (default: this checkout's; another checkout's src for a before/after)",
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     results = []
@@ -111,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = Path(tmp) / f"positions-{n}.{fmt}"
                 write_table(path, n)
                 t0 = time.perf_counter()
-                r = measure(path)
+                r = measure(path, args.src)
                 base = r["imports"]
                 row = {
                     "format": fmt,
