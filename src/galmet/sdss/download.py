@@ -685,8 +685,8 @@ class _Run:
             body, _, attempts = self.client.get_cutout(
                 task.ra, task.dec, task.scale, self.opts.size, where=where, stop=self.stop, budget=self.budget
             )
-        except Interrupted:
-            return _Result(task.oid, None)
+        except Interrupted as exc:  # (stopping: the requests it sent still count)
+            return _Result(task.oid, None, attempts=exc.attempts)
         except SkyServerError as exc:
             return _Result(task.oid, "failed", scale, exc.attempts, str(exc).removeprefix(f"{where}: "), exc.permanent)
         try:

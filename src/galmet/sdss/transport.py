@@ -124,7 +124,12 @@ class OversizedBody(Exception):
 
 
 class Interrupted(Exception):
-    """The caller's stop event was set while a request was waiting or retrying."""
+    """The caller's stop event was set while a request was waiting or retrying (or the call
+    exhausted a :class:`FailureBudget`). ``attempts``: the requests the call had sent by then."""
+
+    def __init__(self, *args, attempts: int = 0):
+        super().__init__(*args)
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)
@@ -406,7 +411,8 @@ class FailureBudget:
     Attributes
     ----------
     failures : int
-        Failed requests since the last answer.
+        Failed requests since the last answer (it stays at ``limit`` once the budget is exhausted:
+        requests that were in flight then are not counted).
     last_error : str
         The last failure's one-line message.
     exhausted : bool
@@ -428,9 +434,11 @@ class FailureBudget:
     def failed(self, error: str) -> bool:
         """One request got no answer (``error``: why); True when that exhausts the budget."""
         with self._lock:
+            if self.exhausted:
+                return True
             self.failures += 1
             self.last_error = error
-            if self.failures >= self.limit and not self.exhausted:
+            if self.failures >= self.limit:
                 self.exhausted = True
                 if self.stop is not None:
                     self.stop.set()
@@ -944,54 +952,61 @@ class HttpClient:
             the calls of one job: requests that got no answer, in a row over all of them).
         """
         retries = max(0, int(self.policy.retries))
-        for attempt in range(retries + 1):
-            if stop is not None and stop.is_set():
-                raise Interrupted()
-            self.limiter.acquire(stop)
-            retry_after = None
-            oversized = False
-            try:
-                resp = self._request(url, self.timeout)
-            except BadURL as exc:
-                raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
-            except TransportError as exc:
-                error = str(exc)
-                if budget is not None and budget.failed(error):
-                    raise Interrupted() from None  # the server is unreachable: the job stops
-            except OversizedBody as exc:
-                error, oversized = str(exc), True
-                if budget is not None:
-                    budget.answered()
-            else:
-                if budget is not None:
-                    budget.answered()
-                if resp.status == 200:
-                    try:
-                        if len(resp.body) < 64 and not resp.body.strip():
-                            raise BadBody("empty body")
-                        return accept(resp.body), attempt + 1
-                    except WrongAnswer as exc:  # the same answer again on a retry: permanent now
-                        raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
-                    except BadBody as exc:
-                        error = str(exc)  # an error page, an empty or truncated body: transient
-                elif resp.status in TRANSIENT_STATUSES or resp.status >= 500:
-                    error = _status_error(resp)
-                    retry_after = parse_retry_after(resp.headers.get("retry-after"))
+        sent = 0  # requests sent so far (an Interrupted says how many)
+        try:
+            for attempt in range(retries + 1):
+                if stop is not None and stop.is_set():
+                    raise Interrupted()
+                self.limiter.acquire(stop)
+                retry_after = None
+                oversized = False
+                try:
+                    sent += 1
+                    resp = self._request(url, self.timeout)
+                except BadURL as exc:
+                    raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
+                except TransportError as exc:
+                    error = str(exc)
+                    if budget is not None and budget.failed(error):
+                        raise Interrupted() from None  # the server is unreachable: the job stops
+                except OversizedBody as exc:
+                    error, oversized = str(exc), True
+                    if budget is not None:
+                        budget.answered()
                 else:
-                    error = _status_error(resp)
-                    raise self.error(f"{where}: {error}", attempts=attempt + 1, permanent=True)
-            if attempt == retries:
-                raise self.error(
-                    f"{where}: {error} (gave up after {attempt + 1} requests)",
-                    attempts=attempt + 1,
-                    permanent=oversized,
+                    if budget is not None:
+                        budget.answered()
+                    if resp.status == 200:
+                        try:
+                            if len(resp.body) < 64 and not resp.body.strip():
+                                raise BadBody("empty body")
+                            return accept(resp.body), attempt + 1
+                        except WrongAnswer as exc:  # the same answer again on a retry: permanent now
+                            raise self.error(f"{where}: {exc}", attempts=attempt + 1, permanent=True) from None
+                        except BadBody as exc:
+                            error = str(exc)  # an error page, an empty or truncated body: transient
+                    elif resp.status in TRANSIENT_STATUSES or resp.status >= 500:
+                        error = _status_error(resp)
+                        retry_after = parse_retry_after(resp.headers.get("retry-after"))
+                    else:
+                        error = _status_error(resp)
+                        raise self.error(f"{where}: {error}", attempts=attempt + 1, permanent=True)
+                if attempt == retries:
+                    raise self.error(
+                        f"{where}: {error} (gave up after {attempt + 1} requests)",
+                        attempts=attempt + 1,
+                        permanent=oversized,
+                    )
+                wait = self.policy.delay(attempt, retry_after, self.rng)
+                reason = retry_reason(error)
+                self.retry_log.retry(
+                    f"{where}: attempt {attempt + 1} of {retries + 1} failed ({reason}: {error}); "
+                    f"retrying in {wait:.2f} s",
+                    reason,
+                    attempt + 1,
                 )
-            wait = self.policy.delay(attempt, retry_after, self.rng)
-            reason = retry_reason(error)
-            self.retry_log.retry(
-                f"{where}: attempt {attempt + 1} of {retries + 1} failed ({reason}: {error}); retrying in {wait:.2f} s",
-                reason,
-                attempt + 1,
-            )
-            _sleep(wait, stop)
+                _sleep(wait, stop)
+        except Interrupted as exc:
+            exc.attempts = sent
+            raise
         raise AssertionError("unreachable")
