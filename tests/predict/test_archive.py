@@ -241,3 +241,18 @@ def test_the_command_line_predicts_from_an_archive(tmp_path, bundle, capsys, no_
         assert len(err.splitlines()) == 1 and flag in err, err
     ds_args = ["predict", str(bundle), str(archive), "--out", str(tmp_path / "d.csv"), "--archive", str(archive)]
     assert main(ds_args) == 2 and "--archive applies to sky positions only" in capsys.readouterr().err
+
+
+def test_an_archive_may_name_its_files_and_hold_png_images(tmp_path, bundle, no_network):
+    from PIL import Image
+
+    root = tmp_path / "mirror"
+    (root / "cutouts").mkdir(parents=True)
+    files = []
+    for i, (ra, dec) in enumerate(zip(RA[:3], DEC[:3], strict=True)):
+        name = f"cutouts/galaxy_{i}.png"
+        Image.fromarray(fake_image(key_of(ra, dec), SIZE, SIZE)).save(root / name)
+        files.append(name)
+    pd.DataFrame({"file": files, "RA": RA[:3], "Dec": DEC[:3]}).to_csv(root / "catalog.csv", index=False)
+    table = predict_positions(bundle, pd.DataFrame({"ra": RA[:4], "dec": DEC[:4]}), archive=root, **FAST)
+    assert list(np.asarray(table["status"])) == ["ok", "ok", "ok", "not in archive"]

@@ -627,7 +627,10 @@ class PositionsJob:
             return sorted(rest)
         radius = self.opts.match_radius
         far = f"no cutout in the archive {archive.root} within {radius:g} arcsec"
-        predictor.put(("failed", [(i, STATUS_NOT_IN_ARCHIVE, missing.get(i, far), False) for i in sorted(rest)]))
+        rest.sort()
+        for start in range(0, len(rest), self.opts.shard_size):  # (shards of their usual size)
+            chunk = rest[start : start + self.opts.shard_size]
+            predictor.put(("failed", [(i, STATUS_NOT_IN_ARCHIVE, missing.get(i, far), False) for i in chunk]))
         return []
 
     def _download(self, todo: list[int], predictor: _Predictor) -> DownloadSummary:
