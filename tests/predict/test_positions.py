@@ -79,6 +79,7 @@ def test_skycoord_table_dataframe_and_sexagesimal_give_the_same_predictions(bund
     meta = reference.meta
     assert len(meta["model_sha256"]) == 64 and meta["pixel_scale"] == 0.296 and meta["image_size"] == 16
     assert meta["data_release"] == "DR14" and meta["galmet_version"] and meta["date"].endswith("Z")
+    assert meta["engine"] == "eager"  # what ran (the suite's GALMET_ENGINE makes auto eager)
 
 
 def test_a_tenth_of_bad_rows_finish_with_their_status(bundle, tmp_path):

@@ -854,6 +854,8 @@ class PositionsJob:
             "scale_mode": self.fetch.scale_mode,
             "image_size": self.fetch.size,
             "tta": (self.opts.inference.tta_mode if self.opts.inference.tta else "none"),
+            # what ran (galmet.nn.cpu_engine); a rerun that predicted nothing records what was asked
+            "engine": self.model.engine_used or self.opts.inference.engine,
             "rows": self.n,
             "rows_ok": int(self.summary.statuses.get(STATUS_OK, 0)),
             "flag_checks": ",".join(self.flag_checks),
