@@ -100,10 +100,15 @@ def test_auto_resolves_by_what_the_machine_has(monkeypatch):
         cpu_engine.engine_candidates("auto")
 
 
-def _tiny_model(n_members: int = 2, arch: str = "resnet18") -> GalmetModel:
+#: Raw units to dex of the tiny random models that should pass a fast engine's check: a random
+#: net's raw outputs are ~0.2, where the ~0.4% of bf16 (or OpenVINO's bf16) can exceed 0.002.
+SMALL = {"target_scale": [1e-3]}
+
+
+def _tiny_model(n_members: int = 2, arch: str = "resnet18", **meta) -> GalmetModel:
     torch.manual_seed(0)
     nets = [build_model(arch, n_targets=1) for _ in range(n_members)]
-    member = {"targets": ["oh_p50"], "image_size": 16, "arch": arch}
+    member = {"targets": ["oh_p50"], "image_size": 16, "arch": arch, **meta}
     return GalmetModel(nets, {**member, "members": [dict(member) for _ in nets]})
 
 
@@ -139,7 +144,7 @@ def test_openvino_that_cannot_be_imported_falls_back(monkeypatch, caplog):
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino raises ImportError
     monkeypatch.setattr(cpu_engine, "native_bf16", lambda: True)
-    model = _tiny_model(1)
+    model = _tiny_model(1, **SMALL)
     with caplog.at_level(logging.WARNING, logger="galmet.nn.cpu_engine"):
         model.predict(_images(), device="cpu", tta=False, engine="openvino")
     assert model.engine_used == "bf16"
@@ -168,8 +173,10 @@ def test_eager_is_bit_identical_to_the_float32_computation(monkeypatch):
     monkeypatch.setattr(cpu_engine, "native_bf16", lambda: False)
     np.testing.assert_array_equal(model.predict(images, device="cpu", batch_size=len(images)), reference)
     assert model.engine_used == "eager"
+    for member in model.meta["members"]:
+        member.update(SMALL)
     bf16 = model.predict(images, device="cpu", engine="bf16", batch_size=len(images))
-    assert not np.array_equal(bf16, reference)  # the comparison can fail
+    assert model.engine_used == "bf16" and not np.array_equal(bf16, reference * 1e-3)  # the comparison can fail
 
 
 def test_a_bad_engine_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
@@ -187,7 +194,8 @@ def test_cli_records_the_engine_that_ran(tiny_dataset, tmp_path, capsys):
 
     from galmet.nn.bundle import save_bundle
 
-    bundle = save_bundle(tmp_path / "m.pt", build_model("resnet18", 1), {"targets": ["oh_p50"], "image_size": 16})
+    meta = {"targets": ["oh_p50"], "image_size": 16, **SMALL}
+    bundle = save_bundle(tmp_path / "m.pt", build_model("resnet18", 1), meta)
     tables = {}
     for engine in ("eager", "bf16"):
         out = tmp_path / f"{engine}.ecsv"
@@ -212,8 +220,8 @@ def test_a_pickled_model_leaves_its_compiled_engines_behind():
 def test_converted_networks_are_kept_on_disk_and_a_damaged_one_is_converted_again(tmp_path, caplog):
     images = _images(4)
     with caplog.at_level(logging.INFO, logger="galmet.nn.cpu_engine"):
-        first = _tiny_model(1, "resnet10").predict(images, device="cpu", engine="openvino", tta=False)
-        again = _tiny_model(1, "resnet10")  # a new model object, the same weights: read from the disk cache
+        first = _tiny_model(1, "resnet10", **SMALL).predict(images, device="cpu", engine="openvino", tta=False)
+        again = _tiny_model(1, "resnet10", **SMALL)  # a new model object, the same weights: read from the disk cache
         second = again.predict(images, device="cpu", engine="openvino", tta=False)
     said = [r.getMessage() for r in caplog.records]
     assert "(1 converted, 0 from the cache" in said[0] and "(0 converted, 1 from the cache" in said[1]
@@ -223,7 +231,51 @@ def test_converted_networks_are_kept_on_disk_and_a_damaged_one_is_converted_agai
     (entry / "model.xml").write_text("<not a model")
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="galmet.nn.cpu_engine"):
-        third = _tiny_model(1, "resnet10").predict(images, device="cpu", engine="openvino", tta=False)
+        third = _tiny_model(1, "resnet10", **SMALL).predict(images, device="cpu", engine="openvino", tta=False)
     assert "cannot read" in caplog.text and "(1 converted, 0 from the cache" in caplog.text
     np.testing.assert_array_equal(first, third)
     assert (entry / "model.xml").read_text().startswith("<?xml")  # the entry is whole again
+
+
+class _Shifted(cpu_engine.Engine):
+    """A stand-in fast engine: eager outputs plus a constant (raw units)."""
+
+    name = "openvino"
+    shift = 0.0
+
+    def forward(self, inputs, embed):
+        raw, emb = super().forward(inputs, embed)
+        return [r + self.shift for r in raw], emb
+
+
+@pytest.mark.parametrize(("shift", "kept"), [(1e-4, True), (0.01, False)])
+def test_a_fast_engine_that_changes_a_model_beyond_the_budget_gives_way_to_eager(shift, kept, monkeypatch, caplog):
+    monkeypatch.delenv("GALMET_ENGINE", raising=False)
+    monkeypatch.setattr(cpu_engine, "openvino_available", lambda: True)
+    engine_class = type("Shifted", (_Shifted,), {"shift": shift})
+    monkeypatch.setitem(cpu_engine.BUILDERS, "openvino", lambda nets, shape, threads: engine_class(nets))
+    model, images = _tiny_model(), _images(40)
+    exact = model.predict(images, device="cpu", tta=True, engine="eager", batch_size=8)
+    with caplog.at_level(logging.WARNING, logger="galmet.nn.inference"):
+        first = model.predict(images, device="cpu", tta=True, batch_size=8)
+        again = model.predict(images, device="cpu", tta=True, batch_size=8)
+    assert model.engine_used == ("openvino" if kept else "eager")
+    lines = [r.getMessage() for r in caplog.records]
+    np.testing.assert_array_equal(first, again)
+    if kept:
+        assert lines == [] and not np.array_equal(first, exact)
+        np.testing.assert_allclose(first, exact + shift, atol=1e-6)
+    else:  # checked once on the first batch, logged once, every batch eager (the first one too)
+        assert len(lines) == 1 and lines[0].startswith("engine openvino changes this model's predictions by 0.0100 dex")
+        np.testing.assert_array_equal(first, exact)
+
+
+@pytest.mark.skipif("bf16" not in FAST, reason="no native bf16 on this CPU")
+def test_bf16_on_a_model_whose_outputs_it_cannot_keep_within_the_budget_gives_way_to_eager(caplog):
+    model, images = _tiny_model(), _images(16)
+    for member in model.meta["members"]:
+        member["target_scale"] = [50.0]  # a target in wide units: bf16's ~0.4% is far over 0.002
+    with caplog.at_level(logging.WARNING, logger="galmet.nn.inference"):
+        pred = model.predict(images, device="cpu", tta=False, engine="bf16")
+    assert model.engine_used == "eager" and len(caplog.records) == 1
+    np.testing.assert_array_equal(pred, model.predict(images, device="cpu", tta=False, engine="eager"))

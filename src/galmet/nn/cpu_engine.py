@@ -48,6 +48,13 @@ log = logging.getLogger(__name__)
 ENGINE_ENV = "GALMET_ENGINE"
 #: Version of the converted networks kept on disk (:func:`converted_network`).
 CACHE_FORMAT = 1
+
+#: The most a fast engine may change a model's predictions, RMS in dex (target units): checked on
+#: each model's first batch (:data:`VET_IMAGES` images), else eager float32 runs instead.
+FAST_TOLERANCE_DEX = 0.002
+
+#: Images of the first batch on which a fast engine is compared with eager float32, once per model.
+VET_IMAGES = 16
 #: CPU flags (``/proc/cpuinfo``) of native bfloat16 arithmetic.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 #: (raw outputs, member-major, one per view; embeddings of the first view (M, B, D) or None).
@@ -293,3 +300,10 @@ def _line(exc: BaseException) -> str:
     """The first line of an exception's message, at most 200 characters."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else "")[:200]
+
+
+def agreement_rms(fast: list[torch.Tensor], exact: list[torch.Tensor]) -> float:
+    """The RMS difference (target units) between two engines' outputs of the same views: lists of
+    (B, T) tensors, one per member and view, in the same order."""
+    diff = torch.cat([(f.double() - e.double()).flatten() for f, e in zip(fast, exact, strict=True)])
+    return float(torch.sqrt(torch.mean(diff**2))) if diff.numel() else 0.0

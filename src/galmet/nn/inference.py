@@ -5,6 +5,7 @@ Built by :func:`galmet.nn.bundle.load_model` from a model bundle (one network or
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import cast
@@ -24,6 +25,8 @@ from galmet.nn.uncertainty import Calibration, UncertainPrediction, read_calibra
 from galmet.paper import MAX_ZOOM
 
 #: Three numbers, one per channel (R, G, B).
+log = logging.getLogger(__name__)
+
 RGB = tuple[float, float, float]
 #: How many randomly augmented copies fastai-style TTA adds to the image as it is.
 FASTAI_TTA_VIEWS = 4
@@ -370,11 +373,12 @@ class GalmetModel:
             suggest_smaller_batch(opts.batch_size, "predicting"),
             torch.inference_mode(),
             torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"),
-            engine.context(),
         ):
             for start in batches:
                 inputs = self._views(to_device(images[start : start + opts.batch_size], dev), opts, generator)
-                raw, emb = engine.forward(inputs, ood is not None)
+                engine = self._vetted(engine, nets, inputs[0], scaling)
+                with engine.context():
+                    raw, emb = engine.forward(inputs, ood is not None)
                 outputs = [self._to_target_units(r, *scaling[i // len(inputs)]) for i, r in enumerate(raw)]
                 views = torch.stack(outputs)  # (members x views, B, T or 2T), target units
                 if ood is not None and emb is not None and references is not None:
@@ -400,8 +404,44 @@ class GalmetModel:
         else:
             size = self.crop or self.image_size or -1  # -1: images of any size
             engine = cpu_engine(opts.engine, nets, (3, size, size), self._engines)
+            if self._engines.get(("agrees", engine.name)) is False:  # failed its check on this model before
+                engine = cpu_engine("eager", nets, (3, size, size), self._engines)
         self.engine_used = engine.name
         return engine
+
+    def _vetted(self, engine, nets: list, x: torch.Tensor, scaling: list):
+        """``engine``, or eager when it is a fast CPU engine whose predictions for this model differ
+        from eager float32 by more than :data:`~galmet.nn.cpu_engine.FAST_TOLERANCE_DEX` RMS. Checked
+        once per model and engine, on the first :data:`~galmet.nn.cpu_engine.VET_IMAGES` images of
+        the first batch as they are (``x``: (B, 3, S, S) network input), in every member's target
+        units (``nets``: the eager networks); a failure is logged in one line and remembered."""
+        from galmet.nn.cpu_engine import FAST_TOLERANCE_DEX, VET_IMAGES, Engine, agreement_rms, cpu_engine
+
+        key = ("agrees", engine.name)
+        if engine.name == "eager" or key in self._engines:
+            return engine
+        probe = [x[:VET_IMAGES]]
+        with engine.context():
+            fast, _ = engine.forward(probe, False)
+        exact, _ = Engine(nets).forward(probe, False)
+        t = len(self.targets)
+        rms = agreement_rms(
+            [self._to_target_units(r, *scaling[i])[:, :t] for i, r in enumerate(fast)],
+            [self._to_target_units(r, *scaling[i])[:, :t] for i, r in enumerate(exact)],
+        )
+        self._engines[key] = ok = rms <= FAST_TOLERANCE_DEX
+        if ok:
+            return engine
+        log.warning(
+            "engine %s changes this model's predictions by %.4f dex RMS on the first %d images "
+            "(more than %.3f): using eager float32",
+            engine.name,
+            rms,
+            len(x[:VET_IMAGES]),
+            FAST_TOLERANCE_DEX,
+        )
+        self.engine_used = "eager"
+        return cpu_engine("eager", nets, (3, x.shape[-1], x.shape[-1]), self._engines)
 
     def _views(self, xb: torch.Tensor, opts: InferenceOptions, generator: torch.Generator) -> list[torch.Tensor]:
         """The network inputs of a uint8 batch ``xb`` (B, H, W, 3) on the device: the image as it
