@@ -14,6 +14,7 @@ The public API::
     galmet.predict_positions(model, coords) # predictions at sky positions (SkyCoord, Table, DataFrame) as a QTable
     galmet.predict_positions(model, coords, out="pred.fits") # ... written (units, provenance), then cleaned up
     galmet.write_positions_table(table, "pred.ecsv") # such a table written by suffix
+    galmet.predict_catalog(model, "big.parquet", "pred.parquet") # a catalogue of any size, on Dask (or shard=(I, N))
     galmet.TrainConfig(epochs=5)           # the training settings train() takes
 
 Each name is imported on first use, so ``import galmet`` stays cheap and pulls in neither torch
@@ -29,6 +30,7 @@ from galmet._version import __version__
 from galmet.errors import ConfigError, DataError, GalmetError
 
 if TYPE_CHECKING:
+    from galmet.catalog.run import predict_catalog as predict_catalog
     from galmet.nn.bundle import load_model as load_model
     from galmet.predict.dataset import predict_dataset as predict_dataset
     from galmet.predict.output import write_positions_table as write_positions_table
@@ -44,6 +46,7 @@ _LAZY = {
     "load_model": "galmet.nn.bundle",
     "predict_dataset": "galmet.predict.dataset",
     "predict_positions": "galmet.predict.positions",
+    "predict_catalog": "galmet.catalog.run",
     "write_positions_table": "galmet.predict.output",
     "train": "galmet.training.loop",
     "TrainConfig": "galmet.training.config",

@@ -53,6 +53,22 @@ def positions_shard(index: int) -> str:
     return f"shard-{index:06d}.parquet"
 
 
+# --- prediction over a partitioned catalogue (``galmet.predict_catalog``) -------------------
+#: In a catalogue job's work folder: the settings, fingerprint and partitions of the job.
+CATALOG_RUN = "catalog-run.json"
+#: In a catalogue job's work folder: each unfinished partition's input rows, ``<key>.parquet``.
+CATALOG_INPUTS = "inputs"
+#: In a catalogue job's work folder: each partition's positions work folder, ``<key>/``.
+CATALOG_PARTITIONS = "partitions"
+#: In a catalogue job's work folder: each finished partition's table and sidecar, ``<key>.parquet``/``.json``.
+CATALOG_DONE = "done"
+
+
+def catalog_partition(index: int) -> str:
+    """Key of partition ``index`` (0-based) of a catalogue split by rows."""
+    return f"part-{index:06d}"
+
+
 # --- training run directory ----------------------------------------------------------------
 #: The resolved training configuration.
 CONFIG = "config.yaml"
