@@ -67,7 +67,7 @@ def run_positions(args, positions_file: str | None) -> int:
     model = load_model(args.model)
     summary = PositionsSummary()
     try:
-        table = predict_positions(model, positions, out=out, summary=summary, **_library_arguments(args, work, device))
+        table = predict_positions(model, positions, out=out, summary=summary, **library_arguments(args, work, device))
     except KeyboardInterrupt:
         print_positions_interrupted(summary, work)
         return 130
@@ -75,7 +75,7 @@ def run_positions(args, positions_file: str | None) -> int:
     return 0 if summary.statuses.get(STATUS_OK, 0) or not summary.rows else 1
 
 
-def _library_arguments(args, work: Path, device) -> dict:
+def library_arguments(args, work: Path | None, device) -> dict:
     """The keywords of :func:`~galmet.predict.positions.predict_positions` the parsed options give
     (the server options drive the downloader; ``--data-release`` or ``--base-url``, when given,
     override the model's own release)."""

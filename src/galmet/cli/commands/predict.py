@@ -47,6 +47,14 @@ the same command resumes without fetching or predicting finished rows again.
 The cutouts are deleted at the end unless --keep-cutouts DIR. Exit status: 0 when done, 1 when
 no row could be predicted, 130 when interrupted (rerun to resume), 2 for bad input.
 
+Catalogue scale: --positions may be a folder (a parquet dataset or a HATS catalogue) and --out a
+folder (a HATS catalogue); with either, or --scheduler, --shard or --partition-rows, the rows are
+split into partitions of --partition-rows, one task each, on a local Dask cluster (one worker per
+core), on a running scheduler (--scheduler tcp://HOST:PORT or a scheduler file: Slurm through
+dask-jobqueue, Kubernetes ...), or, for a job array, --shard I/N runs every N-th partition here
+without Dask; the run that finds every partition done writes --out. A rerun skips finished
+partitions (the work folder keeps them); a dead server stops the job (exit 2) with one line.
+
 Examples:
   galmet predict runs/r1/model.pt ../shared/data/sdss_sample --out preds.parquet --split test
   galmet predict runs/r1 my_cutouts/ --out preds.csv --no-tta --device cpu
@@ -54,6 +62,8 @@ Examples:
   galmet predict runs/r1/model.pt --ra 185.0 --dec 15.8 --ra 186.2 --dec 16.0 --out two.csv
   galmet predict runs/r1/model.pt --positions targets.fits --out targets_pred.fits \\
       --keep-cutouts cutouts/
+  galmet predict sdss400 --positions big.parquet --out big_pred.parquet --partition-rows 20000
+  galmet predict sdss400 --positions big.parquet --out big_pred.parquet --scheduler scheduler.json
 """
 
 log = logging.getLogger(__name__)
@@ -90,6 +100,7 @@ def add_arguments(p) -> None:
         "must hold only galmet's files even so)",
     )
     _add_positions_arguments(p)
+    _add_catalog_arguments(p)
 
 
 def _add_positions_arguments(p) -> None:
@@ -200,6 +211,28 @@ def _add_inference_arguments(p) -> None:
     add_engine_option(p)
 
 
+def _add_catalog_arguments(p) -> None:
+    """The options of a catalogue job (:mod:`galmet.cli.partitioned`)."""
+    from galmet.cli.options import integer
+
+    c = p.add_argument_group("catalogue scale (galmet.predict_catalog: one task per partition, on Dask)")
+    c.add_argument(
+        "--scheduler",
+        metavar="ADDRESS|FILE",
+        help="run the partitions on this running Dask scheduler (tcp://HOST:PORT, or its scheduler file); "
+        "default: a local cluster, one worker per core",
+    )
+    c.add_argument(
+        "--shard", metavar="I/N", help="run only partitions I, I+N, I+2N ... here, without Dask (a job array)"
+    )
+    c.add_argument(
+        "--partition-rows",
+        type=integer(1, 1 << 22),
+        metavar="N",
+        help="rows per partition of a catalogue job (default: 10000)",
+    )
+
+
 def _angle(kind: str):
     """argparse type: an angle in degrees from decimal degrees or sexagesimal text."""
 
@@ -216,6 +249,7 @@ def _angle(kind: str):
 
 
 def run(args) -> int:
+    from galmet.cli.partitioned import run_catalog, wants_catalog
     from galmet.cli.positions import run_positions
     from galmet.cli.predict_output import print_dataset_done
     from galmet.errors import ConfigError
@@ -224,6 +258,8 @@ def run(args) -> int:
     from galmet.nn.device import resolve_device
     from galmet.nn.inference import named_model
 
+    if wants_catalog(args):
+        return run_catalog(args)
     if Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out}: is a directory; give a file name (.parquet, .csv or .fits)")
     ras, decs = args.ra or [], args.dec or []
