@@ -76,6 +76,7 @@ def test_partitions_assemble_to_the_one_machine_table_row_for_row(tmp_path, bund
     assert sum(summary.reasons.values()) == 1
     table = QTable.read(out)  # units and provenance of the whole catalogue
     assert str(table["oh_p50_pred"].unit) == "dex" and table.meta["rows"] == N and table.meta["rows_ok"] == N - 3
+    assert list(table["status"]) == want["status"].tolist()  # text widths of every partition kept
     sidecars = sorted((out.parent / "pred.parquet.galmet-work" / "done").glob("*.json"))
     assert [json.loads(p.read_text())["rows"] for p in sidecars] == [10, 10, 5]
 

@@ -43,7 +43,12 @@ def merged_schema(schemas: list[Any]) -> Any:
             if f.name not in seen:
                 fields.append(f)
                 seen.add(f.name)
-    return pa.schema(fields, metadata=widest.metadata)
+    meta = dict(widest.metadata or {})
+    for schema in schemas:  # astropy's text widths: the widest over the partitions (else it truncates)
+        for key, value in (schema.metadata or {}).items():
+            if key.startswith(b"table::len::"):
+                meta[key] = str(max(int(value), int(meta.get(key, b"0")))).encode()
+    return pa.schema(fields, metadata=meta)
 
 
 def table_meta(schema: Any, tally: Tally, extra: dict[str, Any]) -> dict[bytes, bytes]:
