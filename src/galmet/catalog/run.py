@@ -153,7 +153,12 @@ def _positions_keywords(model: Any, options: Any, download: Any, base_url: Any, 
 
     inference_names = [f.name for f in dataclasses.fields(InferenceOptions)]
     download_names = ("workers", "rate", "retries", "timeout", "backoff_base", "max_consecutive_failures")
-    rest = {k: v for k, v in extra.items() if k not in inference_names and k not in download_names}
+    # (paths made absolute: a worker elsewhere may start in another folder)
+    rest = {
+        k: (v.resolve() if isinstance(v, Path) else v)
+        for k, v in extra.items()
+        if k not in inference_names and k not in download_names
+    }
     inference = inference_options(options, **{k: v for k, v in extra.items() if k in inference_names})
     dl = download_options(download, **{k: extra.get(k, KEEP) for k in download_names})
     keywords = dict(

@@ -89,16 +89,21 @@ class TableSource(Source):
     def write(self, requests: list[tuple[Partition, Rows]], path_of: Callable[[str], Path]) -> None:
         for partition, rows in requests:
             index = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows)
-            if hasattr(self.table, "iloc"):
-                part = self.table.iloc[index].reset_index(drop=True)
-                _write(path_of(partition.key), self.where, lambda tmp, part=part: part.to_parquet(tmp, index=False))
-            else:
-                part = self.table[index]
-                _write(path_of(partition.key), self.where, lambda tmp, part=part: _write_astropy(part, tmp))
+            pandas = hasattr(self.table, "iloc")
+            part = self.table.iloc[index].reset_index(drop=True) if pandas else self.table[index]
+            _write(path_of(partition.key), self.where, _table_writer(part, pandas))
 
 
-def _write_astropy(table: Any, tmp: Path) -> None:
-    table.write(tmp, format="parquet", overwrite=True)
+def _table_writer(part: Any, pandas: bool) -> Callable[[Path], None]:
+    """A writer of one in-memory partition as parquet (pandas', or astropy's: units kept)."""
+
+    def write(tmp: Path) -> None:
+        if pandas:
+            part.to_parquet(tmp, index=False)
+        else:
+            part.write(tmp, format="parquet", overwrite=True)
+
+    return write
 
 
 def _write(path: Path, where: str, writer: Callable[[Path], None]) -> None:

@@ -125,7 +125,11 @@ def _add_positions_arguments(p) -> None:
         metavar="ANGLE",
         help="declination: degrees or sexagesimal (+12d23m28s, -05:12:30); repeat with --ra",
     )
-    s.add_argument("--positions", metavar="FILE", help="table of positions: FITS, VOTable, ECSV, CSV or parquet")
+    s.add_argument(
+        "--positions",
+        metavar="PATH",
+        help="table of positions: FITS, VOTable, ECSV, CSV or parquet; or a parquet dataset or HATS folder",
+    )
     s.add_argument(
         "--work-dir", metavar="DIR", help="shards and cutouts of the run, for resuming (default: OUT.galmet-work)"
     )
