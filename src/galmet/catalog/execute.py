@@ -58,6 +58,24 @@ def dask_client(scheduler: str | os.PathLike | None, n_workers: int | None) -> I
     cores), one thread each, without a dashboard. ConfigError (``param="scheduler"``) when the
     scheduler does not answer within :data:`SCHEDULER_TIMEOUT` seconds."""
     distributed = _require_distributed()
+    with _quiet("distributed"):
+        yield from _client(distributed, scheduler, n_workers)
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Logger ``name`` (and its children) shows only errors meanwhile: the embedded cluster's
+    scheduler and nannies run in this process and would log every worker's coming and going."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _client(distributed: Any, scheduler: str | os.PathLike | None, n_workers: int | None) -> Iterator[Any]:
     if scheduler is not None:
         client = _connect(distributed, scheduler)
         try:

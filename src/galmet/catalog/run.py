@@ -302,6 +302,14 @@ class _Job:
         if dl.rate and concurrency > 1:
             self.keywords = {**self.keywords, "download": dataclasses.replace(dl, rate=dl.rate / concurrency)}
 
+    def _write_empty(self, out: Path) -> Path:
+        import pandas as pd
+
+        from galmet.predict.positions import predict_positions
+
+        predict_positions(self.model, pd.DataFrame({"ra": [], "dec": []}), out=out, **self.keywords)
+        return out
+
     def finish(self, out: Path) -> CatalogSummary:
         """Tally the sidecars; assemble ``out`` when every partition is done."""
         tally = self.work.tally(self.partitions)
@@ -313,7 +321,9 @@ class _Job:
             tally.reasons,
             tally.workers,
         )
-        if tally.partitions == len(self.partitions):
+        if not self.partitions:  # zero rows: the empty table, with every column a run writes
+            s.out = self._write_empty(out)
+        elif tally.partitions == len(self.partitions):
             s.out = assemble_table(out, self.work, self.partitions, tally)
             remove_empty_dirs([self.work.root / CATALOG_INPUTS, self.work.root / CATALOG_PARTITIONS])
         s.seconds = time.monotonic() - self._t0
