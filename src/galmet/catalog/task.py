@@ -71,7 +71,7 @@ def run_partition(task: PartitionTask) -> dict:
     from galmet.predict.positions import PositionsSummary, predict_positions
 
     work = WorkFolder(task.work)
-    t0 = time.monotonic()
+    started, t0 = time.time(), time.monotonic()
     summary = PositionsSummary()
     try:
         model = cached_model(task.model)
@@ -88,6 +88,7 @@ def run_partition(task: PartitionTask) -> dict:
     except GalmetError as exc:
         return {"key": task.key, "error": str(exc), "type": type(exc).__name__, "worker": worker_name()}
     sidecar = _sidecar(task, summary, time.monotonic() - t0, loaded - t0)
+    sidecar.update(started=round(started, 3), finished=round(time.time(), 3))  # UNIX seconds: a timeline
     work.write_sidecar(task.key, sidecar)
     remove_files([work.input(task.key)])
     remove_empty_dirs([work.partition(task.key)])
