@@ -83,8 +83,12 @@ def _client(distributed: Any, scheduler: str | os.PathLike | None, n_workers: in
         finally:
             client.close()
         return
+    import dask
+
     n = n_workers or os.cpu_count() or 1
+    # no statistical profiler in the workers: on CPython 3.11 it can freeze one (galmet.catalog.task)
     with (
+        dask.config.set({"distributed.worker.profile.enabled": False}),
         distributed.LocalCluster(
             n_workers=n,
             threads_per_worker=1,

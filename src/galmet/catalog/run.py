@@ -24,6 +24,7 @@ from typing import Any
 
 from galmet.catalog.assemble import assemble_table
 from galmet.catalog.execute import dask_client, n_workers_of, run_in_process, run_on_dask
+from galmet.catalog.hats import HatsSource, sky_partitions, write_hats_output
 from galmet.catalog.source import Rows, Source, open_source
 from galmet.catalog.task import PartitionTask
 from galmet.catalog.work import Partition, WorkFolder
@@ -256,6 +257,7 @@ class _Job:
 
     def __init__(self, model: Any, ref: Any, source: Source, work: WorkFolder, keywords: dict, partition_rows: int):
         self.model, self.ref, self.source, self.work = model, ref, source, work
+        self.hats_out = False
         self.keywords, self.partition_rows = keywords, partition_rows
         self.partitions: list[Partition] = []
         self.summary = CatalogSummary()
@@ -264,8 +266,14 @@ class _Job:
     def plan(self) -> None:
         """Fingerprint the positions, refuse another job's folder, write the missing inputs."""
         ra, dec, fingerprint = self.source.positions()
-        planned = row_partitions(len(ra), self.partition_rows)
-        settings = _settings(self.model, self.keywords, fingerprint, len(ra), "rows", self.partition_rows)
+        if isinstance(self.source, HatsSource):
+            planned, how = self.source.partitions(), "hats"
+        elif self.hats_out:
+            planned, how = sky_partitions(ra, dec, self.partition_rows), "healpix"
+        else:
+            planned, how = row_partitions(len(ra), self.partition_rows), "rows"
+        del ra, dec
+        settings = _settings(self.model, self.keywords, fingerprint, self.source.n_rows, how, self.partition_rows)
         self.work.check_same(settings)
         self.partitions = [p for p, _ in planned]
         missing = [(p, r) for p, r in planned if not self.work.is_done(p.key) and not self.work.input(p.key).is_file()]
@@ -323,6 +331,8 @@ class _Job:
         )
         if not self.partitions:  # zero rows: the empty table, with every column a run writes
             s.out = self._write_empty(out)
+        elif tally.partitions == len(self.partitions) and self.hats_out:
+            s.out = write_hats_output(out, self.work, self.partitions, tally, self.model)
         elif tally.partitions == len(self.partitions):
             s.out = assemble_table(out, self.work, self.partitions, tally)
             remove_empty_dirs([self.work.root / CATALOG_INPUTS, self.work.root / CATALOG_PARTITIONS])
@@ -402,28 +412,64 @@ def predict_catalog(
     _check_numbers(partition_rows, n_workers, scheduler, shard_t)
     loaded, ref = _model(model)
     out_path = Path(out)
-    if _is_folder_out(out_path):
-        raise ConfigError(f"out {out_path}: HATS output needs galmet.io.hats, which this galmet lacks", param="out")
-    _check_out(out_path, loaded, catalog, False, overwrite)
+    hats_out = _is_folder_out(out_path)
+    if hats_out and not _has_hats():
+        raise ConfigError(f"out {out_path}: a HATS output needs galmet.io.hats, which this galmet lacks", param="out")
+    _check_out(out_path, loaded, catalog, hats_out, overwrite)
     kw = _positions_keywords(loaded, options, download, base_url, flags, keywords)
     from galmet.predict.positions import default_work_dir
 
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_path)
     _check_work(work, out_path, catalog)
     folder = WorkFolder(work.resolve())
+    plan = _Plan(catalog, folder, kw, partition_rows, hats_out)
     if shard_t is not None:
-        return _run_shard(loaded, catalog, folder, kw, partition_rows, shard_t, out_path)
-    return _run_dask(loaded, ref, catalog, folder, kw, partition_rows, scheduler, n_workers, out_path)
+        return _run_shard(loaded, plan, shard_t, out_path)
+    return _run_dask(loaded, ref, plan, scheduler, n_workers, out_path)
 
 
-def _run_shard(model, catalog, work, kw, partition_rows, shard, out) -> CatalogSummary:
-    job = _Job(model, model, open_source(catalog), work, kw, partition_rows)  # in-process: the loaded model
+@dataclass
+class _Plan:
+    """What a job is made of, before its model: the catalogue, work folder, keywords, partitioning."""
+
+    catalog: Any
+    work: WorkFolder
+    keywords: dict
+    partition_rows: int
+    hats_out: bool
+
+    def job(self, model: Any, ref: Any) -> _Job:
+        job = _Job(model, ref, _open(self.catalog), self.work, self.keywords, self.partition_rows)
+        job.hats_out = self.hats_out
+        return job
+
+
+def _has_hats() -> bool:
+    try:
+        import galmet.io.hats  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _open(catalog: Any) -> Source:
+    """The catalogue's source: a HATS catalogue by its pixels, anything else by :func:`open_source`."""
+    if isinstance(catalog, (str, os.PathLike)) and Path(catalog).is_dir() and _has_hats():
+        from galmet.io.hats import is_hats
+
+        if is_hats(Path(catalog)):
+            return HatsSource(catalog)
+    return open_source(catalog)
+
+
+def _run_shard(model, plan: _Plan, shard, out) -> CatalogSummary:
+    job = plan.job(model, model)  # in-process: the loaded model
     job.plan()
     run_in_process(job.tasks(shard), job.on_done)
     return _done(job, out)
 
 
-def _run_dask(model, ref, catalog, work, kw, partition_rows, scheduler, n_workers, out) -> CatalogSummary:
+def _run_dask(model, ref, plan: _Plan, scheduler, n_workers, out) -> CatalogSummary:
     from contextlib import ExitStack
 
     from galmet.io.locks import exclusive
@@ -431,9 +477,9 @@ def _run_dask(model, ref, catalog, work, kw, partition_rows, scheduler, n_worker
 
     with ExitStack() as stack:
         client = stack.enter_context(dask_client(scheduler, n_workers)) if scheduler is not None else None
-        work.root.mkdir(parents=True, exist_ok=True)
-        stack.enter_context(exclusive(work.root, RUN_LOCK, "'galmet predict' over a catalogue"))
-        job = _Job(model, ref, open_source(catalog), work, kw, partition_rows)
+        plan.work.root.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(exclusive(plan.work.root, RUN_LOCK, "'galmet predict' over a catalogue"))
+        job = plan.job(model, ref)
         job.plan()
         tasks = job.tasks(None)
         if tasks:

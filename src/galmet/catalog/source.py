@@ -55,9 +55,7 @@ class Source:
         raise NotImplementedError
 
 
-def _fingerprint(
-    parts: Iterator[tuple[np.ndarray, np.ndarray]], names: list[str]
-) -> tuple[np.ndarray, np.ndarray, str]:
+def fingerprint(parts: Iterator[tuple[np.ndarray, np.ndarray]], names: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
     h = hashlib.sha256("\x00".join(names).encode())
     ras, decs = [], []
     for ra, dec in parts:
@@ -84,14 +82,14 @@ class TableSource(Source):
         from galmet.sdss.coords import sky_positions
 
         p = sky_positions(self.table, where=self.where)
-        return _fingerprint(iter([(p.ra, p.dec)]), self._names())
+        return fingerprint(iter([(p.ra, p.dec)]), self._names())
 
     def write(self, requests: list[tuple[Partition, Rows]], path_of: Callable[[str], Path]) -> None:
         for partition, rows in requests:
             index = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows)
             pandas = hasattr(self.table, "iloc")
             part = self.table.iloc[index].reset_index(drop=True) if pandas else self.table[index]
-            _write(path_of(partition.key), self.where, _table_writer(part, pandas))
+            write_atomically(path_of(partition.key), self.where, _table_writer(part, pandas))
 
 
 def _table_writer(part: Any, pandas: bool) -> Callable[[Path], None]:
@@ -106,7 +104,7 @@ def _table_writer(part: Any, pandas: bool) -> Callable[[Path], None]:
     return write
 
 
-def _write(path: Path, where: str, writer: Callable[[Path], None]) -> None:
+def write_atomically(path: Path, where: str, writer: Callable[[Path], None]) -> None:
     """Write one partition's input with ``writer(tmp)``, atomically (not durable: scratch)."""
     try:
         with atomic_path(path, durable=False) as tmp:
@@ -160,7 +158,7 @@ class ParquetSource(Source):
 
         head = next(iter(self.dataset.to_batches(batch_size=16, use_threads=False)), None)
         if head is None or self.n_rows == 0:
-            return _fingerprint(iter([]), self.names)
+            return fingerprint(iter([]), self.names)
         first = sky_positions(self._frame(head), where=self.where)
         columns = [c for c in (first.ra_column, first.dec_column) if c is not None]
         if len(columns) != 2:  # a column of SkyCoords: every column is needed
@@ -171,7 +169,7 @@ class ParquetSource(Source):
                 p = sky_positions(self._frame(batch), where=self.where)
                 yield p.ra, p.dec
 
-        return _fingerprint(parts(), self.names)
+        return fingerprint(parts(), self.names)
 
     def write(self, requests: list[tuple[Partition, Rows]], path_of: Callable[[str], Path]) -> None:
         ranges = [(p, r) for p, r in requests if isinstance(r, range)]
@@ -207,7 +205,7 @@ class ParquetSource(Source):
         import pyarrow.parquet as pq
 
         table = table.replace_schema_metadata(self.metadata)
-        _write(path, self.where, lambda tmp: pq.write_table(table, tmp))
+        write_atomically(path, self.where, lambda tmp: pq.write_table(table, tmp))
 
 
 def _astropy_from_arrow(table: Any) -> Any:

@@ -70,6 +70,7 @@ def run_partition(task: PartitionTask) -> dict:
     from galmet.io.tables import read_any_table
     from galmet.predict.positions import PositionsSummary, predict_positions
 
+    _stop_worker_profiler()
     work = WorkFolder(task.work)
     started, t0 = time.time(), time.monotonic()
     summary = PositionsSummary()
@@ -93,6 +94,28 @@ def run_partition(task: PartitionTask) -> dict:
     remove_files([work.input(task.key)])
     remove_empty_dirs([work.partition(task.key)])
     return sidecar
+
+
+def _stop_worker_profiler() -> None:
+    """Stop the statistical profiler of the Dask worker running this task (when there is one).
+
+    Every 10 ms it calls ``sys._current_frames()``, which on CPython 3.11 can deadlock the whole
+    process when a garbage collection inside it meets a thread being started (the downloader
+    starts a timer thread per request): seen here as a worker frozen midway through a partition,
+    every thread waiting for the GIL. The embedded cluster starts its workers without it; this
+    covers workers started elsewhere (``dask worker``; or set
+    ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False`` in their environment).
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not in a Dask worker
+        return
+    for name in ("profile", "profile-cycle"):
+        callback = worker.periodic_callbacks.get(name)
+        if callback is not None and callback.is_running():
+            worker.loop.add_callback(callback.stop)  # (thread-safe: the worker's event loop stops it)
 
 
 def _sidecar(task: PartitionTask, summary: Any, seconds: float, model_seconds: float) -> dict:
