@@ -7,6 +7,7 @@ cutouts of the requested size, ``--latency`` seconds per request), no external n
 Usage::
 
     python benchmarks/catalog_scaling.py --rows 1200 --partition-rows 150 --model sdss400 --repeats 2
+    python benchmarks/catalog_scaling.py --memory 100000 1000000 --partition-rows 10000
 
 For each repeat, 1 and 2 workers run the same catalogue (order alternated between repeats), each
 in a fresh work folder. Reported per run: wall time (cluster start included), the steady-state
@@ -121,8 +122,55 @@ def _cache_images(srv: FaultyServer) -> None:
     srv.jpeg = jpeg  # type: ignore[method-assign]
 
 
+def plan_memory(n: int, partition_rows: int) -> dict:
+    """Peak RSS of a fresh process that plans an ``n``-row parquet catalogue (reads and checks its
+    positions, fingerprints them, writes every partition's input rows): what the driver holds."""
+    import subprocess
+
+    code = f"""
+import resource, sys, time, numpy as np, pandas as pd
+from pathlib import Path
+from galmet.catalog.source import open_source
+from galmet.catalog.run import row_partitions
+from galmet.catalog.work import WorkFolder
+tmp = Path(sys.argv[1])
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+source = open_source(tmp / "cat.parquet")
+ra, dec, fp = source.positions()
+work = WorkFolder(tmp / "work")
+source.write(row_partitions(len(ra), {partition_rows}), work.input)
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0)
+"""
+    import tempfile as tf
+
+    with tf.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        frame = pd.DataFrame(
+            {
+                "objID": np.arange(n, dtype=np.int64) + 1237648702973083820,
+                "ra": rng.uniform(0, 360, n),
+                "dec": rng.uniform(-20, 70, n),
+                "petroR90_r": rng.uniform(1, 10, n),
+                "name": [f"g{i}" for i in range(n)],
+            }
+        )
+        frame.to_parquet(Path(tmp) / "cat.parquet", index=False, row_group_size=65536)
+        del frame
+        out = subprocess.run([sys.executable, "-c", code, tmp], capture_output=True, text=True, check=True)
+    base, peak, seconds = out.stdout.split()
+    return {
+        "rows": n,
+        "partition_rows": partition_rows,
+        "rss_before_mib": round(int(base) / 1024, 1),
+        "peak_rss_mib": round(int(peak) / 1024, 1),
+        "plan_seconds": round(float(seconds), 2),
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--memory", type=int, nargs="+", metavar="ROWS", help="only measure the planning's peak RSS")
     p.add_argument("--rows", type=int, default=1200)
     p.add_argument("--partition-rows", type=int, default=150)
     p.add_argument("--model", default="sdss400")
@@ -131,6 +179,10 @@ def main() -> int:
     p.add_argument("--tta", action="store_true", help="8-view TTA (default: one view)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
+    if args.memory:
+        for n in args.memory:
+            print(json.dumps(plan_memory(n, args.partition_rows)), flush=True)
+        return 0
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_before": os.getloadavg()},
         "args": vars(args) | {"json": str(args.json) if args.json else None},
