@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from catalog_helpers import hats_input
 
 from faulty_server import FaultyServer
 from galmet.nn.bundle import save_bundle
@@ -36,18 +37,6 @@ def _frame(n: int) -> pd.DataFrame:
     return pd.DataFrame({"objID": np.arange(n, dtype=np.int64) + 1237648702973083820, "ra": ra, "dec": dec})
 
 
-def hats_input(frame: pd.DataFrame, folder, partition_rows: int = 8):
-    """A HATS catalogue of ``frame`` written by LSDB (no margin)."""
-    cat = lsdb.from_dataframe(
-        frame, ra_column="ra", dec_column="dec", catalog_name="targets", partition_rows=partition_rows,
-        margin_threshold=None,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cat.write_catalog(folder, progress_bar=False)
-    return folder
-
-
 def _read(folder) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -69,7 +58,9 @@ def test_a_flat_table_comes_out_as_a_hats_catalogue_lsdb_reads(tmp_path, bundle)
     got = _read(out)
     assert len(got) == 29 and set(got["status"]) == {"ok"} and np.isfinite(got["oh_p50_pred"]).all()
     assert sorted(got["objID"]) == sorted(frame["objID"].drop(index=4))
-    provenance = json.loads((out / "galmet_provenance.json").read_text())
+    written = json.loads((out / "galmet_provenance.json").read_text())
+    provenance = written["provenance"]
+    assert written["column_units"]["oh_p50_pred"] == "dex" and written["column_units"]["ra"] == "deg"
     assert provenance["rows_ok"] == 29 and provenance["model"] == "model.pt" and "model_card" in provenance
 
 
