@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ __all__ = ["HatsSource", "sky_partitions", "write_hats_output"]
 class HatsSource(Source):
     """A HATS catalogue, read a HEALPix pixel at a time (its partitions are the job's)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | os.PathLike):
         from galmet.io.hats import open_hats
 
         self.path = Path(path)
@@ -60,7 +61,8 @@ class HatsSource(Source):
 
     def partitions(self) -> list[tuple[Partition, Rows]]:
         """Its own pixels, in order (after :meth:`positions`)."""
-        out, start = [], 0
+        out: list[tuple[Partition, Rows]] = []
+        start = 0
         for i, (pixel, n) in enumerate(zip(self.pixels, self._rows, strict=True)):
             out.append((Partition(pixel.key, i, n, pixel.order, pixel.pixel), range(start, start + n)))
             start += n
@@ -70,9 +72,16 @@ class HatsSource(Source):
         by_key = {p.key: p for p in self.pixels}
         for partition, _ in requests:
             frame = self.hats.read(by_key[partition.key])
-            write_atomically(
-                path_of(partition.key), self.where, lambda tmp, frame=frame: frame.to_parquet(tmp, index=False)
-            )
+            write_atomically(path_of(partition.key), self.where, _frame_writer(frame))
+
+
+def _frame_writer(frame: Any) -> Callable[[Path], None]:
+    """A writer of one pixel's rows as parquet."""
+
+    def write(tmp: Path) -> None:
+        frame.to_parquet(tmp, index=False)
+
+    return write
 
 
 def sky_partitions(ra: np.ndarray, dec: np.ndarray, partition_rows: int) -> list[tuple[Partition, Rows]]:
