@@ -124,7 +124,8 @@ def _cache_images(srv: FaultyServer) -> None:
 
 def plan_memory(n: int, partition_rows: int) -> dict:
     """Peak RSS of a fresh process that plans an ``n``-row parquet catalogue (reads and checks its
-    positions, fingerprints them, writes every partition's input rows): what the driver holds."""
+    positions, fingerprints them, writes every partition's input rows): what the driver holds.
+    The peak (``VmHWM``) is reset after the imports (``/proc/self/clear_refs``; Linux)."""
     import subprocess
 
     code = f"""
@@ -134,13 +135,19 @@ from galmet.catalog.source import open_source
 from galmet.catalog.run import row_partitions
 from galmet.catalog.work import WorkFolder
 tmp = Path(sys.argv[1])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+import pyarrow.dataset, astropy.table, astropy.coordinates  # imported before the baseline
+open("/proc/self/clear_refs", "w").write("5")  # the peak RSS (VmHWM) starts again from here
+base = status("VmRSS:")
 t0 = time.perf_counter()
 source = open_source(tmp / "cat.parquet")
 ra, dec, fp = source.positions()
 work = WorkFolder(tmp / "work")
 source.write(row_partitions(len(ra), {partition_rows}), work.input)
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t0)
+print(base, status("VmHWM:"), time.perf_counter() - t0)
 """
     import tempfile as tf
 
