@@ -198,3 +198,28 @@ def test_other_table_formats_and_an_in_memory_table(tmp_path, bundle):
     assert str(table["ra"].unit) == "deg" and table.meta["rows"] == 12
     np.testing.assert_allclose(table["oh_p50_pred"].value, want["oh_p50_pred"].to_numpy(), rtol=1e-5, equal_nan=True)
     assert list(table["status"]) == want["status"].tolist()
+
+
+def test_a_stopped_partition_resumes_its_own_unfinished_rows_only(tmp_path, bundle):
+    """A partition stopped midway (here by a dead server; kill -9 resumes the same way, as
+    predict_positions' own tests show) costs only its unfinished rows: the rerun fetches none of
+    the finished partition's cutouts and none of the stopped partition's finished rows."""
+    import galmet
+    from galmet.errors import DataError
+
+    path, frame = _catalog(tmp_path, n=60)
+    out = tmp_path / "pred.parquet"
+    keys = [key_of(r, d) for r, d in zip(frame.ra, frame.dec, strict=True)]
+    dead = {k: ["503"] for k in keys[25:]}  # partition 1 (rows 20-39) dies after its first 5 rows
+    kw = dict(shard=(0, 1), partition_rows=20, max_consecutive_failures=4, **{**FAST, "retries": 0})
+    with FaultyServer(dead) as srv:
+        with pytest.raises(DataError, match="partition part-000001"):
+            galmet.predict_catalog(bundle, path, out, base_url=srv.url, **kw)
+        before = dict(srv.counts)
+        for k in keys[25:]:
+            srv.plans[k] = ["ok"]
+        summary = galmet.predict_catalog(bundle, path, out, base_url=srv.url, **kw)
+        again = {k: srv.counts[k] - before.get(k, 0) for k in srv.counts}
+    assert summary.ran == 2 and summary.done == 3 and summary.statuses["ok"] == 59
+    assert all(again.get(k, 0) == 0 for k in keys[:25] if k in before)  # nothing finished is fetched again
+    assert all(again.get(k, 0) == 1 for k in keys[40:])
