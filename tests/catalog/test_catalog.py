@@ -73,7 +73,7 @@ def test_partitions_assemble_to_the_one_machine_table_row_for_row(tmp_path, bund
     assert got["status"].tolist()[3] == "fetch failed" and got["status"].tolist()[7] == "invalid position"
     assert got["status"].tolist()[12] == "outside footprint"
     assert summary.statuses == {"ok": N - 3, "fetch failed": 1, "invalid position": 1, "outside footprint": 1}
-    assert sum(summary.reasons.values()) == 1
+    assert summary.reasons["HTTP 404"] == 1  # failures by reason, from the sidecars
     table = QTable.read(out)  # units and provenance of the whole catalogue
     assert str(table["oh_p50_pred"].unit) == "dex" and table.meta["rows"] == N and table.meta["rows_ok"] == N - 3
     assert list(table["status"]) == want["status"].tolist()  # text widths of every partition kept
