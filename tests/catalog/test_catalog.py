@@ -155,6 +155,9 @@ def test_a_dead_server_stops_the_job_with_one_line_and_exit_2(tmp_path, capsys, 
         (["--shard", "x"], "--shard must be I/N"),
         (["--shard", "0/2", "--scheduler", "tcp://127.0.0.1:9"], "--shard and --scheduler exclude each other"),
         (["--partition-rows", "5", "--keep-cutouts", "kc"], "--keep-cutouts does not apply"),
+        (["--local-workers", "0"], "--local-workers"),
+        (["--local-workers", "2", "--shard", "0/2"], "--shard and --local-workers exclude each other"),
+        (["--local-workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler and --local-workers exclude"),
     ],
 )
 def test_cli_refuses_bad_catalogue_options_in_one_line_before_writing(tmp_path, capsys, bundle, extra, message):

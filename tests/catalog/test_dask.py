@@ -144,14 +144,17 @@ def test_a_real_scheduler_and_two_worker_processes_share_the_partitions(tmp_path
     assert sorted(table["objID"]) == sorted(frame["objID"])
 
 
-def test_the_embedded_local_cluster_runs_the_partitions_in_worker_processes(tmp_path, bundle):
-    import galmet
+def test_the_embedded_local_cluster_runs_the_partitions_in_worker_processes(tmp_path, bundle, capsys):
+    from conftest import run_cli
 
     n = 12
     path, out = _catalog(tmp_path, n), tmp_path / "pred.parquet"
+    quick = ["--rate", "0", "--retries", "1", "--backoff-base", "0.01", "--timeout", "5", "--no-tta", "--device", "cpu"]
     with FaultyServer() as srv:
-        summary = galmet.predict_catalog(bundle, path, out, n_workers=2, partition_rows=4, base_url=srv.url, **FAST)
+        argv = ["predict", bundle, "--positions", path, "--out", out, "--local-workers", "2", "--partition-rows", "4"]
+        code, stdout, err = run_cli(capsys, *argv, "--base-url", srv.url, *quick)
+    assert code == 0, err
     pids = {int(s["worker"].rsplit(":", 1)[1]) for s in _sidecars(out)}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    assert summary.out == out and summary.done == 3
+    assert "3 of 3 partitions done" in stdout
     assert (pd.read_parquet(out)["status"] == "ok").sum() == n - 1

@@ -117,6 +117,11 @@ def _check_numbers(partition_rows: Any, n_workers: Any, scheduler: Any, shard: A
         )
     if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
         raise ConfigError(f"n_workers must be a positive integer, got {n_workers!r}", param="n_workers")
+    if scheduler is not None and n_workers is not None:
+        raise ConfigError(
+            "scheduler and n_workers exclude each other (a running scheduler has its own workers)",
+            param=("scheduler", "n_workers"),
+        )
     if shard is not None and (scheduler is not None or n_workers is not None):
         other = "scheduler" if scheduler is not None else "n_workers"
         raise ConfigError(

@@ -1,8 +1,8 @@
 """``galmet predict MODEL --positions PATH`` over a partitioned catalogue (:func:`galmet.predict_catalog`).
 
 The predict command routes here when PATH is a folder (a parquet dataset or a HATS catalogue),
-when ``--out`` is a folder (a HATS catalogue), or when ``--scheduler``, ``--shard`` or
-``--partition-rows`` is given; otherwise the one-machine positions path (:mod:`galmet.cli.positions`)
+when ``--out`` is a folder (a HATS catalogue), or when ``--scheduler``, ``--shard``,
+``--partition-rows`` or ``--local-workers`` is given; otherwise the one-machine positions path (:mod:`galmet.cli.positions`)
 runs as before. Every option is checked by the library before anything is written.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 
 def wants_catalog(args) -> bool:
     """Whether ``galmet predict``'s parsed options ask for a catalogue job."""
-    if args.scheduler is not None or args.shard is not None or args.partition_rows is not None:
+    catalogue_options = (args.scheduler, args.shard, args.partition_rows, args.local_workers)
+    if any(option is not None for option in catalogue_options):
         return True
     positions = args.positions
     if positions is not None and Path(positions).is_dir():
@@ -53,6 +54,7 @@ def run_catalog(args) -> int:
             scheduler=args.scheduler,
             shard=shard,
             partition_rows=args.partition_rows or DEFAULT_PARTITION_ROWS,
+            n_workers=args.local_workers,
             **keywords,
         )
     except KeyboardInterrupt:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 NAME = "predict"
 ORDER = 50
+#: library parameters whose flag has another name (galmet.predict_catalog's n_workers)
+PARAM_FLAGS = {"n_workers": "--local-workers"}
 HELP = "predict metallicity (or any trained target) for images with a model bundle, with TTA"
 DESCRIPTION = """\
 Load a model bundle (model.pt, or a training run directory holding one) and predict every
@@ -234,6 +236,12 @@ def _add_catalog_arguments(p) -> None:
         type=integer(1, 1 << 22),
         metavar="N",
         help="rows per partition of a catalogue job (default: 10000)",
+    )
+    c.add_argument(
+        "--local-workers",
+        type=integer(1, 4096),
+        metavar="N",
+        help="worker processes of the local Dask cluster (default: one per core; not with --scheduler or --shard)",
     )
 
 
