@@ -2,8 +2,8 @@
 
 The predict command routes here when PATH is a folder (a parquet dataset or a HATS catalogue),
 when ``--out`` is a folder (a HATS catalogue), or when ``--scheduler``, ``--shard``,
-``--partition-rows`` or ``--local-workers`` is given; otherwise the one-machine positions path (:mod:`galmet.cli.positions`)
-runs as before. Every option is checked by the library before anything is written.
+``--partition-rows`` or ``--local-workers`` is given; otherwise the one-machine positions path
+(:mod:`galmet.cli.positions`) runs as before. Every option is checked by the library before anything is written.
 """
 
 from __future__ import annotations
