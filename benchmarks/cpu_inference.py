@@ -79,11 +79,15 @@ def resnet34_model(probe: np.ndarray, labels: np.ndarray) -> GalmetModel:
     return GalmetModel([net], meta)
 
 
-def library_variants(model: GalmetModel, images: np.ndarray, tta: bool, engines: list[str]):
-    """name -> callable returning (pred, ood_score) through the library path."""
+def library_variants(model: GalmetModel, images: np.ndarray, tta: bool, engines: list[str], unchecked: bool = False):
+    """name -> callable returning (pred, ood_score) through the library path; ``unchecked``: the
+    engines run even where their once-per-model check against eager float32 would give way (the
+    synthetic ResNet-34, whose changes are not representative: it measures their speed)."""
 
     def run(engine):
         def call():
+            if unchecked:
+                model._engines[("agrees", engine)] = True
             r = model.predict_uncertainty(images, tta=tta, device="cpu", engine=engine, ood=True, batch_size=64)
             assert model.engine_used == engine, (model.engine_used, engine)
             return r.pred[:, 0], r.ood_score
@@ -220,7 +224,7 @@ def main() -> None:
         print(table(key, report[key]), flush=True)
     r34 = resnet34_model(probe, labels[: a.probe])
     key = "ResNet-34 128 px, no TTA, OOD on"
-    report[key] = alternate(library_variants(r34, images, False, engines), a.rounds)
+    report[key] = alternate(library_variants(r34, images, False, engines, unchecked=True), a.rounds)
     print(table(key, report[key]), flush=True)
     if a.compile:
         variants, report["compile_s"] = compiled_variants(r34, images)
