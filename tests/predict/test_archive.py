@@ -256,3 +256,21 @@ def test_an_archive_may_name_its_files_and_hold_png_images(tmp_path, bundle, no_
     pd.DataFrame({"file": files, "RA": RA[:3], "Dec": DEC[:3]}).to_csv(root / "catalog.csv", index=False)
     table = predict_positions(bundle, pd.DataFrame({"ra": RA[:4], "dec": DEC[:4]}), archive=root, **FAST)
     assert list(np.asarray(table["status"])) == ["ok", "ok", "ok", "not in archive"]
+
+
+def test_a_catalogue_job_predicts_from_the_archive_partition_by_partition(tmp_path, bundle, no_network):
+    import galmet
+
+    archive = make_archive(tmp_path / "mirror")
+    before = snapshot(archive)
+    pos = positions()
+    path, out = tmp_path / "targets.parquet", tmp_path / "pred.parquet"
+    pos.to_parquet(path)
+    quick = {k: v for k, v in FAST.items() if k != "progress"}
+    summary = galmet.predict_catalog(bundle, path, out, archive=archive, shard=(0, 1), partition_rows=4, **quick)
+    assert summary.partitions == summary.done == 4 and summary.out == out
+    direct = predict_positions(bundle, pos, archive=archive, **FAST)
+    table = pd.read_parquet(out)
+    assert table["status"].tolist() == list(np.asarray(direct["status"]))
+    np.testing.assert_allclose(table["oh_p50_pred"], np.asarray(direct["oh_p50_pred"]), rtol=1e-6, equal_nan=True)
+    assert snapshot(archive) == before
