@@ -156,6 +156,8 @@ def test_a_dead_server_stops_the_job_with_one_line_and_exit_2(tmp_path, capsys, 
         (["--shard", "0/2", "--scheduler", "tcp://127.0.0.1:9"], "--shard and --scheduler exclude each other"),
         (["--partition-rows", "5", "--keep-cutouts", "kc"], "--keep-cutouts does not apply"),
         (["--local-workers", "0"], "--local-workers"),
+        (["--scheduler", "no-such-scheduler.json"], "no such scheduler file"),
+        (["--scheduler", __file__], "not a Dask scheduler file"),
         (["--local-workers", "2", "--shard", "0/2"], "--shard and --local-workers exclude each other"),
         (["--local-workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler and --local-workers exclude"),
     ],
@@ -226,3 +228,47 @@ def test_a_stopped_partition_resumes_its_own_unfinished_rows_only(tmp_path, bund
     assert summary.ran == 2 and summary.done == 3 and summary.statuses["ok"] == 59
     assert all(again.get(k, 0) == 0 for k in keys[:25] if k in before)  # nothing finished is fetched again
     assert all(again.get(k, 0) == 1 for k in keys[40:])
+
+
+def test_astropy_tables_skycoords_and_fits_ecsv_votable_files_are_catalogues(tmp_path, bundle, capsys):
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+    import galmet
+
+    _, frame = _catalog(tmp_path, n=9)
+    frame = frame.drop(index=7).reset_index(drop=True)  # (SkyCoord cannot hold the NaN position)
+    table = Table.from_pandas(frame)
+    inputs = {
+        "table": table,
+        "qtable": QTable(table),
+        "skycoord": SkyCoord(frame["ra"].to_numpy() * u.deg, frame["dec"].to_numpy() * u.deg),
+    }
+    for suffix, fmt in (("fits", "fits"), ("ecsv", "ascii.ecsv"), ("vot", "votable")):
+        inputs[suffix] = tmp_path / f"in.{suffix}"
+        table.write(inputs[suffix], format=fmt)
+    with FaultyServer() as srv:
+        want = _one_machine(bundle, frame, srv.url)["oh_p50_pred"].to_numpy()
+        for name, catalog in inputs.items():
+            out = tmp_path / f"{name}.parquet"
+            galmet.predict_catalog(bundle, catalog, out, shard=(0, 1), partition_rows=4, base_url=srv.url, **FAST)
+            got = pd.read_parquet(out)
+            np.testing.assert_allclose(got["oh_p50_pred"], want, rtol=1e-5, err_msg=name)
+            assert (got["status"] == "ok").all(), name
+        out = tmp_path / "cli.parquet"
+        argv = [
+            "predict",
+            bundle,
+            "--positions",
+            inputs["fits"],
+            "--out",
+            out,
+            "--partition-rows",
+            "4",
+            "--shard",
+            "0/1",
+        ]
+        code, _, err = run_cli(capsys, *argv, "--base-url", srv.url, *CLI_FAST)
+    assert code == 0, err
+    np.testing.assert_allclose(pd.read_parquet(out)["oh_p50_pred"], want, rtol=1e-5)

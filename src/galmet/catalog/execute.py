@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from galmet.catalog.task import PartitionTask, run_partition
@@ -103,15 +104,37 @@ def _client(distributed: Any, scheduler: str | os.PathLike | None, n_workers: in
 
 def _connect(distributed: Any, scheduler: str | os.PathLike) -> Any:
     text = str(scheduler)
+    address = text if "://" in text else scheduler_file_address(Path(text))
     try:
-        if "://" in text:
-            return distributed.Client(text, timeout=SCHEDULER_TIMEOUT)
-        return distributed.Client(scheduler_file=text, timeout=SCHEDULER_TIMEOUT)
+        return distributed.Client(address, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ConfigError(
             f"scheduler {text}: no Dask scheduler answered within {SCHEDULER_TIMEOUT:g} s ({type(exc).__name__})",
             param="scheduler",
         ) from None
+
+
+def scheduler_file_address(path: Path) -> str:
+    """The scheduler address a Dask scheduler file holds (``{"address": "tcp://..."}``); ConfigError
+    (``param="scheduler"``) when it is missing or holds none. (Dask itself would wait for a missing
+    file to appear, for ever.)"""
+    import json
+
+    if not path.is_file():
+        raise ConfigError(
+            f"scheduler {path}: no such scheduler file (nor a tcp://HOST:PORT address)", param="scheduler"
+        )
+    try:
+        with open(path, "rb") as f:
+            info = json.loads(f.read(1 << 20))
+        address = info["address"]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"scheduler {path}: not a Dask scheduler file (no address: {type(exc).__name__})", param="scheduler"
+        ) from None
+    if not isinstance(address, str) or "://" not in address:
+        raise ConfigError(f"scheduler {path}: not a Dask scheduler file (address {address!r})", param="scheduler")
+    return address
 
 
 def n_workers_of(client: Any) -> int:

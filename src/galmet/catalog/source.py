@@ -76,7 +76,7 @@ class TableSource(Source):
         self.n_rows = len(table)
 
     def _names(self) -> list[str]:
-        return [str(c) for c in (self.table.columns if hasattr(self.table, "iloc") else self.table.colnames)]
+        return [str(c) for c in (self.table.columns if _is_pandas(self.table) else self.table.colnames)]
 
     def positions(self) -> tuple[np.ndarray, np.ndarray, str]:
         from galmet.sdss.coords import sky_positions
@@ -87,9 +87,16 @@ class TableSource(Source):
     def write(self, requests: list[tuple[Partition, Rows]], path_of: Callable[[str], Path]) -> None:
         for partition, rows in requests:
             index = np.arange(rows.start, rows.stop) if isinstance(rows, range) else np.asarray(rows)
-            pandas = hasattr(self.table, "iloc")
+            pandas = _is_pandas(self.table)
             part = self.table.iloc[index].reset_index(drop=True) if pandas else self.table[index]
             write_atomically(path_of(partition.key), self.where, _table_writer(part, pandas))
+
+
+def _is_pandas(table: Any) -> bool:
+    """Whether ``table`` is a pandas DataFrame (an astropy Table has an ``iloc`` too, for its indices)."""
+    import pandas as pd
+
+    return isinstance(table, pd.DataFrame)
 
 
 def _table_writer(part: Any, pandas: bool) -> Callable[[Path], None]:
