@@ -81,3 +81,21 @@ def test_a_hats_catalogue_keeps_its_partitioning_and_cross_matches(tmp_path, bun
         warnings.simplefilter("ignore")
         matched = lsdb.read_hats(out).crossmatch(lsdb.read_hats(inp), radius_arcsec=0.1, suffixes=("", "_in")).compute()
     assert len(matched) == 24 and (matched["objID"].to_numpy() == matched["objID_in"].to_numpy()).all()
+
+
+def test_a_folder_out_holding_other_files_is_refused_before_any_fetch(tmp_path, bundle, capsys):
+    from conftest import run_cli
+
+    frame = _frame(12)
+    path = tmp_path / "targets.parquet"
+    frame.to_parquet(path, index=False)
+    out = tmp_path / "userdir"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    with FaultyServer() as srv:
+        argv = ["predict", bundle, "--positions", path, "--out", out, "--partition-rows", "5", "--shard", "0/1"]
+        code, _, err = run_cli(capsys, *argv, "--base-url", srv.url, "--no-tta", "--device", "cpu")
+        requests = sum(srv.counts.values())
+    assert code == 2 and "is not a HATS catalogue galmet wrote" in err and err.count("\n") == 1, err
+    assert requests == 0 and not (tmp_path / "userdir.galmet-work").exists()
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "precious"

@@ -206,7 +206,10 @@ def _check_out(out: Path, model: Any, catalog: Any, hats: bool, overwrite: bool)
         if item.tree and (item.holds(out) or _inside(item.path, out)):
             raise ConfigError(f"out {out}: is or holds {item.what}, an input of this job; choose another", param="out")
     if hats:
+        from galmet.io.hats import check_hats_out
+
         check_output_dir(out, "out", inputs=inputs)
+        check_hats_out(out)  # new, empty, or a catalogue galmet wrote: checked before any work
         return
     fmt = require_table_format(out, param="out")
     check_output_file(out, "out", fmt.kind or "csv", "predictions table", inputs, overwrite=overwrite)

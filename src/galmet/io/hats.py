@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from galmet.io.hats_pixels import SPATIAL_INDEX, HatsPixel, plan_pixels, valid_positions
 from galmet.io.hats_read import HatsInput, is_hats, open_hats
-from galmet.io.hats_write import PROVENANCE_FILE, write_hats
+from galmet.io.hats_write import PROVENANCE_FILE, check_hats_out, write_hats
 
 __all__ = [
+    "check_hats_out",
     "HatsPixel",
     "HatsInput",
     "is_hats",

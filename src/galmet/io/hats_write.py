@@ -95,7 +95,7 @@ def write_hats(
     out = Path(out)
     pieces = _check_pieces(pieces)
     extra = _check_properties(properties, column_units)
-    replacing = _check_out(out)
+    replacing = check_hats_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=_TMP_SUFFIX, dir=out.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the catalogue gets the usual permissions
@@ -151,7 +151,7 @@ def _check_properties(properties: dict[str, str], column_units: dict[str, str]) 
     return extra
 
 
-def _check_out(out: Path) -> bool:
+def check_hats_out(out: Path) -> bool:
     """ConfigError unless ``out`` is new, an empty folder, or a catalogue galmet wrote; True for the last."""
     check_output_dir(out, "out")
     if not out.exists() or not any(out.iterdir()):
