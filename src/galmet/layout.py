@@ -62,6 +62,9 @@ CATALOG_INPUTS = "inputs"
 CATALOG_PARTITIONS = "partitions"
 #: In a catalogue job's work folder: each finished partition's table and sidecar, ``<key>.parquet``/``.json``.
 CATALOG_DONE = "done"
+#: In a catalogue job's work folder, beside a partition's work folder: its kept cutouts,
+#: ``partitions/<key>-cutouts/``, while some of its rows failed to fetch (a rerun fetches only those).
+RETRY_CUTOUTS_SUFFIX = "-cutouts"
 
 
 def catalog_partition(index: int) -> str:

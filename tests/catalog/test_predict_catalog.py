@@ -272,3 +272,25 @@ def test_astropy_tables_skycoords_and_fits_ecsv_votable_files_are_catalogues(tmp
         code, _, err = run_cli(capsys, *argv, "--base-url", srv.url, *CLI_FAST)
     assert code == 0, err
     np.testing.assert_allclose(pd.read_parquet(out)["oh_p50_pred"], want, rtol=1e-5)
+
+
+def test_a_rerun_fetches_again_only_the_rows_whose_fetch_failed(tmp_path, bundle):
+    import galmet
+
+    path, frame = _catalog(tmp_path, n=12)
+    out = tmp_path / "pred.parquet"
+    quick = {**FAST, "retries": 0}
+    # every cutout: HTTP 503 at the first request, then served
+    with FaultyServer(default_plan=("503", "ok")) as srv:
+        first = galmet.predict_catalog(bundle, path, out, shard=(0, 1), partition_rows=5, base_url=srv.url, **quick)
+        assert first.statuses.get("fetch failed") == 11 and first.out == out  # (row 7: an invalid position)
+        keys = set(srv.counts)
+        second = galmet.predict_catalog(bundle, path, out, shard=(0, 1), partition_rows=5, base_url=srv.url, **quick)
+        assert set(srv.counts) == keys and all(n == 2 for n in srv.counts.values())  # each fetched once more
+        third = galmet.predict_catalog(bundle, path, out, shard=(0, 1), partition_rows=5, base_url=srv.url, **quick)
+        assert all(n == 2 for n in srv.counts.values()) and third.ran == 0  # nothing left to fetch
+        want = _one_machine(bundle, frame, srv.url)
+    assert second.ran == 3 and second.statuses == {"ok": 11, "invalid position": 1}
+    _same_rows(pd.read_parquet(out), want)
+    work = tmp_path / "pred.parquet.galmet-work"
+    assert not list((work / "partitions").glob("*-cutouts"))  # the kept cutouts went once every row was done

@@ -292,10 +292,14 @@ class _Job:
         self.summary.partitions = len(self.partitions)
 
     def tasks(self, shard: tuple[int, int] | None) -> list[PartitionTask]:
-        todo = [p for p in self.partitions if not self.work.is_done(p.key)]
+        """The partitions this run does: those not done, and those whose failed fetches a rerun tries
+        again (with their kept cutouts: only the missing ones are fetched)."""
+        todo = [(p, self.work.is_done(p.key)) for p in self.partitions]
+        todo = [(p, done) for p, done in todo if not done or self.work.to_retry(p.key)]
         if shard is not None:
-            todo = [p for p in todo if p.index % shard[1] == shard[0]]
-        return [PartitionTask(p.key, p.index, str(self.work.root), self.ref, self.keywords) for p in todo]
+            todo = [(p, retry) for p, retry in todo if p.index % shard[1] == shard[0]]
+        root = str(self.work.root)
+        return [PartitionTask(p.key, p.index, root, self.ref, self.keywords, retry=retry) for p, retry in todo]
 
     def on_done(self, sidecar: dict) -> None:
         """One progress line per finished partition."""

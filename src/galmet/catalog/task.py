@@ -10,15 +10,20 @@ process: tasks carry its reference (a registry name or a bundle path), not the l
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from galmet.catalog.work import WorkFolder, jsonable, worker_name
+from galmet.columns import STATUS_FETCH, STATUS_NOT_IN_ARCHIVE
 from galmet.errors import GalmetError
 
 __all__ = ["PartitionTask", "run_partition", "cached_model"]
+
+#: Statuses of rows that a rerun of the job tries again.
+RETRIED_STATUSES = (STATUS_FETCH, STATUS_NOT_IN_ARCHIVE)
 
 #: Models loaded in this process, by reference.
 _MODELS: dict[str, Any] = {}
@@ -42,6 +47,9 @@ class PartitionTask:
     keywords : dict
         Keywords of :func:`~galmet.predict.positions.predict_positions` (options, download,
         base_url, flags, shard_size, and any other it takes).
+    retry : bool
+        Run a done partition again because some of its rows failed to fetch: its kept cutouts are
+        reused (only the missing ones are fetched) and its table and sidecar replaced.
     """
 
     key: str
@@ -49,6 +57,7 @@ class PartitionTask:
     work: str
     model: Any
     keywords: dict = field(default_factory=dict)
+    retry: bool = False
 
 
 def cached_model(model: Any) -> Any:
@@ -84,14 +93,17 @@ def run_partition(task: PartitionTask) -> dict:
             out=work.done_table(task.key),
             work_dir=work.partition(task.key),
             summary=summary,
-            **task.keywords,
+            keep_cutouts=work.cutouts(task.key),
+            **{**task.keywords, "overwrite": task.retry or task.keywords.get("overwrite", False)},
         )
     except GalmetError as exc:
         return {"key": task.key, "error": str(exc), "type": type(exc).__name__, "worker": worker_name()}
     sidecar = _sidecar(task, summary, time.monotonic() - t0, loaded - t0)
     sidecar.update(started=round(started, 3), finished=round(time.time(), 3))  # UNIX seconds: a timeline
     work.write_sidecar(task.key, sidecar)
-    remove_files([work.input(task.key)])
+    if not sidecar["retry"]:  # nothing to fetch again: the input rows and cutouts go
+        remove_files([work.input(task.key)])
+        shutil.rmtree(work.cutouts(task.key), ignore_errors=True)  # (galmet's own, inside its work folder)
     remove_empty_dirs([work.partition(task.key)])
     return sidecar
 
@@ -128,6 +140,9 @@ def _sidecar(task: PartitionTask, summary: Any, seconds: float, model_seconds: f
             "rows": summary.rows,
             "statuses": dict(summary.statuses),
             "reasons": dict(summary.reasons),
+            # rows a rerun fetches again (a failed fetch, no archived cutout): the partition keeps
+            # its input rows and cutouts for that
+            "retry": sum(int(summary.statuses.get(s, 0)) for s in RETRIED_STATUSES),
             "resumed": summary.resumed,
             "fetched": summary.fetched,
             "predicted": summary.predicted,

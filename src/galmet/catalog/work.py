@@ -25,7 +25,7 @@ from typing import Any
 
 from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text
-from galmet.layout import CATALOG_DONE, CATALOG_INPUTS, CATALOG_PARTITIONS, CATALOG_RUN
+from galmet.layout import CATALOG_DONE, CATALOG_INPUTS, CATALOG_PARTITIONS, CATALOG_RUN, RETRY_CUTOUTS_SUFFIX
 
 __all__ = ["Partition", "WorkFolder", "Tally"]
 
@@ -103,6 +103,15 @@ class WorkFolder:
     def partition(self, key: str) -> Path:
         """The partition's positions work folder."""
         return self.root / CATALOG_PARTITIONS / key
+
+    def cutouts(self, key: str) -> Path:
+        """The partition's fetched cutouts, kept while some of its rows may be fetched again."""
+        return self.root / CATALOG_PARTITIONS / f"{key}{RETRY_CUTOUTS_SUFFIX}"
+
+    def to_retry(self, key: str) -> bool:
+        """Whether a done partition has rows a rerun fetches again (its sidecar's ``retry`` count)."""
+        done_with_rows = self.is_done(key) and self.input(key).is_file()
+        return done_with_rows and int(self.read_sidecar(key).get("retry", 0)) > 0
 
     def done_table(self, key: str) -> Path:
         """The partition's predictions table."""

@@ -673,10 +673,14 @@ def read_any_table(path: str | os.PathLike):
     else:
         names, nested = [], []
     try:
-        if nested:  # astropy reads no struct, map or union column: those come as JSON text
-            table = QTable.read(p, format="parquet", include_names=[n for n in names if n not in nested])
-        else:
-            table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
+        with warnings.catch_warnings():
+            # a parquet file pandas or pyarrow wrote has no astropy string lengths: astropy then
+            # says, for every text column, that it uses the longest string, which is what is wanted
+            warnings.filterwarnings("ignore", message=r"No table::len::", category=UserWarning)
+            if nested:  # astropy reads no struct, map or union column: those come as JSON text
+                table = QTable.read(p, format="parquet", include_names=[n for n in names if n not in nested])
+            else:
+                table = QTable.read(p, format=fmt.astropy, **_text_as_str(fmt)) if fmt is not None else QTable.read(p)
         if nested:
             _add_nested_as_text(table, p, nested)
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
