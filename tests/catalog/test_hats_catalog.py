@@ -62,6 +62,9 @@ def test_a_flat_table_comes_out_as_a_hats_catalogue_lsdb_reads(tmp_path, bundle)
     provenance = written["provenance"]
     assert written["column_units"]["oh_p50_pred"] == "dex" and written["column_units"]["ra"] == "deg"
     assert provenance["rows_ok"] == 29 and provenance["model"] == "model.pt" and "model_card" in provenance
+    # the settings the partitions ran with, as a flat table's metadata has them
+    assert provenance["engine"] == "eager" and provenance["data_release"] == "DR14" and provenance["tta"] == "none"
+    assert provenance["pixel_scale"] > 0 and provenance["base_url"].startswith("http://127.0.0.1")
 
 
 def test_a_hats_catalogue_keeps_its_partitioning_and_cross_matches(tmp_path, bundle):

@@ -272,6 +272,7 @@ def test_astropy_tables_skycoords_and_fits_ecsv_votable_files_are_catalogues(tmp
         code, _, err = run_cli(capsys, *argv, "--base-url", srv.url, *CLI_FAST)
     assert code == 0, err
     np.testing.assert_allclose(pd.read_parquet(out)["oh_p50_pred"], want, rtol=1e-5)
+    assert QTable.read(out).meta["engine"] == "eager"  # what predicted the partitions (the suite's GALMET_ENGINE)
 
 
 def test_a_rerun_fetches_again_only_the_rows_whose_fetch_failed(tmp_path, bundle):

@@ -115,7 +115,9 @@ def assemble_table(out: str | os.PathLike, work: WorkFolder, partitions: list[Pa
     from galmet.io.tables import table_format
 
     out = Path(out)
-    extra = {"partitions": len(partitions)}
+    extra: dict = {"partitions": len(partitions)}
+    if tally.engines:  # every engine that predicted a partition (each within 0.002 dex of float32)
+        extra["engine"] = ",".join(sorted(tally.engines))
     fmt = table_format(out, writing=True)
     if fmt is not None and fmt.name == "parquet":
         write_parquet(out, work, partitions, tally, extra)

@@ -111,6 +111,18 @@ def _units(schema: Any) -> dict[str, str]:
     return {d["name"]: str(d["unit"]) for d in header.get("datatype", []) if d.get("unit")}
 
 
+def _partition_meta(schema: Any) -> dict:
+    """The positions table's provenance of a partition (data release, server, pixel scale, TTA ...),
+    from astropy's metadata of its parquet table; the per-partition counts left out."""
+    from astropy.table.meta import get_header_from_yaml
+
+    raw = (schema.metadata or {}).get(b"table_meta_yaml")
+    if raw is None:
+        return {}
+    meta = dict(get_header_from_yaml(raw.decode().splitlines()).get("meta") or {})
+    return {k: v for k, v in meta.items() if k not in ("rows", "rows_ok")}
+
+
 def write_hats_output(out: Path, work: WorkFolder, partitions: list[Partition], tally: Tally, model: Any) -> Path:
     """Write the done partitions as the HATS catalogue ``out`` (:func:`galmet.io.hats.write_hats`)."""
     import pyarrow.parquet as pq
@@ -122,14 +134,17 @@ def write_hats_output(out: Path, work: WorkFolder, partitions: list[Partition], 
     for _, path in pieces:
         units.update(_units(pq.read_schema(path)))
     provenance = {
+        **(_partition_meta(pq.read_schema(pieces[0][1])) if pieces else {}),  # the settings the partitions ran with
         **table_provenance(),
         "model": Path(model.path).name if model.path is not None else "",
+        "engine": ",".join(sorted(tally.engines)),
         "rows": tally.rows,
         "rows_ok": int(tally.statuses.get(STATUS_OK, 0)),
         "statuses": dict(tally.statuses),
         "model_card": model.card or {},
     }
-    properties = {"galmet_rows_ok": str(provenance["rows_ok"]), "galmet_model": str(provenance["model"])}
+    name = getattr(model, "name", None) or provenance["model"]  # a registered model by its name
+    properties = {"galmet_rows_ok": str(provenance["rows_ok"]), "galmet_model": str(name)}
     write_hats(
         out,
         pieces,

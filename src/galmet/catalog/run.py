@@ -247,6 +247,7 @@ def _settings(model: Any, keywords: dict, fingerprint: str, rows: int, partition
         "tta": options.tta,
         "tta_mode": options.tta_mode,
         "tta_seed": options.tta_seed,
+        "engine": options.engine,
         "flags": keywords["flags"],
     }
 

@@ -99,6 +99,7 @@ def run_partition(task: PartitionTask) -> dict:
     except GalmetError as exc:
         return {"key": task.key, "error": str(exc), "type": type(exc).__name__, "worker": worker_name()}
     sidecar = _sidecar(task, summary, time.monotonic() - t0, loaded - t0)
+    sidecar["engine"] = getattr(model, "engine_used", None) or ""  # what ran here (auto decides per process)
     sidecar.update(started=round(started, 3), finished=round(time.time(), 3))  # UNIX seconds: a timeline
     work.write_sidecar(task.key, sidecar)
     if not sidecar["retry"]:  # nothing to fetch again: the input rows and cutouts go

@@ -60,6 +60,8 @@ class Tally:
         Rows that failed to fetch or gave a bad image, by reason.
     seconds : float
         Seconds the partitions' tasks took, summed (worker time, not wall time).
+    engines : Counter
+        Partitions by the inference engine that predicted them (``auto`` decides per process).
     workers : Counter
         Partitions per worker (``host:pid``).
     """
@@ -70,11 +72,13 @@ class Tally:
     reasons: Counter = None  # type: ignore[assignment]
     seconds: float = 0.0
     workers: Counter = None  # type: ignore[assignment]
+    engines: Counter = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.statuses = self.statuses if self.statuses is not None else Counter()
         self.reasons = self.reasons if self.reasons is not None else Counter()
         self.workers = self.workers if self.workers is not None else Counter()
+        self.engines = self.engines if self.engines is not None else Counter()
 
     def add(self, sidecar: dict) -> None:
         """Add one partition's sidecar."""
@@ -84,6 +88,8 @@ class Tally:
         self.reasons.update({str(k): int(v) for k, v in (sidecar.get("reasons") or {}).items()})
         self.seconds += float(sidecar.get("seconds", 0.0))
         self.workers[str(sidecar.get("worker", "?"))] += 1
+        if sidecar.get("engine"):
+            self.engines[str(sidecar["engine"])] += 1
 
 
 class WorkFolder:
