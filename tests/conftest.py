@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,11 @@ def sdss_sample() -> Path:
 def _isolated_cache(tmp_path, monkeypatch):
     """Decode caches of read-only datasets go to a per-test folder, not ~/.cache."""
     monkeypatch.setenv("GALMET_CACHE_DIR", str(tmp_path / "galmet-cache"))
+
+
+# Set at import too, not only per test: module- and session-scoped fixtures (a cross-validation
+# run, a trained bundle) are made before any function-scoped fixture runs.
+os.environ["GALMET_ENGINE"] = "eager"
 
 
 @pytest.fixture(autouse=True)
