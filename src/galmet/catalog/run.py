@@ -88,7 +88,7 @@ class CatalogSummary:
         if bad:
             text += ", not predicted: " + ", ".join(f"{n} {s}" for s, n in sorted(bad.items(), key=lambda kv: -kv[1]))
         if self.reasons:
-            text += "; fetch failures: " + ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
+            text += "; by reason: " + ", ".join(f"{n} {r}" for r, n in self.reasons.most_common())
         text += f"; wrote {self.out}" if self.out is not None else f"; {self.partitions - self.done} partitions remain"
         return text + f" ({self.seconds:.1f} s)"
 

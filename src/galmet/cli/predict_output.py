@@ -66,7 +66,9 @@ def print_trust(table, model) -> None:
     from galmet.columns import FLAGS, Flag, err_column
 
     missing = [t for t in model.targets if err_column(t) not in table.columns]
-    if missing:
+    if missing and model.calibrations:  # a calibrated model with no row predicted: no column to fill
+        print(f"no error bars for {', '.join(missing)}: no row was predicted")
+    elif missing:
         print(
             f"no calibrated error bars for {', '.join(missing)}: the bundle has no calibration "
             "(galmet calibrate MODEL HELD_OUT_PRED --out MODEL2, or train with --folds)"
