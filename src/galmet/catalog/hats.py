@@ -87,9 +87,9 @@ def _frame_writer(frame: Any) -> Callable[[Path], None]:
 def sky_partitions(ra: np.ndarray, dec: np.ndarray, partition_rows: int) -> list[tuple[Partition, Rows]]:
     """HEALPix pixels of at most ``partition_rows`` rows each, for the rows with a usable position."""
     from galmet.io.hats import plan_pixels
+    from galmet.sdss.coords import on_the_sky
 
-    valid = np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (np.abs(dec) <= 90)
-    index = np.flatnonzero(valid)
+    index = np.flatnonzero(on_the_sky(ra, dec))  # the rows the positions job would not call invalid
     left = len(ra) - len(index)
     if left:
         log.warning("catalogue: %d rows have no usable position; a HATS catalogue has no place for them", left)
@@ -100,26 +100,23 @@ def sky_partitions(ra: np.ndarray, dec: np.ndarray, partition_rows: int) -> list
     ]
 
 
-def _units(schema: Any) -> dict[str, str]:
-    """Column -> unit string from astropy's metadata of a partition's parquet table."""
+def _astropy_header(schema: Any) -> dict:
+    """astropy's header (``datatype``, ``meta``) in a partition's parquet schema; {} without one."""
     from astropy.table.meta import get_header_from_yaml
 
     raw = (schema.metadata or {}).get(b"table_meta_yaml")
-    if raw is None:
-        return {}
-    header = get_header_from_yaml(raw.decode().splitlines())
-    return {d["name"]: str(d["unit"]) for d in header.get("datatype", []) if d.get("unit")}
+    return {} if raw is None else dict(get_header_from_yaml(raw.decode().splitlines()))
+
+
+def _units(schema: Any) -> dict[str, str]:
+    """Column -> unit string from astropy's metadata of a partition's parquet table."""
+    return {d["name"]: str(d["unit"]) for d in _astropy_header(schema).get("datatype", []) if d.get("unit")}
 
 
 def _partition_meta(schema: Any) -> dict:
     """The positions table's provenance of a partition (data release, server, pixel scale, TTA ...),
     from astropy's metadata of its parquet table; the per-partition counts left out."""
-    from astropy.table.meta import get_header_from_yaml
-
-    raw = (schema.metadata or {}).get(b"table_meta_yaml")
-    if raw is None:
-        return {}
-    meta = dict(get_header_from_yaml(raw.decode().splitlines()).get("meta") or {})
+    meta = dict(_astropy_header(schema).get("meta") or {})
     return {k: v for k, v in meta.items() if k not in ("rows", "rows_ok")}
 
 

@@ -84,15 +84,15 @@ class Positions:
         return len(self.ra)
 
     def valid(self) -> np.ndarray:
-        """bool (N,): finite, 0 <= ra <= 360 and -90 <= dec <= 90 degrees."""
-        with np.errstate(invalid="ignore"):
-            return (
-                np.isfinite(self.ra)
-                & np.isfinite(self.dec)
-                & (self.ra >= 0)
-                & (self.ra <= 360)
-                & (np.abs(self.dec) <= 90)
-            )
+        """bool (N,): finite, 0 <= ra <= 360 and -90 <= dec <= 90 degrees (:func:`on_the_sky`)."""
+        return on_the_sky(self.ra, self.dec)
+
+
+def on_the_sky(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """bool (N,): which positions (degrees, (N,) each) are finite with 0 <= ra <= 360 and
+    -90 <= dec <= 90; the others are an ``invalid position``."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (np.abs(dec) <= 90)
 
 
 def parse_angle(text: str, kind: str) -> float:
