@@ -14,23 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from catalog_helpers import bundle_fixture  # noqa: F401 (the bundle fixture)
 
 from faulty_server import FaultyServer
-from galmet.nn.bundle import save_bundle
-from galmet.nn.net import build_model
 
 pytest.importorskip("distributed")
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-FAST = dict(rate=0, retries=1, backoff_base=0.01, timeout=5.0, tta=False, device="cpu")
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    torch.manual_seed(0)
-    net = build_model("resnet18", n_targets=1)
-    return save_bundle(tmp_path / "run" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 16})
 
 
 def _catalog(tmp_path, n: int):
@@ -107,7 +97,7 @@ def test_a_real_scheduler_and_two_worker_processes_share_the_partitions(tmp_path
     import galmet
 
     lsdb = pytest.importorskip("lsdb")
-    from catalog_helpers import hats_input
+    from catalog_helpers import FAST, hats_input
 
     n = 48
     rng = np.random.default_rng(3)

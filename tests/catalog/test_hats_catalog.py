@@ -10,24 +10,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from catalog_helpers import hats_input
+from catalog_helpers import FAST, bundle_fixture, hats_input  # noqa: F401 (the bundle fixture)
 
 from faulty_server import FaultyServer
-from galmet.nn.bundle import save_bundle
-from galmet.nn.net import build_model
 
 lsdb = pytest.importorskip("lsdb")
 pytest.importorskip("hats")
-
-FAST = dict(rate=0, retries=1, backoff_base=0.01, timeout=5.0, tta=False, device="cpu")
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    torch.manual_seed(0)
-    net = build_model("resnet18", n_targets=1)
-    return save_bundle(tmp_path / "run" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 16})
 
 
 def _frame(n: int) -> pd.DataFrame:

@@ -9,26 +9,16 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from catalog_helpers import FAST, bundle_fixture  # noqa: F401 (the bundle fixture)
 
 from conftest import run_cli
 from faulty_server import FaultyServer, key_of
-from galmet.nn.bundle import save_bundle
-from galmet.nn.net import build_model
 
 pytest.importorskip("astropy")
 from astropy.table import QTable  # noqa: E402
 
 N = 25
-FAST = dict(rate=0, retries=1, backoff_base=0.01, timeout=5.0, tta=False, device="cpu")
 CLI_FAST = ["--rate", "0", "--retries", "1", "--backoff-base", "0.01", "--no-tta", "--device", "cpu", "--no-progress"]
-
-
-@pytest.fixture
-def bundle(tmp_path):
-    torch.manual_seed(0)
-    net = build_model("resnet18", n_targets=1)
-    return save_bundle(tmp_path / "run" / "model.pt", net, {"targets": ["oh_p50"], "image_size": 16})
 
 
 def _catalog(tmp_path, n: int = N, suffix: str = "parquet"):
