@@ -72,8 +72,10 @@ def _open(data: bytes, where: str):
     if not is_fits(data):
         raise DataError(f"{where}: not a FITS file (it starts {data[:16]!r})")
     try:
-        hdul = fits.open(io.BytesIO(data), lazy_load_hdus=True, memmap=False)
-        header = hdul[0].header
+        with warnings.catch_warnings():  # (a truncated file: reading its data says so in one line)
+            warnings.simplefilter("ignore")
+            hdul = fits.open(io.BytesIO(data), lazy_load_hdus=True, memmap=False)
+            header = hdul[0].header
     except Exception as exc:  # noqa: BLE001 - astropy raises many types for bad data
         raise DataError(f"{where}: cannot read FITS ({type(exc).__name__}: {exc})") from None
     return hdul, header
