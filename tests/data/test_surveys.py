@@ -36,3 +36,25 @@ def test_bands_are_checked_and_ordered_bluest_first():
         assert s.check_bands(s.bands) == s.bands
         assert set(s.seeing_fwhm) >= set(s.bands) and set(s.depth_mag) >= set(s.bands)
         assert s.acknowledgement and s.acknowledgement_url.startswith("https://")
+
+
+def test_imaging_records_survey_layer_format_and_stretch():
+    from galmet.data.imaging import Imaging
+
+    old = Imaging.from_dict({"image_size": 64})  # a bundle from before galmet knew surveys
+    assert (old.survey, old.layer, old.format, old.stretch) == ("sdss", None, "jpeg", None)
+    raw = {"image_size": 64, "bands": "grz", "survey": "legacy", "layer": "ls-dr10", "format": "fits"}
+    raw["stretch"] = {"kind": "asinh"}
+    im = Imaging.from_dict(raw)
+    assert Imaging.from_dict(im.to_dict()) == im and im != old
+    assert "legacy ls-dr10" in im.describe() and im.describe().endswith(", fits")
+    assert "sdss" not in old.describe()
+    for field, value, message in [
+        ("survey", "decam", "imaging.survey must be null or one of sdss, legacy, ps1"),
+        ("layer", "ls-dr11", "imaging.layer must be null or a layer of legacy"),
+        ("format", "png", "imaging.format must be null or one of jpeg, fits"),
+        ("bands", "gri", "imaging.bands must be three distinct legacy bands"),
+        ("stretch", "asinh", "imaging.stretch must be null or a mapping"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            Imaging.from_dict({**raw, field: value})

@@ -30,7 +30,19 @@ TRAINED_KEYS = {
     "imaging",
     "embedding_stats",
 }
-IMAGING_KEYS = {"image_size", "pixel_scale", "scale_mode", "fetch_size", "crop", "data_release", "bands"}
+IMAGING_KEYS = {
+    "image_size",
+    "pixel_scale",
+    "scale_mode",
+    "fetch_size",
+    "crop",
+    "data_release",
+    "bands",
+    "survey",
+    "layer",
+    "format",
+    "stretch",
+}
 
 
 def _meta(**kw):
@@ -65,6 +77,10 @@ def test_training_meta_writes_the_historical_keys():
         "crop": None,
         "data_release": None,
         "bands": "gri",
+        "survey": "sdss",
+        "layer": None,
+        "format": "jpeg",
+        "stretch": None,
     }
     assert "embedding_stats" not in _meta(embedding_stats=None)
 

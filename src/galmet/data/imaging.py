@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from galmet.data.surveys import DEFAULT_SURVEY, FORMATS, SURVEYS
 from galmet.errors import ConfigError
 from galmet.layout import CATALOG_JSON, MANIFEST, SYNTH_CONFIG
 from galmet.paper import BANDS, DATA_RELEASE, PIXEL_SCALE_ARCSEC
@@ -86,7 +87,18 @@ class Imaging:
     data_release : str or None
         The SDSS data release of the cutouts (``"DR14"``; None: synthetic or unknown).
     bands : str or None
-        The SDSS bands shown as R, G, B, reddest first: ``"gri"`` (i -> R, r -> G, g -> B).
+        The survey's bands of the images, bluest first, shown as R, G, B reddest first:
+        ``"gri"`` (i -> R, r -> G, g -> B); ``"grz"`` for the Legacy Surveys.
+    survey : str or None
+        The imaging survey (a name in :data:`galmet.data.surveys.SURVEYS`: ``sdss``, ``legacy``,
+        ``ps1``); None: unknown.
+    layer : str or None
+        The survey's image layer (Legacy Surveys ``ls-dr10``...); None: the survey has none, or unknown.
+    format : {"jpeg", "fits"} or None
+        How the images are stored: colour JPEG/PNG, or FITS float fluxes (bands, H, W); None: unknown.
+    stretch : dict or None
+        For FITS fluxes: the recorded mapping from fluxes to the network's input
+        (:mod:`galmet.data.stretch`'s dict form); None for JPEGs (the survey's own rendering).
     source : str
         The file the description comes from (``""`` when none); not part of the imaging: left
         out of comparisons and of :meth:`to_dict`.
@@ -99,12 +111,25 @@ class Imaging:
     crop: int | None = None
     data_release: str | None = DATA_RELEASE
     bands: str | None = BANDS
+    survey: str | None = DEFAULT_SURVEY
+    layer: str | None = None
+    format: str | None = "jpeg"
+    stretch: dict | None = None
     source: str = field(default="", compare=False)
 
     @classmethod
     def unknown(cls, image_size: int | None = None, source: str = "") -> Imaging:
         """Nothing recorded but (optionally) the size of the images in use."""
-        return cls(image_size, pixel_scale=None, scale_mode=None, data_release=None, bands=None, source=source)
+        return cls(
+            image_size,
+            pixel_scale=None,
+            scale_mode=None,
+            data_release=None,
+            bands=None,
+            survey=None,
+            format=None,
+            source=source,
+        )
 
     def trained_on(self, fetch_size: int, crop: int | None = None) -> Imaging:
         """The imaging a network trained on these images records: ``fetch_size`` pixels per side
@@ -117,6 +142,8 @@ class Imaging:
             crop=crop,
             scale_mode=self.scale_mode or "fixed",
             bands=self.bands or BANDS,
+            survey=self.survey or DEFAULT_SURVEY,
+            format=self.format or "jpeg",
             source="",
         )
 
@@ -130,8 +157,9 @@ class Imaging:
     def from_dict(cls, raw, where: str = "imaging") -> Imaging:
         """The :class:`Imaging` of :meth:`to_dict`'s form, checked field by field.
 
-        ``scale_mode`` and ``bands`` left out read as ``fixed`` and ``gri``; the other fields
-        left out read as None. ``image_size`` is required.
+        ``scale_mode``, ``bands``, ``survey`` and ``format`` left out read as ``fixed``, ``gri``,
+        ``sdss`` and ``jpeg`` (what a bundle written before galmet knew surveys was trained on); the
+        other fields left out read as None. ``image_size`` is required.
 
         Raises
         ------
@@ -169,9 +197,11 @@ class Imaging:
         release = raw.get("data_release")
         if release is not None and not (isinstance(release, str) and _DATA_RELEASE.fullmatch(release)):
             raise bad("data_release", f"null or an SDSS data release like {DATA_RELEASE!r}")
+        survey, layer, fmt, stretch = _survey_fields(raw, bad)
         bands = raw.get("bands", BANDS)
-        if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set("ugriz") and len(set(bands)) == 3):
-            raise bad("bands", f"three distinct SDSS bands (e.g. {BANDS!r})")
+        all_bands = SURVEYS[survey].all_bands if survey else "ugrizy"
+        if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set(all_bands) and len(set(bands)) == 3):
+            raise bad("bands", f"three distinct {survey or 'survey'} bands from {all_bands!r} (e.g. {BANDS!r})")
         return cls(
             image_size=image_size,
             pixel_scale=None if scale is None else float(scale),
@@ -180,17 +210,43 @@ class Imaging:
             crop=crop,
             data_release=release,
             bands=bands,
+            survey=survey,
+            layer=layer,
+            format=fmt,
+            stretch=stretch,
         )
 
     def describe(self) -> str:
         """One line for people, e.g. ``64x64 px (central crop 64 of 128 px cutouts) at 0.296
-        arcsec/px, fixed, DR14, gri``."""
+        arcsec/px, fixed, DR14, gri`` (a survey other than SDSS, a layer and FITS are named too:
+        ``..., legacy ls-dr10, grz, fits``)."""
         size = f"{self.image_size}x{self.image_size} px" if self.image_size is not None else "images of any size"
         if self.crop is not None:
             size += f" (central crop {self.crop} of {self.fetch_size or '?'} px cutouts)"
         scale = f"{self.pixel_scale:.4g} arcsec/px" if self.pixel_scale is not None else "unknown arcsec/px"
         mode = self.scale_mode or "unknown scale mode"
-        return f"{size} at {scale}, {mode}, {self.data_release or 'no data release'}, {self.bands or 'unknown bands'}"
+        line = f"{size} at {scale}, {mode}, {self.data_release or 'no data release'}, {self.bands or 'unknown bands'}"
+        if self.survey not in (None, DEFAULT_SURVEY) or self.layer:
+            line = line.replace(", no data release", "") + f", {self.survey or 'unknown survey'}"
+            line += f" {self.layer}" if self.layer else ""
+        return line + (f", {self.format}" if self.format not in (None, "jpeg") else "")
+
+
+def _survey_fields(raw: dict, bad) -> tuple[str | None, str | None, str | None, dict | None]:
+    """``survey``, ``layer``, ``format`` and ``stretch`` of :meth:`Imaging.from_dict`'s ``raw``, checked."""
+    survey = raw.get("survey", DEFAULT_SURVEY)
+    if survey is not None and survey not in SURVEYS:
+        raise bad("survey", f"null or one of {', '.join(SURVEYS)}")
+    layer = raw.get("layer")
+    if layer is not None and not (survey and layer in SURVEYS[survey].layers):
+        raise bad("layer", f"null or a layer of {survey or 'its survey'}")
+    fmt = raw.get("format", "jpeg")
+    if fmt is not None and fmt not in FORMATS:
+        raise bad("format", f"null or one of {', '.join(FORMATS)}")
+    stretch = raw.get("stretch")
+    if stretch is not None and not isinstance(stretch, dict):
+        raise bad("stretch", "null or a mapping")
+    return survey, layer, fmt, stretch
 
 
 #: What a folder that records nothing gives: every field None.
