@@ -308,10 +308,13 @@ def _from_manifest(root: Path) -> Imaging | None:
         return None
     try:
         import pandas as pd
+        import pyarrow.parquet as pq
 
         from galmet.io.tables import PARQUET_READ
 
-        df = pd.read_parquet(path, columns=["status", "size", "scale"], **PARQUET_READ)
+        names = set(pq.read_schema(path).names)
+        columns = ["status", "size", "scale"] + [c for c in ("survey", "layer", "format") if c in names]
+        df = pd.read_parquet(path, columns=columns, **PARQUET_READ)
     except Exception as exc:  # noqa: BLE001 - an unreadable record is only a lost description
         log.debug("%s: unreadable (%s); imaging not recorded", path, exc)
         return None
@@ -327,7 +330,27 @@ def _from_manifest(root: Path) -> Imaging | None:
         scale_mode="fixed" if fixed else "scale-by-size",
         fetch_size=sizes[0] if len(sizes) == 1 else None,
         source=MANIFEST,
+        **_manifest_survey(ok),
     )
+
+
+def _manifest_survey(ok) -> dict:
+    """survey, layer and format of a manifest's ok rows when they agree (a manifest from before
+    surveys: sdss, no layer, jpeg); {} when its rows disagree (a mixed set: not one survey's)."""
+    import pandas as pd
+
+    def one(column: str, default):
+        if column not in ok.columns:
+            return {default}
+        return {None if pd.isna(v) or v == "" else str(v) for v in ok[column]} or {default}
+
+    surveys, layers, formats = one("survey", DEFAULT_SURVEY), one("layer", None), one("format", "jpeg")
+    if len(surveys) != 1 or len(layers) != 1 or len(formats) != 1:
+        return {}
+    survey, layer, fmt = surveys.pop(), layers.pop(), formats.pop()
+    if survey not in SURVEYS or fmt not in FORMATS:
+        return {}
+    return {"survey": survey, "layer": layer, "format": fmt, "bands": SURVEYS[survey].bands}
 
 
 def _release_from_catalog_json(root: Path) -> str | None:

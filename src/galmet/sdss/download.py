@@ -1,13 +1,19 @@
-"""Fetch the catalog's JPEG cutouts into ``DATASET/images/<objID>.jpg``, reliably and resumably.
+"""Fetch the catalog's cutouts into ``DATASET/images/<objID>.jpg`` (or ``.fits``), reliably and resumably.
+
+- From any survey's cutout source (:mod:`galmet.sdss.sources`: ``sdss``, the default; ``legacy``;
+  ``ps1``), as JPEG or FITS (:class:`DownloadOptions` ``survey``, ``layer``, ``format``). A
+  position where the survey has no imaging is a permanent failure of its own
+  (``"outside footprint"``), which counts toward neither failure budget.
 
 - Bounded concurrency (``workers`` daemon threads) under one global requests-per-second
   limit; retries with backoff, jitter and ``Retry-After`` (see :mod:`galmet.sdss.skyserver`).
-- Every body is decoded and checked (JPEG, RGB, requested size) before it is kept, and
+- Every body is decoded and checked (JPEG, RGB or FITS bands, requested size) before it is kept, and
   written atomically (temp file + rename): after a crash or ``kill -9`` only complete,
   valid images exist. Leftover temp files are removed by the next run.
 - ``DATASET/manifest.parquet`` holds per objID: status (ok / failed), attempts (over all
   runs), last error, whether the failure is permanent (404, wrong answers, oversized bodies) and
-  the image size in bytes. It is rewritten atomically every few seconds, so a kill loses at
+  the image size in bytes, and the survey, layer and format it came as (a manifest from
+  before surveys reads as sdss / no layer / jpeg). It is rewritten atomically every few seconds, so a kill loses at
   most that much bookkeeping, never an image.
 - A rerun fetches only rows without a valid image; permanent failures are skipped unless
   ``retry_failed``; failures that were only transient (timeouts, 5xx) are tried again.
@@ -29,14 +35,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from galmet.columns import objid_array
 from galmet.data.dataset import find_catalog
+from galmet.data.surveys import DEFAULT_SURVEY, get_survey
 from galmet.errors import ConfigError, DataError, ResourceError, out_of_resources, resource_message
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
+from galmet.io.fits_images import FITS_SUFFIX, read_fits
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
 from galmet.io.ownership import owned_by_galmet
@@ -44,22 +53,27 @@ from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
 from galmet.layout import IMAGES_DIR, MANIFEST, RUN_LOCK
 from galmet.paper import SDSS_NATIVE_PIXEL_ARCSEC
-from galmet.sdss.skyserver import (
-    CUTOUT_SETTINGS,
-    DEFAULT_BASE_URL,
-    DEFAULT_SCALE,
-    DEFAULT_SIZE,
-    Interrupted,
-    SkyServerClient,
-    SkyServerError,
+from galmet.sdss.skyserver import CUTOUT_SETTINGS, Interrupted
+from galmet.sdss.sources import (
+    OUTSIDE_FOOTPRINT,
+    CutoutSource,
+    OutsideFootprint,
+    check_scale,
+    cutout_source,
+    suffix_of,
 )
-from galmet.sdss.transport import ClientSettings, FailureBudget, Range, check_ranges
+from galmet.sdss.transport import ClientSettings, FailureBudget, HttpClient, Range, ServiceError, check_ranges
 
 log = logging.getLogger(__name__)
 
 #: Pixel scale of the SDSS camera, arcsec (used by the authors' field-scaled mode).
 SDSS_PIXEL = SDSS_NATIVE_PIXEL_ARCSEC
-MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
+#: The columns of a manifest written before galmet knew surveys (read as sdss / no layer / jpeg).
+SDSS_MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
+MANIFEST_COLUMNS = (*SDSS_MANIFEST_COLUMNS, "survey", "layer", "format")
+#: Default of the survey-dependent options of :class:`DownloadOptions` (``base_url``, ``scale``,
+#: ``size``, ``format``): the survey's own, filled in when the options are made.
+SURVEY_DEFAULT: Any = None
 
 
 @dataclass
@@ -70,10 +84,15 @@ class DownloadOptions:
     positions and the Python API's download parameters take theirs from here (the client settings'
     from :data:`galmet.sdss.skyserver.CUTOUT_SETTINGS`), and :meth:`check` is their validation.
 
+    The survey-dependent options (``base_url``, ``scale``, ``size``, ``format``, ``layer``) left
+    out take the survey's defaults (:mod:`galmet.data.surveys`) when the options are made: with
+    ``survey="sdss"`` (the default) the paper's 128 x 128 JPEGs at 0.296"/pixel from SkyServer DR14.
+    (``dataclasses.replace(opts, survey=...)`` keeps the others as they are: give them too.)
+
     Attributes
     ----------
     base_url : str
-        SkyServer root.
+        The survey service's root (default: the survey's, e.g. SkyServer DR14 for sdss).
     workers : int
         Concurrent requests at most.
     rate : float or None
@@ -84,9 +103,10 @@ class DownloadOptions:
     max_bytes : int
         Largest response body accepted, bytes (a cutout is a few kB).
     scale : float
-        Arcsec per pixel (0.296: the paper's 38" field).
+        Arcsec per pixel (default: the survey's default pixel scale; sdss: 0.296, the paper's
+        38" field).
     size : int
-        Width = height of the cutouts, pixels.
+        Width = height of the cutouts, pixels (default: the survey's, 128).
     scale_by_size : bool
         The authors' alternative: scale = 2 * petroR90_r / 0.396 / size per galaxy.
     max_failures : float
@@ -122,16 +142,23 @@ class DownloadOptions:
         fsync each cutout before it is renamed into place (default). False for scratch cutouts
         that are deleted once used (prediction at positions without ``--keep-cutouts``): still
         atomic, and safe against a kill, only not against a power cut.
+    survey : str
+        The imaging survey (``sdss``, ``legacy``, ``ps1``: :data:`galmet.data.surveys.SURVEYS`).
+    layer : str or None
+        The survey's image layer (legacy: ``ls-dr10`` by default); None for a survey without layers.
+    format : {"jpeg", "fits"}
+        The cutouts' format (default: the survey's first; ``fits`` for ps1); cutouts are written
+        as ``images/<objID>.jpg`` or ``images/<objID>.fits``.
     """
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = SURVEY_DEFAULT
     workers: int = 8
     rate: float | None = CUTOUT_SETTINGS.rate
     retries: int = CUTOUT_SETTINGS.retries
     timeout: float = CUTOUT_SETTINGS.timeout
     backoff_base: float = CUTOUT_SETTINGS.backoff_base
-    scale: float = DEFAULT_SCALE
-    size: int = DEFAULT_SIZE
+    scale: float = SURVEY_DEFAULT
+    size: int = SURVEY_DEFAULT
     scale_by_size: bool = False
     max_failures: float = 0.05
     max_consecutive_failures: int = 16
@@ -142,12 +169,35 @@ class DownloadOptions:
     progress: bool = True
     max_bytes: int = CUTOUT_SETTINGS.max_bytes
     durable: bool = True
+    survey: str = DEFAULT_SURVEY
+    layer: str | None = None
+    format: str = SURVEY_DEFAULT
+
+    def __post_init__(self) -> None:
+        """Fill in the survey's defaults (an unknown survey, layer or format is left to :meth:`check`)."""
+        try:
+            survey = get_survey(self.survey)
+            self.survey = survey.name
+            self.format = survey.check_format(self.format)
+            self.layer = survey.check_layer(self.layer)
+        except ConfigError:
+            return
+        self.base_url = survey.base_url if self.base_url is None else self.base_url
+        self.scale = survey.default_pixel_scale if self.scale is None else self.scale
+        self.size = survey.default_size if self.size is None else self.size
 
     def check(self) -> None:
-        """ConfigError naming the first bad option (``param=`` its name): the client settings by
-        their :data:`~galmet.sdss.transport.SETTING_RANGES`, the rest by :data:`DOWNLOAD_RANGES`."""
+        """ConfigError naming the first bad option (``param=`` its name): the survey, its layer and
+        format, the client settings by their :data:`~galmet.sdss.transport.SETTING_RANGES`, the rest
+        by :data:`DOWNLOAD_RANGES`, and a scale the survey's service cannot cut at (ps1: 0.25 only)."""
+        survey = get_survey(self.survey)
+        survey.check_format(self.format)
+        survey.check_layer(self.layer)
         self.settings().check()
         check_ranges(DOWNLOAD_RANGES, {name: getattr(self, name) for name in DOWNLOAD_RANGES})
+        if self.scale_by_size and survey.name == "ps1":
+            raise ConfigError("scale_by_size: ps1 cutouts come at the native 0.25 arcsec per pixel only")
+        check_scale(survey, self.scale)
 
     def settings(self) -> ClientSettings:
         """The client settings (timeout, retries, rate, backoff, body cap) of these options."""
@@ -159,9 +209,22 @@ class DownloadOptions:
             max_bytes=self.max_bytes,
         )
 
-    def client(self) -> SkyServerClient:
-        """The :class:`~galmet.sdss.skyserver.SkyServerClient` these options describe."""
-        return SkyServerClient(self.base_url, **self.settings().client_kwargs())
+    def source(self, client: HttpClient | None = None) -> CutoutSource:
+        """The survey's :class:`~galmet.sdss.sources.CutoutSource` these options describe (through
+        ``client`` when given: a client of the survey's service, e.g. a test's)."""
+        if client is not None:
+            return cutout_source(self.survey, layer=self.layer, fmt=self.format, client=client)
+        return cutout_source(self.survey, self.base_url, self.layer, self.format, **self.settings().client_kwargs())
+
+    def client(self) -> HttpClient:
+        """The service client these options describe (sdss: a
+        :class:`~galmet.sdss.skyserver.SkyServerClient`)."""
+        return self.source().client
+
+    @property
+    def suffix(self) -> str:
+        """The file suffix of the cutouts: ``".jpg"`` or ``".fits"``."""
+        return suffix_of(self.format)
 
 
 #: Most concurrent requests a download may have in flight.
@@ -215,6 +278,9 @@ class DownloadSummary:
     failed: int = 0
     present: int = 0
     failed_before: int = 0
+    #: Of ``failed``: positions where the survey has no imaging ("outside footprint"): permanent,
+    #: and no sign of a failing server (they count toward neither failure budget).
+    outside: int = 0
     not_done: int = 0
     requests: int = 0
     interrupted: bool = False
@@ -262,12 +328,14 @@ def tally(counts: Counter) -> str:
 
 #: (pattern of a failure message, its short reason), first match wins (see :func:`failure_reason`).
 _REASONS = (
+    (re.compile(OUTSIDE_FOOTPRINT), OUTSIDE_FOOTPRINT),
     (re.compile(r"HTTP (\d{3})"), None),
     (re.compile(r"timed out|deadline"), "timed out"),
     (re.compile(r"connection (failed|closed)"), "connection failed"),
     (re.compile(r"over the \d+-byte cap"), "body too large"),
     (re.compile(r"^empty body|: empty body"), "empty body"),
     (re.compile(r"not a JPEG"), "not a JPEG"),
+    (re.compile(r"not a FITS"), "not a FITS file"),
     (re.compile(r"bytes of junk"), "junk after the JPEG"),
     (re.compile(r"ra/dec"), "bad position"),
     (re.compile(r"petroR90_r"), "bad petroR90_r"),
@@ -275,10 +343,11 @@ _REASONS = (
 
 
 def failure_reason(error: str) -> str:
-    """The short reason of a failed cutout's message, for tallies: ``"HTTP 404"``, ``"timed out"``,
-    ``"connection failed"``, ``"body too large"``, ``"empty body"``, ``"not a JPEG"``, ``"junk after
-    the JPEG"``, ``"bad position"``, ``"bad petroR90_r"``, else ``"bad image"`` (an undecodable or
-    wrong-size JPEG)."""
+    """The short reason of a failed cutout's message, for tallies: ``"outside footprint"``,
+    ``"HTTP 404"``, ``"timed out"``, ``"connection failed"``, ``"body too large"``, ``"empty
+    body"``, ``"not a JPEG"``, ``"junk after the JPEG"``, ``"not a FITS file"``, ``"bad
+    position"``, ``"bad petroR90_r"``, else ``"bad image"`` (an undecodable image, or one of the
+    wrong size or band count)."""
     for pattern, reason in _REASONS:
         m = pattern.search(error)
         if m:
@@ -322,6 +391,7 @@ class _Result:
     permanent: bool = False
     nbytes: int = 0
     fatal: str = ""
+    outside: bool = False  # the survey has no imaging there (not a server failure)
 
 
 @dataclass
@@ -354,6 +424,12 @@ class ManifestRecord:
         Arcsec per pixel requested.
     updated : str
         UTC ISO time of the last change.
+    survey : str
+        The survey the cutout is (to be) fetched from (a manifest from before surveys: ``sdss``).
+    layer : str or None
+        Its layer (None: the survey has none).
+    format : {"jpeg", "fits"}
+        Its format (a manifest from before surveys: ``jpeg``).
     """
 
     objID: int
@@ -365,6 +441,9 @@ class ManifestRecord:
     size: int = 0
     scale: float = 0.0
     updated: str = ""
+    survey: str = DEFAULT_SURVEY
+    layer: str | None = None
+    format: str = "jpeg"
 
 
 def load_manifest(path: Path) -> dict[int, ManifestRecord]:
@@ -394,9 +473,17 @@ def load_manifest(path: Path) -> dict[int, ManifestRecord]:
             size=int(cols["size"][i] or 0),
             scale=float(cols["scale"][i] or 0),
             updated=cols["updated"][i] or "",
+            survey=str(cols["survey"][i] or DEFAULT_SURVEY),
+            layer=_text_or_none(cols["layer"][i]),
+            format=str(cols["format"][i] or "jpeg"),
         )
         records[rec.objID] = rec
     return records
+
+
+def _text_or_none(value) -> str | None:
+    """A manifest's text cell: None for a missing value (None, NaN, "")."""
+    return None if value is None or pd.isna(value) or value == "" else str(value)
 
 
 def write_manifest(path: Path, records: dict[int, ManifestRecord]) -> None:
@@ -413,6 +500,9 @@ def write_manifest(path: Path, records: dict[int, ManifestRecord]) -> None:
             "size": np.array([r.size for r in rows], dtype=np.int64),
             "scale": np.array([r.scale for r in rows], dtype=np.float64),
             "updated": [r.updated for r in rows],
+            "survey": [r.survey for r in rows],
+            "layer": pd.array([r.layer for r in rows], dtype="string"),
+            "format": [r.format for r in rows],
         },
         columns=list(MANIFEST_COLUMNS),
     )
@@ -449,7 +539,7 @@ def _scales(cat: pd.DataFrame, opts: DownloadOptions) -> np.ndarray:
 def download_cutouts(
     dataset: str | os.PathLike,
     opts: DownloadOptions | None = None,
-    client: SkyServerClient | None = None,
+    client: CutoutSource | HttpClient | None = None,
     on_result: Callable[[CutoutOutcome], None] | None = None,
     overwrite: bool = False,
 ) -> DownloadSummary:
@@ -461,8 +551,9 @@ def download_cutouts(
         Dataset directory with ``catalog.parquet`` (objID, ra, dec).
     opts : DownloadOptions
         Settings; defaults are the paper's cutouts at a polite 5 requests/s.
-    client : SkyServerClient, optional
-        Use this client (tests swap its ``_request``); default: one built from ``opts``.
+    client : CutoutSource or HttpClient, optional
+        Fetch through this source, or through this client of the survey's service (tests swap its
+        ``_request``); default: the source ``opts`` describe (:meth:`DownloadOptions.source`).
     on_result : callable, optional
         Called in the calling thread with a :class:`CutoutOutcome` for every objID as soon as its
         fate is known: found on disk or failed before (while planning), then each fetch as it
@@ -494,8 +585,8 @@ def download_cutouts(
         )
     images = root / IMAGES_DIR
     if not overwrite:
-        _refuse_foreign_cutouts(images, cat, _manifest_cutouts(manifest))
-    client = client or opts.client()
+        _refuse_foreign_cutouts(images, cat, _manifest_cutouts(manifest), opts.suffix)
+    source = client if isinstance(client, CutoutSource) else opts.source(client)
     if not os.access(root, os.W_OK | os.X_OK):
         raise DataError(f"{root}: cannot write into the dataset directory (permission denied)")
     try:
@@ -506,13 +597,14 @@ def download_cutouts(
         removed = remove_stale_temp_files(images) + remove_stale_temp_files(root, of=MANIFEST)
         if removed:
             log.info("removed %d temporary files left by an interrupted run", removed)
-        return _Run(root, cat, opts, client, on_result, overwrite).run()
+        return _Run(root, cat, opts, source, on_result, overwrite).run()
 
 
 def _galmet_manifest(path: Path) -> bool:
     """True when ``path`` is a download manifest galmet wrote: noted in the folder's ledger, or
     (a manifest written before galmet kept ledgers) a regular parquet file whose columns are
-    exactly :data:`MANIFEST_COLUMNS`, which no other program writes."""
+    exactly :data:`MANIFEST_COLUMNS` (or those of a manifest from before surveys,
+    :data:`SDSS_MANIFEST_COLUMNS`), which no other program writes."""
     if owned_by_galmet(path):
         return True
     if path.is_symlink() or not path.is_file():
@@ -520,7 +612,7 @@ def _galmet_manifest(path: Path) -> bool:
     try:
         import pyarrow.parquet as pq
 
-        return tuple(pq.read_schema(path).names) == MANIFEST_COLUMNS
+        return tuple(pq.read_schema(path).names) in (MANIFEST_COLUMNS, SDSS_MANIFEST_COLUMNS)
     except Exception:  # noqa: BLE001 - not a parquet file: not a manifest
         return False
 
@@ -549,14 +641,14 @@ def _downloaded(path: Path, fetched: dict[int, int], oid: int) -> bool:
     return stat.S_ISREG(st.st_mode) and fetched.get(oid) == st.st_size
 
 
-def _refuse_foreign_cutouts(images: Path, cat: pd.DataFrame, fetched: dict[int, int]) -> None:
-    """ConfigError when a file at one of the catalogue's cutout names (``images/OBJID.jpg``) was
+def _refuse_foreign_cutouts(images: Path, cat: pd.DataFrame, fetched: dict[int, int], suffix: str = ".jpg") -> None:
+    """ConfigError when a file at one of the catalogue's cutout names (``images/OBJID<suffix>``) was
     not written by galmet (a user's image, text, a link, a FIFO; see :func:`_downloaded`):
     download never adopts nor replaces it without ``overwrite``."""
     if not images.is_dir():
         return
     for oid in cat["objID"].to_numpy(dtype=np.int64).tolist():
-        path = images / f"{oid}.jpg"
+        path = images / f"{oid}{suffix}"
         if os.path.lexists(path) and not _downloaded(path, fetched, oid):
             raise ConfigError(
                 f"{path}: exists and was not written by galmet; move it away or use overwrite to fetch over it",
@@ -572,11 +664,12 @@ class _Run:
         root: Path,
         cat: pd.DataFrame,
         opts: DownloadOptions,
-        client: SkyServerClient,
+        source: CutoutSource,
         on_result: Callable[[CutoutOutcome], None] | None = None,
         overwrite: bool = False,
     ):
-        self.root, self.cat, self.opts, self.client = root, cat, opts, client
+        self.root, self.cat, self.opts, self.source = root, cat, opts, source
+        self.suffix = source.suffix
         self.overwrite = overwrite
         self.on_result = on_result
         self.images = root / IMAGES_DIR
@@ -603,7 +696,7 @@ class _Run:
         scales = _scales(self.cat, self.opts)
         for oid, ra, dec, scale in zip(ids.tolist(), ras, decs, scales, strict=True):
             rec = self.records.get(oid)
-            path = self.images / f"{oid}.jpg"
+            path = self.images / f"{oid}{self.suffix}"
             try:
                 mine = _downloaded(path, self.fetched, oid)
                 nbytes = path.stat().st_size if mine else -1  # else: fetched over it (overwrite)
@@ -611,20 +704,13 @@ class _Run:
                 nbytes = -1
             if nbytes >= 0:
                 same = rec is not None and rec.status == "ok" and rec.bytes == nbytes
-                other_cutout = (
-                    rec is not None
-                    and same
-                    and (
-                        (rec.size and rec.size != self.opts.size)
-                        or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6))
-                    )
-                )
+                other_cutout = rec is not None and same and self._other_cutout(rec, float(scale))
                 trusted = rec is not None and same and bool(rec.size) and not other_cutout and not self.opts.verify
                 if other_cutout:
                     log.debug("%s: made with another size or scale; re-fetching", path)
                 elif not trusted:
                     try:
-                        read_image(path, self.opts.size, where=f"objID {oid}")
+                        self._check_image(path, oid)
                         trusted = True
                         self._record(oid, "ok", 0, "", False, nbytes, float(scale))
                     except DataError as exc:
@@ -655,9 +741,26 @@ class _Run:
             todo.append(_Task(oid, float(ra), float(dec), float(scale)))
         return todo
 
+    def _other_cutout(self, rec: ManifestRecord, scale: float) -> bool:
+        """True when ``rec`` (a cutout on disk) was made with another size, scale, survey, layer or
+        format than this run's: it is fetched again."""
+        opts = self.opts
+        return bool(
+            (rec.size and rec.size != opts.size)
+            or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6))
+            or (rec.survey, rec.layer, rec.format) != (opts.survey, opts.layer, opts.format)
+        )
+
+    def _check_image(self, path: Path, oid: int) -> None:
+        """DataError unless ``path`` decodes as a cutout of this run's size (a FITS one: 3 bands)."""
+        if self.suffix == FITS_SUFFIX:
+            read_fits(path, self.opts.size, bands=3, where=f"objID {oid}")
+        else:
+            read_image(path, self.opts.size, where=f"objID {oid}")
+
     def _tell(self, oid: int, status: str, error: str = "", permanent: bool = False, fetched: bool = True) -> None:
         if self.on_result is not None:
-            self.on_result(CutoutOutcome(oid, status, self.images / f"{oid}.jpg", error, permanent, fetched))
+            self.on_result(CutoutOutcome(oid, status, self.images / f"{oid}{self.suffix}", error, permanent, fetched))
 
     def _record(
         self, oid: int, status: str, attempts: int, error: str, permanent: bool, nbytes: int, scale: float
@@ -673,6 +776,9 @@ class _Run:
             self.opts.size,
             scale,
             _now(),
+            self.opts.survey,
+            self.opts.layer,
+            self.opts.format,
         )
 
     # -- one image (worker threads) -------------------------------------------------------
@@ -682,17 +788,20 @@ class _Run:
             return _Result(task.oid, None)
         scale = task.scale
         try:
-            body, _, attempts = self.client.get_cutout(
+            body, _, attempts = self.source.get_cutout(
                 task.ra, task.dec, task.scale, self.opts.size, where=where, stop=self.stop, budget=self.budget
             )
         except Interrupted as exc:  # (stopping: the requests it sent still count)
             return _Result(task.oid, None, attempts=exc.attempts)
-        except SkyServerError as exc:
-            return _Result(task.oid, "failed", scale, exc.attempts, str(exc).removeprefix(f"{where}: "), exc.permanent)
+        except ServiceError as exc:
+            error = str(exc).removeprefix(f"{where}: ")
+            outside = isinstance(exc, OutsideFootprint)
+            return _Result(task.oid, "failed", scale, exc.attempts, error, exc.permanent, outside=outside)
+        name = f"{task.oid}{self.suffix}"
         try:
-            atomic_write_bytes(self.images / f"{task.oid}.jpg", body, durable=self.opts.durable)
+            atomic_write_bytes(self.images / name, body, durable=self.opts.durable)
         except OSError as exc:
-            return _Result(task.oid, None, scale, attempts, fatal=f"{self.images}: cannot write {task.oid}.jpg ({exc})")
+            return _Result(task.oid, None, scale, attempts, fatal=f"{self.images}: cannot write {name} ({exc})")
         return _Result(task.oid, "ok", scale, attempts, nbytes=len(body))
 
     # -- the run --------------------------------------------------------------------------
@@ -793,10 +902,11 @@ class _Run:
                 f"{self.budget.failures} requests in a row got no answer from the server "
                 f"(failure_budget {self.opts.failure_budget}; last: {self.budget.last_error})"
             )
-        elif s.failed > allowed:
+        elif s.failed - s.outside > allowed:
             s.stop_param = "max_failures"
             s.stop_reason = (
-                f"{s.failed} failures exceed max_failures {self.opts.max_failures:g} of {s.to_fetch} to fetch"
+                f"{s.failed - s.outside} failures exceed max_failures {self.opts.max_failures:g} of {s.to_fetch} "
+                "to fetch"
             )
         elif s.streak >= self.opts.max_consecutive_failures:
             s.stop_param = "max_consecutive_failures"
@@ -833,6 +943,11 @@ class _Run:
         self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
         if res.status == "ok":
             s.ok += 1
+            s.streak = 0
+        elif res.outside:  # an answer: the server works, the survey has no imaging there
+            s.failed += 1
+            s.outside += 1
+            s.reasons[OUTSIDE_FOOTPRINT] += 1
             s.streak = 0
         else:
             s.failed += 1

@@ -24,11 +24,10 @@ import re
 import threading
 from dataclasses import dataclass
 
-import numpy as np
-
 from galmet._version import __version__
-from galmet.errors import ConfigError, DataError
+from galmet.errors import ConfigError
 from galmet.paper import DATA_RELEASE, PIXEL_SCALE_ARCSEC
+from galmet.sdss.answers import validate_jpeg
 from galmet.sdss.transport import (  # noqa: F401 - re-exported: the names callers and tests import from here
     DEFAULT_MAX_BYTES,
     ERROR_BODY_BYTES,
@@ -236,44 +235,6 @@ def check_tables(
             f"the paper's query needs"
         )
     return None
-
-
-def validate_jpeg(body: bytes, size: int, where: str) -> np.ndarray:
-    """Decode ``body`` as one RGB JPEG of ``size`` x ``size`` pixels; raise BadBody otherwise.
-
-    Checked before any pixel is decoded: the JPEG header's size (a decompression bomb is never
-    decoded) and the end-of-image marker, after which nothing may follow (junk appended to a
-    valid image is refused, not stored).
-
-    What a retry may fix raises :class:`~galmet.sdss.transport.BadBody` (an HTML or text error
-    page, an empty, truncated or undecodable body); a complete answer that a retry would only
-    repeat raises :class:`~galmet.sdss.transport.WrongAnswer` (a binary file that is not a JPEG, a
-    JPEG of another size or mode than RGB, junk after the image).
-    """
-    from galmet.io.images import check_header, decode_image, image_header
-
-    if not body.startswith(b"\xff\xd8"):
-        what = describe_body(body)
-        page = what.startswith(("HTML error page", "text error page", "empty body"))
-        raise (BadBody if page else WrongAnswer)(f"not a JPEG: {what}")
-    try:
-        header = image_header(body, full=True)
-    except ValueError as exc:
-        raise BadBody(f"cannot decode image ({exc})") from None
-    try:
-        check_header(header, size, where)
-    except DataError as exc:
-        raise WrongAnswer(str(exc).removeprefix(f"{where}: ")) from None
-    if header.end is None:
-        raise BadBody(f"cannot decode image (truncated JPEG: {len(body)} bytes and no end-of-image marker)")
-    if header.end < len(body):
-        raise WrongAnswer(f"{len(body) - header.end} bytes of junk after the end of the JPEG")
-    try:
-        return decode_image(body, expected_size=size, where=where)
-    except DataError as exc:
-        text = str(exc).removeprefix(f"{where}: ")
-        wrong = text.startswith(("image mode is", "image is"))  # another mode (band count) or size
-        raise (WrongAnswer if wrong else BadBody)(text) from None
 
 
 def _check_field_counts(lines: list[str], width: int, skipped: int = 0) -> None:
