@@ -162,15 +162,32 @@ def ra_bands(chunks: int) -> list[tuple[float, float]]:
     return [(float(edges[i]), float(edges[i + 1])) for i in range(chunks)]
 
 
-def build_sql(cuts: Cuts = Cuts(), ra_band: tuple[float, float] | None = None, top: int | None = None) -> str:
-    """The paper's SkyServer SQL (DR14 schema), optionally for one ra band and the first ``top`` rows."""
+def select_list(columns: list[tuple[str, str]], sep: str = ",\n  ") -> str:
+    """``columns`` ((SQL expression, output name), ...) as a SELECT list; no "AS" alias where the
+    name is the column's own (DEC is an ODBC reserved word)."""
+    return sep.join(expr if expr.split(".")[-1] == name else f"{expr} AS {name}" for expr, name in columns)
+
+
+def build_sql(
+    cuts: Cuts = Cuts(),
+    ra_band: tuple[float, float] | None = None,
+    top: int | None = None,
+    *,
+    extra_columns: list[tuple[str, str]] | None = None,
+    join: str = "",
+) -> str:
+    """The paper's SkyServer SQL (DR14 schema), optionally for one ra band and the first ``top`` rows.
+
+    ``extra_columns`` ((SQL expression, output name), ...) are selected after :data:`COLUMNS` and
+    ``join`` (one more ``JOIN ... ON ...`` clause, e.g. a cone function) follows the paper's joins.
+    """
     select = "SELECT" + (f" TOP {int(top)}" if top else "")
-    # no "AS" alias where the name is the column's own (DEC is an ODBC reserved word)
-    cols = ",\n  ".join(expr if expr.split(".")[-1] == name else f"{expr} AS {name}" for expr, name in COLUMNS)
+    cols = select_list(COLUMNS + list(extra_columns or []))
     conds = cuts.sql_conditions()
     if ra_band is not None:
         conds += [f"g.ra >= {_num(ra_band[0])}", f"g.ra < {_num(ra_band[1])}"]
-    return f"{select}\n  {cols}\n{FROM_CLAUSE}\nWHERE " + "\n  AND ".join(conds)
+    tables = FROM_CLAUSE + (f"\n  {join}" if join else "")
+    return f"{select}\n  {cols}\n{tables}\nWHERE " + "\n  AND ".join(conds)
 
 
 def chunk_queries(cuts: Cuts, chunks: int, limit: int | None = None) -> list[tuple[str, str]]:
@@ -321,13 +338,13 @@ def canonical_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df.rename(columns=renames)
 
 
-def cut_mask(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> tuple[np.ndarray, dict[str, int]]:
-    """Which rows of ``df`` pass every cut, and how many rows each cut rejects.
-
-    NaN fails every cut (as NULL does in SQL). Raises DataError naming the first missing column.
-    """
-    keep = np.ones(len(df), dtype=bool)
-    rejected: dict[str, int] = {}
+def cut_masks(
+    df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table"
+) -> list[tuple[str, tuple[str, ...], np.ndarray]]:
+    """Each cut as (its words, e.g. ``'rChi2 < 2'``; the columns it reads; bool (N,): which rows
+    of ``df`` pass it). NaN fails every cut (as NULL does in SQL). Raises DataError naming the
+    first missing column."""
+    out = []
     for (cols, op, value), text in zip(cuts.terms(), cuts.describe(), strict=True):
         for c in cols:
             if c not in df.columns:
@@ -337,6 +354,18 @@ def cut_mask(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> tup
             x = x - float_array(df[cols[1]], where, cols[1])
         with np.errstate(invalid="ignore"):
             ok = {"<": x < value, ">": x > value, "<>": np.isfinite(x) & (x != value)}[op]
+        out.append((text, cols, ok))
+    return out
+
+
+def cut_mask(df: pd.DataFrame, cuts: Cuts = Cuts(), where: str = "table") -> tuple[np.ndarray, dict[str, int]]:
+    """Which rows of ``df`` pass every cut, and how many rows each cut rejects.
+
+    NaN fails every cut (as NULL does in SQL). Raises DataError naming the first missing column.
+    """
+    keep = np.ones(len(df), dtype=bool)
+    rejected: dict[str, int] = {}
+    for text, _, ok in cut_masks(df, cuts, where):
         rejected[text] = int((~ok).sum())
         keep &= ok
     return keep, rejected

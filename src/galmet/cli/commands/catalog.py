@@ -16,11 +16,23 @@ de-duplicated catalog gets a seeded train/valid/test split column and is written
 DATASET/catalog.parquet (with catalog.json: the cuts, the server and the SQL). Finished chunks
 are kept in DATASET/.catalog_chunks/ until the end, so a rerun after a failure resumes.
 
+Your own galaxies: --objids FILE looks up the paper's columns and labels of the SDSS objIDs in
+FILE (a csv/parquet/fits/ecsv table with an objID column, or a text list, one objID a line) and
+reports which fail which cut; failing rows are dropped (counted per reason) unless
+--keep-failing keeps them, flagged (passes_cuts, failed_cuts); objIDs SkyServer does not know
+are counted and named, never written. The input's row order and other columns are kept, and its
+split column, if any, is respected. --cone RA DEC RADIUS selects the paper's galaxies within
+RADIUS (a bare number is arcmin; 10arcmin, 0.5deg, 30arcsec; at most 3 deg) of RA DEC (degrees,
+or sexagesimal: 12h30m49.4s +12d23m28s; a negative sexagesimal DEC needs a leading space,
+" -5:12:30", or decimal degrees, -5.2083), nearest first.
+
 Examples:
   galmet catalog --dry-run                    # print the SQL and the URLs, send nothing
   galmet catalog --out paper --limit 1000     # the first 1,000 galaxies
   galmet catalog --out paper                  # the full sample (about 142,000 galaxies)
   galmet catalog --out mine --from-table mpajhu_dr14.fits   # same cuts, local table
+  galmet catalog --out mine --objids my_objids.txt          # your objIDs, with the paper's columns
+  galmet catalog --out virgo --cone 187.7 12.4 30arcmin     # the paper's galaxies in a cone
 """
 
 
@@ -46,6 +58,23 @@ def add_arguments(p) -> None:
     p.add_argument("--out", metavar="DATASET", help="dataset directory to write catalog.parquet into")
     p.add_argument(
         "--from-table", metavar="FILE", help="apply the cuts to this FITS/CSV/parquet table instead of querying SDSS"
+    )
+    p.add_argument(
+        "--objids",
+        metavar="FILE",
+        help="look up these SDSS objIDs (a table with an objID column, or a text list, one a line)",
+    )
+    p.add_argument(
+        "--cone",
+        nargs=3,
+        metavar=("RA", "DEC", "RADIUS"),
+        help="the paper's galaxies within RADIUS (arcmin unless it says: 10arcmin, 0.5deg; at most 3deg) "
+        "of RA DEC (degrees or sexagesimal)",
+    )
+    p.add_argument(
+        "--keep-failing",
+        action="store_true",
+        help="with --objids: keep the objIDs that fail a cut, flagged (passes_cuts, failed_cuts), not dropped",
     )
     p.add_argument("--dry-run", action="store_true", help="print the SQL and the request URLs; send nothing")
     p.add_argument(
@@ -127,6 +156,8 @@ def _check_output(args, out) -> None:
         if table.is_dir():
             raise ConfigError(f"--from-table {table}: is a folder, not a table file")
         inputs.append(Input(table, "the --from-table input"))
+    if args.objids:
+        inputs.append(Input(Path(args.objids), "the --objids input"))
     check_output_dir(
         out,
         "--out",
@@ -150,6 +181,9 @@ def run(args) -> int:
     cuts = _cuts(args)
     cuts.check()
     client = server_client(args)
+    selection = _selection(args, cuts)  # every objID / the cone checked before anything is sent or written
+    if args.dry_run and selection is not None:
+        return _dry_run_selection(args, client, selection)
     if args.dry_run:
         print(
             f"-- the paper's query (SkyServer SQL, {DATA_RELEASE} schema) for {data_release(args) or client.base_url}"
@@ -168,10 +202,59 @@ def run(args) -> int:
 
     with locked_folder(out, "'galmet catalog'"):  # one run per dataset folder at a time
         _check_output(args, out)  # again, under the lock: another run may have written there meanwhile
-        return _write_catalog(args, out, cuts, client)
+        return _write_catalog(args, out, cuts, client, selection)
 
 
-def _write_catalog(args, out: Path, cuts, client) -> int:
+def _selection(args, cuts):
+    """The user's objIDs (a DataFrame) or cone ((ra, dec) degrees, radius arcmin), checked; None
+    for the paper's query or --from-table. ConfigError for options that do not go together."""
+    from galmet.errors import ConfigError
+
+    chosen = [f for f, v in (("--from-table", args.from_table), ("--objids", args.objids), ("--cone", args.cone)) if v]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} do not go together: give one")
+    if args.keep_failing and not args.objids:
+        raise ConfigError("--keep-failing applies to --objids only")
+    if args.objids:
+        if args.limit is not None:
+            raise ConfigError("--limit does not apply to --objids (every objID given is looked up)")
+        from galmet.sdss.by_objid import read_objid_file
+
+        return read_objid_file(args.objids)
+    if args.cone:
+        from galmet.sdss.cone import cone_center, parse_radius
+
+        try:
+            return cone_center(*args.cone[:2]), parse_radius(args.cone[2])
+        except ConfigError as exc:
+            raise ConfigError(f"--cone: {exc}") from None
+    return None
+
+
+def _dry_run_selection(args, client, selection) -> int:
+    """Print the SQL and the URLs of --objids or --cone; send nothing."""
+    import pandas as pd
+
+    from galmet.sdss.by_objid import objid_chunks, objid_sql
+    from galmet.sdss.cone import cone_sql
+
+    where = args.data_release or client.base_url
+    if isinstance(selection, pd.DataFrame):
+        chunks = objid_chunks(client, selection["objID"].to_numpy())
+        print(f"-- {len(selection)} objIDs on {where}, sent as {len(chunks)} requests (GET); the first:")
+        print(objid_sql(chunks[0]))
+        for k, chunk in enumerate(chunks):
+            print(f"objID chunk {k + 1}/{len(chunks)}: {client.sql_url(objid_sql(chunk))}")
+        return 0
+    (ra, dec), arcmin = selection
+    sql = cone_sql(ra, dec, arcmin, _cuts(args), args.limit)
+    print(f"-- the paper's galaxies within {arcmin:g} arcmin of ra {ra:g} dec {dec:g} on {where}:")
+    print(sql)
+    print(f"cone: {client.sql_url(sql)}")
+    return 0
+
+
+def _write_catalog(args, out: Path, cuts, client, selection=None) -> int:
     """Query (or read) the catalogue, split it and write it with its settings into ``out`` (locked)."""
     import json
 
@@ -184,7 +267,9 @@ def _write_catalog(args, out: Path, cuts, client) -> int:
     from galmet.sdss.catalog import build_sql, catalog_from_table, cuts_config, query_catalog, remove_chunk_cache
 
     target = out / CATALOG_PARQUET
-    if args.from_table:
+    if selection is not None:
+        catalog, source = _lookup(args, client, cuts, selection)
+    elif args.from_table:
         catalog = catalog_from_table(args.from_table, cuts)
         source: dict[str, object] = {"from_table": str(Path(args.from_table).resolve())}
     else:
@@ -217,3 +302,25 @@ def _write_catalog(args, out: Path, cuts, client) -> int:
     parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "valid", "test"))
     print(f"catalog: {len(catalog)} galaxies ({parts}) -> {target}")
     return 0
+
+
+def _lookup(args, client, cuts, selection):
+    """The catalogue of --objids or --cone and its catalog.json entries; tells what became of the objIDs."""
+    import pandas as pd
+
+    from galmet.cli.options import data_release
+    from galmet.runs.catalog_lookup import cone_catalog, describe_objids, objid_catalog
+
+    if args.data_release:  # a release other than the paper's schema may lack a table: ask first
+        from galmet.sdss.skyserver import check_tables
+
+        check_tables(client, release=args.data_release)
+    source: dict[str, object] = {"base_url": client.base_url, "data_release": data_release(args)}
+    if isinstance(selection, pd.DataFrame):
+        catalog, info = objid_catalog(
+            client, selection, cuts, args.keep_failing, progress=not args.no_progress, where=args.objids
+        )
+        print("\n".join(describe_objids(info)))
+        return catalog, {**source, "objids": {"input": str(Path(args.objids).resolve()), **info}}
+    catalog, info = cone_catalog(client, *selection, cuts, args.limit)
+    return catalog, {**source, **info}
