@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict
@@ -28,6 +29,8 @@ from galmet.science.baseline import (
 from galmet.science.metrics import summarize
 from galmet.synthetic.physics import IMAGE_OBSERVABLES
 
+log = logging.getLogger(__name__)
+
 
 @holds_folder_lock("out_dir", "'galmet baseline'")
 def run_baselines(
@@ -43,7 +46,9 @@ def run_baselines(
     Parameters
     ----------
     dataset : path-like or galmet.data.dataset.Dataset
-        Needs ``modelMag_<band>`` columns, ``target`` and a split (made if absent).
+        Needs ``target`` and a split (made if absent); the random forest also ``modelMag_<band>``
+        columns: without them (the real sample's catalogue has none) only the constant mean is
+        fitted and the forest is skipped with one log line naming the missing columns.
     out_dir : path-like
         Receives ``rf_<bands>_predictions.parquet``, ``constant_predictions.parquet`` and
         ``baseline_metrics.json`` (test-set metrics of both, config, provenance). For a synthetic
@@ -56,7 +61,8 @@ def run_baselines(
     -------
     dict
         ``{"rf": summary, "constant": summary, "bands": ..., "config": ..., "files": ...}``,
-        each summary as :func:`galmet.science.metrics.summarize` on the test split.
+        each summary as :func:`galmet.science.metrics.summarize` on the test split; without
+        magnitudes ``"rf"`` is None and ``"rf_skipped"`` says why.
     """
     bands = parse_bands(bands)
     files = [
@@ -67,28 +73,33 @@ def run_baselines(
     check_output_dir(
         out_dir, "out_dir", files, inputs_of(dataset, "the dataset"), overwrite=overwrite
     )  # before anything is read
-    require_sklearn()
     ds = as_dataset(dataset, targets=[target], load_images=False)
     catalog, where = ds.catalog, str(ds.root)
+    skipped = _forest_skipped(catalog, bands, where)
+    if skipped is None or has_image_observables(catalog):
+        require_sklearn()
     out = Path(out_dir)
     config = config or ForestConfig()
     t0 = time.perf_counter()
-    rf = random_forest_baseline(catalog, bands, target, config, where)
+    rf = None if skipped else random_forest_baseline(catalog, bands, target, config, where)
     rf_time = time.perf_counter() - t0
     const = constant_baseline(catalog, target, where)
     oracle = observable_oracle(catalog, target, config.seed, where) if has_image_observables(catalog) else None
-    rf_path = write_table(rf, out / rf_predictions(bands))
     const_path = write_table(const, out / CONSTANT_PREDICTIONS)
     result: dict[str, Any] = {
         "target": target,
         "bands": bands,
         "dataset": str(Path(where).resolve()),
         "config": asdict(config),
-        "fit_seconds": rf_time,
-        "rf": summarize(rf, target, "test"),
+        "fit_seconds": None if rf is None else rf_time,
+        "rf": None if rf is None else summarize(rf, target, "test"),
         "constant": summarize(const, target, "test"),
-        "files": {"rf": str(rf_path), "constant": str(const_path)},
+        "files": {"constant": str(const_path)},
     }
+    if rf is None:
+        result["rf_skipped"] = skipped
+    else:
+        result["files"]["rf"] = str(write_table(rf, out / rf_predictions(bands)))
     if oracle is not None:
         result["oracle"] = summarize(oracle, target, "test")
         result["oracle"]["features"] = list(IMAGE_OBSERVABLES)
@@ -97,16 +108,34 @@ def run_baselines(
         result["noise_floor"] = noise_floor(catalog)
     # summarize() quotes the paper's CNN; beside a baseline only the paper's RF number belongs.
     for name in ("rf", "constant", "oracle"):
-        result.get(name, {}).pop("paper", None)
-    if target == "oh_p50" and bands == "gri":
+        (result.get(name) or {}).pop("paper", None)
+    if target == "oh_p50" and bands == "gri" and rf is not None:
         result["rf"]["paper"] = {"rmse": PAPER_RF_GRI_RMSE}
     write_json(out / BASELINE_METRICS, result)
     return result
 
 
+def _forest_skipped(catalog, bands: str, where: str) -> str | None:
+    """Why the random forest cannot run on ``catalog`` (its ``modelMag_<band>`` columns are
+    missing; logged once, with how to get them), or None when it can."""
+    missing = [f"modelMag_{b}" for b in bands if f"modelMag_{b}" not in catalog.columns]
+    if not missing:
+        return None
+    from galmet.data.dataset import find_catalog
+
+    table = find_catalog(Path(where)) if Path(where).is_dir() else None
+    why = (
+        f"{where}: no magnitude column(s) {', '.join(missing)}: random forest ({bands}) skipped, constant mean only "
+        f"(add them with 'galmet catalog --objids {table or 'YOUR_OBJIDS'} --out NEW_DATASET')"
+    )
+    log.warning("%s", why)
+    return why
+
+
 def format_baselines(result: dict) -> str:
-    """Plain-text table of :func:`run_baselines` metrics (test split)."""
+    """Plain-text table of :func:`run_baselines` metrics (test split); a skipped forest is left out."""
     rows = [(f"random forest ({result['bands']})", result["rf"]), ("constant mean", result["constant"])]
+    rows = [(name, s) for name, s in rows if s is not None]
     if "oracle" in result:
         rows.append(("observable oracle", result["oracle"]))
     lines = [

@@ -13,7 +13,9 @@ predict every row; also the constant predictor (train + valid mean). Writes, in 
   rf_<bands>_predictions.parquet   predictions table in the 'galmet predict' format
   constant_predictions.parquet     the same for the constant-mean predictor
   baseline_metrics.json            test-set metrics of both, settings, provenance
-and prints the test-set metrics. Score either file with 'galmet evaluate'.
+and prints the test-set metrics. Score either file with 'galmet evaluate'. A dataset without
+the magnitude columns (objIDs and labels only, as the real SDSS sample) gets the constant mean
+only, with one line naming the missing columns; 'galmet catalog --objids' looks them up.
 
 Example:
   galmet baseline data/synth --bands gri --out runs/baseline
@@ -26,7 +28,7 @@ PARAM_FLAGS = {"out_dir": "--out"}
 def add_arguments(p) -> None:
     from galmet.cli.options import SEED, integer
 
-    p.add_argument("dataset", help="dataset directory with modelMag_<band> columns")
+    p.add_argument("dataset", help="dataset directory (the random forest needs modelMag_<band> columns)")
     p.add_argument("--bands", default="gri", help="magnitudes to use: gri (paper) or ugriz (default: gri)")
     p.add_argument("--target", default="oh_p50", help="label column (default: oh_p50)")
     p.add_argument("--out", default="baseline", help="output directory (default: ./baseline)")
@@ -58,5 +60,6 @@ def run(args) -> int:
     config = ForestConfig(args.n_estimators, args.min_samples_leaf, args.seed, args.jobs)
     result = run_baselines(args.dataset, args.out, args.bands, args.target, config, overwrite=args.overwrite)
     print(format_baselines(result))
-    print(f"wrote {result['files']['rf']}, {result['files']['constant']} and {args.out}/baseline_metrics.json")
+    written = [result["files"][k] for k in ("rf", "constant") if k in result["files"]]
+    print(f"wrote {', '.join(written)} and {args.out}/baseline_metrics.json")
     return 0
