@@ -11,13 +11,15 @@ first of them. The public API (each name imported on first use)::
     LegacySurveyClient        # the Legacy Survey viewer's cutout.jpg / cutout.fits
     PS1Client                 # PS1's ps1filenames.py then fitscut.cgi
     query_catalog, Cuts       # the paper's catalogue query and its cuts
+    query_objids, query_cone  # the paper's columns for your own objIDs / galaxies in a cone
     download_cutouts          # resumable concurrent download into a dataset directory
     DownloadOptions           # the one owner of download defaults (workers, rate, retries, ...)
     sky_positions, Positions  # positions from SkyCoord, Tables, DataFrames, sexagesimal text
     HttpClient                # the service-neutral transport a new service builds on
 
 Modules: :mod:`.transport`, :mod:`.answers`, :mod:`.skyserver`, :mod:`.legacy`, :mod:`.ps1`,
-:mod:`.sources`, :mod:`.catalog`, :mod:`.download`, :mod:`.coords`, :mod:`.at_positions`.
+:mod:`.sources`, :mod:`.catalog`, :mod:`.download`, :mod:`.coords`, :mod:`.at_positions`,
+:mod:`.by_objid`, :mod:`.cone`.
 """
 
 from galmet._lazy import lazy_exports
@@ -31,6 +33,8 @@ _NAMES = {
     "PS1Client": "galmet.sdss.ps1",
     "query_catalog": "galmet.sdss.catalog",
     "Cuts": "galmet.sdss.catalog",
+    "query_objids": "galmet.sdss.by_objid",
+    "query_cone": "galmet.sdss.cone",
     "download_cutouts": "galmet.sdss.download",
     "DownloadOptions": "galmet.sdss.download",
     "sky_positions": "galmet.sdss.coords",
