@@ -267,11 +267,12 @@ def _write_catalog(args, out: Path, cuts, client, selection=None) -> int:
     from galmet.sdss.catalog import build_sql, catalog_from_table, cuts_config, query_catalog, remove_chunk_cache
 
     target = out / CATALOG_PARQUET
+    source: dict[str, object]
     if selection is not None:
         catalog, source = _lookup(args, client, cuts, selection)
     elif args.from_table:
         catalog = catalog_from_table(args.from_table, cuts)
-        source: dict[str, object] = {"from_table": str(Path(args.from_table).resolve())}
+        source = {"from_table": str(Path(args.from_table).resolve())}
     else:
         if args.data_release:  # a release other than the paper's schema may lack a table: ask first
             from galmet.sdss.skyserver import check_tables
