@@ -132,7 +132,8 @@ def test_keep_failing_keeps_every_known_row_flagged_with_its_reasons(tmp_path):
     assert cat.loc[cat["objID"] == BASE + 21, "specObjID"].item() == 0
 
 
-def test_a_table_keeps_its_columns_and_order_and_its_split_is_respected(tmp_path, capsys, caplog):
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".fits", ".ecsv"])
+def test_a_table_keeps_its_columns_and_order_and_its_split_is_respected(tmp_path, capsys, caplog, suffix):
     ids = [BASE + 7, BASE + 2, BASE + 9, BASE + 4, BASE + 0, BASE + 20]
     table = pd.DataFrame(
         {
@@ -142,8 +143,15 @@ def test_a_table_keeps_its_columns_and_order_and_its_split_is_respected(tmp_path
             "split": ["test", "train", "train", "train", "test", "train"],
         }
     )
-    path = tmp_path / "mine.csv"
-    table.to_csv(path, index=False)
+    path = tmp_path / f"mine{suffix}"
+    if suffix == ".csv":
+        table.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        table.to_parquet(path)
+    else:
+        from astropy.table import Table
+
+        Table.from_pandas(table).write(path)
     out = tmp_path / "ds"
     with FaultyServer(sql_responder=responder(sky())) as srv:
         rc = main(["catalog", "--out", str(out), "--objids", str(path), "--base-url", srv.url, *FAST])
@@ -310,3 +318,30 @@ def test_real_skyserver_returns_the_sample_galaxies_labels(tmp_path):
     assert cat["objID"].astype(str).tolist() == sample["objID"].tolist()
     assert np.allclose(cat["oh_p50"], sample["oh_p50"].astype(float), atol=1e-4)
     assert cat["ra"].between(0, 360).all() and cat["modelMag_r"].between(10, 25).all()
+
+
+def test_the_real_sample_enriched_by_a_stand_in_skyserver_gets_the_random_forest(tmp_path, capsys):
+    """The real sample's objID list -> catalog --objids (a stand-in answering for all 500, its labels
+    and made-up magnitudes) -> baseline now fits the forest too, and the sample's test rows stay test."""
+    if not (SAMPLE / "catalog.csv").is_file():
+        pytest.skip(f"the real SDSS sample is not at {SAMPLE}")
+    sample = pd.read_csv(SAMPLE / "catalog.csv", dtype={"objID": str})
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, (oid, oh) in enumerate(zip(sample["objID"], sample["oh_p50"], strict=True)):
+        r = 17.5 - 2.0 * (oh - 8.9) + rng.normal(0, 0.1)
+        mags = (r + 1.8, r + 0.6, r, r - 0.35, r - 0.6)
+        bands = {f"modelMag_{b}": m for b, m in zip("ugriz", mags, strict=True)}
+        rows.append(known_row(k, objID=int(oid), oh_p50=oh, **bands))
+    out = tmp_path / "sample"
+    with FaultyServer(sql_responder=responder(pd.DataFrame(rows))) as srv:
+        args = ["catalog", "--out", str(out), "--objids", str(SAMPLE / "catalog.csv"), "--base-url", srv.url]
+        assert main([*args, *FAST]) == 0
+        assert sum(srv.sql_counts.values()) == len(objid_chunks(SkyServerClient(srv.url), sample["objID"].astype(int)))
+    cat = pd.read_parquet(out / "catalog.parquet")
+    assert cat["objID"].astype(str).tolist() == sample["objID"].tolist()
+    assert (cat["split"] == "test").sum() == 100 and (cat["split"] == "test").eq(sample["split"] == "test").all()
+    (out / "images").symlink_to(SAMPLE / "images")  # (or galmet download: a dataset has its images)
+    assert main(["baseline", str(out), "--out", str(tmp_path / "base"), "--jobs", "1"]) == 0
+    metrics = json.loads((tmp_path / "base" / "baseline_metrics.json").read_text())
+    assert metrics["rf"]["n"] == 100 and metrics["rf"]["rmse"] < metrics["constant"]["rmse"]

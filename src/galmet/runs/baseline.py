@@ -126,7 +126,8 @@ def _forest_skipped(catalog, bands: str, where: str) -> str | None:
     table = find_catalog(Path(where)) if Path(where).is_dir() else None
     why = (
         f"{where}: no magnitude column(s) {', '.join(missing)}: random forest ({bands}) skipped, constant mean only "
-        f"(add them with 'galmet catalog --objids {table or 'YOUR_OBJIDS'} --out NEW_DATASET')"
+        f"(add them with 'galmet catalog --objids {table or 'YOUR_OBJIDS'} --out NEW_DATASET', "
+        "then give NEW_DATASET the images: 'galmet download NEW_DATASET')"
     )
     log.warning("%s", why)
     return why
