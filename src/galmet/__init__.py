@@ -16,6 +16,7 @@ The public API::
     galmet.write_positions_table(table, "pred.ecsv") # such a table written by suffix
     galmet.predict_catalog(model, "big.parquet", "pred.parquet") # a catalogue of any size, on Dask (or shard=(I, N))
     galmet.TrainConfig(epochs=5)           # the training settings train() takes
+    galmet.synthesize("data/s", n=1000, survey="legacy") # synthetic galaxies as a survey images them
 
 Each name is imported on first use, so ``import galmet`` stays cheap and pulls in neither torch
 nor astropy; everything else lives in the stage packages (see docs/architecture.md).
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from galmet.predict.positions import predict_positions as predict_positions
     from galmet.sdss.at_positions import load_dataset as load_dataset
     from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
+    from galmet.synthetic.render import synthesize as synthesize
     from galmet.training.config import TrainConfig as TrainConfig
     from galmet.training.loop import train as train
 
@@ -51,6 +53,7 @@ _LAZY = {
     "train": "galmet.training.loop",
     "TrainConfig": "galmet.training.config",
     "fetch_cutout": "galmet.sdss.skyserver",
+    "synthesize": "galmet.synthetic.render",
 }
 
 __all__ = ["ConfigError", "DataError", "GalmetError", "__version__", *_LAZY]

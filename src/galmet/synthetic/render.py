@@ -1,18 +1,23 @@
-"""Synthetic SDSS-like galaxies with known physics, written as a dataset directory.
+"""Synthetic galaxies with known physics, imaged as SDSS, the Legacy Surveys or PS1 would, written
+as a dataset directory.
 
 :func:`synthesize` draws a galaxy population (:mod:`galmet.synthetic.physics`), renders each
-galaxy with GalSim as g, r, i images (bulge + inclined disk + star-forming knots, Moffat
-seeing, neighbouring stars and galaxies, sky and source noise at SDSS depth), turns them into
-RGB with the Lupton et al. (2004) asinh stretch (astropy's ``make_lupton_rgb``, i r g as
-R G B) and writes JPEGs like the SDSS cutout service, then the catalog::
+galaxy with GalSim in its survey's three bands (bulge + inclined disk + star-forming knots,
+Moffat seeing, neighbouring stars and galaxies, sky and source noise at the survey's depth:
+:mod:`galmet.synthetic.looks`), and writes either a colour JPEG (the Lupton et al. (2004) asinh
+stretch, astropy's ``make_lupton_rgb``, reddest band as R; for SDSS i r g as R G B, like the SDSS
+cutout service) or the band fluxes as a FITS cube, then the catalog::
 
     OUT/
-      images/<objID>.jpg   size x size RGB JPEG, field of view 37.9 arcsec
+      images/<objID>.jpg   size x size RGB JPEG (SDSS: field of view 37.9 arcsec)
+      images/<objID>.fits  (--format fits) float32 (3, size, size) nanomaggies, bands bluest first
       catalog.parquet      SDSS-named columns + latent truths (written last)
-      synth_config.yaml    parameters, physics constants, galmet version
+      synth_config.yaml    parameters (survey, bands, format, size, pixel scale, rendering),
+                           physics constants, galmet version
 
 Galaxy ``i`` depends only on ``(seed, i)``, so the output is byte-identical for any number
-of worker processes. GalSim and astropy are imported inside the functions that use them.
+of worker processes, and the galaxies (catalogue and labels) are the same for every survey.
+GalSim and astropy are imported inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -23,18 +28,23 @@ import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from galmet._optional import require
 from galmet.data.splits import MAX_SEED
+from galmet.data.surveys import DEFAULT_SURVEY
 from galmet.errors import ConfigError
 from galmet.io.inputs import special_kind
 from galmet.io.locks import holds_folder_lock
 from galmet.io.ownership import holds_only_bookkeeping
 from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, IMAGES_DIR, SYNTH_CONFIG
 from galmet.paper import PIXEL_SCALE_ARCSEC, TEST_FRACTION, VALID_FRACTION
+
+if TYPE_CHECKING:
+    from galmet.synthetic.looks import Look
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,8 @@ GENERATOR = "galmet.synthetic.render"
 #: Pixel scale (arcsec) of a 128-pixel cutout (the paper's); other sizes keep the same field of view.
 PIXEL_SCALE_128 = PIXEL_SCALE_ARCSEC
 FIELD_OF_VIEW = PIXEL_SCALE_128 * 128
+#: Largest pixel GalSim draws on (arcsec): coarser cutout pixels are sums of finer ones (the 64-pixel SDSS scale).
+FINE_SCALE_MAX = FIELD_OF_VIEW / 64
 #: White sky noise per PIXEL_SCALE_128 pixel before resampling (nanomaggies), g r i, of a cutout of
 #: median depth. Calibrated with the stretch so the JPEG sky (level, noise, correlation) matches
 #: the distributions of real cutouts (docs/synthetic.md, benchmarks/synth_realism.py).
@@ -76,6 +88,8 @@ LUPTON_MINIMUM = (0.0, 0.0, 0.0)
 #: Quality of the JPEGs: the quantisation tables of real SDSS DR14 cutouts are those of quality 90.
 JPEG_QUALITY = 90
 PSF_FWHM_RANGE = (1.2, 1.6)
+#: The median of PSF_FWHM_RANGE: a survey's band seeing (``seeing_fwhm``) is scaled by the drawn FWHM over it.
+PSF_FWHM_MEDIAN = sum(PSF_FWHM_RANGE) / 2
 PSF_BETA = 3.5
 #: Mean numbers of neighbouring stars (r < 22.5) and galaxies (r < 22.5) in a cutout, about
 #: the high-latitude SDSS counts; magnitudes follow dN/dm ~ 10^(0.2 m) and 10^(0.4 m).
@@ -84,6 +98,8 @@ N_KNOTS = 30
 #: Synthetic objIDs: BASE + (seed mod SEED_SLOTS) * MAX_N + index, all below real SDSS ids (1237...).
 OBJID_BASE = 1_230_000_000_000_000_000
 MAX_N = 1_000_000_000
+#: Widest field (arcsec) an explicit pixel scale may give.
+MAX_FIELD_ARCSEC = 600.0
 #: Most worker processes a synthesis starts.
 MAX_WORKERS = 256
 SEED_SLOTS = 7_000_000
@@ -148,8 +164,15 @@ def check_options(n, seed, size, workers=None, test=TEST_FRACTION, valid_fractio
         raise ConfigError(f"valid_fraction must be in [0, 1), got {valid_fraction!r}", param="valid_fraction")
 
 
-def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, dict]:
-    """Render one galaxy as an RGB cutout.
+def render_galaxy(
+    params: dict,
+    rng: np.random.Generator,
+    size: int = 128,
+    look: Look | None = None,
+    scale: float | None = None,
+    fmt: str = "jpeg",
+) -> tuple[np.ndarray, dict]:
+    """Render one galaxy as a survey's colour cutout or flux cube.
 
     Parameters
     ----------
@@ -159,35 +182,44 @@ def render_galaxy(params: dict, rng: np.random.Generator, size: int = 128) -> tu
         The galaxy's generator (continues the one that drew ``params``).
     size : int
         Cutout width = height, pixels.
+    look : galmet.synthetic.looks.Look, optional
+        The survey's bands, seeing, noise and rendering (default: SDSS's).
+    scale : float, optional
+        Arcsec per pixel (default: the look's field of view over ``size``).
+    fmt : {"jpeg", "fits"}
+        What to return: the colour image, or the band fluxes.
 
     Returns
     -------
-    rgb : ndarray
-        uint8 (size, size, 3): the Lupton RGB image (R, G, B = i, r, g).
+    image : ndarray
+        ``jpeg``: uint8 (size, size, 3), the Lupton RGB image (reddest band as R), row 0 at the
+        top. ``fits``: float32 (3, size, size), nanomaggies per pixel, bands bluest first, row 0
+        at the bottom (the FITS convention: the JPEG's rows reversed).
     measured : dict
         ``petroR50_r``, ``petroR90_r`` (arcsec), ``petroMag_r`` (AB) measured on the noiseless
-        r-band galaxy image, ``psf_fwhm`` (arcsec), ``n_stars``, ``n_neighbours``.
+        r-band galaxy image, ``psf_fwhm`` (arcsec, of r), ``n_stars``, ``n_neighbours``.
     """
     # The order of the random draws fixes every pixel of the data set (byte-identical output per
-    # seed). Each step below draws from ``rng`` in turn, in this order: seeing and centring, the
-    # knots, the neighbours, then the noise of g, r and i. Do not reorder the steps or the draws
-    # inside them.
+    # seed), and is the same for every survey (the same scene): each step below draws from
+    # ``rng`` in turn, in this order: seeing and centring, the knots, the neighbours, then the
+    # noise of the three bands, bluest first. Do not reorder the steps or the draws inside them.
+    from galmet.synthetic.looks import survey_look
+
+    look = look or survey_look(None)
+    field = look.field_of_view if scale is None else float(scale) * size
     galsim = require("galsim", "synth", "synthetic galaxies")
-    stamp = _Stamp.draw_seeing_and_offset(galsim, rng, size)
+    stamp = _Stamp.draw_seeing_and_offset(galsim, rng, size, field, look)
     images, parts = _galaxy_bands(stamp, params, rng)
     measured = _measure_petrosian(stamp, params, images, parts)
     n_stars, n_gal = _add_neighbours(stamp, rng, images)
     images = stamp.bin_to_cutout(images)
-    sky = _draw_sky(rng)
-    _add_noise(images, rng, size, stamp.scale, sky)
-    rgb = to_rgb(images["g"], images["r"], images["i"], size)
-    measured.update(psf_fwhm=stamp.fwhm, n_stars=n_stars, n_neighbours=n_gal)
-    return rgb, measured
-
-
-#: The bands rendered, and their index in the u g r i z flux arrays of ``draw_galaxy``.
-_RENDERED_BANDS = ("g", "r", "i")
-_BAND_INDEX = {"g": 1, "r": 2, "i": 3}
+    sky = _draw_sky(rng, look)
+    _add_noise(images, rng, size, stamp.scale, sky, look)
+    measured.update(psf_fwhm=stamp.fwhm["r"], n_stars=n_stars, n_neighbours=n_gal)
+    if fmt == "fits":
+        return np.stack([images[b] for b in look.bands]).astype(np.float32), measured
+    red, green, blue = (images[b] for b in reversed(look.bands))
+    return look_rgb(look, red, green, blue, stamp.scale), measured
 
 
 class _Stamp:
@@ -200,40 +232,64 @@ class _Stamp:
 
     Attributes
     ----------
-    size, scale : int, float
-        Cutout width in pixels and its pixel scale (arcsec).
+    size, field, scale : int, float, float
+        Cutout width in pixels, in arcsec, and its pixel scale (arcsec).
     fine, fine_size, fine_scale : int, int, float
         Fine pixels per cutout pixel (per axis), fine grid width (pixels) and scale (arcsec).
-    fwhm : float
-        Moffat seeing FWHM (arcsec).
+    bands : str
+        The bands drawn, bluest first.
+    fwhm : dict
+        Band -> Moffat seeing FWHM (arcsec).
     psf, offset
-        The GalSim PSF and the galaxy's offset from the stamp centre (GalSim PositionD, fine pixels).
+        Band -> GalSim PSF, and the galaxy's offset from the stamp centre (GalSim PositionD, fine pixels).
+    one_psf : bool
+        Every band has the same PSF (an object is drawn once for all bands).
     """
 
-    def __init__(self, galsim, size: int, fwhm: float, offset_pixels) -> None:
+    def __init__(self, galsim, size: int, field: float, fwhm: dict, offset_pixels) -> None:
         self.galsim = galsim
         self.size = size
-        self.scale = pixel_scale(size)
-        self.fine = max(1, 64 // size)
+        self.field = field
+        self.scale = field / size
+        self.fine = max(1, math.ceil(self.scale / FINE_SCALE_MAX - 1e-6))
         self.fine_scale, self.fine_size = self.scale / self.fine, size * self.fine
+        self.bands = "".join(fwhm)
         self.fwhm = fwhm
-        self.psf = galsim.Moffat(beta=PSF_BETA, fwhm=fwhm)
+        self.one_psf = len(set(fwhm.values())) == 1
+        psfs = {v: galsim.Moffat(beta=PSF_BETA, fwhm=v) for v in fwhm.values()}
+        self.psf = {b: psfs[v] for b, v in fwhm.items()}
         self.offset = galsim.PositionD(*(offset_pixels * self.fine))  # in fine pixels
 
     @classmethod
-    def draw_seeing_and_offset(cls, galsim, rng: np.random.Generator, size: int) -> _Stamp:
-        """Draw the seeing FWHM, then the galaxy's sub-pixel offset (uniform in +-0.5 pixel)."""
-        fwhm = float(rng.uniform(*PSF_FWHM_RANGE))
-        return cls(galsim, size, fwhm, rng.uniform(-0.5, 0.5, 2))
+    def draw_seeing_and_offset(cls, galsim, rng: np.random.Generator, size: int, field: float, look: Look) -> _Stamp:
+        """Draw the seeing FWHM (the look's band FWHMs scaled by it over PSF_FWHM_MEDIAN, or it
+        for every band), then the galaxy's sub-pixel offset (uniform in +-0.5 pixel)."""
+        drawn = float(rng.uniform(*PSF_FWHM_RANGE))
+        if look.seeing is None:
+            fwhm = {b: drawn for b in look.bands}
+        else:
+            fwhm = {b: look.seeing[b] * drawn / PSF_FWHM_MEDIAN for b in look.bands}
+        return cls(galsim, size, field, fwhm, rng.uniform(-0.5, 0.5, 2))
 
-    def draw(self, obj, offset=None) -> np.ndarray:
-        """``obj`` convolved with the PSF on the fine grid (float64, fine_size x fine_size), at
-        ``offset`` (fine pixels; default the galaxy's)."""
+    def draw(self, obj, offset=None, band: str = "r") -> np.ndarray:
+        """``obj`` convolved with ``band``'s PSF on the fine grid (float64, fine_size x
+        fine_size), at ``offset`` (fine pixels; default the galaxy's)."""
         offset = self.offset if offset is None else offset
-        image = self.galsim.Convolve(obj, self.psf).drawImage(
+        image = self.galsim.Convolve(obj, self.psf[band]).drawImage(
             nx=self.fine_size, ny=self.fine_size, scale=self.fine_scale, offset=offset
         )
         return image.array.astype(np.float64)
+
+    def draw_bands(self, obj, fluxes: dict, images: dict, offset=None) -> None:
+        """Add ``obj`` times ``fluxes[band]`` to each band's fine-grid image in ``images``, drawn
+        once when every band has the same PSF, else once per band."""
+        if self.one_psf:
+            unit = self.draw(obj, offset)
+            for b in self.bands:
+                images[b] += fluxes[b] * unit
+            return
+        for b in self.bands:
+            images[b] += fluxes[b] * self.draw(obj, offset, b)
 
     def bin_to_cutout(self, images: dict) -> dict:
         """Fine-grid band images summed into cutout pixels (size x size)."""
@@ -268,17 +324,17 @@ def _galaxy_profiles(galsim, params: dict, rng: np.random.Generator) -> dict:
 def _galaxy_bands(stamp: _Stamp, params: dict, rng: np.random.Generator) -> tuple[dict, list]:
     """Noiseless g, r, i images of the galaxy on the fine grid (nanomaggies per fine pixel), and
     its drawn components as (GalSim object, u g r i z fluxes) pairs (those bright in r)."""
+    from galmet.synthetic.looks import BAND_INDEX
+
     profiles = _galaxy_profiles(stamp.galsim, params, rng)
-    images = {b: np.zeros((stamp.fine_size, stamp.fine_size)) for b in _RENDERED_BANDS}
+    images = {b: np.zeros((stamp.fine_size, stamp.fine_size)) for b in stamp.bands}
     parts = [
         (obj, params[f"flux_{name}"])
         for name, obj in (("bulge", profiles["bulge"]), ("disk", profiles["disk"]), ("knots", profiles["knots"]))
         if params[f"flux_{name}"][2] > 0
     ]
     for obj, flux in parts:
-        unit = stamp.draw(obj)
-        for b in _RENDERED_BANDS:
-            images[b] += flux[_BAND_INDEX[b]] * unit
+        stamp.draw_bands(obj, {b: flux[BAND_INDEX[b]] for b in stamp.bands}, images)
     return images, parts
 
 
@@ -286,8 +342,8 @@ def _measure_petrosian(stamp: _Stamp, params: dict, images: dict, parts: list) -
     """:func:`_petrosian` of the noiseless r-band galaxy: on the fine-grid image, or on a stamp
     three times wider when the disk is large enough for the aperture to run off the cutout."""
     galsim = stamp.galsim
-    if params["r_disk_arcsec"] > FIELD_OF_VIEW / 8:
-        wide = galsim.Convolve(galsim.Add([obj * flux[2] for obj, flux in parts]), stamp.psf)
+    if params["r_disk_arcsec"] > stamp.field / 8:
+        wide = galsim.Convolve(galsim.Add([obj * flux[2] for obj, flux in parts]), stamp.psf["r"])
         wide_image = wide.drawImage(
             nx=3 * stamp.fine_size, ny=3 * stamp.fine_size, scale=stamp.fine_scale, offset=stamp.offset
         ).array
@@ -301,49 +357,52 @@ def _add_neighbours(stamp: _Stamp, rng: np.random.Generator, images: dict) -> tu
     galsim = stamp.galsim
     n_stars, n_gal = int(rng.poisson(MEAN_STARS)), int(rng.poisson(MEAN_NEIGHBOUR_GALAXIES))
     for k in range(n_stars + n_gal):
-        pos = _neighbour_position(rng, FIELD_OF_VIEW)
+        pos = _neighbour_position(rng, stamp.field)
         if k < n_stars:
             r_mag, gr = _number_count_mag(rng, 15.0, 22.5, 0.2), rng.uniform(0.3, 1.5)
             ri = 0.05 + 0.4 * gr
+            iz = 0.02 + 0.2 * gr  # (the stellar locus; no draw, so every survey has the same scene)
             obj = galsim.DeltaFunction()
         else:
             r_mag, gr = _number_count_mag(rng, 17.5, 22.5, 0.4), rng.uniform(0.4, 1.3)
             ri = 0.25 + 0.2 * gr
+            iz = 0.15 + 0.1 * gr
             obj = galsim.Exponential(half_light_radius=rng.uniform(0.4, 2.0)).shear(
                 q=rng.uniform(0.3, 1.0), beta=rng.uniform(0, 180) * galsim.degrees
             )
-        unit = stamp.draw(obj, stamp.offset + galsim.PositionD(pos[0] / stamp.fine_scale, pos[1] / stamp.fine_scale))
+        offset = stamp.offset + galsim.PositionD(pos[0] / stamp.fine_scale, pos[1] / stamp.fine_scale)
         f_r = 10 ** (-0.4 * (r_mag - 22.5))
-        for b, f in (("g", f_r * 10 ** (-0.4 * gr)), ("r", f_r), ("i", f_r * 10 ** (0.4 * ri))):
-            images[b] += f * unit
+        fluxes = {"g": f_r * 10 ** (-0.4 * gr), "r": f_r, "i": f_r * 10 ** (0.4 * ri)}
+        fluxes["z"] = f_r * 10 ** (0.4 * (ri + iz))
+        stamp.draw_bands(obj, fluxes, images, offset)
     return n_stars, n_gal
 
 
-def _draw_sky(rng: np.random.Generator) -> dict:
-    """The cutout's sky: ``noise_factor`` (times SKY_SIGMA), ``correlation`` (arcsec) and
-    ``pedestal`` (residual sky level, nanomaggies per PIXEL_SCALE_128 pixel, per band g r i)."""
+def _draw_sky(rng: np.random.Generator, look: Look) -> dict:
+    """The cutout's sky: ``noise_factor`` (times the look's ``sky_sigma``), ``correlation``
+    (arcsec) and ``pedestal`` (residual sky level, nanomaggies per reference pixel, per band)."""
     shared_noise, shared_sky = rng.standard_normal(2)
-    band = rng.standard_normal(len(_RENDERED_BANDS))
+    band = rng.standard_normal(len(look.bands))
     noise_factor = 10 ** (SKY_NOISE_DEX * shared_noise)
     correlation = float(rng.uniform(*NOISE_CORRELATION_RANGE_ARCSEC))
     level = noise_factor**SKY_PEDESTAL_NOISE_POWER * 10 ** (SKY_PEDESTAL_DEX * shared_sky)
     scatter = 10 ** (SKY_PEDESTAL_BAND_DEX * band)
-    pedestal = {b: SKY_PEDESTAL[b] * level * float(scatter[k]) for k, b in enumerate(_RENDERED_BANDS)}
+    pedestal = {b: look.sky_pedestal[b] * level * float(scatter[k]) for k, b in enumerate(look.bands)}
     return {"noise_factor": noise_factor, "correlation": correlation, "pedestal": pedestal}
 
 
-def _add_noise(images: dict, rng: np.random.Generator, size: int, scale: float, sky: dict) -> None:
+def _add_noise(images: dict, rng: np.random.Generator, size: int, scale: float, sky: dict, look: Look) -> None:
     """Add the residual sky and sky and source (Poisson) noise to the cutout-pixel ``images`` in
-    place, g then r then i, correlated over ``sky["correlation"]`` arcsec like the cutout
+    place, bluest band first, correlated over ``sky["correlation"]`` arcsec like the cutout
     service's resampling (``sky`` from :func:`_draw_sky`)."""
     from scipy.ndimage import gaussian_filter
 
-    pix_ratio = scale / PIXEL_SCALE_128
+    pix_ratio = scale / look.reference_scale
     smooth = sky["correlation"] / scale
     shared = _shared_noise(rng, size, scale)
-    for b in _RENDERED_BANDS:
-        sigma = SKY_SIGMA[b] * sky["noise_factor"] * pix_ratio
-        var = (1 - SHARED_NOISE_FRACTION) * sigma**2 + np.clip(images[b], 0, None) / ELECTRONS_PER_NMGY[b]
+    for b in look.bands:
+        sigma = look.sky_sigma[b] * sky["noise_factor"] * pix_ratio
+        var = (1 - SHARED_NOISE_FRACTION) * sigma**2 + np.clip(images[b], 0, None) / look.electrons_per_nmgy[b]
         noise = np.sqrt(var) * rng.standard_normal((size, size))
         if smooth > 0.3:
             # Resampling to the cutout's pixels correlates the noise; the kernel keeps the pixel
@@ -367,21 +426,31 @@ def _shared_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarr
 
 
 def to_rgb(g: np.ndarray, r: np.ndarray, i: np.ndarray, size: int = 128) -> np.ndarray:
-    """Lupton asinh RGB (R, G, B = i, r, g) of band images in nanomaggies per pixel.
+    """SDSS's Lupton asinh RGB (R, G, B = i, r, g) of band images in nanomaggies per pixel of a
+    ``size``-pixel cutout of the SDSS field of view; see :func:`look_rgb`."""
+    from galmet.synthetic.looks import survey_look
 
-    Images are first converted to surface brightness at the 128-pixel scale, so a cutout
-    looks the same at any ``size``. Returns uint8 (H, W, 3), image row 0 at the top.
+    return look_rgb(survey_look("sdss"), i, r, g, pixel_scale(size))
+
+
+def look_rgb(look: Look, red: np.ndarray, green: np.ndarray, blue: np.ndarray, scale: float) -> np.ndarray:
+    """Lupton asinh RGB of a look's band images (reddest band first; nanomaggies per pixel of
+    ``scale`` arcsec).
+
+    Images are first converted to surface brightness per pixel of the look's reference scale,
+    so a cutout looks the same at any pixel scale. Returns uint8 (H, W, 3), image row 0 at the top.
     """
     from astropy.visualization import make_lupton_rgb
 
-    sb = (PIXEL_SCALE_128 / pixel_scale(size)) ** 2
+    sb = (look.reference_scale / scale) ** 2
+    weights = [look.rgb_scales[b] for b in reversed(look.bands)]
     rgb = make_lupton_rgb(
-        i * RGB_SCALES["i"] * sb,
-        r * RGB_SCALES["r"] * sb,
-        g * RGB_SCALES["g"] * sb,
-        minimum=LUPTON_MINIMUM,
-        stretch=LUPTON_STRETCH,
-        Q=LUPTON_Q,
+        red * weights[0] * sb,
+        green * weights[1] * sb,
+        blue * weights[2] * sb,
+        minimum=[look.lupton_minimum] * 3,
+        stretch=look.lupton_stretch,
+        Q=look.lupton_q,
     )
     return np.ascontiguousarray(rgb[::-1])  # GalSim's row 0 is the bottom (y up)
 
@@ -429,27 +498,54 @@ def _petrosian(image: np.ndarray, scale: float, offset) -> dict:
     }
 
 
-def make_galaxy(seed: int, index: int, size: int) -> tuple[dict, np.ndarray]:
-    """Draw and render galaxy ``index``; return (catalog row, uint8 RGB image)."""
+def make_galaxy(
+    seed: int, index: int, size: int, survey: str | None = None, fmt: str = "jpeg", scale: float | None = None
+) -> tuple[dict, np.ndarray]:
+    """Draw and render galaxy ``index`` as ``survey`` images it (default SDSS) at ``scale``
+    arcsec per pixel (default: the survey's field of view over ``size``); return (catalog row,
+    image: uint8 RGB for ``jpeg``, float32 (3, size, size) nanomaggies for ``fits``, as
+    :func:`render_galaxy`)."""
+    from galmet.synthetic.looks import survey_look
     from galmet.synthetic.physics import draw_galaxy
 
     params, rng = draw_galaxy(seed, index)
-    rgb, measured = render_galaxy(params, rng, size)
+    image, measured = render_galaxy(params, rng, size, survey_look(survey), scale, fmt)
     row = {k: v for k, v in params.items() if not k.startswith("flux_")}
     row.update(measured)
     row["objID"] = object_id(seed, index)
-    return row, rgb
+    return row, image
 
 
-def _work(task: tuple[int, int, int, str]) -> dict:
-    """Worker: make galaxy ``index`` and write images/<objID>.jpg atomically; return its row."""
+def _work(task: tuple[int, int, int, str, str, str, float | None]) -> dict:
+    """Worker: make galaxy ``index`` and write images/<objID>.jpg (or .fits) atomically; return its row."""
     from galmet.io.atomic import atomic_write_bytes
+
+    seed, index, size, images_dir, survey, fmt, scale = task
+    row, image = make_galaxy(seed, index, size, survey, fmt, scale)
+    body = encode_image(image, survey, fmt, size, scale)
+    atomic_write_bytes(Path(images_dir) / f"{row['objID']}{IMAGE_SUFFIX[fmt]}", body)
+    return row
+
+
+#: File suffix of each output format.
+IMAGE_SUFFIX = {"jpeg": ".jpg", "fits": ".fits"}
+
+
+def encode_image(image: np.ndarray, survey: str | None, fmt: str, size: int, scale: float | None) -> bytes:
+    """The file bytes of a rendered ``image``: a JPEG of the look's quality, or galmet's FITS
+    cutout form (float32 (bands, H, W) nanomaggies; BANDS, BUNIT, SURVEY, PIXSCALE)."""
+    from galmet.synthetic.looks import survey_look
+
+    look = survey_look(survey)
+    if fmt == "fits":
+        from galmet.io.fits_images import encode_fits
+
+        pixscale = look.pixel_scale(size) if scale is None else float(scale)
+        meta = {"BANDS": look.bands, "BUNIT": "nanomaggy", "SURVEY": look.survey, "PIXSCALE": pixscale}
+        return encode_fits(image, meta)
     from galmet.io.images import encode_jpeg
 
-    seed, index, size, images_dir = task
-    row, rgb = make_galaxy(seed, index, size)
-    atomic_write_bytes(Path(images_dir) / f"{row['objID']}.jpg", encode_jpeg(rgb, JPEG_QUALITY))
-    return row
+    return encode_jpeg(image, look.jpeg_quality)
 
 
 def _warm_up() -> None:
@@ -515,7 +611,7 @@ def _remove_previous(out: Path) -> None:
         remove_files([out / IMAGE_CACHE, out / Path(IMAGE_CACHE).with_suffix(".json").name])
     images = out / IMAGES_DIR
     if images.is_dir():
-        remove_files(images / f"{object_id(seed, i)}.jpg" for i in range(n))
+        remove_files(images / f"{object_id(seed, i)}{suffix}" for i in range(n) for suffix in IMAGE_SUFFIX.values())
         remove_stale_temp_files(images)
     remove_files([out / SYNTH_CONFIG])
 
@@ -531,8 +627,11 @@ def synthesize(
     test: float | int = TEST_FRACTION,
     valid_fraction: float = VALID_FRACTION,
     overwrite: bool = False,
+    survey: str = DEFAULT_SURVEY,
+    format: str = "jpeg",  # noqa: A002 - the name --format and galmet's other APIs use
+    pixel_scale: float | None = None,
 ) -> Path:
-    """Write a synthetic dataset directory of ``n`` SDSS-like galaxies.
+    """Write a synthetic dataset directory of ``n`` galaxies as a survey images them.
 
     Parameters
     ----------
@@ -543,7 +642,8 @@ def synthesize(
     seed : int
         0 to 2**32 - 1; the same seed gives byte-identical catalog and images.
     size : int
-        Cutout size in pixels (power of two, 8-1024); the field of view stays 37.9 arcsec.
+        Cutout size in pixels (power of two, 8-1024); the field of view stays the survey's
+        (SDSS: 37.9 arcsec, 0.296"/px at 128; legacy 33.5", ps1 32.0": their native scale at 128).
     workers : int, optional
         Worker processes (default ``os.cpu_count()``); does not change the output.
     progress : bool
@@ -555,6 +655,17 @@ def synthesize(
         Replace a previous synthesis in a non-empty ``out``: exactly the files it wrote (its
         catalogue, settings, decode cache and images, by name) are deleted, after every option
         is checked; a folder that holds no galmet synthesis is refused.
+    survey : {"sdss", "legacy", "ps1"}
+        The survey whose bands, seeing, depth and rendering the images have
+        (:mod:`galmet.synthetic.looks`). The galaxies and their catalogue (labels included) are
+        the same for every survey at the same seed; only the imaging differs.
+    format : {"jpeg", "fits"}
+        ``images/<objID>.jpg`` colour JPEGs (the survey's rendering), or ``images/<objID>.fits``
+        flux cubes (float32 (3, size, size) nanomaggies, bands bluest first;
+        :func:`galmet.io.fits_images.encode_fits`). Every survey may be written as either.
+    pixel_scale : float, optional
+        Arcsec per pixel (0.01-10, field of view at most 600"); default the survey's field of
+        view over ``size`` (a transfer experiment may render two surveys at one scale).
 
     Returns
     -------
@@ -572,15 +683,16 @@ def synthesize(
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     check_options(n, seed, size, workers, test, valid_fraction)
+    survey, fmt, pixel_scale = check_imaging_options(survey, format, pixel_scale, size)
     out = check_output(out, overwrite)  # (under the folder's lock: holds_folder_lock)
     require_synthesis_packages()
     if out.is_dir() and not holds_only_bookkeeping(out):
         _remove_previous(out)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    config = synthesis_config(n, seed, size, test, valid_fraction)
+    config = synthesis_config(n, seed, size, test, valid_fraction, survey, fmt, pixel_scale)
     _write_config(out / SYNTH_CONFIG, config)  # first: a killed synthesis is still recognised as one
     images_dir = str(out / IMAGES_DIR)
-    tasks = [(int(seed), i, int(size), images_dir) for i in range(n)]
+    tasks = [(int(seed), i, int(size), images_dir, survey, fmt, pixel_scale) for i in range(n)]
     workers = max(1, min(int(workers), n))
     _warm_up()  # forked workers inherit the imports and the cosmology grid
     bar = progress_bar(total=n, desc="synthesizing galaxies", unit="gal", enabled=bool(progress))
@@ -602,7 +714,7 @@ def synthesize(
     catalog["split"] = assign_splits(catalog, test=test, valid_fraction=valid_fraction, seed=int(seed))
     catalog.attrs["galmet_synthetic"] = json.dumps(config, sort_keys=True)
     write_catalog(out, catalog)
-    log.debug("wrote %d synthetic galaxies (%dx%d px) to %s", n, size, size, out)
+    log.debug("wrote %d synthetic %s galaxies (%dx%d px, %s) to %s", n, survey, size, size, fmt, out)
     return out
 
 
@@ -615,35 +727,67 @@ def _catalog_frame(rows: list[dict]) -> pd.DataFrame:
     return df[SDSS_COLUMNS + rest]
 
 
-def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) -> dict:
-    """The parameters of a synthesis, the physics constants and the galmet version."""
+def check_imaging_options(survey, fmt, scale, size: int) -> tuple[str, str, float | None]:
+    """(survey name, format, pixel scale or None) of a synthesis, checked; ConfigError (one line
+    naming ``survey``, ``format`` or ``pixel_scale``) otherwise. Any survey may be written as
+    JPEG or FITS (synthetic fluxes of any survey are useful, whatever its service serves)."""
+    from galmet.data.surveys import FORMATS, get_survey
+
+    name = get_survey(survey).name
+    fmt_key = str(fmt).strip().lower().replace("jpg", "jpeg") if isinstance(fmt, str) else fmt
+    if fmt_key not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="format")
+    if scale is not None:
+        ok = isinstance(scale, (int, float, np.integer, np.floating)) and not isinstance(scale, bool)
+        if not (ok and math.isfinite(scale) and 0.01 <= scale <= 10):
+            raise ConfigError(f"pixel_scale must be 0.01-10 arcsec per pixel, got {scale!r}", param="pixel_scale")
+        if scale * size > MAX_FIELD_ARCSEC:
+            raise ConfigError(
+                f"pixel_scale {scale:g} x size {size} is a field of {scale * size:g} arcsec; at most "
+                f"{MAX_FIELD_ARCSEC:g}",
+                param=("pixel_scale", "size"),
+            )
+        scale = float(scale)
+    return name, fmt_key, scale
+
+
+def synthesis_config(
+    n: int,
+    seed: int,
+    size: int,
+    test,
+    valid_fraction: float,
+    survey: str = DEFAULT_SURVEY,
+    fmt: str = "jpeg",
+    scale: float | None = None,
+) -> dict:
+    """The parameters of a synthesis (``survey``, ``bands``, ``format``, ``size``,
+    ``pixel_scale_arcsec``, and for JPEGs the ``rendering``), the physics constants and the
+    galmet version."""
     from galmet._version import __version__
+    from galmet.synthetic.looks import survey_look
     from galmet.synthetic.physics import physics_metadata
 
+    look = survey_look(survey)
+    field = look.field_of_view if scale is None else scale * size
     return {
         "generator": GENERATOR,
         "galmet_version": __version__,
         "n": int(n),
         "seed": int(seed),
+        "survey": look.survey,
+        "bands": look.bands,
+        "format": fmt,
         "size": int(size),
-        "pixel_scale_arcsec": pixel_scale(size),
-        "field_of_view_arcsec": FIELD_OF_VIEW,
+        "pixel_scale_arcsec": field / size,
+        "field_of_view_arcsec": field,
         "test": test,
         "valid_fraction": valid_fraction,
-        "psf_fwhm_range_arcsec": list(PSF_FWHM_RANGE),
-        f"sky_sigma_nmgy_per_{PIXEL_SCALE_128}arcsec_pixel": dict(SKY_SIGMA),
-        "rgb": {
-            "bands_as_RGB": "i, r, g",
-            "scales": dict(RGB_SCALES),
-            "Q": LUPTON_Q,
-            "stretch": LUPTON_STRETCH,
-            "minimum": list(LUPTON_MINIMUM),
-            "jpeg_quality": JPEG_QUALITY,
-        },
+        **_imaging_config(look, fmt),
         "noise_correlation_arcsec": NOISE_CORRELATION_ARCSEC,
         "noise_correlation_range_arcsec": list(NOISE_CORRELATION_RANGE_ARCSEC),
         "sky": {
-            "pedestal_nmgy": dict(SKY_PEDESTAL),
+            "pedestal_nmgy": dict(look.sky_pedestal),  # per pixel of the sky_sigma key's scale
             "pedestal_dex": SKY_PEDESTAL_DEX,
             "pedestal_band_dex": SKY_PEDESTAL_BAND_DEX,
             "pedestal_noise_power": SKY_PEDESTAL_NOISE_POWER,
@@ -653,6 +797,19 @@ def synthesis_config(n: int, seed: int, size: int, test, valid_fraction: float) 
         },
         "physics": physics_metadata(),
     }
+
+
+def _imaging_config(look, fmt: str) -> dict:
+    """The seeing, sky noise and rendering (JPEG) or flux unit (FITS) of a synthesis's config."""
+    config: dict = {"psf_fwhm_range_arcsec": list(PSF_FWHM_RANGE)}
+    if look.seeing is not None:
+        config["seeing_fwhm_arcsec_at_median"] = {"median_of_range": PSF_FWHM_MEDIAN, **look.seeing}
+    config[f"sky_sigma_nmgy_per_{look.reference_scale}arcsec_pixel"] = dict(look.sky_sigma)
+    if fmt == "jpeg":
+        config["rendering"] = look.rendering()
+    else:
+        config["flux_unit"] = "nanomaggy"
+    return config
 
 
 def _write_config(path: Path, config: dict) -> None:

@@ -7,20 +7,25 @@ import math
 
 NAME = "synth"
 ORDER = 15
-HELP = "make a synthetic SDSS-like dataset (GalSim galaxies whose metallicity follows known physics)"
+HELP = "make a synthetic SDSS-, Legacy- or PS1-like dataset (GalSim galaxies whose metallicity follows known physics)"
 DESCRIPTION = """\
 Draw N galaxies (stellar mass, redshift, bulge + inclined disk, colours, star formation) and
-render each as an SDSS-like gri -> RGB JPEG cutout (Lupton asinh stretch, seeing, sky noise,
-neighbouring stars). The label oh_p50 follows the Tremonti et al. (2004) mass-metallicity
+render each as a survey images them (--survey sdss: gri -> RGB JPEG like SDSS DR14 cutouts;
+legacy: grz at 0.262"/px, its seeing and depth, the Legacy viewer's colours; ps1: gri at
+0.25"/px), with seeing, sky noise and neighbouring stars; --format fits writes the band fluxes
+(nanomaggies) instead. The same seed gives the same galaxies and labels for every survey.
+The label oh_p50 follows the Tremonti et al. (2004) mass-metallicity
 relation plus terms the image reveals (disk colour / sSFR, inclination, size) plus scatter no
 image can explain; every latent truth is in the catalog, and the noise floor (best possible
 RMSE, sqrt(sigma_unobs^2 + 0.03^2)) is in synth_config.yaml. Same seed -> identical output,
 whatever --workers.
 
-Writes OUT/images/<objID>.jpg, OUT/synth_config.yaml and OUT/catalog.parquet (last).
+Writes OUT/images/<objID>.jpg (or .fits), OUT/synth_config.yaml and OUT/catalog.parquet (last).
 
 Example:
   galmet synth --n 1000 --out data/synth --seed 1
+  galmet synth --n 1000 --out data/synth-legacy --seed 1 --survey legacy
+  galmet synth --n 1000 --out data/synth-ps1-fits --seed 1 --survey ps1 --format fits
   galmet info data/synth
 """
 
@@ -50,7 +55,26 @@ def add_arguments(p) -> None:
         "--size",
         type=integer(),
         default=128,
-        help="cutout size in pixels, a power of two from 8 to 1024 (default 128); the field of view stays 37.9 arcsec",
+        help="cutout size in pixels, a power of two from 8 to 1024 (default 128); the field of view stays the "
+        "survey's (sdss 37.9 arcsec, legacy 33.5, ps1 32.0: their default pixel scale at 128 px)",
+    )
+    p.add_argument(
+        "--survey",
+        default="sdss",
+        help="the survey whose bands, pixel scale, seeing, depth and rendering the images have: "
+        "sdss (default), legacy, ps1; the galaxies and labels are the same for all",
+    )
+    p.add_argument(
+        "--format",
+        default="jpeg",
+        help="jpeg (default: the survey's colour rendering) or fits (float32 band fluxes in nanomaggies, "
+        "images/<objID>.fits); any survey may be written as either",
+    )
+    p.add_argument(
+        "--pixel-scale",
+        type=number(what="arcsec per pixel"),
+        default=None,
+        help="arcsec per pixel, 0.01-10 (default: the survey's field of view over --size)",
     )
     p.add_argument("--workers", type=integer(), default=None, help="worker processes, 1 to 256 (default: all CPUs)")
     p.add_argument(
@@ -87,6 +111,10 @@ def run(args) -> int:
         test=args.test,
         valid_fraction=args.valid_fraction,
         overwrite=args.overwrite,
+        survey=args.survey,
+        format=args.format,
+        pixel_scale=args.pixel_scale,
     )
-    print(f"wrote {args.n} galaxies ({args.size}x{args.size} px) to {out}; noise floor RMSE {NOISE_FLOOR_RMSE:.3f} dex")
+    what = f"{args.size}x{args.size} px, {args.survey} {args.format}"
+    print(f"wrote {args.n} galaxies ({what}) to {out}; noise floor RMSE {NOISE_FLOOR_RMSE:.3f} dex")
     return 0
