@@ -41,7 +41,15 @@ def make_tiny_fits_dataset(root: Path, n: int = 12, size: int = 16, seed: int = 
     header = META if meta is None else meta
     for oid, b in zip(ids, brightness, strict=True):
         (root / "images" / f"{oid}.fits").write_bytes(encode_fits(_flux_cube(rng, size, b), header))
-    cat = pd.DataFrame({"objID": ids, "oh_p50": 8.4 + 0.8 * brightness, "lgm_tot_p50": 9.0 + 2.0 * brightness})
+    cat = pd.DataFrame(
+        {
+            "objID": ids,
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-10, 60, n),
+            "oh_p50": 8.4 + 0.8 * brightness,
+            "lgm_tot_p50": 9.0 + 2.0 * brightness,
+        }
+    )
     write_catalog(root, cat)
     return root
 
@@ -205,3 +213,26 @@ def test_train_then_predict_a_fits_dataset_through_the_cli(tmp_path, capsys):
     code, _, err = run_cli(capsys, "predict", tmp_path / "run", copy, "--out", pred2, "--device", "cpu")
     assert code == 0, err
     np.testing.assert_allclose(pd.read_csv(pred2)["oh_p50_pred"], df["oh_p50_pred"], atol=1e-5)
+
+
+def test_a_cutout_archive_of_fits_and_read_rgb(tmp_path):
+    from galmet.data.archive import open_archive
+    from galmet.data.flux_images import read_rgb
+
+    root = make_tiny_fits_dataset(tmp_path / "ds", n=4)
+    archive = open_archive(root)
+    path = archive.image_path(0)
+    assert path is not None and path.suffix == ".fits"
+    im = archive.imaging([path])
+    assert (im.format, im.survey, im.image_size, im.stretch) == (
+        "fits",
+        "legacy",
+        16,
+        default_stretch("legacy").to_dict(),
+    )
+    want = default_stretch("legacy").apply(_read(root, 0))
+    np.testing.assert_array_equal(read_rgb(path, 16, None, "cutout"), want)
+    other = Stretch(stretch=3.0, Q=1.0)
+    np.testing.assert_array_equal(read_rgb(path, 16, other.to_dict(), "cutout"), other.apply(_read(root, 0)))
+    with pytest.raises(DataError, match=r"^cutout: image is 16x16 pixels, expected 32x32"):
+        read_rgb(path, 32, None, "cutout")

@@ -331,13 +331,7 @@ def load_dataset(
         stretch = Stretch.from_dict(stretch, "stretch")
     root = _existing_folder(path)
     catalog_file = find_catalog(root)
-    problems: dict[int, str] = {}
-    if catalog_file is not None:
-        catalog = read_table(catalog_file)
-        paths = _catalog_image_paths(root, catalog, catalog_file)
-    else:
-        catalog, paths, problems = _image_folder_rows(root)
-    catalog = catalog.reset_index(drop=True)
+    catalog, paths, problems = _rows(root, catalog_file)
     if "split" in catalog.columns:  # rows as in the file, before any is dropped
         check_split_column(catalog, str(catalog_file or root))
 
@@ -384,6 +378,18 @@ def load_dataset(
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _rows(root: Path, catalog_file: Path | None) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
+    """The catalogue (index 0..N-1), each row's image path, and the rows already known bad (a
+    plain folder's unreadable file names): from ``catalog_file``, else the folder's images."""
+    problems: dict[int, str] = {}
+    if catalog_file is not None:
+        catalog = read_table(catalog_file)
+        paths = _catalog_image_paths(root, catalog, catalog_file)
+    else:
+        catalog, paths, problems = _image_folder_rows(root)
+    return catalog.reset_index(drop=True), paths, problems
 
 
 def _existing_folder(path: str | os.PathLike) -> Path:

@@ -72,8 +72,8 @@ def with_fits_header(root: Path, found, sample: str | Path | None = None):
 
 def _fill(found, meta: dict, size: int | None):
     """``found`` with the header keywords ``meta`` filling its None fields."""
-    survey = str(meta.get("SURVEY", "")).strip().lower()
-    survey = found.survey or (survey if survey in SURVEYS else None)
+    name = str(meta.get("SURVEY", "")).strip().lower()
+    survey = found.survey or (name if name in SURVEYS else None)
     layer = str(meta.get("LAYER", "")).strip()
     if found.layer is None and survey and layer in SURVEYS[survey].layers:
         found = replace(found, layer=layer)

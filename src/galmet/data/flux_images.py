@@ -18,7 +18,7 @@ from galmet.data.fits_header_imaging import is_fits_path
 from galmet.data.stretch import Stretch, default_stretch
 from galmet.errors import DataError
 from galmet.io.fits_images import read_fits, read_fits_header
-from galmet.io.images import ImageHeader, read_header
+from galmet.io.images import ImageHeader, read_header, read_image
 
 #: The :attr:`ImageHeader.format` of a FITS cutout.
 FITS_FORMAT = "FITS"
@@ -84,3 +84,17 @@ def resolve_stretch(given, recorded) -> Stretch:
     if recorded.stretch is not None:
         return Stretch.from_dict(recorded.stretch, f"{recorded.source or 'dataset'}: stretch")
     return default_stretch(recorded.survey)
+
+
+def read_rgb(path: Path, size: int | None, stretch, where: str) -> np.ndarray:
+    """One image file as uint8 (H, W, 3) (H = W = ``size`` when given): a JPEG/PNG decoded, a
+    FITS cutout through ``stretch`` (a Stretch or its dict, e.g. a model's ``imaging.stretch``;
+    None: the default of the survey its header names). DataError (one line naming ``where``)
+    for a bad file."""
+    if not is_fits_path(path):
+        return read_image(path, size, where=where)
+    if stretch is None:
+        survey = read_fits_header(path, where).meta.get("SURVEY")
+        stretch = default_stretch(str(survey).strip().lower() if survey else None)
+    cube = read_fits(path, size, FITS_BANDS, where)
+    return Stretch.from_dict(stretch, "stretch").apply(cube)
