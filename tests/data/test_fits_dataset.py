@@ -236,3 +236,37 @@ def test_a_cutout_archive_of_fits_and_read_rgb(tmp_path):
     np.testing.assert_array_equal(read_rgb(path, 16, other.to_dict(), "cutout"), other.apply(_read(root, 0)))
     with pytest.raises(DataError, match=r"^cutout: image is 16x16 pixels, expected 32x32"):
         read_rgb(path, 32, None, "cutout")
+
+
+def test_a_downloaded_fits_set_records_its_manifest_and_header(tmp_path):
+    """``galmet download --survey legacy --format fits`` writes images/<objID>.fits and a manifest
+    with survey/layer/format: the manifest's fields are kept, the header adds the bands, and a
+    row whose download failed is dropped as for JPEGs."""
+    root = make_tiny_fits_dataset(tmp_path / "ds", n=5)
+    ids = pd.read_parquet(root / "catalog.parquet")["objID"].to_numpy()
+    _fits_path(root, 4).unlink()
+    status = ["ok"] * 4 + ["failed"]
+    manifest = pd.DataFrame(
+        {
+            "objID": ids,
+            "status": status,
+            "size": 16,
+            "scale": 0.262,
+            "survey": "legacy",
+            "layer": "ls-dr9-south",
+            "format": "fits",
+            "last_error": ["" if s == "ok" else "outside footprint" for s in status],
+        }
+    )
+    manifest.to_parquet(root / "manifest.parquet")
+    ds = load_dataset(root)
+    im = ds.imaging
+    assert len(ds) == 4 and "outside footprint" in ds.skipped[0]
+    assert (im.source, im.format, im.survey, im.layer, im.bands, im.pixel_scale) == (
+        "manifest.parquet",
+        "fits",
+        "legacy",
+        "ls-dr9-south",  # the manifest's, not the header's ls-dr10
+        "grz",
+        0.262,
+    )
