@@ -270,3 +270,38 @@ def test_a_downloaded_fits_set_records_its_manifest_and_header(tmp_path):
         "grz",
         0.262,
     )
+
+
+def test_embed_explain_and_predict_dataset_use_the_models_stretch(tmp_path, capsys):
+    """A model records the stretch it was trained with: its inputs are made with it, whatever
+    the dataset's own stretch (here the Legacy default)."""
+    import torch
+
+    from galmet.data.imaging import Imaging
+    from galmet.nn.bundle import load_model, save_bundle
+    from galmet.nn.net import build_model
+    from galmet.predict.dataset import predict_dataset
+    from galmet.runs.embed import embedding_table
+
+    root = make_tiny_fits_dataset(tmp_path / "ds", n=8, size=16)
+    own = Stretch(scales=(1.0, 1.0, 1.0), stretch=3.0, Q=1.0)
+    imaging = Imaging(16, pixel_scale=0.262, survey="legacy", bands="grz", format="fits", stretch=own.to_dict())
+    torch.manual_seed(0)
+    meta = {"targets": ["oh_p50"], "image_size": 16, "imaging": imaging.to_dict()}
+    bundle = save_bundle(tmp_path / "m.pt", build_model("resnet18"), meta)
+    model = load_model(bundle)
+    assert model.imaging.stretch == own.to_dict()
+    want = own.apply(np.stack([_read(root, i) for i in range(8)]))
+    direct = model.embed(want, device="cpu")[0]
+    table = embedding_table(bundle, root, split=None, device="cpu")
+    got = table[[c for c in table.columns if c.startswith("emb_")]].to_numpy()
+    np.testing.assert_allclose(got, direct, atol=1e-4)
+    ds = load_dataset(root)  # the dataset's own (default) stretch ...
+    assert ds.stretch != own
+    pred = predict_dataset(model, ds, tta=False, device="cpu", flags=False)
+    want_pred = model.predict(want, tta=False, device="cpu")
+    np.testing.assert_allclose(pred["oh_p50_pred"].to_numpy(), np.ravel(want_pred), atol=1e-4)  # ... the model's
+    code, _, err = run_cli(capsys, "explain", bundle, root, "--out", tmp_path / "ex", "--n", "2", "--split", "all")
+    assert code == 0, err
+    shown = np.load(tmp_path / "ex" / "attribution_gradcam.npz")["images"]
+    assert any(np.array_equal(shown[0], w) for w in want)  # a galaxy as the model's stretch makes it
