@@ -79,6 +79,11 @@ def test_a_fits_dataset_loads_as_uint8_rgb_through_the_survey_default(tmp_path):
     )
     assert im.stretch == default_stretch("legacy").to_dict() and im.source == "FITS header"
     assert load_dataset(root, load_images=False).image_size == 16
+    from galmet.data.summary import dataset_summary
+
+    text = dataset_summary(ds)
+    assert "images 16x16 from FITS grz fluxes" in text and "flux stretch: lupton scales [2.7, 1.5, 1.0]" in text
+    assert "16x16 FITS fluxes" in repr(ds)
 
 
 def test_the_decode_cache_is_keyed_on_the_stretch(tmp_path):

@@ -141,8 +141,9 @@ class Dataset:
         root = root if len(root) <= 80 else "..." + root[-77:]
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         images = "" if self.has_images else ", images not loaded"
+        kind = "FITS fluxes" if self.stretch is not None else BANDS
         return (
-            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} {BANDS}, {label_text}, "
+            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} {kind}, {label_text}, "
             f"splits: {split_text}{skipped}{images}, root={root!r}>"
         )
 
