@@ -107,3 +107,13 @@ def test_survey_defaults_fill_the_range_like_a_jpeg():
         centre, sky = rgb[14:18, 14:18].max(), np.median(rgb[:4, :4])
         assert centre >= 128 and sky <= 40, (survey, centre, sky)
     assert default_stretch(None) == default_stretch("sdss") == default_stretch("unknown")
+
+
+def test_a_bundles_imaging_stretch_is_checked_field_by_field():
+    from galmet.data.imaging import Imaging
+
+    good = Imaging(16, survey="legacy", bands="grz", format="fits", stretch=DEFAULT_STRETCHES["legacy"].to_dict())
+    assert Imaging.from_dict(good.to_dict()) == good
+    raw = good.to_dict() | {"stretch": {"scales": [1, 1, 1], "stretch": 1, "Q": "high"}}
+    with pytest.raises(ConfigError, match=r"^meta\.imaging\.stretch\.Q must be a number"):
+        Imaging.from_dict(raw, "meta.imaging")

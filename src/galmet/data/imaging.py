@@ -198,6 +198,10 @@ class Imaging:
         if release is not None and not (isinstance(release, str) and _DATA_RELEASE.fullmatch(release)):
             raise bad("data_release", f"null or an SDSS data release like {DATA_RELEASE!r}")
         survey, layer, fmt, stretch = _survey_fields(raw, bad)
+        if stretch is not None:
+            from galmet.data.stretch import Stretch
+
+            Stretch.from_dict(stretch, f"{where}.stretch")  # one line naming the field, e.g. imaging.stretch.Q
         bands = raw.get("bands", BANDS)
         all_bands = SURVEYS[survey].all_bands if survey else "ugrizy"
         if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set(all_bands) and len(set(bands)) == 3):
