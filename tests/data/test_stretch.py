@@ -117,3 +117,15 @@ def test_a_bundles_imaging_stretch_is_checked_field_by_field():
     raw = good.to_dict() | {"stretch": {"scales": [1, 1, 1], "stretch": 1, "Q": "high"}}
     with pytest.raises(ConfigError, match=r"^meta\.imaging\.stretch\.Q must be a number"):
         Imaging.from_dict(raw, "meta.imaging")
+
+
+def test_the_sdss_default_is_the_synthetic_jpeg_rendering():
+    """The SDSS default is the stretch galmet's synthetic SDSS cutouts are rendered with (its
+    calibration against real DR14 JPEGs), at the 128-pixel scale where no surface-brightness
+    rescaling applies."""
+    from galmet.synthetic import render
+
+    sdss = default_stretch("sdss")
+    assert sdss.scales == tuple(render.RGB_SCALES[b] for b in "gri")
+    assert (sdss.stretch, sdss.Q) == (render.LUPTON_STRETCH, render.LUPTON_Q)
+    assert sdss.minimum == tuple(render.LUPTON_MINIMUM[::-1])
