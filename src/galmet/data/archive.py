@@ -4,8 +4,8 @@ A site that mirrors a survey's cutouts, a ``galmet download`` dataset directory 
 ``galmet predict --positions ... --keep-cutouts DIR`` keeps are all laid out the same way::
 
     ARCHIVE/catalog.parquet (or catalog.csv)   objID (or file), ra, dec (ICRS, deg), any other columns
-    ARCHIVE/images/<objID>.jpg                 one cutout per row (.jpeg or .png too); with a
-                                               ``file`` column, ARCHIVE/<file>
+    ARCHIVE/images/<objID>.jpg                 one cutout per row (.jpeg, .png or FITS fluxes
+                                               .fits too); with a ``file`` column, ARCHIVE/<file>
     ARCHIVE/manifest.parquet                   optional: the size and pixel scale they were fetched at
 
 :func:`open_archive` reads the catalogue once (and keeps the last few archives' indexes, so the
@@ -30,9 +30,10 @@ import pandas as pd
 
 from galmet.columns import FILE, OBJID, objid_array
 from galmet.data.dataset import find_catalog, majority_size
+from galmet.data.flux_images import read_row_header
 from galmet.data.imaging import Imaging, recorded_imaging
 from galmet.errors import ConfigError, DataError
-from galmet.io.images import read_header
+from galmet.io.fits_images import FITS_SUFFIXES
 from galmet.io.safety import Input
 from galmet.io.tables import read_table
 from galmet.layout import IMAGES_DIR
@@ -44,7 +45,7 @@ MAX_MATCH_RADIUS = 60.0
 #: Archive indexes kept in memory (by catalogue file, size and modification time).
 CACHED_ARCHIVES = 4
 #: Image suffixes tried, in order, for ``images/<objID>``.
-_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SUFFIXES = (".jpg", ".jpeg", ".png", *FITS_SUFFIXES)
 
 
 def check_match_radius(radius, param: str = "match_radius") -> float:
@@ -131,8 +132,8 @@ class CutoutArchive:
         return f"file {self.files[i]}" if self.files is not None else f"objID {int(self.ids[i])}"  # type: ignore[index]
 
     def image_path(self, i: int) -> Path | None:
-        """The image file of entry ``i`` when it exists (``images/<objID>.jpg``, ``.jpeg`` or
-        ``.png``; or ``ROOT/<file>``), else None: the archive lacks that cutout."""
+        """The image file of entry ``i`` when it exists (``images/<objID>.jpg``, ``.jpeg``,
+        ``.png`` or ``.fits``; or ``ROOT/<file>``), else None: the archive lacks that cutout."""
         if self.files is not None:
             path = self.root / str(self.files[i])
             return path if path.is_file() else None
@@ -146,12 +147,14 @@ class CutoutArchive:
     def imaging(self, sample: list[Path]) -> Imaging:
         """What the archive records of its imaging (:func:`galmet.data.imaging.recorded_imaging`),
         with the size most of the ``sample`` images have (read from their headers only; an
-        unreadable one is left out: its row is a bad image when it is predicted)."""
+        unreadable one is left out: its row is a bad image when it is predicted). A FITS
+        archive's imaging comes from the first sample's header too, with its default stretch."""
         headers = []
         for path in sample:
             with contextlib.suppress(DataError):
-                headers.append(read_header(path))
-        return recorded_imaging(self.root, majority_size(self.root, headers) if headers else None)
+                headers.append(read_row_header(path, str(path)))
+        size = majority_size(self.root, headers) if headers else None
+        return recorded_imaging(self.root, size, sample=sample[0] if sample else None)
 
 
 _cache: collections.OrderedDict = collections.OrderedDict()

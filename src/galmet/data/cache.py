@@ -7,6 +7,8 @@ binds it to the content it was made from, in two directions:
   a BLAKE2b digest of each file, whole up to 64 KiB, else its first and last 32 KiB and its
   size), so an image replaced by another of the same name, size and modification time is
   noticed (names, sizes and mtimes survive ``cp -p`` and ``rsync -a``);
+- the **stretch** of FITS cutouts (:mod:`galmet.data.stretch`): the same fluxes decoded with
+  another stretch are other pixels;
 - the **array**: a fingerprint of ``images.npy`` itself (:func:`npy_fingerprint`: its size and
   66 blocks of 4 KiB spread over it), so a foreign ``images.npy`` copied in beside a key that
   matches is not used either.
@@ -109,13 +111,18 @@ def file_digests(paths: list[Path], workers: int | None = None) -> list[str]:
         return list(pool.map(file_digest, paths, chunksize=64))
 
 
-def cache_key(names: list[str], paths: list[Path], digests: list[str]) -> dict:
+def cache_key(names: list[str], paths: list[Path], digests: list[str], stretch: dict | None = None) -> dict:
     """The key a cache must carry to be used for these rows: their number, and a fingerprint of
-    every row's name, file name and content digest (from :func:`file_digests`), in row order."""
+    every row's name, file name and content digest (from :func:`file_digests`), in row order;
+    for FITS cutouts, also the stretch their fluxes were decoded with
+    (:meth:`galmet.data.stretch.Stretch.to_dict`), so another stretch never reads stale pixels."""
     h = hashlib.sha256()
     for name, p, d in zip(names, paths, digests, strict=True):
         h.update(f"{name}|{p.name}|{d}\n".encode())
-    return {"format": CACHE_FORMAT, "n": len(names), "rows_sha256": h.hexdigest()}
+    key: dict = {"format": CACHE_FORMAT, "n": len(names), "rows_sha256": h.hexdigest()}
+    if stretch is not None:
+        key["stretch"] = stretch
+    return key
 
 
 def npy_fingerprint(location: Path) -> str:

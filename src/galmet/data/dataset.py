@@ -7,11 +7,17 @@ A dataset directory (see docs/architecture.md)::
                           petroR90_r, oh_p50 (label, dex), lgm_tot_p50, split, ...
                           (catalog.csv is read too: that is how the real SDSS sample ships)
       images/<objID>.jpg  RGB cutouts, all the same size (128x128 for SDSS)
+                          (or images/<objID>.fits: float32 fluxes (3, H, W), bands bluest first)
       images.npy          decode cache: uint8 (N, H, W, 3), row order = catalog order
 
-A plain folder of JPEG/PNG images (no catalog) loads too, for prediction: its rows are the
-files in sorted order, with a ``file`` column and ``objID`` taken from numeric file names (when
-every name is a distinct integer in the 64-bit range).
+A plain folder of JPEG/PNG (or FITS) images (no catalog) loads too, for prediction: its rows
+are the files in sorted order, with a ``file`` column and ``objID`` taken from numeric file names
+(when every name is a distinct integer in the 64-bit range).
+
+FITS cutouts are decoded through a :class:`~galmet.data.stretch.Stretch` (``load_dataset(...,
+stretch=)``, else the one the dataset records, else its survey's default) into the same uint8
+RGB as a JPEG; the decode cache is keyed on the stretch, and :attr:`Dataset.imaging` records
+it. A dataset holds one format: JPEG/PNG and FITS rows together are refused in one line.
 
 The image size is the one most of the images have (read from their headers before anything is
 decoded), not the first row's: an odd image is a bad row, whatever its place.
@@ -34,11 +40,15 @@ import pandas as pd
 
 from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
+from galmet.data.fits_header_imaging import is_fits_path
+from galmet.data.flux_images import image_format, read_fits_rgb, read_row_header, resolve_stretch
 from galmet.data.imaging import Imaging, check_image_size, recorded_imaging
 from galmet.data.labels import invalid_label_mask, label_problem
 from galmet.data.splits import assign_splits, check_split_column
+from galmet.data.stretch import Stretch
 from galmet.errors import DataError
-from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_header, read_image
+from galmet.io.fits_images import FITS_SUFFIXES
+from galmet.io.images import IMAGE_SUFFIXES, ImageHeader, check_header, read_image
 from galmet.io.inputs import special_kind
 from galmet.io.progress import progress_bar
 from galmet.io.tables import PARQUET_READ, read_table, write_table
@@ -68,6 +78,8 @@ class Dataset:
         Whether the ``split`` column came with the catalogue or was drawn by galmet
         (:func:`~galmet.data.splits.assign_splits`). Drawn splits of an unlabelled set mean
         nothing: :attr:`has_splits` is then False and summaries say "splits: none".
+    stretch : Stretch or None
+        For FITS cutouts: the flux stretch the images were decoded with; None for JPEG/PNG.
     """
 
     root: Path
@@ -78,6 +90,7 @@ class Dataset:
     skipped: list[str] = field(default_factory=list)
     _images: np.ndarray | None = field(default=None, repr=False)
     split_source: str = "catalogue"
+    stretch: Stretch | None = None
 
     def __len__(self) -> int:
         return len(self.catalog)
@@ -128,16 +141,20 @@ class Dataset:
         root = root if len(root) <= 80 else "..." + root[-77:]
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         images = "" if self.has_images else ", images not loaded"
+        kind = "FITS fluxes" if self.stretch is not None else BANDS
         return (
-            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} {BANDS}, {label_text}, "
+            f"<Dataset {len(self)} galaxies, {self.image_size}x{self.image_size} {kind}, {label_text}, "
             f"splits: {split_text}{skipped}{images}, root={root!r}>"
         )
 
     @property
     def imaging(self) -> Imaging:
         """How its images were made, as far as the dataset records it
-        (:func:`galmet.data.imaging.recorded_imaging` at :attr:`image_size`; read on each access)."""
-        return recorded_imaging(self.root, self.image_size)
+        (:func:`galmet.data.imaging.recorded_imaging` at :attr:`image_size`, with the stretch
+        its FITS cutouts were decoded with; read on each access)."""
+        stretch = self.stretch.to_dict() if self.stretch is not None else None
+        sample = self.paths[0] if self.paths else None
+        return recorded_imaging(self.root, self.image_size, sample=sample, stretch=stretch)
 
     @property
     def has_images(self) -> bool:
@@ -170,6 +187,31 @@ class Dataset:
             )
         return dataclasses.replace(self, _images=images, image_size=int(images.shape[1]), cache_path=None)
 
+    def with_stretch(self, stretch: Stretch | dict | None) -> Dataset:
+        """The same rows with their FITS fluxes decoded through ``stretch`` (e.g. a model's
+        ``imaging.stretch``, so its input is made as its training images were): ``self`` when
+        ``stretch`` is None, is the stretch already applied, or the images are JPEG/PNG.
+
+        Raises
+        ------
+        ConfigError
+            ``stretch`` does not fit (one line naming the field).
+        DataError
+            An image that decoded before does not now (changed on disk).
+        """
+        if stretch is None or self.stretch is None:
+            return self
+        stretch = Stretch.from_dict(stretch, "stretch")
+        if stretch == self.stretch:
+            return self
+        out = dataclasses.replace(self, stretch=stretch, _images=None, cache_path=None)
+        if self._images is not None:
+            images, problems = decode_all(out)
+            if problems:
+                raise DataError(problems[min(problems)])
+            out._images = images
+        return out
+
     def split_indices(self, split: str | Sequence[str]) -> np.ndarray:
         """Row indices (int64) whose ``split`` is ``split`` (or one of several)."""
         wanted = [split] if isinstance(split, str) else list(split)
@@ -190,6 +232,7 @@ class Dataset:
             skipped=list(self.skipped),
             _images=images,
             split_source=self.split_source,
+            stretch=self.stretch,
         )
 
     def targets(self, columns: str | Sequence[str]) -> np.ndarray:
@@ -247,6 +290,7 @@ def load_dataset(
     valid_fraction: float = VALID_FRACTION,
     split_seed: int = 0,
     progress: bool | None = None,
+    stretch: Stretch | dict | None = None,
 ) -> Dataset:
     """Load and validate a dataset directory or a folder of images.
 
@@ -254,7 +298,7 @@ def load_dataset(
     ----------
     path : path-like
         A dataset directory (``catalog.parquet`` or ``catalog.csv`` + ``images/``), or a
-        folder of ``.jpg``/``.jpeg``/``.png`` images.
+        folder of ``.jpg``/``.jpeg``/``.png`` (or ``.fits``) images.
     targets : sequence of str, optional
         Label columns that must be finite (and within :data:`LABEL_RANGES` when known).
         Default: ``oh_p50`` when the catalog has it, else none.
@@ -276,19 +320,19 @@ def load_dataset(
         :func:`galmet.data.splits.assign_splits`. An existing split column is respected.
     progress : bool, optional
         Show a progress bar while decoding; default: when there are more than 2,000 images.
+    stretch : Stretch or dict, optional
+        For FITS cutouts: the flux -> uint8 RGB stretch (:class:`~galmet.data.stretch.Stretch`
+        or its dict form, e.g. a model's ``imaging.stretch``); default: the one the dataset
+        records (synth_config.yaml), else its survey's default. Ignored for JPEG/PNG images.
     """
     if on_error not in ("raise", "skip"):
         raise DataError(f"on_error must be 'raise' or 'skip', got {on_error!r}", param="on_error")
     size = check_image_size(size)
+    if stretch is not None:
+        stretch = Stretch.from_dict(stretch, "stretch")
     root = _existing_folder(path)
     catalog_file = find_catalog(root)
-    problems: dict[int, str] = {}
-    if catalog_file is not None:
-        catalog = read_table(catalog_file)
-        paths = _catalog_image_paths(root, catalog, catalog_file)
-    else:
-        catalog, paths, problems = _image_folder_rows(root)
-    catalog = catalog.reset_index(drop=True)
+    catalog, paths, problems = _rows(root, catalog_file)
     if "split" in catalog.columns:  # rows as in the file, before any is dropped
         check_split_column(catalog, str(catalog_file or root))
 
@@ -324,15 +368,29 @@ def load_dataset(
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 
     skipped = sorted(problems.values())
+    fits = image_format(root, paths) == "fits"
+    stretch = resolve_stretch(stretch, recorded_imaging(root, sample=paths[0])) if fits else None
     if load_images:
-        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress)
+        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch)
     else:
         size = size if size is not None else _sampled_size(root, paths, names)
-        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped)
+        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=stretch)
     ds.split_source = "catalogue" if given else "assigned"
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _rows(root: Path, catalog_file: Path | None) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
+    """The catalogue (index 0..N-1), each row's image path, and the rows already known bad (a
+    plain folder's unreadable file names): from ``catalog_file``, else the folder's images."""
+    problems: dict[int, str] = {}
+    if catalog_file is not None:
+        catalog = read_table(catalog_file)
+        paths = _catalog_image_paths(root, catalog, catalog_file)
+    else:
+        catalog, paths, problems = _image_folder_rows(root)
+    return catalog.reset_index(drop=True), paths, problems
 
 
 def _existing_folder(path: str | os.PathLike) -> Path:
@@ -409,7 +467,7 @@ def read_headers(root: Path, paths: list[Path], names: list[str]) -> tuple[dict[
 
     def work(i: int) -> None:
         try:
-            headers[i] = read_header(paths[i], _where(root, names[i], paths[i]))
+            headers[i] = read_row_header(paths[i], _where(root, names[i], paths[i]))
         except DataError as exc:
             problems[i] = str(exc)
 
@@ -478,15 +536,18 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
     if dup.any():
         raise DataError(f"{catalog_file}: objID {catalog['objID'][dup].iloc[0]} appears more than once")
     images = root / IMAGES_DIR
-    paths = []
+    paths, found = [], []
     for oid in catalog["objID"]:
         p = images / f"{oid}.jpg"
         if not p.exists():
-            for suffix in (".jpeg", ".png"):
+            for suffix in (".jpeg", ".png", *FITS_SUFFIXES):
                 if (alt := images / f"{oid}{suffix}").exists():
                     p = alt
                     break
         paths.append(p)
+        found.append(p.exists())
+    if any(f and is_fits_path(p) for p, f in zip(paths, found, strict=True)):  # a FITS set: missing rows too
+        paths = [p if f else p.with_suffix(FITS_SUFFIXES[0]) for p, f in zip(paths, found, strict=True)]
     return paths
 
 
@@ -503,10 +564,10 @@ def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path], dict[int, 
     paths = sorted(
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
+        if p.suffix.lower() in IMAGE_SUFFIXES + FITS_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     )
     if not paths:
-        raise DataError(f"{root}: no catalog (catalog.parquet/catalog.csv) and no .jpg/.png images")
+        raise DataError(f"{root}: no catalog (catalog.parquet/catalog.csv) and no .jpg/.png/.fits images")
     problems = {
         i: f"{root}: file name {ascii(p.name)} is not valid UTF-8; rename it"
         for i, p in enumerate(paths)
@@ -535,15 +596,20 @@ def _load_images(
     on_error: str,
     cache,
     progress,
+    stretch: Stretch | None = None,
 ) -> Dataset:
     """The Dataset with its images: memory-mapped from a decode cache made for exactly these
-    files (see :mod:`galmet.data.cache`), else decoded (headers checked first) and cached."""
+    files (and, for FITS, this ``stretch``; see :mod:`galmet.data.cache`), else decoded
+    (headers checked first) and cached."""
     location = cache_location(root, cache)
     digests = file_digests(paths) if location is not None else []
+    recipe = stretch.to_dict() if stretch is not None else None
     if location is not None:
-        cached = open_cache(location, cache_key(names, paths, digests), size)
+        cached = open_cache(location, cache_key(names, paths, digests, recipe), size)
         if cached is not None:
-            return Dataset(root, catalog, paths, int(cached.shape[1]), location, list(skipped), cached)
+            ds = Dataset(root, catalog, paths, int(cached.shape[1]), location, list(skipped), cached)
+            ds.stretch = stretch
+            return ds
 
     headers, problems = read_headers(root, paths, names)
     if size is None:
@@ -551,7 +617,7 @@ def _load_images(
             _settle(problems, on_error)
             raise DataError(f"{root}: no usable images ({len(skipped) + len(problems)} bad rows skipped)")
         size = majority_size(root, headers.values())
-    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=list(skipped))
+    ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=list(skipped), stretch=stretch)
     images, decode_problems = decode_all(ds, names, progress, headers=headers)
     problems.update(decode_problems)
     problems = _settle(problems, on_error)
@@ -567,7 +633,7 @@ def _load_images(
             raise DataError(f"{ds.root}: no usable images ({len(all_skipped)} bad rows skipped)")
     ds._images = images
     if location is not None:
-        key = cache_key(names, ds.paths, digests)
+        key = cache_key(names, ds.paths, digests, recipe)
         try:
             write_cache(location, images, key)
             ds._images, ds.cache_path = open_cache(location, key, ds.image_size), location
@@ -589,11 +655,14 @@ def decode_all(
 
     Each image's header is checked against ``ds.image_size`` (and the decompression-bomb limit)
     before it is decoded; ``headers`` (from :func:`read_headers`) saves reading them again.
+    FITS cutouts go through ``ds.stretch``; their non-finite fluxes (taken as 0) are counted
+    in the log.
     """
     names = names or ds.names
     n, s = len(ds), ds.image_size
     out = np.zeros((n, s, s, 3), dtype=np.uint8)
     problems: dict[int, str] = {}
+    nonfinite: dict[int, int] = {}
 
     def work(i: int) -> None:
         where = _where(ds.root, names[i], ds.paths[i])
@@ -602,7 +671,10 @@ def decode_all(
                 if i not in headers:
                     return  # its header was unreadable: the caller has the problem already
                 check_header(headers[i], s, where)
-            out[i] = read_image(ds.paths[i], s, where=where)
+            if ds.stretch is not None and is_fits_path(ds.paths[i]):
+                out[i], nonfinite[i] = read_fits_rgb(ds.paths[i], s, ds.stretch, where)
+            else:
+                out[i] = read_image(ds.paths[i], s, where=where)
         except DataError as exc:
             problems[i] = str(exc)
 
@@ -613,6 +685,15 @@ def decode_all(
             iterable=pool.map(work, range(n)), total=n, desc="decoding images", unit="img", enabled=show
         ):
             pass
+    bad = {i: k for i, k in nonfinite.items() if k and i not in problems}
+    if bad:
+        log.info(
+            "%s: %d NaN/inf flux values in %d FITS images (first: %s) were taken as 0",
+            ds.root,
+            sum(bad.values()),
+            len(bad),
+            _where(ds.root, names[min(bad)], ds.paths[min(bad)]),
+        )
     return out, problems
 
 

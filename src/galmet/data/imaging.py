@@ -198,6 +198,10 @@ class Imaging:
         if release is not None and not (isinstance(release, str) and _DATA_RELEASE.fullmatch(release)):
             raise bad("data_release", f"null or an SDSS data release like {DATA_RELEASE!r}")
         survey, layer, fmt, stretch = _survey_fields(raw, bad)
+        if stretch is not None:
+            from galmet.data.stretch import Stretch
+
+            Stretch.from_dict(stretch, f"{where}.stretch")  # one line naming the field, e.g. imaging.stretch.Q
         bands = raw.get("bands", BANDS)
         all_bands = SURVEYS[survey].all_bands if survey else "ugrizy"
         if not (isinstance(bands, str) and len(bands) == 3 and set(bands) <= set(all_bands) and len(set(bands)) == 3):
@@ -253,7 +257,9 @@ def _survey_fields(raw: dict, bad) -> tuple[str | None, str | None, str | None, 
 UNKNOWN = Imaging.unknown()
 
 
-def recorded_imaging(root: str | Path, image_size: int | None = None) -> Imaging:
+def recorded_imaging(
+    root: str | Path, image_size: int | None = None, *, sample: str | Path | None = None, stretch: dict | None = None
+) -> Imaging:
     """The imaging a dataset directory records (see the module doc); never raises.
 
     Parameters
@@ -265,19 +271,35 @@ def recorded_imaging(root: str | Path, image_size: int | None = None) -> Imaging
         from the recorded size (images re-binned with
         :meth:`galmet.data.dataset.Dataset.with_images`, which keeps the field of view), the
         pixel scale is scaled to match.
+    sample : path-like, optional
+        One of its image files (a loaded dataset's first row); default: the first image file
+        found in ``root/images`` (or ``root``). When it is a FITS cutout, its header fills what
+        the records above leave unknown (:func:`galmet.data.fits_header_imaging.with_fits_header`).
+    stretch : dict, optional
+        For FITS: the stretch the images are decoded with (a loaded dataset's); default: the
+        one ``synth_config.yaml`` records, else the survey's default
+        (:func:`galmet.data.stretch.default_stretch`).
 
     Returns
     -------
     Imaging
-        Unrecorded fields None (bands are never recorded: None).
+        Unrecorded fields None (bands are recorded only by FITS headers and synth_config.yaml).
     """
+    from galmet.data.fits_header_imaging import with_fits_header
+
     root = Path(root)
     found = replace(_from_synth_config(root) or _from_manifest(root) or UNKNOWN, image_size=image_size)
+    found = with_fits_header(root, found, sample)
     release = _release_from_catalog_json(root)
-    if release is not None and found.data_release is None and found.source != SYNTH_CONFIG:
+    sdss = found.survey in (None, DEFAULT_SURVEY)
+    if release is not None and sdss and found.data_release is None and found.source != SYNTH_CONFIG:
         found = replace(found, data_release=release, source=found.source or CATALOG_JSON)
     if image_size is not None and found.fetch_size and found.pixel_scale and image_size != found.fetch_size:
         found = replace(found, pixel_scale=found.pixel_scale * found.fetch_size / image_size)
+    if found.format == "fits":
+        from galmet.data.stretch import default_stretch
+
+        found = replace(found, stretch=stretch or found.stretch or default_stretch(found.survey).to_dict())
     return found
 
 
@@ -290,16 +312,35 @@ def _from_synth_config(root: Path) -> Imaging | None:
 
         config = yaml.safe_load(path.read_text())
         size, scale = config.get("size"), config.get("pixel_scale_arcsec")
-        return replace(
+        found = replace(
             UNKNOWN,
             pixel_scale=float(scale) if _positive(scale) else None,
             scale_mode="fixed",
             fetch_size=int(size) if _positive(size) else None,
             source=SYNTH_CONFIG,
         )
+        return _synth_survey_fields(found, config)
     except Exception as exc:  # noqa: BLE001 - an unreadable record is only a lost description
         log.debug("%s: unreadable (%s); imaging not recorded", path, exc)
         return None
+
+
+def _synth_survey_fields(found: Imaging, config: dict) -> Imaging:
+    """``found`` with the ``survey``, ``layer``, ``format``, ``bands`` and ``stretch`` a
+    synth_config.yaml records (``galmet synth --survey``); a value that does not fit is left out."""
+    survey = config.get("survey")
+    survey = survey if survey in SURVEYS else None
+    layer = config.get("layer")
+    fmt = config.get("format")
+    bands, stretch = config.get("bands"), config.get("stretch")
+    return replace(
+        found,
+        survey=survey,
+        layer=layer if survey and layer in SURVEYS[survey].layers else None,
+        format=fmt if fmt in FORMATS else None,
+        bands=bands if isinstance(bands, str) and len(bands) == 3 else None,
+        stretch=stretch if isinstance(stretch, dict) else None,
+    )
 
 
 def _from_manifest(root: Path) -> Imaging | None:

@@ -12,6 +12,15 @@ def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
     """A short table: rows per split and mean/std/range of each label column."""
     cat = ds.catalog
     lines = [f"dataset {ds.root}: {len(ds)} galaxies, images {ds.image_size}x{ds.image_size} RGB"]
+    stretch = getattr(ds, "stretch", None)
+    if stretch is not None:  # FITS fluxes: how they became the RGB the network sees
+        im = ds.imaging
+        d = stretch.to_dict()
+        lines[0] = lines[0].replace(" RGB", f" from FITS {im.bands or ''} fluxes".replace("  ", " "))
+        lines.append(
+            f"flux stretch: {d['kind']} scales {d['scales']} minimum {d['minimum']} stretch {d['stretch']:g} "
+            f"Q {d['Q']:g}" + (f" ({im.survey})" if im.survey else "")
+        )
     if ds.cache_path is not None:
         lines.append(f"decode cache: {ds.cache_path}")
     if ds.skipped:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from galmet.errors import ConfigError
+from galmet.io.fits_images import FITS_SUFFIXES
 from galmet.io.images import IMAGE_SUFFIXES
 from galmet.io.inputs import special_kind
 from galmet.io.ownership import (
@@ -126,7 +127,7 @@ def dataset_inputs(root: str | os.PathLike, what: str = "the dataset") -> list[I
     items = [Input(root / n, f"{what}'s {artefact_kind(n) or n}") for n in names]
     items.append(Input(root / IMAGES_DIR, f"{what}'s images", tree=True))
     if not any((root / n).is_file() for n in CATALOG_NAMES):  # a plain folder: its images are the input
-        items.append(Input(root, f"{what}'s images", tree=True, suffixes=IMAGE_SUFFIXES))
+        items.append(Input(root, f"{what}'s images", tree=True, suffixes=IMAGE_SUFFIXES + FITS_SUFFIXES))
     return items
 
 

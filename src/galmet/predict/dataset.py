@@ -98,6 +98,7 @@ def predict_dataset(
     ``eager`` on CUDA): :mod:`galmet.nn.cpu_engine`.
     """
     opts = inference_options(options, **overrides)
+    dataset = dataset.with_stretch(model.imaging.stretch)  # FITS fluxes: as the model's training images
     recorded = recorded_imaging(dataset.root, dataset.image_size)
     model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))
     result = model.predict_uncertainty(dataset.images(), opts, ood=flags)

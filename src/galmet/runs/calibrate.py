@@ -129,7 +129,8 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     galaxies plus its held-out fold), which makes the threshold slightly larger, i.e. conservative.
     """
     model.check_dataset_imaging(dataset)
-    ds = as_dataset(dataset, targets=[], size=model.image_size)
+    stretch = model.imaging.stretch  # FITS fluxes: the model's own stretch
+    ds = as_dataset(dataset, targets=[], size=model.image_size, stretch=stretch).with_stretch(stretch)
     rows = ds.split_indices(list(splits))
     if len(rows) < 10:
         raise DataError(f"{ds.root}: {len(rows)} rows in splits {', '.join(splits)}: too few for embedding statistics")

@@ -64,7 +64,13 @@ def embedding_table(
             )
         members = [k]
     model.check_dataset_imaging(dataset)
-    ds = load_dataset(dataset, targets=[], on_error="skip" if skip_bad else "raise", size=model.image_size)
+    ds = load_dataset(
+        dataset,
+        targets=[],
+        on_error="skip" if skip_bad else "raise",
+        size=model.image_size,
+        stretch=model.imaging.stretch,  # FITS fluxes: the model's own stretch
+    )
     if split:
         rows = ds.split_indices(split)
         if len(rows) == 0:

@@ -137,7 +137,7 @@ def explain(
     require_matplotlib()
     model = load_model(model_path)
     model.check_dataset_imaging(dataset)
-    ds = load_dataset(dataset, targets=[], size=model.image_size)
+    ds = load_dataset(dataset, targets=[], size=model.image_size, stretch=model.imaging.stretch)
     if split not in (None, "all"):
         rows = ds.split_indices(split)
         if len(rows) == 0:

@@ -72,6 +72,7 @@ def load_dataset(
     split_seed: int = _FOLDER["split_seed"],
     progress: bool | None = None,
     *,
+    stretch: Any = None,
     cutouts: str | os.PathLike | None = None,
     scale: float | None = None,
     data_release: str = DEFAULT_DATA_RELEASE,
@@ -95,7 +96,7 @@ def load_dataset(
     Parameters
     ----------
     path : path-like, or SkyCoord / Table / QTable / DataFrame
-    targets, size, load_images, cache, test, valid_fraction, split_seed, progress
+    targets, size, load_images, cache, test, valid_fraction, split_seed, progress, stretch
         As in :func:`galmet.data.dataset.load_dataset`; at positions ``size`` is also the
         cutouts' size in pixels (default: ``download.size``, 128) and ``progress`` shows the
         download's progress too.
@@ -117,7 +118,7 @@ def load_dataset(
         the others None, and ``rate`` :data:`KEEP`: keep ``download``'s).
     """
     folder_args: dict[str, Any] = dict(targets=targets, load_images=load_images, cache=cache, test=test)
-    folder_args.update(valid_fraction=valid_fraction, split_seed=split_seed, progress=progress)
+    folder_args.update(valid_fraction=valid_fraction, split_seed=split_seed, progress=progress, stretch=stretch)
     if isinstance(path, (str, os.PathLike)):
         return load_folder(path, on_error=on_error or "raise", size=size, **folder_args)
     positions = sky_positions(path, where="load_dataset")

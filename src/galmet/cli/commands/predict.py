@@ -346,6 +346,7 @@ def _predict_input(model, args, device):
         on_error="skip" if args.skip_bad else "raise",
         size=model.image_size,
         cache=not args.no_cache,
+        stretch=model.imaging.stretch,  # FITS fluxes: the model's own stretch
         progress=False if args.no_progress else None,
     )
     if args.split:
