@@ -71,8 +71,8 @@ SDSS_PIXEL = SDSS_NATIVE_PIXEL_ARCSEC
 #: The columns of a manifest written before galmet knew surveys (read as sdss / no layer / jpeg).
 SDSS_MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
 MANIFEST_COLUMNS = (*SDSS_MANIFEST_COLUMNS, "survey", "layer", "format")
-#: Default of the survey-dependent options of :class:`DownloadOptions` (``base_url``, ``scale``,
-#: ``size``, ``format``): the survey's own, filled in when the options are made.
+#: Default of the survey-dependent numbers of :class:`DownloadOptions` (``scale``, ``size``; like
+#: None for ``base_url``, ``layer``, ``format``): the survey's own, filled in when the options are made.
 SURVEY_DEFAULT: Any = None
 
 
@@ -151,7 +151,7 @@ class DownloadOptions:
         as ``images/<objID>.jpg`` or ``images/<objID>.fits``.
     """
 
-    base_url: str = SURVEY_DEFAULT
+    base_url: str | None = None
     workers: int = 8
     rate: float | None = CUTOUT_SETTINGS.rate
     retries: int = CUTOUT_SETTINGS.retries
@@ -171,7 +171,7 @@ class DownloadOptions:
     durable: bool = True
     survey: str = DEFAULT_SURVEY
     layer: str | None = None
-    format: str = SURVEY_DEFAULT
+    format: str | None = None
 
     def __post_init__(self) -> None:
         """Fill in the survey's defaults (an unknown survey, layer or format is left to :meth:`check`)."""
@@ -748,8 +748,12 @@ class _Run:
         return bool(
             (rec.size and rec.size != opts.size)
             or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6))
-            or (rec.survey, rec.layer, rec.format) != (opts.survey, opts.layer, opts.format)
+            or (rec.survey, rec.layer, rec.format) != self._fetches()
         )
+
+    def _fetches(self) -> tuple[str, str | None, str]:
+        """(survey, layer, format) of this run's cutouts, as the manifest records them."""
+        return self.source.survey.name, self.source.layer, self.source.format
 
     def _check_image(self, path: Path, oid: int) -> None:
         """DataError unless ``path`` decodes as a cutout of this run's size (a FITS one: 3 bands)."""
@@ -776,9 +780,7 @@ class _Run:
             self.opts.size,
             scale,
             _now(),
-            self.opts.survey,
-            self.opts.layer,
-            self.opts.format,
+            *self._fetches(),
         )
 
     # -- one image (worker threads) -------------------------------------------------------
