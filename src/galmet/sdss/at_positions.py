@@ -138,14 +138,8 @@ def load_dataset(
         )
     opts = download_options(download, workers=workers, rate=rate, retries=retries, timeout=timeout)
     opts = _survey_options(opts, survey, layer, format, size, scale)
-    if base_url is None and opts.survey == "sdss":
-        if data_release not in DATA_RELEASES:
-            raise ConfigError(
-                f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}", param="data_release"
-            )
-        base_url = DATA_RELEASES[data_release]
     opts = dataclasses.replace(
-        opts, base_url=base_url or opts.base_url, progress=bool(progress or False), max_failures=1.0
+        opts, base_url=_root(opts, base_url, data_release), progress=bool(progress or False), max_failures=1.0
     )
     opts.check()
     folder = Path(cutouts)
@@ -164,6 +158,17 @@ def load_dataset(
     if summary.failed:
         log.warning("load_dataset: %s", summary.line())
     return load_folder(folder, on_error=on_error or "skip", size=opts.size, **folder_args)
+
+
+def _root(opts: DownloadOptions, base_url: str | None, data_release: str) -> str | None:
+    """The service root: ``base_url``, else for sdss the ``data_release``'s SkyServer, else the survey's."""
+    if base_url is not None or opts.survey != "sdss":
+        return base_url or opts.base_url
+    if data_release not in DATA_RELEASES:
+        raise ConfigError(
+            f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}", param="data_release"
+        )
+    return DATA_RELEASES[data_release]
 
 
 def _survey_options(
