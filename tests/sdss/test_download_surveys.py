@@ -155,3 +155,33 @@ def test_load_dataset_at_positions_takes_the_survey_names(tmp_path):
     assert (query["layer"], query["pixscale"], query["size"]) == ("ls-dr9-north", "0.262", "16")
     assert len(ds) == 2
     assert recorded_imaging(tmp_path / "cut").survey == "legacy"
+
+
+def test_options_take_the_surveys_defaults_and_with_survey_resets_them():
+    sdss = DownloadOptions(workers=3)
+    assert (sdss.base_url, sdss.scale, sdss.size, sdss.format, sdss.layer) == (
+        "https://skyserver.sdss.org/dr14",
+        0.296,
+        128,
+        "jpeg",
+        None,
+    )
+    legacy = sdss.with_survey("legacy", format="fits")
+    assert (legacy.base_url, legacy.scale, legacy.layer, legacy.format, legacy.workers) == (
+        "https://www.legacysurvey.org",
+        0.262,
+        "ls-dr10",
+        "fits",
+        3,
+    )
+    ps1 = legacy.with_survey("ps1", size=64)
+    assert (ps1.base_url, ps1.scale, ps1.size, ps1.layer, ps1.format, ps1.suffix) == (
+        "https://ps1images.stsci.edu",
+        0.25,
+        64,
+        None,
+        "fits",
+        ".fits",
+    )
+    ps1.check()
+    assert legacy.with_survey(layer="ls-dr9-north").format == "fits"  # the same survey keeps its own

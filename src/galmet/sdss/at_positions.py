@@ -137,7 +137,7 @@ def load_dataset(
             "load_dataset(positions): give cutouts=DIR, the folder the cutouts are fetched into", param="cutouts"
         )
     opts = download_options(download, workers=workers, rate=rate, retries=retries, timeout=timeout)
-    opts = _survey_options(opts, survey, layer, format, size, scale)
+    opts = opts.with_survey(survey, layer, format, size, scale)
     opts = dataclasses.replace(
         opts, base_url=_root(opts, base_url, data_release), progress=bool(progress or False), max_failures=1.0
     )
@@ -169,31 +169,6 @@ def _root(opts: DownloadOptions, base_url: str | None, data_release: str) -> str
             f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}", param="data_release"
         )
     return DATA_RELEASES[data_release]
-
-
-def _survey_options(
-    opts: DownloadOptions,
-    survey: str | None,
-    layer: str | None,
-    fmt: str | None,
-    size: int | None,
-    scale: float | None,
-) -> DownloadOptions:
-    """``opts`` for ``survey`` (None: its own): the layer, format, size and scale given, else
-    ``opts``' when the survey is theirs, else the survey's defaults (and its service root)."""
-    from galmet.data.surveys import get_survey
-
-    info = get_survey(survey if survey is not None else opts.survey)
-    same = info.name == opts.survey
-    return dataclasses.replace(
-        opts,
-        survey=info.name,
-        base_url=opts.base_url if same else None,
-        layer=layer if layer is not None else (opts.layer if same else None),
-        format=fmt if fmt is not None else (opts.format if same else None),
-        size=int(size or (opts.size if same else info.default_size)),
-        scale=float(scale if scale is not None else (opts.scale if same else info.default_pixel_scale)),
-    )
 
 
 def _positions_catalog(positions: Positions) -> pd.DataFrame:

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -87,7 +88,8 @@ class DownloadOptions:
     The survey-dependent options (``base_url``, ``scale``, ``size``, ``format``, ``layer``) left
     out take the survey's defaults (:mod:`galmet.data.surveys`) when the options are made: with
     ``survey="sdss"`` (the default) the paper's 128 x 128 JPEGs at 0.296"/pixel from SkyServer DR14.
-    (``dataclasses.replace(opts, survey=...)`` keeps the others as they are: give them too.)
+    (``dataclasses.replace(opts, survey=...)`` keeps the others as they are: use
+    :meth:`with_survey` to change the survey.)
 
     Attributes
     ----------
@@ -207,6 +209,31 @@ class DownloadOptions:
             rate=self.rate,
             backoff_base=self.backoff_base,
             max_bytes=self.max_bytes,
+        )
+
+    def with_survey(
+        self,
+        survey: str | None = None,
+        layer: str | None = None,
+        format: str | None = None,
+        size: int | None = None,
+        scale: float | None = None,
+        base_url: str | None = None,
+    ) -> DownloadOptions:
+        """A copy for ``survey`` (None: these options' own): the ``layer``, ``format``, ``size``,
+        ``scale`` and ``base_url`` given, else these options' when the survey is theirs, else the
+        survey's defaults (its default layer and format, size, pixel scale and service root).
+        What :func:`dataclasses.replace` cannot do: it would keep another survey's values."""
+        info = get_survey(survey if survey is not None else self.survey)
+        same = info.name == self.survey
+        return dataclasses.replace(
+            self,
+            survey=info.name,
+            base_url=base_url if base_url is not None else (self.base_url if same else None),
+            layer=layer if layer is not None else (self.layer if same else None),
+            format=format if format is not None else (self.format if same else None),
+            size=int(size or (self.size if same else info.default_size)),
+            scale=float(scale if scale is not None else (self.scale if same else info.default_pixel_scale)),
         )
 
     def source(self, client: HttpClient | None = None) -> CutoutSource:
