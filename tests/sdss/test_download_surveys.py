@@ -185,3 +185,18 @@ def test_options_take_the_surveys_defaults_and_with_survey_resets_them():
     )
     ps1.check()
     assert legacy.with_survey(layer="ls-dr9-north").format == "fits"  # the same survey keeps its own
+
+
+def test_the_failure_budget_and_the_rate_limit_hold_for_every_source(tmp_path):
+    import time
+
+    make_catalog(tmp_path / "dead", 40)
+    s = download_cutouts(tmp_path / "dead", options("http://127.0.0.1:9", survey="legacy", failure_budget=5, workers=2))
+    assert s.aborted and s.stop_param == "failure_budget" and s.requests < 40  # an unreachable viewer stops the run
+    make_catalog(tmp_path / "rate", 2)
+    with SurveyServer() as srv:
+        t0 = time.monotonic()
+        s = download_cutouts(tmp_path / "rate", options(srv.url, survey="ps1", rate=20.0))
+        elapsed = time.monotonic() - t0
+    assert s.ok == 2 and s.requests == 8 and len(srv.requests) == 8  # every PS1 request counts toward the rate
+    assert elapsed >= 7 / 20 * 0.9
