@@ -137,7 +137,8 @@ def add_server_options(p: argparse.ArgumentParser, defaults=None):
     )
     g.add_argument(
         "--base-url",
-        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]})",
+        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]}); "
+        "with --survey legacy or ps1, that survey's service root (default: its own)",
     )
     g.add_argument(
         "--timeout",
