@@ -137,7 +137,8 @@ def add_server_options(p: argparse.ArgumentParser, defaults=None):
     )
     g.add_argument(
         "--base-url",
-        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]})",
+        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]}); "
+        "with --survey legacy or ps1, that survey's service root (default: its own)",
     )
     g.add_argument(
         "--timeout",
@@ -203,6 +204,53 @@ def base_url(args) -> str:
     if given is not None:  # (even an empty one: the client refuses it in one line)
         return given
     return DATA_RELEASES[getattr(args, "data_release", None) or DEFAULT_DATA_RELEASE]
+
+
+def add_survey_options(p) -> None:
+    """``--survey``, ``--layer``, ``--format``: which survey's cutouts, of which layer, as JPEG or
+    FITS (checked against the survey by the library, before anything is written)."""
+    from galmet.data.surveys import DEFAULT_SURVEY, FORMATS, SURVEYS
+
+    p.add_argument(
+        "--survey",
+        type=str.lower,
+        choices=tuple(SURVEYS),
+        default=DEFAULT_SURVEY,
+        help=f"imaging survey: {', '.join(SURVEYS)} (default: %(default)s)",
+    )
+    layers = ", ".join(f"{s.name}: {' '.join(s.layers)}" for s in SURVEYS.values() if s.layers)
+    p.add_argument("--layer", help=f"the survey's image layer, the first by default ({layers})")
+    p.add_argument(
+        "--format",
+        type=lambda text: "jpeg" if text.lower() == "jpg" else text.lower(),
+        choices=FORMATS,
+        help="cutout format: jpeg (8-bit colour) or fits (float fluxes, bands x H x W); default: the "
+        + "survey's ("
+        + ", ".join(f"{s.name} {s.default_format}" for s in SURVEYS.values())
+        + ")",
+    )
+
+
+def survey_base_url(args) -> str | None:
+    """The service root of ``--survey``: for sdss, :func:`base_url` (``--base-url`` or the
+    ``--data-release``'s SkyServer); for another survey ``--base-url``, or None (its own root).
+
+    Raises
+    ------
+    ConfigError
+        ``--data-release`` with another survey than sdss (an SDSS release names a SkyServer).
+    """
+    from galmet.errors import ConfigError
+
+    survey = getattr(args, "survey", None) or "sdss"
+    if survey == "sdss":
+        return base_url(args)
+    if getattr(args, "data_release", None):
+        raise ConfigError(
+            f"data_release names an SDSS SkyServer; not with --survey {survey} (use --base-url for its root)",
+            param="data_release",
+        )
+    return getattr(args, "base_url", None)
 
 
 def data_release(args) -> str | None:

@@ -25,6 +25,9 @@ from galmet.sdss.transport import BadBody, ServiceError, WrongAnswer, describe_b
 OUTSIDE_FOOTPRINT = "outside footprint"
 #: A JPEG whose pixels span at most this many levels (of 255) is uniform: blank sky.
 BLANK_JPEG_RANGE = 2
+#: Fluxes no larger than this in absolute value are zero (a blank FITS cutout after a float
+#: round trip, such as PS1's asinh scaling undone); far below any sky noise.
+BLANK_FLUX = 1e-6
 
 
 class OutsideFootprint(ServiceError):
@@ -121,11 +124,12 @@ def validate_fits(body: bytes, size: int, bands: int, where: str) -> np.ndarray:
 def is_blank(image: np.ndarray) -> bool:
     """True when ``image`` holds no imaging: a uint8 JPEG whose pixels span at most
     :data:`BLANK_JPEG_RANGE` levels (uniform, e.g. all black), or float fluxes that are all zero
-    or not finite (the Legacy Survey viewer's and fitscut's answer outside their footprint)."""
+    (within :data:`BLANK_FLUX`) or not finite (the Legacy Survey viewer's and fitscut's answer
+    outside their footprint)."""
     if image.dtype == np.uint8:
         return int(image.max()) - int(image.min()) <= BLANK_JPEG_RANGE
-    finite = np.isfinite(image)
-    return not bool(np.any(image[finite] != 0))
+    values = image[np.isfinite(image)]
+    return values.size == 0 or not bool(np.any(np.abs(values) > BLANK_FLUX))
 
 
 def fits_cutout(cube: np.ndarray, survey: str, layer: str | None, scale: float, bands: str, unit: str) -> bytes:

@@ -82,14 +82,18 @@ def load_dataset(
     rate: float | None | Literal[_Keep.KEEP] = KEEP,
     retries: int | None = None,
     timeout: float | None = None,
+    survey: str | None = None,
+    layer: str | None = None,
+    format: str | None = None,
 ) -> Dataset:
     """``galmet.load_dataset``: a dataset directory or image folder, or a dataset made at sky positions.
 
     With a path, this is :func:`galmet.data.dataset.load_dataset`. With sky positions (a SkyCoord,
     an astropy Table/QTable or a pandas DataFrame, as :func:`galmet.predict.predict_positions`
-    takes them), the SDSS cutouts there are fetched by the downloader into ``cutouts`` (a
-    dataset directory: ``catalog.parquet`` with the table's columns, objID, ra and dec in
-    degrees; ``images/<objID>.jpg``; ``manifest.parquet``) and that directory is loaded. A
+    takes them), the survey's cutouts there (SDSS by default) are fetched by the downloader into
+    ``cutouts`` (a dataset directory: ``catalog.parquet`` with the table's columns, objID, ra and
+    dec in degrees; ``images/<objID>.jpg`` or ``.fits``; ``manifest.parquet``) and that directory
+    is loaded. A
     table's label columns (``oh_p50`` ...) come along, so a labelled table becomes a training
     set. Calling it again with the same positions and folder fetches only what is missing.
 
@@ -107,15 +111,22 @@ def load_dataset(
         Where the cutouts go (positions only; required): a new or empty folder, or one this
         function filled before from the same positions.
     scale : float, optional
-        Arcsec per pixel (default: ``download.scale``, the paper's 0.296).
+        Arcsec per pixel (default: ``download.scale``: the survey's default, the paper's 0.296
+        for sdss).
     data_release, base_url
-        The SDSS data release (DR14, DR16, DR17) or an explicit SkyServer root.
+        The SDSS data release (DR14, DR16, DR17), or an explicit service root (default for
+        another survey: its own, :attr:`galmet.data.surveys.Survey.base_url`).
     download : galmet.sdss.download.DownloadOptions, optional
         The fetch settings (workers, rate, retries, timeout, backoff, body cap); their defaults
         are ``DownloadOptions()``'s.
     workers, rate, retries, timeout
         Override those of ``download`` (as in ``galmet download``; ``rate=None`` or 0: no limit;
         the others None, and ``rate`` :data:`KEEP`: keep ``download``'s).
+    survey, layer, format
+        The imaging survey (``sdss``, ``legacy``, ``ps1``; default: ``download.survey``, sdss), its
+        layer and the cutout format (``jpeg`` or ``fits``; default: the survey's), as ``galmet
+        download --survey --layer --format``. A survey other than ``download``'s takes its own
+        default size and scale unless given.
     """
     folder_args: dict[str, Any] = dict(targets=targets, load_images=load_images, cache=cache, test=test)
     folder_args.update(valid_fraction=valid_fraction, split_seed=split_seed, progress=progress, stretch=stretch)
@@ -126,20 +137,10 @@ def load_dataset(
         raise ConfigError(
             "load_dataset(positions): give cutouts=DIR, the folder the cutouts are fetched into", param="cutouts"
         )
-    if base_url is None:
-        if data_release not in DATA_RELEASES:
-            raise ConfigError(
-                f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}", param="data_release"
-            )
-        base_url = DATA_RELEASES[data_release]
     opts = download_options(download, workers=workers, rate=rate, retries=retries, timeout=timeout)
+    opts = opts.with_survey(survey, layer, format, size, scale)
     opts = dataclasses.replace(
-        opts,
-        base_url=base_url,
-        size=int(size or opts.size),
-        scale=float(scale if scale is not None else opts.scale),
-        progress=bool(progress or False),
-        max_failures=1.0,
+        opts, base_url=_root(opts, base_url, data_release), progress=bool(progress or False), max_failures=1.0
     )
     opts.check()
     folder = Path(cutouts)
@@ -158,6 +159,17 @@ def load_dataset(
     if summary.failed:
         log.warning("load_dataset: %s", summary.line())
     return load_folder(folder, on_error=on_error or "skip", size=opts.size, **folder_args)
+
+
+def _root(opts: DownloadOptions, base_url: str | None, data_release: str) -> str | None:
+    """The service root: ``base_url``, else for sdss the ``data_release``'s SkyServer, else the survey's."""
+    if base_url is not None or opts.survey != "sdss":
+        return base_url or opts.base_url
+    if data_release not in DATA_RELEASES:
+        raise ConfigError(
+            f"data_release must be one of {', '.join(DATA_RELEASES)}, got {data_release!r}", param="data_release"
+        )
+    return DATA_RELEASES[data_release]
 
 
 def _positions_catalog(positions: Positions) -> pd.DataFrame:
@@ -188,7 +200,10 @@ def _without_server(marker):
 def _claim(folder: Path, catalog: pd.DataFrame, opts: DownloadOptions) -> None:
     """Make ``folder`` the cutouts folder of these positions and settings (its marker file), or
     refuse (ConfigError, ``param="cutouts"``) a folder that holds anything else."""
-    marker = {"fetch": {"size": opts.size, "scale": opts.scale, "base_url": opts.base_url}, "rows": len(catalog)}
+    fetch: dict[str, Any] = {"size": opts.size, "scale": opts.scale, "base_url": opts.base_url}
+    if (opts.survey, opts.format) != ("sdss", "jpeg"):  # (a folder of SDSS JPEGs keeps the marker it had)
+        fetch.update(survey=opts.survey, layer=opts.layer, format=opts.format)
+    marker = {"fetch": fetch, "rows": len(catalog)}
     marker["fingerprint"] = hashlib.sha256(
         np.ascontiguousarray(catalog[[OBJID]].to_numpy()).tobytes()
         + np.ascontiguousarray(catalog[["ra", "dec"]].to_numpy(dtype=np.float64)).tobytes()

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -71,8 +72,8 @@ SDSS_PIXEL = SDSS_NATIVE_PIXEL_ARCSEC
 #: The columns of a manifest written before galmet knew surveys (read as sdss / no layer / jpeg).
 SDSS_MANIFEST_COLUMNS = ("objID", "status", "attempts", "last_error", "permanent", "bytes", "size", "scale", "updated")
 MANIFEST_COLUMNS = (*SDSS_MANIFEST_COLUMNS, "survey", "layer", "format")
-#: Default of the survey-dependent options of :class:`DownloadOptions` (``base_url``, ``scale``,
-#: ``size``, ``format``): the survey's own, filled in when the options are made.
+#: Default of the survey-dependent numbers of :class:`DownloadOptions` (``scale``, ``size``; like
+#: None for ``base_url``, ``layer``, ``format``): the survey's own, filled in when the options are made.
 SURVEY_DEFAULT: Any = None
 
 
@@ -87,7 +88,8 @@ class DownloadOptions:
     The survey-dependent options (``base_url``, ``scale``, ``size``, ``format``, ``layer``) left
     out take the survey's defaults (:mod:`galmet.data.surveys`) when the options are made: with
     ``survey="sdss"`` (the default) the paper's 128 x 128 JPEGs at 0.296"/pixel from SkyServer DR14.
-    (``dataclasses.replace(opts, survey=...)`` keeps the others as they are: give them too.)
+    (``dataclasses.replace(opts, survey=...)`` keeps the others as they are: use
+    :meth:`with_survey` to change the survey.)
 
     Attributes
     ----------
@@ -151,7 +153,7 @@ class DownloadOptions:
         as ``images/<objID>.jpg`` or ``images/<objID>.fits``.
     """
 
-    base_url: str = SURVEY_DEFAULT
+    base_url: str | None = None
     workers: int = 8
     rate: float | None = CUTOUT_SETTINGS.rate
     retries: int = CUTOUT_SETTINGS.retries
@@ -171,7 +173,7 @@ class DownloadOptions:
     durable: bool = True
     survey: str = DEFAULT_SURVEY
     layer: str | None = None
-    format: str = SURVEY_DEFAULT
+    format: str | None = None
 
     def __post_init__(self) -> None:
         """Fill in the survey's defaults (an unknown survey, layer or format is left to :meth:`check`)."""
@@ -207,6 +209,31 @@ class DownloadOptions:
             rate=self.rate,
             backoff_base=self.backoff_base,
             max_bytes=self.max_bytes,
+        )
+
+    def with_survey(
+        self,
+        survey: str | None = None,
+        layer: str | None = None,
+        format: str | None = None,
+        size: int | None = None,
+        scale: float | None = None,
+        base_url: str | None = None,
+    ) -> DownloadOptions:
+        """A copy for ``survey`` (None: these options' own): the ``layer``, ``format``, ``size``,
+        ``scale`` and ``base_url`` given, else these options' when the survey is theirs, else the
+        survey's defaults (its default layer and format, size, pixel scale and service root).
+        What :func:`dataclasses.replace` cannot do: it would keep another survey's values."""
+        info = get_survey(survey if survey is not None else self.survey)
+        same = info.name == self.survey
+        return dataclasses.replace(
+            self,
+            survey=info.name,
+            base_url=base_url if base_url is not None else (self.base_url if same else None),
+            layer=layer if layer is not None else (self.layer if same else None),
+            format=format if format is not None else (self.format if same else None),
+            size=int(size or (self.size if same else info.default_size)),
+            scale=float(scale if scale is not None else (self.scale if same else info.default_pixel_scale)),
         )
 
     def source(self, client: HttpClient | None = None) -> CutoutSource:
@@ -748,8 +775,12 @@ class _Run:
         return bool(
             (rec.size and rec.size != opts.size)
             or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6))
-            or (rec.survey, rec.layer, rec.format) != (opts.survey, opts.layer, opts.format)
+            or (rec.survey, rec.layer, rec.format) != self._fetches()
         )
+
+    def _fetches(self) -> tuple[str, str | None, str]:
+        """(survey, layer, format) of this run's cutouts, as the manifest records them."""
+        return self.source.survey.name, self.source.layer, self.source.format
 
     def _check_image(self, path: Path, oid: int) -> None:
         """DataError unless ``path`` decodes as a cutout of this run's size (a FITS one: 3 bands)."""
@@ -776,9 +807,7 @@ class _Run:
             self.opts.size,
             scale,
             _now(),
-            self.opts.survey,
-            self.opts.layer,
-            self.opts.format,
+            *self._fetches(),
         )
 
     # -- one image (worker threads) -------------------------------------------------------

@@ -50,6 +50,7 @@ from galmet.sdss.transport import (
     BadBody,
     FailureBudget,
     HttpClient,
+    Interrupted,
     RequestPayload,
     ServiceError,
     describe_body,
@@ -202,22 +203,32 @@ class PS1Client(HttpClient):
         missing = [b for b in BANDS if b not in files]
         if missing:
             raise outside_footprint(where, attempts, f"no PS1 stack image in {''.join(missing)}")
-        if fmt == "fits":
-            return self._fits(ra, dec, size, files, where, stop, budget, attempts)
-        colour = {COLOUR[b]: files[b] for b in BANDS}
-        url = self.fitscut_payload(ra, dec, size, "jpg", colour).full_url
-        (body, image), sent = self.call(url, lambda b: (b, validate_jpeg(b, size, where)), where, stop, budget)
+        try:
+            if fmt == "fits":
+                body, cube, sent = self._fits(ra, dec, size, files, where, stop, budget)
+                return body, cube, attempts + sent
+            colour = {COLOUR[b]: files[b] for b in BANDS}
+            url = self.fitscut_payload(ra, dec, size, "jpg", colour).full_url
+            (body, image), sent = self.call(url, lambda b: (b, validate_jpeg(b, size, where)), where, stop, budget)
+        except (ServiceError, Interrupted) as exc:  # its attempts: all the requests of this cutout
+            exc.attempts += attempts
+            raise
         if is_blank(image):
             raise outside_footprint(where, attempts + sent, "blank PS1 cutout")
         return body, image, attempts + sent
 
-    def _fits(self, ra, dec, size, files, where, stop, budget, attempts):
-        """The FITS branch of :meth:`get_cutout`: one fitscut per band, stacked bluest first."""
-        planes = []
+    def _fits(self, ra, dec, size, files, where, stop, budget):
+        """The FITS branch of :meth:`get_cutout` (after the file names): one fitscut per band,
+        stacked bluest first. A failure's ``attempts`` count its bands' requests."""
+        planes, attempts = [], 0
         for band in BANDS:
             url = self.fitscut_payload(ra, dec, size, "fits", {"red": files[band]}).full_url
             accept = lambda b: linear_flux(b, validate_fits(b, size, 1, where)[0])  # noqa: E731
-            plane, sent = self.call(url, accept, f"{where} ({band})", stop, budget)
+            try:
+                plane, sent = self.call(url, accept, f"{where} ({band})", stop, budget)
+            except (ServiceError, Interrupted) as exc:
+                exc.attempts += attempts
+                raise
             attempts += sent
             if is_blank(plane):
                 raise outside_footprint(where, attempts, f"blank PS1 {band} cutout")

@@ -1,13 +1,21 @@
-"""``galmet download``: fetch the catalog's SDSS JPEG cutouts, resumably and politely."""
+"""``galmet download``: fetch the catalog's cutouts (SDSS, Legacy Surveys, PS1), resumably and politely."""
 
 from __future__ import annotations
 
 NAME = "download"
 ORDER = 6
-HELP = "fetch the SDSS JPEG cutouts of DATASET/catalog.parquet into DATASET/images/"
+HELP = "fetch the cutouts (SDSS, Legacy Surveys, PS1) of DATASET/catalog.parquet into DATASET/images/"
 DESCRIPTION = """\
-Fetch <base-url>/SkyServerWS/ImgCutout/getjpeg for every catalog row that has no valid image
-yet, into DATASET/images/<objID>.jpg (the paper's cutouts: 128 x 128 pixels at 0.296"/pixel).
+Fetch a cutout for every catalog row that has no valid image yet, into DATASET/images/<objID>.jpg
+(or .fits). --survey sdss (default): <base-url>/SkyServerWS/ImgCutout/getjpeg, the paper's
+cutouts (128 x 128 pixels at 0.296"/pixel). --survey legacy: the Legacy Survey viewer,
+<base-url>/viewer/cutout.jpg or cutout.fits (--layer ls-dr10, ls-dr9-north, ls-dr9-south; FITS:
+g, r, z fluxes in nanomaggies). --survey ps1: <base-url>/cgi-bin/ps1filenames.py, then
+fitscut.cgi (FITS by default: g, r, i linear fluxes; 0.25"/pixel only). --scale and --size
+default to the survey's. Any catalogue with objID, ra, dec will do: an SDSS catalogue with
+--survey legacy is the cross-survey training set (MPA-JHU labels, Legacy Surveys images).
+A position where the survey has no imaging (blank sky, no PS1 image) is a permanent failure of
+its own, "outside footprint", which counts toward neither failure budget.
 Requests run concurrently (--workers) under a global rate limit (--rate), with retries,
 exponential backoff and jitter (Retry-After is honoured). Each image is decoded and checked
 before it is written atomically; DATASET/manifest.parquet records status, attempts and last
@@ -27,11 +35,14 @@ Examples:
   galmet download paper                          # 8 workers, 5 requests/s
   galmet download paper --scale-by-size          # the authors' field-scaled mode
   galmet download paper --retry-failed --workers 2 --rate 1
+  galmet download paper --survey legacy --format fits   # grz fluxes at 0.262"/pixel
+  galmet download paper --survey ps1                     # gri fluxes at 0.25"/pixel
 """
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import add_progress_option, add_server_options, option_type
+    from galmet.cli.options import add_progress_option, add_server_options, add_survey_options, option_type
+    from galmet.data.surveys import SURVEYS
     from galmet.sdss.download import DOWNLOAD_RANGES, DownloadOptions
 
     d = DownloadOptions()
@@ -43,17 +54,18 @@ def add_arguments(p) -> None:
         default=d.workers,
         help="concurrent requests (default: %(default)s)",
     )
+    add_survey_options(p)
     p.add_argument(
         "--scale",
         type=option_type(DOWNLOAD_RANGES["scale"]),
-        default=d.scale,
-        help="arcsec per pixel (default: %(default)s)",
+        help="arcsec per pixel (default: the survey's: "
+        + ", ".join(f"{s.name} {s.default_pixel_scale:g}" for s in SURVEYS.values())
+        + ")",
     )
     p.add_argument(
         "--size",
         type=option_type(DOWNLOAD_RANGES["size"]),
-        default=d.size,
-        help="width = height in pixels (default: %(default)s)",
+        help=f"width = height in pixels (default: the survey's, {d.size})",
     )
     p.add_argument(
         "--scale-by-size",
@@ -104,11 +116,14 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import re
 
-    from galmet.cli.options import base_url
+    from galmet.cli.options import survey_base_url
     from galmet.sdss.download import DownloadOptions, download_cutouts
 
     opts = DownloadOptions(
-        base_url=base_url(args),
+        base_url=survey_base_url(args),
+        survey=args.survey,
+        layer=args.layer,
+        format=args.format,
         workers=args.workers,
         rate=args.rate,
         retries=args.retries,
