@@ -44,7 +44,9 @@ def test_imaging_records_survey_layer_format_and_stretch():
     old = Imaging.from_dict({"image_size": 64})  # a bundle from before galmet knew surveys
     assert (old.survey, old.layer, old.format, old.stretch) == ("sdss", None, "jpeg", None)
     raw = {"image_size": 64, "bands": "grz", "survey": "legacy", "layer": "ls-dr10", "format": "fits"}
-    raw["stretch"] = {"kind": "asinh"}
+    from galmet.data.stretch import default_stretch
+
+    raw["stretch"] = default_stretch("legacy").to_dict()
     im = Imaging.from_dict(raw)
     assert Imaging.from_dict(im.to_dict()) == im and im != old
     assert "legacy ls-dr10" in im.describe() and im.describe().endswith(", fits")
