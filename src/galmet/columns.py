@@ -215,6 +215,10 @@ class Flag(enum.IntFlag):
     #: training images do (Mahalanobis distance; statistics stored in the bundle). Catches another
     #: survey, rendering, depth, pixel scale or a simulation, which the embedding check misses.
     IMAGE_OUT_OF_DOMAIN = 128
+    #: The images are another survey's (or layer's, bands', format's) than the model was trained
+    #: on, predicted all the same for a transfer experiment (``allow_other_survey``): set on every
+    #: row of such a run (:meth:`galmet.nn.inference.GalmetModel.check_survey`).
+    OTHER_SURVEY = 256
 
 
 class TruthFlag(enum.IntFlag):

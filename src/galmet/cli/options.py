@@ -318,6 +318,18 @@ def add_overwrite_option(p, help: str = OVERWRITE_HELP) -> None:
     p.add_argument("--overwrite", action="store_true", help=help)
 
 
+def add_other_survey_option(p) -> None:
+    """``--allow-other-survey`` (dest ``allow_other_survey``): run a model on another survey's
+    images (a transfer experiment); refused by default
+    (:meth:`galmet.nn.inference.GalmetModel.check_survey`)."""
+    p.add_argument(
+        "--allow-other-survey",
+        action="store_true",
+        help="accept images of another survey, layer, bands or format than the model was trained on "
+        "(a transfer experiment): one warning, and every row is flagged OTHER_SURVEY",
+    )
+
+
 #: Options whose value may start with a minus sign that argparse takes for an option (``--dec -34:19:43``).
 SIGNED_VALUE_OPTIONS = ("--ra", "--dec")
 _SIGNED_VALUE = re.compile(r"-\d")

@@ -149,6 +149,7 @@ FITS_KEYWORDS = {
     "rows": "NROWS",
     "rows_ok": "NROWSOK",
     "flag_checks": "FLAGCHK",
+    "other_survey": "OTHSURV",  # a transfer experiment: another survey's images (every row flagged OTHER_SURVEY)
     "cutout_keys": "CUTKEYS",
     "archive": "ARCHIVE",  # predicted from a local cutout archive (galmet.data.archive): its folder
     "match_radius": "MATCHRAD",  # ... and the match radius, arcsec

@@ -73,6 +73,7 @@ class GalmetModel:
         #: The engine the last prediction ran on (``eager``, ``bf16``, ``openvino``), for provenance.
         self.engine_used: str | None = None
         self._engines: dict = {}  # compiled CPU engines (galmet.nn.cpu_engine.cpu_engine's cache)
+        self._warned_other_survey: set[str] = set()  # where check_survey warned already
 
     def __getstate__(self) -> dict:
         """Pickled (sent to a worker process) without its compiled engines: they are rebuilt there."""
@@ -170,7 +171,63 @@ class GalmetModel:
         before galmet recorded it."""
         return imaging_from_meta(self.meta, self.path or "model")
 
-    def check_imaging(self, image_size: int, pixel_scale: float | None = None, where: str = "images") -> None:
+    @property
+    def display_name(self) -> str:
+        """``the model NAME`` (a registered model), ``the model PATH``, or ``the model``: how
+        messages name it."""
+        return f"the model {self.name or self.path}" if (self.name or self.path) else "the model"
+
+    def check_survey(self, imaging: Imaging, where: str = "images", allow_other_survey: bool = False) -> str | None:
+        """Refuse another survey's images (survey, layer, bands or format that differ from the
+        model's :attr:`imaging`; unknown fields are not compared).
+
+        Parameters
+        ----------
+        imaging : Imaging
+            What the images record (:attr:`galmet.data.dataset.Dataset.imaging`).
+        where : str
+            Names the images in the message.
+        allow_other_survey : bool
+            Go on with another survey's images (a transfer experiment): one warning (once per
+            ``where`` for this model), and the caller flags every row ``OTHER_SURVEY``.
+
+        Returns
+        -------
+        str or None
+            None for the model's own survey (or when it cannot be told); with
+            ``allow_other_survey``, the one-line description of the difference
+            (:func:`galmet.nn.survey_check.other_survey_description`) the run records.
+
+        Raises
+        ------
+        DataError
+            Another survey's images without ``allow_other_survey``: one line naming both
+            (``param`` = ``allow_other_survey``).
+        """
+        from galmet.nn.survey_check import other_survey_advice, other_survey_description, survey_differences
+
+        mine = self.imaging
+        differences = survey_differences(mine, imaging)
+        if not differences:
+            return None
+        said = other_survey_description(mine, imaging, self.display_name)
+        if not allow_other_survey:
+            advice = other_survey_advice(imaging, differences)
+            raise DataError(f"{where}: {said}; {advice}", param="allow_other_survey")
+        if where not in self._warned_other_survey:
+            self._warned_other_survey.add(where)
+            log.warning("%s: %s; going on (other survey allowed): every row is flagged OTHER_SURVEY", where, said)
+        return said
+
+    def check_imaging(
+        self,
+        image_size: int,
+        pixel_scale: float | None = None,
+        where: str = "images",
+        *,
+        imaging: Imaging | None = None,
+        allow_other_survey: bool = False,
+    ) -> str | None:
         """Refuse (one-line DataError naming both) images this model was not trained on.
 
         Parameters
@@ -182,9 +239,27 @@ class GalmetModel:
             (relative tolerance 0.1%).
         where : str
             Names the images in the message (a dataset directory, a file).
+        imaging : Imaging, optional
+            What the images record: their survey, layer, bands and format are checked first
+            (:meth:`check_survey`).
+        allow_other_survey : bool
+            Accept another survey's images (:meth:`check_survey`); size and scale are checked
+            all the same.
+
+        Returns
+        -------
+        str or None
+            :meth:`check_survey`'s answer: the description of another survey's images that were
+            allowed (flag every row), else None.
         """
+        other = None if imaging is None else self.check_survey(imaging, where, allow_other_survey)
+        self._check_size_and_scale(image_size, pixel_scale, where)
+        return other
+
+    def _check_size_and_scale(self, image_size: int, pixel_scale: float | None, where: str) -> None:
+        """:meth:`check_imaging`'s size and pixel-scale comparison."""
         im = self.imaging
-        which = f"the model {self.path}" if self.path else "the model"
+        which = self.display_name
         want_size = self.image_size
         size_ok = want_size is None or image_size == want_size
         scale_ok = (
@@ -207,13 +282,15 @@ class GalmetModel:
             f"training set (e.g. {how})"
         )
 
-    def check_dataset_imaging(self, dataset) -> None:
+    def check_dataset_imaging(self, dataset, *, allow_other_survey: bool = False) -> str | None:
         """:meth:`check_imaging` for a dataset directory or image folder (or a loaded Dataset),
-        before its images are decoded: the size most of its images have (read from a sample of
-        headers) and the pixel scale it records (:attr:`galmet.data.dataset.Dataset.imaging`).
+        before its images are decoded: the survey, layer, bands and format it records, the size
+        most of its images have (read from a sample of headers) and the pixel scale it records
+        (:attr:`galmet.data.dataset.Dataset.imaging`).
 
         A dataset made otherwise is refused with one line naming both, instead of every row
-        failing on its own as a bad row.
+        failing on its own as a bad row. Returns :meth:`check_imaging`'s answer (another
+        survey's images allowed by ``allow_other_survey``: their description; else None).
         """
         import logging
 
@@ -229,7 +306,14 @@ class GalmetModel:
                 probe = load_dataset(dataset, targets=[], on_error="skip", load_images=False)
             finally:
                 quiet.setLevel(level)
-        self.check_imaging(probe.image_size, probe.imaging.pixel_scale, str(probe.root))
+        recorded = probe.imaging
+        return self.check_imaging(
+            probe.image_size,
+            recorded.pixel_scale,
+            str(probe.root),
+            imaging=recorded,
+            allow_other_survey=allow_other_survey,
+        )
 
     @property
     def augmentation(self) -> dict:

@@ -47,7 +47,6 @@ from galmet.columns import (
     pred_column,
 )
 from galmet.data.dataset import Dataset, find_catalog
-from galmet.data.imaging import recorded_imaging
 from galmet.data.labels import describe_invalid, mask_invalid_labels, truth_array
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.nn.uncertainty import UncertainPrediction
@@ -65,6 +64,7 @@ def predict_dataset(
     options: InferenceOptions | bool | None = None,
     *,
     flags: bool = True,
+    allow_other_survey: bool = False,
     **overrides: Any,
 ) -> pd.DataFrame:
     """Predict every image of ``dataset`` with ``model``; return the predictions table (see module doc).
@@ -82,6 +82,11 @@ def predict_dataset(
         Run the checks of the ``flags`` column (:func:`flag_rows`); the embedding check is taken
         in the prediction's forward pass (on CUDA, where that pass runs in bf16, one more float32
         pass per member). The checks that ran are listed in ``table.attrs["flag_checks"]``.
+    allow_other_survey : bool
+        Predict another survey's images (the dataset records a survey, layer, bands or format
+        other than the model's) for a transfer experiment, with one warning: every row gets
+        the ``OTHER_SURVEY`` flag and ``table.attrs["other_survey"]`` says what differs.
+        Refused by default (:meth:`~galmet.nn.inference.GalmetModel.check_survey`).
     **overrides
         ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``, ``device``, ``progress``, ``engine``:
         override the fields of ``options`` (the keywords of earlier versions; None: keep).
@@ -89,8 +94,8 @@ def predict_dataset(
     Raises
     ------
     DataError
-        The images are not the size, or (when the dataset records it) not the pixel scale, the
-        model was trained on (:meth:`~galmet.nn.inference.GalmetModel.check_imaging`).
+        The images are not the size, or (when the dataset records them) not the pixel scale or
+        the survey, the model was trained on (:meth:`~galmet.nn.inference.GalmetModel.check_imaging`).
     ConfigError
         A bad option (``param`` names it).
 
@@ -99,13 +104,21 @@ def predict_dataset(
     """
     opts = inference_options(options, **overrides)
     dataset = dataset.with_stretch(model.imaging.stretch)  # FITS fluxes: as the model's training images
-    recorded = recorded_imaging(dataset.root, dataset.image_size)
-    model.check_imaging(dataset.image_size, recorded.pixel_scale, str(dataset.root))
+    recorded = dataset.imaging  # (galmet.data.imaging.recorded_imaging at the images' size)
+    where = str(dataset.root)
+    other = model.check_imaging(
+        dataset.image_size, recorded.pixel_scale, where, imaging=recorded, allow_other_survey=allow_other_survey
+    )
     result = model.predict_uncertainty(dataset.images(), opts, ood=flags)
     table = predictions_table(dataset, result.targets, result, with_split=find_catalog(dataset.root) is not None)
     if flags:
         images, score = dataset.images(), result.ood_score
-        table = flag_rows(table, model, images, dataset.catalog, opts.batch_size, opts.device, ood_score=score)
+        compared = True if other is not None else (None if recorded.survey is None else False)
+        table = flag_rows(
+            table, model, images, dataset.catalog, opts.batch_size, opts.device, ood_score=score, other_survey=compared
+        )
+    if other is not None:
+        table.attrs["other_survey"] = other
     table[SEEN] = seen_column(model, table)
     table.attrs["engine"] = model.engine_used or "eager"  # what ran (galmet.nn.cpu_engine), for provenance
     return table

@@ -31,6 +31,7 @@ def flag_rows(
     device: str = "auto",
     pixel_scale: float | None = None,
     ood_score: np.ndarray | None = None,
+    other_survey: bool | None = None,
 ) -> pd.DataFrame:
     """``table`` with the ``flags`` column (and ``ood_score`` when the model has embedding statistics,
     ``truth_flags`` when the catalogue has the truth).
@@ -41,7 +42,8 @@ def flag_rows(
     the image's statistics farther from the training images' than 99% of those (bundles with
     image statistics; column ``image_ood_score``); the image checks of
     :func:`galmet.data.quality.image_flags`; the paper's photometric cuts
-    (when ``catalog`` has all their columns). ``truth_flags`` (:class:`galmet.columns.TruthFlag`):
+    (when ``catalog`` has all their columns); another survey's images (``other_survey``).
+    ``truth_flags`` (:class:`galmet.columns.TruthFlag`):
     the catalogue's label outside the training label range (:func:`truth_bits`).
     ``table.attrs["flag_checks"]`` lists the checks that ran, of both kinds.
 
@@ -61,6 +63,10 @@ def flag_rows(
         float (N,): the embedding scores already taken in the prediction pass
         (:attr:`galmet.nn.uncertainty.UncertainPrediction.ood_score`); None: an embedding pass
         of its own (:func:`ood_scores`).
+    other_survey : bool, optional
+        The images are another survey's than the model's, predicted all the same
+        (``allow_other_survey``): ``OTHER_SURVEY`` on every row. False: the survey was compared
+        and is the model's; None: the images record no survey, the check could not run.
     """
     n = len(table)
     cat = catalog if catalog is not None else pd.DataFrame(index=range(n))
@@ -81,6 +87,9 @@ def flag_rows(
     if cut is not None:
         bits |= cut
         checks.append(Flag.PHOTOMETRIC_CUTS.name or "")
+    if other_survey is not None:
+        bits |= int(Flag.OTHER_SURVEY) if other_survey else 0
+        checks.append(Flag.OTHER_SURVEY.name or "")
     table = table.assign(**{FLAGS: bits})
     truth = truth_bits(table, model, cat)
     if truth is not None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from galmet._version import __version__
-from galmet.columns import pred_column, target_of
+from galmet.columns import FLAGS, Flag, pred_column, target_of
 from galmet.data.dataset import as_dataset
 from galmet.data.image_domain import ImageDomainReference
 from galmet.data.labels import usable_truths
@@ -41,15 +41,18 @@ from galmet.science.predictions import check_unique_keys, join_dataset, upgrade_
 log = logging.getLogger(__name__)
 
 
-def _check_out(model_path: Path, out: Path, inputs: list[Input], overwrite: bool = False) -> None:
+def _check_out(model: Input, out: Path, inputs: list[Input], overwrite: bool = False) -> None:
     """Refuse (one line, before anything is read or written) an ``out`` that is not a new bundle
-    file: not a .pt file, a folder, the input bundle or another input, a training run's model."""
+    file: not a .pt file, a folder, the input bundle (``model``) or another input, a training
+    run's model."""
+    model_path = model.path
     if out.suffix != ".pt":
         raise ConfigError(f"out {out}: a model bundle file ends in .pt", param="out")
     if out.is_dir():
         raise ConfigError(f"out {out}: is a directory; give a file such as {out / BUNDLE}", param="out")
     if out.exists() and out.resolve() == model_path.resolve():
         raise ConfigError(f"out {out}: is the input bundle; write the calibrated bundle to another file", param="out")
+    inputs = [model, *inputs]
     check_output_file(out, "out", "bundle", "model bundle", inputs, overwrite=overwrite)
     check_not_run_model(out, "out")
 
@@ -98,13 +101,20 @@ def check_predicted_by(model, provenance: dict | None, where: str) -> None:
         )
 
 
-def _model_predictions(model, predictions, dataset) -> tuple[pd.DataFrame, list[str]]:
-    """The predictions table (the truth joined from ``dataset`` when given) and the model's
-    targets it predicts; DataError for another model's predictions (:func:`check_predicted_by`)
-    or another target's."""
+def _model_predictions(
+    model, predictions, dataset, allow_other_survey: bool = False, reference=None
+) -> tuple[pd.DataFrame, list[str], str | None]:
+    """The predictions table (the truth joined from ``dataset`` when given), the model's
+    targets it predicts and, for predictions of another survey's images allowed by
+    ``allow_other_survey``, what differs (:func:`check_other_survey`); DataError for another
+    model's predictions (:func:`check_predicted_by`) or another target's, or a ``reference``
+    dataset of another survey's images without ``allow_other_survey`` (refused before the fit)."""
     table = read_table(predictions)
     where = str(predictions)
     check_predicted_by(model, table.attrs.get("provenance"), where)
+    other = check_other_survey(table, where, allow_other_survey)
+    if reference is not None:
+        model.check_dataset_imaging(reference, allow_other_survey=allow_other_survey)
     df = upgrade_columns(table)
     check_unique_keys(df, where)
     if dataset is not None:
@@ -116,10 +126,36 @@ def _model_predictions(model, predictions, dataset) -> tuple[pd.DataFrame, list[
             f"{where}: holds predictions of {', '.join(have) or 'nothing'}, but the model {model.path} predicts "
             f"{', '.join(model.targets)}: a calibration from another target does not apply"
         )
-    return df, targets
+    return df, targets, other
 
 
-def embedding_statistics(model, dataset, splits=("train", "valid"), device: str = "auto") -> dict[str, Any]:
+def check_other_survey(table: pd.DataFrame, where: str, allow_other_survey: bool = False) -> str | None:
+    """What a predictions table of another survey's images says differs (its provenance's
+    ``other_survey``, or rows flagged ``OTHER_SURVEY``), else None.
+
+    Calibrating on them changes what the model's intervals mean (they then hold for that
+    survey's images): refused (one-line DataError) unless ``allow_other_survey``, when a
+    warning says so and the caller records the answer in the calibration's source."""
+    said = str((table.attrs.get("provenance") or {}).get("other_survey") or "")
+    flags = pd.to_numeric(table[FLAGS], errors="coerce").fillna(0).astype("int64") if FLAGS in table.columns else None
+    flagged = 0 if flags is None else int(((flags & int(Flag.OTHER_SURVEY)) != 0).sum())
+    if not said and not flagged:
+        return None
+    what = said or f"{flagged} rows flagged OTHER_SURVEY"
+    if not allow_other_survey:
+        raise DataError(
+            f"{where}: predictions of another survey's images ({what}); a calibration on them changes what the "
+            "model's intervals mean; calibrate on predictions of its own survey's images, or allow_other_survey "
+            "to calibrate it for those (recorded in the calibration)",
+            param="allow_other_survey",
+        )
+    log.warning("%s: calibrating on another survey's images (%s): recorded in the calibration", where, what)
+    return what
+
+
+def embedding_statistics(
+    model, dataset, splits=("train", "valid"), device: str = "auto", allow_other_survey: bool = False
+) -> dict[str, Any]:
     """Meta updates with the training-domain statistics of ``dataset``'s ``splits`` rows: each
     member's :class:`~galmet.nn.embedding.EmbeddingReference`, the images'
     :class:`~galmet.data.image_domain.ImageDomainReference` and the label range of the targets
@@ -127,8 +163,11 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
 
     For an ensemble of fold models every member is summarised on all those rows (its own training
     galaxies plus its held-out fold), which makes the threshold slightly larger, i.e. conservative.
+    Another survey's images are refused unless ``allow_other_survey``
+    (:meth:`galmet.nn.inference.GalmetModel.check_survey`); then the updates'
+    ``other_survey_reference`` says what differs.
     """
-    model.check_dataset_imaging(dataset)
+    other = model.check_dataset_imaging(dataset, allow_other_survey=allow_other_survey)
     stretch = model.imaging.stretch  # FITS fluxes: the model's own stretch
     ds = as_dataset(dataset, targets=[], size=model.image_size, stretch=stretch).with_stretch(stretch)
     rows = ds.split_indices(list(splits))
@@ -159,19 +198,34 @@ def embedding_statistics(model, dataset, splits=("train", "valid"), device: str 
     else:
         out[MetaKey.EMBEDDING_STATS] = refs[0]
         out[MetaKey.IMAGE_STATS] = image_ref
+    if other is not None:
+        out[OTHER_SURVEY_REFERENCE] = other
     return out
+
+
+#: Key of a calibration's source: the predictions it was fitted on are of another survey's images.
+OTHER_SURVEY = "other_survey"
+#: Meta key: the embedding and image statistics come from another survey's images (``reference``).
+OTHER_SURVEY_REFERENCE = "other_survey_reference"
+
+
+def _inputs(predictions, dataset, reference, weights) -> list[Input]:
+    """The files :func:`calibrate_bundle` reads besides the model, which its ``out`` may not replace."""
+    inputs = [Input(Path(predictions), "the predictions table"), *inputs_of(dataset, "the dataset")]
+    inputs += inputs_of(reference, "the reference dataset")
+    return inputs + inputs_of(weights, "the weights table")
 
 
 #: ``--cv-plus`` values.
 CV_PLUS_CHOICES = ("auto", "on", "off")
 
 
-def _source(df: pd.DataFrame, predictions) -> dict[str, Any]:
-    """The provenance a calibration records: the file, galmet version, date and calibration rows."""
+def _source(df: pd.DataFrame, predictions, other_survey: str | None = None) -> dict[str, Any]:
+    """The provenance a calibration records: the file, galmet version, date and calibration rows
+    (and ``other_survey`` for predictions of another survey's images)."""
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return calibration_source(
-        df, {"file": str(Path(predictions).resolve()), "galmet_version": __version__, "date": now}
-    )
+    base = {"file": str(Path(predictions).resolve()), "galmet_version": __version__, "date": now}
+    return calibration_source(df, {**base, **({OTHER_SURVEY: other_survey} if other_survey else {})})
 
 
 def _check_conformal(bins, cv_plus: str) -> None:
@@ -235,6 +289,7 @@ def calibrate_bundle(
     cv_plus: str = "auto",
     weights=None,
     test_weight: float | None = None,
+    allow_other_survey: bool = False,
 ) -> dict[str, Any]:
     """Fit the calibration of every target of ``model_path`` found in ``predictions``; write ``out``.
 
@@ -270,6 +325,8 @@ def calibrate_bundle(
         table whose ``importance_weight`` each calibration row takes (by objID, else file), and
         the weight of a new galaxy (default: the mean weight of its ``target`` rows)
         (:mod:`galmet.runs.calibration_weights`). Not with CV+ (``auto`` turns it off).
+    allow_other_survey : bool
+        Calibrate on (and take ``reference`` statistics from) another survey's images: :func:`check_other_survey`.
 
     Returns
     -------
@@ -287,18 +344,15 @@ def calibrate_bundle(
     out = Path(out)
     _check_conformal(bins, cv_plus)
     cv_plus = check_weight_options(weights, test_weight, cv_plus)
-    inputs = [model_input(model_path), Input(Path(predictions), "the predictions table")]
-    inputs += inputs_of(dataset, "the dataset") + inputs_of(reference, "the reference dataset")
-    inputs += inputs_of(weights, "the weights table")
-    _check_out(model_input(model_path).path, out, inputs, overwrite)
+    _check_out(model_input(model_path), out, _inputs(predictions, dataset, reference, weights), overwrite)
     model = load_model(model_path)
     _check_request(model, split, method)
-    df, targets = _model_predictions(model, predictions, dataset)
+    df, targets, other = _model_predictions(model, predictions, dataset, allow_other_survey, reference)
     where = str(predictions)
     resolved = _resolve_method(model, method, df, where)
     df = calibration_rows(model, df, where, split=split, allow_test=allow_test, per_fold=_out_of_fold(model, df))
     split = split if "split" in df.columns else None
-    source, members = _source(df, predictions), cv_plus_members(model, df, cv_plus, where)
+    source, members = _source(df, predictions, other), cv_plus_members(model, df, cv_plus, where)
     w, tw = calibration_weights(weights, df, test_weight) if weights is not None else (None, None)
     cals = {
         t: fit_calibration(df, t, resolved, symmetric, split, offset, source, where, bins, members, w, tw)
@@ -311,7 +365,7 @@ def calibrate_bundle(
         }
     }
     if reference is not None:
-        updates.update(embedding_statistics(model, reference, device=device))
+        updates.update(embedding_statistics(model, reference, device=device, allow_other_survey=allow_other_survey))
     update_bundle(model.path or model_path, out, updates, overwrite=overwrite)
     return {
         "out": out,

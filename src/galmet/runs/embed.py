@@ -32,6 +32,7 @@ def embedding_table(
     device: str = "auto",
     skip_bad: bool = False,
     overwrite: bool = False,
+    allow_other_survey: bool = False,
 ) -> pd.DataFrame:
     """Embed every image of ``dataset`` (optionally only ``split`` rows) and return (and write) the table.
 
@@ -44,6 +45,10 @@ def embedding_table(
         .parquet, .csv or .fits (written atomically).
     overwrite : bool
         Replace an existing ``out`` that galmet did not write.
+    allow_other_survey : bool
+        Embed another survey's images (a transfer experiment; refused by default:
+        :meth:`galmet.nn.inference.GalmetModel.check_survey`): one warning, and the table's
+        ``attrs["other_survey"]`` (and its provenance) says what differs.
     """
     kind = require_table_format(out, param="out").kind if out is not None else None
     if batch_size < 1:
@@ -63,7 +68,7 @@ def embedding_table(
                 f"member {k}: the model has {len(members)} member(s) (0 to {len(members) - 1})", param="member"
             )
         members = [k]
-    model.check_dataset_imaging(dataset)
+    other = model.check_dataset_imaging(dataset, allow_other_survey=allow_other_survey)
     ds = load_dataset(
         dataset,
         targets=[],
@@ -102,6 +107,11 @@ def embedding_table(
             part.insert(1, "member", k)
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
+    if other is not None:
+        table.attrs["other_survey"] = other
     if out is not None:
-        write_table(table, out, provenance=table_provenance(model=model.path) if model.path else None)
+        provenance = table_provenance(model=model.path) if model.path else None
+        if provenance is not None and other is not None:
+            provenance["other_survey"] = other
+        write_table(table, out, provenance=provenance)
     return table

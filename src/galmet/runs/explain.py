@@ -112,10 +112,12 @@ def explain(
     ncols: int = 4,
     formats=("png", "pdf"),
     overwrite: bool = False,
+    allow_other_survey: bool = False,
 ) -> dict[str, Any]:
     """Attribution maps of ``n`` seeded-random galaxies of ``split``, and the controls; see the module doc.
 
-    Files at the output names that galmet did not write are replaced only with ``overwrite``.
+    Files at the output names that galmet did not write are replaced only with ``overwrite``;
+    another survey's images only with ``allow_other_survey`` (then ``other_survey`` says so).
 
     Returns
     -------
@@ -136,7 +138,7 @@ def explain(
     check_output_dir(out, "out_dir", expected, inputs, overwrite=overwrite)
     require_matplotlib()
     model = load_model(model_path)
-    model.check_dataset_imaging(dataset)
+    other = model.check_dataset_imaging(dataset, allow_other_survey=allow_other_survey)
     ds = load_dataset(dataset, targets=[], size=model.image_size, stretch=model.imaging.stretch)
     if split not in (None, "all"):
         rows = ds.split_indices(split)
@@ -187,16 +189,21 @@ def explain(
     atomic_write_bytes(out / f"{stem}.npz", buf.getvalue())
     files.append(out / f"{stem}.npz")
     result: dict[str, Any] = {"files": files, "rows": [str(i) for i in ids[pick][order]], "layer": res["layer"]}
+    result.update({"other_survey": other} if other is not None else {})
     if control_out is not None:
-        summary, table = control_out
-        summary["dataset"] = str(Path(ds.root).resolve())
-        summary["split"] = split or "all"
-        summary["model"] = str(model.path)
-        write_json(out / CONTROLS_JSON, summary)
-        atomic_write_text(out / CONTROLS_TABLE, table.to_csv(index=False))
-        files += [out / CONTROLS_JSON, out / CONTROLS_TABLE]
-        result["controls"] = summary
+        noted = {"dataset": str(Path(ds.root).resolve()), "split": split or "all", "model": str(model.path)}
+        result["controls"] = _write_controls(out, *control_out, {**noted, **result}, files)
     return result
+
+
+def _write_controls(out: Path, summary: dict, table: pd.DataFrame, noted: dict, files: list[Path]) -> dict:
+    """Write the controls summary (with ``dataset``, ``split``, ``model`` and any ``other_survey``
+    of ``noted``) and table into ``out``; add them to ``files``; return the summary."""
+    summary.update({k: noted[k] for k in ("dataset", "split", "model", "other_survey") if k in noted})
+    write_json(out / CONTROLS_JSON, summary)
+    atomic_write_text(out / CONTROLS_TABLE, table.to_csv(index=False))
+    files += [out / CONTROLS_JSON, out / CONTROLS_TABLE]
+    return summary
 
 
 def format_controls(summary: dict[str, Any]) -> str:

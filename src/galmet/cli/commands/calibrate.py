@@ -101,9 +101,10 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
-    from galmet.cli.options import add_overwrite_option
+    from galmet.cli.options import add_other_survey_option, add_overwrite_option
 
     add_overwrite_option(p)
+    add_other_survey_option(p)
 
 
 def run(args) -> int:
@@ -126,6 +127,7 @@ def run(args) -> int:
         cv_plus=args.cv_plus,
         weights=args.weights,
         test_weight=args.test_weight,
+        allow_other_survey=args.allow_other_survey,
     )
     for line in res["calibrations"].values():
         print(line)

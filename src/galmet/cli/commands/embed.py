@@ -41,9 +41,10 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
-    from galmet.cli.options import add_overwrite_option
+    from galmet.cli.options import add_other_survey_option, add_overwrite_option
 
     add_overwrite_option(p)
+    add_other_survey_option(p)
 
 
 def run(args) -> int:
@@ -59,6 +60,7 @@ def run(args) -> int:
         device=args.device,
         skip_bad=args.skip_bad,
         overwrite=args.overwrite,
+        allow_other_survey=args.allow_other_survey,
     )
     n_feat = sum(c.startswith("emb_") for c in table.columns)
     print(f"wrote {len(table)} rows x {n_feat} embedding features to {args.out}")

@@ -53,9 +53,10 @@ def add_arguments(p) -> None:
     from galmet.cli.options import add_progress_option
 
     add_progress_option(p)
-    from galmet.cli.options import add_overwrite_option
+    from galmet.cli.options import add_other_survey_option, add_overwrite_option
 
     add_overwrite_option(p)
+    add_other_survey_option(p)
 
 
 def run(args) -> int:
@@ -77,6 +78,7 @@ def run(args) -> int:
         device=args.device,
         ncols=args.ncols,
         overwrite=args.overwrite,
+        allow_other_survey=args.allow_other_survey,
     )
     if res.get("layer"):
         print(f"Grad-CAM on {res['layer']}")

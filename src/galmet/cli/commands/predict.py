@@ -29,7 +29,12 @@ catalog has it), lgm_tot_p50/oh_p50/z/ra/dec/oh_p16/oh_p84 when present, ood_sco
 
 flags (bits; 0 = nothing raised): 1 prediction outside the training label range, 2 catalogue
 label outside it, 4 embedding out of the training domain, 8 image mostly empty, 16 saturated,
-32 source off-centre, 64 fails the paper's photometric cuts (see docs/model.md).
+32 source off-centre, 64 fails the paper's photometric cuts, 128 image statistics out of the
+training domain, 256 another survey's images (--allow-other-survey; see docs/model.md).
+
+The model knows its survey: images whose dataset records another survey, layer, bands or
+format than the model was trained on are refused in one line (exit 2) before any is decoded;
+--allow-other-survey predicts them anyway for a transfer experiment (every row flagged 256).
 
 Sky positions: --ra/--dec (decimal degrees or sexagesimal, repeat for several positions; a
 southern one as it is, --dec -05:12:30) or --positions FILE, a
@@ -94,7 +99,9 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-bad", action="store_true", help="drop unreadable/wrong-size images instead of failing")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the decode cache images.npy")
     add_progress_option(p)
-    from galmet.cli.options import add_overwrite_option
+    from galmet.cli.options import add_other_survey_option, add_overwrite_option
+
+    add_other_survey_option(p)
 
     add_overwrite_option(
         p,
@@ -299,6 +306,8 @@ def run(args) -> int:
     if model.name:  # a registered model: its name and card version
         provenance["model_name"] = named_model(model)
     provenance["engine"] = str(table.attrs.get("engine") or "eager")
+    if table.attrs.get("other_survey"):  # a transfer experiment: every row is flagged OTHER_SURVEY
+        provenance["other_survey"] = str(table.attrs["other_survey"])
     write_table(table, args.out, provenance=provenance)
     where = device.type if device.type != "cpu" else f"cpu, {provenance['engine']}"
     print_dataset_done(table, model, args.out, args.tta, args.tta_mode, where, seconds)
@@ -339,7 +348,8 @@ def _predict_input(model, args, device):
     from galmet.io.tables import check_fits_out
     from galmet.predict.dataset import predict_dataset
 
-    model.check_dataset_imaging(args.input)  # one line for a set made otherwise, before decoding
+    # one line for a set made otherwise (another survey, size or scale), before decoding
+    model.check_dataset_imaging(args.input, allow_other_survey=args.allow_other_survey)
     ds = load_dataset(
         args.input,
         targets=[],
@@ -360,5 +370,5 @@ def _predict_input(model, args, device):
         print(f"skipped {len(ds.skipped)} bad rows (first: {ds.skipped[0]})")
     t0 = time.perf_counter()
     options = inference_options(args, device)
-    table = predict_dataset(model, ds, options)
+    table = predict_dataset(model, ds, options, allow_other_survey=args.allow_other_survey)
     return table, time.perf_counter() - t0
