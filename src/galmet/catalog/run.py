@@ -233,8 +233,13 @@ def _check_work(work: Path, out: Path, catalog: Any) -> None:
 
 
 def _settings(model: Any, keywords: dict, fingerprint: str, rows: int, partitioning: str, partition_rows: int) -> dict:
-    """What must not change between a job and its rerun (the server may: a mirror, a revived one)."""
+    """What must not change between a job and its rerun (the server may: a mirror, a revived one):
+    the positions, the partitioning, the model, TTA, engine, flags, and the survey, layer and
+    format of the cutouts (:func:`galmet.predict.positions.fetch_survey`)."""
     from galmet.io.tables import file_sha256
+    from galmet.predict.positions import fetch_survey
+
+    survey, layer, fmt = fetch_survey(model, keywords.get("survey"), keywords.get("layer"), keywords.get("format"))
 
     options = keywords["options"]
     path = model.path
@@ -249,6 +254,7 @@ def _settings(model: Any, keywords: dict, fingerprint: str, rows: int, partition
         "tta_seed": options.tta_seed,
         "engine": options.engine,
         "flags": keywords["flags"],
+        "imaging": {"survey": survey.name, "layer": layer, "format": fmt},
     }
 
 

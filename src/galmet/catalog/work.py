@@ -27,6 +27,9 @@ from galmet.errors import ConfigError
 from galmet.io.atomic import atomic_write_text
 from galmet.layout import CATALOG_DONE, CATALOG_INPUTS, CATALOG_PARTITIONS, CATALOG_RUN, RETRY_CUTOUTS_SUFFIX
 
+#: The ``imaging`` setting of a job stored before galmet knew surveys: SDSS JPEGs.
+BEFORE_SURVEYS = {"survey": "sdss", "layer": None, "format": "jpeg"}
+
 __all__ = ["Partition", "WorkFolder", "Tally"]
 
 
@@ -171,9 +174,10 @@ class WorkFolder:
         if old is None:
             return
         new = json.loads(json.dumps(settings))
+        old = {"imaging": BEFORE_SURVEYS, **old}  # (a job stored before galmet knew surveys fetched SDSS JPEGs)
         diff = [k for k in new if k != "partitions" and old.get(k) != new[k]]
         if diff:
-            named = {"fingerprint": "other positions", "model_sha256": "another model"}
+            named = {"fingerprint": "other positions", "model_sha256": "another model", "imaging": "another survey"}
             what = named.get(diff[0], f"another {diff[0]}")
             raise ConfigError(
                 f"work_dir {self.root}: holds a catalogue job with {what}; rerun that command to finish it, "

@@ -103,4 +103,8 @@ def library_arguments(args, work: Path | None, device) -> dict:
         archive=Path(args.archive) if args.archive else None,
         match_radius=args.match_radius,
         base_url=base_url(args) if (args.base_url or getattr(args, "data_release", None)) else None,
+        survey=getattr(args, "survey", None),
+        layer=getattr(args, "layer", None),
+        format=getattr(args, "format", None),
+        allow_other_survey=getattr(args, "allow_other_survey", False),
     )

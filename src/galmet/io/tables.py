@@ -145,6 +145,9 @@ FITS_KEYWORDS = {
     "pixel_scale": "PIXSCALE",
     "scale_mode": "SCALMODE",
     "image_size": "IMGSIZE",
+    "survey": "SURVEY",  # the imaging survey, layer and format of the cutouts fetched
+    "layer": "LAYER",
+    "image_format": "IMGFMT",
     "tta": "TTA",
     "rows": "NROWS",
     "rows_ok": "NROWSOK",

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import json
 import logging
 import math
@@ -44,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,11 @@ from galmet.columns import (
     pred_column,
 )
 from galmet.data.archive import DEFAULT_MATCH_RADIUS, CutoutArchive, check_apart, check_match_radius, open_archive
+from galmet.data.imaging import Imaging
+from galmet.data.surveys import DEFAULT_SURVEY, Survey, get_survey
 from galmet.errors import ConfigError, DataError
 from galmet.io.atomic import atomic_write_text, remove_stale_temp_files
+from galmet.io.fits_images import FITS_SUFFIX, read_fits
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
 from galmet.io.ownership import holds_only_bookkeeping
@@ -118,6 +122,7 @@ from galmet.sdss.download import (
     failure_reason,
 )
 from galmet.sdss.skyserver import DATA_RELEASES, SkyServerClient
+from galmet.sdss.sources import OUTSIDE_FOOTPRINT, check_scale
 from galmet.sdss.transport import check_base_url
 
 __all__ = [
@@ -170,8 +175,15 @@ class FetchSettings:
         Arcsec per pixel (fixed mode).
     scale_mode : {"fixed", "scale-by-size"}
     data_release : str
+        The SDSS data release (``""`` for another survey).
     base_url : str
-        The SkyServer root the cutouts come from.
+        The root of the survey's cutout service.
+    survey : str
+        The imaging survey (:data:`galmet.data.surveys.SURVEYS`): the model's, unless a transfer
+        experiment asks for another.
+    layer : str or None
+        The survey's image layer (None: it has none).
+    format : {"jpeg", "fits"}
     """
 
     size: int
@@ -179,25 +191,50 @@ class FetchSettings:
     scale_mode: str
     data_release: str
     base_url: str
+    survey: str = DEFAULT_SURVEY
+    layer: str | None = None
+    format: str = "jpeg"
+
+    @property
+    def imaging(self) -> Imaging:
+        """What these cutouts are, for :meth:`galmet.nn.inference.GalmetModel.check_survey`."""
+        bands = get_survey(self.survey).bands
+        return replace(
+            Imaging.unknown(self.size), survey=self.survey, layer=self.layer, bands=bands, format=self.format
+        )
 
 
-def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSettings:
-    """The cutouts ``model`` was trained on: its bundle's imaging metadata (``model.imaging``), or,
-    for bundles without it, the paper's (0.296"/pixel, the model's image size, DR14).
+def fetch_settings(
+    model: GalmetModel,
+    base_url: str | None = None,
+    survey: str | None = None,
+    layer: str | None = None,
+    format: str | None = None,  # noqa: A002 - the name --format and DownloadOptions use
+) -> FetchSettings:
+    """The cutouts ``model`` was trained on: its bundle's imaging metadata (``model.imaging``:
+    survey, layer, format, pixel scale, size), or, for bundles without it, the paper's SDSS DR14
+    JPEGs (0.296"/pixel, the model's image size).
 
-    ``base_url`` overrides the data release's SkyServer root (a mirror, a test server).
+    ``base_url`` overrides the service root (a mirror, a test server; default: the data
+    release's SkyServer for SDSS, the survey's service otherwise). ``survey``, ``layer`` and
+    ``format`` fetch another survey's (or layer's, format's) cutouts than the model's, at the
+    model's scale and size (a transfer experiment: the run must allow another survey); None:
+    the model's (a layer or format the model does not record: the survey's default).
     """
     imaging = model.imaging
+    info, layer, fmt = fetch_survey(model, survey, layer, format)
     # the bundle's input size (before any crop the network applies), unless the imaging says how it was fetched;
     # a training set that recorded no scale or release (a folder of cutouts) was, by default, the paper's
     size = imaging.fetch_size or model.image_size or imaging.image_size or IMAGE_SIZE
-    scale = imaging.pixel_scale or PIXEL_SCALE_ARCSEC
+    scale = imaging.pixel_scale or (PIXEL_SCALE_ARCSEC if info.name == DEFAULT_SURVEY else info.default_pixel_scale)
     mode = imaging.scale_mode
-    release = imaging.data_release or DATA_RELEASE
+    release = (imaging.data_release or DATA_RELEASE) if info.name == DEFAULT_SURVEY else ""
     if mode not in ("fixed", "scale-by-size"):
         raise ConfigError(f"{model.path or 'model'}: unknown imaging scale mode {mode!r}")
-    _check_fetchable(model, int(size), float(scale))
-    if base_url is None:
+    _check_fetchable(model, int(size), float(scale), info.name)
+    if base_url is None and info.name != DEFAULT_SURVEY:
+        base_url = info.base_url
+    elif base_url is None:
         if release not in DATA_RELEASES:
             raise ConfigError(
                 f"{model.path or 'model'}: trained on {release} cutouts; galmet knows {', '.join(DATA_RELEASES)} "
@@ -205,22 +242,50 @@ def fetch_settings(model: GalmetModel, base_url: str | None = None) -> FetchSett
                 param="base_url",
             )
         base_url = DATA_RELEASES[release]
-    return FetchSettings(int(size), float(scale), mode, str(release), str(base_url).rstrip("/"))
+    root = str(base_url).rstrip("/")
+    return FetchSettings(int(size), float(scale), mode, str(release), root, info.name, layer, fmt)
 
 
-def _check_fetchable(model: GalmetModel, size: int, scale: float) -> None:
+def fetch_survey(
+    model: GalmetModel,
+    survey: str | None = None,
+    layer: str | None = None,
+    format: str | None = None,  # noqa: A002 - the name --format and DownloadOptions use
+) -> tuple[Survey, str | None, str]:
+    """(survey, layer, format) of the cutouts a positions run of ``model`` fetches: the model's
+    own, unless ``survey``, ``layer`` or ``format`` ask for others (a layer or format neither
+    gives nor the model records: the survey's default); ConfigError for one the survey lacks."""
+    imaging = model.imaging
+    own = survey is None or survey == (imaging.survey or DEFAULT_SURVEY)
+    info = get_survey(survey or imaging.survey or DEFAULT_SURVEY)
+    layer = info.check_layer(layer if layer is not None or not own else imaging.layer)
+    fmt = info.check_format(format if format is not None or not own else imaging.format)
+    return info, layer, fmt
+
+
+def survey_title(survey: str) -> str:
+    """How messages name a survey's imaging: ``SDSS``, ``Legacy Surveys``, ``PS1``."""
+    return {"sdss": "SDSS", "legacy": "Legacy Surveys", "ps1": "PS1"}.get(survey, survey)
+
+
+def _check_fetchable(model: GalmetModel, size: int, scale: float, survey: str = DEFAULT_SURVEY) -> None:
     """ConfigError (no parameter: the bundle's own field is named) when the model's cutouts are
-    outside what the cutout service gives (:data:`galmet.sdss.download.DOWNLOAD_RANGES`)."""
+    outside what the survey's cutout service gives (:data:`galmet.sdss.download.DOWNLOAD_RANGES`;
+    PS1: its native 0.25 arcsec per pixel only)."""
     field_of = "imaging.fetch_size" if model.imaging.fetch_size else "image_size"
+    title = survey_title(survey)
     for name, value, what in (("size", size, field_of), ("scale", scale, "imaging.pixel_scale")):
         accepted = DOWNLOAD_RANGES[name]
         try:
             accepted.check(name, value)
+            if name == "scale":
+                check_scale(survey, value)
         except ConfigError:
             unit = "pixels" if name == "size" else "arcsec per pixel"
+            can = f"{accepted.lo:g} to {accepted.hi:g} {unit}" if survey != "ps1" or name == "size" else "0.25 only"
             raise ConfigError(
-                f"{model.path or 'model'}: the bundle's {what} is {value:g} {unit}; SDSS cutouts can be fetched "
-                f"at {accepted.lo:g} to {accepted.hi:g} {unit} only, so this model cannot predict at sky positions"
+                f"{model.path or 'model'}: the bundle's {what} is {value:g} {unit}; {title} cutouts can be fetched "
+                f"at {can}, so this model cannot predict at sky positions"
             ) from None
 
 
@@ -231,8 +296,10 @@ class PositionsOptions:
 
     ``inference`` carries the TTA, batch size and device of the model (its ``progress`` is
     the rows' progress bar: each shard is predicted without one). ``download`` carries the
-    fetch settings (workers, rate, retries, timeout, backoff, body cap); its size and scale are
-    replaced by the model's imaging.
+    fetch settings (workers, rate, retries, timeout, backoff, body cap); its survey, layer,
+    format, size and scale are replaced by the model's imaging. ``survey``, ``layer`` and
+    ``format`` (None: the model's) fetch another survey's cutouts, which ``allow_other_survey``
+    must allow (a transfer experiment: every row is flagged ``OTHER_SURVEY``).
     """
 
     inference: InferenceOptions = field(default_factory=InferenceOptions)
@@ -245,6 +312,10 @@ class PositionsOptions:
     download: DownloadOptions = field(default_factory=DownloadOptions)
     archive: Path | None = None
     match_radius: float = DEFAULT_MATCH_RADIUS
+    survey: str | None = None
+    layer: str | None = None
+    format: str | None = None
+    allow_other_survey: bool = False
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option (``param``: its name)."""
@@ -261,6 +332,8 @@ class PositionsOptions:
             )
         self.download.check()
         check_match_radius(self.match_radius)
+        if self.survey is not None:
+            get_survey(self.survey)
         if self.base_url is not None:
             check_base_url(self.base_url)
         resolve_device(self.inference.device)  # "cuda" without a GPU: refused now, not after the first shard
@@ -331,10 +404,13 @@ def reason_of(status: str, error: str) -> str:
 
 
 def status_of(outcome: CutoutOutcome) -> str:
-    """The row status of a failed cutout: ``bad position``, ``fetch failed`` or ``bad image``."""
+    """The row status of a failed cutout: ``invalid position``, ``outside footprint``, ``fetch
+    failed`` or ``bad image``."""
     reason = failure_reason(outcome.error)
     if reason == "bad position":
         return STATUS_INVALID
+    if reason == OUTSIDE_FOOTPRINT:  # (the survey has no imaging there: blank sky, no PS1 image)
+        return STATUS_BLANK
     if reason.startswith("HTTP ") or reason in ("timed out", "connection failed"):
         return STATUS_FETCH
     return STATUS_BAD
@@ -366,7 +442,11 @@ class PositionsJob:
     ):
         opts.check()
         self.model, self.positions, self.opts, self.client = model, positions, opts, client
-        self.fetch = fetch_settings(model, client.base_url if client is not None else opts.base_url)
+        self.fetch = fetch_settings(
+            model, client.base_url if client is not None else opts.base_url, opts.survey, opts.layer, opts.format
+        )
+        #: What differs from the model's survey (a transfer experiment the options allow), else None.
+        self.other_survey = model.check_survey(self.fetch.imaging, "positions", opts.allow_other_survey)
         self.n = len(positions)
         self.valid = positions.valid()
         self.keys, self.key_kind = cutout_keys(positions)
@@ -468,6 +548,8 @@ class PositionsJob:
         if not sample:
             return
         im, f = archive.imaging(sample), self.fetch
+        other = self.model.check_survey(im, f"archive {archive.root}", self.opts.allow_other_survey)
+        self.other_survey = self.other_survey or other
         size_bad = im.image_size is not None and im.image_size != f.size
         scale_bad = (
             f.scale_mode == "fixed"
@@ -670,16 +752,11 @@ class PositionsJob:
         (the positions budget is ``max_consecutive_failures``: a failed row keeps its place)."""
         # scratch cutouts (deleted once their shard is predicted) need no fsync (BENCHMARKS.md section 10)
         durable = self.opts.keep_cutouts is not None
-        dl = DownloadOptions(
-            **{**asdict(self.opts.download), "progress": False, "max_failures": 1.0, "durable": durable}
-        )
-        dl.size, dl.scale, dl.scale_by_size, dl.base_url = (
-            self.fetch.size,
-            self.fetch.scale,
-            self.fetch.scale_mode == "scale-by-size",
-            self.fetch.base_url,
-        )
-        return dl
+        f = self.fetch
+        imaging: dict[str, Any] = {"survey": f.survey, "layer": f.layer, "format": f.format, "base_url": f.base_url}
+        imaging |= {"size": f.size, "scale": f.scale, "scale_by_size": f.scale_mode == "scale-by-size"}
+        run = {"progress": False, "max_failures": 1.0, "durable": durable}
+        return DownloadOptions(**{**asdict(self.opts.download), **imaging, **run})
 
     def backlog(self) -> int:
         """Most fetched cutouts that wait to be predicted before fetching pauses (:data:`BACKLOG_SHARDS`
@@ -853,6 +930,9 @@ class PositionsJob:
             "pixel_scale": self.fetch.scale,
             "scale_mode": self.fetch.scale_mode,
             "image_size": self.fetch.size,
+            "survey": self.fetch.survey,
+            "layer": self.fetch.layer or "",
+            "image_format": self.fetch.format,
             "tta": (self.opts.inference.tta_mode if self.opts.inference.tta else "none"),
             # what ran (galmet.nn.cpu_engine); a rerun that predicted nothing records what was asked
             "engine": self.model.engine_used or self.opts.inference.engine,
@@ -862,6 +942,8 @@ class PositionsJob:
         }
         if self.model.name:  # a registered model: its name and card version (galmet models show NAME)
             meta["model_name"] = named_model(self.model)
+        if self.other_survey is not None:  # a transfer experiment: every row is flagged OTHER_SURVEY
+            meta["other_survey"] = self.other_survey
         if self.key_kind == "row":
             meta["cutout_keys"] = "row"
         if self.archive is not None:
@@ -874,9 +956,13 @@ class PositionsJob:
 
 def _same_server(value: Any, key: str) -> Any:
     """A stored setting as a rerun compares it: the cutouts' server (``base_url``) may change (a
-    mirror, or a corrected URL after a run stopped at a dead one); their size, scale and release not."""
+    mirror, or a corrected URL after a run stopped at a dead one); their survey, layer, format,
+    size, scale and release not."""
     if key == "fetch" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k != "base_url"}
+        # (a run from before surveys fetched SDSS JPEGs)
+        return {"survey": DEFAULT_SURVEY, "layer": None, "format": "jpeg"} | {
+            k: v for k, v in value.items() if k != "base_url"
+        }
     return value
 
 
@@ -1012,12 +1098,12 @@ class _Predictor(threading.Thread):
         images, image_rows = [], []
         for rows, path, scratch in ok:
             try:
-                image = read_image(path, size, where=f"cutout {path.name}" if scratch else f"archive cutout {path}")
+                image = self._read(path, size, f"cutout {path.name}" if scratch else f"archive cutout {path}")
             except DataError as exc:
                 failed.extend((i, STATUS_BAD, str(exc), False) for i in rows)
                 continue
             if int(image.max()) - int(image.min()) <= BLANK_RANGE:
-                why = "blank cutout: no SDSS imaging at this position"
+                why = f"blank cutout: no {survey_title(job.fetch.survey)} imaging at this position"
                 failed.extend((i, STATUS_BLANK, why, True) for i in rows)
                 continue
             images.append(image)
@@ -1032,6 +1118,19 @@ class _Predictor(threading.Thread):
             # their rows are final now: the cutouts go while the rest are fetched, not all at the end
             remove_files([path for _, path, scratch in ok if scratch])
         self._done(len(ok))
+
+    def _read(self, path: Path, size: int, where: str) -> np.ndarray:
+        """uint8 (size, size, 3) of a cutout file: a JPEG as it is, a FITS cutout's fluxes through
+        the model's recorded stretch (:mod:`galmet.data.stretch`; the survey's default when the
+        bundle records none)."""
+        if path.suffix != FITS_SUFFIX:
+            return read_image(path, size, where=where)
+        # (imported by name: the stretch module is the FITS data part's, galmet.data.stretch)
+        stretch_module = importlib.import_module("galmet.data.stretch")
+        model = self.job.model
+        stretch = stretch_module.as_stretch(model.imaging.stretch, f"{model.path or 'model'}: imaging.stretch")
+        stretch = stretch or stretch_module.default_stretch(self.job.fetch.survey)
+        return np.asarray(stretch.apply(read_fits(path, size, 3, where)), dtype=np.uint8)
 
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
@@ -1057,6 +1156,7 @@ class _Predictor(threading.Thread):
                 opts.inference.device,
                 pixel_scale=job.fetch.scale,
                 ood_score=None if result.ood_score is None else result.ood_score[which],
+                other_survey=job.other_survey is not None,
             )
             checks = list(out.attrs.get("flag_checks", []))
             if checks != job.flag_checks:
@@ -1094,14 +1194,19 @@ def predict_positions(
     overwrite: bool = False,
     archive: str | os.PathLike | None = None,
     match_radius: float = DEFAULT_MATCH_RADIUS,
+    survey: str | None = None,
+    layer: str | None = None,
+    format: str | None = None,  # noqa: A002 - the name --format and DownloadOptions use
+    allow_other_survey: bool = False,
     **overrides: Any,
 ):
     """Predict metallicity (the model's targets) at sky positions; one row per position, none dropped.
 
-    Fetches the SDSS cutout at each position with the model's own imaging (``model.imaging``),
-    concurrently under a rate limit, predicts them in shards while the rest are fetched, and
-    returns the table (with ``out``, writes it). A row that cannot be predicted keeps its place
-    with a ``status`` and an ``error`` instead of stopping the run.
+    Fetches the cutout at each position with the model's own imaging (``model.imaging``: its
+    survey, layer, format, pixel scale and size), concurrently under a rate limit, predicts them
+    in shards while the rest are fetched, and returns the table (with ``out``, writes it). A row
+    that cannot be predicted keeps its place with a ``status`` and an ``error`` instead of
+    stopping the run.
 
     Parameters
     ----------
@@ -1127,7 +1232,9 @@ def predict_positions(
     flags : bool
         Compute the ``flags`` (and ``ood_score``) columns (:func:`galmet.predict.flags.flag_rows`).
     base_url : str, optional
-        SkyServer root; default: the model's data release (DR14 for older bundles).
+        The root of the survey's cutout service (the service's paths are appended unchanged);
+        default: for SDSS the model's data release's SkyServer (DR14 for older bundles), else
+        the survey's own (:attr:`galmet.data.surveys.Survey.base_url`).
     download : galmet.sdss.download.DownloadOptions, optional
         Fetch settings (``workers``, ``rate`` per second over all workers, ``retries``, ``timeout``
         s, ``backoff_base`` s, ``max_bytes``); default ``DownloadOptions()``. Size, scale: the model's.
@@ -1159,6 +1266,15 @@ def predict_positions(
         ``keep_cutouts`` may not be inside it; nothing in it is written.
     match_radius : float
         Arcsec (0 to 60; default 1.0) within which an archived cutout's centre matches a row.
+    survey, layer, format : str, optional
+        Fetch another survey's (``sdss``, ``legacy``, ``ps1``), layer's or format's cutouts than
+        the model's (None: the model's), at the model's pixel scale and size: a transfer
+        experiment, which needs ``allow_other_survey``.
+    allow_other_survey : bool
+        Predict cutouts of another survey, layer, bands or format than the model was trained on
+        (``survey`` ..., or an ``archive`` that records another): one warning, every row
+        flagged ``OTHER_SURVEY``, and ``other_survey`` in the table's meta. Refused by default
+        (:meth:`galmet.nn.inference.GalmetModel.check_survey`), before anything is fetched.
     **overrides
         The keywords of earlier versions: ``tta``, ``tta_mode``, ``tta_seed``, ``batch_size``,
         ``device``, ``progress`` override ``options``; ``workers``, ``rate``, ``retries``,
@@ -1170,8 +1286,9 @@ def predict_positions(
         The input's columns, ``ra``/``dec`` (ICRS, deg), the predictions (``<target>_pred``,
         ``_spread``, ``_sigma``/``_err``/``_lo68``.. when the model has them; u.dex for oh_p50),
         ``ood_score``, ``flags``, ``status`` and ``error`` (:data:`galmet.columns.STATUSES`);
-        ``meta``: the provenance (galmet version, model and SHA-256, data release, server, pixel
-        scale in arcsec/pixel, image size in pixels, scale mode, TTA, UTC date, flag checks).
+        ``meta``: the provenance (galmet version, model and SHA-256, data release, survey, layer,
+        image format, server, pixel scale in arcsec/pixel, image size in pixels, scale mode, TTA,
+        UTC date, flag checks; ``other_survey`` for a transfer experiment).
 
     Raises
     ------
@@ -1193,6 +1310,7 @@ def predict_positions(
         Path(d) if d is not None else None for d in (work_dir, keep_cutouts, archive)
     )
     opts.match_radius = match_radius
+    opts.survey, opts.layer, opts.format, opts.allow_other_survey = survey, layer, format, allow_other_survey
     return _run(PositionsJob(model, _fits_checked(sky_positions(coords), out), opts, client, summary), out, drop_failed)
 
 

@@ -192,7 +192,8 @@ def explain(
     result.update({"other_survey": other} if other is not None else {})
     if control_out is not None:
         noted = {"dataset": str(Path(ds.root).resolve()), "split": split or "all", "model": str(model.path)}
-        result["controls"] = _write_controls(out, *control_out, {**noted, **result}, files)
+        summary, table = control_out
+        result["controls"] = _write_controls(out, summary, table, {**noted, **result}, files)
     return result
 
 

@@ -161,6 +161,7 @@ def _add_positions_arguments(p) -> None:
         metavar="ARCSEC",
         help="an archived cutout matches a row when its centre is this close (default: %(default)s arcsec)",
     )
+    _add_survey_arguments(s)
     d = DownloadOptions()
     g = add_server_options(p)
     g.add_argument(
@@ -190,6 +191,24 @@ def _add_positions_arguments(p) -> None:
             )
         elif action.dest == "data_release":
             action.help = "fetch from this release's SkyServer instead of the one the model was trained on"
+
+
+def _add_survey_arguments(s) -> None:
+    """--survey, --layer, --format: fetch another survey's cutouts than the model's (a transfer experiment)."""
+    from galmet.data.surveys import FORMATS, SURVEYS
+
+    s.add_argument(
+        "--survey",
+        choices=tuple(SURVEYS),
+        help="fetch this survey's cutouts instead of the model's own (a transfer experiment: needs "
+        "--allow-other-survey; every row is flagged); default: the survey the model was trained on",
+    )
+    s.add_argument(
+        "--layer",
+        metavar="LAYER",
+        help="the survey's image layer (legacy: ls-dr10, ls-dr9-north, ls-dr9-south); default: the model's",
+    )
+    s.add_argument("--format", choices=FORMATS, help="cutout format to fetch: jpeg or fits (default: the model's)")
 
 
 def _add_inference_arguments(p) -> None:
