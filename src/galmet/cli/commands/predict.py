@@ -40,8 +40,9 @@ Sky positions: --ra/--dec (decimal degrees or sexagesimal, repeat for several po
 southern one as it is, --dec -05:12:30) or --positions FILE, a
 table in any format astropy reads (FITS, VOTable, ECSV, CSV, parquet) with ra/dec columns (ra,
 RA, RAJ2000, _RAJ2000, RA_ICRS ... in degrees, with angular units, or sexagesimal text;
-columns of numbers first, so a VizieR export is read from its degrees). The SDSS
-cutouts there are fetched with the model's own imaging (pixel scale, size, data release) by the
+columns of numbers first, so a VizieR export is read from its degrees). The cutouts
+there are fetched with the model's own imaging (survey: SDSS ImgCutout, the Legacy Surveys
+viewer or PS1; its layer, format, pixel scale, size, data release) by the
 downloader (--workers concurrent requests under --rate, retries, every cutout validated), and
 predicted in shards while the rest are fetched. Output (.parquet, .csv, .ecsv, .fits; units and
 provenance in all but CSV): the input's columns, ra/dec (deg), the predictions, then status (ok,
@@ -187,7 +188,8 @@ def _add_positions_arguments(p) -> None:
         if action.dest == "base_url":
             action.default = None
             action.help = (
-                f"SkyServer root (default: the model's data release; {DATA_RELEASE} for bundles that do not record one)"
+                "root of the survey's cutout service, its paths used unchanged (default: the survey's; for SDSS the "
+                f"model's data release's SkyServer, {DATA_RELEASE} for bundles that do not record one)"
             )
         elif action.dest == "data_release":
             action.help = "fetch from this release's SkyServer instead of the one the model was trained on"
