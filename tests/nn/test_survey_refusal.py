@@ -146,12 +146,32 @@ def test_embed_refuses_and_with_the_override_records(tmp_path, monkeypatch, lega
 
 
 def test_explain_refuses_another_survey(tmp_path, monkeypatch, legacy_bundle, capsys):
+    pytest.importorskip("captum")
+    pytest.importorskip("matplotlib")
     data = make_tiny_dataset(tmp_path / "sdss_set", split=True)
     _records(monkeypatch, SDSS)
     _no_decoding(monkeypatch)
     code, _, err = run_cli(capsys, "explain", legacy_bundle, data, "--out", tmp_path / "x", "--device", "cpu")
-    assert code == 2
-    assert "--allow-other-survey" in err or "captum" in err or "matplotlib" in err  # (optional extras absent)
+    assert code == 2 and "--allow-other-survey" in err and "images are sdss gri jpeg" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_sdss400_refuses_a_download_whose_manifest_says_legacy(tmp_path, capsys):
+    """No stand-in for the record: a download manifest with survey columns (galmet download --survey legacy)."""
+    from galmet.sdss.download import ManifestRecord, write_manifest
+
+    data = make_tiny_dataset(tmp_path / "legacy_download", size=128, n=4)
+    ids = pd.read_parquet(data / "catalog.parquet")["objID"].tolist()
+    records = {
+        int(i): ManifestRecord(int(i), "ok", 1, "", False, 10, 128, 0.262, survey="legacy", layer="ls-dr10")
+        for i in ids
+    }
+    write_manifest(data / "manifest.parquet", records)
+    out = tmp_path / "p.csv"
+    code, _, err = run_cli(capsys, "predict", "sdss400", data, "--out", out, "--device", "cpu", "--no-tta")
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and not out.exists() and len(err.strip().splitlines()) == 1
+    assert f"{data}: images are legacy ls-dr10 grz jpeg; the model sdss400 was trained on sdss gri jpeg images" in line
 
 
 def _transfer_predictions(tmp_path, monkeypatch, legacy_bundle) -> tuple:
