@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import math
@@ -158,6 +159,9 @@ MAX_SHARD_SIZE = 1 << 20
 PERMANENT = "permanent"
 #: Fetching pauses while more than this many shards' worth of cutouts wait on disk to be predicted.
 BACKLOG_SHARDS = 2
+#: The module of the flux -> network-input stretch of FITS cutouts (imported by name when a run
+#: fetches FITS: it is the FITS data part's, and a run of JPEGs never needs it).
+STRETCH_MODULE = "galmet.data.stretch"
 #: Matched archive images whose headers are read to check the archive's image size.
 ARCHIVE_SAMPLE = 33
 
@@ -447,6 +451,12 @@ class PositionsJob:
         )
         #: What differs from the model's survey (a transfer experiment the options allow), else None.
         self.other_survey = model.check_survey(self.fetch.imaging, "positions", opts.allow_other_survey)
+        if self.fetch.format == "fits" and importlib.util.find_spec(STRETCH_MODULE) is None:
+            raise ConfigError(
+                f"format fits: this galmet has no flux stretch ({STRETCH_MODULE}) to turn FITS cutouts into the "
+                "network's input; fetch jpeg cutouts",
+                param="format",
+            )
         self.n = len(positions)
         self.valid = positions.valid()
         self.keys, self.key_kind = cutout_keys(positions)
@@ -1125,8 +1135,7 @@ class _Predictor(threading.Thread):
         bundle records none)."""
         if path.suffix != FITS_SUFFIX:
             return read_image(path, size, where=where)
-        # (imported by name: the stretch module is the FITS data part's, galmet.data.stretch)
-        stretch_module = importlib.import_module("galmet.data.stretch")
+        stretch_module = importlib.import_module(STRETCH_MODULE)
         model = self.job.model
         stretch = stretch_module.as_stretch(model.imaging.stretch, f"{model.path or 'model'}: imaging.stretch")
         stretch = stretch or stretch_module.default_stretch(self.job.fetch.survey)
