@@ -118,15 +118,19 @@ def test_allowed_other_survey_warns_once_and_flags_every_row(tmp_path, monkeypat
     assert table.attrs["other_survey"].startswith("images are sdss gri jpeg; the model ")
 
 
-def test_predict_cli_with_the_override_records_and_counts_the_flag(tmp_path, monkeypatch, legacy_bundle, capsys):
+def test_predict_cli_with_the_override_records_and_counts_the_flag(
+    tmp_path, monkeypatch, legacy_bundle, capsys, caplog
+):
     data = make_tiny_dataset(tmp_path / "sdss_set")
     _records(monkeypatch, SDSS)
     out = tmp_path / "p.parquet"
     argv = ("predict", legacy_bundle, data, "--out", out, "--device", "cpu", "--no-tta", "--no-cache")
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "--allow-other-survey" in err and not out.exists()
+    caplog.clear()
     code, stdout, _ = run_cli(capsys, *argv, "--allow-other-survey")
     assert code == 0
+    assert sum("every row is flagged OTHER_SURVEY" in r.getMessage() for r in caplog.records) == 1  # one warning
     table = read_table(out)
     assert (table[FLAGS] & int(Flag.OTHER_SURVEY) != 0).all()
     assert table.attrs["provenance"]["other_survey"].startswith("images are sdss gri jpeg")
