@@ -158,7 +158,8 @@ def test_another_surveys_positions_need_the_override_and_are_flagged(tmp_path, c
         assert code == 2 and not csv.exists() and not srv.counts  # refused before any request
         line = err.strip().splitlines()[-1]
         assert "error: positions: images are sdss gri jpeg; the model " in line
-        assert "legacy ls-dr9-south grz jpeg images" in line and "--allow-other-survey for a transfer" in line
+        assert "legacy ls-dr9-south grz jpeg images; fetch the model's own (without survey)" in line
+        assert "or --allow-other-survey for a transfer experiment (its rows are flagged)" in line
         code, stdout, err = run_cli(capsys, *argv, "--base-url", srv.url, "--out", ecsv, "--allow-other-survey")
         assert code == 0, err
         assert len(srv.counts) == 4  # SkyServer's ImgCutout, at the model's scale and size

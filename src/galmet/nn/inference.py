@@ -177,7 +177,9 @@ class GalmetModel:
         messages name it."""
         return f"the model {self.name or self.path}" if (self.name or self.path) else "the model"
 
-    def check_survey(self, imaging: Imaging, where: str = "images", allow_other_survey: bool = False) -> str | None:
+    def check_survey(
+        self, imaging: Imaging, where: str = "images", allow_other_survey: bool = False, instead: str | None = None
+    ) -> str | None:
         """Refuse another survey's images (survey, layer, bands or format that differ from the
         model's :attr:`imaging`; unknown fields are not compared).
 
@@ -190,6 +192,8 @@ class GalmetModel:
         allow_other_survey : bool
             Go on with another survey's images (a transfer experiment): one warning (once per
             ``where`` for this model), and the caller flags every row ``OTHER_SURVEY``.
+        instead : str, optional
+            What the refusal suggests doing instead (default: use a model trained on such images).
 
         Returns
         -------
@@ -212,7 +216,7 @@ class GalmetModel:
             return None
         said = other_survey_description(mine, imaging, self.display_name)
         if not allow_other_survey:
-            advice = other_survey_advice(imaging, differences)
+            advice = other_survey_advice(imaging, differences, instead)
             raise DataError(f"{where}: {said}; {advice}", param="allow_other_survey")
         if where not in self._warned_other_survey:
             self._warned_other_survey.add(where)

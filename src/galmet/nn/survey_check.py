@@ -42,11 +42,12 @@ def other_survey_description(model: Imaging, images: Imaging, model_name: str) -
     return f"images are {describe_survey(images)}; {model_name} was trained on {describe_survey(model)} images"
 
 
-def other_survey_advice(images: Imaging, differences: list[str]) -> str:
-    """What to do instead: a model trained on such images, or the override (the API parameter's
-    name, ``allow_other_survey``, which the command line rewrites to its flag)."""
-    if "survey" in differences:
-        want = f"{images.survey} images"
-    else:
-        want = " ".join(str(getattr(images, d)) for d in differences) + " images"
-    return f"use a model trained on {want}, or allow_other_survey for a transfer experiment (its rows are flagged)"
+def other_survey_advice(images: Imaging, differences: list[str], instead: str | None = None) -> str:
+    """What to do instead (``instead``; default: use a model trained on such images), or the
+    override (the API parameter's name, ``allow_other_survey``, which the command line rewrites
+    to its flag)."""
+    if instead is None and "survey" in differences:
+        instead = f"use a model trained on {images.survey} images"
+    elif instead is None:
+        instead = "use a model trained on " + " ".join(str(getattr(images, d)) for d in differences) + " images"
+    return f"{instead}, or allow_other_survey for a transfer experiment (its rows are flagged)"

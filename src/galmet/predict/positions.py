@@ -450,7 +450,9 @@ class PositionsJob:
             model, client.base_url if client is not None else opts.base_url, opts.survey, opts.layer, opts.format
         )
         #: What differs from the model's survey (a transfer experiment the options allow), else None.
-        self.other_survey = model.check_survey(self.fetch.imaging, "positions", opts.allow_other_survey)
+        asked = [name for name in ("survey", "layer", "format") if getattr(opts, name) is not None]
+        instead = f"fetch the model's own (without {', '.join(asked)})" if asked else None
+        self.other_survey = model.check_survey(self.fetch.imaging, "positions", opts.allow_other_survey, instead)
         if self.fetch.format == "fits" and importlib.util.find_spec(STRETCH_MODULE) is None:
             raise ConfigError(
                 f"format fits: this galmet has no flux stretch ({STRETCH_MODULE}) to turn FITS cutouts into the "
