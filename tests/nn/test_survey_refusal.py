@@ -215,3 +215,17 @@ def test_calibrate_reference_of_another_survey_is_refused(tmp_path, monkeypatch,
     with pytest.raises(DataError, match="allow_other_survey") as err:
         calibrate_bundle(legacy_bundle, own, tmp_path / "c.pt", split=None, reference=data)
     assert "images are sdss gri jpeg" in str(err.value) and not (tmp_path / "c.pt").exists()
+
+
+def test_sdss400_refuses_galmet_synth_survey_legacy(tmp_path, capsys):
+    """End to end: ``galmet synth --survey legacy`` records its survey in synth_config.yaml."""
+    data = tmp_path / "synth_legacy"
+    argv = ("synth", "--n", 6, "--out", data, "--size", 32, "--survey", "legacy", "--no-progress")
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    if load_dataset(data, targets=[], load_images=False).imaging.survey is None:
+        pytest.skip("this galmet's recorded_imaging does not read the survey of a synth config yet")
+    out = tmp_path / "p.csv"
+    code, _, err = run_cli(capsys, "predict", "sdss400", data, "--out", out, "--device", "cpu", "--no-tta")
+    assert code == 2 and not out.exists()
+    assert f"{data}: images are legacy grz jpeg; the model sdss400 was trained on sdss gri jpeg images" in err
