@@ -127,6 +127,8 @@ def test_predict_cli_with_the_override_records_and_counts_the_flag(
     argv = ("predict", legacy_bundle, data, "--out", out, "--device", "cpu", "--no-tta", "--no-cache")
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "--allow-other-survey" in err and not out.exists()
+    code, _, err = run_cli(capsys, *argv, "--survey", "sdss")  # (what a dataset is, its record says)
+    assert code == 2 and "--survey applies to sky positions only" in err
     caplog.clear()
     code, stdout, _ = run_cli(capsys, *argv, "--allow-other-survey")
     assert code == 0

@@ -316,7 +316,7 @@ def run(args) -> int:
     if ras or args.positions is not None or table_input:
         return run_positions(args, args.positions or (args.input if table_input else None))
     require_table_format(args.out, param="out")
-    for option in ("work_dir", "keep_cutouts", "archive"):
+    for option in ("work_dir", "keep_cutouts", "archive", "survey", "layer", "format"):
         if getattr(args, option) is not None:
             raise ConfigError(f"--{option.replace('_', '-')} applies to sky positions only")
     _check_output(args)
