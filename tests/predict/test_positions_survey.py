@@ -222,3 +222,29 @@ def test_positions_of_a_fits_model_fetch_cutout_fits_through_its_stretch(tmp_pat
     assert {(q["bands"], q["layer"], q["size"]) for q in viewer.queries} == {("grz", "ls-dr9-south", "16")}
     assert list(table[STATUS]) == [STATUS_OK, STATUS_OK, STATUS_BLANK, STATUS_OK]
     assert table.meta["image_format"] == "fits" and np.isfinite(np.asarray(table["oh_p50_pred"][[0, 1, 3]])).all()
+
+
+def test_synth_legacy_train_then_positions_fetch_its_own_cutouts(tmp_path, capsys):
+    """The issue's path: galmet synth --survey legacy -> train -> predict MODEL --positions FILE
+    --base-url ROOT fetches the viewer's cutout.jpg with the model's layer, pixel scale and size."""
+    from galmet.training.config import TrainConfig
+    from galmet.training.loop import train
+
+    data = tmp_path / "synth_legacy"
+    argv = ("synth", "--n", 16, "--out", data, "--size", 32, "--survey", "legacy", "--no-progress")
+    assert run_cli(capsys, *argv)[0] == 0
+    tiny = dict(arch="resnet18", weights="none", batch_size=8, progress=False, frozen_epochs=0, cycles=[1])
+    bundle = train(data, tmp_path / "run", TrainConfig(**tiny)).bundle_path
+    model = load_model(bundle)
+    if model.imaging.survey != "legacy":
+        pytest.skip("this galmet's training does not record the survey of a synth config yet")
+    out = tmp_path / "pred.ecsv"
+    with LegacyViewer() as viewer:
+        argv = ("predict", bundle, "--positions", _positions_file(tmp_path), "--base-url", viewer.url, "--out", out)
+        code, _, err = run_cli(capsys, *argv, "--rate", "0", "--device", "cpu", "--no-tta")
+    assert code == 0, err
+    scale = f"{model.imaging.pixel_scale:.6g}"
+    assert {(q["path"], q["layer"], q["pixscale"], q["size"]) for q in viewer.queries} == {
+        ("/viewer/cutout.jpg", "ls-dr10", scale, "32")
+    }
+    assert list(QTable.read(out)[STATUS]) == [STATUS_OK, STATUS_OK, STATUS_BLANK, STATUS_OK]
