@@ -225,8 +225,7 @@ def test_sdss400_refuses_galmet_synth_survey_legacy(tmp_path, capsys):
     argv = ("synth", "--n", 6, "--out", data, "--size", 32, "--survey", "legacy", "--no-progress")
     code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
-    if load_dataset(data, targets=[], load_images=False).imaging.survey is None:
-        pytest.skip("this galmet's recorded_imaging does not read the survey of a synth config yet")
+    assert load_dataset(data, targets=[], load_images=False).imaging.survey == "legacy"
     out = tmp_path / "p.csv"
     code, _, err = run_cli(capsys, "predict", "sdss400", data, "--out", out, "--device", "cpu", "--no-tta")
     assert code == 2 and not out.exists()

@@ -34,8 +34,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import math
@@ -159,9 +157,6 @@ MAX_SHARD_SIZE = 1 << 20
 PERMANENT = "permanent"
 #: Fetching pauses while more than this many shards' worth of cutouts wait on disk to be predicted.
 BACKLOG_SHARDS = 2
-#: The module of the flux -> network-input stretch of FITS cutouts (imported by name when a run
-#: fetches FITS: it is the FITS data part's, and a run of JPEGs never needs it).
-STRETCH_MODULE = "galmet.data.stretch"
 #: Matched archive images whose headers are read to check the archive's image size.
 ARCHIVE_SAMPLE = 33
 
@@ -453,12 +448,6 @@ class PositionsJob:
         asked = [name for name in ("survey", "layer", "format") if getattr(opts, name) is not None]
         instead = f"fetch the model's own (without {', '.join(asked)})" if asked else None
         self.other_survey = model.check_survey(self.fetch.imaging, "positions", opts.allow_other_survey, instead)
-        if self.fetch.format == "fits" and importlib.util.find_spec(STRETCH_MODULE) is None:
-            raise ConfigError(
-                f"format fits: this galmet has no flux stretch ({STRETCH_MODULE}) to turn FITS cutouts into the "
-                "network's input; fetch jpeg cutouts",
-                param="format",
-            )
         self.n = len(positions)
         self.valid = positions.valid()
         self.keys, self.key_kind = cutout_keys(positions)
@@ -1137,10 +1126,11 @@ class _Predictor(threading.Thread):
         bundle records none)."""
         if path.suffix != FITS_SUFFIX:
             return read_image(path, size, where=where)
-        stretch_module = importlib.import_module(STRETCH_MODULE)
+        from galmet.data.stretch import as_stretch, default_stretch
+
         model = self.job.model
-        stretch = stretch_module.as_stretch(model.imaging.stretch, f"{model.path or 'model'}: imaging.stretch")
-        stretch = stretch or stretch_module.default_stretch(self.job.fetch.survey)
+        stretch = as_stretch(model.imaging.stretch, f"{model.path or 'model'}: imaging.stretch")
+        stretch = stretch or default_stretch(self.job.fetch.survey)
         return np.asarray(stretch.apply(read_fits(path, size, 3, where)), dtype=np.uint8)
 
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
