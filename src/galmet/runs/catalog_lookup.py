@@ -64,7 +64,8 @@ def objid_catalog(
     if n_pass == 0 and not keep_failing:
         raise DataError(
             f"{where}: none of the {len(lookup.found)} objIDs SkyServer knows passes the cuts "
-            f"({_reasons(info['failing'], 3)}); --keep-failing keeps them, flagged"
+            f"({_reasons(info['failing'], 3)}); keep_failing keeps them, flagged",
+            param="keep_failing",
         )
     rows = lookup.found if keep_failing else lookup.passing()
     return _with_input_columns(rows, table, where), info
