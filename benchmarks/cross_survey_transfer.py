@@ -24,7 +24,6 @@ standard error (galaxies resampled), the RMSE change of the transfer against the
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -99,10 +98,8 @@ def _predict(bundle: Path, data: Path):
 
     model = load_model(bundle)
     test = load_dataset(data).subset("test")
-    kwargs = {"tta": False, "device": "cpu"}
-    if "allow_other_survey" in inspect.signature(predict_dataset).parameters:
-        kwargs["allow_other_survey"] = True
-    return predict_dataset(model, test, **kwargs)
+    # allow_other_survey: the transfer is the experiment (in domain it changes nothing)
+    return predict_dataset(model, test, tta=False, device="cpu", allow_other_survey=True)
 
 
 def _boot_idx(n: int, args) -> np.ndarray:
@@ -126,7 +123,8 @@ def _score(table, idx: np.ndarray) -> dict:
         "rmse": float(np.sqrt(np.mean(resid**2))),
         "rmse_se": float(boot.std(ddof=1)),
         "bias": float(resid.mean()),
-        "flagged": share(flags != 0),
+        "flagged": share(flags & ~int(Flag.OTHER_SURVEY) != 0),
+        "other_survey": share(flags & int(Flag.OTHER_SURVEY) != 0),
         "embedding_ood": share(flags & int(Flag.EMBEDDING_OUT_OF_DOMAIN) != 0),
         "image_ood": share(flags & int(Flag.IMAGE_OUT_OF_DOMAIN) != 0),
         "checks": list(table.attrs.get("flag_checks", [])),
@@ -143,14 +141,16 @@ def _paired(a: dict, b: dict, idx: np.ndarray) -> tuple[float, float]:
 
 def _table(rows: dict, diff: tuple[float, float]) -> str:
     lines = [
-        "| model -> test images | n | RMSE (dex) | bias | flagged (any bit) | embedding OOD | image OOD |",
-        "|---|---|---|---|---|---|---|",
+        "| model -> test images | n | RMSE (dex) | bias | other survey | flagged (any other bit) | embedding OOD"
+        " | image OOD |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in rows.items():
-        pct = {k: f"{100 * s[k][0]:.1f} +- {100 * s[k][1]:.1f} %" for k in ("flagged", "embedding_ood", "image_ood")}
+        keys = ("other_survey", "flagged", "embedding_ood", "image_ood")
+        pct = {k: f"{100 * s[k][0]:.1f} +- {100 * s[k][1]:.1f} %" for k in keys}
         lines.append(
             f"| {name} | {s['n']} | {s['rmse']:.4f} +- {s['rmse_se']:.4f} | {s['bias']:+.4f} | "
-            f"{pct['flagged']} | {pct['embedding_ood']} | {pct['image_ood']} |"
+            f"{pct['other_survey']} | {pct['flagged']} | {pct['embedding_ood']} | {pct['image_ood']} |"
         )
     lines.append(f"\nRMSE change, SDSS model vs Legacy model on Legacy images: {diff[0]:+.4f} +- {diff[1]:.4f} dex")
     return "\n".join(lines)
