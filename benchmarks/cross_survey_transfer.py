@@ -10,14 +10,14 @@ Legacy viewer's colours) at one pixel scale (SDSS's field of view: what a model 
 only the survey differs), trains one small CNN on each (the demo's one-cycle recipe, from
 scratch, on CPU), and predicts the Legacy test split with
 
-- the SDSS-trained model (the transfer; ``allow_other_survey=True`` where galmet refuses another
-  survey's images), and
+- the SDSS-trained model (the transfer; ``allow_other_survey=True``: galmet refuses another
+  survey's images without it, and flags every row ``OTHER_SURVEY``), and
 - the Legacy-trained model (the reference),
 
 plus the SDSS test split with the SDSS model (in-domain). For each: the RMSE with its bootstrap
 standard error (galaxies resampled), the RMSE change of the transfer against the Legacy model
-(paired bootstrap: the same resample for both), and the share of rows galmet flags (``flags``
-!= 0) and flags out of domain (the ``EMBEDDING_OUT_OF_DOMAIN`` and ``IMAGE_OUT_OF_DOMAIN`` bits of
+(paired bootstrap: the same resample for both), and the share of rows galmet flags (any bit
+but ``OTHER_SURVEY``, which is reported on its own) and flags out of domain (the ``EMBEDDING_OUT_OF_DOMAIN`` and ``IMAGE_OUT_OF_DOMAIN`` bits of
 :class:`galmet.columns.Flag`), with binomial standard errors. Prints a Markdown table.
 """
 
