@@ -55,8 +55,9 @@ class Survey:
     flux_unit : str
         Unit of its FITS cutouts' pixels once decoded (``"nanomaggy"``).
     acknowledgement : str
-        The text the survey asks publications that use its data to print (abridged where the
-        survey's page says so; ``acknowledgement_url`` has the full text).
+        The text the survey asks publications that use its data to print, verbatim from the survey's
+        page: all of it where it is short (PS1), else its first paragraph and a note in parentheses
+        that the rest, at ``acknowledgement_url``, must be printed too (SDSS-IV, Legacy Surveys).
     acknowledgement_url : str
         Where the survey publishes its acknowledgement.
     """
@@ -136,7 +137,9 @@ SDSS = Survey(
         "Funding for the Sloan Digital Sky Survey IV has been provided by the Alfred P. Sloan Foundation, "
         "the U.S. Department of Energy Office of Science, and the Participating Institutions. SDSS-IV "
         "acknowledges support and resources from the Center for High Performance Computing at the "
-        "University of Utah. The SDSS website is www.sdss4.org."
+        "University of Utah. The SDSS website is www.sdss4.org. (The first of the acknowledgement's "
+        "paragraphs; the page at the acknowledgement URL continues with the Participating Institutions, "
+        "which publications must print too.)"
     ),
     acknowledgement_url="https://www.sdss4.org/collaboration/citing-sdss/",
 )
@@ -159,8 +162,16 @@ LEGACY = Survey(
         "The Legacy Surveys consist of three individual and complementary projects: the Dark Energy "
         "Camera Legacy Survey (DECaLS; Proposal ID #2014B-0404; PIs: David Schlegel and Arjun Dey), the "
         "Beijing-Arizona Sky Survey (BASS; NOAO Prop. ID #2015A-0801; PIs: Zhou Xu and Xiaohui Fan), and "
-        "the Mayall z-band Legacy Survey (MzLS; Prop. ID #2016A-0453; PI: Arjun Dey). (Abridged: the "
-        "full text, which publications must print, is at the acknowledgement URL.)"
+        "the Mayall z-band Legacy Survey (MzLS; Prop. ID #2016A-0453; PI: Arjun Dey). DECaLS, BASS and "
+        "MzLS together include data obtained, respectively, at the Blanco telescope, Cerro Tololo "
+        "Inter-American Observatory, NSF\u2019s NOIRLab; the Bok telescope, Steward Observatory, University "
+        "of Arizona; and the Mayall telescope, Kitt Peak National Observatory, NOIRLab. Pipeline processing "
+        "and analyses of the data were supported by NOIRLab and the Lawrence Berkeley National Laboratory "
+        "(LBNL). The Legacy Surveys project is honored to be permitted to conduct astronomical research on "
+        "Iolkam Du\u2019ag (Kitt Peak), a mountain with particular significance to the Tohono O\u2019odham "
+        "Nation. (The first of the acknowledgement's paragraphs; the page at the acknowledgement URL has "
+        "the rest -- NOIRLab and LBNL, DECam and the DES, BASS, NEOWISE, DOE and NSF funding -- which "
+        "publications must print too.)"
     ),
     acknowledgement_url="https://www.legacysurvey.org/acknowledgment/",
 )
@@ -180,10 +191,17 @@ PS1 = Survey(
     depth_mag={"g": 23.3, "r": 23.2, "i": 23.1, "z": 22.3, "y": 21.4},
     flux_unit="count (zero point 25 + 2.5 log10 exptime)",
     acknowledgement=(
-        "The Pan-STARRS1 Surveys (PS1) and the PS1 public science archive have been made possible "
-        "through contributions by the Institute for Astronomy, the University of Hawaii, the Pan-STARRS "
-        "Project Office, the Max-Planck Society and its participating institutes, [...] (abridged: the "
-        "full text, which publications must print, is at the acknowledgement URL.)"
+        "The Pan-STARRS1 Surveys (PS1) and the PS1 public science archive have been made possible through "
+        "contributions by the Institute for Astronomy, the University of Hawaii, the Pan-STARRS Project "
+        "Office, the Max-Planck Society and its participating institutes, the Max Planck Institute for "
+        "Astronomy, Heidelberg and the Max Planck Institute for Extraterrestrial Physics, Garching, The "
+        "Johns Hopkins University, Durham University, the University of Edinburgh, the Queen's University "
+        "Belfast, the Harvard-Smithsonian Center for Astrophysics, the Las Cumbres Observatory Global "
+        "Telescope Network Incorporated, the National Central University of Taiwan, the Space Telescope "
+        "Science Institute, the National Aeronautics and Space Administration under Grant No. NNX08AR22G "
+        "issued through the Planetary Science Division of the NASA Science Mission Directorate, the "
+        "National Science Foundation Grant No. AST-1238877, the University of Maryland, Eotvos Lorand "
+        "University (ELTE), the Los Alamos National Laboratory, and the Gordon and Betty Moore Foundation."
     ),
     acknowledgement_url="https://panstarrs.stsci.edu/",
 )
