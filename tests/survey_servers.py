@@ -7,8 +7,10 @@ One threaded HTTP server on 127.0.0.1 answers both services' paths:
 - ``/cgi-bin/ps1filenames.py?ra=&dec=&filters=gri`` (PS1: a whitespace table with ``filter`` and
   ``filename`` columns, one row per band),
 - ``/cgi-bin/fitscut.cgi?ra=&dec=&size=&format=jpg&red=&green=&blue=`` or ``format=fits&red=``
-  (PS1: a colour JPEG, or one band's FITS; its pixels asinh-scaled with BSOFTEN/BOFFSET as PS1's
-  stack files are when ``ps1_asinh``).
+  (PS1: a colour JPEG, or one band's FITS: counts with zero point 25 + 2.5 log10(EXPTIME), EXPTIME
+  in the header (:data:`PS1_EXPTIME` per band), of the nanomaggies :func:`fake_flux` gives
+  (counts = 10 EXPTIME nmgy); asinh-scaled with BSOFTEN/BOFFSET as PS1's stack files are when
+  ``ps1_asinh``).
 
 A request missing a parameter of the contract gets HTTP 400. Each position (``key_of(ra, dec)``)
 has a plan per route (``"cutout"``: the Legacy cutouts and fitscut; ``"filenames"``:
@@ -23,6 +25,7 @@ norows     (filenames) the table's header and no rows (outside the footprint)
 html       status 200 with an HTML error page (retried)
 wrongsize  a valid image of half the requested size (permanent at once)
 wrongbands a JPEG with one band (greyscale), a FITS with 2 bands (permanent at once)
+noexptime  (PS1 FITS) the right counts without the header's EXPTIME (permanent at once)
 ========== ================================================================
 
 ``requests`` logs (path, query) of every request; ``counts`` counts requests per (route, key).
@@ -55,6 +58,8 @@ REQUIRED = {
 #: PS1's asinh scaling constant, 2.5 log10(e).
 ASINH_A = 2.5 / np.log(10.0)
 PS1_SOFTEN, PS1_OFFSET = 3.5, 0.25
+#: Each PS1 band's stack exposure time (header EXPTIME), seconds: g, r, i.
+PS1_EXPTIME = (1200.0, 900.0, 1500.0)
 
 
 def fake_flux(key: str, size: int, band: int) -> np.ndarray:
@@ -178,13 +183,16 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, "application/fits", self._ps1_fits(key, size, band, action))
 
     def _ps1_fits(self, key: str, size: int, band: int, action: str) -> bytes:
+        exptime = PS1_EXPTIME[band]
         flux = fake_flux(key, size, band) if action != "blank" else np.full((size, size), np.nan, np.float32)
+        counts = flux.astype(np.float64) * 10.0 * exptime
+        header = {} if action == "noexptime" else {"EXPTIME": exptime}
         if action == "wrongbands":
-            return fits_bytes(np.stack([flux, flux]))
+            return fits_bytes(np.stack([counts, counts]), header)
         if not self.srv.ps1_asinh:
-            return fits_bytes(flux)
-        stored = ASINH_A * np.arcsinh((flux - PS1_OFFSET) / (2.0 * PS1_SOFTEN))
-        return fits_bytes(stored, {"BSOFTEN": PS1_SOFTEN, "BOFFSET": PS1_OFFSET})
+            return fits_bytes(counts, header)
+        stored = ASINH_A * np.arcsinh((counts - PS1_OFFSET) / (2.0 * PS1_SOFTEN))
+        return fits_bytes(stored, {**header, "BSOFTEN": PS1_SOFTEN, "BOFFSET": PS1_OFFSET})
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         try:

@@ -10,9 +10,9 @@ import pytest
 from faulty_server import key_of
 from galmet.errors import ConfigError
 from galmet.io.fits_images import decode_fits, fits_header
-from galmet.sdss.ps1 import ASINH_A, PS1Error, linear_flux, parse_filenames
+from galmet.sdss.ps1 import ASINH_A, PS1Error, exposure_time, linear_flux, nanomaggies, parse_filenames
 from galmet.sdss.sources import OutsideFootprint, cutout_source
-from galmet.sdss.transport import BadBody, RetryPolicy
+from galmet.sdss.transport import BadBody, RetryPolicy, WrongAnswer
 from survey_servers import PS1_FILENAMES, PS1_FITSCUT, SurveyServer, fake_flux, fits_bytes, ps1_file
 
 RA, DEC = 210.8, 54.3
@@ -41,17 +41,47 @@ def test_a_colour_jpeg_is_i_r_g_as_red_green_blue():
 
 
 @pytest.mark.parametrize("asinh", [True, False])
-def test_fits_bands_are_fetched_one_by_one_linearised_and_stacked(asinh):
+def test_fits_bands_are_fetched_one_by_one_calibrated_and_stacked(asinh):
     with SurveyServer(ps1_asinh=asinh) as srv:
         body, cube, attempts = source(srv.url).get_cutout(RA, DEC, 0.25, 16)
         assert srv.paths() == [PS1_FILENAMES] + [PS1_FITSCUT] * 3
         reds = [q["red"] for _, q in srv.requests[1:]]
     assert reds == [ps1_file(KEY, b) for b in "gri"] and attempts == 4
-    expected = np.stack([fake_flux(KEY, 16, b) for b in range(3)])
-    np.testing.assert_allclose(cube, expected, rtol=1e-4, atol=1e-4)  # the asinh scaling undone
+    expected = np.stack([fake_flux(KEY, 16, b) for b in range(3)])  # nanomaggies, served as counts
+    np.testing.assert_allclose(cube, expected, rtol=1e-4, atol=1e-4)  # asinh undone, each band's EXPTIME
     np.testing.assert_array_equal(decode_fits(body, 16, 3), cube)
     meta = fits_header(body).meta
-    assert (meta["BANDS"], meta["SURVEY"], meta["PIXSCALE"]) == ("gri", "ps1", 0.25)
+    assert (meta["BANDS"], meta["SURVEY"], meta["PIXSCALE"], meta["BUNIT"]) == ("gri", "ps1", 0.25, "nanomaggy")
+
+
+def test_counts_become_nanomaggies_by_the_zero_points():
+    """m = 25 + 2.5 log10(EXPTIME) - 2.5 log10(counts) = 22.5 - 2.5 log10(nmgy)."""
+    counts = np.array([[1.0e3, 2.5e4, np.nan]], dtype=np.float32)
+    body = fits_bytes(counts, {"EXPTIME": 500.0})
+    got = nanomaggies(body, counts[0])
+    mag = 25 + 2.5 * np.log10(500.0) - 2.5 * np.log10(counts[0, :2])
+    np.testing.assert_allclose(22.5 - 2.5 * np.log10(got[:2]), mag, rtol=1e-6)
+    np.testing.assert_allclose(got, [0.2, 5.0, 0.0], rtol=1e-6)
+    assert got.dtype == np.float32 and exposure_time(body) == 500.0
+    blank = fits_bytes(np.full((1, 2), np.nan, np.float32))  # outside the footprint: no EXPTIME needed
+    np.testing.assert_array_equal(nanomaggies(blank, np.full(2, np.nan)), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("value", [None, 0.0, -5.0, "long"])
+def test_counts_without_a_usable_exptime_are_a_wrong_answer(value):
+    body = fits_bytes(np.ones((1, 2), np.float32), {} if value is None else {"EXPTIME": value})
+    with pytest.raises(WrongAnswer, match=r"^PS1 FITS header has no usable EXPTIME"):
+        nanomaggies(body, np.ones(2))
+
+
+def test_a_fitscut_answer_without_exptime_is_permanent_at_once():
+    with SurveyServer(plans={KEY: ["noexptime"]}) as srv:
+        with pytest.raises(PS1Error) as err:
+            source(srv.url).get_cutout(RA, DEC, 0.25, 16, where="objID 9")
+        assert srv.counts[("cutout", KEY)] == 1  # not retried
+    msg = str(err.value)
+    assert err.value.permanent and err.value.attempts == 2 and "\n" not in msg
+    assert msg.startswith("objID 9 (g): PS1 FITS header has no usable EXPTIME (got None)")
 
 
 def test_linear_flux_is_the_documented_sinh_inverse():

@@ -14,6 +14,7 @@ pytest.importorskip("galsim", reason="the synthetic generator needs GalSim")
 pytest.importorskip("astropy", reason="the synthetic generator needs astropy")
 
 from galmet.cli.main import main  # noqa: E402
+from galmet.data.dataset import load_dataset  # noqa: E402
 from galmet.data.surveys import SURVEYS  # noqa: E402
 from galmet.errors import ConfigError  # noqa: E402
 from galmet.io.fits_images import read_fits, read_fits_header  # noqa: E402
@@ -123,6 +124,19 @@ def _sky_noise(root) -> float:
 def test_a_deeper_survey_has_less_sky_noise(sets):
     sdss, ps1, legacy = (_sky_noise(sets[s, "fits"]) for s in ("sdss", "ps1", "legacy"))
     assert legacy < ps1 < sdss  # depth r: legacy 24.2, ps1 23.2, sdss 22.2 mag
+
+
+def test_every_surveys_fits_set_decodes_as_bright_as_sdss(sets):
+    """Every galmet FITS cutout is nanomaggies and each survey's default stretch is scaled for its
+    pixels: the same galaxies decode to about the same mean pixel value (PS1 stack counts under a
+    counts stretch decoded almost black: mean 0.03 of 255)."""
+    means = {
+        s: float(np.asarray(load_dataset(sets[s, "fits"], cache=False, progress=False).images()).mean())
+        for s in ("sdss", "legacy", "ps1")
+    }
+    for survey in ("legacy", "ps1"):
+        assert 0.7 < means[survey] / means["sdss"] < 1.4, means
+    assert means["sdss"] > 20, means
 
 
 def test_each_survey_has_its_seeing_per_band():

@@ -28,9 +28,11 @@ of galmet's synthetic SDSS cutouts against real DR14 JPEGs (:mod:`galmet.synthet
 scales g 1.6, r 1.2, i 1.0, Q 8, stretch 0.2, in nanomaggies per pixel); the Legacy Surveys'
 keeps Q and stretch, scales r to the same surface brightness at its 0.262 arcsec pixels and
 weights g and z relative to r as the Legacy viewer's colour images do (g 6.0 : r 3.4 : z 2.2);
-PS1's is SDSS's for PS1 stack counts (zero point 25 + 2.5 log10 exptime) of a stack of about
-500 s (1 nanomaggy ~ 5000 counts). All are per-pixel fluxes at the survey's default pixel
-scale.
+PS1's is SDSS's scaled to the same surface brightness at PS1's 0.25 arcsec pixels
+((0.296 / 0.25)^2 = 1.40: g 2.24, r 1.68, i 1.40), PS1 fluxes being nanomaggies too (galmet
+converts PS1 stack counts, :mod:`galmet.sdss.ps1`). All are per-pixel nanomaggies at the
+survey's default pixel scale; decoded, galmet's synthetic sets of the three surveys have about
+the same mean pixel value (8 galaxies, 128 px: SDSS 11.8, Legacy 12.8, PS1 13.7 of 255).
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ def _check_fields(raw: dict, where: str) -> dict:
 DEFAULT_STRETCHES = {
     "sdss": Stretch(scales=(1.6, 1.2, 1.0), stretch=0.2, Q=8.0),
     "legacy": Stretch(scales=(2.7, 1.5, 1.0), stretch=0.2, Q=8.0),
-    "ps1": Stretch(scales=(1.6 / 5000, 1.2 / 5000, 1.0 / 5000), stretch=0.2, Q=8.0),
+    "ps1": Stretch(scales=(2.24, 1.68, 1.4), stretch=0.2, Q=8.0),
 }
 
 

@@ -189,7 +189,7 @@ PS1 = Survey(
     base_url="https://ps1images.stsci.edu",
     seeing_fwhm={"g": 1.31, "r": 1.19, "i": 1.11},
     depth_mag={"g": 23.3, "r": 23.2, "i": 23.1, "z": 22.3, "y": 21.4},
-    flux_unit="count (zero point 25 + 2.5 log10 exptime)",
+    flux_unit="nanomaggy",
     acknowledgement=(
         "The Pan-STARRS1 Surveys (PS1) and the PS1 public science archive have been made possible through "
         "contributions by the Institute for Astronomy, the University of Hawaii, the Pan-STARRS Project "

@@ -27,8 +27,15 @@ image format, WCS, and flux-scaling notes"; the IPP wiki page "asinh_compression
 
 The service documents that a FITS cutout is converted to linear flux already and says to check
 for BSOFTEN and BOFFSET to know whether the correction is needed: :func:`linear_flux` applies it
-exactly when both are present. Fluxes are counts with zero point 25 + 2.5 log10(EXPTIME)
-(:data:`galmet.data.surveys.PS1`'s ``flux_unit``); masked (NaN) pixels become 0.
+exactly when both are present. Linear stack pixels are counts with zero point
+25 + 2.5 log10(EXPTIME), EXPTIME the header's total exposure time in seconds; galmet stores
+nanomaggies (zero point 22.5), as every galmet FITS cutout (:func:`nanomaggies`)::
+
+    m = 25 + 2.5 log10(EXPTIME) - 2.5 log10(counts) = 22.5 - 2.5 log10(nmgy)
+    =>  nmgy = counts / (10 EXPTIME)
+
+A FITS answer without a usable EXPTIME (missing, not a number, not > 0) is a wrong answer
+(permanent, not retried); masked (NaN) pixels become 0.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from galmet.sdss.transport import (
     Interrupted,
     RequestPayload,
     ServiceError,
+    WrongAnswer,
     describe_body,
     shorten,
 )
@@ -113,18 +121,55 @@ def parse_filenames(body: bytes, bands: str = BANDS) -> dict[str, str]:
     return files
 
 
-def linear_flux(body: bytes, plane: np.ndarray) -> np.ndarray:
-    """``plane`` (the data of the FITS ``body``) in linear flux: the asinh scaling undone when the
-    header has BSOFTEN and BOFFSET (see the module docstring), as is otherwise; NaN -> 0."""
+def _header(body: bytes):
+    """The primary header of the FITS ``body`` (astropy ``Header``)."""
     from astropy.io import fits
 
     with fits.open(io.BytesIO(body), lazy_load_hdus=True, memmap=False) as hdul:
-        header = hdul[0].header
-        soften, offset = header.get("BSOFTEN"), header.get("BOFFSET")
+        return hdul[0].header.copy()
+
+
+def linear_flux(body: bytes, plane: np.ndarray) -> np.ndarray:
+    """``plane`` (the data of the FITS ``body``) in linear counts: the asinh scaling undone when
+    the header has BSOFTEN and BOFFSET (see the module docstring), as is otherwise; NaN -> 0."""
+    header = _header(body)
+    soften, offset = header.get("BSOFTEN"), header.get("BOFFSET")
     plane = plane.astype(np.float64)
     if soften is not None and offset is not None:
         plane = float(offset) + float(soften) * 2.0 * np.sinh(plane / ASINH_A)
     return np.nan_to_num(plane, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+def exposure_time(body: bytes) -> float:
+    """The header EXPTIME of the FITS ``body``, seconds.
+
+    Raises
+    ------
+    WrongAnswer
+        EXPTIME missing, not a number, or not a finite number > 0 (counts without it have no
+        calibration).
+    """
+    value = _header(body).get("EXPTIME")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise WrongAnswer(f"PS1 FITS header has no usable EXPTIME (got {value!r}): its counts cannot be calibrated")
+    return float(value)
+
+
+def nanomaggies(body: bytes, plane: np.ndarray) -> np.ndarray:
+    """``plane`` (the data of the FITS ``body``) in nanomaggies per pixel, float32:
+    :func:`linear_flux` counts / (10 EXPTIME) (see the module docstring). A blank plane (all 0
+    after NaN -> 0: outside the footprint) is returned as is, EXPTIME or not.
+
+    Raises
+    ------
+    WrongAnswer
+        A plane with data and no usable EXPTIME (:func:`exposure_time`).
+    """
+    counts = linear_flux(body, plane)
+    if is_blank(counts):
+        return counts
+    return (counts / (10.0 * exposure_time(body))).astype(np.float32)
 
 
 @dataclass
@@ -183,7 +228,7 @@ class PS1Client(HttpClient):
         body : bytes
             JPEG: as served. FITS: galmet's FITS cutout form of the g, r, i fluxes.
         image : numpy.ndarray
-            JPEG: uint8 (size, size, 3). FITS: float32 (3, size, size), linear counts.
+            JPEG: uint8 (size, size, 3). FITS: float32 (3, size, size), nanomaggies per pixel.
         attempts : int
             Requests sent (all of them).
 
@@ -192,7 +237,8 @@ class PS1Client(HttpClient):
         OutsideFootprint
             No stack image of a band covers the position, or the cutout is blank (permanent).
         PS1Error
-            A request failed: ``permanent`` for a 4xx or a wrong answer (not retried).
+            A request failed: ``permanent`` for a 4xx or a wrong answer (not retried), a FITS
+            band without a usable EXPTIME among them.
         """
         check_scale(scale)
         payload = self.filenames_payload(ra, dec)
@@ -223,7 +269,7 @@ class PS1Client(HttpClient):
         planes, attempts = [], 0
         for band in BANDS:
             url = self.fitscut_payload(ra, dec, size, "fits", {"red": files[band]}).full_url
-            accept = lambda b: linear_flux(b, validate_fits(b, size, 1, where)[0])  # noqa: E731
+            accept = lambda b: nanomaggies(b, validate_fits(b, size, 1, where)[0])  # noqa: E731
             try:
                 plane, sent = self.call(url, accept, f"{where} ({band})", stop, budget)
             except (ServiceError, Interrupted) as exc:
