@@ -109,6 +109,46 @@ def test_another_survey_on_the_same_dataset_fetches_its_own_cutouts(tmp_path):
     assert load_manifest(tmp_path / "manifest.parquet")[int(cat.objID[0])].layer == "ls-dr9-south"
 
 
+def _tree(root) -> dict:
+    """path -> bytes of every file under ``root`` (galmet's hidden bookkeeping too)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "first, second, had, asks",
+    [
+        (["--survey", "legacy"], ["--survey", "legacy", "--format", "fits"], "jpeg", "fits"),
+        (["--survey", "ps1"], ["--survey", "legacy", "--format", "jpeg"], "fits", "jpeg"),
+        (["--survey", "ps1", "--format", "jpeg"], ["--survey", "ps1"], "jpeg", "fits"),  # PS1's default: fits
+    ],
+)
+def test_a_second_format_in_one_dataset_folder_is_refused_before_the_disk_is_touched(
+    tmp_path, capsys, first, second, had, asks
+):
+    make_catalog(tmp_path, 2)
+    with SurveyServer() as srv:
+        code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *first))
+        assert code == 0, err
+        before, n = _tree(tmp_path), len(srv.requests)
+        code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *second))
+        assert len(srv.requests) == n  # nothing asked of the server
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"dataset {tmp_path}: its manifest.parquet records {had} cutouts and this download asks for {asks}" in err
+    assert "download the" in err and "into another folder" in err
+    assert _tree(tmp_path) == before
+
+
+def test_a_format_whose_every_fetch_failed_before_may_be_changed(tmp_path):
+    cat = make_catalog(tmp_path, 2)
+    plans = {key_of(cat.ra[i], cat.dec[i]): ["404"] for i in range(2)}
+    with SurveyServer(plans=plans) as srv:
+        first = download_cutouts(tmp_path, options(srv.url, survey="legacy"))
+    assert first.ok == 0 and not list((tmp_path / "images").glob("*.jpg"))
+    with SurveyServer() as srv:
+        s = download_cutouts(tmp_path, options(srv.url, survey="legacy", format="fits", retry_failed=True))
+    assert s.ok == 2 and {r.format for r in load_manifest(tmp_path / "manifest.parquet").values()} == {"fits"}
+
+
 def test_a_manifest_from_before_surveys_reads_as_sdss_jpeg(tmp_path):
     path = tmp_path / "manifest.parquet"
     old = pd.DataFrame(

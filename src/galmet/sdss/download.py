@@ -610,9 +610,11 @@ def download_cutouts(
             f"dataset {root}: its {MANIFEST} was not written by galmet; move it away or use overwrite to replace it",
             param=("dataset", "overwrite"),
         )
+    records = load_manifest(manifest) if _galmet_manifest(manifest) else {}
+    _refuse_other_format(root, records, opts.format)
     images = root / IMAGES_DIR
     if not overwrite:
-        _refuse_foreign_cutouts(images, cat, _manifest_cutouts(manifest), opts.suffix)
+        _refuse_foreign_cutouts(images, cat, _fetched_sizes(records), opts.suffix)
     source = client if isinstance(client, CutoutSource) else opts.source(client)
     if not os.access(root, os.W_OK | os.X_OK):
         raise DataError(f"{root}: cannot write into the dataset directory (permission denied)")
@@ -644,15 +646,24 @@ def _galmet_manifest(path: Path) -> bool:
         return False
 
 
-def _manifest_cutouts(manifest: Path) -> dict[int, int]:
-    """objID -> bytes of each cutout a galmet manifest records as fetched (status ``ok``); empty
-    when there is no galmet manifest. A file of exactly that size at the cutout's name is the
-    cutout galmet fetched (a download from before galmet kept ledgers stays usable)."""
-    return _fetched_sizes(load_manifest(manifest)) if _galmet_manifest(manifest) else {}
+def _refuse_other_format(root: Path, records: dict[int, ManifestRecord], fmt: str) -> None:
+    """ConfigError when the galmet manifest ``records`` of ``root`` hold cutouts fetched (status
+    ``ok``) in another format than ``fmt``: one dataset folder holds one format (a second one
+    would leave ``<objID>.jpg`` and ``<objID>.fits`` side by side), so the second is refused
+    before anything is written. Another survey or layer in the same format is fetched over."""
+    other = sorted({rec.format for rec in records.values() if rec.status == "ok" and rec.format != fmt})
+    if other:
+        raise ConfigError(
+            f"dataset {root}: its {MANIFEST} records {other[0]} cutouts and this download asks for {fmt}; "
+            f"a dataset folder holds one format: download the {fmt} cutouts into another folder",
+            param="format",
+        )
 
 
 def _fetched_sizes(records: dict[int, ManifestRecord]) -> dict[int, int]:
-    """objID -> bytes of each cutout ``records`` hold as fetched (status ``ok``)."""
+    """objID -> bytes of each cutout ``records`` hold as fetched (status ``ok``). A file of
+    exactly that size at the cutout's name is the cutout galmet fetched (a download from before
+    galmet kept ledgers stays usable)."""
     return {oid: rec.bytes for oid, rec in records.items() if rec.status == "ok" and rec.bytes}
 
 
