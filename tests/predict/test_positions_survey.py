@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -24,7 +25,7 @@ from galmet.io.fits_images import encode_fits
 from galmet.io.images import encode_jpeg
 from galmet.nn.bundle import load_model, save_bundle
 from galmet.nn.net import build_model
-from galmet.predict.positions import PositionsJob, PositionsOptions, fetch_settings
+from galmet.predict.positions import POSITIONS_CUTOUTS_MARKER, PositionsJob, PositionsOptions, fetch_settings
 from galmet.sdss.coords import sky_positions
 
 RA = np.array([150.1, 150.2, 150.3, 150.4])
@@ -184,6 +185,23 @@ def test_a_work_folder_of_another_survey_is_not_resumed(tmp_path, legacy_bundle)
     layer = PositionsOptions(work_dir=work, layer="ls-dr10", allow_other_survey=True)
     with pytest.raises(ConfigError, match="another fetch"):
         PositionsJob(model, positions, layer).check()
+    fits = PositionsOptions(work_dir=work, format="fits", allow_other_survey=True)  # JPEGs fetched: no mixed folder
+    with pytest.raises(ConfigError, match="holds an unfinished run with another fetch"):
+        PositionsJob(model, positions, fits).check()
+
+
+def test_kept_cutouts_of_another_format_are_not_reused(tmp_path, legacy_bundle):
+    model = load_model(legacy_bundle)
+    positions = sky_positions(QTable({"ra": RA, "dec": DEC}))
+    keep = tmp_path / "cutouts"
+    first = PositionsJob(model, positions, PositionsOptions(keep_cutouts=keep))
+    keep.mkdir()
+    marker = {"fetch": asdict(first.fetch), "fingerprint": first.fingerprint(), "keys": first.key_kind}
+    atomic_write_text(keep / POSITIONS_CUTOUTS_MARKER, json.dumps(marker))  # (as galmet writes it)
+    PositionsJob(model, positions, PositionsOptions(keep_cutouts=keep)).check()  # the same cutouts are reused
+    fits = PositionsOptions(keep_cutouts=keep, format="fits", allow_other_survey=True)
+    with pytest.raises(ConfigError, match=r"holds the cutouts of other positions or another imaging; choose another"):
+        PositionsJob(model, positions, fits).check()
 
 
 def test_a_catalogue_job_records_its_survey_and_one_from_before_surveys_reads_as_sdss(tmp_path, legacy_bundle):
