@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from conftest import TINY_TRAIN, make_tiny_dataset, run_cli
 
@@ -181,6 +182,21 @@ def test_a_plain_folder_of_fits_loads_and_a_mixed_folder_is_refused(tmp_path):
     (folder / "extra.jpg").write_bytes(next((jpeg / "images").iterdir()).read_bytes())
     with pytest.raises(DataError, match=r"mixes FITS and JPEG/PNG images \(5 FITS, .*1 others, e\.g\. extra\.jpg\)"):
         load_dataset(folder)
+
+
+@pytest.mark.parametrize("rows, load_images", [((0, 1, 2, 3), True), ((0, 1, 2, 3), False), ((2,), True)])
+def test_a_catalog_dataset_with_a_jpeg_and_a_fits_of_one_objid_is_refused(tmp_path, rows, load_images):
+    """Two formats downloaded into one folder (<objID>.jpg beside <objID>.fits for every row) were
+    read as the JPEGs alone while the manifest said FITS."""
+    root = make_tiny_fits_dataset(tmp_path / "ds", n=4)
+    for row in rows:
+        Image.new("RGB", (16, 16)).save(_fits_path(root, row).with_suffix(".jpg"))
+    fits = _fits_path(root, rows[0])
+    with pytest.raises(DataError) as err:
+        load_dataset(root, cache=False, load_images=load_images)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{root / 'images'}: objID {fits.stem} has both ")
+    assert f"{fits.stem}.jpg and {fits.name}" in msg and "a dataset holds one format" in msg
 
 
 def test_a_fits_dataset_without_survey_keywords_records_the_format_and_defaults(tmp_path):

@@ -536,6 +536,7 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
     if dup.any():
         raise DataError(f"{catalog_file}: objID {catalog['objID'][dup].iloc[0]} appears more than once")
     images = root / IMAGES_DIR
+    _refuse_two_formats(images, catalog["objID"])
     paths, found = [], []
     for oid in catalog["objID"]:
         p = images / f"{oid}.jpg"
@@ -549,6 +550,30 @@ def _catalog_image_paths(root: Path, catalog: pd.DataFrame, catalog_file: Path) 
     if any(f and is_fits_path(p) for p, f in zip(paths, found, strict=True)):  # a FITS set: missing rows too
         paths = [p if f else p.with_suffix(FITS_SUFFIXES[0]) for p, f in zip(paths, found, strict=True)]
     return paths
+
+
+def _refuse_two_formats(images: Path, objids: pd.Series) -> None:
+    """DataError (one line) when one of ``objids`` has both a JPEG/PNG and a FITS file in
+    ``images`` (two formats fetched into one folder): which one a row means is unknown. One
+    directory listing, no per-row lookups."""
+    try:
+        names = [e.name for e in os.scandir(images)]
+    except OSError:
+        return  # no images folder: each row's missing image is reported as such
+    fits: dict[str, str] = {}
+    other: dict[str, str] = {}
+    for name in sorted(names):
+        stem, dot, suffix = name.rpartition(".")
+        suffix = f".{suffix.lower()}"
+        if dot and suffix in FITS_SUFFIXES + IMAGE_SUFFIXES:
+            (fits if suffix in FITS_SUFFIXES else other).setdefault(stem, name)
+    both = sorted(set(fits).intersection(other).intersection(objids.astype(str)))
+    if both:
+        stem = both[0]
+        raise DataError(
+            f"{images}: objID {stem} has both {other[stem]} and {fits[stem]}; a dataset holds one format: "
+            "move one format's files to another folder"
+        )
 
 
 def _image_folder_rows(root: Path) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
