@@ -646,7 +646,7 @@ def _galmet_manifest(path: Path) -> bool:
         return False
 
 
-def _refuse_other_format(root: Path, records: dict[int, ManifestRecord], fmt: str) -> None:
+def _refuse_other_format(root: Path, records: dict[int, ManifestRecord], fmt: str | None) -> None:
     """ConfigError when the galmet manifest ``records`` of ``root`` hold cutouts fetched (status
     ``ok``) in another format than ``fmt``: one dataset folder holds one format (a second one
     would leave ``<objID>.jpg`` and ``<objID>.fits`` side by side), so the second is refused
