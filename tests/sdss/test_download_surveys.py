@@ -133,8 +133,8 @@ def test_a_second_format_in_one_dataset_folder_is_refused_before_the_disk_is_tou
         code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *second))
         assert len(srv.requests) == n  # nothing asked of the server
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert f"dataset {tmp_path}: its manifest.parquet records {had} cutouts and this download asks for {asks}" in err
-    assert "download the" in err and "into another folder" in err
+    assert f"dataset {tmp_path}: its manifest.parquet records {had} cutouts and --format is {asks}; " in err
+    assert f"a dataset folder holds one image format: download the {asks} cutouts into another folder" in err
     assert _tree(tmp_path) == before
 
 

@@ -654,8 +654,8 @@ def _refuse_other_format(root: Path, records: dict[int, ManifestRecord], fmt: st
     other = sorted({rec.format for rec in records.values() if rec.status == "ok" and rec.format != fmt})
     if other:
         raise ConfigError(
-            f"dataset {root}: its {MANIFEST} records {other[0]} cutouts and this download asks for {fmt}; "
-            f"a dataset folder holds one format: download the {fmt} cutouts into another folder",
+            f"dataset {root}: its {MANIFEST} records {other[0]} cutouts and format is {fmt}; "
+            f"a dataset folder holds one image format: download the {fmt} cutouts into another folder",
             param="format",
         )
 
