@@ -16,7 +16,9 @@
   before surveys reads as sdss / no layer / jpeg). It is rewritten atomically every few seconds, so a kill loses at
   most that much bookkeeping, never an image.
 - A rerun fetches only rows without a valid image; permanent failures are skipped unless
-  ``retry_failed``; failures that were only transient (timeouts, 5xx) are tried again.
+  ``retry_failed``; failures that were only transient (timeouts, 5xx) are tried again. A
+  permanent failure is one request's (survey, layer, format, size, scale): a row that failed for
+  good with other settings is fetched again.
 """
 
 from __future__ import annotations
@@ -132,7 +134,9 @@ class DownloadOptions:
         answers some requests keeps the run going; rows in flight when it stops are not marked
         failed (a rerun fetches them).
     retry_failed : bool
-        Try permanent failures of earlier runs again.
+        Try permanent failures of earlier runs again. Without it they are skipped when they were
+        failures of this run's request (survey, layer, format, size and scale); a row that failed
+        for good with other settings is fetched anyway.
     verify : bool
         Decode every existing image, even those the manifest lists as ok.
     manifest_every : float
@@ -694,6 +698,14 @@ def _refuse_foreign_cutouts(images: Path, cat: pd.DataFrame, fetched: dict[int, 
             )
 
 
+def _same_scale(recorded: float, scale: float) -> bool:
+    """True when two pixel scales (arcsec/px) are the same request: equal to 1e-6, or both NaN (a
+    row whose petroR90_r gave no scale under ``scale_by_size``)."""
+    if math.isnan(recorded) or math.isnan(scale):
+        return math.isnan(recorded) and math.isnan(scale)
+    return math.isclose(recorded, scale, rel_tol=1e-6)
+
+
 class _Run:
     """One download run: plan, fetch concurrently, keep the manifest."""
 
@@ -757,7 +769,7 @@ class _Run:
                     self.summary.present += 1
                     self._tell(oid, "ok", fetched=False)
                     continue
-            if rec is not None and rec.status == "failed" and rec.permanent and not self.opts.retry_failed:
+            if rec is not None and self._failed_for_good(rec, float(scale)):
                 self.summary.failed_before += 1
                 self._tell(oid, "failed", rec.last_error, True, fetched=False)
                 continue
@@ -779,13 +791,26 @@ class _Run:
             todo.append(_Task(oid, float(ra), float(dec), float(scale)))
         return todo
 
+    def _failed_for_good(self, rec: ManifestRecord, scale: float) -> bool:
+        """True when ``rec`` is a permanent failure of this very request (survey, layer, format,
+        size, scale at ``scale`` arcsec/px) and ``retry_failed`` is off: it is not fetched again.
+        A permanent failure of other settings (another survey's footprint, another layer) says
+        nothing about this run's request: that row is fetched (its attempts count kept)."""
+        if rec.status != "failed" or not rec.permanent or self.opts.retry_failed:
+            return False
+        if self._other_cutout(rec, scale):
+            log.debug("objID %d: failed for good with other settings; fetching it with this run's", rec.objID)
+            return False
+        return True
+
     def _other_cutout(self, rec: ManifestRecord, scale: float) -> bool:
-        """True when ``rec`` (a cutout on disk) was made with another size, scale, survey, layer or
-        format than this run's: it is fetched again."""
+        """True when ``rec`` (a cutout on disk, or a failure) was asked with another size, scale
+        (``scale``: this run's, arcsec/px), survey, layer or format than this run's. A record
+        without a size or scale (a manifest from before they were kept) matches any."""
         opts = self.opts
         return bool(
             (rec.size and rec.size != opts.size)
-            or (rec.scale and not math.isclose(rec.scale, scale, rel_tol=1e-6))
+            or (rec.scale and not _same_scale(rec.scale, scale))
             or (rec.survey, rec.layer, rec.format) != self._fetches()
         )
 

@@ -20,7 +20,8 @@ Requests run concurrently (--workers) under a global rate limit (--rate), with r
 exponential backoff and jitter (Retry-After is honoured). Each image is decoded and checked
 before it is written atomically; DATASET/manifest.parquet records status, attempts and last
 error per objID. Rerunning resumes: valid images are kept, permanent failures (404, bad
-bodies) are skipped unless --retry-failed. Ctrl-C stops cleanly with a summary.
+bodies) of the same survey, layer, format, size and scale are skipped unless --retry-failed.
+Ctrl-C stops cleanly with a summary.
 
 Every request has a total deadline (--timeout: connection, headers and body) and a body cap
 (--max-bytes); a cutout must be one JPEG of the requested size, checked from its header before it
