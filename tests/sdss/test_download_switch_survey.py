@@ -113,3 +113,18 @@ def test_load_dataset_at_positions_does_not_reuse_another_layers_cutouts_folder(
         with pytest.raises(ConfigError, match="holds the cutouts of other positions or settings"):
             galmet.load_dataset(frame, base_url=srv.url, layer="ls-dr9-south", **kw)
         assert len(srv.requests) == n
+
+
+def test_a_cutout_of_other_settings_goes_when_this_runs_fetch_of_it_fails(tmp_path):
+    """North's cutout is no south one: the folder must not offer it, nor a rerun adopt it."""
+    cat = make_catalog(tmp_path, 2)
+    stale = tmp_path / "images" / f"{cat.objID[0]}.jpg"
+    with SurveyServer(plans={key_of(cat.ra[0], cat.dec[0]): ["ok", "blank"]}) as srv:
+        download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-north"))
+        assert stale.is_file()
+        south = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
+        assert (south.ok, south.outside) == (1, 1) and not stale.exists()
+        again = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
+    assert (again.present, again.failed_before) == (1, 1)
+    rec = record(tmp_path, cat.objID[0])
+    assert (rec.status, rec.layer, rec.last_error.startswith("outside footprint")) == ("failed", "ls-dr9-south", True)

@@ -732,6 +732,8 @@ class _Run:
                 "%s: not written by galmet; starting a new manifest (images on disk are kept)", self.manifest_path
             )
         self.fetched = {} if overwrite else _fetched_sizes(self.records)  # (a cutout galmet wrote before the ledger)
+        #: objIDs whose cutout on disk was made with other settings: removed if this run's fetch fails
+        self.stale: set[int] = set()
         self.stop = threading.Event()
         self.budget = FailureBudget(opts.failure_budget, self.stop)
         self.summary = DownloadSummary(total=len(cat), manifest=self.manifest_path)
@@ -757,7 +759,8 @@ class _Run:
                 other_cutout = rec is not None and same and self._other_cutout(rec, float(scale))
                 trusted = rec is not None and same and bool(rec.size) and not other_cutout and not self.opts.verify
                 if other_cutout:
-                    log.debug("%s: made with another size or scale; re-fetching", path)
+                    log.debug("%s: made with another size, scale, survey, layer or format; re-fetching", path)
+                    self.stale.add(oid)
                 elif not trusted:
                     try:
                         self._check_image(path, oid)
@@ -845,6 +848,17 @@ class _Run:
             _now(),
             *self._fetches(),
         )
+
+    def _remove_stale(self, oid: int) -> None:
+        """Delete galmet's cutout of ``oid`` made with other settings once this run's fetch of it
+        failed: the folder must not offer it as this run's (nor a rerun adopt it as one)."""
+        path = self.images / f"{oid}{self.suffix}"
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("%s: cannot remove the cutout made with other settings (%s)", path, exc.strerror)
 
     # -- one image (worker threads) -------------------------------------------------------
     def fetch(self, task: _Task) -> _Result:
@@ -1006,6 +1020,8 @@ class _Run:
         if res.status is None:
             return res.fatal
         self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
+        if res.status == "failed" and res.oid in self.stale:
+            self._remove_stale(res.oid)
         if res.status == "ok":
             s.ok += 1
             s.streak = 0
