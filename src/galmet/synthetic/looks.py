@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from galmet.data.surveys import SDSS, Survey, get_survey
 from galmet.paper import PIXEL_SCALE_ARCSEC
-from galmet.synthetic import render as r
+from galmet.synthetic import sdss_rendering as r
 
 #: Index of each band in the u g r i z flux arrays of :func:`galmet.synthetic.physics.draw_galaxy`.
 #: (PS1's g r i are taken as SDSS's: the small filter differences are not modelled.)
