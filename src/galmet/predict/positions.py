@@ -7,7 +7,7 @@ cutouts are fetched. Everything lives in a work folder::
 
     WORK/positions-run.json        settings and fingerprint of the run (a rerun resumes only the same run)
     WORK/shards/shard-000000.parquet  finished rows: row, status, error, predictions, flags (atomic)
-    WORK/cutouts/                  a dataset directory: catalog.parquet, images/<key>.jpg, manifest.parquet
+    WORK/cutouts/                  a dataset directory: catalog.parquet, images/<key>.jpg (.fits), manifest.parquet
                                    (``keep_cutouts=DIR`` puts it there instead, and keeps it)
 
 Fetching pauses while :data:`BACKLOG_SHARDS` shards' worth of cutouts wait to be predicted
@@ -110,6 +110,7 @@ from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options
 from galmet.paper import DATA_RELEASE, IMAGE_SIZE, PIXEL_SCALE_ARCSEC
 from galmet.predict.flags import flag_rows
 from galmet.predict.output import ROW, positions_table, write_positions_table
+from galmet.sdss.answers import is_blank
 from galmet.sdss.at_positions import KEEP, download_options
 from galmet.sdss.coords import Positions, cutout_keys, sky_positions
 from galmet.sdss.download import (
@@ -121,7 +122,7 @@ from galmet.sdss.download import (
     failure_reason,
 )
 from galmet.sdss.skyserver import DATA_RELEASES, SkyServerClient
-from galmet.sdss.sources import OUTSIDE_FOOTPRINT, check_scale
+from galmet.sdss.sources import OUTSIDE_FOOTPRINT, check_scale, suffix_of
 from galmet.sdss.transport import check_base_url
 
 __all__ = [
@@ -147,7 +148,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: A cutout whose pixels span at most this many levels (of 255) is blank: no SDSS imaging there.
+#: A JPEG cutout whose pixels span at most this many levels (of 255) is blank: no imaging there (a FITS
+#: cutout is blank only when its fluxes are: :func:`galmet.sdss.answers.is_blank`).
 BLANK_RANGE = 12
 #: Seconds a Ctrl-C waits for the shard being predicted before abandoning it.
 INTERRUPT_GRACE = 2.0
@@ -217,7 +219,9 @@ def fetch_settings(
     ``base_url`` overrides the service root (a mirror, a test server; default: the data
     release's SkyServer for SDSS, the survey's service otherwise). ``survey``, ``layer`` and
     ``format`` fetch another survey's (or layer's, format's) cutouts than the model's, at the
-    model's scale and size (a transfer experiment: the run must allow another survey); None:
+    model's scale and size (a transfer experiment: the run must allow another survey; a bundle
+    that records no pixel scale was trained at its own survey's default,
+    :attr:`galmet.data.surveys.Survey.default_pixel_scale`, never the fetched survey's); None:
     the model's (a layer or format the model does not record: the survey's default).
     """
     imaging = model.imaging
@@ -225,7 +229,7 @@ def fetch_settings(
     # the bundle's input size (before any crop the network applies), unless the imaging says how it was fetched;
     # a training set that recorded no scale or release (a folder of cutouts) was, by default, the paper's
     size = imaging.fetch_size or model.image_size or imaging.image_size or IMAGE_SIZE
-    scale = imaging.pixel_scale or (PIXEL_SCALE_ARCSEC if info.name == DEFAULT_SURVEY else info.default_pixel_scale)
+    scale = model_pixel_scale(model)
     mode = imaging.scale_mode
     release = (imaging.data_release or DATA_RELEASE) if info.name == DEFAULT_SURVEY else ""
     if mode not in ("fixed", "scale-by-size"):
@@ -242,7 +246,28 @@ def fetch_settings(
             )
         base_url = DATA_RELEASES[release]
     root = str(base_url).rstrip("/")
+    log.info("positions: fetching %s %s cutouts of %d px at %s", info.name, fmt, int(size), _scale_origin(model))
     return FetchSettings(int(size), float(scale), mode, str(release), root, info.name, layer, fmt)
+
+
+def model_pixel_scale(model: GalmetModel) -> float:
+    """Arcsec per pixel of the cutouts ``model`` was trained on: its bundle's ``imaging.pixel_scale``,
+    else its own survey's default (:attr:`galmet.data.surveys.Survey.default_pixel_scale`: SDSS
+    0.296, the paper's), whatever survey a transfer experiment fetches."""
+    imaging = model.imaging
+    if imaging.pixel_scale:
+        return float(imaging.pixel_scale)
+    own = imaging.survey or DEFAULT_SURVEY
+    return PIXEL_SCALE_ARCSEC if own == DEFAULT_SURVEY else get_survey(own).default_pixel_scale
+
+
+def _scale_origin(model: GalmetModel) -> str:
+    """How the log says which pixel scale a positions run fetches at, and where it comes from."""
+    scale = model_pixel_scale(model)
+    if model.imaging.pixel_scale:
+        return f"{scale:g} arcsec/pixel (the model's imaging.pixel_scale)"
+    own = model.imaging.survey or DEFAULT_SURVEY
+    return f"{scale:g} arcsec/pixel (the model records none: its survey {own}'s default)"
 
 
 def fetch_survey(
@@ -253,13 +278,31 @@ def fetch_survey(
 ) -> tuple[Survey, str | None, str]:
     """(survey, layer, format) of the cutouts a positions run of ``model`` fetches: the model's
     own, unless ``survey``, ``layer`` or ``format`` ask for others (a layer or format neither
-    gives nor the model records: the survey's default); ConfigError for one the survey lacks."""
+    gives nor the model records: the survey's default); ConfigError for one the survey lacks
+    (a model of a format its own survey's service does not serve: one line naming the model)."""
     imaging = model.imaging
     own = survey is None or survey == (imaging.survey or DEFAULT_SURVEY)
     info = get_survey(survey or imaging.survey or DEFAULT_SURVEY)
     layer = info.check_layer(layer if layer is not None or not own else imaging.layer)
+    if own and format is None and imaging.format and imaging.format not in info.formats:
+        raise ConfigError(_unservable(model, info, imaging.format))
     fmt = info.check_format(format if format is not None or not own else imaging.format)
     return info, layer, fmt
+
+
+#: How messages name each survey's cutout service.
+SERVICES = {"sdss": "SkyServer", "legacy": "the Legacy Survey viewer", "ps1": "PS1's cutout service"}
+
+
+def _unservable(model: GalmetModel, info: Survey, fmt: str) -> str:
+    """The one line of a model trained on ``fmt`` cutouts that ``info``'s service does not serve."""
+    what = "fits fluxes" if fmt == "fits" else f"{fmt} images"
+    served = " or ".join(info.formats)
+    return (
+        f"{model.path or 'model'}: the model was trained on {info.name} {what}; "
+        f"{SERVICES.get(info.name, info.name)} serves {info.name} cutouts as {served} only, so it cannot predict "
+        f"at sky positions (predict a {fmt.upper()} dataset instead)"
+    )
 
 
 def survey_title(survey: str) -> str:
@@ -271,9 +314,15 @@ def _check_fetchable(model: GalmetModel, size: int, scale: float, survey: str = 
     """ConfigError (no parameter: the bundle's own field is named) when the model's cutouts are
     outside what the survey's cutout service gives (:data:`galmet.sdss.download.DOWNLOAD_RANGES`;
     PS1: its native 0.25 arcsec per pixel only)."""
-    field_of = "imaging.fetch_size" if model.imaging.fetch_size else "image_size"
+    field_of = "bundle's imaging.fetch_size" if model.imaging.fetch_size else "bundle's image_size"
     title = survey_title(survey)
-    for name, value, what in (("size", size, field_of), ("scale", scale, "imaging.pixel_scale")):
+    own = model.imaging.survey or DEFAULT_SURVEY
+    scale_of = (
+        "bundle's imaging.pixel_scale"
+        if model.imaging.pixel_scale
+        else f"model's pixel scale (the bundle records none: {own}'s default)"
+    )
+    for name, value, what in (("size", size, field_of), ("scale", scale, scale_of)):
         accepted = DOWNLOAD_RANGES[name]
         try:
             accepted.check(name, value)
@@ -283,7 +332,7 @@ def _check_fetchable(model: GalmetModel, size: int, scale: float, survey: str = 
             unit = "pixels" if name == "size" else "arcsec per pixel"
             can = f"{accepted.lo:g} to {accepted.hi:g} {unit}" if survey != "ps1" or name == "size" else "0.25 only"
             raise ConfigError(
-                f"{model.path or 'model'}: the bundle's {what} is {value:g} {unit}; {title} cutouts can be fetched "
+                f"{model.path or 'model'}: the {what} is {value:g} {unit}; {title} cutouts can be fetched "
                 f"at {can}, so this model cannot predict at sky positions"
             ) from None
 
@@ -890,6 +939,8 @@ class PositionsJob:
         if self.work is None:
             return
         if self.temporary:
+            if self.opts.keep_cutouts is not None:
+                self._write_kept_catalog()
             shutil.rmtree(self.work, ignore_errors=True)  # a folder this run made for itself
             return
         files = [*self._shard_files(), self.folder / POSITIONS_RUN]
@@ -897,7 +948,8 @@ class PositionsJob:
         if self.opts.keep_cutouts is None:
             cut = self.cutouts
             remove_stale_temp_files(cut / IMAGES_DIR) if (cut / IMAGES_DIR).is_dir() else None
-            files += [cut / IMAGES_DIR / f"{k}.jpg" for k in np.unique(self.keys).tolist()]
+            suffix = suffix_of(self.fetch.format)
+            files += [cut / IMAGES_DIR / f"{k}{suffix}" for k in np.unique(self.keys).tolist()]
             files += [cut / n for n in (CATALOG_PARQUET, MANIFEST, POSITIONS_CUTOUTS_MARKER)]
             folders += [cut / IMAGES_DIR, cut]
         else:
@@ -906,10 +958,11 @@ class PositionsJob:
         remove_empty_dirs(folders)
 
     def _write_kept_catalog(self) -> None:
-        """The kept folder's catalogue: every key with a valid cutout on disk (a normal dataset)."""
-        cut = self.cutouts
+        """The kept folder's catalogue: every key with a valid cutout on disk (a normal dataset;
+        ``images/<key>.jpg``, or ``.fits`` for FITS cutouts)."""
+        cut, suffix = self.cutouts, suffix_of(self.fetch.format)
         keys = np.unique(self.keys[self.valid])
-        have = np.array([(cut / IMAGES_DIR / f"{k}.jpg").is_file() for k in keys.tolist()], dtype=bool)
+        have = np.array([(cut / IMAGES_DIR / f"{k}{suffix}").is_file() for k in keys.tolist()], dtype=bool)
         keys = keys[have]
         first: dict[int, int] = {}
         for i, k in enumerate(self.keys.tolist()):
@@ -1099,11 +1152,11 @@ class _Predictor(threading.Thread):
         images, image_rows = [], []
         for rows, path, scratch in ok:
             try:
-                image = self._read(path, size, f"cutout {path.name}" if scratch else f"archive cutout {path}")
+                image, blank = self._read(path, size, f"cutout {path.name}" if scratch else f"archive cutout {path}")
             except DataError as exc:
                 failed.extend((i, STATUS_BAD, str(exc), False) for i in rows)
                 continue
-            if int(image.max()) - int(image.min()) <= BLANK_RANGE:
+            if blank:
                 why = f"blank cutout: no {survey_title(job.fetch.survey)} imaging at this position"
                 failed.extend((i, STATUS_BLANK, why, True) for i in rows)
                 continue
@@ -1120,18 +1173,22 @@ class _Predictor(threading.Thread):
             remove_files([path for _, path, scratch in ok if scratch])
         self._done(len(ok))
 
-    def _read(self, path: Path, size: int, where: str) -> np.ndarray:
-        """uint8 (size, size, 3) of a cutout file: a JPEG as it is, a FITS cutout's fluxes through
-        the model's recorded stretch (:mod:`galmet.data.stretch`; the survey's default when the
-        bundle records none)."""
+    def _read(self, path: Path, size: int, where: str) -> tuple[np.ndarray, bool]:
+        """(uint8 (size, size, 3), blank) of a cutout file: a JPEG as it is, blank when its pixels
+        span at most :data:`BLANK_RANGE` levels; a FITS cutout's fluxes through the model's recorded
+        stretch (:mod:`galmet.data.stretch`; the survey's default when the bundle records none),
+        blank only when the fluxes are (all zero or not finite: :func:`galmet.sdss.answers.is_blank`,
+        the source's own test), never for how dark the stretch renders a faint cutout."""
         if path.suffix != FITS_SUFFIX:
-            return read_image(path, size, where=where)
+            image = read_image(path, size, where=where)
+            return image, int(image.max()) - int(image.min()) <= BLANK_RANGE
         from galmet.data.stretch import as_stretch, default_stretch
 
         model = self.job.model
         stretch = as_stretch(model.imaging.stretch, f"{model.path or 'model'}: imaging.stretch")
         stretch = stretch or default_stretch(self.job.fetch.survey)
-        return np.asarray(stretch.apply(read_fits(path, size, 3, where)), dtype=np.uint8)
+        fluxes = read_fits(path, size, 3, where)
+        return np.asarray(stretch.apply(fluxes), dtype=np.uint8), is_blank(fluxes)
 
     def _predict(self, stack: np.ndarray, image_rows: list[list[int]]) -> pd.DataFrame:
         """Predictions of one shard's images, one row per input row (rows sharing a cutout share it)."""
@@ -1247,7 +1304,8 @@ def predict_positions(
         ``out`` a temporary folder (no resumption).
     keep_cutouts : path-like, optional
         Keep the cutouts in this folder, a normal galmet dataset directory (catalog.parquet,
-        images/<objID or row>.jpg, manifest.parquet); default: delete them at the end.
+        images/<objID or row>.jpg, or .fits for a FITS model, manifest.parquet), which a later run
+        can use as its ``archive``; default: delete them at the end.
     shard_size : int
         Rows per shard (the unit of work kept after an interruption).
     summary : PositionsSummary, optional
