@@ -249,7 +249,7 @@ def fetch_cutout(
     scale = info.default_pixel_scale if scale is None else arcsec_per_pixel(scale)
     check_scale(info, scale)
     policy = RetryPolicy(retries=retries, backoff_base=backoff_base)
-    limits = {"max_bytes": CUTOUT_MAX_BYTES} if info.name == "sdss" else {}
+    limits: dict[str, Any] = {"max_bytes": CUTOUT_MAX_BYTES} if info.name == "sdss" else {}
     source = cutout_source(info, base_url, layer, format, timeout=timeout, policy=policy, **limits)
     size = info.default_size if size is None else size
     if get_query_payload:
