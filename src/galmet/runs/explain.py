@@ -168,8 +168,7 @@ def explain(
     maps, pred = res["maps"][order], res["pred"][order]
     shown_truth = None if truth is None else truth[pick][order]
     display = AttributionGridDisplay.from_maps(views, maps, pred, shown_truth, method, target).plot(ncols=ncols)
-    if other is not None:
-        caption_other_survey(display.figure_, other)
+    caption_other_survey(display.figure_, other)
     control_out = None
     if controls:
         all_images = np.asarray(ds.images())
@@ -178,9 +177,8 @@ def explain(
     out.mkdir(parents=True, exist_ok=True)
     stem = attribution_stem(method)
     files = save_figure(display.figure_, out / stem, formats)
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
+    _save_arrays(
+        out / f"{stem}.npz",
         images=views,
         maps=maps,
         ids=np.asarray(ids[pick][order]).astype(str),
@@ -191,7 +189,6 @@ def explain(
         target=np.array(target),
         other_survey=np.array(other or ""),
     )
-    atomic_write_bytes(out / f"{stem}.npz", buf.getvalue())
     files.append(out / f"{stem}.npz")
     result: dict[str, Any] = {"files": files, "rows": [str(i) for i in ids[pick][order]], "layer": res["layer"]}
     result.update({"other_survey": other} if other is not None else {})
@@ -202,9 +199,19 @@ def explain(
     return result
 
 
-def caption_other_survey(fig, other: str) -> None:
+def _save_arrays(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` to ``path`` as a compressed .npz, atomically."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def caption_other_survey(fig, other: str | None) -> None:
     """Caption ``fig`` (a matplotlib Figure) at its foot with a transfer run's description
-    ``other`` (:meth:`galmet.nn.inference.GalmetModel.check_survey`): another survey's images."""
+    ``other`` (:meth:`galmet.nn.inference.GalmetModel.check_survey`): another survey's images;
+    nothing when None."""
+    if other is None:
+        return
     fig.text(0.5, 0.002, f"other survey (transfer run): {other}", ha="center", va="bottom", fontsize=6, wrap=True)
 
 
