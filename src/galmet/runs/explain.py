@@ -199,7 +199,7 @@ def explain(
     return result
 
 
-def _save_arrays(path: Path, **arrays: np.ndarray) -> None:
+def _save_arrays(path: Path, **arrays: Any) -> None:
     """Write ``arrays`` to ``path`` as a compressed .npz, atomically."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
