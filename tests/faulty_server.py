@@ -51,6 +51,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -85,10 +86,16 @@ def key_of(ra, dec) -> str:
     return f"{float(ra):.8f},{float(dec):.8f}"  # the precision of the request URL
 
 
+def key_seed(*parts) -> int:
+    """A stable 32-bit seed of the exact request key ``parts`` (``key_of``'s text, a band ...):
+    distinct keys get distinct seeds (not a sum of characters, under which "150.1,2.2" and
+    "152,3" collide)."""
+    return zlib.crc32("|".join(str(p) for p in parts).encode())
+
+
 def fake_image(key: str, width: int, height: int) -> np.ndarray:
     """A deterministic uint8 (height, width, 3) image for ``key``: a blob whose colour depends on the key."""
-    seed = sum(key.encode()) * 7919 % (2**32)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(key_seed(key))
     yy, xx = np.mgrid[:height, :width]
     blob = np.exp(-((xx - width / 2) ** 2 + (yy - height / 2) ** 2) / (2 * (min(width, height) / 5) ** 2))
     img = np.stack([blob * c for c in rng.uniform(120, 255, 3)], -1) + rng.normal(0, 3, (height, width, 3))

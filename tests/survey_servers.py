@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from faulty_server import ERROR_HTML, fake_image, key_of
+from faulty_server import ERROR_HTML, fake_image, key_of, key_seed
 from galmet.io.images import encode_jpeg
 
 LEGACY_JPEG = "/viewer/cutout.jpg"
@@ -64,7 +64,7 @@ PS1_EXPTIME = (1200.0, 900.0, 1500.0)
 
 def fake_flux(key: str, size: int, band: int) -> np.ndarray:
     """Deterministic float32 (size, size) fluxes of one band at ``key``: a galaxy-like blob on noise."""
-    rng = np.random.default_rng((sum(key.encode()) * 7919 + band) % (2**32))
+    rng = np.random.default_rng(key_seed(key, band))
     yy, xx = np.mgrid[:size, :size]
     blob = np.exp(-((xx - size / 2) ** 2 + (yy - size / 2) ** 2) / (2 * (size / 6) ** 2))
     return (blob * (3.0 + band) + rng.normal(0, 0.05, (size, size))).astype(np.float32)
@@ -72,7 +72,7 @@ def fake_flux(key: str, size: int, band: int) -> np.ndarray:
 
 def ps1_file(key: str, band: str) -> str:
     """The stack file name ps1filenames gives for ``band`` at ``key`` (PS1's naming)."""
-    cell = sum(key.encode()) % 1000
+    cell = key_seed(key) % 1000
     return f"/rings.v3.skycell/1784/{cell:03d}/rings.v3.skycell.1784.{cell:03d}.stk.{band}.unconv.fits"
 
 

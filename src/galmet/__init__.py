@@ -11,6 +11,7 @@ The public API::
     galmet.load_model("RUN/model.pt")      # a trained model bundle; .predict(images)
     galmet.predict_dataset(model, dataset) # the predictions table
     galmet.fetch_cutout(ra, dec)           # one SDSS cutout as uint8 (128, 128, 3); or fetch_cutout(skycoord)
+    galmet.fetch_cutout(ra, dec, survey="legacy", format="fits") # float32 (3, 128, 128) grz nanomaggies
     galmet.predict_positions(model, coords) # predictions at sky positions (SkyCoord, Table, DataFrame) as a QTable
     galmet.predict_positions(model, coords, out="pred.fits") # ... written (units, provenance), then cleaned up
     galmet.write_positions_table(table, "pred.ecsv") # such a table written by suffix
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from galmet.predict.output import write_positions_table as write_positions_table
     from galmet.predict.positions import predict_positions as predict_positions
     from galmet.sdss.at_positions import load_dataset as load_dataset
-    from galmet.sdss.skyserver import fetch_cutout as fetch_cutout
+    from galmet.sdss.sources import fetch_cutout as fetch_cutout
     from galmet.synthetic.render import synthesize as synthesize
     from galmet.training.config import TrainConfig as TrainConfig
     from galmet.training.loop import train as train
@@ -52,7 +53,7 @@ _LAZY = {
     "write_positions_table": "galmet.predict.output",
     "train": "galmet.training.loop",
     "TrainConfig": "galmet.training.config",
-    "fetch_cutout": "galmet.sdss.skyserver",
+    "fetch_cutout": "galmet.sdss.sources",
     "synthesize": "galmet.synthetic.render",
 }
 

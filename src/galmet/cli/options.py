@@ -113,13 +113,14 @@ def option_type(accepted) -> Callable[[str], float] | Callable[[str], int]:
     return number(accepted.lo, accepted.hi, open_low=accepted.open_low, what=accepted.noun)
 
 
-def add_server_options(p: argparse.ArgumentParser, defaults=None):
+def add_server_options(p: argparse.ArgumentParser, defaults=None, survey_root: bool = True):
     """The ``server`` option group: --data-release, --base-url, --timeout, --retries, --rate, --backoff-base,
     --max-bytes.
 
     ``defaults`` is the command's :class:`~galmet.sdss.transport.ClientSettings` (default: the
     cutouts', :data:`galmet.sdss.skyserver.CUTOUT_SETTINGS`); the accepted values are the library's
-    (:data:`galmet.sdss.transport.SETTING_RANGES`).
+    (:data:`galmet.sdss.transport.SETTING_RANGES`). ``survey_root``: the command has ``--survey``,
+    and ``--base-url``'s help says it names that survey's service root.
     """
     from galmet.sdss.skyserver import CUTOUT_SETTINGS, DATA_RELEASES, DEFAULT_DATA_RELEASE
     from galmet.sdss.transport import SETTING_RANGES
@@ -137,8 +138,8 @@ def add_server_options(p: argparse.ArgumentParser, defaults=None):
     )
     g.add_argument(
         "--base-url",
-        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]}); "
-        "with --survey legacy or ps1, that survey's service root (default: its own)",
+        help=f"SkyServer root, e.g. a mirror (default: the --data-release's, {DATA_RELEASES[DEFAULT_DATA_RELEASE]})"
+        + ("; with --survey legacy or ps1, that survey's service root (default: its own)" if survey_root else ""),
     )
     g.add_argument(
         "--timeout",
@@ -206,6 +207,17 @@ def base_url(args) -> str:
     return DATA_RELEASES[getattr(args, "data_release", None) or DEFAULT_DATA_RELEASE]
 
 
+def survey_name(text: str) -> str:
+    """A ``--survey`` or ``--layer`` value as galmet names it: lower case (``Legacy`` -> ``legacy``)."""
+    return text.strip().lower()
+
+
+def format_name(text: str) -> str:
+    """A ``--format`` value as galmet names it: lower case, ``jpg`` read as ``jpeg``."""
+    name = text.strip().lower()
+    return "jpeg" if name == "jpg" else name
+
+
 def add_survey_options(p) -> None:
     """``--survey``, ``--layer``, ``--format``: which survey's cutouts, of which layer, as JPEG or
     FITS (checked against the survey by the library, before anything is written)."""
@@ -213,16 +225,16 @@ def add_survey_options(p) -> None:
 
     p.add_argument(
         "--survey",
-        type=str.lower,
+        type=survey_name,
         choices=tuple(SURVEYS),
         default=DEFAULT_SURVEY,
         help=f"imaging survey: {', '.join(SURVEYS)} (default: %(default)s)",
     )
     layers = ", ".join(f"{s.name}: {' '.join(s.layers)}" for s in SURVEYS.values() if s.layers)
-    p.add_argument("--layer", help=f"the survey's image layer, the first by default ({layers})")
+    p.add_argument("--layer", type=survey_name, help=f"the survey's image layer, the first by default ({layers})")
     p.add_argument(
         "--format",
-        type=lambda text: "jpeg" if text.lower() == "jpg" else text.lower(),
+        type=format_name,
         choices=FORMATS,
         help="cutout format: jpeg (8-bit colour) or fits (float fluxes, bands x H x W); default: the "
         + "survey's ("

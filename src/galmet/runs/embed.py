@@ -1,8 +1,10 @@
 """``galmet embed``: the penultimate-layer embeddings of a dataset's images, as a table.
 
 One row per image (and per member with ``member="all"``): the row identity, ``split``, the
-truth and pass-through columns, ``ood_score`` (when the bundle has embedding statistics) and
-``emb_000`` ... ``emb_511`` (float32), the 512 features the head's last linear layer reads.
+truth and pass-through columns, ``ood_score`` (when the bundle has embedding statistics),
+``flags`` (:class:`galmet.columns.Flag` bits, as in a predictions table: ``EMBEDDING_OUT_OF_DOMAIN``
+where ``ood_score`` > 1, ``OTHER_SURVEY`` on every row of a transfer run, ``allow_other_survey``)
+and ``emb_000`` ... ``emb_511`` (float32), the 512 features the head's last linear layer reads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FILE, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT
+from galmet.columns import FILE, FLAGS, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT, Flag, check_value
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import check_output_file, inputs_of
@@ -47,8 +49,9 @@ def embedding_table(
         Replace an existing ``out`` that galmet did not write.
     allow_other_survey : bool
         Embed another survey's images (a transfer experiment; refused by default:
-        :meth:`galmet.nn.inference.GalmetModel.check_survey`): one warning, and the table's
-        ``attrs["other_survey"]`` (and its provenance) says what differs.
+        :meth:`galmet.nn.inference.GalmetModel.check_survey`): one warning, every row's ``flags``
+        has ``OTHER_SURVEY`` (in every table format), and the table's ``attrs["other_survey"]``
+        (and its provenance) says what differs.
     """
     kind = require_table_format(out, param="out").kind if out is not None else None
     if batch_size < 1:
@@ -99,6 +102,7 @@ def embedding_table(
             base[col] = cat[col].to_numpy()
     if score is not None:
         base[OOD_SCORE] = score
+    base[FLAGS], checks = row_flags(len(base), score, other)
     parts = []
     for k in members:
         feats = pd.DataFrame(emb[k], columns=[f"emb_{i:03d}" for i in range(emb.shape[2])])
@@ -107,11 +111,27 @@ def embedding_table(
             part.insert(1, "member", k)
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
+    table.attrs["flag_checks"] = checks
     if other is not None:
         table.attrs["other_survey"] = other
     if out is not None:
         provenance = table_provenance(model=model.path) if model.path else None
-        if provenance is not None and other is not None:
-            provenance["other_survey"] = other
+        if provenance is not None:
+            provenance.update({"flag_checks": ",".join(checks), **({"other_survey": other} if other else {})})
         write_table(table, out, provenance=provenance)
     return table
+
+
+def row_flags(n: int, score: np.ndarray | None, other: str | None) -> tuple[np.ndarray, list[str]]:
+    """(int64 (n,) :class:`galmet.columns.Flag` bits, names of the checks that ran) of an embeddings
+    table: ``EMBEDDING_OUT_OF_DOMAIN`` where ``score`` (``ood_score``) > 1, ``OTHER_SURVEY`` on
+    every row when ``other`` (the transfer run's description, :meth:`GalmetModel.check_survey`)."""
+    bits = np.zeros(n, dtype=np.int64)
+    checks = []
+    if score is not None:
+        bits |= np.where(np.asarray(score) > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
+        checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
+    if other is not None:
+        bits |= int(Flag.OTHER_SURVEY)
+        checks.append(Flag.OTHER_SURVEY.name or "")
+    return bits, sorted(checks, key=check_value)

@@ -3,7 +3,8 @@
 Writes into ``OUT``::
 
     attribution_<method>.png / .pdf   the grid (:mod:`galmet.science.plots.attribution`)
-    attribution_<method>.npz          images (what the network sees), maps, objID, pred, truth, settings
+    attribution_<method>.npz          images (what the network sees), maps, objID, pred, truth, settings,
+                                      other_survey ("" unless a transfer run: what differs)
     controls.json, controls.csv       with --controls: :func:`galmet.science.attribution.control_summary`
                                       and the per-galaxy predictions of every altered image
 
@@ -117,7 +118,8 @@ def explain(
     """Attribution maps of ``n`` seeded-random galaxies of ``split``, and the controls; see the module doc.
 
     Files at the output names that galmet did not write are replaced only with ``overwrite``;
-    another survey's images only with ``allow_other_survey`` (then ``other_survey`` says so).
+    another survey's images only with ``allow_other_survey``: then ``other_survey`` (what differs)
+    is in the result, the npz, controls.json, and the figure's caption.
 
     Returns
     -------
@@ -166,6 +168,7 @@ def explain(
     maps, pred = res["maps"][order], res["pred"][order]
     shown_truth = None if truth is None else truth[pick][order]
     display = AttributionGridDisplay.from_maps(views, maps, pred, shown_truth, method, target).plot(ncols=ncols)
+    caption_other_survey(display.figure_, other)
     control_out = None
     if controls:
         all_images = np.asarray(ds.images())
@@ -174,9 +177,8 @@ def explain(
     out.mkdir(parents=True, exist_ok=True)
     stem = attribution_stem(method)
     files = save_figure(display.figure_, out / stem, formats)
-    buf = io.BytesIO()
-    np.savez_compressed(
-        buf,
+    _save_arrays(
+        out / f"{stem}.npz",
         images=views,
         maps=maps,
         ids=np.asarray(ids[pick][order]).astype(str),
@@ -185,8 +187,8 @@ def explain(
         method=np.array(method),
         layer=np.array(res["layer"] or ""),
         target=np.array(target),
+        other_survey=np.array(other or ""),
     )
-    atomic_write_bytes(out / f"{stem}.npz", buf.getvalue())
     files.append(out / f"{stem}.npz")
     result: dict[str, Any] = {"files": files, "rows": [str(i) for i in ids[pick][order]], "layer": res["layer"]}
     result.update({"other_survey": other} if other is not None else {})
@@ -195,6 +197,22 @@ def explain(
         summary, table = control_out
         result["controls"] = _write_controls(out, summary, table, {**noted, **result}, files)
     return result
+
+
+def _save_arrays(path: Path, **arrays: Any) -> None:
+    """Write ``arrays`` to ``path`` as a compressed .npz, atomically."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def caption_other_survey(fig, other: str | None) -> None:
+    """Caption ``fig`` (a matplotlib Figure) at its foot with a transfer run's description
+    ``other`` (:meth:`galmet.nn.inference.GalmetModel.check_survey`): another survey's images;
+    nothing when None."""
+    if other is None:
+        return
+    fig.text(0.5, 0.002, f"other survey (transfer run): {other}", ha="center", va="bottom", fontsize=6, wrap=True)
 
 
 def _write_controls(out: Path, summary: dict, table: pd.DataFrame, noted: dict, files: list[Path]) -> dict:

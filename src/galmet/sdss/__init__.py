@@ -5,6 +5,7 @@ cutouts) and the Pan-STARRS1 cutout service (JPEG and FITS); the package keeps i
 first of them. The public API (each name imported on first use)::
 
     fetch_cutout(ra, dec)     # one SDSS cutout as uint8 (size, size, 3); get_query_payload=True: the request only
+                              # survey="legacy"/"ps1", layer=, format="fits": float32 (bands, size, size)
     cutout_source(survey)     # a survey's cutout source (sdss, legacy, ps1): get_cutout -> (bytes, image, attempts)
     OutsideFootprint          # the survey has no imaging at a position (blank sky, no PS1 image): permanent
     SkyServerClient           # SQL queries and cutouts (retries, rate limit, deadline, body cap)
@@ -25,7 +26,7 @@ Modules: :mod:`.transport`, :mod:`.answers`, :mod:`.skyserver`, :mod:`.legacy`, 
 from galmet._lazy import lazy_exports
 
 _NAMES = {
-    "fetch_cutout": "galmet.sdss.skyserver",
+    "fetch_cutout": "galmet.sdss.sources",
     "SkyServerClient": "galmet.sdss.skyserver",
     "cutout_source": "galmet.sdss.sources",
     "OutsideFootprint": "galmet.sdss.sources",

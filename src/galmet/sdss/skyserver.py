@@ -308,6 +308,9 @@ def fetch_cutout(
 ):
     """Fetch one validated SDSS JPEG cutout as an array (the paper's 128 x 128 gri image by default).
 
+    ``galmet.fetch_cutout`` (:func:`galmet.sdss.sources.fetch_cutout`) is this call for any survey
+    (``survey=``, ``layer=``, ``format=``); with its defaults it sends the same request.
+
     Parameters
     ----------
     ra, dec : float, astropy Quantity/Angle, or str
@@ -338,12 +341,7 @@ def fetch_cutout(
     from galmet.sdss.coords import scalar_position
 
     ra, dec = scalar_position(ra, dec)
-    if hasattr(scale, "unit"):  # arcsec / pixel, or an angle per pixel
-        import astropy.units as u
-
-        q = u.Quantity(scale)
-        per_pixel = q.unit * u.pix if (q.unit * u.pix).physical_type == "angle" else q.unit
-        scale = float(q.value * per_pixel.to(u.arcsec))
+    scale = arcsec_per_pixel(scale)
     client = SkyServerClient(
         base_url, timeout, RetryPolicy(retries=retries, backoff_base=backoff_base), max_bytes=CUTOUT_MAX_BYTES
     )
@@ -351,3 +349,15 @@ def fetch_cutout(
         return client.cutout_payload(ra, dec, scale, size)
     _, image, _ = client.get_cutout(ra, dec, scale, size)
     return image
+
+
+def arcsec_per_pixel(scale) -> float:
+    """A cutout's pixel scale in arcsec per pixel: a number (taken as arcsec), or an astropy Quantity
+    in arcsec (per pixel) or any angle (per pixel)."""
+    if not hasattr(scale, "unit"):
+        return scale
+    import astropy.units as u
+
+    q = u.Quantity(scale)
+    per_pixel = q.unit * u.pix if (q.unit * u.pix).physical_type == "angle" else q.unit
+    return float(q.value * per_pixel.to(u.arcsec))

@@ -8,6 +8,8 @@ positions fetch with.
 - ``legacy``: the Legacy Survey viewer's ``cutout.jpg`` / ``cutout.fits`` (:mod:`galmet.sdss.legacy`);
 - ``ps1``: PS1's ``ps1filenames.py`` then ``fitscut.cgi`` (:mod:`galmet.sdss.ps1`).
 
+:func:`fetch_cutout` (``galmet.fetch_cutout``) fetches one cutout of any survey as an array.
+
 Every source has the same call, :meth:`CutoutSource.get_cutout`, which returns the bytes to
 write to ``images/<objID><suffix>`` (``.jpg`` or ``.fits``), the decoded image and the requests
 sent; all run on the one transport (:class:`galmet.sdss.transport.HttpClient`). A position where
@@ -27,10 +29,18 @@ from galmet.sdss.answers import OUTSIDE_FOOTPRINT, OutsideFootprint
 from galmet.sdss.legacy import LegacySurveyClient
 from galmet.sdss.ps1 import PS1Client
 from galmet.sdss.ps1 import check_scale as check_ps1_scale
-from galmet.sdss.skyserver import SkyServerClient
-from galmet.sdss.transport import FailureBudget, HttpClient
+from galmet.sdss.skyserver import CUTOUT_MAX_BYTES, CUTOUT_SETTINGS, SkyServerClient, arcsec_per_pixel
+from galmet.sdss.transport import FailureBudget, HttpClient, RetryPolicy
 
-__all__ = ["OUTSIDE_FOOTPRINT", "CutoutSource", "OutsideFootprint", "check_scale", "cutout_source", "suffix_of"]
+__all__ = [
+    "OUTSIDE_FOOTPRINT",
+    "CutoutSource",
+    "OutsideFootprint",
+    "check_scale",
+    "cutout_source",
+    "fetch_cutout",
+    "suffix_of",
+]
 
 #: The client class of each survey's cutout service.
 CLIENTS: dict[str, type[HttpClient]] = {"sdss": SkyServerClient, "legacy": LegacySurveyClient, "ps1": PS1Client}
@@ -173,3 +183,75 @@ def cutout_source(
     elif not isinstance(client, cls):
         raise ConfigError(f"client: a {info.name} source needs a {cls.__name__}, got {type(client).__name__}")
     return CutoutSource(info, layer, fmt, client)
+
+
+def fetch_cutout(
+    ra,
+    dec=None,
+    scale=None,
+    size: int | None = None,
+    base_url: str | None = None,
+    timeout: float = CUTOUT_SETTINGS.timeout,
+    retries: int = CUTOUT_SETTINGS.retries,
+    backoff_base: float = CUTOUT_SETTINGS.backoff_base,
+    *,
+    survey: str = "sdss",
+    layer: str | None = None,
+    format: str | None = None,  # noqa: A002 - the name galmet's options and DownloadOptions use
+    get_query_payload: bool = False,
+):
+    """Fetch one validated cutout of ``survey`` as an array (by default the paper's 128 x 128 SDSS
+    gri JPEG, the very request :func:`galmet.sdss.skyserver.fetch_cutout` sends).
+
+    Parameters
+    ----------
+    ra, dec : float, astropy Quantity/Angle, or str
+        Centre: degrees (ICRS/J2000), any angular Quantity, or text (decimal degrees or
+        sexagesimal). Or one astropy ``SkyCoord`` as ``ra`` and no ``dec``.
+    scale : float or Quantity, optional
+        Arcsec per pixel (a Quantity in arcsec (per pixel) or any angle); default: the survey's
+        :attr:`~galmet.data.surveys.Survey.default_pixel_scale` (sdss 0.296, legacy 0.262, ps1 0.25,
+        its only one).
+    size : int, optional
+        Width = height, pixels (default: the survey's, 128).
+    base_url : str, optional
+        The service root (default: the survey's; SDSS: the DR14 SkyServer, the paper's).
+    timeout, retries, backoff_base
+        Deadline of each request (s), retries after the first try, first backoff (s).
+    survey : {"sdss", "legacy", "ps1"}
+    layer : str, optional
+        The survey's image layer (legacy: ``ls-dr10`` by default, ``ls-dr9-north``, ``ls-dr9-south``).
+    format : {"jpeg", "fits"}, optional
+        Default: the survey's first (``jpeg``; ``fits`` for ps1); SDSS serves JPEG only.
+    get_query_payload : bool
+        Return the :class:`~galmet.sdss.transport.RequestPayload` of the (first) request instead,
+        sending nothing.
+
+    Returns
+    -------
+    numpy.ndarray
+        jpeg: uint8 (size, size, 3) RGB; fits: float32 (bands, size, size) fluxes, bluest band
+        first (the survey's :attr:`~galmet.data.surveys.Survey.bands`; legacy and ps1 in nanomaggies).
+
+    Raises
+    ------
+    ConfigError
+        An unknown survey, a layer or format it does not have, a scale its service cannot cut at.
+    OutsideFootprint
+        The survey has no imaging at (ra, dec).
+    ServiceError
+        The cutout could not be fetched (one line with the last error).
+    """
+    from galmet.sdss.coords import scalar_position
+
+    info = get_survey(survey)
+    ra, dec = scalar_position(ra, dec)
+    scale = info.default_pixel_scale if scale is None else arcsec_per_pixel(scale)
+    check_scale(info, scale)
+    policy = RetryPolicy(retries=retries, backoff_base=backoff_base)
+    limits: dict[str, Any] = {"max_bytes": CUTOUT_MAX_BYTES} if info.name == "sdss" else {}
+    source = cutout_source(info, base_url, layer, format, timeout=timeout, policy=policy, **limits)
+    size = info.default_size if size is None else size
+    if get_query_payload:
+        return source.get_cutout(ra, dec, scale, size, get_query_payload=True)
+    return source.get_cutout(ra, dec, scale, size)[1]

@@ -83,7 +83,7 @@ def add_arguments(p) -> None:
         help="replace an existing DATASET/catalog.parquet (and catalog.json), also ones galmet did not write",
     )
     add_progress_option(p)
-    g = add_server_options(p, QUERY_SETTINGS)
+    g = add_server_options(p, QUERY_SETTINGS, survey_root=False)
     g.add_argument(
         "--limit", type=option_type(QUERY_RANGES["limit"]), metavar="N", help="stop after N galaxies (SQL TOP)"
     )

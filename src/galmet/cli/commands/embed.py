@@ -10,8 +10,10 @@ Run MODEL over INPUT (a dataset directory or image folder, like 'galmet predict'
 per image, the 512 features the head's last linear layer reads (emb_000 ... emb_511, no TTA),
 with objID (or file), split, the truth and pass-through columns, and ood_score: the k-nearest-
 neighbour distance to the model's training embeddings over its 99th percentile (> 1: out of the
-training domain; bundles with embedding statistics). An ensemble's members embed into different
-spaces: --member picks one (default 0), --member all stacks them with a member column.
+training domain; bundles with embedding statistics) and flags (Flag bits as in 'galmet predict':
+EMBEDDING_OUT_OF_DOMAIN, and OTHER_SURVEY on every row with --allow-other-survey). An ensemble's
+members embed into different spaces: --member picks one (default 0), --member all stacks them
+with a member column.
 
 Example:
   galmet embed runs/r1 ../shared/data/sdss_sample --out emb.parquet --split test

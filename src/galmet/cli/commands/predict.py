@@ -197,20 +197,28 @@ def _add_positions_arguments(p) -> None:
 
 def _add_survey_arguments(s) -> None:
     """--survey, --layer, --format: fetch another survey's cutouts than the model's (a transfer experiment)."""
+    from galmet.cli.options import format_name, survey_name
     from galmet.data.surveys import FORMATS, SURVEYS
 
     s.add_argument(
         "--survey",
+        type=survey_name,
         choices=tuple(SURVEYS),
         help="fetch this survey's cutouts instead of the model's own (a transfer experiment: needs "
         "--allow-other-survey; every row is flagged); default: the survey the model was trained on",
     )
     s.add_argument(
         "--layer",
+        type=survey_name,
         metavar="LAYER",
         help="the survey's image layer (legacy: ls-dr10, ls-dr9-north, ls-dr9-south); default: the model's",
     )
-    s.add_argument("--format", choices=FORMATS, help="cutout format to fetch: jpeg or fits (default: the model's)")
+    s.add_argument(
+        "--format",
+        type=format_name,
+        choices=FORMATS,
+        help="cutout format to fetch: jpeg or fits, any case (default: the model's)",
+    )
 
 
 def _add_inference_arguments(p) -> None:

@@ -41,7 +41,7 @@ def _test_amount(text: str) -> float | int:
 
 
 def add_arguments(p) -> None:
-    from galmet.cli.options import SEED, add_progress_option, integer, number
+    from galmet.cli.options import SEED, add_progress_option, format_name, integer, number, survey_name
     from galmet.paper import TEST_FRACTION, VALID_FRACTION
 
     p.add_argument("--n", type=integer(), required=True, help="number of galaxies")
@@ -60,12 +60,14 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--survey",
+        type=survey_name,
         default="sdss",
         help="the survey whose bands, pixel scale, seeing, depth and rendering the images have: "
         "sdss (default), legacy, ps1; the galaxies and labels are the same for all",
     )
     p.add_argument(
         "--format",
+        type=format_name,
         default="jpeg",
         help="jpeg (default: the survey's colour rendering) or fits (float32 band fluxes in nanomaggies, "
         "images/<objID>.fits); any survey may be written as either",
