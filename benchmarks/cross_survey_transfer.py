@@ -17,8 +17,9 @@ scratch, on CPU), and predicts the Legacy test split with
 plus the SDSS test split with the SDSS model (in-domain). For each: the RMSE with its bootstrap
 standard error (galaxies resampled), the RMSE change of the transfer against the Legacy model
 (paired bootstrap: the same resample for both), and the share of rows galmet flags (any bit
-but ``OTHER_SURVEY``, which is reported on its own) and flags out of domain (the ``EMBEDDING_OUT_OF_DOMAIN`` and ``IMAGE_OUT_OF_DOMAIN`` bits of
-:class:`galmet.columns.Flag`), with binomial standard errors. Prints a Markdown table.
+but ``OTHER_SURVEY``, which is reported on its own) and flags out of domain (the
+``EMBEDDING_OUT_OF_DOMAIN`` and ``IMAGE_OUT_OF_DOMAIN`` bits of :class:`galmet.columns.Flag`),
+with binomial standard errors. Prints a Markdown table.
 """
 
 from __future__ import annotations
