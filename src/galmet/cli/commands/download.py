@@ -39,7 +39,8 @@ Examples:
   galmet download paper                          # 8 workers, 5 requests/s
   galmet download paper --scale-by-size          # the authors' field-scaled mode
   galmet download paper --retry-failed --workers 2 --rate 1
-  galmet download xs --catalog paper/catalog.parquet --survey legacy --format fits   # grz fluxes, 0.262"/px
+  galmet download xs --catalog paper/catalog.parquet --survey legacy  # Legacy cutouts, new folder
+  galmet download xf --catalog paper/catalog.parquet --survey legacy --format fits  # grz fluxes
   galmet download xp --catalog paper/catalog.parquet --survey ps1     # gri fluxes at 0.25"/pixel
 """
 
