@@ -99,14 +99,19 @@ def test_download_survey_ps1_goes_filenames_then_fitscut_into_fits_cutouts(tmp_p
     assert read_fits_header(tmp_path / "images" / fits[0]).meta["PIXSCALE"] == 0.25
 
 
-def test_another_survey_on_the_same_dataset_fetches_its_own_cutouts(tmp_path):
+def test_another_layer_of_the_same_catalogue_fetches_its_own_cutouts_into_a_folder_of_its_own(tmp_path):
+    """(Over the first folder's cutouts it is refused: tests/sdss/test_download_other_survey.py.)"""
     cat = make_catalog(tmp_path, 2)
+    south = tmp_path / "south"
     with SurveyServer() as srv:
         download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-north"))
-        s = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
+        s = download_cutouts(
+            south, options(srv.url, survey="legacy", layer="ls-dr9-south"), catalog=tmp_path / "catalog.parquet"
+        )
         assert s.ok == 2 and [q["layer"] for _, q in srv.requests[-2:]] == ["ls-dr9-south"] * 2
-    assert read_image(tmp_path / "images" / f"{cat.objID[0]}.jpg", 16).shape == (16, 16, 3)
-    assert load_manifest(tmp_path / "manifest.parquet")[int(cat.objID[0])].layer == "ls-dr9-south"
+    assert read_image(south / "images" / f"{cat.objID[0]}.jpg", 16).shape == (16, 16, 3)
+    assert load_manifest(south / "manifest.parquet")[int(cat.objID[0])].layer == "ls-dr9-south"
+    assert load_manifest(tmp_path / "manifest.parquet")[int(cat.objID[0])].layer == "ls-dr9-north"
 
 
 def _tree(root) -> dict:

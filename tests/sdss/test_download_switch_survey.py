@@ -26,11 +26,12 @@ def record(root, oid):
 
 
 def test_a_legacy_outside_footprint_row_is_fetched_when_the_folder_then_downloads_ps1(tmp_path, capsys):
+    """A folder whose rows only failed holds no survey's cutouts: it may switch (the rows are fetched)."""
     cat = make_catalog(tmp_path, 3)
     outside = int(cat.objID[0])
-    with SurveyServer(plans={key_of(cat.ra[0], cat.dec[0]): ["blank"]}) as srv:
+    with SurveyServer(default_plan=("blank",)) as srv:
         first = download_cutouts(tmp_path, options(srv.url, survey="legacy"))
-    assert (first.ok, first.outside) == (2, 1)
+    assert (first.ok, first.outside) == (0, 3)
     before = record(tmp_path, outside)
     assert (before.status, before.permanent, before.survey) == ("failed", True, "legacy")
     argv = ["download", tmp_path, "--base-url", None, "--survey", "ps1", "--format", "jpeg", "--size", "16"]
@@ -47,11 +48,13 @@ def test_a_legacy_outside_footprint_row_is_fetched_when_the_folder_then_download
 
 
 def test_ls_dr9_north_then_south_fetches_the_rows_north_had_no_imaging_for(tmp_path):
+    """North gave no cutout (all outside its footprint): the folder may switch to south, which
+    fetches them. (Over north's cutouts, south is refused: tests/sdss/test_download_other_survey.py.)"""
     cat = make_catalog(tmp_path, 3)
     key = key_of(cat.ra[1], cat.dec[1])
-    with SurveyServer(plans={key: ["blank", "ok"]}) as srv:
+    with SurveyServer(plans={key: ["blank", "ok"]}, default_plan=("blank", "ok")) as srv:
         north = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-north"))
-        assert (north.ok, north.outside) == (2, 1)
+        assert (north.ok, north.outside) == (0, 3)
         south = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
         assert srv.counts[("cutout", key)] == 2
     assert (south.ok, south.failed, south.failed_before) == (3, 0, 0)
@@ -61,15 +64,14 @@ def test_ls_dr9_north_then_south_fetches_the_rows_north_had_no_imaging_for(tmp_p
 
 def test_a_permanent_failure_of_the_same_request_stays_failed_until_retry_failed(tmp_path):
     """The switch's own failure is then a fact about the new request: skipped, as today."""
-    cat = make_catalog(tmp_path, 2)
-    plans = {key_of(cat.ra[0], cat.dec[0]): ["404"]}
-    with SurveyServer(plans=plans) as srv:
+    cat = make_catalog(tmp_path, 1)
+    with SurveyServer(default_plan=("404",)) as srv:
         download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-north"))
         south = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
         assert (south.failed, south.failed_before) == (1, 0)  # asked again, failed again (south's 404 now)
         n = len(srv.requests)
         again = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
-        assert len(srv.requests) == n and (again.present, again.failed_before, again.to_fetch) == (1, 1, 0)
+        assert len(srv.requests) == n and (again.present, again.failed_before, again.to_fetch) == (0, 1, 0)
         retried = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south", retry_failed=True))
         assert retried.failed == 1 and len(srv.requests) == n + 1
     assert record(tmp_path, cat.objID[0]).attempts == 3
@@ -116,15 +118,15 @@ def test_load_dataset_at_positions_does_not_reuse_another_layers_cutouts_folder(
 
 
 def test_a_cutout_of_other_settings_goes_when_this_runs_fetch_of_it_fails(tmp_path):
-    """North's cutout is no south one: the folder must not offer it, nor a rerun adopt it."""
+    """A 16-pixel cutout is no 24-pixel one: the folder must not offer it, nor a rerun adopt it."""
     cat = make_catalog(tmp_path, 2)
     stale = tmp_path / "images" / f"{cat.objID[0]}.jpg"
     with SurveyServer(plans={key_of(cat.ra[0], cat.dec[0]): ["ok", "blank"]}) as srv:
-        download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-north"))
+        download_cutouts(tmp_path, options(srv.url, survey="legacy"))
         assert stale.is_file()
-        south = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
-        assert (south.ok, south.outside) == (1, 1) and not stale.exists()
-        again = download_cutouts(tmp_path, options(srv.url, survey="legacy", layer="ls-dr9-south"))
+        bigger = download_cutouts(tmp_path, options(srv.url, survey="legacy", size=24))
+        assert (bigger.ok, bigger.outside) == (1, 1) and not stale.exists()
+        again = download_cutouts(tmp_path, options(srv.url, survey="legacy", size=24))
     assert (again.present, again.failed_before) == (1, 1)
     rec = record(tmp_path, cat.objID[0])
-    assert (rec.status, rec.layer, rec.last_error.startswith("outside footprint")) == ("failed", "ls-dr9-south", True)
+    assert (rec.status, rec.size, rec.last_error.startswith("outside footprint")) == ("failed", 24, True)

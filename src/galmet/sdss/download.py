@@ -48,13 +48,13 @@ from galmet.data.dataset import find_catalog
 from galmet.data.surveys import DEFAULT_SURVEY, get_survey
 from galmet.errors import ConfigError, DataError, ResourceError, out_of_resources, resource_message
 from galmet.io.atomic import atomic_write_bytes, remove_stale_temp_files
-from galmet.io.fits_images import FITS_SUFFIX, read_fits
+from galmet.io.fits_images import FITS_SUFFIX, read_fits, read_fits_header
 from galmet.io.images import read_image
 from galmet.io.locks import exclusive
 from galmet.io.ownership import owned_by_galmet
 from galmet.io.progress import progress_bar
 from galmet.io.tables import read_table, write_table
-from galmet.layout import IMAGES_DIR, MANIFEST, RUN_LOCK
+from galmet.layout import CATALOG_PARQUET, IMAGES_DIR, MANIFEST, RUN_LOCK
 from galmet.paper import SDSS_NATIVE_PIXEL_ARCSEC
 from galmet.sdss.skyserver import CUTOUT_SETTINGS, Interrupted
 from galmet.sdss.sources import (
@@ -544,11 +544,14 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
-    """The dataset's catalog with objID (int64), ra, dec (and petroR90_r when scaling by size)."""
-    path = find_catalog(root)
+def read_download_catalog(root: Path, opts: DownloadOptions, catalog: Path | None = None) -> pd.DataFrame:
+    """The dataset's catalog (or the table ``catalog``, given) with objID (int64), ra, dec (and
+    petroR90_r when scaling by size)."""
+    path = catalog if catalog is not None else find_catalog(root)
     if path is None:
         raise DataError(f"{root}: no catalog.parquet (run 'galmet catalog --out {root}' first)")
+    if catalog is not None and not catalog.is_file():
+        raise DataError(f"{catalog}: no such catalogue file", param="catalog")
     cat = read_table(path)
     need = ["objID", "ra", "dec"] + (["petroR90_r"] if opts.scale_by_size else [])
     for col in need:
@@ -558,6 +561,48 @@ def read_download_catalog(root: Path, opts: DownloadOptions) -> pd.DataFrame:
     ids = objid_array(cat["objID"], str(path))  # exact: read_table keeps 19-digit IDs exact
     cat = cat.assign(objID=ids).drop_duplicates("objID").reset_index(drop=True)
     return cat
+
+
+def _check_given_catalog(root: Path, catalog: Path) -> bool:
+    """Whether the catalogue table ``catalog`` is still to be copied into the dataset ``root`` (a
+    folder, or a name for a new one): False when ``root``'s catalogue is that table already;
+    ConfigError when ``root`` has another catalogue, which is never replaced."""
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: is not a directory; expected the dataset folder")
+    held = find_catalog(root) if root.is_dir() else None
+    if held is None:
+        return True
+    if held.resolve() == catalog.resolve() or _same_table(read_table(held), read_table(catalog)):
+        return False
+    raise ConfigError(
+        f"dataset {root}: already has a catalogue ({held.name}) that is not {catalog}; give a new folder "
+        "for that catalogue's cutouts",
+        param="catalog",
+    )
+
+
+def _same_table(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """True when two catalogue tables have the same columns and cells (dtypes aside: a CSV read back
+    from its parquet copy is the same catalogue)."""
+    if list(a.columns) != list(b.columns) or a.shape != b.shape:
+        return False
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    return a.equals(b) or a.astype(str).equals(b.astype(str))
+
+
+def _copy_catalog(root: Path, catalog: Path) -> None:
+    """Create the dataset folder ``root`` if need be and write ``catalog`` as its
+    ``catalog.parquet``, atomically (a parquet table byte for byte; another format converted)."""
+    try:
+        root.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{root}: cannot create the dataset directory ({exc.strerror})") from None
+    dest = root / CATALOG_PARQUET
+    if catalog.suffix.lower() == ".parquet":
+        atomic_write_bytes(dest, catalog.read_bytes())
+    else:
+        write_table(read_table(catalog), dest)
+    log.info("%s: copied from %s", dest, catalog)
 
 
 def _scales(cat: pd.DataFrame, opts: DownloadOptions) -> np.ndarray:
@@ -573,13 +618,20 @@ def download_cutouts(
     client: CutoutSource | HttpClient | None = None,
     on_result: Callable[[CutoutOutcome], None] | None = None,
     overwrite: bool = False,
+    catalog: str | os.PathLike | None = None,
 ) -> DownloadSummary:
     """Fetch every missing cutout of ``dataset``; see the module docstring.
+
+    One dataset folder holds one survey's (and layer's, and format's) cutouts: a run of another
+    survey or layer than the cutouts the folder's manifest records, or (surveys other than sdss)
+    into a folder of galmet cutouts no manifest row accounts for, is refused (ConfigError) before
+    any request or write; fetch those into a new folder with ``catalog``.
 
     Parameters
     ----------
     dataset : path-like
-        Dataset directory with ``catalog.parquet`` (objID, ra, dec).
+        Dataset directory with ``catalog.parquet`` (objID, ra, dec); with ``catalog``, a folder
+        (made if missing) that gets that table as its ``catalog.parquet``.
     opts : DownloadOptions
         Settings; defaults are the paper's cutouts at a polite 5 requests/s.
     client : CutoutSource or HttpClient, optional
@@ -595,6 +647,11 @@ def download_cutouts(
         earlier run's), and fetch each cutout anew over a file at its name that galmet did not
         write (a user's image is never taken as a downloaded cutout); without it either is
         refused before anything is written. Cutouts galmet wrote are never re-fetched for it.
+    catalog : path-like, optional
+        A catalogue table galmet reads (objID, ra, dec; e.g. another dataset's ``catalog.parquet``),
+        copied atomically as ``dataset``'s ``catalog.parquet`` once every check passed: the
+        cross-survey set (an SDSS catalogue's labels, another survey's cutouts) in a folder of its
+        own. Refused (ConfigError) when ``dataset`` already has another catalogue.
 
     Returns
     -------
@@ -605,9 +662,11 @@ def download_cutouts(
     opts = opts or DownloadOptions()
     opts.check()
     root = Path(dataset)
-    if not root.is_dir():
+    given = Path(catalog) if catalog is not None else None
+    if given is None and not root.is_dir():
         raise DataError(f"{root}: no such dataset directory")
-    cat = read_download_catalog(root, opts)
+    cat = read_download_catalog(root, opts, given)
+    copy_catalog = given is not None and _check_given_catalog(root, given)
     manifest = root / MANIFEST
     if (manifest.exists() or manifest.is_symlink()) and not overwrite and not _galmet_manifest(manifest):
         raise ConfigError(
@@ -616,10 +675,14 @@ def download_cutouts(
         )
     records = load_manifest(manifest) if _galmet_manifest(manifest) else {}
     _refuse_other_format(root, records, opts.format)
+    _refuse_other_survey(root, records, opts)
     images = root / IMAGES_DIR
     if not overwrite:
         _refuse_foreign_cutouts(images, cat, _fetched_sizes(records), opts.suffix)
+    _refuse_unknown_cutouts(root, cat, records, opts)
     source = client if isinstance(client, CutoutSource) else opts.source(client)
+    if copy_catalog and given is not None:
+        _copy_catalog(root, given)
     if not os.access(root, os.W_OK | os.X_OK):
         raise DataError(f"{root}: cannot write into the dataset directory (permission denied)")
     try:
@@ -662,6 +725,78 @@ def _refuse_other_format(root: Path, records: dict[int, ManifestRecord], fmt: st
             f"a dataset folder holds one image format: download the {fmt} cutouts into another folder",
             param="format",
         )
+
+
+def _refuse_other_survey(root: Path, records: dict[int, ManifestRecord], opts: DownloadOptions) -> None:
+    """ConfigError when the galmet manifest ``records`` of ``root`` hold cutouts fetched (status
+    ``ok``) from another survey or layer than ``opts``': a dataset folder holds one survey's (and
+    one layer's) cutouts, so fetching another's over them (and recording it) is refused before
+    any request or write. Rows that only failed (another survey's footprint) do not bind the
+    folder: those are fetched again with this run's settings."""
+    mine = (opts.survey, opts.layer)
+    held = Counter((rec.survey, rec.layer) for rec in records.values() if rec.status == "ok")
+    held.pop(mine, None)
+    if not held:
+        return
+    (survey, layer), n = held.most_common(1)[0]
+    raise ConfigError(
+        f"dataset {root}: its {MANIFEST} records {n} {_survey_name(survey, layer)} cutouts and this run "
+        f"fetches {_survey_name(*mine)}; one folder holds the cutouts of one imaging source: {way_out(root, opts)}",
+        param="survey" if survey != opts.survey else "layer",
+    )
+
+
+def _refuse_unknown_cutouts(
+    root: Path, cat: pd.DataFrame, records: dict[int, ManifestRecord], opts: DownloadOptions
+) -> None:
+    """ConfigError when a run of a survey other than sdss finds a galmet cutout at one of the
+    catalogue's names (``images/OBJID<suffix>``) that no manifest row of this run's survey, layer
+    and format accounts for (a copied folder, another survey's set): its survey is unknown, so it
+    is never adopted (nor recorded) as this survey's. A folder whose manifest records ``ok`` cutouts
+    of this very request is this survey's (a file without its row is a killed run's cutout, kept);
+    a FITS cutout whose header names this survey and layer is taken too. SDSS runs adopt such
+    files as before (folders of SDSS JPEGs written before galmet kept manifests)."""
+    images = root / IMAGES_DIR
+    fetches = (opts.survey, opts.layer, opts.format)
+    if opts.survey == DEFAULT_SURVEY or not images.is_dir():
+        return
+    if any(r.status == "ok" and (r.survey, r.layer, r.format) == fetches for r in records.values()):
+        return
+    for oid in cat["objID"].to_numpy(dtype=np.int64).tolist():
+        rec = records.get(oid)
+        path = images / f"{oid}{opts.suffix}"
+        if rec is not None and (rec.survey, rec.layer, rec.format) == fetches:
+            continue
+        if os.path.lexists(path) and owned_by_galmet(path) and not _fits_of(path, opts):
+            raise ConfigError(
+                f"{path}: has no row in {root / MANIFEST}, so where it was imaged is unknown and it is not taken as a "
+                f"{opts.survey} cutout: move {images} away, or {way_out(root, opts)}",
+                param="survey",
+            )
+
+
+def _fits_of(path: Path, opts: DownloadOptions) -> bool:
+    """True when ``path`` is a FITS cutout whose header names ``opts``' survey and layer."""
+    if opts.suffix != FITS_SUFFIX:
+        return False
+    try:
+        meta = read_fits_header(path).meta
+    except (DataError, OSError):
+        return False
+    return meta.get("SURVEY") == opts.survey and (meta.get("LAYER") or None) == opts.layer
+
+
+def _survey_name(survey: str, layer: str | None) -> str:
+    """``"legacy ls-dr10"``, ``"sdss"``: a survey and its layer, as the messages name them."""
+    return f"{survey} {layer}" if layer else survey
+
+
+def way_out(root: Path, opts: DownloadOptions) -> str:
+    """The command that downloads ``opts``' cutouts of ``root``'s catalogue into a new folder."""
+    catalog = find_catalog(root) or root / CATALOG_PARQUET
+    layer = f" --layer {opts.layer}" if opts.layer and opts.layer != get_survey(opts.survey).layers[0] else ""
+    fmt = f" --format {opts.format}" if opts.format != get_survey(opts.survey).formats[0] else ""
+    return f"download into a new folder: galmet download NEW --catalog {catalog} --survey {opts.survey}{layer}{fmt}"
 
 
 def _fetched_sizes(records: dict[int, ManifestRecord]) -> dict[int, int]:
@@ -1020,6 +1155,8 @@ class _Run:
         if res.status is None:
             return res.fatal
         self._record(res.oid, res.status, res.attempts, res.error, res.permanent, res.nbytes, res.scale)
+        if res.status == "ok" and s.ok == 0:  # the folder's survey on record at once (see _refuse_unknown_cutouts)
+            write_manifest(self.manifest_path, self.records)
         if res.status == "failed" and res.oid in self.stale:
             self._remove_stale(res.oid)
         if res.status == "ok":

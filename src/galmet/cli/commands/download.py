@@ -14,6 +14,9 @@ g, r, z fluxes in nanomaggies). --survey ps1: <base-url>/cgi-bin/ps1filenames.py
 fitscut.cgi (FITS by default: g, r, i linear fluxes; 0.25"/pixel only). --scale and --size
 default to the survey's. Any catalogue with objID, ra, dec will do: an SDSS catalogue with
 --survey legacy is the cross-survey training set (MPA-JHU labels, Legacy Surveys images).
+A dataset folder holds one survey's (and layer's) cutouts: --catalog PATH takes the catalogue of
+another folder (copied as DATASET/catalog.parquet) so that another survey's cutouts get a folder
+of their own; a run of another survey or layer over a folder's cutouts is refused (exit 2).
 A position where the survey has no imaging (blank sky, no PS1 image) is a permanent failure of
 its own, "outside footprint", which counts toward neither failure budget.
 Requests run concurrently (--workers) under a global rate limit (--rate), with retries,
@@ -36,8 +39,9 @@ Examples:
   galmet download paper                          # 8 workers, 5 requests/s
   galmet download paper --scale-by-size          # the authors' field-scaled mode
   galmet download paper --retry-failed --workers 2 --rate 1
-  galmet download paper --survey legacy --format fits   # grz fluxes at 0.262"/pixel
-  galmet download paper --survey ps1                     # gri fluxes at 0.25"/pixel
+  galmet download xs --catalog paper/catalog.parquet --survey legacy  # Legacy cutouts, new folder
+  galmet download xf --catalog paper/catalog.parquet --survey legacy --format fits  # grz fluxes
+  galmet download xp --catalog paper/catalog.parquet --survey ps1     # gri fluxes at 0.25"/pixel
 """
 
 
@@ -47,7 +51,14 @@ def add_arguments(p) -> None:
     from galmet.sdss.download import DOWNLOAD_RANGES, DownloadOptions
 
     d = DownloadOptions()
-    p.add_argument("dataset", help="dataset directory with catalog.parquet (objID, ra, dec)")
+    p.add_argument("dataset", help="dataset directory with catalog.parquet (objID, ra, dec); with --catalog, a new one")
+    p.add_argument(
+        "--catalog",
+        metavar="PATH",
+        help="take the catalogue from this table (objID, ra, dec; e.g. another dataset's catalog.parquet), "
+        "copied as DATASET/catalog.parquet: another survey's cutouts of a catalogue in a folder of their own "
+        "(refused when DATASET has another catalogue)",
+    )
     g = add_server_options(p, d.settings())
     g.add_argument(
         "--workers",
@@ -142,7 +153,7 @@ def run(args) -> int:
         progress=not args.no_progress,
         max_bytes=args.max_bytes,
     )
-    summary = download_cutouts(args.dataset, opts, overwrite=args.overwrite)
+    summary = download_cutouts(args.dataset, opts, overwrite=args.overwrite, catalog=args.catalog)
     line = summary.line()
     # the budget that stopped it, as the flag
     for param in ("max_consecutive_failures", "max_failures", "failure_budget"):
