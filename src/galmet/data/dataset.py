@@ -41,6 +41,7 @@ import pandas as pd
 from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
 from galmet.data.fits_header_imaging import is_fits_path
+from galmet.data.fits_rows import disagreeing_rows
 from galmet.data.flux_images import image_format, read_fits_rgb, read_row_header, resolve_stretch
 from galmet.data.imaging import Imaging, check_image_size, recorded_imaging
 from galmet.data.labels import invalid_label_mask, label_problem
@@ -369,9 +370,10 @@ def load_dataset(
 
     skipped = sorted(problems.values())
     fits = image_format(root, paths) == "fits"
-    stretch = resolve_stretch(stretch, recorded_imaging(root, sample=paths[0])) if fits else None
+    recorded = recorded_imaging(root, sample=paths[0]) if fits else None
+    stretch = resolve_stretch(stretch, recorded) if fits else None
     if load_images:
-        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch)
+        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch, recorded)
     else:
         size = size if size is not None else _sampled_size(root, paths, names)
         ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=stretch)
@@ -622,10 +624,12 @@ def _load_images(
     cache,
     progress,
     stretch: Stretch | None = None,
+    recorded=None,
 ) -> Dataset:
     """The Dataset with its images: memory-mapped from a decode cache made for exactly these
     files (and, for FITS, this ``stretch``; see :mod:`galmet.data.cache`), else decoded
-    (headers checked first) and cached."""
+    (headers checked first: for FITS, each row's imaging against the set's and ``recorded``'s,
+    :func:`~galmet.data.fits_rows.disagreeing_rows`) and cached."""
     location = cache_location(root, cache)
     digests = file_digests(paths) if location is not None else []
     recipe = stretch.to_dict() if stretch is not None else None
@@ -637,6 +641,12 @@ def _load_images(
             return ds
 
     headers, problems = read_headers(root, paths, names)
+    if stretch is not None:  # FITS: a row of another survey, bands, unit or scale is a bad row
+        odd = disagreeing_rows(paths, headers, recorded)
+        for i, line in odd.items():
+            problems[i], _ = line, headers.pop(i)
+        stretch = _set_stretch(root, paths, stretch, recorded, odd)
+        recipe = stretch.to_dict()
     if size is None:
         if not headers:  # not one readable image: report the first, or how many were skipped
             _settle(problems, on_error)
@@ -667,6 +677,15 @@ def _load_images(
         if ds._images is None:  # written but not readable back (a file system that lies): use memory
             ds._images, ds.cache_path = images, None
     return ds
+
+
+def _set_stretch(root: Path, paths: list[Path], stretch: Stretch, recorded, odd: dict) -> Stretch:
+    """``stretch``, unless it is the one the first row's header chose (``recorded``'s) and that
+    row is not of the set (``odd``): then the one the first row of the set chooses."""
+    if 0 not in odd or recorded is None or stretch != resolve_stretch(None, recorded):
+        return stretch
+    good = next((i for i in range(len(paths)) if i not in odd), None)
+    return stretch if good is None else resolve_stretch(None, recorded_imaging(root, sample=paths[good]))
 
 
 def decode_all(

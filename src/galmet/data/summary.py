@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+#: What the stretch line says of a FITS set whose survey is not known.
+UNKNOWN_SURVEY = "(survey unknown: the headers name none and their bands, unit and scale do not tell; SDSS's default)"
+
 
 def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
     """A short table: rows per split and mean/std/range of each label column."""
@@ -19,7 +22,7 @@ def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
         lines[0] = lines[0].replace(" RGB", f" from FITS {im.bands or ''} fluxes".replace("  ", " "))
         lines.append(
             f"flux stretch: {d['kind']} scales {d['scales']} minimum {d['minimum']} stretch {d['stretch']:g} "
-            f"Q {d['Q']:g}" + (f" ({im.survey})" if im.survey else "")
+            f"Q {d['Q']:g} " + (f"({im.survey})" if im.survey else UNKNOWN_SURVEY)
         )
     if ds.cache_path is not None:
         lines.append(f"decode cache: {ds.cache_path}")
