@@ -15,7 +15,7 @@ from test_fits_dataset import META, _fits_path, _flux_cube, make_tiny_fits_datas
 from galmet.data.dataset import load_dataset  # noqa: E402
 from galmet.data.fits_header_imaging import infer_survey  # noqa: E402
 from galmet.data.flux_images import read_rgb  # noqa: E402
-from galmet.data.stretch import default_stretch  # noqa: E402
+from galmet.data.stretch import Stretch, default_stretch  # noqa: E402
 from galmet.errors import DataError  # noqa: E402
 from galmet.io.fits_images import encode_fits  # noqa: E402
 
@@ -65,10 +65,12 @@ def test_the_set_is_the_majority_even_when_the_first_row_is_odd(tmp_path):
     (root / "catalog.parquet").unlink()  # a plain folder: nothing but the headers records the imaging
     first = sorted(folder.iterdir())[0]
     first.write_bytes(encode_fits(_flux_cube(np.random.default_rng(1), 16, 0.5), PS1))
-    rows = [p.name for p in load_dataset(folder, on_error="skip", cache=False).paths]
     ds = load_dataset(folder, on_error="skip", cache=False)
-    assert first.name not in rows and len(ds) == 4
+    assert first.name not in [p.name for p in ds.paths] and len(ds) == 4
     assert ds.stretch == default_stretch("legacy") and ds.imaging.survey == "legacy"
+    assert "SURVEY is ps1" not in ds.skipped[0] and "BANDS is gri, the set's is grz" in ds.skipped[0]
+    given = Stretch(scales=(1.0, 2.0, 3.0))
+    assert load_dataset(folder, on_error="skip", cache=False, stretch=given).stretch == given
 
 
 def test_a_header_without_a_keyword_is_not_flagged(tmp_path):

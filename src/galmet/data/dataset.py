@@ -371,9 +371,11 @@ def load_dataset(
     skipped = sorted(problems.values())
     fits = image_format(root, paths) == "fits"
     recorded = recorded_imaging(root, sample=paths[0]) if fits else None
-    stretch = resolve_stretch(stretch, recorded) if fits else None
+    given, stretch = stretch is not None, resolve_stretch(stretch, recorded) if fits else None
     if load_images:
-        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch, recorded)
+        ds = _load_images(
+            root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch, recorded, given
+        )
     else:
         size = size if size is not None else _sampled_size(root, paths, names)
         ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=stretch)
@@ -625,11 +627,13 @@ def _load_images(
     progress,
     stretch: Stretch | None = None,
     recorded=None,
+    given: bool = False,
 ) -> Dataset:
     """The Dataset with its images: memory-mapped from a decode cache made for exactly these
     files (and, for FITS, this ``stretch``; see :mod:`galmet.data.cache`), else decoded
     (headers checked first: for FITS, each row's imaging against the set's and ``recorded``'s,
-    :func:`~galmet.data.fits_rows.disagreeing_rows`) and cached."""
+    :func:`~galmet.data.fits_rows.disagreeing_rows`) and cached. ``given``: ``stretch`` is the
+    caller's, not the one the first row's header chose."""
     location = cache_location(root, cache)
     digests = file_digests(paths) if location is not None else []
     recipe = stretch.to_dict() if stretch is not None else None
@@ -645,7 +649,7 @@ def _load_images(
         odd = disagreeing_rows(paths, headers, recorded)
         for i, line in odd.items():
             problems[i], _ = line, headers.pop(i)
-        stretch = _set_stretch(root, paths, stretch, recorded, odd)
+        stretch = stretch if given else _set_stretch(root, paths, stretch, odd, headers)
         recipe = stretch.to_dict()
     if size is None:
         if not headers:  # not one readable image: report the first, or how many were skipped
@@ -679,13 +683,14 @@ def _load_images(
     return ds
 
 
-def _set_stretch(root: Path, paths: list[Path], stretch: Stretch, recorded, odd: dict) -> Stretch:
-    """``stretch``, unless it is the one the first row's header chose (``recorded``'s) and that
-    row is not of the set (``odd``): then the one the first row of the set chooses."""
-    if 0 not in odd or recorded is None or stretch != resolve_stretch(None, recorded):
+def _set_stretch(root: Path, paths: list[Path], stretch: Stretch, odd: dict, headers: dict) -> Stretch:
+    """``stretch`` (the dataset's, not a caller's), unless the first row, whose header chose it
+    where no record did, is not of the set (``odd``): then the one the first row of the set
+    chooses (:func:`~galmet.data.imaging.recorded_imaging` of the first row in ``headers``)."""
+    if 0 not in odd or not headers:
         return stretch
-    good = next((i for i in range(len(paths)) if i not in odd), None)
-    return stretch if good is None else resolve_stretch(None, recorded_imaging(root, sample=paths[good]))
+    good = min(headers)
+    return resolve_stretch(None, recorded_imaging(root, sample=paths[good]))
 
 
 def decode_all(
