@@ -369,20 +369,27 @@ def load_dataset(
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 
     skipped = sorted(problems.values())
-    fits = image_format(root, paths) == "fits"
-    recorded = recorded_imaging(root, sample=paths[0]) if fits else None
-    given, stretch = stretch is not None, resolve_stretch(stretch, recorded) if fits else None
+    fits = _fits_decoding(root, paths, stretch)  # (stretch, recorded, given); stretch None for JPEGs
     if load_images:
-        ds = _load_images(
-            root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch, recorded, given
-        )
+        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, *fits)
     else:
         size = size if size is not None else _sampled_size(root, paths, names)
-        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=stretch)
+        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=fits[0])
     ds.split_source = "catalogue" if given else "assigned"
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _fits_decoding(root: Path, paths: list[Path], given) -> tuple[Stretch | None, Imaging | None, bool]:
+    """For FITS rows: the stretch they are decoded with (``given``, else the recorded one, else
+    the survey's default: :func:`~galmet.data.flux_images.resolve_stretch`), the imaging the
+    dataset records (its first row's header filling the rest) and whether the stretch was
+    ``given``; (None, None, False) for JPEG/PNG rows."""
+    if image_format(root, paths) != "fits":
+        return None, None, False
+    recorded = recorded_imaging(root, sample=paths[0])
+    return resolve_stretch(given, recorded), recorded, given is not None
 
 
 def _rows(root: Path, catalog_file: Path | None) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
