@@ -127,3 +127,17 @@ def test_a_legacy_viewer_cutout_without_survey_decodes_with_legacys_stretch(tmp_
     assert code == 0 and "survey unknown" in out and load_dataset(gri, cache=False).imaging.survey is None
     ps1 = make_tiny_fits_dataset(tmp_path / "ps1", n=4, meta={"BANDS": "gri", "PIXSCALE": 0.25})
     assert load_dataset(ps1, cache=False).stretch == default_stretch("ps1")
+
+
+def test_a_cache_made_before_the_row_checks_is_not_used(tmp_path):
+    from galmet.data.cache import cache_key, cache_location, file_digests, write_cache
+
+    root = make_tiny_fits_dataset(tmp_path / "ds", n=4)
+    ds = load_dataset(root)  # makes the cache
+    path = _rewrite(root, 2, {**META, "BANDS": "gri"})
+    names, paths = ds.names, ds.paths
+    old = cache_key(names, paths, file_digests(paths), ds.stretch.to_dict())
+    del old["fits_checks"]  # the key a galmet without these checks wrote, for the files as they are now
+    write_cache(cache_location(root, True), np.asarray(ds.images()), old)
+    with pytest.raises(DataError, match=f"{path}: BANDS is gri"):
+        load_dataset(root)
