@@ -141,3 +141,13 @@ def test_a_cache_made_before_the_row_checks_is_not_used(tmp_path):
     write_cache(cache_location(root, True), np.asarray(ds.images()), old)
     with pytest.raises(DataError, match=f"{path}: BANDS is gri"):
         load_dataset(root)
+
+
+def test_a_cutout_archives_imaging_is_its_samples_majority(tmp_path):
+    from galmet.data.archive import open_archive
+
+    root = make_tiny_fits_dataset(tmp_path / "ds", n=4)
+    _rewrite(root, 0, PS1)
+    archive = open_archive(root)
+    im = archive.imaging([archive.image_path(i) for i in range(4)])
+    assert (im.survey, im.bands, im.stretch) == ("legacy", "grz", default_stretch("legacy").to_dict())
