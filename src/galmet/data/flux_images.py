@@ -103,7 +103,7 @@ def resolve_stretch(given, recorded) -> Stretch:
 def read_rgb(path: Path, size: int | None, stretch, where: str) -> np.ndarray:
     """One image file as uint8 (H, W, 3) (H = W = ``size`` when given): a JPEG/PNG decoded, a
     FITS cutout through ``stretch`` (a Stretch or its dict, e.g. a model's ``imaging.stretch``;
-    None: the default of the survey its header names). DataError (one line naming ``where``)
+    None: the default of the survey its header names or its bands tell). DataError (one line naming ``where``)
     for a bad file."""
     if not is_fits_path(path):
         return read_image(path, size, where=where)
