@@ -30,6 +30,7 @@ import pandas as pd
 
 from galmet.columns import FILE, OBJID, objid_array
 from galmet.data.dataset import find_catalog, majority_size
+from galmet.data.fits_rows import disagreeing_rows
 from galmet.data.flux_images import read_row_header
 from galmet.data.imaging import Imaging, recorded_imaging
 from galmet.errors import ConfigError, DataError
@@ -148,13 +149,17 @@ class CutoutArchive:
         """What the archive records of its imaging (:func:`galmet.data.imaging.recorded_imaging`),
         with the size most of the ``sample`` images have (read from their headers only; an
         unreadable one is left out: its row is a bad image when it is predicted). A FITS
-        archive's imaging comes from the first sample's header too, with its default stretch."""
-        headers = []
-        for path in sample:
+        archive's imaging comes from the header of the first sample that is of the samples'
+        survey, bands, unit and scale (:func:`~galmet.data.fits_rows.disagreeing_rows`) too,
+        with its default stretch."""
+        headers = {}
+        for i, path in enumerate(sample):
             with contextlib.suppress(DataError):
-                headers.append(read_row_header(path, str(path)))
-        size = majority_size(self.root, headers) if headers else None
-        return recorded_imaging(self.root, size, sample=sample[0] if sample else None)
+                headers[i] = read_row_header(path, str(path))
+        size = majority_size(self.root, headers.values()) if headers else None
+        odd = disagreeing_rows(sample, headers)
+        first = next((sample[i] for i in sorted(headers) if i not in odd), sample[0] if sample else None)
+        return recorded_imaging(self.root, size, sample=first)
 
 
 _cache: collections.OrderedDict = collections.OrderedDict()

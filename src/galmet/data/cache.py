@@ -34,6 +34,10 @@ from galmet.layout import CATALOG_PARQUET, IMAGE_CACHE, cache_key_file
 
 #: Version of the key; caches with another version are rebuilt.
 CACHE_FORMAT = 2
+#: Version of the checks a FITS set's rows pass before they are cached (2: every header against
+#: the set's survey, bands, unit and scale, and no blank or all-NaN cutout); a cache made
+#: before them is not used, so a set they would refuse is not read from it.
+FITS_CHECKS = 2
 #: Files up to this size are hashed whole; larger ones by their first and last half of it.
 WHOLE_FILE_BYTES = 1 << 16
 _BLOCK = 4096
@@ -121,7 +125,7 @@ def cache_key(names: list[str], paths: list[Path], digests: list[str], stretch: 
         h.update(f"{name}|{p.name}|{d}\n".encode())
     key: dict = {"format": CACHE_FORMAT, "n": len(names), "rows_sha256": h.hexdigest()}
     if stretch is not None:
-        key["stretch"] = stretch
+        key["stretch"], key["fits_checks"] = stretch, FITS_CHECKS
     return key
 
 

@@ -41,6 +41,7 @@ import pandas as pd
 from galmet.columns import DEFAULT_TARGET, FILE, LABEL_RANGES, OBJID, float_array, objid_array
 from galmet.data.cache import cache_key, cache_location, file_digests, open_cache, write_cache
 from galmet.data.fits_header_imaging import is_fits_path
+from galmet.data.fits_rows import disagreeing_rows
 from galmet.data.flux_images import image_format, read_fits_rgb, read_row_header, resolve_stretch
 from galmet.data.imaging import Imaging, check_image_size, recorded_imaging
 from galmet.data.labels import invalid_label_mask, label_problem
@@ -368,17 +369,27 @@ def load_dataset(
         catalog[OBJID] = objid_array(catalog[OBJID], str(catalog_file or root))
 
     skipped = sorted(problems.values())
-    fits = image_format(root, paths) == "fits"
-    stretch = resolve_stretch(stretch, recorded_imaging(root, sample=paths[0])) if fits else None
+    fits = _fits_decoding(root, paths, stretch)  # (stretch, recorded, given); stretch None for JPEGs
     if load_images:
-        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, stretch)
+        ds = _load_images(root, catalog, paths, names, skipped, size, on_error, cache, progress, *fits)
     else:
         size = size if size is not None else _sampled_size(root, paths, names)
-        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=stretch)
+        ds = Dataset(root=root, catalog=catalog, paths=paths, image_size=int(size), skipped=skipped, stretch=fits[0])
     ds.split_source = "catalogue" if given else "assigned"
     if ds.skipped:
         log.warning("%s: skipped %d bad rows (first: %s)", root, len(ds.skipped), ds.skipped[0])
     return ds
+
+
+def _fits_decoding(root: Path, paths: list[Path], given) -> tuple[Stretch | None, Imaging | None, bool]:
+    """For FITS rows: the stretch they are decoded with (``given``, else the recorded one, else
+    the survey's default: :func:`~galmet.data.flux_images.resolve_stretch`), the imaging the
+    dataset records (its first row's header filling the rest) and whether the stretch was
+    ``given``; (None, None, False) for JPEG/PNG rows."""
+    if image_format(root, paths) != "fits":
+        return None, None, False
+    recorded = recorded_imaging(root, sample=paths[0])
+    return resolve_stretch(given, recorded), recorded, given is not None
 
 
 def _rows(root: Path, catalog_file: Path | None) -> tuple[pd.DataFrame, list[Path], dict[int, str]]:
@@ -622,10 +633,14 @@ def _load_images(
     cache,
     progress,
     stretch: Stretch | None = None,
+    recorded=None,
+    given: bool = False,
 ) -> Dataset:
     """The Dataset with its images: memory-mapped from a decode cache made for exactly these
     files (and, for FITS, this ``stretch``; see :mod:`galmet.data.cache`), else decoded
-    (headers checked first) and cached."""
+    (headers checked first: for FITS, each row's imaging against the set's and ``recorded``'s,
+    :func:`~galmet.data.fits_rows.disagreeing_rows`) and cached. ``given``: ``stretch`` is the
+    caller's, not the one the first row's header chose."""
     location = cache_location(root, cache)
     digests = file_digests(paths) if location is not None else []
     recipe = stretch.to_dict() if stretch is not None else None
@@ -637,6 +652,12 @@ def _load_images(
             return ds
 
     headers, problems = read_headers(root, paths, names)
+    if stretch is not None:  # FITS: a row of another survey, bands, unit or scale is a bad row
+        odd = disagreeing_rows(paths, headers, recorded)
+        for i, line in odd.items():
+            problems[i], _ = line, headers.pop(i)
+        stretch = stretch if given else _set_stretch(root, paths, stretch, odd, headers)
+        recipe = stretch.to_dict()
     if size is None:
         if not headers:  # not one readable image: report the first, or how many were skipped
             _settle(problems, on_error)
@@ -667,6 +688,16 @@ def _load_images(
         if ds._images is None:  # written but not readable back (a file system that lies): use memory
             ds._images, ds.cache_path = images, None
     return ds
+
+
+def _set_stretch(root: Path, paths: list[Path], stretch: Stretch, odd: dict, headers: dict) -> Stretch:
+    """``stretch`` (the dataset's, not a caller's), unless the first row, whose header chose it
+    where no record did, is not of the set (``odd``): then the one the first row of the set
+    chooses (:func:`~galmet.data.imaging.recorded_imaging` of the first row in ``headers``)."""
+    if 0 not in odd or not headers:
+        return stretch
+    good = min(headers)
+    return resolve_stretch(None, recorded_imaging(root, sample=paths[good]))
 
 
 def decode_all(

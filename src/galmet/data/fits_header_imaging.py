@@ -70,21 +70,52 @@ def with_fits_header(root: Path, found, sample: str | Path | None = None):
     return _fill(found, header.meta, header.width if header.width == header.height else None)
 
 
-def _fill(found, meta: dict, size: int | None):
-    """``found`` with the header keywords ``meta`` filling its None fields."""
+def header_survey(meta: dict) -> str | None:
+    """The survey a FITS cutout's header keywords ``meta`` name (``SURVEY``), else the one its
+    ``BANDS``, ``BUNIT`` and ``PIXSCALE`` tell (:func:`infer_survey`; the Legacy viewer's
+    cutouts have no ``SURVEY``), else None."""
     name = str(meta.get("SURVEY", "")).strip().lower()
-    survey = found.survey or (name if name in SURVEYS else None)
+    if name in SURVEYS:
+        return name
+    return infer_survey(str(meta.get("BANDS", "")).strip(), meta.get("BUNIT"), meta.get("PIXSCALE"))
+
+
+def infer_survey(bands: str, unit=None, scale=None) -> str | None:
+    """The one survey of :data:`~galmet.data.surveys.SURVEYS` whose default ``bands`` are
+    ``bands`` (``grz``: legacy); when several have them (``gri``: sdss, ps1), the one of those
+    the flux unit ``unit`` and then the pixel scale ``scale`` (arcsec/px, its native or default
+    scale within 0.001) single out; None when nothing decides."""
+    found = [s for s in SURVEYS.values() if s.bands == bands]
+    if unit is not None and len(found) > 1:
+        unit = str(unit).strip().lower()
+        found = [s for s in found if s.flux_unit.lower() == unit] or found
+    value = _number(scale)
+    if value is not None and len(found) > 1:
+        near = [s for s in found if min(abs(s.native_pixel_scale - value), abs(s.default_pixel_scale - value)) < 1e-3]
+        found = near or found
+    return found[0].name if len(found) == 1 else None
+
+
+def _number(value) -> float | None:
+    """``value`` as a finite float, else None."""
+    try:
+        value = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _fill(found, meta: dict, size: int | None):
+    """``found`` with the header keywords ``meta`` filling its None fields (the survey inferred
+    from the bands, unit and scale when the header names none: :func:`header_survey`)."""
+    survey = found.survey or header_survey(meta)
     layer = str(meta.get("LAYER", "")).strip()
     if found.layer is None and survey and layer in SURVEYS[survey].layers:
         found = replace(found, layer=layer)
     bands = str(meta.get("BANDS", "")).strip()
     if found.bands is None and len(bands) == 3:
         found = replace(found, bands=bands)
-    scale = meta.get("PIXSCALE")
-    try:
-        scale = float(scale) if scale is not None else None
-    except (TypeError, ValueError):
-        scale = None
-    if found.pixel_scale is None and found.scale_mode != "scale-by-size" and scale and math.isfinite(scale):
+    scale = _number(meta.get("PIXSCALE"))
+    if found.pixel_scale is None and found.scale_mode != "scale-by-size" and scale:
         found = replace(found, pixel_scale=scale if scale > 0 else None, scale_mode=found.scale_mode or "fixed")
     return replace(found, survey=survey, fetch_size=found.fetch_size or size)

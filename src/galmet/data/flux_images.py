@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from galmet.data.fits_header_imaging import is_fits_path
+from galmet.data.fits_header_imaging import header_survey, is_fits_path
+from galmet.data.fits_rows import FitsRowHeader, row_keys
 from galmet.data.stretch import Stretch, default_stretch
 from galmet.errors import DataError
 from galmet.io.fits_images import read_fits, read_fits_header
@@ -47,7 +48,8 @@ def image_format(root: Path, paths: list[Path]) -> str:
 
 
 def read_row_header(path: Path, where: str) -> ImageHeader:
-    """The size of a row's image (a FITS cutout's header, or a JPEG/PNG's), no pixel decoded.
+    """The size of a row's image (a FITS cutout's header, or a JPEG/PNG's), no pixel decoded;
+    a FITS cutout's is a :class:`~galmet.data.fits_rows.FitsRowHeader`, with its imaging keywords.
 
     Raises
     ------
@@ -59,14 +61,26 @@ def read_row_header(path: Path, where: str) -> ImageHeader:
     header = read_fits_header(path, where)
     if header.bands != FITS_BANDS:
         raise DataError(f"{where}: FITS image has {header.bands} bands, expected {FITS_BANDS} (bluest first)")
-    return ImageHeader(FITS_FORMAT, header.width, header.height)
+    return FitsRowHeader(FITS_FORMAT, header.width, header.height, keys=row_keys(header.meta))
 
 
 def read_fits_rgb(path: Path, size: int, stretch: Stretch, where: str) -> tuple[np.ndarray, int]:
     """A FITS cutout as uint8 (size, size, 3) through ``stretch``, and its count of non-finite
     fluxes (taken as 0); DataError (one line naming ``where``) for a bad file."""
-    cube = read_fits(path, size, FITS_BANDS, where)
+    cube = check_fluxes(read_fits(path, size, FITS_BANDS, where), where)
     return stretch.apply_counted(cube)
+
+
+def check_fluxes(cube: np.ndarray, where: str) -> np.ndarray:
+    """``cube`` (float fluxes) when it holds an image: DataError (one line naming ``where``)
+    when no flux is finite (all NaN/inf) or every finite flux is exactly 0 (blank sky, what
+    ``galmet download`` calls outside the footprint). Some NaNs are left to the stretch."""
+    finite = np.isfinite(cube)
+    if not finite.any():
+        raise DataError(f"{where}: no finite flux (all {cube.size} values are NaN or inf)")
+    if not np.any(cube[finite]):
+        raise DataError(f"{where}: blank: all fluxes are 0 (no imaging here?)")
+    return cube
 
 
 def resolve_stretch(given, recorded) -> Stretch:
@@ -89,12 +103,11 @@ def resolve_stretch(given, recorded) -> Stretch:
 def read_rgb(path: Path, size: int | None, stretch, where: str) -> np.ndarray:
     """One image file as uint8 (H, W, 3) (H = W = ``size`` when given): a JPEG/PNG decoded, a
     FITS cutout through ``stretch`` (a Stretch or its dict, e.g. a model's ``imaging.stretch``;
-    None: the default of the survey its header names). DataError (one line naming ``where``)
+    None: the default of the survey its header names or its bands tell). DataError (one line naming ``where``)
     for a bad file."""
     if not is_fits_path(path):
         return read_image(path, size, where=where)
     if stretch is None:
-        survey = read_fits_header(path, where).meta.get("SURVEY")
-        stretch = default_stretch(str(survey).strip().lower() if survey else None)
-    cube = read_fits(path, size, FITS_BANDS, where)
+        stretch = default_stretch(header_survey(read_fits_header(path, where).meta))
+    cube = check_fluxes(read_fits(path, size, FITS_BANDS, where), where)
     return Stretch.from_dict(stretch, "stretch").apply(cube)

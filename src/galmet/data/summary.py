@@ -7,6 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from galmet.data.stretch import default_stretch
+
+#: What the stretch line says of a FITS set whose survey is not known.
+UNKNOWN_SURVEY = "(survey unknown: the headers name none and their bands, unit and scale do not tell)"
+
 
 def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
     """A short table: rows per split and mean/std/range of each label column."""
@@ -19,8 +24,10 @@ def dataset_summary(ds, targets: Sequence[str] | None = None) -> str:
         lines[0] = lines[0].replace(" RGB", f" from FITS {im.bands or ''} fluxes".replace("  ", " "))
         lines.append(
             f"flux stretch: {d['kind']} scales {d['scales']} minimum {d['minimum']} stretch {d['stretch']:g} "
-            f"Q {d['Q']:g}" + (f" ({im.survey})" if im.survey else "")
+            f"Q {d['Q']:g} " + (f"({im.survey})" if im.survey else UNKNOWN_SURVEY)
         )
+        if im.survey is None and stretch == default_stretch(None):
+            lines[-1] = lines[-1][:-1] + "; SDSS's default stretch, as fluxes in nanomaggies)"
     if ds.cache_path is not None:
         lines.append(f"decode cache: {ds.cache_path}")
     if ds.skipped:
