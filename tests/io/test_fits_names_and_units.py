@@ -4,6 +4,7 @@ the units back."""
 
 from __future__ import annotations
 
+import ast
 import logging
 import re
 from pathlib import Path
@@ -124,6 +125,17 @@ def test_other_formats_keep_the_names(tmp_path, writer):
     assert "RA" in names and "ra" in names and "RA_input" not in names
 
 
+def _code_of(path: Path) -> str:
+    """A module's code without its docstrings and comments (a usage example in a docstring is not a write)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
 def test_only_io_tables_writes_fits():
     """The renaming and the TUNITs live in io/tables: no other module may write a FITS file itself
     (but io/fits_images, which writes FITS image cutouts, not tables)."""
@@ -131,7 +143,7 @@ def test_only_io_tables_writes_fits():
     offenders = [
         str(p.relative_to(SRC))
         for p in SRC.rglob("*.py")
-        if p.relative_to(SRC).as_posix() not in ("io/tables.py", "io/fits_images.py") and pattern.search(p.read_text())
+        if p.relative_to(SRC).as_posix() not in ("io/tables.py", "io/fits_images.py") and pattern.search(_code_of(p))
     ]
     assert offenders == []
 
