@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from galmet.errors import ConfigError
+from galmet.paper import BANDS, IMAGE_SIZE, PIXEL_SCALE_ARCSEC, SDSS_NATIVE_PIXEL_ARCSEC
 
 #: Image formats a survey's cutouts may come in: an 8-bit colour JPEG, or float fluxes in FITS.
 FORMATS = ("jpeg", "fits")
@@ -122,11 +123,11 @@ class Survey:
 SDSS = Survey(
     name="sdss",
     title="Sloan Digital Sky Survey (SkyServer ImgCutout)",
-    bands="gri",
+    bands=BANDS,
     all_bands="ugriz",
-    native_pixel_scale=0.396,
-    default_pixel_scale=0.296,
-    default_size=128,
+    native_pixel_scale=SDSS_NATIVE_PIXEL_ARCSEC,
+    default_pixel_scale=PIXEL_SCALE_ARCSEC,
+    default_size=IMAGE_SIZE,
     formats=("jpeg",),
     layers=(),
     base_url="https://skyserver.sdss.org/dr14",

@@ -107,7 +107,7 @@ from galmet.layout import (
 )
 from galmet.nn.device import resolve_device
 from galmet.nn.inference import GalmetModel, InferenceOptions, inference_options, named_model
-from galmet.paper import DATA_RELEASE, IMAGE_SIZE, PIXEL_SCALE_ARCSEC
+from galmet.paper import DATA_RELEASE, IMAGE_SIZE
 from galmet.predict.flags import flag_rows
 from galmet.predict.output import ROW, positions_table, write_positions_table
 from galmet.sdss.answers import is_blank
@@ -257,8 +257,7 @@ def model_pixel_scale(model: GalmetModel) -> float:
     imaging = model.imaging
     if imaging.pixel_scale:
         return float(imaging.pixel_scale)
-    own = imaging.survey or DEFAULT_SURVEY
-    return PIXEL_SCALE_ARCSEC if own == DEFAULT_SURVEY else get_survey(own).default_pixel_scale
+    return get_survey(imaging.survey).default_pixel_scale
 
 
 def _scale_origin(model: GalmetModel) -> str:
