@@ -62,6 +62,21 @@ PS1_SOFTEN, PS1_OFFSET = 3.5, 0.25
 PS1_EXPTIME = (1200.0, 900.0, 1500.0)
 
 
+def download_args(ds, url, *extra, retries: int = 2) -> list:
+    """``galmet download`` arguments for a test against a stand-in at ``url``: no rate limit, 16 px
+    cutouts, short deadlines and backoff, no progress bar; ``extra`` appended."""
+    return ["download", ds, "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "2", "--retries",
+            str(retries), "--backoff-base", "0.001", "--no-progress", *extra]  # fmt: skip
+
+
+def download_options(url: str, retries: int = 2, **kw):
+    """The :class:`~galmet.sdss.download.DownloadOptions` of :func:`download_args` (``kw`` overrides)."""
+    from galmet.sdss.download import DownloadOptions
+
+    base = dict(base_url=url, rate=0, retries=retries, timeout=2.0, backoff_base=0.001, size=16, progress=False)
+    return DownloadOptions(**{**base, **kw})
+
+
 def fake_flux(key: str, size: int, band: int) -> np.ndarray:
     """Deterministic float32 (size, size) fluxes of one band at ``key``: a galaxy-like blob on noise."""
     rng = np.random.default_rng(key_seed(key, band))

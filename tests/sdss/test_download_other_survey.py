@@ -7,27 +7,20 @@ import shutil
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, snapshot
 from faulty_server import FaultyServer, make_catalog
 from galmet.errors import ConfigError
 from galmet.io.tables import read_table, write_table
 from galmet.sdss.download import DownloadOptions, download_cutouts, load_manifest, write_manifest
-from survey_servers import SurveyServer
+from survey_servers import SurveyServer, download_args, download_options
 
 
 def cli(ds, url, *extra):
-    return ["download", ds, "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "2", "--retries", "1",
-            "--backoff-base", "0.001", "--no-progress", *extra]  # fmt: skip
+    return download_args(ds, url, *extra, retries=1)
 
 
 def options(url: str, **kw) -> DownloadOptions:
-    base = dict(base_url=url, rate=0, retries=1, timeout=2.0, backoff_base=0.001, size=16, progress=False)
-    return DownloadOptions(**{**base, **kw})
-
-
-def tree(root) -> dict:
-    """path -> bytes of every file under ``root`` (galmet's hidden bookkeeping too)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return download_options(url, retries=1, **kw)
 
 
 def sdss_folder(root, n: int = 3):
@@ -41,12 +34,12 @@ def sdss_folder(root, n: int = 3):
 
 def refused(capsys, root, *argv) -> str:
     """Run a download of ``argv`` into ``root`` that must be refused; return its one-line error."""
-    before = tree(root)
+    before = snapshot(root)
     with SurveyServer() as srv:
         code, _, err = run_cli(capsys, *cli(root, srv.url, *argv))
         assert srv.requests == []  # nothing asked of the service
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert tree(root) == before  # byte-identical
+    assert snapshot(root) == before  # byte-identical
     return err
 
 
@@ -73,11 +66,11 @@ def test_another_survey_or_layer_over_a_folders_cutouts_is_refused(tmp_path, cap
         code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *first))
     assert code == 0, err
     if "--survey" not in second:  # sdss: SkyServer's stand-in
-        before = tree(tmp_path)
+        before = snapshot(tmp_path)
         with FaultyServer() as srv:
             code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *second))
             assert sum(srv.counts.values()) == 0
-        assert code == 2 and len(err.strip().splitlines()) == 1 and tree(tmp_path) == before
+        assert code == 2 and len(err.strip().splitlines()) == 1 and snapshot(tmp_path) == before
     else:
         err = refused(capsys, tmp_path, *second)
     assert f"records 2 {held} cutouts" in err and "one folder holds the cutouts of one imaging source" in err
@@ -122,7 +115,7 @@ def test_a_killed_legacy_runs_cutout_without_its_row_is_kept(tmp_path):
 
 def test_catalog_takes_another_folders_catalogue_for_the_cross_survey_set(tmp_path, capsys):
     cat = sdss_folder(tmp_path / "paper", 3)
-    paper = tree(tmp_path / "paper")
+    paper = snapshot(tmp_path / "paper")
     xs = tmp_path / "xs"
     src = tmp_path / "paper" / "catalog.parquet"
     with SurveyServer() as srv:
@@ -134,7 +127,7 @@ def test_catalog_takes_another_folders_catalogue_for_the_cross_survey_set(tmp_pa
     assert (xs / "catalog.parquet").read_bytes() == src.read_bytes()
     assert {r.survey for r in load_manifest(xs / "manifest.parquet").values()} == {"legacy"}
     assert sorted(p.name for p in (xs / "images").glob("*.jpg")) == sorted(f"{o}.jpg" for o in cat.objID)
-    assert tree(tmp_path / "paper") == paper  # the SDSS set untouched
+    assert snapshot(tmp_path / "paper") == paper  # the SDSS set untouched
 
 
 def test_catalog_of_another_format_is_copied_and_a_different_catalogue_is_refused(tmp_path, capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, snapshot
 from faulty_server import key_of, make_catalog
 from galmet.data.imaging import recorded_imaging
 from galmet.io.atomic import atomic_write_bytes
@@ -21,16 +21,8 @@ from galmet.sdss.download import (
     load_manifest,
 )
 from survey_servers import LEGACY_FITS, LEGACY_JPEG, PS1_FILENAMES, PS1_FITSCUT, SurveyServer
-
-
-def cli(ds, url, *extra):
-    return ["download", ds, "--base-url", url, "--rate", "0", "--size", "16", "--timeout", "2", "--retries", "2",
-            "--backoff-base", "0.001", "--no-progress", *extra]  # fmt: skip
-
-
-def options(url: str, **kw) -> DownloadOptions:
-    base = dict(base_url=url, rate=0, retries=2, timeout=2.0, backoff_base=0.001, size=16, progress=False)
-    return DownloadOptions(**{**base, **kw})
+from survey_servers import download_args as cli
+from survey_servers import download_options as options
 
 
 def test_download_survey_legacy_on_an_sdss_catalogue_with_one_row_outside_the_footprint(tmp_path, capsys):
@@ -114,11 +106,6 @@ def test_another_layer_of_the_same_catalogue_fetches_its_own_cutouts_into_a_fold
     assert load_manifest(tmp_path / "manifest.parquet")[int(cat.objID[0])].layer == "ls-dr9-north"
 
 
-def _tree(root) -> dict:
-    """path -> bytes of every file under ``root`` (galmet's hidden bookkeeping too)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize(
     "first, second, had, asks",
     [
@@ -134,13 +121,13 @@ def test_a_second_format_in_one_dataset_folder_is_refused_before_the_disk_is_tou
     with SurveyServer() as srv:
         code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *first))
         assert code == 0, err
-        before, n = _tree(tmp_path), len(srv.requests)
+        before, n = snapshot(tmp_path), len(srv.requests)
         code, _, err = run_cli(capsys, *cli(tmp_path, srv.url, *second))
         assert len(srv.requests) == n  # nothing asked of the server
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"dataset {tmp_path}: its manifest.parquet records {had} cutouts and --format is {asks}; " in err
     assert f"a dataset folder holds one image format: download the {asks} cutouts into another folder" in err
-    assert _tree(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_a_format_whose_every_fetch_failed_before_may_be_changed(tmp_path):

@@ -7,13 +7,9 @@ import pytest
 from conftest import run_cli
 from faulty_server import key_of, make_catalog
 from galmet.errors import ConfigError
-from galmet.sdss.download import DownloadOptions, download_cutouts, load_manifest
+from galmet.sdss.download import download_cutouts, load_manifest
 from survey_servers import SurveyServer
-
-
-def options(url: str, **kw) -> DownloadOptions:
-    base = dict(base_url=url, rate=0, retries=2, timeout=2.0, backoff_base=0.001, size=16, progress=False)
-    return DownloadOptions(**{**base, **kw})
+from survey_servers import download_options as options
 
 
 def requests_for(srv: SurveyServer, ra, dec) -> int:
