@@ -74,8 +74,7 @@ def flag_rows(
     score = ood_score if ood_score is not None else ood_scores(model, images, batch_size, device)
     if score is not None:
         table = table.assign(**{OOD_SCORE: score})
-        bits |= np.where(score > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
-        checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
+    bits, checks = _merge((bits, checks), embedding_bits(n, score))
     image_score = image_ood_scores(model, images)
     if image_score is not None:
         table = table.assign(**{IMAGE_OOD_SCORE: image_score})
@@ -87,9 +86,7 @@ def flag_rows(
     if cut is not None:
         bits |= cut
         checks.append(Flag.PHOTOMETRIC_CUTS.name or "")
-    if other_survey is not None:
-        bits |= int(Flag.OTHER_SURVEY) if other_survey else 0
-        checks.append(Flag.OTHER_SURVEY.name or "")
+    bits, checks = _merge((bits, checks), other_survey_bits(n, other_survey))
     table = table.assign(**{FLAGS: bits})
     truth = truth_bits(table, model, cat)
     if truth is not None:
@@ -97,6 +94,27 @@ def flag_rows(
         checks.append(TruthFlag.LABEL_OUT_OF_RANGE.name or "")
     table.attrs["flag_checks"] = sorted(set(checks), key=check_value)
     return table
+
+
+def embedding_bits(n: int, score: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+    """(int64 (n,) bits, checks that ran): ``EMBEDDING_OUT_OF_DOMAIN`` where ``score`` (the
+    embedding's ``ood_score``) > 1; nothing (and no check) when the model has no embedding statistics."""
+    if score is None:
+        return np.zeros(n, dtype=np.int64), []
+    bits = np.where(np.asarray(score) > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0).astype(np.int64)
+    return bits, [Flag.EMBEDDING_OUT_OF_DOMAIN.name or ""]
+
+
+def other_survey_bits(n: int, other_survey: bool | None) -> tuple[np.ndarray, list[str]]:
+    """(int64 (n,) bits, checks that ran): ``OTHER_SURVEY`` on every row when ``other_survey``;
+    False: the survey was compared and is the model's (the check ran); None: it could not run."""
+    bits = np.full(n, int(Flag.OTHER_SURVEY) if other_survey else 0, dtype=np.int64)
+    return bits, [] if other_survey is None else [Flag.OTHER_SURVEY.name or ""]
+
+
+def _merge(a: tuple[np.ndarray, list[str]], b: tuple[np.ndarray, list[str]]) -> tuple[np.ndarray, list[str]]:
+    """Two (bits, checks) pairs as one."""
+    return a[0] | b[0], a[1] + b[1]
 
 
 def range_bits(table: pd.DataFrame, model: GalmetModel) -> tuple[np.ndarray, list[str]]:

@@ -14,13 +14,14 @@ import os
 import numpy as np
 import pandas as pd
 
-from galmet.columns import FILE, FLAGS, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT, Flag, check_value
+from galmet.columns import FILE, FLAGS, OBJID, OOD_SCORE, PASSTHROUGH, SPLIT, check_value
 from galmet.data.dataset import load_dataset
 from galmet.errors import ConfigError, DataError
 from galmet.io.safety import check_output_file, inputs_of
 from galmet.io.tables import check_fits_out, require_table_format, table_provenance, write_table
 from galmet.nn.bundle import load_model
 from galmet.nn.embedding import ood_ratio
+from galmet.predict.flags import embedding_bits, other_survey_bits
 from galmet.registry.resolve import model_input
 
 
@@ -126,12 +127,6 @@ def row_flags(n: int, score: np.ndarray | None, other: str | None) -> tuple[np.n
     """(int64 (n,) :class:`galmet.columns.Flag` bits, names of the checks that ran) of an embeddings
     table: ``EMBEDDING_OUT_OF_DOMAIN`` where ``score`` (``ood_score``) > 1, ``OTHER_SURVEY`` on
     every row when ``other`` (the transfer run's description, :meth:`GalmetModel.check_survey`)."""
-    bits = np.zeros(n, dtype=np.int64)
-    checks = []
-    if score is not None:
-        bits |= np.where(np.asarray(score) > 1, int(Flag.EMBEDDING_OUT_OF_DOMAIN), 0)
-        checks.append(Flag.EMBEDDING_OUT_OF_DOMAIN.name or "")
-    if other is not None:
-        bits |= int(Flag.OTHER_SURVEY)
-        checks.append(Flag.OTHER_SURVEY.name or "")
-    return bits, sorted(checks, key=check_value)
+    ood, ood_checks = embedding_bits(n, score)
+    survey, survey_checks = other_survey_bits(n, True if other is not None else None)
+    return ood | survey, sorted(ood_checks + survey_checks, key=check_value)
